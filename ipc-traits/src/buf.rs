@@ -1,0 +1,490 @@
+//! Buffer type-states: the cache rules of shared buffers, in the type.
+//!
+//! A transmit buffer goes `Dirty` (the CPU fills it) → `Clean` (written back,
+//! publishable, no mutable access any more) → published (a [`PublishedSlot`]
+//! record owned by the ring). A receive buffer goes `Received` (the peer says
+//! it wrote it; not readable) → `Invalidated` (stale lines discarded) →
+//! `Readable` (the peer's length was checked against the slot).
+//!
+//! ```text
+//!  new_unchecked ─► Dirty ──clean──► Clean ──into_published──► PublishedSlot
+//!                     ▲                                           │ (ring)
+//!                     └──recycle── Readable ◄─validate── Invalidated ◄─invalidate── Received
+//! ```
+//!
+//! Two rules follow from the cache model and are enforced by these types:
+//!
+//! 1. **Every** buffer handed to the peer, including an empty receive buffer,
+//!    must be `Clean`: a dirty line evicted later would overwrite what the
+//!    peer wrote.
+//! 2. Nothing from the peer is read before it is invalidated and its length
+//!    validated.
+//!
+//! On a coherent system ([`crate::cache::Coherent`]) every state is a
+//! zero-sized marker and every transition is an inlined fence.
+//!
+//! # Design notes
+//!
+//! - The issue sketch reads `clean(&cache)`. Here the cache comes from the
+//!   [`SharedMemory`] the buffer borrows (which was built with the core's
+//!   cache maintenance), so a buffer cannot be cleaned with the wrong cache.
+//! - A slot's range is checked once, at construction, against a window whose
+//!   length never changes; later transitions can only fail if the
+//!   implementation breaks that contract, and then they hand the buffer back
+//!   with the error (nothing is lost).
+//! - Not enforced by types: that two handles never cover the same slot. The
+//!   constructors are `unsafe` for that reason; `vring` and `rpmsg` build
+//!   buffers only from slots they own.
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use crate::sealed::Sealed;
+use crate::shm::{check_align, check_range, DirectMemory, ErrorType, SharedMemory, ShmError};
+
+/// A buffer state (sealed).
+pub trait BufState: Sealed {}
+
+macro_rules! states {
+    ($($(#[$m:meta])* $name:ident),+) => {$(
+        $(#[$m])*
+        #[derive(Debug)]
+        pub struct $name {
+            _private: (),
+        }
+        impl Sealed for $name {}
+        impl BufState for $name {}
+    )+};
+}
+
+states! {
+    /// The CPU may be writing it; local cache lines may be dirty (type state).
+    Dirty,
+    /// Written back to memory; may be handed to the peer, no longer writable
+    /// (type state).
+    Clean,
+    /// The peer reports having written it; local lines may be stale; not
+    /// readable (type state).
+    Received,
+    /// Stale local lines discarded; the peer's length is not yet checked
+    /// (type state).
+    Invalidated,
+    /// Invalidated and length-checked: readable (type state).
+    Readable
+}
+
+/// Why a received buffer was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufError {
+    /// The peer reported `len` bytes for a slot of `capacity` bytes.
+    LengthOverflow {
+        /// What the peer reported.
+        len: u32,
+        /// The slot size.
+        capacity: usize,
+    },
+    /// A shared-memory access failed.
+    Shm(ShmError),
+}
+
+impl fmt::Display for BufError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LengthOverflow { len, capacity } => {
+                write!(f, "peer length {len} exceeds the {capacity}-byte buffer")
+            }
+            Self::Shm(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl crate::shm::Error for BufError {
+    fn kind(&self) -> crate::shm::ErrorKind {
+        match self {
+            Self::LengthOverflow { .. } => crate::shm::ErrorKind::Protocol,
+            Self::Shm(e) => crate::shm::Error::kind(e),
+        }
+    }
+}
+
+/// One line-aligned, line-padded slot of shared memory, in state `S`.
+///
+/// `'m` borrows the window, so a buffer can never outlive the memory it
+/// names; transitions consume the buffer, so a stale state cannot be used
+/// after a transition.
+#[must_use = "a buffer that is dropped is not returned to its pool"]
+pub struct ShmBuf<'m, M: ?Sized, S: BufState> {
+    mem: &'m M,
+    offset: usize,
+    capacity: usize,
+    len: usize,
+    _state: PhantomData<S>,
+}
+
+impl<M: ?Sized, S: BufState> fmt::Debug for ShmBuf<'_, M, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmBuf")
+            .field("offset", &self.offset)
+            .field("capacity", &self.capacity)
+            .field("len", &self.len)
+            .field("state", &core::any::type_name::<S>())
+            .finish()
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
+    fn into_state<T: BufState>(self) -> ShmBuf<'m, M, T> {
+        ShmBuf {
+            mem: self.mem,
+            offset: self.offset,
+            capacity: self.capacity,
+            len: self.len,
+            _state: PhantomData,
+        }
+    }
+
+    /// Checks a slot and builds the handle.
+    fn checked(mem: &'m M, offset: usize, capacity: usize) -> Result<Self, ShmError> {
+        check_range(mem.len(), offset, capacity)?;
+        check_align(offset, M::LINE)?;
+        check_align(capacity, M::LINE)?;
+        Ok(Self {
+            mem,
+            offset,
+            capacity,
+            len: 0,
+            _state: PhantomData,
+        })
+    }
+
+    /// The slot's offset in the window.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The slot size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The slot's address as the peer sees it.
+    pub fn peer_addr(&self) -> u64 {
+        self.mem.peer_base() + self.offset as u64
+    }
+
+    /// Discards the contents and starts over as a buffer to fill.
+    pub fn recycle(self) -> ShmBuf<'m, M, Dirty> {
+        let mut buf = self.into_state::<Dirty>();
+        buf.len = 0;
+        buf
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
+    /// A buffer to fill over the slot `offset..offset + capacity`.
+    ///
+    /// # Errors
+    ///
+    /// The slot is outside the window or not aligned to `M::LINE` at both
+    /// ends (maintenance would touch a neighbour).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the slot exclusively for the lifetime of the buffer
+    /// and every buffer derived from it: no other `ShmBuf` covers any of its
+    /// bytes, and the peer does not own it.
+    pub unsafe fn new_unchecked(
+        mem: &'m M,
+        offset: usize,
+        capacity: usize,
+    ) -> Result<Self, ShmError> {
+        Self::checked(mem, offset, capacity)
+    }
+
+    /// The bytes written so far (the length that will be published).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `bytes` to `at` in the slot and extends the length to cover it.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] if `at + bytes.len()` exceeds the
+    /// slot (nothing is written).
+    pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), M::Error> {
+        check_range(self.capacity, at, bytes.len())?;
+        self.mem.write(self.offset + at, bytes)?;
+        self.len = self.len.max(at + bytes.len());
+        Ok(())
+    }
+
+    /// Sets the length to publish.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] if `len` exceeds the slot.
+    pub fn set_len(&mut self, len: usize) -> Result<(), ShmError> {
+        check_range(self.capacity, 0, len)?;
+        self.len = len;
+        Ok(())
+    }
+
+    /// Writes back the slot's lines and makes the buffer publishable.
+    ///
+    /// # Errors
+    ///
+    /// Maintenance failed (only if the memory breaks its contract); the
+    /// buffer is handed back unchanged with the error.
+    pub fn clean(self) -> Result<ShmBuf<'m, M, Clean>, (Self, M::Error)> {
+        match self.mem.clean(self.offset, self.capacity) {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
+impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Dirty> {
+    /// The whole slot as a mutable slice, for zero-copy filling; the length
+    /// to publish is set with [`ShmBuf::set_len`].
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the slot lies inside the window (checked at construction,
+        // window length immutable), `as_ptr` is valid for the window
+        // (`DirectMemory` contract), and the slot is owned exclusively by
+        // this buffer (`new_unchecked` contract); `&mut self` prevents a
+        // second borrow.
+        unsafe {
+            core::slice::from_raw_parts_mut(
+                self.mem.as_ptr().as_ptr().add(self.offset),
+                self.capacity,
+            )
+        }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Clean> {
+    /// The length that will be published.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer is empty (a receive buffer being handed out).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Hands the slot to the ring: the only way a buffer reaches the peer.
+    pub fn into_published(self) -> PublishedSlot {
+        PublishedSlot {
+            offset: self.offset,
+            capacity: self.capacity,
+            len: self.len,
+            peer_addr: self.peer_addr(),
+        }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Received> {
+    /// A buffer the peer reports having written.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ShmBuf::new_unchecked`] on `Dirty`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ShmBuf::new_unchecked`] on `Dirty`: the slot came back from
+    /// the peer (the ring checked it against its own record of what it
+    /// published) and is now owned by the caller alone.
+    pub unsafe fn new_unchecked(
+        mem: &'m M,
+        offset: usize,
+        capacity: usize,
+    ) -> Result<Self, ShmError> {
+        Self::checked(mem, offset, capacity)
+    }
+
+    /// Discards this core's stale lines for the slot.
+    ///
+    /// # Errors
+    ///
+    /// Maintenance failed (contract breach of the memory); the buffer is
+    /// handed back.
+    pub fn invalidate(self) -> Result<ShmBuf<'m, M, Invalidated>, (Self, M::Error)> {
+        match self.mem.invalidate(self.offset, self.capacity) {
+            Ok(()) => Ok(self.into_state()),
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
+    /// Checks the peer's length against the slot; then the buffer is
+    /// readable up to that length.
+    ///
+    /// # Errors
+    ///
+    /// [`BufError::LengthOverflow`] if `len_from_peer` exceeds the slot; the
+    /// buffer is handed back so it can be recycled, never lost.
+    pub fn validate(self, len_from_peer: u32) -> Result<ShmBuf<'m, M, Readable>, (Self, BufError)> {
+        match usize::try_from(len_from_peer) {
+            Ok(len) if len <= self.capacity => {
+                let mut buf = self.into_state::<Readable>();
+                buf.len = len;
+                Ok(buf)
+            }
+            _ => {
+                let e = BufError::LengthOverflow {
+                    len: len_from_peer,
+                    capacity: self.capacity,
+                };
+                Err((self, e))
+            }
+        }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
+    /// The validated length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the peer sent nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `dst.len()` bytes from `at` out of the validated part.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] if the range exceeds the validated
+    /// length.
+    pub fn read(&self, at: usize, dst: &mut [u8]) -> Result<(), M::Error> {
+        check_range(self.len, at, dst.len())?;
+        self.mem.read(self.offset + at, dst)
+    }
+}
+
+impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Readable> {
+    /// The validated bytes, zero-copy.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len <= capacity` (validated), the slot lies in the window
+        // and is owned by this buffer alone (construction contracts); `&self`
+        // ties the slice to the buffer, so it cannot outlive the ownership.
+        unsafe {
+            core::slice::from_raw_parts(self.mem.as_ptr().as_ptr().add(self.offset), self.len)
+        }
+    }
+}
+
+impl<M: ?Sized, S: BufState> ErrorType for ShmBuf<'_, M, S> {
+    type Error = BufError;
+}
+
+/// The ring's record of a slot handed to the peer.
+///
+/// Not `Clone`: one record per published slot. The ring keeps it (its trusted
+/// shadow) and compares everything the peer reports against it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PublishedSlot {
+    /// Offset of the slot in the window.
+    pub offset: usize,
+    /// Slot size.
+    pub capacity: usize,
+    /// Published length (0 for an empty receive buffer).
+    pub len: usize,
+    /// The slot's peer address (what goes into the descriptor).
+    pub peer_addr: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Coherent;
+    use crate::shm::RawRegion;
+    use core::ptr::NonNull;
+
+    #[repr(align(64))]
+    struct Backing([u8; 256]);
+
+    fn with_region(f: impl FnOnce(&RawRegion<Coherent>)) {
+        let mut b = Backing([0; 256]);
+        let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+        // SAFETY: the backing outlives the region; only the region uses it.
+        let shm = unsafe { RawRegion::new(base, 256, 0x1000, Coherent) }.unwrap();
+        f(&shm);
+    }
+
+    #[test]
+    fn transmit_path_publishes_what_was_written() {
+        with_region(|shm| {
+            // SAFETY: the test owns the slot.
+            let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(shm, 64, 64) }.unwrap();
+            buf.write(0, b"hello").unwrap();
+            buf.as_mut_slice()[5] = b'!';
+            buf.set_len(6).unwrap();
+            assert!(buf.write(60, b"toolong").is_err());
+            let slot = buf.clean().unwrap().into_published();
+            assert_eq!(
+                slot,
+                PublishedSlot {
+                    offset: 64,
+                    capacity: 64,
+                    len: 6,
+                    peer_addr: 0x1040
+                }
+            );
+            let mut out = [0u8; 6];
+            shm.read(64, &mut out).unwrap();
+            assert_eq!(&out, b"hello!");
+        });
+    }
+
+    #[test]
+    fn receive_path_checks_the_peer_length() {
+        with_region(|shm| {
+            shm.write(128, b"ping").unwrap();
+            // SAFETY: the test owns the slot.
+            let rx = unsafe { ShmBuf::<_, Received>::new_unchecked(shm, 128, 64) }.unwrap();
+            let inv = rx.invalidate().unwrap();
+            let (inv, err) = inv.validate(65).unwrap_err();
+            assert_eq!(
+                err,
+                BufError::LengthOverflow {
+                    len: 65,
+                    capacity: 64
+                }
+            );
+            assert_eq!(
+                crate::shm::Error::kind(&err),
+                crate::shm::ErrorKind::Protocol
+            );
+            let rd = inv.validate(4).unwrap();
+            assert_eq!(rd.as_slice(), b"ping");
+            let mut two = [0u8; 2];
+            rd.read(2, &mut two).unwrap();
+            assert_eq!(&two, b"ng");
+            assert!(rd.read(3, &mut two).is_err());
+            let again = rd.recycle();
+            assert_eq!((again.len(), again.offset()), (0, 128));
+        });
+    }
+
+    #[test]
+    fn slots_outside_or_across_the_window_are_refused() {
+        with_region(|shm| {
+            // SAFETY: construction fails before any access.
+            assert!(unsafe { ShmBuf::<_, Dirty>::new_unchecked(shm, 224, 64) }.is_err());
+            // SAFETY: as above.
+            assert!(unsafe { ShmBuf::<_, Received>::new_unchecked(shm, usize::MAX, 2) }.is_err());
+        });
+    }
+}

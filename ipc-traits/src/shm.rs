@@ -1,0 +1,629 @@
+//! Shared memory: a bounds-checked window the rings live in.
+//!
+//! [`SharedMemory`] is the only way `vring` and `rpmsg` touch shared memory.
+//! It is implemented over real memory by [`RawRegion`] and over simulated
+//! memory with per-core caches by `conformance::SimMemory`, so the same ring
+//! code runs on silicon, in the non-coherent simulation and under fuzzing.
+//!
+//! Every access names an *offset* into the window and is checked against the
+//! window; peer addresses (what the other side writes into descriptors) go
+//! through [`SharedMemory::translate`] first.
+//!
+//! # For link users
+//!
+//! - Indices go through [`SharedMemory::load_u16_acquire`] /
+//!   [`SharedMemory::store_u16_release`]; payloads through `read` / `write`.
+//! - Values are native-endian as stored; `vring` converts for virtio 1.x
+//!   (little-endian) or legacy (native) layouts.
+//! - On a non-coherent system, `clean` what you wrote before publishing and
+//!   `invalidate` what you are about to read: the window does not do it
+//!   behind your back (that is the point of the buffer type-states in
+//!   [`crate::buf`]).
+//!
+//! # Design notes
+//!
+//! Methods take `&self`, unlike the `&mut self` receivers of the mailbox
+//! contracts: the two rings and the buffer pool of one link share one window,
+//! and each implementation keeps its per-core state (a simulated cache) behind
+//! interior mutability. The window's length and peer base never change after
+//! construction, which is what lets buffer handles validate a range once.
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+
+use crate::cache::{CacheMaintenance, LineRange};
+
+crate::error_vocabulary! {
+    /// What went wrong on a shared-memory access.
+    kinds {
+        /// The memory is not available now (peer asleep, region being reset).
+        WouldBlock => "shared memory not available now, retry later",
+        /// The peer supplied an address or length that lies outside the
+        /// window.
+        Protocol => "peer address outside the shared window",
+        /// A local offset outside the window.
+        OutOfWindow => "offset outside the shared window",
+        /// An access not aligned to its width or a maintenance range not
+        /// aligned to the cache line.
+        Misaligned => "misaligned shared-memory access",
+        /// Anything else.
+        Other => "shared-memory error",
+    }
+}
+
+/// The concrete error of the shared-memory implementations in this family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShmError {
+    /// A peer address range `addr..addr + len` outside the window.
+    AddressOutsideWindow {
+        /// The peer address.
+        addr: u64,
+        /// The length asked for.
+        len: usize,
+    },
+    /// A local range `offset..offset + len` outside the window.
+    OffsetOutsideWindow {
+        /// The offset.
+        offset: usize,
+        /// The length asked for.
+        len: usize,
+    },
+    /// An offset not aligned to `align`.
+    Misaligned {
+        /// The offset.
+        offset: usize,
+        /// The alignment required.
+        align: usize,
+    },
+    /// The memory cannot be used now.
+    Unavailable,
+}
+
+impl Error for ShmError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::AddressOutsideWindow { .. } => ErrorKind::Protocol,
+            Self::OffsetOutsideWindow { .. } => ErrorKind::OutOfWindow,
+            Self::Misaligned { .. } => ErrorKind::Misaligned,
+            Self::Unavailable => ErrorKind::WouldBlock,
+        }
+    }
+}
+
+impl fmt::Display for ShmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::AddressOutsideWindow { addr, len } => {
+                write!(f, "peer address {addr:#x}+{len} outside the shared window")
+            }
+            Self::OffsetOutsideWindow { offset, len } => {
+                write!(f, "offset {offset:#x}+{len} outside the shared window")
+            }
+            Self::Misaligned { offset, align } => {
+                write!(f, "offset {offset:#x} not aligned to {align}")
+            }
+            Self::Unavailable => f.write_str("shared memory unavailable"),
+        }
+    }
+}
+
+impl core::error::Error for ShmError {}
+
+/// Checks `offset..offset + len` against a window of `window` bytes.
+///
+/// # Errors
+///
+/// [`ShmError::OffsetOutsideWindow`] if the range does not fit (overflow
+/// included).
+#[inline]
+pub const fn check_range(window: usize, offset: usize, len: usize) -> Result<(), ShmError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= window => Ok(()),
+        _ => Err(ShmError::OffsetOutsideWindow { offset, len }),
+    }
+}
+
+/// Checks that `offset` is aligned to `align` (a power of two).
+///
+/// # Errors
+///
+/// [`ShmError::Misaligned`].
+#[inline]
+pub const fn check_align(offset: usize, align: usize) -> Result<(), ShmError> {
+    if offset & (align - 1) == 0 {
+        Ok(())
+    } else {
+        Err(ShmError::Misaligned { offset, align })
+    }
+}
+
+/// A bounds-checked window of memory shared with a peer.
+///
+/// # For implementors
+///
+/// - `len` and `peer_base` never change after construction.
+/// - `load_*_acquire` has acquire semantics and `store_*_release` release
+///   semantics with respect to the other accesses of this core; index
+///   accesses are single-copy atomic (never torn).
+/// - `clean` / `invalidate` take ranges aligned to [`SharedMemory::LINE`]
+///   (checked: [`ShmError::Misaligned`]); `invalidate` only discards bytes of
+///   this window, so it is safe here.
+pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
+    /// The cache-line granule maintenance ranges must be aligned to (1 when
+    /// coherent).
+    const LINE: usize;
+
+    /// The window length in bytes.
+    fn len(&self) -> usize;
+
+    /// Whether the window is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The address at which the peer sees offset 0 of the window.
+    fn peer_base(&self) -> u64;
+
+    /// Copies `dst.len()` bytes from `offset` into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] (nothing is copied).
+    fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// Copies `src` to `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] (nothing is written).
+    fn write(&self, offset: usize, src: &[u8]) -> Result<(), Self::Error>;
+
+    /// Loads a 16-bit ring index with acquire ordering.
+    ///
+    /// # Errors
+    ///
+    /// Out of window, or `offset` not 2-aligned.
+    fn load_u16_acquire(&self, offset: usize) -> Result<u16, Self::Error>;
+
+    /// Stores a 16-bit ring index with release ordering.
+    ///
+    /// # Errors
+    ///
+    /// Out of window, or `offset` not 2-aligned.
+    fn store_u16_release(&self, offset: usize, value: u16) -> Result<(), Self::Error>;
+
+    /// Loads a 32-bit control word with acquire ordering.
+    ///
+    /// # Errors
+    ///
+    /// Out of window, or `offset` not 4-aligned.
+    fn load_u32_acquire(&self, offset: usize) -> Result<u32, Self::Error>;
+
+    /// Stores a 32-bit control word with release ordering.
+    ///
+    /// # Errors
+    ///
+    /// Out of window, or `offset` not 4-aligned.
+    fn store_u32_release(&self, offset: usize, value: u32) -> Result<(), Self::Error>;
+
+    /// Writes back this core's cached copy of `offset..offset + len`.
+    ///
+    /// # Errors
+    ///
+    /// Out of window, or the range not aligned to [`SharedMemory::LINE`].
+    fn clean(&self, offset: usize, len: usize) -> Result<(), Self::Error>;
+
+    /// Discards this core's cached copy of `offset..offset + len`, so the next
+    /// read sees memory. Local writes to the range not yet cleaned are lost.
+    ///
+    /// # Errors
+    ///
+    /// Out of window, or the range not aligned to [`SharedMemory::LINE`].
+    fn invalidate(&self, offset: usize, len: usize) -> Result<(), Self::Error>;
+
+    /// The window offset of the peer address range `peer_addr..+len`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::AddressOutsideWindow`] when any byte of the range lies
+    /// outside the window (overflow included). Peer addresses are hostile
+    /// input: this is the only way to turn one into an offset.
+    fn translate(&self, peer_addr: u64, len: usize) -> Result<usize, Self::Error> {
+        let outside = ShmError::AddressOutsideWindow {
+            addr: peer_addr,
+            len,
+        };
+        let offset = peer_addr.checked_sub(self.peer_base()).ok_or(outside)?;
+        let offset = usize::try_from(offset).map_err(|_| outside)?;
+        check_range(self.len(), offset, len).map_err(|_| outside)?;
+        Ok(offset)
+    }
+
+    /// The peer address of window offset `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] if `offset > len`.
+    fn peer_addr(&self, offset: usize) -> Result<u64, Self::Error> {
+        check_range(self.len(), offset, 0)?;
+        Ok(self.peer_base() + offset as u64)
+    }
+
+    /// The smallest `LINE`-aligned range covering `offset..offset + len`
+    /// (what to clean after writing a field that is not line-aligned).
+    ///
+    /// # Errors
+    ///
+    /// Out of window (the rounded range must fit too).
+    fn covering_lines(&self, offset: usize, len: usize) -> Result<(usize, usize), Self::Error> {
+        let mask = Self::LINE - 1;
+        let end = offset
+            .checked_add(len)
+            .and_then(|e| e.checked_add(mask))
+            .ok_or(ShmError::OffsetOutsideWindow { offset, len })?
+            & !mask;
+        let start = offset & !mask;
+        check_range(self.len(), start, end - start)?;
+        Ok((start, end - start))
+    }
+}
+
+macro_rules! forward_shm {
+    ($($ref:tt)+) => {
+        impl<T: SharedMemory + ?Sized> SharedMemory for $($ref)+ T {
+            const LINE: usize = T::LINE;
+            #[inline] fn len(&self) -> usize { T::len(self) }
+            #[inline] fn is_empty(&self) -> bool { T::is_empty(self) }
+            #[inline] fn peer_base(&self) -> u64 { T::peer_base(self) }
+            #[inline] fn read(&self, o: usize, d: &mut [u8]) -> Result<(), Self::Error> { T::read(self, o, d) }
+            #[inline] fn write(&self, o: usize, s: &[u8]) -> Result<(), Self::Error> { T::write(self, o, s) }
+            #[inline] fn load_u16_acquire(&self, o: usize) -> Result<u16, Self::Error> { T::load_u16_acquire(self, o) }
+            #[inline] fn store_u16_release(&self, o: usize, v: u16) -> Result<(), Self::Error> { T::store_u16_release(self, o, v) }
+            #[inline] fn load_u32_acquire(&self, o: usize) -> Result<u32, Self::Error> { T::load_u32_acquire(self, o) }
+            #[inline] fn store_u32_release(&self, o: usize, v: u32) -> Result<(), Self::Error> { T::store_u32_release(self, o, v) }
+            #[inline] fn clean(&self, o: usize, l: usize) -> Result<(), Self::Error> { T::clean(self, o, l) }
+            #[inline] fn invalidate(&self, o: usize, l: usize) -> Result<(), Self::Error> { T::invalidate(self, o, l) }
+            #[inline] fn translate(&self, a: u64, l: usize) -> Result<usize, Self::Error> { T::translate(self, a, l) }
+            #[inline] fn peer_addr(&self, o: usize) -> Result<u64, Self::Error> { T::peer_addr(self, o) }
+        }
+    };
+}
+forward_shm!(&);
+forward_shm!(&mut);
+
+/// Shared memory the CPU can address directly, for zero-copy slices.
+///
+/// # Safety
+///
+/// Implementation safety: `as_ptr()` points at `len()` bytes of memory that
+/// stay valid for the lifetime of `self`, hold no Rust object, and are
+/// accessed by `read`/`write` at the same addresses (offset `o` is
+/// `as_ptr() + o`).
+pub unsafe trait DirectMemory: SharedMemory {
+    /// The address of offset 0.
+    fn as_ptr(&self) -> NonNull<u8>;
+}
+
+// SAFETY: forwards to `T`, whose implementation upholds the contract.
+unsafe impl<T: DirectMemory + ?Sized> DirectMemory for &T {
+    fn as_ptr(&self) -> NonNull<u8> {
+        T::as_ptr(self)
+    }
+}
+
+/// A window over real memory: pointer, length, the peer's base address and
+/// the cache maintenance of the core we run on.
+///
+/// # Examples
+///
+/// ```
+/// use ipc_traits::cache::Coherent;
+/// use ipc_traits::shm::{RawRegion, SharedMemory};
+///
+/// let mut backing = [0u8; 256];
+/// let base = core::ptr::NonNull::new(backing.as_mut_ptr()).unwrap();
+/// // SAFETY: `backing` outlives `shm` and is only accessed through it.
+/// let shm = unsafe { RawRegion::new(base, 256, 0x4000_0000, Coherent) }.unwrap();
+/// shm.store_u16_release(2, 7).unwrap();
+/// assert_eq!(shm.load_u16_acquire(2).unwrap(), 7);
+/// assert_eq!(shm.translate(0x4000_0010, 16).unwrap(), 0x10);
+/// assert!(shm.translate(0x4000_00f8, 16).is_err());
+/// ```
+#[derive(Debug)]
+pub struct RawRegion<C> {
+    base: NonNull<u8>,
+    len: usize,
+    peer_base: u64,
+    cache: C,
+}
+
+impl<C: CacheMaintenance> RawRegion<C> {
+    /// A window over `len` bytes at `base`, seen by the peer at `peer_base`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::Misaligned`] if `base` or `len` is not aligned to
+    /// `C::LINE` (maintenance of the window's first or last line would then
+    /// touch memory outside it); [`ShmError::AddressOutsideWindow`] if
+    /// `peer_base + len` overflows.
+    ///
+    /// # Safety
+    ///
+    /// 1. `base..base + len` is memory shared with the peer, valid for reads
+    ///    and writes for as long as this value (or a buffer borrowing it)
+    ///    lives;
+    /// 2. no Rust object lives in it and nothing else on this core accesses
+    ///    it except through this value;
+    /// 3. `cache` maintains the cache that sits in front of that memory on
+    ///    this core.
+    pub unsafe fn new(
+        base: NonNull<u8>,
+        len: usize,
+        peer_base: u64,
+        cache: C,
+    ) -> Result<Self, ShmError> {
+        check_align(base.as_ptr() as usize, C::LINE)?;
+        check_align(len, C::LINE)?;
+        if peer_base.checked_add(len as u64).is_none() {
+            return Err(ShmError::AddressOutsideWindow {
+                addr: peer_base,
+                len,
+            });
+        }
+        Ok(Self {
+            base,
+            len,
+            peer_base,
+            cache,
+        })
+    }
+
+    /// The cache maintenance this window uses.
+    pub fn cache(&self) -> &C {
+        &self.cache
+    }
+
+    fn ptr(&self, offset: usize, len: usize) -> Result<*mut u8, ShmError> {
+        check_range(self.len, offset, len)?;
+        // SAFETY: offset + len <= self.len (checked), so the result stays
+        // inside the allocation described in `new`'s contract.
+        Ok(unsafe { self.base.as_ptr().add(offset) })
+    }
+
+    fn lines(&self, offset: usize, len: usize) -> Result<LineRange<C>, ShmError> {
+        let p = self.ptr(offset, len)? as usize;
+        LineRange::new(p, len).ok_or(ShmError::Misaligned {
+            offset,
+            align: C::LINE,
+        })
+    }
+}
+
+// SAFETY: the window is memory shared between cores, accessed only through
+// atomics and copies; moving it to another context does not create aliasing
+// beyond what `new`'s contract already allows.
+unsafe impl<C: Send> Send for RawRegion<C> {}
+// SAFETY: every method takes `&self` and accesses memory through atomics
+// (indices) or raw copies of ranges owned by the caller's protocol role;
+// the cache implementations are `&self` and stateless or atomic.
+unsafe impl<C: Sync> Sync for RawRegion<C> {}
+
+impl<C> ErrorType for RawRegion<C> {
+    type Error = ShmError;
+}
+
+impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
+    const LINE: usize = C::LINE;
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn peer_base(&self) -> u64 {
+        self.peer_base
+    }
+
+    #[inline]
+    fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
+        let src = self.ptr(offset, dst.len())?;
+        // SAFETY: `src..+len` is inside the window (checked by `ptr`); `dst`
+        // is a distinct Rust buffer, so the ranges do not overlap. A peer that
+        // writes bytes it does not own while we copy only changes the bytes we
+        // copy; the copied values are validated before use.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    #[inline]
+    fn write(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
+        let dst = self.ptr(offset, src.len())?;
+        // SAFETY: as in `read`, in the other direction.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        Ok(())
+    }
+
+    #[inline]
+    fn load_u16_acquire(&self, offset: usize) -> Result<u16, ShmError> {
+        check_align(offset, 2)?;
+        let p = self.ptr(offset, 2)?;
+        check_align(p as usize, 2)?;
+        // SAFETY: `p` is in the window, 2-aligned (checked), valid for the
+        // window's lifetime; the peer accesses it with atomic-width accesses.
+        Ok(unsafe { AtomicU16::from_ptr(p.cast()) }.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn store_u16_release(&self, offset: usize, value: u16) -> Result<(), ShmError> {
+        check_align(offset, 2)?;
+        let p = self.ptr(offset, 2)?;
+        check_align(p as usize, 2)?;
+        // SAFETY: as in `load_u16_acquire`.
+        unsafe { AtomicU16::from_ptr(p.cast()) }.store(value, Ordering::Release);
+        Ok(())
+    }
+
+    #[inline]
+    fn load_u32_acquire(&self, offset: usize) -> Result<u32, ShmError> {
+        check_align(offset, 4)?;
+        let p = self.ptr(offset, 4)?;
+        check_align(p as usize, 4)?;
+        // SAFETY: as in `load_u16_acquire`, 4-aligned.
+        Ok(unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn store_u32_release(&self, offset: usize, value: u32) -> Result<(), ShmError> {
+        check_align(offset, 4)?;
+        let p = self.ptr(offset, 4)?;
+        check_align(p as usize, 4)?;
+        // SAFETY: as in `load_u32_acquire`.
+        unsafe { AtomicU32::from_ptr(p.cast()) }.store(value, Ordering::Release);
+        Ok(())
+    }
+
+    #[inline]
+    fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        let range = self.lines(offset, len)?;
+        self.cache.clean(range);
+        Ok(())
+    }
+
+    #[inline]
+    fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        let range = self.lines(offset, len)?;
+        // SAFETY: the range lies inside the window (checked by `lines`) and
+        // is line-aligned, and the window's base and length are line-aligned
+        // (checked in `new`), so no line outside the window is touched; the
+        // window holds no Rust object (`new`'s contract), so discarding
+        // unwritten bytes there loses shared-memory data only, never a value
+        // the program relies on for soundness.
+        unsafe { self.cache.invalidate(range) };
+        Ok(())
+    }
+}
+
+// SAFETY: offset `o` is `base + o` in every method above; validity and the
+// absence of Rust objects come from `RawRegion::new`'s contract.
+unsafe impl<C: CacheMaintenance> DirectMemory for RawRegion<C> {
+    fn as_ptr(&self) -> NonNull<u8> {
+        self.base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Coherent;
+
+    #[repr(align(64))]
+    struct Backing([u8; 512]);
+
+    fn region(b: &mut Backing) -> RawRegion<Coherent> {
+        let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+        // SAFETY: the backing outlives the region in each test and is only
+        // used through it.
+        unsafe { RawRegion::new(base, 512, 0x4000_0000, Coherent) }.unwrap()
+    }
+
+    #[test]
+    fn accesses_outside_the_window_are_errors() {
+        let mut b = Backing([0; 512]);
+        let shm = region(&mut b);
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            shm.read(508, &mut buf),
+            Err(ShmError::OffsetOutsideWindow {
+                offset: 508,
+                len: 8
+            })
+        );
+        assert_eq!(
+            shm.write(usize::MAX, &buf).unwrap_err().kind(),
+            ErrorKind::OutOfWindow
+        );
+        assert_eq!(
+            shm.load_u16_acquire(511).unwrap_err().kind(),
+            ErrorKind::Misaligned
+        );
+        assert!(shm.load_u16_acquire(512).is_err());
+        assert!(shm.store_u32_release(510, 1).is_err());
+        shm.write(504, &buf).unwrap();
+        shm.read(0, &mut buf).unwrap();
+    }
+
+    #[test]
+    fn translation_rejects_every_address_not_fully_inside() {
+        let mut b = Backing([0; 512]);
+        let shm = region(&mut b);
+        assert_eq!(shm.translate(0x4000_0000, 512), Ok(0));
+        assert_eq!(shm.translate(0x4000_01ff, 1), Ok(511));
+        for (addr, len) in [
+            (0x3fff_ffff, 1),
+            (0x4000_01ff, 2),
+            (0x4000_0200, 1),
+            (u64::MAX, 1),
+            (0, 0),
+        ] {
+            assert_eq!(
+                shm.translate(addr, len).unwrap_err().kind(),
+                ErrorKind::Protocol,
+                "{addr:#x}+{len}"
+            );
+        }
+        assert_eq!(shm.peer_addr(16), Ok(0x4000_0010));
+        assert!(shm.peer_addr(513).is_err());
+    }
+
+    #[test]
+    fn indices_and_payload_land_in_memory_native_endian() {
+        let mut b = Backing([0; 512]);
+        {
+            let shm = region(&mut b);
+            shm.store_u16_release(4, 0x0102).unwrap();
+            shm.store_u32_release(8, 0x0304_0506).unwrap();
+            shm.write(16, b"abc").unwrap();
+            assert_eq!(shm.load_u32_acquire(8), Ok(0x0304_0506));
+            shm.clean(0, 64).unwrap();
+            shm.invalidate(64, 64).unwrap();
+        }
+        assert_eq!(b.0[4..6], 0x0102u16.to_ne_bytes());
+        assert_eq!(&b.0[16..19], b"abc");
+    }
+
+    #[test]
+    fn covering_lines_rounds_to_the_granule_and_stays_inside() {
+        struct Line32;
+        impl CacheMaintenance for Line32 {
+            const LINE: usize = 32;
+            fn clean(&self, _: LineRange<Self>) {}
+            unsafe fn invalidate(&self, _: LineRange<Self>) {}
+            fn clean_invalidate(&self, _: LineRange<Self>) {}
+        }
+        let mut b = Backing([0; 512]);
+        let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+        // SAFETY: as in `region`.
+        let shm = unsafe { RawRegion::new(base, 512, 0, Line32) }.unwrap();
+        assert_eq!(shm.covering_lines(40, 2), Ok((32, 32)));
+        assert_eq!(shm.covering_lines(30, 4), Ok((0, 64)));
+        assert!(shm.covering_lines(500, 20).is_err());
+        assert_eq!(shm.clean(8, 32).unwrap_err().kind(), ErrorKind::Misaligned);
+        assert_eq!(
+            shm.invalidate(32, 33).unwrap_err().kind(),
+            ErrorKind::Misaligned
+        );
+        // SAFETY: as in `region`; base + 8 is not 32-aligned.
+        let bad = unsafe {
+            RawRegion::new(
+                NonNull::new(b.0.as_mut_ptr().wrapping_add(8)).unwrap(),
+                64,
+                0,
+                Line32,
+            )
+        };
+        assert!(matches!(bad, Err(ShmError::Misaligned { .. })));
+    }
+}
