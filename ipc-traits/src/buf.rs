@@ -168,11 +168,6 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
         self.capacity
     }
 
-    /// The slot's address as the peer sees it.
-    pub fn peer_addr(&self) -> u64 {
-        self.mem.peer_base() + self.offset as u64
-    }
-
     /// Discards the contents and starts over as a buffer to fill.
     pub fn recycle(self) -> ShmBuf<'m, M, Dirty> {
         let mut buf = self.into_state::<Dirty>();
@@ -193,7 +188,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
     ///
     /// The caller owns the slot exclusively for the lifetime of the buffer
     /// and every buffer derived from it: no other `ShmBuf` covers any of its
-    /// bytes, and the peer does not own it.
+    /// bytes, nothing else on this core reaches the slot through the window
+    /// (`SharedMemory::read`/`write` on it) while the buffer lives, and the
+    /// peer does not own it.
     pub unsafe fn new_unchecked(
         mem: &'m M,
         offset: usize,
@@ -279,7 +276,14 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Clean> {
         self.len == 0
     }
 
-    /// Hands the slot to the ring: the only way a buffer reaches the peer.
+    /// The slot's address as the peer sees it (what goes into the
+    /// descriptor).
+    pub fn peer_addr(&self) -> u64 {
+        self.mem.peer_base() + self.offset as u64
+    }
+
+    /// Hands the slot to the ring: the only way to obtain the record a ring
+    /// publishes.
     pub fn into_published(self) -> PublishedSlot {
         PublishedSlot {
             offset: self.offset,
@@ -391,18 +395,42 @@ impl<M: ?Sized, S: BufState> ErrorType for ShmBuf<'_, M, S> {
 
 /// The ring's record of a slot handed to the peer.
 ///
-/// Not `Clone`: one record per published slot. The ring keeps it (its trusted
+/// Not `Clone`, and only [`ShmBuf::into_published`] (on a `Clean` buffer)
+/// builds one: one record per published slot. The ring keeps it (its trusted
 /// shadow) and compares everything the peer reports against it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PublishedSlot {
+    offset: usize,
+    capacity: usize,
+    len: usize,
+    peer_addr: u64,
+}
+
+impl PublishedSlot {
     /// Offset of the slot in the window.
-    pub offset: usize,
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// Slot size.
-    pub capacity: usize,
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Published length (0 for an empty receive buffer).
-    pub len: usize,
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the published length is 0 (an empty receive buffer).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The slot's peer address (what goes into the descriptor).
-    pub peer_addr: u64,
+    pub fn peer_addr(&self) -> u64 {
+        self.peer_addr
+    }
 }
 
 #[cfg(test)]

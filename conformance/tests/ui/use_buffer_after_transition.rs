@@ -1,0 +1,25 @@
+//! Misuse: keeping the `Dirty` handle after `clean` consumed it and writing
+//! through it, behind the back of the `Clean` buffer about to be published.
+//! The transition moved the value (E0382).
+
+use core::ptr::NonNull;
+
+use ipc_traits::buf::{Dirty, ShmBuf};
+use ipc_traits::cache::Coherent;
+use ipc_traits::shm::RawRegion;
+
+#[repr(align(64))]
+struct Backing([u8; 128]);
+
+fn main() {
+    let mut backing = Backing([0; 128]);
+    let base = NonNull::new(backing.0.as_mut_ptr()).unwrap();
+    // SAFETY: `backing` outlives `region` and is accessed only through it.
+    let region = unsafe { RawRegion::new(base, 128, 0x1000, Coherent) }.unwrap();
+    // SAFETY: this program owns the slot; no other buffer covers it.
+    let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&region, 0, 64) }.unwrap();
+    buf.write(0, b"ping").unwrap();
+    let clean = buf.clean().unwrap();
+    buf.write(4, b"!").unwrap();
+    let _slot = clean.into_published();
+}
