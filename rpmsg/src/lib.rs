@@ -1,3 +1,4 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_code)]
+
+pub mod rsc_table;

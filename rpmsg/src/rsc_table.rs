@@ -1,0 +1,659 @@
+//! The remoteproc resource table: a `const` builder for firmware images and a
+//! validating reader for what Linux writes back.
+//!
+//! Linux finds the table in the ELF section `.resource_table`, checks it, and
+//! writes into it at run time: the negotiated features, the vring addresses
+//! and notify ids, and the virtio status byte of the vdev
+//! (shared/docs/hw/rpmsg-wire.md §3). All fields are native-endian `u32`s
+//! (§3 "All fields are u32, native-endian, and the structures are packed").
+//!
+//! # Examples
+//!
+//! ```
+//! use rpmsg::rsc_table::{ResourceTable, TableBuilder, VringSpec, table_size};
+//!
+//! const SIZE: usize = table_size(0, 0, 1, 2);
+//! #[cfg_attr(target_os = "none", link_section = ".resource_table")]
+//! #[used]
+//! static RESOURCE_TABLE: ResourceTable<SIZE> = TableBuilder::<SIZE>::new(1)
+//!     .rpmsg_vdev(
+//!         rpmsg::rsc_table::VIRTIO_RPMSG_F_NS,
+//!         [VringSpec::new(0xB800_0000, 4096, 256, 0), VringSpec::new(0xB800_8000, 4096, 256, 1)],
+//!     )
+//!     .finish();
+//!
+//! let info = rpmsg::rsc_table::parse(&RESOURCE_TABLE.bytes()).unwrap();
+//! assert_eq!(info.vrings[1].da, 0xB800_8000);
+//! ```
+//!
+//! # Design notes
+//!
+//! The table is built as bytes in a `const fn`, so a wrong entry count or
+//! size is a compile-time error (a panic during constant evaluation), and the
+//! same builder serves vdev-only tables and tables with trace buffers and
+//! carveouts. At run time the table is peer-written memory: [`parse`] and
+//! [`VdevView`] validate everything they read.
+#![allow(unsafe_code)]
+
+use core::cell::UnsafeCell;
+use core::fmt;
+
+use ipc_traits::shm::{SharedMemory, ShmError};
+
+/// `RSC_CARVEOUT` (§3.1).
+pub const RSC_CARVEOUT: u32 = 0;
+/// `RSC_DEVMEM` (§3.1).
+pub const RSC_DEVMEM: u32 = 1;
+/// `RSC_TRACE` (§3.1).
+pub const RSC_TRACE: u32 = 2;
+/// `RSC_VDEV` (§3.1).
+pub const RSC_VDEV: u32 = 3;
+/// `VIRTIO_ID_RPMSG` (§2.4).
+pub const VIRTIO_ID_RPMSG: u32 = 7;
+/// Feature bit: the remote supports the name service (`VIRTIO_RPMSG_F_NS`,
+/// §2.4).
+pub const VIRTIO_RPMSG_F_NS: u32 = 1 << 0;
+/// `FW_RSC_ADDR_ANY`: let Linux choose the address (§3.2).
+pub const FW_RSC_ADDR_ANY: u32 = 0xFFFF_FFFF;
+
+/// Virtio status bits Linux writes into the vdev (§3.3).
+pub mod status {
+    /// `VIRTIO_CONFIG_S_ACKNOWLEDGE`.
+    pub const ACKNOWLEDGE: u8 = 0x01;
+    /// `VIRTIO_CONFIG_S_DRIVER`.
+    pub const DRIVER: u8 = 0x02;
+    /// `VIRTIO_CONFIG_S_DRIVER_OK`: rings and buffers are set up.
+    pub const DRIVER_OK: u8 = 0x04;
+    /// `VIRTIO_CONFIG_S_FEATURES_OK`.
+    pub const FEATURES_OK: u8 = 0x08;
+    /// `VIRTIO_CONFIG_S_NEEDS_RESET`.
+    pub const NEEDS_RESET: u8 = 0x40;
+    /// `VIRTIO_CONFIG_S_FAILED`.
+    pub const FAILED: u8 = 0x80;
+}
+
+const HEADER: usize = 16;
+const CARVEOUT_LEN: usize = 56;
+const TRACE_LEN: usize = 48;
+const VDEV_LEN: usize = 28;
+const VRING_LEN: usize = 20;
+const NAME_LEN: usize = 32;
+
+/// The table size for the given entries: `carveouts` carveout entries,
+/// `traces` trace entries and `vdevs` vdevs with `vrings` vrings each.
+pub const fn table_size(carveouts: usize, traces: usize, vdevs: usize, vrings: usize) -> usize {
+    let entries = carveouts + traces + vdevs;
+    HEADER
+        + 4 * entries
+        + carveouts * CARVEOUT_LEN
+        + traces * TRACE_LEN
+        + vdevs * (VDEV_LEN + vrings * VRING_LEN)
+}
+
+/// One vring of a vdev entry (`fw_rsc_vdev_vring`, §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VringSpec {
+    /// Device address of the vring (Linux rewrites it, §3.2).
+    pub da: u32,
+    /// Alignment used for the legacy layout.
+    pub align: u32,
+    /// Number of descriptors (a power of two).
+    pub num: u32,
+    /// Notify id (Linux assigns and writes it back).
+    pub notifyid: u32,
+}
+
+impl VringSpec {
+    /// A vring description.
+    pub const fn new(da: u32, align: u32, num: u32, notifyid: u32) -> Self {
+        Self {
+            da,
+            align,
+            num,
+            notifyid,
+        }
+    }
+}
+
+/// Builds a resource table of exactly `N` bytes in a `const` context.
+///
+/// Every mistake (more entries than declared, bytes left over, a vring count
+/// that is not a power of two, a name longer than 31 bytes) stops constant
+/// evaluation, i.e. fails the build.
+#[derive(Debug)]
+pub struct TableBuilder<const N: usize> {
+    bytes: [u8; N],
+    declared: usize,
+    added: usize,
+    cursor: usize,
+}
+
+const fn put_u32<const N: usize>(bytes: &mut [u8; N], at: usize, value: u32) {
+    let b = value.to_ne_bytes();
+    bytes[at] = b[0];
+    bytes[at + 1] = b[1];
+    bytes[at + 2] = b[2];
+    bytes[at + 3] = b[3];
+}
+
+const fn put_name<const N: usize>(bytes: &mut [u8; N], at: usize, name: &str) {
+    let name = name.as_bytes();
+    assert!(
+        name.len() < NAME_LEN,
+        "resource name must leave room for its NUL"
+    );
+    let mut i = 0;
+    while i < name.len() {
+        bytes[at + i] = name[i];
+        i += 1;
+    }
+}
+
+impl<const N: usize> TableBuilder<N> {
+    /// A table that will hold `entries` entries (`ver` = 1).
+    pub const fn new(entries: usize) -> Self {
+        assert!(
+            HEADER + 4 * entries <= N,
+            "table too small for its offset array"
+        );
+        let mut bytes = [0u8; N];
+        put_u32(&mut bytes, 0, 1);
+        put_u32(&mut bytes, 4, entries as u32);
+        Self {
+            bytes,
+            declared: entries,
+            added: 0,
+            cursor: HEADER + 4 * entries,
+        }
+    }
+
+    const fn begin(mut self, kind: u32, len: usize) -> (Self, usize) {
+        assert!(self.added < self.declared, "more entries than declared");
+        assert!(self.cursor + len <= N, "entry does not fit the table size");
+        let at = self.cursor;
+        put_u32(&mut self.bytes, HEADER + 4 * self.added, at as u32);
+        put_u32(&mut self.bytes, at, kind);
+        self.added += 1;
+        self.cursor += len;
+        (self, at)
+    }
+
+    /// Adds a carveout (`fw_rsc_carveout`, §3.2).
+    pub const fn carveout(self, da: u32, pa: u32, len: u32, flags: u32, name: &str) -> Self {
+        let (mut s, at) = self.begin(RSC_CARVEOUT, CARVEOUT_LEN);
+        put_u32(&mut s.bytes, at + 4, da);
+        put_u32(&mut s.bytes, at + 8, pa);
+        put_u32(&mut s.bytes, at + 12, len);
+        put_u32(&mut s.bytes, at + 16, flags);
+        put_name(&mut s.bytes, at + 24, name);
+        s
+    }
+
+    /// Adds a trace buffer (`fw_rsc_trace`, §3.2).
+    pub const fn trace(self, da: u32, len: u32, name: &str) -> Self {
+        let (mut s, at) = self.begin(RSC_TRACE, TRACE_LEN);
+        put_u32(&mut s.bytes, at + 4, da);
+        put_u32(&mut s.bytes, at + 8, len);
+        put_name(&mut s.bytes, at + 16, name);
+        s
+    }
+
+    /// Adds the rpmsg vdev (`fw_rsc_vdev`, id 7, `config_len` 0) with its
+    /// vrings: vring 0 carries remote→host, vring 1 host→remote (§2.1).
+    pub const fn rpmsg_vdev<const V: usize>(self, dfeatures: u32, vrings: [VringSpec; V]) -> Self {
+        assert!(V > 0 && V <= 2, "Linux accepts at most 2 vrings per vdev");
+        let (mut s, at) = self.begin(RSC_VDEV, VDEV_LEN + V * VRING_LEN);
+        put_u32(&mut s.bytes, at + 4, VIRTIO_ID_RPMSG);
+        put_u32(&mut s.bytes, at + 12, dfeatures);
+        s.bytes[at + 25] = V as u8;
+        let mut i = 0;
+        while i < V {
+            let v = vrings[i];
+            assert!(v.num.is_power_of_two(), "vring num must be a power of two");
+            let o = at + VDEV_LEN + i * VRING_LEN;
+            put_u32(&mut s.bytes, o, v.da);
+            put_u32(&mut s.bytes, o + 4, v.align);
+            put_u32(&mut s.bytes, o + 8, v.num);
+            put_u32(&mut s.bytes, o + 12, v.notifyid);
+            i += 1;
+        }
+        s
+    }
+
+    /// The finished table; fails the build if an entry is missing or bytes
+    /// are left over.
+    pub const fn finish(self) -> ResourceTable<N> {
+        assert!(self.added == self.declared, "fewer entries than declared");
+        assert!(self.cursor == N, "table size does not match its entries");
+        ResourceTable {
+            bytes: UnsafeCell::new(self.bytes),
+        }
+    }
+}
+
+/// A resource table image, placed by the user in `.resource_table`.
+///
+/// Linux writes into it while the firmware runs, so the bytes live in an
+/// `UnsafeCell` and are only read through raw pointers (a `static` of this
+/// type is never assumed immutable).
+#[repr(C, align(8))]
+pub struct ResourceTable<const N: usize> {
+    bytes: UnsafeCell<[u8; N]>,
+}
+
+// SAFETY: the firmware never writes the table through this type; the only
+// writer is the host (Linux), outside the Rust abstract machine, and reads go
+// through raw pointers (`as_ptr`) or the build-time image (`bytes`).
+unsafe impl<const N: usize> Sync for ResourceTable<N> {}
+
+impl<const N: usize> fmt::Debug for ResourceTable<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResourceTable({N} bytes)")
+    }
+}
+
+impl<const N: usize> ResourceTable<N> {
+    /// The table's address (to build a shared-memory window over it).
+    pub const fn as_ptr(&self) -> *mut u8 {
+        self.bytes.get().cast()
+    }
+
+    /// The bytes as built, for host tests and tools. On target, read the
+    /// live table through a shared-memory window instead.
+    pub fn bytes(&self) -> [u8; N] {
+        // SAFETY: a volatile copy of the whole table through the `UnsafeCell`
+        // pointer; no reference to the cell's contents is created, so a
+        // concurrent host write cannot invalidate one.
+        unsafe { self.bytes.get().read_volatile() }
+    }
+}
+
+/// Why a table read from memory was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RscError {
+    /// Shorter than its header or offset array.
+    Truncated,
+    /// `ver` is not 1.
+    BadVersion(u32),
+    /// The reserved header words are not 0.
+    ReservedNotZero,
+    /// An entry offset points outside the table.
+    EntryOutOfBounds(u32),
+    /// No rpmsg vdev entry (type 3, id 7).
+    NoRpmsgVdev,
+    /// The vdev declares a vring count other than 2.
+    BadVringCount(u8),
+    /// A shared-memory access failed.
+    Shm(ShmError),
+}
+
+impl From<ShmError> for RscError {
+    fn from(e: ShmError) -> Self {
+        Self::Shm(e)
+    }
+}
+
+impl fmt::Display for RscError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("resource table truncated"),
+            Self::BadVersion(v) => write!(f, "resource table version {v}, expected 1"),
+            Self::ReservedNotZero => f.write_str("resource table reserved words not zero"),
+            Self::EntryOutOfBounds(o) => {
+                write!(f, "resource entry offset {o:#x} outside the table")
+            }
+            Self::NoRpmsgVdev => f.write_str("no rpmsg vdev in the resource table"),
+            Self::BadVringCount(n) => write!(f, "rpmsg vdev with {n} vrings, expected 2"),
+            Self::Shm(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Where the rpmsg vdev sits in a table, and its vrings as last read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VdevInfo {
+    /// Offset of the vdev entry (its type word) in the table.
+    pub offset: usize,
+    /// Device features the firmware offered.
+    pub dfeatures: u32,
+    /// Features Linux negotiated.
+    pub gfeatures: u32,
+    /// The virtio status byte.
+    pub status: u8,
+    /// The two vrings.
+    pub vrings: [VringSpec; 2],
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Result<u32, RscError> {
+    let b = bytes
+        .get(at..at.checked_add(4).ok_or(RscError::Truncated)?)
+        .ok_or(RscError::Truncated)?;
+    Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Parses a table image and finds the rpmsg vdev, checking what Linux checks
+/// (§3: version 1, reserved words 0, offsets inside the table) plus the
+/// vring count.
+///
+/// # Errors
+///
+/// [`RscError`] for every inconsistency; never panics on any input.
+pub fn parse(bytes: &[u8]) -> Result<VdevInfo, RscError> {
+    let ver = u32_at(bytes, 0)?;
+    if ver != 1 {
+        return Err(RscError::BadVersion(ver));
+    }
+    let num = u32_at(bytes, 4)?;
+    if u32_at(bytes, 8)? != 0 || u32_at(bytes, 12)? != 0 {
+        return Err(RscError::ReservedNotZero);
+    }
+    for i in 0..num as usize {
+        let off = u32_at(
+            bytes,
+            HEADER
+                .checked_add(i.checked_mul(4).ok_or(RscError::Truncated)?)
+                .ok_or(RscError::Truncated)?,
+        )?;
+        let at = off as usize;
+        let kind = u32_at(bytes, at).map_err(|_| RscError::EntryOutOfBounds(off))?;
+        if kind != RSC_VDEV
+            || u32_at(bytes, at + 4).map_err(|_| RscError::EntryOutOfBounds(off))?
+                != VIRTIO_ID_RPMSG
+        {
+            continue;
+        }
+        let head = bytes
+            .get(at..at + VDEV_LEN)
+            .ok_or(RscError::EntryOutOfBounds(off))?;
+        let nvrings = head[25];
+        if nvrings != 2 {
+            return Err(RscError::BadVringCount(nvrings));
+        }
+        let mut vrings = [VringSpec::new(0, 0, 0, 0); 2];
+        for (k, v) in vrings.iter_mut().enumerate() {
+            let o = at + VDEV_LEN + k * VRING_LEN;
+            if bytes.len() < o + VRING_LEN {
+                return Err(RscError::EntryOutOfBounds(off));
+            }
+            *v = VringSpec::new(
+                u32_at(bytes, o)?,
+                u32_at(bytes, o + 4)?,
+                u32_at(bytes, o + 8)?,
+                u32_at(bytes, o + 12)?,
+            );
+        }
+        return Ok(VdevInfo {
+            offset: at,
+            dfeatures: u32_at(bytes, at + 12)?,
+            gfeatures: u32_at(bytes, at + 16)?,
+            status: head[24],
+            vrings,
+        });
+    }
+    Err(RscError::NoRpmsgVdev)
+}
+
+/// The live vdev of a table in (possibly non-coherent) memory.
+///
+/// Every read invalidates the lines it covers first, because the host writes
+/// the table behind this core's cache (§3.3 "the remote must re-read the
+/// resource table from memory").
+#[derive(Debug, Clone, Copy)]
+pub struct VdevView {
+    table_offset: usize,
+    vdev_offset: usize,
+}
+
+impl VdevView {
+    /// Locates the rpmsg vdev of the table at `table_offset` of `mem` (the
+    /// table being `len` bytes).
+    ///
+    /// # Errors
+    ///
+    /// As for [`parse`], or a shared-memory error.
+    pub fn locate<M: SharedMemory<Error = ShmError>, const N: usize>(
+        mem: &M,
+        table_offset: usize,
+    ) -> Result<(Self, VdevInfo), RscError> {
+        let mut bytes = [0u8; N];
+        let (start, len) = mem.covering_lines(table_offset, N)?;
+        mem.invalidate(start, len)?;
+        mem.read(table_offset, &mut bytes)?;
+        let info = parse(&bytes)?;
+        Ok((
+            Self {
+                table_offset,
+                vdev_offset: info.offset,
+            },
+            info,
+        ))
+    }
+
+    fn fresh<M: SharedMemory<Error = ShmError>>(
+        &self,
+        mem: &M,
+        at: usize,
+        len: usize,
+    ) -> Result<usize, RscError> {
+        let offset = self.table_offset + self.vdev_offset + at;
+        let (start, span) = mem.covering_lines(offset, len)?;
+        mem.invalidate(start, span)?;
+        Ok(offset)
+    }
+
+    /// The virtio status byte as the host last wrote it.
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u8, RscError> {
+        let at = self.fresh(mem, 24, 1)?;
+        let mut b = [0u8; 1];
+        mem.read(at, &mut b)?;
+        Ok(b[0])
+    }
+
+    /// Whether the host has set `DRIVER_OK` (and not `NEEDS_RESET`/`FAILED`).
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn driver_ok<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<bool, RscError> {
+        let s = self.status(mem)?;
+        Ok(s & status::DRIVER_OK != 0 && s & (status::NEEDS_RESET | status::FAILED) == 0)
+    }
+
+    /// Clears the status byte (on remote boot, so a warm reboot does not see
+    /// a stale `DRIVER_OK`, §3.3).
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn reset_status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<(), RscError> {
+        let at = self.table_offset + self.vdev_offset + 24;
+        mem.write(at, &[0])?;
+        let (start, span) = mem.covering_lines(at, 1)?;
+        mem.clean(start, span)?;
+        Ok(())
+    }
+
+    /// The vring descriptions as the host last wrote them (`da` rewritten
+    /// by Linux, §3.2).
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn vrings<M: SharedMemory<Error = ShmError>>(
+        &self,
+        mem: &M,
+    ) -> Result<[VringSpec; 2], RscError> {
+        let at = self.fresh(mem, VDEV_LEN, 2 * VRING_LEN)?;
+        let mut b = [0u8; 2 * VRING_LEN];
+        mem.read(at, &mut b)?;
+        let mut out = [VringSpec::new(0, 0, 0, 0); 2];
+        for (k, v) in out.iter_mut().enumerate() {
+            let o = k * VRING_LEN;
+            *v = VringSpec::new(
+                u32_at(&b, o)?,
+                u32_at(&b, o + 4)?,
+                u32_at(&b, o + 8)?,
+                u32_at(&b, o + 12)?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZE: usize = table_size(1, 1, 1, 2);
+    static TABLE: ResourceTable<SIZE> = TableBuilder::<SIZE>::new(3)
+        .carveout(0xB800_0000, 0, 0x10_0000, 0, "vdev0buffer")
+        .trace(0x2000_0000, 0x1000, "trace0")
+        .rpmsg_vdev(
+            VIRTIO_RPMSG_F_NS,
+            [
+                VringSpec::new(0xB800_0000, 4096, 16, 0),
+                VringSpec::new(0xB800_8000, 4096, 16, 1),
+            ],
+        )
+        .finish();
+
+    fn word(b: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn layout_matches_the_sheet() {
+        let b = TABLE.bytes();
+        assert_eq!(SIZE, 16 + 12 + 56 + 48 + 28 + 40);
+        assert_eq!(
+            (word(&b, 0), word(&b, 4), word(&b, 8), word(&b, 12)),
+            (1, 3, 0, 0)
+        );
+        let (c, t, v) = (
+            word(&b, 16) as usize,
+            word(&b, 20) as usize,
+            word(&b, 24) as usize,
+        );
+        assert_eq!((c, t, v), (28, 84, 132));
+        assert_eq!(word(&b, c), RSC_CARVEOUT);
+        assert_eq!(word(&b, c + 12), 0x10_0000);
+        assert_eq!(&b[c + 24..c + 36], b"vdev0buffer\0");
+        assert_eq!(
+            (word(&b, t), word(&b, t + 4), word(&b, t + 8)),
+            (RSC_TRACE, 0x2000_0000, 0x1000)
+        );
+        assert_eq!(
+            (word(&b, v), word(&b, v + 4), word(&b, v + 12)),
+            (RSC_VDEV, 7, 1)
+        );
+        assert_eq!((b[v + 24], b[v + 25]), (0, 2));
+        assert_eq!(
+            (
+                word(&b, v + 28),
+                word(&b, v + 32),
+                word(&b, v + 36),
+                word(&b, v + 40)
+            ),
+            (0xB800_0000, 4096, 16, 0)
+        );
+        assert_eq!(word(&b, v + 48), 0xB800_8000);
+        assert_eq!(word(&b, v + 60), 1);
+    }
+
+    #[test]
+    fn parse_finds_the_vdev_and_rejects_what_linux_rejects() {
+        let b = TABLE.bytes();
+        let info = parse(&b).unwrap();
+        assert_eq!((info.offset, info.dfeatures, info.status), (132, 1, 0));
+        assert_eq!(info.vrings[0].num, 16);
+
+        let mut bad = b;
+        bad[0] = 2;
+        assert_eq!(
+            parse(&bad),
+            Err(RscError::BadVersion(u32::from_ne_bytes([2, 0, 0, 0])))
+        );
+        let mut bad = b;
+        bad[9] = 1;
+        assert_eq!(parse(&bad), Err(RscError::ReservedNotZero));
+        let mut bad = b;
+        bad[24..28].copy_from_slice(&0xFFFF_FF00u32.to_ne_bytes());
+        assert_eq!(parse(&bad), Err(RscError::EntryOutOfBounds(0xFFFF_FF00)));
+        let mut bad = b;
+        bad[132 + 25] = 3;
+        assert_eq!(parse(&bad), Err(RscError::BadVringCount(3)));
+        assert_eq!(parse(&b[..10]), Err(RscError::Truncated));
+        let mut bad = b;
+        bad[132 + 4] = 5;
+        assert_eq!(parse(&bad), Err(RscError::NoRpmsgVdev));
+        let mut bad = b;
+        bad[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(
+            parse(&bad).is_ok(),
+            "first vdev is found before the bogus offsets"
+        );
+        let mut bad = b;
+        bad[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        bad[132] = 9;
+        assert!(
+            parse(&bad).is_err(),
+            "a huge entry count ends in an error, not a panic or a hang"
+        );
+    }
+
+    #[test]
+    fn parse_never_panics_on_truncations() {
+        let b = TABLE.bytes();
+        for cut in 0..b.len() {
+            assert!(parse(&b[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+    use ipc_traits::cache::Coherent;
+    use ipc_traits::shm::RawRegion;
+
+    const SIZE: usize = table_size(0, 0, 1, 2);
+    static TABLE: ResourceTable<SIZE> = TableBuilder::<SIZE>::new(1)
+        .rpmsg_vdev(
+            VIRTIO_RPMSG_F_NS,
+            [
+                VringSpec::new(FW_RSC_ADDR_ANY, 16, 16, 0),
+                VringSpec::new(FW_RSC_ADDR_ANY, 16, 16, 1),
+            ],
+        )
+        .finish();
+
+    #[test]
+    fn view_sees_what_the_host_writes() {
+        let base = core::ptr::NonNull::new(TABLE.as_ptr()).unwrap();
+        // SAFETY: the table is a static of SIZE bytes, only accessed through
+        // this window in this test.
+        let shm = unsafe { RawRegion::new(base, SIZE, 0, Coherent) }.unwrap();
+        let (view, info) = VdevView::locate::<_, SIZE>(&shm, 0).unwrap();
+        assert_eq!(info.vrings[0].da, FW_RSC_ADDR_ANY);
+        assert!(!view.driver_ok(&shm).unwrap());
+        // The host rewrites the vring addresses and sets DRIVER_OK.
+        shm.write(info.offset + 28, &0xB800_0000u32.to_ne_bytes())
+            .unwrap();
+        shm.write(
+            info.offset + 24,
+            &[status::ACKNOWLEDGE | status::DRIVER | status::DRIVER_OK],
+        )
+        .unwrap();
+        assert!(view.driver_ok(&shm).unwrap());
+        assert_eq!(view.vrings(&shm).unwrap()[0].da, 0xB800_0000);
+        shm.write(info.offset + 24, &[status::DRIVER_OK | status::NEEDS_RESET])
+            .unwrap();
+        assert!(!view.driver_ok(&shm).unwrap());
+        view.reset_status(&shm).unwrap();
+        assert_eq!(view.status(&shm).unwrap(), 0);
+    }
+}
