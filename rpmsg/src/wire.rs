@@ -1,0 +1,398 @@
+//! The rpmsg wire format: the 16-byte message header and the 40-byte
+//! name-service message (shared/docs/hw/rpmsg-wire.md §2.3, §2.4).
+//!
+//! Fields use the ring's byte order (`O`): native for legacy remoteproc
+//! rings, little-endian for virtio 1.x (Linux's `__rpmsg32` follows the
+//! virtio device's endianness).
+#![deny(unsafe_code)]
+
+use core::fmt;
+
+/// Size of `struct rpmsg_hdr` (§2.3).
+pub const HEADER_LEN: usize = 16;
+/// Size of `struct rpmsg_ns_msg` (§2.4).
+pub const NS_MSG_LEN: usize = 40;
+/// `RPMSG_NAME_SIZE` (§2.4).
+pub const NAME_LEN: usize = 32;
+/// `RPMSG_NS_ADDR`: the name service's address (§2.4).
+pub const NS_ADDR: u32 = 53;
+/// `RPMSG_ADDR_ANY` (§2.4).
+pub const ADDR_ANY: u32 = 0xFFFF_FFFF;
+/// `RPMSG_RESERVED_ADDRESSES`: dynamic local addresses start here (§2.4).
+pub const RESERVED_ADDRESSES: u32 = 1024;
+/// `RPMSG_NS_CREATE` (§2.4).
+pub const NS_CREATE: u32 = 0;
+/// `RPMSG_NS_DESTROY` (§2.4).
+pub const NS_DESTROY: u32 = 1;
+/// The default buffer size (`MAX_RPMSG_BUF_SIZE`, §2.2).
+pub const DEFAULT_BUF_SIZE: usize = 512;
+
+/// The byte order of header fields, chosen once per link.
+pub trait ByteOrder: Copy + Default + fmt::Debug + Send + Sync + 'static {
+    /// Decodes a `u16`.
+    fn u16_from(bytes: [u8; 2]) -> u16;
+    /// Decodes a `u32`.
+    fn u32_from(bytes: [u8; 4]) -> u32;
+    /// Encodes a `u16`.
+    fn u16_to(value: u16) -> [u8; 2];
+    /// Encodes a `u32`.
+    fn u32_to(value: u32) -> [u8; 4];
+}
+
+/// Native byte order (legacy remoteproc rings).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Native;
+
+impl ByteOrder for Native {
+    #[inline]
+    fn u16_from(b: [u8; 2]) -> u16 {
+        u16::from_ne_bytes(b)
+    }
+    #[inline]
+    fn u32_from(b: [u8; 4]) -> u32 {
+        u32::from_ne_bytes(b)
+    }
+    #[inline]
+    fn u16_to(v: u16) -> [u8; 2] {
+        v.to_ne_bytes()
+    }
+    #[inline]
+    fn u32_to(v: u32) -> [u8; 4] {
+        v.to_ne_bytes()
+    }
+}
+
+/// Little-endian (virtio 1.x).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Little;
+
+impl ByteOrder for Little {
+    #[inline]
+    fn u16_from(b: [u8; 2]) -> u16 {
+        u16::from_le_bytes(b)
+    }
+    #[inline]
+    fn u32_from(b: [u8; 4]) -> u32 {
+        u32::from_le_bytes(b)
+    }
+    #[inline]
+    fn u16_to(v: u16) -> [u8; 2] {
+        v.to_le_bytes()
+    }
+    #[inline]
+    fn u32_to(v: u32) -> [u8; 4] {
+        v.to_le_bytes()
+    }
+}
+
+/// `struct rpmsg_hdr` (§2.3) without the ignored `reserved` word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Source endpoint address.
+    pub src: u32,
+    /// Destination endpoint address.
+    pub dst: u32,
+    /// Payload length in bytes.
+    pub len: u16,
+    /// Flags (0 on the wire today).
+    pub flags: u16,
+}
+
+/// Why a received message was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// The used length cannot even hold a header.
+    ShortBuffer {
+        /// The used length the peer reported.
+        used_len: usize,
+    },
+    /// The header's payload length exceeds the used length or the buffer.
+    LengthOverflow {
+        /// `len` from the header.
+        len: u16,
+        /// Bytes available after the header.
+        room: usize,
+    },
+    /// A name-service message that is not 40 bytes.
+    NsBadSize(usize),
+    /// A name-service name without a NUL within 32 bytes.
+    NsNameNotTerminated,
+    /// A name-service name that is not UTF-8.
+    NsNameNotUtf8,
+    /// A name-service flag other than create/destroy.
+    NsBadFlags(u32),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ShortBuffer { used_len } => {
+                write!(f, "used length {used_len} shorter than the rpmsg header")
+            }
+            Self::LengthOverflow { len, room } => {
+                write!(f, "header length {len} exceeds the {room} bytes available")
+            }
+            Self::NsBadSize(n) => write!(f, "name-service message of {n} bytes, expected 40"),
+            Self::NsNameNotTerminated => {
+                f.write_str("name-service name not NUL-terminated within 32 bytes")
+            }
+            Self::NsNameNotUtf8 => f.write_str("name-service name not UTF-8"),
+            Self::NsBadFlags(x) => write!(f, "name-service flags {x:#x}"),
+        }
+    }
+}
+
+impl Header {
+    /// Encodes the header (`reserved` written as 0, as Linux does).
+    pub fn encode<O: ByteOrder>(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..4].copy_from_slice(&O::u32_to(self.src));
+        b[4..8].copy_from_slice(&O::u32_to(self.dst));
+        b[12..14].copy_from_slice(&O::u16_to(self.len));
+        b[14..16].copy_from_slice(&O::u16_to(self.flags));
+        b
+    }
+
+    /// Decodes a header; the `reserved` word is ignored (rpmsg-lite keeps
+    /// bookkeeping there, §2.3).
+    pub fn decode<O: ByteOrder>(b: &[u8; HEADER_LEN]) -> Self {
+        Self {
+            src: O::u32_from([b[0], b[1], b[2], b[3]]),
+            dst: O::u32_from([b[4], b[5], b[6], b[7]]),
+            len: O::u16_from([b[12], b[13]]),
+            flags: O::u16_from([b[14], b[15]]),
+        }
+    }
+
+    /// Checks the payload length against what the peer reported as used and
+    /// against the buffer size: `HEADER_LEN + len <= min(used_len, buf_size)`
+    /// (Linux `rpmsg_recv_single`; rpmsg-lite reports the whole buffer as
+    /// used, §2.3).
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::ShortBuffer`] or [`WireError::LengthOverflow`].
+    pub fn check_len(&self, used_len: usize, buf_size: usize) -> Result<usize, WireError> {
+        let avail = used_len.min(buf_size);
+        let room = avail
+            .checked_sub(HEADER_LEN)
+            .ok_or(WireError::ShortBuffer { used_len })?;
+        if usize::from(self.len) > room {
+            return Err(WireError::LengthOverflow {
+                len: self.len,
+                room,
+            });
+        }
+        Ok(usize::from(self.len))
+    }
+}
+
+/// A service name: up to 31 bytes of UTF-8, NUL-padded on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name {
+    bytes: [u8; NAME_LEN],
+    len: u8,
+}
+
+impl Name {
+    /// A name from a string, or `None` if it is longer than 31 bytes or
+    /// contains a NUL.
+    pub const fn new(name: &str) -> Option<Self> {
+        let src = name.as_bytes();
+        if src.len() >= NAME_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; NAME_LEN];
+        let mut i = 0;
+        while i < src.len() {
+            if src[i] == 0 {
+                return None;
+            }
+            bytes[i] = src[i];
+            i += 1;
+        }
+        Some(Self {
+            bytes,
+            len: src.len() as u8,
+        })
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        // Built from a `&str` or validated as UTF-8 in `decode`, so this
+        // cannot fail; the fallback keeps the path panic-free regardless.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The 32 wire bytes (NUL-padded).
+    pub const fn wire_bytes(&self) -> [u8; NAME_LEN] {
+        self.bytes
+    }
+
+    fn decode(raw: &[u8; NAME_LEN]) -> Result<Self, WireError> {
+        let len = raw
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(WireError::NsNameNotTerminated)?;
+        let text = core::str::from_utf8(&raw[..len]).map_err(|_| WireError::NsNameNotUtf8)?;
+        Self::new(text).ok_or(WireError::NsNameNotTerminated)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Create or destroy (§2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsAction {
+    /// `RPMSG_NS_CREATE`.
+    Create,
+    /// `RPMSG_NS_DESTROY`.
+    Destroy,
+}
+
+/// `struct rpmsg_ns_msg` (§2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NsMessage {
+    /// Service name.
+    pub name: Name,
+    /// Address of the announcing endpoint.
+    pub addr: u32,
+    /// Create or destroy.
+    pub action: NsAction,
+}
+
+impl NsMessage {
+    /// Encodes the 40 bytes.
+    pub fn encode<O: ByteOrder>(&self) -> [u8; NS_MSG_LEN] {
+        let mut b = [0u8; NS_MSG_LEN];
+        b[..NAME_LEN].copy_from_slice(&self.name.wire_bytes());
+        b[32..36].copy_from_slice(&O::u32_to(self.addr));
+        let flags = match self.action {
+            NsAction::Create => NS_CREATE,
+            NsAction::Destroy => NS_DESTROY,
+        };
+        b[36..40].copy_from_slice(&O::u32_to(flags));
+        b
+    }
+
+    /// Decodes a name-service payload, checking size, name termination and
+    /// flags.
+    ///
+    /// # Errors
+    ///
+    /// The matching [`WireError`] (the caller drops the message and counts
+    /// it, as Linux does for "malformed ns msg").
+    pub fn decode<O: ByteOrder>(payload: &[u8]) -> Result<Self, WireError> {
+        let b: &[u8; NS_MSG_LEN] = payload
+            .try_into()
+            .map_err(|_| WireError::NsBadSize(payload.len()))?;
+        let mut raw = [0u8; NAME_LEN];
+        raw.copy_from_slice(&b[..NAME_LEN]);
+        let name = Name::decode(&raw)?;
+        let addr = O::u32_from([b[32], b[33], b[34], b[35]]);
+        let action = match O::u32_from([b[36], b[37], b[38], b[39]]) {
+            NS_CREATE => NsAction::Create,
+            NS_DESTROY => NsAction::Destroy,
+            other => return Err(WireError::NsBadFlags(other)),
+        };
+        Ok(Self { name, addr, action })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_ignores_reserved() {
+        let h = Header {
+            src: 0x400,
+            dst: 30,
+            len: 5,
+            flags: 0,
+        };
+        let mut b = h.encode::<Little>();
+        assert_eq!(b, [0, 4, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]);
+        b[8..12].copy_from_slice(&[0xAA, 0xBB, 3, 0]);
+        assert_eq!(Header::decode::<Little>(&b), h);
+        assert_eq!(Header::decode::<Native>(&h.encode::<Native>()), h);
+    }
+
+    #[test]
+    fn length_is_checked_against_used_and_buffer() {
+        let h = Header {
+            src: 1,
+            dst: 2,
+            len: 496,
+            flags: 0,
+        };
+        assert_eq!(h.check_len(512, 512), Ok(496));
+        assert_eq!(
+            h.check_len(511, 512),
+            Err(WireError::LengthOverflow {
+                len: 496,
+                room: 495
+            })
+        );
+        assert_eq!(
+            h.check_len(4096, 256),
+            Err(WireError::LengthOverflow {
+                len: 496,
+                room: 240
+            })
+        );
+        assert_eq!(
+            h.check_len(8, 512),
+            Err(WireError::ShortBuffer { used_len: 8 })
+        );
+        let small = Header { len: 3, ..h };
+        assert_eq!(small.check_len(19, 512), Ok(3));
+    }
+
+    #[test]
+    fn ns_message_round_trip_and_rejections() {
+        let m = NsMessage {
+            name: Name::new("rpmsg-vector-test").unwrap(),
+            addr: 30,
+            action: NsAction::Create,
+        };
+        let b = m.encode::<Little>();
+        assert_eq!(&b[..18], b"rpmsg-vector-test\0");
+        assert_eq!(NsMessage::decode::<Little>(&b), Ok(m));
+        assert_eq!(
+            NsMessage::decode::<Little>(&b[..39]),
+            Err(WireError::NsBadSize(39))
+        );
+        let mut long = b;
+        long[..NAME_LEN].fill(b'x');
+        assert_eq!(
+            NsMessage::decode::<Little>(&long),
+            Err(WireError::NsNameNotTerminated)
+        );
+        let mut bad = b;
+        bad[0] = 0xFF;
+        assert_eq!(
+            NsMessage::decode::<Little>(&bad),
+            Err(WireError::NsNameNotUtf8)
+        );
+        let mut flags = b;
+        flags[36] = 7;
+        assert_eq!(
+            NsMessage::decode::<Little>(&flags),
+            Err(WireError::NsBadFlags(7))
+        );
+        assert!(Name::new(&"y".repeat(32)).is_none());
+        assert!(Name::new("a\0b").is_none());
+        assert_eq!(Name::new(&"z".repeat(31)).unwrap().as_str().len(), 31);
+    }
+}
