@@ -2,4 +2,5 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod rsc_table;
+pub mod table;
 pub mod wire;

@@ -1,0 +1,295 @@
+//! Fixed-capacity bookkeeping: the local endpoint table (address binding)
+//! and the remote service directory (name-service announcements).
+//!
+//! No allocator: capacities are const generics. Everything here is fed by
+//! peer input (announcements) or user calls, so every operation reports a
+//! typed outcome instead of panicking, and a full table is an error the
+//! caller counts, never an overwrite.
+#![deny(unsafe_code)]
+
+use crate::wire::{Name, ADDR_ANY, RESERVED_ADDRESSES};
+
+/// Why binding a local address failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindError {
+    /// The address is already bound.
+    AddressInUse(u32),
+    /// Every slot of the endpoint table is taken.
+    TableFull,
+    /// No dynamic address is left (practically unreachable: 2^32 − 1024).
+    NoAddressLeft,
+}
+
+impl core::fmt::Display for BindError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::AddressInUse(a) => write!(f, "address {a} already bound"),
+            Self::TableFull => f.write_str("endpoint table full"),
+            Self::NoAddressLeft => f.write_str("no dynamic address left"),
+        }
+    }
+}
+
+/// The local endpoints of one link: `N` slots, each bound to an address.
+#[derive(Debug)]
+pub struct EndpointTable<const N: usize> {
+    addrs: [Option<u32>; N],
+    next_dynamic: u32,
+}
+
+impl<const N: usize> Default for EndpointTable<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> EndpointTable<N> {
+    /// An empty table.
+    pub const fn new() -> Self {
+        Self {
+            addrs: [None; N],
+            next_dynamic: RESERVED_ADDRESSES,
+        }
+    }
+
+    /// Binds `addr` (or, for [`ADDR_ANY`], the next free dynamic address
+    /// from 1024, as Linux and rpmsg-lite do) and returns the slot and the
+    /// address.
+    ///
+    /// # Errors
+    ///
+    /// [`BindError`]; nothing changes on error.
+    pub fn bind(&mut self, addr: u32) -> Result<(usize, u32), BindError> {
+        let slot = self
+            .addrs
+            .iter()
+            .position(Option::is_none)
+            .ok_or(BindError::TableFull)?;
+        let addr = if addr == ADDR_ANY {
+            self.free_dynamic()?
+        } else if self.slot_of(addr).is_some() {
+            return Err(BindError::AddressInUse(addr));
+        } else {
+            addr
+        };
+        self.addrs[slot] = Some(addr);
+        Ok((slot, addr))
+    }
+
+    fn free_dynamic(&mut self) -> Result<u32, BindError> {
+        // At most N + 1 probes: only N addresses can be taken.
+        for _ in 0..=N {
+            let candidate = self.next_dynamic;
+            self.next_dynamic = match candidate.checked_add(1) {
+                Some(n) if n != ADDR_ANY => n,
+                _ => RESERVED_ADDRESSES,
+            };
+            if self.slot_of(candidate).is_none() {
+                return Ok(candidate);
+            }
+        }
+        Err(BindError::NoAddressLeft)
+    }
+
+    /// Releases a slot; returns the address it had.
+    pub fn unbind(&mut self, slot: usize) -> Option<u32> {
+        self.addrs.get_mut(slot).and_then(Option::take)
+    }
+
+    /// The slot bound to `addr`.
+    pub fn slot_of(&self, addr: u32) -> Option<usize> {
+        self.addrs.iter().position(|a| *a == Some(addr))
+    }
+
+    /// The address of `slot`.
+    pub fn addr_of(&self, slot: usize) -> Option<u32> {
+        self.addrs.get(slot).copied().flatten()
+    }
+
+    /// Bound slots and their addresses.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.addrs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.map(|a| (i, a)))
+    }
+}
+
+/// A service the peer announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteService {
+    /// Its name.
+    pub name: Name,
+    /// The peer address to send to.
+    pub addr: u32,
+}
+
+/// What an announcement did to the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryChange {
+    /// A new service.
+    Added(RemoteService),
+    /// A known service re-announced (same name and address): no change.
+    Unchanged(RemoteService),
+    /// A known name moved to another address.
+    Moved {
+        /// The service with its new address.
+        service: RemoteService,
+        /// The address it had.
+        old_addr: u32,
+    },
+    /// A service destroyed.
+    Removed(RemoteService),
+}
+
+/// Why an announcement was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryError {
+    /// More distinct services than the directory holds (an announcement
+    /// flood): the new one is dropped, the known ones are kept.
+    Full,
+    /// A destroy for a service that was never announced.
+    UnknownService,
+}
+
+/// The peer's announced services: `N` entries, kept until destroyed, so an
+/// announcement that arrives before the user asks for it is not lost.
+#[derive(Debug)]
+pub struct ServiceDirectory<const N: usize> {
+    entries: [Option<RemoteService>; N],
+}
+
+impl<const N: usize> Default for ServiceDirectory<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> ServiceDirectory<N> {
+    /// An empty directory.
+    pub const fn new() -> Self {
+        Self { entries: [None; N] }
+    }
+
+    /// Records an announcement.
+    ///
+    /// # Errors
+    ///
+    /// [`DirectoryError::Full`] when a new name does not fit.
+    pub fn announce(&mut self, name: Name, addr: u32) -> Result<DirectoryChange, DirectoryError> {
+        let service = RemoteService { name, addr };
+        if let Some(e) = self.entries.iter_mut().flatten().find(|e| e.name == name) {
+            let old_addr = e.addr;
+            *e = service;
+            return Ok(if old_addr == addr {
+                DirectoryChange::Unchanged(service)
+            } else {
+                DirectoryChange::Moved { service, old_addr }
+            });
+        }
+        let free = self
+            .entries
+            .iter_mut()
+            .find(|e| e.is_none())
+            .ok_or(DirectoryError::Full)?;
+        *free = Some(service);
+        Ok(DirectoryChange::Added(service))
+    }
+
+    /// Records a destroy.
+    ///
+    /// # Errors
+    ///
+    /// [`DirectoryError::UnknownService`] if the name and address are not
+    /// known.
+    pub fn destroy(&mut self, name: Name, addr: u32) -> Result<DirectoryChange, DirectoryError> {
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| matches!(e, Some(s) if s.name == name && s.addr == addr))
+            .ok_or(DirectoryError::UnknownService)?;
+        let service = e.take().ok_or(DirectoryError::UnknownService)?;
+        Ok(DirectoryChange::Removed(service))
+    }
+
+    /// The address the peer announced for `name`.
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|e| e.name.as_str() == name)
+            .map(|e| e.addr)
+    }
+
+    /// All known services.
+    pub fn iter(&self) -> impl Iterator<Item = &RemoteService> + '_ {
+        self.entries.iter().flatten()
+    }
+
+    /// Forgets everything (peer reset).
+    pub fn clear(&mut self) {
+        self.entries = [None; N];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_addresses_start_at_1024_and_skip_bound_ones() {
+        let mut t = EndpointTable::<4>::new();
+        assert_eq!(t.bind(1025), Ok((0, 1025)));
+        assert_eq!(t.bind(ADDR_ANY), Ok((1, 1024)));
+        assert_eq!(t.bind(ADDR_ANY), Ok((2, 1026)), "1025 is taken");
+        assert_eq!(t.bind(30), Ok((3, 30)));
+        assert_eq!(t.bind(31), Err(BindError::TableFull));
+        assert_eq!(t.unbind(0), Some(1025));
+        assert_eq!(t.bind(30), Err(BindError::AddressInUse(30)));
+        assert_eq!(t.slot_of(30), Some(3));
+        assert_eq!(t.iter().count(), 3);
+        assert_eq!(t.unbind(9), None);
+    }
+
+    #[test]
+    fn dynamic_allocation_wraps_without_reusing_bound_addresses() {
+        let mut t = EndpointTable::<2>::new();
+        t.next_dynamic = ADDR_ANY - 1;
+        assert_eq!(t.bind(ADDR_ANY), Ok((0, ADDR_ANY - 1)));
+        assert_eq!(
+            t.bind(ADDR_ANY),
+            Ok((1, 1024)),
+            "wraps to 1024, never hands out ADDR_ANY"
+        );
+    }
+
+    #[test]
+    fn directory_keeps_early_announcements_and_refuses_floods() {
+        let n = |s| Name::new(s).unwrap();
+        let mut d = ServiceDirectory::<2>::new();
+        assert!(matches!(
+            d.announce(n("a"), 1024),
+            Ok(DirectoryChange::Added(_))
+        ));
+        assert!(matches!(
+            d.announce(n("a"), 1024),
+            Ok(DirectoryChange::Unchanged(_))
+        ));
+        assert!(matches!(
+            d.announce(n("a"), 1030),
+            Ok(DirectoryChange::Moved { old_addr: 1024, .. })
+        ));
+        assert!(d.announce(n("b"), 40).is_ok());
+        assert_eq!(d.announce(n("c"), 41), Err(DirectoryError::Full));
+        assert_eq!(d.lookup("a"), Some(1030));
+        assert_eq!(d.lookup("c"), None);
+        assert_eq!(d.destroy(n("b"), 99), Err(DirectoryError::UnknownService));
+        assert!(matches!(
+            d.destroy(n("b"), 40),
+            Ok(DirectoryChange::Removed(_))
+        ));
+        assert!(d.announce(n("c"), 41).is_ok());
+        d.clear();
+        assert_eq!(d.iter().count(), 0);
+    }
+}
