@@ -2,3 +2,4 @@
 
 pub mod mailbox;
 pub mod rng;
+pub mod sim;

@@ -31,7 +31,7 @@ use ipc_traits::mailbox::{
 };
 use ipc_traits::power::{Asleep, Peer, WakeError, WakePeer};
 
-use crate::rng::SplitMix;
+use crate::rng::SplitMix64;
 
 /// An observable interrupt line of a simulated peripheral.
 #[derive(Clone)]
@@ -335,7 +335,7 @@ pub fn two_threads_exchange<L: WordLink>(count: u32, seed: u64) {
     let (mut tx, rx) = (f.tx, f.rx);
     let receiver = thread::spawn(move || {
         let mut rx = rx;
-        let mut rng = SplitMix::new(seed ^ 0x5555);
+        let mut rng = SplitMix64::new(seed ^ 0x5555);
         for expect in 0..count {
             if rng.below(8) == 0 {
                 thread::yield_now();
@@ -345,7 +345,7 @@ pub fn two_threads_exchange<L: WordLink>(count: u32, seed: u64) {
         }
         assert!(would_block(rx.try_recv()), "extra word after the stream");
     });
-    let mut rng = SplitMix::new(seed);
+    let mut rng = SplitMix64::new(seed);
     for i in 0..count {
         if rng.below(8) == 0 {
             thread::yield_now();

@@ -1,0 +1,587 @@
+//! One simulated core's view of [`SimMemory`]: a write-back data cache.
+//!
+//! The rules are listed in the [module docs](super). This file keeps them in
+//! one place: [`CacheState`] is the per-core cache (lines, dirty flags, the
+//! seeded generator, the counters) and every [`SharedMemory`] method of
+//! [`SimCore`] is a bounds check followed by one walk over the lines the
+//! access touches.
+#![deny(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use ipc_traits::cache::{CacheMaintenance, LineRange};
+use ipc_traits::shm::{check_align, check_range, ErrorType, SharedMemory, ShmError};
+
+use crate::rng::SplitMix64;
+use super::{CacheConfig, CacheStats, LineState, SimMemory};
+
+/// One cached line: this core's copy of `LINE` bytes of memory.
+struct CachedLine<const LINE: usize> {
+    bytes: [u8; LINE],
+    dirty: bool,
+}
+
+/// The per-core cache. Keys are line-aligned window offsets; a `BTreeMap`
+/// (not a hash map) so that "the k-th cached line" is the same on every run
+/// with the same seed.
+struct CacheState<const LINE: usize> {
+    lines: BTreeMap<usize, CachedLine<LINE>>,
+    rng: SplitMix64,
+    stats: CacheStats,
+}
+
+impl<const LINE: usize> CacheState<LINE> {
+    /// The number of window bytes line `base` covers (`LINE`, or less for a
+    /// last line cut short by the window end).
+    fn span(mem: &SimMemory, base: usize) -> usize {
+        LINE.min(mem.len() - base)
+    }
+
+    /// Writes the whole line back (one atomic copy under the memory lock):
+    /// every byte of the line, including bytes this core never wrote.
+    fn write_back(mem: &SimMemory, base: usize, line: &CachedLine<LINE>) {
+        let span = Self::span(mem, base);
+        mem.lock()[base..base + span].copy_from_slice(&line.bytes[..span]);
+    }
+
+    /// The cached line at `base`, filled from memory (atomically) if absent.
+    fn line(&mut self, mem: &SimMemory, base: usize) -> &mut CachedLine<LINE> {
+        let stats = &mut self.stats;
+        self.lines.entry(base).or_insert_with(|| {
+            stats.fills += 1;
+            let mut bytes = [0u8; LINE];
+            let span = Self::span(mem, base);
+            bytes[..span].copy_from_slice(&mem.lock()[base..base + span]);
+            CachedLine {
+                bytes,
+                dirty: false,
+            }
+        })
+    }
+
+    /// Evicts line `base` if cached (written back first if dirty).
+    fn evict(&mut self, mem: &SimMemory, base: usize) -> bool {
+        let Some(line) = self.lines.remove(&base) else {
+            return false;
+        };
+        self.stats.evictions += 1;
+        if line.dirty {
+            self.stats.dirty_evictions += 1;
+            Self::write_back(mem, base, &line);
+        }
+        true
+    }
+
+    /// Evicts a line chosen by the generator among the cached lines other
+    /// than `keep`; false if there is none.
+    fn evict_random(&mut self, mem: &SimMemory, keep: Option<usize>) -> bool {
+        let candidates =
+            self.lines.len() - usize::from(keep.is_some_and(|k| self.lines.contains_key(&k)));
+        if candidates == 0 {
+            return false;
+        }
+        let pick = usize::try_from(self.rng.below(candidates as u64)).unwrap_or(0);
+        let victim = self
+            .lines
+            .keys()
+            .copied()
+            .filter(|&b| Some(b) != keep)
+            .nth(pick);
+        victim.is_some_and(|victim| self.evict(mem, victim))
+    }
+
+    /// The spontaneous eviction rolled once per access.
+    fn maybe_evict(&mut self, mem: &SimMemory, evict_one_in: u32) {
+        if !self.lines.is_empty() && self.rng.one_in(evict_one_in) {
+            self.evict_random(mem, None);
+        }
+    }
+
+    /// Evicts other lines while more than `capacity` are cached.
+    fn enforce_capacity(&mut self, mem: &SimMemory, capacity: usize, keep: usize) {
+        while self.lines.len() > capacity && self.evict_random(mem, Some(keep)) {}
+    }
+
+    /// Writes back the dirty lines in `offset..end` (and drops every line
+    /// there if `drop`).
+    fn maintain(&mut self, mem: &SimMemory, offset: usize, end: usize, clean: bool, drop: bool) {
+        for (&base, line) in self.lines.range_mut(offset..end) {
+            if line.dirty && clean {
+                Self::write_back(mem, base, line);
+                line.dirty = false;
+                self.stats.lines_cleaned += 1;
+            }
+        }
+        if drop {
+            let doomed: Vec<usize> = self.lines.range(offset..end).map(|(&b, _)| b).collect();
+            for base in doomed {
+                if let Some(line) = self.lines.remove(&base) {
+                    self.stats.lines_invalidated += 1;
+                    if line.dirty {
+                        self.stats.dirty_lines_discarded += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One simulated core's view of a [`SimMemory`]: a private write-back data
+/// cache with `LINE`-byte lines in front of the shared bytes.
+///
+/// Built by [`SimMemory::core`] (cache per [`CacheConfig`]) or
+/// [`SimMemory::coherent_core`] (no cache). Implements [`SharedMemory`]
+/// (window offsets) and [`CacheMaintenance`] (peer addresses,
+/// `peer_base + offset`), both with `LINE` as the line.
+///
+/// `Send` and `Sync`: move it into the thread that plays the core. Sharing
+/// one `SimCore` between threads models two contexts of one core (they see
+/// the same cache).
+///
+/// # Examples
+///
+/// A missing `invalidate` makes this core read its stale copy:
+///
+/// ```
+/// use conformance::sim::{CacheConfig, SimMemory};
+/// use ipc_traits::shm::SharedMemory;
+///
+/// let mem = SimMemory::new(128, 0);
+/// let me = mem.core::<32>(CacheConfig::write_back(7).never_evict());
+/// let mut b = [0u8; 4];
+/// me.read(64, &mut b).unwrap(); // caches line 64..96
+/// mem.poke(64, b"new!").unwrap(); // the peer writes memory
+/// me.read(64, &mut b).unwrap();
+/// assert_eq!(b, [0; 4]); // stale
+/// me.invalidate(64, 32).unwrap();
+/// me.read(64, &mut b).unwrap();
+/// assert_eq!(&b, b"new!");
+/// ```
+pub struct SimCore<const LINE: usize> {
+    mem: SimMemory,
+    config: CacheConfig,
+    state: Mutex<CacheState<LINE>>,
+}
+
+impl<const LINE: usize> fmt::Debug for SimCore<LINE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimCore")
+            .field("line", &LINE)
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const LINE: usize> SimCore<LINE> {
+    /// The line size (inherent, so that `SimCore::<N>::LINE` is not
+    /// ambiguous between the two traits).
+    pub const LINE: usize = LINE;
+
+    const LINE_IS_POWER_OF_TWO: () = assert!(LINE.is_power_of_two(), "LINE must be a power of two");
+
+    pub(crate) fn new(mem: SimMemory, config: CacheConfig) -> Self {
+        let () = Self::LINE_IS_POWER_OF_TWO;
+        assert!(
+            !config.enabled || LINE >= 4,
+            "a cached SimCore needs LINE >= 4 so that 32-bit indices never span two lines"
+        );
+        Self {
+            mem,
+            config,
+            state: Mutex::new(CacheState {
+                lines: BTreeMap::new(),
+                rng: SplitMix64::new(config.seed),
+                stats: CacheStats::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheState<LINE>> {
+        // A panic while the state is locked leaves at worst a half-done
+        // multi-line copy, which is what a real core would leave too.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The counters so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.lock().stats
+    }
+
+    /// The memory behind this core's cache.
+    #[must_use]
+    pub fn memory(&self) -> &SimMemory {
+        &self.mem
+    }
+
+    /// The configuration this core was built with.
+    #[must_use]
+    pub fn config(&self) -> CacheConfig {
+        self.config
+    }
+
+    /// How many lines are cached now.
+    #[must_use]
+    pub fn cached_lines(&self) -> usize {
+        self.lock().lines.len()
+    }
+
+    /// The state of the line holding `offset` ([`LineState::Uncached`] for
+    /// offsets outside the window, where nothing can be cached).
+    #[must_use]
+    pub fn line_state(&self, offset: usize) -> LineState {
+        let base = offset - offset % LINE;
+        match self.lock().lines.get(&base) {
+            None => LineState::Uncached,
+            Some(line) if line.dirty => LineState::Dirty,
+            Some(_) => LineState::Clean,
+        }
+    }
+
+    /// Evicts the line holding `offset` now, as the cache could at any time:
+    /// written back (whole) if dirty, then dropped. Returns whether a line
+    /// was cached there. Counted as an eviction.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] if `offset` is not in the window.
+    pub fn evict_line(&self, offset: usize) -> Result<bool, ShmError> {
+        check_range(self.mem.len(), offset, 1)?;
+        Ok(self.lock().evict(&self.mem, offset - offset % LINE))
+    }
+
+    /// Writes back every dirty line and empties the cache (test teardown).
+    /// Counted as cleans and invalidations.
+    pub fn flush_all(&self) {
+        self.lock().maintain(&self.mem, 0, usize::MAX, true, true);
+    }
+
+    /// [`SharedMemory::clean`], by window offset. (An inherent method, so
+    /// that `core.clean(offset, len)` is not ambiguous when
+    /// [`CacheMaintenance`] is in scope too.)
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`], [`ShmError::Misaligned`] (offset
+    /// or end not aligned to `LINE`).
+    pub fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        let end = self.check_lines(offset, len)?;
+        self.lock().maintain(&self.mem, offset, end, true, false);
+        Ok(())
+    }
+
+    /// [`SharedMemory::invalidate`], by window offset (inherent for the
+    /// same reason as [`SimCore::clean`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`SimCore::clean`].
+    pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        let end = self.check_lines(offset, len)?;
+        self.lock().maintain(&self.mem, offset, end, false, true);
+        Ok(())
+    }
+
+    /// Writes back and then drops this core's lines of
+    /// `offset..offset + len`: no data is lost.
+    ///
+    /// # Errors
+    ///
+    /// As [`SimCore::clean`].
+    pub fn clean_invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        let end = self.check_lines(offset, len)?;
+        self.lock().maintain(&self.mem, offset, end, true, true);
+        Ok(())
+    }
+
+    /// Checks a maintenance range; returns its end.
+    fn check_lines(&self, offset: usize, len: usize) -> Result<usize, ShmError> {
+        check_range(self.mem.len(), offset, len)?;
+        check_align(offset, LINE)?;
+        check_align(offset + len, LINE)?;
+        Ok(offset + len)
+    }
+
+    /// Calls `op(line, offset_in_line, done, n)` for every line piece of the
+    /// checked range `offset..offset + len`, in order.
+    fn walk(
+        &self,
+        offset: usize,
+        len: usize,
+        mut op: impl FnMut(&mut CachedLine<LINE>, usize, usize, usize),
+    ) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.maybe_evict(&self.mem, self.config.evict_one_in);
+        let capacity = self.config.capacity_lines.max(1);
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done;
+            let base = pos - pos % LINE;
+            let in_line = pos - base;
+            let n = (LINE - in_line).min(len - done);
+            op(state.line(&self.mem, base), in_line, done, n);
+            state.enforce_capacity(&self.mem, capacity, base);
+            done += n;
+        }
+    }
+
+    /// Reads a checked range.
+    fn read_checked(&self, offset: usize, dst: &mut [u8]) {
+        if !self.config.enabled {
+            dst.copy_from_slice(&self.mem.lock()[offset..offset + dst.len()]);
+            return;
+        }
+        self.walk(offset, dst.len(), |line, at, done, n| {
+            dst[done..done + n].copy_from_slice(&line.bytes[at..at + n]);
+        });
+    }
+
+    /// Writes a checked range.
+    fn write_checked(&self, offset: usize, src: &[u8]) {
+        if !self.config.enabled {
+            self.mem.lock()[offset..offset + src.len()].copy_from_slice(src);
+            return;
+        }
+        self.walk(offset, src.len(), |line, at, done, n| {
+            line.bytes[at..at + n].copy_from_slice(&src[done..done + n]);
+            line.dirty = true;
+        });
+    }
+
+    /// An aligned index load (one line: `LINE >= 4` when cached).
+    fn load<const N: usize>(&self, offset: usize) -> Result<[u8; N], ShmError> {
+        check_align(offset, N)?;
+        check_range(self.mem.len(), offset, N)?;
+        let mut bytes = [0u8; N];
+        self.read_checked(offset, &mut bytes);
+        Ok(bytes)
+    }
+
+    /// An aligned index store.
+    fn store<const N: usize>(&self, offset: usize, bytes: [u8; N]) -> Result<(), ShmError> {
+        check_align(offset, N)?;
+        check_range(self.mem.len(), offset, N)?;
+        self.write_checked(offset, &bytes);
+        Ok(())
+    }
+
+    /// The window range of a peer-address maintenance range, if it lies
+    /// inside the window and is line-aligned in window offsets.
+    fn window_range(&self, range: &LineRange<Self>) -> Option<(usize, usize)> {
+        let start = u64::try_from(range.start()).ok()?;
+        let offset = usize::try_from(start.checked_sub(self.mem.peer_base())?).ok()?;
+        let end = self.check_lines(offset, range.len()).ok()?;
+        Some((offset, end))
+    }
+
+    /// Maintenance by peer address; ranges not fully inside the window are
+    /// counted and ignored.
+    fn maintain_peer(&self, range: LineRange<Self>, clean: bool, drop: bool) {
+        let window = self.window_range(&range);
+        let mut state = self.lock();
+        match window {
+            Some((offset, end)) => state.maintain(&self.mem, offset, end, clean, drop),
+            None => state.stats.maintenance_outside_window += 1,
+        }
+    }
+}
+
+impl<const LINE: usize> ErrorType for SimCore<LINE> {
+    type Error = ShmError;
+}
+
+impl<const LINE: usize> SharedMemory for SimCore<LINE> {
+    const LINE: usize = LINE;
+
+    fn len(&self) -> usize {
+        self.mem.len()
+    }
+
+    fn peer_base(&self) -> u64 {
+        self.mem.peer_base()
+    }
+
+    fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
+        check_range(self.mem.len(), offset, dst.len())?;
+        self.read_checked(offset, dst);
+        Ok(())
+    }
+
+    fn write(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
+        check_range(self.mem.len(), offset, src.len())?;
+        self.write_checked(offset, src);
+        Ok(())
+    }
+
+    fn load_u16_acquire(&self, offset: usize) -> Result<u16, ShmError> {
+        self.load(offset).map(u16::from_ne_bytes)
+    }
+
+    fn store_u16_release(&self, offset: usize, value: u16) -> Result<(), ShmError> {
+        self.store(offset, value.to_ne_bytes())
+    }
+
+    fn load_u32_acquire(&self, offset: usize) -> Result<u32, ShmError> {
+        self.load(offset).map(u32::from_ne_bytes)
+    }
+
+    fn store_u32_release(&self, offset: usize, value: u32) -> Result<(), ShmError> {
+        self.store(offset, value.to_ne_bytes())
+    }
+
+    fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        SimCore::clean(self, offset, len)
+    }
+
+    fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        SimCore::invalidate(self, offset, len)
+    }
+}
+
+/// Maintenance by address, where address `peer_base + offset` is window
+/// offset `offset` (the simulated core sees memory where the peer does). A
+/// range not fully inside the window, or not line-aligned in window offsets
+/// (a `peer_base` not aligned to `LINE`), is ignored and counted in
+/// [`CacheStats::maintenance_outside_window`].
+impl<const LINE: usize> CacheMaintenance for SimCore<LINE> {
+    const LINE: usize = LINE;
+
+    fn clean(&self, range: LineRange<Self>) {
+        self.maintain_peer(range, true, false);
+    }
+
+    /// Drops the lines of `range`, discarding dirty data.
+    ///
+    /// # Safety
+    ///
+    /// None needed here: the simulated lines hold no Rust object, so
+    /// discarding them can only lose shared-memory bytes (the trait keeps
+    /// the `unsafe` for real caches).
+    #[allow(unsafe_code)] // implementing the trait's `unsafe fn`; no unsafe operation inside
+    unsafe fn invalidate(&self, range: LineRange<Self>) {
+        self.maintain_peer(range, false, true);
+    }
+
+    fn clean_invalidate(&self, range: LineRange<Self>) {
+        self.maintain_peer(range, true, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned() -> CacheConfig {
+        CacheConfig::write_back(1).never_evict()
+    }
+
+    #[test]
+    fn writes_allocate_stay_local_and_clean_writes_back_whole_lines() {
+        let mem = SimMemory::from_bytes(&[7; 64], 0);
+        let core: SimCore<16> = mem.core(pinned());
+        core.write(18, &[1, 2]).unwrap();
+        assert_eq!(core.line_state(16), LineState::Dirty);
+        assert_eq!(core.line_state(31), LineState::Dirty);
+        assert_eq!(core.line_state(32), LineState::Uncached);
+        assert_eq!(mem.snapshot(), [7; 64]);
+        let mut got = [0; 4];
+        core.read(16, &mut got).unwrap();
+        assert_eq!(got, [7, 7, 1, 2]);
+        core.clean(16, 16).unwrap();
+        assert_eq!(core.line_state(16), LineState::Clean);
+        assert_eq!(mem.snapshot()[16..20], [7, 7, 1, 2]);
+        let stats = core.stats();
+        assert_eq!((stats.fills, stats.lines_cleaned), (1, 1));
+        // Cleaning a clean line writes nothing.
+        core.clean(0, 64).unwrap();
+        assert_eq!(core.stats().lines_cleaned, 1);
+    }
+
+    #[test]
+    fn invalidate_discards_local_writes_and_counts_them() {
+        let mem = SimMemory::new(64, 0);
+        let core: SimCore<16> = mem.core(pinned());
+        core.write(0, &[9; 20]).unwrap();
+        core.invalidate(0, 16).unwrap();
+        let mut got = [0; 20];
+        core.read(0, &mut got).unwrap();
+        assert_eq!(got[..16], [0; 16]);
+        assert_eq!(got[16..], [9; 4]);
+        let stats = core.stats();
+        assert_eq!(
+            (stats.lines_invalidated, stats.dirty_lines_discarded),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_last_line_cut_short_by_the_window_end_is_handled() {
+        let mem = SimMemory::new(40, 0);
+        let core: SimCore<32> = mem.core(pinned());
+        core.write(36, &[5; 4]).unwrap();
+        core.store_u32_release(32, 0x0102_0304).unwrap();
+        assert_eq!(core.load_u32_acquire(32), Ok(0x0102_0304));
+        assert!(core.clean(32, 32).is_err());
+        core.flush_all();
+        assert_eq!(mem.snapshot()[32..36], 0x0102_0304u32.to_ne_bytes());
+        assert_eq!(mem.snapshot()[36..], [5; 4]);
+        assert_eq!(core.cached_lines(), 0);
+    }
+
+    #[test]
+    fn capacity_evicts_other_lines_and_writes_dirty_ones_back() {
+        let mem = SimMemory::new(128, 0);
+        let core: SimCore<16> = mem.core(CacheConfig {
+            capacity_lines: 2,
+            ..pinned()
+        });
+        for line in 0..8u8 {
+            core.write(usize::from(line) * 16, &[line + 1]).unwrap();
+            assert!(core.cached_lines() <= 2);
+            assert_ne!(core.line_state(usize::from(line) * 16), LineState::Uncached);
+        }
+        let stats = core.stats();
+        assert_eq!((stats.evictions, stats.dirty_evictions), (6, 6));
+        core.flush_all();
+        let now = mem.snapshot();
+        assert!((0..8u8).all(|l| now[usize::from(l) * 16] == l + 1));
+    }
+
+    #[test]
+    fn evict_line_reports_whether_a_line_was_cached() {
+        let mem = SimMemory::new(64, 0);
+        let core: SimCore<16> = mem.core(pinned());
+        assert_eq!(core.evict_line(20), Ok(false));
+        core.write(20, &[3]).unwrap();
+        assert_eq!(core.evict_line(31), Ok(true));
+        assert_eq!(mem.snapshot()[20], 3);
+        assert_eq!(core.stats().dirty_evictions, 1);
+        assert!(core.evict_line(64).is_err());
+    }
+
+    #[test]
+    fn a_coherent_core_never_caches() {
+        let mem = SimMemory::new(64, 0);
+        let core: SimCore<1> = mem.coherent_core();
+        core.store_u16_release(2, 0xbeef).unwrap();
+        assert_eq!(mem.snapshot()[2..4], 0xbeefu16.to_ne_bytes());
+        mem.poke(2, &[0, 0]).unwrap();
+        assert_eq!(core.load_u16_acquire(2), Ok(0));
+        assert_eq!(
+            (core.cached_lines(), core.stats()),
+            (0, CacheStats::default())
+        );
+        assert_eq!(SimCore::<1>::LINE, 1);
+        assert!(format!("{core:?}").contains("SimCore"));
+    }
+
+    #[test]
+    #[should_panic(expected = "LINE >= 4")]
+    fn a_cached_core_with_lines_narrower_than_an_index_is_refused() {
+        drop(SimMemory::new(64, 0).core::<2>(CacheConfig::write_back(0)));
+    }
+}
