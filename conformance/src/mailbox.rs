@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::thread;
 
 use ipc_traits::mailbox::{
-    blocking_notify, blocking_recv, blocking_send, Error, ErrorKind, Event, InterruptSource, Listen, Notify,
-    NotifyRx, QueueId, Spins, WordRx, WordTx,
+    blocking_notify, blocking_recv, blocking_send, Budget as _, Error, ErrorKind, Event,
+    InterruptSource, Listen, Notify, NotifyRx, QueueId, Spins, WordRx, WordTx,
 };
 use ipc_traits::power::{Asleep, Peer, WakeError, WakePeer};
 
@@ -149,8 +149,20 @@ fn q(i: u8) -> QueueId {
 }
 
 /// Generous retry budget for the two-thread tests (never a hang: running out
-/// fails the test).
-const PATIENCE: Spins = Spins::new(50_000_000);
+/// fails the test). It yields the host thread on every retry, so a peer
+/// thread on a loaded two-core machine gets to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience(Spins);
+
+/// The budget the two-thread tests wait with.
+pub const PATIENCE: Patience = Patience(Spins::new(50_000_000));
+
+impl ipc_traits::mailbox::Budget for Patience {
+    fn next(&mut self) -> bool {
+        thread::yield_now();
+        self.0.next()
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Word suite
@@ -164,7 +176,8 @@ pub fn order_preserved<L: WordLink>() {
     for round in 0..50 {
         let burst = 1 + round % L::DEPTH;
         for _ in 0..burst {
-            f.tx.try_send(next).unwrap_or_else(|e| panic!("send {next}: {e:?}"));
+            f.tx.try_send(next)
+                .unwrap_or_else(|e| panic!("send {next}: {e:?}"));
             next += 1;
         }
         for _ in 0..burst {
@@ -178,14 +191,21 @@ pub fn order_preserved<L: WordLink>() {
 pub fn full_is_would_block_nothing_overwritten<L: WordLink>() {
     let mut f = L::open();
     for i in 0..L::DEPTH as u32 {
-        f.tx.try_send(0xA000 + i).unwrap_or_else(|e| panic!("send {i}: {e:?}"));
+        f.tx.try_send(0xA000 + i)
+            .unwrap_or_else(|e| panic!("send {i}: {e:?}"));
     }
-    assert!(would_block(f.tx.try_send(0xDEAD)), "send to a full FIFO must be WouldBlock");
+    assert!(
+        would_block(f.tx.try_send(0xDEAD)),
+        "send to a full FIFO must be WouldBlock"
+    );
     assert!(would_block(f.tx.try_send(0xBEEF)), "and stay WouldBlock");
     for i in 0..L::DEPTH as u32 {
         assert_eq!(f.rx.try_recv().ok(), Some(0xA000 + i));
     }
-    assert!(would_block(f.rx.try_recv()), "the refused words must not appear");
+    assert!(
+        would_block(f.rx.try_recv()),
+        "the refused words must not appear"
+    );
 }
 
 /// An empty FIFO is `WouldBlock`, also after draining.
@@ -203,7 +223,11 @@ pub fn depth_exactly_as_sheet<L: WordLink>() {
     let mut accepted = 0;
     while f.tx.try_send(accepted as u32).is_ok() {
         accepted += 1;
-        assert!(accepted <= L::DEPTH, "FIFO accepted more than {} words", L::DEPTH);
+        assert!(
+            accepted <= L::DEPTH,
+            "FIFO accepted more than {} words",
+            L::DEPTH
+        );
     }
     assert_eq!(accepted, L::DEPTH);
 }
@@ -215,16 +239,27 @@ pub fn interrupt_only_when_enabled<L: WordLink>() {
     f.tx.try_send(7).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(!f.line_b.is_high(), "line raised without listen");
     let ev = f.irq_b.on_interrupt();
-    assert!(!ev.has(f.rx_channel, Event::DataAvailable), "event reported while disabled: {ev:?}");
-    f.rx.listen(Event::DataAvailable).unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(f.line_b.is_high(), "enabled pending event must raise the line");
+    assert!(
+        !ev.has(f.rx_channel, Event::DataAvailable),
+        "event reported while disabled: {ev:?}"
+    );
+    f.rx.listen(Event::DataAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(
+        f.line_b.is_high(),
+        "enabled pending event must raise the line"
+    );
     let ev = f.irq_b.on_interrupt();
     assert!(ev.has(f.rx_channel, Event::DataAvailable), "{ev:?}");
     assert_eq!(f.rx.try_recv().ok(), Some(7));
     let _ = f.irq_b.on_interrupt();
-    assert!(!f.line_b.is_high(), "line must fall once serviced and acknowledged");
+    assert!(
+        !f.line_b.is_high(),
+        "line must fall once serviced and acknowledged"
+    );
     assert!(f.irq_b.on_interrupt().is_empty(), "nothing left to report");
-    f.rx.unlisten(Event::DataAvailable).unwrap_or_else(|e| panic!("{e:?}"));
+    f.rx.unlisten(Event::DataAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     f.tx.try_send(8).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(!f.line_b.is_high(), "line raised after unlisten");
 }
@@ -233,7 +268,8 @@ pub fn interrupt_only_when_enabled<L: WordLink>() {
 /// arrives after the status read is reported by the next call, not lost.
 pub fn ack_clears_exactly_reported<L: WordLink>() {
     let mut f = L::open();
-    f.rx.listen(Event::DataAvailable).unwrap_or_else(|e| panic!("{e:?}"));
+    f.rx.listen(Event::DataAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     f.tx.try_send(1).unwrap_or_else(|e| panic!("{e:?}"));
     let first = f.irq_b.on_interrupt();
     assert!(first.has(f.rx_channel, Event::DataAvailable));
@@ -242,7 +278,10 @@ pub fn ack_clears_exactly_reported<L: WordLink>() {
     f.tx.try_send(2).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(f.line_b.is_high(), "second word must raise the line again");
     let second = f.irq_b.on_interrupt();
-    assert!(second.has(f.rx_channel, Event::DataAvailable), "second word's event lost: {second:?}");
+    assert!(
+        second.has(f.rx_channel, Event::DataAvailable),
+        "second word's event lost: {second:?}"
+    );
     assert_eq!(f.rx.try_recv().ok(), Some(2));
     let _ = f.irq_b.on_interrupt();
     assert!(!f.line_b.is_high());
@@ -250,7 +289,10 @@ pub fn ack_clears_exactly_reported<L: WordLink>() {
     f.tx.try_send(3).unwrap_or_else(|e| panic!("{e:?}"));
     let _ = f.irq_b.on_interrupt();
     let again = f.irq_b.on_interrupt();
-    assert!(again.has(f.rx_channel, Event::DataAvailable), "unserviced data must stay reported");
+    assert!(
+        again.has(f.rx_channel, Event::DataAvailable),
+        "unserviced data must stay reported"
+    );
     assert_eq!(f.rx.try_recv().ok(), Some(3));
 }
 
@@ -258,11 +300,15 @@ pub fn ack_clears_exactly_reported<L: WordLink>() {
 /// disturb later traffic.
 pub fn spurious_interrupt_reports_nothing<L: WordLink>() {
     let mut f = L::open();
-    f.rx.listen(Event::DataAvailable).unwrap_or_else(|e| panic!("{e:?}"));
+    f.rx.listen(Event::DataAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(f.irq_b.on_interrupt().is_empty());
     assert!(f.irq_a.on_interrupt().is_empty());
     f.tx.try_send(5).unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(f.irq_b.on_interrupt().has(f.rx_channel, Event::DataAvailable));
+    assert!(f
+        .irq_b
+        .on_interrupt()
+        .has(f.rx_channel, Event::DataAvailable));
     assert_eq!(f.rx.try_recv().ok(), Some(5));
 }
 
@@ -272,15 +318,26 @@ pub fn space_available_interrupt<L: WordLink>() {
     for i in 0..L::DEPTH as u32 {
         f.tx.try_send(i).unwrap_or_else(|e| panic!("{e:?}"));
     }
-    f.tx.listen(Event::SpaceAvailable).unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(!f.irq_a.on_interrupt().has(f.tx_channel, Event::SpaceAvailable), "full FIFO reported space");
+    f.tx.listen(Event::SpaceAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(
+        !f.irq_a
+            .on_interrupt()
+            .has(f.tx_channel, Event::SpaceAvailable),
+        "full FIFO reported space"
+    );
     assert_eq!(f.rx.try_recv().ok(), Some(0));
     assert!(f.line_a.is_high(), "space freed must raise side A's line");
-    assert!(f.irq_a.on_interrupt().has(f.tx_channel, Event::SpaceAvailable));
-    f.tx.unlisten(Event::SpaceAvailable).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(f
+        .irq_a
+        .on_interrupt()
+        .has(f.tx_channel, Event::SpaceAvailable));
+    f.tx.unlisten(Event::SpaceAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     let _ = f.irq_a.on_interrupt();
     assert!(!f.line_a.is_high(), "unlisten must lower the line");
-    f.tx.try_send(99).unwrap_or_else(|e| panic!("a freed slot must take a word: {e:?}"));
+    f.tx.try_send(99)
+        .unwrap_or_else(|e| panic!("a freed slot must take a word: {e:?}"));
 }
 
 /// Events the channel cannot raise are refused with `Unsupported`, not
@@ -300,7 +357,11 @@ pub fn blocking_helpers_are_bounded<L: WordLink>() {
     for i in 0..L::DEPTH as u32 {
         blocking_send(&mut f.tx, i, Spins::new(10)).unwrap_or_else(|e| panic!("{e:?}"));
     }
-    assert!(would_block(blocking_send(&mut f.tx, 0xFF, Spins::new(1000))));
+    assert!(would_block(blocking_send(
+        &mut f.tx,
+        0xFF,
+        Spins::new(1000)
+    )));
     assert_eq!(blocking_recv(&mut f.rx, Spins::new(0)).ok(), Some(0));
 }
 
@@ -309,7 +370,11 @@ pub fn split_join_round_trip<L: WordLink>() {
     let mut f = L::open();
     f.tx.try_send(11).unwrap_or_else(|e| panic!("{e:?}"));
     let mut f = L::reassemble(f);
-    assert_eq!(f.rx.try_recv().ok(), Some(11), "a word in flight survives join/split");
+    assert_eq!(
+        f.rx.try_recv().ok(),
+        Some(11),
+        "a word in flight survives join/split"
+    );
     f.tx.try_send(12).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(f.rx.try_recv().ok(), Some(12));
 }
@@ -320,12 +385,19 @@ pub fn handle_moved_to_thread_keeps_working<L: WordLink>() {
     let (mut tx, rx) = (f.tx, f.rx);
     let receiver = thread::spawn(move || {
         let mut rx = rx;
-        (0..10u32).map(|_| blocking_recv(&mut rx, PATIENCE).unwrap_or_else(|e| panic!("{e:?}"))).collect::<Vec<_>>()
+        (0..10u32)
+            .map(|_| blocking_recv(&mut rx, PATIENCE).unwrap_or_else(|e| panic!("{e:?}")))
+            .collect::<Vec<_>>()
     });
     for i in 0..10 {
         blocking_send(&mut tx, i, PATIENCE).unwrap_or_else(|e| panic!("{e:?}"));
     }
-    assert_eq!(receiver.join().unwrap_or_else(|_| panic!("receiver panicked")), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        receiver
+            .join()
+            .unwrap_or_else(|_| panic!("receiver panicked")),
+        (0..10).collect::<Vec<_>>()
+    );
 }
 
 /// Two threads, one per side, exchange `count` words with randomised pacing:
@@ -340,8 +412,13 @@ pub fn two_threads_exchange<L: WordLink>(count: u32, seed: u64) {
             if rng.below(8) == 0 {
                 thread::yield_now();
             }
-            let got = blocking_recv(&mut rx, PATIENCE).unwrap_or_else(|e| panic!("word {expect}: {e:?}"));
-            assert_eq!(got, expect.wrapping_mul(0x9E37_79B9), "word {expect} lost, duplicated or reordered");
+            let got =
+                blocking_recv(&mut rx, PATIENCE).unwrap_or_else(|e| panic!("word {expect}: {e:?}"));
+            assert_eq!(
+                got,
+                expect.wrapping_mul(0x9E37_79B9),
+                "word {expect} lost, duplicated or reordered"
+            );
         }
         assert!(would_block(rx.try_recv()), "extra word after the stream");
     });
@@ -350,9 +427,12 @@ pub fn two_threads_exchange<L: WordLink>(count: u32, seed: u64) {
         if rng.below(8) == 0 {
             thread::yield_now();
         }
-        blocking_send(&mut tx, i.wrapping_mul(0x9E37_79B9), PATIENCE).unwrap_or_else(|e| panic!("word {i}: {e:?}"));
+        blocking_send(&mut tx, i.wrapping_mul(0x9E37_79B9), PATIENCE)
+            .unwrap_or_else(|e| panic!("word {i}: {e:?}"));
     }
-    receiver.join().unwrap_or_else(|_| panic!("receiver failed"));
+    receiver
+        .join()
+        .unwrap_or_else(|_| panic!("receiver failed"));
 }
 
 /// How many words (or round trips) the two-thread tests move.
@@ -445,7 +525,10 @@ pub fn notifications_coalesce<L: DoorbellLink>() {
     assert!(set.contains(target), "{set:?}");
     assert_eq!(set.iter().count(), 1, "only {target} was rung: {set:?}");
     let again = f.take_b.take_pending().unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(again.is_empty(), "taken notifications must be acknowledged: {again:?}");
+    assert!(
+        again.is_empty(),
+        "taken notifications must be acknowledged: {again:?}"
+    );
     assert!(!f.line_b.is_high(), "line must fall after the take");
 }
 
@@ -453,7 +536,8 @@ pub fn notifications_coalesce<L: DoorbellLink>() {
 pub fn every_queue_arrives_as_itself<L: DoorbellLink>() {
     let mut f = L::open();
     for i in 0..f.queues {
-        blocking_notify(&mut f.ring_b, q(i), Spins::new(10)).unwrap_or_else(|e| panic!("vq{i}: {e:?}"));
+        blocking_notify(&mut f.ring_b, q(i), Spins::new(10))
+            .unwrap_or_else(|e| panic!("vq{i}: {e:?}"));
         let set = f.take_b.take_pending().unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(set.iter().collect::<Vec<_>>(), [q(i)]);
     }
@@ -463,7 +547,13 @@ pub fn every_queue_arrives_as_itself<L: DoorbellLink>() {
 /// answered, none is spurious.
 pub fn doorbell_round_trips<L: DoorbellLink>(count: u32) {
     let f = L::open();
-    let DoorbellFixture { mut ring_b, take_b, ring_a, mut take_a, .. } = f;
+    let DoorbellFixture {
+        mut ring_b,
+        take_b,
+        ring_a,
+        mut take_a,
+        ..
+    } = f;
     let queues = f.queues.max(1);
     let peer = thread::spawn(move || {
         let (mut take_b, mut ring_a) = (take_b, ring_a);
@@ -490,8 +580,10 @@ fn wait_pending<T: NotifyRx>(take: &mut T) -> ipc_traits::mailbox::QueueSet {
         if !set.is_empty() {
             return set;
         }
-        assert!(ipc_traits::mailbox::Budget::next(&mut budget), "doorbell never arrived");
-        thread::yield_now();
+        assert!(
+            ipc_traits::mailbox::Budget::next(&mut budget),
+            "doorbell never arrived"
+        );
     }
 }
 
@@ -522,15 +614,23 @@ macro_rules! doorbell_suite {
 /// obtained only once the peer reports awake.
 pub fn wake_reaches_peer<L: WakeLink>() {
     let f = L::open();
-    assert!(!f.peer_wake_line.is_high(), "peer interrupted before any wake request");
+    assert!(
+        !f.peer_wake_line.is_high(),
+        "peer interrupted before any wake request"
+    );
     let (peer, err) = match f.peer.wake(Spins::new(100)) {
         Ok(_) => panic!("peer reported awake without waking"),
         Err(pair) => pair,
     };
     assert!(matches!(err, WakeError::Timeout), "{err:?}");
-    assert!(f.peer_wake_line.is_high(), "the wake request must reach the peer");
+    assert!(
+        f.peer_wake_line.is_high(),
+        "the wake request must reach the peer"
+    );
     (f.set_peer_awake)(true);
-    let awake = peer.wake(Spins::new(100)).unwrap_or_else(|(_, e)| panic!("{e:?}"));
+    let awake = peer
+        .wake(Spins::new(100))
+        .unwrap_or_else(|(_, e)| panic!("{e:?}"));
     let _asleep = awake.release();
 }
 
