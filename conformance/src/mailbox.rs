@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::thread;
 
 use ipc_traits::mailbox::{
-    blocking_notify, blocking_recv, blocking_send, Budget as _, Error, ErrorKind, Event,
-    InterruptSource, Listen, Notify, NotifyRx, QueueId, Spins, WordRx, WordTx,
+    blocking_notify, blocking_recv, blocking_send, Error, ErrorKind, Event, InterruptSource,
+    Listen, Notify, NotifyRx, QueueId, Spins, WordRx, WordTx,
 };
 use ipc_traits::power::{Asleep, Peer, WakeError, WakePeer};
 
