@@ -1,0 +1,619 @@
+//! The device role: pops available buffers, returns them as used.
+//!
+//! This is the remote firmware's side of a remoteproc vring (rpmsg-lite's
+//! remote, OpenAMP's `VIRTIO_DEV_DEVICE`). Everything the driver wrote is
+//! hostile: every available entry, descriptor, address and length is read
+//! once into a local and validated before a buffer handle exists
+//! ([`Error`] lists each check; each failure is counted in
+//! [`crate::error::Failures`]).
+//!
+//! # Protocol, step by step (virtio 1.x §2.7.13 from the device side;
+//! Linux `vhost` `vhost_get_vq_desc` / `vhost_add_used_n` / `vhost_notify`)
+//!
+//! 1. [`Device::pop_readable`] / [`Device::pop_writable`] invalidate and
+//!    load `avail.idx` (acquire) when the known entries are used up, check
+//!    the jump, then invalidate and read one entry and its descriptor.
+//! 2. The buffer comes out as [`ShmBuf<Received>`] (invalidate, then
+//!    validate [`Popped::len`], then read) or [`ShmBuf<Dirty>`] (write, then
+//!    clean).
+//! 3. [`Device::push_used`] takes the buffer back (so it cannot be used
+//!    again) and writes the used entry; [`Device::publish_used`] cleans the
+//!    batch, stores `used.idx` (release), cleans it, fences (`SeqCst`), and
+//!    reads the driver's `avail.flags` or `used_event` to say whether to
+//!    notify.
+//!
+//! # Buffers the driver can lie about
+//!
+//! A hostile driver can name the same memory twice, or name ring metadata as
+//! a buffer. The device therefore keeps a record of every buffer it holds
+//! and refuses a new one that overlaps it ([`Error::OverlappingBuffer`]), and
+//! accepts buffers only inside a [`BufferArea`] that excludes the ring
+//! ([`Error::OutsideBufferArea`]). Both checks work on whole cache lines, so
+//! maintenance on one buffer never touches another.
+//!
+//! # Design notes
+//!
+//! - Single-descriptor buffers only (rpmsg never chains):
+//!   [`Error::UnexpectedNext`], [`Error::UnexpectedIndirect`].
+//! - A driver-readable/writable mismatch in the `WRITE` flag is tolerated for
+//!   [`Device::pop_readable`]: rpmsg-lite's master marks its transmit
+//!   buffers writable (vector 03).
+//! - Not enforced by types: that the buffer areas of all rings sharing one
+//!   memory are disjoint and hold no other buffer handle; this is the
+//!   `# Safety` contract of [`Device::new`].
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf};
+use ipc_traits::shm::SharedMemory;
+
+use crate::endian::Endian;
+use crate::error::{Error, Stats};
+use crate::layout::{align_up, Layout, LayoutError, DESC_SIZE, USED_ELEM_SIZE};
+use crate::notify::{
+    need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
+    USED_F_NO_NOTIFY,
+};
+use crate::ring::{fence, mem_err, RingMem};
+
+/// The window range buffers named by the driver may occupy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferArea {
+    offset: usize,
+    len: usize,
+}
+
+impl BufferArea {
+    /// `offset..offset + len` of the window.
+    pub const fn new(offset: usize, len: usize) -> Self {
+        Self { offset, len }
+    }
+
+    /// The first offset.
+    pub const fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The length in bytes.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the area is empty (no buffer is ever accepted).
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// How a device ring behaves; fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Flags or `EVENT_IDX` (what was negotiated).
+    pub suppression: Suppression,
+    /// Where buffers may lie: never over any ring, and disjoint from the
+    /// areas of the other rings sharing the memory.
+    pub buffers: BufferArea,
+    /// The first available position to consume. 0 for a ring the driver
+    /// just initialised (Linux zeroes it, rpmsg-lite's remote starts at 0);
+    /// to attach to a running ring, the position the previous device
+    /// instance reached.
+    pub first_avail: u16,
+}
+
+impl DeviceConfig {
+    /// Flags mode, starting at available position 0.
+    pub const fn new(buffers: BufferArea) -> Self {
+        Self {
+            suppression: Suppression::Flags,
+            buffers,
+            first_avail: 0,
+        }
+    }
+}
+
+/// A buffer popped from the available ring.
+#[must_use = "a popped buffer must go back with `push_used`, or the driver loses it"]
+pub struct Popped<'m, M: ?Sized, S: BufState> {
+    /// The descriptor index (what goes back in the used entry).
+    pub head: u16,
+    /// The descriptor's length: for a readable buffer the length to
+    /// validate before reading, for a writable one the space offered.
+    pub len: u32,
+    /// The buffer.
+    pub buf: ShmBuf<'m, M, S>,
+}
+
+impl<M: ?Sized, S: BufState> fmt::Debug for Popped<'_, M, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Popped")
+            .field("head", &self.head)
+            .field("len", &self.len)
+            .field("buf", &self.buf)
+            .finish()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Buffer states the device may hand back with [`Device::push_used`]:
+/// everything except [`Dirty`] (a dirty buffer must be cleaned first, or
+/// the driver reads stale bytes). Sealed.
+pub trait Returnable: BufState + sealed::Sealed {}
+
+macro_rules! returnable {
+    ($($s:ty),+) => {$(
+        impl sealed::Sealed for $s {}
+        impl Returnable for $s {}
+    )+};
+}
+returnable!(Received, Invalidated, Readable, Clean);
+
+#[derive(Clone, Copy)]
+struct Held {
+    /// Line-rounded span.
+    lo: usize,
+    hi: usize,
+    /// The handle's capacity.
+    capacity: usize,
+    /// The descriptor's length.
+    desc_len: u32,
+}
+
+/// The device side of one split virtqueue over `M`, in byte order `E`, for
+/// up to `N` entries. See [`crate::driver::Driver`] for an example with both
+/// sides.
+pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
+    ring: RingMem<'m, M, E>,
+    config: DeviceConfig,
+    held: [Option<Held>; N],
+    held_count: u16,
+    last_avail: u16,
+    avail_seen: u16,
+    used_idx: u16,
+    used_published: u16,
+    broken: bool,
+    stats: Stats,
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N> {
+    /// Attaches to the ring at `layout`, which the driver initialised. Writes
+    /// nothing (rpmsg-lite's remote init writes nothing either: vectors
+    /// README); takes `used.idx` from memory (rpmsg-lite's master pre-loads
+    /// used entries: vector 01) and starts consuming at
+    /// `config.first_avail`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Layout`]: the layout does not fit the window or the cache
+    /// line rule, has more than `N` entries, or the buffer area lies outside
+    /// the window or over the ring ([`LayoutError::BadBufferArea`]).
+    ///
+    /// # Safety
+    ///
+    /// While this ring or a buffer it handed out lives, no buffer handle
+    /// over `config.buffers` exists on this core except those this ring
+    /// hands out: the areas of rings sharing `mem` are disjoint, and no pool
+    /// of this core covers them.
+    pub unsafe fn new(mem: &'m M, layout: Layout, config: DeviceConfig) -> Result<Self, Error> {
+        let ring = RingMem::new(mem, layout, N)?;
+        let area = config.buffers;
+        let end = area
+            .offset
+            .checked_add(area.len)
+            .filter(|&e| e <= mem.len())
+            .ok_or(LayoutError::BadBufferArea)?;
+        let line = M::LINE;
+        for (off, len) in layout.areas() {
+            let lo = off & !(line - 1);
+            let hi = align_up(off + len, line).ok_or(LayoutError::Overflow)?;
+            if lo < end && area.offset < hi {
+                return Err(LayoutError::BadBufferArea.into());
+            }
+        }
+        ring.invalidate(layout.used_offset() + 2, 2)?;
+        let used = ring.load_u16(layout.used_offset() + 2)?;
+        Ok(Self {
+            ring,
+            config,
+            held: [None; N],
+            held_count: 0,
+            last_avail: config.first_avail,
+            avail_seen: config.first_avail,
+            used_idx: used,
+            used_published: used,
+            broken: false,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The ring's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.ring.layout
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether an index jump broke the ring.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Buffers popped and not yet pushed back.
+    pub fn held(&self) -> u16 {
+        self.held_count
+    }
+
+    /// The next available position to consume.
+    pub fn next_avail(&self) -> u16 {
+        self.last_avail
+    }
+
+    /// Pops the next buffer to read (driver to device).
+    ///
+    /// Accepts descriptors with or without `VRING_DESC_F_WRITE`
+    /// (rpmsg-lite's master sets it on its transmit buffers).
+    ///
+    /// # Errors
+    ///
+    /// Peer errors (counted): [`Error::AvailIndexJump`] (the ring is broken
+    /// from then on); the others consume the entry, which is skipped (call
+    /// again): [`Error::DescriptorIndexOutOfRange`],
+    /// [`Error::DescriptorInFlight`], [`Error::UnexpectedNext`],
+    /// [`Error::UnexpectedIndirect`], [`Error::EmptyBuffer`],
+    /// [`Error::AddressOutsideWindow`], [`Error::MisalignedBuffer`],
+    /// [`Error::OutsideBufferArea`], [`Error::OverlappingBuffer`]. Also
+    /// [`Error::Broken`], [`Error::Memory`].
+    #[allow(clippy::type_complexity)]
+    pub fn pop_readable(&mut self) -> Result<Option<Popped<'m, M, Received>>, Error> {
+        let Some(p) = self.pop(false)? else {
+            return Ok(None);
+        };
+        // SAFETY: `pop` recorded `p.offset..+p.capacity` (rounded to whole
+        // lines) as held by this ring after checking it lies in the buffer
+        // area and overlaps no other held buffer; the area holds no other
+        // handle (`new`'s contract), and the record stays until the handle
+        // comes back through `push_used`.
+        let buf =
+            unsafe { ShmBuf::<_, Received>::new_unchecked(self.ring.mem, p.offset, p.capacity) };
+        match buf {
+            Ok(buf) => Ok(Some(Popped {
+                head: p.head,
+                len: p.desc_len,
+                buf,
+            })),
+            Err(e) => {
+                self.release(p.head);
+                Err(mem_err(e))
+            }
+        }
+    }
+
+    /// Pops the next buffer to fill (device to driver); it must carry
+    /// `VRING_DESC_F_WRITE`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_readable`], plus [`Error::NotDeviceWritable`].
+    #[allow(clippy::type_complexity)]
+    pub fn pop_writable(&mut self) -> Result<Option<Popped<'m, M, Dirty>>, Error> {
+        let Some(p) = self.pop(true)? else {
+            return Ok(None);
+        };
+        // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
+        // descriptor's bytes (its length is a whole number of lines).
+        let buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(self.ring.mem, p.offset, p.capacity) };
+        match buf {
+            Ok(buf) => Ok(Some(Popped {
+                head: p.head,
+                len: p.desc_len,
+                buf,
+            })),
+            Err(e) => {
+                self.release(p.head);
+                Err(mem_err(e))
+            }
+        }
+    }
+
+    fn release(&mut self, head: u16) {
+        if let Some(h) = self.held.get_mut(usize::from(head)) {
+            if h.take().is_some() {
+                self.held_count -= 1;
+            }
+        }
+    }
+
+    fn pop(&mut self, writable: bool) -> Result<Option<Pop>, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let l = self.ring.layout;
+        if self.last_avail == self.avail_seen {
+            let idx = self.fetch_avail_idx()?;
+            if idx.wrapping_sub(self.last_avail) > l.num() {
+                self.broken = true;
+                return Err(self.fail(Error::AvailIndexJump {
+                    last: self.last_avail,
+                    idx,
+                }));
+            }
+            self.avail_seen = idx;
+            if idx == self.last_avail {
+                return Ok(None);
+            }
+        }
+        let pos = self.last_avail;
+        self.ring
+            .invalidate(l.avail_entry_offset(pos & self.ring.mask), 2)?;
+        let head = self.ring.read_avail_entry(pos)?;
+        self.last_avail = pos.wrapping_add(1);
+        match self.check(head, writable) {
+            Ok(p) => {
+                self.held[usize::from(head)] = Some(Held {
+                    lo: p.lo,
+                    hi: p.hi,
+                    capacity: p.capacity,
+                    desc_len: p.desc_len,
+                });
+                self.held_count += 1;
+                self.stats.completed = self.stats.completed.wrapping_add(1);
+                Ok(Some(p))
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Validates descriptor `head` (read once into a local).
+    fn check(&self, head: u16, writable: bool) -> Result<Pop, Error> {
+        let l = self.ring.layout;
+        if head >= l.num() {
+            return Err(Error::DescriptorIndexOutOfRange { index: head });
+        }
+        if self.held[usize::from(head)].is_some() {
+            return Err(Error::DescriptorInFlight { index: head });
+        }
+        self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
+        let d = self.ring.read_desc(head)?;
+        if d.flags & DESC_F_INDIRECT != 0 {
+            return Err(Error::UnexpectedIndirect { index: head });
+        }
+        if d.flags & DESC_F_NEXT != 0 {
+            return Err(Error::UnexpectedNext { index: head });
+        }
+        if writable && d.flags & DESC_F_WRITE == 0 {
+            return Err(Error::NotDeviceWritable { index: head });
+        }
+        if d.len == 0 {
+            return Err(Error::EmptyBuffer { index: head });
+        }
+        let outside = Error::AddressOutsideWindow {
+            addr: d.addr,
+            len: d.len,
+        };
+        let len = usize::try_from(d.len).map_err(|_| outside)?;
+        let offset = self.ring.mem.translate(d.addr, len).map_err(|_| outside)?;
+        let line = M::LINE;
+        if offset % line != 0 || (writable && len % line != 0) {
+            return Err(Error::MisalignedBuffer { offset, len: d.len });
+        }
+        let hi = align_up(offset + len, line).ok_or(outside)?;
+        let area = self.config.buffers;
+        if offset < area.offset || hi > area.offset + area.len {
+            return Err(Error::OutsideBufferArea { offset, len: d.len });
+        }
+        if self.held_count > 0
+            && self
+                .held
+                .iter()
+                .flatten()
+                .any(|h| offset < h.hi && h.lo < hi)
+        {
+            return Err(Error::OverlappingBuffer { index: head });
+        }
+        Ok(Pop {
+            head,
+            offset,
+            lo: offset,
+            hi,
+            capacity: if writable { len } else { hi - offset },
+            desc_len: d.len,
+        })
+    }
+
+    /// Returns a popped buffer to the driver with the number of bytes
+    /// written into it (0 for a buffer the device only read; rpmsg-lite
+    /// reports the whole buffer). Visible at the next
+    /// [`Device::publish_used`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForeignBuffer`] (not the buffer popped as `head`),
+    /// [`Error::InvalidLength`] (`len` beyond the descriptor),
+    /// [`Error::Broken`], [`Error::Memory`]; the buffer is handed back.
+    #[allow(clippy::type_complexity)]
+    pub fn push_used<S: Returnable>(
+        &mut self,
+        head: u16,
+        buf: ShmBuf<'m, M, S>,
+        len: u32,
+    ) -> Result<(), (ShmBuf<'m, M, S>, Error)> {
+        if self.broken {
+            return Err((buf, Error::Broken));
+        }
+        let held = match self.held.get(usize::from(head)).copied().flatten() {
+            Some(h) if h.lo == buf.offset() && h.capacity == buf.capacity() => h,
+            _ => return Err((buf, Error::ForeignBuffer)),
+        };
+        if len > held.desc_len {
+            return Err((
+                buf,
+                Error::InvalidLength {
+                    len,
+                    capacity: held.desc_len,
+                },
+            ));
+        }
+        if let Err(e) = self
+            .ring
+            .write_used_entry(self.used_idx, u32::from(head), len)
+        {
+            return Err((buf, e));
+        }
+        self.used_idx = self.used_idx.wrapping_add(1);
+        self.release(head);
+        drop(buf);
+        Ok(())
+    }
+
+    /// Publishes every used entry pushed since the last call and says
+    /// whether the driver wants an interrupt.
+    ///
+    /// Order: clean the new used entries; store `used.idx` (release) and
+    /// clean it; `fence(SeqCst)`; invalidate and read the driver's
+    /// `avail.flags` or `used_event`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broken`], [`Error::Memory`].
+    #[must_use = "a publication the driver wants to hear about needs a notification"]
+    pub fn publish_used(&mut self) -> Result<bool, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let (old, new) = (self.used_published, self.used_idx);
+        if old == new {
+            return Ok(false);
+        }
+        let l = self.ring.layout;
+        for (off, len) in self
+            .ring
+            .entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new)
+        {
+            if len > 0 {
+                self.ring.clean(off, len)?;
+            }
+        }
+        self.ring.store_u16(l.used_offset() + 2, new)?;
+        self.ring.clean(l.used_offset() + 2, 2)?;
+        self.used_published = new;
+        self.stats.published = self
+            .stats
+            .published
+            .wrapping_add(u32::from(new.wrapping_sub(old)));
+        fence(Ordering::SeqCst);
+        let notify = match self.config.suppression {
+            Suppression::EventIdx => {
+                self.ring.invalidate(l.used_event_offset(), 2)?;
+                let event = self.ring.load_u16(l.used_event_offset())?;
+                need_event(event, new, old)
+            }
+            Suppression::Flags => {
+                self.ring.invalidate(l.avail_offset(), 2)?;
+                self.ring.load_u16(l.avail_offset())? & AVAIL_F_NO_INTERRUPT == 0
+            }
+        };
+        if notify {
+            self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
+        } else {
+            self.stats.notifications_suppressed =
+                self.stats.notifications_suppressed.wrapping_add(1);
+        }
+        Ok(notify)
+    }
+
+    /// Asks the driver to notify on new buffers again, then re-checks:
+    /// returns whether buffers are already pending (pop them before
+    /// sleeping, or the wake-up is lost).
+    ///
+    /// Flags: clears `VRING_USED_F_NO_NOTIFY`. `EVENT_IDX`: sets
+    /// `avail_event` to the next position to consume. Then `fence(SeqCst)`
+    /// and a fresh load of `avail.idx`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broken`], [`Error::Memory`].
+    pub fn enable_notifications(&mut self) -> Result<bool, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let l = self.ring.layout;
+        match self.config.suppression {
+            Suppression::Flags => self.set_used_flags(0)?,
+            Suppression::EventIdx => {
+                self.ring
+                    .store_u16(l.avail_event_offset(), self.last_avail)?;
+                self.ring.clean(l.avail_event_offset(), 2)?;
+            }
+        }
+        fence(Ordering::SeqCst);
+        Ok(self.fetch_avail_idx()? != self.last_avail)
+    }
+
+    /// Asks the driver not to notify (flags mode: sets
+    /// `VRING_USED_F_NO_NOTIFY`; `EVENT_IDX` mode: `avail_event` is no
+    /// longer advanced). Advisory: the driver may still notify.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broken`], [`Error::Memory`].
+    pub fn disable_notifications(&mut self) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        if self.config.suppression == Suppression::Flags {
+            self.set_used_flags(USED_F_NO_NOTIFY)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `used.flags` through to memory.
+    fn set_used_flags(&self, flags: u16) -> Result<(), Error> {
+        let off = self.ring.layout.used_offset();
+        self.ring.store_u16(off, flags)?;
+        self.ring.clean(off, 2)
+    }
+
+    /// A fresh `avail.idx` (invalidate, then acquire load): the one place
+    /// the device reads it.
+    fn fetch_avail_idx(&self) -> Result<u16, Error> {
+        let off = self.ring.layout.avail_offset() + 2;
+        self.ring.invalidate(off, 2)?;
+        self.ring.load_u16(off)
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.stats.failures.record(&e);
+        e
+    }
+}
+
+/// A validated descriptor, before its handle is built.
+struct Pop {
+    head: u16,
+    offset: usize,
+    lo: usize,
+    hi: usize,
+    capacity: usize,
+    desc_len: u32,
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<'_, M, E, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device")
+            .field("layout", &self.ring.layout)
+            .field("last_avail", &self.last_avail)
+            .field("used_idx", &self.used_idx)
+            .field("used_published", &self.used_published)
+            .field("held", &self.held_count)
+            .field("broken", &self.broken)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}

@@ -1,0 +1,668 @@
+//! The driver role: makes buffers available, reaps used ones.
+//!
+//! This is Linux's side of a remoteproc vring and rpmsg-lite's master side.
+//! The driver keeps a trusted shadow of everything it published (the
+//! [`PublishedSlot`] of each descriptor, the available-ring entries) and
+//! never reads its own fields back from shared memory; everything it reads
+//! (used index, used entries, the device's flags and `avail_event`) is
+//! checked against that shadow.
+//!
+//! # Protocol, step by step (virtio 1.x §2.7.13, Linux `virtqueue_add_split`
+//! / `virtqueue_kick_prepare_split` / `virtqueue_get_buf_ctx_split`)
+//!
+//! 1. [`Driver::add_readable`] / [`Driver::add_writable`] take a
+//!    [`ShmBuf<Clean>`] (payload already written back), write its descriptor
+//!    and clean it, and write the available entry.
+//! 2. [`Driver::publish`] cleans the batch's available entries, stores
+//!    `avail.idx` with release ordering and cleans it, then — after a
+//!    `SeqCst` fence, so the index store and the flag load cannot be
+//!    reordered (the lost wake-up of the publish-then-check pattern) —
+//!    invalidates and reads `used.flags` or `avail_event` and says whether to
+//!    notify.
+//! 3. [`Driver::pop_used`] invalidates and loads `used.idx` (acquire), then
+//!    invalidates and reads each entry, accepts only ids it published and not
+//!    yet reaped, and hands the slot back as [`ShmBuf<Received>`]: the user
+//!    invalidates it and validates the length before reading.
+//!
+//! # Cache lines
+//!
+//! The driver writes the descriptor table and the available ring (with
+//! `used_event`) and cleans what it wrote; it only ever invalidates lines of
+//! the used ring (with `avail_event`), which it never writes after
+//! initialisation. [`crate::layout::Layout::check`] refuses layouts where the
+//! two sides' fields share a line.
+//!
+//! # Design notes
+//!
+//! - Not enforced by types: that buffers handed to the ring come from the
+//!   ring's own memory object. `ipc-traits` gives no way to compare a
+//!   buffer's memory with the ring's, so this is the `# Safety` contract of
+//!   [`Driver::new`].
+//! - `next` fields are written as `i + 1` (and [`DESC_CHAIN_END`] for the
+//!   last descriptor) without `VRING_DESC_F_NEXT`, as rpmsg-lite does; the
+//!   device ignores them.
+#![allow(unsafe_code)]
+
+use core::fmt;
+
+use ipc_traits::buf::{Clean, PublishedSlot, Received, ShmBuf};
+use ipc_traits::shm::SharedMemory;
+
+use crate::endian::Endian;
+use crate::error::{Error, Stats};
+use crate::layout::Layout;
+use crate::layout::USED_ELEM_SIZE;
+use crate::notify::{
+    need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_CHAIN_END, DESC_F_WRITE, USED_F_NO_NOTIFY,
+};
+use crate::ring::{fence, mem_err, Desc, RingMem};
+use core::sync::atomic::Ordering;
+
+/// How a driver ring behaves; fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DriverConfig {
+    /// Flags or `EVENT_IDX` (must match what the device negotiated).
+    pub suppression: Suppression,
+    /// Set `VRING_DESC_F_WRITE` on device-readable descriptors too, as
+    /// rpmsg-lite's master does for its transmit buffers (vectors 01 and 03:
+    /// every descriptor has `flags = 2`). Only for byte-compatibility with
+    /// rpmsg-lite; a virtio device may refuse to read such a buffer.
+    pub write_flag_on_readable: bool,
+}
+
+/// A completed buffer: the slot is back with the driver.
+#[must_use = "a reaped buffer that is dropped is lost to its pool"]
+pub struct Used<'m, M: ?Sized> {
+    /// The descriptor id the device returned.
+    pub id: u16,
+    /// The length the device reports having written (already checked
+    /// against the buffer's size).
+    pub len: u32,
+    /// The buffer: invalidate it, then validate `len`, before reading.
+    pub buf: ShmBuf<'m, M, Received>,
+}
+
+/// A failed [`Driver::pop_used`]: the error and, when the slot itself was
+/// valid (only [`Error::LengthOverflow`]), the buffer, so it is never lost.
+pub struct ReapError<'m, M: ?Sized> {
+    /// What went wrong.
+    pub error: Error,
+    /// The slot, when the id was valid.
+    pub buf: Option<ShmBuf<'m, M, Received>>,
+}
+
+impl<M: ?Sized> fmt::Debug for Used<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Used")
+            .field("id", &self.id)
+            .field("len", &self.len)
+            .field("buf", &self.buf)
+            .finish()
+    }
+}
+
+impl<M: ?Sized> fmt::Debug for ReapError<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReapError")
+            .field("error", &self.error)
+            .field("buf", &self.buf)
+            .finish()
+    }
+}
+
+impl<M: ?Sized> fmt::Display for ReapError<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<M: ?Sized> From<Error> for ReapError<'_, M> {
+    fn from(error: Error) -> Self {
+        Self { error, buf: None }
+    }
+}
+
+enum Slot {
+    Free,
+    /// Descriptor and available entry written, index not yet published.
+    Added(PublishedSlot),
+    /// Visible to the device.
+    InFlight(PublishedSlot),
+}
+
+/// The driver side of one split virtqueue over `M`, in byte order `E`, for
+/// up to `N` entries.
+///
+/// # Examples
+///
+/// ```
+/// # use core::ptr::NonNull;
+/// use ipc_traits::buf::{Dirty, ShmBuf};
+/// use ipc_traits::cache::Coherent;
+/// use ipc_traits::shm::RawRegion;
+/// use vring::{device::{BufferArea, Device, DeviceConfig}, driver::{Driver, DriverConfig}};
+/// use vring::{endian::Legacy, layout::Layout};
+///
+/// #[repr(align(64))]
+/// struct Backing([u8; 2048]);
+/// let mut backing = Backing([0; 2048]);
+/// let base = NonNull::new(backing.0.as_mut_ptr()).unwrap();
+/// // SAFETY: `backing` outlives `shm` and is only accessed through it.
+/// let shm = unsafe { RawRegion::new(base, 2048, 0x4000_0000, Coherent) }.unwrap();
+///
+/// const L: Layout = Layout::legacy(4, 64);
+/// // SAFETY: every buffer below is built over `shm`, and the device's buffer
+/// // area (1024..2048) holds no other buffer handle.
+/// let mut drv = unsafe { Driver::<_, Legacy, 4>::new(&shm, L, DriverConfig::default()) }.unwrap();
+/// let mut dev = unsafe {
+///     Device::<_, Legacy, 4>::new(&shm, L, DeviceConfig::new(BufferArea::new(1024, 1024)))
+/// }.unwrap();
+///
+/// // SAFETY: the slot 1024..1088 is owned by this test.
+/// let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&shm, 1024, 64) }.unwrap();
+/// buf.write(0, b"ping").unwrap();
+/// let id = drv.add_readable(buf.clean().unwrap()).map_err(|(_, e)| e).unwrap();
+/// assert!(drv.publish().unwrap()); // the device did not suppress notifications
+///
+/// let popped = dev.pop_readable().unwrap().unwrap();
+/// assert_eq!((popped.head, popped.len), (id, 4));
+/// let rx = popped.buf.invalidate().unwrap().validate(popped.len).unwrap();
+/// let mut text = [0u8; 4];
+/// rx.read(0, &mut text).unwrap();
+/// assert_eq!(&text, b"ping");
+/// dev.push_used(popped.head, rx, 0).map_err(|(_, e)| e).unwrap();
+/// dev.publish_used().unwrap();
+///
+/// let used = drv.pop_used().unwrap().unwrap();
+/// assert_eq!((used.id, used.len, used.buf.offset()), (id, 0, 1024));
+/// ```
+pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
+    ring: RingMem<'m, M, E>,
+    config: DriverConfig,
+    slots: [Slot; N],
+    free: [u16; N],
+    free_len: usize,
+    avail_shadow: [u16; N],
+    /// Next available position to write (includes unpublished entries).
+    avail_idx: u16,
+    /// What `avail.idx` holds in memory.
+    published_idx: u16,
+    /// Next used position to read.
+    last_used: u16,
+    /// The last `used.idx` observed.
+    used_seen: u16,
+    /// Slots visible to the device and not reaped.
+    in_flight: u16,
+    /// Used entries written by [`Driver::preload_used`].
+    preloaded: u16,
+    broken: bool,
+    stats: Stats,
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N> {
+    /// Initialises a ring at `layout` in `mem`: zeroes its three areas (as
+    /// Linux and rpmsg-lite do before use) and writes them back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Layout`] if the layout does not fit the window, shares cache
+    /// lines between the two sides, or has more than `N` entries;
+    /// [`Error::Memory`].
+    ///
+    /// # Safety
+    ///
+    /// Every buffer later handed to this ring ([`Driver::add_readable`],
+    /// [`Driver::add_writable`], [`Driver::preload_used`]) is built over
+    /// `mem` itself (not another memory object of the same type): the ring
+    /// hands each slot back as a new buffer over `mem`.
+    pub unsafe fn new(mem: &'m M, layout: Layout, config: DriverConfig) -> Result<Self, Error> {
+        let ring = RingMem::new(mem, layout, N)?;
+        for (off, len) in layout.areas() {
+            ring.zero(off, len)?;
+            ring.clean(off, len)?;
+        }
+        let num = usize::from(layout.num());
+        let mut free = [0u16; N];
+        // A stack whose top is descriptor 0: buffers take ids 0, 1, 2, ...
+        // in the order they are first added, as rpmsg-lite and Linux do.
+        for (slot, id) in free.iter_mut().zip((0..layout.num()).rev()) {
+            *slot = id;
+        }
+        Ok(Self {
+            ring,
+            config,
+            slots: [const { Slot::Free }; N],
+            free,
+            free_len: num,
+            avail_shadow: [0; N],
+            avail_idx: 0,
+            published_idx: 0,
+            last_used: 0,
+            used_seen: 0,
+            in_flight: 0,
+            preloaded: 0,
+            broken: false,
+            stats: Stats::default(),
+        })
+    }
+
+    /// The ring's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.ring.layout
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether an index jump broke the ring.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Free descriptors.
+    pub fn num_free(&self) -> usize {
+        self.free_len
+    }
+
+    /// Buffers the device holds (published, not yet reaped).
+    pub fn in_flight(&self) -> u16 {
+        self.in_flight
+    }
+
+    /// Buffers added but not yet published.
+    pub fn unpublished(&self) -> u16 {
+        self.avail_idx.wrapping_sub(self.published_idx)
+    }
+
+    /// Makes a buffer available for the device to read: `buf.len()` bytes.
+    ///
+    /// Becomes visible at the next [`Driver::publish`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`], [`Error::Broken`], [`Error::ForeignBuffer`] (the
+    /// buffer overlaps this ring's areas), [`Error::InvalidLength`] (larger
+    /// than a descriptor can say), [`Error::Memory`]; the buffer is handed
+    /// back.
+    #[allow(clippy::type_complexity)]
+    pub fn add_readable(
+        &mut self,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
+        let len = buf.len();
+        let flags = if self.config.write_flag_on_readable {
+            DESC_F_WRITE
+        } else {
+            0
+        };
+        self.add(buf, len, flags)
+    }
+
+    /// Makes an empty buffer available for the device to fill (its whole
+    /// capacity, `VRING_DESC_F_WRITE`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::add_readable`].
+    #[allow(clippy::type_complexity)]
+    pub fn add_writable(
+        &mut self,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
+        let len = buf.capacity();
+        self.add(buf, len, DESC_F_WRITE)
+    }
+
+    fn check_buffer(&self, buf: &ShmBuf<'m, M, Clean>, len: usize) -> Result<u32, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        if self.free_len == 0 {
+            return Err(Error::Full);
+        }
+        let (lo, span) = self
+            .ring
+            .mem
+            .covering_lines(buf.offset(), buf.capacity())
+            .map_err(|_| Error::ForeignBuffer)?;
+        if self.ring.layout.overlaps(lo, span)
+            || self.ring.mem.peer_addr(buf.offset()).ok() != Some(buf.peer_addr())
+        {
+            return Err(Error::ForeignBuffer);
+        }
+        u32::try_from(len).map_err(|_| Error::InvalidLength {
+            len: u32::MAX,
+            capacity: u32::try_from(buf.capacity()).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn write_descriptor(
+        &self,
+        id: u16,
+        buf: &ShmBuf<'m, M, Clean>,
+        len: u32,
+        flags: u16,
+    ) -> Result<(), Error> {
+        let next = if id + 1 < self.ring.layout.num() {
+            id + 1
+        } else {
+            DESC_CHAIN_END
+        };
+        let d = Desc {
+            addr: buf.peer_addr(),
+            len,
+            flags,
+            next,
+        };
+        self.ring.write_desc(id, &d)?;
+        self.ring.clean(
+            self.ring.layout.desc_entry_offset(id),
+            crate::layout::DESC_SIZE,
+        )
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn add(
+        &mut self,
+        buf: ShmBuf<'m, M, Clean>,
+        len: usize,
+        flags: u16,
+    ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
+        let len = match self.check_buffer(&buf, len) {
+            Ok(l) => l,
+            Err(e) => return Err((buf, e)),
+        };
+        let id = self.free[self.free_len - 1];
+        let pos = self.avail_idx;
+        let written = self
+            .write_descriptor(id, &buf, len, flags)
+            .and_then(|()| self.ring.write_avail_entry(pos, id));
+        if let Err(e) = written {
+            return Err((buf, e));
+        }
+        self.free_len -= 1;
+        self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
+        self.avail_idx = pos.wrapping_add(1);
+        self.slots[usize::from(id)] = Slot::Added(buf.into_published());
+        Ok(id)
+    }
+
+    /// Publishes every buffer added since the last call and says whether
+    /// the device wants a notification (the ring does not own the doorbell).
+    ///
+    /// Order: clean the new available entries; store `avail.idx` (release)
+    /// and clean it; `fence(SeqCst)`; invalidate and read the device's
+    /// `used.flags` or `avail_event`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broken`], [`Error::Memory`].
+    #[must_use = "a publication the device wants to hear about needs a notification"]
+    pub fn publish(&mut self) -> Result<bool, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let (old, new) = (self.published_idx, self.avail_idx);
+        if old == new {
+            return Ok(false);
+        }
+        let l = self.ring.layout;
+        for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
+            if len > 0 {
+                self.ring.clean(off, len)?;
+            }
+        }
+        let mut pos = old;
+        while pos != new {
+            let id = usize::from(self.avail_shadow[usize::from(pos & self.ring.mask)]);
+            let slot = core::mem::replace(&mut self.slots[id], Slot::Free);
+            self.slots[id] = match slot {
+                Slot::Added(s) => Slot::InFlight(s),
+                other => other,
+            };
+            pos = pos.wrapping_add(1);
+        }
+        self.ring.store_u16(l.avail_offset() + 2, new)?;
+        self.ring.clean(l.avail_offset() + 2, 2)?;
+        self.published_idx = new;
+        let n = new.wrapping_sub(old);
+        self.in_flight += n;
+        self.stats.published = self.stats.published.wrapping_add(u32::from(n));
+        fence(Ordering::SeqCst);
+        let notify = match self.config.suppression {
+            Suppression::EventIdx => {
+                self.ring.invalidate(l.avail_event_offset(), 2)?;
+                let event = self.ring.load_u16(l.avail_event_offset())?;
+                need_event(event, new, old)
+            }
+            Suppression::Flags => {
+                self.ring.invalidate(l.used_offset(), 2)?;
+                self.ring.load_u16(l.used_offset())? & USED_F_NO_NOTIFY == 0
+            }
+        };
+        if notify {
+            self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
+        } else {
+            self.stats.notifications_suppressed =
+                self.stats.notifications_suppressed.wrapping_add(1);
+        }
+        Ok(notify)
+    }
+
+    /// Takes the next completed buffer, if any.
+    ///
+    /// # Errors
+    ///
+    /// Peer errors (counted): [`Error::UsedIndexJump`] (the ring is broken
+    /// from then on), [`Error::UnknownUsedId`] (the entry is skipped; call
+    /// again), [`Error::LengthOverflow`] (the buffer comes back in the
+    /// error). Also [`Error::Broken`], [`Error::Memory`].
+    pub fn pop_used(&mut self) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
+        if self.broken {
+            return Err(Error::Broken.into());
+        }
+        let l = self.ring.layout;
+        if self.last_used == self.used_seen {
+            let idx = self.fetch_used_idx()?;
+            let pending = idx.wrapping_sub(self.last_used);
+            if pending > self.in_flight {
+                self.broken = true;
+                return Err(self
+                    .fail(Error::UsedIndexJump {
+                        last: self.last_used,
+                        idx,
+                    })
+                    .into());
+            }
+            self.used_seen = idx;
+            if pending == 0 {
+                return Ok(None);
+            }
+        }
+        let pos = self.last_used;
+        self.ring
+            .invalidate(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)?;
+        let (id, len) = self.ring.read_used_entry(pos)?;
+        self.last_used = pos.wrapping_add(1);
+        let slot = match u16::try_from(id) {
+            Ok(i) if i < l.num() => {
+                match core::mem::replace(&mut self.slots[usize::from(i)], Slot::Free) {
+                    Slot::InFlight(s) => Some((i, s)),
+                    other => {
+                        self.slots[usize::from(i)] = other;
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let Some((id, slot)) = slot else {
+            return Err(self.fail(Error::UnknownUsedId { id }).into());
+        };
+        self.in_flight -= 1;
+        self.free[self.free_len] = id;
+        self.free_len += 1;
+        // SAFETY: `slot` is the record of a `ShmBuf<Clean>` built over
+        // `self.ring.mem` (`new`'s contract) and consumed by
+        // `into_published` in `add`/`preload_used`: no other handle covers
+        // it since. The record has just been taken out of the shadow (state
+        // `InFlight` -> `Free`), so this slot is handed out exactly once
+        // until it is added again.
+        let buf = unsafe {
+            ShmBuf::<_, Received>::new_unchecked(self.ring.mem, slot.offset(), slot.capacity())
+        }
+        .map_err(mem_err)?;
+        let capacity = u32::try_from(slot.capacity()).unwrap_or(u32::MAX);
+        if len > capacity {
+            let error = self.fail(Error::LengthOverflow { id, len, capacity });
+            return Err(ReapError {
+                error,
+                buf: Some(buf),
+            });
+        }
+        self.stats.completed = self.stats.completed.wrapping_add(1);
+        Ok(Some(Used { id, len, buf }))
+    }
+
+    /// rpmsg-lite master compatibility: parks a buffer in the *used* ring at
+    /// initialisation, as rpmsg-lite's master does with its transmit buffers
+    /// (vector 01: vring1 `used.idx = 16`, entries `{i, 512}`); the buffer
+    /// then comes back through [`Driver::pop_used`] with `len`.
+    ///
+    /// The descriptor is written as for [`Driver::add_readable`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] once anything was added or reaped (the device
+    /// may be running: the used ring is its area); [`Error::InvalidLength`]
+    /// if `len` exceeds the buffer; otherwise as [`Driver::add_readable`].
+    #[allow(clippy::type_complexity)]
+    pub fn preload_used(
+        &mut self,
+        buf: ShmBuf<'m, M, Clean>,
+        len: u32,
+    ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
+        if self.avail_idx != 0 || self.last_used != 0 {
+            return Err((buf, Error::InvalidState));
+        }
+        let desc_len = match self.check_buffer(&buf, buf.len()) {
+            Ok(l) => l,
+            Err(e) => return Err((buf, e)),
+        };
+        let capacity = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
+        if len > capacity {
+            return Err((buf, Error::InvalidLength { len, capacity }));
+        }
+        let flags = if self.config.write_flag_on_readable {
+            DESC_F_WRITE
+        } else {
+            0
+        };
+        let id = self.free[self.free_len - 1];
+        let l = self.ring.layout;
+        let pos = self.preloaded;
+        let written = self
+            .write_descriptor(id, &buf, desc_len, flags)
+            .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
+            .and_then(|()| {
+                self.ring
+                    .clean(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)
+            })
+            .and_then(|()| {
+                self.ring
+                    .store_u16(l.used_offset() + 2, pos.wrapping_add(1))
+            })
+            .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
+        if let Err(e) = written {
+            return Err((buf, e));
+        }
+        self.preloaded = pos.wrapping_add(1);
+        self.free_len -= 1;
+        self.in_flight += 1;
+        self.slots[usize::from(id)] = Slot::InFlight(buf.into_published());
+        Ok(id)
+    }
+
+    /// Asks the device to interrupt on completions again, then re-checks:
+    /// returns whether completions are already pending (reap them before
+    /// sleeping, or the wake-up is lost).
+    ///
+    /// Flags: clears `VRING_AVAIL_F_NO_INTERRUPT`. `EVENT_IDX`: sets
+    /// `used_event` to the next entry to reap. Then `fence(SeqCst)` and a
+    /// fresh load of `used.idx`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broken`], [`Error::Memory`].
+    pub fn enable_interrupts(&mut self) -> Result<bool, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let l = self.ring.layout;
+        match self.config.suppression {
+            Suppression::Flags => self.set_avail_flags(0)?,
+            Suppression::EventIdx => {
+                self.ring.store_u16(l.used_event_offset(), self.last_used)?;
+                self.ring.clean(l.used_event_offset(), 2)?;
+            }
+        }
+        fence(Ordering::SeqCst);
+        Ok(self.fetch_used_idx()? != self.last_used)
+    }
+
+    /// Asks the device not to interrupt on completions (flags mode: sets
+    /// `VRING_AVAIL_F_NO_INTERRUPT`, as rpmsg-lite's `virtqueue_disable_cb`;
+    /// `EVENT_IDX` mode: `used_event` is simply no longer advanced, as
+    /// virtio 1.x requires `flags = 0` there). Advisory: the device may
+    /// still interrupt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broken`], [`Error::Memory`].
+    pub fn disable_interrupts(&mut self) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        if self.config.suppression == Suppression::Flags {
+            self.set_avail_flags(AVAIL_F_NO_INTERRUPT)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `avail.flags` through to memory.
+    fn set_avail_flags(&self, flags: u16) -> Result<(), Error> {
+        let off = self.ring.layout.avail_offset();
+        self.ring.store_u16(off, flags)?;
+        self.ring.clean(off, 2)
+    }
+
+    /// A fresh `used.idx` (invalidate, then acquire load): the one place
+    /// the driver reads it.
+    fn fetch_used_idx(&self) -> Result<u16, Error> {
+        let off = self.ring.layout.used_offset() + 2;
+        self.ring.invalidate(off, 2)?;
+        self.ring.load_u16(off)
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.stats.failures.record(&e);
+        e
+    }
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<'_, M, E, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("layout", &self.ring.layout)
+            .field("avail_idx", &self.avail_idx)
+            .field("published_idx", &self.published_idx)
+            .field("last_used", &self.last_used)
+            .field("in_flight", &self.in_flight)
+            .field("free", &self.free_len)
+            .field("broken", &self.broken)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}

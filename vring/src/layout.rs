@@ -1,0 +1,568 @@
+//! Where a split virtqueue's three areas sit in shared memory.
+//!
+//! Facts: shared/docs/hw/rpmsg-wire.md §1.1 (structures and their alignment)
+//! and §1.2 (the legacy `vring_init` / `vring_size` placement); the
+//! rpmsg-lite placement of the second vring comes from
+//! shared/vectors/rpmsg-lite/README.md ("Offsets inside the region").
+//!
+//! ```text
+//!  desc ─────────── 16·num ──┐ avail: flags idx ring[num] used_event ┐ pad to align ┐ used: flags idx ring[num]{id,len} avail_event
+//! ```
+//!
+//! Every constructor is a `const fn`, so a layout can be a `const` or part
+//! of a `static` resource table; an invalid layout in a `const` is a compile
+//! error.
+//!
+//! ```
+//! use vring::layout::{vring_size, Layout};
+//!
+//! // Linux remoteproc with the usual 4096 alignment (rpmsg-wire.md §1.2).
+//! const RX: Layout = Layout::legacy(256, 4096);
+//! assert_eq!(RX.used_offset(), 8192);
+//! assert_eq!(vring_size(256, 4096), 10246);
+//!
+//! // rpmsg-lite MCU platforms: vring1 right behind vring0.
+//! const V1: Layout = Layout::legacy_at(448, 16, 16);
+//! assert_eq!((V1.desc_offset(), V1.avail_offset(), V1.used_offset()), (448, 704, 752));
+//! ```
+#![deny(unsafe_code)]
+
+use core::fmt;
+
+/// Size of one descriptor (`struct vring_desc`, rpmsg-wire.md §1.1).
+pub const DESC_SIZE: usize = 16;
+/// Size of one used-ring element (`struct vring_used_elem`).
+pub const USED_ELEM_SIZE: usize = 8;
+/// Alignment of the descriptor table (`VRING_DESC_ALIGN_SIZE`).
+pub const DESC_ALIGN: usize = 16;
+/// Alignment of the available ring (`VRING_AVAIL_ALIGN_SIZE`).
+pub const AVAIL_ALIGN: usize = 2;
+/// Alignment of the used ring (`VRING_USED_ALIGN_SIZE`).
+pub const USED_ALIGN: usize = 4;
+/// The largest queue size the split ring allows (virtio 1.x §2.7).
+pub const MAX_NUM: u16 = 32768;
+
+/// `v` rounded up to a multiple of `align` (a power of two); `None` on
+/// overflow.
+#[inline]
+pub const fn align_up(v: usize, align: usize) -> Option<usize> {
+    match v.checked_add(align - 1) {
+        Some(x) => Some(x & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Bytes of the descriptor table for `num` entries.
+#[inline]
+pub const fn desc_table_size(num: usize) -> usize {
+    DESC_SIZE * num
+}
+
+/// Bytes of the available ring for `num` entries, `used_event` included
+/// (`flags`, `idx`, `ring[num]`, `used_event`).
+#[inline]
+pub const fn avail_size(num: usize) -> usize {
+    2 * (3 + num)
+}
+
+/// Bytes of the used ring for `num` entries, `avail_event` included
+/// (`flags`, `idx`, `ring[num]`, `avail_event`).
+#[inline]
+pub const fn used_size(num: usize) -> usize {
+    2 * 3 + USED_ELEM_SIZE * num
+}
+
+/// Linux's `vring_size(num, align)` (rpmsg-wire.md §1.2):
+/// `align_up(16·num + 2·(3 + num), align) + 2·3 + 8·num`.
+///
+/// # Panics
+///
+/// If `align` is not a power of two or the result overflows `usize` (a
+/// compile error in `const` context).
+pub const fn vring_size(num: usize, align: usize) -> usize {
+    assert!(align.is_power_of_two(), "align must be a power of two");
+    match align_up(desc_table_size(num) + avail_size(num), align) {
+        Some(used) => used + used_size(num),
+        None => panic!("vring size overflows"),
+    }
+}
+
+/// rpmsg-lite's placement of its second vring.
+///
+/// rpmsg-lite puts vring1 at a platform constant `VRING_SIZE`, not at
+/// [`vring_size`] (shared/vectors/rpmsg-lite/README.md, "Offsets inside the
+/// region").
+pub mod rpmsg_lite {
+    use super::{align_up, vring_size};
+
+    /// `VRING_SIZE` of the i.MX platforms that talk to Linux (vector set
+    /// `linux-align4096`): vring1 starts 0x8000 bytes after vring0.
+    pub const LINUX_VRING_STRIDE: usize = 0x8000;
+
+    /// `VRING_ALIGN` of the i.MX platforms that talk to Linux.
+    pub const LINUX_VRING_ALIGN: usize = 0x1000;
+
+    /// `VRING_SIZE` of the NXP MCU-to-MCU platforms (vector set
+    /// `mcu-align16`): the ring rounded up to `align` (448 for 16 entries
+    /// with 16-byte alignment, against [`vring_size`]'s 438).
+    ///
+    /// # Panics
+    ///
+    /// As [`vring_size`].
+    pub const fn mcu_vring_stride(num: usize, align: usize) -> usize {
+        match align_up(vring_size(num, align), align) {
+            Some(s) => s,
+            None => panic!("vring size overflows"),
+        }
+    }
+}
+
+/// Why a layout was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LayoutError {
+    /// `num` is zero, not a power of two, or above [`MAX_NUM`].
+    BadNum(u16),
+    /// `align` is not a power of two of at least [`USED_ALIGN`].
+    BadAlign(usize),
+    /// An area does not start at its required alignment.
+    Misaligned {
+        /// The area's offset.
+        offset: usize,
+        /// The alignment it needs.
+        align: usize,
+    },
+    /// Two areas overlap.
+    Overlap,
+    /// An offset computation overflowed `usize`.
+    Overflow,
+    /// The ring does not fit in the shared window.
+    OutsideWindow {
+        /// Where the ring ends.
+        end: usize,
+        /// The window length.
+        window: usize,
+    },
+    /// A cache line holds both driver-written and device-written ring fields
+    /// (for example `avail` and `used` with an `align` smaller than the
+    /// line): with a write-back cache each side's clean would overwrite the
+    /// other's field. Use a larger alignment or coherent memory.
+    SharedCacheLine {
+        /// The cache line size.
+        line: usize,
+    },
+    /// The ring holds more entries than the ring object was sized for.
+    TooManyEntries {
+        /// The layout's `num`.
+        num: u16,
+        /// The ring's capacity (its `N`).
+        capacity: usize,
+    },
+    /// A device's buffer area lies outside the window or overlaps the ring.
+    BadBufferArea,
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::BadNum(n) => write!(f, "queue size {n} is not a power of two in 1..=32768"),
+            Self::BadAlign(a) => write!(f, "ring alignment {a} is not a power of two >= 4"),
+            Self::Misaligned { offset, align } => {
+                write!(f, "ring area at {offset:#x} not aligned to {align}")
+            }
+            Self::Overlap => f.write_str("ring areas overlap"),
+            Self::Overflow => f.write_str("ring offsets overflow"),
+            Self::OutsideWindow { end, window } => {
+                write!(f, "ring ends at {end:#x}, window is {window:#x} bytes")
+            }
+            Self::SharedCacheLine { line } => write!(
+                f,
+                "driver and device ring fields share a {line}-byte cache line"
+            ),
+            Self::TooManyEntries { num, capacity } => {
+                write!(f, "ring has {num} entries, capacity is {capacity}")
+            }
+            Self::BadBufferArea => f.write_str("buffer area outside the window or over the ring"),
+        }
+    }
+}
+
+impl core::error::Error for LayoutError {}
+
+/// The offsets of one split virtqueue in the shared window.
+///
+/// Plain data: building one checks only the ring's own rules (sizes,
+/// alignment, no overlap); the ring objects check it again against the
+/// window and the cache line when they are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Layout {
+    num: u16,
+    desc: usize,
+    avail: usize,
+    used: usize,
+}
+
+const fn ranges_overlap(a: usize, a_len: usize, b: usize, b_len: usize) -> bool {
+    a < b + b_len && b < a + a_len
+}
+
+impl Layout {
+    /// The legacy layout at window offset 0 (`vring_init(p, num, p, align)`).
+    ///
+    /// # Panics
+    ///
+    /// If [`Layout::try_legacy_at`] would fail (a compile error in `const`
+    /// context).
+    pub const fn legacy(num: u16, align: usize) -> Self {
+        Self::legacy_at(0, num, align)
+    }
+
+    /// The legacy layout at window offset `base`.
+    ///
+    /// # Panics
+    ///
+    /// If [`Layout::try_legacy_at`] would fail (a compile error in `const`
+    /// context).
+    pub const fn legacy_at(base: usize, num: u16, align: usize) -> Self {
+        match Self::try_legacy_at(base, num, align) {
+            Ok(l) => l,
+            Err(_) => panic!("invalid legacy vring layout"),
+        }
+    }
+
+    /// The legacy layout at window offset `base`: descriptors at `base`, the
+    /// available ring right behind them, the used ring at the next multiple
+    /// of `align` after `used_event` (rpmsg-wire.md §1.2).
+    ///
+    /// Alignment is relative to the window: `base` must be a multiple of
+    /// `align` so that the used ring lands where the peer computes it.
+    ///
+    /// # Errors
+    ///
+    /// [`LayoutError::BadNum`], [`LayoutError::BadAlign`],
+    /// [`LayoutError::Misaligned`] (`base` not a multiple of `align` and 16),
+    /// [`LayoutError::Overflow`].
+    pub const fn try_legacy_at(base: usize, num: u16, align: usize) -> Result<Self, LayoutError> {
+        if !align.is_power_of_two() || align < USED_ALIGN {
+            return Err(LayoutError::BadAlign(align));
+        }
+        if !num.is_power_of_two() || num > MAX_NUM {
+            return Err(LayoutError::BadNum(num));
+        }
+        let need = if align > DESC_ALIGN {
+            align
+        } else {
+            DESC_ALIGN
+        };
+        if base % need != 0 {
+            return Err(LayoutError::Misaligned {
+                offset: base,
+                align: need,
+            });
+        }
+        let n = num as usize;
+        let avail = match base.checked_add(desc_table_size(n)) {
+            Some(a) => a,
+            None => return Err(LayoutError::Overflow),
+        };
+        let used = match avail.checked_add(avail_size(n)) {
+            Some(e) => match align_up(e, align) {
+                Some(u) => u,
+                None => return Err(LayoutError::Overflow),
+            },
+            None => return Err(LayoutError::Overflow),
+        };
+        if used.checked_add(used_size(n)).is_none() {
+            return Err(LayoutError::Overflow);
+        }
+        Ok(Self {
+            num,
+            desc: base,
+            avail,
+            used,
+        })
+    }
+
+    /// Three independent areas (virtio 1.x: the driver picks each address).
+    ///
+    /// # Errors
+    ///
+    /// [`LayoutError::BadNum`]; [`LayoutError::Misaligned`] if `desc` is not
+    /// 16-aligned, `avail` not 2-aligned or `used` not 4-aligned;
+    /// [`LayoutError::Overlap`]; [`LayoutError::Overflow`].
+    pub const fn split(
+        num: u16,
+        desc: usize,
+        avail: usize,
+        used: usize,
+    ) -> Result<Self, LayoutError> {
+        if !num.is_power_of_two() || num > MAX_NUM {
+            return Err(LayoutError::BadNum(num));
+        }
+        let n = num as usize;
+        let areas = [
+            (desc, DESC_ALIGN, desc_table_size(n)),
+            (avail, AVAIL_ALIGN, avail_size(n)),
+            (used, USED_ALIGN, used_size(n)),
+        ];
+        let mut i = 0;
+        while i < 3 {
+            let (off, align, len) = areas[i];
+            if off % align != 0 {
+                return Err(LayoutError::Misaligned { offset: off, align });
+            }
+            if off.checked_add(len).is_none() {
+                return Err(LayoutError::Overflow);
+            }
+            i += 1;
+        }
+        let mut a = 0;
+        while a < 3 {
+            let mut b = a + 1;
+            while b < 3 {
+                if ranges_overlap(areas[a].0, areas[a].2, areas[b].0, areas[b].2) {
+                    return Err(LayoutError::Overlap);
+                }
+                b += 1;
+            }
+            a += 1;
+        }
+        Ok(Self {
+            num,
+            desc,
+            avail,
+            used,
+        })
+    }
+
+    /// The number of entries (queue size).
+    #[inline]
+    pub const fn num(&self) -> u16 {
+        self.num
+    }
+
+    /// Offset of the descriptor table.
+    #[inline]
+    pub const fn desc_offset(&self) -> usize {
+        self.desc
+    }
+
+    /// Offset of the available ring (`avail.flags`).
+    #[inline]
+    pub const fn avail_offset(&self) -> usize {
+        self.avail
+    }
+
+    /// Offset of the used ring (`used.flags`).
+    #[inline]
+    pub const fn used_offset(&self) -> usize {
+        self.used
+    }
+
+    /// Offset of `used_event` (`avail.ring[num]`, written by the driver).
+    #[inline]
+    pub const fn used_event_offset(&self) -> usize {
+        self.avail + 4 + 2 * self.num as usize
+    }
+
+    /// Offset of `avail_event` (`used.ring[num]`, written by the device).
+    #[inline]
+    pub const fn avail_event_offset(&self) -> usize {
+        self.used + 4 + USED_ELEM_SIZE * self.num as usize
+    }
+
+    /// Offset of descriptor `i` (no bound check: `i` must be `< num`).
+    #[inline]
+    pub const fn desc_entry_offset(&self, i: u16) -> usize {
+        self.desc + DESC_SIZE * i as usize
+    }
+
+    /// Offset of `avail.ring[pos]` (`pos < num`).
+    #[inline]
+    pub const fn avail_entry_offset(&self, pos: u16) -> usize {
+        self.avail + 4 + 2 * pos as usize
+    }
+
+    /// Offset of `used.ring[pos]` (`pos < num`).
+    #[inline]
+    pub const fn used_entry_offset(&self, pos: u16) -> usize {
+        self.used + 4 + USED_ELEM_SIZE * pos as usize
+    }
+
+    /// The three areas as `(offset, len)`: descriptors, available ring (with
+    /// `used_event`), used ring (with `avail_event`).
+    pub const fn areas(&self) -> [(usize, usize); 3] {
+        let n = self.num as usize;
+        [
+            (self.desc, desc_table_size(n)),
+            (self.avail, avail_size(n)),
+            (self.used, used_size(n)),
+        ]
+    }
+
+    /// The lowest offset of the ring.
+    pub const fn start(&self) -> usize {
+        let [(d, _), (a, _), (u, _)] = self.areas();
+        let m = if d < a { d } else { a };
+        if m < u {
+            m
+        } else {
+            u
+        }
+    }
+
+    /// One past the highest byte of the ring (for the legacy layout,
+    /// `base + vring_size(num, align)`).
+    pub const fn end(&self) -> usize {
+        let areas = self.areas();
+        let mut end = 0;
+        let mut i = 0;
+        while i < 3 {
+            let e = areas[i].0 + areas[i].1;
+            if e > end {
+                end = e;
+            }
+            i += 1;
+        }
+        end
+    }
+
+    /// Whether `offset..offset + len` touches any ring area.
+    pub const fn overlaps(&self, offset: usize, len: usize) -> bool {
+        let areas = self.areas();
+        let mut i = 0;
+        while i < 3 {
+            if ranges_overlap(areas[i].0, areas[i].1, offset, len) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Checks the layout against a window of `window` bytes whose cache
+    /// maintenance granule is `line` (1 when coherent).
+    ///
+    /// With `line > 1`, the lines covering the driver's areas (descriptors,
+    /// available ring) must be disjoint from the lines covering the device's
+    /// area (used ring). Fields of the same side may share lines; what lies
+    /// just before or after the ring (another ring, buffers) is the caller's
+    /// layout and must follow the same rule.
+    ///
+    /// # Errors
+    ///
+    /// [`LayoutError::OutsideWindow`], [`LayoutError::SharedCacheLine`].
+    pub const fn check(&self, window: usize, line: usize) -> Result<(), LayoutError> {
+        let end = self.end();
+        if end > window {
+            return Err(LayoutError::OutsideWindow { end, window });
+        }
+        if line > 1 {
+            let [(d, dl), (a, al), (u, ul)] = self.areas();
+            let used_lo = u & !(line - 1);
+            let used_hi = match align_up(u + ul, line) {
+                Some(h) => h,
+                None => return Err(LayoutError::Overflow),
+            };
+            let drivers = [(d, dl), (a, al)];
+            let mut i = 0;
+            while i < 2 {
+                let (o, l) = drivers[i];
+                let lo = o & !(line - 1);
+                let hi = match align_up(o + l, line) {
+                    Some(h) => h,
+                    None => return Err(LayoutError::Overflow),
+                };
+                if lo < used_hi && used_lo < hi {
+                    return Err(LayoutError::SharedCacheLine { line });
+                }
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worked_examples_of_the_sheet() {
+        // rpmsg-wire.md §1.2 table.
+        assert_eq!(vring_size(256, 4096), 10246);
+        assert_eq!(vring_size(16, 4096), 4230);
+        assert_eq!(vring_size(16, 16), 438);
+        assert_eq!(Layout::legacy(256, 4096).used_offset(), 8192);
+        assert_eq!(Layout::legacy(16, 4096).used_offset(), 4096);
+        assert_eq!(Layout::legacy(16, 16).used_offset(), 304);
+        assert_eq!(Layout::legacy(16, 16).end(), 438);
+        assert_eq!(rpmsg_lite::mcu_vring_stride(16, 16), 448);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        assert_eq!(
+            Layout::try_legacy_at(0, 12, 16),
+            Err(LayoutError::BadNum(12))
+        );
+        assert_eq!(Layout::try_legacy_at(0, 0, 16), Err(LayoutError::BadNum(0)));
+        assert_eq!(
+            Layout::try_legacy_at(0, 16, 24),
+            Err(LayoutError::BadAlign(24))
+        );
+        assert_eq!(
+            Layout::try_legacy_at(0, 16, 2),
+            Err(LayoutError::BadAlign(2))
+        );
+        assert!(matches!(
+            Layout::try_legacy_at(8, 16, 16),
+            Err(LayoutError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            Layout::try_legacy_at(usize::MAX - 15, 16, 16),
+            Err(LayoutError::Overflow)
+        ));
+        assert_eq!(Layout::split(8, 0, 64, 100), Err(LayoutError::Overlap));
+        assert!(matches!(
+            Layout::split(8, 8, 256, 512),
+            Err(LayoutError::Misaligned {
+                offset: 8,
+                align: 16
+            })
+        ));
+        assert!(matches!(
+            Layout::split(8, 0, 256, 514),
+            Err(LayoutError::Misaligned {
+                offset: 514,
+                align: 4
+            })
+        ));
+        let l = Layout::split(8, 1024, 512, 0).unwrap();
+        assert_eq!((l.start(), l.end()), (0, 1024 + 128));
+        assert_eq!(l.used_event_offset(), 512 + 4 + 16);
+        assert_eq!(l.avail_event_offset(), 4 + 64);
+    }
+
+    #[test]
+    fn cache_line_rule() {
+        let small = Layout::legacy(16, 16);
+        assert_eq!(small.check(448, 1), Ok(()));
+        assert_eq!(small.check(448, 16), Ok(()));
+        assert_eq!(
+            small.check(448, 32),
+            Err(LayoutError::SharedCacheLine { line: 32 })
+        );
+        assert_eq!(
+            small.check(400, 1),
+            Err(LayoutError::OutsideWindow {
+                end: 438,
+                window: 400
+            })
+        );
+        let big = Layout::legacy(16, 64);
+        assert_eq!(big.check(4096, 64), Ok(()));
+        assert!(big.overlaps(big.used_offset() + 10, 1));
+        assert!(!big.overlaps(big.end(), 64));
+    }
+}

@@ -1,0 +1,196 @@
+//! Field access shared by both roles: one place that turns ring fields into
+//! memory operations with the ring's byte order.
+//!
+//! Cache maintenance is *not* hidden in here: each role calls
+//! [`RingMem::clean`] / [`RingMem::invalidate`] at the exact point its
+//! protocol needs it, so every maintenance call is visible (and testable) at
+//! its call site.
+#![deny(unsafe_code)]
+
+use core::marker::PhantomData;
+
+use ipc_traits::shm::SharedMemory;
+
+use crate::endian::Endian;
+use crate::error::Error;
+use crate::layout::{Layout, LayoutError};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::fence;
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::fence;
+
+/// A decoded descriptor (read once into a local, then validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Desc {
+    pub addr: u64,
+    pub len: u32,
+    pub flags: u16,
+    pub next: u16,
+}
+
+/// The memory and offsets of one ring, with its byte order.
+pub(crate) struct RingMem<'m, M: ?Sized, E> {
+    pub mem: &'m M,
+    pub layout: Layout,
+    pub mask: u16,
+    _endian: PhantomData<E>,
+}
+
+#[inline]
+pub(crate) fn mem_err<T: ipc_traits::shm::Error>(e: T) -> Error {
+    Error::Memory(e.kind())
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
+    /// Checks `layout` against the window, the cache line and the capacity.
+    pub fn new(mem: &'m M, layout: Layout, capacity: usize) -> Result<Self, Error> {
+        if usize::from(layout.num()) > capacity {
+            return Err(Error::Layout(LayoutError::TooManyEntries {
+                num: layout.num(),
+                capacity,
+            }));
+        }
+        layout.check(mem.len(), M::LINE)?;
+        Ok(Self {
+            mem,
+            layout,
+            mask: layout.num() - 1,
+            _endian: PhantomData,
+        })
+    }
+
+    /// Writes back the lines covering `offset..offset + len`.
+    #[inline]
+    pub fn clean(&self, offset: usize, len: usize) -> Result<(), Error> {
+        let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
+        self.mem.clean(o, l).map_err(mem_err)
+    }
+
+    /// Discards this core's copy of the lines covering `offset..offset +
+    /// len`. Only ever called on lines the *other* side writes (the layout
+    /// check keeps the two sides' fields on different lines), so no local
+    /// write is lost.
+    #[inline]
+    pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), Error> {
+        let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
+        self.mem.invalidate(o, l).map_err(mem_err)
+    }
+
+    /// Loads an index or flags field with acquire ordering.
+    #[inline]
+    pub fn load_u16(&self, offset: usize) -> Result<u16, Error> {
+        self.mem
+            .load_u16_acquire(offset)
+            .map(E::u16_from_stored)
+            .map_err(mem_err)
+    }
+
+    /// Stores an index or flags field with release ordering.
+    #[inline]
+    pub fn store_u16(&self, offset: usize, v: u16) -> Result<(), Error> {
+        self.mem
+            .store_u16_release(offset, E::u16_to_stored(v))
+            .map_err(mem_err)
+    }
+
+    /// Reads descriptor `i` (`i < num`) into a local.
+    pub fn read_desc(&self, i: u16) -> Result<Desc, Error> {
+        let mut b = [0u8; 16];
+        self.mem
+            .read(self.layout.desc_entry_offset(i), &mut b)
+            .map_err(mem_err)?;
+        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = b;
+        Ok(Desc {
+            addr: E::u64_from([a0, a1, a2, a3, a4, a5, a6, a7]),
+            len: E::u32_from([l0, l1, l2, l3]),
+            flags: E::u16_from([f0, f1]),
+            next: E::u16_from([n0, n1]),
+        })
+    }
+
+    /// Writes descriptor `i` (`i < num`).
+    pub fn write_desc(&self, i: u16, d: &Desc) -> Result<(), Error> {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&E::u64_to(d.addr));
+        b[8..12].copy_from_slice(&E::u32_to(d.len));
+        b[12..14].copy_from_slice(&E::u16_to(d.flags));
+        b[14..16].copy_from_slice(&E::u16_to(d.next));
+        self.mem
+            .write(self.layout.desc_entry_offset(i), &b)
+            .map_err(mem_err)
+    }
+
+    /// Reads `avail.ring[pos & mask]`.
+    pub fn read_avail_entry(&self, pos: u16) -> Result<u16, Error> {
+        let mut b = [0u8; 2];
+        self.mem
+            .read(self.layout.avail_entry_offset(pos & self.mask), &mut b)
+            .map_err(mem_err)?;
+        Ok(E::u16_from(b))
+    }
+
+    /// Writes `avail.ring[pos & mask]`.
+    pub fn write_avail_entry(&self, pos: u16, head: u16) -> Result<(), Error> {
+        self.mem
+            .write(
+                self.layout.avail_entry_offset(pos & self.mask),
+                &E::u16_to(head),
+            )
+            .map_err(mem_err)
+    }
+
+    /// Reads `used.ring[pos & mask]` as `(id, len)`.
+    pub fn read_used_entry(&self, pos: u16) -> Result<(u32, u32), Error> {
+        let mut b = [0u8; 8];
+        self.mem
+            .read(self.layout.used_entry_offset(pos & self.mask), &mut b)
+            .map_err(mem_err)?;
+        let [i0, i1, i2, i3, l0, l1, l2, l3] = b;
+        Ok((E::u32_from([i0, i1, i2, i3]), E::u32_from([l0, l1, l2, l3])))
+    }
+
+    /// Writes `used.ring[pos & mask]`.
+    pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
+        let mut b = [0u8; 8];
+        b[0..4].copy_from_slice(&E::u32_to(id));
+        b[4..8].copy_from_slice(&E::u32_to(len));
+        self.mem
+            .write(self.layout.used_entry_offset(pos & self.mask), &b)
+            .map_err(mem_err)
+    }
+
+    /// The `(offset, len)` pieces of ring entries `from..to` (wrapping), one
+    /// or two contiguous ranges, for cleaning a batch at once.
+    pub fn entry_spans(
+        &self,
+        first_entry: usize,
+        entry_size: usize,
+        from: u16,
+        to: u16,
+    ) -> [(usize, usize); 2] {
+        let n = usize::from(to.wrapping_sub(from)).min(usize::from(self.layout.num()));
+        let start = usize::from(from & self.mask);
+        let num = usize::from(self.layout.num());
+        let first = n.min(num - start);
+        [
+            (first_entry + entry_size * start, entry_size * first),
+            (first_entry, entry_size * (n - first)),
+        ]
+    }
+
+    /// Zeroes `offset..offset + len` (ring initialisation).
+    pub fn zero(&self, offset: usize, len: usize) -> Result<(), Error> {
+        const ZEROS: [u8; 64] = [0; 64];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(ZEROS.len());
+            self.mem
+                .write(offset + done, &ZEROS[..n])
+                .map_err(mem_err)?;
+            done += n;
+        }
+        Ok(())
+    }
+}

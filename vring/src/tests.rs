@@ -1,0 +1,768 @@
+//! Unit tests of both roles: hostile input per error kind, notification
+//! suppression, and a two-thread exchange (all of them run under Miri).
+#![allow(unsafe_code)]
+
+use core::ptr::NonNull;
+
+use ipc_traits::buf::{Clean, Dirty, ShmBuf};
+use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
+use ipc_traits::shm::{RawRegion, SharedMemory};
+
+use crate::endian::{Endian, Legacy, Virtio1};
+use crate::error::Error;
+use crate::layout::{Layout, LayoutError};
+use crate::notify::{Suppression, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
+use crate::{BufferArea, Device, DeviceConfig, Driver, DriverConfig};
+
+const BASE: u64 = 0x4000_0000;
+const WINDOW: usize = 4096;
+/// 8 entries, 64-byte alignment: desc 0..128, avail 128..150, used 192..262.
+const L: Layout = Layout::legacy(8, 64);
+/// Buffers live in the upper half.
+const AREA: BufferArea = BufferArea::new(2048, 2048);
+const SLOT: usize = 64;
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Chunk([u8; 64]);
+
+/// A no-op cache with 32-byte lines, to exercise line-granular checks on
+/// the host.
+#[derive(Debug, Default)]
+struct Line32;
+
+impl CacheMaintenance for Line32 {
+    const LINE: usize = 32;
+    fn clean(&self, _: LineRange<Self>) {}
+    unsafe fn invalidate(&self, _: LineRange<Self>) {}
+    fn clean_invalidate(&self, _: LineRange<Self>) {}
+}
+
+fn with_region<C: CacheMaintenance, R>(cache: C, f: impl FnOnce(&RawRegion<C>) -> R) -> R {
+    let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+    let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+    // SAFETY: `backing` outlives the region and is only used through it.
+    let shm = unsafe { RawRegion::new(base, WINDOW, BASE, cache) }.unwrap();
+    f(&shm)
+}
+
+fn device<'m, M: SharedMemory, E: Endian>(shm: &'m M) -> Device<'m, M, E, 8> {
+    // SAFETY: the tests create buffer handles over AREA only through the
+    // rings, and a hostile "driver" here only writes raw memory.
+    unsafe { Device::new(shm, L, DeviceConfig::new(AREA)) }.unwrap()
+}
+
+fn driver<'m, M: SharedMemory, E: Endian>(shm: &'m M, s: Suppression) -> Driver<'m, M, E, 8> {
+    let cfg = DriverConfig {
+        suppression: s,
+        write_flag_on_readable: false,
+    };
+    // SAFETY: every buffer handed to it is built over `shm`.
+    unsafe { Driver::new(shm, L, cfg) }.unwrap()
+}
+
+fn slot<M: SharedMemory>(shm: &M, k: usize) -> ShmBuf<'_, M, Dirty> {
+    // SAFETY: slot k of the test pool, created once per test.
+    unsafe { ShmBuf::<_, Dirty>::new_unchecked(shm, AREA.offset() + SLOT * k, SLOT) }.unwrap()
+}
+
+fn clean<'m, M: SharedMemory>(shm: &'m M, k: usize, text: &[u8]) -> ShmBuf<'m, M, Clean> {
+    let mut b = slot(shm, k);
+    b.write(0, text).unwrap();
+    b.clean().unwrap()
+}
+
+/// A hostile driver writing raw ring fields (legacy, native endian).
+struct RawDriver<'a, M>(&'a M);
+
+impl<M: SharedMemory> RawDriver<'_, M> {
+    fn desc(&self, i: u16, addr: u64, len: u32, flags: u16) {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&addr.to_ne_bytes());
+        b[8..12].copy_from_slice(&len.to_ne_bytes());
+        b[12..14].copy_from_slice(&flags.to_ne_bytes());
+        self.0.write(L.desc_entry_offset(i), &b).unwrap();
+    }
+    fn avail(&self, pos: u16, head: u16) {
+        self.0
+            .write(L.avail_entry_offset(pos % L.num()), &head.to_ne_bytes())
+            .unwrap();
+    }
+    fn avail_idx(&self, idx: u16) {
+        self.0.store_u16_release(L.avail_offset() + 2, idx).unwrap();
+    }
+    /// Posts `heads` as the next entries from `from` and publishes.
+    fn post(&self, from: u16, heads: &[u16]) {
+        for (k, &h) in heads.iter().enumerate() {
+            self.avail(from + k as u16, h);
+        }
+        self.avail_idx(from + heads.len() as u16);
+    }
+}
+
+/// A hostile device writing raw used entries (legacy, native endian).
+struct RawDevice<'a, M>(&'a M);
+
+impl<M: SharedMemory> RawDevice<'_, M> {
+    fn used(&self, pos: u16, id: u32, len: u32) {
+        let mut b = [0u8; 8];
+        b[0..4].copy_from_slice(&id.to_ne_bytes());
+        b[4..8].copy_from_slice(&len.to_ne_bytes());
+        self.0
+            .write(L.used_entry_offset(pos % L.num()), &b)
+            .unwrap();
+    }
+    fn used_idx(&self, idx: u16) {
+        self.0.store_u16_release(L.used_offset() + 2, idx).unwrap();
+    }
+}
+
+fn addr(k: usize) -> u64 {
+    BASE + (AREA.offset() + SLOT * k) as u64
+}
+
+// ------------------------------------------------------------ device side
+
+#[test]
+fn avail_index_jump_breaks_the_ring() {
+    for idx in [9u16, 0xffff, 0x8000] {
+        with_region(Coherent, |shm| {
+            let mut dev = device::<_, Legacy>(shm);
+            RawDriver(shm).avail_idx(idx);
+            assert_eq!(
+                dev.pop_readable().unwrap_err(),
+                Error::AvailIndexJump { last: 0, idx }
+            );
+            assert!(dev.is_broken());
+            assert_eq!(dev.pop_readable().unwrap_err(), Error::Broken);
+            assert_eq!(dev.publish_used().unwrap_err(), Error::Broken);
+            assert_eq!(dev.stats().failures.avail_index_jump, 1);
+        });
+    }
+    // A full ring (jump == num) is legal.
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        for i in 0..8 {
+            raw.desc(i, addr(usize::from(i)), 8, 0);
+        }
+        raw.post(0, &[0, 1, 2, 3, 4, 5, 6, 7]);
+        let held: Vec<_> = (0..8)
+            .map(|_| dev.pop_readable().unwrap().unwrap())
+            .collect();
+        assert!(dev.pop_readable().unwrap().is_none());
+        assert_eq!((held.len(), dev.held()), (8, 8));
+    });
+}
+
+/// Runs `setup` as a hostile driver posting one bad head then a good one;
+/// checks the bad one yields `want`, is counted once, and the good one still
+/// pops (the ring stays usable).
+fn skipped_then_usable(
+    writable: bool,
+    want: impl Fn(u16) -> Error,
+    setup: impl Fn(&RawDriver<'_, RawRegion<Coherent>>) -> u16,
+) {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        let bad = setup(&raw);
+        raw.desc(7, addr(7), 64, DESC_F_WRITE);
+        raw.post(0, &[bad, 7]);
+        let err = if writable {
+            dev.pop_writable().map(|p| p.map(|p| p.head)).unwrap_err()
+        } else {
+            dev.pop_readable().map(|p| p.map(|p| p.head)).unwrap_err()
+        };
+        assert_eq!(err, want(bad));
+        assert_eq!(dev.stats().failures.total(), 1, "{err:?}");
+        assert!(!dev.is_broken());
+        let p = dev.pop_writable().unwrap().unwrap();
+        assert_eq!((p.head, p.len), (7, 64));
+        dev.push_used(p.head, p.buf.clean().unwrap(), 3).unwrap();
+        assert!(dev.pop_readable().unwrap().is_none());
+        assert_eq!(dev.stats().completed, 1);
+    });
+}
+
+#[test]
+fn descriptor_index_out_of_range_is_skipped() {
+    for head in [8u16, 9, 0xffff] {
+        skipped_then_usable(
+            false,
+            |i| Error::DescriptorIndexOutOfRange { index: i },
+            |_| head,
+        );
+    }
+}
+
+#[test]
+fn flags_the_ring_does_not_allow_are_skipped() {
+    skipped_then_usable(
+        false,
+        |i| Error::UnexpectedNext { index: i },
+        |raw| {
+            raw.desc(1, addr(1), 64, DESC_F_NEXT);
+            1
+        },
+    );
+    skipped_then_usable(
+        false,
+        |i| Error::UnexpectedIndirect { index: i },
+        |raw| {
+            raw.desc(1, addr(1), 64, DESC_F_INDIRECT | DESC_F_NEXT);
+            1
+        },
+    );
+    skipped_then_usable(
+        true,
+        |i| Error::NotDeviceWritable { index: i },
+        |raw| {
+            raw.desc(1, addr(1), 64, 0);
+            1
+        },
+    );
+    skipped_then_usable(
+        false,
+        |i| Error::EmptyBuffer { index: i },
+        |raw| {
+            raw.desc(1, addr(1), 0, 0);
+            1
+        },
+    );
+}
+
+#[test]
+fn addresses_outside_the_window_are_skipped() {
+    let cases: [(u64, u32); 6] = [
+        (0, 64),
+        (BASE - 1, 64),
+        (BASE + WINDOW as u64 - 63, 64),
+        (BASE + WINDOW as u64, 1),
+        (u64::MAX, 2),
+        (BASE + 2048, u32::MAX),
+    ];
+    for (a, len) in cases {
+        skipped_then_usable(
+            false,
+            move |_| Error::AddressOutsideWindow { addr: a, len },
+            move |raw| {
+                raw.desc(2, a, len, 0);
+                2
+            },
+        );
+    }
+}
+
+#[test]
+fn buffers_over_the_ring_are_refused() {
+    // The descriptor table itself, the used ring, and a buffer straddling
+    // the start of the area.
+    for (off, len) in [
+        (0usize, 16u32),
+        (L.used_offset(), 8),
+        (AREA.offset() - 8, 16),
+    ] {
+        skipped_then_usable(
+            false,
+            move |_| Error::OutsideBufferArea { offset: off, len },
+            move |raw| {
+                raw.desc(3, BASE + off as u64, len, 0);
+                3
+            },
+        );
+    }
+}
+
+#[test]
+fn a_descriptor_posted_twice_is_in_flight() {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        raw.desc(0, addr(0), 64, 0);
+        raw.post(0, &[0, 0]);
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!(
+            dev.pop_readable().unwrap_err(),
+            Error::DescriptorInFlight { index: 0 }
+        );
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        // Once returned, the driver may post it again.
+        raw.post(2, &[0]);
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!(p.head, 0);
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        assert_eq!(dev.stats().failures.descriptor_in_flight, 1);
+    });
+}
+
+#[test]
+fn overlapping_buffers_never_get_two_handles() {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        raw.desc(0, addr(0), 64, DESC_F_WRITE);
+        raw.desc(1, addr(0), 64, DESC_F_WRITE); // same bytes
+        raw.desc(2, addr(0) + 63, 2, DESC_F_WRITE); // last byte of 0
+        raw.desc(3, addr(1), 64, DESC_F_WRITE); // the neighbour: fine
+        raw.post(0, &[0, 1, 2, 3]);
+        let held = dev.pop_writable().unwrap().unwrap();
+        assert_eq!(
+            dev.pop_writable().unwrap_err(),
+            Error::OverlappingBuffer { index: 1 }
+        );
+        assert_eq!(
+            dev.pop_writable().unwrap_err(),
+            Error::OverlappingBuffer { index: 2 }
+        );
+        let next = dev.pop_writable().unwrap().unwrap();
+        assert_eq!(next.head, 3);
+        assert_eq!(dev.stats().failures.overlapping_buffer, 2);
+        dev.push_used(held.head, held.buf.clean().unwrap(), 0)
+            .unwrap();
+        dev.push_used(next.head, next.buf.clean().unwrap(), 0)
+            .unwrap();
+        // After the return the same bytes may be posted again.
+        raw.post(4, &[1]);
+        let again = dev.pop_writable().unwrap().unwrap();
+        assert_eq!((again.head, again.buf.offset()), (1, AREA.offset()));
+        dev.push_used(again.head, again.buf.clean().unwrap(), 0)
+            .unwrap();
+    });
+}
+
+#[test]
+fn line_granular_checks_with_a_32_byte_cache() {
+    with_region(Line32, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        let a = AREA.offset();
+        raw.desc(0, BASE + a as u64 + 8, 32, 0); // start not on a line
+        raw.desc(1, BASE + a as u64, 40, DESC_F_WRITE); // writable, partial line
+        raw.desc(2, BASE + a as u64, 40, 0); // readable, 40 bytes: lines 0..64
+        raw.desc(3, BASE + a as u64 + 32, 32, 0); // shares line 32..64 with 2
+        raw.desc(4, BASE + a as u64 + 64, 32, DESC_F_WRITE);
+        raw.post(0, &[0, 1, 2, 3, 4]);
+        assert_eq!(
+            dev.pop_readable().unwrap_err(),
+            Error::MisalignedBuffer {
+                offset: a + 8,
+                len: 32
+            }
+        );
+        assert_eq!(
+            dev.pop_writable().unwrap_err(),
+            Error::MisalignedBuffer { offset: a, len: 40 }
+        );
+        let p2 = dev.pop_readable().unwrap().unwrap();
+        assert_eq!((p2.len, p2.buf.capacity()), (40, 64));
+        assert_eq!(
+            dev.pop_readable().unwrap_err(),
+            Error::OverlappingBuffer { index: 3 }
+        );
+        let p4 = dev.pop_writable().unwrap().unwrap();
+        assert_eq!(p4.buf.capacity(), 32);
+        assert_eq!(dev.stats().failures.misaligned_buffer, 2);
+        assert_eq!(dev.stats().failures.overlapping_buffer, 1);
+        dev.push_used(p2.head, p2.buf, 0).unwrap();
+        dev.push_used(p4.head, p4.buf.clean().unwrap(), 32).unwrap();
+    });
+}
+
+#[test]
+fn device_refuses_foreign_returns_and_long_lengths() {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        raw.desc(0, addr(0), 64, DESC_F_WRITE);
+        raw.desc(1, addr(1), 32, DESC_F_WRITE);
+        raw.post(0, &[0, 1]);
+        let p0 = dev.pop_writable().unwrap().unwrap();
+        let p1 = dev.pop_writable().unwrap().unwrap();
+        // Wrong head for the buffer.
+        let (b0, e) = dev
+            .push_used(p1.head, p0.buf.clean().unwrap(), 1)
+            .unwrap_err();
+        assert_eq!(e, Error::ForeignBuffer);
+        // Head never popped.
+        let (b0, e) = dev.push_used(5, b0, 1).unwrap_err();
+        assert_eq!(e, Error::ForeignBuffer);
+        let (b0, e) = dev.push_used(p0.head, b0, 65).unwrap_err();
+        assert_eq!(
+            e,
+            Error::InvalidLength {
+                len: 65,
+                capacity: 64
+            }
+        );
+        dev.push_used(p0.head, b0, 64).unwrap();
+        dev.push_used(p1.head, p1.buf.clean().unwrap(), 32).unwrap();
+        assert_eq!(
+            dev.stats().failures.total(),
+            0,
+            "local misuse is not a peer error"
+        );
+        let _ = dev.publish_used().unwrap();
+        assert_eq!(dev.stats().published, 2);
+    });
+}
+
+#[test]
+fn device_construction_checks_area_and_layout() {
+    with_region(Coherent, |shm| {
+        for area in [
+            BufferArea::new(0, 64),
+            BufferArea::new(200, 64),
+            BufferArea::new(4000, 200),
+            BufferArea::new(usize::MAX, 2),
+        ] {
+            // SAFETY: construction fails before any handle exists.
+            let r = unsafe { Device::<_, Legacy, 8>::new(shm, L, DeviceConfig::new(area)) };
+            assert_eq!(r.unwrap_err(), Error::Layout(LayoutError::BadBufferArea));
+        }
+        // SAFETY: as above.
+        let r = unsafe { Device::<_, Legacy, 4>::new(shm, L, DeviceConfig::new(AREA)) };
+        assert_eq!(
+            r.unwrap_err(),
+            Error::Layout(LayoutError::TooManyEntries {
+                num: 8,
+                capacity: 4
+            })
+        );
+    });
+    with_region(Line32, |shm| {
+        // avail ends at 294, used starts at 304: both in line 288..320.
+        let small = Layout::legacy(16, 16);
+        // SAFETY: as above.
+        let r = unsafe { Device::<_, Legacy, 16>::new(shm, small, DeviceConfig::new(AREA)) };
+        assert_eq!(
+            r.unwrap_err(),
+            Error::Layout(LayoutError::SharedCacheLine { line: 32 })
+        );
+    });
+}
+
+// ------------------------------------------------------------ driver side
+
+#[test]
+fn used_index_jump_breaks_the_ring() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        for k in 0..3 {
+            drv.add_writable(clean(shm, k, b"")).unwrap();
+        }
+        let _ = drv.publish().unwrap();
+        RawDevice(shm).used_idx(4); // 4 > 3 in flight
+        let e = drv.pop_used().unwrap_err();
+        assert_eq!(e.error, Error::UsedIndexJump { last: 0, idx: 4 });
+        assert!(e.buf.is_none());
+        assert!(drv.is_broken());
+        assert_eq!(drv.pop_used().unwrap_err().error, Error::Broken);
+        let (_, e) = drv.add_writable(clean(shm, 5, b"")).unwrap_err();
+        assert_eq!(e, Error::Broken);
+        assert_eq!(drv.stats().failures.used_index_jump, 1);
+    });
+}
+
+#[test]
+fn used_ids_never_published_or_already_reaped_are_skipped() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        assert_eq!(drv.add_writable(clean(shm, 0, b"")).unwrap(), 0);
+        assert_eq!(drv.add_writable(clean(shm, 1, b"")).unwrap(), 1);
+        let _ = drv.publish().unwrap();
+        // Added but never published: the device cannot know it.
+        assert_eq!(drv.add_writable(clean(shm, 2, b"")).unwrap(), 2);
+        let dev = RawDevice(shm);
+        dev.used(0, 99, 0); // out of range
+        dev.used(1, 0, 8); // valid
+        dev.used(2, 0, 8); // already reaped
+        dev.used(3, 5, 0); // free descriptor
+        dev.used(4, 2, 0); // added, not published
+        dev.used(5, 0x1_0001, 0); // truncates to 1 as u16: must not alias
+        dev.used(6, 1, 64); // valid, full length
+        dev.used_idx(2);
+        assert_eq!(
+            drv.pop_used().unwrap_err().error,
+            Error::UnknownUsedId { id: 99 }
+        );
+        let u = drv.pop_used().unwrap().unwrap();
+        assert_eq!((u.id, u.len, u.buf.offset()), (0, 8, AREA.offset()));
+        assert!(drv.pop_used().unwrap().is_none());
+        // More entries: still at most the one in flight plus nothing else.
+        dev.used_idx(7);
+        let e = drv.pop_used().unwrap_err();
+        assert_eq!(e.error, Error::UsedIndexJump { last: 2, idx: 7 });
+    });
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        for k in 0..4 {
+            drv.add_writable(clean(shm, k, b"")).unwrap();
+        }
+        let _ = drv.publish().unwrap();
+        let dev = RawDevice(shm);
+        dev.used(0, 0, 8);
+        dev.used(1, 0, 8); // duplicate
+        dev.used(2, 0x1_0001, 0); // not 1
+        dev.used(3, 6, 0); // never published
+        dev.used_idx(4);
+        assert_eq!(drv.pop_used().unwrap().unwrap().id, 0);
+        for id in [0, 0x1_0001, 6] {
+            let e = drv.pop_used().unwrap_err();
+            assert_eq!(e.error, Error::UnknownUsedId { id });
+            assert!(e.buf.is_none());
+        }
+        assert_eq!(drv.stats().failures.unknown_used_id, 3);
+        assert_eq!(drv.in_flight(), 3);
+        // The remaining buffers still complete.
+        dev.used(4, 1, 1);
+        dev.used_idx(5);
+        assert_eq!(drv.pop_used().unwrap().unwrap().id, 1);
+    });
+}
+
+#[test]
+fn length_overflow_hands_the_buffer_back() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let id = drv.add_writable(clean(shm, 0, b"")).unwrap();
+        let _ = drv.publish().unwrap();
+        RawDevice(shm).used(0, u32::from(id), 65);
+        RawDevice(shm).used_idx(1);
+        let e = drv.pop_used().unwrap_err();
+        assert_eq!(
+            e.error,
+            Error::LengthOverflow {
+                id,
+                len: 65,
+                capacity: 64
+            }
+        );
+        let buf = e.buf.expect("the slot comes back");
+        assert_eq!(buf.offset(), AREA.offset());
+        // It can be reposted.
+        drv.add_writable(buf.recycle().clean().unwrap()).unwrap();
+        assert_eq!(drv.stats().failures.length_overflow, 1);
+    });
+}
+
+#[test]
+fn driver_local_errors() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        // A buffer over the ring's own descriptor table.
+        // SAFETY: the test owns these bytes (the ring never hands them out).
+        let over = unsafe { ShmBuf::<_, Dirty>::new_unchecked(shm, 64, 64) }.unwrap();
+        let (_, e) = drv.add_readable(over.clean().unwrap()).unwrap_err();
+        assert_eq!(e, Error::ForeignBuffer);
+        for k in 0..8 {
+            drv.add_readable(clean(shm, k, b"x")).unwrap();
+        }
+        let (b, e) = drv.add_readable(clean(shm, 8, b"x")).unwrap_err();
+        assert_eq!(e, Error::Full);
+        assert_eq!(b.offset(), AREA.offset() + 8 * SLOT, "handed back");
+        let (_, e) = drv.preload_used(clean(shm, 10, b""), 0).unwrap_err();
+        assert_eq!(e, Error::InvalidState);
+        assert_eq!(drv.unpublished(), 8);
+        assert_eq!(drv.stats().failures.total(), 0);
+    });
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let (_, e) = drv.preload_used(clean(shm, 0, b""), 65).unwrap_err();
+        assert_eq!(
+            e,
+            Error::InvalidLength {
+                len: 65,
+                capacity: 64
+            }
+        );
+        assert_eq!(drv.preload_used(clean(shm, 0, b""), 64).unwrap(), 0);
+        let u = drv.pop_used().unwrap().unwrap();
+        assert_eq!((u.id, u.len), (0, 64));
+    });
+}
+
+// --------------------------------------------------------- notifications
+
+#[test]
+fn flags_suppress_notifications_both_ways() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let mut dev = device::<_, Legacy>(shm);
+        drv.add_readable(clean(shm, 0, b"a")).unwrap();
+        assert!(drv.publish().unwrap());
+        dev.disable_notifications().unwrap();
+        drv.add_readable(clean(shm, 1, b"b")).unwrap();
+        assert!(!drv.publish().unwrap());
+        // Enabling reports the pending work so the device does not sleep.
+        assert!(dev.enable_notifications().unwrap());
+        for _ in 0..2 {
+            let p = dev.pop_readable().unwrap().unwrap();
+            dev.push_used(p.head, p.buf, 0).unwrap();
+        }
+        assert!(!dev.enable_notifications().unwrap());
+        assert!(dev.publish_used().unwrap());
+        drv.disable_interrupts().unwrap();
+        drv.add_readable(clean(shm, 2, b"c")).unwrap();
+        assert!(drv.publish().unwrap());
+        let p = dev.pop_readable().unwrap().unwrap();
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        assert!(!dev.publish_used().unwrap());
+        assert!(drv.enable_interrupts().unwrap(), "3 completions pending");
+        assert_eq!(drv.stats().notifications_sent, 2);
+        assert_eq!(drv.stats().notifications_suppressed, 1);
+        assert_eq!(dev.stats().notifications_sent, 1);
+        assert_eq!(dev.stats().notifications_suppressed, 1);
+    });
+}
+
+#[test]
+fn event_idx_costs_one_doorbell_per_batch() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Virtio1>(shm, Suppression::EventIdx);
+        let cfg = DeviceConfig {
+            suppression: Suppression::EventIdx,
+            ..DeviceConfig::new(AREA)
+        };
+        // SAFETY: as in `device`.
+        let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg) }.unwrap();
+        assert!(!dev.enable_notifications().unwrap()); // avail_event = 0
+                                                       // A batch of 4 crosses avail_event once: one doorbell.
+        for k in 0..4 {
+            drv.add_readable(clean(shm, k, b"m")).unwrap();
+        }
+        assert!(drv.publish().unwrap());
+        // The device has not re-armed: the next batch is suppressed.
+        for k in 4..6 {
+            drv.add_readable(clean(shm, k, b"m")).unwrap();
+        }
+        assert!(!drv.publish().unwrap());
+        // The driver asks for an interrupt when entry 0 is used.
+        assert!(!drv.enable_interrupts().unwrap());
+        let mut popped = 0;
+        while let Some(p) = dev.pop_readable().unwrap() {
+            dev.push_used(p.head, p.buf, 0).unwrap();
+            popped += 1;
+        }
+        assert_eq!(popped, 6);
+        assert!(dev.publish_used().unwrap(), "crosses used_event 0");
+        // Re-arm after consuming everything: avail_event = 6.
+        assert!(!dev.enable_notifications().unwrap());
+        let mut ids = Vec::new();
+        while let Some(u) = drv.pop_used().unwrap() {
+            ids.push(u.id);
+            let mut b = u.buf.recycle();
+            b.write(0, b"n").unwrap();
+            drv.add_readable(b.clean().unwrap()).unwrap();
+        }
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
+        assert!(drv.publish().unwrap(), "6 new entries cross avail_event 6");
+        // used_event still 0: completions of this batch do not interrupt.
+        while let Some(p) = dev.pop_readable().unwrap() {
+            dev.push_used(p.head, p.buf, 0).unwrap();
+        }
+        assert!(!dev.publish_used().unwrap());
+        assert!(
+            drv.enable_interrupts().unwrap(),
+            "work pending after re-arm"
+        );
+        let s = drv.stats();
+        assert_eq!((s.notifications_sent, s.notifications_suppressed), (2, 1));
+        let s = dev.stats();
+        assert_eq!((s.notifications_sent, s.notifications_suppressed), (1, 1));
+    });
+}
+
+#[test]
+fn virtio1_ring_is_little_endian_in_memory() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Virtio1>(shm, Suppression::Flags);
+        drv.add_readable(clean(shm, 3, b"le")).unwrap();
+        let _ = drv.publish().unwrap();
+        let mut d = [0u8; 16];
+        shm.read(L.desc_offset(), &mut d).unwrap();
+        assert_eq!(&d[0..8], &addr(3).to_le_bytes());
+        assert_eq!(&d[8..12], &2u32.to_le_bytes());
+        assert_eq!(&d[14..16], &1u16.to_le_bytes());
+        let mut idx = [0u8; 2];
+        shm.read(L.avail_offset() + 2, &mut idx).unwrap();
+        assert_eq!(idx, [1, 0]);
+    });
+}
+
+// ------------------------------------------------------------ two threads
+
+/// Driver and device on two threads over one coherent region: every
+/// message arrives once, in order, intact; every buffer comes back.
+#[test]
+fn two_threads_exchange_in_order() {
+    const MSGS: u32 = if cfg!(miri) { 40 } else { 5000 };
+    const SPIN_LIMIT: u32 = 10_000_000;
+    with_region(Coherent, |shm| {
+        // Both rings exist before either thread runs (the driver initialises
+        // the ring memory the device then reads).
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let mut dev = device::<_, Legacy>(shm);
+        let mut pool: Vec<_> = (0..8).map(|k| slot(shm, k)).collect();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut expect = 0u32;
+                let mut spins = 0;
+                while expect < MSGS {
+                    match dev.pop_readable().unwrap() {
+                        Some(p) => {
+                            let r = p.buf.invalidate().unwrap().validate(p.len).unwrap();
+                            let mut v = [0u8; 4];
+                            r.read(0, &mut v).unwrap();
+                            assert_eq!(u32::from_ne_bytes(v), expect);
+                            assert_eq!(p.len, 4 + expect % 60);
+                            expect += 1;
+                            dev.push_used(p.head, r, 0).unwrap();
+                            if expect % 3 == 0 {
+                                let _ = dev.publish_used().unwrap();
+                            }
+                        }
+                        None => {
+                            let _ = dev.publish_used().unwrap();
+                            spins += 1;
+                            assert!(spins < SPIN_LIMIT, "device starved");
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+                let _ = dev.publish_used().unwrap();
+                assert_eq!(dev.stats().failures.total(), 0);
+            });
+            s.spawn(move || {
+                let (mut sent, mut back, mut spins) = (0u32, 0u32, 0);
+                while back < MSGS {
+                    while sent < MSGS {
+                        let Some(mut b) = pool.pop() else { break };
+                        b.write(0, &sent.to_ne_bytes()).unwrap();
+                        b.set_len(4 + (sent % 60) as usize).unwrap();
+                        drv.add_readable(b.clean().unwrap()).unwrap();
+                        sent += 1;
+                        if sent % 5 == 0 {
+                            break;
+                        }
+                    }
+                    let _ = drv.publish().unwrap();
+                    match drv.pop_used().unwrap() {
+                        Some(u) => {
+                            back += 1;
+                            pool.push(u.buf.recycle());
+                        }
+                        None => {
+                            spins += 1;
+                            assert!(spins < SPIN_LIMIT, "driver starved");
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+                assert_eq!(pool.len(), 8);
+                assert_eq!(drv.stats().completed, MSGS);
+                assert_eq!(drv.stats().failures.total(), 0);
+            });
+        });
+    });
+}
