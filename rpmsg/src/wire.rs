@@ -1,12 +1,14 @@
 //! The rpmsg wire format: the 16-byte message header and the 40-byte
 //! name-service message (shared/docs/hw/rpmsg-wire.md §2.3, §2.4).
 //!
-//! Fields use the ring's byte order (`O`): native for legacy remoteproc
-//! rings, little-endian for virtio 1.x (Linux's `__rpmsg32` follows the
-//! virtio device's endianness).
+//! Fields use the ring's byte order ([`vring::Endian`]): native for legacy
+//! remoteproc rings, little-endian for virtio 1.x (Linux's `__rpmsg32`
+//! follows the virtio device's endianness).
 #![deny(unsafe_code)]
 
 use core::fmt;
+
+use vring::Endian;
 
 /// Size of `struct rpmsg_hdr` (§2.3).
 pub const HEADER_LEN: usize = 16;
@@ -26,64 +28,6 @@ pub const NS_CREATE: u32 = 0;
 pub const NS_DESTROY: u32 = 1;
 /// The default buffer size (`MAX_RPMSG_BUF_SIZE`, §2.2).
 pub const DEFAULT_BUF_SIZE: usize = 512;
-
-/// The byte order of header fields, chosen once per link.
-pub trait ByteOrder: Copy + Default + fmt::Debug + Send + Sync + 'static {
-    /// Decodes a `u16`.
-    fn u16_from(bytes: [u8; 2]) -> u16;
-    /// Decodes a `u32`.
-    fn u32_from(bytes: [u8; 4]) -> u32;
-    /// Encodes a `u16`.
-    fn u16_to(value: u16) -> [u8; 2];
-    /// Encodes a `u32`.
-    fn u32_to(value: u32) -> [u8; 4];
-}
-
-/// Native byte order (legacy remoteproc rings).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Native;
-
-impl ByteOrder for Native {
-    #[inline]
-    fn u16_from(b: [u8; 2]) -> u16 {
-        u16::from_ne_bytes(b)
-    }
-    #[inline]
-    fn u32_from(b: [u8; 4]) -> u32 {
-        u32::from_ne_bytes(b)
-    }
-    #[inline]
-    fn u16_to(v: u16) -> [u8; 2] {
-        v.to_ne_bytes()
-    }
-    #[inline]
-    fn u32_to(v: u32) -> [u8; 4] {
-        v.to_ne_bytes()
-    }
-}
-
-/// Little-endian (virtio 1.x).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Little;
-
-impl ByteOrder for Little {
-    #[inline]
-    fn u16_from(b: [u8; 2]) -> u16 {
-        u16::from_le_bytes(b)
-    }
-    #[inline]
-    fn u32_from(b: [u8; 4]) -> u32 {
-        u32::from_le_bytes(b)
-    }
-    #[inline]
-    fn u16_to(v: u16) -> [u8; 2] {
-        v.to_le_bytes()
-    }
-    #[inline]
-    fn u32_to(v: u32) -> [u8; 4] {
-        v.to_le_bytes()
-    }
-}
 
 /// `struct rpmsg_hdr` (§2.3) without the ignored `reserved` word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +88,7 @@ impl fmt::Display for WireError {
 
 impl Header {
     /// Encodes the header (`reserved` written as 0, as Linux does).
-    pub fn encode<O: ByteOrder>(&self) -> [u8; HEADER_LEN] {
+    pub fn encode<O: Endian>(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..4].copy_from_slice(&O::u32_to(self.src));
         b[4..8].copy_from_slice(&O::u32_to(self.dst));
@@ -155,7 +99,7 @@ impl Header {
 
     /// Decodes a header; the `reserved` word is ignored (rpmsg-lite keeps
     /// bookkeeping there, §2.3).
-    pub fn decode<O: ByteOrder>(b: &[u8; HEADER_LEN]) -> Self {
+    pub fn decode<O: Endian>(b: &[u8; HEADER_LEN]) -> Self {
         Self {
             src: O::u32_from([b[0], b[1], b[2], b[3]]),
             dst: O::u32_from([b[4], b[5], b[6], b[7]]),
@@ -273,7 +217,7 @@ pub struct NsMessage {
 
 impl NsMessage {
     /// Encodes the 40 bytes.
-    pub fn encode<O: ByteOrder>(&self) -> [u8; NS_MSG_LEN] {
+    pub fn encode<O: Endian>(&self) -> [u8; NS_MSG_LEN] {
         let mut b = [0u8; NS_MSG_LEN];
         b[..NAME_LEN].copy_from_slice(&self.name.wire_bytes());
         b[32..36].copy_from_slice(&O::u32_to(self.addr));
@@ -292,7 +236,7 @@ impl NsMessage {
     ///
     /// The matching [`WireError`] (the caller drops the message and counts
     /// it, as Linux does for "malformed ns msg").
-    pub fn decode<O: ByteOrder>(payload: &[u8]) -> Result<Self, WireError> {
+    pub fn decode<O: Endian>(payload: &[u8]) -> Result<Self, WireError> {
         let b: &[u8; NS_MSG_LEN] = payload
             .try_into()
             .map_err(|_| WireError::NsBadSize(payload.len()))?;
@@ -321,11 +265,14 @@ mod tests {
             len: 5,
             flags: 0,
         };
-        let mut b = h.encode::<Little>();
+        let mut b = h.encode::<vring::Virtio1>();
         assert_eq!(b, [0, 4, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0]);
         b[8..12].copy_from_slice(&[0xAA, 0xBB, 3, 0]);
-        assert_eq!(Header::decode::<Little>(&b), h);
-        assert_eq!(Header::decode::<Native>(&h.encode::<Native>()), h);
+        assert_eq!(Header::decode::<vring::Virtio1>(&b), h);
+        assert_eq!(
+            Header::decode::<vring::Legacy>(&h.encode::<vring::Legacy>()),
+            h
+        );
     }
 
     #[test]
@@ -366,29 +313,29 @@ mod tests {
             addr: 30,
             action: NsAction::Create,
         };
-        let b = m.encode::<Little>();
+        let b = m.encode::<vring::Virtio1>();
         assert_eq!(&b[..18], b"rpmsg-vector-test\0");
-        assert_eq!(NsMessage::decode::<Little>(&b), Ok(m));
+        assert_eq!(NsMessage::decode::<vring::Virtio1>(&b), Ok(m));
         assert_eq!(
-            NsMessage::decode::<Little>(&b[..39]),
+            NsMessage::decode::<vring::Virtio1>(&b[..39]),
             Err(WireError::NsBadSize(39))
         );
         let mut long = b;
         long[..NAME_LEN].fill(b'x');
         assert_eq!(
-            NsMessage::decode::<Little>(&long),
+            NsMessage::decode::<vring::Virtio1>(&long),
             Err(WireError::NsNameNotTerminated)
         );
         let mut bad = b;
         bad[0] = 0xFF;
         assert_eq!(
-            NsMessage::decode::<Little>(&bad),
+            NsMessage::decode::<vring::Virtio1>(&bad),
             Err(WireError::NsNameNotUtf8)
         );
         let mut flags = b;
         flags[36] = 7;
         assert_eq!(
-            NsMessage::decode::<Little>(&flags),
+            NsMessage::decode::<vring::Virtio1>(&flags),
             Err(WireError::NsBadFlags(7))
         );
         assert!(Name::new(&"y".repeat(32)).is_none());

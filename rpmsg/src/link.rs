@@ -1,0 +1,1241 @@
+//! A link: one peer, two rings, a notifier, endpoints and the name service.
+//!
+//! [`Link`] is the object firmware talks to. It is generic over the role's
+//! ring pair ([`crate::rings::RemoteRings`] or
+//! [`crate::rings::MasterRings`], each over any
+//! [`ipc_traits::shm::SharedMemory`]) and over any
+//! [`ipc_traits::mailbox::Notify`], so the same code runs over the four
+//! mailbox backends, over simulated memory, and over a raw region with a
+//! user-supplied notifier. Several links can live in one firmware; each has
+//! its own rings, endpoints and statistics.
+//!
+//! # Receiving
+//!
+//! Endpoints choose how they receive when they are created:
+//!
+//! - [`RxMode::Callback`]: messages go to the handler passed to
+//!   [`Link::poll`], copied out of the ring (the buffer is returned to the
+//!   peer before the handler runs, so a handler may call back into the
+//!   link).
+//! - [`RxMode::Queue`]: messages wait in the endpoint's queue (up to `Q`,
+//!   zero-copy: the ring buffer itself is held) until [`Link::try_recv`]
+//!   copies one out, or [`Link::try_recv_held`] lends it ([`HeldMessage`],
+//!   returned to the peer when dropped). A full queue stops reception
+//!   (back-pressure, no loss) until the endpoint is drained.
+//!
+//! # Sending
+//!
+//! [`Link::try_send`] copies; [`Link::try_alloc_tx`] lends a transmit buffer
+//! ([`TxBuffer`]) to fill in place and send, and gives it back if dropped
+//! unsent. No free transmit buffer is [`Error::WouldBlock`], never a hang;
+//! [`Link::blocking_send`] retries within a budget and keeps servicing the
+//! receive side meanwhile.
+//!
+//! # Design notes
+//!
+//! - Methods take `&self`: the state sits in a `RefCell`, so a held message
+//!   or a lent transmit buffer can give its slot back when dropped. No user
+//!   code runs while the state is borrowed; a re-entrant call from a
+//!   `Drop` during another call is reported as [`Error::Busy`], never a
+//!   panic. A link is `Send` but not `Sync`: share it with an interrupt
+//!   handler through a critical-section mutex.
+//! - A kick that fails (mailbox FIFO full) does not fail the send: the
+//!   message is already in the ring. The kick is remembered and retried by
+//!   the next operation ([`Link::flush_kicks`]).
+//! - Not enforced by types: that an [`Endpoint`] is used with the link that
+//!   created it (a foreign endpoint whose slot and address do not match is
+//!   [`Error::NoSuchEndpoint`]).
+#![deny(unsafe_code)]
+
+use core::cell::{Cell, RefCell};
+use core::fmt;
+
+use ipc_traits::buf::{Readable, ShmBuf};
+use ipc_traits::mailbox::{Budget, Notify, QueueSet};
+use ipc_traits::shm::DirectMemory;
+
+use crate::rings::{Rings, RxSlot, SendFailure, TxSlot};
+use crate::table::{
+    BindError, DirectoryChange, DirectoryError, EndpointTable, RemoteService, ServiceDirectory,
+};
+#[cfg(doc)]
+use crate::wire::ADDR_ANY;
+use crate::wire::{Header, Name, NsAction, NsMessage, HEADER_LEN, NS_ADDR, NS_MSG_LEN};
+
+/// How an endpoint receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxMode {
+    /// Through the handler of [`Link::poll`].
+    Callback,
+    /// Into the endpoint's queue.
+    Queue,
+}
+
+/// What went wrong on a link operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// No transmit buffer free, or no message waiting. Retry later; never
+    /// spin on it inside an interrupt handler.
+    WouldBlock,
+    /// The payload does not fit a buffer.
+    TooLong {
+        /// Payload bytes asked for.
+        len: usize,
+        /// Payload bytes a buffer holds.
+        max: usize,
+    },
+    /// The endpoint does not belong to this link (or was destroyed).
+    NoSuchEndpoint,
+    /// Binding a local address failed.
+    Bind(BindError),
+    /// The service name is longer than 31 bytes or contains a NUL.
+    BadName,
+    /// A ring operation failed (the ring's statistics count peer errors).
+    Ring(vring::Error),
+    /// The link is being used re-entrantly (from a `Drop` during a call).
+    Busy,
+}
+
+impl From<vring::Error> for Error {
+    fn from(e: vring::Error) -> Self {
+        Self::Ring(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WouldBlock => f.write_str("would block: no buffer or message, retry later"),
+            Self::TooLong { len, max } => {
+                write!(f, "payload of {len} bytes exceeds the {max}-byte maximum")
+            }
+            Self::NoSuchEndpoint => f.write_str("no such endpoint on this link"),
+            Self::Bind(e) => write!(f, "{e}"),
+            Self::BadName => f.write_str("service name longer than 31 bytes or containing NUL"),
+            Self::Ring(e) => write!(f, "ring: {e}"),
+            Self::Busy => f.write_str("link used re-entrantly"),
+        }
+    }
+}
+
+impl ipc_traits::mailbox::Error for Error {
+    fn kind(&self) -> ipc_traits::mailbox::ErrorKind {
+        use ipc_traits::mailbox::ErrorKind;
+        match self {
+            Self::WouldBlock => ErrorKind::WouldBlock,
+            Self::Ring(e) if e.is_peer_error() || *e == vring::Error::Broken => ErrorKind::Protocol,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A local endpoint. Not `Clone`: one handle per bound address.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    slot: usize,
+    addr: u32,
+}
+
+impl Endpoint {
+    /// The local address.
+    pub fn addr(&self) -> u32 {
+        self.addr
+    }
+}
+
+/// A message delivered to a callback endpoint by [`Link::poll`].
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// The local endpoint's address.
+    pub dst: u32,
+    /// The sender's address.
+    pub src: u32,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// A name-service event: the peer announced or destroyed a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsEvent {
+    /// A new service (or one that moved to a new address).
+    Created(RemoteService),
+    /// A service went away.
+    Destroyed(RemoteService),
+}
+
+/// What a received copy-out returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The sender's address.
+    pub src: u32,
+    /// Payload bytes copied.
+    pub len: usize,
+}
+
+/// Counters of a link (wrapping; statistics, not state).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkStats {
+    /// Messages sent (name-service messages included).
+    pub messages_sent: u32,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Messages delivered to endpoints.
+    pub messages_received: u32,
+    /// Payload bytes delivered.
+    pub bytes_received: u64,
+    /// Doorbells rung.
+    pub notifications_sent: u32,
+    /// Doorbells that failed and were kept for a retry.
+    pub notifications_deferred: u32,
+    /// Notifications the application reported with [`Link::on_notify`].
+    pub notifications_received: u32,
+    /// Send attempts that found no free transmit buffer.
+    pub tx_buffer_waits: u32,
+    /// Messages to an address nobody bound (dropped, buffer returned).
+    pub rx_unbound: u32,
+    /// Times reception stopped because an endpoint queue was full.
+    pub rx_queue_stalls: u32,
+    /// Messages whose header failed validation (dropped, buffer returned).
+    pub rx_bad_header: u32,
+    /// Name-service messages rejected (size, name, flags).
+    pub ns_malformed: u32,
+    /// Destroys for services never announced.
+    pub ns_unknown_destroy: u32,
+    /// Announcements dropped because the directory was full.
+    pub ns_directory_full: u32,
+    /// Name-service events dropped because nobody took them.
+    pub ns_events_dropped: u32,
+    /// Name-service messages received while the name service is off.
+    pub ns_disabled: u32,
+}
+
+const NS_EVENT_SLOTS: usize = 8;
+
+struct Queued<'m, M: ?Sized> {
+    token: u16,
+    src: u32,
+    len: usize,
+    buf: ShmBuf<'m, M, Readable>,
+}
+
+struct EpQueue<'m, M: ?Sized, const Q: usize> {
+    items: [Option<Queued<'m, M>>; Q],
+    head: usize,
+    len: usize,
+}
+
+impl<'m, M: ?Sized, const Q: usize> EpQueue<'m, M, Q> {
+    const EMPTY: Self = Self {
+        items: [const { None }; Q],
+        head: 0,
+        len: 0,
+    };
+
+    fn push(&mut self, item: Queued<'m, M>) -> Result<(), Queued<'m, M>> {
+        if self.len == Q {
+            return Err(item);
+        }
+        let at = (self.head + self.len) % Q;
+        self.items[at] = Some(item);
+        self.len += 1;
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<Queued<'m, M>> {
+        if self.len == 0 {
+            return None;
+        }
+        let item = self.items[self.head].take();
+        self.head = (self.head + 1) % Q;
+        self.len -= 1;
+        item
+    }
+}
+
+/// A message reception stopped at: for a queue endpoint whose queue was
+/// full, or for a callback endpoint while no handler was at hand.
+enum Stalled<'m, M: ?Sized> {
+    Queue { slot: usize, item: Queued<'m, M> },
+    Callback { dst: u32, item: Queued<'m, M> },
+}
+
+struct Inner<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: usize> {
+    rings: R,
+    notify: N,
+    pending_kicks: QueueSet,
+    endpoints: EndpointTable<EPS>,
+    modes: [RxMode; EPS],
+    queues: [EpQueue<'m, R::Mem, Q>; EPS],
+    stalled: Option<Stalled<'m, R::Mem>>,
+    directory: ServiceDirectory<SVC>,
+    ns_events: [Option<NsEvent>; NS_EVENT_SLOTS],
+    ns_enabled: bool,
+    buf_size: usize,
+    stats: LinkStats,
+}
+
+/// A link to one peer: `EPS` local endpoints with queues of `Q` messages,
+/// `SVC` remote services, buffers of `BUF` bytes (512 by default).
+pub struct Link<
+    'm,
+    R: Rings<'m>,
+    N,
+    const EPS: usize,
+    const Q: usize,
+    const SVC: usize,
+    const BUF: usize = 512,
+> {
+    inner: RefCell<Inner<'m, R, N, EPS, Q, SVC>>,
+    leaked: Cell<u32>,
+}
+
+impl<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: usize, const BUF: usize>
+    fmt::Debug for Link<'m, R, N, EPS, Q, SVC, BUF>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("endpoints", &EPS)
+            .field("buf", &BUF)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one step of reception found.
+enum Step<'m, M: ?Sized> {
+    /// Nothing waiting.
+    Idle,
+    /// Handled inside the link (name service, dropped, queued).
+    Handled,
+    /// For a callback endpoint: the payload was copied to the scratch
+    /// buffer and the ring buffer returned.
+    Deliver { dst: u32, src: u32, len: usize },
+    /// Reception is stopped by a full queue.
+    Stalled,
+    #[allow(dead_code)]
+    Phantom(core::marker::PhantomData<&'m M>),
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > Link<'m, R, N, EPS, Q, SVC, BUF>
+{
+    /// Largest payload per message.
+    pub const MAX_PAYLOAD: usize = BUF - HEADER_LEN;
+
+    /// A link over `rings` that rings `notify`'s doorbell, with the name
+    /// service on (`VIRTIO_RPMSG_F_NS`).
+    pub fn new(rings: R, notify: N) -> Self {
+        const { assert!(BUF > HEADER_LEN, "buffers must hold more than a header") };
+        const { assert!(Q > 0, "endpoint queues need at least one slot") };
+        Self {
+            inner: RefCell::new(Inner {
+                rings,
+                notify,
+                pending_kicks: QueueSet::EMPTY,
+                endpoints: EndpointTable::new(),
+                modes: [RxMode::Callback; EPS],
+                queues: [const { EpQueue::EMPTY }; EPS],
+                stalled: None,
+                directory: ServiceDirectory::new(),
+                ns_events: [None; NS_EVENT_SLOTS],
+                ns_enabled: true,
+                buf_size: BUF,
+                stats: LinkStats::default(),
+            }),
+            leaked: Cell::new(0),
+        }
+    }
+
+    /// Turns the name service off (a peer that did not negotiate
+    /// `VIRTIO_RPMSG_F_NS`): messages to address 53 are then counted and
+    /// dropped, and announcing is refused.
+    pub fn set_name_service(&self, enabled: bool) -> Result<(), Error> {
+        self.with(|i| {
+            i.ns_enabled = enabled;
+            Ok(())
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Inner<'m, R, N, EPS, Q, SVC>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
+        let out = f(&mut inner);
+        inner.flush_kicks();
+        out
+    }
+
+    /// The link's counters.
+    pub fn stats(&self) -> LinkStats {
+        self.inner.try_borrow().map(|i| i.stats).unwrap_or_default()
+    }
+
+    /// The statistics of the (transmit, receive) rings, including every
+    /// validation failure by kind.
+    pub fn ring_stats(&self) -> (vring::Stats, vring::Stats) {
+        self.inner
+            .try_borrow()
+            .map(|i| {
+                let (t, r) = i.rings.ring_stats();
+                (*t, *r)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether a ring is broken (the peer corrupted an index: reset the link).
+    pub fn is_broken(&self) -> bool {
+        self.inner
+            .try_borrow()
+            .map(|i| i.rings.is_broken())
+            .unwrap_or(false)
+    }
+
+    /// Buffers lost because a held message or a lent transmit buffer was
+    /// dropped while the link was busy (should stay 0).
+    pub fn leaked_buffers(&self) -> u32 {
+        self.leaked.get()
+    }
+
+    /// Records that the peer rang our doorbell (call from the mailbox
+    /// interrupt, then [`Link::poll`]).
+    pub fn on_notify(&self, queues: QueueSet) {
+        if let Ok(mut i) = self.inner.try_borrow_mut() {
+            i.stats.notifications_received = i
+                .stats
+                .notifications_received
+                .wrapping_add(queues.iter().count() as u32);
+        }
+    }
+
+    /// Retries doorbells that failed earlier.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`].
+    pub fn flush_kicks(&self) -> Result<(), Error> {
+        self.with(|_| Ok(()))
+    }
+
+    // -- endpoints ----------------------------------------------------------
+
+    /// Binds a local endpoint at `addr` (or the next free address from 1024
+    /// for [`ADDR_ANY`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`].
+    pub fn create_endpoint(&self, addr: u32, mode: RxMode) -> Result<Endpoint, Error> {
+        self.with(|i| {
+            let (slot, addr) = i.endpoints.bind(addr).map_err(Error::Bind)?;
+            i.modes[slot] = mode;
+            Ok(Endpoint { slot, addr })
+        })
+    }
+
+    /// Unbinds an endpoint; messages still queued for it are returned to
+    /// the peer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`], [`Error::Busy`].
+    pub fn destroy_endpoint(&self, ep: Endpoint) -> Result<(), Error> {
+        self.with(|i| {
+            i.check(&ep)?;
+            while let Some(q) = i.queues[ep.slot].pop() {
+                i.release(q.token, q.buf)?;
+            }
+            let mine = match &i.stalled {
+                Some(Stalled::Queue { slot, .. }) => *slot == ep.slot,
+                Some(Stalled::Callback { dst, .. }) => *dst == ep.addr,
+                None => false,
+            };
+            if mine {
+                if let Some(Stalled::Queue { item, .. } | Stalled::Callback { item, .. }) =
+                    i.stalled.take()
+                {
+                    i.release(item.token, item.buf)?;
+                }
+            }
+            i.endpoints.unbind(ep.slot);
+            Ok(())
+        })
+    }
+
+    /// Announces `ep` to the peer under `name` (a name-service create to
+    /// address 53).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadName`], [`Error::WouldBlock`] (no transmit buffer),
+    /// [`Error::NoSuchEndpoint`], ring errors.
+    pub fn announce(&self, ep: &Endpoint, name: &str) -> Result<(), Error> {
+        self.ns_send(ep, name, NsAction::Create)
+    }
+
+    /// Tells the peer the service `name` at `ep` is gone.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Link::announce`].
+    pub fn announce_destroy(&self, ep: &Endpoint, name: &str) -> Result<(), Error> {
+        self.ns_send(ep, name, NsAction::Destroy)
+    }
+
+    fn ns_send(&self, ep: &Endpoint, name: &str, action: NsAction) -> Result<(), Error> {
+        let name = Name::new(name).ok_or(Error::BadName)?;
+        let msg = NsMessage {
+            name,
+            addr: ep.addr,
+            action,
+        };
+        self.with(|i| {
+            i.check(ep)?;
+            let bytes = msg.encode::<R::Order>();
+            i.send_copy(ep.addr, NS_ADDR, &bytes)
+        })
+    }
+
+    /// The address the peer announced for `name`, if it did (announcements
+    /// are kept from the moment they arrive, even before anyone asks).
+    pub fn lookup_service(&self, name: &str) -> Option<u32> {
+        self.inner
+            .try_borrow()
+            .ok()
+            .and_then(|i| i.directory.lookup(name))
+    }
+
+    /// The oldest name-service event not yet taken.
+    pub fn try_ns_event(&self) -> Option<NsEvent> {
+        let mut i = self.inner.try_borrow_mut().ok()?;
+        let first = i.ns_events.iter().position(Option::is_some)?;
+        let ev = i.ns_events[first].take();
+        i.ns_events[first..].rotate_left(1);
+        ev
+    }
+
+    // -- sending ------------------------------------------------------------
+
+    /// Sends `data` from `ep` to `dst`, copying it into a transmit buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when no transmit buffer is free;
+    /// [`Error::TooLong`]; [`Error::NoSuchEndpoint`]; ring errors.
+    pub fn try_send(&self, ep: &Endpoint, dst: u32, data: &[u8]) -> Result<(), Error> {
+        self.with(|i| {
+            i.check(ep)?;
+            i.send_copy(ep.addr, dst, data)
+        })
+    }
+
+    /// [`Link::try_send`], retrying within `budget` while no transmit buffer
+    /// is free. Between attempts the receive side is serviced (queue
+    /// endpoints and the name service), so a peer waiting for us to free its
+    /// buffers makes progress.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when the budget ran out; other errors at once.
+    pub fn blocking_send(
+        &self,
+        ep: &Endpoint,
+        dst: u32,
+        data: &[u8],
+        mut budget: impl Budget,
+    ) -> Result<(), Error> {
+        loop {
+            match self.try_send(ep, dst, data) {
+                Err(Error::WouldBlock) if budget.next() => {
+                    self.service()?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Lends a transmit buffer to fill in place (zero-copy send). Dropped
+    /// unsent, it goes back to the link.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when none is free; ring errors.
+    pub fn try_alloc_tx(&self) -> Result<TxBuffer<'_, 'm, R, N, EPS, Q, SVC, BUF>, Error> {
+        let slot = self.with(|i| i.take_tx())?;
+        Ok(TxBuffer {
+            link: self,
+            slot: Some(slot),
+            len: 0,
+        })
+    }
+
+    // -- receiving ----------------------------------------------------------
+
+    /// Processes every message waiting: name-service messages update the
+    /// directory and raise events; messages for callback endpoints are
+    /// handed to `handler`; messages for queue endpoints are queued.
+    /// Returns the number of messages handed to `handler`.
+    ///
+    /// # Errors
+    ///
+    /// Ring errors (the peer corrupted an index, or memory failed).
+    pub fn poll(&self, mut handler: impl FnMut(Message<'_>)) -> Result<usize, Error> {
+        let mut scratch = [0u8; BUF];
+        let mut delivered = 0;
+        // Bounded: at most one full ring's worth per direction plus queued
+        // work; a peer that keeps refilling cannot keep us here.
+        for _ in 0..4 * BUF.max(256) {
+            let step = self.with(|i| i.step(&mut scratch))?;
+            match step {
+                Step::Idle | Step::Stalled => break,
+                Step::Handled | Step::Phantom(_) => {}
+                Step::Deliver { dst, src, len } => {
+                    handler(Message {
+                        dst,
+                        src,
+                        payload: &scratch[..len],
+                    });
+                    delivered += 1;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Services reception without a handler: queue endpoints and the name
+    /// service are served; a message for a callback endpoint stops the pass
+    /// (it stays in the ring until [`Link::poll`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Link::poll`].
+    pub fn service(&self) -> Result<(), Error> {
+        let mut scratch = [0u8; 0];
+        for _ in 0..4 * BUF.max(256) {
+            match self.with(|i| i.step(&mut scratch))? {
+                Step::Idle | Step::Stalled | Step::Deliver { .. } => break,
+                Step::Handled | Step::Phantom(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the oldest message queued for `ep` into `out` and returns the
+    /// buffer to the peer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when nothing is queued; [`Error::TooLong`] if
+    /// `out` is too small (the message stays queued);
+    /// [`Error::NoSuchEndpoint`].
+    pub fn try_recv(&self, ep: &Endpoint, out: &mut [u8]) -> Result<Received, Error> {
+        self.service()?;
+        self.with(|i| {
+            i.check(ep)?;
+            let q = &mut i.queues[ep.slot];
+            let Some(front) = q.items[q.head].as_ref().filter(|_| q.len > 0) else {
+                return Err(Error::WouldBlock);
+            };
+            if out.len() < front.len {
+                return Err(Error::TooLong {
+                    len: front.len,
+                    max: out.len(),
+                });
+            }
+            let Some(item) = q.pop() else {
+                return Err(Error::WouldBlock);
+            };
+            let res = item.buf.read(HEADER_LEN, &mut out[..item.len]);
+            let got = Received {
+                src: item.src,
+                len: item.len,
+            };
+            i.release(item.token, item.buf)?;
+            res.map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
+            Ok(got)
+        })
+    }
+
+    /// Lends the oldest message queued for `ep` without copying; the buffer
+    /// goes back to the peer when the [`HeldMessage`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when nothing is queued; [`Error::NoSuchEndpoint`].
+    pub fn try_recv_held(
+        &self,
+        ep: &Endpoint,
+    ) -> Result<HeldMessage<'_, 'm, R, N, EPS, Q, SVC, BUF>, Error> {
+        self.service()?;
+        let item = self.with(|i| {
+            i.check(ep)?;
+            i.queues[ep.slot].pop().ok_or(Error::WouldBlock)
+        })?;
+        Ok(HeldMessage {
+            link: self,
+            item: Some(item),
+        })
+    }
+
+    fn give_back(&self, token: u16, buf: ShmBuf<'m, R::Mem, Readable>) {
+        match self.inner.try_borrow_mut() {
+            Ok(mut i) => {
+                if i.release(token, buf).is_err() {
+                    self.leaked.set(self.leaked.get().wrapping_add(1));
+                }
+                i.flush_kicks();
+            }
+            Err(_) => self.leaked.set(self.leaked.get().wrapping_add(1)),
+        }
+    }
+}
+
+impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: usize>
+    Inner<'m, R, N, EPS, Q, SVC>
+{
+    fn check(&self, ep: &Endpoint) -> Result<(), Error> {
+        if self.endpoints.addr_of(ep.slot) == Some(ep.addr) {
+            Ok(())
+        } else {
+            Err(Error::NoSuchEndpoint)
+        }
+    }
+
+    fn kick(&mut self, queue: ipc_traits::mailbox::QueueId) {
+        self.pending_kicks.insert(queue);
+        self.flush_kicks();
+    }
+
+    fn flush_kicks(&mut self) {
+        for q in self.pending_kicks.iter() {
+            match self.notify.notify(q) {
+                Ok(()) => {
+                    self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
+                    self.pending_kicks =
+                        QueueSet::from_bits(self.pending_kicks.bits() & !(1 << q.index()));
+                }
+                Err(_) => {
+                    self.stats.notifications_deferred =
+                        self.stats.notifications_deferred.wrapping_add(1);
+                }
+            }
+        }
+    }
+
+    fn take_tx(&mut self) -> Result<TxSlot<'m, R::Mem>, Error> {
+        match self.rings.take_tx()? {
+            Some(slot) => Ok(slot),
+            None => {
+                self.stats.tx_buffer_waits = self.stats.tx_buffer_waits.wrapping_add(1);
+                Err(Error::WouldBlock)
+            }
+        }
+    }
+
+    /// Writes the header for `len` payload bytes already in `slot` and sends.
+    fn finish_send(
+        &mut self,
+        mut slot: TxSlot<'m, R::Mem>,
+        src: u32,
+        dst: u32,
+        len: usize,
+    ) -> Result<(), Error> {
+        let max = slot.room.saturating_sub(HEADER_LEN);
+        let Ok(len16) = u16::try_from(len) else {
+            self.rings.return_tx(slot);
+            return Err(Error::TooLong { len, max });
+        };
+        if len > max {
+            self.rings.return_tx(slot);
+            return Err(Error::TooLong { len, max });
+        }
+        let header = Header {
+            src,
+            dst,
+            len: len16,
+            flags: 0,
+        };
+        if let Err(e) = slot.buf.write(0, &header.encode::<R::Order>()) {
+            self.rings.return_tx(slot);
+            return Err(Error::Ring(vring::Error::Memory(
+                ipc_traits::shm::Error::kind(&e),
+            )));
+        }
+        // The whole buffer is published (rpmsg-lite keeps descriptor lengths
+        // at the buffer size; the header carries the payload length).
+        if slot.buf.set_len(slot.room).is_err() {
+            self.rings.return_tx(slot);
+            return Err(Error::TooLong { len, max });
+        }
+        let token = slot.token;
+        let clean = match slot.buf.clean() {
+            Ok(c) => c,
+            Err((buf, e)) => {
+                self.rings.return_tx(TxSlot {
+                    token,
+                    room: slot.room,
+                    buf,
+                });
+                return Err(Error::Ring(vring::Error::Memory(
+                    ipc_traits::shm::Error::kind(&e),
+                )));
+            }
+        };
+        match self.rings.send_tx(token, clean) {
+            Ok(notify) => {
+                self.stats.messages_sent = self.stats.messages_sent.wrapping_add(1);
+                self.stats.bytes_sent = self.stats.bytes_sent.wrapping_add(len as u64);
+                if notify {
+                    let q = self.rings.tx_queue();
+                    self.kick(q);
+                }
+                Ok(())
+            }
+            Err(SendFailure { buf, error }) => {
+                if let Some(buf) = buf {
+                    self.rings.return_tx(TxSlot {
+                        token,
+                        room: slot.room,
+                        buf: buf.recycle(),
+                    });
+                }
+                Err(Error::Ring(error))
+            }
+        }
+    }
+
+    fn send_copy(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<(), Error> {
+        let mut slot = self.take_tx()?;
+        let max = slot.room.saturating_sub(HEADER_LEN);
+        if data.len() > max {
+            self.rings.return_tx(slot);
+            return Err(Error::TooLong {
+                len: data.len(),
+                max,
+            });
+        }
+        if let Err(e) = slot.buf.write(HEADER_LEN, data) {
+            self.rings.return_tx(slot);
+            return Err(Error::Ring(vring::Error::Memory(
+                ipc_traits::shm::Error::kind(&e),
+            )));
+        }
+        self.finish_send(slot, src, dst, data.len())
+    }
+
+    fn release<S: crate::rings::Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, R::Mem, S>,
+    ) -> Result<(), Error> {
+        if self.rings.release_rx(token, buf)? {
+            let q = self.rings.rx_queue();
+            self.kick(q);
+        }
+        Ok(())
+    }
+
+    fn push_event(&mut self, ev: NsEvent) {
+        match self.ns_events.iter_mut().find(|e| e.is_none()) {
+            Some(free) => *free = Some(ev),
+            None => self.stats.ns_events_dropped = self.stats.ns_events_dropped.wrapping_add(1),
+        }
+    }
+
+    /// Delivers a message held for a callback endpoint into `scratch`.
+    fn deliver(
+        &mut self,
+        dst: u32,
+        item: Queued<'m, R::Mem>,
+        scratch: &mut [u8],
+    ) -> Result<Step<'m, R::Mem>, Error> {
+        let Some(out) = scratch.get_mut(..item.len) else {
+            // No handler at hand (`service`): keep it for `poll`.
+            self.stalled = Some(Stalled::Callback { dst, item });
+            return Ok(Step::Stalled);
+        };
+        let res = item.buf.read(HEADER_LEN, out);
+        let (src, len) = (item.src, item.len);
+        self.release(item.token, item.buf)?;
+        res.map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
+        Ok(Step::Deliver { dst, src, len })
+    }
+
+    /// Receives and dispatches one message.
+    fn step(&mut self, scratch: &mut [u8]) -> Result<Step<'m, R::Mem>, Error> {
+        match self.stalled.take() {
+            Some(Stalled::Queue { slot, item }) => {
+                if let Err(item) = self.queues[slot].push(item) {
+                    self.stalled = Some(Stalled::Queue { slot, item });
+                    return Ok(Step::Stalled);
+                }
+            }
+            Some(Stalled::Callback { dst, item }) => return self.deliver(dst, item, scratch),
+            None => {}
+        }
+        let Some(RxSlot {
+            token,
+            len: used_len,
+            buf,
+        }) = self.rings.take_rx()?
+        else {
+            return Ok(Step::Idle);
+        };
+        let buf = match buf.invalidate() {
+            Ok(b) => b,
+            Err((b, e)) => {
+                // Only a memory that breaks its contract gets here; the
+                // buffer still goes back to the peer.
+                self.release(token, b)?;
+                return Err(Error::Ring(vring::Error::Memory(
+                    ipc_traits::shm::Error::kind(&e),
+                )));
+            }
+        };
+        // What the peer says it wrote, bounded by the slot and the link's
+        // buffer size; then the header, then the header's length against it.
+        let used = used_len.min(u32::try_from(self.buf_size).unwrap_or(u32::MAX));
+        let readable = match buf.validate(used) {
+            Ok(r) => r,
+            Err((b, _)) => {
+                self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
+                self.release(token, b)?;
+                return Ok(Step::Handled);
+            }
+        };
+        let mut hb = [0u8; HEADER_LEN];
+        let header = match readable.read(0, &mut hb) {
+            Ok(()) => Header::decode::<R::Order>(&hb),
+            Err(_) => {
+                self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
+                self.release(token, readable)?;
+                return Ok(Step::Handled);
+            }
+        };
+        let len = match header.check_len(readable.len(), self.buf_size) {
+            Ok(l) => l,
+            Err(_) => {
+                self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
+                self.release(token, readable)?;
+                return Ok(Step::Handled);
+            }
+        };
+        if header.dst == NS_ADDR {
+            self.handle_ns(&readable, len);
+            self.release(token, readable)?;
+            return Ok(Step::Handled);
+        }
+        let Some(slot) = self.endpoints.slot_of(header.dst) else {
+            self.stats.rx_unbound = self.stats.rx_unbound.wrapping_add(1);
+            self.release(token, readable)?;
+            return Ok(Step::Handled);
+        };
+        self.count_rx(len);
+        let item = Queued {
+            token,
+            src: header.src,
+            len,
+            buf: readable,
+        };
+        match self.modes[slot] {
+            RxMode::Callback => self.deliver(header.dst, item, scratch),
+            RxMode::Queue => {
+                if let Err(item) = self.queues[slot].push(item) {
+                    self.stats.rx_queue_stalls = self.stats.rx_queue_stalls.wrapping_add(1);
+                    self.stalled = Some(Stalled::Queue { slot, item });
+                    return Ok(Step::Stalled);
+                }
+                Ok(Step::Handled)
+            }
+        }
+    }
+
+    fn count_rx(&mut self, len: usize) {
+        self.stats.messages_received = self.stats.messages_received.wrapping_add(1);
+        self.stats.bytes_received = self.stats.bytes_received.wrapping_add(len as u64);
+    }
+
+    fn handle_ns(&mut self, buf: &ShmBuf<'m, R::Mem, Readable>, len: usize) {
+        if !self.ns_enabled {
+            self.stats.ns_disabled = self.stats.ns_disabled.wrapping_add(1);
+            return;
+        }
+        let mut raw = [0u8; NS_MSG_LEN];
+        if len != NS_MSG_LEN || buf.read(HEADER_LEN, &mut raw).is_err() {
+            self.stats.ns_malformed = self.stats.ns_malformed.wrapping_add(1);
+            return;
+        }
+        let msg = match NsMessage::decode::<R::Order>(&raw) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.ns_malformed = self.stats.ns_malformed.wrapping_add(1);
+                return;
+            }
+        };
+        let change = match msg.action {
+            NsAction::Create => self.directory.announce(msg.name, msg.addr),
+            NsAction::Destroy => self.directory.destroy(msg.name, msg.addr),
+        };
+        match change {
+            Ok(DirectoryChange::Added(s)) | Ok(DirectoryChange::Moved { service: s, .. }) => {
+                self.push_event(NsEvent::Created(s));
+            }
+            Ok(DirectoryChange::Removed(s)) => self.push_event(NsEvent::Destroyed(s)),
+            Ok(DirectoryChange::Unchanged(_)) => {}
+            Err(DirectoryError::Full) => {
+                self.stats.ns_directory_full = self.stats.ns_directory_full.wrapping_add(1);
+            }
+            Err(DirectoryError::UnknownService) => {
+                self.stats.ns_unknown_destroy = self.stats.ns_unknown_destroy.wrapping_add(1);
+            }
+        }
+    }
+}
+
+/// A message lent by [`Link::try_recv_held`]; returned to the peer on drop.
+#[must_use = "dropping a held message returns its buffer at once"]
+pub struct HeldMessage<
+    'l,
+    'm,
+    R: Rings<'m>,
+    N: Notify,
+    const EPS: usize,
+    const Q: usize,
+    const SVC: usize,
+    const BUF: usize,
+> {
+    link: &'l Link<'m, R, N, EPS, Q, SVC, BUF>,
+    item: Option<Queued<'m, R::Mem>>,
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > HeldMessage<'_, 'm, R, N, EPS, Q, SVC, BUF>
+{
+    /// The sender's address.
+    pub fn src(&self) -> u32 {
+        self.item.as_ref().map_or(0, |i| i.src)
+    }
+
+    /// The payload length.
+    pub fn len(&self) -> usize {
+        self.item.as_ref().map_or(0, |i| i.len)
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies payload bytes from `at` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] if the range exceeds the payload.
+    pub fn read(&self, at: usize, out: &mut [u8]) -> Result<(), Error> {
+        let item = self.item.as_ref().ok_or(Error::NoSuchEndpoint)?;
+        let end = at
+            .checked_add(out.len())
+            .filter(|&e| e <= item.len)
+            .ok_or(Error::TooLong {
+                len: at.saturating_add(out.len()),
+                max: item.len,
+            })?;
+        let _ = end;
+        item.buf
+            .read(HEADER_LEN + at, out)
+            .map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))
+    }
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > HeldMessage<'_, 'm, R, N, EPS, Q, SVC, BUF>
+where
+    R::Mem: DirectMemory,
+{
+    /// The payload, zero-copy.
+    pub fn payload(&self) -> &[u8] {
+        match &self.item {
+            Some(i) => i.buf.as_slice().get(HEADER_LEN..).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > Drop for HeldMessage<'_, 'm, R, N, EPS, Q, SVC, BUF>
+{
+    fn drop(&mut self) {
+        if let Some(item) = self.item.take() {
+            self.link.give_back(item.token, item.buf);
+        }
+    }
+}
+
+/// A transmit buffer lent by [`Link::try_alloc_tx`]; returned to the link
+/// if dropped unsent.
+#[must_use = "dropping a transmit buffer returns it unsent"]
+pub struct TxBuffer<
+    'l,
+    'm,
+    R: Rings<'m>,
+    N: Notify,
+    const EPS: usize,
+    const Q: usize,
+    const SVC: usize,
+    const BUF: usize,
+> {
+    link: &'l Link<'m, R, N, EPS, Q, SVC, BUF>,
+    slot: Option<TxSlot<'m, R::Mem>>,
+    len: usize,
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > TxBuffer<'_, 'm, R, N, EPS, Q, SVC, BUF>
+{
+    /// Payload bytes this buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.slot
+            .as_ref()
+            .map_or(0, |s| s.room.saturating_sub(HEADER_LEN))
+    }
+
+    /// Copies `bytes` to payload offset `at`; the payload length grows to
+    /// cover them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] beyond the capacity.
+    pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
+        let cap = self.capacity();
+        let end = at
+            .checked_add(bytes.len())
+            .filter(|&e| e <= cap)
+            .ok_or(Error::TooLong {
+                len: at.saturating_add(bytes.len()),
+                max: cap,
+            })?;
+        let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
+        slot.buf
+            .write(HEADER_LEN + at, bytes)
+            .map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
+        self.len = self.len.max(end);
+        Ok(())
+    }
+
+    /// Sets the payload length (after filling through [`TxBuffer::payload_mut`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] beyond the capacity.
+    pub fn set_len(&mut self, len: usize) -> Result<(), Error> {
+        let cap = self.capacity();
+        if len > cap {
+            return Err(Error::TooLong { len, max: cap });
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    /// Sends the first `len` payload bytes (as set by `write`/`set_len`)
+    /// from `ep` to `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`] (the buffer goes back to the link), ring
+    /// errors.
+    pub fn send(mut self, ep: &Endpoint, dst: u32) -> Result<(), Error> {
+        let Some(slot) = self.slot.take() else {
+            return Err(Error::NoSuchEndpoint);
+        };
+        let len = self.len;
+        let link = self.link;
+        link.with(|i| match i.check(ep) {
+            Ok(()) => i.finish_send(slot, ep.addr, dst, len),
+            Err(e) => {
+                i.rings.return_tx(slot);
+                Err(e)
+            }
+        })
+    }
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > TxBuffer<'_, 'm, R, N, EPS, Q, SVC, BUF>
+where
+    R::Mem: DirectMemory,
+{
+    /// The payload area, zero-copy.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let cap = self.capacity();
+        match self.slot.as_mut() {
+            Some(s) => s
+                .buf
+                .as_mut_slice()
+                .get_mut(HEADER_LEN..HEADER_LEN + cap)
+                .unwrap_or(&mut []),
+            None => &mut [],
+        }
+    }
+}
+
+impl<
+        'm,
+        R: Rings<'m>,
+        N: Notify,
+        const EPS: usize,
+        const Q: usize,
+        const SVC: usize,
+        const BUF: usize,
+    > Drop for TxBuffer<'_, 'm, R, N, EPS, Q, SVC, BUF>
+{
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            match self.link.inner.try_borrow_mut() {
+                Ok(mut i) => i.rings.return_tx(slot),
+                Err(_) => self.link.leaked.set(self.link.leaked.get().wrapping_add(1)),
+            }
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! The two roles as ring pairs: what "take a transmit buffer", "send",
+//! "receive" and "release" mean for the remote (virtio device) and for the
+//! master (virtio driver).
+//!
+//! | | vring0 (`rvq` of the master) | vring1 (`svq` of the master) |
+//! |---|---|---|
+//! | master | driver: posts empty buffers, reaps messages | driver: publishes messages, reaps returned buffers |
+//! | remote | device: fills posted buffers (its transmit) | device: reads published messages (its receive) |
+//!
+//! (shared/docs/hw/rpmsg-wire.md §2.1.) Linux and rpmsg-lite's master own
+//! every buffer; the remote never allocates one.
+#![allow(unsafe_code)]
+
+use ipc_traits::buf::{Clean, Dirty, Received, ShmBuf};
+use ipc_traits::mailbox::QueueId;
+use ipc_traits::shm::SharedMemory;
+pub use vring::device::Returnable;
+use vring::{
+    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
+    Stats, Suppression,
+};
+
+/// A received buffer, straight off the ring: not yet invalidated or checked.
+#[derive(Debug)]
+pub struct RxSlot<'m, M: ?Sized> {
+    /// The ring's token for the slot (descriptor id).
+    pub token: u16,
+    /// The length the peer reported (used length or descriptor length).
+    pub len: u32,
+    /// The buffer.
+    pub buf: ShmBuf<'m, M, Received>,
+}
+
+/// A transmit buffer taken from the ring or the spare list.
+#[derive(Debug)]
+pub struct TxSlot<'m, M: ?Sized> {
+    /// The ring's token for the slot.
+    pub token: u16,
+    /// Bytes the peer lets us write (header included).
+    pub room: usize,
+    /// The buffer.
+    pub buf: ShmBuf<'m, M, Dirty>,
+}
+
+/// A failed [`Rings::send_tx`].
+#[derive(Debug)]
+pub struct SendFailure<'m, M: ?Sized> {
+    /// The buffer, if the ring did not take it (the message was not sent).
+    /// `None` when the ring took it but publishing failed: the message goes
+    /// out with the next successful publication.
+    pub buf: Option<ShmBuf<'m, M, Clean>>,
+    /// What went wrong.
+    pub error: RingError,
+}
+
+/// A shared-memory failure as a ring error.
+fn mem_err<E: ipc_traits::shm::Error>(e: &E) -> RingError {
+    RingError::Memory(e.kind())
+}
+
+/// Whether a ring error consumed one bad entry and left the ring usable.
+pub(crate) const fn skipped_entry(e: &RingError) -> bool {
+    e.is_peer_error()
+        && !matches!(
+            e,
+            RingError::AvailIndexJump { .. }
+                | RingError::UsedIndexJump { .. }
+                | RingError::LengthOverflow { .. }
+        )
+}
+
+/// The virtqueue ids of a link's two rings (the values the doorbell
+/// carries: Linux assigns notify ids 0 and 1 in vring order, §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueIds {
+    /// vring0 (remote → master).
+    pub vring0: QueueId,
+    /// vring1 (master → remote).
+    pub vring1: QueueId,
+}
+
+impl QueueIds {
+    /// Notify ids 0 and 1, as Linux assigns them and rpmsg-lite uses for link 0.
+    pub const DEFAULT: Self = match (QueueId::new(0), QueueId::new(1)) {
+        (Some(vring0), Some(vring1)) => Self { vring0, vring1 },
+        _ => panic!("queue ids 0 and 1 exist"),
+    };
+}
+
+impl Default for QueueIds {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// One role's ring pair. Sealed: [`RemoteRings`] and [`MasterRings`].
+pub trait Rings<'m>: sealed::Sealed {
+    /// The shared memory.
+    type Mem: SharedMemory + ?Sized + 'm;
+    /// The rings' byte order.
+    type Order: Endian;
+
+    /// The memory the rings live in.
+    fn mem(&self) -> &'m Self::Mem;
+    /// The queue to kick after [`Rings::send_tx`].
+    fn tx_queue(&self) -> QueueId;
+    /// The queue to kick after [`Rings::release_rx`].
+    fn rx_queue(&self) -> QueueId;
+    /// A buffer to fill, if one is free.
+    ///
+    /// # Errors
+    ///
+    /// A ring error (counted in the ring's statistics).
+    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, Self::Mem>>, RingError>;
+    /// Gives back a buffer taken with [`Rings::take_tx`] and not sent.
+    fn return_tx(&mut self, slot: TxSlot<'m, Self::Mem>);
+    /// Hands a filled buffer to the peer and publishes it; `true` when the
+    /// peer wants a notification.
+    ///
+    /// # Errors
+    ///
+    /// A ring error; the buffer is handed back if the ring did not take it.
+    fn send_tx(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, Self::Mem, Clean>,
+    ) -> Result<bool, SendFailure<'m, Self::Mem>>;
+    /// The next received buffer, if any.
+    ///
+    /// # Errors
+    ///
+    /// A ring error (counted). Peer errors that skip one entry leave the
+    /// ring usable: call again.
+    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, Self::Mem>>, RingError>;
+    /// Returns a received buffer to the peer; `true` when the peer wants a
+    /// notification.
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    fn release_rx<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, Self::Mem, S>,
+    ) -> Result<bool, RingError>;
+    /// Statistics of (transmit ring, receive ring).
+    fn ring_stats(&self) -> (&Stats, &Stats);
+    /// Whether either ring is broken (the peer corrupted its indices).
+    fn is_broken(&self) -> bool;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The remote's rings: the virtio device side of both vrings.
+pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    mem: &'m M,
+    tx: Device<'m, M, E, NUM>,
+    rx: Device<'m, M, E, NUM>,
+    spare: [Option<TxSlot<'m, M>>; NUM],
+    queues: QueueIds,
+}
+
+/// Where the remote finds its rings and the master's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// vring0 (the remote's transmit ring).
+    pub vring0: Layout,
+    /// vring1 (the remote's receive ring).
+    pub vring1: Layout,
+    /// The window range holding the master's receive buffers (those posted
+    /// on vring0).
+    pub vring0_buffers: BufferArea,
+    /// The window range holding the master's transmit buffers (those
+    /// published on vring1).
+    pub vring1_buffers: BufferArea,
+    /// Notification suppression negotiated with the master.
+    pub suppression: Suppression,
+    /// The doorbell ids of the two rings.
+    pub queues: QueueIds,
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, M, E, NUM> {
+    /// Attaches to the rings the master initialised (writes nothing).
+    ///
+    /// # Errors
+    ///
+    /// A layout that does not fit the window or the cache-line rules.
+    ///
+    /// # Safety
+    ///
+    /// The two buffer areas are disjoint, and no buffer handle over them
+    /// exists on this core except those these rings hand out (see
+    /// [`vring::Device::new`]).
+    pub unsafe fn new(mem: &'m M, config: RemoteConfig) -> Result<Self, RingError> {
+        let dev = |layout, buffers| {
+            let cfg = DeviceConfig {
+                suppression: config.suppression,
+                buffers,
+                first_avail: 0,
+            };
+            // SAFETY: forwarded from this function's contract: the areas are
+            // disjoint and hold no other handle.
+            unsafe { Device::new(mem, layout, cfg) }
+        };
+        Ok(Self {
+            mem,
+            tx: dev(config.vring0, config.vring0_buffers)?,
+            rx: dev(config.vring1, config.vring1_buffers)?,
+            spare: [const { None }; NUM],
+            queues: config.queues,
+        })
+    }
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
+    for RemoteRings<'_, M, E, NUM>
+{
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
+    for RemoteRings<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
+    fn tx_queue(&self) -> QueueId {
+        self.queues.vring0
+    }
+
+    fn rx_queue(&self) -> QueueId {
+        self.queues.vring1
+    }
+
+    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+        if let Some(slot) = self.spare.iter_mut().find_map(Option::take) {
+            return Ok(Some(slot));
+        }
+        // A bad entry is consumed and counted and the next may be fine; at
+        // most NUM of them are looked at per call, so a peer that keeps
+        // posting bad entries cannot keep us here.
+        for _ in 0..=NUM {
+            match self.tx.pop_writable() {
+                Ok(Some(p)) => {
+                    let room = usize::try_from(p.len)
+                        .unwrap_or(usize::MAX)
+                        .min(p.buf.capacity());
+                    return Ok(Some(TxSlot {
+                        token: p.head,
+                        room,
+                        buf: p.buf,
+                    }));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if skipped_entry(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+        // A device cannot hand a buffer back without "using" it; keep it for
+        // the next send instead. There are at most NUM held buffers, so a
+        // free spare slot always exists.
+        if let Some(free) = self.spare.iter_mut().find(|s| s.is_none()) {
+            *free = Some(slot);
+        }
+    }
+
+    fn send_tx(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<bool, SendFailure<'m, M>> {
+        // rpmsg-lite reports the whole buffer as used (§2.3, vector 02);
+        // Linux accepts any used length from header + payload up to the
+        // buffer size.
+        let len = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
+        self.tx
+            .push_used(token, buf, len)
+            .map_err(|(buf, error)| SendFailure {
+                buf: Some(buf),
+                error,
+            })?;
+        self.tx
+            .publish_used()
+            .map_err(|error| SendFailure { buf: None, error })
+    }
+
+    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        for _ in 0..=NUM {
+            match self.rx.pop_readable() {
+                Ok(Some(p)) => {
+                    return Ok(Some(RxSlot {
+                        token: p.head,
+                        len: p.len,
+                        buf: p.buf,
+                    }))
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if skipped_entry(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    fn release_rx<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<bool, RingError> {
+        let len = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
+        self.rx.push_used(token, buf, len).map_err(|(_, e)| e)?;
+        self.rx.publish_used()
+    }
+
+    fn ring_stats(&self) -> (&Stats, &Stats) {
+        (self.tx.stats(), self.rx.stats())
+    }
+
+    fn is_broken(&self) -> bool {
+        self.tx.is_broken() || self.rx.is_broken()
+    }
+}
+
+/// The master's rings: the virtio driver side of both vrings, and the
+/// buffer pool (it owns every buffer).
+pub struct MasterRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    mem: &'m M,
+    /// vring1: messages to the remote.
+    tx: Driver<'m, M, E, NUM>,
+    /// vring0: messages from the remote.
+    rx: Driver<'m, M, E, NUM>,
+    spare: [Option<TxSlot<'m, M>>; NUM],
+    queues: QueueIds,
+    buf_size: usize,
+}
+
+/// Where the master lays out rings and buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterConfig {
+    /// vring0 (the master's receive ring).
+    pub vring0: Layout,
+    /// vring1 (the master's transmit ring).
+    pub vring1: Layout,
+    /// Window offset of the buffer pool: `2 * num` buffers of `buf_size`
+    /// bytes, receive buffers first (rpmsg-lite and Linux order, §2.2).
+    pub pool: usize,
+    /// Bytes per buffer (512 by default).
+    pub buf_size: usize,
+    /// Notification suppression.
+    pub suppression: Suppression,
+    /// The doorbell ids of the two rings.
+    pub queues: QueueIds,
+    /// Byte-compatibility with rpmsg-lite's master: `VRING_DESC_F_WRITE` on
+    /// every descriptor, transmit buffers parked in vring1's used ring, and
+    /// both rings' callbacks disabled at init (vector 01).
+    pub rpmsg_lite_compat: bool,
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, M, E, NUM> {
+    /// Initialises both rings, posts the receive buffers on vring0 and makes
+    /// the transmit buffers ready.
+    ///
+    /// # Errors
+    ///
+    /// A layout or pool that does not fit the window or the cache-line
+    /// rules; a ring error.
+    ///
+    /// # Safety
+    ///
+    /// The pool (`pool..pool + 2 * num * buf_size`) is owned by this link
+    /// alone: no other buffer handle covers it and the peer does not own it.
+    pub unsafe fn new(mem: &'m M, config: MasterConfig) -> Result<Self, RingError> {
+        let drv = |layout, rpmsg_lite_compat| {
+            let cfg = DriverConfig {
+                suppression: config.suppression,
+                write_flag_on_readable: rpmsg_lite_compat,
+            };
+            // SAFETY: every buffer handed to these rings is built over `mem`
+            // below.
+            unsafe { Driver::<M, E, NUM>::new(mem, layout, cfg) }
+        };
+        let mut rx = drv(config.vring0, config.rpmsg_lite_compat)?;
+        let mut tx = drv(config.vring1, config.rpmsg_lite_compat)?;
+        let num = usize::from(config.vring0.num().min(config.vring1.num()));
+        let mut spare = [const { None }; NUM];
+        let slot = |k: usize| config.pool.checked_add(k.checked_mul(config.buf_size)?);
+        let bad_pool = RingError::Layout(vring::LayoutError::BadBufferArea);
+        for k in 0..2 * num {
+            let offset = slot(k).ok_or(bad_pool)?;
+            // SAFETY: slot k of the pool, owned by this link alone (this
+            // function's contract); each slot is built once.
+            let buf = unsafe { ShmBuf::<M, Dirty>::new_unchecked(mem, offset, config.buf_size) }
+                .map_err(|e| mem_err(&e))?;
+            if k < num {
+                let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
+                rx.add_writable(clean).map_err(|(_, e)| e)?;
+            } else if config.rpmsg_lite_compat {
+                let mut buf = buf;
+                buf.set_len(config.buf_size).map_err(|_| bad_pool)?;
+                let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
+                let len = u32::try_from(config.buf_size).map_err(|_| bad_pool)?;
+                tx.preload_used(clean, len).map_err(|(_, e)| e)?;
+            } else {
+                let room = config.buf_size;
+                spare[k - num] = Some(TxSlot {
+                    token: 0,
+                    room,
+                    buf,
+                });
+            }
+        }
+        if config.rpmsg_lite_compat {
+            rx.disable_interrupts()?;
+            tx.disable_interrupts()?;
+        }
+        // The receive buffers become visible; the remote is not running yet
+        // (it waits for DRIVER_OK or the first kick), so whether it asked for
+        // a notification does not matter here.
+        let _posted: bool = rx.publish()?;
+        Ok(Self {
+            mem,
+            tx,
+            rx,
+            spare,
+            queues: config.queues,
+            buf_size: config.buf_size,
+        })
+    }
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
+    for MasterRings<'_, M, E, NUM>
+{
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
+    for MasterRings<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
+    fn tx_queue(&self) -> QueueId {
+        self.queues.vring1
+    }
+
+    fn rx_queue(&self) -> QueueId {
+        self.queues.vring0
+    }
+
+    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+        if let Some(slot) = self.spare.iter_mut().find_map(Option::take) {
+            return Ok(Some(slot));
+        }
+        for _ in 0..=NUM {
+            match self.tx.pop_used() {
+                Ok(Some(used)) => {
+                    // The remote is done with it; its contents do not matter.
+                    let buf = used.buf.recycle();
+                    return Ok(Some(TxSlot {
+                        token: used.id,
+                        room: self.buf_size.min(buf.capacity()),
+                        buf,
+                    }));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    if let Some(buf) = e.buf {
+                        // A lying length on a returned transmit buffer: the
+                        // slot itself is ours again.
+                        let buf = buf.recycle();
+                        return Ok(Some(TxSlot {
+                            token: 0,
+                            room: self.buf_size.min(buf.capacity()),
+                            buf,
+                        }));
+                    }
+                    if !skipped_entry(&e.error) {
+                        return Err(e.error);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+        if let Some(free) = self.spare.iter_mut().find(|s| s.is_none()) {
+            *free = Some(slot);
+        }
+    }
+
+    fn send_tx(
+        &mut self,
+        _token: u16,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<bool, SendFailure<'m, M>> {
+        self.tx
+            .add_readable(buf)
+            .map_err(|(buf, error)| SendFailure {
+                buf: Some(buf),
+                error,
+            })?;
+        self.tx
+            .publish()
+            .map_err(|error| SendFailure { buf: None, error })
+    }
+
+    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        for _ in 0..=NUM {
+            match self.rx.pop_used() {
+                Ok(Some(used)) => {
+                    return Ok(Some(RxSlot {
+                        token: used.id,
+                        len: used.len,
+                        buf: used.buf,
+                    }))
+                }
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    if let Some(buf) = e.buf {
+                        // The used length overflows the buffer: the message
+                        // is dropped (counted by the ring) and the buffer
+                        // goes straight back to the remote.
+                        let recycled = buf.recycle();
+                        let clean = recycled.clean().map_err(|(_, e)| mem_err(&e))?;
+                        self.rx.add_writable(clean).map_err(|(_, e)| e)?;
+                        let _kick_later: bool = self.rx.publish()?;
+                    } else if !skipped_entry(&e.error) {
+                        return Err(e.error);
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn release_rx<S: Returnable>(
+        &mut self,
+        _token: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<bool, RingError> {
+        let clean = buf.recycle().clean().map_err(|(_, e)| mem_err(&e))?;
+        self.rx.add_writable(clean).map_err(|(_, e)| e)?;
+        self.rx.publish()
+    }
+
+    fn ring_stats(&self) -> (&Stats, &Stats) {
+        (self.tx.stats(), self.rx.stats())
+    }
+
+    fn is_broken(&self) -> bool {
+        self.tx.is_broken() || self.rx.is_broken()
+    }
+}
