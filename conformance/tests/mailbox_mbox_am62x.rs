@@ -150,3 +150,8 @@ mod word {
 mod doorbell {
     conformance::doorbell_suite!(super::KickPair);
 }
+
+/// The end-to-end rpmsg link suite over this backend's doorbells.
+mod link {
+    conformance::link_suite!(super::KickPair);
+}

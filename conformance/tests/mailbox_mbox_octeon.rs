@@ -81,3 +81,8 @@ impl DoorbellLink for Octeon {
 mod doorbell {
     conformance::doorbell_suite!(super::Octeon);
 }
+
+/// The end-to-end rpmsg link suite over this backend's doorbells.
+mod link {
+    conformance::link_suite!(super::Octeon);
+}

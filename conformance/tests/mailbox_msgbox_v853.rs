@@ -184,3 +184,8 @@ impl DoorbellLink for V853Doorbells {
 mod doorbell {
     conformance::doorbell_suite!(super::V853Doorbells);
 }
+
+/// The end-to-end rpmsg link suite over this backend's doorbells.
+mod link {
+    conformance::link_suite!(super::V853Doorbells);
+}
