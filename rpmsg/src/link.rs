@@ -1076,7 +1076,11 @@ where
     /// The payload, zero-copy.
     pub fn payload(&self) -> &[u8] {
         match &self.item {
-            Some(i) => i.buf.as_slice().get(HEADER_LEN..).unwrap_or(&[]),
+            Some(i) => i
+                .buf
+                .as_slice()
+                .get(HEADER_LEN..HEADER_LEN + i.len)
+                .unwrap_or(&[]),
             None => &[],
         }
     }

@@ -1,0 +1,285 @@
+//! A hostile or broken peer: every bad input is a typed, counted event; the
+//! bad message is dropped and its buffer returned; nothing else is lost.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure is a test failure"
+)]
+
+use core::ptr::NonNull;
+
+use ipc_traits::cache::Coherent;
+use ipc_traits::mailbox::{ErrorType, Notify, QueueId, Spins};
+use ipc_traits::shm::{RawRegion, SharedMemory};
+use rpmsg::link::{Error, Link, NsEvent, RxMode};
+use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::wire::{Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NS_ADDR};
+use vring::{BufferArea, Layout, Legacy, Suppression};
+
+const NUM: usize = 4;
+const BUF: usize = 512;
+const ALIGN: usize = 64;
+const V1: usize = 512;
+const POOL: usize = 1024;
+const SIZE: usize = POOL + 2 * NUM * BUF;
+
+#[derive(Clone, Copy, Default)]
+struct Quiet;
+impl ErrorType for Quiet {
+    type Error = core::convert::Infallible;
+}
+impl Notify for Quiet {
+    fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[repr(align(4096))]
+struct Backing([u8; SIZE]);
+
+type M = RawRegion<Coherent>;
+type Master<'m> = Link<'m, MasterRings<'m, M, Legacy, NUM>, Quiet, 2, 2, 2>;
+type Remote<'m> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, Quiet, 2, 2, 2>;
+
+fn with_pair(f: impl FnOnce(&M, &Master<'_>, &Remote<'_>)) {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+    // SAFETY: the backing outlives the region and is only used through it.
+    let shm = unsafe { RawRegion::new(base, SIZE, 0x4000_0000, Coherent) }.unwrap();
+    let v0 = Layout::legacy_at(0, NUM as u16, ALIGN);
+    let v1 = Layout::legacy_at(V1, NUM as u16, ALIGN);
+    let mc = MasterConfig {
+        vring0: v0,
+        vring1: v1,
+        pool: POOL,
+        buf_size: BUF,
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat: false,
+    };
+    let rc = RemoteConfig {
+        vring0: v0,
+        vring1: v1,
+        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
+        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+    };
+    // SAFETY: the pool belongs to the master link; the remote's areas are
+    // the pool halves, only reached through the rings.
+    let master: Master<'_> = Link::new(unsafe { MasterRings::new(&shm, mc) }.unwrap(), Quiet);
+    // SAFETY: as above.
+    let remote: Remote<'_> = Link::new(unsafe { RemoteRings::new(&shm, rc) }.unwrap(), Quiet);
+    f(&shm, &master, &remote);
+}
+
+/// Offset of the transmit buffer the master's `n`-th send uses (its spare
+/// list hands them out in pool order, then recycles).
+fn master_tx_buf(n: usize) -> usize {
+    POOL + (NUM + n % NUM) * BUF
+}
+
+fn rewrite_header(shm: &M, at: usize, h: Header) {
+    shm.write(at, &h.encode::<Legacy>()).unwrap();
+}
+
+#[test]
+fn header_length_beyond_the_buffer_is_dropped_and_counted() {
+    with_pair(|shm, master, remote| {
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        master.try_send(&mep, 40, b"good").unwrap();
+        master.try_send(&mep, 40, b"evil").unwrap();
+        master.try_send(&mep, 40, b"after").unwrap();
+        rewrite_header(
+            shm,
+            master_tx_buf(1),
+            Header {
+                src: mep.addr(),
+                dst: 40,
+                len: 497,
+                flags: 0,
+            },
+        );
+        let mut out = [0u8; 496];
+        let texts: Vec<_> = (0..2)
+            .map(|_| {
+                let r = remote.try_recv(&rep, &mut out).unwrap();
+                out[..r.len].to_vec()
+            })
+            .collect();
+        assert_eq!(texts, [b"good".to_vec(), b"after".to_vec()]);
+        assert_eq!(remote.stats().rx_bad_header, 1);
+        assert_eq!(remote.try_recv(&rep, &mut out), Err(Error::WouldBlock));
+        // Every buffer came back: the master can fill the whole ring again.
+        for k in 0..NUM {
+            master.try_send(&mep, 40, &[k as u8]).unwrap();
+        }
+    });
+}
+
+#[test]
+fn used_length_shorter_than_header_is_rejected() {
+    with_pair(|shm, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        // The remote sends; the "remote" then lies in the used ring: the
+        // used length (written after the header) claims 8 bytes.
+        remote.try_send(&rep, mep.addr(), b"hello").unwrap();
+        let used_elem = Layout::legacy_at(0, NUM as u16, ALIGN).used_entry_offset(0) + 4;
+        shm.write(used_elem, &8u32.to_ne_bytes()).unwrap();
+        let mut out = [0u8; 496];
+        assert_eq!(master.try_recv(&mep, &mut out), Err(Error::WouldBlock));
+        assert_eq!(master.stats().rx_bad_header, 1);
+        remote.try_send(&rep, mep.addr(), b"fine").unwrap();
+        let r = master.try_recv(&mep, &mut out).unwrap();
+        assert_eq!(&out[..r.len], b"fine");
+    });
+}
+
+#[test]
+fn malformed_name_service_messages_are_counted() {
+    with_pair(|shm, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        let good = NsMessage {
+            name: Name::new("svc").unwrap(),
+            addr: 77,
+            action: NsAction::Create,
+        }
+        .encode::<Legacy>();
+        // Wrong size.
+        master.try_send(&mep, NS_ADDR, &good[..39]).unwrap();
+        // Name without NUL in 32 bytes.
+        let mut unterminated = good;
+        unterminated[..32].fill(b'a');
+        master.try_send(&mep, NS_ADDR, &unterminated).unwrap();
+        // Unknown flags.
+        let mut flags = good;
+        flags[36] = 9;
+        master.try_send(&mep, NS_ADDR, &flags).unwrap();
+        // Destroy of a service never announced.
+        let destroy = NsMessage {
+            name: Name::new("ghost").unwrap(),
+            addr: 5,
+            action: NsAction::Destroy,
+        };
+        remote.service().unwrap();
+        master
+            .try_send(&mep, NS_ADDR, &destroy.encode::<Legacy>())
+            .unwrap();
+        remote.service().unwrap();
+        let s = remote.stats();
+        assert_eq!((s.ns_malformed, s.ns_unknown_destroy), (3, 1));
+        assert_eq!(remote.try_ns_event(), None);
+        // A good one still works.
+        master.try_send(&mep, NS_ADDR, &good).unwrap();
+        remote.service().unwrap();
+        assert!(matches!(remote.try_ns_event(), Some(NsEvent::Created(s)) if s.addr == 77));
+        let _ = shm;
+    });
+}
+
+#[test]
+fn announcement_flood_keeps_known_services_and_counts_the_rest() {
+    with_pair(|_, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        for k in 0..6u32 {
+            let name = format!("svc{k}");
+            let msg = NsMessage {
+                name: Name::new(&name).unwrap(),
+                addr: 100 + k,
+                action: NsAction::Create,
+            };
+            master
+                .blocking_send(&mep, NS_ADDR, &msg.encode::<Legacy>(), Spins::new(10))
+                .unwrap();
+            remote.service().unwrap();
+        }
+        // The directory holds 2 services, the event queue 8 events.
+        assert_eq!(remote.lookup_service("svc0"), Some(100));
+        assert_eq!(remote.lookup_service("svc1"), Some(101));
+        assert_eq!(remote.lookup_service("svc5"), None);
+        assert_eq!(remote.stats().ns_directory_full, 4);
+    });
+}
+
+#[test]
+fn peer_that_never_returns_tx_buffers_gives_would_block_not_a_hang() {
+    with_pair(|_, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        let _rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        for _ in 0..NUM {
+            master.try_send(&mep, 40, b"x").unwrap();
+        }
+        // The remote never polls: every further send is WouldBlock, bounded.
+        assert_eq!(master.try_send(&mep, 40, b"y"), Err(Error::WouldBlock));
+        assert_eq!(
+            master.blocking_send(&mep, 40, b"y", Spins::new(1000)),
+            Err(Error::WouldBlock)
+        );
+        assert!(master.try_alloc_tx().is_err());
+        assert!(master.stats().tx_buffer_waits >= 3);
+    });
+}
+
+#[test]
+fn unsent_zero_copy_buffer_returns_on_drop_and_held_message_on_drop() {
+    with_pair(|_, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        for _ in 0..3 {
+            let mut tx = master.try_alloc_tx().unwrap();
+            tx.write(0, b"never sent").unwrap();
+            drop(tx);
+        }
+        for k in 0..NUM {
+            let mut tx = master.try_alloc_tx().unwrap();
+            tx.payload_mut()[..2].copy_from_slice(&[k as u8, 0xAB]);
+            tx.set_len(2).unwrap();
+            tx.send(&mep, 40).unwrap();
+        }
+        for k in 0..NUM {
+            let held = remote.try_recv_held(&rep).unwrap();
+            assert_eq!(held.payload(), &[k as u8, 0xAB]);
+            assert_eq!(held.src(), mep.addr());
+        }
+        // Dropping the held messages gave every buffer back.
+        master.service().unwrap();
+        for _ in 0..NUM {
+            master.try_send(&mep, 40, b"again").unwrap();
+        }
+        assert_eq!((master.leaked_buffers(), remote.leaked_buffers()), (0, 0));
+    });
+}
+
+#[test]
+fn destroying_an_endpoint_returns_its_queued_buffers() {
+    with_pair(|_, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        master.try_send(&mep, 40, b"1").unwrap();
+        master.try_send(&mep, 40, b"2").unwrap();
+        remote.service().unwrap();
+        remote.destroy_endpoint(rep).unwrap();
+        for _ in 0..NUM {
+            master.try_send(&mep, 40, b"x").unwrap();
+            remote.service().unwrap();
+        }
+        assert_eq!(remote.stats().rx_unbound, NUM as u32);
+    });
+}
+
+#[test]
+fn payload_too_long_is_refused_without_consuming_a_buffer() {
+    with_pair(|_, master, _| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        assert_eq!(
+            master.try_send(&mep, 40, &[0; 497]),
+            Err(Error::TooLong { len: 497, max: 496 })
+        );
+        for _ in 0..NUM {
+            master.try_send(&mep, 40, &[0; 496]).unwrap();
+        }
+        assert_eq!(HEADER_LEN + 496, BUF);
+    });
+}
