@@ -10,7 +10,7 @@
 //!
 //! # Examples
 //!
-//! ```ignore
+//! ```text
 //! static RX_WAKER: WakerSlot = WakerSlot::new();
 //!
 //! // In the mailbox interrupt handler:
