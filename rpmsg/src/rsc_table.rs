@@ -283,6 +283,8 @@ pub enum RscError {
     NoRpmsgVdev,
     /// The vdev declares a vring count other than 2.
     BadVringCount(u8),
+    /// The host did not set `DRIVER_OK` within the budget.
+    NotReady,
     /// A shared-memory access failed.
     Shm(ShmError),
 }
@@ -304,6 +306,7 @@ impl fmt::Display for RscError {
             }
             Self::NoRpmsgVdev => f.write_str("no rpmsg vdev in the resource table"),
             Self::BadVringCount(n) => write!(f, "rpmsg vdev with {n} vrings, expected 2"),
+            Self::NotReady => f.write_str("host did not set DRIVER_OK in time"),
             Self::Shm(e) => write!(f, "{e}"),
         }
     }
@@ -461,6 +464,26 @@ impl VdevView {
     pub fn driver_ok<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<bool, RscError> {
         let s = self.status(mem)?;
         Ok(s & status::DRIVER_OK != 0 && s & (status::NEEDS_RESET | status::FAILED) == 0)
+    }
+
+    /// Polls the status byte until the host sets `DRIVER_OK` (the remote's
+    /// start-up handshake, §3.3), within `budget`; then returns the vrings
+    /// as the host wrote them.
+    ///
+    /// # Errors
+    ///
+    /// [`RscError::NotReady`] when the budget ran out; a shared-memory error.
+    pub fn wait_driver_ok<M: SharedMemory<Error = ShmError>>(
+        &self,
+        mem: &M,
+        mut budget: impl ipc_traits::mailbox::Budget,
+    ) -> Result<[VringSpec; 2], RscError> {
+        while !self.driver_ok(mem)? {
+            if !budget.next() {
+                return Err(RscError::NotReady);
+            }
+        }
+        self.vrings(mem)
     }
 
     /// Clears the status byte (on remote boot, so a warm reboot does not see
@@ -655,5 +678,16 @@ mod view_tests {
         assert!(!view.driver_ok(&shm).unwrap());
         view.reset_status(&shm).unwrap();
         assert_eq!(view.status(&shm).unwrap(), 0);
+        assert_eq!(
+            view.wait_driver_ok(&shm, ipc_traits::mailbox::Spins::new(10)),
+            Err(RscError::NotReady)
+        );
+        shm.write(info.offset + 24, &[status::DRIVER_OK]).unwrap();
+        assert_eq!(
+            view.wait_driver_ok(&shm, ipc_traits::mailbox::Spins::new(0))
+                .unwrap()[0]
+                .da,
+            0xB800_0000
+        );
     }
 }
