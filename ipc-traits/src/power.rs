@@ -209,16 +209,21 @@ impl<W: WakePeer> Peer<Asleep, W> {
         }
     }
 
-    /// Wakes the peer: requests a wake, then polls until it reports awake or
-    /// `budget` runs out.
+    /// Wakes the peer: requests a wake (a request still pending from an
+    /// earlier call counts as requested), then polls until it reports awake
+    /// or `budget` runs out.
     ///
     /// # Errors
     ///
     /// [`WakeError::Timeout`] or the channel's error, with the still-asleep
     /// peer handed back.
     pub fn wake(mut self, mut budget: impl Budget) -> WakeResult<W> {
-        if let Err(e) = self.channel.request_wake() {
-            return Err((self, WakeError::Channel(e)));
+        match self.channel.request_wake() {
+            Ok(()) => {}
+            // A request is still pending (the peer has not acknowledged the
+            // previous one yet): keep waiting for it instead of failing.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err((self, WakeError::Channel(e))),
         }
         loop {
             match self.channel.peer_awake() {

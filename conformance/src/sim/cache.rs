@@ -14,8 +14,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::shm::{check_align, check_range, ErrorType, SharedMemory, ShmError};
 
-use crate::rng::SplitMix64;
 use super::{CacheConfig, CacheStats, LineState, SimMemory};
+use crate::rng::SplitMix64;
 
 /// One cached line: this core's copy of `LINE` bytes of memory.
 struct CachedLine<const LINE: usize> {
