@@ -361,9 +361,10 @@ fn wake_goes_through_gip_and_power_mode() {
         "the wake request raised the peer's MU interrupt"
     );
     // Retrying before the peer took the interrupt: the request is still
-    // pending (CR.GIR0 = 1), which the SDK reports as busy.
+    // pending (CR.GIR0 = 1, which the SDK reports as busy); `wake` keeps
+    // waiting on it and times out again, without a second request.
     let (peer, err) = peer.wake(Spins::new(3)).unwrap_err();
-    assert_eq!(err, WakeError::Channel(Error::WouldBlock));
+    assert_eq!(err, WakeError::Timeout);
     // The peer's firmware runs its ISR and goes back to Run.
     assert_eq!(b.irq.service().events.other, 0b1);
     sim.set_power_mode(Side::B, PowerMode::Run);
