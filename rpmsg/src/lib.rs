@@ -7,5 +7,6 @@ pub mod asynch;
 pub mod link;
 pub mod rings;
 pub mod rsc_table;
+pub mod soc;
 pub mod table;
 pub mod wire;
