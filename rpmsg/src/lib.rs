@@ -7,6 +7,7 @@ pub mod asynch;
 pub mod link;
 pub mod rings;
 pub mod rsc_table;
+pub mod session;
 pub mod soc;
 pub mod table;
 pub mod wire;

@@ -94,6 +94,9 @@ pub enum Error {
     Ring(vring::Error),
     /// The link is being used re-entrantly (from a `Drop` during a call).
     Busy,
+    /// The link restarted after this buffer was lent: it belongs to the old
+    /// session and can no longer be read, written or sent.
+    Reset,
 }
 
 impl From<vring::Error> for Error {
@@ -114,6 +117,7 @@ impl fmt::Display for Error {
             Self::BadName => f.write_str("service name longer than 31 bytes or containing NUL"),
             Self::Ring(e) => write!(f, "ring: {e}"),
             Self::Busy => f.write_str("link used re-entrantly"),
+            Self::Reset => f.write_str("buffer from a session that ended (the peer restarted)"),
         }
     }
 }
@@ -161,6 +165,10 @@ pub enum NsEvent {
     Created(RemoteService),
     /// A service went away.
     Destroyed(RemoteService),
+    /// The link restarted (the peer reset): every endpoint is unbound from
+    /// the peer's old addresses, every service of the old session is gone,
+    /// and our own services are being announced again.
+    PeerReset,
 }
 
 /// What a received copy-out returned.
@@ -208,6 +216,25 @@ pub struct LinkStats {
     pub ns_events_dropped: u32,
     /// Name-service messages received while the name service is off.
     pub ns_disabled: u32,
+    /// Restarts after the peer reset.
+    pub peer_resets: u32,
+    /// Received messages dropped by a restart before the application took
+    /// them (queued, held or stalled).
+    pub lost_at_reset: u32,
+    /// Sent messages whose buffers had not come back at a restart: delivered
+    /// or lost, the peer's session ended before it said which.
+    pub unconfirmed_at_reset: u32,
+}
+
+/// What [`Link::restart`] tore down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestartReport {
+    /// Received messages dropped (not yet taken by the application).
+    pub lost: u32,
+    /// Sent messages not confirmed by the peer.
+    pub unconfirmed: u32,
+    /// Services to announce again (sent as soon as transmit buffers exist).
+    pub reannounce: u32,
 }
 
 const NS_EVENT_SLOTS: usize = 8;
@@ -271,6 +298,10 @@ struct Inner<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: u
     directory: ServiceDirectory<SVC>,
     ns_events: [Option<NsEvent>; NS_EVENT_SLOTS],
     ns_enabled: bool,
+    announced: [Option<Name>; EPS],
+    reannounce: [bool; EPS],
+    /// Set between `end_session` and `restart`.
+    ended: Option<RestartReport>,
     buf_size: usize,
     stats: LinkStats,
 }
@@ -288,6 +319,9 @@ pub struct Link<
 > {
     inner: RefCell<Inner<'m, R, N, EPS, Q, SVC>>,
     leaked: Cell<u32>,
+    /// Bumped by every restart; lent buffers remember the value they were
+    /// lent under.
+    generation: Cell<u32>,
 }
 
 impl<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: usize, const BUF: usize>
@@ -346,10 +380,14 @@ impl<
                 directory: ServiceDirectory::new(),
                 ns_events: [None; NS_EVENT_SLOTS],
                 ns_enabled: true,
+                announced: [None; EPS],
+                reannounce: [false; EPS],
+                ended: None,
                 buf_size: BUF,
                 stats: LinkStats::default(),
             }),
             leaked: Cell::new(0),
+            generation: Cell::new(0),
         }
     }
 
@@ -368,7 +406,11 @@ impl<
         f: impl FnOnce(&mut Inner<'m, R, N, EPS, Q, SVC>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
+        if inner.ended.is_some() {
+            return Err(Error::Reset);
+        }
         let out = f(&mut inner);
+        inner.reannounce();
         inner.flush_kicks();
         out
     }
@@ -424,6 +466,81 @@ impl<
         self.with(|_| Ok(()))
     }
 
+    /// Restarts the link over fresh `rings` after the peer reset (a new
+    /// session word, or the vdev status going through 0 back to
+    /// `DRIVER_OK`).
+    ///
+    /// Tears the old session down: messages queued, held or stalled are
+    /// dropped and counted ([`LinkStats::lost_at_reset`]), messages sent and
+    /// not confirmed are counted ([`LinkStats::unconfirmed_at_reset`]),
+    /// buffers lent to the application become [`Error::Reset`] (they are
+    /// never given to the new rings), pending doorbells are forgotten, the
+    /// peer's services are forgotten, and a [`NsEvent::PeerReset`] is
+    /// raised. Local endpoints stay bound; the services they announced are
+    /// announced again as soon as the new rings give a transmit buffer.
+    /// Nothing of the old session is delivered afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`].
+    pub fn restart(&self, rings: R) -> Result<RestartReport, Error> {
+        let report = self.end_session()?;
+        let mut i = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
+        i.rings = rings;
+        i.ended = None;
+        i.reannounce();
+        i.flush_kicks();
+        Ok(report)
+    }
+
+    /// Ends the current session (the first half of [`Link::restart`]):
+    /// counts and drops what the old rings still hold and makes lent
+    /// buffers stale. Call it before re-initialising ring memory the old
+    /// rings still describe (the master re-lays out its rings in place), so
+    /// buffers the peer already returned are counted as confirmed. Until
+    /// [`Link::restart`], sending and receiving give [`Error::Reset`].
+    /// Calling it twice ends the session once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`].
+    pub fn end_session(&self) -> Result<RestartReport, Error> {
+        let mut i = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
+        if let Some(report) = i.ended {
+            return Ok(report);
+        }
+        let mut lost = 0u32;
+        for q in i.queues.iter_mut() {
+            while q.pop().is_some() {
+                lost += 1;
+            }
+        }
+        if i.stalled.take().is_some() {
+            lost += 1;
+        }
+        let unconfirmed = i.rings.unconfirmed_tx();
+        i.pending_kicks = QueueSet::EMPTY;
+        i.directory.clear();
+        i.ns_events = [None; NS_EVENT_SLOTS];
+        i.push_event(NsEvent::PeerReset);
+        let mut reannounce = 0;
+        for k in 0..EPS {
+            i.reannounce[k] = i.announced[k].is_some() && i.endpoints.addr_of(k).is_some();
+            reannounce += u32::from(i.reannounce[k]);
+        }
+        i.stats.peer_resets = i.stats.peer_resets.wrapping_add(1);
+        i.stats.lost_at_reset = i.stats.lost_at_reset.wrapping_add(lost);
+        i.stats.unconfirmed_at_reset = i.stats.unconfirmed_at_reset.wrapping_add(unconfirmed);
+        self.generation.set(self.generation.get().wrapping_add(1));
+        let report = RestartReport {
+            lost,
+            unconfirmed,
+            reannounce,
+        };
+        i.ended = Some(report);
+        Ok(report)
+    }
+
     // -- endpoints ----------------------------------------------------------
 
     /// Binds a local endpoint at `addr` (or the next free address from 1024
@@ -465,6 +582,8 @@ impl<
                 }
             }
             i.endpoints.unbind(ep.slot);
+            i.announced[ep.slot] = None;
+            i.reannounce[ep.slot] = false;
             Ok(())
         })
     }
@@ -499,7 +618,13 @@ impl<
         self.with(|i| {
             i.check(ep)?;
             let bytes = msg.encode::<R::Order>();
-            i.send_copy(ep.addr, NS_ADDR, &bytes)
+            i.send_copy(ep.addr, NS_ADDR, &bytes)?;
+            i.announced[ep.slot] = match action {
+                NsAction::Create => Some(name),
+                NsAction::Destroy => None,
+            };
+            i.reannounce[ep.slot] = false;
+            Ok(())
         })
     }
 
@@ -573,6 +698,7 @@ impl<
             link: self,
             slot: Some(slot),
             len: 0,
+            generation: self.generation.get(),
         })
     }
 
@@ -681,6 +807,7 @@ impl<
         Ok(HeldMessage {
             link: self,
             item: Some(item),
+            generation: self.generation.get(),
         })
     }
 
@@ -840,6 +967,40 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
             self.kick(q);
         }
         Ok(())
+    }
+
+    /// Announces again, after a restart, what was announced before; stops
+    /// at the first missing transmit buffer and tries again next time.
+    fn reannounce(&mut self) {
+        for k in 0..EPS {
+            if !self.reannounce[k] {
+                continue;
+            }
+            let (Some(name), Some(addr)) = (self.announced[k], self.endpoints.addr_of(k)) else {
+                self.reannounce[k] = false;
+                continue;
+            };
+            let bytes = NsMessage {
+                name,
+                addr,
+                action: NsAction::Create,
+            }
+            .encode::<R::Order>();
+            match self.rings.take_tx() {
+                Ok(Some(slot)) => {
+                    self.reannounce[k] = false;
+                    let mut slot = slot;
+                    if slot.buf.write(HEADER_LEN, &bytes).is_ok() {
+                        // A failure here is counted by the ring; the service
+                        // is then announced at the next restart at the latest.
+                        let _sent = self.finish_send(slot, addr, NS_ADDR, bytes.len()).is_ok();
+                    } else {
+                        self.rings.return_tx(slot);
+                    }
+                }
+                Ok(None) | Err(_) => return,
+            }
+        }
     }
 
     fn push_event(&mut self, ev: NsEvent) {
@@ -1013,6 +1174,7 @@ pub struct HeldMessage<
 > {
     link: &'l Link<'m, R, N, EPS, Q, SVC, BUF>,
     item: Option<Queued<'m, R::Mem>>,
+    generation: u32,
 }
 
 impl<
@@ -1025,6 +1187,12 @@ impl<
         const BUF: usize,
     > HeldMessage<'_, 'm, R, N, EPS, Q, SVC, BUF>
 {
+    /// Whether the link restarted since this message was lent (then every
+    /// access is [`Error::Reset`]).
+    pub fn is_stale(&self) -> bool {
+        self.link.generation.get() != self.generation
+    }
+
     /// The sender's address.
     pub fn src(&self) -> u32 {
         self.item.as_ref().map_or(0, |i| i.src)
@@ -1046,6 +1214,9 @@ impl<
     ///
     /// [`Error::TooLong`] if the range exceeds the payload.
     pub fn read(&self, at: usize, out: &mut [u8]) -> Result<(), Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
         let item = self.item.as_ref().ok_or(Error::NoSuchEndpoint)?;
         let end = at
             .checked_add(out.len())
@@ -1074,15 +1245,22 @@ where
     R::Mem: DirectMemory,
 {
     /// The payload, zero-copy.
-    pub fn payload(&self) -> &[u8] {
-        match &self.item {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Reset`] if the link restarted since the message was lent.
+    pub fn payload(&self) -> Result<&[u8], Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
+        Ok(match &self.item {
             Some(i) => i
                 .buf
                 .as_slice()
                 .get(HEADER_LEN..HEADER_LEN + i.len)
                 .unwrap_or(&[]),
             None => &[],
-        }
+        })
     }
 }
 
@@ -1098,7 +1276,10 @@ impl<
 {
     fn drop(&mut self) {
         if let Some(item) = self.item.take() {
-            self.link.give_back(item.token, item.buf);
+            // A buffer of an ended session never goes to the new rings.
+            if !self.is_stale() {
+                self.link.give_back(item.token, item.buf);
+            }
         }
     }
 }
@@ -1119,6 +1300,7 @@ pub struct TxBuffer<
     link: &'l Link<'m, R, N, EPS, Q, SVC, BUF>,
     slot: Option<TxSlot<'m, R::Mem>>,
     len: usize,
+    generation: u32,
 }
 
 impl<
@@ -1131,6 +1313,12 @@ impl<
         const BUF: usize,
     > TxBuffer<'_, 'm, R, N, EPS, Q, SVC, BUF>
 {
+    /// Whether the link restarted since this buffer was lent (then it can
+    /// no longer be written or sent: [`Error::Reset`]).
+    pub fn is_stale(&self) -> bool {
+        self.link.generation.get() != self.generation
+    }
+
     /// Payload bytes this buffer holds.
     pub fn capacity(&self) -> usize {
         self.slot
@@ -1145,6 +1333,9 @@ impl<
     ///
     /// [`Error::TooLong`] beyond the capacity.
     pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
         let cap = self.capacity();
         let end = at
             .checked_add(bytes.len())
@@ -1183,6 +1374,9 @@ impl<
     /// [`Error::NoSuchEndpoint`] (the buffer goes back to the link), ring
     /// errors.
     pub fn send(mut self, ep: &Endpoint, dst: u32) -> Result<(), Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
         let Some(slot) = self.slot.take() else {
             return Err(Error::NoSuchEndpoint);
         };
@@ -1211,16 +1405,23 @@ where
     R::Mem: DirectMemory,
 {
     /// The payload area, zero-copy.
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Reset`] if the link restarted since the buffer was lent.
+    pub fn payload_mut(&mut self) -> Result<&mut [u8], Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
         let cap = self.capacity();
-        match self.slot.as_mut() {
+        Ok(match self.slot.as_mut() {
             Some(s) => s
                 .buf
                 .as_mut_slice()
                 .get_mut(HEADER_LEN..HEADER_LEN + cap)
                 .unwrap_or(&mut []),
             None => &mut [],
-        }
+        })
     }
 }
 
@@ -1235,6 +1436,9 @@ impl<
     > Drop for TxBuffer<'_, 'm, R, N, EPS, Q, SVC, BUF>
 {
     fn drop(&mut self) {
+        if self.is_stale() {
+            return;
+        }
         if let Some(slot) = self.slot.take() {
             match self.link.inner.try_borrow_mut() {
                 Ok(mut i) => i.rings.return_tx(slot),

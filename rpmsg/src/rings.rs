@@ -147,6 +147,11 @@ pub trait Rings<'m>: sealed::Sealed {
     fn ring_stats(&self) -> (&Stats, &Stats);
     /// Whether either ring is broken (the peer corrupted its indices).
     fn is_broken(&self) -> bool;
+    /// Messages handed to the peer whose buffers have not come back, after
+    /// taking back every buffer the peer already returned (0 when the role
+    /// cannot know: the remote does not learn when the master reads). Used
+    /// when the session ends.
+    fn unconfirmed_tx(&mut self) -> u32;
 }
 
 mod sealed {
@@ -327,6 +332,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 
     fn is_broken(&self) -> bool {
         self.tx.is_broken() || self.rx.is_broken()
+    }
+
+    fn unconfirmed_tx(&mut self) -> u32 {
+        0
     }
 }
 
@@ -563,5 +572,19 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 
     fn is_broken(&self) -> bool {
         self.tx.is_broken() || self.rx.is_broken()
+    }
+
+    fn unconfirmed_tx(&mut self) -> u32 {
+        // Returned but not yet reaped counts as confirmed; at most NUM
+        // entries, and a lying ring stops the loop with an error.
+        for _ in 0..NUM {
+            match self.tx.pop_used() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) if e.buf.is_some() || skipped_entry(&e.error) => {}
+                Err(_) => break,
+            }
+        }
+        u32::from(self.tx.in_flight()) + u32::from(self.tx.unpublished())
     }
 }

@@ -289,7 +289,7 @@ fn master_sequence(g: &Geometry) {
     assert_eq!(
         master.try_ns_event().map(|e| match e {
             NsEvent::Created(s) => (s.name.as_str().to_string(), s.addr),
-            NsEvent::Destroyed(_) => panic!("destroy"),
+            other => panic!("unexpected {other:?}"),
         }),
         Some(("rpmsg-vector-test".to_string(), 30))
     );

@@ -234,13 +234,13 @@ fn unsent_zero_copy_buffer_returns_on_drop_and_held_message_on_drop() {
         }
         for k in 0..NUM {
             let mut tx = master.try_alloc_tx().unwrap();
-            tx.payload_mut()[..2].copy_from_slice(&[k as u8, 0xAB]);
+            tx.payload_mut().unwrap()[..2].copy_from_slice(&[k as u8, 0xAB]);
             tx.set_len(2).unwrap();
             tx.send(&mep, 40).unwrap();
         }
         for k in 0..NUM {
             let held = remote.try_recv_held(&rep).unwrap();
-            assert_eq!(held.payload(), &[k as u8, 0xAB]);
+            assert_eq!(held.payload().unwrap(), &[k as u8, 0xAB]);
             assert_eq!(held.src(), mep.addr());
         }
         // Dropping the held messages gave every buffer back.

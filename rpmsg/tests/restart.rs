@@ -1,0 +1,280 @@
+//! Peer restarts: detection through session words, teardown, re-announce,
+//! and no message of an old session delivered afterwards.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure is a test failure"
+)]
+
+use core::ptr::NonNull;
+use std::collections::HashSet;
+
+use ipc_traits::cache::Coherent;
+use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
+use ipc_traits::shm::RawRegion;
+use rpmsg::link::{Error, Link, NsEvent, RxMode};
+use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::session::{PeerState, PeerWatch, SessionWord};
+use rpmsg::wire::ADDR_ANY;
+use vring::{BufferArea, Layout, Legacy, Suppression};
+
+const NUM: usize = 4;
+const BUF: usize = 512;
+const V1: usize = 512;
+const POOL: usize = 1024;
+const MASTER_WORD: usize = POOL + 2 * NUM * BUF;
+const REMOTE_WORD: usize = MASTER_WORD + 64;
+const SIZE: usize = REMOTE_WORD + 64;
+
+#[derive(Clone, Copy, Default)]
+struct Quiet;
+impl ErrorType for Quiet {
+    type Error = core::convert::Infallible;
+}
+impl Notify for Quiet {
+    fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[repr(align(4096))]
+struct Backing([u8; SIZE]);
+
+type M = RawRegion<Coherent>;
+type Master<'m> = Link<'m, MasterRings<'m, M, Legacy, NUM>, Quiet, 2, 8, 2>;
+type Remote<'m> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, Quiet, 2, 8, 2>;
+
+fn layouts() -> (Layout, Layout) {
+    (
+        Layout::legacy_at(0, NUM as u16, 64),
+        Layout::legacy_at(V1, NUM as u16, 64),
+    )
+}
+
+/// A master (re)start: a new session, then fresh rings (the rings are laid
+/// out under the new session only).
+fn master_rings(shm: &M, seed: u32) -> (u32, MasterRings<'_, M, Legacy, NUM>) {
+    let session = SessionWord::at(MASTER_WORD).begin(shm, seed).unwrap();
+    let (vring0, vring1) = layouts();
+    let cfg = MasterConfig {
+        vring0,
+        vring1,
+        pool: POOL,
+        buf_size: BUF,
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat: false,
+    };
+    // SAFETY: the pool belongs to the master; the old rings' buffers are
+    // gone with the old session.
+    (session, unsafe { MasterRings::new(shm, cfg) }.unwrap())
+}
+
+/// A remote attach: waits for a valid master session (here: it must be
+/// there), records it, attaches to the rings.
+fn remote_rings(shm: &M) -> (PeerWatch, RemoteRings<'_, M, Legacy, NUM>) {
+    let master = SessionWord::at(MASTER_WORD)
+        .read(shm)
+        .unwrap()
+        .expect("master session");
+    SessionWord::at(REMOTE_WORD)
+        .attach(shm, master.session)
+        .unwrap();
+    let (vring0, vring1) = layouts();
+    let cfg = RemoteConfig {
+        vring0,
+        vring1,
+        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
+        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+    };
+    // SAFETY: disjoint areas reached only through the rings.
+    (
+        PeerWatch::new(SessionWord::at(MASTER_WORD), master.session),
+        unsafe { RemoteRings::new(shm, cfg) }.unwrap(),
+    )
+}
+
+fn region(b: &mut Backing) -> M {
+    let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+    // SAFETY: the backing outlives the region; only regions use it.
+    unsafe { RawRegion::new(base, SIZE, 0x4000_0000, Coherent) }.unwrap()
+}
+
+fn service_addr(link: &Master<'_>) -> Option<u32> {
+    link.service().unwrap();
+    while let Some(ev) = link.try_ns_event() {
+        if let NsEvent::Created(s) = ev {
+            return Some(s.addr);
+        }
+    }
+    link.lookup_service("echo")
+}
+
+#[test]
+fn remote_survives_master_restart_and_old_session_is_never_delivered() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    SessionWord::at(REMOTE_WORD).begin(&shm, 7).unwrap();
+    let (_, rings) = master_rings(&shm, 1);
+    let master: Master<'_> = Link::new(rings, Quiet);
+    let (mut watch, rings) = remote_rings(&shm);
+    let remote: Remote<'_> = Link::new(rings, Quiet);
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    remote.announce(&rep, "echo").unwrap();
+    assert_eq!(service_addr(&master), Some(40));
+    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    for k in 0..3u8 {
+        master.try_send(&mep, 40, &[k]).unwrap();
+    }
+    let held = remote.try_recv_held(&rep).unwrap();
+    assert_eq!(held.payload().unwrap(), &[0]);
+
+    // The master reboots: a new master link over freshly laid-out rings.
+    drop(master);
+    let (session, rings) = master_rings(&shm, 1);
+    let master: Master<'_> = Link::new(rings, Quiet);
+    assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(session));
+    watch.follow(session);
+    let (_, rings) = remote_rings(&shm);
+    let report = remote.restart(rings).unwrap();
+    assert_eq!(
+        (report.lost, report.reannounce),
+        (2, 1),
+        "two queued messages dropped, one service"
+    );
+    assert!(held.is_stale());
+    assert_eq!(held.payload(), Err(Error::Reset));
+    drop(held); // never reaches the new rings
+    assert_eq!(remote.try_ns_event(), Some(NsEvent::PeerReset));
+    let s = remote.stats();
+    assert_eq!((s.peer_resets, s.lost_at_reset), (1, 2));
+
+    // The service was announced again; traffic resumes, nothing old shows up.
+    assert_eq!(service_addr(&master), Some(40));
+    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    master.try_send(&mep, 40, b"new").unwrap();
+    let mut buf = [0u8; 16];
+    let r = remote.try_recv(&rep, &mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"new");
+    assert_eq!(remote.try_recv(&rep, &mut buf), Err(Error::WouldBlock));
+    assert_eq!(remote.leaked_buffers(), 0);
+}
+
+#[test]
+fn master_survives_remote_restart_and_counts_unconfirmed() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    let remote_word = SessionWord::at(REMOTE_WORD);
+    let first = remote_word.begin(&shm, 100).unwrap();
+    let (_, rings) = master_rings(&shm, 1);
+    let master: Master<'_> = Link::new(rings, Quiet);
+    let mut watch = PeerWatch::new(remote_word, first);
+    let (_, rings) = remote_rings(&shm);
+    let remote: Remote<'_> = Link::new(rings, Quiet);
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    master.announce(&mep, "host").unwrap();
+    for k in 0..3u8 {
+        master.try_send(&mep, 40, &[k]).unwrap();
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(remote.try_recv(&rep, &mut buf).unwrap().len, 1);
+    let mut tx = master.try_alloc_tx().unwrap();
+    tx.write(0, b"pending").unwrap();
+
+    // The remote reboots (a new session of its own); the master notices,
+    // lays the rings out again under a new session and restarts.
+    drop(remote);
+    let second = remote_word.begin(&shm, 100).unwrap();
+    assert_eq!(second, first + 1);
+    assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(second));
+    watch.follow(second);
+    let report = master.end_session().unwrap();
+    let (_, rings) = master_rings(&shm, 1);
+    assert_eq!(master.restart(rings).unwrap(), report);
+    // The announcement plus three messages were published; the remote
+    // returned the announcement and the first message: two unconfirmed.
+    assert_eq!(report.unconfirmed, 2);
+    assert_eq!(
+        tx.send(&mep, 40),
+        Err(Error::Reset),
+        "a buffer lent before the restart cannot be sent"
+    );
+    let (_, rings) = remote_rings(&shm);
+    let remote: Remote<'_> = Link::new(rings, Quiet);
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    remote.service().unwrap();
+    assert_eq!(
+        remote.lookup_service("host"),
+        Some(mep.addr()),
+        "the master re-announced"
+    );
+    master.try_send(&mep, 40, b"after").unwrap();
+    let r = remote.try_recv(&rep, &mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"after");
+    assert_eq!(
+        remote.try_recv(&rep, &mut buf),
+        Err(Error::WouldBlock),
+        "no replay from the old session"
+    );
+}
+
+#[test]
+fn hundred_remote_restarts_during_traffic_account_for_every_message() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    let remote_word = SessionWord::at(REMOTE_WORD);
+    let (_, rings) = master_rings(&shm, 1);
+    let master: Master<'_> = Link::new(rings, Quiet);
+    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let mut delivered = HashSet::new();
+    let mut sent = 0u32;
+    let mut seq = 0u32;
+    for round in 0..100u32 {
+        remote_word.begin(&shm, 1).unwrap();
+        let (_, rings) = remote_rings(&shm);
+        let remote: Remote<'_> = Link::new(rings, Quiet);
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        // Some traffic; the remote takes only part of it before "crashing".
+        for _ in 0..(round % NUM as u32) + 1 {
+            match master.try_send(&mep, 40, &seq.to_le_bytes()) {
+                Ok(()) => {
+                    sent += 1;
+                    seq += 1;
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut buf = [0u8; 4];
+        for _ in 0..round % 3 {
+            if let Ok(r) = remote.try_recv(&rep, &mut buf) {
+                assert_eq!(r.len, 4);
+                assert!(
+                    delivered.insert(u32::from_le_bytes(buf)),
+                    "duplicate delivery"
+                );
+            }
+        }
+        drop(remote);
+        // Master side: the remote is gone; end the session, then lay the
+        // rings out again and restart over them.
+        master.end_session().unwrap();
+        assert_eq!(master.try_send(&mep, 40, b"x"), Err(Error::Reset));
+        let (_, rings) = master_rings(&shm, 1);
+        master.restart(rings).unwrap();
+    }
+    let s = master.stats();
+    assert_eq!(s.peer_resets, 100);
+    assert_eq!(
+        delivered.len() as u32 + s.unconfirmed_at_reset,
+        sent,
+        "every message sent is either delivered once or reported unconfirmed"
+    );
+    assert!(
+        delivered.len() > 10 && s.unconfirmed_at_reset > 10,
+        "both outcomes happen"
+    );
+}
