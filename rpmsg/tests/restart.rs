@@ -132,7 +132,7 @@ fn remote_survives_master_restart_and_old_session_is_never_delivered() {
     assert_eq!(held.payload().unwrap(), &[0]);
 
     // The master reboots: a new master link over freshly laid-out rings.
-    drop(master);
+    // (The old link object is abandoned, as a rebooted core abandons its RAM.)
     let (session, rings) = master_rings(&shm, 1);
     let master: Master<'_> = Link::new(rings, Quiet);
     assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(session));
@@ -186,7 +186,7 @@ fn master_survives_remote_restart_and_counts_unconfirmed() {
 
     // The remote reboots (a new session of its own); the master notices,
     // lays the rings out again under a new session and restarts.
-    drop(remote);
+    // (The old remote link is abandoned: its core rebooted.)
     let second = remote_word.begin(&shm, 100).unwrap();
     assert_eq!(second, first + 1);
     assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(second));
@@ -258,7 +258,7 @@ fn hundred_remote_restarts_during_traffic_account_for_every_message() {
                 );
             }
         }
-        drop(remote);
+        // (This remote "crashes": its link is abandoned.)
         // Master side: the remote is gone; end the session, then lay the
         // rings out again and restart over them.
         master.end_session().unwrap();
