@@ -1,0 +1,41 @@
+//! Our `rpmsg` remote over the rings Linux set up: the configuration that
+//! maps the vhost-user queues and Linux's buffer pools onto
+//! [`rpmsg::rings::RemoteRings`].
+//!
+//! Queue 0 is vring0 (the remote transmits into Linux's receive buffers),
+//! queue 1 is vring1 (Linux transmits); both virtio 1.x little-endian
+//! ([`vring::Virtio1`]), at the three independent addresses Linux chose per
+//! ring, with flag-based notification suppression (`EVENT_IDX` is not
+//! offered).
+#![deny(unsafe_code)]
+
+use rpmsg::rings::{QueueIds, RemoteConfig};
+use vring::{BufferArea, Layout, LayoutError, Suppression};
+
+use crate::areas::RpmsgAreas;
+use crate::backend::QueueConfig;
+
+/// The remote's ring configuration for `queues` (queue 0 and 1 from
+/// [`crate::Ready::queues`]) and the buffer areas from
+/// [`crate::rpmsg_areas`].
+///
+/// # Errors
+///
+/// A queue is missing or its layout is invalid.
+pub fn remote_config(
+    queues: &[QueueConfig],
+    areas: &RpmsgAreas,
+) -> Result<RemoteConfig, LayoutError> {
+    let layout = |q: Option<&QueueConfig>| {
+        let q = q.ok_or(LayoutError::BadNum(0))?;
+        Layout::split(q.num, q.desc, q.avail, q.used)
+    };
+    Ok(RemoteConfig {
+        vring0: layout(queues.first())?,
+        vring1: layout(queues.get(1))?,
+        vring0_buffers: BufferArea::new(areas.rx.0, areas.rx.1),
+        vring1_buffers: BufferArea::new(areas.tx.0, areas.tx.1),
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+    })
+}
