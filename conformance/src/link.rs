@@ -4,7 +4,7 @@
 //! backend's simulated mailbox.
 //!
 //! Backends plug in through their [`DoorbellLink`] fixture (side A is the
-//! master, side B the remote); [`link_suite!`] expands the suite into named
+//! master, side B the remote); [`link_suite!`](crate::link_suite) expands the suite into named
 //! `#[test]`s.
 //!
 //! The master's core has 64-byte lines (a Cortex-A), the remote's 32-byte

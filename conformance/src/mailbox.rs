@@ -7,7 +7,7 @@
 //! interrupt lines. Word backends implement [`WordLink`], doorbell backends
 //! (OCTEON) implement [`DoorbellLink`], and backends with a peer-wake
 //! interrupt implement [`WakeLink`]. The suites are generic functions; the
-//! macros [`word_mailbox_suite!`], [`doorbell_suite!`] and [`wake_suite!`]
+//! macros [`word_mailbox_suite!`](crate::word_mailbox_suite), [`doorbell_suite!`](crate::doorbell_suite) and [`wake_suite!`](crate::wake_suite)
 //! expand them into named `#[test]`s, so each backend shows up as its own
 //! list of tests.
 //!

@@ -26,7 +26,7 @@
 //!   type invariant ([`crate::shm::RawRegion`], [`crate::buf::ShmBuf`]).
 //! - `LINE` is the *alignment granule*; implementations may step in smaller
 //!   units when the real line size is uncertain (E907) or read it from the
-//!   hardware ([`ArmDc`]), and refuse to run when the real line is larger.
+//!   hardware (`ArmDc`), and refuse to run when the real line is larger.
 //! - OCTEON is coherent (§5) and uses [`Coherent`], whose barrier compiles to
 //!   `sync` on MIPS; `syncw` needs inline assembly not yet stable on mips64.
 #![allow(unsafe_code)]
@@ -253,7 +253,7 @@ pub mod lmem {
 /// ([`ImxLmem::stuck_commands`]) instead of hanging the core.
 ///
 /// Note: the usual rpmsg window 0xB800_0000 is Device memory in the default
-/// ARMv7-M map and therefore not cached (§2 [inferred]); this type is for
+/// ARMv7-M map and therefore not cached (§2, inferred); this type is for
 /// systems whose MPU makes the window cacheable.
 #[derive(Debug)]
 pub struct ImxLmem<R> {

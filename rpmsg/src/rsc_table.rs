@@ -595,11 +595,8 @@ mod tests {
         assert_eq!(info.vrings[0].num, 16);
 
         let mut bad = b;
-        bad[0] = 2;
-        assert_eq!(
-            parse(&bad),
-            Err(RscError::BadVersion(u32::from_ne_bytes([2, 0, 0, 0])))
-        );
+        bad[0..4].copy_from_slice(&2u32.to_ne_bytes());
+        assert_eq!(parse(&bad), Err(RscError::BadVersion(2)));
         let mut bad = b;
         bad[9] = 1;
         assert_eq!(parse(&bad), Err(RscError::ReservedNotZero));

@@ -2,7 +2,7 @@
 //! that follow that platform's rpmsg convention
 //! (shared/docs/hw/rpmsg-wire.md §3.4), so switching SoC is changing one
 //! feature. Several may be enabled at once (each has its own module); with
-//! exactly one enabled, [`current`] names it.
+//! exactly one enabled, `soc::current` names it.
 #![deny(unsafe_code)]
 
 /// NXP i.MX8M Messaging Unit (feature `imx8`): the remote kicks and is

@@ -17,7 +17,15 @@ use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
 use rpmsg::link::{Link, Message, NsEvent, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
-use vring::{BufferArea, Layout, Legacy, Suppression};
+use vring::{BufferArea, Layout, Suppression};
+
+/// The images are little-endian (rpmsg-lite on x86-64). On a little-endian
+/// host that is the legacy (native) order rpmsg-lite uses; on a big-endian
+/// host the same bytes are read as virtio 1.x (little-endian) rings.
+#[cfg(target_endian = "little")]
+type Legacy = vring::Legacy;
+#[cfg(target_endian = "big")]
+type Legacy = vring::Virtio1;
 
 const BASE: u64 = 0x4000_0000;
 const NUM: usize = 16;
