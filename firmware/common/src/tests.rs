@@ -1,0 +1,176 @@
+//! Host tests: the whole start-up and exchange of the emulated images, and
+//! the checks on what the host writes.
+
+use core::fmt::Write as _;
+use core::ptr::NonNull;
+
+use ipc_traits::cache::Coherent;
+use ipc_traits::mailbox::NotifyRx;
+use ipc_traits::shm::{RawRegion, SharedMemory};
+use rpmsg::rsc_table::{
+    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY,
+    VIRTIO_RPMSG_F_NS,
+};
+
+use crate::boot::{host_ready, remote_config, BootError};
+use crate::doorbell::{MemDoorbell, Polled};
+use crate::host::Placement;
+use crate::mem::{LineAligned, SharedArea};
+use crate::pair::{self, Doorbells, PairConfig, PairError};
+use crate::trace::TraceLog;
+
+const TABLE: usize = table_size(0, 0, 1, 2);
+const RING: usize = 0x1000;
+const POOL: usize = 0x4000;
+const AREA: usize = POOL + 2 * 32 * 512;
+
+fn table(spec: [VringSpec; 2]) -> Box<LineAligned<ResourceTable<TABLE>>> {
+    // Built at run time here (the firmware builds it in a `static`).
+    let t = TableBuilder::<TABLE>::new(1)
+        .rpmsg_vdev(VIRTIO_RPMSG_F_NS, spec)
+        .finish();
+    Box::new(LineAligned(t))
+}
+
+fn any_table() -> Box<LineAligned<ResourceTable<TABLE>>> {
+    table([
+        VringSpec::new(FW_RSC_ADDR_ANY, 64, 32, 0),
+        VringSpec::new(FW_RSC_ADDR_ANY, 64, 32, 1),
+    ])
+}
+
+fn window(t: &LineAligned<ResourceTable<TABLE>>) -> RawRegion<Coherent> {
+    let base = NonNull::new(t.0.as_ptr()).unwrap();
+    // SAFETY: the table outlives the window and is only accessed through it.
+    unsafe { RawRegion::new(base, TABLE, 0, Coherent) }.unwrap()
+}
+
+fn shared(area: &SharedArea<AREA>) -> RawRegion<Coherent> {
+    let base = NonNull::new(area.as_ptr()).unwrap();
+    // SAFETY: the area outlives the window and is only accessed through it.
+    unsafe { RawRegion::new(base, AREA, 0x8000_0000, Coherent) }.unwrap()
+}
+
+const PLACEMENT: Placement = Placement {
+    vrings: [0, RING],
+    pool: POOL,
+};
+
+fn run(count: u32, window_len: u32, lose_host_kicks: bool) -> Result<pair::PairReport, PairError> {
+    let t = any_table();
+    let area = Box::new(SharedArea::<AREA>::new());
+    let (tw, sw) = (window(&t), shared(&area));
+    let to_remote = MemDoorbell::new();
+    let to_host = MemDoorbell::new();
+    let swallow = || {
+        if lose_host_kicks {
+            let _ = to_host.taker().take_pending();
+        }
+    };
+    let config = PairConfig {
+        count,
+        window: window_len,
+        max_idle_rounds: 50,
+    };
+    let bells = Doorbells {
+        to_remote: &to_remote,
+        to_host: &to_host,
+        wake_remote: Polled,
+        wake_host: swallow,
+    };
+    // SAFETY: the pool and buffer areas of `sw` are used by this run only.
+    unsafe { pair::run::<_, _, _, _, TABLE>(&tw, &sw, PLACEMENT, bells, config) }
+}
+
+/// Echoes per run (fewer under Miri, which interprets every access).
+const COUNT: u32 = if cfg!(miri) { 40 } else { 500 };
+
+#[test]
+fn pair_echoes_every_message_with_no_validation_error() {
+    for window_len in [1, 7, 32, 64] {
+        let r =
+            run(COUNT, window_len, false).unwrap_or_else(|e| panic!("window {window_len}: {e}"));
+        assert_eq!(r.client.received, COUNT);
+        assert_eq!(r.client.sent, COUNT);
+        assert_eq!(r.client.services, 2, "rpmsg-tty and rpmsg-raw");
+        assert_eq!(r.echo.echoed, COUNT);
+        assert_eq!(r.echo.bytes, r.client.bytes);
+        assert_eq!(r.validation_errors, 0);
+        assert!(r.host.notifications_sent > 0 && r.remote.notifications_sent > 0);
+    }
+}
+
+#[test]
+fn lost_notifications_stall_the_pair_instead_of_hanging() {
+    match run(100, 8, true) {
+        Err(PairError::Stalled { received }) => assert!(received < 100),
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}
+
+#[test]
+fn remote_waits_for_driver_ok_and_rejects_rings_outside_the_window() {
+    let t = table([
+        VringSpec::new(0x8000_0000, 64, 32, 0),
+        VringSpec::new(0x9000_0000, 64, 32, 1),
+    ]);
+    let area = Box::new(SharedArea::<AREA>::new());
+    let (tw, sw) = (window(&t), shared(&area));
+    let (view, info) = VdevView::locate::<_, TABLE>(&tw, 0).unwrap();
+    assert_eq!(host_ready(&tw, &view), Ok(None), "no DRIVER_OK yet");
+    // The host sets DRIVER_OK with vring 1 outside the window.
+    tw.write(info.offset + 24, &[0x0f]).unwrap();
+    let vrings = host_ready(&tw, &view).unwrap().unwrap();
+    assert_eq!(
+        remote_config(&sw, vrings),
+        Err(BootError::VringOutsideWindow {
+            index: 1,
+            da: 0x9000_0000
+        })
+    );
+    // A num that is not a power of two, and an absurd alignment.
+    let mut bad = vrings;
+    bad[1] = VringSpec::new(0x8000_1000, 64, 24, 1);
+    assert!(matches!(
+        remote_config(&sw, bad),
+        Err(BootError::BadVring { index: 1, .. })
+    ));
+    bad[1] = VringSpec::new(0x8000_1000, 1 << 31, 32, 1);
+    assert!(remote_config(&sw, bad).is_err());
+    // Well-formed rings, but the host posted no buffers: the descriptor
+    // addresses are 0, outside the window.
+    bad[1] = VringSpec::new(0x8000_1000, 64, 32, 1);
+    assert_eq!(
+        remote_config(&sw, bad),
+        Err(BootError::BuffersOutsideWindow { addr: 0 })
+    );
+}
+
+#[test]
+fn trace_log_keeps_a_terminated_tail_and_wraps() {
+    #[repr(C, align(64))]
+    struct Buf([u8; 64]);
+    let mut b = Buf([0xAA; 64]);
+    let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+    // SAFETY: `b` outlives the window and is only accessed through it.
+    let mem = unsafe { RawRegion::new(base, 64, 0, Coherent) }.unwrap();
+    {
+        let mut log = TraceLog::new(&mem);
+        writeln!(log, "boot {}", 7).unwrap();
+        assert_eq!(log.len(), 7);
+    }
+    assert_eq!(&b.0[..8], b"boot 7\n\0");
+    let mut log = TraceLog::new(&mem);
+    for i in 0..20 {
+        writeln!(log, "line {i}").unwrap();
+    }
+    assert!(log.wraps() > 0);
+    let end = log.len();
+    assert_eq!(b.0[end], 0, "NUL after the newest text");
+    assert!(b.0[..end].iter().all(|&c| c != 0));
+    let mut more = TraceLog::append(&mem);
+    assert_eq!(more.len(), end, "append continues at the NUL");
+    write!(more, "!").unwrap();
+    assert_eq!(b.0[end], b'!');
+    assert_eq!(b.0[end + 1], 0);
+}

@@ -1,0 +1,317 @@
+//! Allwinner V853 XuanTie E907 remote firmware: rpmsg with Linux (on the
+//! Cortex-A7) over the msgbox, echo endpoints `rpmsg-tty` and `rpmsg-raw`.
+//!
+//! What Linux needs, and where it is here (sheets in shared/docs/hw):
+//!
+//! - **Resource table** in `.resource_table` (rpmsg-wire.md §3): a trace
+//!   buffer and the rpmsg vdev with two vrings at the board's
+//!   `vdev0vring0`/`vdev0vring1` carveouts (v853-msgbox.md §4: 0x4704_0000
+//!   and 0x4706_0000, buffers at 0x4700_0000, device address = physical).
+//! - **msgbox, channel 0** (v853-msgbox.md §3, §4; `mboxes = <&msgbox 0>`):
+//!   the E907 reads its own block (0x0602_0000) and writes the A7's
+//!   (0x0300_3000); a kick is the raw vring id both ways.
+//! - **Caches**: the E907 has a data cache the vendor BSP enables
+//!   (cache-and-wake.md §4), so every window uses the E907's
+//!   clean/invalidate-by-address instructions ([`E907`]); the rings and
+//!   buffers get the maintenance `vring` and `rpmsg` do, the table is
+//!   invalidated before each read, the trace buffer cleaned after each
+//!   write.
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): clear the vdev status, wait
+//!   for `DRIVER_OK`, read back the vrings, find the buffers, announce.
+//!
+//! **The msgbox interrupt on the E907 side is not known** (v853-msgbox.md
+//! §1 and §7: the E907's IRQ number for its msgbox block was not found). So
+//! [`MSGBOX_IRQ_ROUTED`] is `false`: the idle loop services the msgbox
+//! itself (the same [`service_msgbox`] the machine-external handler runs)
+//! and never sleeps. With the number known and the E907's interrupt
+//! controller set up for it, set the constant: the idle loop then sleeps in
+//! `wfi`, deeply only when the [`WakeLock`] allows it.
+#![no_std]
+#![no_main]
+
+use core::cell::RefCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use critical_section::Mutex;
+use fw_common::boot::{host_ready, remote_config};
+use fw_common::doorbell::Patient;
+use fw_common::echo::EchoService;
+use fw_common::mem::{LineAligned, SharedArea};
+use fw_common::trace::TraceLog;
+use ipc_traits::cache::E907;
+use ipc_traits::mailbox::{Event, InterruptSource, Listen, NotifyRx, QueueSet, RawId};
+use ipc_traits::power::{MaybeWakeGuard, WakeLock};
+use ipc_traits::regs::Mmio32;
+use ipc_traits::shm::RawRegion;
+use msgbox_v853::registers::Processor;
+use msgbox_v853::{Interrupts, Msgbox, NotifyReceiver, RPMSG_CHANNEL};
+use riscv::interrupt::Interrupt;
+use rpmsg::link::Link;
+use rpmsg::rings::RemoteRings;
+use rpmsg::rsc_table::{
+    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, VIRTIO_RPMSG_F_NS,
+};
+use vring::Legacy;
+
+/// Whether the msgbox interrupt reaches this core as a machine external
+/// interrupt. UNVERIFIED, so `false`: see the crate docs.
+const MSGBOX_IRQ_ROUTED: bool = false;
+
+/// The board's carveouts (v853-msgbox.md §4): buffers 0x4700_0000
+/// (256 KiB), vring 0 at 0x4704_0000 and vring 1 at 0x4706_0000 (128 KiB
+/// each). One window covers all three.
+const SHARED_BASE: usize = 0x4700_0000;
+const SHARED_LEN: usize = 0x8_0000;
+const VRING0_DA: u32 = 0x4704_0000;
+const VRING1_DA: u32 = 0x4706_0000;
+const VRING_ALIGN: u32 = 0x1000;
+/// 256 entries: Linux's 512 buffers of 512 bytes fill the 256 KiB carveout.
+const VRING_NUM: u32 = 256;
+const NUM: usize = 256;
+
+/// The trace buffer (fixed by `memory.x`).
+const TRACE_DA: u32 = 0x4810_0000;
+const TRACE_LEN: usize = 4096;
+
+/// Retries of a kick while the 8-word FIFO is full.
+const KICK_SPINS: u32 = 10_000;
+/// Words drained per msgbox service.
+const DRAIN: u32 = 8;
+
+const TABLE: usize = table_size(0, 1, 1, 2);
+
+#[link_section = ".resource_table"]
+#[used]
+static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(
+    TableBuilder::<TABLE>::new(2)
+        .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
+        .rpmsg_vdev(
+            VIRTIO_RPMSG_F_NS,
+            [
+                VringSpec::new(VRING0_DA, VRING_ALIGN, VRING_NUM, 0),
+                VringSpec::new(VRING1_DA, VRING_ALIGN, VRING_NUM, 1),
+            ],
+        )
+        .finish(),
+);
+
+#[link_section = ".trace_buffer"]
+static TRACE: SharedArea<TRACE_LEN> = SharedArea::new();
+
+/// Kicks taken by [`service_msgbox`] (queue bits).
+static KICKS: AtomicU32 = AtomicU32::new(0);
+/// Held while the core must not sleep deeply.
+static WAKE: WakeLock = WakeLock::new();
+
+struct MsgboxIsr {
+    irq: Interrupts<Mmio32>,
+    kicks: NotifyReceiver<Mmio32, RPMSG_CHANNEL>,
+}
+
+static MSGBOX_ISR: Mutex<RefCell<Option<MsgboxIsr>>> = Mutex::new(RefCell::new(None));
+
+/// Services the msgbox: acknowledges what it reports, drains channel 0's
+/// FIFO (so its pending bit can clear, v853-msgbox.md §2) and leaves the
+/// kicks in [`KICKS`].
+fn service_msgbox() {
+    critical_section::with(|cs| {
+        if let Some(isr) = MSGBOX_ISR.borrow_ref_mut(cs).as_mut() {
+            let events = isr.irq.on_interrupt();
+            let polled = !MSGBOX_IRQ_ROUTED;
+            if polled || events.has(RPMSG_CHANNEL, Event::DataAvailable) {
+                // A foreign word is counted by the receiver and dropped.
+                if let Ok(set) = isr.kicks.take_pending() {
+                    KICKS.fetch_or(set.bits(), Ordering::AcqRel);
+                }
+            }
+        }
+    });
+}
+
+/// The msgbox interrupt, once routed (see [`MSGBOX_IRQ_ROUTED`]).
+#[riscv_rt::core_interrupt(Interrupt::MachineExternal)]
+fn machine_external() {
+    service_msgbox();
+}
+
+/// A window over a static or a reserved region, with E907 cache
+/// maintenance.
+///
+/// # Safety
+///
+/// `base..base + len` is memory reached only through this window on this
+/// core, valid for as long as the program runs; the core is an E907 in
+/// machine mode.
+unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<E907>> {
+    // SAFETY: forwarded from this function's contract (E907 in M-mode for
+    // the cache instructions; the window's memory for RawRegion).
+    unsafe { RawRegion::new(NonNull::new(base)?, len, peer, E907::new()) }.ok()
+}
+
+/// Waits for the next kick: sleeps in `wfi` when the msgbox interrupt is
+/// routed and the wake lock allows it, otherwise services the msgbox and
+/// spins a little.
+fn idle() {
+    if MSGBOX_IRQ_ROUTED && WAKE.deep_sleep_allowed() {
+        critical_section::with(|_| {
+            if KICKS.load(Ordering::Acquire) == 0 {
+                // `wfi` ends on a pending interrupt even while masked.
+                riscv::asm::wfi();
+            }
+        });
+    } else {
+        service_msgbox();
+        for _ in 0..256 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+fn park() -> ! {
+    loop {
+        idle();
+    }
+}
+
+#[riscv_rt::entry]
+fn main() -> ! {
+    // SAFETY: each static or reserved region below is line-aligned and only
+    // reached through its window; the DDR window is the board's carveouts,
+    // shared with Linux only; this is an E907 in machine mode.
+    let (Some(table), Some(trace), Some(shared)) = (unsafe {
+        (
+            window(
+                RESOURCE_TABLE.0.as_ptr(),
+                LineAligned::<ResourceTable<TABLE>>::SIZE,
+                0,
+            ),
+            window(TRACE.as_ptr(), TRACE_LEN, u64::from(TRACE_DA)),
+            window(SHARED_BASE as *mut u8, SHARED_LEN, SHARED_BASE as u64),
+        )
+    }) else {
+        park();
+    };
+    let mut log = TraceLog::new(&trace);
+    log.line(format_args!("v853-e907: up, rpmsg over msgbox channel 0"));
+    let view = match VdevView::locate::<_, TABLE>(&table, 0) {
+        Ok((view, _)) => view,
+        Err(e) => {
+            log.line(format_args!("v853-e907: resource table: {e}"));
+            park();
+        }
+    };
+    if view.reset_status(&table).is_err() {
+        park();
+    }
+
+    let (Some(local), Some(remote)) = (
+        NonNull::new(Processor::Riscv.block_base() as *mut u32),
+        NonNull::new(Processor::Arm.block_base() as *mut u32),
+    ) else {
+        park();
+    };
+    // SAFETY: both msgbox blocks are mapped at their physical addresses
+    // (no MMU), the msgbox clock is on (Linux's remoteproc starts the E907
+    // after enabling it, v853-msgbox.md §3), and this is the only driver.
+    let mut msgbox = unsafe { Msgbox::new_unchecked(local, remote) };
+    msgbox.disable_interrupts();
+    let parts = msgbox.split();
+    let mut rx0 = parts.rx0;
+    if rx0.listen(Event::DataAvailable).is_err() {
+        park();
+    }
+    critical_section::with(|cs| {
+        MSGBOX_ISR.borrow(cs).replace(Some(MsgboxIsr {
+            irq: parts.irq,
+            kicks: rx0.into_notify_rx(DRAIN),
+        }));
+    });
+    if MSGBOX_IRQ_ROUTED {
+        // SAFETY: the handler only touches MSGBOX_ISR (behind a critical
+        // section) and an atomic.
+        unsafe {
+            riscv::register::mie::set_mext();
+            riscv::interrupt::enable();
+        }
+    }
+
+    let vrings = loop {
+        match host_ready(&table, &view) {
+            Ok(Some(v)) => break v,
+            Ok(None) => idle(),
+            Err(e) => {
+                log.line(format_args!("v853-e907: resource table: {e}"));
+                park();
+            }
+        }
+    };
+    let config = match remote_config(&shared, vrings) {
+        Ok(c) => c,
+        Err(e) => {
+            log.line(format_args!("v853-e907: {e}"));
+            park();
+        }
+    };
+    // SAFETY: the two buffer areas are Linux's receive and transmit halves
+    // (disjoint), and this core builds no other buffer over them.
+    let rings = match unsafe { RemoteRings::<_, Legacy, NUM>::new(&shared, config) } {
+        Ok(r) => r,
+        Err(e) => {
+            log.line(format_args!("v853-e907: rings: {e}"));
+            park();
+        }
+    };
+    let kick = Patient::<_, RawId>::new(parts.tx0, KICK_SPINS);
+    let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, kick);
+    let Ok(mut echo) = EchoService::new(&link) else {
+        park();
+    };
+    log.line(format_args!(
+        "v853-e907: vrings at {:#x}/{:#x}, {} entries; echo on rpmsg-tty and rpmsg-raw",
+        vrings[0].da, vrings[1].da, vrings[0].num
+    ));
+
+    let mut guard = MaybeWakeGuard::new(&WAKE);
+    let mut busy = true;
+    loop {
+        let set = QueueSet::from_bits(KICKS.swap(0, Ordering::AcqRel));
+        if !set.is_empty() || busy || !echo.is_announced() {
+            link.on_notify(set);
+            match echo.serve(&link) {
+                Ok(p) => {
+                    busy = p.echoed > 0;
+                    if p.blocked {
+                        guard.enable();
+                    } else {
+                        guard.disable();
+                    }
+                }
+                Err(e) => {
+                    log.line(format_args!(
+                        "v853-e907: link failed, waiting for a reset: {e}"
+                    ));
+                    park();
+                }
+            }
+            continue;
+        }
+        link.flush_kicks().unwrap_or(());
+        idle();
+    }
+}
+
+/// Panics (none is reachable from Linux's input) are reported in the trace
+/// buffer (`trace0` in remoteproc's debugfs); then the core stops.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    // SAFETY: the trace static; the main loop's window is never used again;
+    // this is an E907 in machine mode.
+    if let Some(trace) = unsafe { window(TRACE.as_ptr(), TRACE_LEN, u64::from(TRACE_DA)) } {
+        TraceLog::append(&trace).line(format_args!("v853-e907: panic: {info}"));
+    }
+    riscv::interrupt::disable();
+    loop {
+        riscv::asm::wfi();
+    }
+}
