@@ -169,11 +169,18 @@ impl QueueSet {
         self.0 == 0
     }
 
-    /// The queues in the set, lowest first.
+    /// The queues in the set, lowest first (one step per member, not per
+    /// possible queue).
     pub fn iter(self) -> impl Iterator<Item = QueueId> {
-        (0..QueueId::MAX)
-            .filter(move |q| self.0 & (1 << q) != 0)
-            .map(QueueId)
+        let mut bits = self.0;
+        core::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let q = bits.trailing_zeros() as u8;
+            bits &= bits - 1;
+            Some(QueueId(q))
+        })
     }
 }
 
@@ -668,6 +675,16 @@ mod tests {
 
     fn q(i: u8) -> QueueId {
         QueueId::new(i).unwrap()
+    }
+
+    #[test]
+    fn queue_set_iterates_members_in_order() {
+        let set = QueueSet::from_bits(0x8000_0005);
+        assert_eq!(
+            set.iter().map(QueueId::index).collect::<Vec<_>>(),
+            [0, 2, 31]
+        );
+        assert_eq!(QueueSet::EMPTY.iter().count(), 0);
     }
 
     #[test]
