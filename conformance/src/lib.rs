@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod faults;
 pub mod link;
 pub mod mailbox;
 pub mod rng;

@@ -22,6 +22,17 @@
 //! Unknown or misaligned offsets read 0, drop writes, and are counted
 //! ([`Ciu::unknown_accesses`]).
 //!
+//! [`Ciu::set_faults`] arms seeded doorbell faults on chosen cores and
+//! mailbox bits ([`Faults`]): a `CIU_MBOX_SET` bit that is lost (dropped
+//! doorbell), one that is set without raising the line (dropped
+//! interrupt), one rung twice (the second time after the receiver cleared
+//! it), one held back for a number of CSR accesses (delayed doorbell, or
+//! until [`Ciu::deliver_delayed`]), and bits nobody rang (spurious
+//! interrupts). All off by default and counted in [`FaultCounters`]. These
+//! are failures around the CIU (a lost write, an interrupt that is missed,
+//! a confused peer), not behaviour the sheet describes; they exist so the
+//! layers above can show they survive them.
+//!
 //! Where the sheet is silent the model picks one behaviour, marked
 //! `UNCERTAIN(...)` below and pinned by a test of the same name in
 //! `tests/model.rs`.
@@ -119,6 +130,102 @@ struct Model {
     reserved_written: u32,
     ignored_writes: u32,
     log: Option<Vec<Access>>,
+    faults: FaultState,
+}
+
+/// Seeded doorbell faults (fault injection; all off by default).
+///
+/// Rates are "one in N" (0: never), drawn from the model's own generator
+/// seeded with `seed`: the same seed and the same sequence of CSR accesses
+/// give the same faults. Only `bits` of the mailboxes of `cores` (bit c =
+/// core c) are affected. Every fault is counted in [`FaultCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Faults {
+    /// Seed of the fault generator.
+    pub seed: u64,
+    /// The cores whose mailboxes are faulted (bit c = core c).
+    pub cores: u16,
+    /// The mailbox bits faults apply to.
+    pub bits: u32,
+    /// A bit written to `CIU_MBOX_SET` is lost (a dropped doorbell).
+    pub drop_one_in: u32,
+    /// A bit is set but does not raise the line (a dropped interrupt) until
+    /// it is cleared or set again; reads of the mailbox show it.
+    pub mute_one_in: u32,
+    /// On each CSR access: a faulted bit nobody rang appears in a faulted
+    /// core's mailbox (a spurious interrupt), if it was clear.
+    pub spurious_one_in: u32,
+    /// A bit is rung twice: the second time once the receiver has cleared
+    /// it.
+    pub duplicate_one_in: u32,
+    /// A bit is held back (a delayed doorbell) and set `delay_accesses` CSR
+    /// accesses later, or at [`Ciu::deliver_delayed`].
+    pub delay_one_in: u32,
+    /// How many CSR accesses a delayed bit waits.
+    pub delay_accesses: u32,
+}
+
+/// What the armed [`Faults`] did so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FaultCounters {
+    /// Bits lost.
+    pub dropped: u32,
+    /// Bits that did not raise the line.
+    pub muted: u32,
+    /// Bits set that nobody rang.
+    pub spurious: u32,
+    /// Bits rung twice.
+    pub duplicated: u32,
+    /// Bits held back.
+    pub delayed: u32,
+    /// Held bits (delayed ones and second rings) that have landed.
+    pub late_deliveries: u32,
+}
+
+/// A doorbell on its way: delayed, or the second ring of a duplicate.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    core: usize,
+    mask: u32,
+    due: u64,
+}
+
+/// The fault generator and its bookkeeping.
+#[derive(Debug)]
+struct FaultState {
+    config: Faults,
+    rng: u64,
+    accesses: u64,
+    held: Vec<Held>,
+    /// Per core: mailbox bits that do not reach the lines.
+    muted: Vec<u32>,
+    counters: FaultCounters,
+}
+
+impl FaultState {
+    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `1 / n` (never for 0).
+    fn roll(&mut self, n: u32) -> bool {
+        n != 0 && self.next() % u64::from(n) == 0
+    }
+}
+
+/// A random set bit of `mask` (its index).
+fn pick(f: &mut FaultState, mask: u32) -> Option<usize> {
+    let count = u64::from(mask.count_ones());
+    if count == 0 {
+        return None;
+    }
+    let k = (f.next() % count) as usize;
+    (0..32).filter(|b| mask & (1 << b) != 0).nth(k)
 }
 
 /// Index of `offset` in an array at `base` with `stride`, if inside `count`.
@@ -144,6 +251,24 @@ impl Model {
             reserved_written: 0,
             ignored_writes: 0,
             log: None,
+            faults: FaultState {
+                config: Faults {
+                    seed: 0,
+                    cores: 0,
+                    bits: 0,
+                    drop_one_in: 0,
+                    mute_one_in: 0,
+                    spurious_one_in: 0,
+                    duplicate_one_in: 0,
+                    delay_one_in: 0,
+                    delay_accesses: 0,
+                },
+                rng: 0,
+                accesses: 0,
+                held: Vec::new(),
+                muted: std::vec![0; cores],
+                counters: FaultCounters::default(),
+            },
         }
     }
 
@@ -192,8 +317,15 @@ impl Model {
     /// UNCERTAIN(octeon-ciu-mbox.md §3.1): level-sensitive, as the sheet
     /// infers: high while an enabled half has any bit set, low as soon as
     /// the last one is cleared or the half disabled.
+    ///
+    /// Bits muted by fault injection (dropped interrupts) are in the mailbox
+    /// but do not reach the line.
     fn line(&self, line: usize) -> bool {
-        self.sum0(line) & self.en0.get(line).copied().unwrap_or(0) != 0
+        let core = line / 2;
+        let heard = self.mbox.get(core).map_or(0, |&m| {
+            m & !self.faults.muted.get(core).copied().unwrap_or(0)
+        });
+        registers::summary_bits_of(heard) & self.en0.get(line).copied().unwrap_or(0) != 0
     }
 
     fn core_interrupted(&self, core: usize) -> bool {
@@ -224,6 +356,7 @@ impl Model {
     }
 
     fn read(&mut self, by: u8, offset: usize) -> u64 {
+        self.tick();
         let value = match self.decode(offset) {
             // UNCERTAIN(octeon-ciu-mbox.md §3): both SET and CLR read the
             // current mailbox ([inferred] from Linux and the SDK reading
@@ -245,17 +378,19 @@ impl Model {
     }
 
     fn write(&mut self, by: u8, offset: usize, value: u64) {
+        self.tick();
         self.log(by, Op::Write, offset, value);
         // Sheet §3: bits 63:32 of SET/CLR are ignored.
         let bits = (value & 0xFFFF_FFFF) as u32;
         match self.decode(offset) {
             Some(Csr::MboxSet(c)) => {
                 self.note_reserved(value);
-                self.mbox[c] |= bits;
+                self.ring(c, bits);
             }
             Some(Csr::MboxClr(c)) => {
                 self.note_reserved(value);
                 self.mbox[c] &= !bits;
+                self.faults.muted[c] &= !bits;
             }
             // UNCERTAIN(octeon-ciu-mbox.md §3.1): the mailbox summary bits of
             // SUM0 only reflect the mailbox; a write changes nothing.
@@ -267,6 +402,98 @@ impl Model {
             None => self.unknown = self.unknown.saturating_add(1),
         }
         self.settle();
+    }
+
+    /// A `CIU_MBOX_SET(c)` write of `bits`, through the armed faults.
+    fn ring(&mut self, c: usize, bits: u32) {
+        let faulted = if self.faults.config.cores & (1 << c) != 0 {
+            bits & self.faults.config.bits
+        } else {
+            0
+        };
+        self.land(c, bits & !faulted);
+        for bit in (0..32).filter(|b| faulted & (1 << b) != 0) {
+            let mask = 1u32 << bit;
+            let f = &mut self.faults;
+            if f.roll(f.config.drop_one_in) {
+                f.counters.dropped += 1;
+                continue;
+            }
+            if f.roll(f.config.delay_one_in) {
+                let due = f
+                    .accesses
+                    .saturating_add(u64::from(f.config.delay_accesses));
+                f.held.push(Held { core: c, mask, due });
+                f.counters.delayed += 1;
+                continue;
+            }
+            let mute = f.roll(f.config.mute_one_in);
+            let duplicate = f.roll(f.config.duplicate_one_in);
+            self.land(c, mask);
+            let f = &mut self.faults;
+            if mute {
+                f.muted[c] |= mask;
+                f.counters.muted += 1;
+            }
+            if duplicate {
+                // Rung again once the receiver has cleared it.
+                let due = f.accesses;
+                f.held.push(Held { core: c, mask, due });
+                f.counters.duplicated += 1;
+            }
+        }
+    }
+
+    /// The hardware side of setting `bits` in core `c`'s mailbox.
+    fn land(&mut self, c: usize, bits: u32) {
+        self.mbox[c] |= bits;
+        self.faults.muted[c] &= !bits;
+    }
+
+    /// One CSR access went by: due held bits land (once clear), and a
+    /// spurious bit may appear.
+    fn tick(&mut self) {
+        let f = &self.faults;
+        if f.config.cores == 0 && f.held.is_empty() {
+            return;
+        }
+        self.faults.accesses += 1;
+        self.land_held(false);
+        let f = &mut self.faults;
+        if f.roll(f.config.spurious_one_in) {
+            let core = pick(f, u32::from(f.config.cores));
+            let bit = pick(f, f.config.bits);
+            if let (Some(c), Some(b)) = (core, bit) {
+                if c < self.mbox.len() && self.mbox[c] & (1 << b) == 0 {
+                    self.land(c, 1 << b);
+                    self.faults.counters.spurious += 1;
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Lands held bits in order, each once its bit is clear: those due (or
+    /// all, if `all`). Returns how many landed.
+    fn land_held(&mut self, all: bool) -> u32 {
+        let mut landed = 0;
+        let mut blocked = std::vec![0u32; self.mbox.len()];
+        let mut i = 0;
+        while i < self.faults.held.len() {
+            let h = self.faults.held[i];
+            let ready = all || h.due <= self.faults.accesses;
+            let busy = self.mbox[h.core] & h.mask != 0 || blocked[h.core] & h.mask != 0;
+            if ready && !busy {
+                self.faults.held.remove(i);
+                self.land(h.core, h.mask);
+                self.faults.counters.late_deliveries += 1;
+                landed += 1;
+            } else {
+                blocked[h.core] |= h.mask;
+                i += 1;
+            }
+        }
+        landed
     }
 
     fn note_reserved(&mut self, value: u64) {
@@ -419,6 +646,37 @@ impl Ciu {
         self.lock().ignored_writes
     }
 
+    /// Arms (or, with `Faults::default()`, disarms) seeded doorbell faults.
+    /// The generator restarts from `faults.seed`; counters and held bits are
+    /// kept.
+    pub fn set_faults(&self, faults: Faults) {
+        let mut m = self.lock();
+        m.faults.config = faults;
+        m.faults.rng = faults.seed;
+    }
+
+    /// What the armed faults did so far.
+    #[must_use]
+    pub fn fault_counters(&self) -> FaultCounters {
+        self.lock().faults.counters
+    }
+
+    /// Sets every held bit now (delayed ones and second rings), each once
+    /// it is clear; returns how many landed. The rest land at later
+    /// accesses.
+    pub fn deliver_delayed(&self) -> u32 {
+        let mut m = self.lock();
+        let n = m.land_held(true);
+        m.settle();
+        n
+    }
+
+    /// How many doorbells are held (delayed or second rings not yet landed).
+    #[must_use]
+    pub fn held_doorbells(&self) -> usize {
+        self.lock().faults.held.len()
+    }
+
     /// Starts (`true`, with an empty log) or stops recording accesses.
     pub fn record(&self, on: bool) {
         self.lock().log = on.then(Vec::new);
@@ -462,5 +720,137 @@ unsafe impl Regs64 for CoreRegs {
 
     fn write(self, offset: usize, value: u64) {
         self.lock().write(self.by, offset, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registers::{int_en0, mbox_clr, mbox_set, summary_bit_of};
+
+    /// A two-core chip with core 1 listening on bit 4; faults on core 1,
+    /// bit 4.
+    fn faulty(f: Faults) -> Ciu {
+        let ciu = Ciu::new(2);
+        ciu.core(1).write(int_en0(2), summary_bit_of(4));
+        ciu.set_faults(Faults {
+            cores: 1 << 1,
+            bits: 1 << 4,
+            ..f
+        });
+        ciu
+    }
+
+    fn take(ciu: Ciu) -> bool {
+        let set = ciu.core(1).read(mbox_clr(1)) & (1 << 4) != 0;
+        if set {
+            ciu.core(1).write(mbox_clr(1), 1 << 4);
+        }
+        set
+    }
+
+    #[test]
+    fn faults_are_off_by_default_and_only_on_chosen_bits() {
+        let ciu = Ciu::new(2);
+        for _ in 0..20 {
+            ciu.core(0).write(mbox_set(1), 1 << 4);
+            assert!(take(ciu));
+        }
+        assert_eq!(ciu.fault_counters(), FaultCounters::default());
+        let ciu = faulty(Faults {
+            drop_one_in: 1,
+            ..Faults::default()
+        });
+        ciu.core(0).write(mbox_set(1), (1 << 4) | (1 << 5));
+        assert_eq!(ciu.mailbox(1), 1 << 5, "bit 4 dropped, bit 5 not faulted");
+        ciu.core(0).write(mbox_set(0), 1 << 4);
+        assert_eq!(ciu.mailbox(0), 1 << 4, "core 0 is not faulted");
+        assert_eq!(ciu.fault_counters().dropped, 1);
+    }
+
+    #[test]
+    fn a_muted_bit_is_set_but_the_line_stays_low() {
+        let ciu = faulty(Faults {
+            mute_one_in: 1,
+            ..Faults::default()
+        });
+        ciu.core(0).write(mbox_set(1), 1 << 4);
+        assert_eq!(ciu.mailbox(1), 1 << 4);
+        assert!(!ciu.ip2_level(1), "the interrupt was dropped");
+        assert!(take(ciu));
+        ciu.set_faults(Faults::default());
+        ciu.core(0).write(mbox_set(1), 1 << 4);
+        assert!(ciu.ip2_level(1));
+        assert_eq!(ciu.fault_counters().muted, 1);
+    }
+
+    #[test]
+    fn a_duplicate_rings_again_after_the_take_and_a_delay_after_n_accesses() {
+        let ciu = faulty(Faults {
+            duplicate_one_in: 1,
+            ..Faults::default()
+        });
+        ciu.core(0).write(mbox_set(1), 1 << 4);
+        assert!(take(ciu));
+        assert!(take(ciu), "rung a second time");
+        assert!(!take(ciu));
+        ciu.set_faults(Faults {
+            cores: 1 << 1,
+            bits: 1 << 4,
+            delay_one_in: 1,
+            delay_accesses: 3,
+            ..Faults::default()
+        });
+        ciu.core(0).write(mbox_set(1), 1 << 4); // access 1, due at 4
+        assert_eq!(ciu.core(1).read(mbox_clr(1)), 0); // 2
+        assert_eq!(ciu.core(1).read(mbox_clr(1)), 0); // 3
+        assert_eq!(ciu.core(1).read(mbox_clr(1)), 1 << 4); // 4
+        ciu.core(1).write(mbox_clr(1), 1 << 4);
+        ciu.core(0).write(mbox_set(1), 1 << 4);
+        assert_eq!(ciu.held_doorbells(), 1);
+        assert_eq!(ciu.deliver_delayed(), 1);
+        assert_eq!(ciu.mailbox(1), 1 << 4);
+        assert!(ciu.ip2_level(1));
+        let f = ciu.fault_counters();
+        assert_eq!((f.duplicated, f.delayed, f.late_deliveries), (1, 2, 3));
+    }
+
+    #[test]
+    fn spurious_bits_appear_only_where_chosen_and_are_counted() {
+        let ciu = faulty(Faults {
+            spurious_one_in: 3,
+            seed: 4,
+            ..Faults::default()
+        });
+        let seen = (0..300).filter(|_| take(ciu)).count();
+        let f = ciu.fault_counters();
+        assert!(f.spurious > 10, "{f:?}");
+        assert!(seen as u32 <= f.spurious && seen > 10);
+        assert_eq!(ciu.mailbox(0), 0);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_faults() {
+        let run = |seed| {
+            let ciu = faulty(Faults {
+                seed,
+                drop_one_in: 3,
+                duplicate_one_in: 4,
+                delay_one_in: 5,
+                delay_accesses: 3,
+                spurious_one_in: 7,
+                mute_one_in: 2,
+                ..Faults::default()
+            });
+            let got: Vec<bool> = (0..200)
+                .map(|_| {
+                    ciu.core(0).write(mbox_set(1), 1 << 4);
+                    take(ciu)
+                })
+                .collect();
+            (got, ciu.fault_counters())
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
     }
 }

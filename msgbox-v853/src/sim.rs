@@ -29,6 +29,20 @@
 //! says so in an `UNCERTAIN(...)` comment; each is pinned by a test named
 //! `uncertain_*` below.
 //!
+//! # Fault injection
+//!
+//! [`MsgboxSim::set_faults`] arms seeded doorbell faults on chosen channels
+//! ([`Faults`]): a `MSG_FIFO` write that is lost (dropped doorbell), one
+//! that lands without raising the block's interrupt output (dropped
+//! interrupt), one that is delivered twice, one held back for a number of
+//! register accesses (delayed doorbell, or until
+//! [`MsgboxSim::deliver_delayed`]), and events nobody sent (spurious
+//! interrupts: a latched read-pending bit over an empty FIFO, or a garbage
+//! word). Everything is off by default and counted in [`FaultCounters`].
+//! These are failures around the msgbox (an interrupt controller that
+//! misses an edge, a peer firmware glitch), not behaviour the sheet
+//! describes; they exist so the layers above can show they survive.
+//!
 //! # Threads
 //!
 //! The model sits behind a `Mutex`; views are `Copy + Send + Sync`, so the
@@ -187,8 +201,10 @@ impl Block {
         }
     }
 
-    fn line(&self) -> bool {
-        (self.read_pending & self.read_enable & READ_IRQ_MASK)
+    /// The block's interrupt output; read-pending bits in `muted` (fault
+    /// injection: dropped interrupts) do not reach it.
+    fn line(&self, muted: u32) -> bool {
+        (self.read_pending & self.read_enable & READ_IRQ_MASK & !muted)
             | (self.write_pending & self.write_enable & WRITE_IRQ_MASK)
             != 0
     }
@@ -271,6 +287,7 @@ impl Block {
 struct Model {
     blocks: [Block; 2],
     counters: SimCounters,
+    faults: FaultState,
 }
 
 impl Model {
@@ -278,11 +295,290 @@ impl Model {
         Self {
             blocks: [Block::reset(), Block::reset()],
             counters: SimCounters::default(),
+            faults: FaultState::OFF,
         }
     }
 
     fn block(&mut self, which: Processor) -> &mut Block {
         &mut self.blocks[which.id() as usize]
+    }
+
+    /// The interrupt output of `which`, muted bits left out.
+    fn block_line(&self, which: Processor) -> bool {
+        let b = which.id() as usize;
+        self.blocks[b].line(self.faults.muted_bits(b))
+    }
+
+    /// A register read, after the fault clock ticked.
+    fn read(&mut self, which: Processor, offset: usize) -> u32 {
+        self.tick();
+        let b = which.id() as usize;
+        let value = self.blocks[b].read(offset, &mut self.counters);
+        if let Reg::MsgFifo(p) = decode(offset) {
+            if self.blocks[b].fifo[p].is_empty() {
+                self.faults.muted[b] &= !(1 << p);
+            }
+        }
+        value
+    }
+
+    /// A register write, through the armed faults for `MSG_FIFO`.
+    fn write(&mut self, which: Processor, offset: usize, value: u32) {
+        self.tick();
+        let b = which.id() as usize;
+        match decode(offset) {
+            Reg::MsgFifo(p) if self.faults.config.channels & (1 << p) != 0 => {
+                self.send(b, p, value);
+            }
+            Reg::MsgFifo(p) => self.land(b, p, value),
+            _ => self.blocks[b].write(offset, value, &mut self.counters),
+        }
+    }
+
+    /// A faulted `MSG_FIFO(p)` write into block `b`.
+    fn send(&mut self, b: usize, p: usize, value: u32) {
+        let f = &mut self.faults;
+        if f.roll(f.config.drop_one_in) {
+            f.counters.dropped += 1;
+            return;
+        }
+        if f.roll(f.config.delay_one_in) {
+            let due = f
+                .accesses
+                .saturating_add(u64::from(f.config.delay_accesses));
+            f.held.push(Held {
+                b,
+                p,
+                word: value,
+                due,
+            });
+            f.counters.delayed += 1;
+            return;
+        }
+        let mute = f.roll(f.config.mute_one_in);
+        let duplicate = f.roll(f.config.duplicate_one_in);
+        self.land(b, p, value);
+        let f = &mut self.faults;
+        if mute {
+            f.muted[b] |= 1 << p;
+            f.counters.muted += 1;
+        }
+        if duplicate {
+            let due = f.accesses;
+            f.held.push(Held {
+                b,
+                p,
+                word: value,
+                due,
+            });
+            f.counters.duplicated += 1;
+        }
+    }
+
+    /// The hardware side of a `MSG_FIFO(p)` write into block `b`.
+    fn land(&mut self, b: usize, p: usize, value: u32) {
+        self.faults.muted[b] &= !(1 << p);
+        self.blocks[b].write(registers::msg_fifo(p as u8), value, &mut self.counters);
+    }
+
+    /// Room for a word the model itself moves: one slot always stays free
+    /// for a sender that has just read `MSG_STATUS`, so injected words never
+    /// make a real one overflow.
+    fn has_spare_room(&self, b: usize, p: usize) -> bool {
+        self.blocks[b].fifo[p].len() + 1 < FIFO_DEPTH as usize
+    }
+
+    /// One register access went by: due held words land (if there is
+    /// room), and a spurious event may appear.
+    fn tick(&mut self) {
+        if !self.faults.armed() {
+            return;
+        }
+        self.faults.accesses += 1;
+        self.land_held(false);
+        let f = &mut self.faults;
+        if f.roll(f.config.spurious_one_in) {
+            let Some(p) = f.pick_channel() else { return };
+            let b = (f.next() & 1) as usize;
+            let garbage = f.next() & 1 == 0;
+            let word = f.next() as u32;
+            if garbage {
+                if self.has_spare_room(b, p) {
+                    self.land(b, p, word);
+                    self.faults.counters.garbage += 1;
+                }
+            } else if self.blocks[b].fifo[p].is_empty() {
+                self.blocks[b].read_pending |= 1 << (2 * p);
+                self.faults.counters.spurious += 1;
+            }
+        }
+    }
+
+    /// Lands held words in order per FIFO, each once there is room: those
+    /// due (or all, if `all`). Returns how many landed.
+    fn land_held(&mut self, all: bool) -> u32 {
+        let mut landed = 0;
+        let mut blocked = [0u8; 2];
+        let mut i = 0;
+        while i < self.faults.held.len() {
+            let h = self.faults.held[i];
+            let ready = all || h.due <= self.faults.accesses;
+            if ready && blocked[h.b] & (1 << h.p) == 0 && self.has_spare_room(h.b, h.p) {
+                self.faults.held.remove(i);
+                self.land(h.b, h.p, h.word);
+                self.faults.counters.late_deliveries += 1;
+                landed += 1;
+            } else {
+                blocked[h.b] |= 1 << h.p;
+                i += 1;
+            }
+        }
+        landed
+    }
+}
+
+/// Seeded doorbell faults (fault injection; all off by default).
+///
+/// Rates are "one in N" (0: never), drawn from the model's own generator
+/// seeded with `seed`: the same seed and the same sequence of register
+/// accesses give the same faults. Only channels in `channels` (bit p =
+/// channel p) are affected, in both blocks. Every fault is counted in
+/// [`FaultCounters`]. Words the model moves by itself (held words,
+/// garbage) never take a FIFO's last free slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Faults {
+    /// Seed of the fault generator.
+    pub seed: u64,
+    /// The channels faults apply to (bit p = channel p).
+    pub channels: u8,
+    /// A `MSG_FIFO` write is lost (a dropped doorbell).
+    pub drop_one_in: u32,
+    /// A `MSG_FIFO` write lands, but the block's interrupt output ignores
+    /// its read-pending bit (a dropped interrupt) until the FIFO drains or
+    /// another word lands; the status register still shows it.
+    pub mute_one_in: u32,
+    /// On each register access: an event nobody sent (a spurious
+    /// interrupt) on a faulted channel of a random block. Half of them
+    /// latch the read-pending bit over an empty FIFO; half push a random
+    /// word (garbage, counted separately).
+    pub spurious_one_in: u32,
+    /// A `MSG_FIFO` write is delivered twice (the copy as soon as there is
+    /// room).
+    pub duplicate_one_in: u32,
+    /// A `MSG_FIFO` write is held back (a delayed doorbell) and lands
+    /// `delay_accesses` register accesses later, or at
+    /// [`MsgboxSim::deliver_delayed`].
+    pub delay_one_in: u32,
+    /// How many register accesses a delayed word waits.
+    pub delay_accesses: u32,
+}
+
+/// What the armed [`Faults`] did so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FaultCounters {
+    /// Words lost.
+    pub dropped: u32,
+    /// Words that did not raise the interrupt output.
+    pub muted: u32,
+    /// Read-pending bits latched over an empty FIFO.
+    pub spurious: u32,
+    /// Random words pushed.
+    pub garbage: u32,
+    /// Words delivered twice.
+    pub duplicated: u32,
+    /// Words held back.
+    pub delayed: u32,
+    /// Held words (delayed ones and duplicate copies) that have landed.
+    pub late_deliveries: u32,
+}
+
+/// A word on its way into block `b`'s FIFO `p`.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    b: usize,
+    p: usize,
+    word: u32,
+    due: u64,
+}
+
+/// The fault generator and its bookkeeping.
+#[derive(Debug)]
+struct FaultState {
+    config: Faults,
+    rng: u64,
+    accesses: u64,
+    held: Vec<Held>,
+    /// Per block: channels whose read-pending bit does not reach the line.
+    muted: [u8; 2],
+    counters: FaultCounters,
+}
+
+impl FaultState {
+    const OFF: Self = Self {
+        config: Faults {
+            seed: 0,
+            channels: 0,
+            drop_one_in: 0,
+            mute_one_in: 0,
+            spurious_one_in: 0,
+            duplicate_one_in: 0,
+            delay_one_in: 0,
+            delay_accesses: 0,
+        },
+        rng: 0,
+        accesses: 0,
+        held: Vec::new(),
+        muted: [0; 2],
+        counters: FaultCounters {
+            dropped: 0,
+            muted: 0,
+            spurious: 0,
+            garbage: 0,
+            duplicated: 0,
+            delayed: 0,
+            late_deliveries: 0,
+        },
+    };
+
+    fn armed(&self) -> bool {
+        self.config.channels != 0 || !self.held.is_empty()
+    }
+
+    /// The `READ_IRQ_STATUS` bits of block `b` that do not reach its line.
+    fn muted_bits(&self, b: usize) -> u32 {
+        (0..CH).fold(0, |acc, p| {
+            acc | if self.muted[b] & (1 << p) != 0 {
+                1 << (2 * p)
+            } else {
+                0
+            }
+        })
+    }
+
+    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `1 / n` (never for 0).
+    fn roll(&mut self, n: u32) -> bool {
+        n != 0 && self.next() % u64::from(n) == 0
+    }
+
+    /// A random channel among the faulted ones.
+    fn pick_channel(&mut self) -> Option<usize> {
+        let count = u64::from(self.config.channels.count_ones());
+        if count == 0 {
+            return None;
+        }
+        let k = (self.next() % count) as usize;
+        (0..CH)
+            .filter(|p| self.config.channels & (1 << p) != 0)
+            .nth(k)
     }
 }
 
@@ -344,7 +640,7 @@ impl MsgboxSim {
     /// that block is pending.
     #[must_use]
     pub fn block_line(&self, block: Processor) -> bool {
-        self.lock().block(block).line()
+        self.lock().block_line(block)
     }
 
     /// The msgbox interrupt input of `processor`.
@@ -358,8 +654,8 @@ impl MsgboxSim {
     /// interrupts raised for the other and counts them as spurious.
     #[must_use]
     pub fn line(&self, processor: Processor) -> bool {
-        let mut m = self.lock();
-        let any = m.block(Processor::Arm).line() || m.block(Processor::Riscv).line();
+        let m = self.lock();
+        let any = m.block_line(Processor::Arm) || m.block_line(Processor::Riscv);
         match processor {
             Processor::Arm | Processor::Riscv => any,
         }
@@ -399,6 +695,34 @@ impl MsgboxSim {
         }
     }
 
+    /// Arms (or, with `Faults::default()`, disarms) seeded doorbell faults.
+    /// The generator restarts from `faults.seed`; counters and held words
+    /// are kept. [`MsgboxSim::reset`] disarms them.
+    pub fn set_faults(&self, faults: Faults) {
+        let mut m = self.lock();
+        m.faults.config = faults;
+        m.faults.rng = faults.seed;
+    }
+
+    /// What the armed faults did so far.
+    #[must_use]
+    pub fn fault_counters(&self) -> FaultCounters {
+        self.lock().faults.counters
+    }
+
+    /// Lands every held word now (delayed ones and duplicate copies), in
+    /// order per FIFO, as long as the FIFO keeps a free slot; returns how
+    /// many landed. The rest land at later accesses.
+    pub fn deliver_delayed(&self) -> u32 {
+        self.lock().land_held(true)
+    }
+
+    /// How many words are held (delayed or duplicate copies not yet landed).
+    #[must_use]
+    pub fn held_words(&self) -> usize {
+        self.lock().faults.held.len()
+    }
+
     /// What the model counted so far.
     #[must_use]
     pub fn counters(&self) -> SimCounters {
@@ -428,11 +752,7 @@ impl MsgboxSim {
     }
 
     fn read(&self, block: Processor, offset: usize) -> u32 {
-        let value = {
-            let mut m = self.lock();
-            let Model { blocks, counters } = &mut *m;
-            blocks[block.id() as usize].read(offset, counters)
-        };
+        let value = self.lock().read(block, offset);
         // A poll of MSG_STATUS that shows an empty or a full FIFO means the
         // caller waits for the other processor: give the host thread away,
         // so two simulated processors on a loaded host make progress instead
@@ -444,9 +764,7 @@ impl MsgboxSim {
     }
 
     fn write(&self, block: Processor, offset: usize, value: u32) {
-        let mut m = self.lock();
-        let Model { blocks, counters } = &mut *m;
-        blocks[block.id() as usize].write(offset, value, counters);
+        self.lock().write(block, offset, value);
     }
 }
 
@@ -763,5 +1081,158 @@ mod tests {
     fn views_are_send_sync_copy() {
         fn check<T: Send + Sync + Copy>() {}
         check::<SimRegs<'static>>();
+    }
+
+    fn faulty(f: Faults) -> MsgboxSim {
+        let sim = MsgboxSim::new();
+        // The E907 listens on channel 1 of its block.
+        sim.block(RV).write(READ_IRQ_ENABLE, 1 << 2);
+        sim.set_faults(Faults {
+            channels: 1 << 1,
+            ..f
+        });
+        sim
+    }
+
+    #[test]
+    fn faults_are_off_by_default_and_only_on_chosen_channels() {
+        let sim = MsgboxSim::new();
+        let rv = sim.block(RV);
+        for i in 0..50 {
+            rv.write(msg_fifo(1), i);
+            assert_eq!(rv.read(msg_fifo(1)), i);
+        }
+        assert_eq!(sim.fault_counters(), FaultCounters::default());
+        let sim = faulty(Faults {
+            drop_one_in: 1,
+            ..Faults::default()
+        });
+        let rv = sim.block(RV);
+        rv.write(msg_fifo(0), 3);
+        assert_eq!(rv.read(msg_status(0)), 1, "channel 0 is not faulted");
+        rv.write(msg_fifo(1), 3);
+        assert_eq!(rv.read(msg_status(1)), 0, "channel 1 drops everything");
+        assert_eq!(sim.fault_counters().dropped, 1);
+    }
+
+    #[test]
+    fn a_muted_word_is_pending_but_off_the_line_until_drained() {
+        let sim = faulty(Faults {
+            mute_one_in: 1,
+            ..Faults::default()
+        });
+        let rv = sim.block(RV);
+        rv.write(msg_fifo(1), 1);
+        assert_ne!(rv.read(READ_IRQ_STATUS) & (1 << 2), 0, "pending");
+        assert!(!sim.block_line(RV), "but the interrupt was dropped");
+        sim.set_faults(Faults::default());
+        rv.write(msg_fifo(1), 2);
+        assert!(sim.block_line(RV), "the next word raises the line");
+        assert_eq!(sim.fault_counters().muted, 1);
+    }
+
+    #[test]
+    fn duplicates_and_delays_land_later_and_keep_a_slot_free() {
+        let sim = faulty(Faults {
+            duplicate_one_in: 1,
+            ..Faults::default()
+        });
+        let rv = sim.block(RV);
+        rv.write(msg_fifo(1), 5);
+        assert_eq!(rv.read(msg_status(1)), 2, "the copy landed");
+        sim.set_faults(Faults::default());
+        for w in 0..FIFO_DEPTH - 3 {
+            rv.write(msg_fifo(1), w);
+        }
+        assert_eq!(rv.read(msg_status(1)), FIFO_DEPTH - 1);
+        sim.set_faults(Faults {
+            channels: 1 << 1,
+            delay_one_in: 1,
+            delay_accesses: 1,
+            ..Faults::default()
+        });
+        rv.write(msg_fifo(1), 99);
+        for _ in 0..4 {
+            assert_eq!(rv.read(msg_status(1)), FIFO_DEPTH - 1, "no spare slot");
+        }
+        assert_eq!(sim.held_words(), 1);
+        let _ = rv.read(msg_fifo(1));
+        assert_eq!(sim.deliver_delayed(), 1);
+        assert_eq!(rv.read(msg_status(1)), FIFO_DEPTH - 1);
+        assert_eq!(sim.counters().overflow_writes, 0);
+        let f = sim.fault_counters();
+        assert_eq!((f.duplicated, f.delayed, f.late_deliveries), (1, 1, 2));
+    }
+
+    #[test]
+    fn a_delayed_word_lands_after_n_accesses() {
+        let sim = faulty(Faults {
+            delay_one_in: 1,
+            delay_accesses: 3,
+            ..Faults::default()
+        });
+        let rv = sim.block(RV);
+        rv.write(msg_fifo(1), 7); // access 1, due at access 4
+        assert_eq!(rv.read(msg_status(1)), 0);
+        assert_eq!(rv.read(msg_status(1)), 0);
+        assert_eq!(rv.read(msg_status(1)), 1);
+        assert_eq!(rv.read(msg_fifo(1)), 7);
+    }
+
+    #[test]
+    fn spurious_events_latch_pending_bits_or_push_garbage_and_are_counted() {
+        let sim = faulty(Faults {
+            spurious_one_in: 2,
+            seed: 9,
+            ..Faults::default()
+        });
+        let drain = || {
+            let mut n = 0;
+            for b in [ARM, RV] {
+                let r = sim.block(b);
+                while r.read(msg_status(1)) > 0 {
+                    let _ = r.read(msg_fifo(1));
+                    n += 1;
+                }
+                r.write(READ_IRQ_STATUS, 1 << 2);
+            }
+            n
+        };
+        let mut words: u32 = (0..400).map(|_| drain()).sum();
+        sim.set_faults(Faults::default());
+        words += drain();
+        let f = sim.fault_counters();
+        assert!(f.spurious > 10 && f.garbage > 10, "{f:?}");
+        assert_eq!(words, f.garbage);
+        assert_eq!(sim.counters().overflow_writes, 0);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_faults() {
+        let run = |seed| {
+            let sim = faulty(Faults {
+                seed,
+                drop_one_in: 3,
+                duplicate_one_in: 4,
+                delay_one_in: 5,
+                delay_accesses: 3,
+                spurious_one_in: 7,
+                mute_one_in: 2,
+                ..Faults::default()
+            });
+            let rv = sim.block(RV);
+            let mut got = Vec::new();
+            for i in 0..200u32 {
+                if rv.read(msg_status(1)) < FIFO_DEPTH {
+                    rv.write(msg_fifo(1), i);
+                }
+                if rv.read(msg_status(1)) > 0 {
+                    got.push(rv.read(msg_fifo(1)));
+                }
+            }
+            (got, sim.fault_counters())
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
     }
 }

@@ -25,6 +25,20 @@
 //! Unknown or misaligned offsets read 0 and drop writes; both are counted
 //! ([`SimStats::unknown_reads`], [`SimStats::unknown_writes`]).
 //!
+//! # Fault injection
+//!
+//! [`Sim::set_faults`] arms seeded doorbell faults on chosen channels
+//! ([`Faults`]): a `TRn` write that is lost (dropped doorbell), one that
+//! lands without raising the peer's line (dropped interrupt), one that is
+//! delivered twice, one held back for a number of register accesses
+//! (delayed doorbell, or until [`Sim::deliver_delayed`]), and receive events
+//! nobody sent (spurious interrupts: a phantom `RFn` or a garbage word).
+//! Everything is off by default and counted in [`FaultCounters`]. These are
+//! failures of the system around the MU (a lost wire, an interrupt
+//! controller that misses an edge, a peer firmware glitch), not behaviour
+//! the sheet describes; they exist so that the layers above can show they
+//! survive them.
+//!
 //! # Uncertain behaviour
 //!
 //! Where the sheet marks a fact `[UNVERIFIED]` or `[inferred]`, the model
@@ -188,6 +202,7 @@ const fn from_field(raw: u32, top: usize) -> u8 {
 struct Model {
     sides: [SideState; 2],
     stats: SimStats,
+    faults: FaultState,
 }
 
 impl Model {
@@ -202,6 +217,7 @@ impl Model {
                 read_only_writes: 0,
                 resets: 0,
             },
+            faults: FaultState::OFF,
         }
     }
 
@@ -233,7 +249,10 @@ impl Model {
 
     fn line(&self, side: Side) -> bool {
         let me = self.side(side);
-        let sr = self.sr(side);
+        // A muted receive event (fault injection: a dropped interrupt) is
+        // in SR but does not reach the line.
+        let muted = to_field(self.faults.muted[side.index()] & me.full, registers::RF_TOP);
+        let sr = self.sr(side) & !muted;
         let brdi = side == Side::A && me.brdip && me.cr & CR_BRDIE != 0;
         sr & me.cr & EVENT_MASK != 0 || brdi
     }
@@ -250,6 +269,7 @@ impl Model {
     }
 
     fn read(&mut self, side: Side, offset: usize) -> u32 {
+        self.tick();
         match Self::decode(offset) {
             // UNCERTAIN(imx8-mu.md §2, verification log "TR read-back
             // behaviour"): the sheet's table says TR "reads back last
@@ -262,6 +282,7 @@ impl Model {
                 if me.full & bit != 0 {
                     // Pop: RFn falls here, the peer's TEn rises (§2.4).
                     me.full &= !bit;
+                    self.faults.muted[side.index()] &= !bit;
                 } else {
                     // UNCERTAIN(imx8-mu.md §2.4): reading RRn while RFn = 0
                     // returns the stale value and has no other effect
@@ -280,26 +301,121 @@ impl Model {
     }
 
     fn write(&mut self, side: Side, offset: usize, value: u32) {
+        self.tick();
         match Self::decode(offset) {
             Some(Reg::Tr(n)) => {
-                let bit = 1u8 << n;
-                let i = usize::from(n);
-                self.side_mut(side).tr[i] = value;
-                let peer = self.side_mut(side.peer());
-                let overwrote = peer.full & bit != 0;
-                // Silicon: a write while TEn = 0 overwrites the unread word
-                // (§2.4). The model does the same and counts it.
-                peer.rr[i] = value;
-                peer.full |= bit;
-                if overwrote {
-                    self.stats.overwrites[side.index()] += 1;
-                }
+                self.side_mut(side).tr[usize::from(n)] = value;
+                self.send(side, n, value);
             }
             Some(Reg::Rr(_)) => self.stats.read_only_writes += 1,
             Some(Reg::Sr) => self.write_sr(side, value),
             Some(Reg::Cr) => self.write_cr(side, value),
             None => self.stats.unknown_writes += 1,
         }
+    }
+
+    /// A word written to `TRn` by `side`, through the armed faults.
+    fn send(&mut self, side: Side, n: u8, value: u32) {
+        let to = side.peer();
+        let f = &mut self.faults;
+        if f.config.channels & (1 << n) != 0 {
+            if f.roll(f.config.drop_one_in) {
+                f.counters.dropped += 1;
+                return;
+            }
+            if f.roll(f.config.delay_one_in) {
+                let due = f
+                    .accesses
+                    .saturating_add(u64::from(f.config.delay_accesses));
+                f.hold(to, n, value, due);
+                f.counters.delayed += 1;
+                return;
+            }
+            let mute = f.roll(f.config.mute_one_in);
+            let duplicate = f.roll(f.config.duplicate_one_in);
+            self.land(side, n, value);
+            let f = &mut self.faults;
+            if mute {
+                f.muted[to.index()] |= 1 << n;
+                f.counters.muted += 1;
+            }
+            if duplicate {
+                // The copy lands as soon as the peer has read the first.
+                let now = f.accesses;
+                f.hold(to, n, value, now);
+                f.counters.duplicated += 1;
+            }
+            return;
+        }
+        self.land(side, n, value);
+    }
+
+    /// The hardware transfer of a `TRn` write from `side` (§2.4).
+    fn land(&mut self, side: Side, n: u8, value: u32) {
+        let bit = 1u8 << n;
+        self.faults.muted[side.peer().index()] &= !bit;
+        let peer = self.side_mut(side.peer());
+        let overwrote = peer.full & bit != 0;
+        // Silicon: a write while TEn = 0 overwrites the unread word (§2.4).
+        // The model does the same and counts it.
+        peer.rr[usize::from(n)] = value;
+        peer.full |= bit;
+        if overwrote {
+            self.stats.overwrites[side.index()] += 1;
+        }
+    }
+
+    /// One register access went by: held words that are due land (if their
+    /// `RRn` is empty), and a spurious event may appear.
+    fn tick(&mut self) {
+        if !self.faults.armed() {
+            return;
+        }
+        self.faults.accesses += 1;
+        self.land_held(false);
+        let f = &mut self.faults;
+        if f.roll(f.config.spurious_one_in) {
+            let side = if f.next() & 1 == 0 { Side::A } else { Side::B };
+            let Some(n) = f.pick_channel() else { return };
+            let garbage = f.next() & 1 == 0;
+            let word = f.next() as u32;
+            let bit = 1u8 << n;
+            let me = &mut self.sides[side.index()];
+            if me.full & bit != 0 {
+                return; // a word is waiting: nothing spurious to show
+            }
+            me.full |= bit;
+            if garbage {
+                me.rr[usize::from(n)] = word;
+                self.faults.counters.garbage += 1;
+            } else {
+                self.faults.counters.spurious += 1;
+            }
+        }
+    }
+
+    /// Lands held words in order, each once its `RRn` is empty: those due
+    /// (or all, if `all`). Returns how many landed.
+    fn land_held(&mut self, all: bool) -> u32 {
+        let mut landed = 0;
+        let mut blocked = [0u8; 2];
+        let mut i = 0;
+        while i < self.faults.held.len() {
+            let h = self.faults.held[i];
+            let bit = 1u8 << h.ch;
+            let busy = self.side(h.to).full & bit != 0 || blocked[h.to.index()] & bit != 0;
+            if !busy && (all || h.due <= self.faults.accesses) {
+                self.faults.held.remove(i);
+                self.land(h.to.peer(), h.ch, h.word);
+                self.faults.counters.late_deliveries += 1;
+                landed += 1;
+            } else {
+                // Later words for the same register wait behind this one.
+                blocked[h.to.index()] |= bit;
+                i += 1;
+            }
+        }
+        landed
     }
 
     fn write_sr(&mut self, side: Side, value: u32) {
@@ -330,6 +446,8 @@ impl Model {
             self.sides[0].power = powers[0];
             self.sides[1].power = powers[1];
             self.stats.resets += 1;
+            self.faults.held.clear();
+            self.faults.muted = [0; 2];
             return;
         }
         let writable = match side {
@@ -355,6 +473,145 @@ impl Model {
         }
         let latched = SR_GIP_MASK | if side == Side::A { SR_BRDIP } else { 0 };
         me.injected |= bits & !(latched | SR_RF_MASK | SR_TE_MASK);
+    }
+}
+
+/// Seeded doorbell faults (fault injection; all off by default).
+///
+/// Rates are "one in N" (0: never), drawn from the model's own generator
+/// seeded with `seed`: the same seed and the same sequence of register
+/// accesses give the same faults. Only channels in `channels` (bit n =
+/// channel n) are affected, in both directions. Every fault is counted in
+/// [`FaultCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Faults {
+    /// Seed of the fault generator.
+    pub seed: u64,
+    /// The channels faults apply to (bit n = channel n).
+    pub channels: u8,
+    /// A `TRn` write is lost: the peer's `RRn` and `RFn` never change (a
+    /// dropped doorbell).
+    pub drop_one_in: u32,
+    /// A `TRn` write lands, but the peer's line ignores it (a dropped
+    /// interrupt): `RFn` shows in `SR`, [`Sim::line`] stays low for it until
+    /// the peer reads `RRn` or another word lands there.
+    pub mute_one_in: u32,
+    /// On each register access: a receive event nobody sent appears on a
+    /// faulted channel whose `RRn` is empty (a spurious interrupt). Half of
+    /// them set `RFn` over the stale `RRn` (a phantom doorbell), half put a
+    /// random word there (garbage, counted separately).
+    pub spurious_one_in: u32,
+    /// A `TRn` write is delivered twice: the copy lands once the peer has
+    /// read the first.
+    pub duplicate_one_in: u32,
+    /// A `TRn` write is held back (a delayed doorbell) and lands
+    /// `delay_accesses` register accesses later (accesses of either side),
+    /// or at [`Sim::deliver_delayed`]; it never overwrites an unread word.
+    pub delay_one_in: u32,
+    /// How many register accesses a delayed word waits.
+    pub delay_accesses: u32,
+}
+
+/// What the armed [`Faults`] did so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FaultCounters {
+    /// Words lost ([`Faults::drop_one_in`]).
+    pub dropped: u32,
+    /// Words that did not raise the line ([`Faults::mute_one_in`]).
+    pub muted: u32,
+    /// Phantom receive events over a stale `RRn`.
+    pub spurious: u32,
+    /// Random words that appeared in an `RRn`.
+    pub garbage: u32,
+    /// Words delivered twice.
+    pub duplicated: u32,
+    /// Words held back.
+    pub delayed: u32,
+    /// Held words (delayed ones and duplicate copies) that have landed.
+    pub late_deliveries: u32,
+}
+
+/// A word on its way: delayed, or the second copy of a duplicate.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    to: Side,
+    ch: u8,
+    word: u32,
+    due: u64,
+}
+
+/// The fault generator and its bookkeeping.
+#[derive(Debug)]
+struct FaultState {
+    config: Faults,
+    rng: u64,
+    accesses: u64,
+    held: Vec<Held>,
+    /// Per side: channels whose pending word does not raise the line.
+    muted: [u8; 2],
+    counters: FaultCounters,
+}
+
+impl FaultState {
+    const OFF: Self = Self {
+        config: Faults {
+            seed: 0,
+            channels: 0,
+            drop_one_in: 0,
+            mute_one_in: 0,
+            spurious_one_in: 0,
+            duplicate_one_in: 0,
+            delay_one_in: 0,
+            delay_accesses: 0,
+        },
+        rng: 0,
+        accesses: 0,
+        held: Vec::new(),
+        muted: [0; 2],
+        counters: FaultCounters {
+            dropped: 0,
+            muted: 0,
+            spurious: 0,
+            garbage: 0,
+            duplicated: 0,
+            delayed: 0,
+            late_deliveries: 0,
+        },
+    };
+
+    /// Whether anything can happen (faults configured or words still held).
+    fn armed(&self) -> bool {
+        self.config.channels != 0 || !self.held.is_empty()
+    }
+
+    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `1 / n` (never for 0).
+    fn roll(&mut self, n: u32) -> bool {
+        n != 0 && self.next() % u64::from(n) == 0
+    }
+
+    /// A random channel among the faulted ones.
+    fn pick_channel(&mut self) -> Option<u8> {
+        let count = u64::from(self.config.channels.count_ones());
+        if count == 0 {
+            return None;
+        }
+        let k = self.next() % count;
+        (0..registers::CHANNELS)
+            .filter(|n| self.config.channels & (1 << n) != 0)
+            .nth(k as usize)
+    }
+
+    fn hold(&mut self, to: Side, ch: u8, word: u32, due: u64) {
+        self.held.push(Held { to, ch, word, due });
     }
 }
 
@@ -475,6 +732,35 @@ impl Sim {
             Some(Reg::Cr) => model.side(side).cr,
             None => 0,
         }
+    }
+
+    /// Arms (or, with `Faults::default()`, disarms) seeded doorbell faults.
+    /// The generator restarts from `faults.seed`; counters and words still
+    /// held are kept.
+    pub fn set_faults(self, faults: Faults) {
+        let mut m = lock(self.model);
+        m.faults.config = faults;
+        m.faults.rng = faults.seed;
+    }
+
+    /// What the armed faults did so far.
+    #[must_use]
+    pub fn fault_counters(self) -> FaultCounters {
+        lock(self.model).faults.counters
+    }
+
+    /// Lands every held word now (delayed ones and duplicate copies), in
+    /// order, each as soon as its `RRn` is empty; returns how many landed.
+    /// Words whose register is still full stay held and land at a later
+    /// access once it is read.
+    pub fn deliver_delayed(self) -> u32 {
+        lock(self.model).land_held(true)
+    }
+
+    /// How many words are held (delayed or duplicate copies not yet landed).
+    #[must_use]
+    pub fn held_words(self) -> usize {
+        lock(self.model).faults.held.len()
     }
 
     /// The counters so far.
@@ -780,6 +1066,159 @@ mod tests {
         assert_eq!(b.read(rr_offset(1)), 42);
         assert_eq!(sim.peek(Side::A, 0x40), 0);
         assert_eq!(sim.stats().unknown_reads, 0);
+    }
+
+    fn faulty(f: Faults) -> (Sim, SimRegs, SimRegs) {
+        let (sim, a, b) = regs();
+        sim.set_faults(Faults {
+            channels: 0b0010,
+            ..f
+        });
+        (sim, a, b)
+    }
+
+    fn rf1(r: SimRegs) -> bool {
+        r.read(SR_OFFSET) & bits(rf(1)) != 0
+    }
+
+    #[test]
+    fn faults_are_off_by_default_and_only_on_chosen_channels() {
+        let (sim, a, b) = regs();
+        for i in 0..100 {
+            a.write(tr_offset(1), i);
+            assert_eq!(b.read(rr_offset(1)), i);
+        }
+        assert_eq!(sim.fault_counters(), FaultCounters::default());
+        // Channel 0 is not in the mask: every word arrives.
+        let (sim, a, b) = faulty(Faults {
+            drop_one_in: 1,
+            ..Faults::default()
+        });
+        a.write(tr_offset(0), 5);
+        assert_eq!(b.read(rr_offset(0)), 5);
+        a.write(tr_offset(1), 6);
+        assert!(!rf1(b), "channel 1 words are all dropped");
+        assert_eq!(sim.fault_counters().dropped, 1);
+    }
+
+    #[test]
+    fn a_dropped_word_never_arrives_and_the_sender_sees_te() {
+        let (sim, a, b) = faulty(Faults {
+            drop_one_in: 1,
+            ..Faults::default()
+        });
+        a.write(tr_offset(1), 0x1_0000);
+        assert_ne!(a.read(SR_OFFSET) & bits(te(1)), 0);
+        assert!(!rf1(b));
+        assert_eq!(sim.held_words(), 0);
+    }
+
+    #[test]
+    fn a_muted_word_is_in_sr_but_not_on_the_line_until_read() {
+        let (sim, a, b) = faulty(Faults {
+            mute_one_in: 1,
+            ..Faults::default()
+        });
+        b.write(CR_OFFSET, bits(rie(1)));
+        a.write(tr_offset(1), 7);
+        assert!(rf1(b), "the word is there");
+        assert!(!sim.line(Side::B), "but the interrupt was dropped");
+        assert_eq!(b.read(rr_offset(1)), 7);
+        // Unmuted words raise the line again.
+        sim.set_faults(Faults::default());
+        a.write(tr_offset(1), 8);
+        assert!(sim.line(Side::B));
+        assert_eq!(sim.fault_counters().muted, 1);
+    }
+
+    #[test]
+    fn a_duplicated_word_lands_again_after_the_first_is_read() {
+        let (sim, a, b) = faulty(Faults {
+            duplicate_one_in: 1,
+            ..Faults::default()
+        });
+        a.write(tr_offset(1), 0x2_0000);
+        assert_eq!(sim.held_words(), 1);
+        assert_eq!(b.read(rr_offset(1)), 0x2_0000);
+        // The copy lands at the next access, since RR1 is empty now.
+        assert!(rf1(b));
+        assert_eq!(b.read(rr_offset(1)), 0x2_0000);
+        assert!(!rf1(b));
+        let c = sim.fault_counters();
+        assert_eq!((c.duplicated, c.late_deliveries), (1, 1));
+        assert_eq!(sim.stats().overwrites, [0, 0], "a copy never overwrites");
+    }
+
+    #[test]
+    fn a_delayed_word_lands_after_n_accesses_or_on_request() {
+        let (sim, a, b) = faulty(Faults {
+            delay_one_in: 1,
+            delay_accesses: 5,
+            ..Faults::default()
+        });
+        a.write(tr_offset(1), 1); // access 1, held until access 6
+        for _ in 0..4 {
+            assert!(!rf1(b), "not yet"); // accesses 2..=5
+        }
+        assert!(rf1(b), "landed at access 6");
+        assert_eq!(b.read(rr_offset(1)), 1);
+        a.write(tr_offset(1), 2);
+        assert_eq!(sim.held_words(), 1);
+        sim.set_faults(Faults::default());
+        assert_eq!(sim.deliver_delayed(), 1);
+        assert_eq!(b.read(rr_offset(1)), 2);
+        let c = sim.fault_counters();
+        assert_eq!((c.delayed, c.late_deliveries), (2, 2));
+    }
+
+    #[test]
+    fn spurious_events_only_fill_empty_registers_and_are_counted() {
+        let (sim, a, b) = faulty(Faults {
+            spurious_one_in: 3,
+            seed: 11,
+            ..Faults::default()
+        });
+        let mut seen = 0;
+        for _ in 0..300 {
+            for r in [a, b] {
+                if rf1(r) {
+                    let _ = r.read(rr_offset(1));
+                    seen += 1;
+                }
+            }
+        }
+        let c = sim.fault_counters();
+        assert!(c.spurious > 10 && c.garbage > 10, "{c:?}");
+        assert_eq!(seen, c.spurious + c.garbage);
+        assert_eq!(sim.stats().overwrites, [0, 0]);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_faults() {
+        let run = |seed| {
+            let (sim, a, b) = faulty(Faults {
+                seed,
+                drop_one_in: 3,
+                duplicate_one_in: 4,
+                delay_one_in: 5,
+                delay_accesses: 3,
+                spurious_one_in: 7,
+                mute_one_in: 2,
+                ..Faults::default()
+            });
+            let mut got = Vec::new();
+            for i in 0..200u32 {
+                if a.read(SR_OFFSET) & bits(te(1)) != 0 {
+                    a.write(tr_offset(1), i);
+                }
+                if rf1(b) {
+                    got.push(b.read(rr_offset(1)));
+                }
+            }
+            (got, sim.fault_counters())
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
     }
 
     #[test]

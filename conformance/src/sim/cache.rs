@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::shm::{check_align, check_range, ErrorType, SharedMemory, ShmError};
 
-use super::{CacheConfig, CacheStats, LineState, SimMemory};
+use super::{CacheConfig, CacheStats, LineState, MemFaults, SimMemory};
 use crate::rng::SplitMix64;
 
 /// One cached line: this core's copy of `LINE` bytes of memory.
@@ -30,6 +30,10 @@ struct CacheState<const LINE: usize> {
     lines: BTreeMap<usize, CachedLine<LINE>>,
     rng: SplitMix64,
     stats: CacheStats,
+    faults: MemFaults,
+    fault_rng: SplitMix64,
+    operations: u64,
+    outside_window: u64,
 }
 
 impl<const LINE: usize> CacheState<LINE> {
@@ -39,11 +43,31 @@ impl<const LINE: usize> CacheState<LINE> {
         LINE.min(mem.len() - base)
     }
 
-    /// Writes the whole line back (one atomic copy under the memory lock):
-    /// every byte of the line, including bytes this core never wrote.
-    fn write_back(mem: &SimMemory, base: usize, line: &CachedLine<LINE>) {
+    /// Writes the whole line back: every byte of the line, including bytes
+    /// this core never wrote. Normally one atomic copy under the memory
+    /// lock; a torn write-back ([`MemFaults::torn_one_in`]) copies the two
+    /// halves separately, in a random order, and lets the peer run between
+    /// them.
+    fn write_back(&mut self, mem: &SimMemory, base: usize, bytes: &[u8; LINE]) {
         let span = Self::span(mem, base);
-        mem.lock()[base..base + span].copy_from_slice(&line.bytes[..span]);
+        let torn = LINE >= 2 && span > LINE / 2 && self.fault_rng.one_in(self.faults.torn_one_in);
+        if !torn {
+            mem.lock()[base..base + span].copy_from_slice(&bytes[..span]);
+            return;
+        }
+        self.stats.torn_write_backs += 1;
+        let half = LINE / 2;
+        let (first, second) = if self.fault_rng.next_u64() & 1 == 0 {
+            ((0, half), (half, span))
+        } else {
+            ((half, span), (0, half))
+        };
+        mem.lock()[base + first.0..base + first.1].copy_from_slice(&bytes[first.0..first.1]);
+        match self.faults.between_halves.clone() {
+            Some(peer_looks) => peer_looks(),
+            None => std::thread::yield_now(),
+        }
+        mem.lock()[base + second.0..base + second.1].copy_from_slice(&bytes[second.0..second.1]);
     }
 
     /// The cached line at `base`, filled from memory (atomically) if absent.
@@ -69,7 +93,7 @@ impl<const LINE: usize> CacheState<LINE> {
         self.stats.evictions += 1;
         if line.dirty {
             self.stats.dirty_evictions += 1;
-            Self::write_back(mem, base, &line);
+            self.write_back(mem, base, &line.bytes);
         }
         true
     }
@@ -107,10 +131,18 @@ impl<const LINE: usize> CacheState<LINE> {
     /// Writes back the dirty lines in `offset..end` (and drops every line
     /// there if `drop`).
     fn maintain(&mut self, mem: &SimMemory, offset: usize, end: usize, clean: bool, drop: bool) {
-        for (&base, line) in self.lines.range_mut(offset..end) {
-            if line.dirty && clean {
-                Self::write_back(mem, base, line);
-                line.dirty = false;
+        if clean {
+            let dirty: Vec<(usize, [u8; LINE])> = self
+                .lines
+                .range_mut(offset..end)
+                .filter(|(_, line)| line.dirty)
+                .map(|(&base, line)| {
+                    line.dirty = false;
+                    (base, line.bytes)
+                })
+                .collect();
+            for (base, bytes) in dirty {
+                self.write_back(mem, base, &bytes);
                 self.stats.lines_cleaned += 1;
             }
         }
@@ -195,6 +227,10 @@ impl<const LINE: usize> SimCore<LINE> {
                 lines: BTreeMap::new(),
                 rng: SplitMix64::new(config.seed),
                 stats: CacheStats::default(),
+                faults: MemFaults::default(),
+                fault_rng: SplitMix64::new(0),
+                operations: 0,
+                outside_window: 0,
             }),
         }
     }
@@ -209,6 +245,62 @@ impl<const LINE: usize> SimCore<LINE> {
     #[must_use]
     pub fn stats(&self) -> CacheStats {
         self.lock().stats
+    }
+
+    /// Arms (or, with `MemFaults::default()`, disarms) this core's faults
+    /// (see the [module docs](super#faults)). The fault generator restarts
+    /// from `faults.seed`.
+    pub fn set_faults(&self, faults: MemFaults) {
+        let mut state = self.lock();
+        state.fault_rng = SplitMix64::new(faults.seed);
+        state.faults = faults;
+    }
+
+    /// How many memory operations this core has made: every
+    /// [`SharedMemory`] access and maintenance call and every
+    /// [`CacheMaintenance`] call, refused ones included.
+    #[must_use]
+    pub fn operations(&self) -> u64 {
+        self.lock().operations
+    }
+
+    /// How many [`SharedMemory`] accesses (reads, writes, index loads and
+    /// stores, `clean`, `invalidate`) were refused because their range left
+    /// the window. Code that checks peer input before using it never makes
+    /// one. (Not a [`CacheStats`] field: the cache never saw them.)
+    #[must_use]
+    pub fn accesses_outside_window(&self) -> u64 {
+        self.lock().outside_window
+    }
+
+    /// Allows `more` memory operations from now on (sets
+    /// [`MemFaults::op_limit`] to [`SimCore::operations`] + `more`): a suite
+    /// calls it before each step, so that one call that never returns
+    /// panics instead of hanging the test.
+    pub fn limit_operations(&self, more: u64) {
+        let mut state = self.lock();
+        state.faults.op_limit = state.operations.saturating_add(more).max(1);
+    }
+
+    /// Counts one memory operation; panics past [`MemFaults::op_limit`].
+    fn operation(&self) {
+        let mut state = self.lock();
+        state.operations += 1;
+        let limit = state.faults.op_limit;
+        if limit != 0 && state.operations > limit {
+            let n = state.operations;
+            drop(state);
+            panic!("SimCore: {n} memory operations, over the limit of {limit}: a wait that never ends?");
+        }
+    }
+
+    /// Passes a range check through, counting refusals that left the
+    /// window.
+    fn count_outside<T>(&self, r: Result<T, ShmError>) -> Result<T, ShmError> {
+        if let Err(ShmError::OffsetOutsideWindow { .. }) = r {
+            self.lock().outside_window += 1;
+        }
+        r
     }
 
     /// The memory behind this core's cache.
@@ -268,7 +360,8 @@ impl<const LINE: usize> SimCore<LINE> {
     /// [`ShmError::OffsetOutsideWindow`], [`ShmError::Misaligned`] (offset
     /// or end not aligned to `LINE`).
     pub fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
-        let end = self.check_lines(offset, len)?;
+        self.operation();
+        let end = self.count_outside(self.check_lines(offset, len))?;
         self.lock().maintain(&self.mem, offset, end, true, false);
         Ok(())
     }
@@ -280,7 +373,8 @@ impl<const LINE: usize> SimCore<LINE> {
     ///
     /// As [`SimCore::clean`].
     pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
-        let end = self.check_lines(offset, len)?;
+        self.operation();
+        let end = self.count_outside(self.check_lines(offset, len))?;
         self.lock().maintain(&self.mem, offset, end, false, true);
         Ok(())
     }
@@ -292,7 +386,8 @@ impl<const LINE: usize> SimCore<LINE> {
     ///
     /// As [`SimCore::clean`].
     pub fn clean_invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
-        let end = self.check_lines(offset, len)?;
+        self.operation();
+        let end = self.count_outside(self.check_lines(offset, len))?;
         self.lock().maintain(&self.mem, offset, end, true, true);
         Ok(())
     }
@@ -354,8 +449,9 @@ impl<const LINE: usize> SimCore<LINE> {
 
     /// An aligned index load (one line: `LINE >= 4` when cached).
     fn load<const N: usize>(&self, offset: usize) -> Result<[u8; N], ShmError> {
+        self.operation();
         check_align(offset, N)?;
-        check_range(self.mem.len(), offset, N)?;
+        self.count_outside(check_range(self.mem.len(), offset, N))?;
         let mut bytes = [0u8; N];
         self.read_checked(offset, &mut bytes);
         Ok(bytes)
@@ -363,8 +459,9 @@ impl<const LINE: usize> SimCore<LINE> {
 
     /// An aligned index store.
     fn store<const N: usize>(&self, offset: usize, bytes: [u8; N]) -> Result<(), ShmError> {
+        self.operation();
         check_align(offset, N)?;
-        check_range(self.mem.len(), offset, N)?;
+        self.count_outside(check_range(self.mem.len(), offset, N))?;
         self.write_checked(offset, &bytes);
         Ok(())
     }
@@ -381,6 +478,7 @@ impl<const LINE: usize> SimCore<LINE> {
     /// Maintenance by peer address; ranges not fully inside the window are
     /// counted and ignored.
     fn maintain_peer(&self, range: LineRange<Self>, clean: bool, drop: bool) {
+        self.operation();
         let window = self.window_range(&range);
         let mut state = self.lock();
         match window {
@@ -406,13 +504,15 @@ impl<const LINE: usize> SharedMemory for SimCore<LINE> {
     }
 
     fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
-        check_range(self.mem.len(), offset, dst.len())?;
+        self.operation();
+        self.count_outside(check_range(self.mem.len(), offset, dst.len()))?;
         self.read_checked(offset, dst);
         Ok(())
     }
 
     fn write(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
-        check_range(self.mem.len(), offset, src.len())?;
+        self.operation();
+        self.count_outside(check_range(self.mem.len(), offset, src.len()))?;
         self.write_checked(offset, src);
         Ok(())
     }
@@ -577,6 +677,98 @@ mod tests {
         );
         assert_eq!(SimCore::<1>::LINE, 1);
         assert!(format!("{core:?}").contains("SimCore"));
+    }
+
+    #[test]
+    fn a_torn_write_back_shows_the_peer_a_half_written_line() {
+        use std::sync::{Arc, Mutex as StdMutex};
+        let mem = SimMemory::new(64, 0);
+        let core: SimCore<32> = mem.core(pinned());
+        let seen: Arc<StdMutex<Vec<Vec<u8>>>> = Arc::default();
+        let (peer_mem, log) = (mem.clone(), Arc::clone(&seen));
+        core.set_faults(MemFaults {
+            seed: 3,
+            torn_one_in: 1,
+            between_halves: Some(Arc::new(move || {
+                log.lock().unwrap().push(peer_mem.snapshot()[..32].to_vec());
+            })),
+            ..MemFaults::default()
+        });
+        core.write(0, &[0xAB; 32]).unwrap();
+        core.clean(0, 32).unwrap();
+        // Complete once `clean` returned ...
+        assert_eq!(mem.snapshot()[..32], [0xAB; 32]);
+        // ... but the peer saw exactly one half of it in between.
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let new = seen[0].iter().filter(|&&b| b == 0xAB).count();
+        assert_eq!(new, 16, "{:?}", seen[0]);
+        assert!(seen[0][..16].iter().all(|&b| b == seen[0][0]));
+        assert_eq!(core.stats().torn_write_backs, 1);
+        // Disarmed: whole lines again.
+        core.set_faults(MemFaults::default());
+        core.write(0, &[1; 32]).unwrap();
+        core.clean(0, 32).unwrap();
+        assert_eq!(core.stats().torn_write_backs, 1);
+    }
+
+    #[test]
+    fn tearing_is_seeded_and_leaves_evictions_unchanged() {
+        let run = |torn: u32| {
+            let mem = SimMemory::new(512, 0);
+            let core: SimCore<32> = mem.core(CacheConfig::write_back(9));
+            core.set_faults(MemFaults {
+                seed: 1,
+                torn_one_in: torn,
+                ..MemFaults::default()
+            });
+            for i in 0..400usize {
+                core.write((i * 40) % 480, &[i as u8; 8]).unwrap();
+                if i % 7 == 0 {
+                    core.clean(0, 512).unwrap();
+                }
+            }
+            core.flush_all();
+            let s = core.stats();
+            (mem.snapshot(), s.evictions, s.torn_write_backs)
+        };
+        let (bytes, evictions, torn) = run(2);
+        assert!(torn > 10);
+        assert_eq!(run(2), (bytes.clone(), evictions, torn));
+        let (plain, plain_evictions, none) = run(0);
+        assert_eq!((plain, plain_evictions, none), (bytes, evictions, 0));
+    }
+
+    #[test]
+    fn accesses_outside_the_window_are_refused_and_counted() {
+        let mem = SimMemory::new(64, 0);
+        let core: SimCore<16> = mem.core(pinned());
+        let mut b = [0u8; 4];
+        assert!(core.read(62, &mut b).is_err());
+        assert!(core.write(64, &[1]).is_err());
+        assert!(core.load_u32_acquire(64).is_err());
+        assert!(core.store_u16_release(usize::MAX - 1, 0).is_err());
+        assert!(SimCore::clean(&core, 64, 16).is_err());
+        assert!(SimCore::invalidate(&core, 48, 32).is_err());
+        // A misaligned index is another error, not counted here.
+        assert!(core.load_u16_acquire(1).is_err());
+        assert_eq!(core.accesses_outside_window(), 6);
+        assert_eq!(core.stats(), CacheStats::default());
+        assert_eq!(core.operations(), 7);
+        assert_eq!(mem.snapshot(), [0; 64]);
+    }
+
+    #[test]
+    #[should_panic(expected = "over the limit of 10")]
+    fn the_operation_limit_turns_an_endless_wait_into_a_panic() {
+        let mem = SimMemory::new(64, 0);
+        let core: SimCore<16> = mem.coherent_core();
+        core.set_faults(MemFaults {
+            op_limit: 10,
+            ..MemFaults::default()
+        });
+        // A wait for a flag nobody sets.
+        while core.load_u32_acquire(0) == Ok(0) {}
     }
 
     #[test]

@@ -61,9 +61,33 @@
 //!   [`SimCore::stats`] let a suite assert, for example, that no buffer is
 //!   handed over dirty.
 //!
+//! # Faults
+//!
+//! [`SimCore::set_faults`] arms seeded faults of one core ([`MemFaults`],
+//! off by default):
+//!
+//! - **Torn write-backs**: with probability 1/[`MemFaults::torn_one_in`] a
+//!   line write-back (by `clean`, eviction or [`SimCore::flush_all`]) lands
+//!   in two halves, in a random order, and between them the peer can look
+//!   at memory: [`MemFaults::between_halves`] runs there (a suite passes the
+//!   turn to the peer's thread), otherwise the host thread yields. The
+//!   write-back is complete when the call that caused it returns, as the
+//!   maintenance contract requires; what a peer must never do is read a
+//!   line the other core may be writing back (ownership), and a ring must
+//!   never publish an index in the same write-back as the entries it covers
+//!   (counted: [`CacheStats::torn_write_backs`]).
+//! - **An operation limit** ([`MemFaults::op_limit`]): the core panics once
+//!   it has made more memory operations than that, so a wait that never
+//!   ends fails a test instead of hanging it.
+//!
+//! Every access outside the window is refused, as the contract says, and
+//! counted ([`SimCore::accesses_outside_window`]): code that validates peer
+//! input before using it never makes one, so suites assert it is 0.
+//! [`SimMemory::poke`] is how a test plays a peer that writes random bytes.
+//!
 //! # Design notes
 //!
-//! Not modelled (yet): torn line fills or write-backs, speculative
+//! Not modelled (yet): torn line fills, speculative
 //! prefetch of lines the program did not touch (cache-and-wake.md §0 point
 //! 2), per-byte dirty masks, and weak memory ordering. Every memory access
 //! takes the same lock, so the model is sequentially consistent: a missing
@@ -95,8 +119,40 @@
 mod cache;
 mod memory;
 
+use std::fmt;
+use std::sync::Arc;
+
 pub use cache::SimCore;
 pub use memory::SimMemory;
+
+/// Seeded faults of one [`SimCore`] (see the [module docs](self#faults)).
+/// `Default` is "no faults".
+#[derive(Clone, Default)]
+pub struct MemFaults {
+    /// Seed of the fault generator (separate from the eviction generator,
+    /// so arming faults does not change which lines are evicted).
+    pub seed: u64,
+    /// Tear a line write-back with probability `1/N` (0: never).
+    pub torn_one_in: u32,
+    /// Runs between the two halves of a torn write-back, with this core's
+    /// cache locked (the peer may use its own core meanwhile, not this
+    /// one). `None`: the host thread yields instead.
+    pub between_halves: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Panic after this many memory operations of the core (0: no limit),
+    /// counted as [`SimCore::operations`] counts them.
+    pub op_limit: u64,
+}
+
+impl fmt::Debug for MemFaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemFaults")
+            .field("seed", &self.seed)
+            .field("torn_one_in", &self.torn_one_in)
+            .field("between_halves", &self.between_halves.is_some())
+            .field("op_limit", &self.op_limit)
+            .finish()
+    }
+}
 
 /// How a [`SimCore`]'s cache behaves.
 ///
@@ -173,6 +229,8 @@ pub struct CacheStats {
     /// whose address range was not a line-aligned range inside the window
     /// (ignored).
     pub maintenance_outside_window: u64,
+    /// Line write-backs that landed in two halves ([`MemFaults`]).
+    pub torn_write_backs: u64,
 }
 
 /// The state of one line in a [`SimCore`]'s cache.
