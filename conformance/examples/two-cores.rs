@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p conformance --example two-cores
 //! cargo run --release -p conformance --example two-cores -- --soc v853 --messages 100000
+//! cargo run --release -p conformance --example two-cores -- --linux
 //! ```
 //!
 //! Each pair boots the way the real cores do. The master (the application
@@ -23,6 +24,14 @@
 //! write-back cache with the real core's line size, evicting lines at
 //! random (OCTEON is coherent and has none), so a missing clean or
 //! invalidate anywhere in the stack shows up as a corrupted echo.
+//!
+//! With `--linux`, one more row has real Linux as the other side: a
+//! user-mode Linux kernel (built by `linux-peer/build-kernel.sh`) drives
+//! the rings with its own `virtio_rpmsg_bus` over a vhost-user socket, our
+//! remote announces `rpmsg-raw`, and the guest echoes every message back
+//! through `/dev/rpmsgN` (`linux_peer::demo`). Our remote sends and checks
+//! the same kind of stream and times each round trip. Without a built
+//! kernel, `--linux` says how to build one and exits with status 2.
 //!
 //! One table row per SoC; the exit status is 0 only if every exchange
 //! completed, every echo matched and no validation counter moved. Every wait
@@ -45,6 +54,8 @@ use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRing
 use rpmsg::wire::{ADDR_ANY, HEADER_LEN};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+#[path = "two_cores/linux.rs"]
+mod linux_row;
 #[path = "two_cores/soc.rs"]
 mod soc;
 
@@ -706,11 +717,11 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(&mut self, soc: &Soc, total: u32) {
+    fn start(&mut self, name: &str, total: u32) {
         self.total = total.max(1);
         self.dots = 0;
         if self.enabled {
-            eprint!("{:<8}", soc.name);
+            eprint!("{name:<8}");
         }
     }
 
@@ -791,14 +802,21 @@ Usage: cargo run --release -p conformance --example two-cores -- [OPTIONS]
 Options:
   --soc NAME      run only this SoC (repeatable): imx8, am62x, v853, octeon
   --messages N    echoes per SoC, 1 to 1000000 (default 10000)
+  --linux         also echo through real Linux (user-mode Linux, built by
+                  `bash linux-peer/build-kernel.sh`), as one more row
   -h, --help      print this help
 
-Exit status: 0 if every exchange passed, 1 if one failed, 2 on bad arguments.";
+Exit status: 0 if every exchange passed, 1 if one failed, 2 on bad arguments
+or when --linux finds no kernel.";
 
 /// What the command line asks for.
 enum Command {
     Help,
-    Run { socs: Vec<Soc>, messages: u32 },
+    Run {
+        socs: Vec<Soc>,
+        messages: u32,
+        linux: bool,
+    },
 }
 
 fn valid_names() -> String {
@@ -808,6 +826,7 @@ fn valid_names() -> String {
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut socs: Vec<Soc> = Vec::new();
     let mut messages = DEFAULT_MESSAGES;
+    let mut linux = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -822,6 +841,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "--linux" if inline.is_none() => linux = true,
+            "--linux" => return Err("--linux takes no value".into()),
             "--soc" => {
                 let name = value("a SoC name")?;
                 let soc = soc::ALL
@@ -852,20 +873,40 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     if socs.is_empty() {
         socs = soc::ALL.to_vec();
     }
-    Ok(Command::Run { socs, messages })
+    Ok(Command::Run {
+        socs,
+        messages,
+        linux,
+    })
 }
 
 fn main() -> ExitCode {
-    let (socs, messages) = match parse(std::env::args().skip(1)) {
+    let (socs, messages, linux) = match parse(std::env::args().skip(1)) {
         Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Run { socs, messages }) => (socs, messages),
+        Ok(Command::Run {
+            socs,
+            messages,
+            linux,
+        }) => (socs, messages, linux),
         Err(why) => {
             eprintln!("two-cores: {why}\n(run with --help for usage)");
             return ExitCode::from(2);
         }
+    };
+    // Look for the kernel before anything runs.
+    let kernel = if linux {
+        match linux_row::kernel() {
+            Ok(k) => Some(k),
+            Err(why) => {
+                eprintln!("two-cores: {why}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
     };
 
     println!(
@@ -883,7 +924,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let mut failures = Vec::new();
     for soc in &socs {
-        progress.start(soc, messages);
+        progress.start(soc.name, messages);
         let result = run(soc, messages, &mut progress);
         progress.finish();
         match result {
@@ -900,20 +941,55 @@ fn main() -> ExitCode {
             }
         }
     }
+    let linux_timings = kernel.map(|kernel| {
+        progress.start(linux_row::NAME, messages);
+        let result = linux_peer::demo::echo(&kernel, messages, |done| progress.advance(done));
+        progress.finish();
+        match result {
+            Ok(report) => {
+                linux_row::print(&report);
+                if report.errors != 0 {
+                    println!(
+                        "{:<7} FAILED: {} validation errors",
+                        linux_row::NAME,
+                        report.errors
+                    );
+                    failures.push(linux_row::NAME);
+                }
+                Some(linux_row::timings(&report))
+            }
+            Err(why) => {
+                println!("{:<7} FAILED: {why}", linux_row::NAME);
+                failures.push(linux_row::NAME);
+                None
+            }
+        }
+    });
     println!(
         "\nRTT: median from send to checked echo, timed on the master's thread. notifications:\n\
          doorbells rung by both cores / ones the rings found the peer did not want. errors:\n\
          validation failures (links, rings, doorbells), lost buffers, discarded dirty lines."
     );
+    if let Some(timings) = linux_timings {
+        println!("{}", linux_row::FOOTNOTE);
+        if let Some(t) = timings {
+            println!("{t}");
+        }
+    }
+    // "SoCs" as before, or "rows" with the Linux row.
+    let (rows, what) = if linux {
+        (socs.len() + 1, "rows")
+    } else {
+        (socs.len(), "SoCs")
+    };
     let elapsed = started.elapsed().as_secs_f64();
     if failures.is_empty() {
-        println!("\nall {} SoCs passed in {elapsed:.1} s", socs.len());
+        println!("\nall {rows} {what} passed in {elapsed:.1} s");
         ExitCode::SUCCESS
     } else {
         eprintln!(
-            "two-cores: {} of {} SoCs failed: {}",
+            "two-cores: {} of {rows} {what} failed: {}",
             failures.len(),
-            socs.len(),
             failures.join(", ")
         );
         ExitCode::FAILURE

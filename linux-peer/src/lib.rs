@@ -3,6 +3,7 @@
 
 pub mod areas;
 pub mod backend;
+pub mod demo;
 pub mod doorbell;
 pub mod error;
 pub mod memory;
