@@ -3,5 +3,6 @@
 pub mod faults;
 pub mod link;
 pub mod mailbox;
+pub mod power;
 pub mod rng;
 pub mod sim;

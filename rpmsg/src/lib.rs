@@ -9,5 +9,6 @@ pub mod rings;
 pub mod rsc_table;
 pub mod session;
 pub mod soc;
+pub mod split;
 pub mod table;
 pub mod wire;

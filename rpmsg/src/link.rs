@@ -224,6 +224,9 @@ pub struct LinkStats {
     /// Sent messages whose buffers had not come back at a restart: delivered
     /// or lost, the peer's session ended before it said which.
     pub unconfirmed_at_reset: u32,
+    /// Times the peer kept buffers past the bound of [`Link::tick`] and the
+    /// wake guards held for them were released.
+    pub peer_unresponsive: u32,
 }
 
 /// What [`Link::restart`] tore down.
@@ -411,6 +414,8 @@ impl<
         }
         let out = f(&mut inner);
         inner.reannounce();
+        let due = inner.rings.housekeeping();
+        inner.pending_kicks = inner.pending_kicks.union(due);
         inner.flush_kicks();
         out
     }
@@ -454,7 +459,25 @@ impl<
                 .stats
                 .notifications_received
                 .wrapping_add(queues.iter().count() as u32);
+            i.rings.on_notify(queues);
         }
+    }
+
+    /// Ages what the link holds for the peer by one tick (call from a timer
+    /// or the idle loop). Returns 1 when the peer stopped answering: the
+    /// wake guards held for it were released and
+    /// [`LinkStats::peer_unresponsive`] counts it. Only roles that park wake
+    /// guards ([`crate::split::SplitRings`]) ever give up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`], [`Error::Reset`].
+    pub fn tick(&self) -> Result<u32, Error> {
+        self.with(|i| {
+            let n = i.rings.tick();
+            i.stats.peer_unresponsive = i.stats.peer_unresponsive.wrapping_add(n);
+            Ok(n)
+        })
     }
 
     /// Retries doorbells that failed earlier.

@@ -12,7 +12,7 @@
 #![allow(unsafe_code)]
 
 use ipc_traits::buf::{Clean, Dirty, Received, ShmBuf};
-use ipc_traits::mailbox::QueueId;
+use ipc_traits::mailbox::{QueueId, QueueSet};
 use ipc_traits::shm::SharedMemory;
 pub use vring::device::Returnable;
 use vring::{
@@ -152,9 +152,26 @@ pub trait Rings<'m>: sealed::Sealed {
     /// cannot know: the remote does not learn when the master reads). Used
     /// when the session ends.
     fn unconfirmed_tx(&mut self) -> u32;
+    /// The peer rang `queues` (split ownership: a "message available"
+    /// doorbell lets the receive side read the peer's ring again). The
+    /// default does nothing.
+    fn on_notify(&mut self, _queues: QueueSet) {}
+    /// Called after every link operation: reaps and applies what the peer
+    /// reported, and returns the doorbells to ring (split ownership:
+    /// "message available" and consumed-buffer notifications). The default
+    /// rings none.
+    fn housekeeping(&mut self) -> QueueSet {
+        QueueSet::EMPTY
+    }
+    /// One tick of the unresponsive-peer bound; returns 1 when the peer was
+    /// just given up on (its wake guards released). The default never
+    /// gives up.
+    fn tick(&mut self) -> u32 {
+        0
+    }
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
