@@ -864,6 +864,9 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
     }
 
     fn flush_kicks(&mut self) {
+        if self.pending_kicks.is_empty() {
+            return;
+        }
         for q in self.pending_kicks.iter() {
             match self.notify.notify(q) {
                 Ok(()) => {
@@ -995,6 +998,9 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
     /// Announces again, after a restart, what was announced before; stops
     /// at the first missing transmit buffer and tries again next time.
     fn reannounce(&mut self) {
+        if !self.reannounce.iter().any(|&r| r) {
+            return;
+        }
         for k in 0..EPS {
             if !self.reannounce[k] {
                 continue;

@@ -42,6 +42,36 @@ pub struct TxSlot<'m, M: ?Sized> {
     pub buf: ShmBuf<'m, M, Dirty>,
 }
 
+/// Transmit buffers taken and not sent, kept for the next send: a stack,
+/// so taking and returning cost one step whatever the ring size.
+pub(crate) struct Spares<'m, M: ?Sized, const NUM: usize> {
+    slots: [Option<TxSlot<'m, M>>; NUM],
+    len: usize,
+}
+
+impl<'m, M: ?Sized, const NUM: usize> Spares<'m, M, NUM> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: [const { None }; NUM],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<TxSlot<'m, M>> {
+        self.len = self.len.checked_sub(1)?;
+        self.slots.get_mut(self.len).and_then(Option::take)
+    }
+
+    /// Keeps `slot`; at most NUM buffers exist per ring, so there is always
+    /// room (a slot beyond that is dropped, never stored over another).
+    pub(crate) fn push(&mut self, slot: TxSlot<'m, M>) {
+        if let Some(free) = self.slots.get_mut(self.len) {
+            *free = Some(slot);
+            self.len += 1;
+        }
+    }
+}
+
 /// A failed [`Rings::send_tx`].
 #[derive(Debug)]
 pub struct SendFailure<'m, M: ?Sized> {
@@ -180,7 +210,7 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
     mem: &'m M,
     tx: Device<'m, M, E, NUM>,
     rx: Device<'m, M, E, NUM>,
-    spare: [Option<TxSlot<'m, M>>; NUM],
+    spare: Spares<'m, M, NUM>,
     queues: QueueIds,
 }
 
@@ -230,7 +260,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             mem,
             tx: dev(config.vring0, config.vring0_buffers)?,
             rx: dev(config.vring1, config.vring1_buffers)?,
-            spare: [const { None }; NUM],
+            spare: Spares::new(),
             queues: config.queues,
         })
     }
@@ -260,7 +290,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
-        if let Some(slot) = self.spare.iter_mut().find_map(Option::take) {
+        if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
         }
         // A bad entry is consumed and counted and the next may be fine; at
@@ -290,9 +320,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // A device cannot hand a buffer back without "using" it; keep it for
         // the next send instead. There are at most NUM held buffers, so a
         // free spare slot always exists.
-        if let Some(free) = self.spare.iter_mut().find(|s| s.is_none()) {
-            *free = Some(slot);
-        }
+        self.spare.push(slot);
     }
 
     fn send_tx(
@@ -364,7 +392,7 @@ pub struct MasterRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
     tx: Driver<'m, M, E, NUM>,
     /// vring0: messages from the remote.
     rx: Driver<'m, M, E, NUM>,
-    spare: [Option<TxSlot<'m, M>>; NUM],
+    spare: Spares<'m, M, NUM>,
     queues: QueueIds,
     buf_size: usize,
 }
@@ -417,7 +445,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         let mut rx = drv(config.vring0, config.rpmsg_lite_compat)?;
         let mut tx = drv(config.vring1, config.rpmsg_lite_compat)?;
         let num = usize::from(config.vring0.num().min(config.vring1.num()));
-        let mut spare = [const { None }; NUM];
+        let mut spare = Spares::new();
+        let mut fresh: [Option<TxSlot<'m, M>>; NUM] = [const { None }; NUM];
         let slot = |k: usize| config.pool.checked_add(k.checked_mul(config.buf_size)?);
         let bad_pool = RingError::Layout(vring::LayoutError::BadBufferArea);
         for k in 0..2 * num {
@@ -435,14 +464,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
                 let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
                 let len = u32::try_from(config.buf_size).map_err(|_| bad_pool)?;
                 tx.preload_used(clean, len).map_err(|(_, e)| e)?;
-            } else {
-                let room = config.buf_size;
-                spare[k - num] = Some(TxSlot {
+            } else if let Some(at) = fresh.get_mut(k - num) {
+                *at = Some(TxSlot {
                     token: 0,
-                    room,
+                    room: config.buf_size,
                     buf,
                 });
             }
+        }
+        // Lowest buffer first, as Linux's `get_a_tx_buf` hands them out.
+        for slot in fresh.into_iter().rev().flatten() {
+            spare.push(slot);
         }
         if config.rpmsg_lite_compat {
             rx.disable_interrupts()?;
@@ -487,7 +519,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
-        if let Some(slot) = self.spare.iter_mut().find_map(Option::take) {
+        if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
         }
         for _ in 0..=NUM {
@@ -523,9 +555,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn return_tx(&mut self, slot: TxSlot<'m, M>) {
-        if let Some(free) = self.spare.iter_mut().find(|s| s.is_none()) {
-            *free = Some(slot);
-        }
+        self.spare.push(slot);
     }
 
     fn send_tx(
