@@ -1,0 +1,433 @@
+//! `vring` end to end on two threads over simulated non-coherent memory.
+//!
+//! Side A is the driver of both rings (Linux / rpmsg-lite master), side B
+//! the device of both (the remote). Each side runs on its own thread with
+//! its own [`SimCore`]: a write-back cache with random eviction, so a
+//! missing `clean` leaves the peer reading stale memory and a missing
+//! `invalidate` leaves this core reading its own stale lines.
+//!
+//! - ring 0 carries A -> B: A fills buffers (its transmit pool starts
+//!   parked in ring 0's *used* ring, as rpmsg-lite's master does), B reads
+//!   and returns them;
+//! - ring 1 carries B -> A: A posts empty buffers, B fills them, A reads
+//!   and re-posts them.
+//!
+//! Every message has a pseudo-random size and content derived from its
+//! sequence number, and batches have random lengths; the receiver checks
+//! order, length and every byte, so loss, duplication, reordering and
+//! corruption all fail the test. Sides sleep only after re-enabling
+//! notifications and re-checking; a doorbell model detects a lost wake-up
+//! as both sides asleep with no doorbell pending, which fails the test
+//! instead of hanging it. B's cache starts full of stale lines of the whole
+//! window (it "read" the memory before A initialised it), so every missing
+//! `invalidate` returns stale bytes on first use.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Condvar, Mutex};
+
+use conformance::rng::SplitMix64;
+use conformance::sim::{CacheConfig, SimCore, SimMemory};
+use ipc_traits::buf::{Dirty, ShmBuf};
+use ipc_traits::shm::SharedMemory;
+use vring::{
+    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Layout, Legacy, Suppression,
+    Virtio1,
+};
+
+const PEER_BASE: u64 = 0x4000_0000;
+const NUM: u16 = 16;
+const SLOT: usize = 256;
+const RING0: usize = 0;
+const RING1: usize = 1024;
+const AREA0: BufferArea = BufferArea::new(4096, SLOT * NUM as usize);
+const AREA1: BufferArea = BufferArea::new(8192, SLOT * NUM as usize);
+const WINDOW: usize = 16384;
+const A: usize = 0;
+const B: usize = 1;
+
+/// Messages per direction.
+const MESSAGES: u32 = if cfg!(miri) { 60 } else { 100_000 };
+
+/// Doorbells between the two threads, with lost wake-up detection.
+#[derive(Default)]
+struct Doorbells {
+    state: Mutex<DbState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct DbState {
+    pending: [bool; 2],
+    asleep: [bool; 2],
+    done: [bool; 2],
+    rung: [u64; 2],
+    sleeps: [u64; 2],
+    stage: [u32; 2],
+    lost: bool,
+}
+
+impl Doorbells {
+    fn ring(&self, to: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.pending[to] = true;
+        s.rung[to] += 1;
+        self.cv.notify_all();
+    }
+
+    fn done(&self, me: usize) {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.done[me] = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until the other side reached `stage` too (a barrier that
+    /// fails instead of hanging when the other side died).
+    fn rendezvous(&self, me: usize, stage: u32) {
+        let other = 1 - me;
+        let mut s = self.state.lock().unwrap();
+        s.stage[me] = stage;
+        self.cv.notify_all();
+        while s.stage[other] < stage {
+            assert!(!s.done[other], "side {other} ended before stage {stage}");
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+
+    /// Waits for a doorbell; panics on a lost wake-up (this side would wait
+    /// forever: the other side is asleep or finished and nothing is
+    /// pending for either).
+    fn sleep(&self, me: usize) {
+        let other = 1 - me;
+        let mut s = self.state.lock().unwrap();
+        s.sleeps[me] += 1;
+        loop {
+            assert!(!s.lost, "side {other} detected a lost wake-up");
+            if s.pending[me] {
+                s.pending[me] = false;
+                s.asleep[me] = false;
+                return;
+            }
+            if (s.asleep[other] || s.done[other]) && !s.pending[other] {
+                s.lost = true;
+                self.cv.notify_all();
+                panic!("lost wake-up: side {me} idle, side {other} asleep or done, no doorbell pending");
+            }
+            s.asleep[me] = true;
+            s = self.cv.wait(s).unwrap();
+        }
+    }
+}
+
+/// Marks a side done when its thread ends, by return or by panic, so the
+/// other side never waits for it forever.
+struct DoneOnDrop<'a>(&'a Doorbells, usize);
+
+impl Drop for DoneOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.done(self.1);
+    }
+}
+
+/// Length of message `seq` in direction `dir` (8..=SLOT bytes).
+fn msg_len(dir: u64, seq: u32) -> usize {
+    let mut r = SplitMix64::new(dir << 32 | u64::from(seq));
+    8 + r.below((SLOT - 7) as u64) as usize
+}
+
+fn msg_byte(dir: u64, seq: u32, j: usize) -> u8 {
+    (u64::from(seq).wrapping_mul(131) ^ (j as u64).wrapping_mul(7) ^ dir.wrapping_mul(0x5d)) as u8
+        ^ (j >> 3) as u8
+}
+
+fn fill<M: SharedMemory>(b: &mut ShmBuf<'_, M, Dirty>, dir: u64, seq: u32) -> usize {
+    let len = msg_len(dir, seq);
+    let mut m = vec![0u8; len];
+    m[0..4].copy_from_slice(&seq.to_le_bytes());
+    m[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    for (j, x) in m.iter_mut().enumerate().skip(8) {
+        *x = msg_byte(dir, seq, j);
+    }
+    b.write(0, &m).unwrap();
+    b.set_len(len).unwrap();
+    len
+}
+
+fn check(bytes: &[u8], dir: u64, seq: u32) {
+    let len = msg_len(dir, seq);
+    assert_eq!(bytes.len(), len, "dir {dir} message {seq}: length");
+    let got_seq = u32::from_le_bytes(bytes[0..4].try_into().unwrap());
+    assert_eq!(got_seq, seq, "dir {dir}: out of order, lost or duplicated");
+    assert_eq!(
+        u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize,
+        len
+    );
+    for (j, &x) in bytes.iter().enumerate().skip(8) {
+        assert_eq!(
+            x,
+            msg_byte(dir, seq, j),
+            "dir {dir} message {seq}: byte {j} corrupted"
+        );
+    }
+}
+
+struct Outcome {
+    a_notifications: u32,
+    b_notifications: u32,
+    messages_each_way: u32,
+}
+
+fn run<const LINE: usize, E: Endian>(suppression: Suppression, seed: u64) -> Outcome {
+    const _: () = assert!(RING1 >= Layout::legacy_at(RING0, NUM, 64).end());
+    let l0 = Layout::legacy_at(RING0, NUM, LINE.max(16));
+    let l1 = Layout::legacy_at(RING1, NUM, LINE.max(16));
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    // Memory starts as garbage (nothing may rely on zeroed memory).
+    mem.poke(0, &[0xa5; WINDOW]).unwrap();
+    let core_a: SimCore<LINE> = mem.core(CacheConfig::write_back(seed));
+    let core_b: SimCore<LINE> = mem.core(CacheConfig::write_back(seed ^ 0xb));
+    let bells = Doorbells::default();
+
+    let (a_out, b_out) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            let _done = DoneOnDrop(&bells, A);
+            let core = &core_a;
+            let mut rng = SplitMix64::new(seed.wrapping_mul(3));
+            bells.rendezvous(A, 1); // B has warmed its cache with stale lines
+            let cfg = DriverConfig {
+                suppression,
+                write_flag_on_readable: false,
+            };
+            // SAFETY: every buffer handed to these rings is built over `core`.
+            let mut tx = unsafe { Driver::<_, E, 16>::new(core, l0, cfg) }.unwrap();
+            // SAFETY: as above.
+            let mut rx = unsafe { Driver::<_, E, 16>::new(core, l1, cfg) }.unwrap();
+            for k in 0..usize::from(NUM) {
+                // SAFETY: slot k of each area, created once; afterwards each
+                // moves only through the rings.
+                let t = unsafe {
+                    ShmBuf::<_, Dirty>::new_unchecked(core, AREA0.offset() + SLOT * k, SLOT)
+                }
+                .unwrap();
+                tx.preload_used(t.clean().unwrap(), 0).unwrap();
+                // SAFETY: as above.
+                let r = unsafe {
+                    ShmBuf::<_, Dirty>::new_unchecked(core, AREA1.offset() + SLOT * k, SLOT)
+                }
+                .unwrap();
+                rx.add_writable(r.clean().unwrap()).unwrap();
+            }
+            // The kick reaches B once it runs (a pending doorbell).
+            if rx.publish().unwrap() {
+                bells.ring(B);
+            }
+            bells.rendezvous(A, 2); // rings initialised
+
+            let mut free = Vec::new();
+            let (mut sent, mut recv) = (0u32, 0u32);
+            loop {
+                let mut progress = false;
+                while let Some(u) = tx.pop_used().unwrap() {
+                    free.push(u.buf.recycle());
+                    progress = true;
+                }
+                if sent < MESSAGES && !free.is_empty() {
+                    for _ in 0..=rng.below(8) {
+                        if sent == MESSAGES {
+                            break;
+                        }
+                        let Some(mut b) = free.pop() else { break };
+                        fill(&mut b, 0, sent);
+                        tx.add_readable(b.clean().unwrap()).unwrap();
+                        sent += 1;
+                    }
+                    if tx.publish().unwrap() {
+                        bells.ring(B);
+                    }
+                    progress = true;
+                }
+                let mut reposted = 0;
+                for _ in 0..=rng.below(8) {
+                    let Some(u) = rx.pop_used().unwrap() else {
+                        break;
+                    };
+                    let r = u.buf.invalidate().unwrap().validate(u.len).unwrap();
+                    let mut bytes = vec![0u8; r.len()];
+                    r.read(0, &mut bytes).unwrap();
+                    check(&bytes, 1, recv);
+                    recv += 1;
+                    rx.add_writable(r.recycle().clean().unwrap()).unwrap();
+                    reposted += 1;
+                }
+                if reposted > 0 {
+                    if rx.publish().unwrap() {
+                        bells.ring(B);
+                    }
+                    progress = true;
+                }
+                if sent == MESSAGES && recv == MESSAGES && free.len() == usize::from(NUM) {
+                    break;
+                }
+                if rng.below(4) == 0 {
+                    std::thread::yield_now();
+                }
+                if !progress {
+                    let pending = tx.enable_interrupts().unwrap() | rx.enable_interrupts().unwrap();
+                    if !pending {
+                        bells.sleep(A);
+                    }
+                    if rng.below(2) == 0 {
+                        tx.disable_interrupts().unwrap();
+                        rx.disable_interrupts().unwrap();
+                    }
+                }
+            }
+            for st in [tx.stats(), rx.stats()] {
+                assert_eq!(st.failures.total(), 0, "{st:?}");
+            }
+            assert_eq!(rx.stats().completed, MESSAGES);
+            tx.stats().notifications_sent + rx.stats().notifications_sent
+        });
+        let b = s.spawn(|| {
+            let _done = DoneOnDrop(&bells, B);
+            let core = &core_b;
+            let mut rng = SplitMix64::new(seed.wrapping_mul(5));
+            // A warm cache full of stale lines: the first read of any line
+            // without an invalidate returns garbage.
+            let mut junk = vec![0u8; WINDOW];
+            core.read(0, &mut junk).unwrap();
+            bells.rendezvous(B, 1);
+            bells.rendezvous(B, 2);
+            let cfg = |area| DeviceConfig {
+                suppression,
+                ..DeviceConfig::new(area)
+            };
+            // SAFETY: the areas are disjoint; A's buffers over them are in
+            // flight (owned by the rings) whenever B holds them.
+            let mut rxd = unsafe { Device::<_, E, 16>::new(core, l0, cfg(AREA0)) }.unwrap();
+            // SAFETY: as above.
+            let mut txd = unsafe { Device::<_, E, 16>::new(core, l1, cfg(AREA1)) }.unwrap();
+            let (mut sent, mut recv) = (0u32, 0u32);
+            loop {
+                let mut progress = false;
+                let mut pushed = 0;
+                for _ in 0..=rng.below(8) {
+                    let Some(p) = rxd.pop_readable().unwrap() else {
+                        break;
+                    };
+                    let r = p.buf.invalidate().unwrap().validate(p.len).unwrap();
+                    let mut bytes = vec![0u8; r.len()];
+                    r.read(0, &mut bytes).unwrap();
+                    check(&bytes, 0, recv);
+                    recv += 1;
+                    rxd.push_used(p.head, r, 0).unwrap();
+                    pushed += 1;
+                }
+                if pushed > 0 {
+                    if rxd.publish_used().unwrap() {
+                        bells.ring(A);
+                    }
+                    progress = true;
+                }
+                pushed = 0;
+                for _ in 0..=rng.below(8) {
+                    if sent == MESSAGES {
+                        break;
+                    }
+                    let Some(p) = txd.pop_writable().unwrap() else {
+                        break;
+                    };
+                    let mut b = p.buf;
+                    let len = fill(&mut b, 1, sent);
+                    txd.push_used(p.head, b.clean().unwrap(), len as u32)
+                        .unwrap();
+                    sent += 1;
+                    pushed += 1;
+                }
+                if pushed > 0 {
+                    if txd.publish_used().unwrap() {
+                        bells.ring(A);
+                    }
+                    progress = true;
+                }
+                if sent == MESSAGES && recv == MESSAGES {
+                    break;
+                }
+                if rng.below(4) == 0 {
+                    std::thread::yield_now();
+                }
+                if !progress {
+                    let pending =
+                        rxd.enable_notifications().unwrap() | txd.enable_notifications().unwrap();
+                    if !pending {
+                        bells.sleep(B);
+                    }
+                    if rng.below(2) == 0 {
+                        rxd.disable_notifications().unwrap();
+                        txd.disable_notifications().unwrap();
+                    }
+                }
+            }
+            for st in [rxd.stats(), txd.stats()] {
+                assert_eq!(st.failures.total(), 0, "{st:?}");
+            }
+            assert_eq!((rxd.held(), txd.held()), (0, 0));
+            rxd.stats().notifications_sent + txd.stats().notifications_sent
+        });
+        (a.join(), b.join())
+    });
+    let (a_n, b_n) = match (a_out, b_out) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            let msg = |r: &std::thread::Result<u32>| match r {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default(),
+            };
+            panic!("side A: {}; side B: {}", msg(&a), msg(&b));
+        }
+    };
+    // The cache rule: never invalidate a line written but not cleaned.
+    for (name, core) in [("A", &core_a), ("B", &core_b)] {
+        let st = core.stats();
+        assert_eq!(
+            st.dirty_lines_discarded, 0,
+            "core {name} lost local writes: {st:?}"
+        );
+        assert_eq!(st.maintenance_outside_window, 0);
+        assert!(st.evictions > 0 && st.fills > 0, "{st:?}");
+    }
+    let db = bells.state.lock().unwrap();
+    assert_eq!(db.rung[B], u64::from(a_n));
+    assert_eq!(db.rung[A], u64::from(b_n));
+    Outcome {
+        a_notifications: a_n,
+        b_notifications: b_n,
+        messages_each_way: MESSAGES,
+    }
+}
+
+#[test]
+fn both_directions_flags_line64_legacy() {
+    let o = run::<64, Legacy>(Suppression::Flags, 1);
+    assert_eq!(o.messages_each_way, MESSAGES);
+    assert!(o.a_notifications > 0 && o.b_notifications > 0);
+}
+
+#[test]
+fn both_directions_event_idx_line32_virtio1() {
+    let o = run::<32, Virtio1>(Suppression::EventIdx, 2);
+    // EVENT_IDX batches doorbells: far fewer than one per message.
+    assert!(o.a_notifications > 0 && o.b_notifications > 0);
+    assert!(
+        u64::from(o.a_notifications) < u64::from(o.messages_each_way),
+        "{} doorbells for {} messages",
+        o.a_notifications,
+        o.messages_each_way
+    );
+}
