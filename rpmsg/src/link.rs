@@ -224,8 +224,10 @@ pub struct LinkStats {
     /// Sent messages whose buffers had not come back at a restart: delivered
     /// or lost, the peer's session ended before it said which.
     pub unconfirmed_at_reset: u32,
-    /// Times the peer kept buffers past the bound of [`Link::tick`] and the
-    /// wake guards held for them were released.
+    /// Times the peer did not answer within a bound: it kept buffers past
+    /// the bound of [`Link::tick`] (the wake guards held for them were
+    /// released), or a [`Link::blocking_send`] ran out of budget waiting for
+    /// a transmit buffer.
     pub peer_unresponsive: u32,
 }
 
@@ -703,6 +705,14 @@ impl<
             match self.try_send(ep, dst, data) {
                 Err(Error::WouldBlock) if budget.next() => {
                     self.service()?;
+                }
+                Err(Error::WouldBlock) => {
+                    // The whole budget passed without the peer returning a
+                    // buffer: a dead or stuck peer shows up here, counted.
+                    if let Ok(mut i) = self.inner.try_borrow_mut() {
+                        i.stats.peer_unresponsive = i.stats.peer_unresponsive.wrapping_add(1);
+                    }
+                    return Err(Error::WouldBlock);
                 }
                 other => return other,
             }

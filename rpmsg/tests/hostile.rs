@@ -219,6 +219,11 @@ fn peer_that_never_returns_tx_buffers_gives_would_block_not_a_hang() {
         );
         assert!(master.try_alloc_tx().is_err());
         assert!(master.stats().tx_buffer_waits >= 3);
+        assert_eq!(
+            master.stats().peer_unresponsive,
+            1,
+            "the bounded wait that ran out is counted"
+        );
     });
 }
 
