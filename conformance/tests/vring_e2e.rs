@@ -431,3 +431,50 @@ fn both_directions_event_idx_line32_virtio1() {
         o.messages_each_way
     );
 }
+
+/// Deterministic cache scenario (no eviction): the driver must re-read the
+/// device's `used.flags` from memory when it decides whether to notify.
+/// Its cached copy of the used ring header still says `NO_NOTIFY` from the
+/// previous publication; the device has since cleared it and gone idle.
+/// Without the invalidate the wake-up would be lost.
+#[test]
+fn publish_rereads_the_device_flags() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let a: SimCore<64> = mem.core(CacheConfig::write_back(7).never_evict());
+    let b: SimCore<64> = mem.core(CacheConfig::write_back(8).never_evict());
+    let cfg = DriverConfig::default();
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, cfg) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    let buf = |k: usize| {
+        // SAFETY: slot k, created once.
+        let mut t =
+            unsafe { ShmBuf::<_, Dirty>::new_unchecked(&a, AREA0.offset() + SLOT * k, SLOT) }
+                .unwrap();
+        fill(&mut t, 0, k as u32);
+        t.clean().unwrap()
+    };
+    dev.disable_notifications().unwrap();
+    drv.add_readable(buf(0)).unwrap();
+    assert!(
+        !drv.publish().unwrap(),
+        "the device asked not to be notified"
+    );
+    let p = dev.pop_readable().unwrap().unwrap();
+    let r = p.buf.invalidate().unwrap().validate(p.len).unwrap();
+    dev.push_used(p.head, r, 0).unwrap();
+    let _ = dev.publish_used().unwrap();
+    assert!(!dev.enable_notifications().unwrap(), "idle: going to sleep");
+    drv.add_readable(buf(1)).unwrap();
+    assert!(
+        drv.publish().unwrap(),
+        "the device is asleep and must be notified"
+    );
+    assert_eq!(
+        a.stats().dirty_lines_discarded + b.stats().dirty_lines_discarded,
+        0
+    );
+}
