@@ -82,7 +82,11 @@ const LINUX: VectorSet = vector_set!("linux-align4096");
 impl VectorSet {
     /// The parsed `vectors.json` (parsed once per test binary).
     fn json(&self) -> &'static Value {
-        let cell = if self.dir == MCU.dir { &MCU_JSON } else { &LINUX_JSON };
+        let cell = if self.dir == MCU.dir {
+            &MCU_JSON
+        } else {
+            &LINUX_JSON
+        };
         cell.get_or_init(|| serde_json::from_str(self.json).expect("vectors.json parses"))
     }
 
@@ -250,7 +254,10 @@ fn layout_matches_mcu_align16() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "80 KiB images take minutes under Miri; mcu-align16 runs the same code")]
+#[cfg_attr(
+    miri,
+    ignore = "80 KiB images take minutes under Miri; mcu-align16 runs the same code"
+)]
 fn layout_matches_linux_align4096() {
     check_layout(&LINUX);
     let g = geometry(LINUX.json());
@@ -581,7 +588,10 @@ fn replay_reproduces_every_mcu_align16_snapshot() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "80 KiB images take minutes under Miri; mcu-align16 runs the same code")]
+#[cfg_attr(
+    miri,
+    ignore = "80 KiB images take minutes under Miri; mcu-align16 runs the same code"
+)]
 fn replay_reproduces_every_linux_align4096_snapshot() {
     replay::<Virtio1>(&LINUX, false);
     replay::<Virtio1>(&LINUX, true);
