@@ -110,10 +110,15 @@ impl Doorbells {
                 s.asleep[me] = false;
                 return;
             }
-            if (s.asleep[other] || s.done[other]) && !s.pending[other] {
+            // A finished (or failed) side never rings again; an asleep side
+            // with no doorbell of its own waits for us while we wait for it.
+            if s.done[other] || (s.asleep[other] && !s.pending[other]) {
                 s.lost = true;
                 self.cv.notify_all();
-                panic!("lost wake-up: side {me} idle, side {other} asleep or done, no doorbell pending");
+                panic!(
+                    "lost wake-up: side {me} idle, side {other} {}, no doorbell pending for {me}",
+                    if s.done[other] { "ended" } else { "asleep" }
+                );
             }
             s.asleep[me] = true;
             s = self.cv.wait(s).unwrap();
@@ -405,6 +410,14 @@ fn run<const LINE: usize, E: Endian>(suppression: Suppression, seed: u64) -> Out
     let db = bells.state.lock().unwrap();
     assert_eq!(db.rung[B], u64::from(a_n));
     assert_eq!(db.rung[A], u64::from(b_n));
+    println!(
+        "{suppression:?} LINE {LINE}: {MESSAGES} messages each way; doorbells A->B {a_n}, \
+         B->A {b_n}; sleeps A {} B {}; cache A {:?}; cache B {:?}",
+        db.sleeps[A],
+        db.sleeps[B],
+        core_a.stats(),
+        core_b.stats()
+    );
     Outcome {
         a_notifications: a_n,
         b_notifications: b_n,
@@ -472,6 +485,51 @@ fn publish_rereads_the_device_flags() {
     assert!(
         drv.publish().unwrap(),
         "the device is asleep and must be notified"
+    );
+    assert_eq!(
+        a.stats().dirty_lines_discarded + b.stats().dirty_lines_discarded,
+        0
+    );
+}
+
+/// The mirror scenario: the device must re-read the driver's `avail.flags`
+/// when it decides whether to interrupt. Its cached available-ring header
+/// still says `NO_INTERRUPT` from when it popped; the driver has since
+/// re-enabled interrupts and gone idle waiting for the second completion.
+#[test]
+fn publish_used_rereads_the_driver_flags() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let a: SimCore<64> = mem.core(CacheConfig::write_back(9).never_evict());
+    let b: SimCore<64> = mem.core(CacheConfig::write_back(10).never_evict());
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    drv.disable_interrupts().unwrap();
+    for k in 0..2 {
+        // SAFETY: slot k, created once.
+        let mut t =
+            unsafe { ShmBuf::<_, Dirty>::new_unchecked(&a, AREA0.offset() + SLOT * k, SLOT) }
+                .unwrap();
+        fill(&mut t, 0, k as u32);
+        drv.add_readable(t.clean().unwrap()).unwrap();
+    }
+    assert!(drv.publish().unwrap());
+    let p0 = dev.pop_readable().unwrap().unwrap();
+    let p1 = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p0.head, p0.buf, 0).unwrap();
+    assert!(
+        !dev.publish_used().unwrap(),
+        "the driver asked not to be interrupted"
+    );
+    assert_eq!(drv.pop_used().unwrap().unwrap().id, p0.head);
+    assert!(!drv.enable_interrupts().unwrap(), "idle: going to sleep");
+    dev.push_used(p1.head, p1.buf, 0).unwrap();
+    assert!(
+        dev.publish_used().unwrap(),
+        "the driver is asleep and must be interrupted"
     );
     assert_eq!(
         a.stats().dirty_lines_discarded + b.stats().dirty_lines_discarded,

@@ -115,7 +115,12 @@ impl Input<'_> {
         Some(u16::from_le_bytes([self.byte()?, self.byte()?]))
     }
     fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes([self.byte()?, self.byte()?, self.byte()?, self.byte()?]))
+        Some(u32::from_le_bytes([
+            self.byte()?,
+            self.byte()?,
+            self.byte()?,
+            self.byte()?,
+        ]))
     }
 }
 
@@ -130,7 +135,8 @@ fn plausible(raw: &RawRegion<impl CacheMaintenance>, l: &Layout, k: u8, a: u16, 
         0 => bump(l.avail_offset() + 2),
         1 => {
             let head = (b as u16) % (n + 2);
-            raw.write(l.avail_entry_offset(a % n), &head.to_ne_bytes()).unwrap();
+            raw.write(l.avail_entry_offset(a % n), &head.to_ne_bytes())
+                .unwrap();
         }
         2 => {
             let mut d = [0u8; 16];
@@ -140,14 +146,16 @@ fn plausible(raw: &RawRegion<impl CacheMaintenance>, l: &Layout, k: u8, a: u16, 
             d[0..8].copy_from_slice(&addr.to_ne_bytes());
             d[8..12].copy_from_slice(&len.to_ne_bytes());
             d[12..14].copy_from_slice(&flags.to_ne_bytes());
-            raw.write(l.desc_entry_offset((b >> 12) as u16 % n), &d).unwrap();
+            raw.write(l.desc_entry_offset((b >> 12) as u16 % n), &d)
+                .unwrap();
         }
         3 => bump(l.used_offset() + 2),
         4 => {
             let mut e = [0u8; 8];
             e[0..4].copy_from_slice(&(b % 10).to_ne_bytes());
             e[4..8].copy_from_slice(&u32::from(a % 80).to_ne_bytes());
-            raw.write(l.used_entry_offset((b >> 8) as u16 % n), &e).unwrap();
+            raw.write(l.used_entry_offset((b >> 8) as u16 % n), &e)
+                .unwrap();
         }
         5 => raw.write(l.used_event_offset(), &a.to_ne_bytes()).unwrap(),
         _ => raw.write(l.avail_event_offset(), &a.to_ne_bytes()).unwrap(),
@@ -205,7 +213,9 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
     while let Some(op) = input.byte() {
         match op % 14 {
             0 => {
-                let (Some(o), Some(n)) = (input.u16(), input.byte()) else { break };
+                let (Some(o), Some(n)) = (input.u16(), input.byte()) else {
+                    break;
+                };
                 let ring = if o & 1 == 0 { &LD } else { &LV };
                 let o = ring.start() + usize::from(o >> 1) % (ring.end() - ring.start());
                 let n = usize::from(n % 16 + 1).min(ring.end() - o);
@@ -213,7 +223,9 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                 raw.write(o, &bytes).unwrap();
             }
             1 | 2 => {
-                let (Some(k), Some(a), Some(b)) = (input.byte(), input.u16(), input.u32()) else { break };
+                let (Some(k), Some(a), Some(b)) = (input.byte(), input.u16(), input.u32()) else {
+                    break;
+                };
                 plausible(raw, if op % 14 == 1 { &LD } else { &LV }, k, a, b);
             }
             3 => match dev.pop_readable() {
@@ -227,30 +239,49 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                 Err(e) => assert!(broken_ok(&e), "{e:?}"),
             },
             5 => {
-                let (Some(k), Some(len)) = (input.byte(), input.byte()) else { break };
+                let (Some(k), Some(len)) = (input.byte(), input.byte()) else {
+                    break;
+                };
                 let len = u32::from(len);
                 if k & 1 == 0 && !readable.is_empty() {
                     let p = readable.swap_remove(usize::from(k >> 1) % readable.len());
                     let r = p.buf.invalidate().unwrap();
-                    match r.validate(p.len) {
-                        Ok(r) => {
-                            let mut v = vec![0u8; r.len()];
-                            r.read(0, &mut v).unwrap();
-                            if let Err((buf, e)) = dev.push_used(p.head, r, len) {
-                                assert!(matches!(e, Error::InvalidLength { .. } | Error::Broken));
-                                let buf = buf.recycle().clean().unwrap();
-                                let _ = dev.push_used(p.head, buf, 0);
-                            }
-                        }
+                    let r = match r.validate(p.len) {
+                        Ok(r) => r,
                         Err((_, e)) => panic!("the device handed out a short buffer: {e:?}"),
+                    };
+                    let mut v = vec![0u8; r.len()];
+                    r.read(0, &mut v).unwrap();
+                    if let Err((buf, e)) = dev.push_used(p.head, r, len) {
+                        assert!(
+                            matches!(e, Error::InvalidLength { .. } | Error::Broken),
+                            "{e:?}"
+                        );
+                        // Refused: the buffer is still ours (and still held).
+                        let buf = buf.recycle().clean().unwrap();
+                        if let Err((buf, e)) = dev.push_used(p.head, buf, 0) {
+                            assert_eq!(e, Error::Broken);
+                            writable.push(Popped {
+                                head: p.head,
+                                len: p.len,
+                                buf: buf.recycle(),
+                            });
+                        }
                     }
                 } else if !writable.is_empty() {
                     let p = writable.swap_remove(usize::from(k >> 1) % writable.len());
                     let mut b = p.buf;
                     b.write(0, &[k; 8][..b.capacity().min(8)]).unwrap();
                     let c = b.clean().unwrap();
-                    if let Err((_, e)) = dev.push_used(p.head, c, len) {
-                        assert!(matches!(e, Error::InvalidLength { .. } | Error::Broken));
+                    if let Err((buf, e)) = dev.push_used(p.head, c, len) {
+                        assert!(
+                            matches!(e, Error::InvalidLength { .. } | Error::Broken),
+                            "{e:?}"
+                        );
+                        writable.push(Popped {
+                            buf: buf.recycle(),
+                            ..p
+                        });
                     }
                 }
             }
@@ -271,7 +302,11 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                 b.write(0, b"data").unwrap();
                 let off = b.offset();
                 let c = b.clean().unwrap();
-                let r = if op % 14 == 9 { drv.add_readable(c) } else { drv.add_writable(c) };
+                let r = if op % 14 == 9 {
+                    drv.add_readable(c)
+                } else {
+                    drv.add_writable(c)
+                };
                 match r {
                     Ok(_) => added.push(off),
                     Err((b, e)) => {
@@ -309,12 +344,20 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                 }
             }
             _ => {
-                let r = if op & 0x80 == 0 { drv.enable_interrupts() } else { drv.disable_interrupts().map(|()| false) };
+                let r = if op & 0x80 == 0 {
+                    drv.enable_interrupts()
+                } else {
+                    drv.disable_interrupts().map(|()| false)
+                };
                 assert!(r.as_ref().map_or_else(broken_ok, |_| true), "{r:?}");
             }
         }
         // Invariants after every step.
-        assert_eq!(pool.len() + added.len() + out.len(), POOL_SLOTS, "a buffer lost or duplicated");
+        assert_eq!(
+            pool.len() + added.len() + out.len(),
+            POOL_SLOTS,
+            "a buffer lost or duplicated"
+        );
         let mut spans: Vec<(usize, usize)> = readable
             .iter()
             .map(|p| (p.buf.offset(), p.buf.capacity()))
@@ -323,13 +366,20 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
             .collect();
         spans.sort_unstable();
         for w in spans.windows(2) {
-            assert!(w[0].1 <= w[1].0, "two device buffers share bytes: {spans:?}");
+            assert!(
+                w[0].1 <= w[1].0,
+                "two device buffers share bytes: {spans:?}"
+            );
         }
         for &(lo, hi) in &spans {
             assert!(lo >= AREA.offset() && hi <= AREA.offset() + AREA.len());
         }
         assert_eq!(usize::from(dev.held()), spans.len());
-        assert_eq!(shm.bad.get(), None, "a request outside the window or the ring");
+        assert_eq!(
+            shm.bad.get(),
+            None,
+            "a request outside the window or the ring"
+        );
     }
     let _ = (drv.stats(), dev.stats());
 }
