@@ -212,6 +212,7 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
     rx: Device<'m, M, E, NUM>,
     spare: Spares<'m, M, NUM>,
     queues: QueueIds,
+    always_notify: bool,
 }
 
 /// Where the remote finds its rings and the master's buffers.
@@ -262,7 +263,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             rx: dev(config.vring1, config.vring1_buffers)?,
             spare: Spares::new(),
             queues: config.queues,
+            always_notify: false,
         })
+    }
+
+    /// Rings the doorbell after every publication even when the master's
+    /// flags ask not to. rpmsg-lite's master leaves
+    /// `VRING_AVAIL_F_NO_INTERRUPT` set on both rings (vector 01) while its
+    /// own remote kicks anyway; a remote serving an rpmsg-lite master needs
+    /// this. Linux keeps its flags meaningful: leave it off there.
+    #[must_use]
+    pub fn notify_always(mut self, always: bool) -> Self {
+        self.always_notify = always;
+        self
     }
 }
 
@@ -340,6 +353,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
             })?;
         self.tx
             .publish_used()
+            .map(|wanted| wanted || self.always_notify)
             .map_err(|error| SendFailure { buf: None, error })
     }
 
@@ -368,7 +382,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     ) -> Result<bool, RingError> {
         let len = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
         self.rx.push_used(token, buf, len).map_err(|(_, e)| e)?;
-        self.rx.publish_used()
+        Ok(self.rx.publish_used()? || self.always_notify)
     }
 
     fn ring_stats(&self) -> (&Stats, &Stats) {

@@ -179,6 +179,26 @@ fn remote_announces_over_master_init(g: &Geometry) {
 }
 
 #[test]
+fn remote_for_an_rpmsg_lite_master_kicks_despite_no_interrupt() {
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "01_master_init"));
+    let kicks = Kicks::default();
+    let shm = region.shm();
+    // SAFETY: as in the tests above.
+    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, remote_config(g)) }
+        .unwrap()
+        .notify_always(true);
+    let link: RemoteLink<'_> = Link::new(rings, kicks.clone());
+    let ep = link.create_endpoint(30, RxMode::Callback).unwrap();
+    link.announce(&ep, "rpmsg-vector-test").unwrap();
+    assert_eq!(
+        kicks.0.borrow().as_slice(),
+        [0],
+        "vq0 kicked for the announcement"
+    );
+}
+
+#[test]
 fn remote_ns_announcement_reproduces_02_mcu() {
     remote_announces_over_master_init(&MCU);
 }
