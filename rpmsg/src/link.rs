@@ -224,10 +224,14 @@ pub struct LinkStats {
     /// Sent messages whose buffers had not come back at a restart: delivered
     /// or lost, the peer's session ended before it said which.
     pub unconfirmed_at_reset: u32,
-    /// Times the peer did not answer within a bound: it kept buffers past
-    /// the bound of [`Link::tick`] (the wake guards held for them were
-    /// released), or a [`Link::blocking_send`] ran out of budget waiting for
-    /// a transmit buffer.
+    /// Times the peer did not answer within a bound: for
+    /// [`Link::unresponsive_after`] ticks of [`Link::tick`] a doorbell could
+    /// not be rung (its mailbox stayed full), no transmit buffer came back
+    /// after a send found none, or (split ownership) the peer kept buffers
+    /// and the wake guards held for them were released; or a
+    /// [`Link::blocking_send`] ran out of budget waiting for a transmit
+    /// buffer. Counted once per episode: the count moves again only after
+    /// the peer answered.
     pub peer_unresponsive: u32,
 }
 
@@ -243,6 +247,46 @@ pub struct RestartReport {
 }
 
 const NS_EVENT_SLOTS: usize = 8;
+
+/// Ticks of [`Link::tick`] after which a silent peer is counted
+/// unresponsive, unless [`Link::set_unresponsive_after`] says otherwise.
+pub const DEFAULT_UNRESPONSIVE_TICKS: u32 = 1000;
+
+/// The link-level liveness watch, aged by [`Link::tick`]: it sees every
+/// role's two ways of waiting on the peer (a doorbell the mailbox does not
+/// take, a transmit buffer the peer does not give back).
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    /// Ticks before giving up (0: never).
+    after: u32,
+    /// Ticks a doorbell has been pending.
+    kick_age: u32,
+    /// A send found no free transmit buffer and none came back since.
+    starved: bool,
+    /// Ticks spent starved.
+    starve_age: u32,
+    /// This episode was counted already.
+    reported: bool,
+}
+
+impl Liveness {
+    const fn new() -> Self {
+        Self {
+            after: DEFAULT_UNRESPONSIVE_TICKS,
+            kick_age: 0,
+            starved: false,
+            starve_age: 0,
+            reported: false,
+        }
+    }
+
+    fn forget(&mut self) {
+        *self = Self {
+            after: self.after,
+            ..Self::new()
+        };
+    }
+}
 
 struct Queued<'m, M: ?Sized> {
     token: u16,
@@ -296,6 +340,7 @@ struct Inner<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: u
     rings: R,
     notify: N,
     pending_kicks: QueueSet,
+    live: Liveness,
     endpoints: EndpointTable<EPS>,
     modes: [RxMode; EPS],
     queues: [EpQueue<'m, R::Mem, Q>; EPS],
@@ -378,6 +423,7 @@ impl<
                 rings,
                 notify,
                 pending_kicks: QueueSet::EMPTY,
+                live: Liveness::new(),
                 endpoints: EndpointTable::new(),
                 modes: [RxMode::Callback; EPS],
                 queues: [const { EpQueue::EMPTY }; EPS],
@@ -465,20 +511,60 @@ impl<
         }
     }
 
-    /// Ages what the link holds for the peer by one tick (call from a timer
-    /// or the idle loop). Returns 1 when the peer stopped answering: the
-    /// wake guards held for it were released and
-    /// [`LinkStats::peer_unresponsive`] counts it. Only roles that park wake
-    /// guards ([`crate::split::SplitRings`]) ever give up.
+    /// Ages what the link waits for from the peer by one tick (call from a
+    /// timer or the idle loop). Returns 1 when the peer was just found
+    /// unresponsive ([`LinkStats::peer_unresponsive`] counts it), 0
+    /// otherwise:
+    ///
+    /// - a doorbell stayed pending for [`Link::unresponsive_after`] ticks
+    ///   (the mailbox never took it: a full FIFO, a peer that stopped
+    ///   reading). The doorbell stays pending and is rung when the mailbox
+    ///   takes it again: nothing is dropped.
+    /// - a send found no free transmit buffer and none came back for that
+    ///   many ticks (the peer holds them all). Buffers lent to the
+    ///   application ([`Link::try_alloc_tx`]) count as taken too: do not
+    ///   keep them across ticks.
+    /// - split ownership ([`crate::split::SplitRings`]): the peer kept
+    ///   buffers past the configured bound; the wake guards held for them
+    ///   are released.
+    ///
+    /// One episode counts once; the watch re-arms when the peer answers (the
+    /// doorbell goes through, a buffer comes back).
+    ///
+    /// ```
+    /// # use rpmsg::link::DEFAULT_UNRESPONSIVE_TICKS;
+    /// // A 1 ms timer calling `link.tick()` gives up on a silent peer
+    /// // after one second by default.
+    /// assert_eq!(DEFAULT_UNRESPONSIVE_TICKS, 1000);
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Error::Busy`], [`Error::Reset`].
     pub fn tick(&self) -> Result<u32, Error> {
+        self.with(|i| Ok(i.tick()))
+    }
+
+    /// Ticks of [`Link::tick`] after which a silent peer is counted
+    /// unresponsive.
+    pub fn unresponsive_after(&self) -> u32 {
+        self.inner
+            .try_borrow()
+            .map(|i| i.live.after)
+            .unwrap_or(DEFAULT_UNRESPONSIVE_TICKS)
+    }
+
+    /// Sets the bound of [`Link::tick`] (0: never give up; default
+    /// [`DEFAULT_UNRESPONSIVE_TICKS`]). The split-ownership rings keep their
+    /// own bound ([`crate::split::SplitConfig`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`], [`Error::Reset`].
+    pub fn set_unresponsive_after(&self, ticks: u32) -> Result<(), Error> {
         self.with(|i| {
-            let n = i.rings.tick();
-            i.stats.peer_unresponsive = i.stats.peer_unresponsive.wrapping_add(n);
-            Ok(n)
+            i.live.after = ticks;
+            Ok(())
         })
     }
 
@@ -545,6 +631,7 @@ impl<
         }
         let unconfirmed = i.rings.unconfirmed_tx();
         i.pending_kicks = QueueSet::EMPTY;
+        i.live.forget();
         i.directory.clear();
         i.ns_events = [None; NS_EVENT_SLOTS];
         i.push_event(NsEvent::PeerReset);
@@ -890,16 +977,71 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
                 }
             }
         }
+        if self.pending_kicks.is_empty() {
+            // The mailbox took every doorbell: that wait is over.
+            self.live.kick_age = 0;
+            self.live.reported &= self.live.starved;
+        }
     }
 
     fn take_tx(&mut self) -> Result<TxSlot<'m, R::Mem>, Error> {
         match self.rings.take_tx()? {
-            Some(slot) => Ok(slot),
+            Some(slot) => {
+                self.live.starved = false;
+                self.live.starve_age = 0;
+                self.live.reported &= self.live.kick_age != 0;
+                Ok(slot)
+            }
             None => {
                 self.stats.tx_buffer_waits = self.stats.tx_buffer_waits.wrapping_add(1);
+                self.live.starved = true;
                 Err(Error::WouldBlock)
             }
         }
+    }
+
+    /// One tick of the liveness watch (see [`Link::tick`]).
+    fn tick(&mut self) -> u32 {
+        // Observe the mailbox as it is now, not as the last call left it.
+        self.flush_kicks();
+        // Split ownership's own bound (it releases wake guards).
+        let gave_up = self.rings.tick();
+        let live = &mut self.live;
+        if self.pending_kicks.is_empty() {
+            live.kick_age = 0;
+        } else {
+            live.kick_age = live.kick_age.saturating_add(1);
+        }
+        if live.starved {
+            // Has a buffer come back since the failed send? Probe without
+            // keeping it.
+            match self.rings.take_tx() {
+                Ok(Some(slot)) => {
+                    self.rings.return_tx(slot);
+                    live.starved = false;
+                    live.starve_age = 0;
+                }
+                // A ring error is counted by the ring; still no buffer.
+                Ok(None) | Err(_) => live.starve_age = live.starve_age.saturating_add(1),
+            }
+        }
+        let due = |age: u32| live.after != 0 && age >= live.after;
+        let silent = due(live.kick_age) || due(live.starve_age);
+        let waiting = live.kick_age != 0 || live.starved;
+        let mut counted = 0;
+        if (silent || gave_up != 0) && !live.reported {
+            live.reported = true;
+            counted = 1;
+        } else if gave_up != 0 {
+            // A second give-up of the split rings within one episode still
+            // released guards: count it, as the rings report it.
+            counted = gave_up;
+        }
+        if !waiting && gave_up == 0 {
+            live.reported = false;
+        }
+        self.stats.peer_unresponsive = self.stats.peer_unresponsive.wrapping_add(counted);
+        counted
     }
 
     /// Writes the header for `len` payload bytes already in `slot` and sends.
