@@ -219,7 +219,8 @@ pub struct LinkStats {
     /// Restarts after the peer reset.
     pub peer_resets: u32,
     /// Received messages dropped by a restart before the application took
-    /// them (queued, held or stalled).
+    /// them (queued, held or stalled), and, when the session ended with
+    /// [`Link::release_session`], those still waiting in the receive ring.
     pub lost_at_reset: u32,
     /// Sent messages whose buffers had not come back at a restart: delivered
     /// or lost, the peer's session ended before it said which.
@@ -238,7 +239,8 @@ pub struct LinkStats {
 /// What [`Link::restart`] tore down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestartReport {
-    /// Received messages dropped (not yet taken by the application).
+    /// Received messages dropped: not yet taken by the application, and
+    /// (with [`Link::release_session`]) not yet taken from the ring.
     pub lost: u32,
     /// Sent messages not confirmed by the peer.
     pub unconfirmed: u32,
@@ -616,11 +618,34 @@ impl<
     ///
     /// [`Error::Busy`].
     pub fn end_session(&self) -> Result<RestartReport, Error> {
+        self.end(false)
+    }
+
+    /// Ends the current session like [`Link::end_session`], and also counts
+    /// in [`LinkStats::lost_at_reset`] the messages the peer had made
+    /// available on the receive ring that this side had not taken yet,
+    /// reading them from the old rings.
+    ///
+    /// Call it only while the old rings are still intact: a remote whose
+    /// master restarted, before the master lays the rings out again (the
+    /// session handshake of [`crate::session`] tells: the new master word
+    /// still has `peer_session` 0), or a master whose remote restarted (the
+    /// master owns the ring memory). With it, a restart accounts for every
+    /// message: delivered, lost at the reset, or unconfirmed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`].
+    pub fn release_session(&self) -> Result<RestartReport, Error> {
+        self.end(true)
+    }
+
+    fn end(&self, count_ring: bool) -> Result<RestartReport, Error> {
         let mut i = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
         if let Some(report) = i.ended {
             return Ok(report);
         }
-        let mut lost = 0u32;
+        let mut lost = if count_ring { i.rings.untaken_rx() } else { 0 };
         for q in i.queues.iter_mut() {
             while q.pop().is_some() {
                 lost += 1;

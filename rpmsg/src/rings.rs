@@ -182,6 +182,15 @@ pub trait Rings<'m>: sealed::Sealed {
     /// cannot know: the remote does not learn when the master reads). Used
     /// when the session ends.
     fn unconfirmed_tx(&mut self) -> u32;
+    /// Messages the peer made available on the receive ring that this side
+    /// has not taken yet, read fresh from ring memory (0 when the ring lies
+    /// about its index: the failure is counted in its statistics). Only
+    /// meaningful while the peer has not laid the rings out again: see
+    /// [`crate::link::Link::release_session`]. The default (split
+    /// ownership) reports 0.
+    fn untaken_rx(&mut self) -> u32 {
+        0
+    }
     /// The peer rang `queues` (split ownership: a "message available"
     /// doorbell lets the receive side read the peer's ring again). The
     /// default does nothing.
@@ -395,6 +404,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 
     fn unconfirmed_tx(&mut self) -> u32 {
         0
+    }
+
+    fn untaken_rx(&mut self) -> u32 {
+        self.rx.pending().map_or(0, u32::from)
     }
 }
 
@@ -647,5 +660,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
             }
         }
         u32::from(self.tx.in_flight()) + u32::from(self.tx.unpublished())
+    }
+
+    fn untaken_rx(&mut self) -> u32 {
+        self.rx.pending_used().map_or(0, u32::from)
     }
 }

@@ -17,18 +17,34 @@
 //! after a cold boot fails the check word, and a warm reboot always moves
 //! the number, so a rebooted peer cannot be confused with stale memory.
 //!
-//! Protocol:
-//! 1. The master starts a session, lays out the rings, rings the doorbell.
-//! 2. The remote starts its own session, waits (bounded) for a valid master
-//!    word, attaches to the rings and records the master's session as its
-//!    `peer_session`.
-//! 3. Each side checks the other's word from time to time (a few loads: on
-//!    every doorbell, or every N polls). A different session, or an invalid
-//!    word, means the peer restarted: call
-//!    [`crate::link::Link::restart`] with fresh rings. The master re-lays out
-//!    the rings under a new session of its own; the remote waits for that
-//!    new master session before attaching again, so it never reads rings the
-//!    master has not re-initialised.
+//! Protocol (the restart handshake): the master's `peer_session` says
+//! whether the rings are laid out and for which remote session; the
+//! remote's says which master session it attached to.
+//! 1. The master starts (at boot or after a crash) with
+//!    [`SessionWord::begin`]: a new session, `peer_session` 0, meaning "the
+//!    old rings are untouched, new ones are not laid out yet".
+//! 2. It waits, bounded, for the remote to attach to the new session
+//!    ([`PeerWatch::attached_to`]). A remote that still had a link first
+//!    counts what it had not taken from the old rings
+//!    ([`crate::link::Link::release_session`], only when
+//!    [`PeerWatch::rings_intact`] says the master has not laid them out).
+//!    The bound must be longer than the remote's check interval; when it
+//!    passes (a dead remote), the master goes on.
+//! 3. The master lays out the rings and attaches to the remote's session
+//!    (`peer_session` = that session: "laid out for it").
+//! 4. The remote, once attached, waits until the master's word is attached
+//!    to its own session ([`PeerWatch::attached_to`]), then builds its
+//!    rings ([`crate::link::Link::restart`] if it had a link).
+//! 5. A remote that restarts starts a new session of its own and attaches
+//!    to the master's current one; the master sees the new remote session
+//!    ([`PeerWatch::check`]), ends its link's session (it owns the ring
+//!    memory, so [`crate::link::Link::release_session`] counts what the
+//!    remote had sent and the master had not taken), lays the rings out
+//!    again, attaches to the new remote session and restarts its link.
+//!
+//! Each side checks the other's word from time to time (a few loads: on
+//! every doorbell, or every N polls). An invalid word means the peer is
+//! down or starting.
 //!
 //! For a Linux master the resource table plays this role: the vdev status
 //! drops to 0 and comes back to `DRIVER_OK`
@@ -210,6 +226,37 @@ impl PeerWatch {
     pub fn follow(&mut self, session: u32) {
         self.seen = session;
     }
+
+    /// The peer's session if the peer's word is valid and attached to
+    /// `own` (this side's session): for the master, the remote let go of
+    /// the old rings; for the remote, the master laid the rings out for it.
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn attached_to<M: SharedMemory + ?Sized>(
+        &self,
+        mem: &M,
+        own: u32,
+    ) -> Result<Option<u32>, M::Error> {
+        Ok(self
+            .word
+            .read(mem)?
+            .filter(|s| own != 0 && s.peer_session == own)
+            .map(|s| s.session))
+    }
+
+    /// Whether the peer (a master) has started a session and not yet laid
+    /// out its rings: its word is valid with `peer_session` 0, so the old
+    /// rings are still as the old session left them and the remote may
+    /// count what it had not taken ([`crate::link::Link::release_session`]).
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn rings_intact<M: SharedMemory + ?Sized>(&self, mem: &M) -> Result<bool, M::Error> {
+        Ok(self.word.read(mem)?.is_some_and(|s| s.peer_session == 0))
+    }
 }
 
 #[cfg(test)]
@@ -255,5 +302,36 @@ mod tests {
         );
         master.end(&shm).unwrap();
         assert_eq!(watch.check(&shm), Ok(PeerState::Down));
+    }
+
+    #[test]
+    fn handshake_words_say_who_let_go_and_for_whom_rings_are_laid_out() {
+        let mut b = Backing([0; 128]);
+        let base = core::ptr::NonNull::new(b.0.as_mut_ptr()).unwrap();
+        // SAFETY: the backing outlives the region; only the region uses it.
+        let shm = unsafe { RawRegion::new(base, 128, 0, Coherent) }.unwrap();
+        let (mw, rw) = (SessionWord::at(0), SessionWord::at(64));
+        let r = rw.begin(&shm, 40).unwrap();
+        let m = mw.begin(&shm, 10).unwrap();
+        let on_master = PeerWatch::new(rw, r);
+        let on_remote = PeerWatch::new(mw, m);
+        // 1. A new master session: old rings intact, nobody attached.
+        assert_eq!(on_remote.rings_intact(&shm), Ok(true));
+        assert_eq!(on_master.attached_to(&shm, m), Ok(None));
+        // 2. The remote lets go and attaches.
+        rw.attach(&shm, m).unwrap();
+        assert_eq!(on_master.attached_to(&shm, m), Ok(Some(r)));
+        assert_eq!(on_remote.attached_to(&shm, r), Ok(None), "not laid out");
+        // 3. The master lays out for that remote.
+        mw.attach(&shm, r).unwrap();
+        assert_eq!(on_remote.rings_intact(&shm), Ok(false));
+        assert_eq!(on_remote.attached_to(&shm, r), Ok(Some(m)));
+        // Another remote session is not served by these rings.
+        assert_eq!(on_remote.attached_to(&shm, r + 1), Ok(None));
+        // An invalid word attaches nobody; own session 0 never matches.
+        assert_eq!(on_master.attached_to(&shm, 0), Ok(None));
+        mw.end(&shm).unwrap();
+        assert_eq!(on_remote.rings_intact(&shm), Ok(false));
+        assert_eq!(on_remote.attached_to(&shm, r), Ok(None));
     }
 }

@@ -278,3 +278,115 @@ fn hundred_remote_restarts_during_traffic_account_for_every_message() {
         "both outcomes happen"
     );
 }
+
+/// The master crashes and reboots 100 times during traffic, following the
+/// restart handshake of `rpmsg::session`: the rebooted master starts a new
+/// session and waits; the remote sees the old rings are intact, counts what
+/// it had not taken (`release_session`), attaches; the master lays the
+/// rings out for it; the remote restarts over them. Every master message
+/// is delivered once or reported lost by the remote: nothing is counted
+/// from ring memory by the test.
+#[test]
+fn hundred_master_restarts_with_the_handshake_account_for_every_message() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    let (mword, rword) = (SessionWord::at(MASTER_WORD), SessionWord::at(REMOTE_WORD));
+    let own = rword.begin(&shm, 500).unwrap();
+    // First start: the master's new session, the remote attaches, the
+    // master lays out for it, the remote builds its rings.
+    let m = mword.begin(&shm, 1).unwrap();
+    let mut watch = PeerWatch::new(mword, m);
+    rword.attach(&shm, m).unwrap();
+    let master: Master<'_> = Link::new(lay_out(&shm, own), Quiet);
+    assert_eq!(watch.attached_to(&shm, own).unwrap(), Some(m));
+    let remote: Remote<'_> = Link::new(remote_rings(&shm).1, Quiet);
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    let mut master = master;
+    let mut delivered = HashSet::new();
+    let (mut sent, mut seq) = (0u32, 0u32);
+    let mut buf = [0u8; 4];
+    for round in 0..100u32 {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        for _ in 0..(round % NUM as u32) + 1 {
+            match master.try_send(&mep, 40, &seq.to_le_bytes()) {
+                Ok(()) => {
+                    sent += 1;
+                    seq += 1;
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // The remote takes part of it; with round % 4 == 3 it also pulls
+        // the rest into its endpoint queue without the application taking
+        // it (queued messages are lost at the reset too).
+        for _ in 0..round % 3 {
+            if let Ok(r) = remote.try_recv(&rep, &mut buf) {
+                assert_eq!(r.len, 4);
+                assert!(delivered.insert(u32::from_le_bytes(buf)), "duplicate");
+            }
+        }
+        if round % 4 == 3 {
+            remote.service().unwrap();
+        }
+        // The master crashes and reboots: a new session, nothing laid out.
+        // (The old link object is replaced below, as the reboot replaces RAM.)
+        let m = mword.begin(&shm, 1).unwrap();
+        // The remote notices, the old rings are intact: it counts and lets go.
+        assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(m));
+        assert!(watch.rings_intact(&shm).unwrap());
+        remote.release_session().unwrap();
+        rword.attach(&shm, m).unwrap();
+        watch.follow(m);
+        // The master lays out for the remote; the remote restarts.
+        master = Link::new(lay_out(&shm, own), Quiet);
+        assert_eq!(watch.attached_to(&shm, own).unwrap(), Some(m));
+        remote.restart(remote_rings(&shm).1).unwrap();
+        assert_eq!(
+            remote.try_recv(&rep, &mut buf),
+            Err(Error::WouldBlock),
+            "nothing of the old session is delivered"
+        );
+    }
+    let s = remote.stats();
+    assert_eq!(s.peer_resets, 100);
+    assert_eq!(
+        delivered.len() as u32 + s.lost_at_reset,
+        sent,
+        "every master message delivered once or reported lost by the remote"
+    );
+    assert!(
+        delivered.len() > 10 && s.lost_at_reset > 10,
+        "both outcomes"
+    );
+    assert_eq!(remote.leaked_buffers(), 0);
+}
+
+/// The rebooted master's layout step of the handshake: only once the
+/// remote (session `own`) let go; then the master attaches to it.
+fn lay_out(shm: &M, own: u32) -> MasterRings<'_, M, Legacy, NUM> {
+    let (mword, rword) = (SessionWord::at(MASTER_WORD), SessionWord::at(REMOTE_WORD));
+    let session = mword.read(shm).unwrap().unwrap().session;
+    assert_eq!(
+        PeerWatch::new(rword, own)
+            .attached_to(shm, session)
+            .unwrap(),
+        Some(own),
+        "the master lays out only once the remote let go"
+    );
+    let (vring0, vring1) = layouts();
+    let cfg = MasterConfig {
+        vring0,
+        vring1,
+        pool: POOL,
+        buf_size: BUF,
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat: false,
+    };
+    // SAFETY: the pool belongs to the master; the crashed master's buffers
+    // are gone with its RAM.
+    let rings = unsafe { MasterRings::new(shm, cfg) }.unwrap();
+    mword.attach(shm, own).unwrap();
+    rings
+}

@@ -255,6 +255,32 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.last_avail
     }
 
+    /// Entries the driver has made available that this device has not
+    /// popped yet, from a fresh read of `avail.idx`. When the driver
+    /// restarts, these are the buffers it handed over that nobody will
+    /// consume: read them before the driver lays the ring out again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AvailIndexJump`] (counted; the ring is broken from then on)
+    /// when the index claims more entries than the ring holds;
+    /// [`Error::Broken`], [`Error::Memory`].
+    pub fn pending(&mut self) -> Result<u16, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let idx = self.fetch_avail_idx()?;
+        let pending = idx.wrapping_sub(self.last_avail);
+        if pending > self.ring.layout.num() {
+            self.broken = true;
+            return Err(self.fail(Error::AvailIndexJump {
+                last: self.last_avail,
+                idx,
+            }));
+        }
+        Ok(pending)
+    }
+
     /// Pops the next buffer to read (driver to device).
     ///
     /// Accepts descriptors with or without `VRING_DESC_F_WRITE`

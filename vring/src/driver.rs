@@ -451,6 +451,31 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(notify)
     }
 
+    /// Used entries the device has returned that this driver has not
+    /// popped yet, from a fresh read of `used.idx`. When the device
+    /// restarts, these are the buffers it finished that nobody will reap.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UsedIndexJump`] (counted; the ring is broken from then on)
+    /// when the index claims more entries than are in flight;
+    /// [`Error::Broken`], [`Error::Memory`].
+    pub fn pending_used(&mut self) -> Result<u16, Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let idx = self.fetch_used_idx()?;
+        let pending = idx.wrapping_sub(self.last_used);
+        if pending > self.in_flight {
+            self.broken = true;
+            return Err(self.fail(Error::UsedIndexJump {
+                last: self.last_used,
+                idx,
+            }));
+        }
+        Ok(pending)
+    }
+
     /// Takes the next completed buffer, if any.
     ///
     /// # Errors

@@ -766,3 +766,57 @@ fn two_threads_exchange_in_order() {
         });
     });
 }
+
+// ------------------------------------------------- counts at a restart
+
+#[test]
+fn device_counts_entries_it_has_not_popped() {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        for k in 0..3u16 {
+            raw.desc(k, addr(usize::from(k)), SLOT as u32, 0);
+        }
+        raw.post(0, &[0, 1, 2]);
+        assert_eq!(dev.pending(), Ok(3));
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!(dev.pending(), Ok(2), "one popped, two left");
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        assert_eq!(dev.pending(), Ok(2), "returning does not change it");
+        // A hostile index: counted, the ring breaks, no count is invented.
+        raw.avail_idx(1 + 9);
+        assert_eq!(
+            dev.pending(),
+            Err(Error::AvailIndexJump { last: 1, idx: 10 })
+        );
+        assert!(dev.is_broken());
+        assert_eq!(dev.pending(), Err(Error::Broken));
+        assert_eq!(dev.stats().failures.avail_index_jump, 1);
+    });
+}
+
+#[test]
+fn driver_counts_used_entries_it_has_not_reaped() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        for k in 0..3 {
+            drv.add_writable(clean(shm, k, b"")).unwrap();
+        }
+        let _ = drv.publish().unwrap();
+        let dev = RawDevice(shm);
+        assert_eq!(drv.pending_used(), Ok(0));
+        dev.used(0, 0, 4);
+        dev.used(1, 1, 4);
+        dev.used_idx(2);
+        assert_eq!(drv.pending_used(), Ok(2));
+        assert!(drv.pop_used().unwrap().is_some());
+        assert_eq!(drv.pending_used(), Ok(1));
+        dev.used_idx(5); // 4 past the last reaped, 2 in flight
+        assert_eq!(
+            drv.pending_used(),
+            Err(Error::UsedIndexJump { last: 1, idx: 5 })
+        );
+        assert!(drv.is_broken());
+        assert_eq!(drv.stats().failures.used_index_jump, 1);
+    });
+}
