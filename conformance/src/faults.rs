@@ -35,9 +35,13 @@
 //!
 //! With [`Plan::restarts`] one side crashes and reboots over and over: its
 //! cache is dropped (dirty lines lost), its link abandoned, and it starts a
-//! new session in its session word ([`rpmsg::session`]); a rebooted master
-//! lays the rings out again. The other side checks the peer's word every
-//! step and, on a new session, restarts its link ([`Link::restart`]).
+//! new session in its session word. Both follow the restart handshake of
+//! [`rpmsg::session`]: a rebooted master waits for the remote to let go of
+//! the old rings (the remote counts what it had not taken with
+//! [`Link::release_session`]) before laying them out again for it; a
+//! rebooted remote attaches to the master's session and waits for rings
+//! laid out for its new session. The other side checks the peer's word
+//! every step and, on a new session, restarts its link ([`Link::restart`]).
 //!
 //! # Invariants checked
 //!
@@ -442,10 +446,10 @@ pub struct SideReport {
     /// Restarts (of either side) after which an echo came back again
     /// (master).
     pub resumed: u32,
-    /// Messages the master had published and the remote not returned when
-    /// the master crashed: counted by the test from ring memory, since no
-    /// side can report them (master crashes).
-    pub unreturned_at_crash: u32,
+    /// Restarts this side handled after the peer had already laid the
+    /// rings out again, so what it had not taken could not be counted (the
+    /// handshake makes this 0).
+    pub uncounted_restarts: u32,
 }
 
 /// What a run did.
@@ -932,13 +936,15 @@ fn lose_cache<const LINE: usize>(core: &SimCore<LINE>) {
         .unwrap_or_else(|e| panic!("dropping the cache: {e}"));
 }
 
-/// Reads a ring index straight from memory (what the test, not a core,
-/// sees).
-fn index_in_memory(mem: &SimMemory, offset: usize) -> u16 {
-    let mut b = [0u8; 2];
-    mem.peek(offset, &mut b)
-        .unwrap_or_else(|e| panic!("peek at {offset}: {e}"));
-    u16::from_le_bytes(b)
+/// Master steps a rebooted master waits for the remote to let go of the
+/// old rings before it lays them out anyway (the remote checks every step).
+const REBOOT_PATIENCE: u32 = 2_000;
+
+/// This side's session number (its word is valid while the run lasts).
+fn own_session<const LINE: usize>(word: SessionWord, core: &SimCore<LINE>) -> u32 {
+    word.read(core)
+        .unwrap_or_else(|e| panic!("own session word: {e}"))
+        .map_or(0, |s| s.session)
 }
 
 struct MasterSide<'m, N: Notify, T: NotifyRx> {
@@ -968,6 +974,9 @@ struct MasterSide<'m, N: Notify, T: NotifyRx> {
     this_life: u32,
     /// Fresh echoes after which this side crashes (restart runs).
     quota: u32,
+    /// Rebooted and waiting for the remote to let go of the old rings:
+    /// steps waited so far.
+    rebooting: Option<u32>,
     rng: SplitMix64,
 }
 
@@ -1009,24 +1018,24 @@ impl<N: Notify, T: NotifyRx> MasterSide<'_, N, T> {
     }
 
     /// The remote restarted (a new session word): deliver what it had
-    /// published, end the session (counting what is lost), lay the rings
-    /// out again under a new master session and restart the link over them.
+    /// published, end the session (counting what is lost, including what
+    /// is still in the ring: this side owns the ring memory), lay the rings
+    /// out again for the new remote session and restart the link over them.
     fn survive_peer_restart(&mut self, session: u32) {
         self.receive_all();
         self.link
-            .end_session()
-            .unwrap_or_else(|e| panic!("end_session: {e}"));
-        let seed = self.rng.next_u64() as u32;
-        self.word
-            .begin(self.core, seed)
-            .unwrap_or_else(|e| panic!("master session: {e}"));
+            .release_session()
+            .unwrap_or_else(|e| panic!("release_session: {e}"));
         // SAFETY: the pool belongs to this link; the old session's buffers
-        // are stale (`end_session`) and go away with the old rings.
+        // are stale (`release_session`) and go away with the old rings.
         let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(self.core, master_config()) }
             .unwrap_or_else(|e| panic!("master rings: {e}"));
         self.link
             .restart(rings)
             .unwrap_or_else(|e| panic!("restart: {e}"));
+        self.word
+            .attach(self.core, session)
+            .unwrap_or_else(|e| panic!("attach: {e}"));
         self.watch.follow(session);
         self.report.restarts_handled += 1;
         self.peer = None;
@@ -1034,21 +1043,39 @@ impl<N: Notify, T: NotifyRx> MasterSide<'_, N, T> {
         self.this_life = 0;
     }
 
-    /// This core crashes and reboots: its cache and its link are gone; a new
-    /// session, freshly laid-out rings, a new link and endpoint. The
-    /// messages the old rings still held (published, not returned) cannot be
-    /// reported by anyone any more; the test counts them from ring memory.
+    /// This core crashes and reboots: its cache and its link are gone, and
+    /// it starts a new session (`peer_session` 0: the old rings are
+    /// untouched). [`MasterSide::finish_reboot`] lays the rings out once
+    /// the remote let go of them.
     fn crash_and_reboot(&mut self) {
-        let mem = self.core.memory();
-        let v1 = GEOMETRY.vring1;
-        let avail = index_in_memory(mem, v1.avail_offset() + 2);
-        let used = index_in_memory(mem, v1.used_offset() + 2);
-        self.report.unreturned_at_crash += u32::from(avail.wrapping_sub(used));
         lose_cache(self.core);
         let seed = self.rng.next_u64() as u32;
         self.word
             .begin(self.core, seed)
             .unwrap_or_else(|e| panic!("master session: {e}"));
+        self.rebooting = Some(0);
+        self.report.crashes += 1;
+        self.peer = None;
+        self.outstanding = 0;
+        self.this_life = 0;
+        self.quota = 1 + self.rng.below(3 * NUM as u64) as u32;
+    }
+
+    /// The rebooted master's next step: once the remote attached to the new
+    /// session (it counted what it had not taken from the old rings), or
+    /// after [`REBOOT_PATIENCE`] steps, lay the rings out for the remote's
+    /// session, with a new link and endpoint. The crashed link is never
+    /// used again.
+    fn finish_reboot(&mut self, waited: u32) -> bool {
+        let own = own_session(self.word, self.core);
+        let released = self
+            .watch
+            .attached_to(self.core, own)
+            .unwrap_or_else(|e| panic!("remote word: {e}"));
+        if released.is_none() && waited < REBOOT_PATIENCE {
+            self.rebooting = Some(waited + 1);
+            return false;
+        }
         // SAFETY: the pool belongs to this (rebooted) core; the old link
         // and its buffers are abandoned below and never used again.
         let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(self.core, master_config()) }
@@ -1060,11 +1087,11 @@ impl<N: Notify, T: NotifyRx> MasterSide<'_, N, T> {
             .link
             .create_endpoint(ADDR_ANY, RxMode::Queue)
             .unwrap_or_else(|e| panic!("{e}"));
-        self.report.crashes += 1;
-        self.peer = None;
-        self.outstanding = 0;
-        self.this_life = 0;
-        self.quota = 1 + self.rng.below(3 * NUM as u64) as u32;
+        self.word
+            .attach(self.core, released.unwrap_or(self.watch.seen()))
+            .unwrap_or_else(|e| panic!("attach: {e}"));
+        self.rebooting = None;
+        true
     }
 
     /// Until the peer's service is known: service the rings and look for
@@ -1088,6 +1115,9 @@ impl<N: Notify, T: NotifyRx> MasterSide<'_, N, T> {
         let mut progressed = false;
         self.rings.store(STEP_RINGS, Ordering::Relaxed);
         self.core.limit_operations(STEP_OPS);
+        if let Some(waited) = self.rebooting {
+            return self.finish_reboot(waited);
+        }
         if self.restarts(Role::Remote).is_some() {
             if let Ok(PeerState::Restarted(session)) = self.watch.check(self.core) {
                 self.survive_peer_restart(session);
@@ -1218,6 +1248,9 @@ struct RemoteSide<'m, N: Notify, T: NotifyRx> {
     watch: PeerWatch,
     /// The service still has to be announced (after a reboot).
     announce: bool,
+    /// The master restarted: this side let go of the old rings and waits
+    /// for new ones laid out for it.
+    awaiting_rings: bool,
     /// Echoes sent since the last restart of this side.
     this_life: u32,
     quota: u32,
@@ -1229,33 +1262,61 @@ impl<N: Notify, T: NotifyRx> RemoteSide<'_, N, T> {
         self.plan.restarts.filter(|r| r.who == who).map(|r| r.times)
     }
 
-    /// The master restarted: end the session (counting what is lost),
-    /// attach to the master's new rings and restart the link over them.
+    /// The master restarted: end the session, counting what is lost (with
+    /// what the old rings still hold when the master has not laid them out
+    /// again), and attach to the new master session; the link restarts
+    /// once the master laid the rings out for this side
+    /// ([`RemoteSide::try_rejoin`]).
     fn survive_peer_restart(&mut self, session: u32) {
         let Some(link) = self.link.as_ref() else {
             return;
         };
-        link.end_session()
-            .unwrap_or_else(|e| panic!("end_session: {e}"));
+        let intact = self
+            .watch
+            .rings_intact(self.core)
+            .unwrap_or_else(|e| panic!("master word: {e}"));
+        if intact {
+            link.release_session()
+        } else {
+            self.report.uncounted_restarts += 1;
+            link.end_session()
+        }
+        .unwrap_or_else(|e| panic!("end of session: {e}"));
+        self.word
+            .attach(self.core, session)
+            .unwrap_or_else(|e| panic!("attach: {e}"));
+        self.watch.follow(session);
+        self.awaiting_rings = true;
+        // The echo owed to the old session is not sent to the new one.
+        self.pending = None;
+    }
+
+    /// After letting go: restart over the new rings once the master laid
+    /// them out for this side's session.
+    fn try_rejoin(&mut self) -> bool {
+        let own = own_session(self.word, self.core);
+        let ready = self
+            .watch
+            .attached_to(self.core, own)
+            .unwrap_or_else(|e| panic!("master word: {e}"));
+        let (Some(_), Some(link)) = (ready, self.link.as_ref()) else {
+            return false;
+        };
         // SAFETY: the two buffer areas are the master's pool halves,
-        // disjoint; the old session's buffers are stale and go away with
+        // disjoint; the old session's buffers are stale and went away with
         // the old rings.
         let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(self.core, remote_config()) }
             .unwrap_or_else(|e| panic!("remote rings: {e}"));
         link.restart(rings)
             .unwrap_or_else(|e| panic!("restart: {e}"));
-        self.word
-            .attach(self.core, session)
-            .unwrap_or_else(|e| panic!("attach: {e}"));
-        self.watch.follow(session);
+        self.awaiting_rings = false;
         self.report.restarts_handled += 1;
-        // The echo owed to the old session is not sent to the new one.
-        self.pending = None;
+        true
     }
 
     /// This core crashes and reboots: cache and link gone, a new session of
     /// its own; it attaches again once the master has laid out new rings
-    /// under a new session.
+    /// for that session ([`RemoteSide::try_attach`]).
     fn crash(&mut self) {
         lose_cache(self.core);
         // A crashed core runs no destructor.
@@ -1265,34 +1326,48 @@ impl<N: Notify, T: NotifyRx> RemoteSide<'_, N, T> {
             .begin(self.core, seed)
             .unwrap_or_else(|e| panic!("remote session: {e}"));
         self.pending = None;
+        self.awaiting_rings = false;
         self.report.crashes += 1;
         self.this_life = 0;
         self.quota = 1 + self.rng.below(3 * NUM as u64) as u32;
     }
 
-    /// After a reboot: attach once the master shows a new session.
+    /// After a reboot: attach to the master's session, then build the
+    /// link once the master laid the rings out for this side's new session.
     fn try_attach(&mut self) -> bool {
-        match self.watch.check(self.core) {
-            Ok(PeerState::Restarted(session)) => {
-                self.word
-                    .attach(self.core, session)
-                    .unwrap_or_else(|e| panic!("attach: {e}"));
-                self.watch.follow(session);
-                // SAFETY: as in `survive_peer_restart`; this rebooted core
-                // holds no buffer of the old session.
-                let rings =
-                    unsafe { RemoteRings::<_, Legacy, NUM>::new(self.core, remote_config()) }
-                        .unwrap_or_else(|e| panic!("remote rings: {e}"));
-                let link: RemoteLink<'_, _> = Link::new(rings, self.notifier.clone());
-                self.ep = link
-                    .create_endpoint(ADDR_ANY, RxMode::Queue)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                self.link = Some(link);
-                self.announce = true;
-                true
-            }
-            _ => false,
+        let master = SessionWord::at(MASTER_WORD)
+            .read(self.core)
+            .unwrap_or_else(|e| panic!("master word: {e}"));
+        let Some(master) = master else {
+            return false;
+        };
+        let own = self
+            .word
+            .read(self.core)
+            .unwrap_or_else(|e| panic!("own word: {e}"));
+        let Some(own) = own else {
+            return false;
+        };
+        if own.peer_session != master.session {
+            self.word
+                .attach(self.core, master.session)
+                .unwrap_or_else(|e| panic!("attach: {e}"));
+            self.watch.follow(master.session);
         }
+        if master.peer_session != own.session {
+            return false;
+        }
+        // SAFETY: as in `try_rejoin`; this rebooted core holds no buffer of
+        // the old session.
+        let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(self.core, remote_config()) }
+            .unwrap_or_else(|e| panic!("remote rings: {e}"));
+        let link: RemoteLink<'_, _> = Link::new(rings, self.notifier.clone());
+        self.ep = link
+            .create_endpoint(ADDR_ANY, RxMode::Queue)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.link = Some(link);
+        self.announce = true;
+        true
     }
 
     fn step(&mut self, shared: &Shared) -> bool {
@@ -1301,6 +1376,9 @@ impl<N: Notify, T: NotifyRx> RemoteSide<'_, N, T> {
         self.core.limit_operations(STEP_OPS);
         if self.link.is_none() {
             return self.try_attach();
+        }
+        if self.awaiting_rings {
+            return self.try_rejoin();
         }
         if self.restarts(Role::Master).is_some() {
             if let Ok(PeerState::Restarted(session)) = self.watch.check(self.core) {
@@ -1501,6 +1579,9 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
     // SAFETY: the pool belongs to this link alone.
     let mrings = unsafe { MasterRings::<_, Legacy, NUM>::new(&mcore, master_config()) }
         .unwrap_or_else(|e| panic!("master rings: {e}"));
+    mword
+        .attach(&mcore, rsession)
+        .unwrap_or_else(|e| panic!("attach: {e}"));
     // SAFETY: the two buffer areas are the master's pool halves, disjoint;
     // this core builds no other buffer over them.
     let rrings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&rcore, remote_config()) }
@@ -1573,6 +1654,7 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
         watch: PeerWatch::new(rword, rsession),
         this_life: 0,
         quota: 1 + mrng.below(3 * NUM as u64) as u32,
+        rebooting: None,
         rng: mrng,
     };
     let mut remote = RemoteSide {
@@ -1593,6 +1675,7 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
         word: rword,
         watch: PeerWatch::new(mword, msession),
         announce: false,
+        awaiting_rings: false,
         this_life: 0,
         quota: 1 + rrng.below(3 * NUM as u64) as u32,
         rng: rrng,
@@ -2233,37 +2316,32 @@ pub fn remote_restarts_100_times_during_traffic<L: FaultLink>() {
     );
 }
 
-/// The master crashes and reboots 100 times during traffic (new session,
-/// rings laid out again); the remote notices each new master session, ends
-/// its session and restarts over the new rings. Traffic resumes after every
-/// restart; nothing is delivered twice. Accounting: each master message was
-/// delivered once, or was still unreturned in the old rings when the master
-/// crashed; of those, the remote reports the ones it had taken
-/// (`lost_at_reset`), while the ones it had not yet taken can be reported
-/// by nobody (the crashed master forgot them, the new master overwrote the
-/// ring), so the test counts them from ring memory at the crash. Echoes the
-/// crashed master had not taken are likewise unreportable: the check there
-/// is that none is delivered twice.
+/// The master crashes and reboots 100 times during traffic. Each time the
+/// rebooted master starts a new session and waits; the remote notices,
+/// counts what it had not taken from the old rings
+/// ([`Link::release_session`]) and attaches; the master lays the rings out
+/// for it and the remote restarts over them. Traffic resumes after every
+/// restart; nothing is delivered twice; every master message was delivered
+/// once or reported lost by the remote (nothing is counted from ring
+/// memory by the test). Echoes the crashed master had not taken are
+/// unreportable (the crashed master forgot them, and the remote cannot
+/// know which it read): the check there is that none is delivered twice.
 pub fn master_restarts_100_times_during_traffic<L: FaultLink>() {
     let r = run::<L>(restart_plan(Role::Master, 32));
     assert_restarted(&r, &r.master, &r.remote);
     assert_eq!(
-        r.remote.fresh + r.master.unreturned_at_crash,
-        r.master.sent,
-        "master -> remote: delivered + unreturned at the crashes = sent: {r:#?}"
+        r.remote.uncounted_restarts, 0,
+        "the handshake let the remote count every time: {r:#?}"
     );
-    assert!(
-        r.remote.stats.lost_at_reset <= r.master.unreturned_at_crash,
-        "{r:#?}"
+    assert_eq!(
+        r.remote.fresh + r.remote.stats.lost_at_reset,
+        r.master.sent,
+        "master -> remote: delivered + lost = sent: {r:#?}"
     );
     assert!(r.master.fresh <= r.remote.sent, "{r:#?}");
     assert!(
-        r.master.unreturned_at_crash > 0,
-        "crashes hit messages in flight"
-    );
-    assert!(
         r.remote.stats.lost_at_reset > 0,
-        "restarts found messages queued in the remote: {r:#?}"
+        "restarts found messages in flight: {r:#?}"
     );
 }
 
