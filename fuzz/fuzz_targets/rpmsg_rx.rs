@@ -4,9 +4,11 @@
 //! start state is the one the tests use); then the input is a program: the
 //! peer overwrites bytes it could own (ring entries, indices, buffer
 //! contents: headers and name-service messages included) and our sides send,
-//! poll, service, receive (copying and held) and restart in between. The
-//! library must never panic, never hang, and never hand out a payload longer
-//! than a buffer.
+//! poll, service, receive (copying and held), tick the liveness watch and
+//! restart (the master-restart handshake: `release_session` reads what the
+//! old rings still hold) in between. The library must never panic, never
+//! hang, never hand out a payload longer than a buffer, and never report
+//! more messages lost at a restart than the link and its ring can hold.
 #![no_main]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,11 +76,15 @@ fuzz_target!(|data: &[u8]| {
     let mep = master.create_endpoint(1024, RxMode::Queue).unwrap();
     let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
     let _ = remote.announce(&rep, "fuzz");
+    master.set_unresponsive_after(2).unwrap();
+    remote.set_unresponsive_after(2).unwrap();
+    // Ring entries + endpoint queues (2 endpoints x 2) + one stalled.
+    let most_lost = NUM as u32 + 2 * 2 + 1;
     let mut out = [0u8; BUF];
     let mut ops = data.chunks(4);
     while let Some(op) = ops.next() {
         let arg = op.get(1..).unwrap_or(&[]);
-        match op[0] % 9 {
+        match op[0] % 11 {
             // The peer writes up to 3 bytes anywhere in the window.
             0 => {
                 let at = usize::from(u16::from_le_bytes([*arg.first().unwrap_or(&0), *arg.get(1).unwrap_or(&0)])) % SIZE;
@@ -111,6 +117,26 @@ fuzz_target!(|data: &[u8]| {
             7 => {
                 let _ = master.service();
                 while master.try_ns_event().is_some() {}
+            }
+            9 => {
+                let _ = master.tick();
+                let _ = remote.tick();
+            }
+            10 => {
+                // The master restarts (handshake): the remote lets go,
+                // counting what it had not taken from the old rings; both
+                // restart over rings laid out again.
+                if let Ok(r) = remote.release_session() {
+                    assert!(r.lost <= most_lost, "{r:?}");
+                }
+                if let Ok(r) = master.release_session() {
+                    assert!(r.lost <= most_lost, "{r:?}");
+                }
+                // SAFETY: as above; the old session's buffers are stale
+                // (no held message or lent buffer outlives an op).
+                let _ = master.restart(unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, mc) }.unwrap());
+                // SAFETY: as above.
+                let _ = remote.restart(unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc) }.unwrap());
             }
             _ => {
                 // A header or name-service message of the peer's choosing in
