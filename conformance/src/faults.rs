@@ -439,6 +439,9 @@ pub struct SideReport {
     /// After the run: whether a receive returned `WouldBlock` (peer-stop
     /// runs).
     pub final_recv_would_block: Option<bool>,
+    /// After that: what `Link::tick` reported over 3 × its bound of 8 ticks
+    /// (peer-stop runs: the silent peer counted once).
+    pub final_ticks_unresponsive: Option<u32>,
     /// Times this side crashed and rebooted (restart runs).
     pub crashes: u32,
     /// Times this side restarted its link after the peer rebooted.
@@ -940,6 +943,16 @@ fn lose_cache<const LINE: usize>(core: &SimCore<LINE>) {
 /// old rings before it lays them out anyway (the remote checks every step).
 const REBOOT_PATIENCE: u32 = 2_000;
 
+/// Ticks a link whose peer stopped: 3 × a bound of 8 ticks; returns what
+/// `tick` reported (1: the silence was counted once).
+fn silent_ticks<'m, R: rpmsg::rings::Rings<'m>, N: Notify>(link: &Link<'m, R, N, 4, 8, 4>) -> u32 {
+    link.set_unresponsive_after(8)
+        .unwrap_or_else(|e| panic!("bound: {e}"));
+    (0..24)
+        .map(|_| link.tick().unwrap_or_else(|e| panic!("tick: {e}")))
+        .sum()
+}
+
 /// This side's session number (its word is valid while the run lasts).
 fn own_session<const LINE: usize>(word: SessionWord, core: &SimCore<LINE>) -> u32 {
     word.read(core)
@@ -1219,6 +1232,7 @@ impl<N: Notify, T: NotifyRx> MasterSide<'_, N, T> {
                 self.link.try_recv(&self.ep, &mut self.buf[..]),
                 Err(LinkError::WouldBlock)
             ));
+            self.report.final_ticks_unresponsive = Some(silent_ticks(&self.link));
         }
         self.report.stats = self.link.stats();
         self.report.rings = self.link.ring_stats();
@@ -1495,6 +1509,7 @@ impl<N: Notify, T: NotifyRx> RemoteSide<'_, N, T> {
                 link.try_recv(&self.ep, &mut self.buf[..]),
                 Err(LinkError::WouldBlock)
             ));
+            self.report.final_ticks_unresponsive = Some(silent_ticks(link));
         }
         self.report.stats = link.stats();
         self.report.rings = link.ring_stats();
@@ -2199,6 +2214,7 @@ pub fn remote_stops_mid_transfer<L: FaultLink>() {
     assert_eq!(r.master.final_sends_accepted, Some(0), "{r:#?}");
     assert_eq!(r.master.final_send_would_block, Some(true));
     assert_eq!(r.master.final_recv_would_block, Some(true));
+    assert_eq!(r.master.final_ticks_unresponsive, Some(1), "{r:#?}");
     if L::WORD_FIFO {
         assert!(
             r.master.stats.notifications_deferred > 0,
@@ -2233,6 +2249,7 @@ pub fn master_stops_mid_transfer<L: FaultLink>() {
     assert!(r.remote.stats.tx_buffer_waits > 0, "{r:#?}");
     assert_eq!(r.remote.final_send_would_block, Some(true));
     assert_eq!(r.remote.final_recv_would_block, Some(true));
+    assert_eq!(r.remote.final_ticks_unresponsive, Some(1), "{r:#?}");
 }
 
 /// How many restarts the restart tests make.
