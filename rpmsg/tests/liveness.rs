@@ -8,25 +8,15 @@
     reason = "test code: a failure is a test failure"
 )]
 
-use core::ptr::NonNull;
+mod common;
+
 use std::cell::Cell;
 use std::rc::Rc;
 
-use ipc_traits::cache::Coherent;
+use common::{master_rings, region, remote_rings, Backing, M, NUM, REMOTE_WORD, SIZE};
 use ipc_traits::mailbox::{ErrorKind, ErrorType, Notify, QueueId};
-use ipc_traits::shm::RawRegion;
 use rpmsg::link::{Error, Link, RxMode, DEFAULT_UNRESPONSIVE_TICKS};
-use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
-use rpmsg::session::{PeerWatch, SessionWord};
-use vring::{BufferArea, Layout, Legacy, Suppression};
-
-const NUM: usize = 4;
-const BUF: usize = 512;
-const V1: usize = 512;
-const POOL: usize = 1024;
-const MASTER_WORD: usize = POOL + 2 * NUM * BUF;
-const REMOTE_WORD: usize = MASTER_WORD + 64;
-const SIZE: usize = REMOTE_WORD + 64;
+use rpmsg::session::SessionWord;
 
 /// A doorbell whose mailbox FIFO is full while `full` is set.
 #[derive(Clone, Default)]
@@ -47,70 +37,8 @@ impl Notify for Fifo {
     }
 }
 
-#[repr(align(4096))]
-struct Backing([u8; SIZE]);
-
-type M = RawRegion<Coherent>;
-type Master<'m> = Link<'m, MasterRings<'m, M, Legacy, NUM>, Fifo, 2, 8, 2>;
-type Remote<'m> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, Fifo, 2, 8, 2>;
-
-fn layouts() -> (Layout, Layout) {
-    (
-        Layout::legacy_at(0, NUM as u16, 64),
-        Layout::legacy_at(V1, NUM as u16, 64),
-    )
-}
-
-/// A master (re)start: a new session, then fresh rings (the rings are laid
-/// out under the new session only).
-fn master_rings(shm: &M, seed: u32) -> (u32, MasterRings<'_, M, Legacy, NUM>) {
-    let session = SessionWord::at(MASTER_WORD).begin(shm, seed).unwrap();
-    let (vring0, vring1) = layouts();
-    let cfg = MasterConfig {
-        vring0,
-        vring1,
-        pool: POOL,
-        buf_size: BUF,
-        suppression: Suppression::Flags,
-        queues: QueueIds::DEFAULT,
-        rpmsg_lite_compat: false,
-    };
-    // SAFETY: the pool belongs to the master; the old rings' buffers are
-    // gone with the old session.
-    (session, unsafe { MasterRings::new(shm, cfg) }.unwrap())
-}
-
-/// A remote attach: waits for a valid master session (here: it must be
-/// there), records it, attaches to the rings.
-fn remote_rings(shm: &M) -> (PeerWatch, RemoteRings<'_, M, Legacy, NUM>) {
-    let master = SessionWord::at(MASTER_WORD)
-        .read(shm)
-        .unwrap()
-        .expect("master session");
-    SessionWord::at(REMOTE_WORD)
-        .attach(shm, master.session)
-        .unwrap();
-    let (vring0, vring1) = layouts();
-    let cfg = RemoteConfig {
-        vring0,
-        vring1,
-        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
-        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
-        suppression: Suppression::Flags,
-        queues: QueueIds::DEFAULT,
-    };
-    // SAFETY: disjoint areas reached only through the rings.
-    (
-        PeerWatch::new(SessionWord::at(MASTER_WORD), master.session),
-        unsafe { RemoteRings::new(shm, cfg) }.unwrap(),
-    )
-}
-
-fn region(b: &mut Backing) -> M {
-    let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
-    // SAFETY: the backing outlives the region; only regions use it.
-    unsafe { RawRegion::new(base, SIZE, 0x4000_0000, Coherent) }.unwrap()
-}
+type Master<'m> = common::Master<'m, Fifo>;
+type Remote<'m> = common::Remote<'m, Fifo>;
 
 /// A master and a remote over one region, each with its own doorbell, and
 /// an endpoint on each side (remote 40, master 1024).

@@ -6,101 +6,19 @@
     reason = "test code: a failure is a test failure"
 )]
 
-use core::ptr::NonNull;
+mod common;
+
 use std::collections::HashSet;
 
-use ipc_traits::cache::Coherent;
-use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
-use ipc_traits::shm::RawRegion;
+use common::{
+    lay_out_rings, master_rings, region, remote_rings, Backing, Master, Quiet, Remote, M,
+    MASTER_WORD, NUM, REMOTE_WORD, SIZE,
+};
 use rpmsg::link::{Error, Link, NsEvent, RxMode};
-use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::rings::MasterRings;
 use rpmsg::session::{PeerState, PeerWatch, SessionWord};
 use rpmsg::wire::ADDR_ANY;
-use vring::{BufferArea, Layout, Legacy, Suppression};
-
-const NUM: usize = 4;
-const BUF: usize = 512;
-const V1: usize = 512;
-const POOL: usize = 1024;
-const MASTER_WORD: usize = POOL + 2 * NUM * BUF;
-const REMOTE_WORD: usize = MASTER_WORD + 64;
-const SIZE: usize = REMOTE_WORD + 64;
-
-#[derive(Clone, Copy, Default)]
-struct Quiet;
-impl ErrorType for Quiet {
-    type Error = core::convert::Infallible;
-}
-impl Notify for Quiet {
-    fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
-#[repr(align(4096))]
-struct Backing([u8; SIZE]);
-
-type M = RawRegion<Coherent>;
-type Master<'m> = Link<'m, MasterRings<'m, M, Legacy, NUM>, Quiet, 2, 8, 2>;
-type Remote<'m> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, Quiet, 2, 8, 2>;
-
-fn layouts() -> (Layout, Layout) {
-    (
-        Layout::legacy_at(0, NUM as u16, 64),
-        Layout::legacy_at(V1, NUM as u16, 64),
-    )
-}
-
-/// A master (re)start: a new session, then fresh rings (the rings are laid
-/// out under the new session only).
-fn master_rings(shm: &M, seed: u32) -> (u32, MasterRings<'_, M, Legacy, NUM>) {
-    let session = SessionWord::at(MASTER_WORD).begin(shm, seed).unwrap();
-    let (vring0, vring1) = layouts();
-    let cfg = MasterConfig {
-        vring0,
-        vring1,
-        pool: POOL,
-        buf_size: BUF,
-        suppression: Suppression::Flags,
-        queues: QueueIds::DEFAULT,
-        rpmsg_lite_compat: false,
-    };
-    // SAFETY: the pool belongs to the master; the old rings' buffers are
-    // gone with the old session.
-    (session, unsafe { MasterRings::new(shm, cfg) }.unwrap())
-}
-
-/// A remote attach: waits for a valid master session (here: it must be
-/// there), records it, attaches to the rings.
-fn remote_rings(shm: &M) -> (PeerWatch, RemoteRings<'_, M, Legacy, NUM>) {
-    let master = SessionWord::at(MASTER_WORD)
-        .read(shm)
-        .unwrap()
-        .expect("master session");
-    SessionWord::at(REMOTE_WORD)
-        .attach(shm, master.session)
-        .unwrap();
-    let (vring0, vring1) = layouts();
-    let cfg = RemoteConfig {
-        vring0,
-        vring1,
-        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
-        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
-        suppression: Suppression::Flags,
-        queues: QueueIds::DEFAULT,
-    };
-    // SAFETY: disjoint areas reached only through the rings.
-    (
-        PeerWatch::new(SessionWord::at(MASTER_WORD), master.session),
-        unsafe { RemoteRings::new(shm, cfg) }.unwrap(),
-    )
-}
-
-fn region(b: &mut Backing) -> M {
-    let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
-    // SAFETY: the backing outlives the region; only regions use it.
-    unsafe { RawRegion::new(base, SIZE, 0x4000_0000, Coherent) }.unwrap()
-}
+use vring::Legacy;
 
 fn service_addr(link: &Master<'_>) -> Option<u32> {
     link.service().unwrap();
@@ -374,19 +292,7 @@ fn lay_out(shm: &M, own: u32) -> MasterRings<'_, M, Legacy, NUM> {
         Some(own),
         "the master lays out only once the remote let go"
     );
-    let (vring0, vring1) = layouts();
-    let cfg = MasterConfig {
-        vring0,
-        vring1,
-        pool: POOL,
-        buf_size: BUF,
-        suppression: Suppression::Flags,
-        queues: QueueIds::DEFAULT,
-        rpmsg_lite_compat: false,
-    };
-    // SAFETY: the pool belongs to the master; the crashed master's buffers
-    // are gone with its RAM.
-    let rings = unsafe { MasterRings::new(shm, cfg) }.unwrap();
+    let rings = lay_out_rings(shm);
     mword.attach(shm, own).unwrap();
     rings
 }
