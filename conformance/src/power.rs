@@ -10,32 +10,42 @@
 //! - Each side's idle loop falls asleep at random moments whenever its
 //!   [`WakeLock`] allows ([`WakeLock::deep_sleep_allowed`]) and it has
 //!   nothing to do; it wakes on a doorbell, read from the backend model's
-//!   pending state.
+//!   pending state (in the STOP model, on the wake interrupt only).
 //!
-//! Wake strategy (shared/docs/hw/cache-and-wake.md §7): the rpmsg doorbell
-//! is the wake interrupt on every backend. i.MX8 MU: the receive interrupt
-//! brings the core out of WFI (and out of STOP when the GPC enables it,
-//! §7.1, UNVERIFIED); the MU general-purpose interrupt (`Gp`) is the
-//! alternative for a peer that must be woken without a message, not needed
-//! here because a message is only announced by a core holding a guard.
-//! OCTEON: a mailbox write wakes a core from `WAIT` (§7.4, inferred).
-//! AM62x and V853: the mailbox interrupt wakes the core from WFI; deeper
-//! modes (TI suspend handshake §7.2, Allwinner standby §7.3) are out of
-//! scope.
+//! Wake strategy (shared/docs/hw/cache-and-wake.md §7): in
+//! [`power_suite!`](crate::power_suite) the rpmsg doorbell is the wake
+//! interrupt on every backend. OCTEON: a mailbox write wakes a core from
+//! `WAIT` (§7.4, inferred). AM62x and V853: the mailbox interrupt wakes the
+//! core from WFI; deeper modes (TI suspend handshake §7.2, Allwinner standby
+//! §7.3) are out of scope ([`rpmsg::wake`] documents the strategy).
+//!
+//! [`stop_suite!`](crate::stop_suite) models a backend with a peer-wake
+//! interrupt ([`WakeDoorbellLink`], the i.MX8 MU general-purpose interrupt):
+//! a core that falls asleep enters STOP (its power mode, as the peer reads
+//! it, says so), and in STOP only the wake interrupt wakes it, not the
+//! doorbell (§7.1). The sender's link rings through
+//! [`rpmsg::wake::WakeNotify`] (wake, confirm Run, ring) and the receiver's
+//! idle loop acknowledges through [`rpmsg::wake::WakeAck`]; the same run
+//! with plain doorbells must stall on a doorbell that landed on a STOP core.
+//! Doorbells rung while the receiving core sleeps are counted in both
+//! suites ([`PowerReport::rung_while_asleep`]); in the doorbell-wake suite
+//! they are the wake-ups.
 //!
 //! [`power_suite!`](crate::power_suite) expands the suite for a
-//! [`DoorbellLink`] fixture.
+//! [`DoorbellLink`] fixture, [`stop_suite!`](crate::stop_suite) for a
+//! [`WakeDoorbellLink`] one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ipc_traits::mailbox::{Budget, NotifyRx, QueueSet};
-use ipc_traits::power::WakeLock;
+use ipc_traits::mailbox::{Budget, Notify, NotifyRx, QueueId, QueueSet, Spins};
+use ipc_traits::power::{WakeLock, WakePeer};
 use ipc_traits::shm::{ErrorType, SharedMemory, ShmError};
 use rpmsg::link::{Endpoint, Link, RxMode};
 use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
+use rpmsg::wake::{AckStats, WakeAck, WakeNotify, WakeRequests, WakeStats};
 use vring::Legacy;
 
 use crate::link::{payload, MAX_PAYLOAD};
@@ -62,6 +72,8 @@ struct DomState {
     asleep: [bool; 2],
     /// Faulting accesses by each core.
     faults: [u64; 2],
+    /// Doorbells rung towards each core while it was asleep.
+    rung_asleep: [u64; 2],
 }
 
 /// The power state of two cores and the regions they own.
@@ -97,6 +109,11 @@ impl Domains {
     /// Faulting accesses made by `core`.
     pub fn faults(&self, core: usize) -> u64 {
         self.lock().faults[core]
+    }
+
+    /// Doorbells rung towards `core` while it was asleep.
+    pub fn rung_while_asleep(&self, core: usize) -> u64 {
+        self.lock().rung_asleep[core]
     }
 
     /// Whether an access of `core` to `offset..offset + len` faults now
@@ -204,6 +221,96 @@ impl<const LINE: usize> SharedMemory for PowerCore<LINE> {
     }
 }
 
+/// A doorbell towards core `to` that records, atomically with the ring,
+/// whether `to` was asleep (the sleep entry holds the same lock).
+struct Watched<N> {
+    inner: N,
+    domains: Arc<Domains>,
+    to: usize,
+}
+
+impl<N: Notify> Notify for Watched<N> {
+    fn notify(&mut self, queue: QueueId) -> Result<(), N::Error> {
+        let mut st = self.domains.lock();
+        let asleep = st.asleep[self.to];
+        let rung = self.inner.notify(queue);
+        // Only a doorbell that went out counts (a full FIFO refused it).
+        if asleep && rung.is_ok() {
+            st.rung_asleep[self.to] += 1;
+        }
+        rung
+    }
+}
+
+impl<N: Notify> ipc_traits::mailbox::ErrorType for Watched<N> {
+    type Error = N::Error;
+}
+
+/// A [`WakeNotify`] whose counters the test reads after the run.
+struct Reported<N, W, B> {
+    inner: WakeNotify<N, W, B>,
+    out: Arc<Mutex<WakeStats>>,
+}
+
+impl<N: Notify, W: WakePeer, B: Budget + Clone> ipc_traits::mailbox::ErrorType
+    for Reported<N, W, B>
+{
+    type Error = <WakeNotify<N, W, B> as ipc_traits::mailbox::ErrorType>::Error;
+}
+
+impl<N: Notify, W: WakePeer, B: Budget + Clone> Notify for Reported<N, W, B> {
+    fn notify(&mut self, queue: QueueId) -> Result<(), Self::Error> {
+        let r = self.inner.notify(queue);
+        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = self.inner.stats();
+        r
+    }
+}
+
+/// The wake budget: polls of the peer's power mode, each after a host
+/// yield so the peer's thread can take the wake interrupt.
+#[derive(Debug, Clone, Copy)]
+struct WakeBudget(Spins);
+
+impl Budget for WakeBudget {
+    fn next(&mut self) -> bool {
+        thread::yield_now();
+        self.0.next()
+    }
+}
+
+/// Polls of the peer's power mode per wake.
+const WAKE_POLLS: u32 = 64;
+
+/// Sets a core's power mode as the peer reads it: `(core, stopped)`.
+pub type SetStopped = Arc<dyn Fn(usize, bool) + Send + Sync>;
+
+/// The STOP model of one core: its wake requests (the only wake source in
+/// STOP) and its power mode as the peer sees it.
+struct StopModel<Q> {
+    ack: WakeAck<Q>,
+    set_stopped: SetStopped,
+}
+
+/// No wake requests (the doorbell-wake suite has none).
+#[derive(Debug)]
+struct NoRequests;
+
+impl WakeRequests for NoRequests {
+    fn is_requested(&mut self) -> bool {
+        false
+    }
+    fn acknowledge(&mut self) -> bool {
+        false
+    }
+}
+
+/// What one core runs with.
+struct CoreParts<N, T, Q> {
+    notify: N,
+    take: T,
+    stop: Option<StopModel<Q>>,
+}
+
 /// What one side saw.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PowerReport {
@@ -219,6 +326,15 @@ pub struct PowerReport {
     pub faults: u64,
     /// `peer_unresponsive` of the link.
     pub unresponsive: u32,
+    /// Doorbells rung towards this core while it was asleep.
+    pub rung_while_asleep: u64,
+    /// The counters of this core's waking doorbell (STOP model with the
+    /// wake interrupt; zero otherwise).
+    pub wake: WakeStats,
+    /// This core's acknowledgements of the peer's wake requests.
+    pub acks: AckStats,
+    /// The run ended at its stall bound (side A only).
+    pub stalled: bool,
     /// Host time spent asleep (reported, never asserted on).
     pub asleep_time: Duration,
     /// Host time of the whole run.
@@ -240,10 +356,12 @@ impl PowerReport {
 type PLink<'m, const LINE: usize, N> =
     Link<'m, SplitRings<'m, PowerCore<LINE>, Legacy, NUM>, N, 2, 8, 2>;
 
-struct Runner<'a, 'm, const LINE: usize, N, T> {
+struct Runner<'a, 'm, const LINE: usize, N, T, Q> {
     link: &'a PLink<'m, LINE, N>,
     ep: Endpoint,
     take: T,
+    /// The STOP model, or `None`: the doorbell wakes the core.
+    stop: Option<StopModel<Q>>,
     idle_lock: &'a WakeLock,
     domains: &'a Domains,
     me: usize,
@@ -256,19 +374,37 @@ struct Runner<'a, 'm, const LINE: usize, N, T> {
     strict: bool,
 }
 
-impl<const LINE: usize, N: ipc_traits::mailbox::Notify, T: NotifyRx> Runner<'_, '_, LINE, N, T> {
-    /// One idle-loop step while asleep: `Some(set)` once a doorbell woke
-    /// the core.
+impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, LINE, N, T, Q> {
+    /// One idle-loop step while asleep: `true` while the core sleeps on.
     fn sleeping(&mut self) -> bool {
-        // A step in the sleep state (the one that finds the doorbell too).
+        // A step in the sleep state (the one that finds the wake source too).
         self.report.iterations += 1;
         self.report.asleep += 1;
-        let set = self.take.take_pending().unwrap_or_default();
-        if set.is_empty() {
-            thread::yield_now();
-            return true;
-        }
+        let set = match self.stop.as_mut() {
+            // STOP: only the wake interrupt wakes the core; doorbells wait
+            // in the mailbox until it runs.
+            Some(stop) => {
+                if !stop.ack.must_stay_awake() {
+                    thread::yield_now();
+                    return true;
+                }
+                QueueSet::EMPTY
+            }
+            None => {
+                let set = self.take.take_pending().unwrap_or_default();
+                if set.is_empty() {
+                    thread::yield_now();
+                    return true;
+                }
+                set
+            }
+        };
+        // Awake before the power mode says Run: a sender that reads Run
+        // finds the core awake.
         self.domains.wake(self.me);
+        if let Some(stop) = self.stop.as_ref() {
+            (stop.set_stopped)(self.me, false);
+        }
         if let Some(t) = self.slept_at.take() {
             self.report.asleep_time += t.elapsed();
         }
@@ -281,6 +417,9 @@ impl<const LINE: usize, N: ipc_traits::mailbox::Notify, T: NotifyRx> Runner<'_, 
         self.report.iterations += 1;
         let set = self.take.take_pending().unwrap_or_default();
         self.link.on_notify(set);
+        if let Some(stop) = self.stop.as_mut() {
+            stop.ack.on_take(!set.is_empty());
+        }
         set
     }
 
@@ -297,12 +436,37 @@ impl<const LINE: usize, N: ipc_traits::mailbox::Notify, T: NotifyRx> Runner<'_, 
         // A kick still deferred is retried by the next operation after the
         // wake-up; Busy cannot happen here (no call is in progress).
         let _deferred: Result<(), rpmsg::link::Error> = self.link.flush_kicks();
-        if self.idle_lock.deep_sleep_allowed() && self.rng.below(2) == 0 {
-            self.domains.sleep(self.me);
-            self.slept_at = Some(Instant::now());
-            self.asleep = true;
-            self.report.sleeps += 1;
+        if !self.idle_lock.deep_sleep_allowed() || self.rng.below(2) != 0 {
+            return;
         }
+        if let Some(stop) = self.stop.as_mut() {
+            // WFI semantics under the domain lock (which the peer's doorbell
+            // also takes): announce STOP first, then look for wake requests
+            // and doorbells; if any is pending the core does not sleep. A
+            // sender that read Run before the announcement raised its
+            // request before it too, so the request is seen here.
+            let mut st = self.domains.lock();
+            (stop.set_stopped)(self.me, true);
+            let requested = stop.ack.must_stay_awake();
+            let set = if requested {
+                QueueSet::EMPTY
+            } else {
+                self.take.take_pending().unwrap_or_default()
+            };
+            if requested || !set.is_empty() {
+                (stop.set_stopped)(self.me, false);
+                drop(st);
+                self.link.on_notify(set);
+                stop.ack.on_take(!set.is_empty());
+                return;
+            }
+            st.asleep[self.me] = true;
+        } else {
+            self.domains.sleep(self.me);
+        }
+        self.slept_at = Some(Instant::now());
+        self.asleep = true;
+        self.report.sleeps += 1;
     }
 
     fn ok<V>(&self, r: Result<V, rpmsg::link::Error>, what: &str) -> Option<V> {
@@ -318,6 +482,18 @@ impl<const LINE: usize, N: ipc_traits::mailbox::Notify, T: NotifyRx> Runner<'_, 
             Err(_) => None,
         }
     }
+
+    fn finish(mut self, started: Instant, wake: &Mutex<WakeStats>) -> PowerReport {
+        self.report.run_time = started.elapsed();
+        self.report.faults = self.domains.faults(self.me);
+        self.report.rung_while_asleep = self.domains.rung_while_asleep(self.me);
+        self.report.unresponsive = self.link.stats().peer_unresponsive;
+        self.report.wake = *wake.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stop) = self.stop.as_ref() {
+            self.report.acks = stop.ack.stats();
+        }
+        self.report
+    }
 }
 
 /// How a power run goes.
@@ -330,6 +506,10 @@ pub struct PowerRun {
     /// Whether the idle loops ask the link's wake locks (false: they ask an
     /// unused lock, so they sleep with buffers in flight).
     pub honour_wake_lock: bool,
+    /// Side A's loop steps (asleep or awake) without progress after which
+    /// the run ends as stalled; `None` never (the loop's own patience
+    /// asserts instead).
+    pub stall_after: Option<u64>,
 }
 
 fn config(side: Side, lock: &WakeLock) -> SplitConfig<'_> {
@@ -339,11 +519,11 @@ fn config(side: Side, lock: &WakeLock) -> SplitConfig<'_> {
 }
 
 /// Side B: echoes what arrives until `stop`.
-fn run_b<L: DoorbellLink>(
+fn run_b<N: Notify, T: NotifyRx, Q: WakeRequests>(
     mem: SimMemory,
     domains: Arc<Domains>,
-    take: L::Take,
-    ring: L::Ring,
+    parts: CoreParts<N, T, Q>,
+    wake: Arc<Mutex<WakeStats>>,
     run: PowerRun,
     stop: Arc<AtomicBool>,
 ) -> PowerReport {
@@ -358,14 +538,15 @@ fn run_b<L: DoorbellLink>(
     // reached only through the ring.
     let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(&core, config(Side::B, &lock)) }
         .unwrap_or_else(|e| panic!("side B rings: {e}"));
-    let link: PLink<'_, LINE_B, L::Ring> = Link::new(rings, ring);
+    let link: PLink<'_, LINE_B, N> = Link::new(rings, parts.notify);
     let ep = link
         .create_endpoint(40, RxMode::Queue)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut s = Runner {
         link: &link,
         ep,
-        take,
+        take: parts.take,
+        stop: parts.stop,
         idle_lock: if run.honour_wake_lock { &lock } else { &unused },
         domains: &domains,
         me: 1,
@@ -400,14 +581,28 @@ fn run_b<L: DoorbellLink>(
                 progressed = true;
             }
         }
-        if !progressed && pending.is_none() {
-            s.maybe_sleep();
+        if !progressed {
+            if pending.is_none() {
+                s.maybe_sleep();
+            }
+            if !s.asleep {
+                // Waiting for A: give its thread the host core instead of
+                // spinning through the link (which costs a simulated cache
+                // walk per step).
+                thread::yield_now();
+            }
         }
     }
-    s.report.run_time = started.elapsed();
-    s.report.faults = domains.faults(1);
-    s.report.unresponsive = link.stats().peer_unresponsive;
-    s.report
+    s.finish(started, &wake)
+}
+
+/// Both cores' parts and the shared state of one run.
+struct Setup<NA, TA, QA, NB, TB, QB> {
+    a: CoreParts<NA, TA, QA>,
+    b: CoreParts<NB, TB, QB>,
+    domains: Arc<Domains>,
+    wake_a: Arc<Mutex<WakeStats>>,
+    wake_b: Arc<Mutex<WakeStats>>,
 }
 
 /// Runs a split-ownership echo of `run.count` messages with random
@@ -421,15 +616,64 @@ pub fn echo_with_sleep<L: DoorbellLink>(run: PowerRun) -> (PowerReport, PowerRep
         take_a,
         ..
     } = L::open();
-    let mem = SimMemory::new(LAYOUT.end(), 0x4000_0000);
-    let domains = Domains::new(
+    let domains = new_domains();
+    let setup = Setup {
+        a: CoreParts {
+            notify: watched(ring_b, &domains, 1),
+            take: take_a,
+            stop: None::<StopModel<NoRequests>>,
+        },
+        b: CoreParts {
+            notify: watched(ring_a, &domains, 0),
+            take: take_b,
+            stop: None::<StopModel<NoRequests>>,
+        },
+        domains,
+        wake_a: Arc::default(),
+        wake_b: Arc::default(),
+    };
+    echo(setup, run)
+}
+
+fn new_domains() -> Arc<Domains> {
+    Domains::new(
         (LAYOUT.a.start, LAYOUT.a.end),
         (LAYOUT.b.start, LAYOUT.b.end),
-    );
+    )
+}
+
+fn watched<N>(inner: N, domains: &Arc<Domains>, to: usize) -> Watched<N> {
+    Watched {
+        inner,
+        domains: domains.clone(),
+        to,
+    }
+}
+
+fn echo<NA, TA, QA, NB, TB, QB>(
+    setup: Setup<NA, TA, QA, NB, TB, QB>,
+    run: PowerRun,
+) -> (PowerReport, PowerReport)
+where
+    NA: Notify,
+    TA: NotifyRx,
+    QA: WakeRequests,
+    NB: Notify + Send + 'static,
+    TB: NotifyRx + Send + 'static,
+    QB: WakeRequests + Send + 'static,
+{
+    let Setup {
+        a: parts_a,
+        b: parts_b,
+        domains,
+        wake_a,
+        wake_b,
+    } = setup;
+    let mem = SimMemory::new(LAYOUT.end(), 0x4000_0000);
     let stop = Arc::new(AtomicBool::new(false));
     let b = {
         let (mem, domains, stop) = (mem.clone(), domains.clone(), stop.clone());
-        thread::spawn(move || run_b::<L>(mem, domains, take_b, ring_a, run, stop))
+        thread::spawn(move || run_b(mem, domains, parts_b, wake_b, run, stop))
     };
     let core = PowerCore::new(
         mem.core::<LINE_A>(CacheConfig::write_back(run.seed)),
@@ -441,14 +685,15 @@ pub fn echo_with_sleep<L: DoorbellLink>(run: PowerRun) -> (PowerReport, PowerRep
     // SAFETY: region A's pool is this link's alone.
     let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(&core, config(Side::A, &lock)) }
         .unwrap_or_else(|e| panic!("side A rings: {e}"));
-    let link: PLink<'_, LINE_A, L::Ring> = Link::new(rings, ring_b);
+    let link: PLink<'_, LINE_A, NA> = Link::new(rings, parts_a.notify);
     let ep = link
         .create_endpoint(30, RxMode::Queue)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut s = Runner {
         link: &link,
         ep,
-        take: take_a,
+        take: parts_a.take,
+        stop: parts_a.stop,
         idle_lock: if run.honour_wake_lock { &lock } else { &unused },
         domains: &domains,
         me: 0,
@@ -463,12 +708,19 @@ pub fn echo_with_sleep<L: DoorbellLink>(run: PowerRun) -> (PowerReport, PowerRep
     let mut out = [0u8; MAX_PAYLOAD];
     let mut want = [0u8; MAX_PAYLOAD];
     let mut budget = PATIENCE;
+    // Loop steps since the last progress, asleep ones included.
+    let mut still = 0u64;
     // The bypass run stops once faults were seen (or its budget ends).
     let bypass_limit = 2_000_000u64;
     while got < run.count {
         if !run.honour_wake_lock
             && (domains.faults(0) + domains.faults(1) > 0 || s.report.iterations > bypass_limit)
         {
+            break;
+        }
+        still += 1;
+        if run.stall_after.is_some_and(|n| still > n) {
+            s.report.stalled = true;
             break;
         }
         if s.asleep && s.sleeping() {
@@ -504,14 +756,17 @@ pub fn echo_with_sleep<L: DoorbellLink>(run: PowerRun) -> (PowerReport, PowerRep
         }
         if progressed {
             budget = PATIENCE;
+            still = 0;
         } else {
-            if run.honour_wake_lock {
+            if run.honour_wake_lock && run.stall_after.is_none() {
                 assert!(
                     budget.next(),
                     "A stuck at sent {sent}, echoed {got}: {:?}, {} guards",
                     link.stats(),
                     lock.holders()
                 );
+            } else {
+                thread::yield_now();
             }
             // Idle only when waiting for echoes (more to send is work).
             if burst == 0 {
@@ -521,11 +776,9 @@ pub fn echo_with_sleep<L: DoorbellLink>(run: PowerRun) -> (PowerReport, PowerRep
     }
     domains.wake(0);
     stop.store(true, Ordering::Release);
-    s.report.run_time = started.elapsed();
-    s.report.faults = domains.faults(0);
-    s.report.unresponsive = link.stats().peer_unresponsive;
+    let ra = s.finish(started, &wake_a);
     let rb = b.join().unwrap_or_else(|_| panic!("side B failed"));
-    (s.report, rb)
+    (ra, rb)
 }
 
 /// The messages of the suite.
@@ -544,6 +797,7 @@ pub fn sleep_safe_echo<L: DoorbellLink>(seed: u64) -> (PowerReport, PowerReport)
         count: power_count(),
         seed,
         honour_wake_lock: true,
+        stall_after: None,
     });
     println!(
         "asleep: A {:.3} of loop steps, {:.3} of host time ({} sleeps); \
@@ -574,6 +828,7 @@ pub fn bypassed_wake_lock_faults<L: DoorbellLink>(seed: u64) {
         count: power_count(),
         seed,
         honour_wake_lock: false,
+        stall_after: None,
     });
     assert!(
         a.faults + b.faults > 0,
@@ -592,6 +847,213 @@ macro_rules! power_suite {
         #[test]
         fn bypassed_wake_lock_is_detected() {
             $crate::power::bypassed_wake_lock_faults::<$link>(8);
+        }
+    };
+}
+
+/// Both directions of a backend with a peer-wake interrupt, for the STOP
+/// model: the doorbells, and for each core the channel that wakes the peer
+/// and its view of the peer's wake requests.
+pub struct WakeDoorbellFixture<L: WakeDoorbellLink> {
+    /// The doorbells (as for [`power_suite!`](crate::power_suite)).
+    pub doorbells: DoorbellFixture<L>,
+    /// Side A's channel that wakes B.
+    pub wake_b: L::WakeB,
+    /// Side B's view of A's wake requests.
+    pub requests_b: L::RequestsB,
+    /// Side B's channel that wakes A.
+    pub wake_a: L::WakeA,
+    /// Side A's view of B's wake requests.
+    pub requests_a: L::RequestsA,
+    /// Sets core 0 (A) or 1 (B) to STOP (`true`) or Run as the peer reads
+    /// it.
+    pub set_stopped: SetStopped,
+}
+
+/// A doorbell backend with a peer-wake interrupt (the i.MX8 MU's
+/// general-purpose interrupts), run in the STOP model.
+pub trait WakeDoorbellLink: DoorbellLink {
+    /// Side A's wake channel towards B.
+    type WakeB: WakePeer + Send + 'static;
+    /// Side B's wake requests (raised by [`Self::WakeB`]).
+    type RequestsB: WakeRequests + Send + 'static;
+    /// Side B's wake channel towards A.
+    type WakeA: WakePeer + Send + 'static;
+    /// Side A's wake requests (raised by [`Self::WakeA`]).
+    type RequestsA: WakeRequests + Send + 'static;
+    /// A fresh peripheral, both cores running.
+    fn open_wake() -> WakeDoorbellFixture<Self>;
+}
+
+/// Side A's loop steps without progress after which a STOP-model run ends
+/// as stalled.
+pub const STOP_STALL: u64 = 2_000_000;
+/// The same bound for the run expected to stall.
+pub const STOP_STALL_EXPECTED: u64 = 200_000;
+
+/// The echo in the STOP model: with `wake_interrupt`, each doorbell goes
+/// through [`WakeNotify`] (wake, confirm Run, ring) and each idle loop
+/// acknowledges through [`WakeAck`]; without, the doorbells are rung as
+/// they are and nothing wakes a core in STOP.
+pub fn stop_echo<L: WakeDoorbellLink>(
+    run: PowerRun,
+    wake_interrupt: bool,
+) -> (PowerReport, PowerReport) {
+    let f = L::open_wake();
+    let DoorbellFixture {
+        ring_b,
+        take_b,
+        ring_a,
+        take_a,
+        ..
+    } = f.doorbells;
+    let domains = new_domains();
+    let (wake_a, wake_b) = (Arc::default(), Arc::default());
+    let a_stop = Some(stop_model(f.requests_a, &f.set_stopped));
+    let b_stop = Some(stop_model(f.requests_b, &f.set_stopped));
+    if wake_interrupt {
+        let budget = WakeBudget(Spins::new(WAKE_POLLS));
+        let setup = Setup {
+            a: CoreParts {
+                notify: Reported {
+                    inner: WakeNotify::new(watched(ring_b, &domains, 1), f.wake_b, budget),
+                    out: Arc::clone(&wake_a),
+                },
+                take: take_a,
+                stop: a_stop,
+            },
+            b: CoreParts {
+                notify: Reported {
+                    inner: WakeNotify::new(watched(ring_a, &domains, 0), f.wake_a, budget),
+                    out: Arc::clone(&wake_b),
+                },
+                take: take_b,
+                stop: b_stop,
+            },
+            domains,
+            wake_a,
+            wake_b,
+        };
+        echo(setup, run)
+    } else {
+        let setup = Setup {
+            a: CoreParts {
+                notify: watched(ring_b, &domains, 1),
+                take: take_a,
+                stop: a_stop,
+            },
+            b: CoreParts {
+                notify: watched(ring_a, &domains, 0),
+                take: take_b,
+                stop: b_stop,
+            },
+            domains,
+            wake_a,
+            wake_b,
+        };
+        echo(setup, run)
+    }
+}
+
+fn stop_model<Q: WakeRequests>(requests: Q, set_stopped: &SetStopped) -> StopModel<Q> {
+    StopModel {
+        ack: WakeAck::new(requests),
+        set_stopped: Arc::clone(set_stopped),
+    }
+}
+
+fn print_sleep(what: &str, a: &PowerReport, b: &PowerReport) {
+    println!(
+        "{what}: asleep A {:.3} of loop steps, {:.3} of host time ({} sleeps); \
+         B {:.3} of loop steps, {:.3} of host time ({} sleeps); \
+         doorbells rung on a sleeping core: to A {}, to B {}",
+        a.asleep_fraction(),
+        a.asleep_time_fraction(),
+        a.sleeps,
+        b.asleep_fraction(),
+        b.asleep_time_fraction(),
+        b.sleeps,
+        a.rung_while_asleep,
+        b.rung_while_asleep,
+    );
+}
+
+/// The STOP model with the wake interrupt: nothing lost (asserted inside),
+/// zero faults, both cores asleep part of the time, no stall, and no
+/// doorbell rung while the receiving core was asleep. Prints the asleep
+/// fractions and the wake counters.
+pub fn stop_safe_echo<L: WakeDoorbellLink>(seed: u64) -> (PowerReport, PowerReport) {
+    let (a, b) = stop_echo::<L>(
+        PowerRun {
+            count: power_count(),
+            seed,
+            honour_wake_lock: true,
+            stall_after: Some(STOP_STALL),
+        },
+        true,
+    );
+    print_sleep("STOP, wake interrupt", &a, &b);
+    println!("wakes by A: {:?}; acknowledged by B: {:?}", a.wake, b.acks);
+    println!("wakes by B: {:?}; acknowledged by A: {:?}", b.wake, a.acks);
+    assert!(!a.stalled, "stalled: {a:?} {b:?}");
+    assert_eq!((a.faults, b.faults), (0, 0), "faulting accesses");
+    assert_eq!((a.received, b.received), (power_count(), power_count()));
+    assert_eq!(
+        (a.rung_while_asleep, b.rung_while_asleep),
+        (0, 0),
+        "a doorbell reached a core in STOP"
+    );
+    assert!(
+        a.sleeps > 0 && b.sleeps > 0,
+        "both cores slept: {a:?} {b:?}"
+    );
+    assert!(a.asleep > 0 && b.asleep > 0);
+    assert_eq!(a.unresponsive + b.unresponsive, 0);
+    // Every doorbell went through a confirmed wake, and each side
+    // acknowledged the other's wakes without forcing.
+    assert!(a.wake.doorbells > 0 && b.wake.doorbells > 0);
+    assert!(a.wake.woken >= a.wake.doorbells && b.wake.woken >= b.wake.doorbells);
+    assert_eq!((a.acks.forced, b.acks.forced), (0, 0));
+    assert!(a.acks.acknowledged > 0 && b.acks.acknowledged > 0);
+    assert!(b.acks.acknowledged <= a.wake.wakes && a.acks.acknowledged <= b.wake.wakes);
+    (a, b)
+}
+
+/// The STOP model with plain doorbells: a doorbell lands on a core in STOP,
+/// which does not wake, and the run stalls (detected by the bounded wait).
+pub fn stop_plain_doorbell_stalls<L: WakeDoorbellLink>(seed: u64) -> (PowerReport, PowerReport) {
+    let (a, b) = stop_echo::<L>(
+        PowerRun {
+            count: power_count(),
+            seed,
+            honour_wake_lock: true,
+            stall_after: Some(STOP_STALL_EXPECTED),
+        },
+        false,
+    );
+    print_sleep("STOP, plain doorbell", &a, &b);
+    println!("stalled {} after {} echoes", a.stalled, a.received);
+    assert!(
+        a.rung_while_asleep + b.rung_while_asleep > 0,
+        "a doorbell must reach a core in STOP: {a:?} {b:?}"
+    );
+    assert!(a.stalled, "the run must stall: {a:?} {b:?}");
+    assert!(a.received < power_count());
+    assert_eq!((a.faults, b.faults), (0, 0), "stalled, not faulting");
+    (a, b)
+}
+
+/// Expands the STOP-model suite for a [`WakeDoorbellLink`] fixture.
+#[macro_export]
+macro_rules! stop_suite {
+    ($link:ty) => {
+        #[test]
+        fn stop_with_wake_interrupt_echo_20k() {
+            $crate::power::stop_safe_echo::<$link>(9);
+        }
+        #[test]
+        fn stop_with_plain_doorbell_stalls() {
+            $crate::power::stop_plain_doorbell_stalls::<$link>(10);
         }
     };
 }

@@ -11,4 +11,5 @@ pub mod session;
 pub mod soc;
 pub mod split;
 pub mod table;
+pub mod wake;
 pub mod wire;
