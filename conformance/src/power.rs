@@ -436,6 +436,13 @@ impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, 
         // A kick still deferred is retried by the next operation after the
         // wake-up; Busy cannot happen here (no call is in progress).
         let _deferred: Result<(), rpmsg::link::Error> = self.link.flush_kicks();
+        // A doorbell the mailbox refused is still owed: sleeping now could
+        // leave both cores asleep, each waiting for the other's doorbell
+        // (this holds even in the bypass run, which ignores only the wake
+        // lock).
+        if self.link.owes_doorbell() {
+            return;
+        }
         if !self.idle_lock.deep_sleep_allowed() || self.rng.below(2) != 0 {
             return;
         }

@@ -570,6 +570,18 @@ impl<
         })
     }
 
+    /// Whether a doorbell is still owed to the peer (the mailbox refused it
+    /// and [`Link::flush_kicks`] has not got it through yet). An idle loop
+    /// must not enter a sleep the peer cannot end while this is true: the
+    /// peer may be waiting for exactly that doorbell (a message, or the
+    /// buffers it needs back), and with both cores asleep nobody rings.
+    pub fn owes_doorbell(&self) -> bool {
+        self.inner
+            .try_borrow()
+            .map(|i| !i.pending_kicks.is_empty())
+            .unwrap_or(false)
+    }
+
     /// Retries doorbells that failed earlier.
     ///
     /// # Errors

@@ -153,8 +153,10 @@ fn a_full_mailbox_is_counted_and_the_doorbell_is_kept() {
     let p = pair(&shm);
     p.master.set_unresponsive_after(4).unwrap();
     p.m_bell.full.set(true);
+    assert!(!p.master.owes_doorbell());
     p.master.try_send(&p.mep, 40, b"hello").unwrap();
     assert_eq!(p.m_bell.rung.get(), 0);
+    assert!(p.master.owes_doorbell(), "the idle loop must not sleep now");
     assert_eq!(tick_n(|| p.master.tick(), 3), 0);
     assert_eq!(tick_n(|| p.master.tick(), 20), 1);
     assert!(p.master.stats().notifications_deferred >= 20);
@@ -165,6 +167,7 @@ fn a_full_mailbox_is_counted_and_the_doorbell_is_kept() {
     p.m_bell.full.set(false);
     assert_eq!(p.master.tick(), Ok(0));
     assert_eq!(p.m_bell.rung.get(), 1, "the doorbell was kept, rung once");
+    assert!(!p.master.owes_doorbell());
     p.m_bell.full.set(true);
     p.master.try_send(&p.mep, 40, b"again").unwrap();
     assert_eq!(tick_n(|| p.master.tick(), 4), 1, "a new episode");

@@ -208,10 +208,12 @@ unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<Coher
 }
 
 /// Sleeps until the next interrupt, deeply if the wake lock allows.
-fn idle(scb: &mut SCB) {
+fn idle(scb: &mut SCB, owed: bool) {
     cortex_m::interrupt::free(|_| {
         if KICKS.load(Ordering::Acquire) == 0 && CONTROL.load(Ordering::Acquire) == 0 {
-            if WAKE.deep_sleep_allowed() {
+            // Deep only when nothing is in flight and no doorbell is owed
+            // to the peer (a refused kick is retried after the wake-up).
+            if WAKE.deep_sleep_allowed() && !owed {
                 scb.set_sleepdeep();
             } else {
                 scb.clear_sleepdeep();
@@ -224,7 +226,7 @@ fn idle(scb: &mut SCB) {
 
 fn park(scb: &mut SCB) -> ! {
     loop {
-        idle(scb);
+        idle(scb, false);
     }
 }
 
@@ -342,7 +344,7 @@ fn main() -> ! {
         }
         match host_ready(&table, &view) {
             Ok(Some(v)) => break v,
-            Ok(None) => idle(&mut cp.SCB),
+            Ok(None) => idle(&mut cp.SCB, false),
             Err(e) => {
                 log.line(format_args!("am62x-m4f: resource table: {e}"));
                 park(&mut cp.SCB);
@@ -404,7 +406,7 @@ fn main() -> ! {
             continue;
         }
         link.flush_kicks().unwrap_or(());
-        idle(&mut cp.SCB);
+        idle(&mut cp.SCB, link.owes_doorbell());
     }
 }
 

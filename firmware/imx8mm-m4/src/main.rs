@@ -216,10 +216,12 @@ unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<Coher
 /// check and the `wfi` run with interrupts masked, so a kick that arrives
 /// in between still ends the `wfi` (it stays pending) instead of being
 /// slept through.
-fn idle(scb: &mut SCB) {
+fn idle(scb: &mut SCB, owed: bool) {
     cortex_m::interrupt::free(|_| {
         if KICKS.load(Ordering::Acquire) == 0 {
-            if WAKE.deep_sleep_allowed() {
+            // Deep only when nothing is in flight and no doorbell is owed
+            // to the peer (a refused kick is retried after the wake-up).
+            if WAKE.deep_sleep_allowed() && !owed {
                 scb.set_sleepdeep();
             } else {
                 scb.clear_sleepdeep();
@@ -233,7 +235,7 @@ fn idle(scb: &mut SCB) {
 /// Stops serving (the link needs a reset from Linux): idle forever.
 fn park(scb: &mut SCB) -> ! {
     loop {
-        idle(scb);
+        idle(scb, false);
     }
 }
 
@@ -305,7 +307,7 @@ fn main() -> ! {
     let vrings = loop {
         match host_ready(&table, &view) {
             Ok(Some(v)) => break v,
-            Ok(None) => idle(&mut cp.SCB),
+            Ok(None) => idle(&mut cp.SCB, false),
             Err(e) => {
                 log.line(format_args!("imx8mm-m4: resource table: {e}"));
                 park(&mut cp.SCB);
@@ -363,7 +365,7 @@ fn main() -> ! {
         }
         // A kick Linux had no room for is retried before sleeping.
         link.flush_kicks().unwrap_or(());
-        idle(&mut cp.SCB);
+        idle(&mut cp.SCB, link.owes_doorbell());
     }
 }
 

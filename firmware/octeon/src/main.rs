@@ -300,7 +300,7 @@ fn remote() -> Option<()> {
             }
             continue;
         }
-        idle(1, WAKE.deep_sleep_allowed());
+        idle(1, WAKE.deep_sleep_allowed() && !link.owes_doorbell());
     }
 }
 

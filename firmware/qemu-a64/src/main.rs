@@ -227,7 +227,7 @@ fn remote() -> RemoteFail {
                     return RemoteFail::Link;
                 }
             }
-        } else if WAKE.deep_sleep_allowed() {
+        } else if WAKE.deep_sleep_allowed() && !link.owes_doorbell() {
             deep = deep.wrapping_add(1);
             arch::wfe();
         } else {

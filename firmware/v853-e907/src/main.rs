@@ -152,8 +152,9 @@ unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<E907>
 /// Waits for the next kick: sleeps in `wfi` when the msgbox interrupt is
 /// routed and the wake lock allows it, otherwise services the msgbox and
 /// spins a little.
-fn idle() {
-    if MSGBOX_IRQ_ROUTED && WAKE.deep_sleep_allowed() {
+fn idle(owed: bool) {
+    // A doorbell still owed to the peer keeps the core polling.
+    if MSGBOX_IRQ_ROUTED && WAKE.deep_sleep_allowed() && !owed {
         critical_section::with(|_| {
             if KICKS.load(Ordering::Acquire) == 0 {
                 // `wfi` ends on a pending interrupt even while masked.
@@ -170,7 +171,7 @@ fn idle() {
 
 fn park() -> ! {
     loop {
-        idle();
+        idle(false);
     }
 }
 
@@ -239,7 +240,7 @@ fn main() -> ! {
     let vrings = loop {
         match host_ready(&table, &view) {
             Ok(Some(v)) => break v,
-            Ok(None) => idle(),
+            Ok(None) => idle(false),
             Err(e) => {
                 log.line(format_args!("v853-e907: resource table: {e}"));
                 park();
@@ -297,7 +298,7 @@ fn main() -> ! {
             continue;
         }
         link.flush_kicks().unwrap_or(());
-        idle();
+        idle(link.owes_doorbell());
     }
 }
 
