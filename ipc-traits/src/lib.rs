@@ -8,6 +8,9 @@ pub mod mailbox;
 pub mod power;
 pub mod regs;
 pub mod shm;
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub mod sim_faults;
 
 mod sealed {
     /// Seals the type-state marker traits: only this crate names new states.

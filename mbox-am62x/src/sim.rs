@@ -54,15 +54,14 @@
 //! # Fault injection
 //!
 //! [`Cluster::set_faults`] arms seeded doorbell faults on chosen queues
-//! ([`Faults`]): a `MESSAGE` write that is lost (dropped doorbell), one that
-//! lands without reaching any user's line (dropped interrupt), one that is
-//! delivered twice, one held back for a number of register accesses
-//! (delayed doorbell, or until [`Cluster::deliver_delayed`]), and events
-//! nobody sent (spurious interrupts: a latched `NEWMSG` with an empty queue,
-//! or a garbage word). Everything is off by default and counted in
-//! [`FaultCounters`]. These are failures around the mailbox (an interrupt
-//! router that misses an edge, a peer firmware glitch), not behaviour the
-//! sheet describes; they exist so the layers above can show they survive.
+//! ([`Faults`], counted in [`FaultCounters`]; off by default). The faults,
+//! their invariants and the engine are [`ipc_traits::sim_faults`]; here a
+//! doorbell is a `MESSAGE_q` write, its word is pushed into queue `q` (held
+//! and garbage words keep the queue's last free slot), a muted word latches
+//! `NEWMSG` in the status registers but reaches no user's line until
+//! another word lands in that queue, and a phantom latches `NEWMSG` in
+//! every user's status while the queue is empty. [`Cluster::deliver_delayed`]
+//! lands held words at once.
 //!
 //! # Examples
 //!
@@ -87,7 +86,10 @@ pub use linux::{LinuxPeer, LinuxRx};
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use ipc_traits::sim_faults::FaultCounters;
+
 use ipc_traits::regs::Regs32;
+use ipc_traits::sim_faults::{FaultModel, Injector, Receivers, Room, Target, Targets};
 
 use crate::registers::{
     newmsg, notfull, FIFO_DEPTH, IRQ_EOI_OFFSET, MESSAGE0_OFFSET, QUEUES, REVISION_OFFSET,
@@ -202,7 +204,7 @@ struct Model {
     enable: [u32; U],
     sysconfig: u32,
     counters: SimCounters,
-    faults: FaultState,
+    faults: Injector,
 }
 
 impl Model {
@@ -213,7 +215,7 @@ impl Model {
             enable: [0; U],
             sysconfig: 0,
             counters: SimCounters::default(),
-            faults: FaultState::OFF,
+            faults: Injector::new(),
         };
         m.settle();
         m
@@ -245,7 +247,7 @@ impl Model {
         // Muted NEWMSG events (fault injection: a dropped interrupt) are
         // latched but do not reach the line.
         let muted = (0..QUEUES).fold(0, |acc, q| {
-            acc | if self.faults.muted & (1 << q) != 0 {
+            acc | if self.faults.muted(0) & (1 << q) != 0 {
                 newmsg(q)
             } else {
                 0
@@ -255,7 +257,7 @@ impl Model {
     }
 
     fn read(&mut self, offset: usize) -> u32 {
-        self.tick();
+        self.tick_faults();
         let value = match decode(offset) {
             None => {
                 self.counters.unknown_reads += 1;
@@ -283,7 +285,7 @@ impl Model {
     }
 
     fn write(&mut self, offset: usize, value: u32) {
-        self.tick();
+        self.tick_faults();
         match decode(offset) {
             None => self.counters.unknown_writes += 1,
             Some(Reg::Revision | Reg::FifoStatus(_) | Reg::MsgStatus(_)) => {
@@ -294,9 +296,8 @@ impl Model {
                 // completes at once and SOFTRESET reads back 0.
                 if value & 1 != 0 {
                     let counters = self.counters;
-                    let mut faults = core::mem::replace(&mut self.faults, FaultState::OFF);
-                    faults.held.clear();
-                    faults.muted = 0;
+                    let mut faults = core::mem::take(&mut self.faults);
+                    faults.clear();
                     *self = Self::reset();
                     self.counters = counters;
                     self.counters.soft_resets += 1;
@@ -306,7 +307,9 @@ impl Model {
                 // SOFTRESET reads 0 once done (at once, see module docs).
                 self.sysconfig = value & !1;
             }
-            Some(Reg::Message(q)) => self.send(q, value),
+            Some(Reg::Message(q)) => {
+                self.send_doorbell(Target::new(0, q), value);
+            }
             Some(Reg::IrqStatusRaw(u)) => self.status[u as usize] |= value,
             Some(Reg::IrqStatusClr(u)) => self.status[u as usize] &= !value,
             Some(Reg::IrqEnableSet(u)) => self.enable[u as usize] |= value,
@@ -323,248 +326,64 @@ impl Model {
         }
         self.settle();
     }
+}
 
-    /// A `MESSAGE_q` write, through the armed faults.
-    fn send(&mut self, q: u8, value: u32) {
-        let f = &mut self.faults;
-        if f.config.queues & (1 << q) != 0 {
-            if f.roll(f.config.drop_one_in) {
-                f.counters.dropped += 1;
-                return;
-            }
-            if f.roll(f.config.delay_one_in) {
-                let due = f
-                    .accesses
-                    .saturating_add(u64::from(f.config.delay_accesses));
-                f.held.push(Held {
-                    q,
-                    word: value,
-                    due,
-                });
-                f.counters.delayed += 1;
-                return;
-            }
-            let mute = f.roll(f.config.mute_one_in);
-            let duplicate = f.roll(f.config.duplicate_one_in);
-            self.land(q, value);
-            let f = &mut self.faults;
-            if mute {
-                f.muted |= 1 << q;
-                f.counters.muted += 1;
-            }
-            if duplicate {
-                let due = f.accesses;
-                f.held.push(Held {
-                    q,
-                    word: value,
-                    due,
-                });
-                f.counters.duplicated += 1;
-            }
-            return;
+/// The queues as the fault engine sees them: a [`Target`] is queue `slot`
+/// of unit 0.
+struct Receive<'a> {
+    fifos: &'a mut [Fifo; Q],
+    status: &'a mut [u32; U],
+    discarded: &'a mut u32,
+}
+
+impl Receivers for Receive<'_> {
+    fn room(&self, to: Target) -> Room {
+        match self.fifos.get(usize::from(to.slot)) {
+            Some(f) if to.unit == 0 => Room::fifo(f.len as u32, FIFO_DEPTH as u32),
+            _ => Room::NONE,
         }
-        self.land(q, value);
     }
 
     /// The hardware side of a `MESSAGE_q` write.
-    fn land(&mut self, q: u8, value: u32) {
-        self.faults.muted &= !(1 << q);
+    fn land(&mut self, to: Target, word: u32) {
         // Sheet §1: a write to a full queue is discarded.
         // UNCERTAIN(am62x-mailbox.md §1): depth 4 (TRM), not 8 (MCU+).
-        if !self.fifos[q as usize].push(value) {
-            self.counters.discarded_writes += 1;
-        }
-    }
-
-    /// Room for a word the model itself moves (a held word or a garbage
-    /// word): one slot always stays free for a sender that has just seen
-    /// `FIFOFULL` clear, so injected words never make the hardware discard
-    /// a real one.
-    fn has_spare_room(&self, q: u8) -> bool {
-        self.fifos[q as usize].len + 1 < FIFO_DEPTH
-    }
-
-    /// One register access went by: held words that are due land (if their
-    /// queue has room), and a spurious event may appear.
-    fn tick(&mut self) {
-        if !self.faults.armed() {
-            return;
-        }
-        self.faults.accesses += 1;
-        self.land_held(false);
-        let f = &mut self.faults;
-        if f.roll(f.config.spurious_one_in) {
-            let Some(q) = f.pick_queue() else { return };
-            let garbage = f.next() & 1 == 0;
-            let word = f.next() as u32;
-            if garbage {
-                if self.has_spare_room(q) {
-                    let _ = self.fifos[q as usize].push(word);
-                    self.faults.counters.garbage += 1;
-                }
-            } else if self.fifos[q as usize].len == 0 {
-                for s in &mut self.status {
-                    *s |= newmsg(q);
-                }
-                self.faults.counters.spurious += 1;
+        if let Some(f) = self.fifos.get_mut(usize::from(to.slot)) {
+            if !f.push(word) {
+                *self.discarded += 1;
             }
         }
     }
 
-    /// Lands held words in order, each once its queue has room: those due
-    /// (or all, if `all`). Returns how many landed.
-    fn land_held(&mut self, all: bool) -> u32 {
-        let mut landed = 0;
-        let mut blocked = 0u32;
-        let mut i = 0;
-        while i < self.faults.held.len() {
-            let h = self.faults.held[i];
-            let ready = all || h.due <= self.faults.accesses;
-            if ready && blocked & (1 << h.q) == 0 && self.has_spare_room(h.q) {
-                self.faults.held.remove(i);
-                self.land(h.q, h.word);
-                self.faults.counters.late_deliveries += 1;
-                landed += 1;
-            } else {
-                blocked |= 1 << h.q;
-                i += 1;
-            }
+    /// `NEWMSG` latched in every user's status over an empty queue.
+    fn phantom(&mut self, to: Target) {
+        for s in self.status.iter_mut() {
+            *s |= newmsg(to.slot);
         }
-        self.settle();
-        landed
     }
 }
 
-/// Seeded doorbell faults (fault injection; all off by default).
-///
-/// Rates are "one in N" (0: never), drawn from the model's own generator
-/// seeded with `seed`: the same seed and the same sequence of register
-/// accesses give the same faults. Only queues in `queues` (bit q = queue q)
-/// are affected. Every fault is counted in [`FaultCounters`]. Words the
-/// model moves by itself (held words, garbage) never take a queue's last
-/// free slot, so they never make the hardware discard a sender's word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Faults {
-    /// Seed of the fault generator.
-    pub seed: u64,
-    /// The queues faults apply to (bit q = queue q).
-    pub queues: u16,
-    /// A `MESSAGE` write is lost (a dropped doorbell).
-    pub drop_one_in: u32,
-    /// A `MESSAGE` write lands, but its `NEWMSG` does not reach any line (a
-    /// dropped interrupt) until another word lands in that queue; the
-    /// status registers still show it.
-    pub mute_one_in: u32,
-    /// On each register access: an event nobody sent (a spurious
-    /// interrupt) on a faulted queue. Half of them latch `NEWMSG` in every
-    /// user's status while the queue is empty; half push a random word
-    /// (garbage, counted separately).
-    pub spurious_one_in: u32,
-    /// A `MESSAGE` write is delivered twice (the copy as soon as there is
-    /// room).
-    pub duplicate_one_in: u32,
-    /// A `MESSAGE` write is held back (a delayed doorbell) and lands
-    /// `delay_accesses` register accesses later, or at
-    /// [`Cluster::deliver_delayed`].
-    pub delay_one_in: u32,
-    /// How many register accesses a delayed word waits.
-    pub delay_accesses: u32,
-}
+impl FaultModel for Model {
+    type Rx<'a> = Receive<'a>;
 
-/// What the armed [`Faults`] did so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct FaultCounters {
-    /// Words lost.
-    pub dropped: u32,
-    /// Words whose `NEWMSG` did not reach the lines.
-    pub muted: u32,
-    /// `NEWMSG` latched over an empty queue.
-    pub spurious: u32,
-    /// Random words pushed.
-    pub garbage: u32,
-    /// Words delivered twice.
-    pub duplicated: u32,
-    /// Words held back.
-    pub delayed: u32,
-    /// Held words (delayed ones and duplicate copies) that have landed.
-    pub late_deliveries: u32,
-}
-
-/// A word on its way: delayed, or the second copy of a duplicate.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    q: u8,
-    word: u32,
-    due: u64,
-}
-
-/// The fault generator and its bookkeeping.
-#[derive(Debug, Clone)]
-struct FaultState {
-    config: Faults,
-    rng: u64,
-    accesses: u64,
-    held: Vec<Held>,
-    /// Queues whose `NEWMSG` does not reach the lines.
-    muted: u16,
-    counters: FaultCounters,
-}
-
-impl FaultState {
-    const OFF: Self = Self {
-        config: Faults {
-            seed: 0,
-            queues: 0,
-            drop_one_in: 0,
-            mute_one_in: 0,
-            spurious_one_in: 0,
-            duplicate_one_in: 0,
-            delay_one_in: 0,
-            delay_accesses: 0,
-        },
-        rng: 0,
-        accesses: 0,
-        held: Vec::new(),
-        muted: 0,
-        counters: FaultCounters {
-            dropped: 0,
-            muted: 0,
-            spurious: 0,
-            garbage: 0,
-            duplicated: 0,
-            delayed: 0,
-            late_deliveries: 0,
-        },
-    };
-
-    fn armed(&self) -> bool {
-        self.config.queues != 0 || !self.held.is_empty()
+    /// The fault engine and the queues it drives, borrowed apart.
+    fn split(&mut self) -> (&mut Injector, Receive<'_>) {
+        let rx = Receive {
+            fifos: &mut self.fifos,
+            status: &mut self.status,
+            discarded: &mut self.counters.discarded_writes,
+        };
+        (&mut self.faults, rx)
     }
+}
 
-    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `1 / n` (never for 0).
-    fn roll(&mut self, n: u32) -> bool {
-        n != 0 && self.next() % u64::from(n) == 0
-    }
-
-    /// A random queue among the faulted ones.
-    fn pick_queue(&mut self) -> Option<u8> {
-        let count = u64::from(self.config.queues.count_ones());
-        if count == 0 {
-            return None;
-        }
-        let k = (self.next() % count) as usize;
-        (0..QUEUES)
-            .filter(|q| self.config.queues & (1 << q) != 0)
-            .nth(k)
+ipc_traits::doorbell_faults! {
+    /// Seeded doorbell faults on mailbox queues (fault injection; all off by
+    /// default), for [`Cluster::set_faults`]. Only queues in `queues` are
+    /// affected.
+    pub struct Faults {
+        /// The queues faults apply to (bit q = queue q).
+        pub queues: u16,
     }
 }
 
@@ -637,26 +456,28 @@ impl Cluster {
     /// The generator restarts from `faults.seed`; counters and held words
     /// are kept.
     pub fn set_faults(&self, faults: Faults) {
-        let mut m = self.lock();
-        m.faults.config = faults;
-        m.faults.rng = faults.seed;
+        let targets = Targets::new(0b1, u64::from(faults.queues));
+        self.lock().faults.arm(faults.rates(), targets);
     }
 
     /// What the armed faults did so far.
     pub fn fault_counters(&self) -> FaultCounters {
-        self.lock().faults.counters
+        self.lock().faults.counters()
     }
 
     /// Lands every held word now (delayed ones and duplicate copies), in
     /// order per queue, as long as the queue keeps a free slot; returns how
     /// many landed. The rest land at later accesses.
     pub fn deliver_delayed(&self) -> u32 {
-        self.lock().land_held(true)
+        let mut m = self.lock();
+        let landed = m.deliver_held();
+        m.settle();
+        landed
     }
 
     /// How many words are held (delayed or duplicate copies not yet landed).
     pub fn held_words(&self) -> usize {
-        self.lock().faults.held.len()
+        self.lock().faults.held()
     }
 
     /// The model's counters.
@@ -740,6 +561,7 @@ unsafe impl Regs32 for SimRegs<'_> {
 mod tests {
     use super::*;
     use crate::registers::*;
+    use ipc_traits::sim_faults::Rates;
 
     fn user(u: u8) -> User {
         User::from_index(u).unwrap()
@@ -1053,16 +875,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_faults() {
         let run = |seed| {
-            let r = faulty(Faults {
-                seed,
-                drop_one_in: 3,
-                duplicate_one_in: 4,
-                delay_one_in: 5,
-                delay_accesses: 3,
-                spurious_one_in: 7,
-                mute_one_in: 2,
-                ..Faults::default()
-            });
+            let r = faulty(Faults::default().with_rates(Rates::every_kind(seed)));
             let mut got = Vec::new();
             for i in 0..200u32 {
                 if r.read(fifostatus_offset(3)) == 0 {

@@ -23,15 +23,15 @@
 //! ([`Ciu::unknown_accesses`]).
 //!
 //! [`Ciu::set_faults`] arms seeded doorbell faults on chosen cores and
-//! mailbox bits ([`Faults`]): a `CIU_MBOX_SET` bit that is lost (dropped
-//! doorbell), one that is set without raising the line (dropped
-//! interrupt), one rung twice (the second time after the receiver cleared
-//! it), one held back for a number of CSR accesses (delayed doorbell, or
-//! until [`Ciu::deliver_delayed`]), and bits nobody rang (spurious
-//! interrupts). All off by default and counted in [`FaultCounters`]. These
-//! are failures around the CIU (a lost write, an interrupt that is missed,
-//! a confused peer), not behaviour the sheet describes; they exist so the
-//! layers above can show they survive them.
+//! mailbox bits ([`Faults`], counted in [`FaultCounters`]; off by default).
+//! The faults, their invariants and the engine are
+//! [`ipc_traits::sim_faults`]; here each bit of a `CIU_MBOX_SET(c)` write is
+//! a doorbell of its own that sets the bit in core `c`'s mailbox (a one-word
+//! place: a held bit lands only once the receiver has cleared it), a muted
+//! bit is in the mailbox but does not raise the line until it is cleared or
+//! set again, and a spurious event sets a bit nobody rang (bits carry no
+//! word, so there is no garbage). [`Ciu::deliver_delayed`] sets held bits at
+//! once.
 //!
 //! Where the sheet is silent the model picks one behaviour, marked
 //! `UNCERTAIN(...)` below and pinned by a test of the same name in
@@ -58,7 +58,10 @@ use std::boxed::Box;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::vec::Vec;
 
+pub use ipc_traits::sim_faults::FaultCounters;
+
 use ipc_traits::regs::Regs64;
+use ipc_traits::sim_faults::{FaultModel, Injector, Receivers, Room, Target, Targets};
 
 use crate::registers::{
     self, CIU_INT_EN0, CIU_INT_EN0_W1C, CIU_INT_EN0_W1S, CIU_INT_EN1, CIU_INT_EN_STRIDE,
@@ -130,102 +133,68 @@ struct Model {
     reserved_written: u32,
     ignored_writes: u32,
     log: Option<Vec<Access>>,
-    faults: FaultState,
+    faults: Injector,
 }
 
-/// Seeded doorbell faults (fault injection; all off by default).
-///
-/// Rates are "one in N" (0: never), drawn from the model's own generator
-/// seeded with `seed`: the same seed and the same sequence of CSR accesses
-/// give the same faults. Only `bits` of the mailboxes of `cores` (bit c =
-/// core c) are affected. Every fault is counted in [`FaultCounters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Faults {
-    /// Seed of the fault generator.
-    pub seed: u64,
-    /// The cores whose mailboxes are faulted (bit c = core c).
-    pub cores: u16,
-    /// The mailbox bits faults apply to.
-    pub bits: u32,
-    /// A bit written to `CIU_MBOX_SET` is lost (a dropped doorbell).
-    pub drop_one_in: u32,
-    /// A bit is set but does not raise the line (a dropped interrupt) until
-    /// it is cleared or set again; reads of the mailbox show it.
-    pub mute_one_in: u32,
-    /// On each CSR access: a faulted bit nobody rang appears in a faulted
-    /// core's mailbox (a spurious interrupt), if it was clear.
-    pub spurious_one_in: u32,
-    /// A bit is rung twice: the second time once the receiver has cleared
-    /// it.
-    pub duplicate_one_in: u32,
-    /// A bit is held back (a delayed doorbell) and set `delay_accesses` CSR
-    /// accesses later, or at [`Ciu::deliver_delayed`].
-    pub delay_one_in: u32,
-    /// How many CSR accesses a delayed bit waits.
-    pub delay_accesses: u32,
-}
-
-/// What the armed [`Faults`] did so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct FaultCounters {
-    /// Bits lost.
-    pub dropped: u32,
-    /// Bits that did not raise the line.
-    pub muted: u32,
-    /// Bits set that nobody rang.
-    pub spurious: u32,
-    /// Bits rung twice.
-    pub duplicated: u32,
-    /// Bits held back.
-    pub delayed: u32,
-    /// Held bits (delayed ones and second rings) that have landed.
-    pub late_deliveries: u32,
-}
-
-/// A doorbell on its way: delayed, or the second ring of a duplicate.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    core: usize,
-    mask: u32,
-    due: u64,
-}
-
-/// The fault generator and its bookkeeping.
-#[derive(Debug)]
-struct FaultState {
-    config: Faults,
-    rng: u64,
-    accesses: u64,
-    held: Vec<Held>,
-    /// Per core: mailbox bits that do not reach the lines.
-    muted: Vec<u32>,
-    counters: FaultCounters,
-}
-
-impl FaultState {
-    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `1 / n` (never for 0).
-    fn roll(&mut self, n: u32) -> bool {
-        n != 0 && self.next() % u64::from(n) == 0
+ipc_traits::doorbell_faults! {
+    /// Seeded doorbell faults on CIU mailboxes (fault injection; all off by
+    /// default), for [`Ciu::set_faults`]. Only `bits` of the mailboxes of
+    /// `cores` are affected.
+    pub struct Faults {
+        /// The cores whose mailboxes are faulted (bit c = core c).
+        pub cores: u16,
+        /// The mailbox bits faults apply to.
+        pub bits: u32,
     }
 }
 
-/// A random set bit of `mask` (its index).
-fn pick(f: &mut FaultState, mask: u32) -> Option<usize> {
-    let count = u64::from(mask.count_ones());
-    if count == 0 {
-        return None;
+/// The mailboxes as the fault engine sees them: a [`Target`] is bit `slot`
+/// of core `unit`'s mailbox.
+struct Receive<'a> {
+    mbox: &'a mut [u32],
+}
+
+impl Receive<'_> {
+    fn at(&mut self, to: Target) -> Option<(&mut u32, u32)> {
+        let bit = 1u32.checked_shl(u32::from(to.slot))?;
+        Some((self.mbox.get_mut(usize::from(to.unit))?, bit))
     }
-    let k = (f.next() % count) as usize;
-    (0..32).filter(|b| mask & (1 << b) != 0).nth(k)
+}
+
+impl Receivers for Receive<'_> {
+    const CARRIES_WORDS: bool = false;
+
+    fn room(&self, to: Target) -> Room {
+        let bit = 1u32.checked_shl(u32::from(to.slot));
+        match (self.mbox.get(usize::from(to.unit)), bit) {
+            (Some(m), Some(bit)) => Room::register(m & bit == 0),
+            _ => Room::NONE,
+        }
+    }
+
+    /// The hardware side of setting the bit.
+    fn land(&mut self, to: Target, _word: u32) {
+        if let Some((m, bit)) = self.at(to) {
+            *m |= bit;
+        }
+    }
+
+    /// A bit nobody rang.
+    fn phantom(&mut self, to: Target) {
+        self.land(to, 0);
+    }
+}
+
+impl FaultModel for Model {
+    type Rx<'a> = Receive<'a>;
+
+    /// The fault engine and the mailboxes it drives, borrowed apart.
+    fn split(&mut self) -> (&mut Injector, Receive<'_>) {
+        let rx = Receive {
+            mbox: &mut self.mbox,
+        };
+        (&mut self.faults, rx)
+    }
 }
 
 /// Index of `offset` in an array at `base` with `stride`, if inside `count`.
@@ -251,24 +220,7 @@ impl Model {
             reserved_written: 0,
             ignored_writes: 0,
             log: None,
-            faults: FaultState {
-                config: Faults {
-                    seed: 0,
-                    cores: 0,
-                    bits: 0,
-                    drop_one_in: 0,
-                    mute_one_in: 0,
-                    spurious_one_in: 0,
-                    duplicate_one_in: 0,
-                    delay_one_in: 0,
-                    delay_accesses: 0,
-                },
-                rng: 0,
-                accesses: 0,
-                held: Vec::new(),
-                muted: std::vec![0; cores],
-                counters: FaultCounters::default(),
-            },
+            faults: Injector::new(),
         }
     }
 
@@ -322,9 +274,10 @@ impl Model {
     /// but do not reach the line.
     fn line(&self, line: usize) -> bool {
         let core = line / 2;
-        let heard = self.mbox.get(core).map_or(0, |&m| {
-            m & !self.faults.muted.get(core).copied().unwrap_or(0)
-        });
+        let heard = self
+            .mbox
+            .get(core)
+            .map_or(0, |&m| m & !(self.faults.muted(core as u8) as u32));
         registers::summary_bits_of(heard) & self.en0.get(line).copied().unwrap_or(0) != 0
     }
 
@@ -390,7 +343,7 @@ impl Model {
             Some(Csr::MboxClr(c)) => {
                 self.note_reserved(value);
                 self.mbox[c] &= !bits;
-                self.faults.muted[c] &= !bits;
+                self.faults.unmute(c as u8, u64::from(bits));
             }
             // UNCERTAIN(octeon-ciu-mbox.md §3.1): the mailbox summary bits of
             // SUM0 only reflect the mailbox; a write changes nothing.
@@ -404,96 +357,21 @@ impl Model {
         self.settle();
     }
 
-    /// A `CIU_MBOX_SET(c)` write of `bits`, through the armed faults.
+    /// A `CIU_MBOX_SET(c)` write of `bits`: each bit is a doorbell of its
+    /// own, through the armed faults.
     fn ring(&mut self, c: usize, bits: u32) {
-        let faulted = if self.faults.config.cores & (1 << c) != 0 {
-            bits & self.faults.config.bits
-        } else {
-            0
-        };
-        self.land(c, bits & !faulted);
-        for bit in (0..32).filter(|b| faulted & (1 << b) != 0) {
-            let mask = 1u32 << bit;
-            let f = &mut self.faults;
-            if f.roll(f.config.drop_one_in) {
-                f.counters.dropped += 1;
-                continue;
-            }
-            if f.roll(f.config.delay_one_in) {
-                let due = f
-                    .accesses
-                    .saturating_add(u64::from(f.config.delay_accesses));
-                f.held.push(Held { core: c, mask, due });
-                f.counters.delayed += 1;
-                continue;
-            }
-            let mute = f.roll(f.config.mute_one_in);
-            let duplicate = f.roll(f.config.duplicate_one_in);
-            self.land(c, mask);
-            let f = &mut self.faults;
-            if mute {
-                f.muted[c] |= mask;
-                f.counters.muted += 1;
-            }
-            if duplicate {
-                // Rung again once the receiver has cleared it.
-                let due = f.accesses;
-                f.held.push(Held { core: c, mask, due });
-                f.counters.duplicated += 1;
-            }
+        let (faults, mut rx) = self.split();
+        for bit in (0..32u8).filter(|b| bits & (1 << b) != 0) {
+            // At most 16 cores (clamped in `Ciu::new`).
+            faults.send(&mut rx, Target::new(c as u8, bit), 0);
         }
     }
 
-    /// The hardware side of setting `bits` in core `c`'s mailbox.
-    fn land(&mut self, c: usize, bits: u32) {
-        self.mbox[c] |= bits;
-        self.faults.muted[c] &= !bits;
-    }
-
-    /// One CSR access went by: due held bits land (once clear), and a
-    /// spurious bit may appear.
+    /// One CSR access goes by: due held bits land (once clear), a spurious
+    /// bit may appear, and a waiting core may wake.
     fn tick(&mut self) {
-        let f = &self.faults;
-        if f.config.cores == 0 && f.held.is_empty() {
-            return;
-        }
-        self.faults.accesses += 1;
-        self.land_held(false);
-        let f = &mut self.faults;
-        if f.roll(f.config.spurious_one_in) {
-            let core = pick(f, u32::from(f.config.cores));
-            let bit = pick(f, f.config.bits);
-            if let (Some(c), Some(b)) = (core, bit) {
-                if c < self.mbox.len() && self.mbox[c] & (1 << b) == 0 {
-                    self.land(c, 1 << b);
-                    self.faults.counters.spurious += 1;
-                }
-            }
-        }
+        self.tick_faults();
         self.settle();
-    }
-
-    /// Lands held bits in order, each once its bit is clear: those due (or
-    /// all, if `all`). Returns how many landed.
-    fn land_held(&mut self, all: bool) -> u32 {
-        let mut landed = 0;
-        let mut blocked = std::vec![0u32; self.mbox.len()];
-        let mut i = 0;
-        while i < self.faults.held.len() {
-            let h = self.faults.held[i];
-            let ready = all || h.due <= self.faults.accesses;
-            let busy = self.mbox[h.core] & h.mask != 0 || blocked[h.core] & h.mask != 0;
-            if ready && !busy {
-                self.faults.held.remove(i);
-                self.land(h.core, h.mask);
-                self.faults.counters.late_deliveries += 1;
-                landed += 1;
-            } else {
-                blocked[h.core] |= h.mask;
-                i += 1;
-            }
-        }
-        landed
     }
 
     fn note_reserved(&mut self, value: u64) {
@@ -650,15 +528,14 @@ impl Ciu {
     /// The generator restarts from `faults.seed`; counters and held bits are
     /// kept.
     pub fn set_faults(&self, faults: Faults) {
-        let mut m = self.lock();
-        m.faults.config = faults;
-        m.faults.rng = faults.seed;
+        let targets = Targets::new(u64::from(faults.cores), u64::from(faults.bits));
+        self.lock().faults.arm(faults.rates(), targets);
     }
 
     /// What the armed faults did so far.
     #[must_use]
     pub fn fault_counters(&self) -> FaultCounters {
-        self.lock().faults.counters
+        self.lock().faults.counters()
     }
 
     /// Sets every held bit now (delayed ones and second rings), each once
@@ -666,7 +543,7 @@ impl Ciu {
     /// accesses.
     pub fn deliver_delayed(&self) -> u32 {
         let mut m = self.lock();
-        let n = m.land_held(true);
+        let n = m.deliver_held();
         m.settle();
         n
     }
@@ -674,7 +551,7 @@ impl Ciu {
     /// How many doorbells are held (delayed or second rings not yet landed).
     #[must_use]
     pub fn held_doorbells(&self) -> usize {
-        self.lock().faults.held.len()
+        self.lock().faults.held()
     }
 
     /// Starts (`true`, with an empty log) or stops recording accesses.
@@ -727,6 +604,7 @@ unsafe impl Regs64 for CoreRegs {
 mod tests {
     use super::*;
     use crate::registers::{int_en0, mbox_clr, mbox_set, summary_bit_of};
+    use ipc_traits::sim_faults::Rates;
 
     /// A two-core chip with core 1 listening on bit 4; faults on core 1,
     /// bit 4.
@@ -832,16 +710,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_faults() {
         let run = |seed| {
-            let ciu = faulty(Faults {
-                seed,
-                drop_one_in: 3,
-                duplicate_one_in: 4,
-                delay_one_in: 5,
-                delay_accesses: 3,
-                spurious_one_in: 7,
-                mute_one_in: 2,
-                ..Faults::default()
-            });
+            let ciu = faulty(Faults::default().with_rates(Rates::every_kind(seed)));
             let got: Vec<bool> = (0..200)
                 .map(|_| {
                     ciu.core(0).write(mbox_set(1), 1 << 4);

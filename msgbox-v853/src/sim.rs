@@ -32,16 +32,15 @@
 //! # Fault injection
 //!
 //! [`MsgboxSim::set_faults`] arms seeded doorbell faults on chosen channels
-//! ([`Faults`]): a `MSG_FIFO` write that is lost (dropped doorbell), one
-//! that lands without raising the block's interrupt output (dropped
-//! interrupt), one that is delivered twice, one held back for a number of
-//! register accesses (delayed doorbell, or until
-//! [`MsgboxSim::deliver_delayed`]), and events nobody sent (spurious
-//! interrupts: a latched read-pending bit over an empty FIFO, or a garbage
-//! word). Everything is off by default and counted in [`FaultCounters`].
-//! These are failures around the msgbox (an interrupt controller that
-//! misses an edge, a peer firmware glitch), not behaviour the sheet
-//! describes; they exist so the layers above can show they survive.
+//! ([`Faults`], counted in [`FaultCounters`]; off by default). The faults,
+//! their invariants and the engine are [`ipc_traits::sim_faults`]; here a
+//! doorbell is a `MSG_FIFO` write, its word is pushed into that block's
+//! channel FIFO (held and garbage words keep the FIFO's last free slot), a
+//! muted word sets its read-pending bit but not the block's interrupt
+//! output until the FIFO drains or another word lands, and a phantom
+//! latches the read-pending bit over an empty FIFO. Faults apply to a
+//! chosen channel in both blocks; [`MsgboxSim::deliver_delayed`] lands held
+//! words at once.
 //!
 //! # Threads
 //!
@@ -58,7 +57,10 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::vec::Vec;
 
+pub use ipc_traits::sim_faults::FaultCounters;
+
 use ipc_traits::regs::Regs32;
+use ipc_traits::sim_faults::{FaultModel, Injector, Receivers, Room, Target, Targets};
 
 use crate::registers::{self, Processor, CHANNELS, FIFO_DEPTH, READ_IRQ_MASK, WRITE_IRQ_MASK};
 use crate::Msgbox;
@@ -287,7 +289,7 @@ impl Block {
 struct Model {
     blocks: [Block; 2],
     counters: SimCounters,
-    faults: FaultState,
+    faults: Injector,
 }
 
 impl Model {
@@ -295,7 +297,7 @@ impl Model {
         Self {
             blocks: [Block::reset(), Block::reset()],
             counters: SimCounters::default(),
-            faults: FaultState::OFF,
+            faults: Injector::new(),
         }
     }
 
@@ -306,17 +308,20 @@ impl Model {
     /// The interrupt output of `which`, muted bits left out.
     fn block_line(&self, which: Processor) -> bool {
         let b = which.id() as usize;
-        self.blocks[b].line(self.faults.muted_bits(b))
+        let muted = self.faults.muted(b as u8);
+        // Channel p's receive event is read-pending bit 2p.
+        let muted = (0..CH).fold(0, |acc, p| acc | ((muted >> p) as u32 & 1) << (2 * p));
+        self.blocks[b].line(muted)
     }
 
     /// A register read, after the fault clock ticked.
     fn read(&mut self, which: Processor, offset: usize) -> u32 {
-        self.tick();
+        self.tick_faults();
         let b = which.id() as usize;
         let value = self.blocks[b].read(offset, &mut self.counters);
         if let Reg::MsgFifo(p) = decode(offset) {
             if self.blocks[b].fifo[p].is_empty() {
-                self.faults.muted[b] &= !(1 << p);
+                self.faults.unmute(b as u8, 1 << p);
             }
         }
         value
@@ -324,261 +329,71 @@ impl Model {
 
     /// A register write, through the armed faults for `MSG_FIFO`.
     fn write(&mut self, which: Processor, offset: usize, value: u32) {
-        self.tick();
+        self.tick_faults();
         let b = which.id() as usize;
         match decode(offset) {
-            Reg::MsgFifo(p) if self.faults.config.channels & (1 << p) != 0 => {
-                self.send(b, p, value);
+            Reg::MsgFifo(p) => {
+                self.send_doorbell(Target::new(b as u8, p as u8), value);
             }
-            Reg::MsgFifo(p) => self.land(b, p, value),
             _ => self.blocks[b].write(offset, value, &mut self.counters),
         }
     }
+}
 
-    /// A faulted `MSG_FIFO(p)` write into block `b`.
-    fn send(&mut self, b: usize, p: usize, value: u32) {
-        let f = &mut self.faults;
-        if f.roll(f.config.drop_one_in) {
-            f.counters.dropped += 1;
-            return;
-        }
-        if f.roll(f.config.delay_one_in) {
-            let due = f
-                .accesses
-                .saturating_add(u64::from(f.config.delay_accesses));
-            f.held.push(Held {
-                b,
-                p,
-                word: value,
-                due,
-            });
-            f.counters.delayed += 1;
-            return;
-        }
-        let mute = f.roll(f.config.mute_one_in);
-        let duplicate = f.roll(f.config.duplicate_one_in);
-        self.land(b, p, value);
-        let f = &mut self.faults;
-        if mute {
-            f.muted[b] |= 1 << p;
-            f.counters.muted += 1;
-        }
-        if duplicate {
-            let due = f.accesses;
-            f.held.push(Held {
-                b,
-                p,
-                word: value,
-                due,
-            });
-            f.counters.duplicated += 1;
+/// The FIFOs as the fault engine sees them: a [`Target`] is channel `slot`
+/// of block `unit` (the block of [`Processor::id`]).
+struct Receive<'a> {
+    blocks: &'a mut [Block; 2],
+    counters: &'a mut SimCounters,
+}
+
+impl Receivers for Receive<'_> {
+    fn room(&self, to: Target) -> Room {
+        let fifo = self
+            .blocks
+            .get(usize::from(to.unit))
+            .and_then(|b| b.fifo.get(usize::from(to.slot)));
+        match fifo {
+            Some(f) => Room::fifo(f.len() as u32, FIFO_DEPTH),
+            None => Room::NONE,
         }
     }
 
     /// The hardware side of a `MSG_FIFO(p)` write into block `b`.
-    fn land(&mut self, b: usize, p: usize, value: u32) {
-        self.faults.muted[b] &= !(1 << p);
-        self.blocks[b].write(registers::msg_fifo(p as u8), value, &mut self.counters);
-    }
-
-    /// Room for a word the model itself moves: one slot always stays free
-    /// for a sender that has just read `MSG_STATUS`, so injected words never
-    /// make a real one overflow.
-    fn has_spare_room(&self, b: usize, p: usize) -> bool {
-        self.blocks[b].fifo[p].len() + 1 < FIFO_DEPTH as usize
-    }
-
-    /// One register access went by: due held words land (if there is
-    /// room), and a spurious event may appear.
-    fn tick(&mut self) {
-        if !self.faults.armed() {
-            return;
-        }
-        self.faults.accesses += 1;
-        self.land_held(false);
-        let f = &mut self.faults;
-        if f.roll(f.config.spurious_one_in) {
-            let Some(p) = f.pick_channel() else { return };
-            let b = (f.next() & 1) as usize;
-            let garbage = f.next() & 1 == 0;
-            let word = f.next() as u32;
-            if garbage {
-                if self.has_spare_room(b, p) {
-                    self.land(b, p, word);
-                    self.faults.counters.garbage += 1;
-                }
-            } else if self.blocks[b].fifo[p].is_empty() {
-                self.blocks[b].read_pending |= 1 << (2 * p);
-                self.faults.counters.spurious += 1;
-            }
+    fn land(&mut self, to: Target, word: u32) {
+        if let Some(b) = self.blocks.get_mut(usize::from(to.unit)) {
+            b.write(registers::msg_fifo(to.slot), word, self.counters);
         }
     }
 
-    /// Lands held words in order per FIFO, each once there is room: those
-    /// due (or all, if `all`). Returns how many landed.
-    fn land_held(&mut self, all: bool) -> u32 {
-        let mut landed = 0;
-        let mut blocked = [0u8; 2];
-        let mut i = 0;
-        while i < self.faults.held.len() {
-            let h = self.faults.held[i];
-            let ready = all || h.due <= self.faults.accesses;
-            if ready && blocked[h.b] & (1 << h.p) == 0 && self.has_spare_room(h.b, h.p) {
-                self.faults.held.remove(i);
-                self.land(h.b, h.p, h.word);
-                self.faults.counters.late_deliveries += 1;
-                landed += 1;
-            } else {
-                blocked[h.b] |= 1 << h.p;
-                i += 1;
-            }
+    /// The read-pending bit latched over an empty FIFO.
+    fn phantom(&mut self, to: Target) {
+        if let Some(b) = self.blocks.get_mut(usize::from(to.unit)) {
+            b.read_pending |= 1 << (2 * u32::from(to.slot));
         }
-        landed
     }
 }
 
-/// Seeded doorbell faults (fault injection; all off by default).
-///
-/// Rates are "one in N" (0: never), drawn from the model's own generator
-/// seeded with `seed`: the same seed and the same sequence of register
-/// accesses give the same faults. Only channels in `channels` (bit p =
-/// channel p) are affected, in both blocks. Every fault is counted in
-/// [`FaultCounters`]. Words the model moves by itself (held words,
-/// garbage) never take a FIFO's last free slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Faults {
-    /// Seed of the fault generator.
-    pub seed: u64,
-    /// The channels faults apply to (bit p = channel p).
-    pub channels: u8,
-    /// A `MSG_FIFO` write is lost (a dropped doorbell).
-    pub drop_one_in: u32,
-    /// A `MSG_FIFO` write lands, but the block's interrupt output ignores
-    /// its read-pending bit (a dropped interrupt) until the FIFO drains or
-    /// another word lands; the status register still shows it.
-    pub mute_one_in: u32,
-    /// On each register access: an event nobody sent (a spurious
-    /// interrupt) on a faulted channel of a random block. Half of them
-    /// latch the read-pending bit over an empty FIFO; half push a random
-    /// word (garbage, counted separately).
-    pub spurious_one_in: u32,
-    /// A `MSG_FIFO` write is delivered twice (the copy as soon as there is
-    /// room).
-    pub duplicate_one_in: u32,
-    /// A `MSG_FIFO` write is held back (a delayed doorbell) and lands
-    /// `delay_accesses` register accesses later, or at
-    /// [`MsgboxSim::deliver_delayed`].
-    pub delay_one_in: u32,
-    /// How many register accesses a delayed word waits.
-    pub delay_accesses: u32,
+impl FaultModel for Model {
+    type Rx<'a> = Receive<'a>;
+
+    /// The fault engine and the FIFOs it drives, borrowed apart.
+    fn split(&mut self) -> (&mut Injector, Receive<'_>) {
+        let rx = Receive {
+            blocks: &mut self.blocks,
+            counters: &mut self.counters,
+        };
+        (&mut self.faults, rx)
+    }
 }
 
-/// What the armed [`Faults`] did so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct FaultCounters {
-    /// Words lost.
-    pub dropped: u32,
-    /// Words that did not raise the interrupt output.
-    pub muted: u32,
-    /// Read-pending bits latched over an empty FIFO.
-    pub spurious: u32,
-    /// Random words pushed.
-    pub garbage: u32,
-    /// Words delivered twice.
-    pub duplicated: u32,
-    /// Words held back.
-    pub delayed: u32,
-    /// Held words (delayed ones and duplicate copies) that have landed.
-    pub late_deliveries: u32,
-}
-
-/// A word on its way into block `b`'s FIFO `p`.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    b: usize,
-    p: usize,
-    word: u32,
-    due: u64,
-}
-
-/// The fault generator and its bookkeeping.
-#[derive(Debug)]
-struct FaultState {
-    config: Faults,
-    rng: u64,
-    accesses: u64,
-    held: Vec<Held>,
-    /// Per block: channels whose read-pending bit does not reach the line.
-    muted: [u8; 2],
-    counters: FaultCounters,
-}
-
-impl FaultState {
-    const OFF: Self = Self {
-        config: Faults {
-            seed: 0,
-            channels: 0,
-            drop_one_in: 0,
-            mute_one_in: 0,
-            spurious_one_in: 0,
-            duplicate_one_in: 0,
-            delay_one_in: 0,
-            delay_accesses: 0,
-        },
-        rng: 0,
-        accesses: 0,
-        held: Vec::new(),
-        muted: [0; 2],
-        counters: FaultCounters {
-            dropped: 0,
-            muted: 0,
-            spurious: 0,
-            garbage: 0,
-            duplicated: 0,
-            delayed: 0,
-            late_deliveries: 0,
-        },
-    };
-
-    fn armed(&self) -> bool {
-        self.config.channels != 0 || !self.held.is_empty()
-    }
-
-    /// The `READ_IRQ_STATUS` bits of block `b` that do not reach its line.
-    fn muted_bits(&self, b: usize) -> u32 {
-        (0..CH).fold(0, |acc, p| {
-            acc | if self.muted[b] & (1 << p) != 0 {
-                1 << (2 * p)
-            } else {
-                0
-            }
-        })
-    }
-
-    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `1 / n` (never for 0).
-    fn roll(&mut self, n: u32) -> bool {
-        n != 0 && self.next() % u64::from(n) == 0
-    }
-
-    /// A random channel among the faulted ones.
-    fn pick_channel(&mut self) -> Option<usize> {
-        let count = u64::from(self.config.channels.count_ones());
-        if count == 0 {
-            return None;
-        }
-        let k = (self.next() % count) as usize;
-        (0..CH)
-            .filter(|p| self.config.channels & (1 << p) != 0)
-            .nth(k)
+ipc_traits::doorbell_faults! {
+    /// Seeded doorbell faults on msgbox channels (fault injection; all off
+    /// by default), for [`MsgboxSim::set_faults`]. Only channels in
+    /// `channels` are affected, in both blocks.
+    pub struct Faults {
+        /// The channels faults apply to (bit p = channel p).
+        pub channels: u8,
     }
 }
 
@@ -699,28 +514,27 @@ impl MsgboxSim {
     /// The generator restarts from `faults.seed`; counters and held words
     /// are kept. [`MsgboxSim::reset`] disarms them.
     pub fn set_faults(&self, faults: Faults) {
-        let mut m = self.lock();
-        m.faults.config = faults;
-        m.faults.rng = faults.seed;
+        let targets = Targets::new(0b11, u64::from(faults.channels));
+        self.lock().faults.arm(faults.rates(), targets);
     }
 
     /// What the armed faults did so far.
     #[must_use]
     pub fn fault_counters(&self) -> FaultCounters {
-        self.lock().faults.counters
+        self.lock().faults.counters()
     }
 
     /// Lands every held word now (delayed ones and duplicate copies), in
     /// order per FIFO, as long as the FIFO keeps a free slot; returns how
     /// many landed. The rest land at later accesses.
     pub fn deliver_delayed(&self) -> u32 {
-        self.lock().land_held(true)
+        self.lock().deliver_held()
     }
 
     /// How many words are held (delayed or duplicate copies not yet landed).
     #[must_use]
     pub fn held_words(&self) -> usize {
-        self.lock().faults.held.len()
+        self.lock().faults.held()
     }
 
     /// What the model counted so far.
@@ -805,6 +619,7 @@ unsafe impl Regs32 for SimRegs<'_> {
 mod tests {
     use super::*;
     use crate::registers::*;
+    use ipc_traits::sim_faults::Rates;
 
     const ARM: Processor = Processor::Arm;
     const RV: Processor = Processor::Riscv;
@@ -1210,16 +1025,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_faults() {
         let run = |seed| {
-            let sim = faulty(Faults {
-                seed,
-                drop_one_in: 3,
-                duplicate_one_in: 4,
-                delay_one_in: 5,
-                delay_accesses: 3,
-                spurious_one_in: 7,
-                mute_one_in: 2,
-                ..Faults::default()
-            });
+            let sim = faulty(Faults::default().with_rates(Rates::every_kind(seed)));
             let rv = sim.block(RV);
             let mut got = Vec::new();
             for i in 0..200u32 {

@@ -28,16 +28,14 @@
 //! # Fault injection
 //!
 //! [`Sim::set_faults`] arms seeded doorbell faults on chosen channels
-//! ([`Faults`]): a `TRn` write that is lost (dropped doorbell), one that
-//! lands without raising the peer's line (dropped interrupt), one that is
-//! delivered twice, one held back for a number of register accesses
-//! (delayed doorbell, or until [`Sim::deliver_delayed`]), and receive events
-//! nobody sent (spurious interrupts: a phantom `RFn` or a garbage word).
-//! Everything is off by default and counted in [`FaultCounters`]. These are
-//! failures of the system around the MU (a lost wire, an interrupt
-//! controller that misses an edge, a peer firmware glitch), not behaviour
-//! the sheet describes; they exist so that the layers above can show they
-//! survive them.
+//! ([`Faults`], counted in [`FaultCounters`]; off by default). The faults,
+//! their invariants and the engine are [`ipc_traits::sim_faults`]; on the
+//! MU a doorbell is a `TRn` write, its word lands in the peer's `RRn` with
+//! `RFn` (a one-word place: held and garbage words wait until `RRn` is
+//! empty), a muted word shows `RFn` in `SR` but not on [`Sim::line`] until
+//! `RRn` is read, and a phantom sets `RFn` over the stale `RRn`. Faults
+//! apply to both directions of a chosen channel; [`Sim::deliver_delayed`]
+//! lands held words at once.
 //!
 //! # Uncertain behaviour
 //!
@@ -75,11 +73,13 @@
 //! ```
 #![allow(unsafe_code)] // `unsafe impl Regs32 for SimRegs` only.
 
+pub use ipc_traits::sim_faults::FaultCounters;
+
+use ipc_traits::regs::Regs32;
+use ipc_traits::sim_faults::{FaultModel, Injector, Receivers, Room, Target, Targets};
 use std::boxed::Box;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::vec::Vec;
-
-use ipc_traits::regs::Regs32;
 
 use crate::registers::{
     self, CR_GIE_MASK, CR_GIR_MASK, CR_OFFSET, CR_RIE_MASK, CR_TIE_MASK, EVENT_MASK, FLAGS_MASK,
@@ -202,7 +202,7 @@ const fn from_field(raw: u32, top: usize) -> u8 {
 struct Model {
     sides: [SideState; 2],
     stats: SimStats,
-    faults: FaultState,
+    faults: Injector,
 }
 
 impl Model {
@@ -217,7 +217,7 @@ impl Model {
                 read_only_writes: 0,
                 resets: 0,
             },
-            faults: FaultState::OFF,
+            faults: Injector::new(),
         }
     }
 
@@ -251,7 +251,8 @@ impl Model {
         let me = self.side(side);
         // A muted receive event (fault injection: a dropped interrupt) is
         // in SR but does not reach the line.
-        let muted = to_field(self.faults.muted[side.index()] & me.full, registers::RF_TOP);
+        let muted = self.faults.muted(side.index() as u8) as u8 & me.full;
+        let muted = to_field(muted, registers::RF_TOP);
         let sr = self.sr(side) & !muted;
         let brdi = side == Side::A && me.brdip && me.cr & CR_BRDIE != 0;
         sr & me.cr & EVENT_MASK != 0 || brdi
@@ -269,7 +270,7 @@ impl Model {
     }
 
     fn read(&mut self, side: Side, offset: usize) -> u32 {
-        self.tick();
+        self.tick_faults();
         match Self::decode(offset) {
             // UNCERTAIN(imx8-mu.md §2, verification log "TR read-back
             // behaviour"): the sheet's table says TR "reads back last
@@ -282,7 +283,7 @@ impl Model {
                 if me.full & bit != 0 {
                     // Pop: RFn falls here, the peer's TEn rises (§2.4).
                     me.full &= !bit;
-                    self.faults.muted[side.index()] &= !bit;
+                    self.faults.unmute(side.index() as u8, u64::from(bit));
                 } else {
                     // UNCERTAIN(imx8-mu.md §2.4): reading RRn while RFn = 0
                     // returns the stale value and has no other effect
@@ -301,121 +302,17 @@ impl Model {
     }
 
     fn write(&mut self, side: Side, offset: usize, value: u32) {
-        self.tick();
+        self.tick_faults();
         match Self::decode(offset) {
             Some(Reg::Tr(n)) => {
                 self.side_mut(side).tr[usize::from(n)] = value;
-                self.send(side, n, value);
+                self.send_doorbell(Target::new(side.peer().index() as u8, n), value);
             }
             Some(Reg::Rr(_)) => self.stats.read_only_writes += 1,
             Some(Reg::Sr) => self.write_sr(side, value),
             Some(Reg::Cr) => self.write_cr(side, value),
             None => self.stats.unknown_writes += 1,
         }
-    }
-
-    /// A word written to `TRn` by `side`, through the armed faults.
-    fn send(&mut self, side: Side, n: u8, value: u32) {
-        let to = side.peer();
-        let f = &mut self.faults;
-        if f.config.channels & (1 << n) != 0 {
-            if f.roll(f.config.drop_one_in) {
-                f.counters.dropped += 1;
-                return;
-            }
-            if f.roll(f.config.delay_one_in) {
-                let due = f
-                    .accesses
-                    .saturating_add(u64::from(f.config.delay_accesses));
-                f.hold(to, n, value, due);
-                f.counters.delayed += 1;
-                return;
-            }
-            let mute = f.roll(f.config.mute_one_in);
-            let duplicate = f.roll(f.config.duplicate_one_in);
-            self.land(side, n, value);
-            let f = &mut self.faults;
-            if mute {
-                f.muted[to.index()] |= 1 << n;
-                f.counters.muted += 1;
-            }
-            if duplicate {
-                // The copy lands as soon as the peer has read the first.
-                let now = f.accesses;
-                f.hold(to, n, value, now);
-                f.counters.duplicated += 1;
-            }
-            return;
-        }
-        self.land(side, n, value);
-    }
-
-    /// The hardware transfer of a `TRn` write from `side` (§2.4).
-    fn land(&mut self, side: Side, n: u8, value: u32) {
-        let bit = 1u8 << n;
-        self.faults.muted[side.peer().index()] &= !bit;
-        let peer = self.side_mut(side.peer());
-        let overwrote = peer.full & bit != 0;
-        // Silicon: a write while TEn = 0 overwrites the unread word (§2.4).
-        // The model does the same and counts it.
-        peer.rr[usize::from(n)] = value;
-        peer.full |= bit;
-        if overwrote {
-            self.stats.overwrites[side.index()] += 1;
-        }
-    }
-
-    /// One register access went by: held words that are due land (if their
-    /// `RRn` is empty), and a spurious event may appear.
-    fn tick(&mut self) {
-        if !self.faults.armed() {
-            return;
-        }
-        self.faults.accesses += 1;
-        self.land_held(false);
-        let f = &mut self.faults;
-        if f.roll(f.config.spurious_one_in) {
-            let side = if f.next() & 1 == 0 { Side::A } else { Side::B };
-            let Some(n) = f.pick_channel() else { return };
-            let garbage = f.next() & 1 == 0;
-            let word = f.next() as u32;
-            let bit = 1u8 << n;
-            let me = &mut self.sides[side.index()];
-            if me.full & bit != 0 {
-                return; // a word is waiting: nothing spurious to show
-            }
-            me.full |= bit;
-            if garbage {
-                me.rr[usize::from(n)] = word;
-                self.faults.counters.garbage += 1;
-            } else {
-                self.faults.counters.spurious += 1;
-            }
-        }
-    }
-
-    /// Lands held words in order, each once its `RRn` is empty: those due
-    /// (or all, if `all`). Returns how many landed.
-    fn land_held(&mut self, all: bool) -> u32 {
-        let mut landed = 0;
-        let mut blocked = [0u8; 2];
-        let mut i = 0;
-        while i < self.faults.held.len() {
-            let h = self.faults.held[i];
-            let bit = 1u8 << h.ch;
-            let busy = self.side(h.to).full & bit != 0 || blocked[h.to.index()] & bit != 0;
-            if !busy && (all || h.due <= self.faults.accesses) {
-                self.faults.held.remove(i);
-                self.land(h.to.peer(), h.ch, h.word);
-                self.faults.counters.late_deliveries += 1;
-                landed += 1;
-            } else {
-                // Later words for the same register wait behind this one.
-                blocked[h.to.index()] |= bit;
-                i += 1;
-            }
-        }
-        landed
     }
 
     fn write_sr(&mut self, side: Side, value: u32) {
@@ -446,8 +343,7 @@ impl Model {
             self.sides[0].power = powers[0];
             self.sides[1].power = powers[1];
             self.stats.resets += 1;
-            self.faults.held.clear();
-            self.faults.muted = [0; 2];
+            self.faults.clear();
             return;
         }
         let writable = match side {
@@ -476,142 +372,72 @@ impl Model {
     }
 }
 
-/// Seeded doorbell faults (fault injection; all off by default).
-///
-/// Rates are "one in N" (0: never), drawn from the model's own generator
-/// seeded with `seed`: the same seed and the same sequence of register
-/// accesses give the same faults. Only channels in `channels` (bit n =
-/// channel n) are affected, in both directions. Every fault is counted in
-/// [`FaultCounters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Faults {
-    /// Seed of the fault generator.
-    pub seed: u64,
-    /// The channels faults apply to (bit n = channel n).
-    pub channels: u8,
-    /// A `TRn` write is lost: the peer's `RRn` and `RFn` never change (a
-    /// dropped doorbell).
-    pub drop_one_in: u32,
-    /// A `TRn` write lands, but the peer's line ignores it (a dropped
-    /// interrupt): `RFn` shows in `SR`, [`Sim::line`] stays low for it until
-    /// the peer reads `RRn` or another word lands there.
-    pub mute_one_in: u32,
-    /// On each register access: a receive event nobody sent appears on a
-    /// faulted channel whose `RRn` is empty (a spurious interrupt). Half of
-    /// them set `RFn` over the stale `RRn` (a phantom doorbell), half put a
-    /// random word there (garbage, counted separately).
-    pub spurious_one_in: u32,
-    /// A `TRn` write is delivered twice: the copy lands once the peer has
-    /// read the first.
-    pub duplicate_one_in: u32,
-    /// A `TRn` write is held back (a delayed doorbell) and lands
-    /// `delay_accesses` register accesses later (accesses of either side),
-    /// or at [`Sim::deliver_delayed`]; it never overwrites an unread word.
-    pub delay_one_in: u32,
-    /// How many register accesses a delayed word waits.
-    pub delay_accesses: u32,
-}
-
-/// What the armed [`Faults`] did so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct FaultCounters {
-    /// Words lost ([`Faults::drop_one_in`]).
-    pub dropped: u32,
-    /// Words that did not raise the line ([`Faults::mute_one_in`]).
-    pub muted: u32,
-    /// Phantom receive events over a stale `RRn`.
-    pub spurious: u32,
-    /// Random words that appeared in an `RRn`.
-    pub garbage: u32,
-    /// Words delivered twice.
-    pub duplicated: u32,
-    /// Words held back.
-    pub delayed: u32,
-    /// Held words (delayed ones and duplicate copies) that have landed.
-    pub late_deliveries: u32,
-}
-
-/// A word on its way: delayed, or the second copy of a duplicate.
-#[derive(Debug, Clone, Copy)]
-struct Held {
-    to: Side,
-    ch: u8,
-    word: u32,
-    due: u64,
-}
-
-/// The fault generator and its bookkeeping.
-#[derive(Debug)]
-struct FaultState {
-    config: Faults,
-    rng: u64,
-    accesses: u64,
-    held: Vec<Held>,
-    /// Per side: channels whose pending word does not raise the line.
-    muted: [u8; 2],
-    counters: FaultCounters,
-}
-
-impl FaultState {
-    const OFF: Self = Self {
-        config: Faults {
-            seed: 0,
-            channels: 0,
-            drop_one_in: 0,
-            mute_one_in: 0,
-            spurious_one_in: 0,
-            duplicate_one_in: 0,
-            delay_one_in: 0,
-            delay_accesses: 0,
-        },
-        rng: 0,
-        accesses: 0,
-        held: Vec::new(),
-        muted: [0; 2],
-        counters: FaultCounters {
-            dropped: 0,
-            muted: 0,
-            spurious: 0,
-            garbage: 0,
-            duplicated: 0,
-            delayed: 0,
-            late_deliveries: 0,
-        },
-    };
-
-    /// Whether anything can happen (faults configured or words still held).
-    fn armed(&self) -> bool {
-        self.config.channels != 0 || !self.held.is_empty()
+ipc_traits::doorbell_faults! {
+    /// Seeded doorbell faults on MU channels (fault injection; all off by
+    /// default), for [`Sim::set_faults`]. Only channels in `channels` are
+    /// affected, in both directions.
+    pub struct Faults {
+        /// The channels faults apply to (bit n = channel n).
+        pub channels: u8,
     }
+}
 
-    /// SplitMix64 (Steele, Lea and Flood 2014): deterministic and cheap.
-    fn next(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+/// The receive registers of both sides, as the fault engine sees them: a
+/// [`Target`] is channel `slot` of receiving side `unit` (0 = A, 1 = B).
+struct Receive<'a> {
+    sides: &'a mut [SideState; 2],
+    overwrites: &'a mut [u32; 2],
+}
+
+impl Receive<'_> {
+    fn at(&mut self, to: Target) -> Option<(&mut SideState, u8)> {
+        let bit = (to.slot < registers::CHANNELS).then(|| 1u8 << to.slot)?;
+        Some((self.sides.get_mut(usize::from(to.unit))?, bit))
     }
+}
 
-    /// True with probability `1 / n` (never for 0).
-    fn roll(&mut self, n: u32) -> bool {
-        n != 0 && self.next() % u64::from(n) == 0
-    }
-
-    /// A random channel among the faulted ones.
-    fn pick_channel(&mut self) -> Option<u8> {
-        let count = u64::from(self.config.channels.count_ones());
-        if count == 0 {
-            return None;
+impl Receivers for Receive<'_> {
+    fn room(&self, to: Target) -> Room {
+        match self.sides.get(usize::from(to.unit)) {
+            Some(me) if to.slot < registers::CHANNELS => {
+                Room::register(me.full & (1 << to.slot) == 0)
+            }
+            _ => Room::NONE,
         }
-        let k = self.next() % count;
-        (0..registers::CHANNELS)
-            .filter(|n| self.config.channels & (1 << n) != 0)
-            .nth(k as usize)
     }
 
-    fn hold(&mut self, to: Side, ch: u8, word: u32, due: u64) {
-        self.held.push(Held { to, ch, word, due });
+    /// The hardware transfer of a `TRn` write from the peer (§2.4).
+    fn land(&mut self, to: Target, word: u32) {
+        let Some((me, bit)) = self.at(to) else { return };
+        let overwrote = me.full & bit != 0;
+        // Silicon: a write while TEn = 0 overwrites the unread word (§2.4).
+        // The model does the same and counts it against the sender.
+        me.rr[usize::from(to.slot)] = word;
+        me.full |= bit;
+        if overwrote {
+            self.overwrites[usize::from(to.unit ^ 1)] += 1;
+        }
+    }
+
+    /// `RFn` rises over the stale `RRn`.
+    fn phantom(&mut self, to: Target) {
+        if let Some((me, bit)) = self.at(to) {
+            me.full |= bit;
+        }
+    }
+}
+
+impl FaultModel for Model {
+    type Rx<'a> = Receive<'a>;
+
+    /// The fault engine and the receive registers it drives, borrowed
+    /// apart.
+    fn split(&mut self) -> (&mut Injector, Receive<'_>) {
+        let rx = Receive {
+            sides: &mut self.sides,
+            overwrites: &mut self.stats.overwrites,
+        };
+        (&mut self.faults, rx)
     }
 }
 
@@ -738,15 +564,14 @@ impl Sim {
     /// The generator restarts from `faults.seed`; counters and words still
     /// held are kept.
     pub fn set_faults(self, faults: Faults) {
-        let mut m = lock(self.model);
-        m.faults.config = faults;
-        m.faults.rng = faults.seed;
+        let targets = Targets::new(0b11, u64::from(faults.channels));
+        lock(self.model).faults.arm(faults.rates(), targets);
     }
 
     /// What the armed faults did so far.
     #[must_use]
     pub fn fault_counters(self) -> FaultCounters {
-        lock(self.model).faults.counters
+        lock(self.model).faults.counters()
     }
 
     /// Lands every held word now (delayed ones and duplicate copies), in
@@ -754,13 +579,13 @@ impl Sim {
     /// Words whose register is still full stay held and land at a later
     /// access once it is read.
     pub fn deliver_delayed(self) -> u32 {
-        lock(self.model).land_held(true)
+        lock(self.model).deliver_held()
     }
 
     /// How many words are held (delayed or duplicate copies not yet landed).
     #[must_use]
     pub fn held_words(self) -> usize {
-        lock(self.model).faults.held.len()
+        lock(self.model).faults.held()
     }
 
     /// The counters so far.
@@ -824,6 +649,7 @@ unsafe impl Regs32 for SimRegs {
 mod tests {
     use super::*;
     use crate::registers::{bits, gie, gip, gir, rf, rie, rr_offset, te, tie, tr_offset};
+    use ipc_traits::sim_faults::Rates;
 
     fn regs() -> (Sim, SimRegs, SimRegs) {
         let sim = Sim::new();
@@ -1179,14 +1005,20 @@ mod tests {
             ..Faults::default()
         });
         let mut seen = 0;
-        for _ in 0..300 {
+        let mut drain = || {
             for r in [a, b] {
                 if rf1(r) {
                     let _ = r.read(rr_offset(1));
                     seen += 1;
                 }
             }
+        };
+        for _ in 0..300 {
+            drain();
         }
+        // Events raised by the last accesses: collect them with faults off.
+        sim.set_faults(Faults::default());
+        drain();
         let c = sim.fault_counters();
         assert!(c.spurious > 10 && c.garbage > 10, "{c:?}");
         assert_eq!(seen, c.spurious + c.garbage);
@@ -1196,16 +1028,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_faults() {
         let run = |seed| {
-            let (sim, a, b) = faulty(Faults {
-                seed,
-                drop_one_in: 3,
-                duplicate_one_in: 4,
-                delay_one_in: 5,
-                delay_accesses: 3,
-                spurious_one_in: 7,
-                mute_one_in: 2,
-                ..Faults::default()
-            });
+            let (sim, a, b) = faulty(Faults::default().with_rates(Rates::every_kind(seed)));
             let mut got = Vec::new();
             for i in 0..200u32 {
                 if a.read(SR_OFFSET) & bits(te(1)) != 0 {
