@@ -80,61 +80,14 @@ const PEER_BASE: u64 = 0x6000_0000;
 // What a backend provides
 // ---------------------------------------------------------------------------
 
-/// Doorbell faults, as the suite asks for them; each backend's fixture maps
-/// them onto its simulation's own fault modes (rates are "one in N", 0 =
-/// never). See the backends' `sim::Faults` for the exact hardware effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DoorbellFaults {
-    /// Seed of the simulation's fault generator.
-    pub seed: u64,
-    /// A doorbell is lost: the peer never sees it.
-    pub drop_one_in: u32,
-    /// A doorbell arrives but its interrupt does not (the pending state is
-    /// there for whoever looks).
-    pub mute_one_in: u32,
-    /// Per register access: an interrupt nobody raised (a phantom doorbell,
-    /// an event over an empty queue, or a garbage word).
-    pub spurious_one_in: u32,
-    /// A doorbell arrives twice.
-    pub duplicate_one_in: u32,
-    /// A doorbell is held back for `delay_accesses` register accesses.
-    pub delay_one_in: u32,
-    /// How long a delayed doorbell waits, in register accesses.
-    pub delay_accesses: u32,
-}
-
-impl DoorbellFaults {
-    /// No faults.
-    pub const NONE: Self = Self {
-        seed: 0,
-        drop_one_in: 0,
-        mute_one_in: 0,
-        spurious_one_in: 0,
-        duplicate_one_in: 0,
-        delay_one_in: 0,
-        delay_accesses: 0,
-    };
-}
+/// Doorbell faults, as the suite asks for them: the rates shared by every
+/// backend's model (`ipc_traits::sim_faults`); each fixture adds which of
+/// its channels or queues they apply to.
+pub use ipc_traits::sim_faults::Rates as DoorbellFaults;
 
 /// What a simulation's doorbell faults did (the sum over the faulted
-/// queues).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FaultCounts {
-    /// Doorbells lost.
-    pub dropped: u32,
-    /// Doorbells whose interrupt was lost.
-    pub muted: u32,
-    /// Interrupts nobody raised (phantom doorbells, empty events).
-    pub spurious: u32,
-    /// Garbage words that appeared in a receive FIFO (word backends).
-    pub garbage: u32,
-    /// Doorbells delivered twice.
-    pub duplicated: u32,
-    /// Doorbells held back.
-    pub delayed: u32,
-    /// Held doorbells (delayed or second copies) that were delivered.
-    pub late_deliveries: u32,
-}
+/// places).
+pub use ipc_traits::sim_faults::FaultCounters as FaultCounts;
 
 /// The fault controls of one simulated mailbox.
 pub trait FaultControl: Send + Sync {

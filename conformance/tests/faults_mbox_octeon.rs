@@ -28,30 +28,18 @@ struct Control(Ciu);
 
 impl FaultControl for Control {
     fn arm(&self, f: DoorbellFaults) {
-        self.0.set_faults(Faults {
-            seed: f.seed,
-            cores: (1 << A) | (1 << B),
-            bits: BITS.iter().fold(0, |m, &b| m | 1 << b),
-            drop_one_in: f.drop_one_in,
-            mute_one_in: f.mute_one_in,
-            spurious_one_in: f.spurious_one_in,
-            duplicate_one_in: f.duplicate_one_in,
-            delay_one_in: f.delay_one_in,
-            delay_accesses: f.delay_accesses,
-        });
+        self.0.set_faults(
+            Faults {
+                cores: (1 << A) | (1 << B),
+                bits: BITS.iter().fold(0, |m, &b| m | 1 << b),
+                ..Faults::default()
+            }
+            .with_rates(f),
+        );
     }
 
     fn counts(&self) -> FaultCounts {
-        let c = self.0.fault_counters();
-        FaultCounts {
-            dropped: c.dropped,
-            muted: c.muted,
-            spurious: c.spurious,
-            garbage: 0,
-            duplicated: c.duplicated,
-            delayed: c.delayed,
-            late_deliveries: c.late_deliveries,
-        }
+        self.0.fault_counters()
     }
 
     fn deliver_delayed(&self) -> u32 {

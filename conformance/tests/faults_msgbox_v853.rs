@@ -29,29 +29,17 @@ struct Control(&'static MsgboxSim);
 
 impl FaultControl for Control {
     fn arm(&self, f: DoorbellFaults) {
-        self.0.set_faults(Faults {
-            seed: f.seed,
-            channels: 1 << 0,
-            drop_one_in: f.drop_one_in,
-            mute_one_in: f.mute_one_in,
-            spurious_one_in: f.spurious_one_in,
-            duplicate_one_in: f.duplicate_one_in,
-            delay_one_in: f.delay_one_in,
-            delay_accesses: f.delay_accesses,
-        });
+        self.0.set_faults(
+            Faults {
+                channels: 1 << 0,
+                ..Faults::default()
+            }
+            .with_rates(f),
+        );
     }
 
     fn counts(&self) -> FaultCounts {
-        let c = self.0.fault_counters();
-        FaultCounts {
-            dropped: c.dropped,
-            muted: c.muted,
-            spurious: c.spurious,
-            garbage: c.garbage,
-            duplicated: c.duplicated,
-            delayed: c.delayed,
-            late_deliveries: c.late_deliveries,
-        }
+        self.0.fault_counters()
     }
 
     fn deliver_delayed(&self) -> u32 {

@@ -137,6 +137,17 @@ crate::doorbell_faults! {
 }
 
 impl Rates {
+    /// No faults (seed 0, every rate 0).
+    pub const NONE: Self = Self {
+        seed: 0,
+        drop_one_in: 0,
+        mute_one_in: 0,
+        spurious_one_in: 0,
+        duplicate_one_in: 0,
+        delay_one_in: 0,
+        delay_accesses: 0,
+    };
+
     /// Every kind of fault at once, at rates that let traffic still flow
     /// (drop 1 in 3, mute 1 in 2, duplicate 1 in 4, delay 1 in 5 by 3
     /// accesses, spurious 1 in 7): for determinism and soak tests.
@@ -565,15 +576,24 @@ impl Injector {
     /// ahead of. Returns how many landed.
     fn land_held<R: Receivers + ?Sized>(&mut self, rx: &mut R, all: bool) -> u32 {
         let mut landed = 0;
+        // Places with an earlier held word still waiting (one mask of slots
+        // per unit): one pass, linear in the held words, not quadratic.
+        let mut blocked: Vec<u64> = Vec::new();
         let mut i = 0;
         while let Some(&h) = self.held.get(i) {
-            let first = !self.held[..i].iter().any(|e| e.to == h.to);
-            if first && (all || h.due <= self.accesses) && rx.room(h.to).takes_moved_word() {
+            let unit = usize::from(h.to.unit);
+            let waits_behind = blocked.get(unit).is_some_and(|m| m & bit(h.to.slot) != 0);
+            if !waits_behind && (all || h.due <= self.accesses) && rx.room(h.to).takes_moved_word()
+            {
                 self.held.remove(i);
                 self.land(rx, h.to, h.word);
                 self.counters.late_deliveries = self.counters.late_deliveries.saturating_add(1);
                 landed += 1;
             } else {
+                if blocked.len() <= unit {
+                    blocked.resize(unit + 1, 0);
+                }
+                blocked[unit] |= bit(h.to.slot);
                 i += 1;
             }
         }
