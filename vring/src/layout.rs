@@ -43,9 +43,12 @@ pub const USED_ALIGN: usize = 4;
 pub const MAX_NUM: u16 = 32768;
 
 /// `v` rounded up to a multiple of `align` (a power of two); `None` on
-/// overflow.
+/// overflow or when `align` is not a power of two.
 #[inline]
 pub const fn align_up(v: usize, align: usize) -> Option<usize> {
+    if !align.is_power_of_two() {
+        return None;
+    }
     match v.checked_add(align - 1) {
         Some(x) => Some(x & !(align - 1)),
         None => None,
@@ -81,10 +84,42 @@ pub const fn used_size(num: usize) -> usize {
 /// compile error in `const` context).
 pub const fn vring_size(num: usize, align: usize) -> usize {
     assert!(align.is_power_of_two(), "align must be a power of two");
-    match align_up(desc_table_size(num) + avail_size(num), align) {
-        Some(used) => used + used_size(num),
+    match checked_vring_size(num, align) {
+        Some(size) => size,
         None => panic!("vring size overflows"),
     }
+}
+
+/// [`vring_size`] for values read at run time (a resource table, a
+/// device tree): `None` instead of a panic when `align` is not a power of
+/// two or the size does not fit `usize`.
+///
+/// ```
+/// use vring::layout::checked_vring_size;
+/// assert_eq!(checked_vring_size(16, 16), Some(438));
+/// assert_eq!(checked_vring_size(16, 24), None);
+/// assert_eq!(checked_vring_size(usize::MAX / 8, 4096), None);
+/// ```
+pub const fn checked_vring_size(num: usize, align: usize) -> Option<usize> {
+    let (Some(desc), Some(used_ring)) =
+        (num.checked_mul(DESC_SIZE), num.checked_mul(USED_ELEM_SIZE))
+    else {
+        return None;
+    };
+    let Some(before_used) = desc.checked_add(2 * 3) else {
+        return None;
+    };
+    // `2 * num` fits: `DESC_SIZE * num` did.
+    let Some(before_used) = before_used.checked_add(2 * num) else {
+        return None;
+    };
+    let Some(used_at) = align_up(before_used, align) else {
+        return None;
+    };
+    let Some(used_end) = used_at.checked_add(2 * 3) else {
+        return None;
+    };
+    used_end.checked_add(used_ring)
 }
 
 /// rpmsg-lite's placement of its second vring.
