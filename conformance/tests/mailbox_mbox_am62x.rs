@@ -12,11 +12,10 @@
 //!   `NEWMSG` and `NOTFULL` events); TI's suspend messages are surfaced by
 //!   `KickRx` as control events, not faked as a `WakeLink`.
 
-use conformance::mailbox::{DoorbellFixture, DoorbellLink, Line, WordFixture, WordLink};
+use conformance::mailbox::{Line, WordFixture, WordLink};
 use mbox_am62x::sim::{Cluster, SimRegs};
 use mbox_am62x::{
-    AnyQueue, Event, Events, InterruptSource, Irq, KickRx, Listen, Mbox, MboxParts, Queue, Rx, Tx,
-    Unconfigured, User, FIFO_DEPTH,
+    Events, InterruptSource, Irq, Mbox, MboxParts, Queue, Rx, Tx, Unconfigured, User, FIFO_DEPTH,
 };
 
 type R = SimRegs<'static>;
@@ -117,31 +116,9 @@ impl WordLink for WordPair {
 }
 
 /// Kicks both ways: M4F → Linux on queue 0, Linux → M4F on queue 1.
-struct KickPair;
-
-impl DoorbellLink for KickPair {
-    type Ring = AnyQueue<R, Tx>;
-    type Take = KickRx<AnyQueue<R, Rx>>;
-
-    fn open() -> DoorbellFixture<Self> {
-        let cluster = Cluster::new_static();
-        let m4f = Mbox::new(cluster.regs(), User::M4F).split();
-        let linux = Mbox::new(cluster.regs(), User::A53).split();
-        let mut linux_rx = linux.q0.into_rx();
-        linux_rx
-            .listen(Event::DataAvailable)
-            .unwrap_or_else(|e| panic!("{e}"));
-        DoorbellFixture {
-            ring_b: m4f.q0.into_tx().degrade(),
-            take_b: KickRx::new(linux_rx.degrade(), FIFO_DEPTH as u32),
-            ring_a: linux.q1.into_tx().degrade(),
-            take_a: KickRx::new(m4f.q1.into_rx().degrade(), FIFO_DEPTH as u32),
-            line_b: Line::new(move || cluster.line(User::A53)),
-            // A raw id names any of the 32 queues a `QueueSet` carries.
-            queues: 32,
-        }
-    }
-}
+#[path = "fixtures/am62x.rs"]
+mod fixture;
+use fixture::KickPair;
 
 mod word {
     conformance::word_mailbox_suite!(super::WordPair);

@@ -14,11 +14,11 @@
 //! `msgbox_v853::sim::MsgboxSim::line`). `line_a` / `line_b` are the A7's
 //! and the E907's inputs.
 
-use conformance::mailbox::{DoorbellFixture, DoorbellLink, Line, WordFixture, WordLink};
+use conformance::mailbox::{Line, WordFixture, WordLink};
 use ipc_traits::mailbox::{Events, InterruptSource};
 use msgbox_v853::registers::Processor;
 use msgbox_v853::sim::{MsgboxSim, SimRegs};
-use msgbox_v853::{Channel, Interrupts, Msgbox, Notifier, NotifyReceiver, Parts, Rx, Tx};
+use msgbox_v853::{Channel, Interrupts, Msgbox, Parts, Rx, Tx};
 
 type Regs = SimRegs<'static>;
 
@@ -155,31 +155,9 @@ mod word {
     conformance::word_mailbox_suite!(super::V853Words);
 }
 
-struct V853Doorbells;
-
-impl DoorbellLink for V853Doorbells {
-    type Ring = Notifier<Regs, 0>;
-    type Take = NotifyReceiver<Regs, 0>;
-
-    fn open() -> DoorbellFixture<Self> {
-        use ipc_traits::mailbox::{Event, Listen};
-        let sim = MsgboxSim::new_static();
-        let a = sim.msgbox(Processor::Arm).split();
-        let mut b = sim.msgbox(Processor::Riscv).split();
-        b.rx0
-            .listen(Event::DataAvailable)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        DoorbellFixture {
-            ring_b: a.tx0.into_notify(),
-            take_b: b.rx0.into_notify_rx(8),
-            ring_a: b.tx0.into_notify(),
-            take_a: a.rx0.into_notify_rx(8),
-            line_b: Line::new(move || sim.line(Processor::Riscv)),
-            // RawId carries any queue id a QueueSet can hold.
-            queues: 32,
-        }
-    }
-}
+#[path = "fixtures/v853.rs"]
+mod fixture;
+use fixture::V853Doorbells;
 
 mod doorbell {
     conformance::doorbell_suite!(super::V853Doorbells);
