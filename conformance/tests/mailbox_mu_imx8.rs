@@ -10,15 +10,11 @@
 
 use std::sync::Mutex;
 
-use conformance::mailbox::{
-    DoorbellFixture, DoorbellLink, Line, WakeFixture, WakeLink, WordFixture, WordLink,
-};
+use conformance::mailbox::{Line, WakeFixture, WakeLink, WordFixture, WordLink};
 use ipc_traits::mailbox::{Event, Events, InterruptSource, Listen};
 use ipc_traits::power::Peer;
 use mu_imx8::sim::{Side, Sim, SimRegs};
-use mu_imx8::{
-    Flags, Gp, Irq, Mu, MuParts, PowerMode, RpmsgNotify, RpmsgNotifyRx, RxChannel, TxChannel,
-};
+use mu_imx8::{Flags, Gp, Irq, Mu, MuParts, PowerMode, RxChannel, TxChannel};
 
 type R = SimRegs;
 
@@ -212,30 +208,9 @@ mod word {
 }
 
 /// rpmsg kicks over channel 1, both ways.
-struct DoorbellMu;
-
-impl DoorbellLink for DoorbellMu {
-    type Ring = RpmsgNotify<R>;
-    type Take = RpmsgNotifyRx<R>;
-
-    fn open() -> DoorbellFixture<Self> {
-        let sim = Sim::new();
-        let a = Mu::new(sim.side(Side::A)).split();
-        let mut b = Mu::new(sim.side(Side::B)).split();
-        b.rx1
-            .listen(Event::DataAvailable)
-            .unwrap_or_else(|e| panic!("{e}"));
-        DoorbellFixture {
-            ring_b: a.tx1.into_rpmsg_notify(),
-            take_b: b.rx1.into_rpmsg_notify_rx(),
-            ring_a: b.tx1.into_rpmsg_notify(),
-            take_a: a.rx1.into_rpmsg_notify_rx(),
-            line_b: Line::new(move || sim.line(Side::B)),
-            // rpmsg uses vring 0 and 1 of link 0 (sheet imx8-mu.md §6).
-            queues: 2,
-        }
-    }
-}
+#[path = "fixtures/mu_imx8.rs"]
+mod fixture;
+use fixture::DoorbellMu;
 
 mod doorbell {
     conformance::doorbell_suite!(super::DoorbellMu);

@@ -20,62 +20,19 @@
 
 use std::sync::Arc;
 
-use conformance::mailbox::{DoorbellFixture, DoorbellLink, Line};
 use conformance::power::{WakeDoorbellFixture, WakeDoorbellLink};
-use ipc_traits::mailbox::{Event, Listen};
 use mu_imx8::sim::{Side, Sim, SimRegs};
-use mu_imx8::{Gp, Mu, MuParts, PowerMode, RpmsgNotify, RpmsgNotifyRx};
+use mu_imx8::{Gp, PowerMode};
 use rpmsg::wake::WakeRequests;
+
+#[path = "fixtures/mu_imx8.rs"]
+mod fixture;
+use fixture::{doorbells, DoorbellMu};
 
 type R = SimRegs;
 
-/// Channel 1 both ways.
-struct DoorbellMu;
-
-/// One side's GP interrupts 0 and 1.
-type Gps = (Gp<R, 0>, Gp<R, 1>);
-
-/// The doorbells on channel 1 of a fresh MU, and each side's GP 0 and 1.
-fn doorbells(sim: Sim) -> (DoorbellFixture<DoorbellMu>, Gps, Gps) {
-    let MuParts {
-        tx1: a_tx1,
-        rx1: a_rx1,
-        gp0: a_gp0,
-        gp1: a_gp1,
-        ..
-    } = Mu::new(sim.side(Side::A)).split();
-    let MuParts {
-        tx1: b_tx1,
-        rx1: mut b_rx1,
-        gp0: b_gp0,
-        gp1: b_gp1,
-        ..
-    } = Mu::new(sim.side(Side::B)).split();
-    b_rx1
-        .listen(Event::DataAvailable)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let fixture = DoorbellFixture {
-        ring_b: a_tx1.into_rpmsg_notify(),
-        take_b: b_rx1.into_rpmsg_notify_rx(),
-        ring_a: b_tx1.into_rpmsg_notify(),
-        take_a: a_rx1.into_rpmsg_notify_rx(),
-        line_b: Line::new(move || sim.line(Side::B)),
-        queues: 2,
-    };
-    (fixture, (a_gp0, a_gp1), (b_gp0, b_gp1))
-}
-
-impl DoorbellLink for DoorbellMu {
-    type Ring = RpmsgNotify<R>;
-    type Take = RpmsgNotifyRx<R>;
-
-    fn open() -> DoorbellFixture<Self> {
-        doorbells(Sim::new()).0
-    }
-}
-
 /// This side's `SR.GIPn`: the peer's wake requests.
-struct Gip<const N: u8>(Gp<R, N>);
+pub struct Gip<const N: u8>(Gp<R, N>);
 
 impl<const N: u8> WakeRequests for Gip<N> {
     fn is_requested(&mut self) -> bool {
