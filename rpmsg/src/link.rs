@@ -570,6 +570,24 @@ impl<
         })
     }
 
+    /// Asks the peer to stop (`false`) or resume (`true`) ringing this
+    /// side's doorbell: a side that polls ([`Link::poll`], [`Link::service`]
+    /// from a loop or a timer) saves the peer a doorbell per message, and
+    /// itself an interrupt. It goes through the rings' suppression (flags or
+    /// `EVENT_IDX`, whichever was configured) and is advisory: the peer may
+    /// still ring, and this side must keep polling while it is off. Resuming
+    /// re-checks the receive ring and returns whether messages arrived
+    /// meanwhile (poll before sleeping, or that wake-up is lost). Split-ownership links
+    /// ignore it (their doorbells also carry consumed-buffer notifications)
+    /// and return `false`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`], [`Error::Reset`], a ring error.
+    pub fn set_peer_notifications(&self, on: bool) -> Result<bool, Error> {
+        self.with(|i| Ok(i.rings.set_peer_notifications(on)?))
+    }
+
     /// Whether a doorbell is still owed to the peer (the mailbox refused it
     /// and [`Link::flush_kicks`] has not got it through yet). An idle loop
     /// must not enter a sleep the peer cannot end while this is true: the

@@ -177,6 +177,20 @@ pub trait Rings<'m>: sealed::Sealed {
     fn ring_stats(&self) -> (&Stats, &Stats);
     /// Whether either ring is broken (the peer corrupted its indices).
     fn is_broken(&self) -> bool;
+    /// Asks the peer to stop (`false`) or resume (`true`) ringing this
+    /// side's doorbell for both rings, through the rings' own suppression
+    /// (flags or `EVENT_IDX`; advisory: the peer may still ring). Resuming
+    /// re-checks the receive ring and returns whether messages arrived
+    /// meanwhile (service them before sleeping, or the wake-up is lost). The default
+    /// (split ownership, whose doorbells also carry consumed-buffer
+    /// notifications) ignores the request and returns `false`.
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    fn set_peer_notifications(&mut self, _on: bool) -> Result<bool, RingError> {
+        Ok(false)
+    }
     /// Messages handed to the peer whose buffers have not come back, after
     /// taking back every buffer the peer already returned (0 when the role
     /// cannot know: the remote does not learn when the master reads). Used
@@ -400,6 +414,18 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 
     fn is_broken(&self) -> bool {
         self.tx.is_broken() || self.rx.is_broken()
+    }
+
+    fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
+        if on {
+            // Free transmit buffers waiting are no work; messages are.
+            self.tx.enable_notifications()?;
+            self.rx.enable_notifications()
+        } else {
+            self.rx.disable_notifications()?;
+            self.tx.disable_notifications()?;
+            Ok(false)
+        }
     }
 
     fn unconfirmed_tx(&mut self) -> u32 {
@@ -646,6 +672,18 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 
     fn is_broken(&self) -> bool {
         self.tx.is_broken() || self.rx.is_broken()
+    }
+
+    fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
+        if on {
+            // Returned transmit buffers waiting are no work; messages are.
+            self.tx.enable_interrupts()?;
+            self.rx.enable_interrupts()
+        } else {
+            self.rx.disable_interrupts()?;
+            self.tx.disable_interrupts()?;
+            Ok(false)
+        }
     }
 
     fn unconfirmed_tx(&mut self) -> u32 {
