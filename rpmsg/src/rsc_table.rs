@@ -634,6 +634,96 @@ mod tests {
     }
 }
 
+/// What [`VdevWatch::poll`] saw of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VdevEvent {
+    /// No `DRIVER_OK` (not yet, or not again): do not touch the rings.
+    Waiting,
+    /// `DRIVER_OK`, as at the previous poll: the link runs.
+    Running,
+    /// `DRIVER_OK` went away (a virtio reset: the host's driver was
+    /// removed, remoteproc stopped the device, or the host restarts): end
+    /// the link's session now ([`crate::link::Link::end_session`], or
+    /// [`crate::link::Link::release_session`] when the host is known to
+    /// leave the old rings alone until it sets `DRIVER_OK` again).
+    WentDown,
+    /// `DRIVER_OK` (again): read the vrings ([`VdevView::vrings`]), build
+    /// the rings and start the link, or restart it
+    /// ([`crate::link::Link::restart`]) if it ran before.
+    CameUp,
+}
+
+/// Watches the vdev status byte for a host restart: the Linux-master
+/// counterpart of [`crate::session::PeerWatch`].
+///
+/// Linux resets a virtio device by writing status 0 and, when it probes
+/// again, walks it back to `DRIVER_OK` (rpmsg-wire.md §3.3). A remote that
+/// polls often enough sees [`VdevEvent::WentDown`] then
+/// [`VdevEvent::CameUp`]. A host that resets and comes back between two
+/// polls re-initialises the rings behind the remote's back; the remote's
+/// ring checks then fail (an index jump breaks the ring,
+/// [`crate::link::Link::is_broken`]), which is the cue to wait for
+/// `DRIVER_OK` again and restart. Poll from the idle loop or on every
+/// doorbell.
+///
+/// ```
+/// use rpmsg::rsc_table::{VdevEvent, VdevWatch};
+/// let mut watch = VdevWatch::new();
+/// assert_eq!(watch.step(false), VdevEvent::Waiting);
+/// assert_eq!(watch.step(true), VdevEvent::CameUp);
+/// assert_eq!(watch.step(true), VdevEvent::Running);
+/// assert_eq!(watch.step(false), VdevEvent::WentDown);
+/// assert_eq!(watch.step(true), VdevEvent::CameUp);
+/// assert_eq!(watch.restarts(), 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VdevWatch {
+    up: bool,
+    ups: u32,
+}
+
+impl VdevWatch {
+    /// A watch that has not seen `DRIVER_OK` yet.
+    pub const fn new() -> Self {
+        Self { up: false, ups: 0 }
+    }
+
+    /// Reads the status byte ([`VdevView::driver_ok`]) and reports the
+    /// transition.
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn poll<M: SharedMemory<Error = ShmError>>(
+        &mut self,
+        view: &VdevView,
+        mem: &M,
+    ) -> Result<VdevEvent, RscError> {
+        Ok(self.step(view.driver_ok(mem)?))
+    }
+
+    /// The transition for a status read elsewhere (`driver_ok`: whether
+    /// `DRIVER_OK` is set without `NEEDS_RESET` or `FAILED`).
+    pub fn step(&mut self, driver_ok: bool) -> VdevEvent {
+        let event = match (self.up, driver_ok) {
+            (false, false) => VdevEvent::Waiting,
+            (false, true) => {
+                self.ups = self.ups.saturating_add(1);
+                VdevEvent::CameUp
+            }
+            (true, true) => VdevEvent::Running,
+            (true, false) => VdevEvent::WentDown,
+        };
+        self.up = driver_ok;
+        event
+    }
+
+    /// Times the host came back after a reset (`CameUp` after the first).
+    pub const fn restarts(&self) -> u32 {
+        self.ups.saturating_sub(1)
+    }
+}
+
 #[cfg(test)]
 mod view_tests {
     use super::*;

@@ -11,14 +11,19 @@ mod common;
 use std::collections::HashSet;
 
 use common::{
-    lay_out_rings, master_rings, region, remote_rings, Backing, Master, Quiet, Remote, M,
-    MASTER_WORD, NUM, REMOTE_WORD, SIZE,
+    lay_out_rings, master_rings, region, remote_rings, Backing, Master, Quiet, Remote, BUF, M,
+    MASTER_WORD, NUM, POOL, REMOTE_WORD, SIZE, TABLE, VRING1,
 };
+use ipc_traits::shm::SharedMemory;
 use rpmsg::link::{Error, Link, NsEvent, RxMode};
-use rpmsg::rings::MasterRings;
+use rpmsg::rings::{MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::rsc_table::{
+    status, table_size, TableBuilder, VdevEvent, VdevView, VdevWatch, VringSpec, FW_RSC_ADDR_ANY,
+    VIRTIO_RPMSG_F_NS,
+};
 use rpmsg::session::{PeerState, PeerWatch, SessionWord};
 use rpmsg::wire::ADDR_ANY;
-use vring::Legacy;
+use vring::{BufferArea, Layout, Legacy, Suppression};
 
 fn service_addr(link: &Master<'_>) -> Option<u32> {
     link.service().unwrap();
@@ -295,4 +300,133 @@ fn lay_out(shm: &M, own: u32) -> MasterRings<'_, M, Legacy, NUM> {
     let rings = lay_out_rings(shm);
     mword.attach(shm, own).unwrap();
     rings
+}
+
+const TSIZE: usize = table_size(0, 0, 1, 2);
+const PEER_BASE: u32 = 0x4000_0000;
+
+/// What a Linux-style host does at probe: vring addresses into the table,
+/// then the status walked up to `DRIVER_OK`.
+fn host_up(shm: &M, vdev: usize) {
+    for (k, off) in [0, VRING1].into_iter().enumerate() {
+        let da = PEER_BASE + off as u32;
+        shm.write(TABLE + vdev + 28 + 20 * k, &da.to_ne_bytes())
+            .unwrap();
+    }
+    let st = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
+    shm.write(TABLE + vdev + 24, &[st]).unwrap();
+}
+
+/// The remote's rings from the vrings the host wrote (checked, translated).
+fn rings_from_vdev<'m>(shm: &'m M, view: &VdevView) -> RemoteRings<'m, M, Legacy, NUM> {
+    let specs = view.vrings(shm).unwrap();
+    let layout = |s: VringSpec| {
+        let offset = (s.da - PEER_BASE) as usize;
+        Layout::try_legacy_at(offset, s.num as u16, s.align as usize).unwrap()
+    };
+    let cfg = RemoteConfig {
+        vring0: layout(specs[0]),
+        vring1: layout(specs[1]),
+        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
+        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+    };
+    // SAFETY: disjoint areas reached only through the rings; the old
+    // session's buffers are stale.
+    unsafe { RemoteRings::new(shm, cfg) }.unwrap()
+}
+
+/// A Linux-style master resets the vdev 100 times during traffic (status
+/// 0, later the vrings and `DRIVER_OK` again, rings laid out anew). The
+/// remote follows the status byte with `VdevWatch`: at each `WentDown` it
+/// lets go of the intact old rings (counting what it had not taken), at
+/// each `CameUp` it restarts over the vrings the table names. Every master
+/// message is delivered once or reported lost.
+#[test]
+fn hundred_vdev_resets_by_a_linux_style_master_account_for_every_message() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    let table = TableBuilder::<TSIZE>::new(1)
+        .rpmsg_vdev(
+            VIRTIO_RPMSG_F_NS,
+            [
+                VringSpec::new(FW_RSC_ADDR_ANY, 64, NUM as u32, 0),
+                VringSpec::new(FW_RSC_ADDR_ANY, 64, NUM as u32, 1),
+            ],
+        )
+        .finish();
+    shm.write(TABLE, &table.bytes()).unwrap();
+    let (view, info) = VdevView::locate::<_, TSIZE>(&shm, TABLE).unwrap();
+    let mut watch = VdevWatch::new();
+    assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::Waiting);
+
+    let mut remote: Option<Remote<'_>> = None;
+    let mut rep = None;
+    let mut delivered = HashSet::new();
+    let (mut sent, mut seq) = (0u32, 0u32);
+    let mut buf = [0u8; 4];
+    for round in 0..=100u32 {
+        // The host probes: rings laid out, vrings and DRIVER_OK in the table.
+        let master: Master<'_> = Link::new(lay_out_rings(&shm), Quiet);
+        host_up(&shm, info.offset);
+        assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::CameUp);
+        let rings = rings_from_vdev(&shm, &view);
+        match &remote {
+            None => {
+                let link: Remote<'_> = Link::new(rings, Quiet);
+                rep = Some(link.create_endpoint(40, RxMode::Queue).unwrap());
+                remote = Some(link);
+            }
+            Some(link) => {
+                link.restart(rings).unwrap();
+            }
+        }
+        let (link, rep) = (remote.as_ref().unwrap(), rep.as_ref().unwrap());
+        assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::Running);
+        assert_eq!(
+            link.try_recv(rep, &mut buf),
+            Err(Error::WouldBlock),
+            "no replay"
+        );
+        if round == 100 {
+            break;
+        }
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        for _ in 0..(round % NUM as u32) + 1 {
+            match master.try_send(&mep, 40, &seq.to_le_bytes()) {
+                Ok(()) => {
+                    sent += 1;
+                    seq += 1;
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for _ in 0..round % 3 {
+            if let Ok(r) = link.try_recv(rep, &mut buf) {
+                assert_eq!(r.len, 4);
+                assert!(delivered.insert(u32::from_le_bytes(buf)), "duplicate");
+            }
+        }
+        if round % 4 == 3 {
+            link.service().unwrap();
+        }
+        // The host resets the device; its driver state is gone.
+        shm.write(TABLE + info.offset + 24, &[0]).unwrap();
+        assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::WentDown);
+        link.release_session().unwrap();
+        assert_eq!(link.try_recv(rep, &mut buf), Err(Error::Reset));
+    }
+    let s = remote.as_ref().unwrap().stats();
+    assert_eq!((s.peer_resets, watch.restarts()), (100, 100));
+    assert_eq!(
+        delivered.len() as u32 + s.lost_at_reset,
+        sent,
+        "every message delivered once or reported lost"
+    );
+    assert!(
+        delivered.len() > 10 && s.lost_at_reset > 10,
+        "both outcomes"
+    );
 }

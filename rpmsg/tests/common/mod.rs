@@ -23,7 +23,9 @@ const V1: usize = 512;
 pub const POOL: usize = 1024;
 pub const MASTER_WORD: usize = POOL + 2 * NUM * BUF;
 pub const REMOTE_WORD: usize = MASTER_WORD + 64;
-pub const SIZE: usize = REMOTE_WORD + 64;
+/// A resource table (for tests of a Linux-style master), after the words.
+pub const TABLE: usize = REMOTE_WORD + 64;
+pub const SIZE: usize = TABLE + 256;
 
 /// A doorbell nobody listens to.
 #[derive(Clone, Copy, Default)]
@@ -43,6 +45,9 @@ pub struct Backing(pub [u8; SIZE]);
 pub type M = RawRegion<Coherent>;
 pub type Master<'m, N = Quiet> = Link<'m, MasterRings<'m, M, Legacy, NUM>, N, 2, 8, 2>;
 pub type Remote<'m, N = Quiet> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, N, 2, 8, 2>;
+
+/// Window offset of vring1 (vring0 is at 0).
+pub const VRING1: usize = V1;
 
 pub fn layouts() -> (Layout, Layout) {
     (
