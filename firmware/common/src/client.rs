@@ -2,6 +2,12 @@
 //! `rpmsg-raw` announcement, sends `count` messages of deterministic sizes
 //! and contents (at most `window` outstanding), and checks that every echo
 //! comes back once, in order, byte for byte.
+//!
+//! When the host resets the device ([`EchoClient::reset`]) the messages
+//! still outstanding are written off as lost ([`ClientStats::lost`]); on
+//! the next link ([`EchoClient::attach`]) the client finds the services
+//! again and goes on with the next sequence number, so every message sent
+//! is either echoed and checked or lost at a reset, never both.
 #![deny(unsafe_code)]
 
 use ipc_traits::mailbox::Notify;
@@ -86,6 +92,14 @@ pub struct ClientStats {
     pub services: u32,
     /// Sends that found no transmit buffer.
     pub tx_waits: u32,
+    /// Messages outstanding when the host reset the device: their echoes
+    /// never came back and never will (`received + lost` counts every
+    /// message resolved).
+    pub lost: u32,
+    /// Device resets ([`EchoClient::reset`]).
+    pub resets: u32,
+    /// Resets after which an echo was checked again.
+    pub resumed: u32,
 }
 
 /// The echo client.
@@ -93,6 +107,11 @@ pub struct ClientStats {
 pub struct EchoClient {
     ep: Endpoint,
     peer: Option<u32>,
+    /// Sequence number of the next echo: every message before it came back
+    /// or was lost at a reset.
+    expect: u32,
+    /// Between [`EchoClient::reset`] and [`EchoClient::attach`].
+    detached: bool,
     count: u32,
     window: u32,
     /// The last send found no transmit buffer: wait for a notification.
@@ -119,6 +138,8 @@ impl EchoClient {
         Ok(Self {
             ep,
             peer: None,
+            expect: 0,
+            detached: false,
             count,
             window: window.max(1),
             starved: false,
@@ -126,18 +147,64 @@ impl EchoClient {
         })
     }
 
-    /// Whether every echo has arrived.
+    /// Whether every message is resolved: its echo arrived, or (after a
+    /// reset) it was lost.
     pub fn is_done(&self) -> bool {
-        self.stats.received >= self.count
+        self.expect >= self.count
+    }
+
+    /// Messages sent whose echoes have not arrived yet.
+    pub fn outstanding(&self) -> u32 {
+        self.stats.sent - self.expect
+    }
+
+    /// Messages resolved (`received + lost`).
+    pub fn resolved(&self) -> u32 {
+        self.expect
+    }
+
+    /// The host reset the device and abandoned its link: the messages
+    /// outstanding are lost, the service addresses forgotten. Nothing is
+    /// sent or received until [`EchoClient::attach`].
+    pub fn reset(&mut self) {
+        let outstanding = self.outstanding();
+        self.stats.lost += outstanding;
+        self.expect = self.stats.sent;
+        self.peer = None;
+        self.starved = false;
+        self.detached = true;
+        self.stats.resets += 1;
+    }
+
+    /// Binds the client's endpoint on the host's new `link` after a reset;
+    /// the remote's services are found again through its announcements.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] without a free endpoint slot.
+    pub fn attach<'m, R, N, const EPS: usize, const Q: usize, const SVC: usize, const BUF: usize>(
+        &mut self,
+        link: &Link<'m, R, N, EPS, Q, SVC, BUF>,
+    ) -> Result<(), Error>
+    where
+        R: Rings<'m>,
+        N: Notify,
+    {
+        self.ep = link.create_endpoint(ADDR_ANY, RxMode::Queue)?;
+        self.peer = None;
+        self.starved = false;
+        self.detached = false;
+        Ok(())
     }
 
     /// Whether the client has messages to send, room in its window and had
     /// a transmit buffer last time (it acts without being notified then).
     pub fn wants_to_send(&self) -> bool {
         !self.starved
+            && !self.detached
             && self.peer.is_some()
             && self.stats.sent < self.count
-            && self.stats.sent - self.stats.received < self.window
+            && self.outstanding() < self.window
     }
 
     /// The counters.
@@ -166,6 +233,9 @@ impl EchoClient {
         N: Notify,
     {
         let mut progressed = false;
+        if self.detached {
+            return Ok(false);
+        }
         self.starved = false;
         link.service()?;
         while let Some(ev) = link.try_ns_event() {
@@ -191,9 +261,11 @@ impl EchoClient {
                     if r.src != peer {
                         return Err(ClientError::WrongSource { src: r.src });
                     }
-                    let seq = self.stats.received;
+                    let seq = self.expect;
                     if seq >= self.stats.sent {
-                        return Err(ClientError::Unexpected { got: seq });
+                        return Err(ClientError::Unexpected {
+                            got: self.stats.received,
+                        });
                     }
                     let n = payload(seq, &mut want);
                     if r.len != n || got[..n] != want[..n] {
@@ -201,12 +273,16 @@ impl EchoClient {
                     }
                     self.stats.received += 1;
                     self.stats.bytes += r.len as u64;
+                    self.expect += 1;
+                    if self.stats.resumed < self.stats.resets {
+                        self.stats.resumed = self.stats.resets;
+                    }
                 }
                 Err(Error::WouldBlock) => break,
                 Err(e) => return Err(e.into()),
             }
         }
-        while self.stats.sent < self.count && self.stats.sent - self.stats.received < self.window {
+        while self.stats.sent < self.count && self.outstanding() < self.window {
             let n = payload(self.stats.sent, &mut want);
             match link.try_send(&self.ep, peer, &want[..n]) {
                 Ok(()) => {

@@ -13,6 +13,11 @@
 //! keeps (at most) one received message and reports
 //! [`Progress::blocked`], so the idle loop can keep the core awake until the
 //! host returns buffers. Message contents are never interpreted.
+//!
+//! When the host resets the device, the remote ends its link's session and
+//! later restarts it ([`Link::release_session`], [`Link::restart`]); the
+//! link announces both services again by itself. [`EchoService::reset`]
+//! drops what the service kept from the old session.
 #![deny(unsafe_code)]
 
 use ipc_traits::mailbox::Notify;
@@ -59,6 +64,9 @@ pub struct EchoStats {
     /// Messages dropped because they could not be echoed (larger than a
     /// transmit buffer of this link).
     pub dropped: u32,
+    /// Messages set aside that a session end discarded
+    /// ([`EchoService::reset`]): received, never echoed.
+    pub discarded: u32,
 }
 
 /// A received message waiting for a transmit buffer.
@@ -121,6 +129,16 @@ impl EchoService {
     /// The counters.
     pub fn stats(&self) -> EchoStats {
         self.stats
+    }
+
+    /// The link's session ended (the host reset the device): the message
+    /// set aside for a transmit buffer, if any, belongs to the old session
+    /// and is discarded ([`EchoStats::discarded`]). The announcements stay
+    /// done: [`Link::restart`] announces the services again.
+    pub fn reset(&mut self) {
+        if self.pending.take().is_some() {
+            self.stats.discarded = self.stats.discarded.wrapping_add(1);
+        }
     }
 
     /// Announces what is not announced yet, then echoes what has arrived

@@ -141,3 +141,18 @@ where
     put(table, vdev + VDEV_STATUS, &[st])?;
     Ok((rings, QueueIds::DEFAULT))
 }
+
+/// Resets the device the way Linux does when its driver goes away or the
+/// remote is re-probed: the status byte goes back to 0 (rpmsg-wire.md
+/// §3.3). The old rings stay as they are until the host lays them out again
+/// ([`start_remote`]), so the remote can still count what it had not taken.
+///
+/// # Errors
+///
+/// A shared-memory error writing the table.
+pub fn reset_device<T: SharedMemory<Error = ShmError>>(
+    table: &T,
+    info: &VdevInfo,
+) -> Result<(), ShmError> {
+    put(table, info.offset + VDEV_STATUS, &[0])
+}

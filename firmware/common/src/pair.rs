@@ -9,20 +9,31 @@
 //! [`MemDoorbell`]s. A round in which neither side makes progress while no
 //! doorbell is pending means a lost notification: after `max_idle_rounds`
 //! of them the run fails instead of hanging.
+//!
+//! With [`PairConfig::host_resets`] the host also resets the device during
+//! the run, as Linux does when it removes and re-probes the rpmsg driver:
+//! status 0 ([`reset_device`]), its link abandoned; one round later the
+//! rings laid out again, `DRIVER_OK`, a kick, a fresh link. The remote
+//! follows the status byte with a [`VdevWatch`] polled every round: at
+//! `WentDown` it releases the session over the still-intact old rings
+//! (counting the messages it had not taken), at `CameUp` it restarts its
+//! link over the new rings (which re-announces the services). Every message
+//! the host sent is then echoed and checked, or lost at a reset, and the
+//! run checks the two sides' accounts against each other.
 #![allow(unsafe_code)]
 
 use ipc_traits::mailbox::{blocking_notify, NotifyRx, Spins};
 use ipc_traits::shm::{SharedMemory, ShmError};
 use rpmsg::link::{Link, LinkStats};
 use rpmsg::rings::RemoteRings;
-use rpmsg::rsc_table::{RscError, VdevView};
+use rpmsg::rsc_table::{RscError, VdevEvent, VdevView, VdevWatch};
 use vring::Legacy;
 
 use crate::boot::{host_ready, remote_config, BootError};
 use crate::client::{ClientError, ClientStats, EchoClient};
 use crate::doorbell::{MemDoorbell, Wake};
 use crate::echo::{EchoService, EchoStats};
-use crate::host::{start_remote, Placement};
+use crate::host::{reset_device, start_remote, Placement};
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +45,10 @@ pub struct PairConfig {
     /// Rounds without progress and without a pending doorbell before the
     /// run is declared stalled.
     pub max_idle_rounds: u32,
+    /// Device resets by the host, spread over the run (one after each
+    /// `count / (host_resets + 1)` resolved messages, once the traffic has
+    /// resumed after the previous one); 0 for none.
+    pub host_resets: u32,
 }
 
 /// Why a run failed.
@@ -51,6 +66,31 @@ pub enum PairError {
     Stalled {
         /// Echoes checked before the stall.
         received: u32,
+    },
+    /// Fewer resets than configured happened, the remote did not see each
+    /// one, or the traffic did not resume after each.
+    Resets {
+        /// Resets the host did.
+        done: u32,
+        /// Resets after which an echo was checked again.
+        resumed: u32,
+        /// Restarts the remote saw ([`VdevWatch::restarts`]).
+        seen: u32,
+    },
+    /// The host's losses do not match what the remote accounted for.
+    Unaccounted {
+        /// Messages the host sent.
+        sent: u32,
+        /// Echoes it checked.
+        received: u32,
+        /// Messages it wrote off at resets.
+        lost: u32,
+        /// Lost on the remote side: not taken at a session end
+        /// ([`LinkStats::lost_at_reset`]), or discarded or dropped by the
+        /// echo service.
+        remote_lost: u32,
+        /// Echoed by the remote, never checked by the host.
+        unreturned: u32,
     },
 }
 
@@ -86,6 +126,25 @@ impl core::fmt::Display for PairError {
             Self::Remote(e) => write!(f, "remote: {e}"),
             Self::NotReady => f.write_str("remote never saw DRIVER_OK"),
             Self::Stalled { received } => write!(f, "stalled after {received} echoes"),
+            Self::Resets {
+                done,
+                resumed,
+                seen,
+            } => write!(
+                f,
+                "host resets: {done} done, traffic resumed after {resumed}, remote saw {seen}"
+            ),
+            Self::Unaccounted {
+                sent,
+                received,
+                lost,
+                remote_lost,
+                unreturned,
+            } => write!(
+                f,
+                "{sent} sent, {received} checked, {lost} lost at resets, but the remote \
+                 accounts for {remote_lost} lost and {unreturned} unreturned"
+            ),
         }
     }
 }
@@ -97,17 +156,24 @@ pub struct PairReport {
     pub client: ClientStats,
     /// The remote's echo service.
     pub echo: EchoStats,
-    /// The host's link.
+    /// The host's link (the last one, after resets).
     pub host: LinkStats,
     /// The remote's link.
     pub remote: LinkStats,
     /// Ring notifications suppressed (both sides, all rings).
     pub suppressed: u32,
-    /// Validation failures counted anywhere (links and rings); 0 in a clean
-    /// run.
+    /// Validation failures counted anywhere (links and rings, including
+    /// host links abandoned at resets); 0 in a clean run.
     pub validation_errors: u32,
     /// Rounds taken.
     pub rounds: u32,
+    /// Device resets the host did.
+    pub host_resets: u32,
+    /// Restarts the remote saw in the status byte.
+    pub remote_restarts: u32,
+    /// Echoes the remote sent that the host never got back (its link was
+    /// abandoned at a reset first).
+    pub unreturned: u32,
 }
 
 /// Link and ring validation counters that must stay 0.
@@ -162,23 +228,28 @@ pub unsafe fn run<T, M, WR, WH, const TABLE: usize>(
 where
     T: SharedMemory<Error = ShmError>,
     M: SharedMemory<Error = ShmError>,
-    WR: Wake,
+    WR: Wake + Clone,
     WH: Wake,
 {
     // Remote, at reset: find the vdev, forget any stale status.
     let (view, info) = VdevView::locate::<T, TABLE>(table, 0)?;
     view.reset_status(table)?;
+    let mut watch = VdevWatch::new();
 
     // Host: lay out rings and buffers, DRIVER_OK, then kick vring 0.
     // SAFETY: the pool is the host's alone (this function's contract).
     let (host_rings, host_queues) =
         unsafe { start_remote::<T, M, NUM>(table, &info, shared, placement) }?;
-    let mut host_ring = bells.to_remote.ringer(bells.wake_remote);
+    let mut host_ring = bells.to_remote.ringer(bells.wake_remote.clone());
     let _: Result<(), _> = blocking_notify(&mut host_ring, host_queues.vring0, Spins::new(1));
-    let host: Link<'_, _, _, 2, 8, 4> = Link::new(host_rings, host_ring);
+    // `None` while the host has reset the device and not set it up again.
+    let mut host: Option<Link<'_, _, _, 2, 8, 4>> = Some(Link::new(host_rings, host_ring));
     let mut host_take = bells.to_host.taker();
-    let mut client = EchoClient::new(&host, config.count, config.window)
-        .map_err(|e| PairError::Client(e.into()))?;
+    let mut client = match &host {
+        Some(link) => EchoClient::new(link, config.count, config.window)
+            .map_err(|e| PairError::Client(e.into()))?,
+        None => return Err(PairError::NotReady),
+    };
 
     // Remote: wait for the kick and DRIVER_OK, attach, announce.
     let mut remote_take = bells.to_remote.taker();
@@ -186,6 +257,8 @@ where
     let Some(vrings) = host_ready(table, &view)? else {
         return Err(PairError::NotReady);
     };
+    // The first `CameUp`: the boot itself.
+    watch.step(true);
     let remote_cfg = remote_config(shared, vrings)?;
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // the remote builds no other buffer over them (this function's
@@ -201,25 +274,112 @@ where
     // its own (the remote: announcing, or a batch that may have more
     // behind it; the host: messages to send with a transmit buffer at
     // hand). A lost notification therefore stalls the run, which is
-    // detected, instead of being papered over by polling.
+    // detected, instead of being papered over by polling. The remote reads
+    // the status byte every round, as a firmware's idle loop would.
     let mut rounds = 0u32;
     let mut idle = 0u32;
     let mut remote_busy = true;
+    let mut remote_up = true;
+    let mut resets = 0u32;
+    // A reset decided in one round, done in the next.
+    let mut armed = false;
+    // Validation failures of host links abandoned at resets.
+    let mut abandoned_errors = 0u32;
+    let spacing = config.count / config.host_resets.saturating_add(1);
     while !client.is_done() {
         rounds = rounds.wrapping_add(1);
         let mut moved = false;
+
+        // Remote.
         let set = remote_take.take_pending().unwrap_or_default();
-        if !set.is_empty() || remote_busy || !echo.is_announced() {
+        match watch.poll(&view, table)? {
+            VdevEvent::WentDown => {
+                // The host left the old rings alone: count what was not
+                // taken from them, end the session.
+                remote.release_session().map_err(PairError::Remote)?;
+                echo.reset();
+                remote_up = false;
+                moved = true;
+            }
+            VdevEvent::CameUp => {
+                let Some(vrings) = host_ready(table, &view)? else {
+                    return Err(PairError::NotReady);
+                };
+                let cfg = remote_config(shared, vrings)?;
+                // SAFETY: as at boot; the old rings' buffers belong to the
+                // ended session and never reach memory again (`restart`
+                // makes them stale and drops the old rings).
+                let rings = unsafe { RemoteRings::<M, Legacy, NUM>::new(shared, cfg) }
+                    .map_err(BootError::Ring)?;
+                remote.restart(rings).map_err(PairError::Remote)?;
+                remote_up = true;
+                remote_busy = true;
+                moved = true;
+            }
+            VdevEvent::Waiting | VdevEvent::Running => {}
+        }
+        if remote_up && (!set.is_empty() || remote_busy || !echo.is_announced()) {
             remote.on_notify(set);
             let served = echo.serve(&remote).map_err(PairError::Remote)?;
             remote_busy = served.echoed > 0;
             moved |= remote_busy || !set.is_empty();
         }
-        let set = host_take.take_pending().unwrap_or_default();
-        if !set.is_empty() || client.wants_to_send() {
-            host.on_notify(set);
-            moved |= client.step(&host)? || !set.is_empty();
+
+        // Host.
+        match &host {
+            Some(link) => {
+                let reset_due = |client: &EchoClient| {
+                    let c = client.stats();
+                    resets < config.host_resets
+                        && c.received > 0
+                        && c.resumed == c.resets
+                        && c.sent < config.count
+                        && client.resolved() >= spacing.saturating_mul(resets + 1)
+                };
+                // Even resets come right after the host sent more (the
+                // remote never takes those messages), odd ones a round
+                // later, before the host takes what the remote echoed in
+                // between (those echoes never return).
+                let mut reset_now = armed;
+                armed = false;
+                if !reset_now {
+                    let set = host_take.take_pending().unwrap_or_default();
+                    if !set.is_empty() || client.wants_to_send() {
+                        link.on_notify(set);
+                        moved |= client.step(link)? || !set.is_empty();
+                    }
+                    if reset_due(&client) {
+                        armed = resets % 2 == 1;
+                        reset_now = !armed;
+                    }
+                }
+                if reset_now {
+                    // Status 0; the driver state (the link) is gone.
+                    abandoned_errors += validation_errors(&link.stats(), link.ring_stats());
+                    reset_device(table, &info)?;
+                    host = None;
+                    client.reset();
+                    resets += 1;
+                    moved = true;
+                }
+            }
+            None => {
+                // The driver probes again: rings anew, DRIVER_OK, kick.
+                // SAFETY: the pool is the host's alone (this function's
+                // contract); the old host link, whose buffers covered it,
+                // was dropped at the reset.
+                let (rings, queues) =
+                    unsafe { start_remote::<T, M, NUM>(table, &info, shared, placement) }?;
+                let mut ring = bells.to_remote.ringer(bells.wake_remote.clone());
+                let _: Result<(), _> = blocking_notify(&mut ring, queues.vring0, Spins::new(1));
+                let link = host.insert(Link::new(rings, ring));
+                client
+                    .attach(link)
+                    .map_err(|e| PairError::Client(e.into()))?;
+                moved = true;
+            }
         }
+
         if moved {
             idle = 0;
         } else {
@@ -232,13 +392,50 @@ where
         }
     }
 
-    let host_stats = host.stats();
+    let c = client.stats();
+    let e = echo.stats();
     let remote_stats = remote.stats();
+    if c.resets != config.host_resets
+        || c.resumed != c.resets
+        || watch.restarts() != c.resets
+        || remote_stats.peer_resets != c.resets
+    {
+        return Err(PairError::Resets {
+            done: c.resets,
+            resumed: c.resumed,
+            seen: watch.restarts(),
+        });
+    }
+    // Every message the host sent: checked, or lost at a reset. Each lost
+    // one is accounted for by the remote: never taken (or taken and not
+    // echoed), or echoed into a link the host had abandoned.
+    let unreturned = e.echoed.wrapping_sub(c.received);
+    let remote_lost = remote_stats
+        .lost_at_reset
+        .wrapping_add(e.discarded)
+        .wrapping_add(e.dropped);
+    if c.sent != config.count
+        || c.received + c.lost != c.sent
+        || c.lost != remote_lost.wrapping_add(unreturned)
+    {
+        return Err(PairError::Unaccounted {
+            sent: c.sent,
+            received: c.received,
+            lost: c.lost,
+            remote_lost,
+            unreturned,
+        });
+    }
+
+    let Some(host) = host else {
+        return Err(PairError::NotReady);
+    };
+    let host_stats = host.stats();
     let (ht, hr) = host.ring_stats();
     let (rt, rr) = remote.ring_stats();
     Ok(PairReport {
-        client: client.stats(),
-        echo: echo.stats(),
+        client: c,
+        echo: e,
         host: host_stats,
         remote: remote_stats,
         suppressed: ht.notifications_suppressed
@@ -246,7 +443,11 @@ where
             + rt.notifications_suppressed
             + rr.notifications_suppressed,
         validation_errors: validation_errors(&host_stats, (ht, hr))
-            + validation_errors(&remote_stats, (rt, rr)),
+            + validation_errors(&remote_stats, (rt, rr))
+            + abandoned_errors,
         rounds,
+        host_resets: c.resets,
+        remote_restarts: watch.restarts(),
+        unreturned,
     })
 }

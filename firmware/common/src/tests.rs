@@ -57,6 +57,15 @@ const PLACEMENT: Placement = Placement {
 };
 
 fn run(count: u32, window_len: u32, lose_host_kicks: bool) -> Result<pair::PairReport, PairError> {
+    run_with_resets(count, window_len, lose_host_kicks, 0)
+}
+
+fn run_with_resets(
+    count: u32,
+    window_len: u32,
+    lose_host_kicks: bool,
+    host_resets: u32,
+) -> Result<pair::PairReport, PairError> {
     let t = any_table();
     let area = Box::new(SharedArea::<AREA>::new());
     let (tw, sw) = (window(&t), shared(&area));
@@ -71,6 +80,7 @@ fn run(count: u32, window_len: u32, lose_host_kicks: bool) -> Result<pair::PairR
         count,
         window: window_len,
         max_idle_rounds: 50,
+        host_resets,
     };
     let bells = Doorbells {
         to_remote: &to_remote,
@@ -97,6 +107,58 @@ fn pair_echoes_every_message_with_no_validation_error() {
         assert_eq!(r.echo.bytes, r.client.bytes);
         assert_eq!(r.validation_errors, 0);
         assert!(r.host.notifications_sent > 0 && r.remote.notifications_sent > 0);
+        assert_eq!((r.host_resets, r.remote_restarts, r.unreturned), (0, 0, 0));
+        assert_eq!(
+            (r.client.lost, r.remote.lost_at_reset, r.remote.peer_resets),
+            (0, 0, 0)
+        );
+    }
+}
+
+#[test]
+fn pair_survives_host_resets_and_accounts_for_every_message() {
+    const RESETS: u32 = 5;
+    let (mut not_taken, mut unreturned) = (0, 0);
+    // Under Miri's short run, a wide window would have sent everything
+    // before the first reset is due.
+    let windows: &[u32] = if cfg!(miri) { &[1, 3] } else { &[1, 7, 32, 64] };
+    for &window_len in windows {
+        let r = run_with_resets(COUNT, window_len, false, RESETS)
+            .unwrap_or_else(|e| panic!("window {window_len}: {e}"));
+        let c = r.client;
+        assert_eq!((r.host_resets, r.remote_restarts), (RESETS, RESETS));
+        assert_eq!(r.remote.peer_resets, RESETS);
+        assert_eq!((c.resets, c.resumed), (RESETS, RESETS), "traffic resumed");
+        assert_eq!(c.sent, COUNT);
+        assert_eq!(c.received + c.lost, COUNT, "checked or lost, never both");
+        // Each loss is one the remote accounted for: not taken from the
+        // old rings or its queues, set aside and discarded, or echoed into
+        // a host link that was gone.
+        assert_eq!(
+            c.lost,
+            r.remote.lost_at_reset + r.echo.discarded + r.unreturned,
+            "window {window_len}"
+        );
+        assert_eq!(r.echo.echoed, c.received + r.unreturned);
+        assert_eq!(r.echo.dropped, 0);
+        assert!(c.lost <= RESETS * window_len);
+        assert!(c.received >= COUNT.saturating_sub(RESETS * window_len));
+        assert_eq!(c.services, 2 * (RESETS + 1), "announced again each time");
+        assert_eq!(r.validation_errors, 0);
+        not_taken += r.remote.lost_at_reset;
+        unreturned += r.unreturned;
+    }
+    assert!(
+        not_taken > 0 && unreturned > 0,
+        "resets hit messages on the way there and echoes on the way back"
+    );
+}
+
+#[test]
+fn host_resets_still_detect_lost_notifications() {
+    match run_with_resets(100, 8, true, 3) {
+        Err(PairError::Stalled { received }) => assert!(received < 100),
+        other => panic!("expected a stall, got {other:?}"),
     }
 }
 

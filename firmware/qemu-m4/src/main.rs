@@ -9,10 +9,18 @@
 //! byte for byte by the host. Each doorbell is a bit in memory plus a pended
 //! `PendSV` exception (the "interrupt").
 //!
+//! During the run the host resets the device [`HOST_RESETS`] times the way
+//! Linux does (status 0, rings laid out again, `DRIVER_OK`); the remote
+//! follows the status byte, restarts its link and announces its services
+//! again. Messages in flight at a reset are lost, and accounted for on both
+//! sides.
+//!
 //! The result goes out through semihosting; the exit status is 0 only if
-//! every echo came back intact, both services were announced, no
-//! validation error was counted anywhere and the trace buffer holds the
-//! remote's log. A panic exits 1 (`panic-semihosting`), a hang is killed by
+//! every message came back intact or was lost at a reset (and the remote's
+//! account of the losses matches the host's), every reset happened and
+//! traffic resumed after each, both services were announced after each
+//! start, no validation error was counted anywhere and the trace buffer
+//! holds the remote's log. A panic exits 1 (`panic-semihosting`), a hang is killed by
 //! the runner's timeout.
 #![no_std]
 #![no_main]
@@ -38,6 +46,8 @@ use rpmsg::rsc_table::{
 
 /// Echoes to run.
 const MESSAGES: u32 = 1000;
+/// Device resets by the host during the run.
+const HOST_RESETS: u32 = 3;
 /// Messages the host keeps outstanding (more than the 32 buffers of a
 /// direction, so the remote also runs out of transmit buffers).
 const WINDOW: u32 = 40;
@@ -155,6 +165,7 @@ fn run() -> Result<PairReport, &'static str> {
         count: MESSAGES,
         window: WINDOW,
         max_idle_rounds: 100,
+        host_resets: HOST_RESETS,
     };
     // SAFETY: the pool and buffer areas of SHARED are used by these two
     // links only.
@@ -163,8 +174,8 @@ fn run() -> Result<PairReport, &'static str> {
     match &result {
         Ok(r) => {
             log.line(format_args!(
-                "qemu-m4 remote: echoed {} messages",
-                r.echo.echoed
+                "qemu-m4 remote: echoed {} messages, {} host resets",
+                r.echo.echoed, r.remote_restarts
             ));
         }
         Err(e) => {
@@ -175,6 +186,38 @@ fn run() -> Result<PairReport, &'static str> {
         hprintln!("qemu-m4: exchange failed: {}", e);
         "exchange failed"
     })
+}
+
+/// A line formatted on the stack (no allocator), to compare with the trace.
+struct Line {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Line {
+    /// `None` if the line does not fit.
+    fn new(args: core::fmt::Arguments<'_>) -> Option<Self> {
+        let mut line = Self {
+            buf: [0; 64],
+            len: 0,
+        };
+        core::fmt::Write::write_fmt(&mut line, args).ok()?;
+        Some(line)
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The trace buffer's text up to its NUL, as the host would show it.
@@ -189,8 +232,9 @@ fn trace_text(out: &mut [u8; TRACE_LEN]) -> &str {
 #[entry]
 fn main() -> ! {
     hprintln!(
-        "qemu-m4: host and remote on one Cortex-M4, {} echoes",
-        MESSAGES
+        "qemu-m4: host and remote on one Cortex-M4, {} echoes, {} host resets",
+        MESSAGES,
+        HOST_RESETS
     );
     let ok = match run() {
         Ok(r) => {
@@ -200,6 +244,16 @@ fn main() -> ! {
                 r.client.received,
                 MESSAGES,
                 r.client.bytes
+            );
+            hprintln!(
+                "qemu-m4: host resets {} (remote saw {}, traffic resumed after {}); lost at resets {} = {} not taken by the remote + {} discarded + {} echoed, not returned",
+                r.host_resets,
+                r.remote_restarts,
+                r.client.resumed,
+                r.client.lost,
+                r.remote.lost_at_reset,
+                r.echo.discarded,
+                r.unreturned
             );
             hprintln!(
                 "qemu-m4: notifications host->remote {}, remote->host {}, PendSV taken {}, host tx waits {}, remote deferred {}",
@@ -217,13 +271,21 @@ fn main() -> ! {
             let mut buf = [0u8; TRACE_LEN];
             let text = trace_text(&mut buf);
             hprintln!("qemu-m4: trace0 reads: {:?}", text);
-            r.client.received == MESSAGES
-                && r.echo.echoed == MESSAGES
-                && r.client.services == 2
+            let last = Line::new(format_args!(
+                "echoed {} messages, {} host resets",
+                r.echo.echoed, HOST_RESETS
+            ));
+            r.client.received + r.client.lost == MESSAGES
+                && r.client.lost == r.remote.lost_at_reset + r.echo.discarded + r.unreturned
+                && r.echo.echoed == r.client.received + r.unreturned
+                && r.host_resets == HOST_RESETS
+                && r.remote_restarts == HOST_RESETS
+                && r.client.resumed == HOST_RESETS
+                && r.client.services == 2 * (HOST_RESETS + 1)
                 && r.validation_errors == 0
                 && PENDSV.load(Ordering::Relaxed) > 0
                 && text.starts_with("qemu-m4 remote: booting")
-                && text.contains("echoed 1000 messages")
+                && last.is_some_and(|l| text.contains(l.as_str()))
         }
         Err(e) => {
             hprintln!("qemu-m4: {}", e);
