@@ -282,6 +282,20 @@ impl Liveness {
         }
     }
 
+    /// A new silence is a new episode once nothing is waited for.
+    fn rearm(&mut self) {
+        if self.kick_age == 0 && !self.starved {
+            self.reported = false;
+        }
+    }
+
+    /// A transmit buffer was free again: that wait is over.
+    fn got_buffer(&mut self) {
+        self.starved = false;
+        self.starve_age = 0;
+        self.rearm();
+    }
+
     fn forget(&mut self) {
         *self = Self {
             after: self.after,
@@ -1035,16 +1049,14 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         if self.pending_kicks.is_empty() {
             // The mailbox took every doorbell: that wait is over.
             self.live.kick_age = 0;
-            self.live.reported &= self.live.starved;
+            self.live.rearm();
         }
     }
 
     fn take_tx(&mut self) -> Result<TxSlot<'m, R::Mem>, Error> {
         match self.rings.take_tx()? {
             Some(slot) => {
-                self.live.starved = false;
-                self.live.starve_age = 0;
-                self.live.reported &= self.live.kick_age != 0;
+                self.live.got_buffer();
                 Ok(slot)
             }
             None => {
@@ -1062,9 +1074,8 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         // Split ownership's own bound (it releases wake guards).
         let gave_up = self.rings.tick();
         let live = &mut self.live;
-        if self.pending_kicks.is_empty() {
-            live.kick_age = 0;
-        } else {
+        // (`flush_kicks` reset the age if the mailbox took them all.)
+        if !self.pending_kicks.is_empty() {
             live.kick_age = live.kick_age.saturating_add(1);
         }
         if live.starved {
@@ -1073,8 +1084,7 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
             match self.rings.take_tx() {
                 Ok(Some(slot)) => {
                     self.rings.return_tx(slot);
-                    live.starved = false;
-                    live.starve_age = 0;
+                    live.got_buffer();
                 }
                 // A ring error is counted by the ring; still no buffer.
                 Ok(None) | Err(_) => live.starve_age = live.starve_age.saturating_add(1),
@@ -1082,7 +1092,6 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         }
         let due = |age: u32| live.after != 0 && age >= live.after;
         let silent = due(live.kick_age) || due(live.starve_age);
-        let waiting = live.kick_age != 0 || live.starved;
         let mut counted = 0;
         if (silent || gave_up != 0) && !live.reported {
             live.reported = true;
@@ -1092,8 +1101,8 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
             // released guards: count it, as the rings report it.
             counted = gave_up;
         }
-        if !waiting && gave_up == 0 {
-            live.reported = false;
+        if gave_up == 0 {
+            live.rearm();
         }
         self.stats.peer_unresponsive = self.stats.peer_unresponsive.wrapping_add(counted);
         counted
