@@ -362,16 +362,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         let l = self.ring.layout;
         if self.last_avail == self.avail_seen {
-            let idx = self.fetch_avail_idx()?;
-            if idx.wrapping_sub(self.last_avail) > l.num() {
-                self.broken = true;
-                return Err(self.fail(Error::AvailIndexJump {
-                    last: self.last_avail,
-                    idx,
-                }));
-            }
-            self.avail_seen = idx;
-            if idx == self.last_avail {
+            let pending = self.pending()?;
+            self.avail_seen = self.last_avail.wrapping_add(pending);
+            if pending == 0 {
                 return Ok(None);
             }
         }

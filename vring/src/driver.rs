@@ -490,18 +490,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         let l = self.ring.layout;
         if self.last_used == self.used_seen {
-            let idx = self.fetch_used_idx()?;
-            let pending = idx.wrapping_sub(self.last_used);
-            if pending > self.in_flight {
-                self.broken = true;
-                return Err(self
-                    .fail(Error::UsedIndexJump {
-                        last: self.last_used,
-                        idx,
-                    })
-                    .into());
-            }
-            self.used_seen = idx;
+            let pending = self.pending_used()?;
+            self.used_seen = self.last_used.wrapping_add(pending);
             if pending == 0 {
                 return Ok(None);
             }
