@@ -14,11 +14,12 @@
 
 use std::thread;
 
-use ipc_traits::mailbox::{blocking_notify, Budget, NotifyRx, QueueId, Spins};
+use ipc_traits::buf::{Dirty, ShmBuf};
+use ipc_traits::mailbox::{blocking_notify, Budget, Notify, NotifyRx, QueueId, Spins};
 use rpmsg::link::{Endpoint, Link, LinkStats, NsEvent, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::ADDR_ANY;
-use vring::{BufferArea, Layout, Legacy, Suppression};
+use vring::{BufferArea, Driver, DriverConfig, Layout, Legacy, Suppression};
 
 use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
@@ -590,6 +591,257 @@ pub fn unbound_destination_is_counted<L: DoorbellLink>() {
     assert_eq!(&buf[..r.len], b"somebody");
 }
 
+/// A master that posts its messages as Linux's `virtio_rpmsg_bus` does,
+/// for [`exact_length_rx_buffers_are_returned`].
+///
+/// It is built on [`vring::Driver`] directly, not on
+/// [`MasterRings`]: our master keeps every transmit descriptor at the
+/// buffer size, as rpmsg-lite's master does (vectors 01 and 03 pin 512),
+/// and no user of ours needs anything else. The exact length is a property
+/// of the peer under test, so it lives in the test, on the same ring code
+/// [`MasterRings`] uses, with Linux's choices:
+///
+/// - the receive pool (vring0): `NUM` writable 512-byte buffers, posted
+///   before the first kick (`rpmsg_probe`);
+/// - a send (`rpmsg_send_offchannel_raw`): a free buffer (fresh ones first,
+///   then those the remote gave back: `get_a_tx_buf`), the header and the
+///   payload written, and a device-readable descriptor of exactly
+///   `sizeof(*msg) + len` bytes (`sg_init_one`), no `VRING_DESC_F_WRITE`;
+/// - a returned buffer's used length is accepted up to the descriptor's
+///   length and checked against it here.
+pub struct LinuxLikeMaster<'m> {
+    /// vring0: the receive buffers (the remote sends nothing in the test).
+    pub rx: Driver<'m, SimCore<MASTER_LINE>, Legacy, NUM>,
+    /// vring1: the messages to the remote.
+    pub tx: Driver<'m, SimCore<MASTER_LINE>, Legacy, NUM>,
+    /// Transmit buffers not lent to the remote, lowest first.
+    pub free: Vec<ShmBuf<'m, SimCore<MASTER_LINE>, Dirty>>,
+    /// The descriptor length posted under each transmit id.
+    posted: [u32; NUM],
+}
+
+impl<'m> LinuxLikeMaster<'m> {
+    /// Lays out both rings over `core` and posts the receive pool.
+    pub fn new(core: &'m SimCore<MASTER_LINE>) -> Self {
+        let cfg = DriverConfig {
+            suppression: Suppression::Flags,
+            write_flag_on_readable: false,
+        };
+        // SAFETY: every buffer handed to these rings is built over `core`
+        // below, from the pool this master alone owns.
+        let mut rx = unsafe { Driver::new(core, GEOMETRY.vring0, cfg) }
+            .unwrap_or_else(|e| panic!("vring0: {e}"));
+        // SAFETY: as above.
+        let tx = unsafe { Driver::new(core, GEOMETRY.vring1, cfg) }
+            .unwrap_or_else(|e| panic!("vring1: {e}"));
+        let slot = |k: usize| {
+            // SAFETY: slot k of the pool, built once.
+            unsafe { ShmBuf::<_, Dirty>::new_unchecked(core, GEOMETRY.pool + k * BUF, BUF) }
+                .unwrap_or_else(|e| panic!("slot {k}: {e}"))
+        };
+        for k in 0..NUM {
+            let clean = slot(k).clean().unwrap_or_else(|(_, e)| panic!("{e}"));
+            rx.add_writable(clean)
+                .unwrap_or_else(|(_, e)| panic!("post {k}: {e}"));
+        }
+        let _posted: bool = rx.publish().unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            rx,
+            tx,
+            free: (NUM..2 * NUM).rev().map(slot).collect(),
+            posted: [0; NUM],
+        }
+    }
+
+    /// Takes back every buffer the remote returned, checking each used
+    /// length against the descriptor it answers.
+    pub fn reap(&mut self) {
+        loop {
+            match self.tx.pop_used() {
+                Ok(Some(used)) => {
+                    let id = usize::from(used.id);
+                    let posted = std::mem::take(&mut self.posted[id]);
+                    assert!(
+                        used.len <= posted,
+                        "buffer {id}: used length {} beyond the descriptor's {posted}",
+                        used.len
+                    );
+                    self.free.push(used.buf.recycle());
+                }
+                Ok(None) => return,
+                Err(e) => panic!("master reap: {e}"),
+            }
+        }
+    }
+
+    /// Sends message `seq` (payload [`payload`]) from `src` to `dst` with
+    /// an exact-length descriptor. Returns whether the remote asked for a
+    /// notification, or `None` when no transmit buffer is free.
+    pub fn send(&mut self, seq: u32, src: u32, dst: u32) -> Option<bool> {
+        self.reap();
+        let mut buf = self.free.pop()?;
+        let mut out = [0u8; MAX_PAYLOAD];
+        let n = payload(seq, &mut out);
+        let header = rpmsg::wire::Header {
+            src,
+            dst,
+            len: n as u16,
+            flags: 0,
+        };
+        let total = rpmsg::wire::HEADER_LEN + n;
+        buf.write(0, &header.encode::<Legacy>())
+            .and_then(|()| buf.write(rpmsg::wire::HEADER_LEN, &out[..n]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        buf.set_len(total).unwrap_or_else(|e| panic!("{e}"));
+        let clean = buf.clean().unwrap_or_else(|(_, e)| panic!("{e}"));
+        let id = self
+            .tx
+            .add_readable(clean)
+            .unwrap_or_else(|(_, e)| panic!("send {seq}: {e}"));
+        self.posted[usize::from(id)] = total as u32;
+        Some(self.tx.publish().unwrap_or_else(|e| panic!("{e}")))
+    }
+}
+
+/// Defect 1 of issue 14: a remote whose core has `LINE`-byte cache lines,
+/// facing a master that posts exact-length descriptors as Linux does,
+/// returns every receive buffer. `count` messages of random sizes, in
+/// bursts of random length, received at random through copies and held
+/// buffers; every one is delivered in order and intact, every buffer comes
+/// back with a used length within its descriptor, and nothing is counted
+/// as lost.
+pub fn exact_length_rx_buffers_are_returned<L: DoorbellLink, const LINE: usize>(
+    count: u32,
+    seed: u64,
+) {
+    let DoorbellFixture {
+        mut ring_b,
+        mut take_b,
+        ring_a,
+        mut take_a,
+        ..
+    } = L::open();
+    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE);
+    let mcore = mem.core::<MASTER_LINE>(CacheConfig::write_back(seed));
+    let rcore = mem.core::<LINE>(CacheConfig::write_back(seed ^ 0xB));
+    let mut master = LinuxLikeMaster::new(&mcore);
+    // SAFETY: the buffer areas are the master's pool halves, disjoint; this
+    // core builds no other buffer over them.
+    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&rcore, remote_config()) }
+        .unwrap_or_else(|e| panic!("remote rings: {e}"));
+    let remote: Link<'_, RemoteRings<'_, SimCore<LINE>, Legacy, NUM>, L::Ring, 4, 8, 4> =
+        Link::new(rings, ring_a);
+    let ep = remote
+        .create_endpoint(40, RxMode::Queue)
+        .unwrap_or_else(|e| panic!("{e}"));
+    const MASTER_ADDR: u32 = 0x400;
+    let mut rng = SplitMix64::new(seed);
+    let (mut sent, mut got) = (0u32, 0u32);
+    let mut owed_kick = false;
+    let mut out = [0u8; MAX_PAYLOAD];
+    let mut want = [0u8; MAX_PAYLOAD];
+    let mut idle = 0u32;
+    while got < count {
+        let mut progressed = false;
+        // The remote's doorbells carry nothing the master needs here.
+        drain(&mut take_a);
+        // A burst from the master, up to a full ring.
+        for _ in 0..=rng.below(NUM as u64) {
+            if sent == count {
+                break;
+            }
+            match master.send(sent, MASTER_ADDR, ep.addr()) {
+                Some(kick) => {
+                    owed_kick |= kick;
+                    sent += 1;
+                    progressed = true;
+                }
+                None => break,
+            }
+        }
+        if owed_kick {
+            // A full doorbell FIFO keeps the kick for the next round.
+            owed_kick = ring_b.notify(q(1)).is_err();
+        }
+        remote.on_notify(drain(&mut take_b));
+        // The remote takes some of what is there, copying or holding.
+        for _ in 0..=rng.below(NUM as u64) {
+            let len = if rng.below(2) == 0 {
+                match remote.try_recv(&ep, &mut out) {
+                    Ok(r) => {
+                        assert_eq!(r.src, MASTER_ADDR);
+                        r.len
+                    }
+                    Err(rpmsg::link::Error::WouldBlock) => break,
+                    Err(e) => panic!("remote recv {got}: {e}"),
+                }
+            } else {
+                match remote.try_recv_held(&ep) {
+                    Ok(held) => {
+                        let n = held.len();
+                        held.read(0, &mut out[..n])
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        n
+                    }
+                    Err(rpmsg::link::Error::WouldBlock) => break,
+                    Err(e) => panic!("remote recv held {got}: {e}"),
+                }
+            };
+            let n = payload(got, &mut want);
+            assert_eq!(
+                len, n,
+                "message {got}: length (lost, duplicated or reordered)"
+            );
+            assert_eq!(&out[..n], &want[..n], "message {got}: content corrupted");
+            got += 1;
+            progressed = true;
+        }
+        if progressed {
+            idle = 0;
+        } else {
+            idle += 1;
+            assert!(
+                idle < 1000,
+                "stuck at sent {sent}, delivered {got}: master has {} free, {} in flight; \
+                 remote broken {}, {:?}, rx ring {:?}",
+                master.free.len(),
+                master.tx.in_flight(),
+                remote.is_broken(),
+                remote.stats(),
+                remote.ring_stats().1
+            );
+        }
+    }
+    master.reap();
+    // Every transmit buffer is back with the master; the receive pool is
+    // still posted (the remote sent nothing).
+    assert_eq!(
+        (
+            master.free.len(),
+            master.tx.in_flight(),
+            master.rx.in_flight()
+        ),
+        (NUM, 0, NUM as u16),
+        "buffers returned"
+    );
+    let tx_stats = *master.tx.stats();
+    assert_eq!((tx_stats.published, tx_stats.completed), (count, count));
+    assert_eq!(tx_stats.failures.total(), 0, "master: {tx_stats:?}");
+    // The remote popped and returned every message: it holds none.
+    let stats = remote.stats();
+    let (rtx, rrx) = remote.ring_stats();
+    assert_eq!((rrx.completed, rrx.published), (count, count), "{rrx:?}");
+    assert_eq!(stats.messages_received, count);
+    assert_eq!(stats.rx_return_failures, 0, "{stats:?}");
+    assert!(!remote.is_broken());
+    assert_eq!(remote.leaked_buffers(), 0);
+    assert_clean("remote", &stats, (rtx, rrx));
+    assert!(
+        rcore.stats().lines_invalidated > 0 && mcore.stats().lines_cleaned > 0,
+        "the caches were exercised"
+    );
+}
+
 /// Expands the link suite into named `#[test]`s for one backend's doorbell
 /// fixture.
 #[macro_export]
@@ -626,6 +878,12 @@ macro_rules! link_suite {
         #[test]
         fn unbound_destination_is_counted() {
             $crate::link::unbound_destination_is_counted::<$link>();
+        }
+        #[test]
+        fn exact_length_rx_buffers_are_returned() {
+            let count = $crate::link::echo_count();
+            $crate::link::exact_length_rx_buffers_are_returned::<$link, 32>(count, 5);
+            $crate::link::exact_length_rx_buffers_are_returned::<$link, 64>(count, 6);
         }
     };
 }

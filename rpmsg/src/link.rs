@@ -206,6 +206,12 @@ pub struct LinkStats {
     pub rx_queue_stalls: u32,
     /// Messages whose header failed validation (dropped, buffer returned).
     pub rx_bad_header: u32,
+    /// Received buffers that could not be given back to the peer (the
+    /// ring refused the return, or memory failed): each is lost to the
+    /// peer's pool until the link restarts, and the first one makes
+    /// [`Link::is_broken`] true. The message itself is still delivered
+    /// when it was already read.
+    pub rx_return_failures: u32,
     /// Name-service messages rejected (size, name, flags).
     pub ns_malformed: u32,
     /// Destroys for services never announced.
@@ -368,6 +374,8 @@ struct Inner<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: u
     reannounce: [bool; EPS],
     /// Set between `end_session` and `restart`.
     ended: Option<RestartReport>,
+    /// A received buffer could not be returned in this session.
+    return_failed: bool,
     buf_size: usize,
     stats: LinkStats,
 }
@@ -450,6 +458,7 @@ impl<
                 announced: [None; EPS],
                 reannounce: [false; EPS],
                 ended: None,
+                return_failed: false,
                 buf_size: BUF,
                 stats: LinkStats::default(),
             }),
@@ -501,11 +510,15 @@ impl<
             .unwrap_or_default()
     }
 
-    /// Whether a ring is broken (the peer corrupted an index: reset the link).
+    /// Whether the link is broken and needs a reset: a ring is broken (the
+    /// peer corrupted an index), or a received buffer could not be given
+    /// back to the peer ([`LinkStats::rx_return_failures`]; the peer's
+    /// pool is short of it, and a peer whose pool runs dry can send no
+    /// more). [`Link::restart`] clears it.
     pub fn is_broken(&self) -> bool {
         self.inner
             .try_borrow()
-            .map(|i| i.rings.is_broken())
+            .map(|i| i.return_failed || i.rings.is_broken())
             .unwrap_or(false)
     }
 
@@ -645,6 +658,7 @@ impl<
         let mut i = self.inner.try_borrow_mut().map_err(|_| Error::Busy)?;
         i.rings = rings;
         i.ended = None;
+        i.return_failed = false;
         i.reannounce();
         i.flush_kicks();
         Ok(report)
@@ -972,7 +986,9 @@ impl<
                 src: item.src,
                 len: item.len,
             };
-            i.release(item.token, item.buf)?;
+            // A failed return is counted and breaks the link (`release`);
+            // the message was copied and is delivered all the same.
+            let _counted = i.release(item.token, item.buf).is_err();
             res.map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
             Ok(got)
         })
@@ -1199,16 +1215,29 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         self.finish_send(slot, src, dst, data.len())
     }
 
+    /// Gives a received buffer back to the peer. A failure is never
+    /// silent: it is counted ([`LinkStats::rx_return_failures`]) and marks
+    /// the link broken ([`Link::is_broken`]), since the peer's pool is a
+    /// buffer short from then on.
     fn release<S: crate::rings::Returnable>(
         &mut self,
         token: u16,
         buf: ShmBuf<'m, R::Mem, S>,
     ) -> Result<(), Error> {
-        if self.rings.release_rx(token, buf)? {
-            let q = self.rings.rx_queue();
-            self.kick(q);
+        match self.rings.release_rx(token, buf) {
+            Ok(notify) => {
+                if notify {
+                    let q = self.rings.rx_queue();
+                    self.kick(q);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.rx_return_failures = self.stats.rx_return_failures.wrapping_add(1);
+                self.return_failed = true;
+                Err(Error::Ring(e))
+            }
         }
-        Ok(())
     }
 
     /// Announces again, after a restart, what was announced before; stops
@@ -1269,7 +1298,9 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         };
         let res = item.buf.read(HEADER_LEN, out);
         let (src, len) = (item.src, item.len);
-        self.release(item.token, item.buf)?;
+        // A failed return is counted and breaks the link (`release`); the
+        // message was copied and is delivered all the same.
+        let _counted = self.release(item.token, item.buf).is_err();
         res.map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
         Ok(Step::Deliver { dst, src, len })
     }

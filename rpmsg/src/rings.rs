@@ -366,10 +366,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     ) -> Result<bool, SendFailure<'m, M>> {
         // rpmsg-lite reports the whole buffer as used (§2.3, vector 02);
         // Linux accepts any used length from header + payload up to the
-        // buffer size.
-        let len = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
+        // buffer size. The descriptor's length is both.
         self.tx
-            .push_used(token, buf, len)
+            .push_used_whole(token, buf)
             .map_err(|(buf, error)| SendFailure {
                 buf: Some(buf),
                 error,
@@ -403,8 +402,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         token: u16,
         buf: ShmBuf<'m, M, S>,
     ) -> Result<bool, RingError> {
-        let len = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
-        self.rx.push_used(token, buf, len).map_err(|(_, e)| e)?;
+        // The used length of a buffer the remote only read: its descriptor
+        // length (`Device::push_used_whole`). rpmsg-lite's remote reports
+        // exactly that (vector 04: 512), Linux accepts anything up to it,
+        // and it never exceeds what the master posted, whatever the cache
+        // line (Linux posts header + payload, not a whole line).
+        self.rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
         Ok(self.rx.publish_used()? || self.always_notify)
     }
 

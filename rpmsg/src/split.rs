@@ -856,12 +856,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         token: u16,
         buf: ShmBuf<'m, M, S>,
     ) -> Result<bool, RingError> {
-        let len = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
         // A buffer to return came from the attached ring.
         let Some(rx) = self.rx.as_mut() else {
             return Err(RingError::InvalidState);
         };
-        rx.push_used(token, buf, len).map_err(|(_, e)| e)?;
+        // The descriptor's length, as for `RemoteRings::release_rx`.
+        rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
         self.held = self.held.saturating_sub(1);
         self.returned = self.returned.wrapping_add(1);
         let notify = rx.publish_used();

@@ -257,6 +257,29 @@ fn unsent_zero_copy_buffer_returns_on_drop_and_held_message_on_drop() {
     });
 }
 
+/// A received buffer that cannot go back to the peer (here: the peer broke
+/// the ring while the application held the message) is never dropped
+/// silently: it is counted and the link says it is broken.
+#[test]
+fn a_buffer_that_cannot_go_back_is_counted() {
+    with_pair(|shm, master, remote| {
+        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        master.try_send(&mep, 40, b"held").unwrap();
+        let held = remote.try_recv_held(&rep).unwrap();
+        assert_eq!(held.payload().unwrap(), b"held");
+        // The "master" claims far more available entries than the ring has.
+        let avail_idx = Layout::legacy_at(V1, NUM as u16, ALIGN).avail_offset() + 2;
+        shm.write(avail_idx, &100u16.to_ne_bytes()).unwrap();
+        assert!(remote.service().is_err());
+        assert_eq!(remote.stats().rx_return_failures, 0);
+        drop(held);
+        assert_eq!(remote.stats().rx_return_failures, 1);
+        assert_eq!(remote.leaked_buffers(), 1);
+        assert!(remote.is_broken());
+    });
+}
+
 #[test]
 fn destroying_an_endpoint_returns_its_queued_buffers() {
     with_pair(|_, master, remote| {

@@ -441,6 +441,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             offset,
             lo: offset,
             hi,
+            // A readable buffer's handle covers whole lines (invalidation
+            // never splits a line); that is no length the driver posted, so
+            // it never goes back as a used length (`push_used_whole`).
             capacity: if writable { len } else { hi - offset },
             desc_len: d.len,
         })
@@ -448,8 +451,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// Returns a popped buffer to the driver with the number of bytes
     /// written into it (0 for a buffer the device only read; rpmsg-lite
-    /// reports the whole buffer). Visible at the next
-    /// [`Device::publish_used`].
+    /// reports the whole buffer: [`Device::push_used_whole`]). Visible at
+    /// the next [`Device::publish_used`].
     ///
     /// # Errors
     ///
@@ -463,6 +466,44 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         buf: ShmBuf<'m, M, S>,
         len: u32,
     ) -> Result<(), (ShmBuf<'m, M, S>, Error)> {
+        self.push(head, buf, Some(len))
+    }
+
+    /// Returns a popped buffer to the driver reporting the descriptor's
+    /// whole length as used: what rpmsg-lite's remote reports in both
+    /// directions (vector 02 for a filled buffer, vector 04 for a read one:
+    /// 512, the descriptor length).
+    ///
+    /// For a buffer the device only read this is the one length both peers
+    /// accept: virtio's "bytes written" would be 0, which rpmsg-lite never
+    /// writes (the vectors pin 512), and Linux accepts any length up to
+    /// the descriptor's. It is never the handle's capacity: for a
+    /// device-readable buffer that is rounded up to the cache line, so a
+    /// driver posting exact lengths (Linux: header + payload) would be
+    /// answered with more than it posted, which [`Device::push_used`]
+    /// refuses.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::push_used`], except [`Error::InvalidLength`]; the
+    /// buffer is handed back.
+    #[allow(clippy::type_complexity)]
+    pub fn push_used_whole<S: Returnable>(
+        &mut self,
+        head: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<(), (ShmBuf<'m, M, S>, Error)> {
+        self.push(head, buf, None)
+    }
+
+    /// [`Device::push_used`] with `len`, or the descriptor's length.
+    #[allow(clippy::type_complexity)]
+    fn push<S: Returnable>(
+        &mut self,
+        head: u16,
+        buf: ShmBuf<'m, M, S>,
+        len: Option<u32>,
+    ) -> Result<(), (ShmBuf<'m, M, S>, Error)> {
         if self.broken {
             return Err((buf, Error::Broken));
         }
@@ -470,6 +511,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             Some(h) if h.lo == buf.offset() && h.capacity == buf.capacity() => h,
             _ => return Err((buf, Error::ForeignBuffer)),
         };
+        let len = len.unwrap_or(held.desc_len);
         if len > held.desc_len {
             return Err((
                 buf,

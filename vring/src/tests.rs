@@ -369,6 +369,39 @@ fn line_granular_checks_with_a_32_byte_cache() {
     });
 }
 
+/// A driver posting an exact-length readable descriptor (Linux: header +
+/// payload) to a device with 32-byte lines gets the buffer back with the
+/// descriptor's length, never the line-rounded capacity of the handle.
+#[test]
+fn push_used_whole_reports_the_descriptor_length() {
+    with_region(Line32, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let mut dev = device::<_, Legacy>(shm);
+        let mut b = slot(shm, 0);
+        b.write(0, &[7; 40]).unwrap();
+        b.set_len(40).unwrap();
+        let id = drv.add_readable(b.clean().unwrap()).unwrap();
+        let _ = drv.publish().unwrap();
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!((p.len, p.buf.capacity()), (40, 64));
+        let r = p.buf.invalidate().unwrap().validate(p.len).unwrap();
+        // The capacity is more than the driver posted: refused.
+        let (r, e) = dev.push_used(p.head, r, 64).unwrap_err();
+        assert_eq!(
+            e,
+            Error::InvalidLength {
+                len: 64,
+                capacity: 40
+            }
+        );
+        dev.push_used_whole(p.head, r).unwrap();
+        assert_eq!(dev.held(), 0);
+        let _ = dev.publish_used().unwrap();
+        let used = drv.pop_used().unwrap().unwrap();
+        assert_eq!((used.id, used.len), (id, 40));
+    });
+}
+
 #[test]
 fn device_refuses_foreign_returns_and_long_lengths() {
     with_region(Coherent, |shm| {
