@@ -486,8 +486,11 @@ impl VdevView {
         self.vrings(mem)
     }
 
-    /// Clears the status byte (on remote boot, so a warm reboot does not see
-    /// a stale `DRIVER_OK`, §3.3).
+    /// Clears the status byte, whatever it holds.
+    ///
+    /// Not for boot: a host that was first has already written a
+    /// `DRIVER_OK` this would erase. [`HostBoot::start`] clears the status
+    /// only when it is a previous session's.
     ///
     /// # Errors
     ///
@@ -776,5 +779,286 @@ mod view_tests {
                 .da,
             0xB800_0000
         );
+    }
+}
+
+/// What [`HostBoot::start`] found in the vdev status byte at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundAtBoot {
+    /// No `DRIVER_OK` (0, or a host still walking the status up): left as
+    /// it is; the host sets `DRIVER_OK` when it is done.
+    NotReady,
+    /// `DRIVER_OK` of a session no remote has used yet: the host was
+    /// first (a late remote). Kept; [`HostBoot::poll`] reports it at once.
+    Current,
+    /// `DRIVER_OK` left over from a session that a previous boot of this
+    /// remote used (its used rings had moved): cleared to 0, and the
+    /// remote waits for the host to set the device up again.
+    StaleCleared,
+}
+
+/// How a remote paces its wait for the host, in ticks of its own clock
+/// (any unit: SysTick periods, timer counts, loop passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollTiming {
+    /// The longest time between two looks at the status byte
+    /// ([`HostPoll::Waiting::poll_at`]). This is how late a host that sends
+    /// no start kick is noticed.
+    pub interval: u64,
+    /// After this long without `DRIVER_OK`, [`HostBoot::poll`] reports
+    /// [`RscError::NotReady`] once (to log it, or to give up); polling on
+    /// keeps waiting, and the next report comes `patience` later.
+    pub patience: u64,
+}
+
+/// What [`HostBoot::poll`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPoll {
+    /// `DRIVER_OK`: the vrings as the host wrote them (`da`, `num`,
+    /// `align`, notify ids). Check them against the window before use.
+    Ready([VringSpec; 2]),
+    /// Not yet.
+    Waiting {
+        /// Poll again at this tick at the latest (or earlier, on a
+        /// doorbell). Sleep only in a state that a timer ends by then: the
+        /// host may send no kick at all ([`HostBoot`], "Waiting for the
+        /// host").
+        poll_at: u64,
+    },
+}
+
+/// The remote's start-up handshake with a host that owns the resource
+/// table: find the vdev, clear its status only when it is known to be a
+/// previous session's, then poll on a timer until the host sets
+/// `DRIVER_OK`.
+///
+/// # Stale or current?
+///
+/// A remote cannot clear the status byte unconditionally at boot: a host
+/// that was first (Linux probes the vdev right after starting the core, so
+/// a remote with a slow start-up boots "late") has already written
+/// `DRIVER_OK`, and erasing it leaves the remote waiting for a status that
+/// never comes again. Only a status left over from a session this remote
+/// already used may go.
+///
+/// The marker is the vrings' used indices. Every host that writes the
+/// status byte zeroes each vring (`vring_size(num, align)` bytes) when it
+/// creates its virtqueues, before `DRIVER_OK`: Linux in `rp_find_vq`
+/// (rpmsg-wire.md §2.1), OpenAMP's virtio driver role in
+/// `virtio_create_virtqueues`, this crate's hosts when they lay rings out.
+/// Only the device (the remote) writes a used index afterwards, and every
+/// remote here announces its services as soon as it is attached, which
+/// moves vring 0's used index. So at boot:
+///
+/// - `DRIVER_OK` and both used indices 0: the session has not been used
+///   by any remote ([`FoundAtBoot::Current`]); attaching to it is what the
+///   host expects. This is also what a previous boot that never sent or
+///   returned anything leaves, and attaching then is as right.
+/// - `DRIVER_OK` and a used index that moved: a previous boot of this
+///   remote ran in that session, and the rings hold its progress that this
+///   boot does not know ([`FoundAtBoot::StaleCleared`]). The status is
+///   cleared, and the remote waits for the host's next session (Linux:
+///   recovery or a restart of the remote; both zero the vrings again).
+/// - vrings that do not map into the rings window: nothing can be proven;
+///   the status is kept (the vrings are reported as they are, and the
+///   caller's check of them reports the problem).
+///
+/// What is not covered: both used indices wrapped to 0 at once (65 536
+/// messages each way, exactly), read as current; and a host that resets
+/// and sets the device up again between this boot's look at the used
+/// indices and its clear (microseconds at boot), whose new `DRIVER_OK`
+/// the clear then erases.
+///
+/// # Waiting for the host
+///
+/// Which hosts promise a start kick (a doorbell after `DRIVER_OK`):
+///
+/// | Host | Sets `DRIVER_OK` | Start kick |
+/// |---|---|---|
+/// | Linux (remoteproc + `virtio_rpmsg_bus`) | in `rpmsg_probe`, after zeroing the vrings and posting the receive buffers (rpmsg-wire.md §2.1) | one, on vring 0, right after; it predates a late remote's mailbox set-up and may be gone |
+/// | OpenAMP, virtio driver role (`rpmsg_init_vdev`) | at the end of the init, after zeroing the vrings | **none** |
+/// | rpmsg-lite master (`rpmsg_lite_master_init`) | has no resource table: this type does not apply | one, on its receive vring, at the end of its init; lost by a late remote |
+/// | this crate's hosts (`fw-common`'s `host`, the tests) | as Linux | one, as Linux |
+///
+/// So a kick only shortens the wait: [`HostBoot::poll`] must run at least
+/// every [`PollTiming::interval`], whatever the doorbell does. Between two
+/// polls sleep only in a state that a timer ends (Cortex-M: `wfi` without
+/// `SLEEPDEEP` while SysTick runs; a core that stops its timer in deep
+/// sleep must not sleep deeply while it waits for the host).
+///
+/// # Examples
+///
+/// ```
+/// use ipc_traits::cache::Coherent;
+/// use ipc_traits::shm::{RawRegion, SharedMemory};
+/// use rpmsg::rsc_table::{
+///     status, table_size, FoundAtBoot, HostBoot, HostPoll, PollTiming, ResourceTable,
+///     TableBuilder, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
+/// };
+///
+/// const SIZE: usize = table_size(0, 0, 1, 2);
+/// static TABLE: ResourceTable<SIZE> = TableBuilder::<SIZE>::new(1)
+///     .rpmsg_vdev(
+///         VIRTIO_RPMSG_F_NS,
+///         [VringSpec::new(FW_RSC_ADDR_ANY, 16, 16, 0), VringSpec::new(FW_RSC_ADDR_ANY, 16, 16, 1)],
+///     )
+///     .finish();
+/// let mut rings = [0u64; 128];
+/// let base = core::ptr::NonNull::new(TABLE.as_ptr()).unwrap();
+/// // SAFETY: the static table and the local array are reached only
+/// // through these windows.
+/// let table = unsafe { RawRegion::new(base, SIZE, 0, Coherent) }.unwrap();
+/// let rbase = core::ptr::NonNull::new(rings.as_mut_ptr().cast::<u8>()).unwrap();
+/// // SAFETY: as above.
+/// let shared = unsafe { RawRegion::new(rbase, 1024, 0x1000, Coherent) }.unwrap();
+///
+/// let timing = PollTiming { interval: 10, patience: 1000 };
+/// let mut boot = HostBoot::start::<_, _, SIZE>(&table, 0, &shared, timing, 0).unwrap();
+/// assert_eq!(boot.found(), FoundAtBoot::NotReady);
+/// assert_eq!(boot.poll(&table, 5).unwrap(), HostPoll::Waiting { poll_at: 15 });
+/// // The host places the vrings and sets DRIVER_OK (no kick needed).
+/// let vdev = boot.info().offset;
+/// table.write(vdev + 28, &0x1000u32.to_ne_bytes()).unwrap();
+/// table.write(vdev + 48, &0x1200u32.to_ne_bytes()).unwrap();
+/// table.write(vdev + 24, &[status::DRIVER_OK]).unwrap();
+/// match boot.poll(&table, 15).unwrap() {
+///     HostPoll::Ready(v) => assert_eq!(v[1].da, 0x1200),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct HostBoot {
+    view: VdevView,
+    info: VdevInfo,
+    found: FoundAtBoot,
+    timing: PollTiming,
+    since: u64,
+}
+
+impl HostBoot {
+    /// Boots the remote's side: locates the rpmsg vdev of the `N`-byte
+    /// table at `table_offset` of `table`, and clears its status only when
+    /// it is a previous session's (type docs). `rings` is the window the
+    /// vrings live in (it may be `table`'s); `now` starts the patience.
+    ///
+    /// # Errors
+    ///
+    /// As for [`VdevView::locate`]; a shared-memory error.
+    pub fn start<T, M, const N: usize>(
+        table: &T,
+        table_offset: usize,
+        rings: &M,
+        timing: PollTiming,
+        now: u64,
+    ) -> Result<Self, RscError>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
+        let (view, info) = VdevView::locate::<T, N>(table, table_offset)?;
+        let found = if view.driver_ok(table)? {
+            // The status before the rings: the host zeroes them before it
+            // writes DRIVER_OK.
+            core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+            let vrings = view.vrings(table)?;
+            let mut used = false;
+            for spec in vrings {
+                used |= used_index(rings, spec)?.is_some_and(|idx| idx != 0);
+            }
+            if used {
+                view.clear_status(table)?;
+                FoundAtBoot::StaleCleared
+            } else {
+                FoundAtBoot::Current
+            }
+        } else {
+            FoundAtBoot::NotReady
+        };
+        Ok(Self {
+            view,
+            info,
+            found,
+            timing,
+            since: now,
+        })
+    }
+
+    /// What the status byte held at boot.
+    pub const fn found(&self) -> FoundAtBoot {
+        self.found
+    }
+
+    /// The vdev, for [`VdevView::vrings`] and a [`VdevWatch`] afterwards.
+    pub const fn view(&self) -> &VdevView {
+        &self.view
+    }
+
+    /// The vdev as read at boot (its offset in the table, the features the
+    /// firmware offered).
+    pub const fn info(&self) -> &VdevInfo {
+        &self.info
+    }
+
+    /// Looks at the status byte once (never blocks). Call it at boot, on
+    /// every doorbell, and by [`HostPoll::Waiting::poll_at`] at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`RscError::NotReady`] once per [`PollTiming::patience`] without
+    /// `DRIVER_OK` (polling again keeps waiting); a shared-memory error.
+    pub fn poll<T: SharedMemory<Error = ShmError>>(
+        &mut self,
+        table: &T,
+        now: u64,
+    ) -> Result<HostPoll, RscError> {
+        if self.view.driver_ok(table)? {
+            return Ok(HostPoll::Ready(self.view.vrings(table)?));
+        }
+        if now.saturating_sub(self.since) >= self.timing.patience {
+            self.since = now;
+            return Err(RscError::NotReady);
+        }
+        Ok(HostPoll::Waiting {
+            poll_at: now.saturating_add(self.timing.interval),
+        })
+    }
+}
+
+/// The used index of the vring `spec` describes, read fresh from `rings`;
+/// `None` when the vring does not map into the window as a legacy layout.
+fn used_index<M: SharedMemory<Error = ShmError>>(
+    rings: &M,
+    spec: VringSpec,
+) -> Result<Option<u16>, RscError> {
+    let (Ok(num), Ok(align)) = (u16::try_from(spec.num), usize::try_from(spec.align)) else {
+        return Ok(None);
+    };
+    let Ok(base) = rings.translate(u64::from(spec.da), 1) else {
+        return Ok(None);
+    };
+    let Ok(layout) = vring::Layout::try_legacy_at(base, num, align) else {
+        return Ok(None);
+    };
+    // `used.idx` follows `used.flags`.
+    let at = layout.used_offset().checked_add(2);
+    let Some(at) = at.filter(|&at| at.checked_add(2).is_some_and(|end| end <= rings.len())) else {
+        return Ok(None);
+    };
+    let (start, len) = rings.covering_lines(at, 2)?;
+    rings.invalidate(start, len)?;
+    Ok(Some(rings.load_u16_acquire(at)?))
+}
+
+impl VdevView {
+    /// Writes status 0 over a stale status (see [`HostBoot`]). The line is
+    /// invalidated first, so the write-back carries the host's latest
+    /// neighbouring fields and not an old cached copy of them.
+    fn clear_status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<(), RscError> {
+        let at = self.table_offset + self.vdev_offset + 24;
+        let (start, span) = mem.covering_lines(at, 1)?;
+        mem.invalidate(start, span)?;
+        mem.write(at, &[0])?;
+        mem.clean(start, span)?;
+        Ok(())
     }
 }

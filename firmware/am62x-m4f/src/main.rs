@@ -16,10 +16,15 @@
 //!   echo request (sent when Linux opens the channel) and the suspend
 //!   requests of TI's power protocol: acknowledged only when the
 //!   [`WakeLock`] is free, refused otherwise.
-//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): clear the vdev status, wait
-//!   for `DRIVER_OK`, read back the vrings, find the buffers, announce.
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`HostBoot`] clears the vdev
+//!   status only if it is a previous session's (a late boot keeps Linux's
+//!   `DRIVER_OK`), polls for `DRIVER_OK` on every SysTick (Linux's start
+//!   kick may predate this boot; OpenAMP sends none), then the vrings are
+//!   read back, the buffers found, the services announced.
 //! - **Idle**: `wfi` with interrupts masked around the last check; deep
-//!   sleep only when the wake lock allows it; SysTick bounds every wait.
+//!   sleep only when the wake lock allows it, and never while waiting for
+//!   the host (SysTick, which stops in deep sleep, paces that wait);
+//!   SysTick bounds every wait.
 //!
 //! The M4F has no data cache and the DDR window is Normal memory in the
 //! ARMv7-M default map, so cache maintenance is barriers only
@@ -37,7 +42,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{NVIC, SCB};
 use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
-use fw_common::boot::{host_ready, remote_config};
+use fw_common::boot::remote_config;
 use fw_common::doorbell::Patient;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
@@ -56,8 +61,8 @@ use mbox_am62x::{
 use rpmsg::link::Link;
 use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY,
-    VIRTIO_RPMSG_F_NS,
+    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
+    FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
 
@@ -105,6 +110,16 @@ static TRACE: SharedArea<TRACE_LEN> = SharedArea::new();
 
 /// Kicks taken by the interrupt handler (queue bits).
 static KICKS: AtomicU32 = AtomicU32::new(0);
+/// SysTick periods since boot.
+static TICKS: AtomicU32 = AtomicU32::new(0);
+
+/// The wait for Linux's `DRIVER_OK`, in SysTick periods (2^24 cycles,
+/// about 42 ms at 400 MHz): a look every period, a trace line every 240
+/// (about 10 s) while Linux keeps the remote waiting.
+const HOST_TIMING: PollTiming = PollTiming {
+    interval: 1,
+    patience: 240,
+};
 /// Control messages taken by the interrupt handler ([`ctl`] bits).
 static CONTROL: AtomicU32 = AtomicU32::new(0);
 /// Held while the core must not sleep deeply (or accept a suspend).
@@ -181,8 +196,16 @@ pub extern "C" fn MAILBOX0_USER2() {
     });
 }
 
+/// The periodic wake-up: counts the period and ends the `wfi`.
 #[exception]
-fn SysTick() {}
+fn SysTick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// SysTick periods since boot.
+fn ticks() -> u64 {
+    u64::from(TICKS.load(Ordering::Relaxed))
+}
 
 #[derive(Clone, Copy)]
 struct MailboxIrq;
@@ -207,13 +230,15 @@ unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<Coher
     unsafe { RawRegion::new(NonNull::new(base)?, len, peer, Coherent) }.ok()
 }
 
-/// Sleeps until the next interrupt, deeply if the wake lock allows.
-fn idle(scb: &mut SCB, owed: bool) {
+/// Sleeps until the next interrupt, deeply if the wake lock allows and
+/// `shallow` is false (a doorbell owed to the peer, or a wait that only
+/// SysTick may end).
+fn idle(scb: &mut SCB, shallow: bool) {
     cortex_m::interrupt::free(|_| {
         if KICKS.load(Ordering::Acquire) == 0 && CONTROL.load(Ordering::Acquire) == 0 {
             // Deep only when nothing is in flight and no doorbell is owed
             // to the peer (a refused kick is retried after the wake-up).
-            if WAKE.deep_sleep_allowed() && !owed {
+            if WAKE.deep_sleep_allowed() && !shallow {
                 scb.set_sleepdeep();
             } else {
                 scb.clear_sleepdeep();
@@ -292,16 +317,17 @@ fn main() -> ! {
     log.line(format_args!(
         "am62x-m4f: up, rpmsg over mailbox cluster 0 as user 2"
     ));
-    let view = match VdevView::locate::<_, TABLE>(&table, 0) {
-        Ok((view, _)) => view,
+    let mut boot = match HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0) {
+        Ok(boot) => boot,
         Err(e) => {
             log.line(format_args!("am62x-m4f: resource table: {e}"));
             park(&mut cp.SCB);
         }
     };
-    if view.reset_status(&table).is_err() {
-        park(&mut cp.SCB);
-    }
+    log.line(format_args!(
+        "am62x-m4f: status at boot: {:?}",
+        boot.found()
+    ));
 
     // The mailbox: never reset the shared cluster (§5 item 1); enable only
     // this user's NEWMSG for queue 1 (§5 item 2).
@@ -342,9 +368,15 @@ fn main() -> ! {
         if !answer_control(&to_linux, false, &mut log) {
             park(&mut cp.SCB);
         }
-        match host_ready(&table, &view) {
-            Ok(Some(v)) => break v,
-            Ok(None) => idle(&mut cp.SCB, false),
+        // The status byte decides, looked at on every SysTick (shallow
+        // sleep: SysTick stops in a deep one): Linux's start kick may
+        // predate this boot.
+        match boot.poll(&table, ticks()) {
+            Ok(HostPoll::Ready(v)) => break v,
+            Ok(HostPoll::Waiting { .. }) => idle(&mut cp.SCB, true),
+            Err(RscError::NotReady) => {
+                log.line(format_args!("am62x-m4f: still waiting for DRIVER_OK"));
+            }
             Err(e) => {
                 log.line(format_args!("am62x-m4f: resource table: {e}"));
                 park(&mut cp.SCB);

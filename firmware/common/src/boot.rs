@@ -5,9 +5,14 @@
 //! on vring 0, sets `DRIVER_OK` in the vdev status byte and kicks vring 0
 //! (shared/docs/hw/rpmsg-wire.md §2.1, §3.2, §3.3). The remote therefore:
 //!
-//! 1. clears the status byte at boot (a warm reboot must not see a stale
-//!    `DRIVER_OK`, §3.3) with [`rpmsg::rsc_table::VdevView::reset_status`];
-//! 2. polls [`host_ready`] after every wake-up until it returns the vrings;
+//! 1. starts with [`rpmsg::rsc_table::HostBoot::start`], which clears the
+//!    status byte only when it is a previous session's (a warm reboot must
+//!    not see a stale `DRIVER_OK`, §3.3; a late boot must keep the host's
+//!    current one);
+//! 2. calls [`rpmsg::rsc_table::HostBoot::poll`] on every wake-up, and
+//!    wakes by its `poll_at` at the latest, whatever the doorbell does (the
+//!    host's start kick may predate the remote, and OpenAMP's driver role
+//!    sends none), until it returns the vrings;
 //! 3. turns them into a [`RemoteConfig`] with [`remote_config`], which
 //!    checks every value the host wrote against the shared window.
 //!
@@ -22,7 +27,7 @@ use core::fmt;
 use ipc_traits::mailbox::QueueId;
 use ipc_traits::shm::{SharedMemory, ShmError};
 use rpmsg::rings::{QueueIds, RemoteConfig};
-use rpmsg::rsc_table::{RscError, VdevView, VringSpec};
+use rpmsg::rsc_table::{RscError, VringSpec};
 use vring::{BufferArea, Layout, LayoutError, Suppression};
 
 /// Bytes per rpmsg buffer (`MAX_RPMSG_BUF_SIZE`, rpmsg-wire.md §2.2).
@@ -124,22 +129,6 @@ impl fmt::Display for BootError {
     }
 }
 
-/// The vrings, once the host has set `DRIVER_OK` (and neither
-/// `NEEDS_RESET` nor `FAILED`); `None` before.
-///
-/// # Errors
-///
-/// A shared-memory error reading the table.
-pub fn host_ready<T: SharedMemory<Error = ShmError>>(
-    table: &T,
-    view: &VdevView,
-) -> Result<Option<[VringSpec; 2]>, BootError> {
-    if !view.driver_ok(table)? {
-        return Ok(None);
-    }
-    Ok(Some(view.vrings(table)?))
-}
-
 /// The layout of vring `index` of `spec`, placed where the host put it.
 ///
 /// # Errors
@@ -184,7 +173,7 @@ fn queue_id(index: usize, id: u32) -> Result<QueueId, BootError> {
 }
 
 /// Where the remote finds its rings and the host's buffers, from the vrings
-/// the host wrote back ([`host_ready`]) and the receive buffers it posted.
+/// the host wrote back (`HostPoll::Ready`) and the receive buffers it posted.
 ///
 /// The rings are legacy layouts at the host's addresses, notifications use
 /// flags (the remote offers no `EVENT_IDX`, rpmsg-wire.md §1.4), and the

@@ -2,8 +2,11 @@
 //! image (and the host tests) run the whole start-up and an echo exchange
 //! with the same code the firmware examples use on each side.
 //!
-//! The host boots the remote the way Linux does ([`crate::host`]), the
-//! remote waits for `DRIVER_OK` and finds its rings ([`crate::boot`]),
+//! The host boots the remote the way Linux does ([`crate::host`]); the
+//! remote, which comes out of reset after the host set `DRIVER_OK` (as
+//! behind Linux, which probes right after starting the core), keeps that
+//! status ([`rpmsg::rsc_table::HostBoot`]) and finds its rings
+//! ([`crate::boot`]),
 //! announces its services ([`crate::echo`]), and the host's
 //! [`EchoClient`] checks every echo. Notifications go through two
 //! [`MemDoorbell`]s. A round in which neither side makes progress while no
@@ -26,10 +29,10 @@ use ipc_traits::mailbox::{blocking_notify, NotifyRx, Spins};
 use ipc_traits::shm::{SharedMemory, ShmError};
 use rpmsg::link::{Link, LinkStats};
 use rpmsg::rings::RemoteRings;
-use rpmsg::rsc_table::{RscError, VdevEvent, VdevView, VdevWatch};
+use rpmsg::rsc_table::{HostBoot, HostPoll, PollTiming, RscError, VdevEvent, VdevView, VdevWatch};
 use vring::Legacy;
 
-use crate::boot::{host_ready, remote_config, BootError};
+use crate::boot::{remote_config, BootError};
 use crate::client::{ClientError, ClientStats, EchoClient};
 use crate::doorbell::{MemDoorbell, Wake};
 use crate::echo::{EchoService, EchoStats};
@@ -203,6 +206,12 @@ pub struct Doorbells<'a, WR, WH> {
 /// Ring capacity of both sides.
 pub const NUM: usize = 32;
 
+/// The remote's wait for the host, in rounds: a look every round.
+const REMOTE_TIMING: PollTiming = PollTiming {
+    interval: 1,
+    patience: u64::MAX,
+};
+
 /// Runs a whole start-up and echo exchange on one core.
 ///
 /// `table` is a window over the firmware's resource table (`TABLE` bytes
@@ -231,12 +240,11 @@ where
     WR: Wake + Clone,
     WH: Wake,
 {
-    // Remote, at reset: find the vdev, forget any stale status.
-    let (view, info) = VdevView::locate::<T, TABLE>(table, 0)?;
-    view.reset_status(table)?;
-    let mut watch = VdevWatch::new();
-
-    // Host: lay out rings and buffers, DRIVER_OK, then kick vring 0.
+    // Host: find the vdev (Linux reads the table at load), lay out rings
+    // and buffers, DRIVER_OK, then kick vring 0. Linux probes the vdev
+    // right after starting the core, so the remote boots late, into a
+    // status that is already set.
+    let (_, info) = VdevView::locate::<T, TABLE>(table, 0)?;
     // SAFETY: the pool is the host's alone (this function's contract).
     let (host_rings, host_queues) =
         unsafe { start_remote::<T, M, NUM>(table, &info, shared, placement) }?;
@@ -251,10 +259,15 @@ where
         None => return Err(PairError::NotReady),
     };
 
-    // Remote: wait for the kick and DRIVER_OK, attach, announce.
+    // Remote, out of reset: the host's DRIVER_OK is current (no remote has
+    // used its rings), so it stays; attach, announce. The kick is only a
+    // hint: the status byte decides.
+    let mut boot = HostBoot::start::<T, M, TABLE>(table, 0, shared, REMOTE_TIMING, 0)?;
+    let view = *boot.view();
+    let mut watch = VdevWatch::new();
     let mut remote_take = bells.to_remote.taker();
     let first = remote_take.take_pending().unwrap_or_default();
-    let Some(vrings) = host_ready(table, &view)? else {
+    let HostPoll::Ready(vrings) = boot.poll(table, 0)? else {
         return Err(PairError::NotReady);
     };
     // The first `CameUp`: the boot itself.
@@ -302,10 +315,7 @@ where
                 moved = true;
             }
             VdevEvent::CameUp => {
-                let Some(vrings) = host_ready(table, &view)? else {
-                    return Err(PairError::NotReady);
-                };
-                let cfg = remote_config(shared, vrings)?;
+                let cfg = remote_config(shared, view.vrings(table)?)?;
                 // SAFETY: as at boot; the old rings' buffers belong to the
                 // ended session and never reach memory again (`restart`
                 // makes them stale and drops the old rings).

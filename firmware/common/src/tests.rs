@@ -8,11 +8,11 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::shm::{RawRegion, SharedMemory};
 use rpmsg::rsc_table::{
-    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY,
-    VIRTIO_RPMSG_F_NS,
+    table_size, FoundAtBoot, HostBoot, HostPoll, PollTiming, ResourceTable, TableBuilder,
+    VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 
-use crate::boot::{host_ready, remote_config, BootError};
+use crate::boot::{remote_config, BootError};
 use crate::doorbell::{MemDoorbell, Polled};
 use crate::host::Placement;
 use crate::mem::{LineAligned, SharedArea};
@@ -178,11 +178,23 @@ fn remote_waits_for_driver_ok_and_rejects_rings_outside_the_window() {
     ]);
     let area = Box::new(SharedArea::<AREA>::new());
     let (tw, sw) = (window(&t), shared(&area));
-    let (view, info) = VdevView::locate::<_, TABLE>(&tw, 0).unwrap();
-    assert_eq!(host_ready(&tw, &view), Ok(None), "no DRIVER_OK yet");
+    let timing = PollTiming {
+        interval: 1,
+        patience: 100,
+    };
+    let mut boot = HostBoot::start::<_, _, TABLE>(&tw, 0, &sw, timing, 0).unwrap();
+    assert_eq!(boot.found(), FoundAtBoot::NotReady);
+    assert_eq!(
+        boot.poll(&tw, 0),
+        Ok(HostPoll::Waiting { poll_at: 1 }),
+        "no DRIVER_OK yet"
+    );
     // The host sets DRIVER_OK with vring 1 outside the window.
+    let info = *boot.info();
     tw.write(info.offset + 24, &[0x0f]).unwrap();
-    let vrings = host_ready(&tw, &view).unwrap().unwrap();
+    let Ok(HostPoll::Ready(vrings)) = boot.poll(&tw, 1) else {
+        panic!("DRIVER_OK not seen");
+    };
     assert_eq!(
         remote_config(&sw, vrings),
         Err(BootError::VringOutsideWindow {

@@ -13,8 +13,11 @@
 //!   `vq_id << 16` (§5, §6): `mu_imx8::RpmsgNotifyRx` decodes them in the
 //!   interrupt handler, which drains `RR1` (so the level interrupt drops)
 //!   and leaves the queue bits for the main loop.
-//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): clear the vdev status, wait
-//!   for `DRIVER_OK`, read back the vrings, find the buffers, announce.
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`HostBoot`] clears the vdev
+//!   status only if it is a previous session's (a late boot keeps Linux's
+//!   `DRIVER_OK`), polls for `DRIVER_OK` on every SysTick (Linux's start
+//!   kick may predate this boot; OpenAMP sends none), then the vrings are
+//!   read back, the buffers found, the services announced.
 //! - **Shared memory**: the reserved DDR at 0xB800_0000 is in the ARMv7-M
 //!   default map's Device region, so not cached by the LMEM system cache
 //!   (cache-and-wake.md §2). The MPU maps it Normal, non-cacheable,
@@ -22,9 +25,10 @@
 //!   maintenance is then barriers only ([`Coherent`]).
 //! - **Idle**: `wfi` with interrupts masked around the last check; deep
 //!   sleep (`SLEEPDEEP`) only when the [`WakeLock`] allows it (it is held
-//!   while an echo waits for a transmit buffer). SysTick wakes the core
-//!   about every 2^24 cycles so a deferred kick is retried and every wait
-//!   stays bounded.
+//!   while an echo waits for a transmit buffer, and never while waiting
+//!   for the host: SysTick, which stops in deep sleep, paces that wait).
+//!   SysTick wakes the core about every 2^24 cycles so a deferred kick is
+//!   retried and every wait stays bounded.
 //!
 //! UNVERIFIED for this part (see `memory.x` and the report): the TCM map,
 //! that the GPC routes the MU interrupt as a wake source from STOP.
@@ -39,7 +43,7 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{MPU, NVIC, SCB};
 use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
-use fw_common::boot::{host_ready, remote_config};
+use fw_common::boot::remote_config;
 use fw_common::doorbell::Patient;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
@@ -53,7 +57,8 @@ use mu_imx8::{Irq, Mu, RpmsgNotifyRx, TxChannel, RPMSG_CHANNEL};
 use rpmsg::link::Link;
 use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, VIRTIO_RPMSG_F_NS,
+    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
+    VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
 
@@ -78,6 +83,14 @@ const NUM: usize = 256;
 /// The trace buffer: first 4 KiB of TCMU (fixed by `memory.x`).
 const TRACE_DA: u32 = 0x2000_0000;
 const TRACE_LEN: usize = 4096;
+
+/// The wait for Linux's `DRIVER_OK`, in SysTick periods (2^24 cycles,
+/// about 42 ms at 400 MHz): a look every period, a trace line every 240
+/// (about 10 s) while Linux keeps the remote waiting.
+const HOST_TIMING: PollTiming = PollTiming {
+    interval: 1,
+    patience: 240,
+};
 
 /// Retries of a kick while Linux has not read the previous word yet.
 const KICK_SPINS: u32 = 10_000;
@@ -105,6 +118,8 @@ static TRACE: SharedArea<TRACE_LEN> = SharedArea::new();
 
 /// Kicks taken by the interrupt handler, for the main loop (queue bits).
 static KICKS: AtomicU32 = AtomicU32::new(0);
+/// SysTick periods since boot.
+static TICKS: AtomicU32 = AtomicU32::new(0);
 /// Held while the core must not sleep deeply.
 static WAKE: WakeLock = WakeLock::new();
 
@@ -161,9 +176,16 @@ pub extern "C" fn MU_M4() {
     });
 }
 
-/// The periodic wake-up; nothing to do but end the `wfi`.
+/// The periodic wake-up: counts the period and ends the `wfi`.
 #[exception]
-fn SysTick() {}
+fn SysTick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// SysTick periods since boot.
+fn ticks() -> u64 {
+    u64::from(TICKS.load(Ordering::Relaxed))
+}
 
 #[derive(Clone, Copy)]
 struct MuIrq;
@@ -212,16 +234,17 @@ unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<Coher
     unsafe { RawRegion::new(NonNull::new(base)?, len, peer, Coherent) }.ok()
 }
 
-/// Sleeps until the next interrupt, deeply if the wake lock allows. The
-/// check and the `wfi` run with interrupts masked, so a kick that arrives
-/// in between still ends the `wfi` (it stays pending) instead of being
-/// slept through.
-fn idle(scb: &mut SCB, owed: bool) {
+/// Sleeps until the next interrupt, deeply if the wake lock allows and
+/// `shallow` is false (a doorbell owed to the peer, or a wait that only
+/// SysTick may end). The check and the `wfi` run with interrupts masked,
+/// so a kick that arrives in between still ends the `wfi` (it stays
+/// pending) instead of being slept through.
+fn idle(scb: &mut SCB, shallow: bool) {
     cortex_m::interrupt::free(|_| {
         if KICKS.load(Ordering::Acquire) == 0 {
             // Deep only when nothing is in flight and no doorbell is owed
             // to the peer (a refused kick is retried after the wake-up).
-            if WAKE.deep_sleep_allowed() && !owed {
+            if WAKE.deep_sleep_allowed() && !shallow {
                 scb.set_sleepdeep();
             } else {
                 scb.clear_sleepdeep();
@@ -262,16 +285,17 @@ fn main() -> ! {
     };
     let mut log = TraceLog::new(&trace);
     log.line(format_args!("imx8mm-m4: up, rpmsg over MU side B"));
-    let view = match VdevView::locate::<_, TABLE>(&table, 0) {
-        Ok((view, _)) => view,
+    let mut boot = match HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0) {
+        Ok(boot) => boot,
         Err(e) => {
             log.line(format_args!("imx8mm-m4: resource table: {e}"));
             park(&mut cp.SCB);
         }
     };
-    if view.reset_status(&table).is_err() {
-        park(&mut cp.SCB);
-    }
+    log.line(format_args!(
+        "imx8mm-m4: status at boot: {:?}",
+        boot.found()
+    ));
 
     // The MU: side B keeps its control register over a Linux reset (only
     // side A clears it, imx8-mu.md §2.4), so start from no enables.
@@ -303,11 +327,16 @@ fn main() -> ! {
     cp.SYST.enable_interrupt();
     cp.SYST.enable_counter();
 
-    // Linux sets DRIVER_OK and then kicks vring 0 (rpmsg-wire.md §2.1).
+    // Linux sets DRIVER_OK and then kicks vring 0 (rpmsg-wire.md §2.1),
+    // but that kick may predate this boot: the status byte decides, looked
+    // at on every SysTick (shallow sleep: SysTick stops in a deep one).
     let vrings = loop {
-        match host_ready(&table, &view) {
-            Ok(Some(v)) => break v,
-            Ok(None) => idle(&mut cp.SCB, false),
+        match boot.poll(&table, ticks()) {
+            Ok(HostPoll::Ready(v)) => break v,
+            Ok(HostPoll::Waiting { .. }) => idle(&mut cp.SCB, true),
+            Err(RscError::NotReady) => {
+                log.line(format_args!("imx8mm-m4: still waiting for DRIVER_OK"));
+            }
             Err(e) => {
                 log.line(format_args!("imx8mm-m4: resource table: {e}"));
                 park(&mut cp.SCB);

@@ -37,7 +37,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use critical_section::Mutex;
-use fw_common::boot::{host_ready, remote_config};
+use fw_common::boot::remote_config;
 use fw_common::client::EchoClient;
 use fw_common::echo::EchoService;
 use fw_common::host::{start_remote, Placement};
@@ -56,8 +56,8 @@ use mbox_octeon::{CoreId, Mbox, MboxIrq, RxQueues, TxQueues};
 use rpmsg::link::Link;
 use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY,
-    VIRTIO_RPMSG_F_NS,
+    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
+    FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
 
@@ -70,6 +70,13 @@ const WINDOW: u32 = 24;
 const PATIENCE: u32 = 100_000;
 /// CP0 timer ticks a `wait` lasts at most.
 const IDLE_TICKS: u32 = 100_000;
+/// The remote's wait for `DRIVER_OK`, in idle passes (each at most
+/// [`IDLE_TICKS`], so the timer paces it whether or not the host kicks): a
+/// look every pass, given up after [`PATIENCE`] passes.
+const HOST_TIMING: PollTiming = PollTiming {
+    interval: 1,
+    patience: PATIENCE as u64,
+};
 
 /// Rings and buffers: vrings placed by the host (`FW_RSC_ADDR_ANY`).
 const AREA: usize = 0x1_8000;
@@ -252,20 +259,22 @@ fn remote() -> Option<()> {
         )
     };
     let mut log = TraceLog::new(&trace);
-    let (view, _) = VdevView::locate::<_, TABLE>(&table, 0).ok()?;
-    view.reset_status(&table).ok()?;
+    // A stale status (a previous session's) is cleared, a current one kept.
+    let mut boot = HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0).ok()?;
     let kick = doorbells(1, CoreId::new(0)?)?;
     log.line(format_args!(
         "octeon remote (core 1): up, waiting for DRIVER_OK"
     ));
     REMOTE_STATE.store(BOOTED, Ordering::Release);
 
-    let mut patience = PATIENCE;
+    // The status byte decides; the timer ends every `wait` (the host's
+    // kick is a hint). `NotReady` after PATIENCE passes gives up.
+    let mut passes = 0u64;
     let vrings = loop {
-        if let Some(v) = host_ready(&table, &view).ok()? {
+        if let HostPoll::Ready(v) = boot.poll(&table, passes).ok()? {
             break v;
         }
-        patience = patience.checked_sub(1)?;
+        passes += 1;
         idle(1, true);
     };
     let config = remote_config(&shared, vrings).ok()?;

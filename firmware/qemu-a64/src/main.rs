@@ -3,10 +3,12 @@
 //! Normal memory of two coherent cores.
 //!
 //! Core 0 starts core 1 with PSCI `CPU_ON` (the remote comes out of reset
-//! and clears its table's status), then boots it the way Linux remoteproc
+//! and checks its table's status, clearing it only if it is a previous
+//! session's), then boots it the way Linux remoteproc
 //! does: the vrings go where the resource table says (fixed addresses, like
 //! a board's carveouts), buffers are posted, `DRIVER_OK`, first kick. Core 1
-//! waits for `DRIVER_OK`, attaches, announces `rpmsg-tty` and `rpmsg-raw`,
+//! polls for `DRIVER_OK` every 10 ms at the latest (a kick only shortens
+//! the wait), attaches, announces `rpmsg-tty` and `rpmsg-raw`,
 //! logs into the table's trace buffer and echoes. Core 0 sends
 //! [`MESSAGES`] messages of every size from 0 to 496 bytes and checks each
 //! echo byte for byte. Each doorbell is a bit in memory plus `sev`; an idle
@@ -25,7 +27,7 @@ mod arch;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use fw_common::boot::{host_ready, remote_config, BootError};
+use fw_common::boot::{remote_config, BootError};
 use fw_common::client::{ClientError, EchoClient};
 use fw_common::doorbell::MemDoorbell;
 use fw_common::echo::EchoService;
@@ -40,7 +42,8 @@ use ipc_traits::shm::RawRegion;
 use rpmsg::link::Link;
 use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, VIRTIO_RPMSG_F_NS,
+    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
+    VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
 
@@ -164,24 +167,29 @@ fn remote() -> RemoteFail {
         return RemoteFail::Window;
     };
     let mut log = TraceLog::new(&trace);
-    let Ok((view, _)) = VdevView::locate::<_, TABLE>(&table, 0) else {
+    // The wait for DRIVER_OK in generic-timer ticks: a look every 10 ms at
+    // the latest (each `wfe` ends on the event stream), given up after
+    // STALL_SECONDS.
+    let hz = arch::tick_hz();
+    let timing = PollTiming {
+        interval: hz / 100,
+        patience: STALL_SECONDS * hz,
+    };
+    let Ok(mut boot) = HostBoot::start::<_, _, TABLE>(&table, 0, &shared, timing, arch::ticks())
+    else {
         return RemoteFail::Table;
     };
-    if view.reset_status(&table).is_err() {
-        return RemoteFail::Table;
-    }
     log.line(format_args!(
         "remote (core 1): out of reset, waiting for DRIVER_OK"
     ));
     REMOTE_STATE.store(BOOTED, Ordering::Release);
     arch::sev();
 
-    let deadline = arch::ticks() + STALL_SECONDS * arch::tick_hz();
     let vrings = loop {
-        match host_ready(&table, &view) {
-            Ok(Some(v)) => break v,
-            Ok(None) if arch::ticks() < deadline => arch::wfe(),
-            _ => return RemoteFail::NeverReady,
+        match boot.poll(&table, arch::ticks()) {
+            Ok(HostPoll::Ready(v)) => break v,
+            Ok(HostPoll::Waiting { .. }) => arch::wfe(),
+            Err(_) => return RemoteFail::NeverReady,
         }
     };
     let config = match remote_config(&shared, vrings) {

@@ -16,8 +16,11 @@
 //!   buffers get the maintenance `vring` and `rpmsg` do, the table is
 //!   invalidated before each read, the trace buffer cleaned after each
 //!   write.
-//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): clear the vdev status, wait
-//!   for `DRIVER_OK`, read back the vrings, find the buffers, announce.
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`HostBoot`] clears the vdev
+//!   status only if it is a previous session's (a late boot keeps Linux's
+//!   `DRIVER_OK`), polls for `DRIVER_OK` on every idle pass, never asleep
+//!   (Linux's start kick may predate this boot; OpenAMP sends none), then
+//!   the vrings are read back, the buffers found, the services announced.
 //!
 //! **The msgbox interrupt on the E907 side is not known** (v853-msgbox.md
 //! §1 and §7: the E907's IRQ number for its msgbox block was not found). So
@@ -34,7 +37,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use critical_section::Mutex;
-use fw_common::boot::{host_ready, remote_config};
+use fw_common::boot::remote_config;
 use fw_common::doorbell::Patient;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
@@ -50,9 +53,18 @@ use riscv::interrupt::Interrupt;
 use rpmsg::link::Link;
 use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, ResourceTable, TableBuilder, VdevView, VringSpec, VIRTIO_RPMSG_F_NS,
+    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
+    VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
+
+/// The wait for Linux's `DRIVER_OK`, in idle passes (the E907 has no
+/// timer set up here, so time is counted in passes of [`idle`] that do not
+/// sleep): a look every pass, a trace line every 2^22 passes.
+const HOST_TIMING: PollTiming = PollTiming {
+    interval: 1,
+    patience: 1 << 22,
+};
 
 /// Whether the msgbox interrupt reaches this core as a machine external
 /// interrupt. UNVERIFIED, so `false`: see the crate docs.
@@ -150,11 +162,12 @@ unsafe fn window(base: *mut u8, len: usize, peer: u64) -> Option<RawRegion<E907>
 }
 
 /// Waits for the next kick: sleeps in `wfi` when the msgbox interrupt is
-/// routed and the wake lock allows it, otherwise services the msgbox and
-/// spins a little.
-fn idle(owed: bool) {
-    // A doorbell still owed to the peer keeps the core polling.
-    if MSGBOX_IRQ_ROUTED && WAKE.deep_sleep_allowed() && !owed {
+/// routed, the wake lock allows it and `poll` is false, otherwise services
+/// the msgbox and spins a little.
+fn idle(poll: bool) {
+    // A doorbell still owed to the peer, or a wait for the host (which may
+    // send no kick), keeps the core polling: nothing else ends a `wfi`.
+    if MSGBOX_IRQ_ROUTED && WAKE.deep_sleep_allowed() && !poll {
         critical_section::with(|_| {
             if KICKS.load(Ordering::Acquire) == 0 {
                 // `wfi` ends on a pending interrupt even while masked.
@@ -195,16 +208,17 @@ fn main() -> ! {
     };
     let mut log = TraceLog::new(&trace);
     log.line(format_args!("v853-e907: up, rpmsg over msgbox channel 0"));
-    let view = match VdevView::locate::<_, TABLE>(&table, 0) {
-        Ok((view, _)) => view,
+    let mut boot = match HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0) {
+        Ok(boot) => boot,
         Err(e) => {
             log.line(format_args!("v853-e907: resource table: {e}"));
             park();
         }
     };
-    if view.reset_status(&table).is_err() {
-        park();
-    }
+    log.line(format_args!(
+        "v853-e907: status at boot: {:?}",
+        boot.found()
+    ));
 
     let (Some(local), Some(remote)) = (
         NonNull::new(Processor::Riscv.block_base() as *mut u32),
@@ -237,10 +251,19 @@ fn main() -> ! {
         }
     }
 
+    // The status byte decides, looked at on every pass: Linux's start kick
+    // may predate this boot.
+    let mut passes = 0u64;
     let vrings = loop {
-        match host_ready(&table, &view) {
-            Ok(Some(v)) => break v,
-            Ok(None) => idle(false),
+        match boot.poll(&table, passes) {
+            Ok(HostPoll::Ready(v)) => break v,
+            Ok(HostPoll::Waiting { .. }) => {
+                idle(true);
+                passes += 1;
+            }
+            Err(RscError::NotReady) => {
+                log.line(format_args!("v853-e907: still waiting for DRIVER_OK"));
+            }
             Err(e) => {
                 log.line(format_args!("v853-e907: resource table: {e}"));
                 park();
