@@ -1,7 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// MIPS targets are tier 3 (nightly and `-Zbuild-std` only); inline asm on
+// them is still feature-gated. `barrier` needs it for `sync`.
+#![cfg_attr(
+    any(target_arch = "mips", target_arch = "mips64"),
+    feature(asm_experimental_arch)
+)]
 
+pub mod barrier;
 pub mod buf;
 pub mod cache;
 pub mod mailbox;

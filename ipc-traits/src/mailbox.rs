@@ -20,10 +20,13 @@
 //! - Implement the traits only for legal type-states
 //!   (`impl WordTx for Channel<R, N, Tx>`), so sending on a receive channel is a
 //!   missing-impl compile error.
-//! - Put a `fence(Release)` (plus the barrier your cache implementation needs)
-//!   *inside* `try_send` / `notify`, before the doorbell write, and a
-//!   `fence(Acquire)` after observing a word or event. Callers must not need
-//!   to remember it.
+//! - Call [`io_wmb`](crate::barrier::io_wmb) *inside* `try_send` /
+//!   `notify`, right before the doorbell register write, and
+//!   [`io_rmb`](crate::barrier::io_rmb) right after the register read that
+//!   observed a word or event (`fence(Release)` / `fence(Acquire)` do not
+//!   order normal memory against device registers). Cache maintenance is the
+//!   ring's job, before it calls you. Callers must not need to remember any
+//!   of it.
 //!
 //! # For link users
 //!

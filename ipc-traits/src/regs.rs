@@ -37,11 +37,22 @@ use core::ptr::NonNull;
 ///    (or model register) every time, and no other memory;
 /// 2. accesses are neither merged, split, elided nor reordered with each
 ///    other;
-/// 3. a `write` issued after `core::sync::atomic::fence(Release)` is not
-///    observed by the device before the normal-memory writes that precede the
-///    fence (this is what lets a driver ring a doorbell after publishing a
-///    ring entry);
+/// 3. a `write` issued after [`io_wmb`](crate::barrier::io_wmb) is not
+///    observed by the device before the normal-memory writes that precede
+///    the barrier, and a `read` followed by
+///    [`io_rmb`](crate::barrier::io_rmb) completes before the normal-memory
+///    reads that follow the barrier (this is what lets a driver ring a
+///    doorbell after publishing a ring entry, and read the entries a
+///    doorbell announced);
 /// 4. offsets outside the window never touch memory.
+///
+/// *NOTE*: `core::sync::atomic::fence` is **not** enough for (3) on real
+/// hardware. `fence(Release)` is `dmb ish` on AArch64 and `fence rw,w` on
+/// RISC-V; neither orders a normal-memory store before a store to a Device
+/// / I/O region. Drivers call the [`barrier`](crate::barrier) functions,
+/// which emit the instruction that does (`dmb oshst`, `fence w,o`, `sync`,
+/// ...); a model implementation must make the same promise for them (on the
+/// host they are `fence(SeqCst)`).
 pub unsafe trait Regs32: Copy {
     /// Reads the 32-bit register at `offset` (bytes).
     fn read(self, offset: usize) -> u32;
@@ -53,7 +64,10 @@ pub unsafe trait Regs32: Copy {
 ///
 /// # Implementation safety
 ///
-/// The same promises as [`Regs32`], for 8-byte-aligned offsets.
+/// The same promises as [`Regs32`], for 8-byte-aligned offsets, including
+/// (3): ordering against normal memory comes from
+/// [`io_wmb`](crate::barrier::io_wmb) / [`io_rmb`](crate::barrier::io_rmb),
+/// not from `core` fences (on OCTEON both are `sync`).
 pub unsafe trait Regs64: Copy {
     /// Reads the 64-bit register at `offset` (bytes).
     fn read(self, offset: usize) -> u64;
@@ -116,10 +130,11 @@ macro_rules! mmio {
         // shared use from two contexts goes through the driver's handles.
         unsafe impl Send for $name {}
 
-        // SAFETY: (1) and (3) come from the `new` contract; (2) volatile
-        // accesses are never merged, split, elided or reordered with each
-        // other; (3) device memory is mapped as Device/strongly-ordered, so a
-        // fence(Release) before the write orders earlier normal stores; (4)
+        // SAFETY: (1) comes from the `new` contract; (2) volatile accesses
+        // are never merged, split, elided or reordered with each other; (3)
+        // the window is a device (`new` contract, item 1), and the barrier
+        // functions emit the instruction that orders normal memory against
+        // device accesses on each architecture (`crate::barrier`); (4)
         // `in_window` rejects every offset outside `len` or misaligned.
         unsafe impl $trait for $name {
             #[inline]

@@ -12,9 +12,9 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{self, ErrorKind, ErrorType, Notify, NotifyRx, QueueId, QueueSet};
 
 use crate::sys;
@@ -134,7 +134,7 @@ impl Kicks {
             }
         }
         if !set.is_empty() {
-            fence(Ordering::Acquire);
+            io_rmb();
         }
         Ok(set)
     }
@@ -230,8 +230,9 @@ impl Notify for Calls {
             .get_mut(i)
             .ok_or(DoorbellError::NoSuchQueue(queue))?;
         // Ring writes before the doorbell (the system call is a barrier on
-        // its own; the fence states the contract).
-        fence(Ordering::Release);
+        // its own; the barrier states the contract and keeps every doorbell
+        // on the one `ipc_traits::barrier` entry point).
+        io_wmb();
         let n = loop {
             match fd.write(&1u64.to_ne_bytes()) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

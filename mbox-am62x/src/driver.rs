@@ -39,8 +39,8 @@
 #![deny(unsafe_code)]
 
 use core::marker::PhantomData;
-use core::sync::atomic::{fence, Ordering};
 
+use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{
     Budget, ErrorType, Event, Events, InterruptSource, Listen, Mailbox, Notify, QueueCodec,
     QueueId, RawId, WordRx, WordTx,
@@ -128,7 +128,7 @@ fn per_queue(bits: u32, shift: u32) -> u32 {
 // Register-level operations shared by the typed and erased handles
 // ---------------------------------------------------------------------------
 
-/// `try_send`: check `FIFOFULL`, then fence and write (sheet §3.2 step 1-2,
+/// `try_send`: check `FIFOFULL`, then `io_wmb` and write (sheet §3.2 step 1-2,
 /// §5 item 3). Only the owner writes the queue, so "not full" cannot change to
 /// "full" between the check and the write (the peer only pops).
 fn send<R: Regs32>(regs: R, q: u8, word: u32) -> Result<(), Error> {
@@ -139,7 +139,7 @@ fn send<R: Regs32>(regs: R, q: u8, word: u32) -> Result<(), Error> {
     }
     // Everything written to shared memory before this call is visible to the
     // peer before the word that announces it.
-    fence(Ordering::Release);
+    io_wmb();
     regs.write(message_offset(q), word);
     Ok(())
 }
@@ -162,7 +162,7 @@ fn recv<R: Regs32>(regs: R, user: User, q: u8) -> Result<u32, Error> {
         // sheet §2.1), so nothing is lost.
         regs.write(irqstatus_clr_offset(user.index()), newmsg(q));
     }
-    fence(Ordering::Acquire);
+    io_rmb();
     Ok(word)
 }
 
@@ -683,7 +683,7 @@ impl<R: Regs32> InterruptSource for Irq<R> {
             self.counters.unowned = self.counters.unowned.wrapping_add(foreign.count_ones());
         }
         let _ = self.regs.read(irqstatus_clr_offset(u));
-        fence(Ordering::Acquire);
+        io_rmb();
         let status = status & self.owned;
         Events {
             data_available: per_queue(status & NEWMSG_MASK, 0),

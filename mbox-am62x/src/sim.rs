@@ -531,8 +531,9 @@ impl<'c> SimRegs<'c> {
 // (`decode` is a pure function), and no offset reaches memory outside the
 // model; (2) each access takes the mutex, so accesses happen one at a time in
 // program order, never merged, split or elided; (3) the mutex lock/unlock
-// pairs are acquire/release operations, so normal-memory writes before a
-// `fence(Release)` and a `write` are visible to whoever observes the write
+// pairs are acquire/release operations, so normal-memory writes before an
+// `io_wmb` (a SeqCst fence on the host) and a `write` are visible to whoever
+// observes the write
 // through the model; (4) unknown offsets read 0 and writes to them are
 // dropped (only counted).
 unsafe impl Regs32 for SimRegs<'_> {

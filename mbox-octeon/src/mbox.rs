@@ -1,8 +1,8 @@
 //! The peripheral singleton, its parts and the interrupt entry.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{fence, Ordering};
 
+use ipc_traits::barrier::io_rmb;
 use ipc_traits::mailbox::{Events, InterruptSource, Mailbox};
 use ipc_traits::regs::{Mmio64, Regs64};
 
@@ -232,7 +232,7 @@ impl<R: Regs64> InterruptSource for MboxIrq<R> {
             );
             self.stray_bits = self.stray_bits.saturating_add(stray.count_ones());
         }
-        fence(Ordering::Acquire);
+        io_rmb();
         Events {
             data_available: seen & self.owned,
             space_available: 0,

@@ -147,7 +147,8 @@ impl<R: Regs64, const Q: usize> ErrorType for RxQueues<R, Q> {
 }
 
 /// One read of the mailbox, then write-1-to-clear of exactly the group's
-/// bits that were set (no write when none was), then an acquire fence.
+/// bits that were set (no write when none was), then
+/// [`io_rmb`](ipc_traits::barrier::io_rmb).
 /// Bits of other owners are never touched. Never fails.
 impl<R: Regs64, const Q: usize> NotifyRx for RxQueues<R, Q> {
     fn take_pending(&mut self) -> Result<QueueSet, Error> {
@@ -197,7 +198,8 @@ impl<R: Regs64, const Q: usize> ErrorType for TxQueues<R, Q> {
     type Error = Error;
 }
 
-/// Rings the queue's bit (release fence, then one write-1-to-set). A
+/// Rings the queue's bit ([`io_wmb`](ipc_traits::barrier::io_wmb), then one
+/// write-1-to-set). A
 /// doorbell is never full, so this never returns `WouldBlock`.
 impl<R: Regs64, const Q: usize> Notify for TxQueues<R, Q> {
     fn notify(&mut self, queue: QueueId) -> Result<(), Error> {

@@ -587,7 +587,8 @@ impl CoreRegs {
 // (2) each access is one call under the model's mutex, executed in program
 // order, never merged, split or elided; (3) the mutex orders the access
 // after every write that precedes it in the calling thread (including those
-// before a `fence(Release)`), and the peer's later lock sees them; (4)
+// before an `io_wmb`, a SeqCst fence on the host), and the peer's later
+// lock sees them; (4)
 // unknown offsets read 0 and drop writes.
 #[allow(unsafe_code)]
 unsafe impl Regs64 for CoreRegs {

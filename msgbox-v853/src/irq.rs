@@ -1,8 +1,7 @@
 //! The interrupt entry of one processor's side of the msgbox.
 #![deny(unsafe_code)]
 
-use core::sync::atomic::{fence, Ordering};
-
+use ipc_traits::barrier::io_rmb;
 use ipc_traits::mailbox::{Events, InterruptSource};
 use ipc_traits::regs::Regs32;
 
@@ -116,7 +115,7 @@ impl<R: Regs32> InterruptSource for Interrupts<R> {
         if events.is_empty() {
             self.stats.spurious = self.stats.spurious.saturating_add(1);
         } else {
-            fence(Ordering::Acquire);
+            io_rmb();
         }
         events
     }

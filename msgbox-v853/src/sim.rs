@@ -601,7 +601,7 @@ impl SimRegs<'_> {
 // each time (one `decode` match, one model behind one mutex); (2) each access
 // is one locked call into the model, never merged, split, elided or
 // reordered with other accesses; (3) the mutex acquire/release orders a
-// writer's earlier normal-memory stores (and its fence) before the model
+// writer's earlier normal-memory stores (and its `io_wmb`) before the model
 // update, and a reader locking the mutex afterwards sees them; (4) unknown
 // offsets only bump a counter, they touch no memory.
 #[allow(unsafe_code)]

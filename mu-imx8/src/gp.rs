@@ -4,8 +4,8 @@
 #![deny(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::{fence, Ordering};
 
+use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{ErrorType, Event, Listen};
 use ipc_traits::power::{Asleep, Peer, WakePeer};
 use ipc_traits::regs::{modify_shared, Regs32};
@@ -121,7 +121,7 @@ impl<R: Regs32, const N: u8> Gp<R, N> {
 
     /// Rings the peer: sets `CR.GIRn`, which sets the peer's `SR.GIPn`.
     ///
-    /// Issues `fence(Release)` first, so earlier shared-memory writes are
+    /// Issues [`io_wmb`] first, so earlier shared-memory writes are
     /// visible before the peer's interrupt.
     ///
     /// # Errors
@@ -134,7 +134,7 @@ impl<R: Regs32, const N: u8> Gp<R, N> {
             return Err(Error::WouldBlock);
         }
         let bit = registers::bits(registers::gir(N));
-        fence(Ordering::Release);
+        io_wmb();
         // Every other GIR bit is written as 0: writing a pending request back
         // could re-trigger it (sheet §2.2 "Read-modify-write caution").
         modify_shared(self.regs, CR_OFFSET, |cr| (cr & !CR_GIR_MASK) | bit);
@@ -164,7 +164,7 @@ impl<R: Regs32, const N: u8> Gp<R, N> {
         }
         self.regs
             .write(SR_OFFSET, registers::bits(registers::gip(N)));
-        fence(Ordering::Acquire);
+        io_rmb();
         true
     }
 

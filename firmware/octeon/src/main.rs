@@ -15,8 +15,9 @@
 //!   `RxQueues::take_pending` clears exactly the bits it reports, which
 //!   drops the level-sensitive line.
 //! - **Memory**: KSEG0, cached and coherent between the cores, so cache
-//!   maintenance is ordering only ([`Coherent`]; the drivers' release fence
-//!   is a `sync` on MIPS, cache-and-wake.md §5).
+//!   maintenance is ordering only ([`Coherent`]; the drivers' `io_wmb` /
+//!   `io_rmb` around the doorbell are a `sync` on MIPS, cache-and-wake.md
+//!   §5).
 //! - **Idle**: `wait`, bounded by the CP0 timer, only when the [`WakeLock`]
 //!   allows it (held by the remote while an echo waits for a buffer).
 //! - **Result**: there is no console; core 0 stores it in [`RESULT`] (1 =
