@@ -208,6 +208,9 @@ pub struct LinkStats {
     pub rx_bad_header: u32,
     /// Name-service messages rejected (size, name, flags).
     pub ns_malformed: u32,
+    /// Name-service names of 32 bytes without a NUL, accepted cut to their
+    /// first 31 as Linux does (rpmsg-lite `strncpy`s a 32-character name).
+    pub ns_name_truncated: u32,
     /// Destroys for services never announced.
     pub ns_unknown_destroy: u32,
     /// Announcements dropped because the directory was full.
@@ -1385,6 +1388,9 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
                 return;
             }
         };
+        if NsMessage::name_is_cut(&raw) {
+            self.stats.ns_name_truncated = self.stats.ns_name_truncated.wrapping_add(1);
+        }
         let change = match msg.action {
             NsAction::Create => self.directory.announce(msg.name, msg.addr),
             NsAction::Destroy => self.directory.destroy(msg.name, msg.addr),

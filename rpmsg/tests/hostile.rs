@@ -13,7 +13,10 @@ use ipc_traits::mailbox::{ErrorType, Notify, QueueId, Spins};
 use ipc_traits::shm::{RawRegion, SharedMemory};
 use rpmsg::link::{Error, Link, NsEvent, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
-use rpmsg::wire::{Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NS_ADDR};
+use rpmsg::wire::{
+    Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NAME_LEN, NS_ADDR, NS_CREATE,
+    NS_DESTROY, NS_MSG_LEN,
+};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
 const NUM: usize = 4;
@@ -149,10 +152,10 @@ fn malformed_name_service_messages_are_counted() {
         .encode::<Legacy>();
         // Wrong size.
         master.try_send(&mep, NS_ADDR, &good[..39]).unwrap();
-        // Name without NUL in 32 bytes.
-        let mut unterminated = good;
-        unterminated[..32].fill(b'a');
-        master.try_send(&mep, NS_ADDR, &unterminated).unwrap();
+        // Name that is not UTF-8.
+        let mut garbled = good;
+        garbled[..3].fill(0xFF);
+        master.try_send(&mep, NS_ADDR, &garbled).unwrap();
         // Unknown flags.
         let mut flags = good;
         flags[36] = 9;
@@ -176,6 +179,53 @@ fn malformed_name_service_messages_are_counted() {
         remote.service().unwrap();
         assert!(matches!(remote.try_ns_event(), Some(NsEvent::Created(s)) if s.addr == 77));
         let _ = shm;
+    });
+}
+
+/// rpmsg-lite's `rpmsg_ns_announce` `strncpy`s the name into the 32-byte
+/// field, so a 32-character name arrives without a NUL; Linux forces
+/// `name[31] = 0` and accepts the first 31 characters. So do we, counted.
+#[test]
+fn ns_name_of_32_chars_truncated_like_linux() {
+    with_pair(|_, master, remote| {
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        let name = "rpmsg-lite-announces-32-chr-name";
+        assert_eq!(name.len(), NAME_LEN);
+        let ns = |flags: u32| {
+            let mut raw = [0u8; NS_MSG_LEN];
+            raw[..NAME_LEN].copy_from_slice(name.as_bytes());
+            raw[32..36].copy_from_slice(&rep.addr().to_ne_bytes());
+            raw[36..40].copy_from_slice(&flags.to_ne_bytes());
+            raw
+        };
+        remote.try_send(&rep, NS_ADDR, &ns(NS_CREATE)).unwrap();
+        master.service().unwrap();
+        let s = master.stats();
+        assert_eq!(
+            (s.ns_malformed, s.ns_name_truncated),
+            (0, 1),
+            "accepted and counted as truncated"
+        );
+        let cut = &name[..NAME_LEN - 1];
+        assert_eq!(master.lookup_service(cut), Some(40));
+        assert!(matches!(
+            master.try_ns_event(),
+            Some(NsEvent::Created(s)) if s.addr == 40 && s.name.as_str() == cut
+        ));
+        // The destroy carries the same 32 bytes and finds the service.
+        remote.try_send(&rep, NS_ADDR, &ns(NS_DESTROY)).unwrap();
+        master.service().unwrap();
+        assert_eq!(master.lookup_service(cut), None);
+        assert!(matches!(master.try_ns_event(), Some(NsEvent::Destroyed(s)) if s.addr == 40));
+        // A 31-character name with its NUL is not a truncation.
+        remote.announce(&rep, cut).unwrap();
+        master.service().unwrap();
+        assert_eq!(master.lookup_service(cut), Some(40));
+        let s = master.stats();
+        assert_eq!(
+            (s.ns_malformed, s.ns_name_truncated, s.ns_unknown_destroy),
+            (0, 2, 0)
+        );
     });
 }
 
