@@ -480,10 +480,7 @@ impl<
             return Err(Error::Reset);
         }
         let out = f(&mut inner);
-        inner.reannounce();
-        let due = inner.rings.housekeeping();
-        inner.pending_kicks = inner.pending_kicks.union(due);
-        inner.flush_kicks();
+        inner.after_op();
         out
     }
 
@@ -741,35 +738,34 @@ impl<
         })
     }
 
-    /// Unbinds an endpoint; messages still queued for it are returned to
-    /// the peer.
+    /// Unbinds an endpoint; messages still queued for it (or stalled on
+    /// it) are returned to the peer. Works in every state of the link,
+    /// between [`Link::end_session`] and [`Link::restart`] too (the queues
+    /// are empty then), so an address is never left bound without a
+    /// handle.
+    ///
+    /// Once the endpoint is found it is always unbound: a buffer the ring
+    /// refuses to take back does not stop the others, and is accounted for
+    /// as on every return path (the ring's statistics, [`Link::is_broken`]);
+    /// the next operation reports a broken ring.
     ///
     /// # Errors
     ///
-    /// [`Error::NoSuchEndpoint`], [`Error::Busy`].
-    pub fn destroy_endpoint(&self, ep: Endpoint) -> Result<(), Error> {
-        self.with(|i| {
-            i.check(&ep)?;
-            while let Some(q) = i.queues[ep.slot].pop() {
-                i.release(q.token, q.buf)?;
-            }
-            let mine = match &i.stalled {
-                Some(Stalled::Queue { slot, .. }) => *slot == ep.slot,
-                Some(Stalled::Callback { dst, .. }) => *dst == ep.addr,
-                None => false,
-            };
-            if mine {
-                if let Some(Stalled::Queue { item, .. } | Stalled::Callback { item, .. }) =
-                    i.stalled.take()
-                {
-                    i.release(item.token, item.buf)?;
-                }
-            }
-            i.endpoints.unbind(ep.slot);
-            i.announced[ep.slot] = None;
-            i.reannounce[ep.slot] = false;
-            Ok(())
-        })
+    /// [`Error::NoSuchEndpoint`] (not this link's, or already gone) or
+    /// [`Error::Busy`] (re-entrant call), with the handle given back:
+    /// nothing was changed.
+    pub fn destroy_endpoint(&self, ep: Endpoint) -> Result<(), (Endpoint, Error)> {
+        let Ok(mut i) = self.inner.try_borrow_mut() else {
+            return Err((ep, Error::Busy));
+        };
+        if let Err(e) = i.check(&ep) {
+            return Err((ep, e));
+        }
+        i.destroy(ep.slot, ep.addr);
+        if i.ended.is_none() {
+            i.after_op();
+        }
+        Ok(())
     }
 
     /// Announces `ep` to the peer under `name` (a name-service create to
@@ -1025,6 +1021,48 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         } else {
             Err(Error::NoSuchEndpoint)
         }
+    }
+
+    /// What every operation ends with: announcements owed after a restart,
+    /// the rings' housekeeping and the doorbells it asks for.
+    fn after_op(&mut self) {
+        self.reannounce();
+        let due = self.rings.housekeeping();
+        self.pending_kicks = self.pending_kicks.union(due);
+        self.flush_kicks();
+    }
+
+    /// Unbinds the endpoint at `slot` and gives back every buffer held for
+    /// it (queued, or the message reception stalled on).
+    fn destroy(&mut self, slot: usize, addr: u32) {
+        // Unbound first: nothing is delivered to it any more, whatever the
+        // rings say below.
+        self.endpoints.unbind(slot);
+        self.announced[slot] = None;
+        self.reannounce[slot] = false;
+        let stalled_here = match &self.stalled {
+            Some(Stalled::Queue { slot: s, .. }) => *s == slot,
+            Some(Stalled::Callback { dst, .. }) => *dst == addr,
+            None => false,
+        };
+        if stalled_here {
+            if let Some(Stalled::Queue { item, .. } | Stalled::Callback { item, .. }) =
+                self.stalled.take()
+            {
+                self.release_regardless(item);
+            }
+        }
+        while let Some(item) = self.queues[slot].pop() {
+            self.release_regardless(item);
+        }
+    }
+
+    /// Returns one held buffer to the peer on a path that must go on
+    /// whatever happens: a refusal is accounted for as on every other return
+    /// path (in [`Inner::release`] and the ring) and does not stop the
+    /// caller.
+    fn release_regardless(&mut self, item: Queued<'m, R::Mem>) {
+        let _returned: bool = self.release(item.token, item.buf).is_ok();
     }
 
     fn kick(&mut self, queue: ipc_traits::mailbox::QueueId) {
