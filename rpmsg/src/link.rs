@@ -886,6 +886,7 @@ impl<
             link: self,
             slot: Some(slot),
             len: 0,
+            written: 0,
             generation: self.generation.get(),
         })
     }
@@ -1010,6 +1011,11 @@ impl<
             Err(_) => self.leaked.set(self.leaked.get().wrapping_add(1)),
         }
     }
+}
+
+/// A shared-memory failure as a link error.
+fn mem_error<E: ipc_traits::shm::Error>(e: E) -> Error {
+    Error::Ring(vring::Error::Memory(e.kind()))
 }
 
 impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: usize>
@@ -1575,6 +1581,11 @@ impl<
 
 /// A transmit buffer lent by [`Link::try_alloc_tx`]; returned to the link
 /// if dropped unsent.
+///
+/// The buffer still holds whatever it carried before (an earlier message,
+/// possibly of another endpoint), so only bytes of this lending are ever
+/// sent: a payload byte the application did not write, through
+/// [`TxBuffer::write`] or [`TxBuffer::payload_mut`], goes out as 0.
 #[must_use = "dropping a transmit buffer returns it unsent"]
 pub struct TxBuffer<
     'l,
@@ -1588,7 +1599,11 @@ pub struct TxBuffer<
 > {
     link: &'l Link<'m, R, N, EPS, Q, SVC, BUF>,
     slot: Option<TxSlot<'m, R::Mem>>,
+    /// The payload length to send.
     len: usize,
+    /// Payload bytes `..written` belong to this lending (written by the
+    /// application or zeroed by us); always `len <= written`.
+    written: usize,
     generation: u32,
 }
 
@@ -1616,11 +1631,12 @@ impl<
     }
 
     /// Copies `bytes` to payload offset `at`; the payload length grows to
-    /// cover them.
+    /// cover them. Payload bytes before `at` not yet written in this lending
+    /// become 0.
     ///
     /// # Errors
     ///
-    /// [`Error::TooLong`] beyond the capacity.
+    /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`].
     pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
         if self.is_stale() {
             return Err(Error::Reset);
@@ -1633,30 +1649,50 @@ impl<
                 len: at.saturating_add(bytes.len()),
                 max: cap,
             })?;
+        self.zero_up_to(at)?;
         let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
-        slot.buf
-            .write(HEADER_LEN + at, bytes)
-            .map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
+        slot.buf.write(HEADER_LEN + at, bytes).map_err(mem_error)?;
+        self.written = self.written.max(end);
         self.len = self.len.max(end);
         Ok(())
     }
 
-    /// Sets the payload length (after filling through [`TxBuffer::payload_mut`]).
+    /// Sets the payload length. Payload bytes up to `len` not written in
+    /// this lending are sent as 0, never as what the buffer held before.
     ///
     /// # Errors
     ///
-    /// [`Error::TooLong`] beyond the capacity.
+    /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`].
     pub fn set_len(&mut self, len: usize) -> Result<(), Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
         let cap = self.capacity();
         if len > cap {
             return Err(Error::TooLong { len, max: cap });
         }
+        self.zero_up_to(len)?;
         self.len = len;
         Ok(())
     }
 
-    /// Sends the first `len` payload bytes (as set by `write`/`set_len`)
-    /// from `ep` to `dst`.
+    /// Zeroes the payload bytes from the end of what this lending wrote up
+    /// to `to` (nothing if it wrote that far already).
+    fn zero_up_to(&mut self, to: usize) -> Result<(), Error> {
+        const ZEROS: [u8; 64] = [0; 64];
+        let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
+        while self.written < to {
+            let n = (to - self.written).min(ZEROS.len());
+            slot.buf
+                .write(HEADER_LEN + self.written, &ZEROS[..n])
+                .map_err(mem_error)?;
+            self.written += n;
+        }
+        Ok(())
+    }
+
+    /// Sends the payload (its length as `write`, `payload_mut` and
+    /// `set_len` left it) from `ep` to `dst`.
     ///
     /// # Errors
     ///
@@ -1693,24 +1729,38 @@ impl<
 where
     R::Mem: DirectMemory,
 {
-    /// The payload area, zero-copy.
+    /// The first `len` payload bytes, zero-copy, to fill in place; the
+    /// payload length grows to cover them (as with [`TxBuffer::write`]).
+    ///
+    /// Bytes of the slice not yet written in this lending read as 0: they
+    /// are zeroed before the slice is lent (the link cannot see which
+    /// bytes the application then writes, so it clears what it lends, and
+    /// only that: ask for the length to send, not the capacity).
     ///
     /// # Errors
     ///
-    /// [`Error::Reset`] if the link restarted since the buffer was lent.
-    pub fn payload_mut(&mut self) -> Result<&mut [u8], Error> {
+    /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`] if the link
+    /// restarted since the buffer was lent.
+    pub fn payload_mut(&mut self, len: usize) -> Result<&mut [u8], Error> {
         if self.is_stale() {
             return Err(Error::Reset);
         }
         let cap = self.capacity();
-        Ok(match self.slot.as_mut() {
-            Some(s) => s
-                .buf
-                .as_mut_slice()
-                .get_mut(HEADER_LEN..HEADER_LEN + cap)
-                .unwrap_or(&mut []),
-            None => &mut [],
-        })
+        if len > cap {
+            return Err(Error::TooLong { len, max: cap });
+        }
+        let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
+        let payload = slot
+            .buf
+            .as_mut_slice()
+            .get_mut(HEADER_LEN..HEADER_LEN + len)
+            .ok_or(Error::TooLong { len, max: cap })?;
+        if let Some(gap) = payload.get_mut(self.written..) {
+            gap.fill(0);
+        }
+        self.written = self.written.max(len);
+        self.len = self.len.max(len);
+        Ok(payload)
     }
 }
 

@@ -289,8 +289,7 @@ fn unsent_zero_copy_buffer_returns_on_drop_and_held_message_on_drop() {
         }
         for k in 0..NUM {
             let mut tx = master.try_alloc_tx().unwrap();
-            tx.payload_mut().unwrap()[..2].copy_from_slice(&[k as u8, 0xAB]);
-            tx.set_len(2).unwrap();
+            tx.payload_mut(2).unwrap().copy_from_slice(&[k as u8, 0xAB]);
             tx.send(&mep, 40).unwrap();
         }
         for k in 0..NUM {
@@ -337,4 +336,71 @@ fn payload_too_long_is_refused_without_consuming_a_buffer() {
         }
         assert_eq!(HEADER_LEN + 496, BUF);
     });
+}
+
+/// Sends through every way of filling a lent transmit buffer from `tx` to
+/// `rx`, over buffers that each carried another endpoint's secret just
+/// before, and checks what arrives byte for byte: bytes the sender did not
+/// write arrive as 0, never as the secret.
+fn lent_buffers_carry_only_this_send<'t, 'r, RT, RR>(
+    tx: &Link<'t, RT, Quiet, 2, 2, 2>,
+    rx: &Link<'r, RR, Quiet, 2, 2, 2>,
+) where
+    RT: rpmsg::rings::Rings<'t>,
+    RR: rpmsg::rings::Rings<'r>,
+    RT::Mem: ipc_traits::shm::DirectMemory,
+{
+    const SECRET: u8 = 0xA5;
+    let other = tx.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let ep = tx.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let rep = rx.create_endpoint(40, RxMode::Queue).unwrap();
+    let mut out = [0u8; 496];
+    let mut recv = || {
+        let r = rx.try_recv(&rep, &mut out).unwrap();
+        out[..r.len].to_vec()
+    };
+    let cat = |parts: &[&[u8]]| parts.concat();
+    for _ in 0..3 {
+        // Every buffer of the ring carries the other endpoint's secret.
+        for _ in 0..NUM {
+            tx.try_send(&other, 40, &[SECRET; 496]).unwrap();
+            assert_eq!(recv(), [SECRET; 496]);
+        }
+        // A short write, then a longer length.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.write(0, b"hi").unwrap();
+        b.set_len(100).unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[b"hi", &[0; 98]]));
+        // A write at an offset: the bytes before it.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.write(50, b"x").unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[&[0; 50], b"x"]));
+        // Zero-copy, partly filled.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.payload_mut(64).unwrap()[..4].copy_from_slice(b"zero");
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[b"zero", &[0; 60]]));
+        // Zero-copy, then a longer length: up to the whole buffer.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.payload_mut(8).unwrap().fill(1);
+        b.set_len(496).unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[&[1; 8], &[0; 488]]));
+        // Shrinking and growing again keeps what this send wrote.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.write(0, &[7; 200]).unwrap();
+        b.set_len(10).unwrap();
+        b.set_len(200).unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), [7; 200]);
+    }
+    assert_eq!(rx.try_recv(&rep, &mut out), Err(Error::WouldBlock));
+}
+
+#[test]
+fn tx_buffer_never_publishes_stale_bytes() {
+    with_pair(|_, master, remote| lent_buffers_carry_only_this_send(master, remote));
+    with_pair(|_, master, remote| lent_buffers_carry_only_this_send(remote, master));
 }
