@@ -145,6 +145,12 @@ impl Endpoint {
     pub fn addr(&self) -> u32 {
         self.addr
     }
+
+    /// The endpoint's slot in its link (below the link's `EPS`).
+    #[cfg(feature = "async")]
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
 }
 
 /// A message delivered to a callback endpoint by [`Link::poll`].
@@ -507,6 +513,16 @@ impl<
             .try_borrow()
             .map(|i| i.rings.is_broken())
             .unwrap_or(false)
+    }
+
+    /// Which endpoint slots have messages queued (all `false` while the
+    /// link is busy): the async front end wakes their receivers.
+    #[cfg(feature = "async")]
+    pub(crate) fn queued(&self) -> [bool; EPS] {
+        self.inner
+            .try_borrow()
+            .map(|i| core::array::from_fn(|k| i.queues[k].len > 0))
+            .unwrap_or([false; EPS])
     }
 
     /// Buffers lost because a held message or a lent transmit buffer was
