@@ -151,13 +151,14 @@ fn master_send(
         }
         Api::ZeroCopy => match link.try_alloc_tx() {
             Ok(mut tx) => {
-                let len = msg.len();
-                match tx.payload_mut().map(|p| p.get_mut(..len)) {
-                    Ok(Some(p)) => stamp(p, seq),
-                    Ok(None) => return Err(Failure::new("zero-copy buffer too small")),
+                match tx.payload_mut(msg.len()) {
+                    Ok(p) => stamp(p, seq),
+                    Err(LinkError::TooLong { .. }) => {
+                        return Err(Failure::new("zero-copy buffer too small"))
+                    }
                     Err(e) => return Err(link_err("payload_mut", e)),
                 }
-                tx.set_len(len).and_then(|()| tx.send(ep, dst))
+                tx.send(ep, dst)
             }
             Err(e) => Err(e),
         },

@@ -145,6 +145,12 @@ impl Endpoint {
     pub fn addr(&self) -> u32 {
         self.addr
     }
+
+    /// The endpoint's slot in its link (below the link's `EPS`).
+    #[cfg(feature = "async")]
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
 }
 
 /// A message delivered to a callback endpoint by [`Link::poll`].
@@ -214,6 +220,9 @@ pub struct LinkStats {
     pub rx_return_failures: u32,
     /// Name-service messages rejected (size, name, flags).
     pub ns_malformed: u32,
+    /// Name-service names of 32 bytes without a NUL, accepted cut to their
+    /// first 31 as Linux does (rpmsg-lite `strncpy`s a 32-character name).
+    pub ns_name_truncated: u32,
     /// Destroys for services never announced.
     pub ns_unknown_destroy: u32,
     /// Announcements dropped because the directory was full.
@@ -486,10 +495,7 @@ impl<
             return Err(Error::Reset);
         }
         let out = f(&mut inner);
-        inner.reannounce();
-        let due = inner.rings.housekeeping();
-        inner.pending_kicks = inner.pending_kicks.union(due);
-        inner.flush_kicks();
+        inner.after_op();
         out
     }
 
@@ -520,6 +526,16 @@ impl<
             .try_borrow()
             .map(|i| i.return_failed || i.rings.is_broken())
             .unwrap_or(false)
+    }
+
+    /// Which endpoint slots have messages queued (all `false` while the
+    /// link is busy): the async front end wakes their receivers.
+    #[cfg(feature = "async")]
+    pub(crate) fn queued(&self) -> [bool; EPS] {
+        self.inner
+            .try_borrow()
+            .map(|i| core::array::from_fn(|k| i.queues[k].len > 0))
+            .unwrap_or([false; EPS])
     }
 
     /// Buffers lost because a held message or a lent transmit buffer was
@@ -752,35 +768,34 @@ impl<
         })
     }
 
-    /// Unbinds an endpoint; messages still queued for it are returned to
-    /// the peer.
+    /// Unbinds an endpoint; messages still queued for it (or stalled on
+    /// it) are returned to the peer. Works in every state of the link,
+    /// between [`Link::end_session`] and [`Link::restart`] too (the queues
+    /// are empty then), so an address is never left bound without a
+    /// handle.
+    ///
+    /// Once the endpoint is found it is always unbound: a buffer the ring
+    /// refuses to take back does not stop the others, and is accounted for
+    /// as on every return path (the ring's statistics, [`Link::is_broken`]);
+    /// the next operation reports a broken ring.
     ///
     /// # Errors
     ///
-    /// [`Error::NoSuchEndpoint`], [`Error::Busy`].
-    pub fn destroy_endpoint(&self, ep: Endpoint) -> Result<(), Error> {
-        self.with(|i| {
-            i.check(&ep)?;
-            while let Some(q) = i.queues[ep.slot].pop() {
-                i.release(q.token, q.buf)?;
-            }
-            let mine = match &i.stalled {
-                Some(Stalled::Queue { slot, .. }) => *slot == ep.slot,
-                Some(Stalled::Callback { dst, .. }) => *dst == ep.addr,
-                None => false,
-            };
-            if mine {
-                if let Some(Stalled::Queue { item, .. } | Stalled::Callback { item, .. }) =
-                    i.stalled.take()
-                {
-                    i.release(item.token, item.buf)?;
-                }
-            }
-            i.endpoints.unbind(ep.slot);
-            i.announced[ep.slot] = None;
-            i.reannounce[ep.slot] = false;
-            Ok(())
-        })
+    /// [`Error::NoSuchEndpoint`] (not this link's, or already gone) or
+    /// [`Error::Busy`] (re-entrant call), with the handle given back:
+    /// nothing was changed.
+    pub fn destroy_endpoint(&self, ep: Endpoint) -> Result<(), (Endpoint, Error)> {
+        let Ok(mut i) = self.inner.try_borrow_mut() else {
+            return Err((ep, Error::Busy));
+        };
+        if let Err(e) = i.check(&ep) {
+            return Err((ep, e));
+        }
+        i.destroy(ep.slot, ep.addr);
+        if i.ended.is_none() {
+            i.after_op();
+        }
+        Ok(())
     }
 
     /// Announces `ep` to the peer under `name` (a name-service create to
@@ -901,6 +916,7 @@ impl<
             link: self,
             slot: Some(slot),
             len: 0,
+            written: 0,
             generation: self.generation.get(),
         })
     }
@@ -1029,6 +1045,11 @@ impl<
     }
 }
 
+/// A shared-memory failure as a link error.
+fn mem_error<E: ipc_traits::shm::Error>(e: E) -> Error {
+    Error::Ring(vring::Error::Memory(e.kind()))
+}
+
 impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: usize>
     Inner<'m, R, N, EPS, Q, SVC>
 {
@@ -1038,6 +1059,48 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         } else {
             Err(Error::NoSuchEndpoint)
         }
+    }
+
+    /// What every operation ends with: announcements owed after a restart,
+    /// the rings' housekeeping and the doorbells it asks for.
+    fn after_op(&mut self) {
+        self.reannounce();
+        let due = self.rings.housekeeping();
+        self.pending_kicks = self.pending_kicks.union(due);
+        self.flush_kicks();
+    }
+
+    /// Unbinds the endpoint at `slot` and gives back every buffer held for
+    /// it (queued, or the message reception stalled on).
+    fn destroy(&mut self, slot: usize, addr: u32) {
+        // Unbound first: nothing is delivered to it any more, whatever the
+        // rings say below.
+        self.endpoints.unbind(slot);
+        self.announced[slot] = None;
+        self.reannounce[slot] = false;
+        let stalled_here = match &self.stalled {
+            Some(Stalled::Queue { slot: s, .. }) => *s == slot,
+            Some(Stalled::Callback { dst, .. }) => *dst == addr,
+            None => false,
+        };
+        if stalled_here {
+            if let Some(Stalled::Queue { item, .. } | Stalled::Callback { item, .. }) =
+                self.stalled.take()
+            {
+                self.release_regardless(item);
+            }
+        }
+        while let Some(item) = self.queues[slot].pop() {
+            self.release_regardless(item);
+        }
+    }
+
+    /// Returns one held buffer to the peer on a path that must go on
+    /// whatever happens: a refusal is accounted for as on every other return
+    /// path (in [`Inner::release`] and the ring) and does not stop the
+    /// caller.
+    fn release_regardless(&mut self, item: Queued<'m, R::Mem>) {
+        let _returned: bool = self.release(item.token, item.buf).is_ok();
     }
 
     fn kick(&mut self, queue: ipc_traits::mailbox::QueueId) {
@@ -1416,6 +1479,9 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
                 return;
             }
         };
+        if NsMessage::name_is_cut(&raw) {
+            self.stats.ns_name_truncated = self.stats.ns_name_truncated.wrapping_add(1);
+        }
         let change = match msg.action {
             NsAction::Create => self.directory.announce(msg.name, msg.addr),
             NsAction::Destroy => self.directory.destroy(msg.name, msg.addr),
@@ -1562,6 +1628,11 @@ impl<
 
 /// A transmit buffer lent by [`Link::try_alloc_tx`]; returned to the link
 /// if dropped unsent.
+///
+/// The buffer still holds whatever it carried before (an earlier message,
+/// possibly of another endpoint), so only bytes of this lending are ever
+/// sent: a payload byte the application did not write, through
+/// [`TxBuffer::write`] or [`TxBuffer::payload_mut`], goes out as 0.
 #[must_use = "dropping a transmit buffer returns it unsent"]
 pub struct TxBuffer<
     'l,
@@ -1575,7 +1646,11 @@ pub struct TxBuffer<
 > {
     link: &'l Link<'m, R, N, EPS, Q, SVC, BUF>,
     slot: Option<TxSlot<'m, R::Mem>>,
+    /// The payload length to send.
     len: usize,
+    /// Payload bytes `..written` belong to this lending (written by the
+    /// application or zeroed by us); always `len <= written`.
+    written: usize,
     generation: u32,
 }
 
@@ -1603,11 +1678,12 @@ impl<
     }
 
     /// Copies `bytes` to payload offset `at`; the payload length grows to
-    /// cover them.
+    /// cover them. Payload bytes before `at` not yet written in this lending
+    /// become 0.
     ///
     /// # Errors
     ///
-    /// [`Error::TooLong`] beyond the capacity.
+    /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`].
     pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
         if self.is_stale() {
             return Err(Error::Reset);
@@ -1620,30 +1696,50 @@ impl<
                 len: at.saturating_add(bytes.len()),
                 max: cap,
             })?;
+        self.zero_up_to(at)?;
         let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
-        slot.buf
-            .write(HEADER_LEN + at, bytes)
-            .map_err(|e| Error::Ring(vring::Error::Memory(ipc_traits::shm::Error::kind(&e))))?;
+        slot.buf.write(HEADER_LEN + at, bytes).map_err(mem_error)?;
+        self.written = self.written.max(end);
         self.len = self.len.max(end);
         Ok(())
     }
 
-    /// Sets the payload length (after filling through [`TxBuffer::payload_mut`]).
+    /// Sets the payload length. Payload bytes up to `len` not written in
+    /// this lending are sent as 0, never as what the buffer held before.
     ///
     /// # Errors
     ///
-    /// [`Error::TooLong`] beyond the capacity.
+    /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`].
     pub fn set_len(&mut self, len: usize) -> Result<(), Error> {
+        if self.is_stale() {
+            return Err(Error::Reset);
+        }
         let cap = self.capacity();
         if len > cap {
             return Err(Error::TooLong { len, max: cap });
         }
+        self.zero_up_to(len)?;
         self.len = len;
         Ok(())
     }
 
-    /// Sends the first `len` payload bytes (as set by `write`/`set_len`)
-    /// from `ep` to `dst`.
+    /// Zeroes the payload bytes from the end of what this lending wrote up
+    /// to `to` (nothing if it wrote that far already).
+    fn zero_up_to(&mut self, to: usize) -> Result<(), Error> {
+        const ZEROS: [u8; 64] = [0; 64];
+        let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
+        while self.written < to {
+            let n = (to - self.written).min(ZEROS.len());
+            slot.buf
+                .write(HEADER_LEN + self.written, &ZEROS[..n])
+                .map_err(mem_error)?;
+            self.written += n;
+        }
+        Ok(())
+    }
+
+    /// Sends the payload (its length as `write`, `payload_mut` and
+    /// `set_len` left it) from `ep` to `dst`.
     ///
     /// # Errors
     ///
@@ -1680,24 +1776,38 @@ impl<
 where
     R::Mem: DirectMemory,
 {
-    /// The payload area, zero-copy.
+    /// The first `len` payload bytes, zero-copy, to fill in place; the
+    /// payload length grows to cover them (as with [`TxBuffer::write`]).
+    ///
+    /// Bytes of the slice not yet written in this lending read as 0: they
+    /// are zeroed before the slice is lent (the link cannot see which
+    /// bytes the application then writes, so it clears what it lends, and
+    /// only that: ask for the length to send, not the capacity).
     ///
     /// # Errors
     ///
-    /// [`Error::Reset`] if the link restarted since the buffer was lent.
-    pub fn payload_mut(&mut self) -> Result<&mut [u8], Error> {
+    /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`] if the link
+    /// restarted since the buffer was lent.
+    pub fn payload_mut(&mut self, len: usize) -> Result<&mut [u8], Error> {
         if self.is_stale() {
             return Err(Error::Reset);
         }
         let cap = self.capacity();
-        Ok(match self.slot.as_mut() {
-            Some(s) => s
-                .buf
-                .as_mut_slice()
-                .get_mut(HEADER_LEN..HEADER_LEN + cap)
-                .unwrap_or(&mut []),
-            None => &mut [],
-        })
+        if len > cap {
+            return Err(Error::TooLong { len, max: cap });
+        }
+        let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
+        let payload = slot
+            .buf
+            .as_mut_slice()
+            .get_mut(HEADER_LEN..HEADER_LEN + len)
+            .ok_or(Error::TooLong { len, max: cap })?;
+        if let Some(gap) = payload.get_mut(self.written..) {
+            gap.fill(0);
+        }
+        self.written = self.written.max(len);
+        self.len = self.len.max(len);
+        Ok(payload)
     }
 }
 

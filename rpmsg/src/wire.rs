@@ -59,8 +59,6 @@ pub enum WireError {
     },
     /// A name-service message that is not 40 bytes.
     NsBadSize(usize),
-    /// A name-service name without a NUL within 32 bytes.
-    NsNameNotTerminated,
     /// A name-service name that is not UTF-8.
     NsNameNotUtf8,
     /// A name-service flag other than create/destroy.
@@ -77,9 +75,6 @@ impl fmt::Display for WireError {
                 write!(f, "header length {len} exceeds the {room} bytes available")
             }
             Self::NsBadSize(n) => write!(f, "name-service message of {n} bytes, expected 40"),
-            Self::NsNameNotTerminated => {
-                f.write_str("name-service name not NUL-terminated within 32 bytes")
-            }
             Self::NsNameNotUtf8 => f.write_str("name-service name not UTF-8"),
             Self::NsBadFlags(x) => write!(f, "name-service flags {x:#x}"),
         }
@@ -173,13 +168,23 @@ impl Name {
         self.bytes
     }
 
+    /// The name up to the first NUL within the first 31 bytes; a name that
+    /// fills all 32 bytes loses its last one, as Linux forces
+    /// `name[RPMSG_NAME_SIZE - 1] = 0` before using it (`rpmsg_ns_cb`):
+    /// rpmsg-lite's `rpmsg_ns_announce` `strncpy`s into the 32 bytes, so a
+    /// 32-character name arrives without a NUL.
     fn decode(raw: &[u8; NAME_LEN]) -> Result<Self, WireError> {
-        let len = raw
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(WireError::NsNameNotTerminated)?;
-        let text = core::str::from_utf8(&raw[..len]).map_err(|_| WireError::NsNameNotUtf8)?;
-        Self::new(text).ok_or(WireError::NsNameNotTerminated)
+        let field = &raw[..NAME_LEN - 1];
+        let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+        let text = core::str::from_utf8(&field[..len]).map_err(|_| WireError::NsNameNotUtf8)?;
+        // At most 31 bytes without a NUL: `new` accepts it.
+        Self::new(text).ok_or(WireError::NsNameNotUtf8)
+    }
+
+    /// Whether the 32 name bytes of a name-service message hold no NUL, so
+    /// that decoding drops the last one.
+    fn is_cut(raw: &[u8; NAME_LEN]) -> bool {
+        !raw.contains(&0)
     }
 }
 
@@ -229,8 +234,12 @@ impl NsMessage {
         b
     }
 
-    /// Decodes a name-service payload, checking size, name termination and
-    /// flags.
+    /// Decodes a name-service payload, checking size, name and flags.
+    ///
+    /// A name without a NUL in its 32 bytes is cut to its first 31, as
+    /// Linux does (`rpmsg_ns_cb` sets `name[31] = 0`; rpmsg-lite sends a
+    /// 32-character name that way). [`NsMessage::name_is_cut`] tells when
+    /// that happened.
     ///
     /// # Errors
     ///
@@ -250,6 +259,12 @@ impl NsMessage {
             other => return Err(WireError::NsBadFlags(other)),
         };
         Ok(Self { name, addr, action })
+    }
+
+    /// Whether [`NsMessage::decode`] cuts the name of `payload` (32 name
+    /// bytes without a NUL); `false` for a payload too short to hold a name.
+    pub fn name_is_cut(payload: &[u8]) -> bool {
+        payload.first_chunk::<NAME_LEN>().is_some_and(Name::is_cut)
     }
 }
 
@@ -320,12 +335,16 @@ mod tests {
             NsMessage::decode::<vring::Virtio1>(&b[..39]),
             Err(WireError::NsBadSize(39))
         );
+        assert!(!NsMessage::name_is_cut(&b));
         let mut long = b;
         long[..NAME_LEN].fill(b'x');
-        assert_eq!(
-            NsMessage::decode::<vring::Virtio1>(&long),
-            Err(WireError::NsNameNotTerminated)
-        );
+        let cut = NsMessage::decode::<vring::Virtio1>(&long).unwrap();
+        assert_eq!(cut.name.as_str(), "x".repeat(31));
+        assert!(NsMessage::name_is_cut(&long));
+        // A NUL in the last byte only is a full 31-byte name, not a cut.
+        long[NAME_LEN - 1] = 0;
+        assert!(!NsMessage::name_is_cut(&long));
+        assert_eq!(NsMessage::decode::<vring::Virtio1>(&long), Ok(cut));
         let mut bad = b;
         bad[0] = 0xFF;
         assert_eq!(

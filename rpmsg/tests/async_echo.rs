@@ -1,6 +1,6 @@
 //! The async front end driven by a minimal executor: the master awaits
 //! `send`/`recv` while a remote on another thread echoes; the remote's
-//! doorbell wakes the master's task through a `WakerSlot`.
+//! doorbell wakes the master's task through its `LinkWakers`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
-use rpmsg::asynch::{AsyncLink, WakerSlot};
+use rpmsg::asynch::{AsyncLink, LinkWakers};
 use rpmsg::link::{Link, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::ADDR_ANY;
@@ -55,7 +55,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 /// A doorbell that wakes the peer's task.
 #[derive(Clone, Copy)]
-struct Bell(&'static WakerSlot);
+struct Bell(&'static LinkWakers<2>);
 impl ErrorType for Bell {
     type Error = core::convert::Infallible;
 }
@@ -66,8 +66,8 @@ impl Notify for Bell {
     }
 }
 
-static MASTER_WAKER: WakerSlot = WakerSlot::new();
-static REMOTE_WAKER: WakerSlot = WakerSlot::new();
+static MASTER_WAKERS: LinkWakers<2> = LinkWakers::new();
+static REMOTE_WAKERS: LinkWakers<2> = LinkWakers::new();
 
 #[repr(align(4096))]
 struct Backing([u8; SIZE]);
@@ -95,7 +95,7 @@ fn async_echo_with_a_minimal_executor() {
     // SAFETY: the pool belongs to the master.
     let master = Link::<_, _, 2, 4, 2>::new(
         unsafe { MasterRings::<_, Legacy, NUM>::new(&shm_m, mc) }.unwrap(),
-        Bell(&REMOTE_WAKER),
+        Bell(&REMOTE_WAKERS),
     );
     let count = if cfg!(miri) { 20 } else { 2_000u32 };
     let remote = thread::spawn(move || {
@@ -110,10 +110,10 @@ fn async_echo_with_a_minimal_executor() {
         // SAFETY: disjoint areas reached only through the rings.
         let link = Link::<_, _, 2, 4, 2>::new(
             unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm_r, rc) }.unwrap(),
-            Bell(&MASTER_WAKER),
+            Bell(&MASTER_WAKERS),
         );
         let ep = link.create_endpoint(40, RxMode::Queue).unwrap();
-        let io = AsyncLink::new(&link, &REMOTE_WAKER);
+        let io = AsyncLink::new(&link, &REMOTE_WAKERS);
         block_on(async {
             let mut buf = [0u8; 496];
             for _ in 0..count {
@@ -123,7 +123,7 @@ fn async_echo_with_a_minimal_executor() {
         });
     });
     let ep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    let io = AsyncLink::new(&master, &MASTER_WAKER);
+    let io = AsyncLink::new(&master, &MASTER_WAKERS);
     block_on(async {
         let mut buf = [0u8; 496];
         for i in 0..count {

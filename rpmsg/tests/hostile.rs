@@ -13,7 +13,10 @@ use ipc_traits::mailbox::{ErrorType, Notify, QueueId, Spins};
 use ipc_traits::shm::{RawRegion, SharedMemory};
 use rpmsg::link::{Error, Link, NsEvent, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
-use rpmsg::wire::{Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NS_ADDR};
+use rpmsg::wire::{
+    Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NAME_LEN, NS_ADDR, NS_CREATE,
+    NS_DESTROY, NS_MSG_LEN,
+};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
 const NUM: usize = 4;
@@ -149,10 +152,10 @@ fn malformed_name_service_messages_are_counted() {
         .encode::<Legacy>();
         // Wrong size.
         master.try_send(&mep, NS_ADDR, &good[..39]).unwrap();
-        // Name without NUL in 32 bytes.
-        let mut unterminated = good;
-        unterminated[..32].fill(b'a');
-        master.try_send(&mep, NS_ADDR, &unterminated).unwrap();
+        // Name that is not UTF-8.
+        let mut garbled = good;
+        garbled[..3].fill(0xFF);
+        master.try_send(&mep, NS_ADDR, &garbled).unwrap();
         // Unknown flags.
         let mut flags = good;
         flags[36] = 9;
@@ -176,6 +179,53 @@ fn malformed_name_service_messages_are_counted() {
         remote.service().unwrap();
         assert!(matches!(remote.try_ns_event(), Some(NsEvent::Created(s)) if s.addr == 77));
         let _ = shm;
+    });
+}
+
+/// rpmsg-lite's `rpmsg_ns_announce` `strncpy`s the name into the 32-byte
+/// field, so a 32-character name arrives without a NUL; Linux forces
+/// `name[31] = 0` and accepts the first 31 characters. So do we, counted.
+#[test]
+fn ns_name_of_32_chars_truncated_like_linux() {
+    with_pair(|_, master, remote| {
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        let name = "rpmsg-lite-announces-32-chr-name";
+        assert_eq!(name.len(), NAME_LEN);
+        let ns = |flags: u32| {
+            let mut raw = [0u8; NS_MSG_LEN];
+            raw[..NAME_LEN].copy_from_slice(name.as_bytes());
+            raw[32..36].copy_from_slice(&rep.addr().to_ne_bytes());
+            raw[36..40].copy_from_slice(&flags.to_ne_bytes());
+            raw
+        };
+        remote.try_send(&rep, NS_ADDR, &ns(NS_CREATE)).unwrap();
+        master.service().unwrap();
+        let s = master.stats();
+        assert_eq!(
+            (s.ns_malformed, s.ns_name_truncated),
+            (0, 1),
+            "accepted and counted as truncated"
+        );
+        let cut = &name[..NAME_LEN - 1];
+        assert_eq!(master.lookup_service(cut), Some(40));
+        assert!(matches!(
+            master.try_ns_event(),
+            Some(NsEvent::Created(s)) if s.addr == 40 && s.name.as_str() == cut
+        ));
+        // The destroy carries the same 32 bytes and finds the service.
+        remote.try_send(&rep, NS_ADDR, &ns(NS_DESTROY)).unwrap();
+        master.service().unwrap();
+        assert_eq!(master.lookup_service(cut), None);
+        assert!(matches!(master.try_ns_event(), Some(NsEvent::Destroyed(s)) if s.addr == 40));
+        // A 31-character name with its NUL is not a truncation.
+        remote.announce(&rep, cut).unwrap();
+        master.service().unwrap();
+        assert_eq!(master.lookup_service(cut), Some(40));
+        let s = master.stats();
+        assert_eq!(
+            (s.ns_malformed, s.ns_name_truncated, s.ns_unknown_destroy),
+            (0, 2, 0)
+        );
     });
 }
 
@@ -239,8 +289,7 @@ fn unsent_zero_copy_buffer_returns_on_drop_and_held_message_on_drop() {
         }
         for k in 0..NUM {
             let mut tx = master.try_alloc_tx().unwrap();
-            tx.payload_mut().unwrap()[..2].copy_from_slice(&[k as u8, 0xAB]);
-            tx.set_len(2).unwrap();
+            tx.payload_mut(2).unwrap().copy_from_slice(&[k as u8, 0xAB]);
             tx.send(&mep, 40).unwrap();
         }
         for k in 0..NUM {
@@ -310,4 +359,71 @@ fn payload_too_long_is_refused_without_consuming_a_buffer() {
         }
         assert_eq!(HEADER_LEN + 496, BUF);
     });
+}
+
+/// Sends through every way of filling a lent transmit buffer from `tx` to
+/// `rx`, over buffers that each carried another endpoint's secret just
+/// before, and checks what arrives byte for byte: bytes the sender did not
+/// write arrive as 0, never as the secret.
+fn lent_buffers_carry_only_this_send<'t, 'r, RT, RR>(
+    tx: &Link<'t, RT, Quiet, 2, 2, 2>,
+    rx: &Link<'r, RR, Quiet, 2, 2, 2>,
+) where
+    RT: rpmsg::rings::Rings<'t>,
+    RR: rpmsg::rings::Rings<'r>,
+    RT::Mem: ipc_traits::shm::DirectMemory,
+{
+    const SECRET: u8 = 0xA5;
+    let other = tx.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let ep = tx.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let rep = rx.create_endpoint(40, RxMode::Queue).unwrap();
+    let mut out = [0u8; 496];
+    let mut recv = || {
+        let r = rx.try_recv(&rep, &mut out).unwrap();
+        out[..r.len].to_vec()
+    };
+    let cat = |parts: &[&[u8]]| parts.concat();
+    for _ in 0..3 {
+        // Every buffer of the ring carries the other endpoint's secret.
+        for _ in 0..NUM {
+            tx.try_send(&other, 40, &[SECRET; 496]).unwrap();
+            assert_eq!(recv(), [SECRET; 496]);
+        }
+        // A short write, then a longer length.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.write(0, b"hi").unwrap();
+        b.set_len(100).unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[b"hi", &[0; 98]]));
+        // A write at an offset: the bytes before it.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.write(50, b"x").unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[&[0; 50], b"x"]));
+        // Zero-copy, partly filled.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.payload_mut(64).unwrap()[..4].copy_from_slice(b"zero");
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[b"zero", &[0; 60]]));
+        // Zero-copy, then a longer length: up to the whole buffer.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.payload_mut(8).unwrap().fill(1);
+        b.set_len(496).unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), cat(&[&[1; 8], &[0; 488]]));
+        // Shrinking and growing again keeps what this send wrote.
+        let mut b = tx.try_alloc_tx().unwrap();
+        b.write(0, &[7; 200]).unwrap();
+        b.set_len(10).unwrap();
+        b.set_len(200).unwrap();
+        b.send(&ep, 40).unwrap();
+        assert_eq!(recv(), [7; 200]);
+    }
+    assert_eq!(rx.try_recv(&rep, &mut out), Err(Error::WouldBlock));
+}
+
+#[test]
+fn tx_buffer_never_publishes_stale_bytes() {
+    with_pair(|_, master, remote| lent_buffers_carry_only_this_send(master, remote));
+    with_pair(|_, master, remote| lent_buffers_carry_only_this_send(remote, master));
 }

@@ -430,3 +430,85 @@ fn hundred_vdev_resets_by_a_linux_style_master_account_for_every_message() {
         "both outcomes"
     );
 }
+
+/// Destroying an endpoint unbinds it whatever state the link is in: a
+/// foreign handle comes back untouched; queued and stalled messages go back
+/// to the peer; a ring that refuses them does not keep the address bound;
+/// and between `end_session` and `restart` the address is freed too, so the
+/// new session can bind it again and nothing is delivered to an orphan.
+#[test]
+fn destroy_endpoint_always_unbinds() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    SessionWord::at(REMOTE_WORD).begin(&shm, 7).unwrap();
+    let (_, rings) = master_rings(&shm, 1);
+    let master: Master<'_> = Link::new(rings, Quiet);
+    let (mut watch, rings) = remote_rings(&shm);
+    let remote: Remote<'_> = Link::new(rings, Quiet);
+    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+
+    // A handle of another link comes back with the error, nothing changed.
+    let foreign = master.create_endpoint(40, RxMode::Queue).unwrap();
+    let (foreign, e) = remote.destroy_endpoint(foreign).unwrap_err();
+    assert_eq!((foreign.addr(), e), (40, Error::NoSuchEndpoint));
+    master.destroy_endpoint(foreign).unwrap();
+
+    // Live session: two messages queued for 40, reception stalled on one
+    // for the callback endpoint 41 (no handler at hand in `service`).
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    let cb = remote.create_endpoint(41, RxMode::Callback).unwrap();
+    for dst in [40, 40, 41] {
+        master.try_send(&mep, dst, b"m").unwrap();
+    }
+    remote.service().unwrap();
+    remote.destroy_endpoint(rep).unwrap();
+    remote.destroy_endpoint(cb).unwrap();
+    // All three buffers came back: the master fills the whole ring again.
+    for _ in 0..NUM {
+        master.try_send(&mep, 40, b"unbound").unwrap();
+    }
+    remote.service().unwrap();
+    assert_eq!(remote.stats().rx_unbound, NUM as u32);
+
+    // A ring that refuses the buffers (the peer broke it) does not keep the
+    // endpoint: it is unbound, its address free.
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    for _ in 0..2 {
+        master.try_send(&mep, 40, b"q").unwrap();
+    }
+    remote.service().unwrap();
+    let (_, vring1) = common::layouts();
+    let idx_at = vring1.avail_offset() + 2;
+    let mut idx = [0u8; 2];
+    shm.read(idx_at, &mut idx).unwrap();
+    let lie = u16::from_ne_bytes(idx).wrapping_add(100);
+    shm.write(idx_at, &lie.to_ne_bytes()).unwrap();
+    assert!(remote.service().is_err());
+    assert!(remote.is_broken());
+    remote.destroy_endpoint(rep).unwrap();
+    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    remote.announce(&rep, "echo").unwrap();
+
+    // The master reboots; the remote ends its session and destroys its
+    // endpoint before restarting.
+    let (session, rings) = master_rings(&shm, 1);
+    let master: Master<'_> = Link::new(rings, Quiet);
+    assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(session));
+    watch.follow(session);
+    remote.end_session().unwrap();
+    remote.destroy_endpoint(rep).unwrap();
+    let (_, rings) = remote_rings(&shm);
+    remote.restart(rings).unwrap();
+    // Not announced again; the address is free for the new session.
+    assert_eq!(service_addr(&master), None);
+    let cb = remote.create_endpoint(40, RxMode::Callback).unwrap();
+    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    master.try_send(&mep, 40, b"new").unwrap();
+    let mut got = Vec::new();
+    remote
+        .poll(|m| got.push((m.dst, m.payload.to_vec())))
+        .unwrap();
+    assert_eq!(got, [(40, b"new".to_vec())]);
+    remote.destroy_endpoint(cb).unwrap();
+    assert_eq!(remote.leaked_buffers(), 0);
+}
