@@ -171,7 +171,7 @@ fn handoff(
 /// missing clean or invalidate shows).
 fn evicting(seed: u64) -> CacheConfig {
     CacheConfig {
-        capacity_lines: if seed % 4 == 0 {
+        capacity_lines: if seed.is_multiple_of(4) {
             1
         } else {
             4 + (seed % 5) as usize
