@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod faults;
+pub mod interrupt_driven;
 pub mod link;
 pub mod mailbox;
 pub mod power;

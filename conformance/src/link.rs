@@ -848,6 +848,13 @@ pub fn exact_length_rx_buffers_are_returned<L: DoorbellLink, const LINE: usize>(
 macro_rules! link_suite {
     ($link:ty) => {
         #[test]
+        fn event_idx_interrupt_driven_both_ways() {
+            $crate::interrupt_driven::event_idx_interrupt_driven_both_ways::<$link>(
+                $crate::interrupt_driven::message_count(),
+                14,
+            );
+        }
+        #[test]
         fn echo_20k_copying_ns_both_ways() {
             let (m, r) = $crate::link::echo::<$link>(
                 $crate::link::echo_count(),

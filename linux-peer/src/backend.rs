@@ -45,7 +45,7 @@ use crate::memory::{GuestMemory, SharedRegion};
 use crate::protocol::{
     Header, Message, ProtocolError, Request, RingPart, VringAddr, HEADER_SIZE, MAX_PAYLOAD,
     PROTOCOL_F_BACKEND_REQ, PROTOCOL_F_REPLY_ACK, VHOST_USER_F_PROTOCOL_FEATURES,
-    VIRTIO_F_VERSION_1, VIRTIO_RPMSG_F_NS,
+    VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RPMSG_F_NS,
 };
 use crate::sys;
 
@@ -75,6 +75,16 @@ impl BackendConfig {
             queues: 2,
             max_queue_size: 256,
         }
+    }
+
+    /// The same, also offering `VIRTIO_RING_F_EVENT_IDX` (bit 29). Linux
+    /// keeps it (`vring_transport_features`), so both rings then use
+    /// `used_event` / `avail_event`; [`crate::remote_config`] follows what
+    /// was negotiated.
+    #[must_use]
+    pub const fn with_event_idx(mut self) -> Self {
+        self.features |= VIRTIO_RING_F_EVENT_IDX;
+        self
     }
 
     /// The features offered in `GET_FEATURES`.

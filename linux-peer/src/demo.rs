@@ -184,7 +184,8 @@ pub fn attach(server: &Server) -> Result<(SharedRegion, Kicks, Calls, RemoteConf
     let first = ready.queues.first().ok_or("no queue 0")?;
     let areas = rpmsg_areas(&ready.memory, first, &ready.queues)
         .map_err(|e| format!("buffer areas: {e}"))?;
-    let cfg = remote_config(&ready.queues, &areas).map_err(|e| format!("ring layout: {e:?}"))?;
+    let cfg = remote_config(&ready.queues, &areas, ready.features)
+        .map_err(|e| format!("ring layout: {e:?}"))?;
     Ok((ready.memory, ready.kicks, ready.calls, cfg))
 }
 

@@ -19,4 +19,4 @@ pub use doorbell::{Calls, DoorbellError, Kicks};
 pub use error::Error;
 pub use memory::{GuestMemory, Region, SharedRegion};
 pub use protocol::ProtocolError;
-pub use remote::remote_config;
+pub use remote::{remote_config, suppression};

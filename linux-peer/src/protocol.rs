@@ -43,6 +43,9 @@ pub const FLAG_NEED_REPLY: u32 = 0x8;
 
 /// Virtio feature: `VIRTIO_RPMSG_F_NS`, the name service (bit 0).
 pub const VIRTIO_RPMSG_F_NS: u64 = 1 << 0;
+/// Virtio feature: `VIRTIO_RING_F_EVENT_IDX` (bit 29): notifications
+/// through `used_event` / `avail_event` instead of the ring flags.
+pub const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
 /// Virtio feature: `VIRTIO_F_VERSION_1` (bit 32): little-endian rings.
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 /// vhost-user feature: `VHOST_USER_F_PROTOCOL_FEATURES` (bit 30).

@@ -16,11 +16,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{attach, kernel_or_skip, serve, Boot, RemoteLink};
-use linux_peer::{pattern, uml};
+use std::cell::Cell;
+
+use common::{attach, kernel_or_skip, serve, serve_on_kicks, Boot, RemoteLink, Starved};
+use linux_peer::{pattern, uml, BackendConfig};
 use rpmsg::link::{Link, RxMode};
 use rpmsg::rings::RemoteRings;
-use vring::Virtio1;
+use vring::{Suppression, Virtio1};
 
 /// Mounts the pseudo file systems.
 const INIT_HEAD: &str = r#"#!/bin/busybox sh
@@ -178,17 +180,44 @@ const SEED_TO_LINUX: u64 = 0x5eed_0002;
 /// Messages each way in the raw exchanges.
 const RAW_COUNT: u64 = 10_000;
 
+/// How the device side of a raw exchange reads its rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    /// After every kick and every 20 ms (the flags the device offers by
+    /// default).
+    Polling,
+    /// `EVENT_IDX` negotiated (checked), and the rings read only after a
+    /// kick: fails as "starved" when Linux stops notifying.
+    EventIdxOnKicks,
+}
+
+/// How long an interrupt-driven device waits for a kick before it calls
+/// itself starved (Linux sends one per message or per re-posted buffer
+/// while the exchange runs).
+const STARVED_AFTER: Duration = Duration::from_secs(10);
+
 /// The device side of a raw exchange of `RAW_COUNT` messages on `addr`:
 /// each message from Linux must be the next one of its stream; each is
 /// answered with the next message of ours. `on_message` sees the index of
 /// every message received.
 fn raw_exchange(
     boot: &Boot,
+    serving: Serving,
     announce: Option<&str>,
     addr: u32,
     mut on_message: impl FnMut(u64),
 ) -> Result<String, String> {
     let (mem, mut kicks, calls, cfg) = attach(&boot.server)?;
+    let want = match serving {
+        Serving::Polling => Suppression::Flags,
+        Serving::EventIdxOnKicks => Suppression::EventIdx,
+    };
+    if cfg.suppression != want {
+        return Err(format!(
+            "negotiated {:?}, expected {want:?}",
+            cfg.suppression
+        ));
+    }
     // SAFETY: as in the echo test.
     let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
         .map_err(|e| format!("rings: {e:?}"))?;
@@ -200,26 +229,36 @@ fn raw_exchange(
         link.announce(&ep, name)
             .map_err(|e| format!("announce: {e:?}"))?;
     }
-    let (mut next, mut wrong) = (0u64, Vec::new());
+    let (next, mut wrong) = (Cell::new(0u64), Vec::new());
     let mut reply = [0u8; pattern::MAX_LEN];
     let deadline = Instant::now() + Duration::from_secs(150);
-    let served = serve(
-        &boot.server,
-        &link,
-        &mut kicks,
-        &ep,
-        deadline,
-        |link, ep, m| {
-            on_message(next);
-            let len = pattern::message(SEED_TO_LINUX, next, &mut reply);
-            link.try_send(ep, m.src, &reply[..len])?;
-            if !pattern::matches(SEED_FROM_LINUX, next, &m.data) && wrong.len() < 10 {
-                wrong.push((next, m.data.len()));
-            }
-            next += 1;
-            Ok(())
-        },
-    )?;
+    let handle = |link: &RemoteLink<'_>, ep: &_, m: &common::Inbound| {
+        let k = next.get();
+        on_message(k);
+        let len = pattern::message(SEED_TO_LINUX, k, &mut reply);
+        link.try_send(ep, m.src, &reply[..len])?;
+        if !pattern::matches(SEED_FROM_LINUX, k, &m.data) && wrong.len() < 10 {
+            wrong.push((k, m.data.len()));
+        }
+        next.set(k + 1);
+        Ok(())
+    };
+    let served = match serving {
+        Serving::Polling => serve(&boot.server, &link, &mut kicks, &ep, deadline, handle)?,
+        Serving::EventIdxOnKicks => serve_on_kicks(
+            &boot.server,
+            &link,
+            &mut kicks,
+            &ep,
+            deadline,
+            &Starved {
+                quiet: STARVED_AFTER,
+                unfinished: &|| next.get() < RAW_COUNT,
+            },
+            handle,
+        )?,
+    };
+    let next = next.get();
     if next != RAW_COUNT || !wrong.is_empty() {
         return Err(format!(
             "{next} messages from Linux, wrong ones (index, len): {wrong:?}; {served:?}"
@@ -259,7 +298,39 @@ fn raw_messages_of_random_sizes_flow_both_ways_through_dev_rpmsg() {
         &init,
         &[("bin/rpmsg-guest-helper", 0o755, &helper)],
     );
-    let device = raw_exchange(&boot, Some("rpmsg-raw"), 1024, |_| {});
+    let device = raw_exchange(&boot, Serving::Polling, Some("rpmsg-raw"), 1024, |_| {});
+    let outcome = boot.finish(Duration::from_secs(180));
+    let device =
+        device.unwrap_or_else(|e| panic!("device side: {e}\n{}", outcome.report("failed")));
+    outcome.assert_passed(&["ctrl-created", "raw-exchange /dev/rpmsg"], &device);
+}
+
+/// The raw exchange with `VIRTIO_RING_F_EVENT_IDX` offered: Linux keeps it,
+/// so both rings run on `used_event` / `avail_event`, and our remote reads
+/// its rings only after a kick. Linux kicks only when its index crosses the
+/// `avail_event` we keep re-arming; a remote that stopped re-arming gets
+/// one kick and starves (issue 14, defect 2).
+#[test]
+fn event_idx_raw_exchange_with_linux_is_interrupt_driven() {
+    let Some(kernel) = kernel_or_skip("event_idx_raw_exchange_with_linux_is_interrupt_driven")
+    else {
+        return;
+    };
+    let helper = std::fs::read(uml::guest_helper().unwrap()).unwrap();
+    let init = helper_init("exchange rpmsg-raw");
+    let boot = Boot::start_with(
+        &kernel,
+        &init,
+        &[("bin/rpmsg-guest-helper", 0o755, &helper)],
+        BackendConfig::rpmsg().with_event_idx(),
+    );
+    let device = raw_exchange(
+        &boot,
+        Serving::EventIdxOnKicks,
+        Some("rpmsg-raw"),
+        1024,
+        |_| {},
+    );
     let outcome = boot.finish(Duration::from_secs(180));
     let device =
         device.unwrap_or_else(|e| panic!("device side: {e}\n{}", outcome.report("failed")));
@@ -281,7 +352,7 @@ fn an_endpoint_created_through_rpmsg_ctrl_reaches_an_unannounced_address() {
         &init,
         &[("bin/rpmsg-guest-helper", 0o755, &helper)],
     );
-    let device = raw_exchange(&boot, None, 2000, |_| {});
+    let device = raw_exchange(&boot, Serving::Polling, None, 2000, |_| {});
     let outcome = boot.finish(Duration::from_secs(180));
     let device =
         device.unwrap_or_else(|e| panic!("device side: {e}\n{}", outcome.report("failed")));
@@ -303,7 +374,7 @@ fn a_guest_killed_mid_transfer_ends_the_exchange_with_a_clear_failure() {
     );
     // SIGKILL the whole UML process group after the 1000th message.
     let killer = boot.linux.killer();
-    let device = raw_exchange(&boot, Some("rpmsg-raw"), 1024, |k| {
+    let device = raw_exchange(&boot, Serving::Polling, Some("rpmsg-raw"), 1024, |k| {
         if k == 1000 {
             killer.kill();
         }

@@ -12,7 +12,11 @@
 //!
 //! 1. [`Device::pop_readable`] / [`Device::pop_writable`] invalidate and
 //!    load `avail.idx` (acquire) when the known entries are used up, check
-//!    the jump, then invalidate and read one entry and its descriptor.
+//!    the jump, then invalidate and read one entry and its descriptor. With
+//!    `EVENT_IDX` and notifications on, a pop that finds the ring empty
+//!    first re-arms `avail_event` (store, clean, `fence(SeqCst)`, load
+//!    `avail.idx` again; §2.7.10), so a device may sleep until the next
+//!    doorbell once a pop returned `Ok(None)`.
 //! 2. The buffer comes out as [`ShmBuf<Received>`] (invalidate, then
 //!    validate [`Popped::len`], then read) or [`ShmBuf<Dirty>`] (write, then
 //!    clean).
@@ -175,6 +179,14 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     avail_seen: u16,
     used_idx: u16,
     used_published: u16,
+    /// Whether the driver is asked to notify (cleared by
+    /// [`Device::disable_notifications`]). `EVENT_IDX`: while set,
+    /// `avail_event` is re-armed whenever the ring is found empty.
+    notify_on: bool,
+    /// `EVENT_IDX`: the position this device last stored in `avail_event`
+    /// *and* re-checked `avail.idx` after (store, fence, load); `None` when
+    /// unknown (at attach, after disabling).
+    armed_at: Option<u16>,
     broken: bool,
     stats: Stats,
 }
@@ -225,6 +237,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             avail_seen: config.first_avail,
             used_idx: used,
             used_published: used,
+            // A zeroed ring asks for notifications (flags 0, event 0), and
+            // so does a device that just attached.
+            notify_on: true,
+            armed_at: None,
             broken: false,
             stats: Stats::default(),
         })
@@ -284,7 +300,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// Pops the next buffer to read (driver to device).
     ///
     /// Accepts descriptors with or without `VRING_DESC_F_WRITE`
-    /// (rpmsg-lite's master sets it on its transmit buffers).
+    /// (rpmsg-lite's master sets it on its transmit buffers). `Ok(None)`
+    /// means the ring is empty and, with notifications on, that the driver
+    /// will notify for the next entry (`EVENT_IDX`: `avail_event` was
+    /// re-armed and re-checked): it is safe to sleep until the doorbell.
     ///
     /// # Errors
     ///
@@ -362,7 +381,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         let l = self.ring.layout;
         if self.last_avail == self.avail_seen {
-            let pending = self.pending()?;
+            let mut pending = self.pending()?;
+            if pending == 0 && self.must_rearm() {
+                // Going idle with notifications on: re-arm, then re-check,
+                // or an entry published before the driver saw the new
+                // `avail_event` would never be notified (see `rearm`).
+                self.rearm()?;
+                pending = self.pending()?;
+            }
             self.avail_seen = self.last_avail.wrapping_add(pending);
             if pending == 0 {
                 return Ok(None);
@@ -594,8 +620,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// sleeping, or the wake-up is lost).
     ///
     /// Flags: clears `VRING_USED_F_NO_NOTIFY`. `EVENT_IDX`: sets
-    /// `avail_event` to the next position to consume. Then `fence(SeqCst)`
-    /// and a fresh load of `avail.idx`.
+    /// `avail_event` to the next position to consume, and from then on every
+    /// pop that finds the ring empty sets it again (notifications stay on
+    /// until [`Device::disable_notifications`], as with flags). Then
+    /// `fence(SeqCst)` and a fresh load of `avail.idx`.
     ///
     /// # Errors
     ///
@@ -604,22 +632,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        let l = self.ring.layout;
+        self.notify_on = true;
         match self.config.suppression {
-            Suppression::Flags => self.set_used_flags(0)?,
-            Suppression::EventIdx => {
-                self.ring
-                    .store_u16(l.avail_event_offset(), self.last_avail)?;
-                self.ring.clean(l.avail_event_offset(), 2)?;
+            Suppression::Flags => {
+                self.set_used_flags(0)?;
+                fence(Ordering::SeqCst);
             }
+            Suppression::EventIdx => self.rearm()?,
         }
-        fence(Ordering::SeqCst);
         Ok(self.fetch_avail_idx()? != self.last_avail)
     }
 
     /// Asks the driver not to notify (flags mode: sets
-    /// `VRING_USED_F_NO_NOTIFY`; `EVENT_IDX` mode: `avail_event` is no
-    /// longer advanced). Advisory: the driver may still notify.
+    /// `VRING_USED_F_NO_NOTIFY`; `EVENT_IDX` mode: sets `avail_event` one
+    /// behind the next position to consume, which the driver's index does
+    /// not cross again for 2^16 entries, and stops re-arming it). Advisory:
+    /// the driver may still notify.
     ///
     /// # Errors
     ///
@@ -628,10 +656,59 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        if self.config.suppression == Suppression::Flags {
-            self.set_used_flags(USED_F_NO_NOTIFY)?;
+        self.notify_on = false;
+        match self.config.suppression {
+            Suppression::Flags => self.set_used_flags(USED_F_NO_NOTIFY)?,
+            Suppression::EventIdx => {
+                // Linux's `virtqueue_disable_cb_split` writes 0 ("a hack");
+                // one behind the consumer is the value no publication
+                // crosses soon. No fence: a late doorbell is harmless.
+                self.armed_at = None;
+                self.store_avail_event(self.last_avail.wrapping_sub(1))?;
+            }
         }
         Ok(())
+    }
+
+    /// `EVENT_IDX` with notifications on, the ring found empty, and
+    /// `avail_event` not yet armed at this position.
+    ///
+    /// Why re-arm when the ring runs dry rather than after every pop (what
+    /// Linux's `virtqueue_get_buf_ctx_split` does for `used_event`): both
+    /// promise the same thing — the driver notifies for the first entry
+    /// published after the consumer found the ring empty — because a
+    /// consumer that stops before the ring is empty already knows work is
+    /// left (per-pop re-arming would not bring it a doorbell either: the
+    /// driver's next publication does not cross an `avail_event` that lies
+    /// behind entries already published). Re-arming on empty costs one
+    /// store and one full fence per idle transition instead of per entry, so
+    /// a batch of k entries pays one fence, and polling an empty ring again
+    /// pays none (`armed_at`).
+    #[inline]
+    fn must_rearm(&self) -> bool {
+        self.config.suppression == Suppression::EventIdx
+            && self.notify_on
+            && self.armed_at != Some(self.last_avail)
+    }
+
+    /// `EVENT_IDX`: `avail_event = last_avail`, written back, then
+    /// `fence(SeqCst)` (virtio 1.x §2.7.10: the store must be visible before
+    /// `avail.idx` is read again). The caller re-reads `avail.idx`: the
+    /// driver either published before it could see the new event (the
+    /// re-read finds the entry) or reads the event after publishing and
+    /// notifies (its own store, fence, load in [`crate::Driver::publish`]).
+    fn rearm(&mut self) -> Result<(), Error> {
+        self.store_avail_event(self.last_avail)?;
+        fence(Ordering::SeqCst);
+        self.armed_at = Some(self.last_avail);
+        Ok(())
+    }
+
+    /// Writes `avail_event` through to memory.
+    fn store_avail_event(&self, v: u16) -> Result<(), Error> {
+        let off = self.ring.layout.avail_event_offset();
+        self.ring.store_u16(off, v)?;
+        self.ring.clean(off, 2)
     }
 
     /// Writes `used.flags` through to memory.

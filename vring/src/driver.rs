@@ -22,7 +22,10 @@
 //! 3. [`Driver::pop_used`] invalidates and loads `used.idx` (acquire), then
 //!    invalidates and reads each entry, accepts only ids it published and not
 //!    yet reaped, and hands the slot back as [`ShmBuf<Received>`]: the user
-//!    invalidates it and validates the length before reading.
+//!    invalidates it and validates the length before reading. With
+//!    `EVENT_IDX` and interrupts on, a pop that finds the ring empty first
+//!    re-arms `used_event` (store, clean, `fence(SeqCst)`, load `used.idx`
+//!    again; §2.7.7).
 //!
 //! # Cache lines
 //!
@@ -195,6 +198,14 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     in_flight: u16,
     /// Used entries written by [`Driver::preload_used`].
     preloaded: u16,
+    /// Whether the device is asked to interrupt (cleared by
+    /// [`Driver::disable_interrupts`]). `EVENT_IDX`: while set, `used_event`
+    /// is re-armed whenever the used ring is found empty.
+    interrupts_on: bool,
+    /// `EVENT_IDX`: the position this driver last stored in `used_event`
+    /// *and* re-checked `used.idx` after (store, fence, load); `None` when
+    /// unknown.
+    armed_at: Option<u16>,
     broken: bool,
     stats: Stats,
 }
@@ -241,6 +252,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             used_seen: 0,
             in_flight: 0,
             preloaded: 0,
+            // The zeroed ring asks for interrupts (flags 0, event 0).
+            interrupts_on: true,
+            armed_at: None,
             broken: false,
             stats: Stats::default(),
         })
@@ -476,7 +490,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(pending)
     }
 
-    /// Takes the next completed buffer, if any.
+    /// Takes the next completed buffer, if any. `Ok(None)` means the used
+    /// ring is empty and, with interrupts on, that the device will
+    /// interrupt for the next completion (`EVENT_IDX`: `used_event` was
+    /// re-armed and re-checked, as Linux's `virtqueue_get_buf_ctx_split`
+    /// keeps it current): it is safe to sleep until the doorbell.
     ///
     /// # Errors
     ///
@@ -490,7 +508,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         let l = self.ring.layout;
         if self.last_used == self.used_seen {
-            let pending = self.pending_used()?;
+            let mut pending = self.pending_used()?;
+            if pending == 0 && self.must_rearm() {
+                // Going idle with interrupts on: re-arm, then re-check (see
+                // `rearm`).
+                self.rearm()?;
+                pending = self.pending_used()?;
+            }
             self.used_seen = self.last_used.wrapping_add(pending);
             if pending == 0 {
                 return Ok(None);
@@ -605,8 +629,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// sleeping, or the wake-up is lost).
     ///
     /// Flags: clears `VRING_AVAIL_F_NO_INTERRUPT`. `EVENT_IDX`: sets
-    /// `used_event` to the next entry to reap. Then `fence(SeqCst)` and a
-    /// fresh load of `used.idx`.
+    /// `used_event` to the next entry to reap, and from then on every
+    /// [`Driver::pop_used`] that finds the ring empty sets it again
+    /// (interrupts stay on until [`Driver::disable_interrupts`], as with
+    /// flags). Then `fence(SeqCst)` and a fresh load of `used.idx`.
     ///
     /// # Errors
     ///
@@ -615,23 +641,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        let l = self.ring.layout;
+        self.interrupts_on = true;
         match self.config.suppression {
-            Suppression::Flags => self.set_avail_flags(0)?,
-            Suppression::EventIdx => {
-                self.ring.store_u16(l.used_event_offset(), self.last_used)?;
-                self.ring.clean(l.used_event_offset(), 2)?;
+            Suppression::Flags => {
+                self.set_avail_flags(0)?;
+                fence(Ordering::SeqCst);
             }
+            Suppression::EventIdx => self.rearm()?,
         }
-        fence(Ordering::SeqCst);
         Ok(self.fetch_used_idx()? != self.last_used)
     }
 
     /// Asks the device not to interrupt on completions (flags mode: sets
     /// `VRING_AVAIL_F_NO_INTERRUPT`, as rpmsg-lite's `virtqueue_disable_cb`;
-    /// `EVENT_IDX` mode: `used_event` is simply no longer advanced, as
-    /// virtio 1.x requires `flags = 0` there). Advisory: the device may
-    /// still interrupt.
+    /// `EVENT_IDX` mode, where virtio 1.x requires `flags = 0`: sets
+    /// `used_event` one behind the next entry to reap, which the device's
+    /// index does not cross again for 2^16 entries, and stops re-arming it).
+    /// Advisory: the device may still interrupt.
     ///
     /// # Errors
     ///
@@ -640,10 +666,50 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        if self.config.suppression == Suppression::Flags {
-            self.set_avail_flags(AVAIL_F_NO_INTERRUPT)?;
+        self.interrupts_on = false;
+        match self.config.suppression {
+            Suppression::Flags => self.set_avail_flags(AVAIL_F_NO_INTERRUPT)?,
+            Suppression::EventIdx => {
+                // Linux's `virtqueue_disable_cb_split` writes 0 ("a hack");
+                // one behind the reaper is the value no completion crosses
+                // soon. No fence: a late interrupt is harmless.
+                self.armed_at = None;
+                self.store_used_event(self.last_used.wrapping_sub(1))?;
+            }
         }
         Ok(())
+    }
+
+    /// `EVENT_IDX` with interrupts on, the used ring found empty, and
+    /// `used_event` not yet armed at this position. Re-arming when the ring
+    /// runs dry (not after every reap, as Linux does) is argued at
+    /// `Device::must_rearm`: the same wake-up promise, one store and one
+    /// full fence per idle transition instead of per entry.
+    #[inline]
+    fn must_rearm(&self) -> bool {
+        self.config.suppression == Suppression::EventIdx
+            && self.interrupts_on
+            && self.armed_at != Some(self.last_used)
+    }
+
+    /// `EVENT_IDX`: `used_event = last_used`, written back, then
+    /// `fence(SeqCst)` (virtio 1.x §2.7.7: the store must be visible before
+    /// `used.idx` is read again). The caller re-reads `used.idx`: the device
+    /// either published before it could see the new event (the re-read
+    /// finds the entry) or reads the event after publishing and interrupts
+    /// (its own store, fence, load in [`crate::Device::publish_used`]).
+    fn rearm(&mut self) -> Result<(), Error> {
+        self.store_used_event(self.last_used)?;
+        fence(Ordering::SeqCst);
+        self.armed_at = Some(self.last_used);
+        Ok(())
+    }
+
+    /// Writes `used_event` through to memory.
+    fn store_used_event(&self, v: u16) -> Result<(), Error> {
+        let off = self.ring.layout.used_event_offset();
+        self.ring.store_u16(off, v)?;
+        self.ring.clean(off, 2)
     }
 
     /// Writes `avail.flags` through to memory.

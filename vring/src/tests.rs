@@ -678,9 +678,10 @@ fn event_idx_costs_one_doorbell_per_batch() {
             popped += 1;
         }
         assert_eq!(popped, 6);
+        // The pop that found the ring empty re-armed: avail_event = 6.
+        assert_eq!(avail_event(shm), 6);
         assert!(dev.publish_used().unwrap(), "crosses used_event 0");
-        // Re-arm after consuming everything: avail_event = 6.
-        assert!(!dev.enable_notifications().unwrap());
+        assert!(!dev.enable_notifications().unwrap(), "nothing pending");
         let mut ids = Vec::new();
         while let Some(u) = drv.pop_used().unwrap() {
             ids.push(u.id);
@@ -689,12 +690,14 @@ fn event_idx_costs_one_doorbell_per_batch() {
             drv.add_readable(b.clean().unwrap()).unwrap();
         }
         assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
+        // The reap that found the used ring empty re-armed: used_event = 6.
+        assert_eq!(used_event(shm), 6);
         assert!(drv.publish().unwrap(), "6 new entries cross avail_event 6");
-        // used_event still 0: completions of this batch do not interrupt.
+        // Both sides keep re-arming as they consume: every batch is heard.
         while let Some(p) = dev.pop_readable().unwrap() {
             dev.push_used(p.head, p.buf, 0).unwrap();
         }
-        assert!(!dev.publish_used().unwrap());
+        assert!(dev.publish_used().unwrap(), "crosses used_event 6");
         assert!(
             drv.enable_interrupts().unwrap(),
             "work pending after re-arm"
@@ -702,7 +705,63 @@ fn event_idx_costs_one_doorbell_per_batch() {
         let s = drv.stats();
         assert_eq!((s.notifications_sent, s.notifications_suppressed), (2, 1));
         let s = dev.stats();
-        assert_eq!((s.notifications_sent, s.notifications_suppressed), (1, 1));
+        assert_eq!((s.notifications_sent, s.notifications_suppressed), (2, 0));
+    });
+}
+
+fn avail_event<M: SharedMemory>(shm: &M) -> u16 {
+    let mut b = [0u8; 2];
+    shm.read(L.avail_event_offset(), &mut b).unwrap();
+    u16::from_le_bytes(b)
+}
+
+fn used_event<M: SharedMemory>(shm: &M) -> u16 {
+    let mut b = [0u8; 2];
+    shm.read(L.used_event_offset(), &mut b).unwrap();
+    u16::from_le_bytes(b)
+}
+
+/// `EVENT_IDX` with notifications off: consuming does not re-arm, and the
+/// event lies behind the consumer, so the producer stops notifying; turning
+/// them on again re-arms and reports what arrived meanwhile.
+#[test]
+fn event_idx_disabled_stops_the_rearm() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Virtio1>(shm, Suppression::EventIdx);
+        let cfg = DeviceConfig {
+            suppression: Suppression::EventIdx,
+            ..DeviceConfig::new(AREA)
+        };
+        // SAFETY: as in `device`.
+        let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg) }.unwrap();
+        dev.disable_notifications().unwrap();
+        drv.disable_interrupts().unwrap();
+        assert_eq!((avail_event(shm), used_event(shm)), (u16::MAX, u16::MAX));
+        for round in 0..3u16 {
+            for k in 0..2 {
+                drv.add_readable(clean(shm, k, b"m")).unwrap();
+            }
+            assert!(!drv.publish().unwrap(), "round {round}: silenced");
+            while let Some(p) = dev.pop_readable().unwrap() {
+                dev.push_used(p.head, p.buf, 0).unwrap();
+            }
+            assert!(!dev.publish_used().unwrap(), "round {round}: silenced");
+            while let Some(u) = drv.pop_used().unwrap() {
+                drop(u);
+            }
+            // Nothing advanced the events.
+            assert_eq!((avail_event(shm), used_event(shm)), (u16::MAX, u16::MAX));
+        }
+        drv.add_readable(clean(shm, 0, b"m")).unwrap();
+        assert!(!drv.publish().unwrap());
+        assert!(dev.enable_notifications().unwrap(), "one entry pending");
+        assert_eq!(avail_event(shm), 6);
+        let p = dev.pop_readable().unwrap().unwrap();
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        assert!(dev.pop_readable().unwrap().is_none());
+        assert_eq!(avail_event(shm), 7, "re-armed on empty once on again");
+        drv.add_readable(clean(shm, 1, b"m")).unwrap();
+        assert!(drv.publish().unwrap(), "heard again");
     });
 }
 

@@ -16,6 +16,11 @@
 //!    re-enabling notifications and re-checking (flags and `EVENT_IDX`
 //!    modes). A lost wake-up leaves a thread blocked forever, which loom
 //!    reports as a deadlock.
+//! 3. `event_idx_rearms_on_empty`: `EVENT_IDX` with notifications left on
+//!    and never re-enabled by hand: both sides sleep as soon as a pop finds
+//!    their ring empty. Only the re-arm inside `pop_readable` / `pop_used`
+//!    (store, fence, re-check) keeps the second message and the second
+//!    completion from being lost.
 #![cfg(loom)]
 #![allow(clippy::unwrap_used, unsafe_code)]
 
@@ -312,4 +317,52 @@ fn no_lost_wakeup_event_idx() {
 #[test]
 fn no_lost_wakeup_flags() {
     no_lost_wakeup(Suppression::Flags);
+}
+
+#[test]
+fn event_idx_rearms_on_empty() {
+    let s = Suppression::EventIdx;
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(move || {
+        count();
+        let mem = Arc::new(LoomMem::new());
+        let dev_bell = Arc::new(Bell::default());
+        let drv_bell = Arc::new(Bell::default());
+        let mut drv = driver(&mem, s);
+        let (m2, db, rb) = (mem.clone(), dev_bell.clone(), drv_bell.clone());
+        let t = loom::thread::spawn(move || {
+            let mut dev = device(&m2, s);
+            let mut expect = b'a';
+            loop {
+                // `Ok(None)` from the pop is the licence to sleep.
+                while pop_and_check(&mut dev, &mut expect) {}
+                if dev.publish_used().unwrap() {
+                    rb.ring();
+                }
+                if expect == b'c' {
+                    break;
+                }
+                db.wait();
+            }
+        });
+        for (k, text) in [b'a', b'b'].into_iter().enumerate() {
+            let _ = drv.add_readable(slot(&mem, k, text)).unwrap();
+            if drv.publish().unwrap() {
+                dev_bell.ring();
+            }
+        }
+        let mut back = 0;
+        loop {
+            while drv.pop_used().unwrap().is_some() {
+                back += 1;
+            }
+            if back == 2 {
+                break;
+            }
+            drv_bell.wait();
+        }
+        t.join().unwrap();
+    });
+    report("event_idx_rearms_on_empty");
 }

@@ -65,11 +65,21 @@ pub struct Boot {
 impl Boot {
     /// Starts the kernel with `init` as `/init` (and `extra` files).
     pub fn start(kernel: &Path, init: &str, extra: &[(&str, u32, &[u8])]) -> Self {
+        Self::start_with(kernel, init, extra, BackendConfig::rpmsg())
+    }
+
+    /// As [`Boot::start`], with the device offering `config`.
+    pub fn start_with(
+        kernel: &Path,
+        init: &str,
+        extra: &[(&str, u32, &[u8])],
+        config: BackendConfig,
+    ) -> Self {
         let dir = TempDir::new("lp-boot").unwrap();
         let initrd = dir.path().join("initramfs.cpio");
         std::fs::write(&initrd, uml::initramfs(init, extra).unwrap()).unwrap();
         let sock = dir.path().join("rpmsg.sock");
-        let server = Server::listen(&sock, BackendConfig::rpmsg()).unwrap();
+        let server = Server::listen(&sock, config).unwrap();
         let linux = Uml::spawn(&UmlConfig::rpmsg(kernel, &initrd, &sock), dir.path()).unwrap();
         Self { dir, server, linux }
     }
@@ -157,7 +167,8 @@ pub fn attach(server: &Server) -> Result<(SharedRegion, Kicks, Calls, RemoteConf
         .ok_or("no first kick on vring 0")?;
     let areas = rpmsg_areas(&ready.memory, &ready.queues[0], &ready.queues)
         .map_err(|e| format!("areas: {e}"))?;
-    let cfg = remote_config(&ready.queues, &areas).map_err(|e| format!("config: {e:?}"))?;
+    let cfg = remote_config(&ready.queues, &areas, ready.features)
+        .map_err(|e| format!("config: {e:?}"))?;
     Ok((ready.memory, ready.kicks, ready.calls, cfg))
 }
 
@@ -222,6 +233,90 @@ pub fn serve(
         }
         if !server.is_connected() || Instant::now() >= deadline {
             // Take what is still pending (no effect on the outcome).
+            let _ignored = kicks.take_pending();
+            return Ok(served);
+        }
+    }
+}
+
+/// When an interrupt-driven device calls itself starved: no kick for
+/// `quiet` while Linux is connected and `unfinished` says work remains.
+pub struct Starved<'a> {
+    pub quiet: Duration,
+    pub unfinished: &'a dyn Fn() -> bool,
+}
+
+/// As [`serve`], but interrupt-driven, as firmware sleeping until its
+/// mailbox interrupt: the rings are read only after a kick, never because a
+/// wait timed out (a timed-out wait only retries a doorbell the link still
+/// owes Linux). A device whose notifications Linux stopped sending gets no
+/// further, and this fails with "starved" (see [`Starved`]).
+pub fn serve_on_kicks(
+    server: &Server,
+    link: &RemoteLink<'_>,
+    kicks: &mut Kicks,
+    ep: &Endpoint,
+    deadline: Instant,
+    starved: &Starved<'_>,
+    mut handle: impl FnMut(&RemoteLink<'_>, &Endpoint, &Inbound) -> Result<(), rpmsg::link::Error>,
+) -> Result<Served, String> {
+    use ipc_traits::mailbox::NotifyRx as _;
+    let mut pending: VecDeque<Inbound> = VecDeque::new();
+    let mut served = Served::default();
+    let mut last_kick = Instant::now();
+    loop {
+        let set = kicks
+            .wait(Duration::from_millis(20))
+            .map_err(|e| format!("kick: {e}"))?;
+        if set.is_empty() {
+            link.flush_kicks()
+                .map_err(|e| format!("notifying Linux: {e:?}"))?;
+            if !server.is_connected() || Instant::now() >= deadline {
+                let _ignored = kicks.take_pending();
+                return Ok(served);
+            }
+            if last_kick.elapsed() >= starved.quiet && (starved.unfinished)() {
+                return Err(format!(
+                    "starved: no kick from Linux for {} s with the exchange unfinished; \
+                     {served:?}, {} waiting for a transmit buffer; link {:?}",
+                    starved.quiet.as_secs(),
+                    pending.len(),
+                    link.stats()
+                ));
+            }
+            continue;
+        }
+        last_kick = Instant::now();
+        served.kicks += set.iter().count() as u64;
+        link.on_notify(set);
+        let addr = ep.addr();
+        link.poll(|m| {
+            if m.dst == addr {
+                pending.push_back(Inbound {
+                    src: m.src,
+                    data: m.payload.to_vec(),
+                });
+            }
+        })
+        .map_err(|e| format!("poll: {e:?}"))?;
+        served.received = served.handled + pending.len() as u64;
+        while let Some(m) = pending.front() {
+            match handle(link, ep, m) {
+                Ok(()) => {
+                    pending.pop_front();
+                    served.handled += 1;
+                }
+                // Retried after the next kick: the failed take re-armed
+                // the transmit ring's event, so Linux kicks when it posts
+                // a buffer.
+                Err(rpmsg::link::Error::WouldBlock) => break,
+                Err(e) => return Err(format!("handling a message: {e:?}")),
+            }
+        }
+        if link.is_broken() {
+            return Err("a ring broke".into());
+        }
+        if !server.is_connected() || Instant::now() >= deadline {
             let _ignored = kicks.take_pending();
             return Ok(served);
         }
