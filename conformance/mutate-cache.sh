@@ -30,12 +30,12 @@
 # failure the suites can see). The working tree must be clean (the script
 # restores files with `git checkout`), and it is restored on exit, Ctrl-C
 # included. CARGO_TARGET_DIR is honoured; MUTATE_TIMEOUT (seconds per test
-# binary, default 120) bounds each run.
+# binary, default 60) bounds each run.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
 export CARGO_TERM_COLOR=never
-TIMEOUT="${MUTATE_TIMEOUT:-120}"
+TIMEOUT="${MUTATE_TIMEOUT:-60}"
 PY=python3
 
 # The test targets that run the library over non-coherent models, fastest
@@ -49,11 +49,11 @@ TESTS=(
   cache_maintenance
   vring_e2e
   faults_mu_imx8
-  mailbox_mu_imx8
   power_mu_imx8
+  power_mbox_am62x
+  mailbox_mu_imx8
   faults_mbox_am62x
   mailbox_mbox_am62x
-  power_mbox_am62x
   faults_msgbox_v853
   mailbox_msgbox_v853
   power_msgbox_v853
@@ -272,7 +272,7 @@ for row in "${SITES[@]}"; do
     fi
   fi
   echo "$verdict"
-  ROWS+=("$site|$text|$verdict")
+  ROWS+=("$site"$'\t'"$text"$'\t'"$verdict")
   cp "$BUILD_LOG.orig" "$file"
 done
 
@@ -281,8 +281,8 @@ echo
 echo "| site | call | verdict |"
 echo "|---|---|---|"
 for r in "${ROWS[@]}"; do
-  IFS='|' read -r s t v <<<"$r"
-  echo "| $s | \`$t\` | $v |"
+  IFS=$'\t' read -r s t v <<<"$r"
+  echo "| $s | \`${t//|/\\|}\` | $v |"
 done
 echo
 if [[ $total -gt 0 ]]; then
