@@ -358,9 +358,12 @@ fn split_link(core: &SimCore<MASTER_LINE>, side: Side, bell: Bell) -> SplitLink<
 /// Split ownership with the consumed-buffer notification, started over
 /// memory where the previous session left both consumed words saying "one
 /// message seen, one returned". Each side resets the word of its region at
-/// start; the reset must reach memory, or the side's next (fresh) read
-/// brings the old word back, takes its first message as already seen, never
-/// rings for it, and the quiet peer never reads it.
+/// start, and the reset must reach memory: the owner reads the word fresh
+/// (invalidating its line first), so a reset left in its cache is discarded
+/// and the old session's progress reads as the peer's confirmation of this
+/// session's buffers (a wake guard released before the peer is done with
+/// the ring, a "message available" doorbell skipped). Then one message each
+/// way over the fresh words.
 #[test]
 fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
     let mem = SimMemory::new(0x2000, PEER_BASE);
