@@ -434,6 +434,19 @@ fn event_diag(link: &LinkLayout, i: usize, r: &Ring, lag: u16, how: &str) -> Dia
 fn tx_stall(link: &LinkLayout, r: &Ring, span: &str) -> Diagnosis {
     let (drv, dev) = (link.driver_name, link.device_name);
     let msgs = plural(usize::from(r.outstanding), "message", "messages");
+    if r.used_idx == r.used_base {
+        return Diagnosis {
+            kind: Kind::StartKickMissing,
+            ring: Some(1),
+            evidence: format!(
+                "{drv} published {msgs} on vring1 (avail.idx {}) but {dev} never consumed one there (used.idx {} is its initial value) and nothing moved {span}",
+                r.avail_idx, r.used_idx
+            ),
+            fix: format!(
+                "make sure the first kick on vring1 reaches {dev} (its notify id, the mailbox channel) and that {dev} services vring1 once after it starts, not only on a kick"
+            ),
+        };
+    }
     if link.event_idx {
         let consumed = r.avail_idx.wrapping_sub(r.outstanding);
         let l = lag(consumed, r.avail_event);

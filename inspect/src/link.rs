@@ -149,7 +149,7 @@ pub struct LinkLayout {
     pub big_endian: bool,
     /// The resource table, when one was found.
     pub vdev: Option<VdevTable>,
-    /// What the driver side is called in reports.
+    /// What the driver side is called in reports ("the master", "Linux").
     pub driver_name: &'static str,
     /// What the device side is called in reports.
     pub device_name: &'static str,
@@ -195,16 +195,16 @@ impl LinkLayout {
         let vdev = find_table(opts, image)?;
         let preset = opts.preset;
         let (mut num, mut align, parked, honors, names) = match preset {
-            Some(Preset::RpmsgLiteMcu) => (16, 16, true, false, ("master", "remote")),
+            Some(Preset::RpmsgLiteMcu) => (16, 16, true, false, ("the master", "the remote")),
             Some(Preset::RpmsgLiteLinux) => (
                 16,
                 rpmsg_lite::LINUX_VRING_ALIGN,
                 true,
                 false,
-                ("master", "remote"),
+                ("the master", "the remote"),
             ),
-            Some(Preset::LinuxRemoteproc) => (256, 4096, false, true, ("Linux", "remote")),
-            None => (0, 0, false, true, ("driver", "device")),
+            Some(Preset::LinuxRemoteproc) => (256, 4096, false, true, ("Linux", "the remote")),
+            None => (0, 0, false, true, ("the driver", "the device")),
         };
         let mut v0 = 0usize;
         let mut v1: Option<usize> = None;
@@ -422,4 +422,9 @@ fn scan(bytes: &[u8]) -> Option<VdevTable> {
                     info,
                 })
         })
+}
+
+/// A side's name without its article, for headings ("the remote" → "remote").
+pub fn short(name: &str) -> &str {
+    name.strip_prefix("the ").unwrap_or(name)
 }

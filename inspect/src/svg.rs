@@ -9,7 +9,7 @@
 //! square; below both, the diagnosis.
 
 use crate::decode::{Owner, Ring};
-use crate::link::Direction;
+use crate::link::{short, Direction};
 use crate::Inspection;
 
 const W: f64 = 1100.0;
@@ -276,8 +276,8 @@ fn ring(o: &mut String, ins: &Inspection, r: &Ring, cx: f64, cy: f64) -> f64 {
     let link = &ins.link;
     let num = r.num();
     let (from, to) = match r.direction {
-        Direction::ToDriver => (link.device_name, link.driver_name),
-        Direction::ToDevice => (link.driver_name, link.device_name),
+        Direction::ToDriver => (short(link.device_name), short(link.driver_name)),
+        Direction::ToDevice => (short(link.driver_name), short(link.device_name)),
     };
     w!(
         o,

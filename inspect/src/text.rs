@@ -2,7 +2,7 @@
 
 use crate::decode::{Message, MessageState, Owner, Ring, Snapshot};
 use crate::diagnose::{status_names, Motion};
-use crate::link::Direction;
+use crate::link::{short, Direction};
 use crate::Inspection;
 
 /// ANSI styling, or none.
@@ -200,8 +200,8 @@ fn ring(o: &mut String, st: Style, ins: &Inspection, r: &Ring, first: Option<&Ri
     let link = &ins.link;
     let l = &r.layout;
     let (from, to) = match r.direction {
-        Direction::ToDriver => (link.device_name, link.driver_name),
-        Direction::ToDevice => (link.driver_name, link.device_name),
+        Direction::ToDriver => (short(link.device_name), short(link.driver_name)),
+        Direction::ToDevice => (short(link.driver_name), short(link.device_name)),
     };
     wl!(
         o,
