@@ -241,7 +241,7 @@ pub fn render(ins: &Inspection) -> String {
         y += 22.0;
     }
     for d in &ins.diagnoses {
-        let lines = wrap(&d.sentence(), 128);
+        let lines = wrap(&d.sentence(), 142);
         let h = 20.0 * lines.len() as f64 + 12.0;
         w!(
             body,
@@ -379,13 +379,17 @@ fn ring(o: &mut String, ins: &Inspection, r: &Ring, cx: f64, cy: f64) -> f64 {
                 r##"<line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}" stroke="{colour}" stroke-width="1.2" stroke-dasharray="3 2"/>"##
             );
         }
-        let anchor = if lx < cx - 20.0 {
-            "end"
+        let width = label.chars().count() as f64 * 7.4;
+        let (anchor, x) = if lx < cx - 20.0 {
+            ("end", lx.max(8.0 + width))
         } else if lx > cx + 20.0 {
-            "start"
+            ("start", lx.min(W - 8.0 - width))
         } else {
-            "middle"
+            ("middle", lx)
         };
+        // A label pushed back inside the canvas moves off its marker.
+        let dy = if (x - lx).abs() > 1.0 { dy - 20.0 } else { dy };
+        let lx = x;
         w!(
             o,
             r##"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}" font-size="12" font-weight="700" fill="{colour}">{label}</text>"##,
