@@ -21,7 +21,8 @@
 //!    validated.
 //!
 //! On a coherent system ([`crate::cache::Coherent`]) every state is a
-//! zero-sized marker and every transition is an inlined fence.
+//! zero-sized marker and every transition compiles to nothing
+//! ([`SharedMemory::COHERENT`]).
 //!
 //! # Design notes
 //!
@@ -240,6 +241,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
     /// Maintenance failed (only if the memory breaks its contract); the
     /// buffer is handed back unchanged with the error.
     pub fn clean(self) -> Result<ShmBuf<'m, M, Clean>, (Self, M::Error)> {
+        if M::COHERENT {
+            return Ok(self.into_state());
+        }
         match self.mem.clean(self.offset, self.capacity) {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err((self, e)),
@@ -321,6 +325,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Received> {
     /// Maintenance failed (contract breach of the memory); the buffer is
     /// handed back.
     pub fn invalidate(self) -> Result<ShmBuf<'m, M, Invalidated>, (Self, M::Error)> {
+        if M::COHERENT {
+            return Ok(self.into_state());
+        }
         match self.mem.invalidate(self.offset, self.capacity) {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err((self, e)),

@@ -155,6 +155,15 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     /// coherent).
     const LINE: usize;
 
+    /// Whether [`SharedMemory::clean`] and [`SharedMemory::invalidate`] are
+    /// no-ops (coherent or uncached memory). When `true`, callers skip
+    /// maintenance, and the arithmetic that prepares it, at compile time:
+    /// [`SharedMemory::covering_lines`] returns its input unchanged and the
+    /// implementations in this crate return `Ok` without looking at the
+    /// range. Implementations whose maintenance does anything (a simulated
+    /// cache, a real one) keep the default `false`.
+    const COHERENT: bool = false;
+
     /// The window length in bytes.
     fn len(&self) -> usize;
 
@@ -258,6 +267,10 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     ///
     /// Out of window (the rounded range must fit too).
     fn covering_lines(&self, offset: usize, len: usize) -> Result<(usize, usize), Self::Error> {
+        if Self::COHERENT {
+            // Nothing will be maintained: no rounding, no check.
+            return Ok((offset, len));
+        }
         let mask = Self::LINE - 1;
         let end = offset
             .checked_add(len)
@@ -274,6 +287,7 @@ macro_rules! forward_shm {
     ($($ref:tt)+) => {
         impl<T: SharedMemory + ?Sized> SharedMemory for $($ref)+ T {
             const LINE: usize = T::LINE;
+            const COHERENT: bool = T::COHERENT;
             #[inline] fn len(&self) -> usize { T::len(self) }
             #[inline] fn is_empty(&self) -> bool { T::is_empty(self) }
             #[inline] fn peer_base(&self) -> u64 { T::peer_base(self) }
@@ -287,6 +301,7 @@ macro_rules! forward_shm {
             #[inline] fn invalidate(&self, o: usize, l: usize) -> Result<(), Self::Error> { T::invalidate(self, o, l) }
             #[inline] fn translate(&self, a: u64, l: usize) -> Result<usize, Self::Error> { T::translate(self, a, l) }
             #[inline] fn peer_addr(&self, o: usize) -> Result<u64, Self::Error> { T::peer_addr(self, o) }
+            #[inline] fn covering_lines(&self, o: usize, l: usize) -> Result<(usize, usize), Self::Error> { T::covering_lines(self, o, l) }
         }
     };
 }
@@ -416,6 +431,7 @@ impl<C> ErrorType for RawRegion<C> {
 
 impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
     const LINE: usize = C::LINE;
+    const COHERENT: bool = C::COHERENT;
 
     #[inline]
     fn len(&self) -> usize {
@@ -487,6 +503,9 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
 
     #[inline]
     fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        if C::COHERENT {
+            return Ok(());
+        }
         let range = self.lines(offset, len)?;
         self.cache.clean(range);
         Ok(())
@@ -494,6 +513,9 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
 
     #[inline]
     fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        if C::COHERENT {
+            return Ok(());
+        }
         let range = self.lines(offset, len)?;
         // SAFETY: the range lies inside the window (checked by `lines`) and
         // is line-aligned, and the window's base and length are line-aligned

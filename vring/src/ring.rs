@@ -64,6 +64,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Writes back the lines covering `offset..offset + len`.
     #[inline]
     pub fn clean(&self, offset: usize, len: usize) -> Result<(), Error> {
+        if M::COHERENT {
+            return Ok(());
+        }
         let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
         self.mem.clean(o, l).map_err(mem_err)
     }
@@ -74,6 +77,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// write is lost.
     #[inline]
     pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), Error> {
+        if M::COHERENT {
+            return Ok(());
+        }
         let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
         self.mem.invalidate(o, l).map_err(mem_err)
     }
