@@ -8,7 +8,8 @@
 # and repeat run to run.
 #
 #   bench/callgrind.sh                  # the figures
-#   bench/callgrind.sh --breakdown      # plus where the instructions go
+#   bench/callgrind.sh --breakdown      # plus where the instructions go,
+#                                       # with bench instr_crate_* / fences_* lines
 #   bench/callgrind.sh --suppression flags --messages 20000
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -53,11 +54,28 @@ for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 64-copy floor-16 floor-512
   echo "bench $name $per instr/msg ratio=-"
 done
 
+# --breakdown: per case, first the lines
+#   bench instr_crate_<crate>_<case> N instr/msg
+#   bench fences_<case> N per/msg
+# then the tables by function and source line (cg_breakdown.py says how).
+# Both runs (0 and N messages) are profiled per instruction, and the crate
+# and fence figures are their difference divided by N, like the totals above.
+# Crates: ipc_traits, vring, rpmsg, a backend if one ran, bench, libc (libc's
+# memcpy/memset/memmove/... reached from no repository frame) and other (the
+# rest: std, the loader); they add up to the case's total, or a warning line
+# says by how much they do not. fences_<case>: executions, in the bench
+# binary, of the x86_64 instructions that are full barriers: mfence, every
+# lock-prefixed instruction (fence(SeqCst) compiles to `lock or $0,(%rsp)`,
+# atomic read-modify-writes to `lock add`/`lock cmpxchg`/...) and xchg with
+# memory (SeqCst stores); x86 makes every one of them a full fence whatever
+# the ordering in the source, so all count. lfence/sfence do not.
 if [ "$BREAKDOWN" = 1 ]; then
   for case in 16-copy 496-copy 16-zerocopy; do
     echo
     echo "## where the instructions go: $case"
+    ir "$case" 0 --dump-instr=yes >/dev/null
     ir "$case" "$N" --dump-instr=yes >/dev/null
-    python3 cg_breakdown.py "$TMP/$case-$N.out" "$N" "$BIN" 25
+    python3 cg_breakdown.py "$TMP/$case-$N.out" "$N" "$BIN" 25 \
+      --base "$TMP/$case-0.out" --case "${case//-/_}"
   done
 fi

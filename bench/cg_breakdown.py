@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per message by source function, from a callgrind profile.
 
-Usage: cg_breakdown.py PROFILE MESSAGES BINARY [TOP]
+Usage: cg_breakdown.py PROFILE MESSAGES BINARY [TOP] [--base PROFILE0] [--case NAME]
 
 PROFILE must come from `valgrind --tool=callgrind --dump-instr=yes`. Most of
 the stack is inlined into a few symbols in a release build with LTO, so
@@ -10,9 +10,18 @@ is resolved with `addr2line -i` to its chain of inlined frames, and its cost
 goes to the innermost frame that lies in this repository (so an iterator
 from `core` inlined into `Link::flush_kicks` counts for `flush_kicks`).
 
-Prints instructions per message (self cost, inlined callees from outside the
-repository included) by repository function, then by repository source line
-with its text.
+Prints instructions per message by crate (the directory of that frame;
+see `Profile.crates` for instructions with no repository frame) and the
+full fences per message (see `is_full_fence`), then (self cost, inlined
+callees from outside the repository included) by repository function and by
+repository source line with its text.
+
+--base PROFILE0: the same case run with 0 messages; the crate and fence
+figures are then PROFILE minus PROFILE0, so set-up and exit cancel out (the
+function and line tables stay PROFILE alone, set-up included). --case NAME:
+print the crate and fence figures as `bench instr_crate_<crate>_NAME N
+instr/msg` and `bench fences_NAME N per/msg` lines. A `warning:` line is
+printed when the crates do not add up to the total (more than 0.5 apart).
 """
 import bisect
 import collections
@@ -24,9 +33,9 @@ import sys
 
 
 def parse(path):
-    """Returns {address: Ir} and {address: function symbol}."""
-    fn_names, cost, fn_of = {}, collections.Counter(), {}
-    fn = None
+    """Returns {address: Ir}, {address: function symbol} and {address: object file}."""
+    fn_names, ob_names, cost, fn_of, ob_of = {}, {}, collections.Counter(), {}, {}
+    fn = ob = None
     positions = ["line"]
     skip_next = False
     last = [0, 0]
@@ -39,6 +48,14 @@ def parse(path):
             fn_names[m.group(1)] = m.group(2)
         return fn_names.get(m.group(1), "?")
 
+    def obname(rest):
+        m = re.match(r"^\((\d+)\)\s*(.*)$", rest.strip())
+        if not m:
+            return rest.strip()
+        if m.group(2):
+            ob_names[m.group(1)] = m.group(2)
+        return ob_names.get(m.group(1), "?")
+
     with open(path, encoding="utf-8", errors="replace") as f:
         for raw in f:
             line = raw.rstrip("\n")
@@ -46,6 +63,12 @@ def parse(path):
                 continue
             if line.startswith("positions:"):
                 positions = line.split()[1:]
+                continue
+            if line.startswith("ob="):
+                ob = obname(line[3:])
+                continue
+            if line.startswith("cob="):
+                obname(line[4:])
                 continue
             if line.startswith("fn="):
                 fn = fname(line[3:])
@@ -81,7 +104,8 @@ def parse(path):
             ir = int(parts[len(positions)]) if len(parts) > len(positions) else 0
             cost[vals[0]] += ir
             fn_of.setdefault(vals[0], fn)
-    return cost, fn_of
+            ob_of.setdefault(vals[0], ob)
+    return cost, fn_of, ob_of
 
 
 def load_base(binary, cost, fn_of):
@@ -163,41 +187,170 @@ def barriers(binary):
     return found
 
 
+def is_full_fence(mnemonic):
+    """What `fences_<case>` counts (x86_64): `mfence`, every `lock`-prefixed
+    instruction and `xchg` with a memory operand (implicitly locked). These
+    are the instructions a `fence(SeqCst)` (LLVM emits `lock or $0, (%rsp)`),
+    a SeqCst store (`xchg`) and any atomic read-modify-write (`lock add`,
+    `lock cmpxchg`, ...) compile to, and each one is a full barrier on x86
+    whatever ordering the source asked for: the disassembly cannot tell a
+    Relaxed RMW from a SeqCst one, so all count. `lfence` / `sfence` do not
+    order stores before loads and are not counted."""
+    return mnemonic is not None and mnemonic not in ("lfence", "sfence")
+
+
+# Directory of this repository -> crate name in the `bench instr_crate_*` lines.
+CRATES = {"ipc-traits": "ipc_traits", "vring": "vring", "rpmsg": "rpmsg", "mu-imx8": "mu_imx8",
+          "mbox-am62x": "mbox_am62x", "msgbox-v853": "msgbox_v853", "mbox-octeon": "mbox_octeon",
+          "bench": "bench"}
+# Printed for every case; the backends only when they ran.
+ALWAYS = ("ipc_traits", "vring", "rpmsg", "bench", "libc", "other")
+ORDER = ("ipc_traits", "vring", "rpmsg", "mu_imx8", "mbox_am62x", "msgbox_v853", "mbox_octeon",
+         "bench", "libc", "other")
+# libc's memory and string routines, glibc's ifunc variants included
+# (`memcpy`, `__memmove_avx_unaligned_erms`, `__memset_avx2_unaligned_erms`, `bcmp`, ...).
+LIBC = re.compile(r"^_*(mem|str|stp|bcmp|bzero|wmem|wcs)")
+
+
+def symbol_crate(sym):
+    """`vring` for `vring::device::Device<M,E,_>::publish_used`; for a trait
+    impl `<bench::doorbell::Bell as ipc_traits::..>::notify`, the crate of the
+    implementing type (`bench`); for drop glue, the crate of the dropped type."""
+    if sym.startswith("core::ptr::drop_in_place<"):
+        sym = sym[len("core::ptr::drop_in_place<"):]  # drop glue: the type's crate
+    return sym.lstrip("<&*").split("::")[0].split(" ")[-1]
+
+
+class Profile:
+    """One callgrind profile, each executed address resolved to its inlined frames."""
+
+    def __init__(self, path, binary, root):
+        self.root = root
+        self.cost, self.fn_of, ob_of = parse(path)
+        self.total = sum(self.cost.values())
+        self.summary = self.total
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("summary:", "totals:")):
+                    self.summary = int(line.split()[1])
+                    break
+        # Only addresses in the binary are resolved against it (libc and the
+        # loader are other objects; profiles without `ob=` lines: all).
+        exe = os.path.realpath(binary)
+        self.mine_addr = {a for a in self.cost
+                          if ob_of.get(a) is None or os.path.realpath(ob_of[a]) == exe}
+        self.base = load_base(binary, self.cost, self.fn_of)
+        self.frames = resolve(binary, [a - self.base for a in self.mine_addr])
+
+    def chain(self, a):
+        return self.frames.get(a - self.base, []) if a in self.mine_addr else []
+
+    def mine(self, a):
+        """The innermost frame that lies in this repository, or None."""
+        return next((f for f in self.chain(a) if f[1].startswith(self.root + os.sep)), None)
+
+    def crates(self):
+        """Ir by crate: the directory of the innermost repository frame decides;
+        with no repository frame, the crate of the enclosing symbol when it is
+        one of ours, `libc` for libc's memory and string routines (by
+        callgrind's symbol name), else `other`. Sums to the profile's total."""
+        by_crate = collections.Counter()
+        for a, ir in self.cost.items():
+            mine = self.mine(a)
+            sym = self.fn_of.get(a) or ""
+            if mine is not None:
+                crate = CRATES.get(os.path.relpath(mine[1], self.root).split(os.sep)[0], "other")
+            elif a in self.mine_addr and symbol_crate(sym) in CRATES.values():
+                # The debug info has only `core` lines here (no inlined-frame
+                # record leads back to the caller), but the symbol that holds
+                # the instruction is one of ours: it counts for that crate.
+                crate = symbol_crate(sym)
+            elif LIBC.match(sym):
+                crate = "libc"
+            else:
+                crate = "other"
+            by_crate[crate] += ir
+        return by_crate
+
+    def fences(self, fence_at):
+        """Executions of full fences (see `is_full_fence`) in the binary."""
+        return sum(ir for a, ir in self.cost.items()
+                   if a in self.mine_addr and is_full_fence(fence_at.get(a - self.base)))
+
+
 def main():
-    if len(sys.argv) < 4:
+    args = sys.argv[1:]
+    opts = {}
+    for flag in ("--base", "--case"):
+        if flag in args:
+            i = args.index(flag)
+            opts[flag] = args[i + 1]
+            del args[i:i + 2]
+    if len(args) < 3:
         print(__doc__)
         sys.exit(2)
-    path, msgs, binary = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    top = int(sys.argv[4]) if len(sys.argv) > 4 else 30
+    path, msgs, binary = args[0], int(args[1]), args[2]
+    top = int(args[3]) if len(args) > 3 else 30
     root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    cost, fn_of = parse(path)
-    total = sum(cost.values())
-    base = load_base(binary, cost, fn_of)
-    frames = resolve(binary, [a - base for a in cost])
-    by_fn, by_line, by_crate = collections.Counter(), collections.Counter(), collections.Counter()
-    for a, ir in cost.items():
-        chain = frames.get(a - base, [])
-        mine = next((f for f in chain if f[1].startswith(root)), None)
+    prof = Profile(path, binary, root)
+    base_prof = Profile(opts["--base"], binary, root) if "--base" in opts else None
+    fence_at = barriers(binary)
+
+    # Per crate, and full fences: the N-message profile minus the 0-message
+    # one when given (set-up and exit cancel out), per message.
+    by_crate = prof.crates()
+    ran = {c for c, v in by_crate.items() if v}
+    fences = prof.fences(fence_at)
+    total = prof.summary
+    if base_prof is not None:
+        by_crate.subtract(base_prof.crates())
+        fences -= base_prof.fences(fence_at)
+        total -= base_prof.summary
+    per = total / msgs
+    shown = [c for c in ORDER if c in ALWAYS or c in ran]
+    case = opts.get("--case")
+    setup = "set-up excluded" if base_prof is not None else "set-up included"
+    print(f"total {per:.1f} instructions per message over {msgs} messages ({setup})")
+    if case:
+        for c in shown:
+            print(f"bench instr_crate_{c}_{case} {round(by_crate[c] / msgs)} instr/msg")
+        arch = subprocess.run(["objdump", "-f", binary], capture_output=True, text=True).stdout
+        if "x86-64" in arch:
+            print(f"bench fences_{case} {fences / msgs:.2f} per/msg")
+        else:
+            print(f"warning: fences_{case} not counted: only x86_64 disassembly is understood")
+    else:
+        print()
+        print("instructions per message by crate:")
+        for c in shown:
+            print(f"{by_crate[c] / msgs:9.1f}  {c}")
+    crate_sum = sum(by_crate.values()) / msgs
+    if abs(crate_sum - per) > 0.5:
+        print(f"warning: the crates add up to {crate_sum:.1f} instructions per message, "
+              f"the total is {per:.1f}")
+
+    # The rest is from the N-message profile alone (set-up included).
+    by_fn, by_line = collections.Counter(), collections.Counter()
+    for a, ir in prof.cost.items():
+        mine = prof.mine(a)
         if mine is None:
-            outer = chain[-1][0] if chain else fn_of.get(a, "?")
-            key = f"(outside the repository) {short(outer)}"
-            by_fn[key] += ir
-            by_crate["(outside)"] += ir
+            chain = prof.chain(a)
+            outer = chain[-1][0] if chain else prof.fn_of.get(a, "?")
+            by_fn[f"(outside the repository) {short(outer)}"] += ir
             continue
         fn, file, ln = mine
         rel = os.path.relpath(file, root)
         by_fn[f"{rel}: {short(fn)}"] += ir
         by_line[(rel, ln)] += ir
-        by_crate[rel.split("/")[0]] += ir
-    print(f"total {total} Ir = {total / msgs:.1f} per message over {msgs} messages (setup included)")
-    fences = barriers(binary)
+    if base_prof is not None:
+        print()
+        print(f"below: {prof.total / msgs:.1f} per message over {msgs} messages (set-up included)")
     by_fence = collections.Counter()
-    for a, ir in cost.items():
-        mn = fences.get(a - base)
+    for a, ir in prof.cost.items():
+        mn = fence_at.get(a - prof.base) if a in prof.mine_addr else None
         if mn is None:
             continue
-        chain = frames.get(a - base, [])
-        mine = next((f for f in chain if f[1].startswith(root)), None)
+        mine = prof.mine(a)
         where = f"{os.path.relpath(mine[1], root)}:{mine[2]} {short(mine[0])}" if mine else "outside"
         by_fence[(mn, where)] += ir
     if by_fence:
@@ -206,10 +359,6 @@ def main():
         print(f"memory barriers per message: {n / msgs:.2f} (x86: mfence, lock-prefixed, xchg)")
         for (mn, where), v in by_fence.most_common(top):
             print(f"{v / msgs:9.2f}  {mn:<10} {where}")
-    print()
-    print("instructions per message by crate:")
-    for k, v in by_crate.most_common():
-        print(f"{v / msgs:9.1f}  {k}")
     print()
     print("instructions per message by function (innermost repository frame):")
     for k, v in by_fn.most_common(top):

@@ -75,6 +75,19 @@ states! {
     Readable
 }
 
+/// States in which this core holds no dirty line of the slot (sealed):
+/// [`Clean`] (written back), and every receive state. A [`Received`] slot
+/// was handed to the peer clean or never written by this core (the
+/// [`ShmBuf::new_unchecked`] contract of `Received`), and no state from
+/// `Received` on can write it (`invalidate` even discarded this core's
+/// lines). Such a buffer can go back to the peer with no write-back:
+/// [`ShmBuf::into_empty`].
+pub trait Unwritten: BufState {}
+impl Unwritten for Clean {}
+impl Unwritten for Received {}
+impl Unwritten for Invalidated {}
+impl Unwritten for Readable {}
+
 /// Why a received buffer was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BufError {
@@ -193,6 +206,19 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
     /// Discards the contents and starts over as a buffer to fill.
     pub fn recycle(self) -> ShmBuf<'m, M, Dirty> {
         let mut buf = self.into_state::<Dirty>();
+        buf.len = 0;
+        buf
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized, S: Unwritten> ShmBuf<'m, M, S> {
+    /// Starts over as an empty buffer to hand to the peer again, with no
+    /// maintenance: no line of the slot is dirty in this core's cache
+    /// ([`Unwritten`]), so a write-back would write nothing, and the next
+    /// time the peer fills the slot it is invalidated before it is read.
+    /// (A receive buffer posted again, as Linux's `rpmsg_recv_done` does.)
+    pub fn into_empty(self) -> ShmBuf<'m, M, Clean> {
+        let mut buf = self.into_state::<Clean>();
         buf.len = 0;
         buf
     }
@@ -332,7 +358,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Received> {
     ///
     /// As for [`ShmBuf::new_unchecked`] on `Dirty`: the slot came back from
     /// the peer (the ring checked it against its own record of what it
-    /// published) and is now owned by the caller alone.
+    /// published) and is now owned by the caller alone. This core holds no
+    /// dirty line of it: it handed the slot to the peer clean, or (a device
+    /// reading the peer's buffers) never wrote it ([`Unwritten`]).
     pub unsafe fn new_unchecked(
         mem: &'m M,
         offset: usize,

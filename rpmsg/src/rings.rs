@@ -517,6 +517,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
             } else if config.rpmsg_lite_compat {
                 let mut buf = buf;
                 buf.set_len(config.buf_size).map_err(|_| bad_pool)?;
+                // The remote never touches a parked buffer, but the ring
+                // hands it back as `Received`, which promises no dirty line
+                // (`Unwritten`): it is written back like every slot a ring
+                // takes.
                 let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
                 let len = u32::try_from(config.buf_size).map_err(|_| bad_pool)?;
                 tx.preload_used(clean, len).map_err(|(_, e)| e)?;
@@ -645,10 +649,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
                     if let Some(buf) = e.buf {
                         // The used length overflows the buffer: the message
                         // is dropped (counted by the ring) and the buffer
-                        // goes straight back to the remote.
-                        let recycled = buf.recycle();
-                        let clean = recycled.clean().map_err(|(_, e)| mem_err(&e))?;
-                        self.rx.add_writable(clean).map_err(|(_, e)| e)?;
+                        // goes straight back to the remote. No clean: it
+                        // was posted clean and nothing here wrote it since
+                        // (`Unwritten`), so no line of it can be dirty.
+                        self.rx.add_writable(buf.into_empty()).map_err(|(_, e)| e)?;
                         let _kick_later: bool = self.rx.publish()?;
                     } else if !skipped_entry(&e.error) {
                         return Err(e.error);
@@ -664,8 +668,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         _token: u16,
         buf: ShmBuf<'m, M, S>,
     ) -> Result<bool, RingError> {
-        let clean = buf.recycle().clean().map_err(|(_, e)| mem_err(&e))?;
-        self.rx.add_writable(clean).map_err(|(_, e)| e)?;
+        // No clean (it wrote nothing, and cost a write-back walk over the
+        // slot per message): a receive buffer was posted clean and no state
+        // it passed through since can write it (`Unwritten`), so none of its
+        // lines is dirty; the remote's next message in it is invalidated
+        // before it is read.
+        self.rx.add_writable(buf.into_empty()).map_err(|(_, e)| e)?;
         self.rx.publish()
     }
 

@@ -52,7 +52,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf};
+use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf, Unwritten};
 use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
@@ -147,8 +147,9 @@ mod sealed {
 
 /// Buffer states the device may hand back with [`Device::push_used`]:
 /// everything except [`Dirty`] (a dirty buffer must be cleaned first, or
-/// the driver reads stale bytes). Sealed.
-pub trait Returnable: BufState + sealed::Sealed {}
+/// the driver reads stale bytes), that is the states with no dirty line
+/// ([`Unwritten`]). Sealed.
+pub trait Returnable: BufState + Unwritten + sealed::Sealed {}
 
 macro_rules! returnable {
     ($($s:ty),+) => {$(

@@ -1,0 +1,486 @@
+//! Cache maintenance the end-to-end suites cannot see, each pinned by a
+//! scenario over non-coherent [`SimCore`]s (or a recording cache) that
+//! fails when that maintenance is missing. `conformance/mutate-cache.sh`
+//! removes every maintenance call of `vring`, `rpmsg` and `ipc-traits` one
+//! at a time and runs this file among the suites.
+//!
+//! Every scenario is single-threaded and uses caches that never evict on
+//! their own: a line leaves a cache only through maintenance or an explicit
+//! [`SimCore::flush_all`] (the eviction a real cache may do at any moment),
+//! so each outcome is certain.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failure is a test failure"
+)]
+
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use conformance::sim::{CacheConfig, LineState, SimCore, SimMemory};
+use ipc_traits::buf::{Dirty, Received, ShmBuf};
+use ipc_traits::cache::{CacheMaintenance, LineRange};
+use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
+use ipc_traits::shm::{RawRegion, SharedMemory};
+use rpmsg::link::{Error, Link, RxMode};
+use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::rsc_table::{
+    status, table_size, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
+};
+use rpmsg::session::SessionWord;
+use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
+use vring::{BufferArea, Layout, Legacy, Suppression};
+
+/// The master's line (a Cortex-A) and the remote's (a Cortex-M7 or E907).
+const MASTER_LINE: usize = 64;
+const REMOTE_LINE: usize = 32;
+const PEER_BASE: u64 = 0x4000_0000;
+
+fn pinned(seed: u64) -> CacheConfig {
+    CacheConfig::write_back(seed).never_evict()
+}
+
+/// A doorbell nobody listens to.
+#[derive(Clone, Copy, Default)]
+struct Quiet;
+impl ErrorType for Quiet {
+    type Error = core::convert::Infallible;
+}
+impl Notify for Quiet {
+    fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+// --- the master's pool ---------------------------------------------------------
+
+const NUM: usize = 4;
+const BUF: usize = 256;
+const VRING0: Layout = Layout::legacy_at(0, NUM as u16, 64);
+const VRING1: Layout = Layout::legacy_at(0x400, NUM as u16, 64);
+const POOL: usize = 0x800;
+const POOL_LEN: usize = 2 * NUM * BUF;
+const SIZE: usize = POOL + POOL_LEN;
+
+type Master<'m> = Link<'m, MasterRings<'m, SimCore<MASTER_LINE>, Legacy, NUM>, Quiet, 2, 8, 2, BUF>;
+type Remote<'m> = Link<'m, RemoteRings<'m, SimCore<REMOTE_LINE>, Legacy, NUM>, Quiet, 2, 8, 2, BUF>;
+
+fn master_rings(core: &SimCore<MASTER_LINE>, rpmsg_lite_compat: bool) -> Master<'_> {
+    let cfg = MasterConfig {
+        vring0: VRING0,
+        vring1: VRING1,
+        pool: POOL,
+        buf_size: BUF,
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat,
+    };
+    // SAFETY: the pool belongs to this master alone.
+    Link::new(unsafe { MasterRings::new(core, cfg) }.unwrap(), Quiet)
+}
+
+fn remote_rings(core: &SimCore<REMOTE_LINE>, rpmsg_lite_compat: bool) -> Remote<'_> {
+    let cfg = RemoteConfig {
+        vring0: VRING0,
+        vring1: VRING1,
+        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
+        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+    };
+    // SAFETY: disjoint areas, reached only through these rings.
+    let rings = unsafe { RemoteRings::new(core, cfg) }
+        .unwrap()
+        .notify_always(rpmsg_lite_compat);
+    Link::new(rings, Quiet)
+}
+
+fn message(round: usize, who: u8) -> Vec<u8> {
+    let len = 1 + (round * 53) % (BUF - rpmsg::wire::HEADER_LEN);
+    (0..len).map(|j| who ^ (round + j) as u8).collect()
+}
+
+/// The master's cache holds dirty lines over the whole pool when it lays the
+/// rings out (the previous session's unsent transmit buffers, or anything the
+/// core wrote there before): `MasterRings::new` must write the receive
+/// buffers back before posting them, or a later eviction of those lines
+/// overwrites the messages the remote writes into them. Every buffer is used
+/// twice, in both directions, with the master's whole cache evicted between
+/// the remote's send and the master's receive; in Linux mode and in
+/// rpmsg-lite mode (transmit buffers parked in vring1's used ring, which
+/// must be clean too when the ring takes them).
+#[test]
+fn master_pool_dirty_before_posting_never_overwrites_the_remote() {
+    for compat in [false, true] {
+        let mem = SimMemory::new(SIZE, PEER_BASE);
+        let m = mem.core::<MASTER_LINE>(pinned(1));
+        let r = mem.core::<REMOTE_LINE>(pinned(2));
+        m.write(POOL, &[0xEE; POOL_LEN]).unwrap();
+        let master = master_rings(&m, compat);
+        let remote = remote_rings(&r, compat);
+        // Every slot a ring holds is clean in the master's cache: the ring
+        // hands it back as `Received`, which promises no dirty line (what
+        // lets a receive buffer be posted again without a write-back). In
+        // rpmsg-lite mode that covers the transmit buffers parked in
+        // vring1's used ring; in Linux mode they stay with the master.
+        let in_rings = if compat { POOL_LEN } else { NUM * BUF };
+        for off in (POOL..POOL + in_rings).step_by(MASTER_LINE) {
+            assert_ne!(
+                m.line_state(off),
+                LineState::Dirty,
+                "compat {compat}: pool line {off:#x} handed to a ring dirty"
+            );
+        }
+        let mep = master.create_endpoint(50, RxMode::Queue).unwrap();
+        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        let mut got = [0u8; BUF];
+        for round in 0..4 * NUM {
+            let up = message(round, 0x5A);
+            remote.try_send(&rep, 50, &up).unwrap();
+            m.flush_all();
+            let rx = master.try_recv(&mep, &mut got).unwrap();
+            assert_eq!(
+                (rx.src, &got[..rx.len]),
+                (40, &up[..]),
+                "compat {compat}, round {round}"
+            );
+
+            let down = message(round, 0xA5);
+            master.try_send(&mep, 40, &down).unwrap();
+            r.flush_all();
+            let rx = remote.try_recv(&rep, &mut got).unwrap();
+            assert_eq!(
+                (rx.src, &got[..rx.len]),
+                (50, &down[..]),
+                "compat {compat}, round {round}"
+            );
+        }
+        assert_eq!(master.try_recv(&mep, &mut got), Err(Error::WouldBlock));
+        let (ms, rs) = (master.stats(), remote.stats());
+        assert_eq!((ms.rx_bad_header, rs.rx_bad_header), (0, 0));
+        assert!(!master.is_broken() && !remote.is_broken());
+    }
+}
+
+// --- the resource table ----------------------------------------------------------
+
+const TSIZE: usize = table_size(0, 0, 1, 2);
+/// The table sits at window offset 0 (line-aligned for both cores).
+const TABLE: usize = 0;
+
+fn table_memory() -> (SimMemory, usize) {
+    let table = TableBuilder::<TSIZE>::new(1)
+        .rpmsg_vdev(
+            VIRTIO_RPMSG_F_NS,
+            [
+                VringSpec::new(FW_RSC_ADDR_ANY, 64, NUM as u32, 0),
+                VringSpec::new(FW_RSC_ADDR_ANY, 64, NUM as u32, 1),
+            ],
+        )
+        .finish();
+    let mem = SimMemory::new(TSIZE.next_multiple_of(MASTER_LINE), PEER_BASE);
+    mem.poke(TABLE, &table.bytes()).unwrap();
+    let vdev = rpmsg::rsc_table::parse(&table.bytes()).unwrap().offset;
+    (mem, vdev)
+}
+
+/// What a Linux-style host does at probe, through its own cache: the vring
+/// addresses, then the status up to `DRIVER_OK`, written back.
+fn host_probe(host: &SimCore<MASTER_LINE>, vdev: usize, da: [u32; 2]) {
+    for (k, da) in da.into_iter().enumerate() {
+        host.write(TABLE + vdev + 28 + 20 * k, &da.to_ne_bytes())
+            .unwrap();
+    }
+    let st = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
+    host_status(host, vdev, st);
+}
+
+fn host_status(host: &SimCore<MASTER_LINE>, vdev: usize, st: u8) {
+    host.write(TABLE + vdev + 24, &[st]).unwrap();
+    host.clean(0, host.memory().len()).unwrap();
+}
+
+/// The status byte as the host reads it (fresh from memory).
+fn host_sees_status(host: &SimCore<MASTER_LINE>, vdev: usize) -> u8 {
+    host.invalidate(0, host.memory().len()).unwrap();
+    let mut b = [0u8; 1];
+    host.read(TABLE + vdev + 24, &mut b).unwrap();
+    b[0]
+}
+
+/// The remote's cache holds lines of the table from before the host wrote
+/// it (it read its table image earlier, or it polls the status): locating
+/// the vdev, reading the status and reading the vrings must each fetch what
+/// the host wrote since, not the remote's copy.
+#[test]
+fn vdev_view_reads_past_stale_lines_of_the_remote() {
+    let (mem, vdev) = table_memory();
+    let host = mem.core::<MASTER_LINE>(pinned(3));
+    let remote = mem.core::<REMOTE_LINE>(pinned(4));
+    let mut image = [0u8; TSIZE];
+    remote.read(TABLE, &mut image).unwrap();
+
+    // A host that probed before this locate.
+    let da = [PEER_BASE as u32 + 0x1000, PEER_BASE as u32 + 0x2000];
+    host_probe(&host, vdev, da);
+    let (view, info) = VdevView::locate::<_, TSIZE>(&remote, TABLE).unwrap();
+    assert_eq!(info.offset, vdev);
+    assert_eq!(
+        [info.vrings[0].da, info.vrings[1].da],
+        da,
+        "locate read stale lines"
+    );
+    assert_ne!(
+        info.status & status::DRIVER_OK,
+        0,
+        "locate read a stale status"
+    );
+    assert!(view.driver_ok(&remote).unwrap());
+
+    // The host resets the device, then probes again at other addresses.
+    host_status(&host, vdev, 0);
+    assert!(
+        !view.driver_ok(&remote).unwrap(),
+        "status read from a stale line"
+    );
+    let again = [PEER_BASE as u32 + 0x3000, PEER_BASE as u32 + 0x4000];
+    host_probe(&host, vdev, again);
+    assert!(
+        view.driver_ok(&remote).unwrap(),
+        "status read from a stale line"
+    );
+    let specs = view.vrings(&remote).unwrap();
+    assert_eq!(
+        [specs[0].da, specs[1].da],
+        again,
+        "vrings read from stale lines"
+    );
+}
+
+/// A status the remote clears must reach memory: the host sees the clear,
+/// and the remote's own next (fresh) read does not bring the old status back
+/// by discarding an unwritten clear.
+#[test]
+fn vdev_status_reset_reaches_memory() {
+    let (mem, vdev) = table_memory();
+    let host = mem.core::<MASTER_LINE>(pinned(5));
+    let remote = mem.core::<REMOTE_LINE>(pinned(6));
+    // A previous session left DRIVER_OK in the table (a warm reboot of the
+    // remote).
+    host_probe(
+        &host,
+        vdev,
+        [PEER_BASE as u32 + 0x1000, PEER_BASE as u32 + 0x2000],
+    );
+    let (view, _) = VdevView::locate::<_, TSIZE>(&remote, TABLE).unwrap();
+    view.reset_status(&remote).unwrap();
+    assert_eq!(
+        host_sees_status(&host, vdev),
+        0,
+        "the clear stayed in the remote's cache"
+    );
+    assert!(!view.driver_ok(&remote).unwrap(), "the clear was discarded");
+    assert_eq!(view.status(&remote).unwrap(), 0);
+}
+
+// --- session words ---------------------------------------------------------------
+
+/// Two peers on different non-coherent cores follow each other's session
+/// words: each read sees the other's last write (not a stale line of its
+/// own), each write (begin, attach, end) reaches memory.
+#[test]
+fn session_words_cross_non_coherent_caches() {
+    let mem = SimMemory::new(256, PEER_BASE);
+    let a = mem.core::<MASTER_LINE>(pinned(7));
+    let b = mem.core::<REMOTE_LINE>(pinned(8));
+    let (wa, wb) = (SessionWord::at(0), SessionWord::at(128));
+    // B looks before A starts: nothing valid, and the line is now in B's
+    // cache.
+    assert_eq!(wa.read(&b).unwrap(), None);
+    let sa = wa.begin(&a, 7).unwrap();
+    let seen = wa.read(&b).unwrap().expect("B sees A's session");
+    assert_eq!((seen.session, seen.peer_session), (sa, 0));
+    let sb = wb.begin(&b, 9).unwrap();
+    wb.attach(&b, sa).unwrap();
+    let seen = wb.read(&a).unwrap().expect("A sees B's session");
+    assert_eq!((seen.session, seen.peer_session), (sb, sa));
+    wa.attach(&a, sb).unwrap();
+    assert_eq!(wa.read(&b).unwrap().map(|s| s.peer_session), Some(sb));
+    // A shuts down in order: B must see the word gone.
+    wa.end(&a).unwrap();
+    assert_eq!(wa.read(&b).unwrap(), None, "B still sees the ended session");
+    assert_eq!(wa.read(&a).unwrap(), None);
+    // A starts again from the seed (the ended word is not valid).
+    assert_eq!(wa.begin(&a, 11).unwrap(), 11);
+    assert_eq!(wa.read(&b).unwrap().map(|s| s.session), Some(11));
+}
+
+// --- split ownership --------------------------------------------------------------
+
+const SPLIT_NUM: usize = 4;
+const SPLIT: SplitLayout = SplitLayout::checked(
+    Region::packed(0, SPLIT_NUM as u16, 256, MASTER_LINE),
+    Region::packed(0x1000, SPLIT_NUM as u16, 256, MASTER_LINE),
+    MASTER_LINE,
+);
+
+/// Doorbells as a shared bit set (the peer reads and clears it).
+#[derive(Clone, Default)]
+struct Bell(Rc<Cell<u32>>);
+impl ErrorType for Bell {
+    type Error = core::convert::Infallible;
+}
+impl Notify for Bell {
+    fn notify(&mut self, q: QueueId) -> Result<(), Self::Error> {
+        self.0.set(self.0.get() | 1 << q.index());
+        Ok(())
+    }
+}
+impl Bell {
+    fn take(&self) -> QueueSet {
+        QueueSet::from_bits(self.0.replace(0))
+    }
+}
+
+type SplitLink<'m> =
+    Link<'m, SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>, Bell, 2, 8, 2, 256>;
+
+fn split_link(core: &SimCore<MASTER_LINE>, side: Side, bell: Bell) -> SplitLink<'_> {
+    let mut cfg = SplitConfig::new(SPLIT, side);
+    cfg.consumed_notify = true;
+    // SAFETY: each side owns its pool; the peer's is reached only through
+    // the ring.
+    let rings = unsafe { SplitRings::<_, Legacy, SPLIT_NUM>::new(core, cfg) }.unwrap();
+    Link::new(rings, bell)
+}
+
+/// Split ownership with the consumed-buffer notification, started over
+/// memory where the previous session left both consumed words saying "one
+/// message seen, one returned". Each side resets the word of its region at
+/// start, and the reset must reach memory: the owner reads the word fresh
+/// (invalidating its line first), so a reset left in its cache is discarded
+/// and the old session's progress reads as the peer's confirmation of this
+/// session's buffers (a wake guard released before the peer is done with
+/// the ring, a "message available" doorbell skipped). Then one message each
+/// way over the fresh words.
+#[test]
+fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
+    let mem = SimMemory::new(0x2000, PEER_BASE);
+    let stale = 1u32 | (1 << 16);
+    for region in [SPLIT.a, SPLIT.b] {
+        mem.poke(region.consumed, &stale.to_ne_bytes()).unwrap();
+    }
+    let ca = mem.core::<MASTER_LINE>(pinned(9));
+    let cb = mem.core::<MASTER_LINE>(pinned(10));
+    let (to_a, to_b) = (Bell::default(), Bell::default());
+    let a = split_link(&ca, Side::A, to_b.clone());
+    let b = split_link(&cb, Side::B, to_a.clone());
+    for region in [SPLIT.a, SPLIT.b] {
+        let mut word = [0u8; 4];
+        mem.peek(region.consumed, &mut word).unwrap();
+        assert_eq!(
+            u32::from_ne_bytes(word),
+            0,
+            "consumed word at {:#x}",
+            region.consumed
+        );
+    }
+    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
+    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
+    let mut got = [0u8; 64];
+    for (from, to, bell_from, bell_to, src, dst, ep_from, ep_to) in [
+        (&a, &b, &to_a, &to_b, 30, 40, &ea, &eb),
+        (&b, &a, &to_b, &to_a, 40, 30, &eb, &ea),
+    ] {
+        from.try_send(ep_from, dst, b"first").unwrap();
+        let mut delivered = None;
+        for _ in 0..16 {
+            from.on_notify(bell_from.take());
+            from.service().unwrap();
+            to.on_notify(bell_to.take());
+            match to.try_recv(ep_to, &mut got) {
+                Ok(r) => {
+                    delivered = Some(r);
+                    break;
+                }
+                Err(Error::WouldBlock) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let r = delivered.expect("the first message of the session never arrived");
+        assert_eq!((r.src, &got[..r.len]), (src, &b"first"[..]));
+    }
+}
+
+// --- RawRegion over a recording cache -----------------------------------------
+
+/// What a [`Recorder`] was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Clean(usize, usize),
+    Invalidate(usize, usize),
+    CleanInvalidate(usize, usize),
+}
+
+/// A cache with 32-byte lines that records every operation by address.
+#[derive(Default)]
+struct Recorder(RefCell<Vec<Op>>);
+
+impl CacheMaintenance for Recorder {
+    const LINE: usize = 32;
+    fn clean(&self, range: LineRange<Self>) {
+        self.0
+            .borrow_mut()
+            .push(Op::Clean(range.start(), range.len()));
+    }
+    unsafe fn invalidate(&self, range: LineRange<Self>) {
+        self.0
+            .borrow_mut()
+            .push(Op::Invalidate(range.start(), range.len()));
+    }
+    fn clean_invalidate(&self, range: LineRange<Self>) {
+        self.0
+            .borrow_mut()
+            .push(Op::CleanInvalidate(range.start(), range.len()));
+    }
+}
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Chunk([u8; 64]);
+
+/// `RawRegion` turns every window maintenance request into the same
+/// operation on its cache, over the real addresses of exactly the lines
+/// asked for: a buffer cleaned before it is published, a received buffer
+/// invalidated before it is read.
+#[test]
+fn raw_region_maintains_exactly_the_lines_asked_for() {
+    let mut backing = vec![Chunk([0; 64]); 8];
+    let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+    let addr = base.as_ptr() as usize;
+    // SAFETY: `backing` outlives the region and is only used through it.
+    let shm = unsafe { RawRegion::new(base, 512, PEER_BASE, Recorder::default()) }.unwrap();
+    let ops = || shm.cache().0.borrow_mut().split_off(0);
+
+    shm.clean(64, 96).unwrap();
+    assert_eq!(ops(), [Op::Clean(addr + 64, 96)]);
+    shm.invalidate(256, 32).unwrap();
+    assert_eq!(ops(), [Op::Invalidate(addr + 256, 32)]);
+    assert!(shm.clean(8, 32).is_err() && shm.invalidate(0, 40).is_err());
+    assert_eq!(ops(), [], "a refused range touches no line");
+
+    // SAFETY: the slot 128..256 is owned by this test alone.
+    let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&shm, 128, 128) }.unwrap();
+    buf.write(0, b"ping").unwrap();
+    let clean = buf.clean().unwrap();
+    assert_eq!(ops(), [Op::Clean(addr + 128, 128)]);
+    let _slot = clean.into_published();
+    // SAFETY: the slot came back (this test plays the peer).
+    let rx = unsafe { ShmBuf::<_, Received>::new_unchecked(&shm, 128, 128) }.unwrap();
+    let rx = rx.invalidate().unwrap().validate(4).unwrap();
+    assert_eq!(ops(), [Op::Invalidate(addr + 128, 128)]);
+    let mut text = [0u8; 4];
+    rx.read(0, &mut text).unwrap();
+    assert_eq!(&text, b"ping");
+}
