@@ -21,7 +21,8 @@
 //!    validated.
 //!
 //! On a coherent system ([`crate::cache::Coherent`]) every state is a
-//! zero-sized marker and every transition is an inlined fence.
+//! zero-sized marker and every transition compiles to nothing
+//! ([`SharedMemory::COHERENT`]).
 //!
 //! # Design notes
 //!
@@ -171,6 +172,27 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
         })
     }
 
+    /// Builds the handle of a slot whose range and alignment the caller has
+    /// already checked (a ring rebuilding a handle from its own record, or
+    /// from a descriptor it validated): no check, no `Result`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ShmBuf::new_unchecked`] (exclusive ownership of the slot in
+    /// state `S`), and in addition what `new_unchecked` checks:
+    /// `offset + capacity <= mem.len()`, and `offset` and `capacity` are
+    /// multiples of `M::LINE`.
+    #[inline]
+    pub unsafe fn from_validated_slot(mem: &'m M, offset: usize, capacity: usize) -> Self {
+        Self {
+            mem,
+            offset,
+            capacity,
+            len: 0,
+            _state: PhantomData,
+        }
+    }
+
     /// The slot's offset in the window.
     pub fn offset(&self) -> usize {
         self.offset
@@ -243,7 +265,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
     /// slot (nothing is written).
     pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), M::Error> {
         check_range(self.capacity, at, bytes.len())?;
-        self.mem.write(self.offset + at, bytes)?;
+        // SAFETY: `at + len <= capacity` (checked above) and the slot lies in
+        // the window (checked when the handle was built).
+        unsafe { self.mem.write_unchecked(self.offset + at, bytes) }?;
         self.len = self.len.max(at + bytes.len());
         Ok(())
     }
@@ -266,6 +290,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
     /// Maintenance failed (only if the memory breaks its contract); the
     /// buffer is handed back unchanged with the error.
     pub fn clean(self) -> Result<ShmBuf<'m, M, Clean>, (Self, M::Error)> {
+        if M::COHERENT {
+            return Ok(self.into_state());
+        }
         match self.mem.clean(self.offset, self.capacity) {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err((self, e)),
@@ -349,6 +376,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Received> {
     /// Maintenance failed (contract breach of the memory); the buffer is
     /// handed back.
     pub fn invalidate(self) -> Result<ShmBuf<'m, M, Invalidated>, (Self, M::Error)> {
+        if M::COHERENT {
+            return Ok(self.into_state());
+        }
         match self.mem.invalidate(self.offset, self.capacity) {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err((self, e)),
@@ -401,7 +431,9 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
     /// length.
     pub fn read(&self, at: usize, dst: &mut [u8]) -> Result<(), M::Error> {
         check_range(self.len, at, dst.len())?;
-        self.mem.read(self.offset + at, dst)
+        // SAFETY: `at + len <= self.len <= capacity` (checked above and in
+        // `validate`), and the slot lies in the window.
+        unsafe { self.mem.read_unchecked(self.offset + at, dst) }
     }
 }
 

@@ -49,6 +49,13 @@ pub trait CacheMaintenance: Sized {
     /// real line size of the cache).
     const LINE: usize;
 
+    /// Whether every operation is a no-op (the memory is coherent with the
+    /// peer or not cached). When `true`, callers may skip maintenance
+    /// altogether at compile time, range arithmetic included
+    /// ([`crate::shm::SharedMemory::COHERENT`] forwards it); implementations
+    /// that do real maintenance must leave it `false`.
+    const COHERENT: bool = false;
+
     /// Writes back every dirty line of `range` to memory.
     fn clean(&self, range: LineRange<Self>);
 
@@ -180,7 +187,10 @@ impl<C: CacheMaintenance> LineRange<C> {
 ///
 /// Each operation is only a compiler fence: it keeps the compiler from
 /// moving memory accesses across the point where a non-coherent core would
-/// maintain its cache, and costs no instruction. Ordering between the cores
+/// maintain its cache, and costs no instruction. Its
+/// [`CacheMaintenance::COHERENT`] is `true`, so the rings and buffers skip
+/// the calls (and the line arithmetic in front of them) at compile time;
+/// nothing relies on the compiler fence for ordering. Ordering between the cores
 /// comes from where it belongs: the ring's release stores and acquire loads,
 /// its explicit fences around notification suppression, and the fences the
 /// mailbox drivers issue before a doorbell (a full fence here cost 14
@@ -190,6 +200,7 @@ pub struct Coherent;
 
 impl CacheMaintenance for Coherent {
     const LINE: usize = 1;
+    const COHERENT: bool = true;
     #[inline]
     fn clean(&self, _range: LineRange<Self>) {
         compiler_fence(Ordering::SeqCst);

@@ -155,6 +155,15 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     /// coherent).
     const LINE: usize;
 
+    /// Whether [`SharedMemory::clean`] and [`SharedMemory::invalidate`] are
+    /// no-ops (coherent or uncached memory). When `true`, callers skip
+    /// maintenance, and the arithmetic that prepares it, at compile time:
+    /// [`SharedMemory::covering_lines`] returns its input unchanged and the
+    /// implementations in this crate return `Ok` without looking at the
+    /// range. Implementations whose maintenance does anything (a simulated
+    /// cache, a real one) keep the default `false`.
+    const COHERENT: bool = false;
+
     /// The window length in bytes.
     fn len(&self) -> usize;
 
@@ -208,6 +217,72 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     /// Out of window, or `offset` not 4-aligned.
     fn store_u32_release(&self, offset: usize, value: u32) -> Result<(), Self::Error>;
 
+    /// [`SharedMemory::read`] of a range the caller has already checked.
+    ///
+    /// The default forwards to `read`; [`RawRegion`] copies without a
+    /// bounds check. The `Result` stays for memories that can be
+    /// unavailable ([`ShmError::Unavailable`]); [`RawRegion`] never fails.
+    ///
+    /// # Errors
+    ///
+    /// Only what `read` returns for reasons other than the range.
+    ///
+    /// # Safety
+    ///
+    /// `offset + dst.len() <= self.len()` (no overflow).
+    #[inline]
+    unsafe fn read_unchecked(&self, offset: usize, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.read(offset, dst)
+    }
+
+    /// [`SharedMemory::write`] of a range the caller has already checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// `offset + src.len() <= self.len()` (no overflow).
+    #[inline]
+    unsafe fn write_unchecked(&self, offset: usize, src: &[u8]) -> Result<(), Self::Error> {
+        self.write(offset, src)
+    }
+
+    /// [`SharedMemory::load_u16_acquire`] at an offset the caller has
+    /// already checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// `offset + 2 <= self.len()` and `offset` is a multiple of 2.
+    #[inline]
+    unsafe fn load_u16_acquire_unchecked(&self, offset: usize) -> Result<u16, Self::Error> {
+        self.load_u16_acquire(offset)
+    }
+
+    /// [`SharedMemory::store_u16_release`] at an offset the caller has
+    /// already checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// `offset + 2 <= self.len()` and `offset` is a multiple of 2.
+    #[inline]
+    unsafe fn store_u16_release_unchecked(
+        &self,
+        offset: usize,
+        value: u16,
+    ) -> Result<(), Self::Error> {
+        self.store_u16_release(offset, value)
+    }
+
     /// Writes back this core's cached copy of `offset..offset + len`.
     ///
     /// # Errors
@@ -258,6 +333,10 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     ///
     /// Out of window (the rounded range must fit too).
     fn covering_lines(&self, offset: usize, len: usize) -> Result<(usize, usize), Self::Error> {
+        if Self::COHERENT {
+            // Nothing will be maintained: no rounding, no check.
+            return Ok((offset, len));
+        }
         let mask = Self::LINE - 1;
         let end = offset
             .checked_add(len)
@@ -274,6 +353,7 @@ macro_rules! forward_shm {
     ($($ref:tt)+) => {
         impl<T: SharedMemory + ?Sized> SharedMemory for $($ref)+ T {
             const LINE: usize = T::LINE;
+            const COHERENT: bool = T::COHERENT;
             #[inline] fn len(&self) -> usize { T::len(self) }
             #[inline] fn is_empty(&self) -> bool { T::is_empty(self) }
             #[inline] fn peer_base(&self) -> u64 { T::peer_base(self) }
@@ -287,6 +367,23 @@ macro_rules! forward_shm {
             #[inline] fn invalidate(&self, o: usize, l: usize) -> Result<(), Self::Error> { T::invalidate(self, o, l) }
             #[inline] fn translate(&self, a: u64, l: usize) -> Result<usize, Self::Error> { T::translate(self, a, l) }
             #[inline] fn peer_addr(&self, o: usize) -> Result<u64, Self::Error> { T::peer_addr(self, o) }
+            #[inline] unsafe fn read_unchecked(&self, o: usize, d: &mut [u8]) -> Result<(), Self::Error> {
+                // SAFETY: the caller's contract is `T`'s.
+                unsafe { T::read_unchecked(self, o, d) }
+            }
+            #[inline] unsafe fn write_unchecked(&self, o: usize, s: &[u8]) -> Result<(), Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::write_unchecked(self, o, s) }
+            }
+            #[inline] unsafe fn load_u16_acquire_unchecked(&self, o: usize) -> Result<u16, Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::load_u16_acquire_unchecked(self, o) }
+            }
+            #[inline] unsafe fn store_u16_release_unchecked(&self, o: usize, v: u16) -> Result<(), Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::store_u16_release_unchecked(self, o, v) }
+            }
+            #[inline] fn covering_lines(&self, o: usize, l: usize) -> Result<(usize, usize), Self::Error> { T::covering_lines(self, o, l) }
         }
     };
 }
@@ -322,8 +419,10 @@ unsafe impl<T: DirectMemory + ?Sized> DirectMemory for &T {
 /// use ipc_traits::cache::Coherent;
 /// use ipc_traits::shm::{RawRegion, SharedMemory};
 ///
-/// let mut backing = [0u8; 256];
-/// let base = core::ptr::NonNull::new(backing.as_mut_ptr()).unwrap();
+/// #[repr(align(4))]
+/// struct Backing([u8; 256]);
+/// let mut backing = Backing([0; 256]);
+/// let base = core::ptr::NonNull::new(backing.0.as_mut_ptr()).unwrap();
 /// // SAFETY: `backing` outlives `shm` and is only accessed through it.
 /// let shm = unsafe { RawRegion::new(base, 256, 0x4000_0000, Coherent) }.unwrap();
 /// shm.store_u16_release(2, 7).unwrap();
@@ -340,13 +439,19 @@ pub struct RawRegion<C> {
 }
 
 impl<C: CacheMaintenance> RawRegion<C> {
+    /// The alignment the window's base needs: the cache line, and at least
+    /// 4 so that the 16- and 32-bit atomics at aligned offsets are aligned.
+    pub const BASE_ALIGN: usize = if C::LINE > 4 { C::LINE } else { 4 };
+
     /// A window over `len` bytes at `base`, seen by the peer at `peer_base`.
     ///
     /// # Errors
     ///
-    /// [`ShmError::Misaligned`] if `base` or `len` is not aligned to
-    /// `C::LINE` (maintenance of the window's first or last line would then
-    /// touch memory outside it); [`ShmError::AddressOutsideWindow`] if
+    /// [`ShmError::Misaligned`] if `base` is not aligned to `C::LINE` and
+    /// to 4 ([`RawRegion::BASE_ALIGN`]: an offset aligned to an index's width
+    /// is then an aligned address), or `len` is not aligned to `C::LINE`
+    /// (maintenance of the window's first or last line would then touch
+    /// memory outside it); [`ShmError::AddressOutsideWindow`] if
     /// `peer_base + len` overflows.
     ///
     /// # Safety
@@ -364,7 +469,7 @@ impl<C: CacheMaintenance> RawRegion<C> {
         peer_base: u64,
         cache: C,
     ) -> Result<Self, ShmError> {
-        check_align(base.as_ptr() as usize, C::LINE)?;
+        check_align(base.as_ptr() as usize, Self::BASE_ALIGN)?;
         check_align(len, C::LINE)?;
         if peer_base.checked_add(len as u64).is_none() {
             return Err(ShmError::AddressOutsideWindow {
@@ -416,6 +521,7 @@ impl<C> ErrorType for RawRegion<C> {
 
 impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
     const LINE: usize = C::LINE;
+    const COHERENT: bool = C::COHERENT;
 
     #[inline]
     fn len(&self) -> usize {
@@ -443,6 +549,51 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         let dst = self.ptr(offset, src.len())?;
         // SAFETY: as in `read`, in the other direction.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn read_unchecked(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
+        // SAFETY: the caller guarantees `offset + dst.len() <= len`, so the
+        // range is inside the allocation of `new`'s contract; otherwise as
+        // in `read`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
+        }
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn write_unchecked(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
+        // SAFETY: as in `read_unchecked`, in the other direction.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len());
+        }
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn load_u16_acquire_unchecked(&self, offset: usize) -> Result<u16, ShmError> {
+        // SAFETY: in the window and 2-aligned relative to a base aligned to
+        // `BASE_ALIGN` (checked in `new`), hence 2-aligned (caller's
+        // contract); otherwise as in `load_u16_acquire`.
+        let a = unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(offset).cast()) };
+        Ok(a.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    unsafe fn store_u16_release_unchecked(
+        &self,
+        offset: usize,
+        value: u16,
+    ) -> Result<(), ShmError> {
+        // SAFETY: as in `load_u16_acquire_unchecked`.
+        let a = unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(offset).cast()) };
+        a.store(value, Ordering::Release);
         Ok(())
     }
 
@@ -487,6 +638,9 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
 
     #[inline]
     fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        if C::COHERENT {
+            return Ok(());
+        }
         let range = self.lines(offset, len)?;
         self.cache.clean(range);
         Ok(())
@@ -494,6 +648,9 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
 
     #[inline]
     fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
+        if C::COHERENT {
+            return Ok(());
+        }
         let range = self.lines(offset, len)?;
         // SAFETY: the range lies inside the window (checked by `lines`) and
         // is line-aligned, and the window's base and length are line-aligned

@@ -73,6 +73,7 @@ impl ErrorType for Region {
 
 impl SharedMemory for Region {
     const LINE: usize = 1;
+    const COHERENT: bool = true;
 
     fn len(&self) -> usize {
         self.shm.len()
@@ -236,6 +237,7 @@ impl ErrorType for SharedRegion {
 
 impl SharedMemory for SharedRegion {
     const LINE: usize = 1;
+    const COHERENT: bool = true;
 
     fn len(&self) -> usize {
         self.region().len()

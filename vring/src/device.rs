@@ -30,7 +30,9 @@
 //!
 //! A hostile driver can name the same memory twice, or name ring metadata as
 //! a buffer. The device therefore keeps a record of every buffer it holds
-//! and refuses a new one that overlaps it ([`Error::OverlappingBuffer`]), and
+//! and refuses a new one that overlaps it ([`Error::OverlappingBuffer`]; in
+//! O(1) while each descriptor keeps naming its own buffer, see
+//! `Device::claim`), and
 //! accepts buffers only inside a [`BufferArea`] that excludes the ring
 //! ([`Error::OutsideBufferArea`]). Both checks work on whole cache lines, so
 //! maintenance on one buffer never touches another.
@@ -60,7 +62,7 @@ use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
 };
-use crate::ring::{fence, mem_err, RingMem};
+use crate::ring::{fence, Field, RingMem};
 
 /// The window range buffers named by the driver may occupy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +159,13 @@ macro_rules! returnable {
 }
 returnable!(Received, Invalidated, Readable, Clean);
 
+/// A line-rounded window range `lo..hi`.
+#[derive(Clone, Copy)]
+struct Span {
+    lo: usize,
+    hi: usize,
+}
+
 #[derive(Clone, Copy)]
 struct Held {
     /// Line-rounded span.
@@ -175,6 +184,8 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DeviceConfig,
     held: [Option<Held>; N],
+    /// The span each descriptor id last named (see [`Device::claim`]).
+    known: [Option<Span>; N],
     held_count: u16,
     last_avail: u16,
     avail_seen: u16,
@@ -228,11 +239,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
         }
         ring.invalidate(layout.used_offset() + 2, 2)?;
-        let used = ring.load_u16(layout.used_offset() + 2)?;
+        let used = ring.load_u16(Field::UsedIdx)?;
         Ok(Self {
             ring,
             config,
             held: [None; N],
+            known: [None; N],
             held_count: 0,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
@@ -326,19 +338,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // area and overlaps no other held buffer; the area holds no other
         // handle (`new`'s contract), and the record stays until the handle
         // comes back through `push_used`.
-        let buf =
-            unsafe { ShmBuf::<_, Received>::new_unchecked(self.ring.mem, p.offset, p.capacity) };
-        match buf {
-            Ok(buf) => Ok(Some(Popped {
-                head: p.head,
-                len: p.desc_len,
-                buf,
-            })),
-            Err(e) => {
-                self.release(p.head);
-                Err(mem_err(e))
-            }
-        }
+        // `check` validated the range: line-aligned, inside the buffer area,
+        // which lies inside the window (`new`).
+        let buf = unsafe {
+            ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, p.offset, p.capacity)
+        };
+        Ok(Some(Popped {
+            head: p.head,
+            len: p.desc_len,
+            buf,
+        }))
     }
 
     /// Pops the next buffer to fill (device to driver); it must carry
@@ -354,18 +363,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
         // descriptor's bytes (its length is a whole number of lines).
-        let buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(self.ring.mem, p.offset, p.capacity) };
-        match buf {
-            Ok(buf) => Ok(Some(Popped {
-                head: p.head,
-                len: p.desc_len,
-                buf,
-            })),
-            Err(e) => {
-                self.release(p.head);
-                Err(mem_err(e))
-            }
-        }
+        // The range was validated as in `pop_readable`.
+        let buf =
+            unsafe { ShmBuf::<_, Dirty>::from_validated_slot(self.ring.mem, p.offset, p.capacity) };
+        Ok(Some(Popped {
+            head: p.head,
+            len: p.desc_len,
+            buf,
+        }))
     }
 
     fn release(&mut self, head: u16) {
@@ -417,7 +422,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates descriptor `head` (read once into a local).
-    fn check(&self, head: u16, writable: bool) -> Result<Pop, Error> {
+    fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = self.ring.layout;
         if head >= l.num() {
             return Err(Error::DescriptorIndexOutOfRange { index: head });
@@ -454,15 +459,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if offset < area.offset || hi > area.offset + area.len {
             return Err(Error::OutsideBufferArea { offset, len: d.len });
         }
-        if self.held_count > 0
-            && self
-                .held
-                .iter()
-                .flatten()
-                .any(|h| offset < h.hi && h.lo < hi)
-        {
-            return Err(Error::OverlappingBuffer { index: head });
-        }
+        self.claim(head, offset, hi)?;
         Ok(Pop {
             head,
             offset,
@@ -474,6 +471,42 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             capacity: if writable { len } else { hi - offset },
             desc_len: d.len,
         })
+    }
+
+    /// Claims the line span `lo..hi` for descriptor `head` (not held), or
+    /// refuses it when it overlaps a buffer this device holds.
+    ///
+    /// `known[id]` is the span descriptor `id` last named. Known spans are
+    /// pairwise disjoint, and a held buffer's span lies inside its id's
+    /// known span. So a descriptor that names (part of) its own known span
+    /// overlaps no held buffer: O(1), the steady state of every driver that
+    /// gives each descriptor a fixed buffer (Linux, rpmsg-lite, ours). A
+    /// new or moved span takes one pass over the known spans: one of a held
+    /// buffer overlapping it is an [`Error::OverlappingBuffer`] (nothing
+    /// changes); the others give way (forgotten, or shrunk to the held
+    /// buffer when only the rest of the span overlapped).
+    fn claim(&mut self, head: u16, lo: usize, hi: usize) -> Result<(), Error> {
+        let h = usize::from(head);
+        if let Some(k) = self.known[h] {
+            if k.lo <= lo && hi <= k.hi {
+                return Ok(());
+            }
+        }
+        let overlaps = |k: &Span| lo < k.hi && k.lo < hi;
+        for (j, (known, held)) in self.known.iter().zip(&self.held).enumerate() {
+            if let (Some(k), Some(held)) = (known, held) {
+                if j != h && overlaps(k) && lo < held.hi && held.lo < hi {
+                    return Err(Error::OverlappingBuffer { index: head });
+                }
+            }
+        }
+        for (j, (known, held)) in self.known.iter_mut().zip(&self.held).enumerate() {
+            if j != h && known.as_ref().is_some_and(overlaps) {
+                *known = held.map(|x| Span { lo: x.lo, hi: x.hi });
+            }
+        }
+        self.known[h] = Some(Span { lo, hi });
+        Ok(())
     }
 
     /// Returns a popped buffer to the driver with the number of bytes
@@ -588,7 +621,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 self.ring.clean(off, len)?;
             }
         }
-        self.ring.store_u16(l.used_offset() + 2, new)?;
+        self.ring.store_u16(Field::UsedIdx, new)?;
         self.ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
         self.stats.published = self
@@ -599,12 +632,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let notify = match self.config.suppression {
             Suppression::EventIdx => {
                 self.ring.invalidate(l.used_event_offset(), 2)?;
-                let event = self.ring.load_u16(l.used_event_offset())?;
+                let event = self.ring.load_u16(Field::UsedEvent)?;
                 need_event(event, new, old)
             }
             Suppression::Flags => {
                 self.ring.invalidate(l.avail_offset(), 2)?;
-                self.ring.load_u16(l.avail_offset())? & AVAIL_F_NO_INTERRUPT == 0
+                self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
             }
         };
         if notify {
@@ -708,14 +741,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// Writes `avail_event` through to memory.
     fn store_avail_event(&self, v: u16) -> Result<(), Error> {
         let off = self.ring.layout.avail_event_offset();
-        self.ring.store_u16(off, v)?;
+        self.ring.store_u16(Field::AvailEvent, v)?;
         self.ring.clean(off, 2)
     }
 
     /// Writes `used.flags` through to memory.
     fn set_used_flags(&self, flags: u16) -> Result<(), Error> {
         let off = self.ring.layout.used_offset();
-        self.ring.store_u16(off, flags)?;
+        self.ring.store_u16(Field::UsedFlags, flags)?;
         self.ring.clean(off, 2)
     }
 
@@ -724,7 +757,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn fetch_avail_idx(&self) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
         self.ring.invalidate(off, 2)?;
-        self.ring.load_u16(off)
+        self.ring.load_u16(Field::AvailIdx)
     }
 
     fn fail(&mut self, e: Error) -> Error {

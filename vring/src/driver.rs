@@ -58,7 +58,7 @@ use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_CHAIN_END, DESC_F_WRITE, USED_F_NO_NOTIFY,
 };
-use crate::ring::{fence, mem_err, Desc, RingMem};
+use crate::ring::{fence, Desc, Field, RingMem};
 use core::sync::atomic::Ordering;
 
 /// How a driver ring behaves; fixed at creation.
@@ -336,13 +336,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.free_len == 0 {
             return Err(Error::Full);
         }
-        let (lo, span) = self
-            .ring
-            .mem
-            .covering_lines(buf.offset(), buf.capacity())
-            .map_err(|_| Error::ForeignBuffer)?;
-        if self.ring.layout.overlaps(lo, span)
-            || self.ring.mem.peer_addr(buf.offset()).ok() != Some(buf.peer_addr())
+        // A handle is line-aligned, line-padded and inside its window (its
+        // construction checked that), so its range is already whole lines:
+        // only the ring's own areas and the window's identity (same peer
+        // base) are left to compare, without re-deriving anything.
+        if self.ring.layout.overlaps(buf.offset(), buf.capacity())
+            || buf.peer_addr().wrapping_sub(buf.offset() as u64) != self.ring.mem.peer_base()
         {
             return Err(Error::ForeignBuffer);
         }
@@ -438,7 +437,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             };
             pos = pos.wrapping_add(1);
         }
-        self.ring.store_u16(l.avail_offset() + 2, new)?;
+        self.ring.store_u16(Field::AvailIdx, new)?;
         self.ring.clean(l.avail_offset() + 2, 2)?;
         self.published_idx = new;
         let n = new.wrapping_sub(old);
@@ -448,12 +447,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let notify = match self.config.suppression {
             Suppression::EventIdx => {
                 self.ring.invalidate(l.avail_event_offset(), 2)?;
-                let event = self.ring.load_u16(l.avail_event_offset())?;
+                let event = self.ring.load_u16(Field::AvailEvent)?;
                 need_event(event, new, old)
             }
             Suppression::Flags => {
                 self.ring.invalidate(l.used_offset(), 2)?;
-                self.ring.load_u16(l.used_offset())? & USED_F_NO_NOTIFY == 0
+                self.ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
             }
         };
         if notify {
@@ -549,10 +548,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // it since. The record has just been taken out of the shadow (state
         // `InFlight` -> `Free`), so this slot is handed out exactly once
         // until it is added again.
+        // The record's range is that of the handle it came from, checked
+        // against the window and the line when that handle was built.
         let buf = unsafe {
-            ShmBuf::<_, Received>::new_unchecked(self.ring.mem, slot.offset(), slot.capacity())
-        }
-        .map_err(mem_err)?;
+            ShmBuf::<_, Received>::from_validated_slot(
+                self.ring.mem,
+                slot.offset(),
+                slot.capacity(),
+            )
+        };
         let capacity = u32::try_from(slot.capacity()).unwrap_or(u32::MAX);
         if len > capacity {
             let error = self.fail(Error::LengthOverflow { id, len, capacity });
@@ -609,10 +613,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 self.ring
                     .clean(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)
             })
-            .and_then(|()| {
-                self.ring
-                    .store_u16(l.used_offset() + 2, pos.wrapping_add(1))
-            })
+            .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
             .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
         if let Err(e) = written {
             return Err((buf, e));
@@ -708,14 +709,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// Writes `used_event` through to memory.
     fn store_used_event(&self, v: u16) -> Result<(), Error> {
         let off = self.ring.layout.used_event_offset();
-        self.ring.store_u16(off, v)?;
+        self.ring.store_u16(Field::UsedEvent, v)?;
         self.ring.clean(off, 2)
     }
 
     /// Writes `avail.flags` through to memory.
     fn set_avail_flags(&self, flags: u16) -> Result<(), Error> {
         let off = self.ring.layout.avail_offset();
-        self.ring.store_u16(off, flags)?;
+        self.ring.store_u16(Field::AvailFlags, flags)?;
         self.ring.clean(off, 2)
     }
 
@@ -724,7 +725,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     fn fetch_used_idx(&self) -> Result<u16, Error> {
         let off = self.ring.layout.used_offset() + 2;
         self.ring.invalidate(off, 2)?;
-        self.ring.load_u16(off)
+        self.ring.load_u16(Field::UsedIdx)
     }
 
     fn fail(&mut self, e: Error) -> Error {

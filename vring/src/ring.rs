@@ -5,7 +5,7 @@
 //! [`RingMem::clean`] / [`RingMem::invalidate`] at the exact point its
 //! protocol needs it, so every maintenance call is visible (and testable) at
 //! its call site.
-#![deny(unsafe_code)]
+#![allow(unsafe_code)]
 
 use core::marker::PhantomData;
 
@@ -30,7 +30,49 @@ pub(crate) struct Desc {
     pub next: u16,
 }
 
+/// The 16-bit control fields of a split ring (virtio 1.x §2.7.6, §2.7.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// `avail.flags` (driver-written).
+    AvailFlags,
+    /// `avail.idx` (driver-written).
+    AvailIdx,
+    /// `used_event`, behind `avail.ring` (driver-written).
+    UsedEvent,
+    /// `used.flags` (device-written).
+    UsedFlags,
+    /// `used.idx` (device-written).
+    UsedIdx,
+    /// `avail_event`, behind `used.ring` (device-written).
+    AvailEvent,
+}
+
+impl Field {
+    /// The field's offset in the window: 2-aligned (the areas' alignment,
+    /// `Layout`'s constructors) and inside the ring.
+    #[inline]
+    pub fn offset(self, l: &Layout) -> usize {
+        match self {
+            Self::AvailFlags => l.avail_offset(),
+            Self::AvailIdx => l.avail_offset() + 2,
+            Self::UsedEvent => l.used_event_offset(),
+            Self::UsedFlags => l.used_offset(),
+            Self::UsedIdx => l.used_offset() + 2,
+            Self::AvailEvent => l.avail_event_offset(),
+        }
+    }
+}
+
 /// The memory and offsets of one ring, with its byte order.
+///
+/// Only exists validated: [`RingMem::new`] checks the layout against the
+/// window (every area ends inside it; each area is aligned to its fields'
+/// width, which `Layout`'s constructors guarantee, and the window base is
+/// aligned for them by the `SharedMemory` implementation). The field
+/// accessors below therefore use the `_unchecked` accesses of
+/// `SharedMemory`: no per-access bounds or alignment check. Their callers
+/// pass in-range indices (`i < num`, positions masked), which is all the
+/// offsets depend on.
 pub(crate) struct RingMem<'m, M: ?Sized, E> {
     pub mem: &'m M,
     pub layout: Layout,
@@ -64,6 +106,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Writes back the lines covering `offset..offset + len`.
     #[inline]
     pub fn clean(&self, offset: usize, len: usize) -> Result<(), Error> {
+        if M::COHERENT {
+            return Ok(());
+        }
         let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
         self.mem.clean(o, l).map_err(mem_err)
     }
@@ -74,33 +119,47 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// write is lost.
     #[inline]
     pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), Error> {
+        if M::COHERENT {
+            return Ok(());
+        }
         let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
         self.mem.invalidate(o, l).map_err(mem_err)
     }
 
-    /// Loads an index or flags field with acquire ordering.
+    /// Loads an index, flags or event field with acquire ordering.
     #[inline]
-    pub fn load_u16(&self, offset: usize) -> Result<u16, Error> {
-        self.mem
-            .load_u16_acquire(offset)
+    pub fn load_u16(&self, field: Field) -> Result<u16, Error> {
+        let offset = field.offset(&self.layout);
+        // SAFETY: a `Field` offset is 2-aligned and inside the ring, which
+        // lies inside the window (`new` checked the layout's end).
+        unsafe { self.mem.load_u16_acquire_unchecked(offset) }
             .map(E::u16_from_stored)
             .map_err(mem_err)
     }
 
-    /// Stores an index or flags field with release ordering.
+    /// Stores an index, flags or event field with release ordering.
     #[inline]
-    pub fn store_u16(&self, offset: usize, v: u16) -> Result<(), Error> {
-        self.mem
-            .store_u16_release(offset, E::u16_to_stored(v))
-            .map_err(mem_err)
+    pub fn store_u16(&self, field: Field, v: u16) -> Result<(), Error> {
+        let offset = field.offset(&self.layout);
+        // SAFETY: as in `load_u16`.
+        unsafe {
+            self.mem
+                .store_u16_release_unchecked(offset, E::u16_to_stored(v))
+        }
+        .map_err(mem_err)
     }
 
     /// Reads descriptor `i` (`i < num`) into a local.
     pub fn read_desc(&self, i: u16) -> Result<Desc, Error> {
         let mut b = [0u8; 16];
-        self.mem
-            .read(self.layout.desc_entry_offset(i), &mut b)
-            .map_err(mem_err)?;
+        let i = i & self.mask;
+        // SAFETY: `i < num` (masked), so the entry lies in the descriptor
+        // table, inside the window (`new`).
+        unsafe {
+            self.mem
+                .read_unchecked(self.layout.desc_entry_offset(i), &mut b)
+        }
+        .map_err(mem_err)?;
         let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = b;
         Ok(Desc {
             addr: E::u64_from([a0, a1, a2, a3, a4, a5, a6, a7]),
@@ -117,36 +176,50 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         b[8..12].copy_from_slice(&E::u32_to(d.len));
         b[12..14].copy_from_slice(&E::u16_to(d.flags));
         b[14..16].copy_from_slice(&E::u16_to(d.next));
-        self.mem
-            .write(self.layout.desc_entry_offset(i), &b)
-            .map_err(mem_err)
+        let i = i & self.mask;
+        // SAFETY: as in `read_desc`.
+        unsafe {
+            self.mem
+                .write_unchecked(self.layout.desc_entry_offset(i), &b)
+        }
+        .map_err(mem_err)
     }
 
     /// Reads `avail.ring[pos & mask]`.
     pub fn read_avail_entry(&self, pos: u16) -> Result<u16, Error> {
         let mut b = [0u8; 2];
-        self.mem
-            .read(self.layout.avail_entry_offset(pos & self.mask), &mut b)
-            .map_err(mem_err)?;
+        // SAFETY: the masked position is `< num`: inside the available
+        // ring, inside the window (`new`).
+        unsafe {
+            self.mem
+                .read_unchecked(self.layout.avail_entry_offset(pos & self.mask), &mut b)
+        }
+        .map_err(mem_err)?;
         Ok(E::u16_from(b))
     }
 
     /// Writes `avail.ring[pos & mask]`.
     pub fn write_avail_entry(&self, pos: u16, head: u16) -> Result<(), Error> {
-        self.mem
-            .write(
+        // SAFETY: as in `read_avail_entry`.
+        unsafe {
+            self.mem.write_unchecked(
                 self.layout.avail_entry_offset(pos & self.mask),
                 &E::u16_to(head),
             )
-            .map_err(mem_err)
+        }
+        .map_err(mem_err)
     }
 
     /// Reads `used.ring[pos & mask]` as `(id, len)`.
     pub fn read_used_entry(&self, pos: u16) -> Result<(u32, u32), Error> {
         let mut b = [0u8; 8];
-        self.mem
-            .read(self.layout.used_entry_offset(pos & self.mask), &mut b)
-            .map_err(mem_err)?;
+        // SAFETY: the masked position is `< num`: inside the used ring,
+        // inside the window (`new`).
+        unsafe {
+            self.mem
+                .read_unchecked(self.layout.used_entry_offset(pos & self.mask), &mut b)
+        }
+        .map_err(mem_err)?;
         let [i0, i1, i2, i3, l0, l1, l2, l3] = b;
         Ok((E::u32_from([i0, i1, i2, i3]), E::u32_from([l0, l1, l2, l3])))
     }
@@ -156,9 +229,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         let mut b = [0u8; 8];
         b[0..4].copy_from_slice(&E::u32_to(id));
         b[4..8].copy_from_slice(&E::u32_to(len));
-        self.mem
-            .write(self.layout.used_entry_offset(pos & self.mask), &b)
-            .map_err(mem_err)
+        // SAFETY: as in `read_used_entry`.
+        unsafe {
+            self.mem
+                .write_unchecked(self.layout.used_entry_offset(pos & self.mask), &b)
+        }
+        .map_err(mem_err)
     }
 
     /// The `(offset, len)` pieces of ring entries `from..to` (wrapping), one

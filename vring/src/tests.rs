@@ -332,6 +332,61 @@ fn overlapping_buffers_never_get_two_handles() {
 }
 
 #[test]
+fn moved_descriptors_are_still_checked_against_every_held_buffer() {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        // Each descriptor first names its own buffer (learned spans).
+        for i in 0..4u16 {
+            raw.desc(i, addr(usize::from(i)), 64, DESC_F_WRITE);
+        }
+        raw.post(0, &[0, 1, 2, 3]);
+        let mut held = [None, None, None, None];
+        for _ in 0..4 {
+            let p = dev.pop_writable().unwrap().unwrap();
+            let h = usize::from(p.head);
+            held[h] = Some(p);
+        }
+        for p in [held[0].take(), held[2].take()].into_iter().flatten() {
+            dev.push_used(p.head, p.buf.clean().unwrap(), 0).unwrap();
+        }
+        // Descriptor 0 moves onto buffer 1 (held): refused; onto buffer 2
+        // (returned): accepted, and buffer 2's old owner can no longer
+        // take it while 0 holds it.
+        raw.desc(0, addr(1), 64, DESC_F_WRITE);
+        raw.post(4, &[0]);
+        assert_eq!(
+            dev.pop_writable().unwrap_err(),
+            Error::OverlappingBuffer { index: 0 }
+        );
+        raw.desc(0, addr(2) + 16, 16, DESC_F_WRITE);
+        raw.post(5, &[0]);
+        let moved = dev.pop_writable().unwrap().unwrap();
+        assert_eq!(moved.buf.offset(), AREA.offset() + 2 * 64 + 16);
+        raw.post(6, &[2]);
+        assert_eq!(
+            dev.pop_writable().unwrap_err(),
+            Error::OverlappingBuffer { index: 2 }
+        );
+        // A part of its own (learned) span is fine for descriptor 3 once
+        // it is back.
+        let p3 = held[3].take().unwrap();
+        dev.push_used(p3.head, p3.buf.clean().unwrap(), 0).unwrap();
+        raw.desc(3, addr(3), 32, DESC_F_WRITE);
+        raw.post(7, &[3]);
+        let small = dev.pop_writable().unwrap().unwrap();
+        assert_eq!((small.head, small.buf.capacity()), (3, 32));
+        assert_eq!(dev.stats().failures.overlapping_buffer, 2);
+        for p in [Some(moved), Some(small), held[1].take()]
+            .into_iter()
+            .flatten()
+        {
+            dev.push_used(p.head, p.buf.clean().unwrap(), 0).unwrap();
+        }
+    });
+}
+
+#[test]
 fn line_granular_checks_with_a_32_byte_cache() {
     with_region(Line32, |shm| {
         let mut dev = device::<_, Legacy>(shm);
