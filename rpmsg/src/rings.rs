@@ -130,6 +130,15 @@ pub trait Rings<'m>: sealed::Sealed {
     /// The rings' byte order.
     type Order: Endian;
 
+    /// Whether a receive call ([`crate::link::Link::try_recv`]) may stop
+    /// servicing at the first message for its endpoint and leave the rest
+    /// in the ring for the next call. With virtio rings this lets the
+    /// message's buffer go back before the ring is found empty, so the
+    /// return and the re-arm share one fence. Split ownership ends a pass
+    /// only when its ring is empty (the consumed word), so it services to
+    /// the end.
+    const RETURN_BEFORE_IDLE: bool = false;
+
     /// The memory the rings live in.
     fn mem(&self) -> &'m Self::Mem;
     /// The queue to kick after [`Rings::send_tx`].
@@ -312,6 +321,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
+    const RETURN_BEFORE_IDLE: bool = true;
 
     fn mem(&self) -> &'m M {
         self.mem
@@ -408,7 +418,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // and it never exceeds what the master posted, whatever the cache
         // line (Linux posts header + payload, not a whole line).
         self.rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
-        Ok(self.rx.publish_used()? || self.always_notify)
+        // Messages are work: going idle re-arms under the publication's
+        // fence (`Device::publish_used_and_rearm`).
+        Ok(self.rx.publish_used_and_rearm()? || self.always_notify)
     }
 
     fn ring_stats(&self) -> (&Stats, &Stats) {
@@ -565,6 +577,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
+    const RETURN_BEFORE_IDLE: bool = true;
 
     fn mem(&self) -> &'m M {
         self.mem
@@ -674,7 +687,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // lines is dirty; the remote's next message in it is invalidated
         // before it is read.
         self.rx.add_writable(buf.into_empty()).map_err(|(_, e)| e)?;
-        self.rx.publish()
+        // Messages are work: going idle re-arms under the publication's
+        // fence (`Driver::publish_and_rearm`).
+        self.rx.publish_and_rearm()
     }
 
     fn ring_stats(&self) -> (&Stats, &Stats) {

@@ -22,9 +22,23 @@
 //!    clean).
 //! 3. [`Device::push_used`] takes the buffer back (so it cannot be used
 //!    again) and writes the used entry; [`Device::publish_used`] cleans the
-//!    batch, stores `used.idx` (release), cleans it, fences (`SeqCst`), and
-//!    reads the driver's `avail.flags` or `used_event` to say whether to
-//!    notify.
+//!    batch, stores `used.idx` (release), cleans it, and reads the driver's
+//!    `avail.flags` or `used_event` to say whether to notify: a "yes" is
+//!    final, a "no" is read again after `fence(SeqCst)`.
+//!    [`Device::publish_used_and_rearm`] ends a receive pass: it also
+//!    re-arms `avail_event` when every known entry was consumed, under the
+//!    same fence, so the pop that then finds the ring empty pays none.
+//!
+//! # Fences
+//!
+//! The one ordering the protocol needs a full fence for is store -> load
+//! between publishing an index and reading the peer's suppression field
+//! (and, going idle, between re-arming and re-reading the peer's index).
+//! Per pass the device pays at most one: the publication's "yes" needs
+//! none, a re-arm shares the publication's fence, and an empty ring already
+//! armed at this position needs none. In a one-way stream at steady state
+//! the device pays one per pass and the driver none (the device is armed,
+//! so the driver's read says "notify": see [`crate::Driver::publish`]).
 //!
 //! # Buffers the driver can lie about
 //!
@@ -196,8 +210,9 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `avail_event` is re-armed whenever the ring is found empty.
     notify_on: bool,
     /// `EVENT_IDX`: the position this device last stored in `avail_event`
-    /// *and* re-checked `avail.idx` after (store, fence, load); `None` when
-    /// unknown (at attach, after disabling).
+    /// *and* executed a full fence after, so every later load of
+    /// `avail.idx` is ordered after that store (the re-check a pop does on
+    /// an empty ring); `None` when unknown (at attach, after disabling).
     armed_at: Option<u16>,
     broken: bool,
     stats: Stats,
@@ -606,14 +621,45 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// whether the driver wants an interrupt.
     ///
     /// Order: clean the new used entries; store `used.idx` (release) and
-    /// clean it; `fence(SeqCst)`; invalidate and read the driver's
-    /// `avail.flags` or `used_event`.
+    /// clean it; invalidate and read the driver's `avail.flags` or
+    /// `used_event`. When that read already asks for an interrupt, that is
+    /// the answer (a stale read can only make a notification spurious,
+    /// never lose one), and no fence is paid: the interrupt wakes the
+    /// driver whatever it stored meanwhile. Otherwise `fence(SeqCst)` (the
+    /// index store and the second read must not be reordered: the lost
+    /// wake-up of the publish-then-check pattern) and the read again.
     ///
     /// # Errors
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     #[must_use = "a publication the driver wants to hear about needs a notification"]
     pub fn publish_used(&mut self) -> Result<bool, Error> {
+        self.publish(false)
+    }
+
+    /// [`Device::publish_used`] at the end of a receive pass: when this
+    /// device has consumed every available entry it knows of and
+    /// notifications are on (`EVENT_IDX`), it also re-arms `avail_event` at
+    /// the next position to consume, and one full fence orders both stores
+    /// (`used.idx`, `avail_event`) before both reads (`used_event` here,
+    /// `avail.idx` at the next pop). A pop that then finds the ring empty
+    /// needs no fence of its own: one fence per pass instead of one for the
+    /// publication and one for going idle.
+    ///
+    /// For the ring whose entries are work (the remote's receive ring);
+    /// a ring whose entries are resources the device takes only when it
+    /// needs one (the remote's transmit ring) re-arms when a pop finds it
+    /// empty, so the driver does not ring for every buffer it posts.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::publish_used`].
+    #[must_use = "a publication the driver wants to hear about needs a notification"]
+    pub fn publish_used_and_rearm(&mut self) -> Result<bool, Error> {
+        self.publish(true)
+    }
+
+    fn publish(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
             return Err(Error::Broken);
         }
@@ -637,8 +683,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             .stats
             .published
             .wrapping_add(u32::from(new.wrapping_sub(old)));
+        let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
+        if arm {
+            self.store_avail_event(self.last_avail)?;
+        } else if self.driver_wants(new, old)? {
+            return Ok(self.count_notification(true));
+        }
         fence(Ordering::SeqCst);
-        let notify = match self.config.suppression {
+        if arm {
+            self.armed_at = Some(self.last_avail);
+        }
+        let notify = self.driver_wants(new, old)?;
+        Ok(self.count_notification(notify))
+    }
+
+    /// Whether the driver asks to hear about used entries `old..new`: a
+    /// fresh read of its `used_event` or `avail.flags`.
+    #[inline]
+    fn driver_wants(&self, new: u16, old: u16) -> Result<bool, Error> {
+        let l = self.ring.layout;
+        Ok(match self.config.suppression {
             Suppression::EventIdx => {
                 self.ring.invalidate(l.used_event_offset(), 2)?;
                 let event = self.ring.load_u16(Field::UsedEvent)?;
@@ -648,14 +712,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 self.ring.invalidate(l.avail_offset(), 2)?;
                 self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
             }
-        };
+        })
+    }
+
+    #[inline]
+    fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
             self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
         } else {
             self.stats.notifications_suppressed =
                 self.stats.notifications_suppressed.wrapping_add(1);
         }
-        Ok(notify)
+        notify
     }
 
     /// Asks the driver to notify on new buffers again, then re-checks:

@@ -14,11 +14,13 @@
 //!    [`ShmBuf<Clean>`] (payload already written back), write its descriptor
 //!    and clean it, and write the available entry.
 //! 2. [`Driver::publish`] cleans the batch's available entries, stores
-//!    `avail.idx` with release ordering and cleans it, then — after a
-//!    `SeqCst` fence, so the index store and the flag load cannot be
-//!    reordered (the lost wake-up of the publish-then-check pattern) —
-//!    invalidates and reads `used.flags` or `avail_event` and says whether to
-//!    notify.
+//!    `avail.idx` with release ordering and cleans it, then invalidates and
+//!    reads `used.flags` or `avail_event` and says whether to notify. A
+//!    "yes" is final; a "no" is read again after a `SeqCst` fence, so the
+//!    index store and the flag load cannot be reordered (the lost wake-up
+//!    of the publish-then-check pattern). [`Driver::publish_and_rearm`]
+//!    also re-arms `used_event` under the same fence when every known used
+//!    entry was reaped (the end of a receive pass).
 //! 3. [`Driver::pop_used`] invalidates and loads `used.idx` (acquire), then
 //!    invalidates and reads each entry, accepts only ids it published and not
 //!    yet reaped, and hands the slot back as [`ShmBuf<Received>`]: the user
@@ -203,8 +205,8 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// is re-armed whenever the used ring is found empty.
     interrupts_on: bool,
     /// `EVENT_IDX`: the position this driver last stored in `used_event`
-    /// *and* re-checked `used.idx` after (store, fence, load); `None` when
-    /// unknown.
+    /// *and* executed a full fence after, so every later load of `used.idx`
+    /// is ordered after that store; `None` when unknown.
     armed_at: Option<u16>,
     broken: bool,
     stats: Stats,
@@ -406,14 +408,46 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// the device wants a notification (the ring does not own the doorbell).
     ///
     /// Order: clean the new available entries; store `avail.idx` (release)
-    /// and clean it; `fence(SeqCst)`; invalidate and read the device's
-    /// `used.flags` or `avail_event`.
+    /// and clean it; invalidate and read the device's `used.flags` or
+    /// `avail_event`. A read that asks for a notification is the answer
+    /// without a fence (a stale value can only make the doorbell spurious,
+    /// and the doorbell wakes the device whatever it stored meanwhile).
+    /// Otherwise `fence(SeqCst)` — the index store and the second read must
+    /// not be reordered (the lost wake-up of the publish-then-check
+    /// pattern) — and the read again. So a publication costs a doorbell or
+    /// a fence, not both: at steady state of a one-way stream the device is
+    /// idle and armed, and the driver pays no fence.
     ///
     /// # Errors
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     #[must_use = "a publication the device wants to hear about needs a notification"]
     pub fn publish(&mut self) -> Result<bool, Error> {
+        self.publish_inner(false)
+    }
+
+    /// [`Driver::publish`] at the end of a receive pass: when this driver
+    /// has reaped every used entry it knows of and interrupts are on
+    /// (`EVENT_IDX`), it also re-arms `used_event` at the next entry to
+    /// reap, and one full fence orders both stores (`avail.idx`,
+    /// `used_event`) before both reads (`avail_event` here, `used.idx` at
+    /// the next [`Driver::pop_used`], which then pays no fence of its own).
+    ///
+    /// For the ring whose used entries are work (the master's receive
+    /// ring, where it posts buffers back); the transmit ring, whose used
+    /// entries are returned buffers the driver reaps only when it needs
+    /// one, re-arms when a pop finds it empty, so the device does not
+    /// interrupt for every buffer it returns.
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::publish`].
+    #[must_use = "a publication the device wants to hear about needs a notification"]
+    pub fn publish_and_rearm(&mut self) -> Result<bool, Error> {
+        self.publish_inner(true)
+    }
+
+    fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
             return Err(Error::Broken);
         }
@@ -443,8 +477,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let n = new.wrapping_sub(old);
         self.in_flight += n;
         self.stats.published = self.stats.published.wrapping_add(u32::from(n));
+        let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
+        if arm {
+            self.store_used_event(self.last_used)?;
+        } else if self.device_wants(new, old)? {
+            return Ok(self.count_notification(true));
+        }
         fence(Ordering::SeqCst);
-        let notify = match self.config.suppression {
+        if arm {
+            self.armed_at = Some(self.last_used);
+        }
+        let notify = self.device_wants(new, old)?;
+        Ok(self.count_notification(notify))
+    }
+
+    /// Whether the device asks to hear about available entries `old..new`:
+    /// a fresh read of its `avail_event` or `used.flags`.
+    #[inline]
+    fn device_wants(&self, new: u16, old: u16) -> Result<bool, Error> {
+        let l = self.ring.layout;
+        Ok(match self.config.suppression {
             Suppression::EventIdx => {
                 self.ring.invalidate(l.avail_event_offset(), 2)?;
                 let event = self.ring.load_u16(Field::AvailEvent)?;
@@ -454,14 +506,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 self.ring.invalidate(l.used_offset(), 2)?;
                 self.ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
             }
-        };
+        })
+    }
+
+    #[inline]
+    fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
             self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
         } else {
             self.stats.notifications_suppressed =
                 self.stats.notifications_suppressed.wrapping_add(1);
         }
-        Ok(notify)
+        notify
     }
 
     /// Used entries the device has returned that this driver has not

@@ -21,6 +21,15 @@
 //!    their ring empty. Only the re-arm inside `pop_readable` / `pop_used`
 //!    (store, fence, re-check) keeps the second message and the second
 //!    completion from being lost.
+//! 4. `one_fence_per_pass_device`: the one-way stream as the rpmsg remote
+//!    runs it: the device pops one message, returns it with
+//!    `publish_used_and_rearm` (publication and re-arm under one fence) and
+//!    sleeps once a pop finds the ring empty, which then pays no fence; the
+//!    driver's `publish` takes the fence-free path whenever the device asks
+//!    for the doorbell. Weakening that one fence (`Device::publish`) to
+//!    `Release` makes loom report the lost wake-up (a deadlock).
+//! 5. `one_fence_per_pass_driver`: the same on the driver's receive ring
+//!    (the master posting buffers back with `publish_and_rearm`).
 #![cfg(loom)]
 #![allow(clippy::unwrap_used, unsafe_code)]
 
@@ -365,4 +374,120 @@ fn event_idx_rearms_on_empty() {
         t.join().unwrap();
     });
     report("event_idx_rearms_on_empty");
+}
+
+#[test]
+fn one_fence_per_pass_device() {
+    let s = Suppression::EventIdx;
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(move || {
+        count();
+        let mem = Arc::new(LoomMem::new());
+        let dev_bell = Arc::new(Bell::default());
+        let drv_bell = Arc::new(Bell::default());
+        let mut drv = driver(&mem, s);
+        let (m2, db, rb) = (mem.clone(), dev_bell.clone(), drv_bell.clone());
+        let t = loom::thread::spawn(move || {
+            let mut dev = device(&m2, s);
+            let mut expect = b'a';
+            loop {
+                // One message per pass, returned and re-armed at once; the
+                // next pop either finds work or is the licence to sleep.
+                if pop_and_check(&mut dev, &mut expect) {
+                    if dev.publish_used_and_rearm().unwrap() {
+                        rb.ring();
+                    }
+                    continue;
+                }
+                if expect == b'c' {
+                    break;
+                }
+                db.wait();
+            }
+        });
+        for (k, text) in [b'a', b'b'].into_iter().enumerate() {
+            let _ = drv.add_readable(slot(&mem, k, text)).unwrap();
+            if drv.publish().unwrap() {
+                dev_bell.ring();
+            }
+        }
+        let mut back = 0;
+        loop {
+            while drv.pop_used().unwrap().is_some() {
+                back += 1;
+            }
+            if back == 2 {
+                break;
+            }
+            drv_bell.wait();
+        }
+        t.join().unwrap();
+    });
+    report("one_fence_per_pass_device");
+}
+
+#[test]
+fn one_fence_per_pass_driver() {
+    let s = Suppression::EventIdx;
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(move || {
+        count();
+        let mem = Arc::new(LoomMem::new());
+        let dev_bell = Arc::new(Bell::default());
+        let drv_bell = Arc::new(Bell::default());
+        let mut drv = driver(&mem, s);
+        let (m2, db, rb) = (mem.clone(), dev_bell.clone(), drv_bell.clone());
+        let t = loom::thread::spawn(move || {
+            let mut dev = device(&m2, s);
+            let mut filled = 0u8;
+            loop {
+                // The device fills what it is given and sleeps once a pop
+                // finds the ring empty (re-armed inside the pop).
+                while let Some(p) = dev.pop_writable().unwrap() {
+                    let mut buf = p.buf;
+                    buf.write(0, &[b'a' + filled; 4]).unwrap();
+                    dev.push_used(p.head, buf.clean().unwrap(), 4).unwrap();
+                    filled += 1;
+                    if dev.publish_used().unwrap() {
+                        rb.ring();
+                    }
+                }
+                if filled == 2 {
+                    break;
+                }
+                db.wait();
+            }
+        });
+        // One buffer, posted twice: the driver reaps it, posts it back with
+        // `publish_and_rearm` and sleeps once a pop finds nothing.
+        let first = slot(&mem, 0, 0);
+        let _ = drv.add_writable(first).unwrap();
+        if drv.publish().unwrap() {
+            dev_bell.ring();
+        }
+        let mut got = 0u8;
+        loop {
+            while let Some(u) = drv.pop_used().unwrap() {
+                let r = u.buf.invalidate().unwrap().validate(u.len).unwrap();
+                let mut text = [0u8; 4];
+                r.read(0, &mut text).unwrap();
+                assert_eq!(text, [b'a' + got; 4], "torn or reordered payload");
+                got += 1;
+                if got < 2 {
+                    let _ = drv.add_writable(r.into_empty()).unwrap();
+                    if drv.publish_and_rearm().unwrap() {
+                        dev_bell.ring();
+                    }
+                }
+            }
+            if got == 2 {
+                break;
+            }
+            drv_bell.wait();
+        }
+        t.join().unwrap();
+    });
+    report("one_fence_per_pass_driver");
 }
