@@ -47,6 +47,7 @@ PY=python3
 TESTS=(
   cache_model
   cache_maintenance
+  boot
   vring_e2e
   faults_mu_imx8
   power_mu_imx8
