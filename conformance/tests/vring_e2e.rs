@@ -536,3 +536,54 @@ fn publish_used_rereads_the_driver_flags() {
         0
     );
 }
+
+/// A remote whose cache holds stale lines of the used ring (warm from
+/// before the master laid the ring out, or from a previous session) must
+/// not write them back over what the master put there. rpmsg-lite's master
+/// parks its transmit buffers as used entries (vector 01); the device's
+/// first partial store into the last entry's line (`avail_event`, when
+/// `EVENT_IDX` re-arms on an empty ring) once wrote the stale bytes around
+/// it back over the parked entry, and the master then reaped a garbage
+/// length. `Device::new` invalidates the whole used ring at attach.
+#[test]
+fn device_attach_discards_stale_used_ring_lines() {
+    let l0 = Layout::legacy_at(RING0, NUM, 32);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    mem.poke(0, &[0xa5; WINDOW]).unwrap();
+    let a: SimCore<64> = mem.core(CacheConfig::write_back(7).never_evict());
+    let b: SimCore<32> = mem.core(CacheConfig::write_back(8).never_evict());
+    // The remote's cache is warm with the garbage (every line, clean).
+    let mut junk = vec![0u8; WINDOW];
+    b.read(0, &mut junk).unwrap();
+    let cfg = DriverConfig {
+        suppression: Suppression::EventIdx,
+        write_flag_on_readable: false,
+    };
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, cfg) }.unwrap();
+    for k in 0..usize::from(NUM) {
+        // SAFETY: slot k, created once; afterwards it moves only through the ring.
+        let t = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&a, AREA0.offset() + SLOT * k, SLOT) }
+            .unwrap();
+        drv.preload_used(t.clean().unwrap(), 0).unwrap();
+    }
+    let dcfg = DeviceConfig {
+        suppression: Suppression::EventIdx,
+        ..DeviceConfig::new(AREA0)
+    };
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev = unsafe { Device::<_, Legacy, 16>::new(&b, l0, dcfg) }.unwrap();
+    // Nothing available: the device re-arms `avail_event` (a store into the
+    // line of the last used entry) and cleans it.
+    assert!(dev.pop_readable().unwrap().is_none());
+    let mut reaped = 0;
+    while let Some(u) = drv.pop_used().unwrap() {
+        assert_eq!(
+            u.len, 0,
+            "parked entry {} came back with a stale length",
+            u.id
+        );
+        reaped += 1;
+    }
+    assert_eq!(reaped, NUM, "every parked buffer comes back");
+}

@@ -57,7 +57,7 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
 use crate::error::{Error, Stats};
-use crate::layout::{align_up, Layout, LayoutError, DESC_SIZE, USED_ELEM_SIZE};
+use crate::layout::{align_up, used_size, Layout, LayoutError, DESC_SIZE, USED_ELEM_SIZE};
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
@@ -238,7 +238,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 return Err(LayoutError::BadBufferArea.into());
             }
         }
-        ring.invalidate(layout.used_offset() + 2, 2)?;
+        // The whole used ring, not only `used.idx`: this core may hold stale
+        // lines of it (a warm cache from before the driver laid the ring
+        // out, or from a previous session), and the device's first partial
+        // store into such a line (`avail_event`, an entry, `used.flags`)
+        // would write the stale bytes around it back over what the driver
+        // wrote there — rpmsg-lite's master parks its transmit buffers as
+        // used entries (vector 01), and a stale line clobbered the last one.
+        // At attach this core has published nothing, so nothing of its own
+        // is discarded.
+        ring.invalidate(layout.used_offset(), used_size(usize::from(layout.num())))?;
         let used = ring.load_u16(Field::UsedIdx)?;
         Ok(Self {
             ring,
