@@ -55,7 +55,7 @@ pub fn run(how: &str, len: usize, count: u32) -> Result<u32, Failure> {
         }
         _ => return Err(Failure::new(format!("unknown copy {how:?}"))),
     }
-    if out != msg {
+    if count > 0 && out != msg {
         return Err(Failure::new("copy came back wrong"));
     }
     Ok(count)

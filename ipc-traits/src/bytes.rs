@@ -97,33 +97,27 @@ unsafe fn store_word(p: *mut u8, v: usize) {
     unsafe { p.cast::<usize>().write_volatile(v) }
 }
 
-/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
-/// byte read exactly once.
+/// Whether a range at `p` of `len` bytes is whole aligned words (the
+/// common case: payloads sit behind a 16-byte header in line-aligned
+/// buffers), which the copies do inline with no head or tail.
+#[inline(always)]
+fn whole_words(p: *const u8, len: usize) -> bool {
+    (p.addr() | len) & (WORD - 1) == 0
+}
+
+/// Copies the words of `src + i..src + end` to `d + i..` (unaligned on
+/// the local side), four at a time while it can.
 ///
 /// # Safety
 ///
-/// `src..src + dst.len()` is valid for reads for the duration of the call
-/// and no Rust reference to it exists (it holds no Rust object); no thread
-/// of this program writes it during the call (the rings' acquire and
-/// release accesses hand it over). The peer, outside this program, may
-/// write it meanwhile: the copy then holds some mix of old and new values,
-/// which the caller validates like any other peer input.
-#[inline]
-pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
-    let d = dst.as_mut_ptr();
-    let head = head_len(src, len);
-    let mut i = 0;
-    // SAFETY: for the whole block, `i < len` on every byte access and
-    // `i + WORD <= len` on every word access, so every access stays inside
-    // `src..+len` (caller) and `dst`; word accesses start at
-    // `src + head + k * WORD`, word-aligned by the choice of `head`.
+/// `src + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
+/// valid (the callers' contracts).
+#[inline(always)]
+unsafe fn words_from_shared(src: *const u8, d: *mut u8, mut i: usize, end: usize) {
+    // SAFETY: for the whole block, every word lies in `i..end` (caller),
+    // and `src + i` stays word-aligned.
     unsafe {
-        while i < head {
-            *d.add(i) = load_u8(src.add(i));
-            i += 1;
-        }
-        while i + 4 * WORD <= len {
+        while end - i >= 4 * WORD {
             let s = src.add(i);
             let (a, b, c, e) = (
                 load_word(s),
@@ -138,40 +132,26 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
             t.add(3).write_unaligned(e);
             i += 4 * WORD;
         }
-        while i + WORD <= len {
+        while i < end {
             d.add(i)
                 .cast::<usize>()
                 .write_unaligned(load_word(src.add(i)));
             i += WORD;
         }
-        while i < len {
-            *d.add(i) = load_u8(src.add(i));
-            i += 1;
-        }
     }
 }
 
-/// Copies `src` into shared memory at `dst`, each byte written once.
+/// [`words_from_shared`] in the other direction.
 ///
 /// # Safety
 ///
-/// `dst..dst + src.len()` is valid for writes for the duration of the
-/// call, holds no Rust object and no Rust reference to it exists; no other
-/// thread of this program accesses it during the call.
-#[inline]
-pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
-    let len = src.len();
-    let s = src.as_ptr();
-    let head = head_len(dst, len);
-    let mut i = 0;
-    // SAFETY: for the whole block, as in `copy_from_shared`, with the roles of the
-    // two sides swapped.
+/// `dst + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
+/// valid.
+#[inline(always)]
+unsafe fn words_to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) {
+    // SAFETY: as in `words_from_shared`.
     unsafe {
-        while i < head {
-            store_u8(dst.add(i), *s.add(i));
-            i += 1;
-        }
-        while i + 4 * WORD <= len {
+        while end - i >= 4 * WORD {
             let f = s.add(i).cast::<usize>();
             let (a, b, c, e) = (
                 f.read_unaligned(),
@@ -186,13 +166,222 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
             store_word(t.add(3 * WORD), e);
             i += 4 * WORD;
         }
-        while i + WORD <= len {
+        while i < end {
             store_word(dst.add(i), s.add(i).cast::<usize>().read_unaligned());
             i += WORD;
         }
+    }
+}
+
+/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
+/// byte read exactly once.
+///
+/// # Safety
+///
+/// `src..src + dst.len()` is valid for reads for the duration of the call
+/// and no Rust reference to it exists (it holds no Rust object); no thread
+/// of this program writes it during the call (the rings' acquire and
+/// release accesses hand it over). The peer, outside this program, may
+/// write it meanwhile: the copy then holds some mix of old and new values,
+/// which the caller validates like any other peer input.
+#[inline]
+pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    if whole_words(src, len) {
+        // SAFETY: aligned whole words (checked), inside the caller's range.
+        unsafe { words_from_shared(src, dst.as_mut_ptr(), 0, len) };
+    } else if WORD > 4 && (src.addr() | len) & 3 == 0 {
+        // 32-bit fields on a 64-bit core (a used-ring element).
+        let d = dst.as_mut_ptr();
+        let mut i = 0;
         while i < len {
-            store_u8(dst.add(i), *s.add(i));
-            i += 1;
+            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
+            unsafe {
+                d.add(i)
+                    .cast::<u32>()
+                    .write_unaligned(src.add(i).cast::<u32>().read_volatile());
+            }
+            i += 4;
+        }
+    } else if len == 2 && src.addr() & 1 == 0 {
+        // A 16-bit ring entry.
+        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
+        let v = unsafe { src.cast::<u16>().read_volatile() };
+        dst.copy_from_slice(&v.to_ne_bytes());
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { copy_from_shared_general(src, dst) };
+    }
+}
+
+/// [`copy_from_shared`] with an unaligned head or tail (out of line: it is
+/// the rarer case, and inlining it everywhere costs code size). The head
+/// and tail move in the widest naturally aligned pieces (a used-ring
+/// element, 4-aligned and 8 bytes long, is two 32-bit accesses on a 64-bit
+/// core).
+///
+/// # Safety
+///
+/// As for [`copy_from_shared`].
+#[inline(never)]
+unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    let d = dst.as_mut_ptr();
+    let head = head_len(src, len);
+    let body = head + (len - head) / WORD * WORD;
+    // SAFETY: for the whole block, the pieces cover `..head` and
+    // `body..len` exactly once, each naturally aligned on the shared side
+    // (`piece` chooses its width from the address and what is left), and
+    // the words `head..body` start at the aligned `src + head`: all inside
+    // `src..+len` (caller) and `dst`.
+    unsafe {
+        let mut i = 0;
+        while i < head {
+            i += piece_from_shared(src, d, i, head);
+        }
+        words_from_shared(src, d, head, body);
+        let mut i = body;
+        while i < len {
+            i += piece_from_shared(src, d, i, len);
+        }
+    }
+}
+
+/// The widest access (1, 2 or 4 bytes) that is aligned at `p` and fits in
+/// `left` bytes.
+#[inline(always)]
+fn piece(p: *const u8, left: usize) -> usize {
+    let a = p.addr();
+    if a & 3 == 0 && left >= 4 {
+        4
+    } else if a & 1 == 0 && left >= 2 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Copies one piece at offset `i` (`i < end`); returns its width.
+///
+/// # Safety
+///
+/// `src + i..src + end` and `d + i..d + end` valid.
+#[inline(always)]
+unsafe fn piece_from_shared(src: *const u8, d: *mut u8, i: usize, end: usize) -> usize {
+    // SAFETY: for the whole block, the access is aligned to its width
+    // (`piece`) and lies in `i..end` (caller).
+    unsafe {
+        let s = src.add(i);
+        let t = d.add(i);
+        match piece(s, end - i) {
+            4 => {
+                t.cast::<u32>()
+                    .write_unaligned(s.cast::<u32>().read_volatile());
+                4
+            }
+            2 => {
+                t.cast::<u16>()
+                    .write_unaligned(s.cast::<u16>().read_volatile());
+                2
+            }
+            _ => {
+                *t = load_u8(s);
+                1
+            }
+        }
+    }
+}
+
+/// Copies one piece to shared memory at offset `i` (`i < end`); returns
+/// its width.
+///
+/// # Safety
+///
+/// `s + i..s + end` and `dst + i..dst + end` valid.
+#[inline(always)]
+unsafe fn piece_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) -> usize {
+    // SAFETY: as in `piece_from_shared`.
+    unsafe {
+        let f = s.add(i);
+        let t = dst.add(i);
+        match piece(t, end - i) {
+            4 => {
+                t.cast::<u32>()
+                    .write_volatile(f.cast::<u32>().read_unaligned());
+                4
+            }
+            2 => {
+                t.cast::<u16>()
+                    .write_volatile(f.cast::<u16>().read_unaligned());
+                2
+            }
+            _ => {
+                store_u8(t, *f);
+                1
+            }
+        }
+    }
+}
+
+/// Copies `src` into shared memory at `dst`, each byte written once.
+///
+/// # Safety
+///
+/// `dst..dst + src.len()` is valid for writes for the duration of the
+/// call, holds no Rust object and no Rust reference to it exists; no other
+/// thread of this program accesses it during the call.
+#[inline]
+pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
+    let len = src.len();
+    if whole_words(dst, len) {
+        // SAFETY: aligned whole words (checked), inside the caller's range.
+        unsafe { words_to_shared(src.as_ptr(), dst, 0, len) };
+    } else if WORD > 4 && (dst.addr() | len) & 3 == 0 {
+        // 32-bit fields on a 64-bit core (a used-ring element).
+        let s = src.as_ptr();
+        let mut i = 0;
+        while i < len {
+            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
+            unsafe {
+                dst.add(i)
+                    .cast::<u32>()
+                    .write_volatile(s.add(i).cast::<u32>().read_unaligned());
+            }
+            i += 4;
+        }
+    } else if let (&[a, b], true) = (src, dst.addr() & 1 == 0) {
+        // A 16-bit ring entry.
+        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
+        unsafe { dst.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b])) };
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { copy_to_shared_general(src, dst) };
+    }
+}
+
+/// [`copy_to_shared`] with an unaligned head or tail (out of line, pieces
+/// as in `copy_from_shared_general`).
+///
+/// # Safety
+///
+/// As for [`copy_to_shared`].
+#[inline(never)]
+unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
+    let len = src.len();
+    let s = src.as_ptr();
+    let head = head_len(dst, len);
+    let body = head + (len - head) / WORD * WORD;
+    // SAFETY: for the whole block, as in `copy_from_shared_general`, with
+    // the roles of the two sides swapped.
+    unsafe {
+        let mut i = 0;
+        while i < head {
+            i += piece_to_shared(s, dst, i, head);
+        }
+        words_to_shared(s, dst, head, body);
+        let mut i = body;
+        while i < len {
+            i += piece_to_shared(s, dst, i, len);
         }
     }
 }
