@@ -54,6 +54,18 @@ for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 64-copy floor-16 floor-512
   echo "bench $name $per instr/msg ratio=-"
 done
 
+# The sound copy primitive (ipc_traits::bytes: word-wise relaxed atomics,
+# what RawRegion and the zero-copy views use) against the C library's
+# memcpy: one copy into shared memory and one back out per iteration.
+for len in 16 496; do
+  for how in shared memcpy; do
+    base=$(ir "copy-$how-$len" 0)
+    full=$(ir "copy-$how-$len" "$N")
+    per=$(awk -v a="$full" -v b="$base" -v n="$N" 'BEGIN { printf "%.0f", (a - b) / n }')
+    echo "bench instr_copy_${how}_${len} $per instr/copy-in+out"
+  done
+done
+
 # --breakdown: per case, first the lines
 #   bench instr_crate_<crate>_<case> N instr/msg
 #   bench fences_<case> N per/msg

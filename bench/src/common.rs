@@ -191,6 +191,16 @@ pub fn stamp(payload: &mut [u8], seq: u32) {
     }
 }
 
+/// [`stamp`] through a zero-copy view (what the link lends: the buffer is
+/// shared memory, reached by copies, never by a slice).
+#[inline]
+pub fn stamp_view(payload: &mut ipc_traits::bytes::ShmSliceMut<'_>, seq: u32) {
+    let _fits = payload.write_at(0, &seq.to_le_bytes()).is_ok();
+    if let Some(last) = payload.len().checked_sub(1) {
+        let _fits = payload.write_at(last, &[check_byte(seq)]).is_ok();
+    }
+}
+
 /// The last byte of message `seq`.
 #[inline]
 pub const fn check_byte(seq: u32) -> u8 {
@@ -224,17 +234,43 @@ impl SeqCheck {
     /// message) or check byte (corrupted payload).
     #[inline]
     pub fn check(&mut self, payload: &[u8]) -> Result<(), Failure> {
+        let head = payload.get(..4).and_then(|h| <[u8; 4]>::try_from(h).ok());
+        self.check_parts(payload.len(), head, payload.last().copied())
+    }
+
+    /// [`SeqCheck::check`] of a payload lent zero-copy: reads the four
+    /// sequence bytes and the check byte through the view.
+    ///
+    /// # Errors
+    ///
+    /// As [`SeqCheck::check`].
+    #[inline]
+    pub fn check_view(&mut self, payload: &ipc_traits::bytes::ShmSlice<'_>) -> Result<(), Failure> {
+        let mut head = [0u8; 4];
+        let head = payload.read_at(0, &mut head).ok().map(|()| head);
+        let last = payload.len().checked_sub(1).and_then(|l| payload.get(l));
+        self.check_parts(payload.len(), head, last)
+    }
+
+    /// Checks a payload of `len` bytes whose first four bytes are `head`
+    /// and last byte `last`.
+    #[inline]
+    fn check_parts(
+        &mut self,
+        len: usize,
+        head: Option<[u8; 4]>,
+        last: Option<u8>,
+    ) -> Result<(), Failure> {
         let want = self.next;
-        if payload.len() != self.len {
+        if len != self.len {
             return Err(Failure::new(format!(
-                "message {want}: length {} instead of {}",
-                payload.len(),
+                "message {want}: length {len} instead of {}",
                 self.len
             )));
         }
-        let seq = match payload.get(..4) {
-            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-            _ => {
+        let seq = match head {
+            Some(h) => u32::from_le_bytes(h),
+            None => {
                 return Err(Failure::new(format!(
                     "message {want}: shorter than 4 bytes"
                 )))
@@ -245,7 +281,7 @@ impl SeqCheck {
                 "sequence error: got message {seq}, expected {want}"
             )));
         }
-        if payload.last() != Some(&check_byte(seq)) {
+        if last != Some(check_byte(seq)) {
             return Err(Failure::new(format!("message {seq}: last byte corrupted")));
         }
         self.next = want.wrapping_add(1);

@@ -23,11 +23,13 @@
 //!
 //! `instr` runs the single-threaded variant (`CASE`: `16-copy`, `64-copy`,
 //! `496-copy`, `16-zerocopy`, `64-zerocopy`, `496-zerocopy`, `floor-16`,
-//! `floor-512`) for `callgrind.sh`.
+//! `floor-512`; and `copy-shared-LEN` / `copy-memcpy-LEN`, the sound
+//! shared-memory copy against memcpy) for `callgrind.sh`.
 #![deny(unsafe_code)]
 
 mod affinity;
 mod common;
+mod copies;
 mod doorbell;
 mod floor;
 mod ours;
@@ -417,6 +419,12 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
     let done = match case.as_str() {
         "floor-16" => floor::spsc_single::<16>(count)?,
         "floor-512" => floor::spsc_single::<512>(count)?,
+        c if c.starts_with("copy-") => {
+            let (how, len) = c["copy-".len()..]
+                .split_once('-')
+                .ok_or_else(|| Failure::new(format!("unknown case {c:?}")))?;
+            copies::run(how, number("CASE", Some(len.into()))?, count)?
+        }
         c => {
             let (len, api) = c
                 .split_once('-')

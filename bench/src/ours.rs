@@ -16,7 +16,7 @@ use rpmsg::wire::{ADDR_ANY, HEADER_LEN};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
 use crate::affinity::{place, Cores};
-use crate::common::{or_abort, stamp, Failure, Meter, Patience, SeqCheck, Timing};
+use crate::common::{or_abort, stamp, stamp_view, Failure, Meter, Patience, SeqCheck, Timing};
 use crate::doorbell::{Bell, BellRx, Doorbells};
 use crate::floor::join;
 use crate::window::Window;
@@ -152,7 +152,7 @@ fn master_send(
         Api::ZeroCopy => match link.try_alloc_tx() {
             Ok(mut tx) => {
                 match tx.payload_mut(msg.len()) {
-                    Ok(p) => stamp(p, seq),
+                    Ok(mut p) => stamp_view(&mut p, seq),
                     Err(LinkError::TooLong { .. }) => {
                         return Err(Failure::new("zero-copy buffer too small"))
                     }
@@ -205,7 +205,7 @@ fn remote_recv(
                     )));
                 }
                 let payload = held.payload().map_err(|e| link_err("payload", e))?;
-                check.check(payload)?;
+                check.check_view(&payload)?;
                 drop(held);
                 Ok(true)
             }

@@ -111,7 +111,17 @@ fuzz_target!(|data: &[u8]| {
             }
             6 => {
                 if let Ok(h) = remote.try_recv_held(&rep) {
-                    assert!(h.payload().map_or(0, <[u8]>::len) <= BUF - 16);
+                    // The zero-copy view: every accessor copies or compares,
+                    // each within the checked length.
+                    if let Ok(p) = h.payload() {
+                        let n = p.copy_to(&mut out);
+                        assert!(n == p.len() && n <= BUF - 16);
+                        assert!(p == out[..n]);
+                        assert_eq!(p.bytes().count(), n);
+                        assert_eq!(p.get(n), None);
+                        let (at, len) = (usize::from(*arg.first().unwrap_or(&0)), usize::from(*arg.get(1).unwrap_or(&0)) % 8);
+                        let _ = p.read_at(at, &mut out[..len]);
+                    }
                 }
             }
             7 => {
@@ -141,8 +151,17 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 // A header or name-service message of the peer's choosing in
                 // a transmit buffer the master is about to send.
+                // Through the zero-copy writer view when the first byte is
+                // odd.
                 if let Ok(mut tx) = master.try_alloc_tx() {
-                    let _ = tx.write(0, arg);
+                    if arg.first().is_some_and(|b| b & 1 == 1) {
+                        if let Ok(mut p) = tx.payload_mut(arg.len() + 1) {
+                            let _ = p.write_at(1, arg);
+                            assert!(p.write_at(1, &[0; BUF]).is_err());
+                        }
+                    } else {
+                        let _ = tx.write(0, arg);
+                    }
                     let _ = tx.send(&mep, u32::from(*arg.first().unwrap_or(&53)));
                 }
             }

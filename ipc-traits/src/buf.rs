@@ -41,27 +41,34 @@
 use core::fmt;
 use core::marker::PhantomData;
 
+use crate::bytes::{ShmSlice, ShmSliceMut};
 use crate::sealed::Sealed;
 use crate::shm::{check_align, check_range, DirectMemory, ErrorType, SharedMemory, ShmError};
 
 /// A buffer state (sealed).
-pub trait BufState: Sealed {}
+pub trait BufState: Sealed {
+    /// Whether this core may hold dirty lines of the slot in this state
+    /// (only [`Dirty`]); the handle's extent then counts the bytes that
+    /// may be dirty, otherwise it counts invalidated bytes or nothing.
+    #[doc(hidden)]
+    const MAY_BE_DIRTY: bool = false;
+}
 
 macro_rules! states {
-    ($($(#[$m:meta])* $name:ident),+) => {$(
+    ($($(#[$m:meta])* $name:ident $({ $($body:tt)* })?),+) => {$(
         $(#[$m])*
         #[derive(Debug)]
         pub struct $name {
             _private: (),
         }
         impl Sealed for $name {}
-        impl BufState for $name {}
+        impl BufState for $name { $($($body)*)? }
     )+};
 }
 
 states! {
     /// The CPU may be writing it; local cache lines may be dirty (type state).
-    Dirty,
+    Dirty { const MAY_BE_DIRTY: bool = true; },
     /// Written back to memory; may be handed to the peer, no longer writable
     /// (type state).
     Clean,
@@ -133,6 +140,12 @@ pub struct ShmBuf<'m, M: ?Sized, S: BufState> {
     offset: usize,
     capacity: usize,
     len: usize,
+    /// Bytes `..extent` of the slot are what maintenance covers: in
+    /// [`Dirty`], what this core may have dirtied since the slot was last
+    /// clean (cleaned by [`ShmBuf::clean`]); in [`Invalidated`] and
+    /// [`Readable`], what was invalidated since the peer handed the slot
+    /// over (reads stay inside it); 0 otherwise. Always `<= capacity`.
+    extent: usize,
     _state: PhantomData<S>,
 }
 
@@ -142,6 +155,7 @@ impl<M: ?Sized, S: BufState> fmt::Debug for ShmBuf<'_, M, S> {
             .field("offset", &self.offset)
             .field("capacity", &self.capacity)
             .field("len", &self.len)
+            .field("extent", &self.extent)
             .field("state", &core::any::type_name::<S>())
             .finish()
     }
@@ -154,12 +168,19 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
             offset: self.offset,
             capacity: self.capacity,
             len: self.len,
+            extent: self.extent,
             _state: PhantomData,
         }
     }
 
-    /// Checks a slot and builds the handle.
-    fn checked(mem: &'m M, offset: usize, capacity: usize) -> Result<Self, ShmError> {
+    /// Checks a slot and builds the handle, with maintenance extent
+    /// `extent`.
+    fn checked(
+        mem: &'m M,
+        offset: usize,
+        capacity: usize,
+        extent: usize,
+    ) -> Result<Self, ShmError> {
         check_range(mem.len(), offset, capacity)?;
         check_align(offset, M::LINE)?;
         check_align(capacity, M::LINE)?;
@@ -168,20 +189,35 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
             offset,
             capacity,
             len: 0,
+            extent: extent.min(capacity),
             _state: PhantomData,
         })
+    }
+
+    /// The line-rounded end of `0..end` within the slot (`end <= capacity`,
+    /// and the capacity is line-aligned, so the result is too).
+    #[inline]
+    fn line_end(end: usize) -> usize {
+        let mask = M::LINE - 1;
+        (end + mask) & !mask
     }
 
     /// Builds the handle of a slot whose range and alignment the caller has
     /// already checked (a ring rebuilding a handle from its own record, or
     /// from a descriptor it validated): no check, no `Result`.
     ///
+    /// The handle starts with nothing to maintain: in [`Dirty`], clean
+    /// writes back only what is written through it.
+    ///
     /// # Safety
     ///
     /// As for [`ShmBuf::new_unchecked`] (exclusive ownership of the slot in
     /// state `S`), and in addition what `new_unchecked` checks:
     /// `offset + capacity <= mem.len()`, and `offset` and `capacity` are
-    /// multiples of `M::LINE`.
+    /// multiples of `M::LINE`. This core holds no dirty line of the slot
+    /// (it handed the slot over [`Clean`] or never wrote it: the
+    /// [`Unwritten`] promise, which a [`Dirty`] handle built here relies on
+    /// too).
     #[inline]
     pub unsafe fn from_validated_slot(mem: &'m M, offset: usize, capacity: usize) -> Self {
         Self {
@@ -189,6 +225,7 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
             offset,
             capacity,
             len: 0,
+            extent: 0,
             _state: PhantomData,
         }
     }
@@ -203,10 +240,15 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
         self.capacity
     }
 
-    /// Discards the contents and starts over as a buffer to fill.
+    /// Discards the contents and starts over as a buffer to fill. A
+    /// [`Dirty`] buffer keeps what it may have dirtied (the next clean
+    /// writes it back); from any other state nothing is dirty.
     pub fn recycle(self) -> ShmBuf<'m, M, Dirty> {
         let mut buf = self.into_state::<Dirty>();
         buf.len = 0;
+        if !S::MAY_BE_DIRTY {
+            buf.extent = 0;
+        }
         buf
     }
 }
@@ -220,12 +262,16 @@ impl<'m, M: SharedMemory + ?Sized, S: Unwritten> ShmBuf<'m, M, S> {
     pub fn into_empty(self) -> ShmBuf<'m, M, Clean> {
         let mut buf = self.into_state::<Clean>();
         buf.len = 0;
+        buf.extent = 0;
         buf
     }
 }
 
 impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
     /// A buffer to fill over the slot `offset..offset + capacity`.
+    ///
+    /// Nothing is known about what this core wrote to the slot before, so
+    /// the first [`ShmBuf::clean`] writes back the whole slot.
     ///
     /// # Errors
     ///
@@ -244,7 +290,7 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
         offset: usize,
         capacity: usize,
     ) -> Result<Self, ShmError> {
-        Self::checked(mem, offset, capacity)
+        Self::checked(mem, offset, capacity, capacity)
     }
 
     /// The bytes written so far (the length that will be published).
@@ -269,6 +315,7 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
         // the window (checked when the handle was built).
         unsafe { self.mem.write_unchecked(self.offset + at, bytes) }?;
         self.len = self.len.max(at + bytes.len());
+        self.extent = self.extent.max(at + bytes.len());
         Ok(())
     }
 
@@ -283,38 +330,49 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
         Ok(())
     }
 
-    /// Writes back the slot's lines and makes the buffer publishable.
+    /// Writes back the lines this core may have dirtied (those covering
+    /// what was written through the handle, not the whole slot) and makes
+    /// the buffer publishable.
     ///
     /// # Errors
     ///
     /// Maintenance failed (only if the memory breaks its contract); the
     /// buffer is handed back unchanged with the error.
     pub fn clean(self) -> Result<ShmBuf<'m, M, Clean>, (Self, M::Error)> {
-        if M::COHERENT {
-            return Ok(self.into_state());
+        if M::COHERENT || self.extent == 0 {
+            let mut buf = self.into_state::<Clean>();
+            buf.extent = 0;
+            return Ok(buf);
         }
-        match self.mem.clean(self.offset, self.capacity) {
-            Ok(()) => Ok(self.into_state()),
+        match self.mem.clean(self.offset, Self::line_end(self.extent)) {
+            Ok(()) => {
+                let mut buf = self.into_state::<Clean>();
+                buf.extent = 0;
+                Ok(buf)
+            }
             Err(e) => Err((self, e)),
         }
     }
 }
 
 impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Dirty> {
-    /// The whole slot as a mutable slice, for zero-copy filling; the length
-    /// to publish is set with [`ShmBuf::set_len`].
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: the slot lies inside the window (checked at construction,
-        // window length immutable), `as_ptr` is valid for the window
-        // (`DirectMemory` contract), and the slot is owned exclusively by
-        // this buffer (`new_unchecked` contract); `&mut self` prevents a
-        // second borrow.
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                self.mem.as_ptr().as_ptr().add(self.offset),
-                self.capacity,
-            )
-        }
+    /// Bytes `at..at + len` of the slot as a writable view, for zero-copy
+    /// filling; the length to publish is set with [`ShmBuf::set_len`] (the
+    /// range counts as written for [`ShmBuf::clean`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::OffsetOutsideWindow`] if the range exceeds the slot.
+    pub fn view_mut(&mut self, at: usize, len: usize) -> Result<ShmSliceMut<'_>, ShmError> {
+        check_range(self.capacity, at, len)?;
+        self.extent = self.extent.max(at + len);
+        // SAFETY: `at + len <= capacity` (checked) and the slot lies inside
+        // the window (checked at construction, window length immutable);
+        // `as_ptr` is valid for the window, which holds no Rust object
+        // (`DirectMemory` contract); the slot is owned by this buffer alone
+        // (`new_unchecked` contract) and `&mut self` keeps a second view
+        // away while this one lives.
+        Ok(unsafe { ShmSliceMut::new(self.mem.as_ptr().add(self.offset + at), len) })
     }
 }
 
@@ -366,53 +424,126 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Received> {
         offset: usize,
         capacity: usize,
     ) -> Result<Self, ShmError> {
-        Self::checked(mem, offset, capacity)
+        Self::checked(mem, offset, capacity, 0)
     }
 
-    /// Discards this core's stale lines for the slot.
+    /// Discards this core's stale lines for the whole slot.
     ///
     /// # Errors
     ///
     /// Maintenance failed (contract breach of the memory); the buffer is
     /// handed back.
     pub fn invalidate(self) -> Result<ShmBuf<'m, M, Invalidated>, (Self, M::Error)> {
-        if M::COHERENT {
-            return Ok(self.into_state());
+        let capacity = self.capacity;
+        self.invalidate_prefix(capacity)
+    }
+
+    /// Discards this core's stale lines covering the first `len` bytes of
+    /// the slot (all of it if `len` exceeds it): what a message of that
+    /// length occupies, so a 16-byte message in a 512-byte slot costs one
+    /// line, not eight. [`ShmBuf::validate`] and [`ShmBuf::extend_to`]
+    /// invalidate more when the peer's length reaches further.
+    ///
+    /// # Errors
+    ///
+    /// Maintenance failed (contract breach of the memory); the buffer is
+    /// handed back.
+    pub fn invalidate_prefix(
+        self,
+        len: usize,
+    ) -> Result<ShmBuf<'m, M, Invalidated>, (Self, M::Error)> {
+        let end = Self::line_end(len.min(self.capacity));
+        if !M::COHERENT && end > 0 {
+            if let Err(e) = self.mem.invalidate(self.offset, end) {
+                return Err((self, e));
+            }
         }
-        match self.mem.invalidate(self.offset, self.capacity) {
+        let mut buf = self.into_state::<Invalidated>();
+        buf.extent = end;
+        Ok(buf)
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
+    /// Checks `len` against the slot, invalidates the lines of `..len` not
+    /// invalidated yet, and records it as the readable length.
+    fn freshen(&mut self, len_from_peer: u32) -> Result<(), BufError> {
+        let len = match usize::try_from(len_from_peer) {
+            Ok(len) if len <= self.capacity => len,
+            _ => {
+                return Err(BufError::LengthOverflow {
+                    len: len_from_peer,
+                    capacity: self.capacity,
+                })
+            }
+        };
+        if len > self.extent {
+            let end = Self::line_end(len);
+            if !M::COHERENT {
+                let (at, n) = (self.offset + self.extent, end - self.extent);
+                self.mem
+                    .invalidate(at, n)
+                    .map_err(|e| BufError::Shm(shm_error(&e, at, n, M::LINE)))?;
+            }
+            self.extent = end;
+        }
+        self.len = len;
+        Ok(())
+    }
+}
+
+/// A memory's maintenance error on `offset..offset + len` as the window
+/// error of the same kind (what [`BufError::Shm`] carries).
+fn shm_error<E: crate::shm::Error>(e: &E, offset: usize, len: usize, line: usize) -> ShmError {
+    use crate::shm::ErrorKind;
+    match e.kind() {
+        ErrorKind::WouldBlock => ShmError::Unavailable,
+        ErrorKind::Misaligned => ShmError::Misaligned {
+            offset,
+            align: line,
+        },
+        _ => ShmError::OffsetOutsideWindow { offset, len },
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
+    /// Checks the peer's length against the slot; then the buffer is
+    /// readable up to that length. Lines of `..len_from_peer` that
+    /// [`ShmBuf::invalidate_prefix`] did not cover are invalidated now.
+    ///
+    /// # Errors
+    ///
+    /// [`BufError::LengthOverflow`] if `len_from_peer` exceeds the slot;
+    /// [`BufError::Shm`] if maintenance failed (contract breach of the
+    /// memory). The buffer is handed back so it can be recycled, never
+    /// lost.
+    pub fn validate(
+        mut self,
+        len_from_peer: u32,
+    ) -> Result<ShmBuf<'m, M, Readable>, (Self, BufError)> {
+        match self.freshen(len_from_peer) {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err((self, e)),
         }
     }
 }
 
-impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
-    /// Checks the peer's length against the slot; then the buffer is
-    /// readable up to that length.
+impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
+    /// Makes the buffer readable up to `len_from_peer` instead (a header
+    /// read first says how long the message is): checked against the slot
+    /// like [`ShmBuf::validate`], and the lines not invalidated yet are
+    /// invalidated now.
     ///
     /// # Errors
     ///
-    /// [`BufError::LengthOverflow`] if `len_from_peer` exceeds the slot; the
-    /// buffer is handed back so it can be recycled, never lost.
-    pub fn validate(self, len_from_peer: u32) -> Result<ShmBuf<'m, M, Readable>, (Self, BufError)> {
-        match usize::try_from(len_from_peer) {
-            Ok(len) if len <= self.capacity => {
-                let mut buf = self.into_state::<Readable>();
-                buf.len = len;
-                Ok(buf)
-            }
-            _ => {
-                let e = BufError::LengthOverflow {
-                    len: len_from_peer,
-                    capacity: self.capacity,
-                };
-                Err((self, e))
-            }
+    /// As [`ShmBuf::validate`]; the buffer is handed back unchanged.
+    pub fn extend_to(mut self, len_from_peer: u32) -> Result<Self, (Self, BufError)> {
+        match self.freshen(len_from_peer) {
+            Ok(()) => Ok(self),
+            Err(e) => Err((self, e)),
         }
     }
-}
 
-impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
     /// The validated length.
     pub fn len(&self) -> usize {
         self.len
@@ -438,14 +569,15 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
 }
 
 impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Readable> {
-    /// The validated bytes, zero-copy.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `len <= capacity` (validated), the slot lies in the window
+    /// The validated bytes, zero-copy, as a view whose accessors copy or
+    /// compare ([`ShmSlice`]): the peer may still write the slot, so no
+    /// `&[u8]` over it is ever lent.
+    pub fn view(&self) -> ShmSlice<'_> {
+        // SAFETY: `len <= extent <= capacity` (`validate`), the slot lies in
+        // the window, which holds no Rust object (`DirectMemory` contract),
         // and is owned by this buffer alone (construction contracts); `&self`
-        // ties the slice to the buffer, so it cannot outlive the ownership.
-        unsafe {
-            core::slice::from_raw_parts(self.mem.as_ptr().as_ptr().add(self.offset), self.len)
-        }
+        // ties the view to the buffer, so it cannot outlive the ownership.
+        unsafe { ShmSlice::new(self.mem.as_ptr().add(self.offset), self.len) }
     }
 }
 
@@ -517,7 +649,8 @@ mod tests {
             // SAFETY: the test owns the slot.
             let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(shm, 64, 64) }.unwrap();
             buf.write(0, b"hello").unwrap();
-            buf.as_mut_slice()[5] = b'!';
+            buf.view_mut(5, 1).unwrap().write_at(0, b"!").unwrap();
+            assert!(buf.view_mut(60, 5).is_err());
             buf.set_len(6).unwrap();
             assert!(buf.write(60, b"toolong").is_err());
             let slot = buf.clean().unwrap().into_published();
@@ -556,7 +689,7 @@ mod tests {
                 crate::shm::ErrorKind::Protocol
             );
             let rd = inv.validate(4).unwrap();
-            assert_eq!(rd.as_slice(), b"ping");
+            assert!(rd.view() == *b"ping");
             let mut two = [0u8; 2];
             rd.read(2, &mut two).unwrap();
             assert_eq!(&two, b"ng");

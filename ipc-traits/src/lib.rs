@@ -10,6 +10,7 @@
 
 pub mod barrier;
 pub mod buf;
+pub mod bytes;
 pub mod cache;
 pub mod mailbox;
 pub mod power;

@@ -33,6 +33,7 @@ use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
+use crate::bytes::{copy_from_shared, copy_to_shared};
 use crate::cache::{CacheMaintenance, LineRange};
 
 crate::error_vocabulary! {
@@ -536,11 +537,12 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
     #[inline]
     fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
         let src = self.ptr(offset, dst.len())?;
-        // SAFETY: `src..+len` is inside the window (checked by `ptr`); `dst`
-        // is a distinct Rust buffer, so the ranges do not overlap. A peer that
-        // writes bytes it does not own while we copy only changes the bytes we
-        // copy; the copied values are validated before use.
-        unsafe { core::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+        // SAFETY: `src..+len` is inside the window (checked by `ptr`), which
+        // holds no Rust object and is reached only through this value
+        // (`new`'s contract): the sound copy of `crate::bytes`, never a
+        // reference. A peer writing the range meanwhile changes values
+        // only; they are validated before use.
+        unsafe { copy_from_shared(src, dst) };
         Ok(())
     }
 
@@ -548,7 +550,7 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
     fn write(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
         let dst = self.ptr(offset, src.len())?;
         // SAFETY: as in `read`, in the other direction.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        unsafe { copy_to_shared(src, dst) };
         Ok(())
     }
 
@@ -557,22 +559,14 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         // SAFETY: the caller guarantees `offset + dst.len() <= len`, so the
         // range is inside the allocation of `new`'s contract; otherwise as
         // in `read`.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            );
-        }
+        unsafe { copy_from_shared(self.base.as_ptr().add(offset), dst) };
         Ok(())
     }
 
     #[inline]
     unsafe fn write_unchecked(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
         // SAFETY: as in `read_unchecked`, in the other direction.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len());
-        }
+        unsafe { copy_to_shared(src, self.base.as_ptr().add(offset)) };
         Ok(())
     }
 

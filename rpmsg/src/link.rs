@@ -51,6 +51,7 @@ use core::cell::{Cell, RefCell};
 use core::fmt;
 
 use ipc_traits::buf::{Readable, ShmBuf};
+use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Budget, Notify, QueueSet};
 use ipc_traits::shm::DirectMemory;
 
@@ -1417,7 +1418,10 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
         else {
             return Ok(Step::Idle);
         };
-        let buf = match buf.invalidate() {
+        // Only the header's lines first: rpmsg-lite reports the whole buffer
+        // as used (§2.3), and a 16-byte message in a 512-byte buffer should
+        // cost the lines it occupies, not the buffer's.
+        let buf = match buf.invalidate_prefix(HEADER_LEN) {
             Ok(b) => b,
             Err((b, e)) => {
                 // Only a memory that breaks its contract gets here; the
@@ -1429,10 +1433,17 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
             }
         };
         // What the peer says it wrote, bounded by the slot and the link's
-        // buffer size; then the header, then the header's length against it.
+        // buffer size; then the header, then the header's length against it,
+        // then the payload's lines.
         let used = used_len.min(u32::try_from(self.buf_size).unwrap_or(u32::MAX));
-        let readable = match buf.validate(used) {
-            Ok(r) => r,
+        let used_fits = usize::try_from(used).is_ok_and(|u| u <= buf.capacity());
+        let head = match buf.validate(used.min(HEADER_LEN as u32)) {
+            Ok(r) if used_fits => r,
+            Ok(r) => {
+                self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
+                self.release(token, r)?;
+                return Ok(Step::Handled);
+            }
             Err((b, _)) => {
                 self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
                 self.release(token, b)?;
@@ -1440,19 +1451,29 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
             }
         };
         let mut hb = [0u8; HEADER_LEN];
-        let header = match readable.read(0, &mut hb) {
+        let header = match head.read(0, &mut hb) {
             Ok(()) => Header::decode::<R::Order>(&hb),
             Err(_) => {
                 self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
-                self.release(token, readable)?;
+                self.release(token, head)?;
                 return Ok(Step::Handled);
             }
         };
-        let len = match header.check_len(readable.len(), self.buf_size) {
+        let checked = header.check_len(used as usize, self.buf_size);
+        let len = match checked {
             Ok(l) => l,
             Err(_) => {
                 self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
-                self.release(token, readable)?;
+                self.release(token, head)?;
+                return Ok(Step::Handled);
+            }
+        };
+        // `HEADER_LEN + len <= used <= capacity` (checked above).
+        let readable = match head.extend_to((HEADER_LEN + len) as u32) {
+            Ok(r) => r,
+            Err((b, _)) => {
+                self.stats.rx_bad_header = self.stats.rx_bad_header.wrapping_add(1);
+                self.release(token, b)?;
                 return Ok(Step::Handled);
             }
         };
@@ -1615,23 +1636,27 @@ impl<
 where
     R::Mem: DirectMemory,
 {
-    /// The payload, zero-copy.
+    /// The payload, zero-copy, as a view whose accessors copy or compare
+    /// ([`ShmSlice`]: `len`, `read_at`, `copy_to`, `get`, `==`, `bytes`):
+    /// the buffer is shared memory the peer could still write, so no
+    /// `&[u8]` over it is lent.
     ///
     /// # Errors
     ///
     /// [`Error::Reset`] if the link restarted since the message was lent.
-    pub fn payload(&self) -> Result<&[u8], Error> {
+    pub fn payload(&self) -> Result<ShmSlice<'_>, Error> {
         if self.is_stale() {
             return Err(Error::Reset);
         }
-        Ok(match &self.item {
-            Some(i) => i
-                .buf
-                .as_slice()
-                .get(HEADER_LEN..HEADER_LEN + i.len)
-                .unwrap_or(&[]),
-            None => &[],
-        })
+        let item = self.item.as_ref().ok_or(Error::NoSuchEndpoint)?;
+        // `HEADER_LEN + len` is the buffer's readable length (`step`).
+        item.buf
+            .view()
+            .subslice(HEADER_LEN, item.len)
+            .map_err(|_| Error::TooLong {
+                len: item.len,
+                max: item.buf.len().saturating_sub(HEADER_LEN),
+            })
     }
 }
 
@@ -1805,11 +1830,13 @@ impl<
 where
     R::Mem: DirectMemory,
 {
-    /// The first `len` payload bytes, zero-copy, to fill in place; the
-    /// payload length grows to cover them (as with [`TxBuffer::write`]).
+    /// The first `len` payload bytes, zero-copy, as a writable view to
+    /// fill in place ([`ShmSliceMut`]: `write_at`, `copy_from`, `fill`);
+    /// the payload length grows to cover them (as with
+    /// [`TxBuffer::write`]).
     ///
-    /// Bytes of the slice not yet written in this lending read as 0: they
-    /// are zeroed before the slice is lent (the link cannot see which
+    /// Bytes of the view not yet written in this lending are sent as 0:
+    /// they are zeroed before the view is lent (the link cannot see which
     /// bytes the application then writes, so it clears what it lends, and
     /// only that: ask for the length to send, not the capacity).
     ///
@@ -1817,7 +1844,7 @@ where
     ///
     /// [`Error::TooLong`] beyond the capacity; [`Error::Reset`] if the link
     /// restarted since the buffer was lent.
-    pub fn payload_mut(&mut self, len: usize) -> Result<&mut [u8], Error> {
+    pub fn payload_mut(&mut self, len: usize) -> Result<ShmSliceMut<'_>, Error> {
         if self.is_stale() {
             return Err(Error::Reset);
         }
@@ -1826,17 +1853,16 @@ where
             return Err(Error::TooLong { len, max: cap });
         }
         let slot = self.slot.as_mut().ok_or(Error::NoSuchEndpoint)?;
-        let payload = slot
-            .buf
-            .as_mut_slice()
-            .get_mut(HEADER_LEN..HEADER_LEN + len)
-            .ok_or(Error::TooLong { len, max: cap })?;
-        if let Some(gap) = payload.get_mut(self.written..) {
-            gap.fill(0);
+        let too_long = Error::TooLong { len, max: cap };
+        if self.written < len {
+            slot.buf
+                .view_mut(HEADER_LEN + self.written, len - self.written)
+                .map_err(|_| too_long)?
+                .fill(0);
+            self.written = len;
         }
-        self.written = self.written.max(len);
         self.len = self.len.max(len);
-        Ok(payload)
+        slot.buf.view_mut(HEADER_LEN, len).map_err(|_| too_long)
     }
 }
 

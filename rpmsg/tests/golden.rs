@@ -54,14 +54,41 @@ const LINUX: Geometry = Geometry {
     pool: 65536,
 };
 
-fn image(g: &Geometry, name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../shared/vectors/rpmsg-lite/{}/{name}.bin",
-        env!("CARGO_MANIFEST_DIR"),
-        g.dir
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("golden vector {path} missing: {e}"))
+/// The golden images, compiled in (so the test also runs under Miri,
+/// which isolates it from the file system).
+macro_rules! vectors {
+    ($($name:literal),+ $(,)?) => {
+        fn image(g: &Geometry, name: &str) -> Vec<u8> {
+            let bytes: &[u8] = match (g.dir, name) {
+                $(
+                    ("mcu-align16", $name) => include_bytes!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../../shared/vectors/rpmsg-lite/mcu-align16/",
+                        $name,
+                        ".bin"
+                    )),
+                    ("linux-align4096", $name) => include_bytes!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../../shared/vectors/rpmsg-lite/linux-align4096/",
+                        $name,
+                        ".bin"
+                    )),
+                )+
+                (dir, name) => panic!("no golden vector {dir}/{name}"),
+            };
+            bytes.to_vec()
+        }
+    };
 }
+
+vectors!(
+    "01_master_init",
+    "02_remote_ns_announce",
+    "02b_master_ns_consumed",
+    "03_master_sent_three",
+    "04_remote_rx_released",
+    "05_master_sent_nocopy",
+);
 
 /// Page-aligned backing memory holding a copy of an image.
 struct Region {

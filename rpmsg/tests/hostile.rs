@@ -289,7 +289,10 @@ fn unsent_zero_copy_buffer_returns_on_drop_and_held_message_on_drop() {
         }
         for k in 0..NUM {
             let mut tx = master.try_alloc_tx().unwrap();
-            tx.payload_mut(2).unwrap().copy_from_slice(&[k as u8, 0xAB]);
+            tx.payload_mut(2)
+                .unwrap()
+                .copy_from(&[k as u8, 0xAB])
+                .unwrap();
             tx.send(&mep, 40).unwrap();
         }
         for k in 0..NUM {
@@ -402,7 +405,7 @@ fn lent_buffers_carry_only_this_send<'t, 'r, RT, RR>(
         assert_eq!(recv(), cat(&[&[0; 50], b"x"]));
         // Zero-copy, partly filled.
         let mut b = tx.try_alloc_tx().unwrap();
-        b.payload_mut(64).unwrap()[..4].copy_from_slice(b"zero");
+        b.payload_mut(64).unwrap().write_at(0, b"zero").unwrap();
         b.send(&ep, 40).unwrap();
         assert_eq!(recv(), cat(&[b"zero", &[0; 60]]));
         // Zero-copy, then a longer length: up to the whole buffer.

@@ -128,6 +128,20 @@ impl<const LINE: usize> CacheState<LINE> {
         while self.lines.len() > capacity && self.evict_random(mem, Some(keep)) {}
     }
 
+    /// [`Self::maintain`] for a maintenance request, counted as one line
+    /// command per line of `offset..end` (`end - offset` is a multiple of
+    /// `LINE`).
+    fn command(&mut self, mem: &SimMemory, offset: usize, end: usize, clean: bool, drop: bool) {
+        let lines = ((end - offset) / LINE) as u64;
+        if clean {
+            self.stats.clean_line_commands += lines;
+        }
+        if drop {
+            self.stats.invalidate_line_commands += lines;
+        }
+        self.maintain(mem, offset, end, clean, drop);
+    }
+
     /// Writes back the dirty lines in `offset..end` (and drops every line
     /// there if `drop`).
     fn maintain(&mut self, mem: &SimMemory, offset: usize, end: usize, clean: bool, drop: bool) {
@@ -362,7 +376,7 @@ impl<const LINE: usize> SimCore<LINE> {
     pub fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         self.operation();
         let end = self.count_outside(self.check_lines(offset, len))?;
-        self.lock().maintain(&self.mem, offset, end, true, false);
+        self.lock().command(&self.mem, offset, end, true, false);
         Ok(())
     }
 
@@ -375,7 +389,7 @@ impl<const LINE: usize> SimCore<LINE> {
     pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         self.operation();
         let end = self.count_outside(self.check_lines(offset, len))?;
-        self.lock().maintain(&self.mem, offset, end, false, true);
+        self.lock().command(&self.mem, offset, end, false, true);
         Ok(())
     }
 
@@ -388,7 +402,7 @@ impl<const LINE: usize> SimCore<LINE> {
     pub fn clean_invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         self.operation();
         let end = self.count_outside(self.check_lines(offset, len))?;
-        self.lock().maintain(&self.mem, offset, end, true, true);
+        self.lock().command(&self.mem, offset, end, true, true);
         Ok(())
     }
 
@@ -482,7 +496,7 @@ impl<const LINE: usize> SimCore<LINE> {
         let window = self.window_range(&range);
         let mut state = self.lock();
         match window {
-            Some((offset, end)) => state.maintain(&self.mem, offset, end, clean, drop),
+            Some((offset, end)) => state.command(&self.mem, offset, end, clean, drop),
             None => state.stats.maintenance_outside_window += 1,
         }
     }

@@ -231,6 +231,14 @@ pub struct CacheStats {
     pub maintenance_outside_window: u64,
     /// Line write-backs that landed in two halves ([`MemFaults`]).
     pub torn_write_backs: u64,
+    /// Lines named by `clean` and `clean_invalidate` requests, cached or
+    /// not: what a real cache executes one command per line for (an LMEM
+    /// line command on the i.MX8 M4, a `dc cvac` on a Cortex-A).
+    /// [`SimCore::flush_all`] is not counted.
+    pub clean_line_commands: u64,
+    /// Lines named by `invalidate` and `clean_invalidate` requests, cached
+    /// or not, as for [`CacheStats::clean_line_commands`].
+    pub invalidate_line_commands: u64,
 }
 
 /// The state of one line in a [`SimCore`]'s cache.

@@ -1,6 +1,6 @@
 //! Misuse: zero-copy filling of a buffer after it was cleaned (the bytes
 //! would stay in this core's cache). `ShmBuf<_, Clean>` has no
-//! `as_mut_slice` (E0599).
+//! `view_mut` (E0599).
 
 use core::ptr::NonNull;
 
@@ -20,6 +20,6 @@ fn main() {
     let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&region, 0, 64) }.unwrap();
     buf.set_len(4).unwrap();
     let mut clean = buf.clean().unwrap();
-    clean.as_mut_slice()[..4].copy_from_slice(b"ping");
+    clean.view_mut(0, 4).unwrap().copy_from(b"ping").unwrap();
     let _slot = clean.into_published();
 }

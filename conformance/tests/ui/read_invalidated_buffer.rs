@@ -1,6 +1,6 @@
 //! Misuse: reading a received buffer after invalidating it but before
 //! checking the peer's length against the slot. `ShmBuf<_, Invalidated>`
-//! has no `as_slice` (E0599); only `validate` leads to `Readable`.
+//! has no `view` (E0599); only `validate` leads to `Readable`.
 
 use core::ptr::NonNull;
 
@@ -19,5 +19,5 @@ fn main() {
     // SAFETY: the slot came back from the peer and this program owns it now.
     let rx = unsafe { ShmBuf::<_, Received>::new_unchecked(&region, 64, 64) }.unwrap();
     let fresh = rx.invalidate().unwrap();
-    let _payload: &[u8] = fresh.as_slice();
+    let _payload = fresh.view();
 }

@@ -19,5 +19,5 @@ fn main() {
     // SAFETY: the slot came back from the peer and this program owns it now.
     let rx = unsafe { ShmBuf::<_, Received>::new_unchecked(&region, 64, 64) }.unwrap();
     let readable = rx.validate(4).unwrap();
-    let _payload: &[u8] = readable.as_slice();
+    let _payload = readable.view();
 }

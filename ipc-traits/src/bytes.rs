@@ -1,0 +1,844 @@
+//! Sound byte access to memory the peer may write: copies, fills and
+//! compares at memcpy speed, and the zero-copy views built on them.
+//!
+//! Bytes in shared memory are never reached through a `&[u8]` or
+//! `&mut [u8]`: the compiler assumes such memory does not change while the
+//! reference lives, so a peer that writes anyway (hostile, or buggy) could
+//! make a checked length be loaded again unchecked, or two reads of one
+//! byte disagree. Every access here is a volatile load or store, word-wise
+//! where the shared side is word-aligned and byte-wise at the unaligned
+//! head and tail: each byte is read exactly once per call, and accesses are
+//! neither merged, duplicated nor elided. Volatile word accesses compile to
+//! plain loads and stores on every target of this family.
+//!
+//! | | what it gives |
+//! |---|---|
+//! | [`copy_from_shared`] / [`copy_to_shared`] | payload copies out of / into shared memory |
+//! | [`fill_shared`] | zeroing what a lending did not write |
+//! | [`eq_shared`] | comparing in place |
+//! | [`ShmSlice`] | a zero-copy receive view: `len`, `read_at`, `copy_to`, `get`, `==`, `bytes` |
+//! | [`ShmSliceMut`] | a zero-copy transmit view: `write_at`, `copy_from`, `fill` |
+//!
+//! (vm-memory's `VolatileSlice` is the model; Linux's `READ_ONCE` is the
+//! discipline.)
+//!
+//! # Design notes
+//!
+//! - Volatile rather than relaxed atomic accesses (vm-memory's choice too).
+//!   Both stop the compiler from inventing, merging or eliding accesses.
+//!   The peer is another core or process, outside the Rust abstract
+//!   machine, and volatile accesses are the tool for memory such an agent
+//!   changes. Word-sized atomics would overlap the 16- and 32-bit atomic
+//!   ring indices whenever a whole window is copied (a diagnostic snapshot,
+//!   a golden image): mixed-size atomic accesses, which the memory model
+//!   leaves undefined when they race and Miri's weak-memory emulation
+//!   cannot run at all. Within this program, payload bytes change hands
+//!   through the rings' acquire and release index accesses, which order
+//!   volatile accesses like any other, so nothing races.
+//! - The local side (`&[u8]` / `&mut [u8]`) is ordinary memory and is read
+//!   and written with unaligned word accesses.
+//! - Views are not `Send` or `Sync`: they borrow a buffer that is itself
+//!   tied to one context.
+#![allow(unsafe_code)]
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+const WORD: usize = core::mem::size_of::<usize>();
+
+/// Bytes from `p` to the next word boundary, at most `len`.
+#[inline(always)]
+fn head_len(p: *const u8, len: usize) -> usize {
+    (p.addr().wrapping_neg() & (WORD - 1)).min(len)
+}
+
+/// Loads one byte of shared memory.
+///
+/// # Safety
+///
+/// `p` is valid for reads (the contract of the public functions).
+#[inline(always)]
+unsafe fn load_u8(p: *const u8) -> u8 {
+    // SAFETY: valid for reads (caller); a byte is always aligned.
+    unsafe { p.read_volatile() }
+}
+
+/// Stores one byte of shared memory.
+///
+/// # Safety
+///
+/// `p` is valid for writes.
+#[inline(always)]
+unsafe fn store_u8(p: *mut u8, v: u8) {
+    // SAFETY: as in `load_u8`, for writes.
+    unsafe { p.write_volatile(v) }
+}
+
+/// Loads one word of shared memory.
+///
+/// # Safety
+///
+/// `p` is word-aligned and valid for reads of a word.
+#[inline(always)]
+unsafe fn load_word(p: *const u8) -> usize {
+    // SAFETY: aligned and valid (caller); every bit pattern is a `usize`.
+    unsafe { p.cast::<usize>().read_volatile() }
+}
+
+/// Stores one word of shared memory.
+///
+/// # Safety
+///
+/// `p` is word-aligned and valid for writes of a word.
+#[inline(always)]
+unsafe fn store_word(p: *mut u8, v: usize) {
+    // SAFETY: aligned and valid (caller).
+    unsafe { p.cast::<usize>().write_volatile(v) }
+}
+
+/// Whether a range at `p` of `len` bytes is whole aligned words (the
+/// common case: payloads sit behind a 16-byte header in line-aligned
+/// buffers), which the copies do inline with no head or tail.
+#[inline(always)]
+fn whole_words(p: *const u8, len: usize) -> bool {
+    (p.addr() | len) & (WORD - 1) == 0
+}
+
+/// Copies the words of `src + i..src + end` to `d + i..` (unaligned on
+/// the local side), four at a time while it can.
+///
+/// # Safety
+///
+/// `src + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
+/// valid (the callers' contracts).
+#[inline(always)]
+unsafe fn words_from_shared(src: *const u8, d: *mut u8, mut i: usize, end: usize) {
+    // SAFETY: for the whole block, every word lies in `i..end` (caller),
+    // and `src + i` stays word-aligned.
+    unsafe {
+        while end - i >= 4 * WORD {
+            let s = src.add(i);
+            let (a, b, c, e) = (
+                load_word(s),
+                load_word(s.add(WORD)),
+                load_word(s.add(2 * WORD)),
+                load_word(s.add(3 * WORD)),
+            );
+            let t = d.add(i).cast::<usize>();
+            t.write_unaligned(a);
+            t.add(1).write_unaligned(b);
+            t.add(2).write_unaligned(c);
+            t.add(3).write_unaligned(e);
+            i += 4 * WORD;
+        }
+        while i < end {
+            d.add(i)
+                .cast::<usize>()
+                .write_unaligned(load_word(src.add(i)));
+            i += WORD;
+        }
+    }
+}
+
+/// [`words_from_shared`] in the other direction.
+///
+/// # Safety
+///
+/// `dst + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
+/// valid.
+#[inline(always)]
+unsafe fn words_to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) {
+    // SAFETY: as in `words_from_shared`.
+    unsafe {
+        while end - i >= 4 * WORD {
+            let f = s.add(i).cast::<usize>();
+            let (a, b, c, e) = (
+                f.read_unaligned(),
+                f.add(1).read_unaligned(),
+                f.add(2).read_unaligned(),
+                f.add(3).read_unaligned(),
+            );
+            let t = dst.add(i);
+            store_word(t, a);
+            store_word(t.add(WORD), b);
+            store_word(t.add(2 * WORD), c);
+            store_word(t.add(3 * WORD), e);
+            i += 4 * WORD;
+        }
+        while i < end {
+            store_word(dst.add(i), s.add(i).cast::<usize>().read_unaligned());
+            i += WORD;
+        }
+    }
+}
+
+/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
+/// byte read exactly once.
+///
+/// # Safety
+///
+/// `src..src + dst.len()` is valid for reads for the duration of the call
+/// and no Rust reference to it exists (it holds no Rust object); no thread
+/// of this program writes it during the call (the rings' acquire and
+/// release accesses hand it over). The peer, outside this program, may
+/// write it meanwhile: the copy then holds some mix of old and new values,
+/// which the caller validates like any other peer input.
+#[inline]
+pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    if whole_words(src, len) {
+        // SAFETY: aligned whole words (checked), inside the caller's range.
+        unsafe { words_from_shared(src, dst.as_mut_ptr(), 0, len) };
+    } else if WORD > 4 && (src.addr() | len) & 3 == 0 {
+        // 32-bit fields on a 64-bit core (a used-ring element).
+        let d = dst.as_mut_ptr();
+        let mut i = 0;
+        while i < len {
+            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
+            unsafe {
+                d.add(i)
+                    .cast::<u32>()
+                    .write_unaligned(src.add(i).cast::<u32>().read_volatile());
+            }
+            i += 4;
+        }
+    } else if len == 2 && src.addr() & 1 == 0 {
+        // A 16-bit ring entry.
+        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
+        let v = unsafe { src.cast::<u16>().read_volatile() };
+        dst.copy_from_slice(&v.to_ne_bytes());
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { copy_from_shared_general(src, dst) };
+    }
+}
+
+/// [`copy_from_shared`] with an unaligned head or tail (out of line: it is
+/// the rarer case, and inlining it everywhere costs code size). The head
+/// and tail move in the widest naturally aligned pieces (a used-ring
+/// element, 4-aligned and 8 bytes long, is two 32-bit accesses on a 64-bit
+/// core).
+///
+/// # Safety
+///
+/// As for [`copy_from_shared`].
+#[inline(never)]
+unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    let d = dst.as_mut_ptr();
+    let head = head_len(src, len);
+    let body = head + (len - head) / WORD * WORD;
+    // SAFETY: for the whole block, the pieces cover `..head` and
+    // `body..len` exactly once, each naturally aligned on the shared side
+    // (`piece` chooses its width from the address and what is left), and
+    // the words `head..body` start at the aligned `src + head`: all inside
+    // `src..+len` (caller) and `dst`.
+    unsafe {
+        let mut i = 0;
+        while i < head {
+            i += piece_from_shared(src, d, i, head);
+        }
+        words_from_shared(src, d, head, body);
+        let mut i = body;
+        while i < len {
+            i += piece_from_shared(src, d, i, len);
+        }
+    }
+}
+
+/// The widest access (1, 2 or 4 bytes) that is aligned at `p` and fits in
+/// `left` bytes.
+#[inline(always)]
+fn piece(p: *const u8, left: usize) -> usize {
+    let a = p.addr();
+    if a & 3 == 0 && left >= 4 {
+        4
+    } else if a & 1 == 0 && left >= 2 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Copies one piece at offset `i` (`i < end`); returns its width.
+///
+/// # Safety
+///
+/// `src + i..src + end` and `d + i..d + end` valid.
+#[inline(always)]
+unsafe fn piece_from_shared(src: *const u8, d: *mut u8, i: usize, end: usize) -> usize {
+    // SAFETY: for the whole block, the access is aligned to its width
+    // (`piece`) and lies in `i..end` (caller).
+    unsafe {
+        let s = src.add(i);
+        let t = d.add(i);
+        match piece(s, end - i) {
+            4 => {
+                t.cast::<u32>()
+                    .write_unaligned(s.cast::<u32>().read_volatile());
+                4
+            }
+            2 => {
+                t.cast::<u16>()
+                    .write_unaligned(s.cast::<u16>().read_volatile());
+                2
+            }
+            _ => {
+                *t = load_u8(s);
+                1
+            }
+        }
+    }
+}
+
+/// Copies one piece to shared memory at offset `i` (`i < end`); returns
+/// its width.
+///
+/// # Safety
+///
+/// `s + i..s + end` and `dst + i..dst + end` valid.
+#[inline(always)]
+unsafe fn piece_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) -> usize {
+    // SAFETY: as in `piece_from_shared`.
+    unsafe {
+        let f = s.add(i);
+        let t = dst.add(i);
+        match piece(t, end - i) {
+            4 => {
+                t.cast::<u32>()
+                    .write_volatile(f.cast::<u32>().read_unaligned());
+                4
+            }
+            2 => {
+                t.cast::<u16>()
+                    .write_volatile(f.cast::<u16>().read_unaligned());
+                2
+            }
+            _ => {
+                store_u8(t, *f);
+                1
+            }
+        }
+    }
+}
+
+/// Copies `src` into shared memory at `dst`, each byte written once.
+///
+/// # Safety
+///
+/// `dst..dst + src.len()` is valid for writes for the duration of the
+/// call, holds no Rust object and no Rust reference to it exists; no other
+/// thread of this program accesses it during the call.
+#[inline]
+pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
+    let len = src.len();
+    if whole_words(dst, len) {
+        // SAFETY: aligned whole words (checked), inside the caller's range.
+        unsafe { words_to_shared(src.as_ptr(), dst, 0, len) };
+    } else if WORD > 4 && (dst.addr() | len) & 3 == 0 {
+        // 32-bit fields on a 64-bit core (a used-ring element).
+        let s = src.as_ptr();
+        let mut i = 0;
+        while i < len {
+            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
+            unsafe {
+                dst.add(i)
+                    .cast::<u32>()
+                    .write_volatile(s.add(i).cast::<u32>().read_unaligned());
+            }
+            i += 4;
+        }
+    } else if let (&[a, b], true) = (src, dst.addr() & 1 == 0) {
+        // A 16-bit ring entry.
+        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
+        unsafe { dst.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b])) };
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { copy_to_shared_general(src, dst) };
+    }
+}
+
+/// [`copy_to_shared`] with an unaligned head or tail (out of line, pieces
+/// as in `copy_from_shared_general`).
+///
+/// # Safety
+///
+/// As for [`copy_to_shared`].
+#[inline(never)]
+unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
+    let len = src.len();
+    let s = src.as_ptr();
+    let head = head_len(dst, len);
+    let body = head + (len - head) / WORD * WORD;
+    // SAFETY: for the whole block, as in `copy_from_shared_general`, with
+    // the roles of the two sides swapped.
+    unsafe {
+        let mut i = 0;
+        while i < head {
+            i += piece_to_shared(s, dst, i, head);
+        }
+        words_to_shared(s, dst, head, body);
+        let mut i = body;
+        while i < len {
+            i += piece_to_shared(s, dst, i, len);
+        }
+    }
+}
+
+/// Sets `len` bytes of shared memory at `dst` to `byte`.
+///
+/// # Safety
+///
+/// As for [`copy_to_shared`], for `dst..dst + len`.
+#[inline]
+pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
+    let word = usize::from_ne_bytes([byte; WORD]);
+    let head = head_len(dst, len);
+    let mut i = 0;
+    // SAFETY: for the whole block, as in `copy_to_shared`.
+    unsafe {
+        while i < head {
+            store_u8(dst.add(i), byte);
+            i += 1;
+        }
+        while i + WORD <= len {
+            store_word(dst.add(i), word);
+            i += WORD;
+        }
+        while i < len {
+            store_u8(dst.add(i), byte);
+            i += 1;
+        }
+    }
+}
+
+/// Whether the `other.len()` bytes of shared memory at `src` equal
+/// `other`; each byte compared is read once (the comparison stops at the
+/// first word that differs).
+///
+/// # Safety
+///
+/// As for [`copy_from_shared`], for `src..src + other.len()`.
+#[inline]
+pub unsafe fn eq_shared(src: *const u8, other: &[u8]) -> bool {
+    let len = other.len();
+    let o = other.as_ptr();
+    let head = head_len(src, len);
+    let mut i = 0;
+    // SAFETY: for the whole block, as in `copy_from_shared`.
+    unsafe {
+        while i < head {
+            if load_u8(src.add(i)) != *o.add(i) {
+                return false;
+            }
+            i += 1;
+        }
+        while i + WORD <= len {
+            if load_word(src.add(i)) != o.add(i).cast::<usize>().read_unaligned() {
+                return false;
+            }
+            i += WORD;
+        }
+        while i < len {
+            if load_u8(src.add(i)) != *o.add(i) {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Where an access through a view fell outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfView {
+    /// The first byte asked for.
+    pub at: usize,
+    /// How many bytes.
+    pub len: usize,
+    /// The view's length.
+    pub view: usize,
+}
+
+impl fmt::Display for OutOfView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bytes {}+{} outside a {}-byte view",
+            self.at, self.len, self.view
+        )
+    }
+}
+
+impl core::error::Error for OutOfView {}
+
+/// `at..at + len` inside a view of `view` bytes?
+#[inline]
+fn check(at: usize, len: usize, view: usize) -> Result<(), OutOfView> {
+    match at.checked_add(len) {
+        Some(end) if end <= view => Ok(()),
+        _ => Err(OutOfView { at, len, view }),
+    }
+}
+
+/// A zero-copy view of received bytes in shared memory: every accessor
+/// copies or compares, none lends a reference (the volatile-slice pattern).
+///
+/// Each call reads each byte it covers once; two calls may see different
+/// values if the peer writes the buffer it handed over (it must not, but
+/// nothing here depends on it).
+///
+/// # Examples
+///
+/// ```
+/// use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
+///
+/// #[repr(align(8))]
+/// struct Backing([u8; 16]);
+/// let mut backing = Backing([0; 16]);
+/// let p = core::ptr::NonNull::new(backing.0.as_mut_ptr()).unwrap();
+/// // SAFETY: `backing` outlives both views and is only reached through them.
+/// let mut w = unsafe { ShmSliceMut::new(p, 16) };
+/// w.copy_from(b"hello").unwrap();
+/// w.write_at(5, b"!").unwrap();
+/// // SAFETY: as above.
+/// let r = unsafe { ShmSlice::new(p, 6) };
+/// assert!(r == *b"hello!");
+/// let mut out = [0u8; 2];
+/// r.read_at(1, &mut out).unwrap();
+/// assert_eq!(&out, b"el");
+/// assert_eq!(r.bytes().filter(|&b| b == b'l').count(), 2);
+/// ```
+#[derive(Clone, Copy)]
+pub struct ShmSlice<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _borrow: PhantomData<&'a [u8]>,
+}
+
+impl<'a> ShmSlice<'a> {
+    /// A view of `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// For `'a`, `ptr..ptr + len` is valid for reads, holds no Rust object
+    /// and is not written by another thread of this program (as for
+    /// [`copy_from_shared`]; the peer may write it: values then change,
+    /// soundness does not).
+    #[inline]
+    pub const unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
+        Self {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The number of bytes in view.
+    #[inline]
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    #[inline]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `dst.len()` bytes starting at `at` into `dst`.
+    ///
+    /// # Errors
+    ///
+    /// [`OutOfView`] if the range exceeds the view (nothing is copied).
+    #[inline]
+    pub fn read_at(&self, at: usize, dst: &mut [u8]) -> Result<(), OutOfView> {
+        check(at, dst.len(), self.len)?;
+        // SAFETY: `at + dst.len() <= len` (checked), so the range is inside
+        // the view, valid for reads for `'a` (`new`'s contract).
+        unsafe { copy_from_shared(self.ptr.as_ptr().add(at), dst) };
+        Ok(())
+    }
+
+    /// Copies the first `min(len, dst.len())` bytes into `dst` and returns
+    /// that count.
+    #[inline]
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        let n = self.len.min(dst.len());
+        // SAFETY: `n <= len`: inside the view (`new`'s contract).
+        unsafe { copy_from_shared(self.ptr.as_ptr(), &mut dst[..n]) };
+        n
+    }
+
+    /// The byte at `at`, if in view.
+    #[inline]
+    pub fn get(&self, at: usize) -> Option<u8> {
+        if at < self.len {
+            // SAFETY: `at < len`: inside the view.
+            Some(unsafe { load_u8(self.ptr.as_ptr().add(at)) })
+        } else {
+            None
+        }
+    }
+
+    /// Whether the view holds exactly `other` (same length, same bytes).
+    #[inline]
+    pub fn eq_bytes(&self, other: &[u8]) -> bool {
+        // SAFETY: the lengths are equal, so the range is the view.
+        self.len == other.len() && unsafe { eq_shared(self.ptr.as_ptr(), other) }
+    }
+
+    /// The part `at..at + len` of this view.
+    ///
+    /// # Errors
+    ///
+    /// [`OutOfView`] if it is not inside.
+    #[inline]
+    pub fn subslice(&self, at: usize, len: usize) -> Result<ShmSlice<'a>, OutOfView> {
+        check(at, len, self.len)?;
+        Ok(ShmSlice {
+            // SAFETY: `at <= len` (checked): inside or one past the view,
+            // so in bounds of the same allocation, and non-null.
+            ptr: unsafe { self.ptr.add(at) },
+            len,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// The bytes, one at a time, each read once as the iterator reaches it.
+    #[inline]
+    pub fn bytes(&self) -> Bytes<'a> {
+        Bytes {
+            view: *self,
+            next: 0,
+        }
+    }
+}
+
+impl PartialEq<[u8]> for ShmSlice<'_> {
+    #[inline]
+    fn eq(&self, other: &[u8]) -> bool {
+        self.eq_bytes(other)
+    }
+}
+
+impl PartialEq<&[u8]> for ShmSlice<'_> {
+    #[inline]
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.eq_bytes(other)
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for ShmSlice<'_> {
+    #[inline]
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self.eq_bytes(other)
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for ShmSlice<'_> {
+    #[inline]
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        self.eq_bytes(*other)
+    }
+}
+
+impl fmt::Debug for ShmSlice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.bytes()).finish()
+    }
+}
+
+/// The bytes of a [`ShmSlice`], in order ([`ShmSlice::bytes`]).
+#[derive(Debug, Clone)]
+pub struct Bytes<'a> {
+    view: ShmSlice<'a>,
+    next: usize,
+}
+
+impl Iterator for Bytes<'_> {
+    type Item = u8;
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.view.get(self.next)?;
+        self.next += 1;
+        Some(b)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.view.len - self.next;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Bytes<'_> {}
+
+/// A zero-copy view of bytes to send, in shared memory: every accessor
+/// copies in or fills, none lends a reference.
+///
+/// See [`ShmSlice`] for an example.
+pub struct ShmSliceMut<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> ShmSliceMut<'a> {
+    /// A writable view of `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// For `'a`, `ptr..ptr + len` is valid for reads and writes, holds no
+    /// Rust object, and no other thread of this program and no other view
+    /// accesses it meanwhile.
+    #[inline]
+    pub const unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
+        Self {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The number of bytes in view.
+    #[inline]
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    #[inline]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `src` to `at`.
+    ///
+    /// # Errors
+    ///
+    /// [`OutOfView`] if the range exceeds the view (nothing is written).
+    #[inline]
+    pub fn write_at(&mut self, at: usize, src: &[u8]) -> Result<(), OutOfView> {
+        check(at, src.len(), self.len)?;
+        // SAFETY: inside the view (checked), valid for writes for `'a`
+        // and reached through no other view (`new`'s contract).
+        unsafe { copy_to_shared(src, self.ptr.as_ptr().add(at)) };
+        Ok(())
+    }
+
+    /// Copies `src` to the start of the view.
+    ///
+    /// # Errors
+    ///
+    /// [`OutOfView`] if `src` is longer than the view (nothing is written).
+    #[inline]
+    pub fn copy_from(&mut self, src: &[u8]) -> Result<(), OutOfView> {
+        self.write_at(0, src)
+    }
+
+    /// Sets every byte of the view to `byte`.
+    #[inline]
+    pub fn fill(&mut self, byte: u8) {
+        // SAFETY: exactly the view (`new`'s contract).
+        unsafe { fill_shared(self.ptr.as_ptr(), byte, self.len) };
+    }
+
+    /// Reads back what the view holds (a read-only view for as long as
+    /// this one is borrowed).
+    #[inline]
+    pub fn as_view(&self) -> ShmSlice<'_> {
+        // SAFETY: the same range, valid for reads; `&self` keeps writes
+        // through this view away while the read view lives.
+        unsafe { ShmSlice::new(self.ptr, self.len) }
+    }
+}
+
+impl fmt::Debug for ShmSliceMut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmSliceMut")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(align(16))]
+    struct Backing([u8; 96]);
+
+    /// Every alignment of the shared side against every length up to
+    /// several words, both directions, against a plain reference copy.
+    #[test]
+    fn copies_fills_and_compares_match_memcpy_at_every_alignment() {
+        let mut b = Backing([0; 96]);
+        let base = b.0.as_mut_ptr();
+        let pattern: [u8; 80] = core::array::from_fn(|k| (k as u8).wrapping_mul(37) ^ 0xA5);
+        for start in 0..WORD * 2 {
+            for len in 0..=(80 - start).min(6 * WORD + 3) {
+                let src = &pattern[..len];
+                // SAFETY: inside `b`, only reached through this module here.
+                unsafe {
+                    fill_shared(base, 0xEE, 96);
+                    copy_to_shared(src, base.add(start));
+                }
+                let mut out = [0u8; 80];
+                // SAFETY: as above.
+                unsafe { copy_from_shared(base.add(start), &mut out[..len]) };
+                assert_eq!(&out[..len], src, "start {start} len {len}");
+                // SAFETY: as above.
+                unsafe {
+                    assert!(eq_shared(base.add(start), src));
+                    assert_eq!(load_u8(base.add(start + len)), 0xEE, "no overrun");
+                    if start > 0 {
+                        assert_eq!(load_u8(base.add(start - 1)), 0xEE, "no underrun");
+                    }
+                    if len > 0 {
+                        store_u8(base.add(start + len - 1), !src[len - 1]);
+                        assert!(!eq_shared(base.add(start), src), "last byte differs");
+                        fill_shared(base.add(start), 0, len);
+                        assert!(eq_shared(base.add(start), &[0u8; 80][..len]));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn views_check_every_range_and_never_lend_a_slice() {
+        let mut b = Backing([0; 96]);
+        let p = NonNull::new(b.0.as_mut_ptr()).unwrap();
+        // SAFETY: `b` outlives the views and is only reached through them.
+        let mut w = unsafe { ShmSliceMut::new(p, 8) };
+        assert_eq!(
+            w.write_at(6, b"abc"),
+            Err(OutOfView {
+                at: 6,
+                len: 3,
+                view: 8
+            })
+        );
+        assert!(w.write_at(usize::MAX, b"a").is_err());
+        w.fill(b'x');
+        w.write_at(0, b"ab").unwrap();
+        assert!(w.as_view() == *b"abxxxxxx");
+        // SAFETY: as above.
+        let r = unsafe { ShmSlice::new(p, 8) };
+        assert_eq!(r.get(7), Some(b'x'));
+        assert_eq!(r.get(8), None);
+        let mut big = [0u8; 12];
+        assert_eq!(r.copy_to(&mut big), 8);
+        assert_eq!(&big[..8], b"abxxxxxx");
+        assert!(r.read_at(4, &mut big[..5]).is_err());
+        let sub = r.subslice(1, 2).unwrap();
+        assert!(sub == b"bx");
+        assert!(sub != *b"bxx");
+        assert!(r.subslice(7, 2).is_err());
+        assert_eq!(format!("{sub:?}"), "[98, 120]");
+        assert_eq!(r.bytes().len(), 8);
+    }
+}
