@@ -22,6 +22,7 @@ use conformance::sim::{CacheConfig, LineState, SimCore, SimMemory};
 use ipc_traits::buf::{Dirty, Received, ShmBuf};
 use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
+use ipc_traits::power::WakeLock;
 use ipc_traits::shm::{RawRegion, SharedMemory};
 use rpmsg::link::{Error, Link, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
@@ -405,9 +406,15 @@ impl Bell {
 type SplitLink<'m> =
     Link<'m, SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>, Bell, 2, 8, 2, 256>;
 
-fn split_link(core: &SimCore<MASTER_LINE>, side: Side, bell: Bell) -> SplitLink<'_> {
+fn split_link<'m>(
+    core: &'m SimCore<MASTER_LINE>,
+    side: Side,
+    bell: Bell,
+    wake: Option<&'m WakeLock>,
+) -> SplitLink<'m> {
     let mut cfg = SplitConfig::new(SPLIT, side);
     cfg.consumed_notify = true;
+    cfg.wake = wake;
     // SAFETY: each side owns its pool; the peer's is reached only through
     // the ring.
     let rings = unsafe { SplitRings::<_, Legacy, SPLIT_NUM>::new(core, cfg) }.unwrap();
@@ -433,8 +440,8 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
     let ca = mem.core::<MASTER_LINE>(pinned(9));
     let cb = mem.core::<MASTER_LINE>(pinned(10));
     let (to_a, to_b) = (Bell::default(), Bell::default());
-    let a = split_link(&ca, Side::A, to_b.clone());
-    let b = split_link(&cb, Side::B, to_a.clone());
+    let a = split_link(&ca, Side::A, to_b.clone(), None);
+    let b = split_link(&cb, Side::B, to_a.clone(), None);
     for region in [SPLIT.a, SPLIT.b] {
         let mut word = [0u8; 4];
         mem.peek(region.consumed, &mut word).unwrap();
@@ -470,6 +477,69 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
         let r = delivered.expect("the first message of the session never arrived");
         assert_eq!((r.src, &got[..r.len]), (src, &b"first"[..]));
     }
+}
+
+/// Split ownership with the consumed-buffer notification: each side reads
+/// its own consumed word (which only the peer writes) fresh, and writes the
+/// peer's word back to memory. A sends one message per round to B; between
+/// rounds A has read its word (the line sits clean in A's cache) and B has
+/// ended its pass, confirming what it saw in that word and going quiet. A's
+/// next send must see B's confirmation: a stale read (the line not
+/// invalidated by A, or B's write left in B's cache) still says "nothing
+/// seen", the send takes the doorbell for it as already rung, and B, quiet,
+/// never reads the message. At the end the word covers every buffer A
+/// reaped, so A holds its wake lock no more.
+#[test]
+fn split_consumed_word_is_read_fresh() {
+    let lock_a = WakeLock::new();
+    let mem = SimMemory::new(0x2000, PEER_BASE);
+    let ca = mem.core::<MASTER_LINE>(pinned(11));
+    let cb = mem.core::<MASTER_LINE>(pinned(12));
+    let (to_a, to_b) = (Bell::default(), Bell::default());
+    let a = split_link(&ca, Side::A, to_b.clone(), Some(&lock_a));
+    let b = split_link(&cb, Side::B, to_a.clone(), None);
+    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
+    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
+    let mut got = [0u8; 64];
+    for round in 0..2 * SPLIT_NUM {
+        let text = format!("message {round}");
+        a.try_send(&ea, 40, text.as_bytes()).unwrap();
+        let mut delivered = None;
+        for _ in 0..16 {
+            a.on_notify(to_a.take());
+            a.service().unwrap();
+            b.on_notify(to_b.take());
+            match b.try_recv(&eb, &mut got) {
+                Ok(r) => {
+                    delivered = Some(r);
+                    break;
+                }
+                Err(Error::WouldBlock) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let r = delivered.unwrap_or_else(|| {
+            panic!(
+                "round {round}: B never woke for A's message (A read a stale consumed \
+                 word, or B's confirmation never reached memory)"
+            )
+        });
+        assert_eq!(
+            (r.src, &got[..r.len]),
+            (30, text.as_bytes()),
+            "round {round}"
+        );
+        // B ends its pass: the consumed word says "seen and returned", and
+        // B waits for the next doorbell.
+        assert_eq!(b.try_recv(&eb, &mut got), Err(Error::WouldBlock));
+        a.on_notify(to_a.take());
+        a.service().unwrap();
+    }
+    assert_eq!(
+        lock_a.holders(),
+        0,
+        "A still holds its wake lock: its consumed word read as not covering the reaped buffers"
+    );
 }
 
 // --- RawRegion over a recording cache -----------------------------------------
