@@ -973,6 +973,35 @@ impl<
         Ok(())
     }
 
+    /// Services reception until a message is queued for `ep` (then the
+    /// rest stays in the ring for the next call), or as [`Link::service`]
+    /// (rings without [`Rings::RETURN_BEFORE_IDLE`]).
+    ///
+    /// Stopping there matters for fences: the message's buffer goes back
+    /// before the ring is found empty, so returning it and re-arming the
+    /// ring share one fence (`publish_used_and_rearm` /
+    /// `publish_and_rearm` in [`crate::rings`]), and the pop that then
+    /// finds the ring empty needs none.
+    fn service_for(&self, ep: &Endpoint) -> Result<(), Error> {
+        if !R::RETURN_BEFORE_IDLE {
+            return self.service();
+        }
+        let mut scratch = [0u8; 0];
+        for _ in 0..4 * BUF.max(256) {
+            let step = self.with(|i| {
+                if i.queues.get(ep.slot).is_some_and(|q| q.len > 0) {
+                    return Ok(Step::Idle);
+                }
+                i.step(&mut scratch)
+            })?;
+            match step {
+                Step::Idle | Step::Stalled | Step::Deliver { .. } => break,
+                Step::Handled | Step::Phantom(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Copies the oldest message queued for `ep` into `out` and returns the
     /// buffer to the peer.
     ///
@@ -982,7 +1011,7 @@ impl<
     /// `out` is too small (the message stays queued);
     /// [`Error::NoSuchEndpoint`].
     pub fn try_recv(&self, ep: &Endpoint, out: &mut [u8]) -> Result<Received, Error> {
-        self.service()?;
+        self.service_for(ep)?;
         self.with(|i| {
             i.check(ep)?;
             let q = &mut i.queues[ep.slot];
@@ -1021,7 +1050,7 @@ impl<
         &self,
         ep: &Endpoint,
     ) -> Result<HeldMessage<'_, 'm, R, N, EPS, Q, SVC, BUF>, Error> {
-        self.service()?;
+        self.service_for(ep)?;
         let item = self.with(|i| {
             i.check(ep)?;
             i.queues[ep.slot].pop().ok_or(Error::WouldBlock)

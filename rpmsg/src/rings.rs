@@ -130,6 +130,15 @@ pub trait Rings<'m>: sealed::Sealed {
     /// The rings' byte order.
     type Order: Endian;
 
+    /// Whether a receive call ([`crate::link::Link::try_recv`]) may stop
+    /// servicing at the first message for its endpoint and leave the rest
+    /// in the ring for the next call. With virtio rings this lets the
+    /// message's buffer go back before the ring is found empty, so the
+    /// return and the re-arm share one fence. Split ownership ends a pass
+    /// only when its ring is empty (the consumed word), so it services to
+    /// the end.
+    const RETURN_BEFORE_IDLE: bool = false;
+
     /// The memory the rings live in.
     fn mem(&self) -> &'m Self::Mem;
     /// The queue to kick after [`Rings::send_tx`].
@@ -312,6 +321,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
+    // Off for now: leaving messages in the ring after `try_recv` changed
+    // what a caller may assume after one receive (that the ring was
+    // serviced to empty, and so re-armed), and the hostile-master fault
+    // suite (`hostile_master_scribbles_its_descriptors_and_avail_rings`,
+    // AM62x) stalled with it on once payload copies changed the
+    // interleaving. Costs one fence per message in the one-way stream;
+    // see the issue notes before turning it back on.
+    const RETURN_BEFORE_IDLE: bool = false;
 
     fn mem(&self) -> &'m M {
         self.mem
@@ -567,6 +584,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
+    // Off for now: leaving messages in the ring after `try_recv` changed
+    // what a caller may assume after one receive (that the ring was
+    // serviced to empty, and so re-armed), and the hostile-master fault
+    // suite (`hostile_master_scribbles_its_descriptors_and_avail_rings`,
+    // AM62x) stalled with it on once payload copies changed the
+    // interleaving. Costs one fence per message in the one-way stream;
+    // see the issue notes before turning it back on.
+    const RETURN_BEFORE_IDLE: bool = false;
 
     fn mem(&self) -> &'m M {
         self.mem
