@@ -321,14 +321,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
-    // Off for now: leaving messages in the ring after `try_recv` changed
-    // what a caller may assume after one receive (that the ring was
-    // serviced to empty, and so re-armed), and the hostile-master fault
-    // suite (`hostile_master_scribbles_its_descriptors_and_avail_rings`,
-    // AM62x) stalled with it on once payload copies changed the
-    // interleaving. Costs one fence per message in the one-way stream;
-    // see the issue notes before turning it back on.
-    const RETURN_BEFORE_IDLE: bool = false;
+    const RETURN_BEFORE_IDLE: bool = true;
 
     fn mem(&self) -> &'m M {
         self.mem
@@ -584,14 +577,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
-    // Off for now: leaving messages in the ring after `try_recv` changed
-    // what a caller may assume after one receive (that the ring was
-    // serviced to empty, and so re-armed), and the hostile-master fault
-    // suite (`hostile_master_scribbles_its_descriptors_and_avail_rings`,
-    // AM62x) stalled with it on once payload copies changed the
-    // interleaving. Costs one fence per message in the one-way stream;
-    // see the issue notes before turning it back on.
-    const RETURN_BEFORE_IDLE: bool = false;
+    const RETURN_BEFORE_IDLE: bool = true;
 
     fn mem(&self) -> &'m M {
         self.mem
