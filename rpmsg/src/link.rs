@@ -1005,6 +1005,16 @@ impl<
     /// Copies the oldest message queued for `ep` into `out` and returns the
     /// buffer to the peer.
     ///
+    /// # Sleeping
+    ///
+    /// Sleep until the next doorbell only after [`Error::WouldBlock`]: it
+    /// means the ring was serviced to empty and, with notifications on,
+    /// re-armed, so the peer rings for its next message. An `Ok` may leave
+    /// later messages in the ring (with virtio rings reception stops at the
+    /// first message for `ep`, so returning its buffer and re-arming share
+    /// one fence); they arrive with the next call, and no doorbell comes for
+    /// them.
+    ///
     /// # Errors
     ///
     /// [`Error::WouldBlock`] when nothing is queued; [`Error::TooLong`] if
@@ -1042,6 +1052,8 @@ impl<
 
     /// Lends the oldest message queued for `ep` without copying; the buffer
     /// goes back to the peer when the [`HeldMessage`] is dropped.
+    ///
+    /// Sleep only after [`Error::WouldBlock`], as for [`Link::try_recv`].
     ///
     /// # Errors
     ///
