@@ -382,6 +382,9 @@ struct Inner<'m, R: Rings<'m>, N, const EPS: usize, const Q: usize, const SVC: u
     ns_enabled: bool,
     announced: [Option<Name>; EPS],
     reannounce: [bool; EPS],
+    /// Whether any `reannounce` flag may be set: the common case (none)
+    /// costs [`Inner::after_op`] one test instead of a scan.
+    reannounce_owed: bool,
     /// Set between `end_session` and `restart`.
     ended: Option<RestartReport>,
     /// A received buffer could not be returned in this session.
@@ -467,6 +470,7 @@ impl<
                 ns_enabled: true,
                 announced: [None; EPS],
                 reannounce: [false; EPS],
+                reannounce_owed: false,
                 ended: None,
                 return_failed: false,
                 buf_size: BUF,
@@ -740,6 +744,7 @@ impl<
             i.reannounce[k] = i.announced[k].is_some() && i.endpoints.addr_of(k).is_some();
             reannounce += u32::from(i.reannounce[k]);
         }
+        i.reannounce_owed = reannounce > 0;
         i.stats.peer_resets = i.stats.peer_resets.wrapping_add(1);
         i.stats.lost_at_reset = i.stats.lost_at_reset.wrapping_add(lost);
         i.stats.unconfirmed_at_reset = i.stats.unconfirmed_at_reset.wrapping_add(unconfirmed);
@@ -1104,12 +1109,21 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
     }
 
     /// What every operation ends with: announcements owed after a restart,
-    /// the rings' housekeeping and the doorbells it asks for.
+    /// the rings' housekeeping and the doorbells it asks for. Inlined, and
+    /// each part behind one test, so that an operation with nothing owed
+    /// (the data path) pays a few instructions here, not three calls.
+    #[inline]
     fn after_op(&mut self) {
-        self.reannounce();
-        let due = self.rings.housekeeping();
-        self.pending_kicks = self.pending_kicks.union(due);
-        self.flush_kicks();
+        if self.reannounce_owed {
+            self.reannounce();
+        }
+        if R::HOUSEKEEPING {
+            let due = self.rings.housekeeping();
+            self.pending_kicks = self.pending_kicks.union(due);
+        }
+        if !self.pending_kicks.is_empty() {
+            self.flush_kicks();
+        }
     }
 
     /// Unbinds the endpoint at `slot` and gives back every buffer held for
@@ -1347,10 +1361,9 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
 
     /// Announces again, after a restart, what was announced before; stops
     /// at the first missing transmit buffer and tries again next time.
+    #[cold]
     fn reannounce(&mut self) {
-        if !self.reannounce.iter().any(|&r| r) {
-            return;
-        }
+        self.reannounce_owed = false;
         for k in 0..EPS {
             if !self.reannounce[k] {
                 continue;
@@ -1377,7 +1390,11 @@ impl<'m, R: Rings<'m>, N: Notify, const EPS: usize, const Q: usize, const SVC: u
                         self.rings.return_tx(slot);
                     }
                 }
-                Ok(None) | Err(_) => return,
+                Ok(None) | Err(_) => {
+                    // Owed still: tried again after the next operation.
+                    self.reannounce_owed = true;
+                    return;
+                }
             }
         }
     }

@@ -225,6 +225,9 @@ pub trait Rings<'m>: sealed::Sealed {
     fn housekeeping(&mut self) -> QueueSet {
         QueueSet::EMPTY
     }
+    /// Whether [`Rings::housekeeping`] does anything: when not, the link
+    /// does not call it after every operation.
+    const HOUSEKEEPING: bool = false;
     /// One tick of the unresponsive-peer bound; returns 1 when the peer was
     /// just given up on (its wake guards released). The default never
     /// gives up.

@@ -756,6 +756,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
 {
     type Mem = M;
     type Order = E;
+    const HOUSEKEEPING: bool = true;
 
     fn mem(&self) -> &'m M {
         self.mem
