@@ -4,6 +4,7 @@
 #[cfg(feature = "async")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod asynch;
+pub mod boot;
 pub mod link;
 pub mod rings;
 pub mod rsc_table;
@@ -13,3 +14,6 @@ pub mod split;
 pub mod table;
 pub mod wake;
 pub mod wire;
+
+pub use boot::{BootError, Profile};
+pub use link::Error;
