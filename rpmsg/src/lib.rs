@@ -16,4 +16,11 @@ pub mod wake;
 pub mod wire;
 
 pub use boot::{BootError, Profile};
+/// The contracts and shared-memory windows (`ipc_traits::shm::RawRegion`,
+/// `ipc_traits::cache::Coherent`, ...), reachable without a dependency of
+/// one's own.
+pub use ipc_traits;
 pub use link::Error;
+/// The rings (`vring::Legacy`, ...), reachable without a dependency of
+/// one's own.
+pub use vring;
