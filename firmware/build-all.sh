@@ -22,7 +22,7 @@ LINT="${FIRMWARE_LINT:-1}"
 
 TARGETS="thumbv7em-none-eabihf riscv32imac-unknown-none-elf aarch64-unknown-none"
 # name (= directory and binary) : target (directory under the target dir) : toolchain
-EXAMPLES="imx8mm-m4:thumbv7em-none-eabihf:stable am62x-m4f:thumbv7em-none-eabihf:stable v853-e907:riscv32imac-unknown-none-elf:stable octeon:mips64-octeon-none:nightly"
+EXAMPLES="minimal-remote:thumbv7em-none-eabihf:stable imx8mm-m4:thumbv7em-none-eabihf:stable am62x-m4f:thumbv7em-none-eabihf:stable v853-e907:riscv32imac-unknown-none-elf:stable octeon:mips64-octeon-none:nightly"
 
 PASS=0 FAIL=0 FAILED=()
 now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((10#$t / 1000)); }
@@ -71,7 +71,7 @@ setup_qemu() {
 lint() {
   local d
   (cd common && cargo fmt -- --check && cargo test -q && cargo clippy -q --all-targets -- -D warnings)
-  for d in qemu-m4 qemu-a64 imx8mm-m4 am62x-m4f v853-e907; do
+  for d in qemu-m4 qemu-a64 minimal-remote imx8mm-m4 am62x-m4f v853-e907; do
     echo "--- lint $d"
     (cd "$d" && cargo fmt -- --check && cargo clippy -q --release -- -D warnings)
   done
@@ -112,9 +112,30 @@ build_one() {                             # build_one NAME TARGET TOOLCHAIN
   [ -f "$elf" ] || { echo "no ELF at $elf"; return 1; }
   read -r text data bss < <(size_of "$elf")
   SIZES+=("$(printf '%-10s %-30s %8d %8d %8d' "$name" "$target" "$text" "$data" "$bss")")
-  if [ "$name" = imx8mm-m4 ]; then
-    echo "bench code_text_remote $text bytes ratio=-"
+  if [ "$name" = minimal-remote ]; then
+    code_split "$elf"
   fi
+}
+
+# The size benchmark (README "Size"): the minimal remote's library code,
+# split by crate from the DWARF line table (code-split.awk says how each
+# instruction is attributed, including what LTO inlined into main), and
+# its image (.text + .rodata).
+code_split() {
+  local elf=$1 split lib=0 crate bytes image hex
+  split=$("$LLVM_BIN/llvm-objdump" -d -l -C --section=.text "$elf" | awk -f "$FW/code-split.awk" | sort)
+  [ -n "$split" ] || { echo "no disassembly of $elf"; return 1; }
+  while read -r crate bytes; do
+    echo "bench code_text_crate_${crate//-/_} $bytes bytes ratio=-"
+    case $crate in rpmsg|vring|ipc-traits|mu-imx8) lib=$((lib + bytes)) ;; esac
+  done <<<"$split"
+  image=0
+  for hex in $("$LLVM_BIN/llvm-readobj" --elf-output-style=GNU -S "$elf" | awk '
+    / \.(text|rodata) / { line = $0; sub(/^ *\[ *[0-9]+\] +/, "", line); split(line, f, / +/); print f[5] }'); do
+    image=$((image + 16#$hex))
+  done
+  echo "bench code_text_remote $lib bytes ratio=-"
+  echo "bench code_text_image $image bytes ratio=-"
 }
 
 build_examples() {

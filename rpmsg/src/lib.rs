@@ -4,6 +4,7 @@
 #[cfg(feature = "async")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod asynch;
+pub mod boot;
 pub mod link;
 pub mod rings;
 pub mod rsc_table;
@@ -13,3 +14,13 @@ pub mod split;
 pub mod table;
 pub mod wake;
 pub mod wire;
+
+pub use boot::{BootError, Profile};
+/// The contracts and shared-memory windows (`ipc_traits::shm::RawRegion`,
+/// `ipc_traits::cache::Coherent`, ...), reachable without a dependency of
+/// one's own.
+pub use ipc_traits;
+pub use link::Error;
+/// The rings (`vring::Legacy`, ...), reachable without a dependency of
+/// one's own.
+pub use vring;

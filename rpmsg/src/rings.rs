@@ -123,6 +123,48 @@ impl Default for QueueIds {
     }
 }
 
+/// Which doorbells a ring pair rings and asks for, beyond what the peer's
+/// suppression fields say. [`crate::boot::Profile::conventions`] picks
+/// them for each peer; ring pairs built without a profile use
+/// [`Conventions::UNTUNED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conventions {
+    /// Ring after every message sent, even when the peer's suppression
+    /// field asks not to (rpmsg-lite's master leaves
+    /// `VRING_AVAIL_F_NO_INTERRUPT` set on both rings and expects its
+    /// remote to kick anyway, vector 01).
+    pub notify_always: bool,
+    /// Ring for returned receive buffers when the peer's suppression field
+    /// asks for it. `false` for a peer that never waits for them on a
+    /// doorbell (rpmsg-lite polls for a free transmit buffer): each one
+    /// would be an interrupt it ignores.
+    pub announce_returns: bool,
+    /// Ask the peer, through this side's suppression field on the transmit
+    /// ring, not to ring for the buffers it hands back (the master's
+    /// returned receive buffers, the remote's consumed messages) while this
+    /// side has transmit buffers; asked for again, and the ring looked at
+    /// once more, when a send finds none free (what Linux does on its
+    /// transmit ring, rpmsg-wire.md §2.1).
+    pub quiet_returns: bool,
+}
+
+impl Conventions {
+    /// Follow the peer's suppression fields, never ask it to be quiet: the
+    /// behaviour of a ring pair built without a profile (byte-identical to
+    /// rpmsg-lite's remote on the golden images).
+    pub const UNTUNED: Self = Self {
+        notify_always: false,
+        announce_returns: true,
+        quiet_returns: false,
+    };
+}
+
+impl Default for Conventions {
+    fn default() -> Self {
+        Self::UNTUNED
+    }
+}
+
 /// One role's ring pair. Sealed: [`RemoteRings`] and [`MasterRings`].
 pub trait Rings<'m>: sealed::Sealed {
     /// The shared memory.
@@ -247,7 +289,9 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
     rx: Device<'m, M, E, NUM>,
     spare: Spares<'m, M, NUM>,
     queues: QueueIds,
-    always_notify: bool,
+    conv: Conventions,
+    /// The transmit ring asks the peer not to ring (`quiet_returns`).
+    tx_quiet: bool,
 }
 
 /// Where the remote finds its rings and the master's buffers.
@@ -298,8 +342,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             rx: dev(config.vring1, config.vring1_buffers)?,
             spare: Spares::new(),
             queues: config.queues,
-            always_notify: false,
+            conv: Conventions::UNTUNED,
+            tx_quiet: false,
         })
+    }
+
+    /// Follows `conv` from now on; with [`Conventions::quiet_returns`] the
+    /// transmit ring asks the master not to ring for posted buffers at once.
+    ///
+    /// # Errors
+    ///
+    /// A ring error writing the suppression field.
+    pub fn with_conventions(mut self, conv: Conventions) -> Result<Self, RingError> {
+        self.conv = conv;
+        if conv.quiet_returns && !self.tx_quiet {
+            self.tx.disable_notifications()?;
+            self.tx_quiet = true;
+        }
+        Ok(self)
     }
 
     /// Rings the doorbell after every publication even when the master's
@@ -309,7 +369,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
     /// this. Linux keeps its flags meaningful: leave it off there.
     #[must_use]
     pub fn notify_always(mut self, always: bool) -> Self {
-        self.always_notify = always;
+        self.conv.notify_always = always;
         self
     }
 }
@@ -348,6 +408,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         for _ in 0..=NUM {
             match self.tx.pop_writable() {
                 Ok(Some(p)) => {
+                    if self.conv.quiet_returns && !self.tx_quiet {
+                        // Buffers again: the master may post quietly.
+                        self.tx.disable_notifications()?;
+                        self.tx_quiet = true;
+                    }
                     let room = usize::try_from(p.len)
                         .unwrap_or(usize::MAX)
                         .min(p.buf.capacity());
@@ -356,6 +421,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
                         room,
                         buf: p.buf,
                     }));
+                }
+                Ok(None) if self.tx_quiet => {
+                    // Out of buffers: ask for the doorbell, then look once
+                    // more (one posted meanwhile rang nobody).
+                    self.tx_quiet = false;
+                    if !self.tx.enable_notifications()? {
+                        return Ok(None);
+                    }
                 }
                 Ok(None) => return Ok(None),
                 Err(e) if skipped_entry(&e) => {}
@@ -388,7 +461,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
             })?;
         self.tx
             .publish_used()
-            .map(|wanted| wanted || self.always_notify)
+            .map(|wanted| wanted || self.conv.notify_always)
             .map_err(|error| SendFailure { buf: None, error })
     }
 
@@ -423,7 +496,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         self.rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
         // Messages are work: going idle re-arms under the publication's
         // fence (`Device::publish_used_and_rearm`).
-        Ok(self.rx.publish_used_and_rearm()? || self.always_notify)
+        let wanted = self.rx.publish_used_and_rearm()? || self.conv.notify_always;
+        Ok(wanted && self.conv.announce_returns)
     }
 
     fn ring_stats(&self) -> (&Stats, &Stats) {
@@ -435,6 +509,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
+        // The transmit ring's quiet state follows the request until the
+        // next take finds a buffer (or none).
+        self.tx_quiet = !on && self.conv.quiet_returns;
         if on {
             // Free transmit buffers waiting are no work; messages are.
             self.tx.enable_notifications()?;
@@ -466,6 +543,9 @@ pub struct MasterRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
     spare: Spares<'m, M, NUM>,
     queues: QueueIds,
     buf_size: usize,
+    conv: Conventions,
+    /// The transmit ring asks the remote not to ring (`quiet_returns`).
+    tx_quiet: bool,
 }
 
 /// Where the master lays out rings and buffers.
@@ -566,7 +646,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
             spare,
             queues: config.queues,
             buf_size: config.buf_size,
+            conv: Conventions::UNTUNED,
+            tx_quiet: false,
         })
+    }
+
+    /// Follows `conv` from now on; with [`Conventions::quiet_returns`] the
+    /// transmit ring asks the remote not to ring for consumed messages at
+    /// once (Linux's `virtqueue_disable_cb(svq)`, rpmsg-wire.md §2.1).
+    ///
+    /// # Errors
+    ///
+    /// A ring error writing the suppression field.
+    pub fn with_conventions(mut self, conv: Conventions) -> Result<Self, RingError> {
+        self.conv = conv;
+        if conv.quiet_returns && !self.tx_quiet {
+            self.tx.disable_interrupts()?;
+            self.tx_quiet = true;
+        }
+        Ok(self)
     }
 }
 
@@ -601,6 +699,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         for _ in 0..=NUM {
             match self.tx.pop_used() {
                 Ok(Some(used)) => {
+                    if self.conv.quiet_returns && !self.tx_quiet {
+                        // Buffers again: the remote may return quietly.
+                        self.tx.disable_interrupts()?;
+                        self.tx_quiet = true;
+                    }
                     // The remote is done with it; its contents do not matter.
                     let buf = used.buf.recycle();
                     return Ok(Some(TxSlot {
@@ -608,6 +711,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
                         room: self.buf_size.min(buf.capacity()),
                         buf,
                     }));
+                }
+                Ok(None) if self.tx_quiet => {
+                    // Out of buffers: ask for the doorbell, then look once
+                    // more (one returned meanwhile rang nobody).
+                    self.tx_quiet = false;
+                    if !self.tx.enable_interrupts()? {
+                        return Ok(None);
+                    }
                 }
                 Ok(None) => return Ok(None),
                 Err(e) => {
@@ -647,6 +758,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
             })?;
         self.tx
             .publish()
+            .map(|wanted| wanted || self.conv.notify_always)
             .map_err(|error| SendFailure { buf: None, error })
     }
 
@@ -692,7 +804,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         self.rx.add_writable(buf.into_empty()).map_err(|(_, e)| e)?;
         // Messages are work: going idle re-arms under the publication's
         // fence (`Driver::publish_and_rearm`).
-        self.rx.publish_and_rearm()
+        let wanted = self.rx.publish_and_rearm()? || self.conv.notify_always;
+        Ok(wanted && self.conv.announce_returns)
     }
 
     fn ring_stats(&self) -> (&Stats, &Stats) {
@@ -704,6 +817,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
+        self.tx_quiet = !on && self.conv.quiet_returns;
         if on {
             // Returned transmit buffers waiting are no work; messages are.
             self.tx.enable_interrupts()?;

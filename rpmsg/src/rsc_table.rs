@@ -270,6 +270,7 @@ impl<const N: usize> ResourceTable<N> {
 
 /// Why a table read from memory was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RscError {
     /// Shorter than its header or offset array.
     Truncated,
@@ -454,6 +455,19 @@ impl VdevView {
         let mut b = [0u8; 1];
         mem.read(at, &mut b)?;
         Ok(b[0])
+    }
+
+    /// The features the host negotiated (`gfeatures`), as it last wrote
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// A shared-memory error.
+    pub fn gfeatures<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u32, RscError> {
+        let at = self.fresh(mem, 16, 4)?;
+        let mut b = [0u8; 4];
+        mem.read(at, &mut b)?;
+        Ok(u32::from_ne_bytes(b))
     }
 
     /// Whether the host has set `DRIVER_OK` (and not `NEEDS_RESET`/`FAILED`).

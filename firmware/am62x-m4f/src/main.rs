@@ -16,7 +16,7 @@
 //!   echo request (sent when Linux opens the channel) and the suspend
 //!   requests of TI's power protocol: acknowledged only when the
 //!   [`WakeLock`] is free, refused otherwise.
-//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`HostBoot`] clears the vdev
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`RemoteBoot`] clears the vdev
 //!   status only if it is a previous session's (a late boot keeps Linux's
 //!   `DRIVER_OK`), polls for `DRIVER_OK` on every SysTick (Linux's start
 //!   kick may predate this boot; OpenAMP sends none), then the vrings are
@@ -42,7 +42,6 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{NVIC, SCB};
 use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
-use fw_common::boot::remote_config;
 use fw_common::doorbell::Patient;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
@@ -58,10 +57,10 @@ use mbox_am62x::{
     ControlEvent, Event, InterruptSource, Irq, KickRx, Listen, Mbox, NotifyRx, Queue, RpMbox, Rx,
     Tx,
 };
+use rpmsg::boot::{BootError, Profile, RemoteBoot};
 use rpmsg::link::Link;
-use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
@@ -317,7 +316,14 @@ fn main() -> ! {
     log.line(format_args!(
         "am62x-m4f: up, rpmsg over mailbox cluster 0 as user 2"
     ));
-    let mut boot = match HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0) {
+    let mut boot = match RemoteBoot::start::<_, _, TABLE>(
+        &table,
+        0,
+        &shared,
+        Profile::Linux,
+        HOST_TIMING,
+        0,
+    ) {
         Ok(boot) => boot,
         Err(e) => {
             log.line(format_args!("am62x-m4f: resource table: {e}"));
@@ -326,7 +332,7 @@ fn main() -> ! {
     };
     log.line(format_args!(
         "am62x-m4f: status at boot: {:?}",
-        boot.found()
+        boot.host().found()
     ));
 
     // The mailbox: never reset the shared cluster (§5 item 1); enable only
@@ -374,7 +380,7 @@ fn main() -> ! {
         match boot.poll(&table, ticks()) {
             Ok(HostPoll::Ready(v)) => break v,
             Ok(HostPoll::Waiting { .. }) => idle(&mut cp.SCB, true),
-            Err(RscError::NotReady) => {
+            Err(BootError::Table(RscError::NotReady)) => {
                 log.line(format_args!("am62x-m4f: still waiting for DRIVER_OK"));
             }
             Err(e) => {
@@ -383,19 +389,12 @@ fn main() -> ! {
             }
         }
     };
-    let config = match remote_config(&shared, vrings) {
-        Ok(c) => c,
-        Err(e) => {
-            log.line(format_args!("am62x-m4f: {e}"));
-            park(&mut cp.SCB);
-        }
-    };
     // SAFETY: the two buffer areas are Linux's receive and transmit halves
     // (disjoint), and this core builds no other buffer over them.
-    let rings = match unsafe { RemoteRings::<_, Legacy, NUM>::new(&shared, config) } {
+    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
         Ok(r) => r,
         Err(e) => {
-            log.line(format_args!("am62x-m4f: rings: {e}"));
+            log.line(format_args!("am62x-m4f: {e}"));
             park(&mut cp.SCB);
         }
     };

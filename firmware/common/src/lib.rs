@@ -1,10 +1,8 @@
-//! Shared parts of the firmware examples and the emulated images.
+//! Shared parts of the firmware examples and the emulated images. Both
+//! halves of the start-up (the remote's wait for `DRIVER_OK` and its rings,
+//! the host's lay-out done the way Linux does it) are the library's:
+//! [`rpmsg::boot`].
 //!
-//! - [`boot`]: the remote's half of the remoteproc start-up (wait for the
-//!   host's `DRIVER_OK`, read back where it put the vrings, find the buffer
-//!   halves, describe the rings for [`rpmsg::rings::RemoteRings`]).
-//! - [`host`]: the host's half, done the way Linux remoteproc and
-//!   `virtio_rpmsg_bus` do it, for images that play both sides.
 //! - [`echo`]: the echo service the examples announce to Linux as
 //!   `rpmsg-tty` and `rpmsg-raw`.
 //! - [`trace`]: a `core::fmt::Write` log into the resource table's trace
@@ -20,11 +18,9 @@
 //! emulated image's scheduler) calls it again after the next interrupt.
 #![cfg_attr(not(test), no_std)]
 
-pub mod boot;
 pub mod client;
 pub mod doorbell;
 pub mod echo;
-pub mod host;
 pub mod mem;
 pub mod pair;
 pub mod shared;

@@ -2,11 +2,11 @@
 //! image (and the host tests) run the whole start-up and an echo exchange
 //! with the same code the firmware examples use on each side.
 //!
-//! The host boots the remote the way Linux does ([`crate::host`]); the
-//! remote, which comes out of reset after the host set `DRIVER_OK` (as
-//! behind Linux, which probes right after starting the core), keeps that
-//! status ([`rpmsg::rsc_table::HostBoot`]) and finds its rings
-//! ([`crate::boot`]),
+//! The host boots the remote the way Linux does
+//! ([`rpmsg::boot::master_table`]); the remote, which comes out of reset
+//! after the host set `DRIVER_OK` (as behind Linux, which probes right
+//! after starting the core), keeps that status and finds its rings
+//! ([`rpmsg::boot::RemoteBoot`]),
 //! announces its services ([`crate::echo`]), and the host's
 //! [`EchoClient`] checks every echo. Notifications go through two
 //! [`MemDoorbell`]s. A round in which neither side makes progress while no
@@ -25,18 +25,16 @@
 //! run checks the two sides' accounts against each other.
 #![allow(unsafe_code)]
 
-use ipc_traits::mailbox::{blocking_notify, NotifyRx, Spins};
+use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::shm::{SharedMemory, ShmError};
+use rpmsg::boot::{master_table, reset_device, BootError, Placement, Profile, RemoteBoot};
 use rpmsg::link::{Link, LinkStats};
-use rpmsg::rings::RemoteRings;
-use rpmsg::rsc_table::{HostBoot, HostPoll, PollTiming, RscError, VdevEvent, VdevView, VdevWatch};
+use rpmsg::rsc_table::{HostPoll, PollTiming, RscError, VdevEvent, VdevView, VdevWatch};
 use vring::Legacy;
 
-use crate::boot::{remote_config, BootError};
 use crate::client::{ClientError, ClientStats, EchoClient};
 use crate::doorbell::{MemDoorbell, Wake};
 use crate::echo::{EchoService, EchoStats};
-use crate::host::{reset_device, start_remote, Placement};
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +223,7 @@ const REMOTE_TIMING: PollTiming = PollTiming {
 /// # Safety
 ///
 /// `placement.pool` (`2 * num * 512` bytes of `shared`) holds no other
-/// buffer handle ([`start_remote`]), and `shared`'s buffer areas are used
+/// buffer handle ([`master_table`]), and `shared`'s buffer areas are used
 /// by these two links only.
 pub unsafe fn run<T, M, WR, WH, const TABLE: usize>(
     table: &T,
@@ -245,11 +243,19 @@ where
     // right after starting the core, so the remote boots late, into a
     // status that is already set.
     let (_, info) = VdevView::locate::<T, TABLE>(table, 0)?;
-    // SAFETY: the pool is the host's alone (this function's contract).
-    let (host_rings, host_queues) =
-        unsafe { start_remote::<T, M, NUM>(table, &info, shared, placement) }?;
     let mut host_ring = bells.to_remote.ringer(bells.wake_remote.clone());
-    let _: Result<(), _> = blocking_notify(&mut host_ring, host_queues.vring0, Spins::new(1));
+    // SAFETY: the pool is the host's alone (this function's contract).
+    let host_rings = unsafe {
+        master_table::<T, M, Legacy, _, NUM>(
+            table,
+            &info,
+            shared,
+            placement,
+            Profile::Native,
+            false,
+            &mut host_ring,
+        )
+    }?;
     // `None` while the host has reset the device and not set it up again.
     let mut host: Option<Link<'_, _, _, 2, 8, 4>> = Some(Link::new(host_rings, host_ring));
     let mut host_take = bells.to_host.taker();
@@ -262,8 +268,9 @@ where
     // Remote, out of reset: the host's DRIVER_OK is current (no remote has
     // used its rings), so it stays; attach, announce. The kick is only a
     // hint: the status byte decides.
-    let mut boot = HostBoot::start::<T, M, TABLE>(table, 0, shared, REMOTE_TIMING, 0)?;
-    let view = *boot.view();
+    let mut boot =
+        RemoteBoot::start::<T, M, TABLE>(table, 0, shared, Profile::Native, REMOTE_TIMING, 0)?;
+    let view = *boot.host().view();
     let mut watch = VdevWatch::new();
     let mut remote_take = bells.to_remote.taker();
     let first = remote_take.take_pending().unwrap_or_default();
@@ -272,12 +279,10 @@ where
     };
     // The first `CameUp`: the boot itself.
     watch.step(true);
-    let remote_cfg = remote_config(shared, vrings)?;
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // the remote builds no other buffer over them (this function's
     // contract).
-    let remote_rings = unsafe { RemoteRings::<M, Legacy, NUM>::new(shared, remote_cfg) }
-        .map_err(BootError::Ring)?;
+    let remote_rings = unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings) }?;
     let remote: Link<'_, _, _, 2, 4, 2> =
         Link::new(remote_rings, bells.to_host.ringer(bells.wake_host));
     remote.on_notify(first);
@@ -315,12 +320,11 @@ where
                 moved = true;
             }
             VdevEvent::CameUp => {
-                let cfg = remote_config(shared, view.vrings(table)?)?;
+                let vrings = view.vrings(table)?;
                 // SAFETY: as at boot; the old rings' buffers belong to the
                 // ended session and never reach memory again (`restart`
                 // makes them stale and drops the old rings).
-                let rings = unsafe { RemoteRings::<M, Legacy, NUM>::new(shared, cfg) }
-                    .map_err(BootError::Ring)?;
+                let rings = unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings) }?;
                 remote.restart(rings).map_err(PairError::Remote)?;
                 remote_up = true;
                 remote_busy = true;
@@ -375,13 +379,21 @@ where
             }
             None => {
                 // The driver probes again: rings anew, DRIVER_OK, kick.
+                let mut ring = bells.to_remote.ringer(bells.wake_remote.clone());
                 // SAFETY: the pool is the host's alone (this function's
                 // contract); the old host link, whose buffers covered it,
                 // was dropped at the reset.
-                let (rings, queues) =
-                    unsafe { start_remote::<T, M, NUM>(table, &info, shared, placement) }?;
-                let mut ring = bells.to_remote.ringer(bells.wake_remote.clone());
-                let _: Result<(), _> = blocking_notify(&mut ring, queues.vring0, Spins::new(1));
+                let rings = unsafe {
+                    master_table::<T, M, Legacy, _, NUM>(
+                        table,
+                        &info,
+                        shared,
+                        placement,
+                        Profile::Native,
+                        false,
+                        &mut ring,
+                    )
+                }?;
                 let link = host.insert(Link::new(rings, ring));
                 client
                     .attach(link)

@@ -12,9 +12,10 @@ use rpmsg::rsc_table::{
     VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 
-use crate::boot::{remote_config, BootError};
+use rpmsg::boot::{remote_config, BootError, Placement};
+use vring::Suppression;
+
 use crate::doorbell::{MemDoorbell, Polled};
-use crate::host::Placement;
 use crate::mem::{LineAligned, SharedArea};
 use crate::pair::{self, Doorbells, PairConfig, PairError};
 use crate::trace::TraceLog;
@@ -196,7 +197,7 @@ fn remote_waits_for_driver_ok_and_rejects_rings_outside_the_window() {
         panic!("DRIVER_OK not seen");
     };
     assert_eq!(
-        remote_config(&sw, vrings),
+        remote_config(&sw, vrings, Suppression::Flags),
         Err(BootError::VringOutsideWindow {
             index: 1,
             da: 0x9000_0000
@@ -206,16 +207,16 @@ fn remote_waits_for_driver_ok_and_rejects_rings_outside_the_window() {
     let mut bad = vrings;
     bad[1] = VringSpec::new(0x8000_1000, 64, 24, 1);
     assert!(matches!(
-        remote_config(&sw, bad),
+        remote_config(&sw, bad, Suppression::Flags),
         Err(BootError::BadVring { index: 1, .. })
     ));
     bad[1] = VringSpec::new(0x8000_1000, 1 << 31, 32, 1);
-    assert!(remote_config(&sw, bad).is_err());
+    assert!(remote_config(&sw, bad, Suppression::Flags).is_err());
     // Well-formed rings, but the host posted no buffers: the descriptor
     // addresses are 0, outside the window.
     bad[1] = VringSpec::new(0x8000_1000, 64, 32, 1);
     assert_eq!(
-        remote_config(&sw, bad),
+        remote_config(&sw, bad, Suppression::Flags),
         Err(BootError::BuffersOutsideWindow { addr: 0 })
     );
 }

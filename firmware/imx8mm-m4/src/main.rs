@@ -13,7 +13,7 @@
 //!   `vq_id << 16` (§5, §6): `mu_imx8::RpmsgNotifyRx` decodes them in the
 //!   interrupt handler, which drains `RR1` (so the level interrupt drops)
 //!   and leaves the queue bits for the main loop.
-//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`HostBoot`] clears the vdev
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`RemoteBoot`] clears the vdev
 //!   status only if it is a previous session's (a late boot keeps Linux's
 //!   `DRIVER_OK`), polls for `DRIVER_OK` on every SysTick (Linux's start
 //!   kick may predate this boot; OpenAMP sends none), then the vrings are
@@ -43,7 +43,6 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{MPU, NVIC, SCB};
 use cortex_m_rt::{entry, exception};
 use critical_section::Mutex;
-use fw_common::boot::remote_config;
 use fw_common::doorbell::Patient;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
@@ -54,10 +53,10 @@ use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::regs::Mmio32;
 use ipc_traits::shm::RawRegion;
 use mu_imx8::{Irq, Mu, RpmsgNotifyRx, TxChannel, RPMSG_CHANNEL};
+use rpmsg::boot::{BootError, Profile, RemoteBoot};
 use rpmsg::link::Link;
-use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
@@ -285,7 +284,14 @@ fn main() -> ! {
     };
     let mut log = TraceLog::new(&trace);
     log.line(format_args!("imx8mm-m4: up, rpmsg over MU side B"));
-    let mut boot = match HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0) {
+    let mut boot = match RemoteBoot::start::<_, _, TABLE>(
+        &table,
+        0,
+        &shared,
+        Profile::Linux,
+        HOST_TIMING,
+        0,
+    ) {
         Ok(boot) => boot,
         Err(e) => {
             log.line(format_args!("imx8mm-m4: resource table: {e}"));
@@ -294,7 +300,7 @@ fn main() -> ! {
     };
     log.line(format_args!(
         "imx8mm-m4: status at boot: {:?}",
-        boot.found()
+        boot.host().found()
     ));
 
     // The MU: side B keeps its control register over a Linux reset (only
@@ -334,7 +340,7 @@ fn main() -> ! {
         match boot.poll(&table, ticks()) {
             Ok(HostPoll::Ready(v)) => break v,
             Ok(HostPoll::Waiting { .. }) => idle(&mut cp.SCB, true),
-            Err(RscError::NotReady) => {
+            Err(BootError::Table(RscError::NotReady)) => {
                 log.line(format_args!("imx8mm-m4: still waiting for DRIVER_OK"));
             }
             Err(e) => {
@@ -343,19 +349,12 @@ fn main() -> ! {
             }
         }
     };
-    let config = match remote_config(&shared, vrings) {
-        Ok(c) => c,
-        Err(e) => {
-            log.line(format_args!("imx8mm-m4: {e}"));
-            park(&mut cp.SCB);
-        }
-    };
     // SAFETY: the two buffer areas are Linux's receive and transmit halves
     // (disjoint), and this core builds no other buffer over them.
-    let rings = match unsafe { RemoteRings::<_, Legacy, NUM>::new(&shared, config) } {
+    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
         Ok(r) => r,
         Err(e) => {
-            log.line(format_args!("imx8mm-m4: rings: {e}"));
+            log.line(format_args!("imx8mm-m4: {e}"));
             park(&mut cp.SCB);
         }
     };

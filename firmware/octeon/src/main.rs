@@ -38,26 +38,22 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use critical_section::Mutex;
-use fw_common::boot::remote_config;
 use fw_common::client::EchoClient;
 use fw_common::echo::EchoService;
-use fw_common::host::{start_remote, Placement};
 use fw_common::mem::{LineAligned, SharedArea};
 use fw_common::pair::{validation_errors, NUM};
 use fw_common::trace::TraceLog;
 use ipc_traits::cache::Coherent;
-use ipc_traits::mailbox::{
-    blocking_notify, Event, InterruptSource, Listen, Mailbox, NotifyRx, QueueSet, Spins,
-};
+use ipc_traits::mailbox::{Event, InterruptSource, Listen, Mailbox, NotifyRx, QueueSet};
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::regs::Mmio64;
 use ipc_traits::shm::RawRegion;
 use mbox_octeon::registers::CIU_BASE;
 use mbox_octeon::{CoreId, Mbox, MboxIrq, RxQueues, TxQueues};
+use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot};
 use rpmsg::link::Link;
-use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
@@ -261,7 +257,9 @@ fn remote() -> Option<()> {
     };
     let mut log = TraceLog::new(&trace);
     // A stale status (a previous session's) is cleared, a current one kept.
-    let mut boot = HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0).ok()?;
+    let mut boot =
+        RemoteBoot::start::<_, _, TABLE>(&table, 0, &shared, Profile::Native, HOST_TIMING, 0)
+            .ok()?;
     let kick = doorbells(1, CoreId::new(0)?)?;
     log.line(format_args!(
         "octeon remote (core 1): up, waiting for DRIVER_OK"
@@ -278,10 +276,9 @@ fn remote() -> Option<()> {
         passes += 1;
         idle(1, true);
     };
-    let config = remote_config(&shared, vrings).ok()?;
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // core 1 builds no other buffer over them.
-    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shared, config) }.ok()?;
+    let rings = unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) }.ok()?;
     let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, kick);
     let mut echo = EchoService::new(&link).ok()?;
     log.line(format_args!(
@@ -334,11 +331,20 @@ fn host() -> Option<bool> {
         )
     };
     let (_, info) = VdevView::locate::<_, TABLE>(&table, 0).ok()?;
-    // SAFETY: the pool is the host's alone.
-    let (rings, queues) =
-        unsafe { start_remote::<_, _, NUM>(&table, &info, &shared, PLACEMENT) }.ok()?;
     let mut kick = kick;
-    blocking_notify(&mut kick, queues.vring0, Spins::new(1)).ok()?;
+    // SAFETY: the pool is the host's alone.
+    let rings = unsafe {
+        master_table::<_, _, Legacy, _, NUM>(
+            &table,
+            &info,
+            &shared,
+            PLACEMENT,
+            Profile::Native,
+            false,
+            &mut kick,
+        )
+    }
+    .ok()?;
     let link: Link<'_, _, _, 2, 8, 4> = Link::new(rings, kick);
     let mut client = EchoClient::new(&link, MESSAGES, WINDOW).ok()?;
 

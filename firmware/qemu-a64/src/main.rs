@@ -27,22 +27,20 @@ mod arch;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use fw_common::boot::{remote_config, BootError};
 use fw_common::client::{ClientError, EchoClient};
 use fw_common::doorbell::MemDoorbell;
 use fw_common::echo::EchoService;
-use fw_common::host::{start_remote, Placement};
 use fw_common::mem::{LineAligned, SharedArea};
 use fw_common::pair::{validation_errors, NUM};
 use fw_common::trace::TraceLog;
 use ipc_traits::cache::Coherent;
-use ipc_traits::mailbox::{blocking_notify, NotifyRx, Spins};
+use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::shm::RawRegion;
+use rpmsg::boot::{master_table, BootError, Placement, Profile, RemoteBoot};
 use rpmsg::link::Link;
-use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
@@ -175,8 +173,14 @@ fn remote() -> RemoteFail {
         interval: hz / 100,
         patience: STALL_SECONDS * hz,
     };
-    let Ok(mut boot) = HostBoot::start::<_, _, TABLE>(&table, 0, &shared, timing, arch::ticks())
-    else {
+    let Ok(mut boot) = RemoteBoot::start::<_, _, TABLE>(
+        &table,
+        0,
+        &shared,
+        Profile::Native,
+        timing,
+        arch::ticks(),
+    ) else {
         return RemoteFail::Table;
     };
     log.line(format_args!(
@@ -192,17 +196,14 @@ fn remote() -> RemoteFail {
             Err(_) => return RemoteFail::NeverReady,
         }
     };
-    let config = match remote_config(&shared, vrings) {
-        Ok(c) => c,
+    // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
+    // core 1 builds no other buffer over them.
+    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
+        Ok(r) => r,
         Err(e) => {
             log.line(format_args!("remote (core 1): boot failed: {e}"));
             return RemoteFail::Boot;
         }
-    };
-    // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
-    // core 1 builds no other buffer over them.
-    let Ok(rings) = (unsafe { RemoteRings::<_, Legacy, NUM>::new(&shared, config) }) else {
-        return RemoteFail::Boot;
     };
     let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, TO_HOST.ringer(wake_host));
     let Ok(mut echo) = EchoService::new(&link) else {
@@ -301,14 +302,23 @@ fn host() -> Result<(), &'static str> {
         return Err("window");
     };
     let (_, info) = VdevView::locate::<_, TABLE>(&table, 0).map_err(|_| "resource table")?;
+    let mut ring = TO_REMOTE.ringer(arch::sev);
     // SAFETY: the pool (PLACEMENT.pool, 2 * NUM buffers) is the host's.
-    let (rings, queues) = unsafe { start_remote::<_, _, NUM>(&table, &info, &shared, PLACEMENT) }
-        .map_err(|e: BootError| {
+    let rings = unsafe {
+        master_table::<_, _, Legacy, _, NUM>(
+            &table,
+            &info,
+            &shared,
+            PLACEMENT,
+            Profile::Native,
+            false,
+            &mut ring,
+        )
+    }
+    .map_err(|e: BootError| {
         arch::say(format_args!("qemu-a64: host boot: {e}"));
         "host boot failed"
     })?;
-    let mut ring = TO_REMOTE.ringer(arch::sev);
-    let _: Result<(), _> = blocking_notify(&mut ring, queues.vring0, Spins::new(1));
     let link: Link<'_, _, _, 2, 8, 4> = Link::new(rings, ring);
     let mut client = EchoClient::new(&link, MESSAGES, WINDOW).map_err(|_| "client endpoint")?;
     let mut take = TO_HOST.taker();

@@ -32,7 +32,6 @@ use cortex_m::peripheral::SCB;
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use fw_common::doorbell::MemDoorbell;
-use fw_common::host::Placement;
 use fw_common::mem::{LineAligned, SharedArea};
 use fw_common::pair::{self, Doorbells, PairConfig, PairReport};
 use fw_common::trace::TraceLog;
@@ -40,6 +39,7 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::shm::RawRegion;
 use panic_semihosting as _;
+use rpmsg::boot::Placement;
 use rpmsg::rsc_table::{
     table_size, ResourceTable, TableBuilder, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };

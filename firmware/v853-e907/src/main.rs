@@ -16,7 +16,7 @@
 //!   buffers get the maintenance `vring` and `rpmsg` do, the table is
 //!   invalidated before each read, the trace buffer cleaned after each
 //!   write.
-//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`HostBoot`] clears the vdev
+//! - **Start-up** (rpmsg-wire.md §2.1, §3.3): [`RemoteBoot`] clears the vdev
 //!   status only if it is a previous session's (a late boot keeps Linux's
 //!   `DRIVER_OK`), polls for `DRIVER_OK` on every idle pass, never asleep
 //!   (Linux's start kick may predate this boot; OpenAMP sends none), then
@@ -37,7 +37,6 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use critical_section::Mutex;
-use fw_common::boot::remote_config;
 use fw_common::doorbell::Patient;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
@@ -50,10 +49,10 @@ use ipc_traits::shm::RawRegion;
 use msgbox_v853::registers::Processor;
 use msgbox_v853::{Interrupts, Msgbox, NotifyReceiver, RPMSG_CHANNEL};
 use riscv::interrupt::Interrupt;
+use rpmsg::boot::{BootError, Profile, RemoteBoot};
 use rpmsg::link::Link;
-use rpmsg::rings::RemoteRings;
 use rpmsg::rsc_table::{
-    table_size, HostBoot, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
@@ -208,7 +207,14 @@ fn main() -> ! {
     };
     let mut log = TraceLog::new(&trace);
     log.line(format_args!("v853-e907: up, rpmsg over msgbox channel 0"));
-    let mut boot = match HostBoot::start::<_, _, TABLE>(&table, 0, &shared, HOST_TIMING, 0) {
+    let mut boot = match RemoteBoot::start::<_, _, TABLE>(
+        &table,
+        0,
+        &shared,
+        Profile::Linux,
+        HOST_TIMING,
+        0,
+    ) {
         Ok(boot) => boot,
         Err(e) => {
             log.line(format_args!("v853-e907: resource table: {e}"));
@@ -217,7 +223,7 @@ fn main() -> ! {
     };
     log.line(format_args!(
         "v853-e907: status at boot: {:?}",
-        boot.found()
+        boot.host().found()
     ));
 
     let (Some(local), Some(remote)) = (
@@ -261,7 +267,7 @@ fn main() -> ! {
                 idle(true);
                 passes += 1;
             }
-            Err(RscError::NotReady) => {
+            Err(BootError::Table(RscError::NotReady)) => {
                 log.line(format_args!("v853-e907: still waiting for DRIVER_OK"));
             }
             Err(e) => {
@@ -270,19 +276,12 @@ fn main() -> ! {
             }
         }
     };
-    let config = match remote_config(&shared, vrings) {
-        Ok(c) => c,
-        Err(e) => {
-            log.line(format_args!("v853-e907: {e}"));
-            park();
-        }
-    };
     // SAFETY: the two buffer areas are Linux's receive and transmit halves
     // (disjoint), and this core builds no other buffer over them.
-    let rings = match unsafe { RemoteRings::<_, Legacy, NUM>::new(&shared, config) } {
+    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
         Ok(r) => r,
         Err(e) => {
-            log.line(format_args!("v853-e907: rings: {e}"));
+            log.line(format_args!("v853-e907: {e}"));
             park();
         }
     };

@@ -1,0 +1,118 @@
+//! The smallest useful remote: announce one service, echo what arrives on
+//! its endpoint, over the i.MX8M Messaging Unit, booted by Linux through
+//! the resource table. No logging, no `core::fmt`, no interrupt (the loop
+//! polls the rings), panics stop the core.
+//!
+//! This image is the size benchmark of the library (`build-all.sh`
+//! prints `bench code_text_remote` and `bench code_text_image` from it,
+//! firmware/README.md "Size"). Its code is the README's quick start, with
+//! the smallest capacities (one endpoint, a queue of one, one remote
+//! service) and a loop that never returns.
+#![no_std]
+#![no_main]
+
+use core::ptr::NonNull;
+
+use cortex_m_rt::entry;
+use rpmsg::boot::{Profile, RemoteBoot};
+use rpmsg::ipc_traits::cache::Coherent;
+use rpmsg::ipc_traits::mailbox::Spins;
+use rpmsg::ipc_traits::shm::RawRegion;
+use rpmsg::link::{Link, RxMode};
+use rpmsg::rsc_table::{
+    table_size, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
+};
+use rpmsg::soc::imx8::backend::Mu;
+use rpmsg::vring::Legacy;
+use rpmsg::wire::ADDR_ANY;
+use rpmsg::Error;
+
+/// MU side B, Cortex-M4 view (imx8-mu.md §1).
+const MU_B_BASE: usize = 0x30AB_0000;
+/// The board's reserved DDR: both vrings and Linux's buffers (imx8-mu.md
+/// §5); the M4 sees it at the addresses Linux uses.
+const SHARED_BASE: usize = 0xB800_0000;
+const SHARED_LEN: usize = 0x50_0000;
+/// Vring entries (rpmsg-lite imx8mm's value, imx8-mu.md §6).
+const NUM: usize = 256;
+const TABLE: usize = table_size(0, 0, 1, 2);
+
+#[link_section = ".resource_table"]
+#[used]
+static RESOURCE_TABLE: ResourceTable<TABLE> = TableBuilder::<TABLE>::new(1)
+    .rpmsg_vdev(
+        VIRTIO_RPMSG_F_NS,
+        [
+            VringSpec::new(0xB800_0000, 0x1000, NUM as u32, 0),
+            VringSpec::new(0xB800_8000, 0x1000, NUM as u32, 1),
+        ],
+    )
+    .finish();
+
+#[entry]
+fn main() -> ! {
+    // Whatever fails, the core stops: Linux sees no announcement.
+    let _stopped: Result<(), Error> = echo();
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn echo() -> Result<(), Error> {
+    let (Some(mu), Some(shared), Some(table)) = (
+        NonNull::new(MU_B_BASE as *mut u32),
+        NonNull::new(SHARED_BASE as *mut u8),
+        NonNull::new(RESOURCE_TABLE.as_ptr()),
+    ) else {
+        return Ok(());
+    };
+    // SAFETY: MU side B is mapped at MU_B_BASE and this is its only driver;
+    // the reserved DDR is shared with Linux only and reached through this
+    // window alone; the resource table is a static reached through its
+    // window alone.
+    let (mu, mut shm, table) = unsafe {
+        (
+            Mu::new_unchecked(mu),
+            RawRegion::new(shared, SHARED_LEN, SHARED_BASE as u64, Coherent)?,
+            RawRegion::new(table, TABLE, 0, Coherent)?,
+        )
+    };
+    let kick = mu.split().tx1.into_rpmsg_notify();
+    let timing = PollTiming {
+        interval: 1,
+        patience: u64::MAX,
+    };
+    let boot = RemoteBoot::start::<_, _, TABLE>(&table, 0, &shm, Profile::Linux, timing, 0)?;
+    let vrings = boot.wait(&table, Spins::new(u32::MAX))?;
+    let rings = boot.rings_in::<_, _, Legacy, NUM>(&table, &mut shm, vrings)?;
+    let link: Link<'_, _, _, 1, 1, 1> = Link::new(rings, kick);
+    let ep = link.create_endpoint(ADDR_ANY, RxMode::Queue)?;
+    link.announce(&ep, "rpmsg-tty")?;
+    let mut buf = [0u8; 496];
+    let mut waiting: Option<(u32, usize)> = None;
+    loop {
+        if waiting.is_none() {
+            match link.try_recv(&ep, &mut buf) {
+                Ok(m) => waiting = Some((m.src, m.len)),
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some((src, len)) = waiting {
+            match link.try_send(&ep, src, buf.get(..len).unwrap_or(&[])) {
+                Ok(()) => waiting = None,
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Stops the core; nothing is formatted.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    cortex_m::interrupt::disable();
+    loop {
+        cortex_m::asm::wfi();
+    }
+}

@@ -1,0 +1,846 @@
+//! Bringing a link up, for both roles, against each peer stack.
+//!
+//! A [`Profile`] names the stack on the other side and fixes the
+//! conventions that differ between stacks (rpmsg-wire.md §2.1, §3.3):
+//!
+//! | Profile | the peer is | start kick | `DRIVER_OK` | we ring after each send | we ring for returned buffers | `EVENT_IDX` |
+//! |---|---|---|---|---|---|---|
+//! | [`Profile::Linux`] | Linux remoteproc + `virtio_rpmsg_bus` (master) | sends one on vring 0; may predate us | in the table | when its flags ask | when its flags ask | may be offered (Linux re-arms) |
+//! | [`Profile::RpmsgLite`] | NXP rpmsg-lite (either role) | master sends one on vring 0 and its remote waits for it | none (no table) | always (its master leaves `NO_INTERRUPT` set) | never (it polls for free buffers) | never |
+//! | [`Profile::OpenAmp`] | OpenAMP (either role) | its driver role sends none | in the table (its remote polls for it) | when its flags ask | when its flags ask | never (its rpmsg layer never re-arms) |
+//! | [`Profile::Native`] | this crate | sent and expected | in the table, or none | when its flags ask | when its flags ask | may be offered |
+//!
+//! Every profile also asks the peer to be quiet about the buffers it hands
+//! back while this side has transmit buffers ([`Conventions::quiet_returns`]),
+//! and buffers are 512 bytes ([`DEFAULT_BUF_SIZE`]).
+//!
+//! # Remote
+//!
+//! - From a resource table (Linux, OpenAMP's driver role, our master):
+//!   [`RemoteBoot::start`] finds the vdev and clears a stale status
+//!   ([`HostBoot`]), [`RemoteBoot::poll`] (non-blocking, on a timer) or
+//!   [`RemoteBoot::wait`] (bounded) waits for `DRIVER_OK` without relying
+//!   on a kick, and [`RemoteBoot::rings`] builds the rings from what the
+//!   host wrote (vrings, notify ids, negotiated features, the buffers it
+//!   posted).
+//! - From a bare shared layout (an rpmsg-lite master): [`remote_bare`],
+//!   after the master's start kick.
+//!
+//! # Master
+//!
+//! - For a remote with a resource table (OpenAMP's device role, ours):
+//!   [`master_table`] lays the rings out where the table says, writes the
+//!   negotiated features and the status where the remote reads them, and
+//!   sends the start kick.
+//! - For a remote on a bare layout (rpmsg-lite, ours): [`master_bare`].
+//!
+//! A profile that cannot hold (`EVENT_IDX` asked of a peer that does not
+//! re-arm or did not offer it, a table for an rpmsg-lite master) is a
+//! [`BootError`] at boot, never a hang.
+#![allow(unsafe_code)]
+
+use core::fmt;
+
+use ipc_traits::cache::CacheMaintenance;
+use ipc_traits::mailbox::{Budget, ErrorKind, Notify, QueueId};
+use ipc_traits::shm::{RawRegion, SharedMemory, ShmError};
+use vring::notify::VIRTIO_RING_F_EVENT_IDX;
+use vring::{BufferArea, Endian, Layout, LayoutError, Suppression};
+
+use crate::rings::{Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use crate::rsc_table::{
+    status, HostBoot, HostPoll, PollTiming, RscError, VdevInfo, VringSpec, FW_RSC_ADDR_ANY,
+    VIRTIO_RPMSG_F_NS,
+};
+use crate::wire::DEFAULT_BUF_SIZE;
+
+/// The `EVENT_IDX` feature bit in a vdev's feature words.
+pub const F_EVENT_IDX: u32 = 1 << VIRTIO_RING_F_EVENT_IDX;
+
+/// Buffers per direction at most: `MAX_RPMSG_NUM_BUFS / 2` (§2.2). With a
+/// smaller vring 0, Linux uses `num` buffers per direction.
+pub const MAX_BUFS_PER_DIRECTION: usize = 256;
+
+/// The stack on the other side of the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Profile {
+    /// Linux remoteproc and `virtio_rpmsg_bus`: always the master.
+    Linux,
+    /// NXP rpmsg-lite, either role, on a bare shared layout.
+    RpmsgLite,
+    /// OpenAMP, either role, with a resource table.
+    OpenAmp,
+    /// This crate's own stack, either role.
+    Native,
+}
+
+impl Profile {
+    /// Whether a master of this stack kicks vring 0 once the rings are laid
+    /// out (a remote never relies on it: [`RemoteBoot`] polls), and whether
+    /// a remote of this stack needs that kick ([`master_table`],
+    /// [`master_bare`] send it for every profile but OpenAMP's remote,
+    /// which polls the status byte).
+    pub const fn start_kick(self) -> bool {
+        !matches!(self, Self::OpenAmp)
+    }
+
+    /// Whether this stack re-arms `EVENT_IDX` (so it may be offered).
+    pub const fn event_idx(self) -> bool {
+        matches!(self, Self::Linux | Self::Native)
+    }
+
+    /// Whether this stack sets up with a resource table (as master: writes
+    /// `DRIVER_OK`; as remote: reads it).
+    pub const fn uses_table(self) -> bool {
+        !matches!(self, Self::RpmsgLite)
+    }
+
+    /// Bytes per buffer (header included).
+    pub const fn buf_size(self) -> usize {
+        DEFAULT_BUF_SIZE
+    }
+
+    /// The doorbell conventions for talking to this stack.
+    pub const fn conventions(self) -> Conventions {
+        match self {
+            Self::RpmsgLite => Conventions {
+                notify_always: true,
+                announce_returns: false,
+                quiet_returns: true,
+            },
+            Self::Linux | Self::OpenAmp | Self::Native => Conventions {
+                notify_always: false,
+                announce_returns: true,
+                quiet_returns: true,
+            },
+        }
+    }
+}
+
+/// Why a link could not be brought up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BootError {
+    /// The resource table is unreadable or inconsistent, or the host did not
+    /// set `DRIVER_OK` within the budget ([`RscError::NotReady`]).
+    Table(RscError),
+    /// A shared-memory access failed.
+    Shm(ShmError),
+    /// A vring's `num` or `align` is unusable (zero, not a power of two,
+    /// more than 65 535 entries).
+    BadVring {
+        /// Vring index (0 or 1).
+        index: usize,
+        /// The `num` the table holds.
+        num: u32,
+        /// The `align` the table holds.
+        align: u32,
+    },
+    /// A vring does not lie inside the shared window.
+    VringOutsideWindow {
+        /// Vring index.
+        index: usize,
+        /// The device address the table holds.
+        da: u32,
+    },
+    /// The ring layout does not fit the window or its cache-line rules.
+    Layout(LayoutError),
+    /// A notify id is not a queue id (0..=31).
+    BadNotifyId {
+        /// Vring index.
+        index: usize,
+        /// The notify id the table holds.
+        id: u32,
+    },
+    /// The receive buffers the host posted do not lie inside the window.
+    BuffersOutsideWindow {
+        /// The lowest buffer address posted on vring 0.
+        addr: u64,
+    },
+    /// A ring could not be set up.
+    Ring(vring::Error),
+    /// `EVENT_IDX` was asked for, but the profile's stack never re-arms it.
+    EventIdxUnsupported(Profile),
+    /// `EVENT_IDX` was asked for, but the peer did not offer or accept it
+    /// (the table's features lack bit 29).
+    EventIdxNotOffered,
+    /// The profile's stack does not boot this way (an rpmsg-lite master has
+    /// no resource table; Linux is never a remote).
+    WrongProfile(Profile),
+    /// The start kick could not be sent.
+    Kick(ErrorKind),
+}
+
+impl From<RscError> for BootError {
+    fn from(e: RscError) -> Self {
+        Self::Table(e)
+    }
+}
+
+impl From<ShmError> for BootError {
+    fn from(e: ShmError) -> Self {
+        Self::Shm(e)
+    }
+}
+
+impl From<LayoutError> for BootError {
+    fn from(e: LayoutError) -> Self {
+        Self::Layout(e)
+    }
+}
+
+impl From<vring::Error> for BootError {
+    fn from(e: vring::Error) -> Self {
+        Self::Ring(e)
+    }
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Table(e) => write!(f, "resource table: {e}"),
+            Self::Shm(e) => write!(f, "shared memory: {e}"),
+            Self::BadVring { index, num, align } => {
+                write!(f, "vring {index}: unusable num {num} / align {align}")
+            }
+            Self::VringOutsideWindow { index, da } => {
+                write!(f, "vring {index} at {da:#x} outside the shared window")
+            }
+            Self::Layout(e) => write!(f, "ring layout: {e:?}"),
+            Self::BadNotifyId { index, id } => {
+                write!(f, "vring {index}: notify id {id} is not a queue id")
+            }
+            Self::BuffersOutsideWindow { addr } => {
+                write!(f, "receive buffers at {addr:#x} outside the shared window")
+            }
+            Self::Ring(e) => write!(f, "ring: {e}"),
+            Self::EventIdxUnsupported(p) => {
+                write!(f, "EVENT_IDX asked for, but {p:?} never re-arms it")
+            }
+            Self::EventIdxNotOffered => {
+                f.write_str("EVENT_IDX asked for, but the peer did not offer or accept it")
+            }
+            Self::WrongProfile(p) => write!(f, "{p:?} does not boot this way"),
+            Self::Kick(k) => write!(f, "start kick: {k}"),
+        }
+    }
+}
+
+impl ipc_traits::mailbox::Error for BootError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Table(RscError::NotReady) => ErrorKind::WouldBlock,
+            Self::EventIdxUnsupported(_) | Self::EventIdxNotOffered | Self::WrongProfile(_) => {
+                ErrorKind::Unsupported
+            }
+            Self::Kick(k) => *k,
+            Self::Shm(_) | Self::Ring(_) => ErrorKind::Other,
+            _ => ErrorKind::Protocol,
+        }
+    }
+}
+
+/// The layout of vring `index` of `spec`, placed where the table says.
+///
+/// # Errors
+///
+/// [`BootError::BadVring`], [`BootError::VringOutsideWindow`],
+/// [`BootError::Layout`]. Never panics on any table content.
+pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    index: usize,
+    spec: VringSpec,
+) -> Result<Layout, BootError> {
+    let bad = BootError::BadVring {
+        index,
+        num: spec.num,
+        align: spec.align,
+    };
+    let num = u16::try_from(spec.num).map_err(|_| bad)?;
+    let align = usize::try_from(spec.align).map_err(|_| bad)?;
+    if num == 0 || !num.is_power_of_two() || align == 0 || !align.is_power_of_two() {
+        return Err(bad);
+    }
+    let outside = BootError::VringOutsideWindow { index, da: spec.da };
+    let offset = shared
+        .translate(u64::from(spec.da), 1)
+        .map_err(|_| outside)?;
+    // Checked arithmetic: the layout errors on an absurd `align`, then the
+    // whole ring must be inside the window.
+    let layout = Layout::try_legacy_at(offset, num, align)?;
+    shared
+        .translate(u64::from(spec.da), layout.end() - offset)
+        .map_err(|_| outside)?;
+    Ok(layout)
+}
+
+/// The queue id a vring's notify id stands for.
+fn queue_id(index: usize, id: u32) -> Result<QueueId, BootError> {
+    u8::try_from(id)
+        .ok()
+        .and_then(QueueId::new)
+        .ok_or(BootError::BadNotifyId { index, id })
+}
+
+/// Flags, or `EVENT_IDX` when asked for and allowed by `profile` and
+/// `features` (the peer's offer or the negotiated set).
+fn suppression(profile: Profile, event_idx: bool, features: u32) -> Result<Suppression, BootError> {
+    if !event_idx {
+        return Ok(Suppression::Flags);
+    }
+    if !profile.event_idx() {
+        return Err(BootError::EventIdxUnsupported(profile));
+    }
+    if features & F_EVENT_IDX == 0 {
+        return Err(BootError::EventIdxNotOffered);
+    }
+    Ok(Suppression::EventIdx)
+}
+
+/// Where the remote finds its rings and the host's buffers, from the vrings
+/// the host wrote back and the receive buffers it posted on vring 0 before
+/// `DRIVER_OK` (the lowest address is the buffer block's start: Linux
+/// allocates one block of `2 * num` buffers, receive half first, §2.2).
+///
+/// # Errors
+///
+/// Any value the host wrote that does not fit the window: see
+/// [`BootError`]. Never panics on any table or ring content.
+pub fn remote_config<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    vrings: [VringSpec; 2],
+    suppression: Suppression,
+) -> Result<RemoteConfig, BootError> {
+    let vring0 = vring_layout(shared, 0, vrings[0])?;
+    let vring1 = vring_layout(shared, 1, vrings[1])?;
+    let per = usize::from(vring0.num()).min(MAX_BUFS_PER_DIRECTION);
+    // The host wrote the descriptors before DRIVER_OK; read them from
+    // memory, not from a stale line. The remote has written nothing there.
+    let (start, len) = shared.covering_lines(vring0.desc_offset(), per * 16)?;
+    shared.invalidate(start, len)?;
+    let mut lowest = u64::MAX;
+    for i in 0..per {
+        // `per <= num <= u16::MAX`, so the index fits.
+        let Ok(i) = u16::try_from(i) else { break };
+        let mut raw = [0u8; 8];
+        shared.read(vring0.desc_entry_offset(i), &mut raw)?;
+        // Legacy rings are in the host's byte order, which is ours (§1.5).
+        lowest = lowest.min(u64::from_ne_bytes(raw));
+    }
+    let half = per * DEFAULT_BUF_SIZE;
+    let offset = shared
+        .translate(lowest, 2 * half)
+        .map_err(|_| BootError::BuffersOutsideWindow { addr: lowest })?;
+    Ok(RemoteConfig {
+        vring0,
+        vring1,
+        vring0_buffers: BufferArea::new(offset, half),
+        vring1_buffers: BufferArea::new(offset + half, half),
+        suppression,
+        queues: QueueIds {
+            vring0: queue_id(0, vrings[0].notifyid)?,
+            vring1: queue_id(1, vrings[1].notifyid)?,
+        },
+    })
+}
+
+/// The remote's start-up against a host that owns the resource table
+/// (Linux, OpenAMP's driver role, this crate's master): see the module
+/// docs. Nothing here waits for a kick.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteBoot {
+    host: HostBoot,
+    profile: Profile,
+    event_idx: bool,
+}
+
+impl RemoteBoot {
+    /// Locates the rpmsg vdev of the `N`-byte table at `table_offset` of
+    /// `table` and clears its status only when it is a previous session's
+    /// ([`HostBoot::start`]). `rings` is the window the vrings live in (it
+    /// may be `table`'s); `timing` paces [`RemoteBoot::poll`] from `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`BootError::WrongProfile`] for [`Profile::RpmsgLite`] (no table:
+    /// [`remote_bare`]); a table or shared-memory error.
+    pub fn start<T, M, const N: usize>(
+        table: &T,
+        table_offset: usize,
+        rings: &M,
+        profile: Profile,
+        timing: PollTiming,
+        now: u64,
+    ) -> Result<Self, BootError>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
+        if !profile.uses_table() {
+            return Err(BootError::WrongProfile(profile));
+        }
+        Ok(Self {
+            host: HostBoot::start::<T, M, N>(table, table_offset, rings, timing, now)?,
+            profile,
+            event_idx: false,
+        })
+    }
+
+    /// Asks for `EVENT_IDX` (the table must offer it in `dfeatures`, and
+    /// the host must accept it).
+    ///
+    /// # Errors
+    ///
+    /// [`BootError::EventIdxUnsupported`] when the profile's stack never
+    /// re-arms it (OpenAMP); [`BootError::EventIdxNotOffered`] when the
+    /// firmware's table does not offer it.
+    pub fn with_event_idx(mut self) -> Result<Self, BootError> {
+        suppression(self.profile, true, self.host.info().dfeatures)?;
+        self.event_idx = true;
+        Ok(self)
+    }
+
+    /// The underlying handshake (what was found at boot, the vdev).
+    pub const fn host(&self) -> &HostBoot {
+        &self.host
+    }
+
+    /// Looks at the status byte once (never blocks): see
+    /// [`HostBoot::poll`]. Call it at boot, on every doorbell, and by
+    /// [`HostPoll::Waiting::poll_at`] at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`RscError::NotReady`] once per patience without `DRIVER_OK`
+    /// (polling again keeps waiting); a shared-memory error.
+    pub fn poll<T: SharedMemory<Error = ShmError>>(
+        &mut self,
+        table: &T,
+        now: u64,
+    ) -> Result<HostPoll, BootError> {
+        Ok(self.host.poll(table, now)?)
+    }
+
+    /// Polls the status byte until `DRIVER_OK`, within `budget` (one unit
+    /// per look); returns the vrings as the host wrote them.
+    ///
+    /// # Errors
+    ///
+    /// [`RscError::NotReady`] (as [`BootError::Table`]) when the budget ran
+    /// out; a shared-memory error.
+    pub fn wait<T: SharedMemory<Error = ShmError>>(
+        &self,
+        table: &T,
+        budget: impl Budget,
+    ) -> Result<[VringSpec; 2], BootError> {
+        Ok(self.host.view().wait_driver_ok(table, budget)?)
+    }
+
+    /// The configuration of the remote's rings, from the `vrings` the host
+    /// wrote ([`RemoteBoot::poll`] or [`RemoteBoot::wait`]) and the
+    /// features it negotiated.
+    ///
+    /// # Errors
+    ///
+    /// [`BootError::EventIdxNotOffered`] when `EVENT_IDX` was asked for and
+    /// the host did not accept it; every value that does not fit `shared`.
+    pub fn config<T, M>(
+        &self,
+        table: &T,
+        shared: &M,
+        vrings: [VringSpec; 2],
+    ) -> Result<RemoteConfig, BootError>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
+        let negotiated = self.host.view().gfeatures(table)?;
+        let s = suppression(self.profile, self.event_idx, negotiated)?;
+        remote_config(shared, vrings, s)
+    }
+
+    /// The remote's rings, following the profile's conventions.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteBoot::config`]; a ring error.
+    ///
+    /// # Safety
+    ///
+    /// No buffer handle over `shared`'s buffer areas exists on this core
+    /// except those the rings hand out ([`RemoteRings::new`]).
+    pub unsafe fn rings<'m, T, M, E, const NUM: usize>(
+        &self,
+        table: &T,
+        shared: &'m M,
+        vrings: [VringSpec; 2],
+    ) -> Result<RemoteRings<'m, M, E, NUM>, BootError>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+        E: Endian,
+    {
+        let config = self.config(table, shared, vrings)?;
+        // SAFETY: forwarded from this function's contract.
+        let rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
+        Ok(rings.with_conventions(self.profile.conventions())?)
+    }
+
+    /// [`RemoteBoot::rings`] over a [`RawRegion`] borrowed exclusively for
+    /// the rings' life: no other handle can reach its buffers, so this is
+    /// safe.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteBoot::rings`].
+    pub fn rings_in<'m, T, C, E, const NUM: usize>(
+        &self,
+        table: &T,
+        shared: &'m mut RawRegion<C>,
+        vrings: [VringSpec; 2],
+    ) -> Result<RemoteRings<'m, RawRegion<C>, E, NUM>, BootError>
+    where
+        T: SharedMemory<Error = ShmError>,
+        C: CacheMaintenance,
+        E: Endian,
+    {
+        let shared: &'m RawRegion<C> = shared;
+        // SAFETY: the region is borrowed exclusively for 'm, so no buffer
+        // handle over it lives (one would borrow it) and none can be made
+        // except through these rings; `RawRegion::new`'s contract rules
+        // out any other access to its memory on this core.
+        unsafe { self.rings::<T, RawRegion<C>, E, NUM>(table, shared, vrings) }
+    }
+}
+
+/// Rings and buffers on a bare shared layout, as rpmsg-lite lays them out
+/// (`rpmsg_lite_master_init`; vectors/rpmsg-lite README): vring 0 at
+/// `base`, vring 1 at `base + vring_stride`, then `2 * num` buffers of
+/// `buf_size` bytes at `base + 2 * vring_stride`, vring 0's (the master's
+/// receive buffers) first. Notify ids 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BareLayout {
+    /// Window offset of vring 0.
+    pub base: usize,
+    /// Entries per vring.
+    pub num: u16,
+    /// `VRING_ALIGN`.
+    pub align: usize,
+    /// `VRING_SIZE`: vring 1's distance from vring 0 (rpmsg-lite: each
+    /// area rounded to `align`, or a platform constant such as 0x8000).
+    pub vring_stride: usize,
+    /// Bytes per buffer.
+    pub buf_size: usize,
+}
+
+impl BareLayout {
+    /// rpmsg-lite's layout at `base` with `num` entries, `align` and
+    /// `vring_stride` (`VRING_SIZE`), 512-byte buffers.
+    pub const fn rpmsg_lite(base: usize, num: u16, align: usize, vring_stride: usize) -> Self {
+        Self {
+            base,
+            num,
+            align,
+            vring_stride,
+            buf_size: DEFAULT_BUF_SIZE,
+        }
+    }
+
+    /// The two vrings.
+    ///
+    /// # Errors
+    ///
+    /// An unusable `num`/`align`, or offsets that overflow.
+    pub fn vrings(&self) -> Result<[Layout; 2], BootError> {
+        let v1 = self
+            .base
+            .checked_add(self.vring_stride)
+            .ok_or(LayoutError::BadBufferArea)?;
+        let l0 = Layout::try_legacy_at(self.base, self.num, self.align)?;
+        let l1 = Layout::try_legacy_at(v1, self.num, self.align)?;
+        if l0.end() > v1 {
+            return Err(BootError::Layout(LayoutError::BadBufferArea));
+        }
+        Ok([l0, l1])
+    }
+
+    /// Window offset of the buffer pool.
+    ///
+    /// # Errors
+    ///
+    /// Offsets that overflow.
+    pub fn pool(&self) -> Result<usize, BootError> {
+        self.vring_stride
+            .checked_mul(2)
+            .and_then(|s| s.checked_add(self.base))
+            .ok_or(BootError::Layout(LayoutError::BadBufferArea))
+    }
+
+    fn half(&self) -> Result<usize, BootError> {
+        usize::from(self.num)
+            .checked_mul(self.buf_size)
+            .ok_or(BootError::Layout(LayoutError::BadBufferArea))
+    }
+}
+
+/// The remote's rings on a bare layout (an rpmsg-lite master, or ours
+/// through [`master_bare`]). Call it once the master is up (rpmsg-lite:
+/// its start kick, `rpmsg_lite_wait_for_link_up`).
+///
+/// # Errors
+///
+/// [`BootError::EventIdxUnsupported`] when `event_idx` is asked of a
+/// stack that never re-arms it (rpmsg-lite, OpenAMP); a layout that does
+/// not fit `shared`.
+///
+/// # Safety
+///
+/// As [`RemoteRings::new`]: no other buffer handle over the pool.
+pub unsafe fn remote_bare<'m, M, E, const NUM: usize>(
+    shared: &'m M,
+    layout: BareLayout,
+    profile: Profile,
+    event_idx: bool,
+) -> Result<RemoteRings<'m, M, E, NUM>, BootError>
+where
+    M: SharedMemory<Error = ShmError>,
+    E: Endian,
+{
+    if matches!(profile, Profile::Linux) {
+        return Err(BootError::WrongProfile(profile));
+    }
+    // No table carries an offer: the profile alone decides.
+    let s = suppression(profile, event_idx, F_EVENT_IDX)?;
+    let [vring0, vring1] = layout.vrings()?;
+    let pool = layout.pool()?;
+    let half = layout.half()?;
+    let config = RemoteConfig {
+        vring0,
+        vring1,
+        vring0_buffers: BufferArea::new(pool, half),
+        vring1_buffers: BufferArea::new(pool + half, half),
+        suppression: s,
+        queues: QueueIds::DEFAULT,
+    };
+    // SAFETY: forwarded from this function's contract.
+    let rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
+    Ok(rings.with_conventions(profile.conventions())?)
+}
+
+/// Kicks vring 0 when `profile`'s remote expects it.
+fn start_kick<N: Notify>(
+    profile: Profile,
+    notify: &mut N,
+    queue: QueueId,
+) -> Result<(), BootError> {
+    if profile.start_kick() {
+        use ipc_traits::mailbox::Error as _;
+        notify
+            .notify(queue)
+            .map_err(|e| BootError::Kick(e.kind()))?;
+    }
+    Ok(())
+}
+
+/// The master's rings on a bare layout for a remote of `profile`
+/// (rpmsg-lite: byte-compatible with `rpmsg_lite_master_init`), then the
+/// start kick on vring 0.
+///
+/// # Errors
+///
+/// [`BootError::WrongProfile`] for Linux and OpenAMP (their remotes read a
+/// table: [`master_table`]); [`BootError::EventIdxUnsupported`]; a layout
+/// that does not fit; a ring error; a failed kick.
+///
+/// # Safety
+///
+/// As [`MasterRings::new`]: the pool is this link's alone.
+pub unsafe fn master_bare<'m, M, E, N, const NUM: usize>(
+    shared: &'m M,
+    layout: BareLayout,
+    profile: Profile,
+    event_idx: bool,
+    notify: &mut N,
+) -> Result<MasterRings<'m, M, E, NUM>, BootError>
+where
+    M: SharedMemory<Error = ShmError>,
+    E: Endian,
+    N: Notify,
+{
+    if profile.uses_table() && !matches!(profile, Profile::Native) {
+        return Err(BootError::WrongProfile(profile));
+    }
+    let s = suppression(profile, event_idx, F_EVENT_IDX)?;
+    let [vring0, vring1] = layout.vrings()?;
+    let config = MasterConfig {
+        vring0,
+        vring1,
+        pool: layout.pool()?,
+        buf_size: layout.buf_size,
+        suppression: s,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat: matches!(profile, Profile::RpmsgLite),
+    };
+    // SAFETY: forwarded from this function's contract.
+    let rings = unsafe { MasterRings::<M, E, NUM>::new(shared, config) }?
+        .with_conventions(profile.conventions())?;
+    start_kick(profile, notify, QueueIds::DEFAULT.vring0)?;
+    Ok(rings)
+}
+
+/// `fw_rsc_vdev` field offsets from the entry's type word (§3.2).
+const VDEV_GFEATURES: usize = 16;
+const VDEV_STATUS: usize = 24;
+const VDEV_VRINGS: usize = 28;
+/// `fw_rsc_vdev_vring` size and field offsets (§3.2).
+const VRING_LEN: usize = 20;
+const VRING_DA: usize = 0;
+const VRING_NOTIFYID: usize = 12;
+
+/// Where the master puts what the remote's table left to it, as window
+/// offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// vring 0 and vring 1, used when the table says `FW_RSC_ADDR_ANY`.
+    pub vrings: [usize; 2],
+    /// The buffer block: `2 * num` buffers of 512 bytes, receive half first.
+    pub pool: usize,
+}
+
+/// Writes `bytes` at `at` of the table and cleans the lines, so the remote
+/// (which invalidates before reading) sees them.
+fn put<T: SharedMemory<Error = ShmError>>(
+    table: &T,
+    at: usize,
+    bytes: &[u8],
+) -> Result<(), ShmError> {
+    table.write(at, bytes)?;
+    let (start, len) = table.covering_lines(at, bytes.len())?;
+    table.clean(start, len)
+}
+
+/// Zeroes `offset..offset + len` of the window and cleans it.
+fn zero<M: SharedMemory<Error = ShmError>>(
+    mem: &M,
+    offset: usize,
+    len: usize,
+) -> Result<(), ShmError> {
+    const CHUNK: [u8; 64] = [0; 64];
+    let mut at = offset;
+    let end = offset + len;
+    while at < end {
+        let n = (end - at).min(CHUNK.len());
+        mem.write(at, &CHUNK[..n])?;
+        at += n;
+    }
+    let (start, span) = mem.covering_lines(offset, len)?;
+    mem.clean(start, span)
+}
+
+/// Starts a remote that has a resource table, the way Linux does
+/// (rpmsg-wire.md §2.1, §3.2, §3.3): status `ACKNOWLEDGE | DRIVER`;
+/// `gfeatures` := what both support (the name service, and `EVENT_IDX`
+/// when asked for and allowed); `FEATURES_OK`; each vring zeroed and placed
+/// (the table's `da`, or `placement` for `FW_RSC_ADDR_ANY`), `da` and
+/// notify ids 0, 1 written back; every receive buffer posted on vring 0;
+/// `DRIVER_OK`; then the start kick on vring 0 (not for an OpenAMP remote,
+/// which polls the status byte).
+///
+/// `table` is a window over the remote's table (the vdev at `info.offset`,
+/// as [`crate::rsc_table::VdevView::locate`] found it), `shared` the window
+/// holding the rings and buffers.
+///
+/// # Errors
+///
+/// [`BootError::WrongProfile`] for Linux (never a remote) and rpmsg-lite
+/// (no table); [`BootError::EventIdxUnsupported`] or
+/// [`BootError::EventIdxNotOffered`] (the remote's `dfeatures` lack it);
+/// vrings or a pool that do not fit; a ring error; a failed kick.
+///
+/// # Safety
+///
+/// The buffer block (`placement.pool`, `2 * num * 512` bytes) is the
+/// master's alone ([`MasterRings::new`]).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn master_table<'m, T, M, E, N, const NUM: usize>(
+    table: &T,
+    info: &VdevInfo,
+    shared: &'m M,
+    placement: Placement,
+    profile: Profile,
+    event_idx: bool,
+    notify: &mut N,
+) -> Result<MasterRings<'m, M, E, NUM>, BootError>
+where
+    T: SharedMemory<Error = ShmError>,
+    M: SharedMemory<Error = ShmError>,
+    E: Endian,
+    N: Notify,
+{
+    if matches!(profile, Profile::Linux | Profile::RpmsgLite) {
+        return Err(BootError::WrongProfile(profile));
+    }
+    let s = suppression(profile, event_idx, info.dfeatures)?;
+    let vdev = info.offset;
+    let mut st = status::ACKNOWLEDGE | status::DRIVER;
+    put(table, vdev + VDEV_STATUS, &[st])?;
+    let mut gfeatures = info.dfeatures & VIRTIO_RPMSG_F_NS;
+    if s == Suppression::EventIdx {
+        gfeatures |= F_EVENT_IDX;
+    }
+    put(table, vdev + VDEV_GFEATURES, &gfeatures.to_ne_bytes())?;
+    st |= status::FEATURES_OK;
+    put(table, vdev + VDEV_STATUS, &[st])?;
+
+    let mut layouts = [Layout::legacy(1, 16); 2];
+    for (k, layout) in layouts.iter_mut().enumerate() {
+        let mut spec = info.vrings[k];
+        if spec.da == FW_RSC_ADDR_ANY {
+            let addr = shared.peer_addr(placement.vrings[k])?;
+            spec.da = u32::try_from(addr).map_err(|_| BootError::VringOutsideWindow {
+                index: k,
+                da: FW_RSC_ADDR_ANY,
+            })?;
+        }
+        *layout = vring_layout(shared, k, spec)?;
+        zero(shared, layout.start(), layout.end() - layout.start())?;
+        let entry = vdev + VDEV_VRINGS + k * VRING_LEN;
+        put(table, entry + VRING_DA, &spec.da.to_ne_bytes())?;
+        // k < 2, so the notify id is 0 or 1.
+        put(table, entry + VRING_NOTIFYID, &(k as u32).to_ne_bytes())?;
+    }
+
+    let config = MasterConfig {
+        vring0: layouts[0],
+        vring1: layouts[1],
+        pool: placement.pool,
+        buf_size: profile.buf_size(),
+        suppression: s,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat: false,
+    };
+    // SAFETY: the pool is the master's alone (this function's contract).
+    let rings = unsafe { MasterRings::<M, E, NUM>::new(shared, config) }?
+        .with_conventions(profile.conventions())?;
+
+    st |= status::DRIVER_OK;
+    put(table, vdev + VDEV_STATUS, &[st])?;
+    start_kick(profile, notify, QueueIds::DEFAULT.vring0)?;
+    Ok(rings)
+}
+
+/// Resets the device the way Linux does when its driver goes away or the
+/// remote is re-probed: the status byte goes back to 0 (rpmsg-wire.md
+/// §3.3). The old rings stay as they are until the master lays them out
+/// again ([`master_table`]).
+///
+/// # Errors
+///
+/// A shared-memory error writing the table.
+pub fn reset_device<T: SharedMemory<Error = ShmError>>(
+    table: &T,
+    info: &VdevInfo,
+) -> Result<(), ShmError> {
+    put(table, info.offset + VDEV_STATUS, &[0])
+}
