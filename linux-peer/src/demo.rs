@@ -24,6 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ipc_traits::mailbox::QueueId;
+use rpmsg::boot::Profile;
 use rpmsg::link::{Endpoint, Link, RxMode};
 use rpmsg::rings::{RemoteConfig, RemoteRings};
 use vring::Virtio1;
@@ -293,6 +294,7 @@ fn device(
     // SAFETY: the two buffer areas are Linux's two pools, disjoint (checked
     // by `rpmsg_areas`), and no other buffer handle over them exists.
     let rings = unsafe { RemoteRings::<_, Virtio1, RING>::new(&mem, cfg) }
+        .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
         .map_err(|e| format!("attaching to the rings: {e:?}"))?;
     let link: EchoLink<'_> = Link::new(rings, calls);
     let ep = link

@@ -20,6 +20,7 @@ use std::cell::Cell;
 
 use common::{attach, kernel_or_skip, serve, serve_on_kicks, Boot, RemoteLink, Starved};
 use linux_peer::{pattern, uml, BackendConfig};
+use rpmsg::boot::Profile;
 use rpmsg::link::{Link, RxMode};
 use rpmsg::rings::RemoteRings;
 use vring::{Suppression, Virtio1};
@@ -101,6 +102,7 @@ fn tty_lines_written_by_linux_come_back_echoed_in_order() {
         // SAFETY: the two areas are disjoint (derived from Linux's pools)
         // and no other buffer handle over them exists.
         let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
+            .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
             .map_err(|e| format!("rings: {e:?}"))?;
         let link: RemoteLink<'_> = Link::new(rings, calls);
         let ep = link
@@ -140,6 +142,7 @@ fn destroying_the_service_removes_the_linux_device() {
         let (mem, mut kicks, calls, cfg) = attach(&boot.server)?;
         // SAFETY: as in the echo test.
         let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
+            .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
             .map_err(|e| format!("rings: {e:?}"))?;
         let link: RemoteLink<'_> = Link::new(rings, calls);
         let ep = link
@@ -220,6 +223,7 @@ fn raw_exchange(
     }
     // SAFETY: as in the echo test.
     let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
+        .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
         .map_err(|e| format!("rings: {e:?}"))?;
     let link: RemoteLink<'_> = Link::new(rings, calls);
     let ep = link
