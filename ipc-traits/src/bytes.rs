@@ -105,149 +105,15 @@ fn whole_words(p: *const u8, len: usize) -> bool {
     (p.addr() | len) & (WORD - 1) == 0
 }
 
-/// The widest access the copies make where the target has it for every
-/// program: 16-byte SSE2 moves on x86_64 (what memcpy uses there), still
-/// one volatile access each. Elsewhere the word loops below do it all
-/// (no FP/SIMD register is touched on the firmware targets).
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-mod block {
-    use super::{load_word, store_word, WORD};
-    use core::arch::x86_64::__m128i;
-
-    const BLOCK: usize = core::mem::size_of::<__m128i>();
-
-    /// Below this many bytes the word loops do the whole copy (no call:
-    /// these functions are out of line).
-    pub(super) const MIN: usize = 4 * BLOCK;
-
-    /// Copies whole 16-byte blocks of `src + i..src + end` to `d + i..`,
-    /// first one word if that aligns the shared side to 16; returns where
-    /// it stopped (less than a block before `end`, word-aligned).
-    ///
-    /// # Safety
-    ///
-    /// As for `words_from_shared`.
-    #[inline(never)]
-    pub(super) unsafe fn from_shared(
-        src: *const u8,
-        d: *mut u8,
-        mut i: usize,
-        end: usize,
-    ) -> usize {
-        // SAFETY: for the whole block, every access lies in `i..end`
-        // (checked against `end` before each), the shared side is aligned
-        // to its width (word-aligned on entry, 16-aligned after the first
-        // step), the local side is written unaligned.
-        unsafe {
-            if end - i >= 2 * BLOCK && src.add(i).addr() & (BLOCK - 1) != 0 {
-                d.add(i)
-                    .cast::<usize>()
-                    .write_unaligned(load_word(src.add(i)));
-                i += WORD;
-            }
-            while end - i >= 4 * BLOCK {
-                let s = src.add(i).cast::<__m128i>();
-                let (a, b, c, e) = (
-                    s.read_volatile(),
-                    s.add(1).read_volatile(),
-                    s.add(2).read_volatile(),
-                    s.add(3).read_volatile(),
-                );
-                let t = d.add(i).cast::<__m128i>();
-                t.write_unaligned(a);
-                t.add(1).write_unaligned(b);
-                t.add(2).write_unaligned(c);
-                t.add(3).write_unaligned(e);
-                i += 4 * BLOCK;
-            }
-            while end - i >= BLOCK && src.add(i).addr() & (BLOCK - 1) == 0 {
-                d.add(i)
-                    .cast::<__m128i>()
-                    .write_unaligned(src.add(i).cast::<__m128i>().read_volatile());
-                i += BLOCK;
-            }
-        }
-        i
-    }
-
-    /// [`from_shared`] in the other direction.
-    ///
-    /// # Safety
-    ///
-    /// As for `words_to_shared`.
-    #[inline(never)]
-    pub(super) unsafe fn to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) -> usize {
-        // SAFETY: as in `from_shared`, the roles of the sides swapped.
-        unsafe {
-            if end - i >= 2 * BLOCK && dst.add(i).addr() & (BLOCK - 1) != 0 {
-                store_word(dst.add(i), s.add(i).cast::<usize>().read_unaligned());
-                i += WORD;
-            }
-            while end - i >= 4 * BLOCK {
-                let f = s.add(i).cast::<__m128i>();
-                let (a, b, c, e) = (
-                    f.read_unaligned(),
-                    f.add(1).read_unaligned(),
-                    f.add(2).read_unaligned(),
-                    f.add(3).read_unaligned(),
-                );
-                let t = dst.add(i).cast::<__m128i>();
-                t.write_volatile(a);
-                t.add(1).write_volatile(b);
-                t.add(2).write_volatile(c);
-                t.add(3).write_volatile(e);
-                i += 4 * BLOCK;
-            }
-            while end - i >= BLOCK && dst.add(i).addr() & (BLOCK - 1) == 0 {
-                dst.add(i)
-                    .cast::<__m128i>()
-                    .write_volatile(s.add(i).cast::<__m128i>().read_unaligned());
-                i += BLOCK;
-            }
-        }
-        i
-    }
-}
-
-/// No wider access than a word: nothing to do before the word loops.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-mod block {
-    /// Never reached.
-    pub(super) const MIN: usize = usize::MAX;
-
-    /// # Safety
-    ///
-    /// None needed: touches nothing.
-    #[inline(always)]
-    pub(super) unsafe fn from_shared(_: *const u8, _: *mut u8, i: usize, _: usize) -> usize {
-        i
-    }
-
-    /// # Safety
-    ///
-    /// None needed: touches nothing.
-    #[inline(always)]
-    pub(super) unsafe fn to_shared(_: *const u8, _: *mut u8, i: usize, _: usize) -> usize {
-        i
-    }
-}
-
 /// Copies the words of `src + i..src + end` to `d + i..` (unaligned on
-/// the local side), in 16-byte blocks where the target has them
-/// (`block`), four words at a time while it can.
+/// the local side), four at a time while it can.
 ///
 /// # Safety
 ///
 /// `src + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
 /// valid (the callers' contracts).
 #[inline(always)]
-unsafe fn words_from_shared(src: *const u8, d: *mut u8, i: usize, end: usize) {
-    let mut i = i;
-    if end - i >= block::MIN {
-        // SAFETY: the caller's contract; `block` stops word-aligned, a
-        // whole number of words before `end`.
-        i = unsafe { block::from_shared(src, d, i, end) };
-    }
+unsafe fn words_from_shared(src: *const u8, d: *mut u8, mut i: usize, end: usize) {
     // SAFETY: for the whole block, every word lies in `i..end` (caller),
     // and `src + i` stays word-aligned.
     unsafe {
@@ -282,12 +148,7 @@ unsafe fn words_from_shared(src: *const u8, d: *mut u8, i: usize, end: usize) {
 /// `dst + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
 /// valid.
 #[inline(always)]
-unsafe fn words_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) {
-    let mut i = i;
-    if end - i >= block::MIN {
-        // SAFETY: as in `words_from_shared`.
-        i = unsafe { block::to_shared(s, dst, i, end) };
-    }
+unsafe fn words_to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) {
     // SAFETY: as in `words_from_shared`.
     unsafe {
         while end - i >= 4 * WORD {
