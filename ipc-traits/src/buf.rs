@@ -144,7 +144,9 @@ pub struct ShmBuf<'m, M: ?Sized, S: BufState> {
     /// [`Dirty`], what this core may have dirtied since the slot was last
     /// clean (cleaned by [`ShmBuf::clean`]); in [`Invalidated`] and
     /// [`Readable`], what was invalidated since the peer handed the slot
-    /// over (reads stay inside it); 0 otherwise. Always `<= capacity`.
+    /// over (reads stay inside it); 0 otherwise. On coherent memory
+    /// ([`SharedMemory::COHERENT`]) nothing is maintained and it is not
+    /// kept up to date. Always `<= capacity`.
     extent: usize,
     _state: PhantomData<S>,
 }
@@ -314,8 +316,12 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
         // SAFETY: `at + len <= capacity` (checked above) and the slot lies in
         // the window (checked when the handle was built).
         unsafe { self.mem.write_unchecked(self.offset + at, bytes) }?;
-        self.len = self.len.max(at + bytes.len());
-        self.extent = self.extent.max(at + bytes.len());
+        let end = at + bytes.len();
+        self.len = self.len.max(end);
+        if !M::COHERENT {
+            // Nothing to write back on coherent memory.
+            self.extent = self.extent.max(end);
+        }
         Ok(())
     }
 
@@ -365,7 +371,9 @@ impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Dirty> {
     /// [`ShmError::OffsetOutsideWindow`] if the range exceeds the slot.
     pub fn view_mut(&mut self, at: usize, len: usize) -> Result<ShmSliceMut<'_>, ShmError> {
         check_range(self.capacity, at, len)?;
-        self.extent = self.extent.max(at + len);
+        if !M::COHERENT {
+            self.extent = self.extent.max(at + len);
+        }
         // SAFETY: `at + len <= capacity` (checked) and the slot lies inside
         // the window (checked at construction, window length immutable);
         // `as_ptr` is valid for the window, which holds no Rust object
@@ -477,14 +485,14 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
                 })
             }
         };
-        if len > self.extent {
+        // Coherent memory has nothing to invalidate, and no extent to
+        // keep.
+        if !M::COHERENT && len > self.extent {
             let end = Self::line_end(len);
-            if !M::COHERENT {
-                let (at, n) = (self.offset + self.extent, end - self.extent);
-                self.mem
-                    .invalidate(at, n)
-                    .map_err(|e| BufError::Shm(shm_error(&e, at, n, M::LINE)))?;
-            }
+            let (at, n) = (self.offset + self.extent, end - self.extent);
+            self.mem
+                .invalidate(at, n)
+                .map_err(|e| BufError::Shm(shm_error(&e, at, n, M::LINE)))?;
             self.extent = end;
         }
         self.len = len;
@@ -573,7 +581,7 @@ impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Readable> {
     /// compare ([`ShmSlice`]): the peer may still write the slot, so no
     /// `&[u8]` over it is ever lent.
     pub fn view(&self) -> ShmSlice<'_> {
-        // SAFETY: `len <= extent <= capacity` (`validate`), the slot lies in
+        // SAFETY: `len <= capacity` (`validate`), the slot lies in
         // the window, which holds no Rust object (`DirectMemory` contract),
         // and is owned by this buffer alone (construction contracts); `&self`
         // ties the view to the buffer, so it cannot outlive the ownership.

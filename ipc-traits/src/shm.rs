@@ -284,6 +284,80 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
         self.store_u16_release(offset, value)
     }
 
+    /// Loads a 16-bit ring field (an available entry) at an offset the
+    /// caller has already checked: one plain access, no ordering (the
+    /// ring's index accesses order it), read exactly once.
+    ///
+    /// The default reads two bytes through
+    /// [`SharedMemory::read_unchecked`]; [`RawRegion`] does one volatile
+    /// 16-bit load.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// `offset + 2 <= self.len()` and `offset` is a multiple of 2.
+    #[inline]
+    unsafe fn load_u16_unchecked(&self, offset: usize) -> Result<u16, Self::Error> {
+        let mut b = [0u8; 2];
+        // SAFETY: the caller's contract covers the two bytes.
+        unsafe { self.read_unchecked(offset, &mut b) }?;
+        Ok(u16::from_ne_bytes(b))
+    }
+
+    /// Stores a 16-bit ring field at an offset the caller has already
+    /// checked (one plain access, no ordering).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// As [`SharedMemory::load_u16_unchecked`].
+    #[inline]
+    unsafe fn store_u16_unchecked(&self, offset: usize, value: u16) -> Result<(), Self::Error> {
+        // SAFETY: the caller's contract covers the two bytes.
+        unsafe { self.write_unchecked(offset, &value.to_ne_bytes()) }
+    }
+
+    /// Loads a 32-bit ring field (a descriptor or used-element word) at an
+    /// offset the caller has already checked (one plain access, no
+    /// ordering, read exactly once).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// `offset + 4 <= self.len()` and `offset` is a multiple of 4.
+    #[inline]
+    unsafe fn load_u32_unchecked(&self, offset: usize) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        // SAFETY: the caller's contract covers the four bytes.
+        unsafe { self.read_unchecked(offset, &mut b) }?;
+        Ok(u32::from_ne_bytes(b))
+    }
+
+    /// Stores a 32-bit ring field at an offset the caller has already
+    /// checked (one plain access, no ordering).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// As [`SharedMemory::load_u32_unchecked`].
+    #[inline]
+    unsafe fn store_u32_unchecked(&self, offset: usize, value: u32) -> Result<(), Self::Error> {
+        // SAFETY: the caller's contract covers the four bytes.
+        unsafe { self.write_unchecked(offset, &value.to_ne_bytes()) }
+    }
+
     /// Writes back this core's cached copy of `offset..offset + len`.
     ///
     /// # Errors
@@ -383,6 +457,22 @@ macro_rules! forward_shm {
             #[inline] unsafe fn store_u16_release_unchecked(&self, o: usize, v: u16) -> Result<(), Self::Error> {
                 // SAFETY: as above.
                 unsafe { T::store_u16_release_unchecked(self, o, v) }
+            }
+            #[inline] unsafe fn load_u16_unchecked(&self, o: usize) -> Result<u16, Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::load_u16_unchecked(self, o) }
+            }
+            #[inline] unsafe fn store_u16_unchecked(&self, o: usize, v: u16) -> Result<(), Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::store_u16_unchecked(self, o, v) }
+            }
+            #[inline] unsafe fn load_u32_unchecked(&self, o: usize) -> Result<u32, Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::load_u32_unchecked(self, o) }
+            }
+            #[inline] unsafe fn store_u32_unchecked(&self, o: usize, v: u32) -> Result<(), Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::store_u32_unchecked(self, o, v) }
             }
             #[inline] fn covering_lines(&self, o: usize, l: usize) -> Result<(usize, usize), Self::Error> { T::covering_lines(self, o, l) }
         }
@@ -588,6 +678,46 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         // SAFETY: as in `load_u16_acquire_unchecked`.
         let a = unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(offset).cast()) };
         a.store(value, Ordering::Release);
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn load_u16_unchecked(&self, offset: usize) -> Result<u16, ShmError> {
+        // SAFETY: in the window and 2-aligned (caller's contract, base
+        // aligned to `BASE_ALIGN`); the window holds no Rust object
+        // (`new`'s contract): a volatile load, never a reference, read once.
+        Ok(unsafe { self.base.as_ptr().add(offset).cast::<u16>().read_volatile() })
+    }
+
+    #[inline]
+    unsafe fn store_u16_unchecked(&self, offset: usize, value: u16) -> Result<(), ShmError> {
+        // SAFETY: as in `load_u16_unchecked`, a volatile store.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<u16>()
+                .write_volatile(value)
+        };
+        Ok(())
+    }
+
+    #[inline]
+    unsafe fn load_u32_unchecked(&self, offset: usize) -> Result<u32, ShmError> {
+        // SAFETY: as in `load_u16_unchecked`, 4-aligned.
+        Ok(unsafe { self.base.as_ptr().add(offset).cast::<u32>().read_volatile() })
+    }
+
+    #[inline]
+    unsafe fn store_u32_unchecked(&self, offset: usize, value: u32) -> Result<(), ShmError> {
+        // SAFETY: as in `load_u32_unchecked`, a volatile store.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<u32>()
+                .write_volatile(value)
+        };
         Ok(())
     }
 

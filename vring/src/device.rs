@@ -173,22 +173,23 @@ macro_rules! returnable {
 }
 returnable!(Received, Invalidated, Readable, Clean);
 
-/// A line-rounded window range `lo..hi`.
+/// A line-rounded window range `lo..hi`, and the descriptor `addr`, `len`
+/// that named it (so a descriptor naming the same again is recognised with
+/// two compares: the O(1) path of [`Device::check`]).
 #[derive(Clone, Copy)]
 struct Span {
     lo: usize,
     hi: usize,
+    addr: u64,
+    len: u32,
 }
 
 #[derive(Clone, Copy)]
 struct Held {
-    /// Line-rounded span.
-    lo: usize,
-    hi: usize,
+    /// Line-rounded span (its `len` is the descriptor's length).
+    span: Span,
     /// The handle's capacity.
     capacity: usize,
-    /// The descriptor's length.
-    desc_len: u32,
 }
 
 /// The device side of one split virtqueue over `M`, in byte order `E`, for
@@ -318,6 +319,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// [`Error::AvailIndexJump`] (counted; the ring is broken from then on)
     /// when the index claims more entries than the ring holds;
     /// [`Error::Broken`], [`Error::Memory`].
+    #[inline]
     pub fn pending(&mut self) -> Result<u16, Error> {
         if self.broken {
             return Err(Error::Broken);
@@ -353,6 +355,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// [`Error::OutsideBufferArea`], [`Error::OverlappingBuffer`]. Also
     /// [`Error::Broken`], [`Error::Memory`].
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn pop_readable(&mut self) -> Result<Option<Popped<'m, M, Received>>, Error> {
         let Some(p) = self.pop(false)? else {
             return Ok(None);
@@ -365,11 +368,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // `check` validated the range: line-aligned, inside the buffer area,
         // which lies inside the window (`new`).
         let buf = unsafe {
-            ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, p.offset, p.capacity)
+            ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, p.span.lo, p.capacity)
         };
         Ok(Some(Popped {
             head: p.head,
-            len: p.desc_len,
+            len: p.span.len,
             buf,
         }))
     }
@@ -381,6 +384,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// As [`Device::pop_readable`], plus [`Error::NotDeviceWritable`].
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn pop_writable(&mut self) -> Result<Option<Popped<'m, M, Dirty>>, Error> {
         let Some(p) = self.pop(true)? else {
             return Ok(None);
@@ -388,15 +392,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
         // descriptor's bytes (its length is a whole number of lines).
         // The range was validated as in `pop_readable`.
-        let buf =
-            unsafe { ShmBuf::<_, Dirty>::from_validated_slot(self.ring.mem, p.offset, p.capacity) };
+        let buf = unsafe {
+            ShmBuf::<_, Dirty>::from_validated_slot(self.ring.mem, p.span.lo, p.capacity)
+        };
         Ok(Some(Popped {
             head: p.head,
-            len: p.desc_len,
+            len: p.span.len,
             buf,
         }))
     }
 
+    #[inline]
     fn release(&mut self, head: u16) {
         if let Some(h) = self.held.get_mut(usize::from(head)) {
             if h.take().is_some() {
@@ -405,6 +411,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
     }
 
+    #[inline(always)]
     fn pop(&mut self, writable: bool) -> Result<Option<Pop>, Error> {
         if self.broken {
             return Err(Error::Broken);
@@ -432,10 +439,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         match self.check(head, writable) {
             Ok(p) => {
                 self.held[usize::from(head)] = Some(Held {
-                    lo: p.lo,
-                    hi: p.hi,
+                    span: p.span,
                     capacity: p.capacity,
-                    desc_len: p.desc_len,
                 });
                 self.held_count += 1;
                 self.stats.completed = self.stats.completed.wrapping_add(1);
@@ -446,6 +451,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates descriptor `head` (read once into a local).
+    #[inline(always)]
     fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = self.ring.layout;
         if head >= l.num() {
@@ -468,33 +474,55 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if d.len == 0 {
             return Err(Error::EmptyBuffer { index: head });
         }
-        let outside = Error::AddressOutsideWindow {
-            addr: d.addr,
-            len: d.len,
+        let line = M::LINE;
+        let span = match self.known[usize::from(head)] {
+            // The span this descriptor named last time, validated then
+            // (window, alignment, buffer area, overlap) and unchanged since:
+            // it names the same bytes again.
+            Some(k) if k.addr == d.addr && k.len == d.len => k,
+            _ => self.locate(head, d.addr, d.len, writable)?,
         };
-        let len = usize::try_from(d.len).map_err(|_| outside)?;
-        let offset = self.ring.mem.translate(d.addr, len).map_err(|_| outside)?;
+        let len = d.len as usize;
+        if writable && len % line != 0 {
+            return Err(Error::MisalignedBuffer {
+                offset: span.lo,
+                len: d.len,
+            });
+        }
+        Ok(Pop {
+            head,
+            // A readable buffer's handle covers whole lines (invalidation
+            // never splits a line); that is no length the driver posted, so
+            // it never goes back as a used length (`push_used_whole`).
+            capacity: if writable { len } else { span.hi - span.lo },
+            span,
+        })
+    }
+
+    /// Validates a descriptor's buffer `addr..+len` the slow way (window,
+    /// alignment, buffer area) and claims its span for `head`.
+    #[inline(never)]
+    fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
+        let outside = Error::AddressOutsideWindow { addr, len: len32 };
+        let len = usize::try_from(len32).map_err(|_| outside)?;
+        let offset = self.ring.mem.translate(addr, len).map_err(|_| outside)?;
         let line = M::LINE;
         if offset % line != 0 || (writable && len % line != 0) {
-            return Err(Error::MisalignedBuffer { offset, len: d.len });
+            return Err(Error::MisalignedBuffer { offset, len: len32 });
         }
         let hi = align_up(offset + len, line).ok_or(outside)?;
         let area = self.config.buffers;
         if offset < area.offset || hi > area.offset + area.len {
-            return Err(Error::OutsideBufferArea { offset, len: d.len });
+            return Err(Error::OutsideBufferArea { offset, len: len32 });
         }
-        self.claim(head, offset, hi)?;
-        Ok(Pop {
-            head,
-            offset,
+        let span = Span {
             lo: offset,
             hi,
-            // A readable buffer's handle covers whole lines (invalidation
-            // never splits a line); that is no length the driver posted, so
-            // it never goes back as a used length (`push_used_whole`).
-            capacity: if writable { len } else { hi - offset },
-            desc_len: d.len,
-        })
+            addr,
+            len: len32,
+        };
+        self.claim(head, span)?;
+        Ok(span)
     }
 
     /// Claims the line span `lo..hi` for descriptor `head` (not held), or
@@ -509,7 +537,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// buffer overlapping it is an [`Error::OverlappingBuffer`] (nothing
     /// changes); the others give way (forgotten, or shrunk to the held
     /// buffer when only the rest of the span overlapped).
-    fn claim(&mut self, head: u16, lo: usize, hi: usize) -> Result<(), Error> {
+    fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
+        let Span { lo, hi, .. } = span;
         let h = usize::from(head);
         if let Some(k) = self.known[h] {
             if k.lo <= lo && hi <= k.hi {
@@ -519,17 +548,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let overlaps = |k: &Span| lo < k.hi && k.lo < hi;
         for (j, (known, held)) in self.known.iter().zip(&self.held).enumerate() {
             if let (Some(k), Some(held)) = (known, held) {
-                if j != h && overlaps(k) && lo < held.hi && held.lo < hi {
+                if j != h && overlaps(k) && lo < held.span.hi && held.span.lo < hi {
                     return Err(Error::OverlappingBuffer { index: head });
                 }
             }
         }
         for (j, (known, held)) in self.known.iter_mut().zip(&self.held).enumerate() {
             if j != h && known.as_ref().is_some_and(overlaps) {
-                *known = held.map(|x| Span { lo: x.lo, hi: x.hi });
+                *known = held.map(|x| x.span);
             }
         }
-        self.known[h] = Some(Span { lo, hi });
+        self.known[h] = Some(span);
         Ok(())
     }
 
@@ -544,6 +573,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// [`Error::InvalidLength`] (`len` beyond the descriptor),
     /// [`Error::Broken`], [`Error::Memory`]; the buffer is handed back.
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn push_used<S: Returnable>(
         &mut self,
         head: u16,
@@ -572,6 +602,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// As [`Device::push_used`], except [`Error::InvalidLength`]; the
     /// buffer is handed back.
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn push_used_whole<S: Returnable>(
         &mut self,
         head: u16,
@@ -582,6 +613,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// [`Device::push_used`] with `len`, or the descriptor's length.
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn push<S: Returnable>(
         &mut self,
         head: u16,
@@ -591,17 +623,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err((buf, Error::Broken));
         }
-        let held = match self.held.get(usize::from(head)).copied().flatten() {
-            Some(h) if h.lo == buf.offset() && h.capacity == buf.capacity() => h,
+        let desc_len = match self.held.get(usize::from(head)) {
+            Some(Some(h)) if h.span.lo == buf.offset() && h.capacity == buf.capacity() => {
+                h.span.len
+            }
             _ => return Err((buf, Error::ForeignBuffer)),
         };
-        let len = len.unwrap_or(held.desc_len);
-        if len > held.desc_len {
+        let len = len.unwrap_or(desc_len);
+        if len > desc_len {
             return Err((
                 buf,
                 Error::InvalidLength {
                     len,
-                    capacity: held.desc_len,
+                    capacity: desc_len,
                 },
             ));
         }
@@ -633,6 +667,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     #[must_use = "a publication the driver wants to hear about needs a notification"]
+    #[inline]
     pub fn publish_used(&mut self) -> Result<bool, Error> {
         self.publish(false)
     }
@@ -655,10 +690,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// As [`Device::publish_used`].
     #[must_use = "a publication the driver wants to hear about needs a notification"]
+    #[inline]
     pub fn publish_used_and_rearm(&mut self) -> Result<bool, Error> {
         self.publish(true)
     }
 
+    #[inline(always)]
     fn publish(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
             return Err(Error::Broken);
@@ -831,12 +868,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// A fresh `avail.idx` (invalidate, then acquire load): the one place
     /// the device reads it.
+    #[inline]
     fn fetch_avail_idx(&self) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::AvailIdx)
     }
 
+    #[cold]
     fn fail(&mut self, e: Error) -> Error {
         self.stats.failures.record(&e);
         e
@@ -846,11 +885,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 /// A validated descriptor, before its handle is built.
 struct Pop {
     head: u16,
-    offset: usize,
-    lo: usize,
-    hi: usize,
+    /// Where it lies (`span.lo` is the offset) and the descriptor's length
+    /// (`span.len`).
+    span: Span,
     capacity: usize,
-    desc_len: u32,
 }
 
 impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<'_, M, E, N> {

@@ -127,12 +127,38 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
     }
 }
 
-enum Slot {
-    Free,
-    /// Descriptor and available entry written, index not yet published.
-    Added(PublishedSlot),
-    /// Visible to the device.
-    InFlight(PublishedSlot),
+/// The driver's record of one descriptor id.
+struct Slot {
+    /// The buffer, while the id is taken (added or in flight).
+    rec: Option<PublishedSlot>,
+    /// Whether the device can see it (`avail.idx` published past its
+    /// entry, or parked in the used ring); only such an id may come back.
+    in_flight: bool,
+}
+
+impl Slot {
+    const FREE: Self = Self {
+        rec: None,
+        in_flight: false,
+    };
+}
+
+/// What this driver last wrote into descriptor `id`, for a buffer it had
+/// checked ([`Driver::add_readable`]): the same buffer added again under
+/// the same id (a recycled buffer) is not checked again.
+///
+/// The descriptor itself is written in full every time: the table lies in
+/// shared memory, and a write that skipped unchanged fields would leave
+/// whatever corrupted them (a stray write, a scribbling peer) in place for
+/// as long as the buffer keeps its id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Written {
+    addr: u64,
+    /// The handle's capacity when it was checked (the overlap with the
+    /// ring's areas depends on it).
+    capacity: usize,
+    len: u32,
+    flags: u16,
 }
 
 /// The driver side of one split virtqueue over `M`, in byte order `E`, for
@@ -185,6 +211,8 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DriverConfig,
     slots: [Slot; N],
+    /// What each descriptor was last written with (see [`Written`]).
+    written: [Option<Written>; N],
     free: [u16; N],
     free_len: usize,
     avail_shadow: [u16; N],
@@ -244,7 +272,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(Self {
             ring,
             config,
-            slots: [const { Slot::Free }; N],
+            slots: [const { Slot::FREE }; N],
+            written: [None; N],
             free,
             free_len: num,
             avail_shadow: [0; N],
@@ -303,6 +332,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// than a descriptor can say), [`Error::Memory`]; the buffer is handed
     /// back.
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn add_readable(
         &mut self,
         buf: ShmBuf<'m, M, Clean>,
@@ -323,6 +353,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// As [`Driver::add_readable`].
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn add_writable(
         &mut self,
         buf: ShmBuf<'m, M, Clean>,
@@ -353,25 +384,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         })
     }
 
-    fn write_descriptor(
-        &self,
-        id: u16,
-        buf: &ShmBuf<'m, M, Clean>,
-        len: u32,
-        flags: u16,
-    ) -> Result<(), Error> {
+    /// Writes descriptor `id` in full and cleans it.
+    #[inline]
+    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
         let next = if id + 1 < self.ring.layout.num() {
             id + 1
         } else {
             DESC_CHAIN_END
         };
         let d = Desc {
-            addr: buf.peer_addr(),
-            len,
-            flags,
+            addr: w.addr,
+            len: w.len,
+            flags: w.flags,
             next,
         };
         self.ring.write_desc(id, &d)?;
+        self.clean_descriptor(id)
+    }
+
+    #[inline]
+    fn clean_descriptor(&self, id: u16) -> Result<(), Error> {
         self.ring.clean(
             self.ring.layout.desc_entry_offset(id),
             crate::layout::DESC_SIZE,
@@ -379,28 +411,61 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     }
 
     #[allow(clippy::type_complexity)]
+    #[inline(always)]
     fn add(
         &mut self,
         buf: ShmBuf<'m, M, Clean>,
         len: usize,
         flags: u16,
     ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
-        let len = match self.check_buffer(&buf, len) {
+        let Some(&id) = self.free.get(self.free_len.wrapping_sub(1)) else {
+            let e = if self.broken {
+                Error::Broken
+            } else {
+                Error::Full
+            };
+            return Err((buf, e));
+        };
+        let addr = buf.peer_addr();
+        let capacity = buf.capacity();
+        // The buffer descriptor `id` last named, checked then: the same
+        // handle range, nothing to check again.
+        let known =
+            self.written[usize::from(id)].is_some_and(|w| w.addr == addr && w.capacity == capacity);
+        let len = if known && !self.broken {
+            u32::try_from(len).map_err(|_| Error::InvalidLength {
+                len: u32::MAX,
+                capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
+            })
+        } else {
+            self.check_buffer(&buf, len)
+        };
+        let len = match len {
             Ok(l) => l,
             Err(e) => return Err((buf, e)),
         };
-        let id = self.free[self.free_len - 1];
+        let w = Written {
+            addr,
+            capacity,
+            len,
+            flags,
+        };
         let pos = self.avail_idx;
         let written = self
-            .write_descriptor(id, &buf, len, flags)
+            .write_descriptor(id, &w)
             .and_then(|()| self.ring.write_avail_entry(pos, id));
         if let Err(e) = written {
+            self.written[usize::from(id)] = None;
             return Err((buf, e));
         }
+        self.written[usize::from(id)] = Some(w);
         self.free_len -= 1;
         self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
         self.avail_idx = pos.wrapping_add(1);
-        self.slots[usize::from(id)] = Slot::Added(buf.into_published());
+        self.slots[usize::from(id)] = Slot {
+            rec: Some(buf.into_published()),
+            in_flight: false,
+        };
         Ok(id)
     }
 
@@ -422,6 +487,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     #[must_use = "a publication the device wants to hear about needs a notification"]
+    #[inline]
     pub fn publish(&mut self) -> Result<bool, Error> {
         self.publish_inner(false)
     }
@@ -443,10 +509,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// As [`Driver::publish`].
     #[must_use = "a publication the device wants to hear about needs a notification"]
+    #[inline]
     pub fn publish_and_rearm(&mut self) -> Result<bool, Error> {
         self.publish_inner(true)
     }
 
+    #[inline(always)]
     fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
             return Err(Error::Broken);
@@ -464,11 +532,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let mut pos = old;
         while pos != new {
             let id = usize::from(self.avail_shadow[usize::from(pos & self.ring.mask)]);
-            let slot = core::mem::replace(&mut self.slots[id], Slot::Free);
-            self.slots[id] = match slot {
-                Slot::Added(s) => Slot::InFlight(s),
-                other => other,
-            };
+            // Every position `old..new` was written by `add`, which
+            // recorded the slot (`rec` is `Some`).
+            if let Some(slot) = self.slots.get_mut(id) {
+                slot.in_flight = true;
+            }
             pos = pos.wrapping_add(1);
         }
         self.ring.store_u16(Field::AvailIdx, new)?;
@@ -529,6 +597,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// [`Error::UsedIndexJump`] (counted; the ring is broken from then on)
     /// when the index claims more entries than are in flight;
     /// [`Error::Broken`], [`Error::Memory`].
+    #[inline]
     pub fn pending_used(&mut self) -> Result<u16, Error> {
         if self.broken {
             return Err(Error::Broken);
@@ -557,6 +626,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// from then on), [`Error::UnknownUsedId`] (the entry is skipped; call
     /// again), [`Error::LengthOverflow`] (the buffer comes back in the
     /// error). Also [`Error::Broken`], [`Error::Memory`].
+    #[inline]
     pub fn pop_used(&mut self) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
         if self.broken {
             return Err(Error::Broken.into());
@@ -581,15 +651,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let (id, len) = self.ring.read_used_entry(pos)?;
         self.last_used = pos.wrapping_add(1);
         let slot = match u16::try_from(id) {
-            Ok(i) if i < l.num() => {
-                match core::mem::replace(&mut self.slots[usize::from(i)], Slot::Free) {
-                    Slot::InFlight(s) => Some((i, s)),
-                    other => {
-                        self.slots[usize::from(i)] = other;
-                        None
-                    }
+            Ok(i) if i < l.num() => match self.slots.get_mut(usize::from(i)) {
+                Some(s) if s.in_flight => {
+                    s.in_flight = false;
+                    s.rec.take().map(|r| (i, r))
                 }
-            }
+                _ => None,
+            },
             _ => None,
         };
         let Some((id, slot)) = slot else {
@@ -662,8 +730,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let id = self.free[self.free_len - 1];
         let l = self.ring.layout;
         let pos = self.preloaded;
+        let w = Written {
+            addr: buf.peer_addr(),
+            capacity: buf.capacity(),
+            len: desc_len,
+            flags,
+        };
         let written = self
-            .write_descriptor(id, &buf, desc_len, flags)
+            .write_descriptor(id, &w)
             .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
             .and_then(|()| {
                 self.ring
@@ -672,12 +746,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
             .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
         if let Err(e) = written {
+            self.written[usize::from(id)] = None;
             return Err((buf, e));
         }
+        self.written[usize::from(id)] = Some(w);
         self.preloaded = pos.wrapping_add(1);
         self.free_len -= 1;
         self.in_flight += 1;
-        self.slots[usize::from(id)] = Slot::InFlight(buf.into_published());
+        self.slots[usize::from(id)] = Slot {
+            rec: Some(buf.into_published()),
+            in_flight: true,
+        };
         Ok(id)
     }
 
@@ -778,12 +857,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// A fresh `used.idx` (invalidate, then acquire load): the one place
     /// the driver reads it.
+    #[inline]
     fn fetch_used_idx(&self) -> Result<u16, Error> {
         let off = self.ring.layout.used_offset() + 2;
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::UsedIdx)
     }
 
+    #[cold]
     fn fail(&mut self, e: Error) -> Error {
         self.stats.failures.record(&e);
         e

@@ -149,96 +149,117 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         .map_err(mem_err)
     }
 
-    /// Reads descriptor `i` (`i < num`) into a local.
+    /// Loads the 32-bit word at `offset` as stored.
+    ///
+    /// # Safety
+    ///
+    /// `offset` is 4-aligned and `offset + 4` inside the ring.
+    #[inline(always)]
+    unsafe fn word(&self, offset: usize) -> Result<[u8; 4], Error> {
+        // SAFETY: the caller's contract is the accessor's.
+        unsafe { self.mem.load_u32_unchecked(offset) }
+            .map(u32::to_ne_bytes)
+            .map_err(mem_err)
+    }
+
+    /// Stores the 32-bit word at `offset` as given.
+    ///
+    /// # Safety
+    ///
+    /// As [`RingMem::word`].
+    #[inline(always)]
+    unsafe fn set_word(&self, offset: usize, b: [u8; 4]) -> Result<(), Error> {
+        // SAFETY: the caller's contract is the accessor's.
+        unsafe { self.mem.store_u32_unchecked(offset, u32::from_ne_bytes(b)) }.map_err(mem_err)
+    }
+
+    /// Reads descriptor `i` (`i < num`) into a local: four 32-bit loads,
+    /// each field read once.
+    #[inline]
     pub fn read_desc(&self, i: u16) -> Result<Desc, Error> {
-        let mut b = [0u8; 16];
-        let i = i & self.mask;
-        // SAFETY: `i < num` (masked), so the entry lies in the descriptor
-        // table, inside the window (`new`).
-        unsafe {
-            self.mem
-                .read_unchecked(self.layout.desc_entry_offset(i), &mut b)
-        }
-        .map_err(mem_err)?;
-        let [a0, a1, a2, a3, a4, a5, a6, a7, l0, l1, l2, l3, f0, f1, n0, n1] = b;
+        let off = self.layout.desc_entry_offset(i & self.mask);
+        // SAFETY: the masked index is `< num`, so the entry lies in the
+        // descriptor table, inside the window (`new`); the table is
+        // 16-aligned (`Layout`), so each word is 4-aligned.
+        let ([a0, a1, a2, a3], [a4, a5, a6, a7], len, [f0, f1, n0, n1]) = unsafe {
+            (
+                self.word(off)?,
+                self.word(off + 4)?,
+                self.word(off + 8)?,
+                self.word(off + 12)?,
+            )
+        };
         Ok(Desc {
             addr: E::u64_from([a0, a1, a2, a3, a4, a5, a6, a7]),
-            len: E::u32_from([l0, l1, l2, l3]),
+            len: E::u32_from(len),
             flags: E::u16_from([f0, f1]),
             next: E::u16_from([n0, n1]),
         })
     }
 
-    /// Writes descriptor `i` (`i < num`).
+    /// Writes descriptor `i` (`i < num`): four 32-bit stores.
+    #[inline]
     pub fn write_desc(&self, i: u16, d: &Desc) -> Result<(), Error> {
-        let mut b = [0u8; 16];
-        b[0..8].copy_from_slice(&E::u64_to(d.addr));
-        b[8..12].copy_from_slice(&E::u32_to(d.len));
-        b[12..14].copy_from_slice(&E::u16_to(d.flags));
-        b[14..16].copy_from_slice(&E::u16_to(d.next));
-        let i = i & self.mask;
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = E::u64_to(d.addr);
+        let [f0, f1] = E::u16_to(d.flags);
+        let [n0, n1] = E::u16_to(d.next);
+        let off = self.layout.desc_entry_offset(i & self.mask);
         // SAFETY: as in `read_desc`.
         unsafe {
-            self.mem
-                .write_unchecked(self.layout.desc_entry_offset(i), &b)
+            self.set_word(off, [a0, a1, a2, a3])?;
+            self.set_word(off + 4, [a4, a5, a6, a7])?;
+            self.set_word(off + 8, E::u32_to(d.len))?;
+            self.set_word(off + 12, [f0, f1, n0, n1])
         }
-        .map_err(mem_err)
     }
 
-    /// Reads `avail.ring[pos & mask]`.
+    /// Reads `avail.ring[pos & mask]`: one 16-bit load.
+    #[inline]
     pub fn read_avail_entry(&self, pos: u16) -> Result<u16, Error> {
-        let mut b = [0u8; 2];
+        let off = self.layout.avail_entry_offset(pos & self.mask);
         // SAFETY: the masked position is `< num`: inside the available
-        // ring, inside the window (`new`).
-        unsafe {
-            self.mem
-                .read_unchecked(self.layout.avail_entry_offset(pos & self.mask), &mut b)
-        }
-        .map_err(mem_err)?;
-        Ok(E::u16_from(b))
+        // ring, inside the window (`new`), 2-aligned (`Layout`).
+        unsafe { self.mem.load_u16_unchecked(off) }
+            .map(|v| E::u16_from(v.to_ne_bytes()))
+            .map_err(mem_err)
     }
 
-    /// Writes `avail.ring[pos & mask]`.
+    /// Writes `avail.ring[pos & mask]`: one 16-bit store.
+    #[inline]
     pub fn write_avail_entry(&self, pos: u16, head: u16) -> Result<(), Error> {
+        let off = self.layout.avail_entry_offset(pos & self.mask);
         // SAFETY: as in `read_avail_entry`.
         unsafe {
-            self.mem.write_unchecked(
-                self.layout.avail_entry_offset(pos & self.mask),
-                &E::u16_to(head),
-            )
+            self.mem
+                .store_u16_unchecked(off, u16::from_ne_bytes(E::u16_to(head)))
         }
         .map_err(mem_err)
     }
 
-    /// Reads `used.ring[pos & mask]` as `(id, len)`.
+    /// Reads `used.ring[pos & mask]` as `(id, len)`: two 32-bit loads.
+    #[inline]
     pub fn read_used_entry(&self, pos: u16) -> Result<(u32, u32), Error> {
-        let mut b = [0u8; 8];
+        let off = self.layout.used_entry_offset(pos & self.mask);
         // SAFETY: the masked position is `< num`: inside the used ring,
-        // inside the window (`new`).
-        unsafe {
-            self.mem
-                .read_unchecked(self.layout.used_entry_offset(pos & self.mask), &mut b)
-        }
-        .map_err(mem_err)?;
-        let [i0, i1, i2, i3, l0, l1, l2, l3] = b;
-        Ok((E::u32_from([i0, i1, i2, i3]), E::u32_from([l0, l1, l2, l3])))
+        // inside the window (`new`); the ring is 4-aligned (`Layout`).
+        let (id, len) = unsafe { (self.word(off)?, self.word(off + 4)?) };
+        Ok((E::u32_from(id), E::u32_from(len)))
     }
 
-    /// Writes `used.ring[pos & mask]`.
+    /// Writes `used.ring[pos & mask]`: two 32-bit stores.
+    #[inline]
     pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
-        let mut b = [0u8; 8];
-        b[0..4].copy_from_slice(&E::u32_to(id));
-        b[4..8].copy_from_slice(&E::u32_to(len));
+        let off = self.layout.used_entry_offset(pos & self.mask);
         // SAFETY: as in `read_used_entry`.
         unsafe {
-            self.mem
-                .write_unchecked(self.layout.used_entry_offset(pos & self.mask), &b)
+            self.set_word(off, E::u32_to(id))?;
+            self.set_word(off + 4, E::u32_to(len))
         }
-        .map_err(mem_err)
     }
 
     /// The `(offset, len)` pieces of ring entries `from..to` (wrapping), one
     /// or two contiguous ranges, for cleaning a batch at once.
+    #[inline]
     pub fn entry_spans(
         &self,
         first_entry: usize,

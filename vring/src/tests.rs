@@ -967,3 +967,56 @@ fn driver_counts_used_entries_it_has_not_reaped() {
         assert_eq!(drv.stats().failures.used_index_jump, 1);
     });
 }
+
+#[test]
+fn a_known_descriptor_is_checked_again_when_its_address_or_length_moves() {
+    // The device validates a descriptor that names the span it named last
+    // time with two compares (`Device::check`): anything else that id
+    // names goes through every check again.
+    with_region(Coherent, |shm| {
+        let raw = RawDriver(shm);
+        let mut dev = device::<_, Legacy>(shm);
+        let mut pos = 0u16;
+        let mut round = |dev: &mut Device<'_, _, Legacy, 8>, a: u64, len: u32| {
+            raw.desc(3, a, len, 0);
+            raw.post(pos, &[3]);
+            pos += 1;
+            match dev.pop_readable() {
+                Ok(Some(p)) => {
+                    let (head, buf) = (p.head, p.buf);
+                    dev.push_used(head, buf, 0).map_err(|(_, e)| e).unwrap();
+                    dev.publish_used().unwrap();
+                    Ok(())
+                }
+                Ok(None) => panic!("nothing popped"),
+                Err(e) => Err(e),
+            }
+        };
+        round(&mut dev, addr(1), 64).unwrap();
+        // Same id, same length, the address moved out of the window, then
+        // onto the ring.
+        assert_eq!(
+            round(&mut dev, BASE + WINDOW as u64, 64),
+            Err(Error::AddressOutsideWindow {
+                addr: BASE + WINDOW as u64,
+                len: 64
+            })
+        );
+        assert!(matches!(
+            round(&mut dev, BASE + L.used_offset() as u64, 64),
+            Err(Error::OutsideBufferArea { .. })
+        ));
+        // Same address, the length now reaches past the window.
+        let past = (WINDOW - AREA.offset() - SLOT) as u32 + 1;
+        assert!(matches!(
+            round(&mut dev, addr(1), past),
+            Err(Error::AddressOutsideWindow { .. })
+        ));
+        // Moved to another slot: checked and accepted.
+        round(&mut dev, addr(2), 64).unwrap();
+        // And a valid buffer is still accepted, with no failure counted.
+        let before = dev.stats().failures.total();
+        round(&mut dev, addr(1), 64).unwrap();
+        assert_eq!(dev.stats().failures.total(), before);
+    });
+}
