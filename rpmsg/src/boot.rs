@@ -76,6 +76,17 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// The profile's name, for messages (a `&str`, so that printing a
+    /// profile does not link `Debug` formatting into firmware).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Linux => "Linux",
+            Self::RpmsgLite => "rpmsg-lite",
+            Self::OpenAmp => "OpenAMP",
+            Self::Native => "this stack",
+        }
+    }
+
     /// Whether a master of this stack kicks vring 0 once the rings are laid
     /// out (a remote never relies on it: [`RemoteBoot`] polls), and whether
     /// a remote of this stack needs that kick ([`master_table`],
@@ -207,7 +218,7 @@ impl fmt::Display for BootError {
             Self::VringOutsideWindow { index, da } => {
                 write!(f, "vring {index} at {da:#x} outside the shared window")
             }
-            Self::Layout(e) => write!(f, "ring layout: {e:?}"),
+            Self::Layout(e) => write!(f, "ring layout: {e}"),
             Self::BadNotifyId { index, id } => {
                 write!(f, "vring {index}: notify id {id} is not a queue id")
             }
@@ -216,12 +227,18 @@ impl fmt::Display for BootError {
             }
             Self::Ring(e) => write!(f, "ring: {e}"),
             Self::EventIdxUnsupported(p) => {
-                write!(f, "EVENT_IDX asked for, but {p:?} never re-arms it")
+                // `write_str` pieces, not `{}`: `Formatter::pad` is 1 KB of firmware.
+                f.write_str("EVENT_IDX asked for, but ")?;
+                f.write_str(p.name())?;
+                f.write_str(" never re-arms it")
             }
             Self::EventIdxNotOffered => {
                 f.write_str("EVENT_IDX asked for, but the peer did not offer or accept it")
             }
-            Self::WrongProfile(p) => write!(f, "{p:?} does not boot this way"),
+            Self::WrongProfile(p) => {
+                f.write_str(p.name())?;
+                f.write_str(" does not boot this way")
+            }
             Self::Kick(k) => write!(f, "start kick: {k}"),
         }
     }

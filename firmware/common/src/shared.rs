@@ -39,10 +39,10 @@ impl<E: Error> Error for SharedError<E> {
     }
 }
 
-impl<E: fmt::Debug> fmt::Display for SharedError<E> {
+impl<E: fmt::Display> fmt::Display for SharedError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Inner(e) => write!(f, "{e:?}"),
+            Self::Inner(e) => write!(f, "{e}"),
             Self::Busy => f.write_str("shared doorbell busy"),
         }
     }
