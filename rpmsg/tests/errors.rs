@@ -63,7 +63,7 @@ fn kinds_sort_the_errors() {
     // Every variant prints something a log can show.
     let text = Error::Boot(BootError::EventIdxUnsupported(Profile::OpenAmp)).to_string();
     assert!(
-        text.contains("EVENT_IDX") && text.contains("OpenAmp"),
+        text.contains("EVENT_IDX") && text.contains("OpenAMP"),
         "{text}"
     );
 }
