@@ -22,7 +22,9 @@
 //! ```
 //!
 //! `instr` runs the single-threaded variant (`CASE`: `16-copy`, `64-copy`,
-//! `496-copy`, `16-zerocopy`, `64-zerocopy`, `496-zerocopy`, `floor-16`,
+//! `496-copy`, `16-zerocopy`, `64-zerocopy`, `496-zerocopy` over the split
+//! API `rpmsg::duplex`, the same with `-legacy` over the old
+//! `rpmsg::link::Link`, `floor-16`,
 //! `floor-512`; and `copy-shared-LEN` / `copy-memcpy-LEN`, the sound
 //! shared-memory copy against memcpy) for `callgrind.sh`.
 #![deny(unsafe_code)]
@@ -30,6 +32,7 @@
 mod affinity;
 mod common;
 mod copies;
+mod cs;
 mod doorbell;
 mod floor;
 mod ours;
@@ -426,6 +429,12 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
             copies::run(how, number("CASE", Some(len.into()))?, count)?
         }
         c => {
+            // `-legacy`: the old `rpmsg::link::Link`; without it the split
+            // API (`rpmsg::duplex`).
+            let (c, legacy) = match c.strip_suffix("-legacy") {
+                Some(c) => (c, true),
+                None => (c, false),
+            };
             let (len, api) = c
                 .split_once('-')
                 .ok_or_else(|| Failure::new(format!("unknown case {c:?}")))?;
@@ -435,7 +444,11 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
                 "zerocopy" => Api::ZeroCopy,
                 _ => return Err(Failure::new(format!("unknown case {c:?}"))),
             };
-            ours::single(len, api, count, suppression)?
+            if legacy {
+                ours::single(len, api, count, suppression)?
+            } else {
+                ours::single_duplex(len, api, count, suppression)?
+            }
         }
     };
     println!(

@@ -69,7 +69,8 @@ pub const GEOMETRY: Geometry = {
     }
 };
 
-fn master_config() -> MasterConfig {
+/// The suite's master configuration (flags suppression, default queues).
+pub fn master_config() -> MasterConfig {
     MasterConfig {
         vring0: GEOMETRY.vring0,
         vring1: GEOMETRY.vring1,
@@ -81,7 +82,8 @@ fn master_config() -> MasterConfig {
     }
 }
 
-fn remote_config() -> RemoteConfig {
+/// The suite's remote configuration (the master's pool halves).
+pub fn remote_config() -> RemoteConfig {
     RemoteConfig {
         vring0: GEOMETRY.vring0,
         vring1: GEOMETRY.vring1,

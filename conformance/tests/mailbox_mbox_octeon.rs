@@ -24,3 +24,8 @@ mod doorbell {
 mod link {
     conformance::link_suite!(super::Octeon);
 }
+
+/// The split-link suite (`rpmsg::duplex`) over this backend's doorbells.
+mod duplex {
+    conformance::duplex_suite!(super::Octeon);
+}

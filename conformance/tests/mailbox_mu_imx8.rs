@@ -263,3 +263,8 @@ mod wake {
 mod link {
     conformance::link_suite!(super::DoorbellMu);
 }
+
+/// The split-link suite (`rpmsg::duplex`) over this backend's doorbells.
+mod duplex {
+    conformance::duplex_suite!(super::DoorbellMu);
+}

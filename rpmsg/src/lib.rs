@@ -5,6 +5,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod asynch;
 pub mod boot;
+pub mod duplex;
 pub mod link;
 pub mod rings;
 pub mod rsc_table;

@@ -282,16 +282,117 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
+/// The transmit half of a ring pair: the ring this side fills, with its
+/// spare buffers and doorbell conventions. Sealed: [`RemoteTx`] and
+/// [`MasterTx`], the parts [`Halves::into_halves`] hands out.
+pub trait TxRing<'m>: sealed::Sealed {
+    /// The shared memory.
+    type Mem: SharedMemory + ?Sized + 'm;
+    /// The ring's byte order.
+    type Order: Endian;
+    /// The queue to kick after [`TxRing::send`] asked for it.
+    fn queue(&self) -> QueueId;
+    /// A buffer to fill, if one is free.
+    ///
+    /// # Errors
+    ///
+    /// A ring error (counted in the ring's statistics).
+    fn take(&mut self) -> Result<Option<TxSlot<'m, Self::Mem>>, RingError>;
+    /// Keeps a buffer taken with [`TxRing::take`] and not sent for the
+    /// next send.
+    fn give_back(&mut self, slot: TxSlot<'m, Self::Mem>);
+    /// Hands a filled buffer to the peer and publishes it; `true` when the
+    /// peer wants a notification (or the conventions ring anyway).
+    ///
+    /// # Errors
+    ///
+    /// A ring error; the buffer is handed back if the ring did not take it.
+    fn send(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, Self::Mem, Clean>,
+    ) -> Result<bool, SendFailure<'m, Self::Mem>>;
+    /// The ring's statistics.
+    fn stats(&self) -> &Stats;
+    /// Whether the ring is broken (the peer corrupted its indices).
+    fn is_broken(&self) -> bool;
+}
+
+/// The receive half of a ring pair: the ring the peer fills, with its
+/// doorbell conventions. Sealed: [`RemoteRx`] and [`MasterRx`].
+pub trait RxRing<'m>: sealed::Sealed {
+    /// The shared memory.
+    type Mem: SharedMemory + ?Sized + 'm;
+    /// The ring's byte order.
+    type Order: Endian;
+    /// Entries in the ring: how many undeliverable messages one receive
+    /// call skips at most.
+    const NUM: usize;
+    /// The queue to kick after [`RxRing::release`] asked for it.
+    fn queue(&self) -> QueueId;
+    /// The next received buffer, if any.
+    ///
+    /// # Errors
+    ///
+    /// A ring error (counted). Peer errors that skip one entry are skipped
+    /// here (at most a ring's worth per call).
+    fn take(&mut self) -> Result<Option<RxSlot<'m, Self::Mem>>, RingError>;
+    /// Returns a received buffer to the peer; publishing it and re-arming
+    /// the ring (when it was found empty) share one full fence. `true` when
+    /// the peer wants a notification and the conventions announce returns.
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    fn release<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, Self::Mem, S>,
+    ) -> Result<bool, RingError>;
+    /// The ring's statistics.
+    fn stats(&self) -> &Stats;
+    /// Whether the ring is broken (the peer corrupted its indices).
+    fn is_broken(&self) -> bool;
+}
+
+/// A ring pair that comes apart into a transmit part and a receive part,
+/// each owning one vring, so the two directions can be driven from
+/// different contexts ([`crate::duplex`]); the parts put back together
+/// give the same ring pair.
+pub trait Halves<'m>: Rings<'m> {
+    /// The transmit part.
+    type Tx: TxRing<'m, Mem = Self::Mem, Order = Self::Order>;
+    /// The receive part.
+    type Rx: RxRing<'m, Mem = Self::Mem, Order = Self::Order>;
+    /// Takes the pair apart.
+    fn into_halves(self) -> (Self::Tx, Self::Rx);
+    /// Puts a pair taken apart by [`Halves::into_halves`] back together.
+    fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self;
+}
+
 /// The remote's rings: the virtio device side of both vrings.
 pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    tx: RemoteTx<'m, M, E, NUM>,
+    rx: RemoteRx<'m, M, E, NUM>,
+}
+
+/// The remote's transmit part: vring0 (device side), the buffers taken and
+/// not sent.
+pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     mem: &'m M,
-    tx: Device<'m, M, E, NUM>,
-    rx: Device<'m, M, E, NUM>,
+    ring: Device<'m, M, E, NUM>,
     spare: Spares<'m, M, NUM>,
-    queues: QueueIds,
+    queue: QueueId,
     conv: Conventions,
-    /// The transmit ring asks the peer not to ring (`quiet_returns`).
-    tx_quiet: bool,
+    /// The ring asks the peer not to ring (`quiet_returns`).
+    quiet: bool,
+}
+
+/// The remote's receive part: vring1 (device side).
+pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    ring: Device<'m, M, E, NUM>,
+    queue: QueueId,
+    conv: Conventions,
 }
 
 /// Where the remote finds its rings and the master's buffers.
@@ -337,13 +438,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             unsafe { Device::new(mem, layout, cfg) }
         };
         Ok(Self {
-            mem,
-            tx: dev(config.vring0, config.vring0_buffers)?,
-            rx: dev(config.vring1, config.vring1_buffers)?,
-            spare: Spares::new(),
-            queues: config.queues,
-            conv: Conventions::UNTUNED,
-            tx_quiet: false,
+            tx: RemoteTx {
+                mem,
+                ring: dev(config.vring0, config.vring0_buffers)?,
+                spare: Spares::new(),
+                queue: config.queues.vring0,
+                conv: Conventions::UNTUNED,
+                quiet: false,
+            },
+            rx: RemoteRx {
+                ring: dev(config.vring1, config.vring1_buffers)?,
+                queue: config.queues.vring1,
+                conv: Conventions::UNTUNED,
+            },
         })
     }
 
@@ -354,10 +461,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
     ///
     /// A ring error writing the suppression field.
     pub fn with_conventions(mut self, conv: Conventions) -> Result<Self, RingError> {
-        self.conv = conv;
-        if conv.quiet_returns && !self.tx_quiet {
-            self.tx.disable_notifications()?;
-            self.tx_quiet = true;
+        self.tx.conv = conv;
+        self.rx.conv = conv;
+        if conv.quiet_returns && !self.tx.quiet {
+            self.tx.ring.disable_notifications()?;
+            self.tx.quiet = true;
         }
         Ok(self)
     }
@@ -369,7 +477,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
     /// this. Linux keeps its flags meaningful: leave it off there.
     #[must_use]
     pub fn notify_always(mut self, always: bool) -> Self {
-        self.conv.notify_always = always;
+        self.tx.conv.notify_always = always;
+        self.rx.conv.notify_always = always;
         self
     }
 }
@@ -378,27 +487,28 @@ impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
     for RemoteRings<'_, M, E, NUM>
 {
 }
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
+    for RemoteTx<'_, M, E, NUM>
+{
+}
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
+    for RemoteRx<'_, M, E, NUM>
+{
+}
 
-impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
-    for RemoteRings<'m, M, E, NUM>
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
+    for RemoteTx<'m, M, E, NUM>
 {
     type Mem = M;
     type Order = E;
-    const RETURN_BEFORE_IDLE: bool = true;
 
-    fn mem(&self) -> &'m M {
-        self.mem
+    #[inline]
+    fn queue(&self) -> QueueId {
+        self.queue
     }
 
-    fn tx_queue(&self) -> QueueId {
-        self.queues.vring0
-    }
-
-    fn rx_queue(&self) -> QueueId {
-        self.queues.vring1
-    }
-
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    #[inline]
+    fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
         if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
         }
@@ -406,12 +516,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // most NUM of them are looked at per call, so a peer that keeps
         // posting bad entries cannot keep us here.
         for _ in 0..=NUM {
-            match self.tx.pop_writable() {
+            match self.ring.pop_writable() {
                 Ok(Some(p)) => {
-                    if self.conv.quiet_returns && !self.tx_quiet {
+                    if self.conv.quiet_returns && !self.quiet {
                         // Buffers again: the master may post quietly.
-                        self.tx.disable_notifications()?;
-                        self.tx_quiet = true;
+                        self.ring.disable_notifications()?;
+                        self.quiet = true;
                     }
                     let room = usize::try_from(p.len)
                         .unwrap_or(usize::MAX)
@@ -422,11 +532,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
                         buf: p.buf,
                     }));
                 }
-                Ok(None) if self.tx_quiet => {
+                Ok(None) if self.quiet => {
                     // Out of buffers: ask for the doorbell, then look once
                     // more (one posted meanwhile rang nobody).
-                    self.tx_quiet = false;
-                    if !self.tx.enable_notifications()? {
+                    self.quiet = false;
+                    if !self.ring.enable_notifications()? {
                         return Ok(None);
                     }
                 }
@@ -438,36 +548,56 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         Ok(None)
     }
 
-    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+    #[inline]
+    fn give_back(&mut self, slot: TxSlot<'m, M>) {
         // A device cannot hand a buffer back without "using" it; keep it for
         // the next send instead. There are at most NUM held buffers, so a
         // free spare slot always exists.
         self.spare.push(slot);
     }
 
-    fn send_tx(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, Clean>,
-    ) -> Result<bool, SendFailure<'m, M>> {
+    #[inline]
+    fn send(&mut self, token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
         // rpmsg-lite reports the whole buffer as used (§2.3, vector 02);
         // Linux accepts any used length from header + payload up to the
         // buffer size. The descriptor's length is both.
-        self.tx
+        self.ring
             .push_used_whole(token, buf)
             .map_err(|(buf, error)| SendFailure {
                 buf: Some(buf),
                 error,
             })?;
-        self.tx
+        self.ring
             .publish_used()
             .map(|wanted| wanted || self.conv.notify_always)
             .map_err(|error| SendFailure { buf: None, error })
     }
 
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+    fn stats(&self) -> &Stats {
+        self.ring.stats()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.ring.is_broken()
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
+    for RemoteRx<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+    const NUM: usize = NUM;
+
+    #[inline]
+    fn queue(&self) -> QueueId {
+        self.queue
+    }
+
+    #[inline]
+    fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
         for _ in 0..=NUM {
-            match self.rx.pop_readable() {
+            match self.ring.pop_readable() {
                 Ok(Some(p)) => {
                     return Ok(Some(RxSlot {
                         token: p.head,
@@ -483,7 +613,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         Ok(None)
     }
 
-    fn release_rx<S: Returnable>(
+    #[inline]
+    fn release<S: Returnable>(
         &mut self,
         token: u16,
         buf: ShmBuf<'m, M, S>,
@@ -493,32 +624,103 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // exactly that (vector 04: 512), Linux accepts anything up to it,
         // and it never exceeds what the master posted, whatever the cache
         // line (Linux posts header + payload, not a whole line).
-        self.rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
+        self.ring.push_used_whole(token, buf).map_err(|(_, e)| e)?;
         // Messages are work: going idle re-arms under the publication's
         // fence (`Device::publish_used_and_rearm`).
-        let wanted = self.rx.publish_used_and_rearm()? || self.conv.notify_always;
+        let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
         Ok(wanted && self.conv.announce_returns)
     }
 
-    fn ring_stats(&self) -> (&Stats, &Stats) {
-        (self.tx.stats(), self.rx.stats())
+    fn stats(&self) -> &Stats {
+        self.ring.stats()
     }
 
     fn is_broken(&self) -> bool {
-        self.tx.is_broken() || self.rx.is_broken()
+        self.ring.is_broken()
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
+    for RemoteRings<'m, M, E, NUM>
+{
+    type Tx = RemoteTx<'m, M, E, NUM>;
+    type Rx = RemoteRx<'m, M, E, NUM>;
+
+    fn into_halves(self) -> (Self::Tx, Self::Rx) {
+        (self.tx, self.rx)
+    }
+
+    fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self {
+        Self { tx, rx }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
+    for RemoteRings<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+    const RETURN_BEFORE_IDLE: bool = true;
+
+    fn mem(&self) -> &'m M {
+        self.tx.mem
+    }
+
+    fn tx_queue(&self) -> QueueId {
+        self.tx.queue
+    }
+
+    fn rx_queue(&self) -> QueueId {
+        self.rx.queue
+    }
+
+    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+        self.tx.take()
+    }
+
+    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+        self.tx.give_back(slot);
+    }
+
+    fn send_tx(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<bool, SendFailure<'m, M>> {
+        self.tx.send(token, buf)
+    }
+
+    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        self.rx.take()
+    }
+
+    fn release_rx<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<bool, RingError> {
+        self.rx.release(token, buf)
+    }
+
+    fn ring_stats(&self) -> (&Stats, &Stats) {
+        (self.tx.ring.stats(), self.rx.ring.stats())
+    }
+
+    fn is_broken(&self) -> bool {
+        self.tx.ring.is_broken() || self.rx.ring.is_broken()
     }
 
     fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
         // The transmit ring's quiet state follows the request until the
         // next take finds a buffer (or none).
-        self.tx_quiet = !on && self.conv.quiet_returns;
+        self.tx.quiet = !on && self.tx.conv.quiet_returns;
         if on {
             // Free transmit buffers waiting are no work; messages are.
-            self.tx.enable_notifications()?;
-            self.rx.enable_notifications()
+            self.tx.ring.enable_notifications()?;
+            self.rx.ring.enable_notifications()
         } else {
-            self.rx.disable_notifications()?;
-            self.tx.disable_notifications()?;
+            self.rx.ring.disable_notifications()?;
+            self.tx.ring.disable_notifications()?;
             Ok(false)
         }
     }
@@ -528,26 +730,39 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn untaken_rx(&mut self) -> u32 {
-        self.rx.pending().map_or(0, u32::from)
+        self.rx.ring.pending().map_or(0, u32::from)
     }
 }
 
 /// The master's rings: the virtio driver side of both vrings, and the
 /// buffer pool (it owns every buffer).
 pub struct MasterRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
-    mem: &'m M,
-    /// vring1: messages to the remote.
-    tx: Driver<'m, M, E, NUM>,
-    /// vring0: messages from the remote.
-    rx: Driver<'m, M, E, NUM>,
-    spare: Spares<'m, M, NUM>,
-    queues: QueueIds,
-    buf_size: usize,
-    conv: Conventions,
-    /// The transmit ring asks the remote not to ring (`quiet_returns`).
-    tx_quiet: bool,
+    tx: MasterTx<'m, M, E, NUM>,
+    rx: MasterRx<'m, M, E, NUM>,
 }
 
+/// The master's transmit part: vring1 (driver side) and the transmit
+/// buffers not in the ring.
+pub struct MasterTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    mem: &'m M,
+    /// vring1: messages to the remote.
+    ring: Driver<'m, M, E, NUM>,
+    spare: Spares<'m, M, NUM>,
+    queue: QueueId,
+    buf_size: usize,
+    conv: Conventions,
+    /// The ring asks the remote not to ring (`quiet_returns`).
+    quiet: bool,
+}
+
+/// The master's receive part: vring0 (driver side), whose buffers it posts
+/// and takes back.
+pub struct MasterRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    /// vring0: messages from the remote.
+    ring: Driver<'m, M, E, NUM>,
+    queue: QueueId,
+    conv: Conventions,
+}
 /// Where the master lays out rings and buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MasterConfig {
@@ -640,14 +855,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         // a notification does not matter here.
         let _posted: bool = rx.publish()?;
         Ok(Self {
-            mem,
-            tx,
-            rx,
-            spare,
-            queues: config.queues,
-            buf_size: config.buf_size,
-            conv: Conventions::UNTUNED,
-            tx_quiet: false,
+            tx: MasterTx {
+                mem,
+                ring: tx,
+                spare,
+                queue: config.queues.vring1,
+                buf_size: config.buf_size,
+                conv: Conventions::UNTUNED,
+                quiet: false,
+            },
+            rx: MasterRx {
+                ring: rx,
+                queue: config.queues.vring0,
+                conv: Conventions::UNTUNED,
+            },
         })
     }
 
@@ -659,10 +880,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
     ///
     /// A ring error writing the suppression field.
     pub fn with_conventions(mut self, conv: Conventions) -> Result<Self, RingError> {
-        self.conv = conv;
-        if conv.quiet_returns && !self.tx_quiet {
-            self.tx.disable_interrupts()?;
-            self.tx_quiet = true;
+        self.tx.conv = conv;
+        self.rx.conv = conv;
+        if conv.quiet_returns && !self.tx.quiet {
+            self.tx.ring.disable_interrupts()?;
+            self.tx.quiet = true;
         }
         Ok(self)
     }
@@ -672,37 +894,38 @@ impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
     for MasterRings<'_, M, E, NUM>
 {
 }
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
+    for MasterTx<'_, M, E, NUM>
+{
+}
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> sealed::Sealed
+    for MasterRx<'_, M, E, NUM>
+{
+}
 
-impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
-    for MasterRings<'m, M, E, NUM>
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
+    for MasterTx<'m, M, E, NUM>
 {
     type Mem = M;
     type Order = E;
-    const RETURN_BEFORE_IDLE: bool = true;
 
-    fn mem(&self) -> &'m M {
-        self.mem
+    #[inline]
+    fn queue(&self) -> QueueId {
+        self.queue
     }
 
-    fn tx_queue(&self) -> QueueId {
-        self.queues.vring1
-    }
-
-    fn rx_queue(&self) -> QueueId {
-        self.queues.vring0
-    }
-
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    #[inline]
+    fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
         if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
         }
         for _ in 0..=NUM {
-            match self.tx.pop_used() {
+            match self.ring.pop_used() {
                 Ok(Some(used)) => {
-                    if self.conv.quiet_returns && !self.tx_quiet {
+                    if self.conv.quiet_returns && !self.quiet {
                         // Buffers again: the remote may return quietly.
-                        self.tx.disable_interrupts()?;
-                        self.tx_quiet = true;
+                        self.ring.disable_interrupts()?;
+                        self.quiet = true;
                     }
                     // The remote is done with it; its contents do not matter.
                     let buf = used.buf.recycle();
@@ -712,11 +935,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
                         buf,
                     }));
                 }
-                Ok(None) if self.tx_quiet => {
+                Ok(None) if self.quiet => {
                     // Out of buffers: ask for the doorbell, then look once
                     // more (one returned meanwhile rang nobody).
-                    self.tx_quiet = false;
-                    if !self.tx.enable_interrupts()? {
+                    self.quiet = false;
+                    if !self.ring.enable_interrupts()? {
                         return Ok(None);
                     }
                 }
@@ -741,30 +964,50 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         Ok(None)
     }
 
-    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+    #[inline]
+    fn give_back(&mut self, slot: TxSlot<'m, M>) {
         self.spare.push(slot);
     }
 
-    fn send_tx(
-        &mut self,
-        _token: u16,
-        buf: ShmBuf<'m, M, Clean>,
-    ) -> Result<bool, SendFailure<'m, M>> {
-        self.tx
+    #[inline]
+    fn send(&mut self, _token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
+        self.ring
             .add_readable(buf)
             .map_err(|(buf, error)| SendFailure {
                 buf: Some(buf),
                 error,
             })?;
-        self.tx
+        self.ring
             .publish()
             .map(|wanted| wanted || self.conv.notify_always)
             .map_err(|error| SendFailure { buf: None, error })
     }
 
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+    fn stats(&self) -> &Stats {
+        self.ring.stats()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.ring.is_broken()
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
+    for MasterRx<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+    const NUM: usize = NUM;
+
+    #[inline]
+    fn queue(&self) -> QueueId {
+        self.queue
+    }
+
+    #[inline]
+    fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
         for _ in 0..=NUM {
-            match self.rx.pop_used() {
+            match self.ring.pop_used() {
                 Ok(Some(used)) => {
                     return Ok(Some(RxSlot {
                         token: used.id,
@@ -780,8 +1023,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
                         // goes straight back to the remote. No clean: it
                         // was posted clean and nothing here wrote it since
                         // (`Unwritten`), so no line of it can be dirty.
-                        self.rx.add_writable(buf.into_empty()).map_err(|(_, e)| e)?;
-                        let _kick_later: bool = self.rx.publish()?;
+                        self.ring
+                            .add_writable(buf.into_empty())
+                            .map_err(|(_, e)| e)?;
+                        let _kick_later: bool = self.ring.publish()?;
                     } else if !skipped_entry(&e.error) {
                         return Err(e.error);
                     }
@@ -791,7 +1036,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         Ok(None)
     }
 
-    fn release_rx<S: Returnable>(
+    #[inline]
+    fn release<S: Returnable>(
         &mut self,
         _token: u16,
         buf: ShmBuf<'m, M, S>,
@@ -801,30 +1047,103 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // it passed through since can write it (`Unwritten`), so none of its
         // lines is dirty; the remote's next message in it is invalidated
         // before it is read.
-        self.rx.add_writable(buf.into_empty()).map_err(|(_, e)| e)?;
+        self.ring
+            .add_writable(buf.into_empty())
+            .map_err(|(_, e)| e)?;
         // Messages are work: going idle re-arms under the publication's
         // fence (`Driver::publish_and_rearm`).
-        let wanted = self.rx.publish_and_rearm()? || self.conv.notify_always;
+        let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
         Ok(wanted && self.conv.announce_returns)
     }
 
-    fn ring_stats(&self) -> (&Stats, &Stats) {
-        (self.tx.stats(), self.rx.stats())
+    fn stats(&self) -> &Stats {
+        self.ring.stats()
     }
 
     fn is_broken(&self) -> bool {
-        self.tx.is_broken() || self.rx.is_broken()
+        self.ring.is_broken()
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
+    for MasterRings<'m, M, E, NUM>
+{
+    type Tx = MasterTx<'m, M, E, NUM>;
+    type Rx = MasterRx<'m, M, E, NUM>;
+
+    fn into_halves(self) -> (Self::Tx, Self::Rx) {
+        (self.tx, self.rx)
+    }
+
+    fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self {
+        Self { tx, rx }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
+    for MasterRings<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+    const RETURN_BEFORE_IDLE: bool = true;
+
+    fn mem(&self) -> &'m M {
+        self.tx.mem
+    }
+
+    fn tx_queue(&self) -> QueueId {
+        self.tx.queue
+    }
+
+    fn rx_queue(&self) -> QueueId {
+        self.rx.queue
+    }
+
+    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+        self.tx.take()
+    }
+
+    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+        self.tx.give_back(slot);
+    }
+
+    fn send_tx(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<bool, SendFailure<'m, M>> {
+        self.tx.send(token, buf)
+    }
+
+    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        self.rx.take()
+    }
+
+    fn release_rx<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<bool, RingError> {
+        self.rx.release(token, buf)
+    }
+
+    fn ring_stats(&self) -> (&Stats, &Stats) {
+        (self.tx.ring.stats(), self.rx.ring.stats())
+    }
+
+    fn is_broken(&self) -> bool {
+        self.tx.ring.is_broken() || self.rx.ring.is_broken()
     }
 
     fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
-        self.tx_quiet = !on && self.conv.quiet_returns;
+        self.tx.quiet = !on && self.tx.conv.quiet_returns;
         if on {
             // Returned transmit buffers waiting are no work; messages are.
-            self.tx.enable_interrupts()?;
-            self.rx.enable_interrupts()
+            self.tx.ring.enable_interrupts()?;
+            self.rx.ring.enable_interrupts()
         } else {
-            self.rx.disable_interrupts()?;
-            self.tx.disable_interrupts()?;
+            self.rx.ring.disable_interrupts()?;
+            self.tx.ring.disable_interrupts()?;
             Ok(false)
         }
     }
@@ -833,17 +1152,17 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         // Returned but not yet reaped counts as confirmed; at most NUM
         // entries, and a lying ring stops the loop with an error.
         for _ in 0..NUM {
-            match self.tx.pop_used() {
+            match self.tx.ring.pop_used() {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) if e.buf.is_some() || skipped_entry(&e.error) => {}
                 Err(_) => break,
             }
         }
-        u32::from(self.tx.in_flight()) + u32::from(self.tx.unpublished())
+        u32::from(self.tx.ring.in_flight()) + u32::from(self.tx.ring.unpublished())
     }
 
     fn untaken_rx(&mut self) -> u32 {
-        self.rx.pending_used().map_or(0, u32::from)
+        self.rx.ring.pending_used().map_or(0, u32::from)
     }
 }

@@ -1,0 +1,372 @@
+//! The end-to-end suite of the split link ([`rpmsg::duplex`]): a master and
+//! a remote on two threads (two simulated cores with non-coherent
+//! write-back caches that evict at random, as in [`crate::link`]), each
+//! driving its link through its transmit and receive halves, ringing each
+//! other through a backend's simulated mailbox.
+//!
+//! [`duplex_suite!`](crate::duplex_suite) expands it into named `#[test]`s
+//! for one backend's [`DoorbellLink`] fixture.
+
+use std::thread;
+
+use ipc_traits::mailbox::{blocking_notify, Budget, NotifyRx, QueueId};
+use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::rings::{MasterRings, RemoteRings};
+use rpmsg::wire::{NsAction, NsMessage, ADDR_ANY, NS_ADDR, NS_MSG_LEN};
+use vring::Legacy;
+
+use crate::link::{payload, Echo, GEOMETRY, MASTER_LINE, MAX_PAYLOAD, NUM, REMOTE_LINE};
+use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
+use crate::sim::{CacheConfig, SimCore, SimMemory};
+
+const PEER_BASE: u64 = 0x4000_0000;
+
+/// The master link of the suite.
+pub type MasterLink<'m, N> = Link<'m, MasterRings<'m, SimCore<MASTER_LINE>, Legacy, NUM>, N>;
+/// The remote link of the suite.
+pub type RemoteLink<'m, N> = Link<'m, RemoteRings<'m, SimCore<REMOTE_LINE>, Legacy, NUM>, N>;
+
+fn q(i: u8) -> QueueId {
+    QueueId::new(i).unwrap_or_else(|| panic!("queue {i}"))
+}
+
+fn remote_rings(core: &SimCore<REMOTE_LINE>) -> RemoteRings<'_, SimCore<REMOTE_LINE>, Legacy, NUM> {
+    // SAFETY: the buffer areas are the master's pool halves, disjoint; this
+    // core builds no other buffer over them.
+    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, crate::link::remote_config()) }
+        .unwrap_or_else(|e| panic!("remote rings: {e}"))
+}
+
+fn master_rings(core: &SimCore<MASTER_LINE>) -> MasterRings<'_, SimCore<MASTER_LINE>, Legacy, NUM> {
+    // SAFETY: the pool belongs to this link alone.
+    unsafe { MasterRings::<_, Legacy, NUM>::new(core, crate::link::master_config()) }
+        .unwrap_or_else(|e| panic!("master rings: {e}"))
+}
+
+/// Takes every pending doorbell (so word FIFOs drain); the virtio rings
+/// need nothing more (the halves read the rings themselves).
+fn drain<T: NotifyRx>(take: &mut T) {
+    let _rang = take.take_pending().unwrap_or_default();
+}
+
+/// Remote: waits for the first kick, announces `rpmsg-echo`, echoes
+/// `count` messages; returns (messages received, lines invalidated).
+fn run_remote<L: DoorbellLink>(
+    mem: SimMemory,
+    seed: u64,
+    mut take: L::Take,
+    ring: L::Ring,
+    count: u32,
+    mode: Echo,
+) -> (u32, u64) {
+    let core = mem.core::<REMOTE_LINE>(CacheConfig::write_back(seed));
+    let mut budget = PATIENCE;
+    while take.take_pending().unwrap_or_default().is_empty() {
+        assert!(budget.next(), "remote: the master never kicked");
+    }
+    let mut storage = Storage::<2>::new();
+    let mut link: RemoteLink<'_, L::Ring> = Link::new(remote_rings(&core), ring, &mut storage);
+    let ep = link.bind(ADDR_ANY).unwrap_or_else(|e| panic!("{e}"));
+    let (mut tx, mut rx) = link.split();
+    let mut budget = PATIENCE;
+    while tx
+        .announce(&ep, "rpmsg-echo")
+        .unwrap_or_else(|e| panic!("announce: {e}"))
+        == Sent::NoBuffer
+    {
+        drain(&mut take);
+        assert!(budget.next(), "remote: no buffer to announce");
+    }
+    let mut scratch = [0u8; MAX_PAYLOAD];
+    let mut echoed = 0;
+    let mut budget = PATIENCE;
+    while echoed < count {
+        drain(&mut take);
+        let got = match mode {
+            Echo::Copy => match rx.try_recv(&mut scratch) {
+                Ok(Some(r)) => {
+                    assert_eq!(r.dst, ep.addr());
+                    let mut wait = PATIENCE;
+                    while tx
+                        .try_send(&ep, r.src, &scratch[..r.len])
+                        .unwrap_or_else(|e| panic!("echo: {e}"))
+                        == Sent::NoBuffer
+                    {
+                        drain(&mut take);
+                        assert!(wait.next(), "remote: no transmit buffer came back");
+                    }
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => panic!("remote recv: {e}"),
+            },
+            Echo::ZeroCopy => match rx.try_recv_held() {
+                Ok(Some(held)) => {
+                    let mut wait = PATIENCE;
+                    let mut buf = loop {
+                        match tx.try_alloc() {
+                            Ok(Some(b)) => break b,
+                            Ok(None) => {
+                                drain(&mut take);
+                                assert!(wait.next(), "remote: no transmit buffer");
+                            }
+                            Err(e) => panic!("remote alloc: {e}"),
+                        }
+                    };
+                    let n = held.len();
+                    held.read(0, &mut scratch[..n])
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    buf.write(0, &scratch[..n])
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let src = held.src();
+                    // The received buffer is still held while the echo goes
+                    // out: both directions' buffers in flight at once.
+                    buf.send(&ep, src)
+                        .unwrap_or_else(|e| panic!("remote send: {e}"));
+                    drop(held);
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => panic!("remote recv: {e}"),
+            },
+        };
+        if got {
+            echoed += 1;
+            budget = PATIENCE;
+        } else {
+            assert!(budget.next(), "remote: message {echoed} never arrived");
+        }
+    }
+    let rs = rx.stats();
+    assert_clean("remote", &link);
+    (rs.messages, core.stats().lines_invalidated)
+}
+
+fn assert_clean<'m, R: rpmsg::rings::Halves<'m>, N: ipc_traits::mailbox::Notify>(
+    who: &str,
+    link: &Link<'m, R, N>,
+) {
+    let s = link.rx_stats();
+    assert_eq!(
+        (s.bad_header, s.unbound, s.return_failures),
+        (0, 0, 0),
+        "{who}: {s:?}"
+    );
+    let (t, r) = link.ring_stats();
+    assert_eq!(
+        t.failures.total() + r.failures.total(),
+        0,
+        "{who}: ring failures {t:?} {r:?}"
+    );
+    assert!(!link.is_broken(), "{who}: broken");
+}
+
+/// Name-service announcement, then `count` messages of random sizes
+/// 0..=496 echoed (at most 8 outstanding), each checked for loss,
+/// duplication, order and content; both sides over the split API. Returns
+/// (lines the master cleaned, lines the remote invalidated).
+pub fn echo<L: DoorbellLink>(count: u32, mode: Echo, seed: u64) -> (u64, u64) {
+    let DoorbellFixture {
+        mut ring_b,
+        take_b,
+        ring_a,
+        mut take_a,
+        ..
+    } = L::open();
+    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE);
+    let remote_mem = mem.clone();
+    let remote =
+        thread::spawn(move || run_remote::<L>(remote_mem, seed ^ 0xB, take_b, ring_a, count, mode));
+    let core = mem.core::<MASTER_LINE>(CacheConfig::write_back(seed));
+    let rings = master_rings(&core);
+    // Linux's start-up order: the rings laid out, then the first kick.
+    blocking_notify(&mut ring_b, q(0), PATIENCE).unwrap_or_else(|e| panic!("first kick: {e:?}"));
+    let mut storage = Storage::<2>::new();
+    let mut link: MasterLink<'_, L::Ring> = Link::new(rings, ring_b, &mut storage);
+    // Name-service messages are delivered raw to whoever binds 53.
+    let ns = link.bind(NS_ADDR).unwrap_or_else(|e| panic!("{e}"));
+    let ep = link.bind(ADDR_ANY).unwrap_or_else(|e| panic!("{e}"));
+    let (mut tx, mut rx) = link.split();
+    let mut out = [0u8; MAX_PAYLOAD];
+    let mut budget = PATIENCE;
+    let peer = loop {
+        drain(&mut take_a);
+        if let Some(r) = rx.try_recv(&mut out).unwrap_or_else(|e| panic!("{e}")) {
+            assert_eq!((r.dst, r.len), (ns.addr(), NS_MSG_LEN));
+            let m = NsMessage::decode::<Legacy>(&out[..r.len]).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(
+                (m.name.as_str(), m.action),
+                ("rpmsg-echo", NsAction::Create)
+            );
+            assert_eq!(r.src, m.addr);
+            break m.addr;
+        }
+        assert!(budget.next(), "the announcement never arrived");
+    };
+    let (mut sent, mut got) = (0u32, 0u32);
+    let mut want = [0u8; MAX_PAYLOAD];
+    let mut budget = PATIENCE;
+    while got < count {
+        drain(&mut take_a);
+        let mut progressed = false;
+        if sent < count && sent - got < 8 {
+            let n = payload(sent, &mut out);
+            match tx.try_send(&ep, peer, &out[..n]) {
+                Ok(Sent::Sent) => {
+                    sent += 1;
+                    progressed = true;
+                }
+                Ok(Sent::NoBuffer) => {}
+                Err(e) => panic!("master send {sent}: {e}"),
+            }
+        }
+        match rx.try_recv(&mut out) {
+            Ok(Some(r)) => {
+                let n = payload(got, &mut want);
+                assert_eq!((r.src, r.dst), (peer, ep.addr()));
+                assert_eq!(
+                    r.len, n,
+                    "echo {got}: length (lost, duplicated or reordered)"
+                );
+                assert_eq!(&out[..n], &want[..n], "echo {got}: content corrupted");
+                got += 1;
+                progressed = true;
+            }
+            Ok(None) => {}
+            Err(e) => panic!("master recv {got}: {e}"),
+        }
+        if progressed {
+            budget = PATIENCE;
+        } else {
+            assert!(budget.next(), "master: stuck at sent {sent}, echoed {got}");
+        }
+    }
+    let (ts, rs) = (tx.stats(), rx.stats());
+    assert_clean("master", &link);
+    assert_eq!(ts.messages, count, "every echo request sent once");
+    assert_eq!(rs.messages, count + 1, "every echo and the announcement");
+    let (received, invalidated) = remote
+        .join()
+        .unwrap_or_else(|_| panic!("remote thread failed"));
+    assert_eq!(received, count, "the remote received every message once");
+    (core.stats().lines_cleaned, invalidated)
+}
+
+/// How many messages the echo tests move.
+pub const fn echo_count() -> u32 {
+    crate::link::echo_count()
+}
+
+/// Back-pressure: while the remote holds every message (received, not
+/// given back), the master runs out of transmit buffers: `NoBuffer`,
+/// counted, no hang, no loss; once the remote lets go, sending resumes.
+/// Also: a message to an address nobody bound is counted, given back and
+/// never delivered.
+pub fn back_pressure_and_unbound<L: DoorbellLink>() {
+    let DoorbellFixture {
+        ring_b,
+        mut take_b,
+        ring_a,
+        mut take_a,
+        ..
+    } = L::open();
+    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE);
+    let mcore = mem.core::<MASTER_LINE>(CacheConfig::write_back(7));
+    let rcore = mem.core::<REMOTE_LINE>(CacheConfig::write_back(8));
+    let mut ms = Storage::<1>::new();
+    let mut master: MasterLink<'_, L::Ring> = Link::new(master_rings(&mcore), ring_b, &mut ms);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_, L::Ring> = Link::new(remote_rings(&rcore), ring_a, &mut rs);
+    let rep = remote.bind(40).unwrap_or_else(|e| panic!("{e}"));
+    let mep = master.bind(ADDR_ANY).unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (mut mtx, _) = master.split();
+        let (_, mut rrx) = remote.split();
+        // One stray message first: counted, given back, not delivered.
+        assert_eq!(mtx.try_send(&mep, 41, b"nobody"), Ok(Sent::Sent));
+        let mut sent = 1;
+        loop {
+            drain(&mut take_b);
+            match mtx.try_send(&mep, 40, &[sent as u8; 32]) {
+                Ok(Sent::Sent) => sent += 1,
+                Ok(Sent::NoBuffer) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(sent <= 2 * NUM, "more sends than transmit buffers");
+        }
+        assert_eq!(sent, NUM, "every transmit buffer is usable");
+        assert!(mtx.stats().buffer_waits >= 1);
+        // The remote holds them all (not read yet): still no buffer.
+        drain(&mut take_b);
+        assert_eq!(mtx.try_send(&mep, 40, b"x"), Ok(Sent::NoBuffer));
+        // It reads half: the stray one is skipped (counted, given back).
+        let mut out = [0u8; MAX_PAYLOAD];
+        let mut got = Vec::new();
+        for _ in 0..NUM / 2 {
+            drain(&mut take_a);
+            let r = rrx
+                .try_recv(&mut out)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("a message is missing"));
+            assert_eq!((r.dst, r.len), (rep.addr(), 32));
+            got.push(out[0]);
+        }
+        assert_eq!(rrx.stats().unbound, 1, "the stray message is counted");
+        // Exactly the buffers given back are free again.
+        drain(&mut take_b);
+        let mut again = 0;
+        while mtx
+            .try_send(&mep, 40, &[0xA0 + again as u8; 32])
+            .unwrap_or_else(|e| panic!("{e}"))
+            == Sent::Sent
+        {
+            again += 1;
+            assert!(again <= NUM, "more buffers than were given back");
+        }
+        assert_eq!(again, NUM / 2 + 1, "the stray one's and those read");
+        loop {
+            drain(&mut take_a);
+            match rrx.try_recv(&mut out).unwrap_or_else(|e| panic!("{e}")) {
+                Some(r) => {
+                    assert_eq!(r.len, 32);
+                    got.push(out[0]);
+                }
+                None => break,
+            }
+        }
+        let want: Vec<u8> = (1..NUM as u8)
+            .chain((0..again as u8).map(|k| 0xA0 + k))
+            .collect();
+        assert_eq!(got, want, "every message exactly once, in order");
+        assert_eq!(rrx.stats().unbound, 1);
+    }
+}
+
+/// Expands the split-link suite into named `#[test]`s for one backend's
+/// doorbell fixture.
+#[macro_export]
+macro_rules! duplex_suite {
+    ($link:ty) => {
+        #[test]
+        fn duplex_echo_20k_copying_both_ways() {
+            let (cleaned, invalidated) = $crate::duplex::echo::<$link>(
+                $crate::duplex::echo_count(),
+                $crate::link::Echo::Copy,
+                11,
+            );
+            assert!(cleaned > 0 && invalidated > 0, "the caches were exercised");
+        }
+        #[test]
+        fn duplex_echo_20k_zero_copy() {
+            $crate::duplex::echo::<$link>(
+                $crate::duplex::echo_count(),
+                $crate::link::Echo::ZeroCopy,
+                12,
+            );
+        }
+        #[test]
+        fn duplex_back_pressure_and_unbound() {
+            $crate::duplex::back_pressure_and_unbound::<$link>();
+        }
+    };
+}

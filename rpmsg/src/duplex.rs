@@ -1,0 +1,1097 @@
+//! The link core as two halves: a transmit half and a receive half that
+//! can live in different contexts (the mailbox interrupt receives, a task
+//! sends), each owning one ring.
+//!
+//! This module becomes `rpmsg::link` when the old [`crate::link::Link`]
+//! retires; until then both exist side by side.
+//!
+//! ```ignore
+//! static STORAGE: StaticCell<Storage<2>> = StaticCell::new();
+//! let mut link = Link::new(rings, notifier, STORAGE.init(Storage::new()));
+//! let ep = link.bind(ADDR_ANY)?;
+//! let (mut tx, mut rx) = link.split();
+//! tx.announce(&ep, "rpmsg-echo")?;
+//! let mut buf = [0u8; 496];
+//! loop {
+//!     match rx.try_recv(&mut buf)? {
+//!         Some(m) => while tx.try_send(&ep, m.src, &buf[..m.len])? == Sent::NoBuffer {},
+//!         None => wait_for_doorbell(),
+//!     }
+//! }
+//! ```
+//!
+//! - [`Link<'a, R, N>`](Link): `R` the role's rings
+//!   ([`crate::rings::RemoteRings`] or [`crate::rings::MasterRings`] over
+//!   their memory), `N` the notifier. Capacities live in a [`Storage`]
+//!   declared once (a `static`, or a local of a `main` that never returns);
+//!   the link borrows it. No `RefCell`, no `Busy`: [`Link::split`] takes
+//!   `&mut self` and hands out a [`Tx`] and an [`Rx`], each `Send` when the
+//!   memory is `Sync` and the notifier `Send`.
+//! - Receive in one pass: [`Rx::try_recv`] takes one message off the ring,
+//!   checks its header, copies the payload out, gives the buffer back and
+//!   says for whom it was ([`Received::dst`]): dispatch is the caller's
+//!   `match`. [`Rx::try_recv_held`] lends the buffer instead
+//!   ([`HeldMessage`], given back when dropped). `Ok(None)` means the ring
+//!   is empty and re-armed: sleeping until the doorbell is safe.
+//! - Messages for addresses nobody bound (the name-service address 53 too,
+//!   unless bound) are counted ([`RxStats::unbound`]), their buffers given
+//!   back, and never delivered; a header whose length the buffer cannot
+//!   hold likewise ([`RxStats::bad_header`]).
+//! - Send by copy ([`Tx::try_send`]) or in place ([`Tx::try_alloc`],
+//!   [`TxBuffer`]); no free transmit buffer is [`Sent::NoBuffer`], not an
+//!   error, so a loop around `?` keeps going.
+//!
+//! # The doorbell of two halves
+//!
+//! Both halves ring the same notifier (a send; a returned receive buffer
+//! the peer waits for). It sits in a `critical_section::Mutex`: a doorbell
+//! is rung inside a critical section, and so is the set of doorbells the
+//! mailbox refused (full FIFO), which the next doorbell of either half (or
+//! [`Tx::flush`] / [`Rx::flush`]) rings first; [`Tx::owes_doorbell`] tells
+//! an idle loop not to sleep on one. Only the doorbell is behind it: the
+//! rings, buffers and counters of each half are its own, reached through
+//! `&mut` without any lock.
+//!
+//! Interrupt safety: on a single core a critical section masks interrupts
+//! (`cortex-m`'s `critical-section-single-core`, `riscv`'s
+//! `critical-section-single-hart`), so a receive half in the mailbox
+//! interrupt cannot preempt the transmit half in the middle of a doorbell
+//! (one MMIO write, a few instructions), and nothing waits: the section
+//! never spins on the other half. Across cores the implementation's lock
+//! serialises the two. The notifier must be `Send` for the halves to be.
+//! The application links one `critical-section` implementation, as for
+//! any embedded crate that shares state with an interrupt handler.
+#![deny(unsafe_code)]
+
+use core::cell::{Cell, UnsafeCell};
+use core::fmt;
+
+use critical_section::Mutex;
+
+use ipc_traits::buf::{Readable, ShmBuf};
+use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
+use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
+use ipc_traits::shm::DirectMemory;
+
+use crate::link::Error;
+use crate::rings::{Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
+#[cfg(doc)]
+use crate::wire::NS_ADDR;
+use crate::wire::{
+    Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NS_ADDR as NS, RESERVED_ADDRESSES,
+};
+
+/// An endpoint slot nobody bound.
+const FREE: u32 = ADDR_ANY;
+
+/// What a link needs beyond its rings, sized once: `EPS` local endpoints.
+/// Plain data (no memory or notifier type in it), so it can be a `static`
+/// (`StaticCell<Storage<4>>`, embassy's `StackResources` pattern) that the
+/// link borrows.
+#[derive(Debug, Clone)]
+pub struct Storage<const EPS: usize> {
+    addrs: [u32; EPS],
+}
+
+impl<const EPS: usize> Storage<EPS> {
+    /// Empty storage: no endpoint bound.
+    pub const fn new() -> Self {
+        Self { addrs: [FREE; EPS] }
+    }
+}
+
+impl<const EPS: usize> Default for Storage<EPS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A bound local address. Not `Clone`: one handle per binding, given back
+/// to [`Link::unbind`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    addr: u32,
+}
+
+impl Endpoint {
+    /// The local address.
+    pub fn addr(&self) -> u32 {
+        self.addr
+    }
+}
+
+/// What [`Rx::try_recv`] delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The local address it was sent to (bound on this link).
+    pub dst: u32,
+    /// The sender's address.
+    pub src: u32,
+    /// Payload bytes copied.
+    pub len: usize,
+}
+
+/// Whether a send went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "`NoBuffer` means the message was not sent"]
+pub enum Sent {
+    /// The message is in the ring (and the doorbell rung if the peer asked).
+    Sent,
+    /// No transmit buffer was free: nothing was sent, try again later (the
+    /// peer gives buffers back as it reads). Counted in
+    /// [`TxStats::buffer_waits`].
+    NoBuffer,
+}
+
+/// Counters of the transmit half (wrapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TxStats {
+    /// Messages sent (name-service messages included).
+    pub messages: u32,
+    /// Send attempts that found no free transmit buffer.
+    pub buffer_waits: u32,
+    /// Doorbells rung by this half (its own and those the other half left).
+    pub doorbells: u32,
+    /// Doorbells the mailbox refused, kept owed for a retry.
+    pub doorbells_deferred: u32,
+}
+
+/// Counters of the receive half (wrapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RxStats {
+    /// Messages delivered.
+    pub messages: u32,
+    /// Messages to an address nobody bound: buffer given back, not
+    /// delivered.
+    pub unbound: u32,
+    /// Messages whose header failed validation (length beyond what the
+    /// peer reported or the buffer holds): buffer given back, not
+    /// delivered.
+    pub bad_header: u32,
+    /// Received buffers the ring refused to take back (each is lost to the
+    /// peer's pool; the first makes [`Link::is_broken`] true).
+    pub return_failures: u32,
+    /// Doorbells rung by this half (its own and those the other half left).
+    pub doorbells: u32,
+    /// Doorbells the mailbox refused, kept owed for a retry.
+    pub doorbells_deferred: u32,
+}
+
+/// Doorbells rung and refused by one [`Bell`] call.
+#[derive(Clone, Copy, Default)]
+struct Kicks {
+    rung: u32,
+    deferred: u32,
+}
+
+/// The notifier shared by the two halves (module docs, "The doorbell of
+/// two halves").
+struct Bell<N> {
+    /// Doorbells the mailbox refused, owed to the peer (queue bits, as
+    /// [`QueueSet::bits`]).
+    owed: Mutex<Cell<u32>>,
+    notify: Mutex<UnsafeCell<N>>,
+}
+
+impl<N: Notify> Bell<N> {
+    const fn new(notify: N) -> Self {
+        Self {
+            owed: Mutex::new(Cell::new(0)),
+            notify: Mutex::new(UnsafeCell::new(notify)),
+        }
+    }
+
+    fn into_inner(self) -> N {
+        self.notify.into_inner().into_inner()
+    }
+
+    fn owes(&self) -> bool {
+        critical_section::with(|cs| self.owed.borrow(cs).get() != 0)
+    }
+
+    /// Rings the queues in `todo` and every doorbell owed.
+    fn ring(&self, todo: u32) -> Kicks {
+        critical_section::with(|cs| {
+            let owed = self.owed.borrow(cs);
+            let mut kicks = Kicks::default();
+            let mut refused = 0;
+            let notify = self.notify.borrow(cs).get();
+            for q in QueueSet::from_bits(todo | owed.get()).iter() {
+                // SAFETY: `notify` is only reached inside a critical section
+                // (here), which no other context can enter meanwhile, and
+                // `Notify::notify` cannot reach this bell: the reference is
+                // unique while it lives.
+                #[allow(unsafe_code)]
+                let n = unsafe { &mut *notify };
+                if n.notify(q).is_ok() {
+                    kicks.rung = kicks.rung.wrapping_add(1);
+                } else {
+                    kicks.deferred = kicks.deferred.wrapping_add(1);
+                    refused |= 1 << q.index();
+                }
+            }
+            owed.set(refused);
+            kicks
+        })
+    }
+}
+
+/// A link to one peer (see the module docs).
+pub struct Link<'a, R: Halves<'a>, N> {
+    tx: TxState<'a, R>,
+    rx: RxState<'a, R>,
+    bell: Bell<N>,
+    eps: &'a mut [u32],
+    next_dynamic: u32,
+}
+
+struct TxState<'a, R: Halves<'a>> {
+    ring: R::Tx,
+    stats: TxStats,
+}
+
+struct RxState<'a, R: Halves<'a>> {
+    ring: R::Rx,
+    stats: RxStats,
+    /// A message [`Rx::try_recv`] could not copy (`out` too short), kept
+    /// for the next call.
+    kept: Option<Msg<'a, R::Mem>>,
+    /// A received buffer could not be given back.
+    return_failed: bool,
+}
+
+/// A validated message off the receive ring.
+struct Msg<'a, M: ?Sized> {
+    token: u16,
+    dst: u32,
+    src: u32,
+    len: usize,
+    buf: ShmBuf<'a, M, Readable>,
+}
+
+impl<'a, R: Halves<'a>, N> fmt::Debug for Link<'a, R, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("endpoints", &self.eps)
+            .field("tx", &self.tx.stats)
+            .field("rx", &self.rx.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
+    /// A link over `rings` that rings `notify`, with its endpoints in
+    /// `storage`.
+    pub fn new<const EPS: usize>(rings: R, notify: N, storage: &'a mut Storage<EPS>) -> Self {
+        let (tx, rx) = rings.into_halves();
+        storage.addrs = [FREE; EPS];
+        Self {
+            tx: TxState {
+                ring: tx,
+                stats: TxStats::default(),
+            },
+            rx: RxState {
+                ring: rx,
+                stats: RxStats::default(),
+                kept: None,
+                return_failed: false,
+            },
+            bell: Bell::new(notify),
+            eps: &mut storage.addrs,
+            next_dynamic: RESERVED_ADDRESSES,
+        }
+    }
+
+    /// The rings and the notifier back (a message kept by a too-short
+    /// [`Rx::try_recv`] goes back to the peer first).
+    pub fn into_parts(mut self) -> (R, N) {
+        if let Some(m) = self.rx.kept.take() {
+            let _returned: bool = self.rx.ring.release(m.token, m.buf).is_ok();
+        }
+        (
+            R::from_halves(self.tx.ring, self.rx.ring),
+            self.bell.into_inner(),
+        )
+    }
+
+    /// Binds a local endpoint at `addr`, or at the next free address from
+    /// 1024 for [`ADDR_ANY`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`]: the storage is full, or `addr` is bound already.
+    pub fn bind(&mut self, addr: u32) -> Result<Endpoint, Error> {
+        use crate::table::BindError;
+        let slot = self
+            .eps
+            .iter()
+            .position(|a| *a == FREE)
+            .ok_or(Error::Bind(BindError::TableFull))?;
+        let addr = if addr == ADDR_ANY {
+            self.free_dynamic()?
+        } else if self.eps.contains(&addr) {
+            return Err(Error::Bind(BindError::AddressInUse(addr)));
+        } else {
+            addr
+        };
+        self.eps[slot] = addr;
+        Ok(Endpoint { addr })
+    }
+
+    fn free_dynamic(&mut self) -> Result<u32, Error> {
+        // At most len + 1 probes: only len addresses can be taken.
+        for _ in 0..=self.eps.len() {
+            let candidate = self.next_dynamic;
+            self.next_dynamic = match candidate.checked_add(1) {
+                Some(n) if n != ADDR_ANY => n,
+                _ => RESERVED_ADDRESSES,
+            };
+            if !self.eps.contains(&candidate) {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::Bind(crate::table::BindError::TableFull))
+    }
+
+    /// Unbinds `ep`: messages for its address are counted as unbound from
+    /// now on.
+    pub fn unbind(&mut self, ep: Endpoint) {
+        if let Some(a) = self.eps.iter_mut().find(|a| **a == ep.addr) {
+            *a = FREE;
+        }
+    }
+
+    /// The two halves, for as long as this borrow lasts.
+    pub fn split(&mut self) -> (Tx<'_, 'a, R, N>, Rx<'_, 'a, R, N>) {
+        (
+            Tx {
+                st: &mut self.tx,
+                bell: &self.bell,
+            },
+            Rx {
+                st: &mut self.rx,
+                bell: &self.bell,
+                eps: self.eps,
+            },
+        )
+    }
+
+    /// The transmit half's counters.
+    pub fn tx_stats(&self) -> TxStats {
+        self.tx.stats
+    }
+
+    /// The receive half's counters.
+    pub fn rx_stats(&self) -> RxStats {
+        self.rx.stats
+    }
+
+    /// The statistics of the (transmit, receive) rings, every validation
+    /// failure by kind.
+    pub fn ring_stats(&self) -> (vring::Stats, vring::Stats) {
+        (*self.tx.ring.stats(), *self.rx.ring.stats())
+    }
+
+    /// Whether the link needs a reset: a ring is broken (the peer corrupted
+    /// an index), or a received buffer could not be given back.
+    pub fn is_broken(&self) -> bool {
+        self.rx.return_failed || self.tx.ring.is_broken() || self.rx.ring.is_broken()
+    }
+
+    /// Whether a doorbell is still owed to the peer (see
+    /// [`Tx::owes_doorbell`]).
+    pub fn owes_doorbell(&self) -> bool {
+        self.bell.owes()
+    }
+}
+
+/// A shared-memory failure as a link error.
+fn mem_error<E: ipc_traits::shm::Error>(e: &E) -> Error {
+    Error::Ring(vring::Error::Memory(e.kind()))
+}
+
+fn bit(q: QueueId) -> u32 {
+    1 << q.index()
+}
+
+/// The transmit half (from [`Link::split`]).
+pub struct Tx<'l, 'a, R: Halves<'a>, N> {
+    st: &'l mut TxState<'a, R>,
+    bell: &'l Bell<N>,
+}
+
+impl<'a, R: Halves<'a>, N> fmt::Debug for Tx<'_, 'a, R, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tx")
+            .field("stats", &self.st.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
+    /// Sends `data` from `src` to `dst`, copied into a transmit buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] (nothing sent); a ring or memory error.
+    #[inline]
+    pub fn try_send(&mut self, src: &Endpoint, dst: u32, data: &[u8]) -> Result<Sent, Error> {
+        self.send_copy(src.addr, dst, data)
+    }
+
+    /// Announces `ep` under `name` (a name-service create to address 53).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadName`] (longer than 31 bytes, or a NUL); as
+    /// [`Tx::try_send`].
+    pub fn announce(&mut self, ep: &Endpoint, name: &str) -> Result<Sent, Error> {
+        self.ns_send(ep, name, NsAction::Create)
+    }
+
+    /// Tells the peer the service `name` at `ep` is gone.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tx::announce`].
+    pub fn announce_destroy(&mut self, ep: &Endpoint, name: &str) -> Result<Sent, Error> {
+        self.ns_send(ep, name, NsAction::Destroy)
+    }
+
+    fn ns_send(&mut self, ep: &Endpoint, name: &str, action: NsAction) -> Result<Sent, Error> {
+        let name = Name::new(name).ok_or(Error::BadName)?;
+        let bytes = NsMessage {
+            name,
+            addr: ep.addr,
+            action,
+        }
+        .encode::<<R::Tx as TxRing<'a>>::Order>();
+        self.send_copy(ep.addr, NS, &bytes)
+    }
+
+    /// Lends a transmit buffer to fill in place; `Ok(None)` when none is
+    /// free (counted in [`TxStats::buffer_waits`]). Dropped unsent, it is
+    /// kept for the next send.
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    pub fn try_alloc(&mut self) -> Result<Option<TxBuffer<'_, 'a, R, N>>, Error> {
+        let Some(slot) = self.take()? else {
+            return Ok(None);
+        };
+        Ok(Some(TxBuffer {
+            st: &mut *self.st,
+            bell: self.bell,
+            slot: Some(slot),
+            len: 0,
+            written: 0,
+        }))
+    }
+
+    /// Rings every doorbell still owed (the mailbox refused it earlier).
+    pub fn flush(&mut self) {
+        self.kick(0);
+    }
+
+    /// Whether a doorbell is still owed to the peer: an idle loop must not
+    /// enter a sleep the peer cannot end while this is true (call
+    /// [`Tx::flush`] until it is false, or sleep with a timeout).
+    pub fn owes_doorbell(&self) -> bool {
+        self.bell.owes()
+    }
+
+    /// This half's counters.
+    pub fn stats(&self) -> TxStats {
+        self.st.stats
+    }
+
+    fn kick(&mut self, bits: u32) {
+        let k = self.bell.ring(bits);
+        count_kicks(&mut self.st.stats, k);
+    }
+
+    #[inline]
+    fn take(&mut self) -> Result<Option<TxSlot<'a, R::Mem>>, Error> {
+        let slot = self.st.ring.take()?;
+        if slot.is_none() {
+            self.st.stats.buffer_waits = self.st.stats.buffer_waits.wrapping_add(1);
+        }
+        Ok(slot)
+    }
+
+    #[inline]
+    fn send_copy(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<Sent, Error> {
+        let Some(mut slot) = self.take()? else {
+            return Ok(Sent::NoBuffer);
+        };
+        let max = slot.room.saturating_sub(HEADER_LEN);
+        if data.len() > max {
+            self.st.ring.give_back(slot);
+            return Err(Error::TooLong {
+                len: data.len(),
+                max,
+            });
+        }
+        if let Err(e) = slot.buf.write(HEADER_LEN, data) {
+            self.st.ring.give_back(slot);
+            return Err(mem_error(&e));
+        }
+        let bits = finish_send::<R>(self.st, slot, src, dst, data.len())?;
+        if bits != 0 {
+            self.kick(bits);
+        }
+        Ok(Sent::Sent)
+    }
+}
+
+#[inline]
+fn count_kicks(stats: &mut TxStats, k: Kicks) {
+    stats.doorbells = stats.doorbells.wrapping_add(k.rung);
+    stats.doorbells_deferred = stats.doorbells_deferred.wrapping_add(k.deferred);
+}
+
+/// Writes the header for `len` payload bytes already in `slot` and hands
+/// it to the ring; returns the doorbell bits to ring.
+#[inline]
+fn finish_send<'a, R: Halves<'a>>(
+    st: &mut TxState<'a, R>,
+    mut slot: TxSlot<'a, R::Mem>,
+    src: u32,
+    dst: u32,
+    len: usize,
+) -> Result<u32, Error> {
+    let max = slot.room.saturating_sub(HEADER_LEN);
+    let (Ok(len16), true) = (u16::try_from(len), len <= max) else {
+        st.ring.give_back(slot);
+        return Err(Error::TooLong { len, max });
+    };
+    let header = Header {
+        src,
+        dst,
+        len: len16,
+        flags: 0,
+    };
+    if let Err(e) = slot
+        .buf
+        .write(0, &header.encode::<<R::Tx as TxRing<'a>>::Order>())
+    {
+        st.ring.give_back(slot);
+        return Err(mem_error(&e));
+    }
+    // The whole buffer is published (rpmsg-lite keeps descriptor lengths at
+    // the buffer size; the header carries the payload length).
+    if slot.buf.set_len(slot.room).is_err() {
+        st.ring.give_back(slot);
+        return Err(Error::TooLong { len, max });
+    }
+    let (token, room) = (slot.token, slot.room);
+    let clean = match slot.buf.clean() {
+        Ok(c) => c,
+        Err((buf, e)) => {
+            st.ring.give_back(TxSlot { token, room, buf });
+            return Err(mem_error(&e));
+        }
+    };
+    match st.ring.send(token, clean) {
+        Ok(wanted) => {
+            st.stats.messages = st.stats.messages.wrapping_add(1);
+            Ok(if wanted { bit(st.ring.queue()) } else { 0 })
+        }
+        Err(SendFailure { buf, error }) => {
+            if let Some(buf) = buf {
+                st.ring.give_back(TxSlot {
+                    token,
+                    room,
+                    buf: buf.recycle(),
+                });
+            }
+            Err(Error::Ring(error))
+        }
+    }
+}
+
+/// A transmit buffer lent by [`Tx::try_alloc`]; kept for the next send if
+/// dropped unsent.
+///
+/// The buffer still holds whatever it carried before, so only bytes of this
+/// lending are ever sent: a payload byte the application did not write
+/// goes out as 0.
+#[must_use = "dropping a transmit buffer keeps it unsent"]
+pub struct TxBuffer<'t, 'a, R: Halves<'a>, N: Notify> {
+    st: &'t mut TxState<'a, R>,
+    bell: &'t Bell<N>,
+    slot: Option<TxSlot<'a, R::Mem>>,
+    /// The payload length to send.
+    len: usize,
+    /// Payload bytes `..written` belong to this lending (written by the
+    /// application or zeroed here); always `len <= written`.
+    written: usize,
+}
+
+impl<'a, R: Halves<'a>, N: Notify> fmt::Debug for TxBuffer<'_, 'a, R, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TxBuffer")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
+    /// Payload bytes this buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.slot
+            .as_ref()
+            .map_or(0, |s| s.room.saturating_sub(HEADER_LEN))
+    }
+
+    /// The payload length to send.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `bytes` to payload offset `at`; the payload length grows to
+    /// cover them. Payload bytes before `at` not yet written in this
+    /// lending become 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] beyond the capacity; a memory error.
+    pub fn write(&mut self, at: usize, bytes: &[u8]) -> Result<(), Error> {
+        let cap = self.capacity();
+        let end = at
+            .checked_add(bytes.len())
+            .filter(|&e| e <= cap)
+            .ok_or(Error::TooLong {
+                len: at.saturating_add(bytes.len()),
+                max: cap,
+            })?;
+        self.zero_up_to(at)?;
+        if let Some(slot) = self.slot.as_mut() {
+            slot.buf
+                .write(HEADER_LEN + at, bytes)
+                .map_err(|e| mem_error(&e))?;
+        }
+        self.written = self.written.max(end);
+        self.len = self.len.max(end);
+        Ok(())
+    }
+
+    /// Sets the payload length; bytes up to `len` not written in this
+    /// lending are sent as 0.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] beyond the capacity; a memory error.
+    pub fn set_len(&mut self, len: usize) -> Result<(), Error> {
+        let cap = self.capacity();
+        if len > cap {
+            return Err(Error::TooLong { len, max: cap });
+        }
+        self.zero_up_to(len)?;
+        self.len = len;
+        Ok(())
+    }
+
+    fn zero_up_to(&mut self, to: usize) -> Result<(), Error> {
+        const ZEROS: [u8; 64] = [0; 64];
+        let Some(slot) = self.slot.as_mut() else {
+            return Ok(());
+        };
+        while self.written < to {
+            let n = (to - self.written).min(ZEROS.len());
+            slot.buf
+                .write(HEADER_LEN + self.written, &ZEROS[..n])
+                .map_err(|e| mem_error(&e))?;
+            self.written += n;
+        }
+        Ok(())
+    }
+
+    /// Sends the payload from `src` to `dst`.
+    ///
+    /// # Errors
+    ///
+    /// A ring or memory error (the buffer is kept for the next send).
+    #[inline]
+    pub fn send(mut self, src: &Endpoint, dst: u32) -> Result<(), Error> {
+        let Some(slot) = self.slot.take() else {
+            return Ok(());
+        };
+        let bits = finish_send::<R>(self.st, slot, src.addr, dst, self.len)?;
+        if bits != 0 {
+            let k = self.bell.ring(bits);
+            count_kicks(&mut self.st.stats, k);
+        }
+        Ok(())
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N>
+where
+    R::Mem: DirectMemory,
+{
+    /// The first `len` payload bytes as a writable view to fill in place
+    /// ([`ShmSliceMut`]); the payload length grows to cover them. Bytes of
+    /// the view not yet written in this lending are zeroed before it is
+    /// lent (ask for the length to send, not the capacity).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] beyond the capacity.
+    pub fn payload_mut(&mut self, len: usize) -> Result<ShmSliceMut<'_>, Error> {
+        let cap = self.capacity();
+        let too_long = Error::TooLong { len, max: cap };
+        if len > cap {
+            return Err(too_long);
+        }
+        let slot = self.slot.as_mut().ok_or(too_long)?;
+        if self.written < len {
+            slot.buf
+                .view_mut(HEADER_LEN + self.written, len - self.written)
+                .map_err(|_| too_long)?
+                .fill(0);
+            self.written = len;
+        }
+        self.len = self.len.max(len);
+        slot.buf.view_mut(HEADER_LEN, len).map_err(|_| too_long)
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Drop for TxBuffer<'_, 'a, R, N> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.st.ring.give_back(slot);
+        }
+    }
+}
+
+/// The receive half (from [`Link::split`]).
+pub struct Rx<'l, 'a, R: Halves<'a>, N> {
+    st: &'l mut RxState<'a, R>,
+    bell: &'l Bell<N>,
+    eps: &'l [u32],
+}
+
+impl<'a, R: Halves<'a>, N> fmt::Debug for Rx<'_, 'a, R, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rx")
+            .field("endpoints", &self.eps)
+            .field("stats", &self.st.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one look at the receive ring found.
+enum Next<'a, M: ?Sized> {
+    Idle,
+    Msg(Msg<'a, M>),
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
+    /// Takes the next message for a bound address off the ring, copies its
+    /// payload into `out` and gives the buffer back to the peer, in one
+    /// pass. `Ok(None)`: the ring is empty and (with notifications on)
+    /// re-armed, so sleeping until the doorbell is safe.
+    ///
+    /// Messages for unbound addresses and messages with a bad header met on
+    /// the way are counted ([`RxStats`]) and given back, never delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] when `out` is shorter than the payload (the
+    /// message is kept for the next call); [`Error::WouldBlock`] when a
+    /// whole ring's worth of undeliverable messages arrived during this
+    /// call (counted; the ring is not idle: call again); ring and memory
+    /// errors.
+    #[inline]
+    pub fn try_recv(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
+        let m = match self.next()? {
+            Next::Idle => return Ok(None),
+            Next::Msg(m) => m,
+        };
+        let Some(dst) = out.get_mut(..m.len) else {
+            let len = m.len;
+            self.st.kept = Some(m);
+            return Err(Error::TooLong {
+                len,
+                max: out.len(),
+            });
+        };
+        let res = m.buf.read(HEADER_LEN, dst);
+        let got = Received {
+            dst: m.dst,
+            src: m.src,
+            len: m.len,
+        };
+        // A failed return is counted and breaks the link (`give_back`); the
+        // message was copied and is delivered all the same.
+        self.give_back(m.token, m.buf);
+        res.map_err(|e| mem_error(&e))?;
+        self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+        Ok(Some(got))
+    }
+
+    /// As [`Rx::try_recv`], but lends the buffer instead of copying: it goes
+    /// back to the peer when the [`HeldMessage`] is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Rx::try_recv`] (never [`Error::TooLong`]).
+    #[inline]
+    pub fn try_recv_held(&mut self) -> Result<Option<HeldMessage<'_, 'a, R, N>>, Error> {
+        let m = match self.next()? {
+            Next::Idle => return Ok(None),
+            Next::Msg(m) => m,
+        };
+        self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+        Ok(Some(HeldMessage {
+            st: &mut *self.st,
+            bell: self.bell,
+            msg: Some(m),
+        }))
+    }
+
+    /// Rings every doorbell still owed (the mailbox refused it earlier).
+    pub fn flush(&mut self) {
+        let k = self.bell.ring(0);
+        count_rx_kicks(&mut self.st.stats, k);
+    }
+
+    /// Whether a doorbell is still owed to the peer (see
+    /// [`Tx::owes_doorbell`]).
+    pub fn owes_doorbell(&self) -> bool {
+        self.bell.owes()
+    }
+
+    /// This half's counters.
+    pub fn stats(&self) -> RxStats {
+        self.st.stats
+    }
+
+    #[inline]
+    fn give_back(&mut self, token: u16, buf: ShmBuf<'a, R::Mem, Readable>) {
+        give_back::<R, N, _>(self.st, self.bell, token, buf);
+    }
+
+    /// The next deliverable message, skipping (counted, given back) what
+    /// cannot be delivered, at most a ring's worth.
+    #[inline]
+    fn next(&mut self) -> Result<Next<'a, R::Mem>, Error> {
+        if let Some(m) = self.st.kept.take() {
+            return Ok(Next::Msg(m));
+        }
+        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+            let Some(slot) = self.st.ring.take()? else {
+                return Ok(Next::Idle);
+            };
+            if let Some(m) = self.check(slot)? {
+                if self.eps.contains(&m.dst) {
+                    return Ok(Next::Msg(m));
+                }
+                self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
+                self.give_back(m.token, m.buf);
+            }
+        }
+        Err(Error::WouldBlock)
+    }
+
+    /// Validates a received buffer: the header's lines, the header, its
+    /// length against what the peer reported and the buffer, the payload's
+    /// lines. A bad one is counted and given back (`None`).
+    #[inline]
+    fn check(&mut self, slot: RxSlot<'a, R::Mem>) -> Result<Option<Msg<'a, R::Mem>>, Error> {
+        let RxSlot {
+            token,
+            len: used,
+            buf,
+        } = slot;
+        // Only the header's lines first: rpmsg-lite reports the whole buffer
+        // as used (§2.3), and a 16-byte message in a 512-byte buffer should
+        // cost the lines it occupies, not the buffer's.
+        let buf = match buf.invalidate_prefix(HEADER_LEN) {
+            Ok(b) => b,
+            Err((b, e)) => {
+                // Only a memory that breaks its contract gets here; the
+                // buffer still goes back to the peer.
+                self.give_back_any(token, b);
+                return Err(mem_error(&e));
+            }
+        };
+        let cap = buf.capacity();
+        let head = match buf.validate(used.min(HEADER_LEN as u32)) {
+            Ok(r) if usize::try_from(used).is_ok_and(|u| u <= cap) => r,
+            Ok(r) => return Ok(self.bad(token, r)),
+            Err((b, _)) => {
+                self.bad_header();
+                self.give_back_any(token, b);
+                return Ok(None);
+            }
+        };
+        let mut hb = [0u8; HEADER_LEN];
+        if head.read(0, &mut hb).is_err() {
+            return Ok(self.bad(token, head));
+        }
+        let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(&hb);
+        let Ok(len) = header.check_len(used as usize, cap) else {
+            return Ok(self.bad(token, head));
+        };
+        // `HEADER_LEN + len <= used <= capacity` (checked above).
+        match head.extend_to((HEADER_LEN + len) as u32) {
+            Ok(buf) => Ok(Some(Msg {
+                token,
+                dst: header.dst,
+                src: header.src,
+                len,
+                buf,
+            })),
+            Err((b, _)) => Ok(self.bad(token, b)),
+        }
+    }
+
+    fn bad_header(&mut self) {
+        self.st.stats.bad_header = self.st.stats.bad_header.wrapping_add(1);
+    }
+
+    fn bad(&mut self, token: u16, buf: ShmBuf<'a, R::Mem, Readable>) -> Option<Msg<'a, R::Mem>> {
+        self.bad_header();
+        self.give_back(token, buf);
+        None
+    }
+
+    fn give_back_any<S: crate::rings::Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'a, R::Mem, S>,
+    ) {
+        give_back::<R, N, _>(self.st, self.bell, token, buf);
+    }
+}
+
+#[inline]
+fn count_rx_kicks(stats: &mut RxStats, k: Kicks) {
+    stats.doorbells = stats.doorbells.wrapping_add(k.rung);
+    stats.doorbells_deferred = stats.doorbells_deferred.wrapping_add(k.deferred);
+}
+
+/// Gives a received buffer back to the peer (publication and re-arm under
+/// one fence, in the ring) and rings if the peer asked. A failure is never
+/// silent: counted ([`RxStats::return_failures`]) and the link is broken
+/// from then on.
+#[inline]
+fn give_back<'a, R: Halves<'a>, N: Notify, S: crate::rings::Returnable>(
+    st: &mut RxState<'a, R>,
+    bell: &Bell<N>,
+    token: u16,
+    buf: ShmBuf<'a, R::Mem, S>,
+) {
+    match st.ring.release(token, buf) {
+        Ok(false) => {}
+        Ok(true) => {
+            let k = bell.ring(bit(st.ring.queue()));
+            count_rx_kicks(&mut st.stats, k);
+        }
+        Err(_) => {
+            st.stats.return_failures = st.stats.return_failures.wrapping_add(1);
+            st.return_failed = true;
+        }
+    }
+}
+
+/// A message lent by [`Rx::try_recv_held`]; its buffer goes back to the
+/// peer when this is dropped.
+#[must_use = "dropping a held message gives its buffer back at once"]
+pub struct HeldMessage<'r, 'a, R: Halves<'a>, N: Notify> {
+    st: &'r mut RxState<'a, R>,
+    bell: &'r Bell<N>,
+    msg: Option<Msg<'a, R::Mem>>,
+}
+
+impl<'a, R: Halves<'a>, N: Notify> fmt::Debug for HeldMessage<'_, 'a, R, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldMessage")
+            .field("dst", &self.dst())
+            .field("src", &self.src())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> HeldMessage<'_, 'a, R, N> {
+    /// The local address it was sent to.
+    pub fn dst(&self) -> u32 {
+        self.msg.as_ref().map_or(0, |m| m.dst)
+    }
+
+    /// The sender's address.
+    pub fn src(&self) -> u32 {
+        self.msg.as_ref().map_or(0, |m| m.src)
+    }
+
+    /// The payload length.
+    pub fn len(&self) -> usize {
+        self.msg.as_ref().map_or(0, |m| m.len)
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies payload bytes from `at` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] if the range exceeds the payload; a memory error.
+    pub fn read(&self, at: usize, out: &mut [u8]) -> Result<(), Error> {
+        let len = self.len();
+        let too_long = Error::TooLong {
+            len: at.saturating_add(out.len()),
+            max: len,
+        };
+        let m = self.msg.as_ref().ok_or(too_long)?;
+        if at.checked_add(out.len()).is_none_or(|e| e > len) {
+            return Err(too_long);
+        }
+        m.buf.read(HEADER_LEN + at, out).map_err(|e| mem_error(&e))
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> HeldMessage<'_, 'a, R, N>
+where
+    R::Mem: DirectMemory,
+{
+    /// The payload, zero-copy, as a view whose accessors copy or compare
+    /// ([`ShmSlice`]): the peer could still write the buffer, so no `&[u8]`
+    /// over it is lent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLong`] if the validated buffer does not cover the
+    /// payload (never, for a message this module validated).
+    pub fn payload(&self) -> Result<ShmSlice<'_>, Error> {
+        let len = self.len();
+        let too_long = Error::TooLong { len, max: 0 };
+        let m = self.msg.as_ref().ok_or(too_long)?;
+        m.buf
+            .view()
+            .subslice(HEADER_LEN, m.len)
+            .map_err(|_| too_long)
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Drop for HeldMessage<'_, 'a, R, N> {
+    fn drop(&mut self) {
+        if let Some(m) = self.msg.take() {
+            give_back::<R, N, _>(self.st, self.bell, m.token, m.buf);
+        }
+    }
+}
