@@ -5,9 +5,10 @@
 //!
 //! This image is the size benchmark of the library (`build-all.sh`
 //! prints `bench code_text_remote` and `bench code_text_image` from it,
-//! firmware/README.md "Size"). Its code is the README's quick start, with
-//! the smallest capacities (one endpoint, a queue of one, one remote
-//! service) and a loop that never returns.
+//! firmware/README.md "Size"). It runs on the link core with two halves
+//! ([`rpmsg::duplex`]): one bound endpoint, a one-pass copying receive,
+//! no name-service reception, queues, liveness or statistics layer, and a
+//! loop that never returns.
 #![no_std]
 #![no_main]
 
@@ -18,7 +19,7 @@ use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::ipc_traits::cache::Coherent;
 use rpmsg::ipc_traits::mailbox::Spins;
 use rpmsg::ipc_traits::shm::RawRegion;
-use rpmsg::link::{Link, RxMode};
+use rpmsg::duplex::{Link, Sent, Storage};
 use rpmsg::rsc_table::{
     table_size, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
@@ -85,26 +86,24 @@ fn echo() -> Result<(), Error> {
     let boot = RemoteBoot::start::<_, _, TABLE>(&table, 0, &shm, Profile::Linux, timing, 0)?;
     let vrings = boot.wait(&table, Spins::new(u32::MAX))?;
     let rings = boot.rings_in::<_, _, Legacy, NUM>(&table, &mut shm, vrings)?;
-    let link: Link<'_, _, _, 1, 1, 1> = Link::new(rings, kick);
-    let ep = link.create_endpoint(ADDR_ANY, RxMode::Queue)?;
-    link.announce(&ep, "rpmsg-tty")?;
+    let mut storage = Storage::<1>::new();
+    let mut link = Link::new(rings, kick, &mut storage);
+    let ep = link.bind(ADDR_ANY)?;
+    let (mut tx, mut rx) = link.split();
+    // Announced once a transmit buffer is free (Linux posts them all at
+    // DRIVER_OK, so at once).
+    while tx.announce(&ep, "rpmsg-tty")? == Sent::NoBuffer {}
     let mut buf = [0u8; 496];
-    let mut waiting: Option<(u32, usize)> = None;
     loop {
-        if waiting.is_none() {
-            match link.try_recv(&ep, &mut buf) {
-                Ok(m) => waiting = Some((m.src, m.len)),
-                Err(Error::WouldBlock) => {}
-                Err(e) => return Err(e),
-            }
+        let Some(m) = rx.try_recv(&mut buf)? else {
+            continue;
+        };
+        if m.dst != ep.addr() {
+            continue;
         }
-        if let Some((src, len)) = waiting {
-            match link.try_send(&ep, src, buf.get(..len).unwrap_or(&[])) {
-                Ok(()) => waiting = None,
-                Err(Error::WouldBlock) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let echo = buf.get(..m.len).unwrap_or(&[]);
+        // No free transmit buffer: Linux returns one as soon as it reads.
+        while tx.try_send(&ep, m.src, echo)? == Sent::NoBuffer {}
     }
 }
 
