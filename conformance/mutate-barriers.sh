@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Removes each memory barrier and I/O barrier of the stack ONE AT A TIME,
 # runs the weak-mode suites (conformance's `SimMemory::weak`: the `weak_`
-# tests of the link, fault and power suites on all four backends), and
+# tests of the link, fault and power suites on all four backends, and of
+# vring_e2e and boot), and
 # prints `killed` or `survived` per site, a table and the kill ratio. Not
 # part of CI: one build and up to a minute of tests per site.
 #
@@ -40,10 +41,13 @@ export CARGO_TERM_COLOR=never
 TIMEOUT="${MUTATE_TIMEOUT:-120}"
 PY=python3
 
-# The binaries that hold the weak tests, fastest to fail first (the fault
-# suite's interrupt-only echo loses a wake-up at once); a mutation's run
-# stops at its first failing binary.
+# The binaries that hold the weak tests, fastest to fail first (vring_e2e
+# re-arms on every idle transition, the fault suite's interrupt-only echo
+# loses a wake-up at once); a mutation's run stops at its first failing
+# binary.
 TESTS=(
+  boot
+  vring_e2e
   faults_mu_imx8
   faults_mbox_am62x
   faults_msgbox_v853
