@@ -845,6 +845,7 @@ impl<const LINE: usize> CacheMaintenance for SimCore<LINE> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::WeakOrder;
 
     fn pinned() -> CacheConfig {
         CacheConfig::write_back(1).never_evict()
@@ -1046,5 +1047,115 @@ mod tests {
     #[should_panic(expected = "LINE >= 4")]
     fn a_cached_core_with_lines_narrower_than_an_index_is_refused() {
         drop(SimMemory::new(64, 0).core::<2>(CacheConfig::write_back(0)));
+    }
+    fn weak_core(seed: u64, drain_one_in: u32) -> (SimMemory, SimCore<32>) {
+        let mem = SimMemory::new(256, 0).weak(WeakOrder {
+            drain_one_in,
+            ..WeakOrder::arm_like(seed).uncached()
+        });
+        let core = mem.core(pinned());
+        (mem, core)
+    }
+
+    #[test]
+    fn weak_stores_land_out_of_order_unless_a_release_separates_them() {
+        let run = |fenced: bool| {
+            let mut overtaken = 0;
+            for seed in 0..64 {
+                let (mem, core) = weak_core(seed, 2);
+                core.write(0, &[1; 4]).unwrap();
+                if fenced {
+                    core.release_fence();
+                }
+                core.write(64, &[2; 4]).unwrap();
+                for _ in 0..64 {
+                    let now = mem.snapshot();
+                    overtaken += u32::from(now[64] == 2 && now[0] == 0);
+                    let mut b = [0u8; 4];
+                    core.read(128, &mut b).unwrap(); // time passes
+                }
+                assert_eq!(mem.snapshot()[..4], [1; 4], "seed {seed}: landed");
+            }
+            overtaken
+        };
+        assert!(run(false) > 0, "no reordering without the release");
+        assert_eq!(run(true), 0, "a release keeps the order");
+    }
+
+    #[test]
+    fn a_doorbell_without_io_wmb_does_not_wait_for_buffered_stores() {
+        let (mem, core) = weak_core(1, 0);
+        core.write(0, &[7; 4]).unwrap();
+        // A register write here would find memory without the stores ...
+        assert_eq!(mem.snapshot()[..4], [0; 4]);
+        // ... and after the I/O write barrier of this thread's core, with.
+        ipc_traits::barrier::io_wmb();
+        assert_eq!(mem.snapshot()[..4], [7; 4]);
+        let stats = core.weak_stats().unwrap();
+        assert_eq!((stats.stores_buffered, stats.io_wmbs), (1, 1));
+        // Another thread's barrier does not reach this core.
+        core.write(4, &[8; 4]).unwrap();
+        std::thread::spawn(ipc_traits::barrier::io_wmb)
+            .join()
+            .unwrap();
+        assert_eq!(mem.snapshot()[4..8], [0; 4]);
+        core.full_fence();
+        assert_eq!(mem.snapshot()[4..8], [8; 4]);
+    }
+
+    #[test]
+    fn weak_loads_run_early_until_an_acquire_and_see_own_stores() {
+        let (mem, core) = weak_core(3, 0);
+        for v in 1..=20u8 {
+            mem.poke(0, &[v]).unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let mut b = [0u8; 1];
+            core.read(0, &mut b).unwrap();
+            seen.insert(b[0]);
+        }
+        assert!(seen.len() > 2 && seen.contains(&20), "{seen:?}");
+        core.acquire_fence();
+        for _ in 0..50 {
+            let mut b = [0u8; 1];
+            core.read(0, &mut b).unwrap();
+            assert_eq!(b[0], 20, "after the acquire");
+        }
+        // An I/O read barrier ends early loads too.
+        mem.poke(0, &[21]).unwrap();
+        mem.poke(0, &[22]).unwrap();
+        ipc_traits::barrier::io_rmb();
+        let mut b = [0u8; 1];
+        core.read(0, &mut b).unwrap();
+        assert_eq!(b[0], 22);
+        // Its own stores it always sees, landed or not.
+        mem.poke(8, &[1]).unwrap();
+        core.write(8, &[9]).unwrap();
+        core.drain_stores();
+        mem.poke(12, &[1]).unwrap();
+        for _ in 0..50 {
+            core.read(8, &mut b).unwrap();
+            assert_eq!(b[0], 9);
+        }
+    }
+
+    #[test]
+    fn a_clean_write_back_waits_in_the_buffer_until_its_line_is_used_again() {
+        let mem = SimMemory::new(256, 0).weak(WeakOrder {
+            drain_one_in: 0,
+            ..WeakOrder::arm_like(5)
+        });
+        let core: SimCore<32> = mem.core(pinned());
+        core.write(0, &[3; 4]).unwrap();
+        core.clean(0, 32).unwrap();
+        // The write-back waits in the buffer: memory has nothing yet.
+        assert_eq!(mem.snapshot()[..4], [0; 4]);
+        assert_eq!(core.weak_stats().unwrap().write_backs_buffered, 1);
+        // Invalidating and reading the line lands it first.
+        core.invalidate(0, 32).unwrap();
+        let mut b = [0u8; 4];
+        core.read(0, &mut b).unwrap();
+        assert_eq!((b, &mem.snapshot()[..4]), ([3; 4], &[3u8; 4][..]));
     }
 }
