@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Removes each memory barrier and I/O barrier of the stack ONE AT A TIME,
 # runs the weak-mode suites (conformance's `SimMemory::weak`: the `weak_`
-# tests of the link, fault and power suites on all four backends, and of
-# vring_e2e and boot), and
+# tests of the mailbox, link, fault and power suites on all four backends,
+# and of vring_e2e and boot), and
 # prints `killed` or `survived` per site, a table and the kill ratio. Not
 # part of CI: one build and up to a minute of tests per site.
 #
@@ -41,13 +41,19 @@ export CARGO_TERM_COLOR=never
 TIMEOUT="${MUTATE_TIMEOUT:-120}"
 PY=python3
 
-# The binaries that hold the weak tests, fastest to fail first (vring_e2e
-# re-arms on every idle transition, the fault suite's interrupt-only echo
-# loses a wake-up at once); a mutation's run stops at its first failing
-# binary.
+# The binaries that hold the weak tests, fastest and most direct first:
+# boot; vring_e2e (re-arms on every idle transition); the mailbox suites
+# (one shared word behind each doorbell, GP interrupt and interrupt entry:
+# a missing I/O barrier fails the round at once); then the fault suite's
+# interrupt-only echo and the power suites, which lose a wake-up. A
+# mutation's run stops at its first failing binary.
 TESTS=(
   boot
   vring_e2e
+  mailbox_mu_imx8
+  mailbox_mbox_am62x
+  mailbox_msgbox_v853
+  mailbox_mbox_octeon
   faults_mu_imx8
   faults_mbox_am62x
   faults_msgbox_v853
@@ -56,10 +62,6 @@ TESTS=(
   power_mbox_am62x
   power_msgbox_v853
   power_mbox_octeon
-  mailbox_mu_imx8
-  mailbox_mbox_am62x
-  mailbox_msgbox_v853
-  mailbox_mbox_octeon
 )
 
 find_sites() {

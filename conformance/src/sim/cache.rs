@@ -420,6 +420,9 @@ impl<const LINE: usize> SimCore<LINE> {
                 state: Arc::clone(&state),
             }) as Arc<dyn IoOrder>
         });
+        if let Some(port) = &port {
+            ipc_traits::sim_order::register(port);
+        }
         Self {
             mem,
             config,
