@@ -29,7 +29,7 @@
 //! | anything else (the host: simulations, Miri, Linux user space) | `fence(SeqCst)` | `fence(SeqCst)` |
 //!
 //! On the host with the `sim` feature each barrier also reaches the
-//! simulated cores of the calling thread ([`crate::sim_order`]), so a weakly
+//! simulated cores of the calling thread (`sim_order`, feature `sim`), so a weakly
 //! ordered simulation sees exactly the barriers the drivers execute.
 //!
 //! Facts behind the table:
