@@ -133,6 +133,9 @@ export CARGO_TARGET_DIR="$WORK/target"
 rm -rf "$CLONE"
 mkdir -p "$WORK"
 git clone --quiet "$REPO" "$CLONE" || exit 2
+# The sources reach ../shared (hardware sheets, golden vectors): the clone
+# sees the same one.
+[[ -e "$REPO/../shared" ]] && ln -sfn "$(cd "$REPO/../shared" && pwd)" "$WORK/shared"
 cd "$CLONE" || exit 2
 echo "mutate-barriers: in $CLONE at $(git rev-parse --short HEAD)"
 
