@@ -6,6 +6,7 @@
 //! cargo run --release -p conformance --example two-cores
 //! cargo run --release -p conformance --example two-cores -- --soc v853 --messages 100000
 //! cargo run --release -p conformance --example two-cores -- --linux
+//! cargo run --release -p conformance --example two-cores -- --weak
 //! ```
 //!
 //! Each pair boots the way the real cores do. The master (the application
@@ -24,6 +25,14 @@
 //! write-back cache with the real core's line size, evicting lines at
 //! random (OCTEON is coherent and has none), so a missing clean or
 //! invalidate anywhere in the stack shows up as a corrupted echo.
+//!
+//! With `--weak`, both cores are weakly ordered, like Arm cores
+//! (`conformance::sim::WeakOrder::arm_like`): stores wait in a store buffer
+//! and land in any order unless a barrier orders them, loads may run early,
+//! and a doorbell overtakes the ring stores it announces unless the driver
+//! used the I/O write barrier. So a missing fence or I/O barrier anywhere
+//! in the stack shows up as a stalled or corrupted exchange. After the table
+//! it prints how often stores landed out of order and loads ran early.
 //!
 //! With `--linux`, one more row has real Linux as the other side: a
 //! user-mode Linux kernel (built by `linux-peer/build-kernel.sh`) drives
@@ -47,7 +56,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use conformance::rng::SplitMix64;
-use conformance::sim::{CacheConfig, CacheStats, SimCore, SimMemory};
+use conformance::sim::{CacheConfig, CacheStats, SimCore, SimMemory, WeakOrder, WeakStats};
 use ipc_traits::mailbox::{Error as _, ErrorKind, Notify, NotifyRx, QueueSet};
 use rpmsg::link::{Error, Link, LinkStats, NsEvent, RxMode};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, Rings};
@@ -312,6 +321,8 @@ struct Report {
     link: LinkStats,
     rings: (vring::Stats, vring::Stats),
     cache: CacheStats,
+    /// What weak ordering did on the core (`--weak`).
+    weak: Option<WeakStats>,
     /// Doorbells rung outside the link (the master's boot kick).
     boot_kicks: u32,
     doorbell_errors: u32,
@@ -328,6 +339,7 @@ impl Report {
             link: link.stats(),
             rings: link.ring_stats(),
             cache: core.stats(),
+            weak: core.weak_stats(),
             boot_kicks: 0,
             doorbell_errors: inbox.errors,
             leaked_buffers: link.leaked_buffers(),
@@ -571,6 +583,9 @@ struct Row {
     lines_cleaned: u64,
     lines_invalidated: u64,
     errors: u64,
+    /// Stores that landed out of program order and loads that ran early,
+    /// both cores (`--weak`).
+    weak: Option<(u64, u64)>,
 }
 
 fn cache_config(core: Core, seed: u64) -> CacheConfig {
@@ -603,6 +618,7 @@ fn exchange<const ML: usize, const RL: usize, MN, MT, RN, RT>(
     soc: &Soc,
     wiring: Wiring<MN, MT, RN, RT>,
     count: u32,
+    weak: bool,
     progress: &mut Progress,
 ) -> Result<Row, String>
 where
@@ -611,7 +627,8 @@ where
     RN: Notify + Send,
     RT: NotifyRx + Send,
 {
-    let mem = SimMemory::new(GEOMETRY.size, soc.shm_base);
+    let mem = SimMemory::new(GEOMETRY.size, soc.shm_base)
+        .with_order(weak.then(|| WeakOrder::arm_like(u64::from(count))));
     let control = Control::default();
     let Wiring {
         master: master_bells,
@@ -670,35 +687,45 @@ where
         lines_cleaned: sum(&|r| r.cache.lines_cleaned),
         lines_invalidated: sum(&|r| r.cache.lines_invalidated),
         errors: sum(&Report::errors),
+        weak: master.weak.zip(remote.weak).map(|(m, r)| {
+            (
+                m.drained_out_of_order + r.drained_out_of_order,
+                m.early_loads + r.early_loads,
+            )
+        }),
     })
 }
 
 /// Wires `soc` and runs its exchange with its cores' line sizes.
-fn run(soc: &Soc, count: u32, progress: &mut Progress) -> Result<Row, String> {
+fn run(soc: &Soc, count: u32, weak: bool, progress: &mut Progress) -> Result<Row, String> {
     use soc::{AM62X, IMX8, OCTEON, V853};
     match soc.name {
         "imx8" => exchange::<{ IMX8.master.line }, { IMX8.remote.line }, _, _, _, _>(
             soc,
             soc::imx8()?,
             count,
+            weak,
             progress,
         ),
         "am62x" => exchange::<{ AM62X.master.line }, { AM62X.remote.line }, _, _, _, _>(
             soc,
             soc::am62x()?,
             count,
+            weak,
             progress,
         ),
         "v853" => exchange::<{ V853.master.line }, { V853.remote.line }, _, _, _, _>(
             soc,
             soc::v853()?,
             count,
+            weak,
             progress,
         ),
         "octeon" => exchange::<{ OCTEON.master.line }, { OCTEON.remote.line }, _, _, _, _>(
             soc,
             soc::octeon()?,
             count,
+            weak,
             progress,
         ),
         other => Err(format!("no wiring for {other}")),
@@ -804,6 +831,8 @@ Options:
   --messages N    echoes per SoC, 1 to 1000000 (default 10000)
   --linux         also echo through real Linux (user-mode Linux, built by
                   `bash linux-peer/build-kernel.sh`), as one more row
+  --weak          weakly ordered cores (stores reorder, loads run early,
+                  doorbells overtake unbarriered stores)
   -h, --help      print this help
 
 Exit status: 0 if every exchange passed, 1 if one failed, 2 on bad arguments
@@ -816,6 +845,7 @@ enum Command {
         socs: Vec<Soc>,
         messages: u32,
         linux: bool,
+        weak: bool,
     },
 }
 
@@ -827,6 +857,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut socs: Vec<Soc> = Vec::new();
     let mut messages = DEFAULT_MESSAGES;
     let mut linux = false;
+    let mut weak = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -843,6 +874,8 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
             "-h" | "--help" => return Ok(Command::Help),
             "--linux" if inline.is_none() => linux = true,
             "--linux" => return Err("--linux takes no value".into()),
+            "--weak" if inline.is_none() => weak = true,
+            "--weak" => return Err("--weak takes no value".into()),
             "--soc" => {
                 let name = value("a SoC name")?;
                 let soc = soc::ALL
@@ -877,11 +910,12 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
         socs,
         messages,
         linux,
+        weak,
     })
 }
 
 fn main() -> ExitCode {
-    let (socs, messages, linux) = match parse(std::env::args().skip(1)) {
+    let (socs, messages, linux, weak) = match parse(std::env::args().skip(1)) {
         Ok(Command::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -890,7 +924,8 @@ fn main() -> ExitCode {
             socs,
             messages,
             linux,
-        }) => (socs, messages, linux),
+            weak,
+        }) => (socs, messages, linux, weak),
         Err(why) => {
             eprintln!("two-cores: {why}\n(run with --help for usage)");
             return ExitCode::from(2);
@@ -915,6 +950,12 @@ fn main() -> ExitCode {
          write-back cache (random eviction; OCTEON is coherent). {messages} echoes per SoC,\n\
          4 to {MAX_PAYLOAD} bytes each, every one checked.\n"
     );
+    if weak {
+        println!(
+            "--weak: both cores weakly ordered (Arm-like): stores land out of order unless a\n\
+             barrier orders them, loads run early, doorbells overtake unbarriered stores.\n"
+        );
+    }
     print_header();
     let mut progress = Progress {
         enabled: std::io::stderr().is_terminal(),
@@ -923,13 +964,20 @@ fn main() -> ExitCode {
     };
     let started = Instant::now();
     let mut failures = Vec::new();
+    let mut reorderings = Vec::new();
     for soc in &socs {
         progress.start(soc.name, messages);
-        let result = run(soc, messages, &mut progress);
+        let result = run(soc, messages, weak, &mut progress);
         progress.finish();
         match result {
             Ok(row) => {
                 print_row(soc, &row);
+                if let Some((stores, loads)) = row.weak {
+                    reorderings.push(format!(
+                        "{}: {stores} stores landed out of order, {loads} loads ran early",
+                        soc.name
+                    ));
+                }
                 if row.errors != 0 {
                     println!("{:<7} FAILED: {} validation errors", soc.name, row.errors);
                     failures.push(soc.name);
@@ -970,6 +1018,9 @@ fn main() -> ExitCode {
          doorbells rung by both cores / ones the rings found the peer did not want. errors:\n\
          validation failures (links, rings, doorbells), lost buffers, discarded dirty lines."
     );
+    if !reorderings.is_empty() {
+        println!("weak ordering, both cores: {}", reorderings.join("; "));
+    }
     if let Some(timings) = linux_timings {
         println!("{}", linux_row::FOOTNOTE);
         if let Some(t) = timings {

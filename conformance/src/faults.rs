@@ -71,7 +71,7 @@ use crate::link::{
 };
 use crate::mailbox::DoorbellLink;
 use crate::rng::SplitMix64;
-use crate::sim::{CacheConfig, CacheStats, MemFaults, SimCore, SimMemory};
+use crate::sim::{CacheConfig, CacheStats, MemFaults, SimCore, SimMemory, WeakOrder, WeakStats};
 
 /// Where the peer sees the shared window.
 const PEER_BASE: u64 = 0x6000_0000;
@@ -311,6 +311,9 @@ pub struct Plan {
     /// On a stall, deliver the held doorbells
     /// ([`FaultControl::deliver_delayed`]) and go on, once per stall.
     pub rescue_delayed: bool,
+    /// Weakly ordered cores ([`crate::sim::WeakOrder`]); `None`: sequentially
+    /// consistent.
+    pub weak: Option<WeakOrder>,
 }
 
 impl Plan {
@@ -330,6 +333,7 @@ impl Plan {
             restarts: None,
             stall_after: 4_000,
             rescue_delayed: false,
+            weak: None,
         }
     }
 }
@@ -355,6 +359,8 @@ pub struct SideReport {
     pub broken: bool,
     /// The core's cache counters.
     pub cache: CacheStats,
+    /// What weak ordering did on the core (`None`: sequentially consistent).
+    pub weak: Option<WeakStats>,
     /// The core's accesses refused because they left the shared window.
     pub outside_window: u64,
     /// Messages sent (master) or echoed (remote).
@@ -1524,7 +1530,7 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
         isr_b,
         control,
     } = L::open_faulty();
-    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let mem = SimMemory::new(WINDOW, PEER_BASE).with_order(plan.weak);
     let mcore = mem.core::<MASTER_LINE>(CacheConfig::write_back(plan.seed));
     let rcore = mem.core::<REMOTE_LINE>(CacheConfig::write_back(plan.seed ^ 0xB));
     let (mrings_left, rrings_left) = (
@@ -1560,6 +1566,14 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
     );
     let master: MasterLink<'_, _> = Link::new(mrings, mnotifier.clone());
     let remote: RemoteLink<'_, _> = Link::new(rrings, rnotifier.clone());
+    // One thread plays both cores in the set-up, one after the other with
+    // no doorbell between them: weakly ordered, time passing is what lands
+    // the stores of one before the other looks.
+    let settle = || {
+        mcore.drain_stores();
+        rcore.drain_stores();
+    };
+    settle();
     let rep = remote
         .create_endpoint(ADDR_ANY, RxMode::Queue)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1568,6 +1582,7 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
         .unwrap_or_else(|e| panic!("announce: {e}"));
     let mut peer = None;
     for _ in 0..100 {
+        settle();
         drain(&mut take_a);
         drain(&mut take_b);
         master.service().unwrap_or_else(|e| panic!("{e}"));
@@ -1580,6 +1595,7 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
     let mep = master
         .create_endpoint(ADDR_ANY, RxMode::Queue)
         .unwrap_or_else(|e| panic!("{e}"));
+    settle();
     drain(&mut take_a);
     drain(&mut take_b);
 
@@ -1705,6 +1721,8 @@ pub fn run<L: FaultLink>(plan: Plan) -> RunReport {
     let mut rreport = rreport;
     mreport.cache = mcore.stats();
     rreport.cache = rcore.stats();
+    mreport.weak = mcore.weak_stats();
+    rreport.weak = rcore.weak_stats();
     mreport.outside_window = mcore.accesses_outside_window();
     rreport.outside_window = rcore.accesses_outside_window();
     control.arm(DoorbellFaults::NONE);
@@ -2333,6 +2351,45 @@ pub fn master_restarts_100_times_during_traffic<L: FaultLink>() {
     );
 }
 
+/// Weak mode ([`crate::sim::WeakOrder`]): the exact echo on interrupts
+/// only, every doorbell the only wake-up, so a doorbell that overtakes the
+/// ring stores it announces, or a ring read that runs ahead of the doorbell,
+/// loses a wake-up and stalls the run. `uncached`: over an uncached window.
+pub fn weak_exact_echo_interrupts_only<L: FaultLink>(uncached: bool, seed: u64) {
+    let plan = Plan {
+        weak: crate::link::weak_order(seed, uncached),
+        ..Plan::echo(count(), seed)
+    };
+    let r = run::<L>(plan);
+    assert_exact(&r, count());
+    crate::link::assert_weakly_ordered(&[r.master.weak, r.remote.weak]);
+}
+
+/// Weak mode and every doorbell fault and torn write-backs at once, both
+/// threads running freely, with the poll: exactly-once delivery.
+pub fn weak_all_faults_at_once_free_running<L: FaultLink>() {
+    let plan = Plan {
+        doorbells: DoorbellFaults {
+            seed: 8,
+            drop_one_in: 9,
+            mute_one_in: 9,
+            spurious_one_in: 200,
+            duplicate_one_in: 9,
+            delay_one_in: 9,
+            delay_accesses: 30,
+        },
+        poll_every: Some(64),
+        torn_one_in: 16,
+        schedule: Schedule::Free,
+        stall_after: 20_000_000,
+        weak: crate::link::weak_order(19, false),
+        ..Plan::echo(count(), 19)
+    };
+    let r = run::<L>(plan);
+    assert_exact(&r, count());
+    crate::link::assert_weakly_ordered(&[r.master.weak, r.remote.weak]);
+}
+
 /// Expands the fault-injection suite into named `#[test]`s for one
 /// backend's [`FaultLink`] fixture.
 #[macro_export]
@@ -2409,6 +2466,18 @@ macro_rules! fault_suite {
         #[test]
         fn master_stops_mid_transfer() {
             $crate::faults::master_stops_mid_transfer::<$link>();
+        }
+        #[test]
+        fn weak_exact_echo_interrupts_only() {
+            $crate::faults::weak_exact_echo_interrupts_only::<$link>(false, 41);
+        }
+        #[test]
+        fn weak_uncached_exact_echo_interrupts_only() {
+            $crate::faults::weak_exact_echo_interrupts_only::<$link>(true, 42);
+        }
+        #[test]
+        fn weak_all_faults_at_once_free_running() {
+            $crate::faults::weak_all_faults_at_once_free_running::<$link>();
         }
         #[test]
         fn remote_restarts_100_times_during_traffic() {

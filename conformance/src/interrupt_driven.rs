@@ -22,7 +22,7 @@ use crate::link::{
 };
 use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
-use crate::sim::{CacheConfig, SimMemory};
+use crate::sim::{CacheConfig, SimMemory, WeakOrder, WeakStats};
 
 const PEER_BASE: u64 = 0x4000_0000;
 
@@ -167,6 +167,16 @@ fn q(i: u8) -> QueueId {
 /// content. Fails with "starved" when both sides sleep with no doorbell
 /// pending while messages remain.
 pub fn event_idx_interrupt_driven_both_ways<L: DoorbellLink>(count: u32, seed: u64) {
+    event_idx_interrupt_driven_in::<L>(count, seed, None);
+}
+
+/// [`event_idx_interrupt_driven_both_ways`] over memory ordered as `order`
+/// says; returns what weak ordering did on the (master, remote) cores.
+pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
+    count: u32,
+    seed: u64,
+    order: Option<WeakOrder>,
+) -> [Option<WeakStats>; 2] {
     let DoorbellFixture {
         mut ring_b,
         take_b,
@@ -174,7 +184,7 @@ pub fn event_idx_interrupt_driven_both_ways<L: DoorbellLink>(count: u32, seed: u
         take_a,
         ..
     } = L::open();
-    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE);
+    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE).with_order(order);
     let mcore = mem.core::<MASTER_LINE>(CacheConfig::write_back(seed));
     let rcore = mem.core::<REMOTE_LINE>(CacheConfig::write_back(seed ^ 0xB));
     let queues = QueueIds::DEFAULT;
@@ -306,4 +316,5 @@ pub fn event_idx_interrupt_driven_both_ways<L: DoorbellLink>(count: u32, seed: u
         suppressed(master.ring_stats()) > 0 && suppressed(remote.ring_stats()) > 0,
         "no doorbell was ever suppressed: EVENT_IDX not in effect"
     );
+    [mcore.weak_stats(), rcore.weak_stats()]
 }

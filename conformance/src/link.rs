@@ -23,7 +23,7 @@ use vring::{BufferArea, Driver, DriverConfig, Layout, Legacy, Suppression};
 
 use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
-use crate::sim::{CacheConfig, SimCore, SimMemory};
+use crate::sim::{CacheConfig, SimCore, SimMemory, WeakOrder, WeakStats};
 
 /// Entries per ring.
 pub const NUM: usize = 16;
@@ -161,6 +161,9 @@ pub struct Report {
     pub lines_cleaned: u64,
     /// Lines this core invalidated.
     pub lines_invalidated: u64,
+    /// What weak ordering did on this core (`None`: sequentially
+    /// consistent).
+    pub weak: Option<WeakStats>,
 }
 
 /// Runs the remote side: waits for the master's first kick, announces
@@ -247,6 +250,7 @@ fn run_remote<L: DoorbellLink>(
         stats,
         lines_cleaned: cache.lines_cleaned,
         lines_invalidated: cache.lines_invalidated,
+        weak: core.weak_stats(),
     }
 }
 
@@ -363,6 +367,17 @@ fn master_echo(
 /// Name-service handshake both ways, then an echo of `count` messages.
 /// Returns the (master, remote) reports.
 pub fn echo<L: DoorbellLink>(count: u32, mode: Echo, seed: u64) -> (Report, Report) {
+    echo_in::<L>(count, mode, seed, None)
+}
+
+/// [`echo`] over memory ordered as `order` says (`None`: sequentially
+/// consistent).
+pub fn echo_in<L: DoorbellLink>(
+    count: u32,
+    mode: Echo,
+    seed: u64,
+    order: Option<WeakOrder>,
+) -> (Report, Report) {
     let DoorbellFixture {
         ring_b,
         take_b,
@@ -370,7 +385,7 @@ pub fn echo<L: DoorbellLink>(count: u32, mode: Echo, seed: u64) -> (Report, Repo
         mut take_a,
         ..
     } = L::open();
-    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE);
+    let mem = SimMemory::new(GEOMETRY.size, PEER_BASE).with_order(order);
     let remote_mem = mem.clone();
     let remote =
         thread::spawn(move || run_remote::<L>(remote_mem, seed ^ 0xB, take_b, ring_a, count, mode));
@@ -403,9 +418,43 @@ pub fn echo<L: DoorbellLink>(count: u32, mode: Echo, seed: u64) -> (Report, Repo
             stats,
             lines_cleaned: cache.lines_cleaned,
             lines_invalidated: cache.lines_invalidated,
+            weak: core.weak_stats(),
         },
         remote,
     )
+}
+
+/// How many messages the weak-mode tests move.
+pub const fn weak_count() -> u32 {
+    if cfg!(miri) {
+        20
+    } else {
+        2_000
+    }
+}
+
+/// The weak ordering of the weak-mode tests with seed `seed`: cached
+/// (`uncached` false, the caches as the suite sets them) or an uncached
+/// window.
+pub const fn weak_order(seed: u64, uncached: bool) -> Option<WeakOrder> {
+    let order = WeakOrder::arm_like(seed);
+    Some(if uncached { order.uncached() } else { order })
+}
+
+/// Asserts that weak ordering was exercised on every core in `weak`:
+/// stores landed out of program order and loads ran early.
+///
+/// # Panics
+///
+/// When a core was sequentially consistent or never reordered.
+pub fn assert_weakly_ordered(weak: &[Option<WeakStats>]) {
+    for (i, w) in weak.iter().enumerate() {
+        let w = w.unwrap_or_else(|| panic!("core {i} is not weakly ordered"));
+        assert!(
+            w.drained_out_of_order > 0 && w.early_loads > 0,
+            "core {i} was never reordered: {w:?}"
+        );
+    }
 }
 
 /// How many messages the echo tests move.
@@ -887,6 +936,35 @@ macro_rules! link_suite {
         #[test]
         fn unbound_destination_is_counted() {
             $crate::link::unbound_destination_is_counted::<$link>();
+        }
+        #[test]
+        fn weak_echo_copying() {
+            let (m, r) = $crate::link::echo_in::<$link>(
+                $crate::link::weak_count(),
+                $crate::link::Echo::Copy,
+                31,
+                $crate::link::weak_order(31, false),
+            );
+            $crate::link::assert_weakly_ordered(&[m.weak, r.weak]);
+        }
+        #[test]
+        fn weak_uncached_echo_zero_copy() {
+            let (m, r) = $crate::link::echo_in::<$link>(
+                $crate::link::weak_count(),
+                $crate::link::Echo::ZeroCopy,
+                32,
+                $crate::link::weak_order(32, true),
+            );
+            $crate::link::assert_weakly_ordered(&[m.weak, r.weak]);
+        }
+        #[test]
+        fn weak_uncached_event_idx_interrupt_driven() {
+            let weak = $crate::interrupt_driven::event_idx_interrupt_driven_in::<$link>(
+                $crate::link::weak_count(),
+                33,
+                $crate::link::weak_order(33, true),
+            );
+            $crate::link::assert_weakly_ordered(&weak);
         }
         #[test]
         fn exact_length_rx_buffers_are_returned() {

@@ -32,6 +32,7 @@ use ipc_traits::mailbox::{
 use ipc_traits::power::{Asleep, Peer, WakeError, WakePeer};
 
 use crate::rng::SplitMix64;
+use crate::sim::{CacheConfig, SimCore, SimMemory, WeakOrder};
 
 /// An observable interrupt line of a simulated peripheral.
 #[derive(Clone)]
@@ -500,6 +501,12 @@ macro_rules! word_mailbox_suite {
         fn two_threads_exchange_100k_words() {
             $crate::mailbox::two_threads_exchange::<$link>($crate::mailbox::stress_count(), 0x1234);
         }
+        #[test]
+        fn weak_interrupt_entry_orders_shared_memory() {
+            $crate::mailbox::weak_interrupt_entry_orders_shared_memory::<$link>(
+                $crate::mailbox::weak_rounds(),
+            );
+        }
     };
 }
 
@@ -587,6 +594,134 @@ fn wait_pending<T: NotifyRx>(take: &mut T) -> ipc_traits::mailbox::QueueSet {
     }
 }
 
+/// Rounds of the weak-mode doorbell tests.
+pub const fn weak_rounds() -> u32 {
+    if cfg!(miri) {
+        20
+    } else {
+        500
+    }
+}
+
+/// A weakly ordered, uncached window of one word for the doorbell tests:
+/// the writer's core and (built on the reader's thread) the reader's.
+fn weak_word_memory(seed: u64) -> SimMemory {
+    SimMemory::new(64, 0).weak(WeakOrder::arm_like(seed).uncached())
+}
+
+fn read_word(core: &SimCore<4>) -> u32 {
+    let mut b = [0u8; 4];
+    ipc_traits::shm::SharedMemory::read(core, 0, &mut b).unwrap_or_else(|e| panic!("{e}"));
+    u32::from_ne_bytes(b)
+}
+
+fn write_word(core: &SimCore<4>, v: u32) {
+    ipc_traits::shm::SharedMemory::write(core, 0, &v.to_ne_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Weak mode ([`crate::sim::WeakOrder`]): side A stores round `k` to shared
+/// memory, then rings queue 0; side B takes the doorbell, then loads the
+/// word, which must be `k`, and acknowledges outside the simulation. A's
+/// store waits in its store buffer unless the backend's `notify` used the
+/// I/O write barrier; B's load may run ahead of the doorbell unless
+/// `take_pending` used the I/O read barrier. Each breaks the round.
+pub fn weak_doorbells_order_shared_memory<L: DoorbellLink>(rounds: u32) {
+    let DoorbellFixture {
+        mut ring_b,
+        mut take_b,
+        ..
+    } = L::open();
+    let mem = weak_word_memory(71);
+    let (ack, acked) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let mem = mem.clone();
+        thread::spawn(move || {
+            let core = mem.core::<4>(CacheConfig::COHERENT);
+            for k in 1..=rounds {
+                let set = wait_pending(&mut take_b);
+                assert!(!set.is_empty());
+                assert_eq!(
+                    read_word(&core),
+                    k,
+                    "round {k}: the doorbell overtook the store it announces, or the load \
+                     ran ahead of the doorbell"
+                );
+                if ack.send(()).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let core = mem.core::<4>(CacheConfig::COHERENT);
+    for k in 1..=rounds {
+        write_word(&core, k);
+        blocking_notify(&mut ring_b, q(0), PATIENCE).unwrap_or_else(|e| panic!("{e:?}"));
+        if acked.recv().is_err() {
+            break;
+        }
+    }
+    reader
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    // Every store waited in the buffer until something landed it.
+    let weak = core.weak_stats();
+    assert_eq!(weak.map(|w| w.stores_buffered), Some(u64::from(rounds)));
+}
+
+/// Weak mode, the interrupt entry: side A stores round `k`, then sends
+/// word `k`; side B's interrupt entry reports the data, B loads the
+/// shared word *before* it pops the FIFO (so only the entry's I/O read
+/// barrier orders the load), then pops `k`.
+pub fn weak_interrupt_entry_orders_shared_memory<L: WordLink>(rounds: u32) {
+    let WordFixture {
+        mut tx,
+        mut rx,
+        mut irq_b,
+        rx_channel,
+        ..
+    } = L::open();
+    rx.listen(Event::DataAvailable)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mem = weak_word_memory(72);
+    let (ack, acked) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let mem = mem.clone();
+        thread::spawn(move || {
+            let core = mem.core::<4>(CacheConfig::COHERENT);
+            for k in 1..=rounds {
+                let mut budget = PATIENCE;
+                while irq_b.on_interrupt().data_available & (1 << rx_channel) == 0 {
+                    assert!(
+                        ipc_traits::mailbox::Budget::next(&mut budget),
+                        "round {k}: no interrupt"
+                    );
+                }
+                assert_eq!(
+                    read_word(&core),
+                    k,
+                    "round {k}: the load ran ahead of the interrupt entry"
+                );
+                assert_eq!(rx.try_recv().map_err(|e| e.kind()), Ok(k));
+                if ack.send(()).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let core = mem.core::<4>(CacheConfig::COHERENT);
+    for k in 1..=rounds {
+        write_word(&core, k);
+        blocking_send(&mut tx, k, PATIENCE).unwrap_or_else(|e| panic!("{e:?}"));
+        if acked.recv().is_err() {
+            break;
+        }
+    }
+    reader
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+}
+
 /// Expands the doorbell suite into named `#[test]`s for one fixture.
 #[macro_export]
 macro_rules! doorbell_suite {
@@ -602,6 +737,12 @@ macro_rules! doorbell_suite {
         #[test]
         fn doorbell_round_trips() {
             $crate::mailbox::doorbell_round_trips::<$link>($crate::mailbox::stress_count() / 10);
+        }
+        #[test]
+        fn weak_doorbells_order_shared_memory() {
+            $crate::mailbox::weak_doorbells_order_shared_memory::<$link>(
+                $crate::mailbox::weak_rounds(),
+            );
         }
     };
 }

@@ -51,7 +51,7 @@ use vring::Legacy;
 use crate::link::{payload, MAX_PAYLOAD};
 use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
-use crate::sim::{CacheConfig, SimCore, SimMemory};
+use crate::sim::{CacheConfig, SimCore, SimMemory, WeakOrder, WeakStats};
 
 /// Entries per ring.
 pub const NUM: usize = 16;
@@ -339,6 +339,9 @@ pub struct PowerReport {
     pub asleep_time: Duration,
     /// Host time of the whole run.
     pub run_time: Duration,
+    /// What weak ordering did on this core (`None`: sequentially
+    /// consistent).
+    pub weak: Option<WeakStats>,
 }
 
 impl PowerReport {
@@ -517,6 +520,8 @@ pub struct PowerRun {
     /// the run ends as stalled; `None` never (the loop's own patience
     /// asserts instead).
     pub stall_after: Option<u64>,
+    /// Weakly ordered cores; `None`: sequentially consistent.
+    pub weak: Option<WeakOrder>,
 }
 
 fn config(side: Side, lock: &WakeLock) -> SplitConfig<'_> {
@@ -600,7 +605,9 @@ fn run_b<N: Notify, T: NotifyRx, Q: WakeRequests>(
             }
         }
     }
-    s.finish(started, &wake)
+    let mut report = s.finish(started, &wake);
+    report.weak = core.core.weak_stats();
+    report
 }
 
 /// Both cores' parts and the shared state of one run.
@@ -676,7 +683,7 @@ where
         wake_a,
         wake_b,
     } = setup;
-    let mem = SimMemory::new(LAYOUT.end(), 0x4000_0000);
+    let mem = SimMemory::new(LAYOUT.end(), 0x4000_0000).with_order(run.weak);
     let stop = Arc::new(AtomicBool::new(false));
     let b = {
         let (mem, domains, stop) = (mem.clone(), domains.clone(), stop.clone());
@@ -783,7 +790,8 @@ where
     }
     domains.wake(0);
     stop.store(true, Ordering::Release);
-    let ra = s.finish(started, &wake_a);
+    let mut ra = s.finish(started, &wake_a);
+    ra.weak = core.core.weak_stats();
     let rb = b.join().unwrap_or_else(|_| panic!("side B failed"));
     (ra, rb)
 }
@@ -800,11 +808,22 @@ pub const fn power_count() -> u32 {
 /// The full run: nothing lost (asserted inside), zero faults, both cores
 /// asleep part of the time. Prints the asleep fractions.
 pub fn sleep_safe_echo<L: DoorbellLink>(seed: u64) -> (PowerReport, PowerReport) {
+    sleep_safe_echo_in::<L>(seed, power_count(), None)
+}
+
+/// [`sleep_safe_echo`] of `count` messages over memory ordered as `weak`
+/// says.
+pub fn sleep_safe_echo_in<L: DoorbellLink>(
+    seed: u64,
+    count: u32,
+    weak: Option<WeakOrder>,
+) -> (PowerReport, PowerReport) {
     let (a, b) = echo_with_sleep::<L>(PowerRun {
-        count: power_count(),
+        count,
         seed,
         honour_wake_lock: true,
         stall_after: None,
+        weak,
     });
     println!(
         "asleep: A {:.3} of loop steps, {:.3} of host time ({} sleeps); \
@@ -817,8 +836,8 @@ pub fn sleep_safe_echo<L: DoorbellLink>(seed: u64) -> (PowerReport, PowerReport)
         b.sleeps
     );
     assert_eq!((a.faults, b.faults), (0, 0), "faulting accesses");
-    assert_eq!(b.received, power_count());
-    assert_eq!(a.received, power_count());
+    assert_eq!(b.received, count);
+    assert_eq!(a.received, count);
     assert!(
         a.sleeps > 0 && b.sleeps > 0,
         "both cores slept: {a:?} {b:?}"
@@ -836,6 +855,7 @@ pub fn bypassed_wake_lock_faults<L: DoorbellLink>(seed: u64) {
         seed,
         honour_wake_lock: false,
         stall_after: None,
+        weak: None,
     });
     assert!(
         a.faults + b.faults > 0,
@@ -854,6 +874,24 @@ macro_rules! power_suite {
         #[test]
         fn bypassed_wake_lock_is_detected() {
             $crate::power::bypassed_wake_lock_faults::<$link>(8);
+        }
+        #[test]
+        fn weak_sleep_safe_echo_with_random_sleep() {
+            let (a, b) = $crate::power::sleep_safe_echo_in::<$link>(
+                51,
+                $crate::link::weak_count(),
+                $crate::link::weak_order(51, false),
+            );
+            $crate::link::assert_weakly_ordered(&[a.weak, b.weak]);
+        }
+        #[test]
+        fn weak_uncached_sleep_safe_echo_with_random_sleep() {
+            let (a, b) = $crate::power::sleep_safe_echo_in::<$link>(
+                52,
+                $crate::link::weak_count(),
+                $crate::link::weak_order(52, true),
+            );
+            $crate::link::assert_weakly_ordered(&[a.weak, b.weak]);
         }
     };
 }
@@ -990,12 +1028,23 @@ fn print_sleep(what: &str, a: &PowerReport, b: &PowerReport) {
 /// doorbell rung while the receiving core was asleep. Prints the asleep
 /// fractions and the wake counters.
 pub fn stop_safe_echo<L: WakeDoorbellLink>(seed: u64) -> (PowerReport, PowerReport) {
+    stop_safe_echo_in::<L>(seed, power_count(), None)
+}
+
+/// [`stop_safe_echo`] of `count` messages over memory ordered as `weak`
+/// says.
+pub fn stop_safe_echo_in<L: WakeDoorbellLink>(
+    seed: u64,
+    count: u32,
+    weak: Option<WeakOrder>,
+) -> (PowerReport, PowerReport) {
     let (a, b) = stop_echo::<L>(
         PowerRun {
-            count: power_count(),
+            count,
             seed,
             honour_wake_lock: true,
             stall_after: Some(STOP_STALL),
+            weak,
         },
         true,
     );
@@ -1004,7 +1053,7 @@ pub fn stop_safe_echo<L: WakeDoorbellLink>(seed: u64) -> (PowerReport, PowerRepo
     println!("wakes by B: {:?}; acknowledged by A: {:?}", b.wake, a.acks);
     assert!(!a.stalled, "stalled: {a:?} {b:?}");
     assert_eq!((a.faults, b.faults), (0, 0), "faulting accesses");
-    assert_eq!((a.received, b.received), (power_count(), power_count()));
+    assert_eq!((a.received, b.received), (count, count));
     assert_eq!(
         (a.rung_while_asleep, b.rung_while_asleep),
         (0, 0),
@@ -1035,6 +1084,7 @@ pub fn stop_plain_doorbell_stalls<L: WakeDoorbellLink>(seed: u64) -> (PowerRepor
             seed,
             honour_wake_lock: true,
             stall_after: Some(STOP_STALL_EXPECTED),
+            weak: None,
         },
         false,
     );
@@ -1057,6 +1107,24 @@ macro_rules! stop_suite {
         #[test]
         fn stop_with_wake_interrupt_echo_20k() {
             $crate::power::stop_safe_echo::<$link>(9);
+        }
+        #[test]
+        fn weak_stop_with_wake_interrupt_echo() {
+            let (a, b) = $crate::power::stop_safe_echo_in::<$link>(
+                53,
+                $crate::link::weak_count(),
+                $crate::link::weak_order(53, false),
+            );
+            $crate::link::assert_weakly_ordered(&[a.weak, b.weak]);
+        }
+        #[test]
+        fn weak_uncached_stop_with_wake_interrupt_echo() {
+            let (a, b) = $crate::power::stop_safe_echo_in::<$link>(
+                54,
+                $crate::link::weak_count(),
+                $crate::link::weak_order(54, true),
+            );
+            $crate::link::assert_weakly_ordered(&[a.weak, b.weak]);
         }
         #[test]
         fn stop_with_plain_doorbell_stalls() {

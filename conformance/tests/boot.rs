@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::rc::Rc;
 
-use conformance::sim::{CacheConfig, SimCore, SimMemory};
+use conformance::sim::{CacheConfig, SimCore, SimMemory, WeakOrder};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::shm::SharedMemory;
 use rpmsg::link::{Error, Link, NsEvent, RxMode};
@@ -616,4 +616,63 @@ fn soft_reset_with_a_warm_cache_keeps_the_new_session() {
     let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host);
     link_up(&host, &remote, 32);
     assert_eq!(host.probes, 2);
+}
+
+/// Weak mode (`conformance::sim::WeakOrder`): the boot reads the used
+/// indices after it saw `DRIVER_OK` (its acquire fence), so a new session
+/// whose rings the host zeroed before `DRIVER_OK` is never taken for the
+/// old one. The remote's core has been up since before the old session
+/// (whose used indices were nonzero), so without the fence its loads of the
+/// indices may run ahead of the status read and see the old session. The
+/// status read itself may run early too: then it is `NotReady` (between
+/// the sessions) or a `DRIVER_OK` whose rings are read after it; never
+/// `StaleCleared`. Uncached and cached, over 16 seeds each.
+#[test]
+fn weak_boot_reads_the_rings_after_driver_ok() {
+    let mut current = 0;
+    for seed in 0..32u64 {
+        let order = WeakOrder::arm_like(seed);
+        let mem = SimMemory::new(SIZE, PEER_BASE).weak(if seed % 2 == 0 {
+            order.uncached()
+        } else {
+            order
+        });
+        mem.poke(TABLE, &table_image()).unwrap();
+        let hcore: HostCore = mem.core(CacheConfig::write_back(1).never_evict());
+        let rcore = remote_core(&mem, seed);
+        let mut host = Host::new(
+            &hcore,
+            Bell::default(),
+            Bell::default(),
+            &[
+                (0, Action::Probe { kick: false }),
+                (SECOND, Action::Reset),
+                (SECOND + MS, Action::Probe { kick: false }),
+            ],
+        );
+        host.run_until(0);
+        hcore.drain_stores();
+        // The old session ran: its used indices are nonzero in memory.
+        for layout in [VRING0, VRING1] {
+            mem.poke(layout.used_offset() + 2, &7u16.to_ne_bytes())
+                .unwrap();
+        }
+        // Recovery: reset, rings zeroed, DRIVER_OK; the host's stores land
+        // before the remote boots (time passes).
+        host.run_until(SECOND + MS);
+        hcore.drain_stores();
+        let boot = HostBoot::start::<_, _, TSIZE>(&rcore, TABLE, &rcore, TIMING, 0).unwrap();
+        assert_ne!(
+            boot.found(),
+            FoundAtBoot::StaleCleared,
+            "seed {seed}: the new session was taken for the old one"
+        );
+        current += u32::from(boot.found() == FoundAtBoot::Current);
+        // The host's session is intact.
+        assert_eq!(
+            status_in_memory(&mem) & status::DRIVER_OK,
+            status::DRIVER_OK
+        );
+    }
+    assert!(current > 0, "no boot ever found the session current");
 }

@@ -268,3 +268,83 @@ mod link {
 mod duplex {
     conformance::duplex_suite!(super::DoorbellMu);
 }
+
+/// Weak mode (`conformance::sim::WeakOrder`): a general-purpose interrupt
+/// announces shared memory as a doorbell does. Side A stores round `k`,
+/// then requests GP0 (`Gp::try_request`: its I/O write barrier); side B
+/// sees `GIP0` (by `Gp::take`, or by the interrupt entry `Irq::service`
+/// with `GIE0` on: each with its I/O read barrier), then loads the word,
+/// which must be `k`.
+#[test]
+fn weak_gp_interrupt_orders_shared_memory() {
+    use conformance::sim::{CacheConfig, SimMemory, WeakOrder};
+    use ipc_traits::shm::SharedMemory;
+
+    let rounds = conformance::mailbox::weak_rounds();
+    let sim = Sim::new();
+    let mut gp_a = Mu::new(sim.side(Side::A)).split().gp0;
+    let MuParts {
+        gp0: mut gp_b,
+        irq: mut irq_b,
+        ..
+    } = Mu::new(sim.side(Side::B)).split();
+    let mem = SimMemory::new(64, 0).weak(WeakOrder::arm_like(74).uncached());
+    let (ack, acked) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let mem = mem.clone();
+        std::thread::spawn(move || {
+            let core = mem.core::<4>(CacheConfig::COHERENT);
+            for k in 1..=rounds {
+                let by_entry = k % 2 == 0;
+                if by_entry {
+                    gp_b.listen(Event::DataAvailable)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+                let mut spins = 0u64;
+                loop {
+                    let seen = if by_entry {
+                        irq_b.service().events.other & 1 != 0
+                    } else {
+                        gp_b.take()
+                    };
+                    if seen {
+                        break;
+                    }
+                    spins += 1;
+                    assert!(spins < 50_000_000, "round {k}: GP0 never arrived");
+                }
+                if by_entry {
+                    gp_b.unlisten(Event::DataAvailable)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+                let mut b = [0u8; 4];
+                core.read(0, &mut b).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    u32::from_ne_bytes(b),
+                    k,
+                    "round {k} (by {}): the GP interrupt overtook the store, or the load ran ahead of it",
+                    if by_entry { "the interrupt entry" } else { "take" }
+                );
+                if ack.send(()).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let core = mem.core::<4>(CacheConfig::COHERENT);
+    for k in 1..=rounds {
+        core.write(0, &k.to_ne_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut spins = 0u64;
+        while gp_a.try_request().is_err() {
+            spins += 1;
+            assert!(spins < 50_000_000, "round {k}: GP0 stays pending");
+        }
+        if acked.recv().is_err() {
+            break;
+        }
+    }
+    reader
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+}

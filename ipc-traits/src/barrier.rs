@@ -28,6 +28,10 @@
 //! | MIPS (OCTEON is `mips64`) | `sync` | `sync` |
 //! | anything else (the host: simulations, Miri, Linux user space) | `fence(SeqCst)` | `fence(SeqCst)` |
 //!
+//! On the host with the `sim` feature each barrier also reaches the
+//! simulated cores of the calling thread (`sim_order`, feature `sim`), so a weakly
+//! ordered simulation sees exactly the barriers the drivers execute.
+//!
 //! Facts behind the table:
 //!
 //! - shared/docs/hw/cache-and-wake.md §0: before publishing (writing an
@@ -54,7 +58,10 @@
 //! Each barrier is one inline `asm!` block without `nomem`, so it is also a
 //! compiler barrier: no memory access is moved across it. Each is a single
 //! function so that a simulation can observe the barriers (one entry point
-//! per barrier).
+//! per barrier). Drivers reach them through their register handle
+//! ([`Regs32::io_wmb`](crate::regs::Regs32::io_wmb) /
+//! [`Regs32::io_rmb`](crate::regs::Regs32::io_rmb), which default to these),
+//! so a register model may order them differently.
 #![allow(unsafe_code)]
 
 /// I/O write barrier: call right before the register write that rings a
@@ -185,6 +192,10 @@ fn rmb_impl() {
 #[inline(always)]
 fn wmb_impl() {
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    // The simulated cores of this thread see the barrier too (a weakly
+    // ordered simulation lands their buffered stores here).
+    #[cfg(feature = "sim")]
+    crate::sim_order::io_wmb();
 }
 
 #[cfg(not(any(
@@ -199,6 +210,8 @@ fn wmb_impl() {
 #[inline(always)]
 fn rmb_impl() {
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(feature = "sim")]
+    crate::sim_order::io_rmb();
 }
 
 #[cfg(test)]

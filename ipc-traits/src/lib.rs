@@ -19,6 +19,9 @@ pub mod shm;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim_faults;
+#[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
+pub mod sim_order;
 
 mod sealed {
     /// Seals the type-state marker traits: only this crate names new states.

@@ -58,6 +58,22 @@ pub unsafe trait Regs32: Copy {
     fn read(self, offset: usize) -> u32;
     /// Writes the 32-bit register at `offset` (bytes).
     fn write(self, offset: usize, value: u32);
+    /// The I/O write barrier, called right before the register write that
+    /// rings a doorbell. The default is [`io_wmb`](crate::barrier::io_wmb),
+    /// the instruction of the target; a model overrides it to order its
+    /// simulated core's buffered stores (`crate::sim_order`).
+    #[inline(always)]
+    fn io_wmb(self) {
+        crate::barrier::io_wmb();
+    }
+    /// The I/O read barrier, called right after the register read that
+    /// observed a doorbell. The default is
+    /// [`io_rmb`](crate::barrier::io_rmb); a model overrides it as
+    /// [`Regs32::io_wmb`].
+    #[inline(always)]
+    fn io_rmb(self) {
+        crate::barrier::io_rmb();
+    }
 }
 
 /// 64-bit register access at a byte offset (OCTEON CSRs).
@@ -73,6 +89,16 @@ pub unsafe trait Regs64: Copy {
     fn read(self, offset: usize) -> u64;
     /// Writes the 64-bit register at `offset` (bytes).
     fn write(self, offset: usize, value: u64);
+    /// As [`Regs32::io_wmb`].
+    #[inline(always)]
+    fn io_wmb(self) {
+        crate::barrier::io_wmb();
+    }
+    /// As [`Regs32::io_rmb`].
+    #[inline(always)]
+    fn io_rmb(self) {
+        crate::barrier::io_rmb();
+    }
 }
 
 macro_rules! mmio {

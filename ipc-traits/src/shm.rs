@@ -168,6 +168,29 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     /// The window length in bytes.
     fn len(&self) -> usize;
 
+    // Barriers of this core's accesses to the window. Defaults: the `core`
+    // fences (what real memory needs); a model overrides them to order its
+    // simulated core (conformance's weak mode) and loom models to use loom's.
+
+    /// Release fence: this core's earlier accesses are ordered before its
+    /// later stores (`fence(Release)`).
+    #[inline(always)]
+    fn release_fence(&self) {
+        core::sync::atomic::fence(Ordering::Release);
+    }
+    /// Acquire fence: this core's earlier loads are ordered before its later
+    /// accesses (`fence(Acquire)`).
+    #[inline(always)]
+    fn acquire_fence(&self) {
+        core::sync::atomic::fence(Ordering::Acquire);
+    }
+    /// Full fence: also orders earlier stores before later loads
+    /// (`fence(SeqCst)`).
+    #[inline(always)]
+    fn full_fence(&self) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+    }
+
     /// Whether the window is empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -430,6 +453,9 @@ macro_rules! forward_shm {
             const LINE: usize = T::LINE;
             const COHERENT: bool = T::COHERENT;
             #[inline] fn len(&self) -> usize { T::len(self) }
+            #[inline(always)] fn release_fence(&self) { T::release_fence(self) }
+            #[inline(always)] fn acquire_fence(&self) { T::acquire_fence(self) }
+            #[inline(always)] fn full_fence(&self) { T::full_fence(self) }
             #[inline] fn is_empty(&self) -> bool { T::is_empty(self) }
             #[inline] fn peer_base(&self) -> u64 { T::peer_base(self) }
             #[inline] fn read(&self, o: usize, d: &mut [u8]) -> Result<(), Self::Error> { T::read(self, o, d) }

@@ -40,7 +40,6 @@
 
 use core::marker::PhantomData;
 
-use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{
     Budget, ErrorType, Event, Events, InterruptSource, Listen, Mailbox, Notify, QueueCodec,
     QueueId, RawId, WordRx, WordTx,
@@ -139,7 +138,7 @@ fn send<R: Regs32>(regs: R, q: u8, word: u32) -> Result<(), Error> {
     }
     // Everything written to shared memory before this call is visible to the
     // peer before the word that announces it.
-    io_wmb();
+    regs.io_wmb();
     regs.write(message_offset(q), word);
     Ok(())
 }
@@ -162,7 +161,7 @@ fn recv<R: Regs32>(regs: R, user: User, q: u8) -> Result<u32, Error> {
         // sheet §2.1), so nothing is lost.
         regs.write(irqstatus_clr_offset(user.index()), newmsg(q));
     }
-    io_rmb();
+    regs.io_rmb();
     Ok(word)
 }
 
@@ -683,7 +682,7 @@ impl<R: Regs32> InterruptSource for Irq<R> {
             self.counters.unowned = self.counters.unowned.wrapping_add(foreign.count_ones());
         }
         let _ = self.regs.read(irqstatus_clr_offset(u));
-        io_rmb();
+        self.regs.io_rmb();
         let status = status & self.owned;
         Events {
             data_available: per_queue(status & NEWMSG_MASK, 0),

@@ -23,7 +23,6 @@
 //! `octeon_request_ipi_handler`, see [`registers::LINUX_DISPATCHABLE_BITS`]).
 #![deny(unsafe_code)]
 
-use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{retry, Budget, ErrorType, Event, Listen};
 use ipc_traits::regs::Regs64;
 use tock_registers::LocalRegisterCopy;
@@ -84,7 +83,7 @@ pub(crate) fn read_mailbox<R: Regs64>(regs: R, core: CoreId) -> u32 {
 }
 
 /// Takes the bits of `mask` that are set: one read, then write-1-to-clear of
-/// exactly the bits observed (no write when none is), then [`io_rmb`] so the
+/// exactly the bits observed (no write when none is), then [`io_rmb`](ipc_traits::barrier::io_rmb) so the
 /// caller sees what the peer published before ringing.
 pub(crate) fn take_bits<R: Regs64>(regs: R, core: CoreId, mask: u32) -> u32 {
     let observed = read_mailbox(regs, core) & mask;
@@ -93,17 +92,17 @@ pub(crate) fn take_bits<R: Regs64>(regs: R, core: CoreId, mask: u32) -> u32 {
             registers::mbox_clr(core.index()),
             MBOX::BITS.val(u64::from(observed)).value,
         );
-        io_rmb();
+        regs.io_rmb();
     }
     observed
 }
 
-/// Rings the bits of `mask` on `peer`: [`io_wmb`] (orders every earlier
+/// Rings the bits of `mask` on `peer`: [`io_wmb`](ipc_traits::barrier::io_wmb) (orders every earlier
 /// shared-memory write before the doorbell CSR write; `SYNC` on MIPS, which
 /// octeon-ciu-mbox.md §5 accepts in place of `SYNCW`), then one
 /// write-1-to-set.
 pub(crate) fn ring_bits<R: Regs64>(regs: R, peer: CoreId, mask: u32) {
-    io_wmb();
+    regs.io_wmb();
     regs.write(
         registers::mbox_set(peer.index()),
         MBOX::BITS.val(u64::from(mask)).value,
@@ -269,7 +268,7 @@ impl<R: Regs64, const N: u8> RxBit<R, N> {
     }
 
     /// Takes the doorbell: `true` if it was rung. Clears the bit only if it
-    /// was observed set, then [`io_rmb`], so the peer's writes before
+    /// was observed set, then [`io_rmb`](ipc_traits::barrier::io_rmb), so the peer's writes before
     /// the ring are visible to the caller.
     pub fn take_pending(&mut self) -> bool {
         take_bits(self.regs, self.core, Mask::<N>::BIT) != 0
@@ -348,7 +347,7 @@ impl<R: Regs64, const N: u8> TxBit<R, N> {
     }
 
     /// Rings the doorbell (write-1-to-set of bit `N` in the peer's
-    /// `CIU_MBOX_SET`), after [`io_wmb`].
+    /// `CIU_MBOX_SET`), after [`io_wmb`](ipc_traits::barrier::io_wmb).
     ///
     /// Never blocks and never fails: rings that the peer has not taken yet
     /// coalesce into one.

@@ -2,7 +2,6 @@
 
 use core::ptr::NonNull;
 
-use ipc_traits::barrier::io_rmb;
 use ipc_traits::mailbox::{Events, InterruptSource, Mailbox};
 use ipc_traits::regs::{Mmio64, Regs64};
 
@@ -232,7 +231,7 @@ impl<R: Regs64> InterruptSource for MboxIrq<R> {
             );
             self.stray_bits = self.stray_bits.saturating_add(stray.count_ones());
         }
-        io_rmb();
+        self.regs.io_rmb();
         Events {
             data_available: seen & self.owned,
             space_available: 0,

@@ -35,7 +35,6 @@
 
 use core::marker::PhantomData;
 
-use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{
     blocking_recv, blocking_send, Budget, ErrorType, Event, Listen, RawId, WordNotify,
     WordNotifyRx, WordRx, WordTx,
@@ -186,7 +185,7 @@ fn try_send_at<R: Regs32>(regs: R, p: u8, bad: &mut u32, word: u32) -> Result<()
     }
     // Everything written to shared memory before this call is visible to the
     // peer before the word that announces it.
-    io_wmb();
+    regs.io_wmb();
     regs.write(registers::msg_fifo(p), word);
     Ok(())
 }
@@ -202,7 +201,7 @@ fn try_recv_at<R: Regs32>(regs: R, p: u8, bad: &mut u32) -> Result<u32, Error> {
     }
     // Pops (sheet §2): the only read of MSG_FIFO in this crate.
     let word = regs.read(registers::msg_fifo(p));
-    io_rmb();
+    regs.io_rmb();
     if count == 1 {
         // The FIFO is drained: acknowledge the receive event, as the vendor
         // ISR does after draining (sheet §3). Write-1-to-clear of this

@@ -1,7 +1,6 @@
 //! The interrupt entry of one processor's side of the msgbox.
 #![deny(unsafe_code)]
 
-use ipc_traits::barrier::io_rmb;
 use ipc_traits::mailbox::{Events, InterruptSource};
 use ipc_traits::regs::Regs32;
 
@@ -115,7 +114,7 @@ impl<R: Regs32> InterruptSource for Interrupts<R> {
         if events.is_empty() {
             self.stats.spurious = self.stats.spurious.saturating_add(1);
         } else {
-            io_rmb();
+            self.local.io_rmb();
         }
         events
     }

@@ -23,7 +23,6 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{
     Budget, ErrorType, Event, Listen, UpperHalf, WordNotify, WordNotifyRx, WordRx, WordTx,
 };
@@ -175,7 +174,7 @@ impl<R: Regs32, const N: u8> Channel<R, N, Tx> {
 
     /// Writes `word` to `TRn` if the peer has read the previous one.
     ///
-    /// Issues [`io_wmb`] right before the register write, so every
+    /// Issues [`io_wmb`](ipc_traits::barrier::io_wmb) right before the register write, so every
     /// shared-memory write that precedes the call is visible to the peer
     /// before the word is (a `fence(Release)` would not order it against
     /// the Device write on AArch64).
@@ -190,7 +189,7 @@ impl<R: Regs32, const N: u8> Channel<R, N, Tx> {
         }
         // Only this handle writes TRn and only the peer's read sets TEn back
         // to 1, so TEn cannot fall between the check and the write.
-        io_wmb();
+        self.regs.io_wmb();
         self.regs.write(registers::tr_offset(N), word);
         Ok(())
     }
@@ -218,7 +217,7 @@ impl<R: Regs32, const N: u8> Channel<R, N, Rx> {
     /// Reads the waiting word from `RRn`.
     ///
     /// The read pops: it clears `SR.RFn` here and sets the peer's `SR.TEn`
-    /// (sheet §2.4). An [`io_rmb`] follows it, so shared memory the
+    /// (sheet §2.4). An [`io_rmb`](ipc_traits::barrier::io_rmb) follows it, so shared memory the
     /// peer wrote before sending is visible after the call.
     ///
     /// # Errors
@@ -229,7 +228,7 @@ impl<R: Regs32, const N: u8> Channel<R, N, Rx> {
             return Err(Error::WouldBlock);
         }
         let word = self.regs.read(registers::rr_offset(N));
-        io_rmb();
+        self.regs.io_rmb();
         Ok(word)
     }
 

@@ -5,7 +5,6 @@
 
 use core::fmt;
 
-use ipc_traits::barrier::{io_rmb, io_wmb};
 use ipc_traits::mailbox::{ErrorType, Event, Listen};
 use ipc_traits::power::{Asleep, Peer, WakePeer};
 use ipc_traits::regs::{modify_shared, Regs32};
@@ -121,7 +120,7 @@ impl<R: Regs32, const N: u8> Gp<R, N> {
 
     /// Rings the peer: sets `CR.GIRn`, which sets the peer's `SR.GIPn`.
     ///
-    /// Issues [`io_wmb`] first, so earlier shared-memory writes are
+    /// Issues [`io_wmb`](ipc_traits::barrier::io_wmb) first, so earlier shared-memory writes are
     /// visible before the peer's interrupt.
     ///
     /// # Errors
@@ -134,7 +133,7 @@ impl<R: Regs32, const N: u8> Gp<R, N> {
             return Err(Error::WouldBlock);
         }
         let bit = registers::bits(registers::gir(N));
-        io_wmb();
+        self.regs.io_wmb();
         // Every other GIR bit is written as 0: writing a pending request back
         // could re-trigger it (sheet §2.2 "Read-modify-write caution").
         modify_shared(self.regs, CR_OFFSET, |cr| (cr & !CR_GIR_MASK) | bit);
@@ -164,7 +163,7 @@ impl<R: Regs32, const N: u8> Gp<R, N> {
         }
         self.regs
             .write(SR_OFFSET, registers::bits(registers::gip(N)));
-        io_rmb();
+        self.regs.io_rmb();
         true
     }
 

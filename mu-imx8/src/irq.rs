@@ -1,7 +1,6 @@
 //! The interrupt entry of one MU side.
 #![deny(unsafe_code)]
 
-use ipc_traits::barrier::io_rmb;
 use ipc_traits::mailbox::{Events, InterruptSource};
 use ipc_traits::regs::Regs32;
 
@@ -89,7 +88,7 @@ impl<R: Regs32> Irq<R> {
             self.regs.write(SR_OFFSET, gip);
         }
         if pending != 0 {
-            io_rmb();
+            self.regs.io_rmb();
         }
         let events = Events {
             data_available: registers::channels_of(pending, RF_TOP),

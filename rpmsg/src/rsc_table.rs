@@ -973,7 +973,7 @@ impl HostBoot {
         let found = if view.driver_ok(table)? {
             // The status before the rings: the host zeroes them before it
             // writes DRIVER_OK.
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+            table.acquire_fence();
             let vrings = view.vrings(table)?;
             let mut used = false;
             for spec in vrings {

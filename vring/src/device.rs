@@ -64,7 +64,6 @@
 #![allow(unsafe_code)]
 
 use core::fmt;
-use core::sync::atomic::Ordering;
 
 use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf, Unwritten};
 use ipc_traits::shm::SharedMemory;
@@ -76,7 +75,7 @@ use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
 };
-use crate::ring::{fence, Field, RingMem};
+use crate::ring::{Field, RingMem};
 
 /// The window range buffers named by the driver may occupy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -726,7 +725,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         } else if self.driver_wants(new, old)? {
             return Ok(self.count_notification(true));
         }
-        fence(Ordering::SeqCst);
+        self.ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_avail);
         }
@@ -784,7 +783,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         match self.config.suppression {
             Suppression::Flags => {
                 self.set_used_flags(0)?;
-                fence(Ordering::SeqCst);
+                self.ring.mem.full_fence();
             }
             Suppression::EventIdx => self.rearm()?,
         }
@@ -847,7 +846,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// notifies (its own store, fence, load in [`crate::Driver::publish`]).
     fn rearm(&mut self) -> Result<(), Error> {
         self.store_avail_event(self.last_avail)?;
-        fence(Ordering::SeqCst);
+        self.ring.mem.full_fence();
         self.armed_at = Some(self.last_avail);
         Ok(())
     }

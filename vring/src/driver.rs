@@ -60,8 +60,7 @@ use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_CHAIN_END, DESC_F_WRITE, USED_F_NO_NOTIFY,
 };
-use crate::ring::{fence, Desc, Field, RingMem};
-use core::sync::atomic::Ordering;
+use crate::ring::{Desc, Field, RingMem};
 
 /// How a driver ring behaves; fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -551,7 +550,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         } else if self.device_wants(new, old)? {
             return Ok(self.count_notification(true));
         }
-        fence(Ordering::SeqCst);
+        self.ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_used);
         }
@@ -781,7 +780,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         match self.config.suppression {
             Suppression::Flags => {
                 self.set_avail_flags(0)?;
-                fence(Ordering::SeqCst);
+                self.ring.mem.full_fence();
             }
             Suppression::EventIdx => self.rearm()?,
         }
@@ -836,7 +835,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// (its own store, fence, load in [`crate::Device::publish_used`]).
     fn rearm(&mut self) -> Result<(), Error> {
         self.store_used_event(self.last_used)?;
-        fence(Ordering::SeqCst);
+        self.ring.mem.full_fence();
         self.armed_at = Some(self.last_used);
         Ok(())
     }

@@ -15,12 +15,6 @@ use crate::endian::Endian;
 use crate::error::Error;
 use crate::layout::{Layout, LayoutError};
 
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::fence;
-
-#[cfg(not(loom))]
-pub(crate) use core::sync::atomic::fence;
-
 /// A decoded descriptor (read once into a local, then validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Desc {

@@ -7,7 +7,8 @@
 //! through `load_u16_acquire` / `store_u16_release`), every other byte is a
 //! `loom::cell::UnsafeCell`, so a descriptor, entry or payload read that is
 //! not ordered after its write by the index handshake is reported as a
-//! causality violation. Under `cfg(loom)` the ring's fences are `loom`'s.
+//! causality violation. The ring's fences go through the window
+//! ([`SharedMemory::full_fence`]), which this model implements with `loom`'s.
 //!
 //! 1. `publish_then_observe`: the driver publishes two buffers one by one
 //!    while the device pops; every popped buffer is intact and in order, and
@@ -149,6 +150,15 @@ impl SharedMemory for LoomMem {
             self.bytes[o].with_mut(|p| unsafe { *p = s });
         }
         Ok(())
+    }
+    fn release_fence(&self) {
+        loom::sync::atomic::fence(Ordering::Release);
+    }
+    fn acquire_fence(&self) {
+        loom::sync::atomic::fence(Ordering::Acquire);
+    }
+    fn full_fence(&self) {
+        loom::sync::atomic::fence(Ordering::SeqCst);
     }
     fn load_u16_acquire(&self, offset: usize) -> Result<u16, ShmError> {
         Ok(self.index(offset)?.load(Ordering::Acquire))

@@ -14,6 +14,16 @@
 //!   requires the [`io_rmb`](ipc_traits::barrier::io_rmb) instruction
 //!   between the register load and that load.
 //!
+//! The window's fences ([`SharedMemory`](ipc_traits::shm::SharedMemory)'s
+//! `release_fence` / `full_fence` / `acquire_fence`, which `vring` and
+//! `rpmsg` call) get probes too, over a [`RawRegion`](ipc_traits::shm::RawRegion)
+//! whose base is the first argument: `barrier_probe_shm_{release,full}`
+//! store to the window, fence, then store through the second argument;
+//! `barrier_probe_shm_acquire` loads through the second argument, fences,
+//! then loads from the window. The step checks them on AArch64 (`dmb ish`,
+//! `dmb ish`, `dmb ishld`: what `core`'s fences are), so routing the fences
+//! through the window costs no instruction.
+//!
 //! The normal-memory access is a plain (not volatile) one through a raw
 //! pointer, as the rings' accesses are. (A `&mut` would be `noalias`: the
 //! compiler could then drop or move the store across any barrier, because
@@ -245,5 +255,99 @@ pub mod mbox_octeon_probe {
         } else {
             0
         }
+    }
+}
+
+/// The window's fences over real memory (always built; checked on
+/// AArch64).
+pub mod shm_probe {
+    use core::ptr::NonNull;
+
+    use ipc_traits::cache::Coherent;
+    use ipc_traits::shm::{RawRegion, SharedMemory};
+
+    /// A 64-byte coherent window at `base`, or `None` if misaligned.
+    ///
+    /// # Safety
+    ///
+    /// `base` is valid for 64 bytes of reads and writes, 4-aligned, and
+    /// nothing else accesses it meanwhile.
+    unsafe fn window(base: NonNull<u8>) -> Option<RawRegion<Coherent>> {
+        // SAFETY: the caller's contract is `RawRegion::new`'s.
+        unsafe { RawRegion::new(base, 64, 0, Coherent) }.ok()
+    }
+
+    /// Stores `value` at offset 0 of the window at `ring`, a release fence
+    /// through the window, then stores 1 at `flag`.
+    ///
+    /// # Safety
+    ///
+    /// As `window` for `ring`; `flag` is valid for a 4-byte write.
+    #[no_mangle]
+    #[inline(never)]
+    pub unsafe extern "C" fn barrier_probe_shm_release(
+        ring: NonNull<u8>,
+        flag: *mut u32,
+        value: u32,
+    ) -> bool {
+        // SAFETY: the caller guarantees `window`'s contract.
+        let Some(w) = (unsafe { window(ring) }) else {
+            return false;
+        };
+        if w.write(0, &value.to_ne_bytes()).is_err() {
+            return false;
+        }
+        w.release_fence();
+        // SAFETY: the caller guarantees `flag` is writable.
+        unsafe { flag.write_volatile(1) };
+        true
+    }
+
+    /// As [`barrier_probe_shm_release`] with a full fence.
+    ///
+    /// # Safety
+    ///
+    /// As [`barrier_probe_shm_release`].
+    #[no_mangle]
+    #[inline(never)]
+    pub unsafe extern "C" fn barrier_probe_shm_full(
+        ring: NonNull<u8>,
+        flag: *mut u32,
+        value: u32,
+    ) -> bool {
+        // SAFETY: the caller guarantees `window`'s contract.
+        let Some(w) = (unsafe { window(ring) }) else {
+            return false;
+        };
+        if w.write(0, &value.to_ne_bytes()).is_err() {
+            return false;
+        }
+        w.full_fence();
+        // SAFETY: the caller guarantees `flag` is writable.
+        unsafe { flag.write_volatile(1) };
+        true
+    }
+
+    /// Loads `flag`, an acquire fence through the window at `ring`, then
+    /// loads offset 0 of the window.
+    ///
+    /// # Safety
+    ///
+    /// As `window` for `ring`; `flag` is valid for a 4-byte read.
+    #[no_mangle]
+    #[inline(never)]
+    pub unsafe extern "C" fn barrier_probe_shm_acquire(ring: NonNull<u8>, flag: *const u32) -> u32 {
+        // SAFETY: the caller guarantees `window`'s contract.
+        let Some(w) = (unsafe { window(ring) }) else {
+            return 0;
+        };
+        // SAFETY: the caller guarantees `flag` is readable.
+        let seen = unsafe { flag.read_volatile() };
+        w.acquire_fence();
+        let mut word = [0u8; 4];
+        if w.read(0, &mut word).is_err() {
+            return 0;
+        }
+        seen ^ u32::from_ne_bytes(word)
     }
 }

@@ -9,12 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::shm::{check_align, check_range, ErrorType, SharedMemory, ShmError};
+use ipc_traits::sim_order::IoOrder;
 
-use super::{CacheConfig, CacheStats, LineState, MemFaults, SimMemory};
+use super::weak::{Pending, WeakState};
+use super::{CacheConfig, CacheStats, LineState, MemFaults, SimMemory, WeakStats};
 use crate::rng::SplitMix64;
 
 /// One cached line: this core's copy of `LINE` bytes of memory.
@@ -34,6 +36,15 @@ struct CacheState<const LINE: usize> {
     fault_rng: SplitMix64,
     operations: u64,
     outside_window: u64,
+    /// This core's writer id in the memory's history.
+    id: u32,
+    /// Weak ordering (store buffer, early loads), if the memory asked for it.
+    weak: Option<WeakState>,
+    /// The memory version line fills read at (`None`: the newest). Set for
+    /// the duration of a read by a weakly ordered core.
+    fill_at: Option<u64>,
+    /// Whether a fill happened since the field was last cleared.
+    filled: bool,
 }
 
 impl<const LINE: usize> CacheState<LINE> {
@@ -48,11 +59,11 @@ impl<const LINE: usize> CacheState<LINE> {
     /// lock; a torn write-back ([`MemFaults::torn_one_in`]) copies the two
     /// halves separately, in a random order, and lets the peer run between
     /// them.
-    fn write_back(&mut self, mem: &SimMemory, base: usize, bytes: &[u8; LINE]) {
+    fn write_back(&mut self, mem: &SimMemory, base: usize, bytes: &[u8]) {
         let span = Self::span(mem, base);
         let torn = LINE >= 2 && span > LINE / 2 && self.fault_rng.one_in(self.faults.torn_one_in);
         if !torn {
-            mem.lock()[base..base + span].copy_from_slice(&bytes[..span]);
+            mem.lock().store(base, &bytes[..span], self.id);
             return;
         }
         self.stats.torn_write_backs += 1;
@@ -62,22 +73,28 @@ impl<const LINE: usize> CacheState<LINE> {
         } else {
             ((half, span), (0, half))
         };
-        mem.lock()[base + first.0..base + first.1].copy_from_slice(&bytes[first.0..first.1]);
+        mem.lock()
+            .store(base + first.0, &bytes[first.0..first.1], self.id);
         match self.faults.between_halves.clone() {
             Some(peer_looks) => peer_looks(),
             None => std::thread::yield_now(),
         }
-        mem.lock()[base + second.0..base + second.1].copy_from_slice(&bytes[second.0..second.1]);
+        mem.lock()
+            .store(base + second.0, &bytes[second.0..second.1], self.id);
     }
 
     /// The cached line at `base`, filled from memory (atomically) if absent.
     fn line(&mut self, mem: &SimMemory, base: usize) -> &mut CachedLine<LINE> {
         let stats = &mut self.stats;
+        let (fill_at, id, filled) = (self.fill_at, self.id, &mut self.filled);
         self.lines.entry(base).or_insert_with(|| {
             stats.fills += 1;
+            *filled = true;
             let mut bytes = [0u8; LINE];
             let span = Self::span(mem, base);
-            bytes[..span].copy_from_slice(&mem.lock()[base..base + span]);
+            let m = mem.lock();
+            let version = fill_at.unwrap_or(m.version());
+            m.load_at(base, &mut bytes[..span], version, id);
             CachedLine {
                 bytes,
                 dirty: false,
@@ -139,12 +156,117 @@ impl<const LINE: usize> CacheState<LINE> {
         if drop {
             self.stats.invalidate_line_commands += lines;
         }
-        self.maintain(mem, offset, end, clean, drop);
+        let defer = self.weak.is_some();
+        self.maintain(mem, offset, end, clean, drop, defer);
+    }
+
+    /// Calls `op(line, offset_in_line, done, n)` for every line piece of the
+    /// checked range `offset..offset + len`, in order.
+    fn walk(
+        &mut self,
+        mem: &SimMemory,
+        config: &CacheConfig,
+        offset: usize,
+        len: usize,
+        mut op: impl FnMut(&mut CachedLine<LINE>, usize, usize, usize),
+    ) {
+        self.maybe_evict(mem, config.evict_one_in);
+        let capacity = config.capacity_lines.max(1);
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done;
+            let base = pos - pos % LINE;
+            let in_line = pos - base;
+            let n = (LINE - in_line).min(len - done);
+            op(self.line(mem, base), in_line, done, n);
+            self.enforce_capacity(mem, capacity, base);
+            done += n;
+        }
+    }
+
+    /// Stores `src` at the checked `offset` now: into the cache, or into
+    /// memory when the cache is off.
+    fn store_now(&mut self, mem: &SimMemory, config: &CacheConfig, offset: usize, src: &[u8]) {
+        if !config.enabled {
+            mem.lock().store(offset, src, self.id);
+            return;
+        }
+        self.walk(mem, config, offset, src.len(), |line, at, done, n| {
+            line.bytes[at..at + n].copy_from_slice(&src[done..done + n]);
+            line.dirty = true;
+        });
+    }
+
+    /// Lands one buffered store or write-back.
+    fn land_one(&mut self, mem: &SimMemory, config: &CacheConfig, p: &Pending) {
+        if p.write_back {
+            self.write_back(mem, p.offset, &p.bytes);
+        } else {
+            self.store_now(mem, config, p.offset, &p.bytes);
+        }
+    }
+
+    /// Lands buffered stores, in the order given.
+    fn land(&mut self, mem: &SimMemory, config: &CacheConfig, stores: Vec<Pending>) {
+        for p in &stores {
+            self.land_one(mem, config, p);
+        }
+    }
+
+    /// Weak mode: lands the buffered stores an access to
+    /// `offset..offset + len` must come after (same bytes, older epochs).
+    /// `maintenance`: the access is a cache maintenance request, which
+    /// orders nothing when there is no cache.
+    fn order_access(
+        &mut self,
+        mem: &SimMemory,
+        config: &CacheConfig,
+        offset: usize,
+        len: usize,
+        maintenance: bool,
+    ) {
+        if maintenance && !config.enabled {
+            return;
+        }
+        if let Some(weak) = &mut self.weak {
+            let stores = weak.take_overlapping(offset, len.max(1));
+            self.land(mem, config, stores);
+        }
+    }
+
+    /// Weak mode: lands every buffered store (a full barrier, `io_wmb`).
+    fn drain_all(&mut self, mem: &SimMemory, config: &CacheConfig) {
+        if let Some(weak) = &mut self.weak {
+            let stores = weak.take_all();
+            self.land(mem, config, stores);
+        }
+    }
+
+    /// Weak mode, once per operation: a random store may land, and the
+    /// buffer is brought back within its size.
+    fn weak_tick(&mut self, mem: &SimMemory, config: &CacheConfig) {
+        loop {
+            let Some(weak) = &mut self.weak else { return };
+            if !(weak.over_capacity() || weak.roll_drain()) {
+                return;
+            }
+            let Some(p) = weak.take_one() else { return };
+            self.land_one(mem, config, &p);
+        }
     }
 
     /// Writes back the dirty lines in `offset..end` (and drops every line
-    /// there if `drop`).
-    fn maintain(&mut self, mem: &SimMemory, offset: usize, end: usize, clean: bool, drop: bool) {
+    /// there if `drop`). `defer` (weak mode): the write-backs go into the
+    /// store buffer and reach memory as a store would.
+    fn maintain(
+        &mut self,
+        mem: &SimMemory,
+        offset: usize,
+        end: usize,
+        clean: bool,
+        drop: bool,
+        defer: bool,
+    ) {
         if clean {
             let dirty: Vec<(usize, [u8; LINE])> = self
                 .lines
@@ -156,7 +278,10 @@ impl<const LINE: usize> CacheState<LINE> {
                 })
                 .collect();
             for (base, bytes) in dirty {
-                self.write_back(mem, base, &bytes);
+                match &mut self.weak {
+                    Some(weak) if defer => weak.buffer_write_back(base, &bytes),
+                    _ => self.write_back(mem, base, &bytes),
+                }
                 self.stats.lines_cleaned += 1;
             }
         }
@@ -208,7 +333,36 @@ impl<const LINE: usize> CacheState<LINE> {
 pub struct SimCore<const LINE: usize> {
     mem: SimMemory,
     config: CacheConfig,
-    state: Mutex<CacheState<LINE>>,
+    state: Arc<Mutex<CacheState<LINE>>>,
+    /// Weak mode: what the I/O barriers of this core's threads reach.
+    port: Option<Arc<dyn IoOrder>>,
+}
+
+/// The I/O-barrier side of a weakly ordered [`SimCore`]
+/// (`ipc_traits::sim_order`).
+struct Port<const LINE: usize> {
+    mem: SimMemory,
+    config: CacheConfig,
+    state: Arc<Mutex<CacheState<LINE>>>,
+}
+
+impl<const LINE: usize> IoOrder for Port<LINE> {
+    fn io_wmb(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.drain_all(&self.mem, &self.config);
+        if let Some(weak) = &mut state.weak {
+            weak.stats.io_wmbs += 1;
+        }
+    }
+
+    fn io_rmb(&self) {
+        let now = self.mem.lock().version();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(weak) = &mut state.weak {
+            weak.stats.io_rmbs += 1;
+            weak.floor = weak.floor.max(now);
+        }
+    }
 }
 
 impl<const LINE: usize> fmt::Debug for SimCore<LINE> {
@@ -230,23 +384,66 @@ impl<const LINE: usize> SimCore<LINE> {
 
     pub(crate) fn new(mem: SimMemory, config: CacheConfig) -> Self {
         let () = Self::LINE_IS_POWER_OF_TWO;
+        let (order, id, now) = {
+            let mut m = mem.lock();
+            let (order, id) = m.enrol();
+            (order, id, m.version())
+        };
+        let config = match order {
+            Some(o) if o.uncached => CacheConfig {
+                enabled: false,
+                ..config
+            },
+            _ => config,
+        };
         assert!(
             !config.enabled || LINE >= 4,
             "a cached SimCore needs LINE >= 4 so that 32-bit indices never span two lines"
         );
+        let state = Arc::new(Mutex::new(CacheState {
+            lines: BTreeMap::new(),
+            rng: SplitMix64::new(config.seed),
+            stats: CacheStats::default(),
+            faults: MemFaults::default(),
+            fault_rng: SplitMix64::new(0),
+            operations: 0,
+            outside_window: 0,
+            id,
+            weak: order.map(|o| WeakState::new(o, config.seed, now)),
+            fill_at: None,
+            filled: false,
+        }));
+        let port = order.map(|_| {
+            Arc::new(Port {
+                mem: mem.clone(),
+                config,
+                state: Arc::clone(&state),
+            }) as Arc<dyn IoOrder>
+        });
+        if let Some(port) = &port {
+            ipc_traits::sim_order::register(port);
+        }
         Self {
             mem,
             config,
-            state: Mutex::new(CacheState {
-                lines: BTreeMap::new(),
-                rng: SplitMix64::new(config.seed),
-                stats: CacheStats::default(),
-                faults: MemFaults::default(),
-                fault_rng: SplitMix64::new(0),
-                operations: 0,
-                outside_window: 0,
-            }),
+            state,
+            port,
         }
+    }
+
+    /// What weak ordering has done so far (`None`: a sequentially
+    /// consistent core).
+    #[must_use]
+    pub fn weak_stats(&self) -> Option<WeakStats> {
+        self.lock().weak.as_ref().map(|w| w.stats)
+    }
+
+    /// Weak mode: lands every buffered store of this core now (what
+    /// eventually happens on silicon; a test calls it before looking at
+    /// memory behind the core's back). Not a barrier of the program: not
+    /// counted.
+    pub fn drain_stores(&self) {
+        self.lock().drain_all(&self.mem, &self.config);
     }
 
     fn lock(&self) -> MutexGuard<'_, CacheState<LINE>> {
@@ -297,8 +494,14 @@ impl<const LINE: usize> SimCore<LINE> {
     }
 
     /// Counts one memory operation; panics past [`MemFaults::op_limit`].
+    /// Weak mode: registers the core with the calling thread (for its I/O
+    /// barriers) and lets a buffered store land.
     fn operation(&self) {
+        if let Some(port) = &self.port {
+            ipc_traits::sim_order::register(port);
+        }
         let mut state = self.lock();
+        state.weak_tick(&self.mem, &self.config);
         state.operations += 1;
         let limit = state.faults.op_limit;
         if limit != 0 && state.operations > limit {
@@ -362,7 +565,9 @@ impl<const LINE: usize> SimCore<LINE> {
     /// Writes back every dirty line and empties the cache (test teardown).
     /// Counted as cleans and invalidations.
     pub fn flush_all(&self) {
-        self.lock().maintain(&self.mem, 0, usize::MAX, true, true);
+        let mut state = self.lock();
+        state.drain_all(&self.mem, &self.config);
+        state.maintain(&self.mem, 0, usize::MAX, true, true, false);
     }
 
     /// [`SharedMemory::clean`], by window offset. (An inherent method, so
@@ -376,7 +581,9 @@ impl<const LINE: usize> SimCore<LINE> {
     pub fn clean(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         self.operation();
         let end = self.count_outside(self.check_lines(offset, len))?;
-        self.lock().command(&self.mem, offset, end, true, false);
+        let mut state = self.lock();
+        state.order_access(&self.mem, &self.config, offset, len, true);
+        state.command(&self.mem, offset, end, true, false);
         Ok(())
     }
 
@@ -389,7 +596,9 @@ impl<const LINE: usize> SimCore<LINE> {
     pub fn invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         self.operation();
         let end = self.count_outside(self.check_lines(offset, len))?;
-        self.lock().command(&self.mem, offset, end, false, true);
+        let mut state = self.lock();
+        state.order_access(&self.mem, &self.config, offset, len, true);
+        state.command(&self.mem, offset, end, false, true);
         Ok(())
     }
 
@@ -402,7 +611,9 @@ impl<const LINE: usize> SimCore<LINE> {
     pub fn clean_invalidate(&self, offset: usize, len: usize) -> Result<(), ShmError> {
         self.operation();
         let end = self.count_outside(self.check_lines(offset, len))?;
-        self.lock().command(&self.mem, offset, end, true, true);
+        let mut state = self.lock();
+        state.order_access(&self.mem, &self.config, offset, len, true);
+        state.command(&self.mem, offset, end, true, true);
         Ok(())
     }
 
@@ -414,68 +625,81 @@ impl<const LINE: usize> SimCore<LINE> {
         Ok(offset + len)
     }
 
-    /// Calls `op(line, offset_in_line, done, n)` for every line piece of the
-    /// checked range `offset..offset + len`, in order.
-    fn walk(
-        &self,
-        offset: usize,
-        len: usize,
-        mut op: impl FnMut(&mut CachedLine<LINE>, usize, usize, usize),
-    ) {
+    /// Reads a checked range; returns the memory version the read saw.
+    fn read_checked(&self, offset: usize, dst: &mut [u8]) -> u64 {
         let mut state = self.lock();
         let state = &mut *state;
-        state.maybe_evict(&self.mem, self.config.evict_one_in);
-        let capacity = self.config.capacity_lines.max(1);
-        let mut done = 0;
-        while done < len {
-            let pos = offset + done;
-            let base = pos - pos % LINE;
-            let in_line = pos - base;
-            let n = (LINE - in_line).min(len - done);
-            op(state.line(&self.mem, base), in_line, done, n);
-            state.enforce_capacity(&self.mem, capacity, base);
-            done += n;
-        }
-    }
-
-    /// Reads a checked range.
-    fn read_checked(&self, offset: usize, dst: &mut [u8]) {
+        state.order_access(&self.mem, &self.config, offset, dst.len(), false);
+        let now = self.mem.lock().version();
+        let version = match &mut state.weak {
+            Some(weak) => weak.load_version(now),
+            None => now,
+        };
         if !self.config.enabled {
-            dst.copy_from_slice(&self.mem.lock()[offset..offset + dst.len()]);
-            return;
+            self.mem.lock().load_at(offset, dst, version, state.id);
+            return version;
         }
-        self.walk(offset, dst.len(), |line, at, done, n| {
-            dst[done..done + n].copy_from_slice(&line.bytes[at..at + n]);
-        });
+        state.fill_at = Some(version);
+        state.filled = false;
+        state.walk(
+            &self.mem,
+            &self.config,
+            offset,
+            dst.len(),
+            |line, at, done, n| {
+                dst[done..done + n].copy_from_slice(&line.bytes[at..at + n]);
+            },
+        );
+        state.fill_at = None;
+        // A read served from the cache alone executed now.
+        if state.filled {
+            version
+        } else {
+            now
+        }
     }
 
-    /// Writes a checked range.
+    /// Writes a checked range (weak mode: into the store buffer).
     fn write_checked(&self, offset: usize, src: &[u8]) {
-        if !self.config.enabled {
-            self.mem.lock()[offset..offset + src.len()].copy_from_slice(src);
-            return;
+        let mut state = self.lock();
+        match &mut state.weak {
+            Some(weak) => weak.buffer(offset, src),
+            None => state.store_now(&self.mem, &self.config, offset, src),
         }
-        self.walk(offset, src.len(), |line, at, done, n| {
-            line.bytes[at..at + n].copy_from_slice(&src[done..done + n]);
-            line.dirty = true;
-        });
     }
 
-    /// An aligned index load (one line: `LINE >= 4` when cached).
+    /// Weak mode: a release barrier (later stores land after earlier ones).
+    fn release(&self) {
+        if let Some(weak) = &mut self.lock().weak {
+            weak.release();
+        }
+    }
+
+    /// Weak mode: an acquire barrier executed when memory was at `version`.
+    fn acquire(&self, version: u64) {
+        if let Some(weak) = &mut self.lock().weak {
+            weak.acquire(version);
+        }
+    }
+
+    /// An aligned index load (one line: `LINE >= 4` when cached), with
+    /// acquire ordering.
     fn load<const N: usize>(&self, offset: usize) -> Result<[u8; N], ShmError> {
         self.operation();
         check_align(offset, N)?;
         self.count_outside(check_range(self.mem.len(), offset, N))?;
         let mut bytes = [0u8; N];
-        self.read_checked(offset, &mut bytes);
+        let version = self.read_checked(offset, &mut bytes);
+        self.acquire(version);
         Ok(bytes)
     }
 
-    /// An aligned index store.
+    /// An aligned index store, with release ordering.
     fn store<const N: usize>(&self, offset: usize, bytes: [u8; N]) -> Result<(), ShmError> {
         self.operation();
         check_align(offset, N)?;
         self.count_outside(check_range(self.mem.len(), offset, N))?;
+        self.release();
         self.write_checked(offset, &bytes);
         Ok(())
     }
@@ -496,9 +720,20 @@ impl<const LINE: usize> SimCore<LINE> {
         let window = self.window_range(&range);
         let mut state = self.lock();
         match window {
-            Some((offset, end)) => state.command(&self.mem, offset, end, clean, drop),
+            Some((offset, end)) => {
+                state.order_access(&self.mem, &self.config, offset, end - offset, true);
+                state.command(&self.mem, offset, end, clean, drop);
+            }
             None => state.stats.maintenance_outside_window += 1,
         }
+    }
+}
+
+/// A core that goes away (its thread ended) lets its buffered stores land,
+/// as they would in time on silicon.
+impl<const LINE: usize> Drop for SimCore<LINE> {
+    fn drop(&mut self) {
+        self.drain_stores();
     }
 }
 
@@ -511,6 +746,31 @@ impl<const LINE: usize> SharedMemory for SimCore<LINE> {
 
     fn len(&self) -> usize {
         self.mem.len()
+    }
+
+    fn release_fence(&self) {
+        self.release();
+    }
+
+    fn acquire_fence(&self) {
+        let now = self.mem.lock().version();
+        self.acquire(now);
+    }
+
+    fn full_fence(&self) {
+        let now = {
+            let mut state = self.lock();
+            state.drain_all(&self.mem, &self.config);
+            match &mut state.weak {
+                Some(weak) => {
+                    weak.stats.full_fences += 1;
+                    weak.release();
+                }
+                None => return,
+            }
+            self.mem.lock().version()
+        };
+        self.acquire(now);
     }
 
     fn peer_base(&self) -> u64 {
@@ -588,6 +848,7 @@ impl<const LINE: usize> CacheMaintenance for SimCore<LINE> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::WeakOrder;
 
     fn pinned() -> CacheConfig {
         CacheConfig::write_back(1).never_evict()
@@ -789,5 +1050,116 @@ mod tests {
     #[should_panic(expected = "LINE >= 4")]
     fn a_cached_core_with_lines_narrower_than_an_index_is_refused() {
         drop(SimMemory::new(64, 0).core::<2>(CacheConfig::write_back(0)));
+    }
+    fn weak_core(seed: u64, drain_one_in: u32) -> (SimMemory, SimCore<32>) {
+        let mem = SimMemory::new(256, 0).weak(WeakOrder {
+            drain_one_in,
+            ..WeakOrder::arm_like(seed).uncached()
+        });
+        let core = mem.core(pinned());
+        (mem, core)
+    }
+
+    #[test]
+    fn weak_stores_land_out_of_order_unless_a_release_separates_them() {
+        let seeds = if cfg!(miri) { 8 } else { 64 };
+        let run = |fenced: bool| {
+            let mut overtaken = 0;
+            for seed in 0..seeds {
+                let (mem, core) = weak_core(seed, 2);
+                core.write(0, &[1; 4]).unwrap();
+                if fenced {
+                    core.release_fence();
+                }
+                core.write(64, &[2; 4]).unwrap();
+                for _ in 0..seeds {
+                    let now = mem.snapshot();
+                    overtaken += u32::from(now[64] == 2 && now[0] == 0);
+                    let mut b = [0u8; 4];
+                    core.read(128, &mut b).unwrap(); // time passes
+                }
+                assert_eq!(mem.snapshot()[..4], [1; 4], "seed {seed}: landed");
+            }
+            overtaken
+        };
+        assert!(run(false) > 0, "no reordering without the release");
+        assert_eq!(run(true), 0, "a release keeps the order");
+    }
+
+    #[test]
+    fn a_doorbell_without_io_wmb_does_not_wait_for_buffered_stores() {
+        let (mem, core) = weak_core(1, 0);
+        core.write(0, &[7; 4]).unwrap();
+        // A register write here would find memory without the stores ...
+        assert_eq!(mem.snapshot()[..4], [0; 4]);
+        // ... and after the I/O write barrier of this thread's core, with.
+        ipc_traits::barrier::io_wmb();
+        assert_eq!(mem.snapshot()[..4], [7; 4]);
+        let stats = core.weak_stats().unwrap();
+        assert_eq!((stats.stores_buffered, stats.io_wmbs), (1, 1));
+        // Another thread's barrier does not reach this core.
+        core.write(4, &[8; 4]).unwrap();
+        std::thread::spawn(ipc_traits::barrier::io_wmb)
+            .join()
+            .unwrap();
+        assert_eq!(mem.snapshot()[4..8], [0; 4]);
+        core.full_fence();
+        assert_eq!(mem.snapshot()[4..8], [8; 4]);
+    }
+
+    #[test]
+    fn weak_loads_run_early_until_an_acquire_and_see_own_stores() {
+        let (mem, core) = weak_core(3, 0);
+        for v in 1..=20u8 {
+            mem.poke(0, &[v]).unwrap();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let mut b = [0u8; 1];
+            core.read(0, &mut b).unwrap();
+            seen.insert(b[0]);
+        }
+        assert!(seen.len() > 2 && seen.contains(&20), "{seen:?}");
+        core.acquire_fence();
+        for _ in 0..50 {
+            let mut b = [0u8; 1];
+            core.read(0, &mut b).unwrap();
+            assert_eq!(b[0], 20, "after the acquire");
+        }
+        // An I/O read barrier ends early loads too.
+        mem.poke(0, &[21]).unwrap();
+        mem.poke(0, &[22]).unwrap();
+        ipc_traits::barrier::io_rmb();
+        let mut b = [0u8; 1];
+        core.read(0, &mut b).unwrap();
+        assert_eq!(b[0], 22);
+        // Its own stores it always sees, landed or not.
+        mem.poke(8, &[1]).unwrap();
+        core.write(8, &[9]).unwrap();
+        core.drain_stores();
+        mem.poke(12, &[1]).unwrap();
+        for _ in 0..50 {
+            core.read(8, &mut b).unwrap();
+            assert_eq!(b[0], 9);
+        }
+    }
+
+    #[test]
+    fn a_clean_write_back_waits_in_the_buffer_until_its_line_is_used_again() {
+        let mem = SimMemory::new(256, 0).weak(WeakOrder {
+            drain_one_in: 0,
+            ..WeakOrder::arm_like(5)
+        });
+        let core: SimCore<32> = mem.core(pinned());
+        core.write(0, &[3; 4]).unwrap();
+        core.clean(0, 32).unwrap();
+        // The write-back waits in the buffer: memory has nothing yet.
+        assert_eq!(mem.snapshot()[..4], [0; 4]);
+        assert_eq!(core.weak_stats().unwrap().write_backs_buffered, 1);
+        // Invalidating and reading the line lands it first.
+        core.invalidate(0, 32).unwrap();
+        let mut b = [0u8; 4];
+        core.read(0, &mut b).unwrap();
+        assert_eq!((b, &mem.snapshot()[..4]), ([3; 4], &[3u8; 4][..]));
     }
 }

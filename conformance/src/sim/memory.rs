@@ -1,12 +1,101 @@
 //! The simulated shared memory: the bytes every core and the peer see.
 #![deny(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ipc_traits::shm::{check_range, ShmError};
 
-use super::{CacheConfig, SimCore};
+use super::{CacheConfig, SimCore, WeakOrder};
+
+/// The writer id of changes made outside every core ([`SimMemory::poke`]).
+pub(crate) const OUTSIDE: u32 = u32::MAX;
+
+/// How many recent changes a weakly ordered memory remembers, so that a
+/// load running early can see memory as it was (older versions come back
+/// as the oldest remembered one: newer than asked, which is always allowed).
+const HISTORY: usize = 512;
+
+/// One remembered change: the bytes it overwrote.
+struct Change {
+    version: u64,
+    offset: usize,
+    old: Vec<u8>,
+    by: u32,
+}
+
+/// The bytes, their version (one per change) and, in weak mode, the recent
+/// history.
+pub(crate) struct MemState {
+    bytes: Vec<u8>,
+    version: u64,
+    history: VecDeque<Change>,
+    weak: Option<WeakOrder>,
+    cores: u32,
+}
+
+impl MemState {
+    /// The version of memory now: how many changes it has had.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The current bytes of `offset..offset + len` (checked by the caller).
+    pub(crate) fn bytes(&self, offset: usize, len: usize) -> &[u8] {
+        &self.bytes[offset..offset + len]
+    }
+
+    /// Writes `src` at `offset` (checked by the caller) as writer `by`.
+    pub(crate) fn store(&mut self, offset: usize, src: &[u8], by: u32) {
+        let at = offset..offset + src.len();
+        self.version += 1;
+        if self.weak.is_some() {
+            if self.history.len() == HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(Change {
+                version: self.version,
+                offset,
+                old: self.bytes[at.clone()].to_vec(),
+                by,
+            });
+        }
+        self.bytes[at].copy_from_slice(src);
+    }
+
+    /// Copies `offset..offset + dst.len()` as memory held it at `version`
+    /// (as far as the history reaches), except that the changes of writer
+    /// `me` are always seen: a core never loses its own stores.
+    pub(crate) fn load_at(&self, offset: usize, dst: &mut [u8], version: u64, me: u32) {
+        dst.copy_from_slice(&self.bytes[offset..offset + dst.len()]);
+        if version >= self.version {
+            return;
+        }
+        let mut own = vec![false; dst.len()];
+        for change in self.history.iter().rev() {
+            if change.version <= version {
+                break;
+            }
+            let start = change.offset.max(offset);
+            let end = (change.offset + change.old.len()).min(offset + dst.len());
+            for at in start..end {
+                let i = at - offset;
+                if change.by == me {
+                    own[i] = true;
+                } else if !own[i] {
+                    dst[i] = change.old[at - change.offset];
+                }
+            }
+        }
+    }
+
+    /// The weak ordering cores built now get, and a fresh writer id.
+    pub(crate) fn enrol(&mut self) -> (Option<WeakOrder>, u32) {
+        self.cores += 1;
+        (self.weak, self.cores)
+    }
+}
 
 /// Simulated shared memory: the bytes both cores see, behind their caches.
 ///
@@ -34,7 +123,7 @@ use super::{CacheConfig, SimCore};
 /// ```
 #[derive(Clone)]
 pub struct SimMemory {
-    bytes: Arc<Mutex<Vec<u8>>>,
+    bytes: Arc<Mutex<MemState>>,
     len: usize,
     peer_base: u64,
 }
@@ -81,7 +170,13 @@ impl SimMemory {
             "SimMemory: peer_base {peer_base:#x} + len {len} overflows"
         );
         Self {
-            bytes: Arc::new(Mutex::new(bytes)),
+            bytes: Arc::new(Mutex::new(MemState {
+                bytes,
+                version: 0,
+                history: VecDeque::new(),
+                weak: None,
+                cores: 0,
+            })),
             len,
             peer_base,
         }
@@ -108,7 +203,33 @@ impl SimMemory {
     /// What memory holds now (no cache is consulted or written back).
     #[must_use]
     pub fn snapshot(&self) -> Vec<u8> {
-        self.lock().clone()
+        self.lock().bytes.clone()
+    }
+
+    /// Makes every core built from this memory from now on (through any
+    /// clone of the handle) weakly ordered as `order` says (see the
+    /// [module docs](super#weak-ordering)); cores built before keep their
+    /// order.
+    #[must_use]
+    pub fn weak(self, order: WeakOrder) -> Self {
+        self.lock().weak = Some(order);
+        self
+    }
+
+    /// [`SimMemory::weak`] when `order` is `Some`, this memory unchanged
+    /// otherwise (what a suite run in both modes calls).
+    #[must_use]
+    pub fn with_order(self, order: Option<WeakOrder>) -> Self {
+        match order {
+            Some(order) => self.weak(order),
+            None => self,
+        }
+    }
+
+    /// The weak ordering new cores get, if any.
+    #[must_use]
+    pub fn weak_order(&self) -> Option<WeakOrder> {
+        self.lock().weak
     }
 
     /// Copies memory at `offset` into `dst`, bypassing every cache.
@@ -118,7 +239,7 @@ impl SimMemory {
     /// [`ShmError::OffsetOutsideWindow`] (nothing is copied).
     pub fn peek(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
         check_range(self.len, offset, dst.len())?;
-        dst.copy_from_slice(&self.lock()[offset..offset + dst.len()]);
+        dst.copy_from_slice(self.lock().bytes(offset, dst.len()));
         Ok(())
     }
 
@@ -130,7 +251,7 @@ impl SimMemory {
     /// [`ShmError::OffsetOutsideWindow`] (nothing is written).
     pub fn poke(&self, offset: usize, bytes: &[u8]) -> Result<(), ShmError> {
         check_range(self.len, offset, bytes.len())?;
-        self.lock()[offset..offset + bytes.len()].copy_from_slice(bytes);
+        self.lock().store(offset, bytes, OUTSIDE);
         Ok(())
     }
 
@@ -161,7 +282,7 @@ impl SimMemory {
     /// Locks the bytes. A panic in another thread while holding the lock
     /// cannot leave them inconsistent (every update is a plain copy), so a
     /// poisoned lock is used as is.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, MemState> {
         self.bytes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -85,12 +85,50 @@
 //! input before using it never makes one, so suites assert it is 0.
 //! [`SimMemory::poke`] is how a test plays a peer that writes random bytes.
 //!
+//! # Weak ordering
+//!
+//! By default every access takes the same lock and lands at once, so the
+//! cores are sequentially consistent. [`SimMemory::weak`] makes the cores
+//! built from a memory weakly ordered, like an Arm core ([`WeakOrder`];
+//! seeded, deterministic per seed and per sequence of accesses):
+//!
+//! - **Stores wait in a per-core store buffer** (in front of the cache, or
+//!   of memory when uncached) and land in any order, one at random per
+//!   operation with probability 1/[`WeakOrder::drain_one_in`] or when more
+//!   than [`WeakOrder::buffer_entries`] wait. A **release** barrier
+//!   ([`SharedMemory::release_fence`](ipc_traits::shm::SharedMemory::release_fence),
+//!   and the one inside every `store_*_release`) keeps later stores behind
+//!   every earlier one; a **full** barrier lands them all.
+//! - **Loads may run early**: with probability
+//!   1/[`WeakOrder::early_load_one_in`] a load from memory (an uncached
+//!   read, or a line fill for a read) sees memory as it was at a random
+//!   point since the core's last **acquire** barrier (explicit, inside
+//!   every `load_*_acquire` (from the point that load executed), or a full
+//!   barrier). A core always sees its own stores, and an access to bytes
+//!   still in its buffer lands them first (with everything a barrier put
+//!   before them), as same-address ordering requires; `clean` and
+//!   `invalidate` do the same for their range, then act at once.
+//! - **A doorbell does not wait**: a simulated register write is not
+//!   ordered after buffered stores unless the driver called the register
+//!   trait's `io_wmb` (it lands every buffered store of the calling
+//!   thread's cores, `ipc_traits::sim_order`), and a load after a register
+//!   read may still run early unless the driver called `io_rmb` (it raises
+//!   the floor of those cores to now). A thread plays a core: a core
+//!   registers with every thread that uses it.
+//!
+//! It composes with the cache ([`WeakOrder::uncached`] turns the caches of
+//! the memory's cores off, the uncached mapping where only barriers order
+//! anything), with [`MemFaults`] and with the backends' doorbell faults.
+//! [`SimCore::weak_stats`] counts reorderings and early loads so a suite can
+//! show that the weakness was exercised.
+//!
 //! # Design notes
 //!
 //! Not modelled (yet): torn line fills, speculative
 //! prefetch of lines the program did not touch (cache-and-wake.md §0 point
-//! 2), per-byte dirty masks, and weak memory ordering. Every memory access
-//! takes the same lock, so the model is sequentially consistent: a missing
+//! 2), per-byte dirty masks, cache maintenance that completes after later
+//! stores (here `clean` is synchronous), and load-load reordering of two
+//! reads of the same bytes. Without [`SimMemory::weak`] a missing
 //! `Release`/`Acquire` is found by Miri and loom, not by this model.
 //!
 //! # Examples
@@ -118,12 +156,14 @@
 
 mod cache;
 mod memory;
+mod weak;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use cache::SimCore;
 pub use memory::SimMemory;
+pub use weak::{WeakOrder, WeakStats};
 
 /// Seeded faults of one [`SimCore`] (see the [module docs](self#faults)).
 /// `Default` is "no faults".
