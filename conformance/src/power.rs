@@ -1110,12 +1110,9 @@ macro_rules! stop_suite {
         }
         #[test]
         fn weak_stop_with_wake_interrupt_echo() {
-            // Three times the weak count: "both cores slept" needs each
-            // core idle long enough at least once, and a loaded machine
-            // once gave one core no STOP in 2 000 messages.
             let (a, b) = $crate::power::stop_safe_echo_in::<$link>(
                 53,
-                3 * $crate::link::weak_count(),
+                $crate::link::weak_count(),
                 $crate::link::weak_order(53, false),
             );
             $crate::link::assert_weakly_ordered(&[a.weak, b.weak]);
@@ -1124,7 +1121,7 @@ macro_rules! stop_suite {
         fn weak_uncached_stop_with_wake_interrupt_echo() {
             let (a, b) = $crate::power::stop_safe_echo_in::<$link>(
                 54,
-                3 * $crate::link::weak_count(),
+                $crate::link::weak_count(),
                 $crate::link::weak_order(54, true),
             );
             $crate::link::assert_weakly_ordered(&[a.weak, b.weak]);
