@@ -1059,11 +1059,21 @@ pub fn stop_safe_echo_in<L: WakeDoorbellLink>(
         (0, 0),
         "a doorbell reached a core in STOP"
     );
-    assert!(
-        a.sleeps > 0 && b.sleeps > 0,
-        "both cores slept: {a:?} {b:?}"
-    );
-    assert!(a.asleep > 0 && b.asleep > 0);
+    if weak.is_none() {
+        assert!(
+            a.sleeps > 0 && b.sleeps > 0,
+            "both cores slept: {a:?} {b:?}"
+        );
+        assert!(a.asleep > 0 && b.asleep > 0);
+    } else {
+        // Weak runs are about ordering around the wake and the doorbell;
+        // each core's STOP coverage is the plain 20k run's assertion. In
+        // a weak run one core can stay busy throughout when the machine is
+        // loaded (seen: core A never idle in 6 000 messages during a full
+        // workspace run, while it sleeps in isolation), so only one core
+        // going into STOP is required here.
+        assert!(a.sleeps + b.sleeps > 0, "neither core slept: {a:?} {b:?}");
+    }
     assert_eq!(a.unresponsive + b.unresponsive, 0);
     // Every doorbell went through a confirmed wake, and each side
     // acknowledged the other's wakes without forcing.
