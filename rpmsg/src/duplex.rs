@@ -76,9 +76,14 @@
 //!   ([`Link::restart`], [`Link::end_session`], [`restart::Announcements`]
 //!   to announce again);
 //! - [`watch`]: the unresponsive-peer bound ([`watch::Watchdog`], aged by
-//!   ticks).
+//!   ticks);
+//! - `asynch` (feature `async`): `recv`/`send` futures on the halves and
+//!   the queue layer, woken from the mailbox interrupt.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+pub mod asynch;
 pub mod ns;
 pub mod queues;
 pub mod restart;

@@ -291,11 +291,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
     /// Messages waiting for `ep` (queued, or the one reception stopped at);
     /// 0 for an endpoint not bound here.
     pub fn queued(&self, ep: &Endpoint) -> usize {
-        let Ok(k) = self.slot_of(ep) else {
-            return 0;
-        };
-        let stalled = matches!(*self.stalled, Some((s, _)) if s == k);
-        self.fifos[k].len + usize::from(stalled)
+        self.slot(ep).map_or(0, |k| self.queued_at(k))
     }
 
     /// Whether reception is stopped by a full queue.
@@ -322,6 +318,17 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
     /// [`super::Tx::owes_doorbell`]).
     pub fn owes_doorbell(&self) -> bool {
         self.rx.owes_doorbell()
+    }
+
+    /// `ep`'s slot in the storage, if bound on this link.
+    pub(super) fn slot(&self, ep: &Endpoint) -> Option<usize> {
+        self.rx.eps.iter().position(|a| *a == ep.addr)
+    }
+
+    /// Messages waiting for the endpoint at storage slot `k`.
+    pub(super) fn queued_at(&self, k: usize) -> usize {
+        let stalled = matches!(*self.stalled, Some((s, _)) if s == k);
+        self.fifos.get(k).map_or(0, |f| f.len) + usize::from(stalled)
     }
 
     fn slot_of(&self, ep: &Endpoint) -> Result<usize, Error> {
