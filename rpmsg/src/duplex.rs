@@ -79,6 +79,11 @@
 //!   ticks);
 //! - `asynch` (feature `async`): `recv`/`send` futures on the halves and
 //!   the queue layer, woken from the mailbox interrupt.
+//!
+//! Statistics are not a layer: the halves' counters ([`TxStats`],
+//! [`RxStats`]) cost 4 of rpmsg's 365 instructions per 16-byte copied
+//! message (callgrind, `bench instr_crate_rpmsg_16_copy`: 361 with them
+//! compiled out), so they stay on and no feature switches them.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "async")]
