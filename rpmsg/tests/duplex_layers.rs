@@ -490,6 +490,7 @@ fn watchdog_counts_a_doorbell_the_mailbox_never_takes() {
     assert_eq!(fifo.0.borrow().1, [0], "the owed doorbell went out");
     assert_eq!(dog.unresponsive(), 1);
     let mut never = Watchdog::new(0);
+    assert_eq!(never.after(), 0);
     fifo.0.borrow_mut().0 = true;
     assert_eq!(tx.announce(&rep, "svc2"), Ok(Sent::Sent));
     assert!((0..100).all(|_| !never.tick(&mut tx)), "0: never gives up");
@@ -524,4 +525,49 @@ fn name_is_checked_before_announcements_are_remembered() {
     assert_eq!(ann.on_restart(), 0);
     let _ = NsAction::Create;
     let _ = NsMessage::decode::<Legacy>;
+}
+
+#[test]
+fn blocking_send_waits_within_its_budget_then_reports_no_buffer() {
+    use ipc_traits::mailbox::Spins;
+    let mut b = backing();
+    let shm = common::region(&mut b);
+    let (_, mrings) = common::master_rings(&shm, 1);
+    let mut ms = Storage::<1>::new();
+    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
+    let (_, rrings) = remote_rings(&shm);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    let _rep = remote.bind(30).unwrap();
+    let mep = master.bind(0x400).unwrap();
+    let (mut mtx, _) = master.split();
+    let (_, mut rrx) = remote.split();
+    for _ in 0..NUM {
+        assert_eq!(
+            mtx.blocking_send(&mep, 30, b"m", Spins::new(0)),
+            Ok(Sent::Sent)
+        );
+    }
+    let waits = mtx.stats().buffer_waits;
+    assert_eq!(
+        mtx.blocking_send(&mep, 30, b"m", Spins::new(5)),
+        Ok(Sent::NoBuffer)
+    );
+    assert_eq!(
+        mtx.stats().buffer_waits,
+        waits + 6,
+        "the first try and five retries"
+    );
+    let mut out = [0u8; 4];
+    assert!(rrx.try_recv(&mut out).unwrap().is_some());
+    assert_eq!(
+        mtx.blocking_send(&mep, 30, b"m", Spins::new(5)),
+        Ok(Sent::Sent)
+    );
+    assert!(rrx.try_recv(&mut out).unwrap().is_some());
+    assert_eq!(
+        mtx.blocking_send(&mep, 30, &[0; 600], Spins::new(5)),
+        Err(Error::TooLong { len: 600, max: 496 }),
+        "errors at once"
+    );
 }

@@ -18,11 +18,12 @@
 //! The halves keep no clock and no liveness state: an application that
 //! never ticks links none of this.
 
-use ipc_traits::mailbox::Notify;
+use ipc_traits::mailbox::{Budget, Notify};
 
+use crate::link::Error;
 use crate::rings::{Halves, TxRing};
 
-use super::Tx;
+use super::{Endpoint, Sent, Tx};
 
 /// Ticks after which a silent peer is counted unresponsive by default
 /// (one second of a 1 ms tick).
@@ -130,5 +131,35 @@ impl Watchdog {
             seen_waits: self.seen_waits,
             ..Self::new(self.after)
         };
+    }
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
+    /// [`Tx::try_send`], retrying within `budget` while no transmit buffer
+    /// is free: the bounded wait of a task that has nothing else to do.
+    /// [`Sent::NoBuffer`] when the budget ran out (the peer kept its
+    /// buffers all along: a [`Watchdog`] ticking meanwhile counts it).
+    ///
+    /// The receive half is not serviced meanwhile: if the peer waits for
+    /// this side to read before it gives buffers back, receive in another
+    /// context (the interrupt), or use a small budget and receive between
+    /// calls.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tx::try_send`], at once.
+    pub fn blocking_send(
+        &mut self,
+        src: &Endpoint,
+        dst: u32,
+        data: &[u8],
+        mut budget: impl Budget,
+    ) -> Result<Sent, Error> {
+        loop {
+            match self.try_send(src, dst, data)? {
+                Sent::NoBuffer if budget.next() => {}
+                done => return Ok(done),
+            }
+        }
     }
 }
