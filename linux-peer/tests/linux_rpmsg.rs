@@ -389,14 +389,17 @@ fn a_guest_killed_mid_transfer_ends_the_exchange_with_a_clear_failure() {
     if std::env::var_os("LINUX_PEER_VERBOSE").is_some() {
         println!("device side after the kill: {err}");
     }
-    // Messages already taken from the ring when the kill landed are still
-    // handled, so the count is past 1000 but short of the full exchange.
+    // The kill lands in the handler of the 1000th message; messages already
+    // taken from the ring are handled after it only while a transmit buffer
+    // for the reply is free (a dead guest returns none): a fresh-clone CI
+    // run handled exactly 1000 with 31 taken, others handle a few more. So
+    // at least 1000, and short of the full exchange.
     let got: u64 = err
         .split(" messages from Linux")
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected error {err}\n{report}"));
-    assert!(got > 1000 && got < RAW_COUNT, "{err}\n{report}");
+    assert!(got >= 1000 && got < RAW_COUNT, "{err}\n{report}");
     assert!(outcome.exit.is_ok(), "{report}");
     assert!(
         !outcome.console.iter().any(|l| l == "INIT done"),
