@@ -76,7 +76,7 @@ use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
 };
-use crate::ring::{fence, Field, RingMem};
+use crate::ring::{fence, Field, Fresh, RingMem};
 
 /// The window range buffers named by the driver may occupy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +215,9 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `avail.idx` is ordered after that store (the re-check a pop does on
     /// an empty ring); `None` when unknown (at attach, after disabling).
     armed_at: Option<u16>,
+    /// Available-entry lines invalidated since the last fetch of
+    /// `avail.idx` ([`RingMem::invalidate_entry`]).
+    fresh: Fresh,
     broken: bool,
     stats: Stats,
 }
@@ -279,6 +282,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // so does a device that just attached.
             notify_on: true,
             armed_at: None,
+            fresh: Fresh::NONE,
             broken: false,
             stats: Stats::default(),
         })
@@ -432,8 +436,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
         }
         let pos = self.last_avail;
-        self.ring
-            .invalidate(l.avail_entry_offset(pos & self.ring.mask), 2)?;
+        self.ring.invalidate_entry(
+            &mut self.fresh,
+            l.avail_offset() + 2,
+            l.avail_entry_offset(pos & self.ring.mask),
+            2,
+        )?;
         let head = self.ring.read_avail_entry(pos)?;
         self.last_avail = pos.wrapping_add(1);
         match self.check(head, writable) {
@@ -869,8 +877,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// A fresh `avail.idx` (invalidate, then acquire load): the one place
     /// the device reads it.
     #[inline]
-    fn fetch_avail_idx(&self) -> Result<u16, Error> {
+    fn fetch_avail_idx(&mut self) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
+        self.fresh = Fresh::NONE;
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::AvailIdx)
     }

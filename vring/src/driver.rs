@@ -60,7 +60,7 @@ use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_CHAIN_END, DESC_F_WRITE, USED_F_NO_NOTIFY,
 };
-use crate::ring::{fence, Desc, Field, RingMem};
+use crate::ring::{fence, Desc, Field, Fresh, RingMem};
 use core::sync::atomic::Ordering;
 
 /// How a driver ring behaves; fixed at creation.
@@ -236,6 +236,9 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// *and* executed a full fence after, so every later load of `used.idx`
     /// is ordered after that store; `None` when unknown.
     armed_at: Option<u16>,
+    /// Used-entry lines invalidated since the last fetch of `used.idx`
+    /// ([`RingMem::invalidate_entry`]).
+    fresh: Fresh,
     broken: bool,
     stats: Stats,
 }
@@ -286,6 +289,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // The zeroed ring asks for interrupts (flags 0, event 0).
             interrupts_on: true,
             armed_at: None,
+            fresh: Fresh::NONE,
             broken: false,
             stats: Stats::default(),
         })
@@ -646,8 +650,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
         }
         let pos = self.last_used;
-        self.ring
-            .invalidate(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)?;
+        self.ring.invalidate_entry(
+            &mut self.fresh,
+            l.used_offset() + 2,
+            l.used_entry_offset(pos & self.ring.mask),
+            USED_ELEM_SIZE,
+        )?;
         let (id, len) = self.ring.read_used_entry(pos)?;
         self.last_used = pos.wrapping_add(1);
         let slot = match u16::try_from(id) {
@@ -858,8 +866,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// A fresh `used.idx` (invalidate, then acquire load): the one place
     /// the driver reads it.
     #[inline]
-    fn fetch_used_idx(&self) -> Result<u16, Error> {
+    fn fetch_used_idx(&mut self) -> Result<u16, Error> {
         let off = self.ring.layout.used_offset() + 2;
+        self.fresh = Fresh::NONE;
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::UsedIdx)
     }
