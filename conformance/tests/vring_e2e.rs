@@ -27,7 +27,7 @@ use std::sync::{Condvar, Mutex};
 
 use conformance::rng::SplitMix64;
 use conformance::sim::{CacheConfig, SimCore, SimMemory};
-use ipc_traits::buf::{Dirty, ShmBuf};
+use ipc_traits::buf::{Clean, Dirty, Received, ShmBuf};
 use ipc_traits::shm::SharedMemory;
 use vring::{
     BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Layout, Legacy, Suppression,
@@ -598,7 +598,7 @@ fn pinned_pair<const LINE: usize>(mem: &SimMemory) -> (SimCore<64>, SimCore<LINE
     )
 }
 
-fn slot_buf<M: SharedMemory>(a: &M, k: usize) -> ShmBuf<'_, M, ipc_traits::buf::Clean> {
+fn slot_buf<M: SharedMemory>(a: &M, k: usize) -> ShmBuf<'_, M, Clean> {
     // SAFETY: slot k of AREA0, created once per test; afterwards it moves
     // only through the ring.
     let mut t =
@@ -706,4 +706,88 @@ fn driver_invalidates_a_used_line_again_after_each_index_fetch() {
         .unwrap();
     assert_eq!(u.id, last.head);
     assert_eq!(drv.stats().failures.total(), 0);
+}
+
+/// A reaped buffer back in the driver's hands, 16 bytes long again.
+fn again<'m>(buf: ShmBuf<'m, SimCore<64>, Received>) -> ShmBuf<'m, SimCore<64>, Clean> {
+    let mut d = buf.recycle();
+    d.set_len(16).unwrap();
+    d.clean().unwrap()
+}
+
+/// Adds `buf` for the device to read and publishes; its id.
+fn round<'m>(
+    drv: &mut Driver<'m, SimCore<64>, Legacy, 16>,
+    buf: ShmBuf<'m, SimCore<64>, Clean>,
+) -> u16 {
+    let id = drv.add_readable(buf).unwrap();
+    let _ = drv.publish().unwrap();
+    id
+}
+
+/// A descriptor corrupted in memory (here by a stray write that bypasses
+/// the driver's cache) costs one message, not the buffer: the device
+/// refuses it (counted) and hands it back as a used entry of length 0,
+/// and the driver, which otherwise leaves an unchanged descriptor alone on
+/// non-coherent memory (no write, no clean), writes it afresh when the
+/// buffer comes back that way.
+#[test]
+fn a_rejected_descriptor_comes_back_empty_and_is_written_again() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    // An honest round trip: descriptor 0 names slot 0.
+    let id = round(&mut drv, slot_buf(&a, 0));
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used_whole(p.head, p.buf).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let u = drv.pop_used().unwrap().unwrap();
+    assert_eq!(u.id, id);
+    // Once more with 16 bytes (the length changes: written).
+    assert_eq!(round(&mut drv, again(u.buf)), id);
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used_whole(p.head, p.buf).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let u = drv.pop_used().unwrap().unwrap();
+    // Re-added unchanged: no clean of the descriptor's line.
+    let buf = again(u.buf);
+    let cleans = a.stats().clean_line_commands;
+    assert_eq!(round(&mut drv, buf), id);
+    assert_eq!(
+        a.stats().clean_line_commands - cleans,
+        2,
+        "the available entry and the index only"
+    );
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used_whole(p.head, p.buf).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let buf = again(drv.pop_used().unwrap().unwrap().buf);
+    // The descriptor's address is corrupted in memory, behind the driver's
+    // (clean, cached) copy of its line.
+    mem.poke(l0.desc_entry_offset(id), &0xdead_beef_u64.to_le_bytes())
+        .unwrap();
+    assert_eq!(round(&mut drv, buf), id);
+    assert!(matches!(
+        dev.pop_readable(),
+        Err(vring::Error::AddressOutsideWindow { .. })
+    ));
+    assert!(dev.pop_readable().unwrap().is_none());
+    assert_eq!(dev.stats().rejected_returned, 1);
+    let _ = dev.publish_used().unwrap();
+    let u = drv
+        .pop_used()
+        .unwrap()
+        .expect("the rejected buffer comes back");
+    assert_eq!((u.id, u.len), (id, 0));
+    // Added again: written afresh, so the device takes it.
+    assert_eq!(round(&mut drv, again(u.buf)), id);
+    let p = dev.pop_readable().expect("descriptor written afresh");
+    assert_eq!(p.unwrap().buf.offset(), AREA0.offset());
+    assert_eq!(drv.stats().failures.total(), 0);
+    assert_eq!(dev.stats().failures.total(), 1);
 }

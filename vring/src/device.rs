@@ -49,7 +49,9 @@
 //! `Device::claim`), and
 //! accepts buffers only inside a [`BufferArea`] that excludes the ring
 //! ([`Error::OutsideBufferArea`]). Both checks work on whole cache lines, so
-//! maintenance on one buffer never touches another.
+//! maintenance on one buffer never touches another. A descriptor refused
+//! for its contents goes back as a used entry of length 0 (so a corrupted
+//! descriptor costs the driver one message, not the buffer for good).
 //!
 //! # Design notes
 //!
@@ -358,6 +360,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// [`Error::AddressOutsideWindow`], [`Error::MisalignedBuffer`],
     /// [`Error::OutsideBufferArea`], [`Error::OverlappingBuffer`]. Also
     /// [`Error::Broken`], [`Error::Memory`].
+    ///
+    /// A descriptor rejected for its contents (every skipped error except
+    /// the first two: its id is in range and not held) goes back to the
+    /// driver as a used entry of length 0 with the next publication,
+    /// counted in [`Stats::rejected_returned`]: the driver loses one
+    /// message, not the buffer.
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_readable(&mut self) -> Result<Option<Popped<'m, M, Received>>, Error> {
@@ -454,7 +462,39 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 self.stats.completed = self.stats.completed.wrapping_add(1);
                 Ok(Some(p))
             }
-            Err(e) => Err(self.fail(e)),
+            Err(e) => {
+                self.hand_back(head, &e);
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    /// After rejecting descriptor `head` for `e`: when the id is one the
+    /// driver may post (in range) and not one this device holds, the
+    /// rejection concerns that descriptor's contents (flags, address,
+    /// length), and the buffer goes back as a used entry of length 0 with
+    /// the next publication (counted in [`Stats::rejected_returned`]). So a
+    /// corrupted descriptor costs the driver one message, not its buffer for
+    /// good; ours writes a descriptor returned that way afresh on its next
+    /// add. Golden exchanges never get here: honest drivers post valid
+    /// descriptors.
+    #[cold]
+    fn hand_back(&mut self, head: u16, e: &Error) {
+        let contents = !matches!(
+            e,
+            Error::DescriptorIndexOutOfRange { .. }
+                | Error::DescriptorInFlight { .. }
+                | Error::Memory(_)
+        );
+        if contents
+            && head < self.ring.layout.num()
+            && self
+                .ring
+                .write_used_entry(self.used_idx, u32::from(head), 0)
+                .is_ok()
+        {
+            self.used_idx = self.used_idx.wrapping_add(1);
+            self.stats.rejected_returned = self.stats.rejected_returned.wrapping_add(1);
         }
     }
 

@@ -12,7 +12,8 @@
 //!
 //! 1. [`Driver::add_readable`] / [`Driver::add_writable`] take a
 //!    [`ShmBuf<Clean>`] (payload already written back), write its descriptor
-//!    and clean it, and write the available entry.
+//!    and clean it (on non-coherent memory not when it already holds those
+//!    bytes: see `Written`), and write the available entry.
 //! 2. [`Driver::publish`] cleans the batch's available entries, stores
 //!    `avail.idx` with release ordering and cleans it, then invalidates and
 //!    reads `used.flags` or `avail_event` and says whether to notify. A
@@ -147,10 +148,14 @@ impl Slot {
 /// checked ([`Driver::add_readable`]): the same buffer added again under
 /// the same id (a recycled buffer) is not checked again.
 ///
-/// The descriptor itself is written in full every time: the table lies in
-/// shared memory, and a write that skipped unchanged fields would leave
-/// whatever corrupted them (a stray write, a scribbling peer) in place for
-/// as long as the buffer keeps its id.
+/// On non-coherent memory an unchanged descriptor is not written (and its
+/// line not cleaned) again, unless something says it may no longer hold
+/// these bytes: the device returned the buffer with length 0 (what a
+/// device rejecting the descriptor does, `Device` included: `trusted`
+/// drops), or this core reads the table and finds other bytes (a stray
+/// write, a scribble reaching memory while the line is not cached here).
+/// A corrupted descriptor so costs one message, then is written again.
+/// Coherent memory writes it every time (there is no clean to save).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Written {
     addr: u64,
@@ -159,6 +164,8 @@ struct Written {
     capacity: usize,
     len: u32,
     flags: u16,
+    /// Whether the descriptor is believed to still hold these bytes.
+    trusted: bool,
 }
 
 /// The driver side of one split virtqueue over `M`, in byte order `E`, for
@@ -388,21 +395,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         })
     }
 
-    /// Writes descriptor `id` in full and cleans it.
+    /// Descriptor `id` as this driver writes it for `w`.
     #[inline]
-    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
+    fn descriptor(&self, id: u16, w: &Written) -> Desc {
         let next = if id + 1 < self.ring.layout.num() {
             id + 1
         } else {
             DESC_CHAIN_END
         };
-        let d = Desc {
+        Desc {
             addr: w.addr,
             len: w.len,
             flags: w.flags,
             next,
-        };
-        self.ring.write_desc(id, &d)?;
+        }
+    }
+
+    /// Writes descriptor `id` in full and cleans it.
+    #[inline]
+    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
+        self.ring.write_desc(id, &self.descriptor(id, w))?;
         self.clean_descriptor(id)
     }
 
@@ -453,11 +465,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             capacity,
             len,
             flags,
+            trusted: true,
         };
         let pos = self.avail_idx;
-        let written = self
-            .write_descriptor(id, &w)
-            .and_then(|()| self.ring.write_avail_entry(pos, id));
+        let unchanged = !M::COHERENT
+            && self.written[usize::from(id)] == Some(w)
+            && self
+                .ring
+                .read_desc(id)
+                .is_ok_and(|d| d == self.descriptor(id, &w));
+        let written = if unchanged {
+            Ok(())
+        } else {
+            self.write_descriptor(id, &w)
+        }
+        .and_then(|()| self.ring.write_avail_entry(pos, id));
         if let Err(e) = written {
             self.written[usize::from(id)] = None;
             return Err((buf, e));
@@ -671,6 +693,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let Some((id, slot)) = slot else {
             return Err(self.fail(Error::UnknownUsedId { id }).into());
         };
+        if !M::COHERENT && len == 0 {
+            // Perhaps a rejected descriptor (see `Written`): write it again.
+            if let Some(w) = &mut self.written[usize::from(id)] {
+                w.trusted = false;
+            }
+        }
         self.in_flight -= 1;
         self.free[self.free_len] = id;
         self.free_len += 1;
@@ -743,6 +771,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             capacity: buf.capacity(),
             len: desc_len,
             flags,
+            trusted: true,
         };
         let written = self
             .write_descriptor(id, &w)
