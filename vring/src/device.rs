@@ -919,7 +919,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn fetch_avail_idx(&mut self) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
-        self.fresh = Fresh::NONE;
+        if !M::COHERENT {
+            self.fresh = Fresh::NONE;
+        }
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::AvailIdx)
     }

@@ -652,7 +652,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// from then on), [`Error::UnknownUsedId`] (the entry is skipped; call
     /// again), [`Error::LengthOverflow`] (the buffer comes back in the
     /// error). Also [`Error::Broken`], [`Error::Memory`].
-    #[inline]
+    #[inline(always)]
     pub fn pop_used(&mut self) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
         if self.broken {
             return Err(Error::Broken.into());
@@ -897,7 +897,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline]
     fn fetch_used_idx(&mut self) -> Result<u16, Error> {
         let off = self.ring.layout.used_offset() + 2;
-        self.fresh = Fresh::NONE;
+        if !M::COHERENT {
+            self.fresh = Fresh::NONE;
+        }
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::UsedIdx)
     }
