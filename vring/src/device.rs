@@ -462,23 +462,27 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 self.stats.completed = self.stats.completed.wrapping_add(1);
                 Ok(Some(p))
             }
-            Err(e) => {
-                self.hand_back(head, &e);
-                Err(self.fail(e))
-            }
+            Err(e) => Err(self.reject(head, e)),
         }
     }
 
-    /// After rejecting descriptor `head` for `e`: when the id is one the
-    /// driver may post (in range) and not one this device holds, the
-    /// rejection concerns that descriptor's contents (flags, address,
-    /// length), and the buffer goes back as a used entry of length 0 with
-    /// the next publication (counted in [`Stats::rejected_returned`]). So a
-    /// corrupted descriptor costs the driver one message, not its buffer for
-    /// good; ours writes a descriptor returned that way afresh on its next
-    /// add. Golden exchanges never get here: honest drivers post valid
-    /// descriptors.
+    /// Counts the rejection of descriptor `head` for `e` (returned) and,
+    /// when the id is one the driver may post (in range) and not one this
+    /// device holds, so the rejection concerns that descriptor's contents
+    /// (flags, address, length), hands the buffer back as a used entry of
+    /// length 0 with the next publication (counted in
+    /// [`Stats::rejected_returned`]). So a corrupted descriptor costs the
+    /// driver one message, not its buffer for good; ours writes a
+    /// descriptor returned that way afresh on its next add. Golden
+    /// exchanges never get here: honest drivers post valid descriptors.
     #[cold]
+    fn reject(&mut self, head: u16, e: Error) -> Error {
+        self.hand_back(head, &e);
+        self.fail(e)
+    }
+
+    /// [`Device::reject`]'s hand-back.
+    #[inline(always)]
     fn hand_back(&mut self, head: u16, e: &Error) {
         let contents = !matches!(
             e,

@@ -151,7 +151,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// already holds them: one invalidation per line per fetch, and none
     /// for the entries beside the index. Neither side writes the other's
     /// lines (`Layout::check`), so nothing of this core's is dropped.
-    #[inline]
+    #[inline(always)]
     pub fn invalidate_entry(
         &self,
         fresh: &mut Fresh,
@@ -162,6 +162,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         if M::COHERENT {
             return Ok(());
         }
+        self.invalidate_entry_lines(fresh, idx_offset, offset, len)
+    }
+
+    /// [`RingMem::invalidate_entry`] on non-coherent memory (out of line:
+    /// one copy per ring type, not one per pop).
+    #[inline(never)]
+    fn invalidate_entry_lines(
+        &self,
+        fresh: &mut Fresh,
+        idx_offset: usize,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
         let line = M::LINE;
         let mut lo = offset & !(line - 1);
         // `offset + len` is inside the ring, inside the window (`new`).
