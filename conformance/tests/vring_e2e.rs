@@ -27,7 +27,7 @@ use std::sync::{Condvar, Mutex};
 
 use conformance::rng::SplitMix64;
 use conformance::sim::{CacheConfig, SimCore, SimMemory, WeakOrder};
-use ipc_traits::buf::{Dirty, ShmBuf};
+use ipc_traits::buf::{Clean, Dirty, Received, ShmBuf};
 use ipc_traits::shm::SharedMemory;
 use vring::{
     BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Layout, Legacy, Suppression,
@@ -648,4 +648,208 @@ fn device_attach_discards_stale_used_ring_lines() {
         reaped += 1;
     }
     assert_eq!(reaped, NUM, "every parked buffer comes back");
+}
+
+/// A driver core and a device core over one ring at `RING0` (alignment 64)
+/// with never-evicting caches, `LINE`-byte lines on the device, 64 on the
+/// driver; the driver's 16 buffers are slots 0..16 of `AREA0`.
+fn pinned_pair<const LINE: usize>(mem: &SimMemory) -> (SimCore<64>, SimCore<LINE>) {
+    (
+        mem.core(CacheConfig::write_back(11).never_evict()),
+        mem.core(CacheConfig::write_back(12).never_evict()),
+    )
+}
+
+fn slot_buf<M: SharedMemory>(a: &M, k: usize) -> ShmBuf<'_, M, Clean> {
+    // SAFETY: slot k of AREA0, created once per test; afterwards it moves
+    // only through the ring.
+    let mut t =
+        unsafe { ShmBuf::<_, Dirty>::new_unchecked(a, AREA0.offset() + SLOT * k, SLOT) }.unwrap();
+    fill(&mut t, 0, k as u32);
+    t.clean().unwrap()
+}
+
+/// The device invalidates an available-entry line once per fetch of
+/// `avail.idx`, and again after the next fetch. With 32-byte lines the
+/// first line of the available ring holds `flags`, `idx` and entries
+/// 0..14 (fresh with every fetch of the index, never invalidated for an
+/// entry); entries 14 and 15 share the next line. The device reads entry
+/// 14 in one pass (caching that line while entry 15 is still empty), then
+/// the driver posts entry 15: the device's next pass must drop the line it
+/// already invalidated once, or it reads the empty entry (descriptor 0,
+/// which the driver did not post there).
+#[test]
+fn device_invalidates_an_entry_line_again_after_each_index_fetch() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    let mut ids = Vec::new();
+    for k in 0..15 {
+        ids.push(drv.add_readable(slot_buf(&a, k)).unwrap());
+    }
+    let _ = drv.publish().unwrap();
+    let before = b.stats().invalidate_line_commands;
+    let mut held = Vec::new();
+    for &id in &ids {
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!(p.head, id);
+        held.push(p);
+    }
+    // One line for the index, one per descriptor, one for entry 14's line:
+    // entries 0..14 beside the index cost nothing.
+    assert_eq!(b.stats().invalidate_line_commands - before, 1 + 15 + 1);
+    for p in held {
+        dev.push_used(p.head, p.buf, 0).unwrap();
+    }
+    let _ = dev.publish_used().unwrap();
+    while let Some(u) = drv.pop_used().unwrap() {
+        // Back in the order taken, so the next add reuses the last id.
+        drop(u.buf);
+    }
+    let id = drv.add_readable(slot_buf(&a, 15)).unwrap();
+    assert_ne!(id, 0);
+    let _ = drv.publish().unwrap();
+    let p = dev.pop_readable().unwrap().unwrap();
+    assert_eq!(
+        p.head, id,
+        "entry 15 read from a line cached before it was posted"
+    );
+    assert_eq!(dev.stats().failures.total(), 0);
+}
+
+/// The driver's mirror: with 64-byte lines the first line of the used ring
+/// holds `flags`, `idx` and entries 0..7 (entry 7 runs into the next
+/// line, which also holds entries 8..15). The driver reaps entries 0..8
+/// (caching the second line while entry 8 is empty), then the device
+/// returns entry 8: the next reap must invalidate that line again.
+#[test]
+fn driver_invalidates_a_used_line_again_after_each_index_fetch() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<64>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    for k in 0..16 {
+        drv.add_readable(slot_buf(&a, k)).unwrap();
+    }
+    let _ = drv.publish().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..9 {
+        held.push(dev.pop_readable().unwrap().unwrap());
+    }
+    let last = held.pop().unwrap();
+    for p in held {
+        dev.push_used(p.head, p.buf, 0).unwrap();
+    }
+    let _ = dev.publish_used().unwrap();
+    let before = a.stats().invalidate_line_commands;
+    let mut reaped = 0;
+    while let Some(u) = drv.pop_used().unwrap() {
+        drop(u.buf);
+        reaped += 1;
+    }
+    assert_eq!(reaped, 8);
+    // The index twice (the pass and the empty re-check), entry 7's second
+    // line once: entries 0..7 beside the index cost nothing.
+    assert_eq!(a.stats().invalidate_line_commands - before, 2 + 1);
+    dev.push_used(last.head, last.buf, 0).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let u = drv
+        .pop_used()
+        .expect("used entry 8 read from a line cached before it was written")
+        .unwrap();
+    assert_eq!(u.id, last.head);
+    assert_eq!(drv.stats().failures.total(), 0);
+}
+
+/// A reaped buffer back in the driver's hands, 16 bytes long again.
+fn again<'m>(buf: ShmBuf<'m, SimCore<64>, Received>) -> ShmBuf<'m, SimCore<64>, Clean> {
+    let mut d = buf.recycle();
+    d.set_len(16).unwrap();
+    d.clean().unwrap()
+}
+
+/// Adds `buf` for the device to read and publishes; its id.
+fn round<'m>(
+    drv: &mut Driver<'m, SimCore<64>, Legacy, 16>,
+    buf: ShmBuf<'m, SimCore<64>, Clean>,
+) -> u16 {
+    let id = drv.add_readable(buf).unwrap();
+    let _ = drv.publish().unwrap();
+    id
+}
+
+/// A descriptor corrupted in memory (here by a stray write that bypasses
+/// the driver's cache) costs one message, not the buffer: the device
+/// refuses it (counted) and hands it back as a used entry of length 0,
+/// and the driver, which otherwise leaves an unchanged descriptor alone on
+/// non-coherent memory (no write, no clean), writes it afresh when the
+/// buffer comes back that way.
+#[test]
+fn a_rejected_descriptor_comes_back_empty_and_is_written_again() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    // An honest round trip: descriptor 0 names slot 0.
+    let id = round(&mut drv, slot_buf(&a, 0));
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used_whole(p.head, p.buf).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let u = drv.pop_used().unwrap().unwrap();
+    assert_eq!(u.id, id);
+    // Once more with 16 bytes (the length changes: written).
+    assert_eq!(round(&mut drv, again(u.buf)), id);
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used_whole(p.head, p.buf).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let u = drv.pop_used().unwrap().unwrap();
+    // Re-added unchanged: no clean of the descriptor's line.
+    let buf = again(u.buf);
+    let cleans = a.stats().clean_line_commands;
+    assert_eq!(round(&mut drv, buf), id);
+    assert_eq!(
+        a.stats().clean_line_commands - cleans,
+        2,
+        "the available entry and the index only"
+    );
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used_whole(p.head, p.buf).unwrap();
+    let _ = dev.publish_used().unwrap();
+    let buf = again(drv.pop_used().unwrap().unwrap().buf);
+    // The descriptor's address is corrupted in memory, behind the driver's
+    // (clean, cached) copy of its line.
+    mem.poke(l0.desc_entry_offset(id), &0xdead_beef_u64.to_le_bytes())
+        .unwrap();
+    assert_eq!(round(&mut drv, buf), id);
+    assert!(matches!(
+        dev.pop_readable(),
+        Err(vring::Error::AddressOutsideWindow { .. })
+    ));
+    assert!(dev.pop_readable().unwrap().is_none());
+    assert_eq!(dev.stats().rejected_returned, 1);
+    let _ = dev.publish_used().unwrap();
+    let u = drv
+        .pop_used()
+        .unwrap()
+        .expect("the rejected buffer comes back");
+    assert_eq!((u.id, u.len), (id, 0));
+    // Added again: written afresh, so the device takes it.
+    assert_eq!(round(&mut drv, again(u.buf)), id);
+    let p = dev.pop_readable().expect("descriptor written afresh");
+    assert_eq!(p.unwrap().buf.offset(), AREA0.offset());
+    assert_eq!(drv.stats().failures.total(), 0);
+    assert_eq!(dev.stats().failures.total(), 1);
 }

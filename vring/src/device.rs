@@ -49,7 +49,9 @@
 //! `Device::claim`), and
 //! accepts buffers only inside a [`BufferArea`] that excludes the ring
 //! ([`Error::OutsideBufferArea`]). Both checks work on whole cache lines, so
-//! maintenance on one buffer never touches another.
+//! maintenance on one buffer never touches another. A descriptor refused
+//! for its contents goes back as a used entry of length 0 (so a corrupted
+//! descriptor costs the driver one message, not the buffer for good).
 //!
 //! # Design notes
 //!
@@ -75,7 +77,7 @@ use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
 };
-use crate::ring::{Field, RingMem};
+use crate::ring::{Field, Fresh, RingMem};
 
 /// The window range buffers named by the driver may occupy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +216,9 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `avail.idx` is ordered after that store (the re-check a pop does on
     /// an empty ring); `None` when unknown (at attach, after disabling).
     armed_at: Option<u16>,
+    /// Available-entry lines invalidated since the last fetch of
+    /// `avail.idx` ([`RingMem::invalidate_entry`]).
+    fresh: Fresh,
     broken: bool,
     stats: Stats,
 }
@@ -278,6 +283,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // so does a device that just attached.
             notify_on: true,
             armed_at: None,
+            fresh: Fresh::NONE,
             broken: false,
             stats: Stats::default(),
         })
@@ -353,6 +359,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// [`Error::AddressOutsideWindow`], [`Error::MisalignedBuffer`],
     /// [`Error::OutsideBufferArea`], [`Error::OverlappingBuffer`]. Also
     /// [`Error::Broken`], [`Error::Memory`].
+    ///
+    /// A descriptor rejected for its contents (every skipped error except
+    /// the first two: its id is in range and not held) goes back to the
+    /// driver as a used entry of length 0 with the next publication,
+    /// counted in [`Stats::rejected_returned`]: the driver loses one
+    /// message, not the buffer.
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_readable(&mut self) -> Result<Option<Popped<'m, M, Received>>, Error> {
@@ -431,8 +443,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
         }
         let pos = self.last_avail;
-        self.ring
-            .invalidate(l.avail_entry_offset(pos & self.ring.mask), 2)?;
+        self.ring.invalidate_entry(
+            &mut self.fresh,
+            l.avail_offset() + 2,
+            l.avail_entry_offset(pos & self.ring.mask),
+            2,
+        )?;
         let head = self.ring.read_avail_entry(pos)?;
         self.last_avail = pos.wrapping_add(1);
         match self.check(head, writable) {
@@ -445,7 +461,43 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 self.stats.completed = self.stats.completed.wrapping_add(1);
                 Ok(Some(p))
             }
-            Err(e) => Err(self.fail(e)),
+            Err(e) => Err(self.reject(head, e)),
+        }
+    }
+
+    /// Counts the rejection of descriptor `head` for `e` (returned) and,
+    /// when the id is one the driver may post (in range) and not one this
+    /// device holds, so the rejection concerns that descriptor's contents
+    /// (flags, address, length), hands the buffer back as a used entry of
+    /// length 0 with the next publication (counted in
+    /// [`Stats::rejected_returned`]). So a corrupted descriptor costs the
+    /// driver one message, not its buffer for good; ours writes a
+    /// descriptor returned that way afresh on its next add. Golden
+    /// exchanges never get here: honest drivers post valid descriptors.
+    #[cold]
+    fn reject(&mut self, head: u16, e: Error) -> Error {
+        self.hand_back(head, &e);
+        self.fail(e)
+    }
+
+    /// [`Device::reject`]'s hand-back.
+    #[inline(always)]
+    fn hand_back(&mut self, head: u16, e: &Error) {
+        let contents = !matches!(
+            e,
+            Error::DescriptorIndexOutOfRange { .. }
+                | Error::DescriptorInFlight { .. }
+                | Error::Memory(_)
+        );
+        if contents
+            && head < self.ring.layout.num()
+            && self
+                .ring
+                .write_used_entry(self.used_idx, u32::from(head), 0)
+                .is_ok()
+        {
+            self.used_idx = self.used_idx.wrapping_add(1);
+            self.stats.rejected_returned = self.stats.rejected_returned.wrapping_add(1);
         }
     }
 
@@ -868,8 +920,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// A fresh `avail.idx` (invalidate, then acquire load): the one place
     /// the device reads it.
     #[inline]
-    fn fetch_avail_idx(&self) -> Result<u16, Error> {
+    fn fetch_avail_idx(&mut self) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
+        if !M::COHERENT {
+            self.fresh = Fresh::NONE;
+        }
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::AvailIdx)
     }

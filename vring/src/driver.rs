@@ -12,7 +12,8 @@
 //!
 //! 1. [`Driver::add_readable`] / [`Driver::add_writable`] take a
 //!    [`ShmBuf<Clean>`] (payload already written back), write its descriptor
-//!    and clean it, and write the available entry.
+//!    and clean it (on non-coherent memory not when it already holds those
+//!    bytes: see `Written`), and write the available entry.
 //! 2. [`Driver::publish`] cleans the batch's available entries, stores
 //!    `avail.idx` with release ordering and cleans it, then invalidates and
 //!    reads `used.flags` or `avail_event` and says whether to notify. A
@@ -60,7 +61,7 @@ use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_CHAIN_END, DESC_F_WRITE, USED_F_NO_NOTIFY,
 };
-use crate::ring::{Desc, Field, RingMem};
+use crate::ring::{Desc, Field, Fresh, RingMem};
 
 /// How a driver ring behaves; fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,10 +147,14 @@ impl Slot {
 /// checked ([`Driver::add_readable`]): the same buffer added again under
 /// the same id (a recycled buffer) is not checked again.
 ///
-/// The descriptor itself is written in full every time: the table lies in
-/// shared memory, and a write that skipped unchanged fields would leave
-/// whatever corrupted them (a stray write, a scribbling peer) in place for
-/// as long as the buffer keeps its id.
+/// On non-coherent memory an unchanged descriptor is not written (and its
+/// line not cleaned) again, unless something says it may no longer hold
+/// these bytes: the device returned the buffer with length 0 (what a
+/// device rejecting the descriptor does, `Device` included: `trusted`
+/// drops), or this core reads the table and finds other bytes (a stray
+/// write, a scribble reaching memory while the line is not cached here).
+/// A corrupted descriptor so costs one message, then is written again.
+/// Coherent memory writes it every time (there is no clean to save).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Written {
     addr: u64,
@@ -158,6 +163,8 @@ struct Written {
     capacity: usize,
     len: u32,
     flags: u16,
+    /// Whether the descriptor is believed to still hold these bytes.
+    trusted: bool,
 }
 
 /// The driver side of one split virtqueue over `M`, in byte order `E`, for
@@ -235,6 +242,9 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// *and* executed a full fence after, so every later load of `used.idx`
     /// is ordered after that store; `None` when unknown.
     armed_at: Option<u16>,
+    /// Used-entry lines invalidated since the last fetch of `used.idx`
+    /// ([`RingMem::invalidate_entry`]).
+    fresh: Fresh,
     broken: bool,
     stats: Stats,
 }
@@ -285,6 +295,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // The zeroed ring asks for interrupts (flags 0, event 0).
             interrupts_on: true,
             armed_at: None,
+            fresh: Fresh::NONE,
             broken: false,
             stats: Stats::default(),
         })
@@ -383,21 +394,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         })
     }
 
-    /// Writes descriptor `id` in full and cleans it.
+    /// Descriptor `id` as this driver writes it for `w`.
     #[inline]
-    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
+    fn descriptor(&self, id: u16, w: &Written) -> Desc {
         let next = if id + 1 < self.ring.layout.num() {
             id + 1
         } else {
             DESC_CHAIN_END
         };
-        let d = Desc {
+        Desc {
             addr: w.addr,
             len: w.len,
             flags: w.flags,
             next,
-        };
-        self.ring.write_desc(id, &d)?;
+        }
+    }
+
+    /// Writes descriptor `id` in full and cleans it.
+    #[inline]
+    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
+        self.ring.write_desc(id, &self.descriptor(id, w))?;
         self.clean_descriptor(id)
     }
 
@@ -448,11 +464,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             capacity,
             len,
             flags,
+            trusted: true,
         };
         let pos = self.avail_idx;
-        let written = self
-            .write_descriptor(id, &w)
-            .and_then(|()| self.ring.write_avail_entry(pos, id));
+        let unchanged = !M::COHERENT
+            && self.written[usize::from(id)] == Some(w)
+            && self
+                .ring
+                .read_desc(id)
+                .is_ok_and(|d| d == self.descriptor(id, &w));
+        let written = if unchanged {
+            Ok(())
+        } else {
+            self.write_descriptor(id, &w)
+        }
+        .and_then(|()| self.ring.write_avail_entry(pos, id));
         if let Err(e) = written {
             self.written[usize::from(id)] = None;
             return Err((buf, e));
@@ -625,7 +651,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// from then on), [`Error::UnknownUsedId`] (the entry is skipped; call
     /// again), [`Error::LengthOverflow`] (the buffer comes back in the
     /// error). Also [`Error::Broken`], [`Error::Memory`].
-    #[inline]
+    #[inline(always)]
     pub fn pop_used(&mut self) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
         if self.broken {
             return Err(Error::Broken.into());
@@ -645,8 +671,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
         }
         let pos = self.last_used;
-        self.ring
-            .invalidate(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)?;
+        self.ring.invalidate_entry(
+            &mut self.fresh,
+            l.used_offset() + 2,
+            l.used_entry_offset(pos & self.ring.mask),
+            USED_ELEM_SIZE,
+        )?;
         let (id, len) = self.ring.read_used_entry(pos)?;
         self.last_used = pos.wrapping_add(1);
         let slot = match u16::try_from(id) {
@@ -662,6 +692,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let Some((id, slot)) = slot else {
             return Err(self.fail(Error::UnknownUsedId { id }).into());
         };
+        if !M::COHERENT && len == 0 {
+            // Perhaps a rejected descriptor (see `Written`): write it again.
+            if let Some(w) = &mut self.written[usize::from(id)] {
+                w.trusted = false;
+            }
+        }
         self.in_flight -= 1;
         self.free[self.free_len] = id;
         self.free_len += 1;
@@ -734,6 +770,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             capacity: buf.capacity(),
             len: desc_len,
             flags,
+            trusted: true,
         };
         let written = self
             .write_descriptor(id, &w)
@@ -857,8 +894,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// A fresh `used.idx` (invalidate, then acquire load): the one place
     /// the driver reads it.
     #[inline]
-    fn fetch_used_idx(&self) -> Result<u16, Error> {
+    fn fetch_used_idx(&mut self) -> Result<u16, Error> {
         let off = self.ring.layout.used_offset() + 2;
+        if !M::COHERENT {
+            self.fresh = Fresh::NONE;
+        }
         self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::UsedIdx)
     }

@@ -340,6 +340,10 @@ pub struct Stats {
     /// Publications after which the peer's flags or event index said not
     /// to notify.
     pub notifications_suppressed: u32,
+    /// Device: rejected descriptors handed back to the driver as used
+    /// entries of length 0 (see [`crate::Device::pop_readable`]; each also
+    /// counted in [`Stats::failures`] by kind).
+    pub rejected_returned: u32,
     /// Peer errors, by kind.
     pub failures: Failures,
 }

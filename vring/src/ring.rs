@@ -24,6 +24,19 @@ pub(crate) struct Desc {
     pub next: u16,
 }
 
+/// The entry lines a consumer invalidated since it last fetched the peer's
+/// index: `lo..hi`, whole lines (see [`RingMem::invalidate_entry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fresh {
+    lo: usize,
+    hi: usize,
+}
+
+impl Fresh {
+    /// No line: what a fetch of the index resets it to.
+    pub const NONE: Self = Self { lo: 0, hi: 0 };
+}
+
 /// The 16-bit control fields of a split ring (virtio 1.x §2.7.6, §2.7.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -118,6 +131,65 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         }
         let (o, l) = self.mem.covering_lines(offset, len).map_err(mem_err)?;
         self.mem.invalidate(o, l).map_err(mem_err)
+    }
+
+    /// [`RingMem::invalidate`] for a peer-written ring entry at
+    /// `offset..offset + len`, skipping the lines already fresh for it.
+    ///
+    /// Fresh lines are the one holding the peer's index (`idx_offset`),
+    /// which every fetch of that index invalidates and reloads, and the
+    /// entry lines invalidated since that fetch (`fresh`, which the fetch
+    /// resets). The peer writes (and cleans) an entry before the index that
+    /// reveals it, and the consumer reads only entries the last fetched
+    /// index revealed, so a line filled from memory after that fetch
+    /// already holds them: one invalidation per line per fetch, and none
+    /// for the entries beside the index. Neither side writes the other's
+    /// lines (`Layout::check`), so nothing of this core's is dropped.
+    #[inline(always)]
+    pub fn invalidate_entry(
+        &self,
+        fresh: &mut Fresh,
+        idx_offset: usize,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        if M::COHERENT {
+            return Ok(());
+        }
+        self.invalidate_entry_lines(fresh, idx_offset, offset, len)
+    }
+
+    /// [`RingMem::invalidate_entry`] on non-coherent memory (out of line:
+    /// one copy per ring type, not one per pop).
+    #[inline(never)]
+    fn invalidate_entry_lines(
+        &self,
+        fresh: &mut Fresh,
+        idx_offset: usize,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), Error> {
+        let line = M::LINE;
+        let mut lo = offset & !(line - 1);
+        // `offset + len` is inside the ring, inside the window (`new`).
+        let hi = (offset + len - 1) & !(line - 1);
+        if lo == idx_offset & !(line - 1) {
+            lo += line;
+        }
+        if fresh.lo <= lo && lo <= fresh.hi {
+            lo = fresh.hi;
+        } else {
+            *fresh = Fresh { lo, hi: lo };
+        }
+        if lo > hi {
+            return Ok(());
+        }
+        fresh.hi = hi + line;
+        let done = self.invalidate(lo, hi + line - lo);
+        if done.is_err() {
+            *fresh = Fresh::NONE;
+        }
+        done
     }
 
     /// Loads an index, flags or event field with acquire ordering.
