@@ -399,7 +399,7 @@ fn a_guest_killed_mid_transfer_ends_the_exchange_with_a_clear_failure() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected error {err}\n{report}"));
-    assert!(got >= 1000 && got < RAW_COUNT, "{err}\n{report}");
+    assert!((1000..RAW_COUNT).contains(&got), "{err}\n{report}");
     assert!(outcome.exit.is_ok(), "{report}");
     assert!(
         !outcome.console.iter().any(|l| l == "INIT done"),
