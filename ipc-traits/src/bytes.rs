@@ -123,6 +123,21 @@ const LARGE: usize = 256;
 const LARGE: usize = usize::MAX;
 const _: () = assert!(LARGE == usize::MAX || (LARGE.is_power_of_two() && LARGE > WORD));
 
+/// Whether a copy of `len` bytes takes the out-of-line wide path.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+const fn is_large(len: usize) -> bool {
+    len >= LARGE
+}
+
+/// Never: without wide blocks there is no large path (a `len >= LARGE`
+/// test against `usize::MAX` is one clippy rejects as nearly always false).
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+const fn is_large(_len: usize) -> bool {
+    false
+}
+
 /// Large copies: 16-byte volatile SSE2 moves on the shared side (each
 /// still one access, neither merged nor elided), after the pieces and
 /// words that align it to 16 and before those of the tail.
@@ -382,7 +397,7 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 #[inline(never)]
 unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
     let len = dst.len();
-    if len >= LARGE {
+    if is_large(len) {
         // SAFETY: the caller's contract.
         return unsafe { large::from_shared(src, dst) };
     }
@@ -529,7 +544,7 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
 #[inline(never)]
 unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
     let len = src.len();
-    if len >= LARGE {
+    if is_large(len) {
         // SAFETY: the caller's contract.
         return unsafe { large::to_shared(src, dst) };
     }
