@@ -104,13 +104,13 @@ use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::DirectMemory;
 
-use crate::link::Error;
 use crate::rings::{Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
 use crate::wire::{
     Header, Name, NsAction, NsMessage, ADDR_ANY, HEADER_LEN, NS_ADDR as NS, RESERVED_ADDRESSES,
 };
+use crate::Error;
 
 /// An endpoint slot nobody bound.
 const FREE: u32 = ADDR_ANY;

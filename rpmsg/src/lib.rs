@@ -6,6 +6,7 @@
 pub mod asynch;
 pub mod boot;
 pub mod duplex;
+mod error;
 pub mod link;
 pub mod rings;
 pub mod rsc_table;
@@ -17,11 +18,11 @@ pub mod wake;
 pub mod wire;
 
 pub use boot::{BootError, Profile};
+pub use error::Error;
 /// The contracts and shared-memory windows (`ipc_traits::shm::RawRegion`,
 /// `ipc_traits::cache::Coherent`, ...), reachable without a dependency of
 /// one's own.
 pub use ipc_traits;
-pub use link::Error;
 /// The rings (`vring::Legacy`, ...), reachable without a dependency of
 /// one's own.
 pub use vring;

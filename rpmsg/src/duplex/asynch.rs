@@ -31,8 +31,8 @@ use core::task::{Context, Poll};
 use ipc_traits::mailbox::Notify;
 
 use crate::asynch::WakerSlot;
-use crate::link::Error;
 use crate::rings::Halves;
+use crate::Error;
 
 use super::queues::Endpoints;
 use super::{Endpoint, HeldMessage, Received, Rx, Sent, Tx};

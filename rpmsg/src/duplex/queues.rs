@@ -37,9 +37,9 @@
 
 use core::fmt;
 
-use crate::link::Error;
 use crate::rings::{Halves, RxRing};
 use crate::wire::HEADER_LEN;
+use crate::Error;
 
 use super::{mem_error, Endpoint, HeldMessage, Msg, Received, Rx};
 

@@ -35,9 +35,9 @@ use core::marker::PhantomData;
 
 use ipc_traits::mailbox::Notify;
 
-use crate::link::Error;
 use crate::rings::Halves;
 use crate::wire::Name;
+use crate::Error;
 
 use super::{Bell, Endpoint, Link, RxState, RxStats, Sent, Tx, TxState, TxStats};
 

@@ -20,8 +20,8 @@
 
 use ipc_traits::mailbox::{Budget, Notify};
 
-use crate::link::Error;
 use crate::rings::{Halves, TxRing};
+use crate::Error;
 
 use super::{Endpoint, Sent, Tx};
 
