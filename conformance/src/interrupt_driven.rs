@@ -13,12 +13,13 @@
 //! counts, instead of waiting out a time budget.
 
 use ipc_traits::mailbox::{blocking_notify, Notify, NotifyRx, QueueId};
-use rpmsg::link::{Endpoint, Error as LinkError, Link};
-use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, Rings};
-use vring::{BufferArea, Legacy, Suppression};
+use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::rings::{Halves, MasterRings, RemoteRings};
+use vring::{Legacy, Suppression};
 
 use crate::link::{
-    payload, MasterLink, RemoteLink, BUF, GEOMETRY, MASTER_LINE, MAX_PAYLOAD, NUM, REMOTE_LINE,
+    master_config, payload, remote_config, MasterLink, RemoteLink, GEOMETRY, MASTER_LINE,
+    MAX_PAYLOAD, NUM, REMOTE_LINE,
 };
 use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
@@ -36,9 +37,10 @@ pub const fn message_count() -> u32 {
 }
 
 /// One side of the link and what it has done.
-struct Side<'l, 'm, R: Rings<'m>, N: Notify, T: NotifyRx> {
+struct Side<'l, 'm, R: Halves<'m>, N: Notify, T: NotifyRx> {
     name: &'static str,
-    link: &'l Link<'m, R, N, 4, 8, 4>,
+    tx: Tx<'l, 'm, R, N>,
+    rx: Rx<'l, 'm, R, N>,
     take: T,
     ep: Endpoint,
     peer: u32,
@@ -57,17 +59,19 @@ struct Side<'l, 'm, R: Rings<'m>, N: Notify, T: NotifyRx> {
     want: [u8; MAX_PAYLOAD],
 }
 
-impl<'l, 'm, R: Rings<'m>, N: Notify, T: NotifyRx> Side<'l, 'm, R, N, T> {
+impl<'l, 'm, R: Halves<'m>, N: Notify, T: NotifyRx> Side<'l, 'm, R, N, T> {
     fn new(
         name: &'static str,
-        link: &'l Link<'m, R, N, 4, 8, 4>,
+        link: &'l mut Link<'m, R, N>,
         take: T,
         ep: Endpoint,
         peer: u32,
     ) -> Self {
+        let (tx, rx) = link.split();
         Self {
             name,
-            link,
+            tx,
+            rx,
             take,
             ep,
             peer,
@@ -91,18 +95,15 @@ impl<'l, 'm, R: Rings<'m>, N: Notify, T: NotifyRx> Side<'l, 'm, R, N, T> {
         if !self.awake {
             let set = self.take.take_pending().unwrap_or_default();
             if !set.is_empty() {
-                self.link.on_notify(set);
                 self.awake = true;
                 self.wakeups += 1;
                 return true;
             }
-            if self.link.owes_doorbell() {
+            if self.tx.owes_doorbell() {
                 // A timer tick retries a doorbell the mailbox refused; it
                 // does not read the rings.
-                self.link
-                    .flush_kicks()
-                    .unwrap_or_else(|e| panic!("{}: flush: {e}", self.name));
-                return !self.link.owes_doorbell();
+                self.tx.flush();
+                return !self.tx.owes_doorbell();
             }
             self.quiet = true;
             return false;
@@ -111,15 +112,19 @@ impl<'l, 'm, R: Rings<'m>, N: Notify, T: NotifyRx> Side<'l, 'm, R, N, T> {
             // The interrupt handler runs while awake and latches the wake-up.
             let set = self.take.take_pending().unwrap_or_default();
             if !set.is_empty() {
-                self.link.on_notify(set);
                 self.latched = true;
             }
         }
         let mut progressed = false;
-        match self.link.try_recv(&self.ep, &mut self.out) {
-            Ok(r) => {
+        match self.rx.try_recv(&mut self.out) {
+            Ok(Some(r)) => {
                 let n = payload(self.got, &mut self.want);
-                assert_eq!(r.src, self.peer, "{}: source", self.name);
+                assert_eq!(
+                    (r.src, r.dst),
+                    (self.peer, self.ep.addr()),
+                    "{}: addresses",
+                    self.name
+                );
                 assert_eq!(
                     r.len, n,
                     "{}: message {} length (lost, duplicated or reordered)",
@@ -135,17 +140,17 @@ impl<'l, 'm, R: Rings<'m>, N: Notify, T: NotifyRx> Side<'l, 'm, R, N, T> {
                 self.got += 1;
                 progressed = true;
             }
-            Err(LinkError::WouldBlock) => {}
+            Ok(None) => {}
             Err(e) => panic!("{}: receive {}: {e}", self.name, self.got),
         }
         if self.sent < count {
             let n = payload(self.sent, &mut self.out);
-            match self.link.try_send(&self.ep, self.peer, &self.out[..n]) {
-                Ok(()) => {
+            match self.tx.try_send(&self.ep, self.peer, &self.out[..n]) {
+                Ok(Sent::Sent) => {
                     self.sent += 1;
                     progressed = true;
                 }
-                Err(LinkError::WouldBlock) => {}
+                Ok(Sent::NoBuffer) => {}
                 Err(e) => panic!("{}: send {}: {e}", self.name, self.sent),
             }
         }
@@ -187,15 +192,9 @@ pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
     let mem = SimMemory::new(GEOMETRY.size, PEER_BASE).with_order(order);
     let mcore = mem.core::<MASTER_LINE>(CacheConfig::write_back(seed));
     let rcore = mem.core::<REMOTE_LINE>(CacheConfig::write_back(seed ^ 0xB));
-    let queues = QueueIds::DEFAULT;
-    let master_config = MasterConfig {
-        vring0: GEOMETRY.vring0,
-        vring1: GEOMETRY.vring1,
-        pool: GEOMETRY.pool,
-        buf_size: BUF,
+    let master_config = rpmsg::rings::MasterConfig {
         suppression: Suppression::EventIdx,
-        queues,
-        rpmsg_lite_compat: false,
+        ..master_config()
     };
     // SAFETY: the pool belongs to this link alone.
     let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(&mcore, master_config) }
@@ -203,29 +202,23 @@ pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
     // Linux kicks once when the virtqueues are ready (§2.1); the remote
     // starts asleep and wakes on it.
     blocking_notify(&mut ring_b, q(0), PATIENCE).unwrap_or_else(|e| panic!("first kick: {e:?}"));
-    let master: MasterLink<'_, L::Ring> = Link::new(rings, ring_b);
-    let remote_config = RemoteConfig {
-        vring0: GEOMETRY.vring0,
-        vring1: GEOMETRY.vring1,
-        vring0_buffers: BufferArea::new(GEOMETRY.pool, NUM * BUF),
-        vring1_buffers: BufferArea::new(GEOMETRY.pool + NUM * BUF, NUM * BUF),
+    let mut ms = Storage::<1>::new();
+    let mut master: MasterLink<'_, L::Ring> = Link::new(rings, ring_b, &mut ms);
+    let remote_config = rpmsg::rings::RemoteConfig {
         suppression: Suppression::EventIdx,
-        queues,
+        ..remote_config()
     };
     // SAFETY: the buffer areas are the master's pool halves, disjoint; the
     // remote's core builds no other buffer over them.
     let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&rcore, remote_config) }
         .unwrap_or_else(|e| panic!("remote rings: {e}"));
-    let remote: RemoteLink<'_, L::Ring> = Link::new(rings, ring_a);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_, L::Ring> = Link::new(rings, ring_a, &mut rs);
     let (maddr, raddr) = (1024, 40);
-    let mep = master
-        .create_endpoint(maddr, rpmsg::link::RxMode::Queue)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let rep = remote
-        .create_endpoint(raddr, rpmsg::link::RxMode::Queue)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut m = Side::new("master", &master, take_a, mep, raddr);
-    let mut r = Side::new("remote", &remote, take_b, rep, maddr);
+    let mep = master.bind(maddr).unwrap_or_else(|e| panic!("{e}"));
+    let rep = remote.bind(raddr).unwrap_or_else(|e| panic!("{e}"));
+    let mut m = Side::new("master", &mut master, take_a, mep, raddr);
+    let mut r = Side::new("remote", &mut remote, take_b, rep, maddr);
     // The master has messages to send from the start: it is awake.
     m.awake = true;
     let mut rng = SplitMix64::new(seed);
@@ -263,18 +256,22 @@ pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
             );
         }
     }
-    for (who, link_stats, rings, leaked) in [
+    let wakeups = (m.wakeups, r.wakeups);
+    drop((m, r));
+    for (who, tx, rx, rings, broken) in [
         (
             "master",
-            master.stats(),
+            master.tx_stats(),
+            master.rx_stats(),
             master.ring_stats(),
-            master.leaked_buffers(),
+            master.is_broken(),
         ),
         (
             "remote",
-            remote.stats(),
+            remote.tx_stats(),
+            remote.rx_stats(),
             remote.ring_stats(),
-            remote.leaked_buffers(),
+            remote.is_broken(),
         ),
     ] {
         assert_eq!(
@@ -283,15 +280,11 @@ pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
             "{who}: ring failures {rings:?}"
         );
         assert_eq!(
-            (link_stats.rx_bad_header, link_stats.rx_unbound, leaked),
-            (0, 0, 0),
-            "{who}: {link_stats:?}"
+            (rx.bad_header, rx.unbound, rx.return_failures, broken),
+            (0, 0, 0, false),
+            "{who}: {rx:?}"
         );
-        assert_eq!(
-            (link_stats.messages_sent, link_stats.messages_received),
-            (count, count),
-            "{who}"
-        );
+        assert_eq!((tx.messages, rx.messages), (count, count), "{who}");
     }
     // EVENT_IDX did its job both ways: doorbells were rung and some were
     // saved (a publication that did not cross the consumer's event).
@@ -301,16 +294,16 @@ pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
     println!(
         "interrupt-driven EVENT_IDX: {count} messages each way; woken master {} remote {}; \
          doorbells suppressed master {} remote {}",
-        m.wakeups,
-        r.wakeups,
+        wakeups.0,
+        wakeups.1,
         suppressed(master.ring_stats()),
         suppressed(remote.ring_stats())
     );
     assert!(
-        m.wakeups > 1 && r.wakeups > 1,
+        wakeups.0 > 1 && wakeups.1 > 1,
         "woken {} / {}",
-        m.wakeups,
-        r.wakeups
+        wakeups.0,
+        wakeups.1
     );
     assert!(
         suppressed(master.ring_stats()) > 0 && suppressed(remote.ring_stats()) > 0,

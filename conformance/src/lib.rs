@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod duplex;
 pub mod faults;
 pub mod interrupt_driven;
 pub mod link;

@@ -26,13 +26,14 @@ use std::rc::Rc;
 use conformance::sim::{CacheConfig, SimCore, SimMemory, WeakOrder};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::shm::SharedMemory;
-use rpmsg::link::{Error, Link, NsEvent, RxMode};
+use rpmsg::duplex::ns::{NsDirectory, NsEvent};
+use rpmsg::duplex::{Link, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, FoundAtBoot, HostBoot, HostPoll, PollTiming, RscError, TableBuilder,
     VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
-use rpmsg::wire::ADDR_ANY;
+use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
 const NUM: usize = 16;
@@ -72,8 +73,8 @@ const fn up(v: usize) -> usize {
 
 type HostCore = SimCore<HOST_LINE>;
 type RemoteCore = SimCore<REMOTE_LINE>;
-type HostLink<'m> = Link<'m, MasterRings<'m, HostCore, Legacy, NUM>, Bell, 4, 8, 4>;
-type RemoteLink<'m> = Link<'m, RemoteRings<'m, RemoteCore, Legacy, NUM>, Bell, 4, 8, 4>;
+type HostLink<'m> = Link<'m, MasterRings<'m, HostCore, Legacy, NUM>, Bell>;
+type RemoteLink<'m> = Link<'m, RemoteRings<'m, RemoteCore, Legacy, NUM>, Bell>;
 
 /// A doorbell: one pending bit per queue.
 #[derive(Clone, Default)]
@@ -194,7 +195,10 @@ impl<'m> Host<'m> {
         if kick {
             bell.notify(QueueIds::DEFAULT.vring0).unwrap();
         }
-        self.link = Some(Link::new(rings, bell));
+        // Each session's link has endpoint storage of its own (the host's
+        // links come and go with its sessions; the test leaks a few bytes).
+        let storage: &'static mut Storage<2> = Box::leak(Box::default());
+        self.link = Some(Link::new(rings, bell, storage));
         self.probes += 1;
     }
 
@@ -338,33 +342,50 @@ fn remote_rings(
 /// Brings the link up once the remote has the vrings: the remote announces
 /// `echo`, the host sees it, and `count` messages go to the remote and
 /// come back. Panics if anything is lost.
-fn link_up(host: &Host<'_>, remote: &RemoteLink<'_>, count: u32) {
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    remote.announce(&rep, "echo").unwrap();
-    let hlink = host.link();
-    hlink.on_notify(host.to_host.take());
-    hlink.service().unwrap();
-    let addr = loop {
-        match hlink.try_ns_event() {
-            Some(NsEvent::Created(s)) if s.name.as_str() == "echo" => break s.addr,
-            Some(_) => {}
-            None => panic!("the host never saw the remote's announcement"),
-        }
+fn link_up(host: &mut Host<'_>, remote: &mut RemoteLink<'_>, count: u32) {
+    let rep = remote.bind(40).unwrap();
+    let (mut rtx, mut rrx) = remote.split();
+    assert_eq!(rtx.announce(&rep, "echo"), Ok(Sent::Sent));
+    let Host {
+        link,
+        to_remote,
+        to_host,
+        ..
+    } = host;
+    let hlink = link.as_mut().expect("the host has set the device up");
+    let _ns = hlink.bind(NS_ADDR).unwrap();
+    let mep = hlink.bind(ADDR_ANY).unwrap();
+    let (mut htx, mut hrx) = hlink.split();
+    let mut dir = NsDirectory::<1>::new();
+    let mut buf = [0u8; 64];
+    let _: QueueSet = to_host.take();
+    let r = hrx
+        .try_recv(&mut buf)
+        .unwrap()
+        .expect("the host never saw the remote's announcement");
+    assert_eq!(r.dst, NS_ADDR);
+    let addr = match dir.on_message::<Legacy>(&buf[..r.len]) {
+        Some(NsEvent::Created(s)) if s.name.as_str() == "echo" => s.addr,
+        other => panic!("not the announcement: {other:?}"),
     };
     assert_eq!(addr, 40);
-    let mep = hlink.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    let mut buf = [0u8; 64];
     for k in 0..count {
-        hlink.try_send(&mep, addr, &k.to_le_bytes()).unwrap();
-        remote.on_notify(host.to_remote.take());
-        let r = remote.try_recv(&rep, &mut buf).unwrap();
-        assert_eq!(&buf[..r.len], &k.to_le_bytes());
-        remote.try_send(&rep, r.src, &buf[..r.len]).unwrap();
-        hlink.on_notify(host.to_host.take());
-        let r = hlink.try_recv(&mep, &mut buf).unwrap();
+        assert_eq!(htx.try_send(&mep, addr, &k.to_le_bytes()), Ok(Sent::Sent));
+        let _: QueueSet = to_remote.take();
+        let r = rrx
+            .try_recv(&mut buf)
+            .unwrap()
+            .unwrap_or_else(|| panic!("message {k}"));
+        assert_eq!((r.dst, &buf[..r.len]), (rep.addr(), &k.to_le_bytes()[..]));
+        assert_eq!(rtx.try_send(&rep, r.src, &buf[..r.len]), Ok(Sent::Sent));
+        let _: QueueSet = to_host.take();
+        let r = hrx
+            .try_recv(&mut buf)
+            .unwrap()
+            .unwrap_or_else(|| panic!("echo {k}"));
         assert_eq!(&buf[..r.len], &k.to_le_bytes(), "echo {k}");
     }
-    assert_eq!(remote.try_recv(&rep, &mut buf), Err(Error::WouldBlock));
+    assert_eq!(rrx.try_recv(&mut buf), Ok(None));
 }
 
 /// The status byte as memory holds it (behind both caches).
@@ -422,8 +443,9 @@ fn late_remote_sees_driver_ok() {
         u32::try_from(PEER_BASE + VRING1.start() as u64).unwrap()
     );
 
-    let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host);
-    link_up(&host, &remote, 32);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host, &mut rs);
+    link_up(&mut host, &mut remote, 32);
     assert_eq!(host.probes, 1);
     assert!(!remote.is_broken() && !host.link().is_broken());
     assert_eq!(rcore.accesses_outside_window(), 0);
@@ -466,8 +488,10 @@ fn stale_status_after_warm_reboot_is_cleared() {
     )
     .unwrap_or_else(|e| panic!("first boot: {e}"));
     {
-        let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host.clone());
-        link_up(&host, &remote, 5);
+        let mut rs = Storage::<1>::new();
+        let mut remote: RemoteLink<'_> =
+            Link::new(remote_rings(&rcore, vrings), to_host.clone(), &mut rs);
+        link_up(&mut host, &mut remote, 5);
         // The warm reboot: the link's state is gone with the core's RAM.
     }
     rcore.flush_all();
@@ -507,8 +531,9 @@ fn stale_status_after_warm_reboot_is_cleared() {
         waited.not_ready_reports, 2,
         "NotReady once per second of waiting (1 s to 3 s)"
     );
-    let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host);
-    link_up(&host, &remote, 32);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host, &mut rs);
+    link_up(&mut host, &mut remote, 32);
     assert_eq!(host.probes, 2);
     assert!(!remote.is_broken() && !host.link().is_broken());
     assert_eq!(rcore.accesses_outside_window(), 0);
@@ -549,8 +574,9 @@ fn boot_without_start_kick() {
         set_up,
         clock
     );
-    let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host);
-    link_up(&host, &remote, 32);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host, &mut rs);
+    link_up(&mut host, &mut remote, 32);
     assert!(!remote.is_broken() && !host.link().is_broken());
 }
 
@@ -588,8 +614,10 @@ fn soft_reset_with_a_warm_cache_keeps_the_new_session() {
     )
     .unwrap_or_else(|e| panic!("first boot: {e}"));
     {
-        let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host.clone());
-        link_up(&host, &remote, 5);
+        let mut rs = Storage::<1>::new();
+        let mut remote: RemoteLink<'_> =
+            Link::new(remote_rings(&rcore, vrings), to_host.clone(), &mut rs);
+        link_up(&mut host, &mut remote, 5);
     }
     // The remote soft-resets at 0.5 s and spends 2 s in its start-up code;
     // the host recovers at 1 s. The cache keeps the old session's lines.
@@ -613,8 +641,9 @@ fn soft_reset_with_a_warm_cache_keeps_the_new_session() {
     )
     .unwrap_or_else(|e| panic!("after the soft reset: {e}"));
     assert_eq!(waited.polls, 1);
-    let remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host);
-    link_up(&host, &remote, 32);
+    let mut rs = Storage::<1>::new();
+    let mut remote: RemoteLink<'_> = Link::new(remote_rings(&rcore, vrings), to_host, &mut rs);
+    link_up(&mut host, &mut remote, 32);
     assert_eq!(host.probes, 2);
 }
 

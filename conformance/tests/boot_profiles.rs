@@ -25,12 +25,13 @@ use rpmsg::boot::{
     master_bare, master_table, remote_bare, BareLayout, BootError, Placement, Profile, RemoteBoot,
     F_EVENT_IDX,
 };
-use rpmsg::link::{Error, Link, NsEvent, RxMode};
+use rpmsg::duplex::ns::{NsDirectory, NsEvent};
+use rpmsg::duplex::{Link, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteRings};
 use rpmsg::rsc_table::{
     table_size, PollTiming, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
-use rpmsg::wire::ADDR_ANY;
+use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use vring::{Layout, Legacy, Suppression};
 
 const NUM: usize = 16;
@@ -64,8 +65,8 @@ const fn up(v: usize) -> usize {
 
 type MasterCore = SimCore<64>;
 type RemoteCore = SimCore<32>;
-type MasterLink<'m> = Link<'m, MasterRings<'m, MasterCore, Legacy, NUM>, Bell, 4, 8, 4>;
-type RemoteLink<'m> = Link<'m, RemoteRings<'m, RemoteCore, Legacy, NUM>, Bell, 4, 8, 4>;
+type MasterLink<'m> = Link<'m, MasterRings<'m, MasterCore, Legacy, NUM>, Bell>;
+type RemoteLink<'m> = Link<'m, RemoteRings<'m, RemoteCore, Legacy, NUM>, Bell>;
 
 #[derive(Default)]
 struct Rung {
@@ -171,37 +172,47 @@ fn remote_rings(
 /// The remote announces `echo`, the master sees it (on the remote's
 /// doorbell), then `count` messages go to the remote and come back, each
 /// side acting only on its doorbell.
-fn echo(w: &World, master: &MasterLink<'_>, remote: &RemoteLink<'_>, count: u32) {
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    remote.announce(&rep, "echo").unwrap();
-    let rang = w.to_master.take();
-    assert!(!rang.is_empty(), "the announcement rang the master");
-    master.on_notify(rang);
-    master.service().unwrap();
-    let addr = loop {
-        match master.try_ns_event() {
-            Some(NsEvent::Created(s)) if s.name.as_str() == "echo" => break s.addr,
-            Some(_) => {}
-            None => panic!("the master never saw the announcement"),
-        }
-    };
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    let mut buf = [0u8; 64];
-    for k in 0..count {
-        master.try_send(&mep, addr, &k.to_le_bytes()).unwrap();
-        let rang = w.to_remote.take();
-        assert!(!rang.is_empty(), "message {k}: the master rang the remote");
-        remote.on_notify(rang);
-        let r = remote.try_recv(&rep, &mut buf).unwrap();
-        assert_eq!(&buf[..r.len], &k.to_le_bytes());
-        remote.try_send(&rep, r.src, &buf[..r.len]).unwrap();
+fn echo(w: &World, master: &mut MasterLink<'_>, remote: &mut RemoteLink<'_>, count: u32) {
+    let rep = remote.bind(40).unwrap();
+    let _ns = master.bind(NS_ADDR).unwrap();
+    let mep = master.bind(ADDR_ANY).unwrap();
+    {
+        let (mut rtx, mut rrx) = remote.split();
+        let (mut mtx, mut mrx) = master.split();
+        assert_eq!(rtx.announce(&rep, "echo"), Ok(Sent::Sent));
         let rang = w.to_master.take();
-        assert!(!rang.is_empty(), "echo {k}: the remote rang the master");
-        master.on_notify(rang);
-        let r = master.try_recv(&mep, &mut buf).unwrap();
-        assert_eq!(&buf[..r.len], &k.to_le_bytes(), "echo {k}");
+        assert!(!rang.is_empty(), "the announcement rang the master");
+        let mut buf = [0u8; 64];
+        let r = mrx
+            .try_recv(&mut buf)
+            .unwrap()
+            .expect("the master never saw the announcement");
+        assert_eq!(r.dst, NS_ADDR);
+        let mut dir = NsDirectory::<1>::new();
+        let addr = match dir.on_message::<Legacy>(&buf[..r.len]) {
+            Some(NsEvent::Created(s)) if s.name.as_str() == "echo" => s.addr,
+            other => panic!("not the announcement: {other:?}"),
+        };
+        for k in 0..count {
+            assert_eq!(mtx.try_send(&mep, addr, &k.to_le_bytes()), Ok(Sent::Sent));
+            let rang = w.to_remote.take();
+            assert!(!rang.is_empty(), "message {k}: the master rang the remote");
+            let r = rrx
+                .try_recv(&mut buf)
+                .unwrap()
+                .unwrap_or_else(|| panic!("message {k}"));
+            assert_eq!(&buf[..r.len], &k.to_le_bytes());
+            assert_eq!(rtx.try_send(&rep, r.src, &buf[..r.len]), Ok(Sent::Sent));
+            let rang = w.to_master.take();
+            assert!(!rang.is_empty(), "echo {k}: the remote rang the master");
+            let r = mrx
+                .try_recv(&mut buf)
+                .unwrap()
+                .unwrap_or_else(|| panic!("echo {k}"));
+            assert_eq!(&buf[..r.len], &k.to_le_bytes(), "echo {k}");
+        }
+        assert_eq!(rrx.try_recv(&mut buf), Ok(None));
     }
-    assert_eq!(remote.try_recv(&rep, &mut buf), Err(Error::WouldBlock));
     assert!(!remote.is_broken() && !master.is_broken());
     assert_eq!(w.remote.accesses_outside_window(), 0);
     assert_eq!(w.master.accesses_outside_window(), 0);
@@ -221,9 +232,10 @@ fn table_both_roles(profile: Profile, event_idx: bool) {
     );
     let _: QueueSet = w.to_remote.take();
     let rrings = remote_rings(&w, profile, event_idx).unwrap();
-    let master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone());
-    let remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone());
-    echo(&w, &master, &remote, MESSAGES);
+    let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
+    let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
+    let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
+    echo(&w, &mut master, &mut remote, MESSAGES);
     assert_eq!(
         w.to_remote.counts(),
         [start_kicks, MESSAGES],
@@ -265,9 +277,10 @@ fn linux_profile_remote_against_a_linux_style_master() {
     let mrings = master_rings(&w, Profile::Native, true).unwrap();
     let rrings = remote_rings(&w, Profile::Linux, true).unwrap();
     let _: QueueSet = w.to_remote.take();
-    let master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone());
-    let remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone());
-    echo(&w, &master, &remote, MESSAGES);
+    let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
+    let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
+    let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
+    echo(&w, &mut master, &mut remote, MESSAGES);
     assert_eq!(w.to_remote.counts(), [1, MESSAGES]);
     assert_eq!(w.to_master.counts(), [MESSAGES + 1, 0]);
 }
@@ -303,9 +316,10 @@ fn remote_with_defaults_against_an_rpmsg_lite_master() {
     let rrings =
         unsafe { remote_bare::<_, Legacy, NUM>(&w.remote, BARE, Profile::RpmsgLite, false) }
             .unwrap();
-    let master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone());
-    let remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone());
-    echo(&w, &master, &remote, MESSAGES);
+    let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
+    let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
+    let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
+    echo(&w, &mut master, &mut remote, MESSAGES);
     assert_eq!(
         w.to_remote.counts(),
         [1, MESSAGES],
@@ -332,9 +346,10 @@ fn bare_both_roles(profile: Profile, event_idx: bool) {
     // SAFETY: as above.
     let rrings =
         unsafe { remote_bare::<_, Legacy, NUM>(&w.remote, BARE, profile, event_idx) }.unwrap();
-    let master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone());
-    let remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone());
-    echo(&w, &master, &remote, MESSAGES);
+    let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
+    let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
+    let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
+    echo(&w, &mut master, &mut remote, MESSAGES);
     assert_eq!(w.to_remote.counts(), [1, MESSAGES], "{profile:?}");
     assert_eq!(w.to_master.counts(), [MESSAGES + 1, 0], "{profile:?}");
 }
@@ -358,45 +373,46 @@ fn starved_sides_are_rung_for_the_next_free_buffer() {
     let mrings = master_rings(&w, Profile::Native, false).unwrap();
     let rrings = remote_rings(&w, Profile::Native, false).unwrap();
     let _: QueueSet = w.to_remote.take();
-    let master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone());
-    let remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone());
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    let mep = master.create_endpoint(50, RxMode::Queue).unwrap();
-    master.set_name_service(false).unwrap();
-    remote.set_name_service(false).unwrap();
+    let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
+    let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
+    let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
+    let rep = remote.bind(40).unwrap();
+    let mep = master.bind(50).unwrap();
+    let (mut rtx, mut rrx) = remote.split();
+    let (mut mtx, mut mrx) = master.split();
     let mut buf = [0u8; 16];
 
     // The remote fills every receive buffer of the master.
     for k in 0..NUM as u32 {
-        remote.try_send(&rep, 50, &k.to_le_bytes()).unwrap();
+        assert_eq!(rtx.try_send(&rep, 50, &k.to_le_bytes()), Ok(Sent::Sent));
     }
-    assert_eq!(remote.try_send(&rep, 50, b"x"), Err(Error::WouldBlock));
+    assert_eq!(rtx.try_send(&rep, 50, b"x"), Ok(Sent::NoBuffer));
     let before = w.to_remote.counts()[0];
-    master.on_notify(w.to_master.take());
-    master.try_recv(&mep, &mut buf).unwrap();
+    let _: QueueSet = w.to_master.take();
+    assert!(mrx.try_recv(&mut buf).unwrap().is_some());
     assert_eq!(
         w.to_remote.counts()[0],
         before + 1,
         "the starved remote is rung for the buffer returned"
     );
-    remote.on_notify(w.to_remote.take());
-    remote.try_send(&rep, 50, b"x").unwrap();
+    let _: QueueSet = w.to_remote.take();
+    assert_eq!(rtx.try_send(&rep, 50, b"x"), Ok(Sent::Sent));
 
     // The master fills every receive buffer of the remote.
     for k in 0..NUM as u32 {
-        master.try_send(&mep, 40, &k.to_le_bytes()).unwrap();
+        assert_eq!(mtx.try_send(&mep, 40, &k.to_le_bytes()), Ok(Sent::Sent));
     }
-    assert_eq!(master.try_send(&mep, 40, b"y"), Err(Error::WouldBlock));
+    assert_eq!(mtx.try_send(&mep, 40, b"y"), Ok(Sent::NoBuffer));
     let before = w.to_master.counts()[1];
-    remote.on_notify(w.to_remote.take());
-    remote.try_recv(&rep, &mut buf).unwrap();
+    let _: QueueSet = w.to_remote.take();
+    assert!(rrx.try_recv(&mut buf).unwrap().is_some());
     assert_eq!(
         w.to_master.counts()[1],
         before + 1,
         "the starved master is rung for the buffer returned"
     );
-    master.on_notify(w.to_master.take());
-    master.try_send(&mep, 40, b"y").unwrap();
+    let _: QueueSet = w.to_master.take();
+    assert_eq!(mtx.try_send(&mep, 40, b"y"), Ok(Sent::Sent));
 }
 
 /// A profile that cannot hold is an error at boot, never a hang.

@@ -132,8 +132,3 @@ mod doorbell {
 mod link {
     conformance::link_suite!(super::KickPair);
 }
-
-/// The split-link suite (`rpmsg::duplex`) over this backend's doorbells.
-mod duplex {
-    conformance::duplex_suite!(super::KickPair);
-}

@@ -25,11 +25,6 @@ mod link {
     conformance::link_suite!(super::Octeon);
 }
 
-/// The split-link suite (`rpmsg::duplex`) over this backend's doorbells.
-mod duplex {
-    conformance::duplex_suite!(super::Octeon);
-}
-
 /// Weak mode (`conformance::sim::WeakOrder`), the interrupt entry: core 0
 /// stores round `k` to shared memory, then rings bit 4 of core 2; core 2's
 /// `MboxIrq::on_interrupt` reports it, core 2 loads the word *before*

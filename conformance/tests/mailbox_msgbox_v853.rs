@@ -167,8 +167,3 @@ mod doorbell {
 mod link {
     conformance::link_suite!(super::V853Doorbells);
 }
-
-/// The split-link suite (`rpmsg::duplex`) over this backend's doorbells.
-mod duplex {
-    conformance::duplex_suite!(super::V853Doorbells);
-}

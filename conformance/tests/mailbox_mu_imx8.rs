@@ -264,11 +264,6 @@ mod link {
     conformance::link_suite!(super::DoorbellMu);
 }
 
-/// The split-link suite (`rpmsg::duplex`) over this backend's doorbells.
-mod duplex {
-    conformance::duplex_suite!(super::DoorbellMu);
-}
-
 /// Weak mode (`conformance::sim::WeakOrder`): a general-purpose interrupt
 /// announces shared memory as a doorbell does. Side A stores round `k`,
 /// then requests GP0 (`Gp::try_request`: its I/O write barrier); side B
