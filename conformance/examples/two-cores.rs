@@ -58,9 +58,10 @@ use std::time::{Duration, Instant};
 use conformance::rng::SplitMix64;
 use conformance::sim::{CacheConfig, CacheStats, SimCore, SimMemory, WeakOrder, WeakStats};
 use ipc_traits::mailbox::{Error as _, ErrorKind, Notify, NotifyRx, QueueSet};
-use rpmsg::link::{Error, Link, LinkStats, NsEvent, RxMode};
-use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, Rings};
-use rpmsg::wire::{ADDR_ANY, HEADER_LEN};
+use rpmsg::duplex::ns::{NsDirectory, NsEvent, NsStats};
+use rpmsg::duplex::{Link, RxStats, Sent, Storage, Tx, TxStats};
+use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::wire::{ADDR_ANY, HEADER_LEN, NS_ADDR};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
 #[path = "two_cores/linux.rs"]
@@ -92,9 +93,9 @@ const MAX_MESSAGES: u32 = 1_000_000;
 /// declared stuck.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A link as both cores configure it: 2 endpoints, 4 queued messages per
-/// endpoint, 4 remote services, 512-byte buffers.
-type DemoLink<'m, R, N> = Link<'m, R, N, 2, 4, 4, BUF>;
+/// Endpoints per link: the master's own and the name service's (address
+/// 53, whose messages feed its directory); the remote's one.
+const ENDPOINTS: usize = 2;
 
 /// Where the rings and buffers sit in the shared window.
 struct Geometry {
@@ -283,21 +284,19 @@ impl<T: NotifyRx> Inbox<T> {
     }
 }
 
-/// The core's idle loop: "wait for interrupt" until the peer rings, and
-/// report the doorbell to the link. Meanwhile, kicks that found the mailbox
-/// full are retried (what the transmit-space interrupt is for on silicon).
-/// `Ok(false)` when the demo stops the core.
-fn sleep<'m, R: Rings<'m>, N: Notify, T: NotifyRx>(
-    link: &DemoLink<'m, R, N>,
+/// The core's idle loop: "wait for interrupt" until the peer rings (the
+/// link's halves read the rings themselves afterwards). Meanwhile, kicks
+/// that found the mailbox full are retried (what the transmit-space
+/// interrupt is for on silicon). `Ok(false)` when the demo stops the core.
+fn sleep<'m, R: Halves<'m>, N: Notify, T: NotifyRx>(
+    tx: &mut Tx<'_, 'm, R, N>,
     inbox: &mut Inbox<T>,
     patience: &mut Patience<'_>,
     waiting_for: impl Fn() -> String,
 ) -> Result<bool, Fault> {
     loop {
-        link.flush_kicks().map_err(|e| e.to_string())?;
-        let rang = inbox.take();
-        if !rang.is_empty() {
-            link.on_notify(rang);
+        tx.flush();
+        if !inbox.take().is_empty() {
             return Ok(true);
         }
         if patience.control.finished.load(Ordering::SeqCst) {
@@ -318,7 +317,10 @@ fn sleep<'m, R: Rings<'m>, N: Notify, T: NotifyRx>(
 /// What one core reports when it is done.
 #[derive(Debug, Default, Clone, Copy)]
 struct Report {
-    link: LinkStats,
+    tx: TxStats,
+    rx: RxStats,
+    /// The master's directory of the remote's services.
+    ns: NsStats,
     rings: (vring::Stats, vring::Stats),
     cache: CacheStats,
     /// What weak ordering did on the core (`--weak`).
@@ -326,41 +328,47 @@ struct Report {
     /// Doorbells rung outside the link (the master's boot kick).
     boot_kicks: u32,
     doorbell_errors: u32,
-    leaked_buffers: u32,
+    /// The link is broken (a ring index the peer corrupted, a buffer that
+    /// could not be given back).
+    broken: bool,
 }
 
 impl Report {
-    fn of<'m, R: Rings<'m>, N: Notify, T, const LINE: usize>(
-        link: &DemoLink<'m, R, N>,
+    fn of<'m, R: Halves<'m>, N: Notify, T, const LINE: usize>(
+        link: &Link<'m, R, N>,
         core: &SimCore<LINE>,
         inbox: &Inbox<T>,
     ) -> Self {
         Self {
-            link: link.stats(),
+            tx: link.tx_stats(),
+            rx: link.rx_stats(),
+            ns: NsStats::default(),
             rings: link.ring_stats(),
             cache: core.stats(),
             weak: core.weak_stats(),
             boot_kicks: 0,
             doorbell_errors: inbox.errors,
-            leaked_buffers: link.leaked_buffers(),
+            broken: link.is_broken(),
         }
     }
 
-    /// Everything that must stay 0 in a correct exchange: the link's and
-    /// the rings' validation counters, words that were not doorbells,
-    /// buffers lost, and cache lines whose local writes were thrown away.
+    /// Everything that must stay 0 in a correct exchange: the link's, the
+    /// directory's and the rings' validation counters, words that were not
+    /// doorbells, buffers lost, a broken link, and cache lines whose local
+    /// writes were thrown away.
     fn errors(&self) -> u64 {
-        let l = &self.link;
+        let (rx, ns) = (&self.rx, &self.ns);
         [
-            l.rx_bad_header,
-            l.rx_unbound,
-            l.ns_malformed,
-            l.ns_unknown_destroy,
-            l.ns_directory_full,
+            rx.bad_header,
+            rx.unbound,
+            rx.return_failures,
+            ns.malformed,
+            ns.unknown_destroy,
+            ns.directory_full,
             self.rings.0.failures.total(),
             self.rings.1.failures.total(),
             self.doorbell_errors,
-            self.leaked_buffers,
+            u32::from(self.broken),
         ]
         .iter()
         .map(|&n| u64::from(n))
@@ -408,37 +416,52 @@ fn master<const LINE: usize, N: Notify, T: NotifyRx>(
             Err(e) => return Err(Fault::Own(format!("ringing the boot kick: {e:?}"))),
         }
     }
-    let link: DemoLink<'_, _, N> = Link::new(rings, ring);
-    let ep = link
-        .create_endpoint(ADDR_ANY, RxMode::Queue)
-        .map_err(|e| e.to_string())?;
+    let mut storage = Storage::<ENDPOINTS>::new();
+    let mut link = Link::new(rings, ring, &mut storage);
+    let ns = link.bind(NS_ADDR).map_err(|e| e.to_string())?;
+    let ep = link.bind(ADDR_ANY).map_err(|e| e.to_string())?;
+    let (mut tx, mut rx) = link.split();
+    let mut dir = NsDirectory::<4>::new();
+    let mut back = [0u8; MAX_PAYLOAD];
 
     // The remote announces its service; look it up by name.
     let peer = loop {
-        link.service().map_err(|e| format!("name service: {e}"))?;
-        if let Some(NsEvent::Created(s)) = link.try_ns_event() {
-            if s.name.as_str() == SERVICE {
-                break s.addr;
+        match rx.try_recv(&mut back) {
+            Ok(Some(m)) if m.dst == ns.addr() => {
+                let event = dir.on_message::<Legacy>(filled(&back, m.len)?);
+                if let Some(NsEvent::Created(s)) = event {
+                    if s.name.as_str() == SERVICE {
+                        break s.addr;
+                    }
+                }
             }
+            Ok(Some(m)) => {
+                return Err(Fault::Own(format!(
+                    "a message from {} before any service was announced",
+                    m.src
+                )))
+            }
+            Ok(None) => {
+                sleep(&mut tx, &mut inbox, &mut patience, || {
+                    format!("the \"{SERVICE}\" announcement")
+                })?;
+            }
+            Err(e) => return Err(Fault::Own(format!("name service: {e}"))),
         }
-        sleep(&link, &mut inbox, &mut patience, || {
-            format!("the \"{SERVICE}\" announcement")
-        })?;
     };
     patience.progress();
 
     let mut out = [0u8; MAX_PAYLOAD];
-    let mut back = [0u8; MAX_PAYLOAD];
     let mut round_trips = Vec::with_capacity(count as usize);
     let mut bytes = 0u64;
     for seq in 0..count {
         let len = payload(seq, &mut out);
         let sent_at = Instant::now();
         loop {
-            match link.try_send(&ep, peer, &out[..len]) {
-                Ok(()) => break,
-                Err(Error::WouldBlock) => {
-                    sleep(&link, &mut inbox, &mut patience, || {
+            match tx.try_send(&ep, peer, &out[..len]) {
+                Ok(Sent::Sent) => break,
+                Ok(Sent::NoBuffer) => {
+                    sleep(&mut tx, &mut inbox, &mut patience, || {
                         format!("a transmit buffer for message {seq}")
                     })?;
                 }
@@ -446,10 +469,10 @@ fn master<const LINE: usize, N: Notify, T: NotifyRx>(
             }
         }
         let echo = loop {
-            match link.try_recv(&ep, &mut back) {
-                Ok(echo) => break echo,
-                Err(Error::WouldBlock) => {
-                    sleep(&link, &mut inbox, &mut patience, || {
+            match rx.try_recv(&mut back) {
+                Ok(Some(echo)) => break echo,
+                Ok(None) => {
+                    sleep(&mut tx, &mut inbox, &mut patience, || {
                         format!("the echo of message {seq}")
                     })?;
                 }
@@ -457,10 +480,12 @@ fn master<const LINE: usize, N: Notify, T: NotifyRx>(
             }
         };
         round_trips.push(sent_at.elapsed());
-        if echo.src != peer {
+        if (echo.src, echo.dst) != (peer, ep.addr()) {
             return Err(Fault::Own(format!(
-                "echo {seq} came from address {}, not from {SERVICE} at {peer}",
-                echo.src
+                "echo {seq} came from address {} to {}, not from {SERVICE} at {peer} to {}",
+                echo.src,
+                echo.dst,
+                ep.addr()
             )));
         }
         let echo_bytes = filled(&back, echo.len)?;
@@ -471,6 +496,7 @@ fn master<const LINE: usize, N: Notify, T: NotifyRx>(
     }
     let report = Report {
         boot_kicks: 1,
+        ns: dir.stats(),
         ..Report::of(&link, &core, &inbox)
     };
     Ok(Echoes {
@@ -508,15 +534,15 @@ fn remote<const LINE: usize, N: Notify, T: NotifyRx>(
     // these rings.
     let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&core, remote_config()) }
         .map_err(|e| format!("attaching to the rings: {e}"))?;
-    let link: DemoLink<'_, _, N> = Link::new(rings, ring);
-    let ep = link
-        .create_endpoint(ADDR_ANY, RxMode::Queue)
-        .map_err(|e| e.to_string())?;
+    let mut storage = Storage::<ENDPOINTS>::new();
+    let mut link = Link::new(rings, ring, &mut storage);
+    let ep = link.bind(ADDR_ANY).map_err(|e| e.to_string())?;
+    let (mut tx, mut rx) = link.split();
     loop {
-        match link.announce(&ep, SERVICE) {
-            Ok(()) => break,
-            Err(Error::WouldBlock) => {
-                if !sleep(&link, &mut inbox, &mut patience, || {
+        match tx.announce(&ep, SERVICE) {
+            Ok(Sent::Sent) => break,
+            Ok(Sent::NoBuffer) => {
+                if !sleep(&mut tx, &mut inbox, &mut patience, || {
                     "a transmit buffer for the announcement".into()
                 })? {
                     return Err(Fault::Own("stopped before announcing".into()));
@@ -529,15 +555,15 @@ fn remote<const LINE: usize, N: Notify, T: NotifyRx>(
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut echoed = 0u32;
     loop {
-        match link.try_recv(&ep, &mut buf) {
-            Ok(msg) => {
+        match rx.try_recv(&mut buf) {
+            Ok(Some(msg)) => {
                 let bytes = filled(&buf, msg.len)?;
                 check(echoed, bytes).map_err(|e| format!("message {echoed} {e}"))?;
                 loop {
-                    match link.try_send(&ep, msg.src, bytes) {
-                        Ok(()) => break,
-                        Err(Error::WouldBlock) => {
-                            if !sleep(&link, &mut inbox, &mut patience, || {
+                    match tx.try_send(&ep, msg.src, bytes) {
+                        Ok(Sent::Sent) => break,
+                        Ok(Sent::NoBuffer) => {
+                            if !sleep(&mut tx, &mut inbox, &mut patience, || {
                                 format!("a transmit buffer for echo {echoed}")
                             })? {
                                 return Err(Fault::Own(format!(
@@ -551,8 +577,8 @@ fn remote<const LINE: usize, N: Notify, T: NotifyRx>(
                 echoed += 1;
                 patience.progress();
             }
-            Err(Error::WouldBlock) => {
-                if !sleep(&link, &mut inbox, &mut patience, || {
+            Ok(None) => {
+                if !sleep(&mut tx, &mut inbox, &mut patience, || {
                     format!("message {echoed}")
                 })? {
                     break;
@@ -679,7 +705,9 @@ where
             .get(round_trips.len() / 2)
             .copied()
             .unwrap_or_default(),
-        kicks_sent: sum(&|r| u64::from(r.link.notifications_sent) + u64::from(r.boot_kicks)),
+        kicks_sent: sum(&|r| {
+            u64::from(r.tx.doorbells) + u64::from(r.rx.doorbells) + u64::from(r.boot_kicks)
+        }),
         kicks_suppressed: sum(&|r| {
             u64::from(r.rings.0.notifications_suppressed)
                 + u64::from(r.rings.1.notifications_suppressed)
@@ -841,12 +869,20 @@ or when --linux finds no kernel.";
 /// What the command line asks for.
 enum Command {
     Help,
-    Run {
-        socs: Vec<Soc>,
-        messages: u32,
-        linux: bool,
-        weak: bool,
-    },
+    Run(Options),
+}
+
+/// The options of a run (a new switch is one field here, one arm in
+/// [`parse`] and one line in [`USAGE`]).
+struct Options {
+    /// The SoCs to run, in order (default: all).
+    socs: Vec<Soc>,
+    /// Echoes per SoC.
+    messages: u32,
+    /// One more row through real Linux.
+    linux: bool,
+    /// Weakly ordered cores.
+    weak: bool,
 }
 
 fn valid_names() -> String {
@@ -854,10 +890,12 @@ fn valid_names() -> String {
 }
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut socs: Vec<Soc> = Vec::new();
-    let mut messages = DEFAULT_MESSAGES;
-    let mut linux = false;
-    let mut weak = false;
+    let mut o = Options {
+        socs: Vec::new(),
+        messages: DEFAULT_MESSAGES,
+        linux: false,
+        weak: false,
+    };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -872,9 +910,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
-            "--linux" if inline.is_none() => linux = true,
+            "--linux" if inline.is_none() => o.linux = true,
             "--linux" => return Err("--linux takes no value".into()),
-            "--weak" if inline.is_none() => weak = true,
+            "--weak" if inline.is_none() => o.weak = true,
             "--weak" => return Err("--weak takes no value".into()),
             "--soc" => {
                 let name = value("a SoC name")?;
@@ -884,13 +922,13 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
                     .ok_or_else(|| {
                         format!("unknown SoC \"{name}\"; valid names: {}", valid_names())
                     })?;
-                if !socs.iter().any(|s| s.name == soc.name) {
-                    socs.push(soc);
+                if !o.socs.iter().any(|s| s.name == soc.name) {
+                    o.socs.push(soc);
                 }
             }
             "--messages" => {
                 let n = value("a number")?;
-                messages = n
+                o.messages = n
                     .parse()
                     .ok()
                     .filter(|m| (1..=MAX_MESSAGES).contains(m))
@@ -903,15 +941,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
             other => return Err(format!("unknown argument \"{other}\"")),
         }
     }
-    if socs.is_empty() {
-        socs = soc::ALL.to_vec();
+    if o.socs.is_empty() {
+        o.socs = soc::ALL.to_vec();
     }
-    Ok(Command::Run {
-        socs,
-        messages,
-        linux,
-        weak,
-    })
+    Ok(Command::Run(o))
 }
 
 fn main() -> ExitCode {
@@ -920,12 +953,12 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Run {
+        Ok(Command::Run(Options {
             socs,
             messages,
             linux,
             weak,
-        }) => (socs, messages, linux, weak),
+        })) => (socs, messages, linux, weak),
         Err(why) => {
             eprintln!("two-cores: {why}\n(run with --help for usage)");
             return ExitCode::from(2);
