@@ -24,7 +24,7 @@ use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::power::WakeLock;
 use ipc_traits::shm::{RawRegion, SharedMemory};
-use rpmsg::link::{Error, Link, RxMode};
+use rpmsg::duplex::{Link, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -64,10 +64,14 @@ const POOL: usize = 0x800;
 const POOL_LEN: usize = 2 * NUM * BUF;
 const SIZE: usize = POOL + POOL_LEN;
 
-type Master<'m> = Link<'m, MasterRings<'m, SimCore<MASTER_LINE>, Legacy, NUM>, Quiet, 2, 8, 2, BUF>;
-type Remote<'m> = Link<'m, RemoteRings<'m, SimCore<REMOTE_LINE>, Legacy, NUM>, Quiet, 2, 8, 2, BUF>;
+type Master<'m> = Link<'m, MasterRings<'m, SimCore<MASTER_LINE>, Legacy, NUM>, Quiet>;
+type Remote<'m> = Link<'m, RemoteRings<'m, SimCore<REMOTE_LINE>, Legacy, NUM>, Quiet>;
 
-fn master_rings(core: &SimCore<MASTER_LINE>, rpmsg_lite_compat: bool) -> Master<'_> {
+fn master_link<'m>(
+    core: &'m SimCore<MASTER_LINE>,
+    rpmsg_lite_compat: bool,
+    storage: &'m mut Storage<1>,
+) -> Master<'m> {
     let cfg = MasterConfig {
         vring0: VRING0,
         vring1: VRING1,
@@ -78,10 +82,18 @@ fn master_rings(core: &SimCore<MASTER_LINE>, rpmsg_lite_compat: bool) -> Master<
         rpmsg_lite_compat,
     };
     // SAFETY: the pool belongs to this master alone.
-    Link::new(unsafe { MasterRings::new(core, cfg) }.unwrap(), Quiet)
+    Link::new(
+        unsafe { MasterRings::new(core, cfg) }.unwrap(),
+        Quiet,
+        storage,
+    )
 }
 
-fn remote_rings(core: &SimCore<REMOTE_LINE>, rpmsg_lite_compat: bool) -> Remote<'_> {
+fn remote_link<'m>(
+    core: &'m SimCore<REMOTE_LINE>,
+    rpmsg_lite_compat: bool,
+    storage: &'m mut Storage<1>,
+) -> Remote<'m> {
     let cfg = RemoteConfig {
         vring0: VRING0,
         vring1: VRING1,
@@ -94,7 +106,7 @@ fn remote_rings(core: &SimCore<REMOTE_LINE>, rpmsg_lite_compat: bool) -> Remote<
     let rings = unsafe { RemoteRings::new(core, cfg) }
         .unwrap()
         .notify_always(rpmsg_lite_compat);
-    Link::new(rings, Quiet)
+    Link::new(rings, Quiet, storage)
 }
 
 fn message(round: usize, who: u8) -> Vec<u8> {
@@ -118,8 +130,9 @@ fn master_pool_dirty_before_posting_never_overwrites_the_remote() {
         let m = mem.core::<MASTER_LINE>(pinned(1));
         let r = mem.core::<REMOTE_LINE>(pinned(2));
         m.write(POOL, &[0xEE; POOL_LEN]).unwrap();
-        let master = master_rings(&m, compat);
-        let remote = remote_rings(&r, compat);
+        let (mut ms, mut rs) = (Storage::new(), Storage::new());
+        let mut master = master_link(&m, compat, &mut ms);
+        let mut remote = remote_link(&r, compat, &mut rs);
         // Every slot a ring holds is clean in the master's cache: the ring
         // hands it back as `Received`, which promises no dirty line (what
         // lets a receive buffer be posted again without a write-back). In
@@ -133,14 +146,16 @@ fn master_pool_dirty_before_posting_never_overwrites_the_remote() {
                 "compat {compat}: pool line {off:#x} handed to a ring dirty"
             );
         }
-        let mep = master.create_endpoint(50, RxMode::Queue).unwrap();
-        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        let mep = master.bind(50).unwrap();
+        let rep = remote.bind(40).unwrap();
+        let (mut mtx, mut mrx) = master.split();
+        let (mut rtx, mut rrx) = remote.split();
         let mut got = [0u8; BUF];
         for round in 0..4 * NUM {
             let up = message(round, 0x5A);
-            remote.try_send(&rep, 50, &up).unwrap();
+            assert_eq!(rtx.try_send(&rep, 50, &up), Ok(Sent::Sent));
             m.flush_all();
-            let rx = master.try_recv(&mep, &mut got).unwrap();
+            let rx = mrx.try_recv(&mut got).unwrap().unwrap();
             assert_eq!(
                 (rx.src, &got[..rx.len]),
                 (40, &up[..]),
@@ -148,18 +163,18 @@ fn master_pool_dirty_before_posting_never_overwrites_the_remote() {
             );
 
             let down = message(round, 0xA5);
-            master.try_send(&mep, 40, &down).unwrap();
+            assert_eq!(mtx.try_send(&mep, 40, &down), Ok(Sent::Sent));
             r.flush_all();
-            let rx = remote.try_recv(&rep, &mut got).unwrap();
+            let rx = rrx.try_recv(&mut got).unwrap().unwrap();
             assert_eq!(
                 (rx.src, &got[..rx.len]),
                 (50, &down[..]),
                 "compat {compat}, round {round}"
             );
         }
-        assert_eq!(master.try_recv(&mep, &mut got), Err(Error::WouldBlock));
-        let (ms, rs) = (master.stats(), remote.stats());
-        assert_eq!((ms.rx_bad_header, rs.rx_bad_header), (0, 0));
+        assert_eq!(mrx.try_recv(&mut got), Ok(None));
+        let (ms, rs) = (master.rx_stats(), remote.rx_stats());
+        assert_eq!((ms.bad_header, rs.bad_header), (0, 0));
         assert!(!master.is_broken() && !remote.is_broken());
     }
 }
@@ -178,10 +193,13 @@ fn buffer_maintenance_covers_header_and_payload_only() {
     let mem = SimMemory::new(SIZE, PEER_BASE);
     let m = mem.core::<MASTER_LINE>(pinned(1));
     let r = mem.core::<REMOTE_LINE>(pinned(2));
-    let master = master_rings(&m, false);
-    let remote = remote_rings(&r, false);
-    let mep = master.create_endpoint(50, RxMode::Queue).unwrap();
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    let (mut ms, mut rs) = (Storage::new(), Storage::new());
+    let mut master = master_link(&m, false, &mut ms);
+    let mut remote = remote_link(&r, false, &mut rs);
+    let mep = master.bind(50).unwrap();
+    let rep = remote.bind(40).unwrap();
+    let (mut mtx, mut mrx) = master.split();
+    let (mut rtx, mut rrx) = remote.split();
     let mut got = [0u8; BUF];
     // Line commands of `ROUNDS` round trips of `len`-byte messages:
     // [master clean, master invalidate, remote clean, remote invalidate].
@@ -189,12 +207,12 @@ fn buffer_maintenance_covers_header_and_payload_only() {
         let (m0, r0) = (m.stats(), r.stats());
         for round in 0..ROUNDS {
             let up = vec![round as u8; len];
-            remote.try_send(&rep, 50, &up).unwrap();
-            let rx = master.try_recv(&mep, &mut got).unwrap();
+            assert_eq!(rtx.try_send(&rep, 50, &up), Ok(Sent::Sent));
+            let rx = mrx.try_recv(&mut got).unwrap().unwrap();
             assert_eq!(&got[..rx.len], &up[..]);
             let down = vec![!(round as u8); len];
-            master.try_send(&mep, 40, &down).unwrap();
-            let rx = remote.try_recv(&rep, &mut got).unwrap();
+            assert_eq!(mtx.try_send(&mep, 40, &down), Ok(Sent::Sent));
+            let rx = rrx.try_recv(&mut got).unwrap().unwrap();
             assert_eq!(&got[..rx.len], &down[..]);
         }
         let (m1, r1) = (m.stats(), r.stats());
@@ -219,8 +237,8 @@ fn buffer_maintenance_covers_header_and_payload_only() {
             "{len}-byte payload: line commands beyond those of a 16-byte one"
         );
     }
-    let (ms, rs) = (master.stats(), remote.stats());
-    assert_eq!((ms.rx_bad_header, rs.rx_bad_header), (0, 0));
+    let (ms, rs) = (master.rx_stats(), remote.rx_stats());
+    assert_eq!((ms.bad_header, rs.bad_header), (0, 0));
 }
 
 // --- the resource table ----------------------------------------------------------
@@ -403,8 +421,15 @@ impl Bell {
     }
 }
 
-type SplitLink<'m> =
-    Link<'m, SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>, Bell, 2, 8, 2, 256>;
+type SplitLink<'m> = rpmsg::link::Link<
+    'm,
+    SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>,
+    Bell,
+    2,
+    8,
+    2,
+    256,
+>;
 
 fn split_link<'m>(
     core: &'m SimCore<MASTER_LINE>,
@@ -418,7 +443,7 @@ fn split_link<'m>(
     // SAFETY: each side owns its pool; the peer's is reached only through
     // the ring.
     let rings = unsafe { SplitRings::<_, Legacy, SPLIT_NUM>::new(core, cfg) }.unwrap();
-    Link::new(rings, bell)
+    rpmsg::link::Link::new(rings, bell)
 }
 
 /// Split ownership with the consumed-buffer notification, started over
@@ -452,8 +477,8 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
             region.consumed
         );
     }
-    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
+    let ea = a.create_endpoint(30, rpmsg::link::RxMode::Queue).unwrap();
+    let eb = b.create_endpoint(40, rpmsg::link::RxMode::Queue).unwrap();
     let mut got = [0u8; 64];
     for (from, to, bell_from, bell_to, src, dst, ep_from, ep_to) in [
         (&a, &b, &to_a, &to_b, 30, 40, &ea, &eb),
@@ -470,7 +495,7 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
                     delivered = Some(r);
                     break;
                 }
-                Err(Error::WouldBlock) => {}
+                Err(rpmsg::Error::WouldBlock) => {}
                 Err(e) => panic!("{e}"),
             }
         }
@@ -498,8 +523,8 @@ fn split_consumed_word_is_read_fresh() {
     let (to_a, to_b) = (Bell::default(), Bell::default());
     let a = split_link(&ca, Side::A, to_b.clone(), Some(&lock_a));
     let b = split_link(&cb, Side::B, to_a.clone(), None);
-    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
+    let ea = a.create_endpoint(30, rpmsg::link::RxMode::Queue).unwrap();
+    let eb = b.create_endpoint(40, rpmsg::link::RxMode::Queue).unwrap();
     let mut got = [0u8; 64];
     for round in 0..2 * SPLIT_NUM {
         let text = format!("message {round}");
@@ -514,7 +539,7 @@ fn split_consumed_word_is_read_fresh() {
                     delivered = Some(r);
                     break;
                 }
-                Err(Error::WouldBlock) => {}
+                Err(rpmsg::Error::WouldBlock) => {}
                 Err(e) => panic!("{e}"),
             }
         }
@@ -531,7 +556,7 @@ fn split_consumed_word_is_read_fresh() {
         );
         // B ends its pass: the consumed word says "seen and returned", and
         // B waits for the next doorbell.
-        assert_eq!(b.try_recv(&eb, &mut got), Err(Error::WouldBlock));
+        assert_eq!(b.try_recv(&eb, &mut got), Err(rpmsg::Error::WouldBlock));
         a.on_notify(to_a.take());
         a.service().unwrap();
     }
