@@ -107,10 +107,14 @@ fn pair_echoes_every_message_with_no_validation_error() {
         assert_eq!(r.echo.echoed, COUNT);
         assert_eq!(r.echo.bytes, r.client.bytes);
         assert_eq!(r.validation_errors, 0);
-        assert!(r.host.notifications_sent > 0 && r.remote.notifications_sent > 0);
+        assert!(r.host_doorbells > 0 && r.remote_doorbells > 0);
         assert_eq!((r.host_resets, r.remote_restarts, r.unreturned), (0, 0, 0));
         assert_eq!(
-            (r.client.lost, r.remote.lost_at_reset, r.remote.peer_resets),
+            (
+                r.client.lost,
+                r.remote_lost_at_reset,
+                r.remote_link_restarts
+            ),
             (0, 0, 0)
         );
     }
@@ -128,7 +132,7 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
             .unwrap_or_else(|e| panic!("window {window_len}: {e}"));
         let c = r.client;
         assert_eq!((r.host_resets, r.remote_restarts), (RESETS, RESETS));
-        assert_eq!(r.remote.peer_resets, RESETS);
+        assert_eq!(r.remote_link_restarts, RESETS);
         assert_eq!((c.resets, c.resumed), (RESETS, RESETS), "traffic resumed");
         assert_eq!(c.sent, COUNT);
         assert_eq!(c.received + c.lost, COUNT, "checked or lost, never both");
@@ -137,7 +141,7 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
         // a host link that was gone.
         assert_eq!(
             c.lost,
-            r.remote.lost_at_reset + r.echo.discarded + r.unreturned,
+            r.remote_lost_at_reset + r.echo.discarded + r.unreturned,
             "window {window_len}"
         );
         assert_eq!(r.echo.echoed, c.received + r.unreturned);
@@ -146,7 +150,7 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
         assert!(c.received >= COUNT.saturating_sub(RESETS * window_len));
         assert_eq!(c.services, 2 * (RESETS + 1), "announced again each time");
         assert_eq!(r.validation_errors, 0);
-        not_taken += r.remote.lost_at_reset;
+        not_taken += r.remote_lost_at_reset;
         unreturned += r.unreturned;
     }
     assert!(
