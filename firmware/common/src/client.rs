@@ -212,11 +212,6 @@ impl EchoClient {
         s.malformed + s.unknown_destroy + s.directory_full
     }
 
-    /// The `rpmsg-raw` service address, once announced.
-    pub fn peer(&self) -> Option<u32> {
-        self.peer
-    }
-
     /// One non-blocking pass: what arrived (name-service events, echoes),
     /// then new messages. Returns whether anything happened.
     ///

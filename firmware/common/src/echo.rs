@@ -114,19 +114,9 @@ impl EchoService {
         })
     }
 
-    /// The local addresses of the `rpmsg-tty` and `rpmsg-raw` endpoints.
-    pub fn addrs(&self) -> [u32; 2] {
-        [self.endpoints[0].addr(), self.endpoints[1].addr()]
-    }
-
     /// Whether both services have been announced in this session.
     pub fn is_announced(&self) -> bool {
         self.registered && self.announcements.owed() == 0
-    }
-
-    /// Whether a message waits for a transmit buffer.
-    pub fn is_blocked(&self) -> bool {
-        self.pending.is_some()
     }
 
     /// The counters.

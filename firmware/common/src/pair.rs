@@ -189,18 +189,19 @@ pub struct PairReport {
 
 /// Receive-side validation counters of a link that must stay 0: bad
 /// headers, messages for unbound addresses, buffers not given back.
-pub fn link_errors(rx: &RxStats) -> u32 {
+fn link_errors(rx: &RxStats) -> u32 {
     rx.bad_header + rx.unbound + rx.return_failures
 }
 
 /// Validation failures of a ring pair (every kind), from
 /// [`Link::ring_stats`].
-pub fn ring_errors(rings: (vring::Stats, vring::Stats)) -> u32 {
+fn ring_errors(rings: (vring::Stats, vring::Stats)) -> u32 {
     rings.0.failures.total() + rings.1.failures.total()
 }
 
-/// Every validation counter of `link` ([`link_errors`] and
-/// [`ring_errors`]); 0 in a clean run.
+/// Every validation counter of `link`: its receive half's (bad headers,
+/// unbound addresses, buffers not given back) and its rings'; 0 in a
+/// clean run.
 pub fn validation_errors<'a, R: Halves<'a>, N: Notify>(link: &Link<'a, R, N>) -> u32 {
     link_errors(&link.rx_stats()) + ring_errors(link.ring_stats())
 }
