@@ -421,7 +421,7 @@ fn main() -> ! {
         if kicked || busy || !echo.is_announced() {
             match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {

@@ -42,7 +42,7 @@ const PAYLOAD_MAX: usize = DEFAULT_BUF_SIZE - HEADER_LEN;
 
 /// Messages echoed per [`EchoService::serve`] call, so one call stays
 /// short even when the host keeps sending.
-const BATCH: u32 = 32;
+const BATCH: u32 = 16;
 
 /// What one [`EchoService::serve`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +54,11 @@ pub struct Progress {
     pub blocked: bool,
     /// Announcements still to send.
     pub unannounced: u32,
+    /// The receive ring was not found empty (the batch ended first): call
+    /// again without waiting for a notification. `false` when it was found
+    /// empty (and re-armed) or a transmit buffer is awaited: sleeping until
+    /// the next notification is then safe.
+    pub more: bool,
 }
 
 /// Counters of the service (wrapping).
@@ -163,17 +168,22 @@ impl EchoService {
             progress.blocked = true;
             return Ok(progress);
         }
+        progress.more = true;
         for _ in 0..BATCH {
             if !self.send_pending(tx)? {
                 progress.blocked = true;
+                progress.more = false;
                 break;
             }
             let m = match rx.try_recv(&mut self.buf) {
                 Ok(Some(m)) => m,
-                Ok(None) => break,
+                Ok(None) => {
+                    progress.more = false;
+                    break;
+                }
                 // A whole ring of undeliverable messages (counted by the
-                // link): not idle, look again next call.
-                Err(Error::WouldBlock) => break,
+                // link): the ring is not idle.
+                Err(Error::WouldBlock) => continue,
                 Err(Error::TooLong { .. }) => {
                     // Larger than a 512-byte buffer holds: take it off the
                     // ring (its buffer goes back) and count it.
@@ -194,6 +204,7 @@ impl EchoService {
             if !self.send_pending(tx)? {
                 self.stats.deferred = self.stats.deferred.wrapping_add(1);
                 progress.blocked = true;
+                progress.more = false;
                 break;
             }
         }

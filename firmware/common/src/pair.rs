@@ -381,8 +381,8 @@ where
             if !set.is_empty() || remote_busy || !echo.is_announced() {
                 let (mut tx, mut rx) = link.split();
                 let served = echo.serve(&mut tx, &mut rx).map_err(PairError::Remote)?;
-                remote_busy = served.echoed > 0;
-                moved |= remote_busy || !set.is_empty();
+                remote_busy = served.more;
+                moved |= served.echoed > 0 || served.more || !set.is_empty();
             }
         }
 

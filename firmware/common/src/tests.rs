@@ -12,10 +12,13 @@ use rpmsg::rsc_table::{
     VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 
-use rpmsg::boot::{remote_config, BootError, Placement};
-use vring::Suppression;
+use rpmsg::boot::{master_table, remote_config, BootError, Placement, Profile, RemoteBoot};
+use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::rsc_table::VdevView;
+use vring::{Legacy, Suppression};
 
 use crate::doorbell::{MemDoorbell, Polled};
+use crate::echo::EchoService;
 use crate::mem::{LineAligned, SharedArea};
 use crate::pair::{self, Doorbells, PairConfig, PairError};
 use crate::trace::TraceLog;
@@ -173,6 +176,65 @@ fn lost_notifications_stall_the_pair_instead_of_hanging() {
         Err(PairError::Stalled { received }) => assert!(received < 100),
         other => panic!("expected a stall, got {other:?}"),
     }
+}
+
+#[test]
+fn echo_asks_to_be_called_again_while_its_batch_ends_before_the_ring() {
+    let t = any_table();
+    let area = Box::new(SharedArea::<AREA>::new());
+    let (tw, sw) = (window(&t), shared(&area));
+    let (to_remote, to_host) = (MemDoorbell::new(), MemDoorbell::new());
+    let (_, info) = VdevView::locate::<_, TABLE>(&tw, 0).unwrap();
+    let mut kick = to_remote.ringer(Polled);
+    // SAFETY: the pool is this host's alone; the remote below builds its
+    // buffers over the two halves only.
+    let host_rings = unsafe {
+        master_table::<_, _, Legacy, _, { pair::NUM }>(
+            &tw,
+            &info,
+            &sw,
+            PLACEMENT,
+            Profile::Native,
+            false,
+            &mut kick,
+        )
+    }
+    .unwrap();
+    let timing = PollTiming {
+        interval: 1,
+        patience: 1,
+    };
+    let mut boot =
+        RemoteBoot::start::<_, _, TABLE>(&tw, 0, &sw, Profile::Native, timing, 0).unwrap();
+    let Ok(HostPoll::Ready(vrings)) = boot.poll(&tw, 0) else {
+        panic!("DRIVER_OK not seen");
+    };
+    // SAFETY: the host's two buffer halves, disjoint; no other remote.
+    let remote_rings =
+        unsafe { boot.rings::<_, _, Legacy, { pair::NUM }>(&tw, &sw, vrings) }.unwrap();
+    let (mut hs, mut rs) = (Storage::<1>::new(), Storage::<2>::new());
+    let mut host = Link::new(host_rings, kick, &mut hs);
+    let mut remote = Link::new(remote_rings, to_host.ringer(Polled), &mut rs);
+    let host_ep = host.bind(rpmsg::wire::ADDR_ANY).unwrap();
+    let mut echo = EchoService::new(&mut remote).unwrap();
+    let (mut rtx, mut rrx) = remote.split();
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert!(
+        echo.is_announced() && !p.more,
+        "announced, ring empty: {p:?}"
+    );
+    // `rpmsg-tty` is at the first dynamic address.
+    let tty = rpmsg::wire::RESERVED_ADDRESSES;
+    let (mut htx, _hrx) = host.split();
+    for k in 0..20u8 {
+        assert_eq!(htx.try_send(&host_ep, tty, &[k; 8]).unwrap(), Sent::Sent);
+    }
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert_eq!(p.echoed, 16, "one batch");
+    assert!(p.more, "the batch ended before the ring: call again");
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert_eq!(p.echoed, 4);
+    assert!(!p.more && !p.blocked, "ring found empty: {p:?}");
 }
 
 #[test]

@@ -225,7 +225,7 @@ fn remote() -> RemoteFail {
         if !set.is_empty() || busy || !echo.is_announced() {
             match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {
