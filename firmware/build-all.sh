@@ -26,6 +26,8 @@ EXAMPLES="minimal-remote:thumbv7em-none-eabihf:stable imx8mm-m4:thumbv7em-none-e
 
 PASS=0 FAIL=0 FAILED=()
 now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((10#$t / 1000)); }
+# `set -e` is off inside an `if` condition (bash), so each step function
+# chains its commands itself (`|| return 1`, or an `rc` it returns).
 step() {                                  # step NAME function [args...]
   local name=$1 t0 ms
   shift
@@ -69,14 +71,15 @@ setup_qemu() {
 # --- lint and host tests ------------------------------------------------------
 
 lint() {
-  local d
-  (cd common && cargo fmt -- --check && cargo test -q && cargo clippy -q --all-targets -- -D warnings)
+  local d rc=0
+  (cd common && cargo fmt -- --check && cargo test -q && cargo clippy -q --all-targets -- -D warnings) || rc=1
   for d in qemu-m4 qemu-a64 minimal-remote imx8mm-m4 am62x-m4f v853-e907; do
     echo "--- lint $d"
-    (cd "$d" && cargo fmt -- --check && cargo clippy -q --release -- -D warnings)
+    (cd "$d" && cargo fmt -- --check && cargo clippy -q --release -- -D warnings) || rc=1
   done
   echo "--- lint octeon"
-  (cd octeon && cargo +nightly fmt -- --check && cargo +nightly clippy -q --release -- -D warnings)
+  (cd octeon && cargo +nightly fmt -- --check && cargo +nightly clippy -q --release -- -D warnings) || rc=1
+  return $rc
 }
 
 # --- build and sizes ----------------------------------------------------------
@@ -164,13 +167,13 @@ expect_failure() {                        # expect_failure DIR FEATURE
 }
 
 qemu_m4() {
-  expect_failure qemu-m4 fault-lose-kicks
-  expect_failure qemu-m4 fault-corrupt
+  expect_failure qemu-m4 fault-lose-kicks || return 1
+  expect_failure qemu-m4 fault-corrupt || return 1
   (cd qemu-m4 && cargo run -q --release)
 }
 
 qemu_a64() {
-  expect_failure qemu-a64 fault-lose-kicks
+  expect_failure qemu-a64 fault-lose-kicks || return 1
   (cd qemu-a64 && cargo run -q --release)
 }
 

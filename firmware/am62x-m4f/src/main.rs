@@ -48,7 +48,7 @@ use fw_common::mem::{LineAligned, SharedArea};
 use fw_common::shared::SharedTx;
 use fw_common::trace::TraceLog;
 use ipc_traits::cache::Coherent;
-use ipc_traits::mailbox::{Events, QueueSet, RawId};
+use ipc_traits::mailbox::{Events, RawId};
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::regs::Mmio32;
 use ipc_traits::shm::RawRegion;
@@ -58,7 +58,7 @@ use mbox_am62x::{
     Tx,
 };
 use rpmsg::boot::{BootError, Profile, RemoteBoot};
-use rpmsg::link::Link;
+use rpmsg::duplex::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -399,8 +399,9 @@ fn main() -> ! {
         }
     };
     let kick = Patient::<_, RawId>::new(&to_linux, KICK_SPINS);
-    let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, kick);
-    let Ok(mut echo) = EchoService::new(&link) else {
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, kick, &mut storage);
+    let Ok(mut echo) = EchoService::new(&mut link) else {
         park(&mut cp.SCB);
     };
     log.line(format_args!(
@@ -408,6 +409,7 @@ fn main() -> ! {
         vrings[0].da, vrings[1].da, vrings[0].num
     ));
 
+    let (mut tx, mut rx) = link.split();
     let mut guard = MaybeWakeGuard::new(&WAKE);
     let mut busy = true;
     loop {
@@ -415,12 +417,11 @@ fn main() -> ! {
             log.line(format_args!("am62x-m4f: shut down by Linux"));
             park(&mut cp.SCB);
         }
-        let set = QueueSet::from_bits(KICKS.swap(0, Ordering::AcqRel));
-        if !set.is_empty() || busy || !echo.is_announced() {
-            link.on_notify(set);
-            match echo.serve(&link) {
+        let kicked = KICKS.swap(0, Ordering::AcqRel) != 0;
+        if kicked || busy || !echo.is_announced() {
+            match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {
@@ -436,8 +437,8 @@ fn main() -> ! {
             }
             continue;
         }
-        link.flush_kicks().unwrap_or(());
-        idle(&mut cp.SCB, link.owes_doorbell());
+        tx.flush();
+        idle(&mut cp.SCB, tx.owes_doorbell());
     }
 }
 

@@ -11,9 +11,11 @@
 #![deny(unsafe_code)]
 
 use ipc_traits::mailbox::Notify;
-use rpmsg::link::{Endpoint, Error, Link, NsEvent, RxMode};
-use rpmsg::rings::Rings;
-use rpmsg::wire::ADDR_ANY;
+use rpmsg::duplex::ns::{NsDirectory, NsEvent};
+use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Tx};
+use rpmsg::rings::{Halves, Rings};
+use rpmsg::wire::{ADDR_ANY, NS_ADDR};
+use rpmsg::Error;
 
 use crate::echo::{RAW_SERVICE, TTY_SERVICE};
 
@@ -106,6 +108,9 @@ pub struct ClientStats {
 #[derive(Debug)]
 pub struct EchoClient {
     ep: Endpoint,
+    /// Bound at the name-service address: the remote's announcements.
+    ns: Endpoint,
+    dir: NsDirectory<4>,
     peer: Option<u32>,
     /// Sequence number of the next echo: every message before it came back
     /// or was lost at a reset.
@@ -120,23 +125,22 @@ pub struct EchoClient {
 }
 
 impl EchoClient {
-    /// Binds the client's endpoint on `link`.
+    /// Binds the client's endpoint and the name-service address on `link`.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] without a free endpoint slot.
-    pub fn new<'m, R, N, const EPS: usize, const Q: usize, const SVC: usize, const BUF: usize>(
-        link: &Link<'m, R, N, EPS, Q, SVC, BUF>,
+    /// [`Error::Bind`] without two free endpoint slots.
+    pub fn new<'a, R: Halves<'a>, N: Notify>(
+        link: &mut Link<'a, R, N>,
         count: u32,
         window: u32,
-    ) -> Result<Self, Error>
-    where
-        R: Rings<'m>,
-        N: Notify,
-    {
-        let ep = link.create_endpoint(ADDR_ANY, RxMode::Queue)?;
+    ) -> Result<Self, Error> {
+        let ns = link.bind(NS_ADDR)?;
+        let ep = link.bind(ADDR_ANY)?;
         Ok(Self {
             ep,
+            ns,
+            dir: NsDirectory::new(),
             peer: None,
             expect: 0,
             detached: false,
@@ -163,38 +167,27 @@ impl EchoClient {
         self.expect
     }
 
-    /// The host reset the device and abandoned its link: the messages
-    /// outstanding are lost, the service addresses forgotten. Nothing is
-    /// sent or received until [`EchoClient::attach`].
+    /// The host reset the device and ended its link's session: the
+    /// messages outstanding are lost, the remote's services forgotten.
+    /// Nothing is sent or received until [`EchoClient::attach`].
     pub fn reset(&mut self) {
         let outstanding = self.outstanding();
         self.stats.lost += outstanding;
         self.expect = self.stats.sent;
         self.peer = None;
+        self.dir.on_peer_reset();
         self.starved = false;
         self.detached = true;
         self.stats.resets += 1;
     }
 
-    /// Binds the client's endpoint on the host's new `link` after a reset;
-    /// the remote's services are found again through its announcements.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Bind`] without a free endpoint slot.
-    pub fn attach<'m, R, N, const EPS: usize, const Q: usize, const SVC: usize, const BUF: usize>(
-        &mut self,
-        link: &Link<'m, R, N, EPS, Q, SVC, BUF>,
-    ) -> Result<(), Error>
-    where
-        R: Rings<'m>,
-        N: Notify,
-    {
-        self.ep = link.create_endpoint(ADDR_ANY, RxMode::Queue)?;
+    /// The host's link restarted over new rings after a reset (its
+    /// endpoints stay bound); the remote's services are found again
+    /// through its announcements.
+    pub fn attach(&mut self) {
         self.peer = None;
         self.starved = false;
         self.detached = false;
-        Ok(())
     }
 
     /// Whether the client has messages to send, room in its window and had
@@ -212,91 +205,102 @@ impl EchoClient {
         self.stats
     }
 
-    /// The `rpmsg-raw` service address, once announced.
-    pub fn peer(&self) -> Option<u32> {
-        self.peer
+    /// Name-service messages the directory rejected (malformed, a destroy
+    /// for an unknown service, or no room); 0 in a clean run.
+    pub fn ns_errors(&self) -> u32 {
+        let s = self.dir.stats();
+        s.malformed + s.unknown_destroy + s.directory_full
     }
 
-    /// One non-blocking pass: name-service events, echoes, new messages.
-    /// Returns whether anything happened.
+    /// One non-blocking pass: what arrived (name-service events, echoes),
+    /// then new messages. Returns whether anything happened.
     ///
     /// # Errors
     ///
     /// [`ClientError`]: any lost, duplicated, reordered or corrupted echo,
-    /// and link errors other than `WouldBlock`.
-    pub fn step<'m, R, N, const EPS: usize, const Q: usize, const SVC: usize, const BUF: usize>(
+    /// and link errors. A missing transmit buffer is not one.
+    pub fn step<'a, R: Halves<'a>, N: Notify>(
         &mut self,
-        link: &Link<'m, R, N, EPS, Q, SVC, BUF>,
-    ) -> Result<bool, ClientError>
-    where
-        R: Rings<'m>,
-        N: Notify,
-    {
+        tx: &mut Tx<'_, 'a, R, N>,
+        rx: &mut Rx<'_, 'a, R, N>,
+    ) -> Result<bool, ClientError> {
         let mut progressed = false;
         if self.detached {
             return Ok(false);
         }
         self.starved = false;
-        link.service()?;
-        while let Some(ev) = link.try_ns_event() {
-            progressed = true;
-            if let NsEvent::Created(s) = ev {
-                match s.name.as_str() {
-                    RAW_SERVICE => self.peer = Some(s.addr),
-                    TTY_SERVICE => {}
-                    _ => return Err(ClientError::UnknownService),
+        let mut got = [0u8; MAX_PAYLOAD];
+        let mut want = [0u8; MAX_PAYLOAD];
+        loop {
+            let r = match rx.try_recv(&mut got) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                // A ring of undeliverable messages (counted): not idle,
+                // the caller steps again.
+                Err(Error::WouldBlock) => {
+                    progressed = true;
+                    break;
                 }
-                self.stats.services += 1;
+                Err(e) => return Err(e.into()),
+            };
+            progressed = true;
+            if r.dst == self.ns.addr() {
+                self.on_announcement::<R>(&got[..r.len])?;
+                continue;
+            }
+            let Some(peer) = self.peer else {
+                return Err(ClientError::WrongSource { src: r.src });
+            };
+            if r.src != peer {
+                return Err(ClientError::WrongSource { src: r.src });
+            }
+            let seq = self.expect;
+            if seq >= self.stats.sent {
+                return Err(ClientError::Unexpected {
+                    got: self.stats.received,
+                });
+            }
+            let n = payload(seq, &mut want);
+            if r.len != n || got[..n] != want[..n] {
+                return Err(ClientError::Mismatch { seq, len: r.len });
+            }
+            self.stats.received += 1;
+            self.stats.bytes += r.len as u64;
+            self.expect += 1;
+            if self.stats.resumed < self.stats.resets {
+                self.stats.resumed = self.stats.resets;
             }
         }
         let Some(peer) = self.peer else {
             return Ok(progressed);
         };
-        let mut got = [0u8; MAX_PAYLOAD];
-        let mut want = [0u8; MAX_PAYLOAD];
-        loop {
-            match link.try_recv(&self.ep, &mut got) {
-                Ok(r) => {
-                    progressed = true;
-                    if r.src != peer {
-                        return Err(ClientError::WrongSource { src: r.src });
-                    }
-                    let seq = self.expect;
-                    if seq >= self.stats.sent {
-                        return Err(ClientError::Unexpected {
-                            got: self.stats.received,
-                        });
-                    }
-                    let n = payload(seq, &mut want);
-                    if r.len != n || got[..n] != want[..n] {
-                        return Err(ClientError::Mismatch { seq, len: r.len });
-                    }
-                    self.stats.received += 1;
-                    self.stats.bytes += r.len as u64;
-                    self.expect += 1;
-                    if self.stats.resumed < self.stats.resets {
-                        self.stats.resumed = self.stats.resets;
-                    }
-                }
-                Err(Error::WouldBlock) => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
         while self.stats.sent < self.count && self.outstanding() < self.window {
             let n = payload(self.stats.sent, &mut want);
-            match link.try_send(&self.ep, peer, &want[..n]) {
-                Ok(()) => {
+            match tx.try_send(&self.ep, peer, &want[..n])? {
+                Sent::Sent => {
                     progressed = true;
                     self.stats.sent += 1;
                 }
-                Err(Error::WouldBlock) => {
+                Sent::NoBuffer => {
                     self.stats.tx_waits += 1;
                     self.starved = true;
                     break;
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         Ok(progressed)
+    }
+
+    /// A name-service message: the remote's services.
+    fn on_announcement<'a, R: Rings<'a>>(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+        if let Some(NsEvent::Created(s)) = self.dir.on_message::<R::Order>(payload) {
+            match s.name.as_str() {
+                RAW_SERVICE => self.peer = Some(s.addr),
+                TTY_SERVICE => {}
+                _ => return Err(ClientError::UnknownService),
+            }
+            self.stats.services += 1;
+        }
+        Ok(())
     }
 }

@@ -160,9 +160,9 @@ impl NotifyRx for Taker<'_> {
 /// its receive register or FIFO in its interrupt handler, so a full channel
 /// is normally a matter of microseconds. Like rpmsg-lite's `MU_SendMsg`,
 /// which waits for the transmit register to empty, but never forever: after
-/// `spins` retries the kick fails with `WouldBlock`, and
-/// [`rpmsg::link::Link`] keeps it and retries it with its next operation
-/// (or [`rpmsg::link::Link::flush_kicks`]).
+/// `spins` retries the kick fails with `WouldBlock`, and the link
+/// ([`rpmsg::duplex::Link`]) keeps it owed and rings it before its next
+/// doorbell (or at [`rpmsg::duplex::Tx::flush`]).
 #[derive(Debug)]
 pub struct Patient<T, C> {
     tx: T,

@@ -15,20 +15,24 @@
 //!
 //! With [`PairConfig::host_resets`] the host also resets the device during
 //! the run, as Linux does when it removes and re-probes the rpmsg driver:
-//! status 0 ([`reset_device`]), its link abandoned; one round later the
-//! rings laid out again, `DRIVER_OK`, a kick, a fresh link. The remote
-//! follows the status byte with a [`VdevWatch`] polled every round: at
-//! `WentDown` it releases the session over the still-intact old rings
-//! (counting the messages it had not taken), at `CameUp` it restarts its
-//! link over the new rings (which re-announces the services). Every message
-//! the host sent is then echoed and checked, or lost at a reset, and the
-//! run checks the two sides' accounts against each other.
+//! status 0 ([`reset_device`]), its link's session ended
+//! ([`Link::end_session`]); one round later the rings laid out again,
+//! `DRIVER_OK`, a kick, the link restarted over them
+//! ([`Ended::restart`]). The remote follows the status byte with a
+//! [`VdevWatch`] polled every round: at `WentDown` it releases the session
+//! over the still-intact old rings ([`Link::release_session`], counting
+//! the messages it had not taken), at `CameUp` it restarts its link over
+//! the new rings and announces its services again. Every message the host
+//! sent is then echoed and checked, or lost at a reset, and the run checks
+//! the two sides' accounts against each other.
 #![allow(unsafe_code)]
 
-use ipc_traits::mailbox::NotifyRx;
+use ipc_traits::mailbox::{Notify, NotifyRx};
 use ipc_traits::shm::{SharedMemory, ShmError};
 use rpmsg::boot::{master_table, reset_device, BootError, Placement, Profile, RemoteBoot};
-use rpmsg::link::{Link, LinkStats};
+use rpmsg::duplex::restart::Ended;
+use rpmsg::duplex::{Link, RxStats, Storage};
+use rpmsg::rings::Halves;
 use rpmsg::rsc_table::{HostPoll, PollTiming, RscError, VdevEvent, VdevView, VdevWatch};
 use vring::Legacy;
 
@@ -60,7 +64,7 @@ pub enum PairError {
     /// The host saw a wrong, lost or duplicated echo, or a link error.
     Client(ClientError),
     /// The remote's link failed.
-    Remote(rpmsg::link::Error),
+    Remote(rpmsg::Error),
     /// The remote never saw `DRIVER_OK` after the host set it.
     NotReady,
     /// Nothing moved for `max_idle_rounds` rounds.
@@ -87,8 +91,8 @@ pub enum PairError {
         /// Messages it wrote off at resets.
         lost: u32,
         /// Lost on the remote side: not taken at a session end
-        /// ([`LinkStats::lost_at_reset`]), or discarded or dropped by the
-        /// echo service.
+        /// ([`rpmsg::duplex::restart::RestartReport::lost`]), or discarded
+        /// or dropped by the echo service.
         remote_lost: u32,
         /// Echoed by the remote, never checked by the host.
         unreturned: u32,
@@ -157,14 +161,18 @@ pub struct PairReport {
     pub client: ClientStats,
     /// The remote's echo service.
     pub echo: EchoStats,
-    /// The host's link (the last one, after resets).
-    pub host: LinkStats,
-    /// The remote's link.
-    pub remote: LinkStats,
+    /// Doorbells the host rang (both halves, every session).
+    pub host_doorbells: u32,
+    /// Doorbells the remote rang (both halves, every session).
+    pub remote_doorbells: u32,
+    /// Messages the remote had not taken when a session ended
+    /// ([`rpmsg::duplex::restart::RestartReport::lost`], summed).
+    pub remote_lost_at_reset: u32,
     /// Ring notifications suppressed (both sides, all rings).
     pub suppressed: u32,
-    /// Validation failures counted anywhere (links and rings, including
-    /// host links abandoned at resets); 0 in a clean run.
+    /// Validation failures counted anywhere (links, rings and the host's
+    /// name-service directory, including rings of ended sessions); 0 in a
+    /// clean run.
     pub validation_errors: u32,
     /// Rounds taken.
     pub rounds: u32,
@@ -172,20 +180,41 @@ pub struct PairReport {
     pub host_resets: u32,
     /// Restarts the remote saw in the status byte.
     pub remote_restarts: u32,
-    /// Echoes the remote sent that the host never got back (its link was
-    /// abandoned at a reset first).
+    /// Sessions the remote's link restarted over new rings.
+    pub remote_link_restarts: u32,
+    /// Echoes the remote sent that the host never got back (its session
+    /// ended first).
     pub unreturned: u32,
 }
 
-/// Link and ring validation counters that must stay 0.
-pub fn validation_errors(s: &LinkStats, rings: (vring::Stats, vring::Stats)) -> u32 {
-    s.rx_bad_header
-        + s.rx_unbound
-        + s.ns_malformed
-        + s.ns_unknown_destroy
-        + s.ns_directory_full
-        + rings.0.failures.total()
-        + rings.1.failures.total()
+/// Receive-side validation counters of a link that must stay 0: bad
+/// headers, messages for unbound addresses, buffers not given back.
+fn link_errors(rx: &RxStats) -> u32 {
+    rx.bad_header + rx.unbound + rx.return_failures
+}
+
+/// Validation failures of a ring pair (every kind), from
+/// [`Link::ring_stats`].
+fn ring_errors(rings: (vring::Stats, vring::Stats)) -> u32 {
+    rings.0.failures.total() + rings.1.failures.total()
+}
+
+/// Every validation counter of `link`: its receive half's (bad headers,
+/// unbound addresses, buffers not given back) and its rings'; 0 in a
+/// clean run.
+pub fn validation_errors<'a, R: Halves<'a>, N: Notify>(link: &Link<'a, R, N>) -> u32 {
+    link_errors(&link.rx_stats()) + ring_errors(link.ring_stats())
+}
+
+/// Doorbells `link` rang, both halves.
+pub fn doorbells<'a, R: Halves<'a>, N: Notify>(link: &Link<'a, R, N>) -> u32 {
+    link.tx_stats().doorbells + link.rx_stats().doorbells
+}
+
+/// A link in a session, or between two.
+enum Session<'a, R: Halves<'a>, N> {
+    Up(Link<'a, R, N>),
+    Down(Ended<'a, R, N>),
 }
 
 /// The two doorbells of a pair and how ringing each wakes its side.
@@ -243,27 +272,35 @@ where
     // right after starting the core, so the remote boots late, into a
     // status that is already set.
     let (_, info) = VdevView::locate::<T, TABLE>(table, 0)?;
-    let mut host_ring = bells.to_remote.ringer(bells.wake_remote.clone());
-    // SAFETY: the pool is the host's alone (this function's contract).
-    let host_rings = unsafe {
-        master_table::<T, M, Legacy, _, NUM>(
-            table,
-            &info,
-            shared,
-            placement,
-            Profile::Native,
-            false,
-            &mut host_ring,
-        )
-    }?;
-    // `None` while the host has reset the device and not set it up again.
-    let mut host: Option<Link<'_, _, _, 2, 8, 4>> = Some(Link::new(host_rings, host_ring));
-    let mut host_take = bells.to_host.taker();
-    let mut client = match &host {
-        Some(link) => EchoClient::new(link, config.count, config.window)
-            .map_err(|e| PairError::Client(e.into()))?,
-        None => return Err(PairError::NotReady),
+    // The host's rings, laid out (again): a start kick on a doorbell of its
+    // own, as the driver's probe does.
+    let host_rings = || {
+        let mut kick = bells.to_remote.ringer(bells.wake_remote.clone());
+        // SAFETY: the pool is the host's alone (this function's contract);
+        // a previous session's link, whose buffers covered it, has ended
+        // (its rings were dropped at the reset).
+        unsafe {
+            master_table::<T, M, Legacy, _, NUM>(
+                table,
+                &info,
+                shared,
+                placement,
+                Profile::Native,
+                false,
+                &mut kick,
+            )
+        }
     };
+    let mut host_storage = Storage::<2>::new();
+    let mut host_link = Link::new(
+        host_rings()?,
+        bells.to_remote.ringer(bells.wake_remote.clone()),
+        &mut host_storage,
+    );
+    let mut client = EchoClient::new(&mut host_link, config.count, config.window)
+        .map_err(|e| PairError::Client(e.into()))?;
+    let mut host = Some(Session::Up(host_link));
+    let mut host_take = bells.to_host.taker();
 
     // Remote, out of reset: the host's DRIVER_OK is current (no remote has
     // used its rings), so it stays; attach, announce. The kick is only a
@@ -273,7 +310,7 @@ where
     let view = *boot.host().view();
     let mut watch = VdevWatch::new();
     let mut remote_take = bells.to_remote.taker();
-    let first = remote_take.take_pending().unwrap_or_default();
+    let _first = remote_take.take_pending().unwrap_or_default();
     let HostPoll::Ready(vrings) = boot.poll(table, 0)? else {
         return Err(PairError::NotReady);
     };
@@ -283,10 +320,14 @@ where
     // the remote builds no other buffer over them (this function's
     // contract).
     let remote_rings = unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings) }?;
-    let remote: Link<'_, _, _, 2, 4, 2> =
-        Link::new(remote_rings, bells.to_host.ringer(bells.wake_host));
-    remote.on_notify(first);
-    let mut echo = EchoService::new(&remote).map_err(PairError::Remote)?;
+    let mut remote_storage = Storage::<2>::new();
+    let mut remote_link = Link::new(
+        remote_rings,
+        bells.to_host.ringer(bells.wake_host),
+        &mut remote_storage,
+    );
+    let mut echo = EchoService::new(&mut remote_link).map_err(PairError::Remote)?;
+    let mut remote = Some(Session::Up(remote_link));
 
     // Each side acts only when its doorbell rang, or while it has work of
     // its own (the remote: announcing, or a batch that may have more
@@ -297,12 +338,14 @@ where
     let mut rounds = 0u32;
     let mut idle = 0u32;
     let mut remote_busy = true;
-    let mut remote_up = true;
     let mut resets = 0u32;
+    // Sessions the remote restarted, and the messages it had not taken
+    // when they ended.
+    let (mut restarted, mut remote_lost) = (0u32, 0u32);
     // A reset decided in one round, done in the next.
     let mut armed = false;
-    // Validation failures of host links abandoned at resets.
-    let mut abandoned_errors = 0u32;
+    // Validation failures of rings of ended sessions.
+    let mut ended_errors = 0u32;
     let spacing = config.count / config.host_resets.saturating_add(1);
     while !client.is_done() {
         rounds = rounds.wrapping_add(1);
@@ -310,38 +353,42 @@ where
 
         // Remote.
         let set = remote_take.take_pending().unwrap_or_default();
-        match watch.poll(&view, table)? {
-            VdevEvent::WentDown => {
+        remote = Some(match (watch.poll(&view, table)?, remote.take()) {
+            (VdevEvent::WentDown, Some(Session::Up(link))) => {
                 // The host left the old rings alone: count what was not
                 // taken from them, end the session.
-                remote.release_session().map_err(PairError::Remote)?;
+                ended_errors += ring_errors(link.ring_stats());
+                let (ended, report) = link.release_session();
+                remote_lost += report.lost;
                 echo.reset();
-                remote_up = false;
                 moved = true;
+                Session::Down(ended)
             }
-            VdevEvent::CameUp => {
+            (VdevEvent::CameUp, Some(Session::Down(ended))) => {
                 let vrings = view.vrings(table)?;
                 // SAFETY: as at boot; the old rings' buffers belong to the
-                // ended session and never reach memory again (`restart`
-                // makes them stale and drops the old rings).
+                // ended session and were dropped with it.
                 let rings = unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings) }?;
-                remote.restart(rings).map_err(PairError::Remote)?;
-                remote_up = true;
+                restarted += 1;
                 remote_busy = true;
                 moved = true;
+                Session::Up(ended.restart(rings))
             }
-            VdevEvent::Waiting | VdevEvent::Running => {}
-        }
-        if remote_up && (!set.is_empty() || remote_busy || !echo.is_announced()) {
-            remote.on_notify(set);
-            let served = echo.serve(&remote).map_err(PairError::Remote)?;
-            remote_busy = served.echoed > 0;
-            moved |= remote_busy || !set.is_empty();
+            (_, Some(session)) => session,
+            (_, None) => return Err(PairError::NotReady),
+        });
+        if let Some(Session::Up(link)) = remote.as_mut() {
+            if !set.is_empty() || remote_busy || !echo.is_announced() {
+                let (mut tx, mut rx) = link.split();
+                let served = echo.serve(&mut tx, &mut rx).map_err(PairError::Remote)?;
+                remote_busy = served.more;
+                moved |= served.echoed > 0 || served.more || !set.is_empty();
+            }
         }
 
         // Host.
-        match &host {
-            Some(link) => {
+        host = Some(match host.take() {
+            Some(Session::Up(mut link)) => {
                 let reset_due = |client: &EchoClient| {
                     let c = client.stats();
                     resets < config.host_resets
@@ -359,8 +406,8 @@ where
                 if !reset_now {
                     let set = host_take.take_pending().unwrap_or_default();
                     if !set.is_empty() || client.wants_to_send() {
-                        link.on_notify(set);
-                        moved |= client.step(link)? || !set.is_empty();
+                        let (mut tx, mut rx) = link.split();
+                        moved |= client.step(&mut tx, &mut rx)? || !set.is_empty();
                     }
                     if reset_due(&client) {
                         armed = resets % 2 == 1;
@@ -368,39 +415,27 @@ where
                     }
                 }
                 if reset_now {
-                    // Status 0; the driver state (the link) is gone.
-                    abandoned_errors += validation_errors(&link.stats(), link.ring_stats());
+                    // Status 0; the driver's session is over.
+                    ended_errors += ring_errors(link.ring_stats());
                     reset_device(table, &info)?;
-                    host = None;
+                    let (ended, _) = link.end_session();
                     client.reset();
                     resets += 1;
                     moved = true;
+                    Session::Down(ended)
+                } else {
+                    Session::Up(link)
                 }
             }
-            None => {
+            Some(Session::Down(ended)) => {
                 // The driver probes again: rings anew, DRIVER_OK, kick.
-                let mut ring = bells.to_remote.ringer(bells.wake_remote.clone());
-                // SAFETY: the pool is the host's alone (this function's
-                // contract); the old host link, whose buffers covered it,
-                // was dropped at the reset.
-                let rings = unsafe {
-                    master_table::<T, M, Legacy, _, NUM>(
-                        table,
-                        &info,
-                        shared,
-                        placement,
-                        Profile::Native,
-                        false,
-                        &mut ring,
-                    )
-                }?;
-                let link = host.insert(Link::new(rings, ring));
-                client
-                    .attach(link)
-                    .map_err(|e| PairError::Client(e.into()))?;
+                let link = ended.restart(host_rings()?);
+                client.attach();
                 moved = true;
+                Session::Up(link)
             }
-        }
+            None => return Err(PairError::NotReady),
+        });
 
         if moved {
             idle = 0;
@@ -416,11 +451,10 @@ where
 
     let c = client.stats();
     let e = echo.stats();
-    let remote_stats = remote.stats();
     if c.resets != config.host_resets
         || c.resumed != c.resets
         || watch.restarts() != c.resets
-        || remote_stats.peer_resets != c.resets
+        || restarted != c.resets
     {
         return Err(PairError::Resets {
             done: c.resets,
@@ -430,46 +464,47 @@ where
     }
     // Every message the host sent: checked, or lost at a reset. Each lost
     // one is accounted for by the remote: never taken (or taken and not
-    // echoed), or echoed into a link the host had abandoned.
+    // echoed), or echoed into a session the host had ended.
     let unreturned = e.echoed.wrapping_sub(c.received);
-    let remote_lost = remote_stats
-        .lost_at_reset
+    let remote_lost_all = remote_lost
         .wrapping_add(e.discarded)
         .wrapping_add(e.dropped);
     if c.sent != config.count
         || c.received + c.lost != c.sent
-        || c.lost != remote_lost.wrapping_add(unreturned)
+        || c.lost != remote_lost_all.wrapping_add(unreturned)
     {
         return Err(PairError::Unaccounted {
             sent: c.sent,
             received: c.received,
             lost: c.lost,
-            remote_lost,
+            remote_lost: remote_lost_all,
             unreturned,
         });
     }
 
-    let Some(host) = host else {
+    let (Some(Session::Up(host)), Some(Session::Up(remote))) = (host, remote) else {
         return Err(PairError::NotReady);
     };
-    let host_stats = host.stats();
     let (ht, hr) = host.ring_stats();
     let (rt, rr) = remote.ring_stats();
     Ok(PairReport {
         client: c,
         echo: e,
-        host: host_stats,
-        remote: remote_stats,
+        host_doorbells: doorbells(&host),
+        remote_doorbells: doorbells(&remote),
+        remote_lost_at_reset: remote_lost,
         suppressed: ht.notifications_suppressed
             + hr.notifications_suppressed
             + rt.notifications_suppressed
             + rr.notifications_suppressed,
-        validation_errors: validation_errors(&host_stats, (ht, hr))
-            + validation_errors(&remote_stats, (rt, rr))
-            + abandoned_errors,
+        validation_errors: validation_errors(&host)
+            + validation_errors(&remote)
+            + client.ns_errors()
+            + ended_errors,
         rounds,
         host_resets: c.resets,
         remote_restarts: watch.restarts(),
+        remote_link_restarts: restarted,
         unreturned,
     })
 }

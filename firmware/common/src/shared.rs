@@ -1,10 +1,11 @@
 //! One doorbell handle used by a link and by other code on the same core.
 //!
-//! [`rpmsg::link::Link`] owns its notifier. When the same mailbox queue also
+//! [`rpmsg::duplex::Link`] owns its notifier. When the same mailbox queue also
 //! carries other words (the TI remoteproc control messages on AM62x,
 //! shared/docs/hw/am62x-mailbox.md §4.1), put the handle in a [`SharedTx`]
 //! and give the link `&SharedTx`: the firmware reaches the handle through
-//! [`SharedTx::with`] between link calls.
+//! [`SharedTx::with`] between link calls (the link rings it only inside
+//! its own calls).
 #![deny(unsafe_code)]
 
 use core::cell::RefCell;

@@ -12,10 +12,13 @@ use rpmsg::rsc_table::{
     VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 
-use rpmsg::boot::{remote_config, BootError, Placement};
-use vring::Suppression;
+use rpmsg::boot::{master_table, remote_config, BootError, Placement, Profile, RemoteBoot};
+use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::rsc_table::VdevView;
+use vring::{Legacy, Suppression};
 
 use crate::doorbell::{MemDoorbell, Polled};
+use crate::echo::EchoService;
 use crate::mem::{LineAligned, SharedArea};
 use crate::pair::{self, Doorbells, PairConfig, PairError};
 use crate::trace::TraceLog;
@@ -107,10 +110,14 @@ fn pair_echoes_every_message_with_no_validation_error() {
         assert_eq!(r.echo.echoed, COUNT);
         assert_eq!(r.echo.bytes, r.client.bytes);
         assert_eq!(r.validation_errors, 0);
-        assert!(r.host.notifications_sent > 0 && r.remote.notifications_sent > 0);
+        assert!(r.host_doorbells > 0 && r.remote_doorbells > 0);
         assert_eq!((r.host_resets, r.remote_restarts, r.unreturned), (0, 0, 0));
         assert_eq!(
-            (r.client.lost, r.remote.lost_at_reset, r.remote.peer_resets),
+            (
+                r.client.lost,
+                r.remote_lost_at_reset,
+                r.remote_link_restarts
+            ),
             (0, 0, 0)
         );
     }
@@ -128,7 +135,7 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
             .unwrap_or_else(|e| panic!("window {window_len}: {e}"));
         let c = r.client;
         assert_eq!((r.host_resets, r.remote_restarts), (RESETS, RESETS));
-        assert_eq!(r.remote.peer_resets, RESETS);
+        assert_eq!(r.remote_link_restarts, RESETS);
         assert_eq!((c.resets, c.resumed), (RESETS, RESETS), "traffic resumed");
         assert_eq!(c.sent, COUNT);
         assert_eq!(c.received + c.lost, COUNT, "checked or lost, never both");
@@ -137,7 +144,7 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
         // a host link that was gone.
         assert_eq!(
             c.lost,
-            r.remote.lost_at_reset + r.echo.discarded + r.unreturned,
+            r.remote_lost_at_reset + r.echo.discarded + r.unreturned,
             "window {window_len}"
         );
         assert_eq!(r.echo.echoed, c.received + r.unreturned);
@@ -146,7 +153,7 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
         assert!(c.received >= COUNT.saturating_sub(RESETS * window_len));
         assert_eq!(c.services, 2 * (RESETS + 1), "announced again each time");
         assert_eq!(r.validation_errors, 0);
-        not_taken += r.remote.lost_at_reset;
+        not_taken += r.remote_lost_at_reset;
         unreturned += r.unreturned;
     }
     assert!(
@@ -169,6 +176,65 @@ fn lost_notifications_stall_the_pair_instead_of_hanging() {
         Err(PairError::Stalled { received }) => assert!(received < 100),
         other => panic!("expected a stall, got {other:?}"),
     }
+}
+
+#[test]
+fn echo_asks_to_be_called_again_while_its_batch_ends_before_the_ring() {
+    let t = any_table();
+    let area = Box::new(SharedArea::<AREA>::new());
+    let (tw, sw) = (window(&t), shared(&area));
+    let (to_remote, to_host) = (MemDoorbell::new(), MemDoorbell::new());
+    let (_, info) = VdevView::locate::<_, TABLE>(&tw, 0).unwrap();
+    let mut kick = to_remote.ringer(Polled);
+    // SAFETY: the pool is this host's alone; the remote below builds its
+    // buffers over the two halves only.
+    let host_rings = unsafe {
+        master_table::<_, _, Legacy, _, { pair::NUM }>(
+            &tw,
+            &info,
+            &sw,
+            PLACEMENT,
+            Profile::Native,
+            false,
+            &mut kick,
+        )
+    }
+    .unwrap();
+    let timing = PollTiming {
+        interval: 1,
+        patience: 1,
+    };
+    let mut boot =
+        RemoteBoot::start::<_, _, TABLE>(&tw, 0, &sw, Profile::Native, timing, 0).unwrap();
+    let Ok(HostPoll::Ready(vrings)) = boot.poll(&tw, 0) else {
+        panic!("DRIVER_OK not seen");
+    };
+    // SAFETY: the host's two buffer halves, disjoint; no other remote.
+    let remote_rings =
+        unsafe { boot.rings::<_, _, Legacy, { pair::NUM }>(&tw, &sw, vrings) }.unwrap();
+    let (mut hs, mut rs) = (Storage::<1>::new(), Storage::<2>::new());
+    let mut host = Link::new(host_rings, kick, &mut hs);
+    let mut remote = Link::new(remote_rings, to_host.ringer(Polled), &mut rs);
+    let host_ep = host.bind(rpmsg::wire::ADDR_ANY).unwrap();
+    let mut echo = EchoService::new(&mut remote).unwrap();
+    let (mut rtx, mut rrx) = remote.split();
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert!(
+        echo.is_announced() && !p.more,
+        "announced, ring empty: {p:?}"
+    );
+    // `rpmsg-tty` is at the first dynamic address.
+    let tty = rpmsg::wire::RESERVED_ADDRESSES;
+    let (mut htx, _hrx) = host.split();
+    for k in 0..20u8 {
+        assert_eq!(htx.try_send(&host_ep, tty, &[k; 8]).unwrap(), Sent::Sent);
+    }
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert_eq!(p.echoed, 16, "one batch");
+    assert!(p.more, "the batch ended before the ring: call again");
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert_eq!(p.echoed, 4);
+    assert!(!p.more && !p.blocked, "ring found empty: {p:?}");
 }
 
 #[test]

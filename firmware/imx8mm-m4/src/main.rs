@@ -48,13 +48,13 @@ use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
 use fw_common::trace::TraceLog;
 use ipc_traits::cache::Coherent;
-use ipc_traits::mailbox::{Event, InterruptSource, Listen, NotifyRx, QueueSet, UpperHalf};
+use ipc_traits::mailbox::{Event, InterruptSource, Listen, NotifyRx, UpperHalf};
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::regs::Mmio32;
 use ipc_traits::shm::RawRegion;
 use mu_imx8::{Irq, Mu, RpmsgNotifyRx, TxChannel, RPMSG_CHANNEL};
 use rpmsg::boot::{BootError, Profile, RemoteBoot};
-use rpmsg::link::Link;
+use rpmsg::duplex::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     VIRTIO_RPMSG_F_NS,
@@ -358,8 +358,9 @@ fn main() -> ! {
             park(&mut cp.SCB);
         }
     };
-    let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, kick);
-    let Ok(mut echo) = EchoService::new(&link) else {
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, kick, &mut storage);
+    let Ok(mut echo) = EchoService::new(&mut link) else {
         park(&mut cp.SCB);
     };
     log.line(format_args!(
@@ -367,15 +368,15 @@ fn main() -> ! {
         vrings[0].da, vrings[1].da, vrings[0].num
     ));
 
+    let (mut tx, mut rx) = link.split();
     let mut guard = MaybeWakeGuard::new(&WAKE);
     let mut busy = true;
     loop {
-        let set = QueueSet::from_bits(KICKS.swap(0, Ordering::AcqRel));
-        if !set.is_empty() || busy || !echo.is_announced() {
-            link.on_notify(set);
-            match echo.serve(&link) {
+        let kicked = KICKS.swap(0, Ordering::AcqRel) != 0;
+        if kicked || busy || !echo.is_announced() {
+            match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {
@@ -392,8 +393,8 @@ fn main() -> ! {
             continue;
         }
         // A kick Linux had no room for is retried before sleeping.
-        link.flush_kicks().unwrap_or(());
-        idle(&mut cp.SCB, link.owes_doorbell());
+        tx.flush();
+        idle(&mut cp.SCB, tx.owes_doorbell());
     }
 }
 

@@ -51,7 +51,7 @@ use ipc_traits::shm::RawRegion;
 use mbox_octeon::registers::CIU_BASE;
 use mbox_octeon::{CoreId, Mbox, MboxIrq, RxQueues, TxQueues};
 use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot};
-use rpmsg::link::Link;
+use rpmsg::duplex::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -279,21 +279,22 @@ fn remote() -> Option<()> {
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // core 1 builds no other buffer over them.
     let rings = unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) }.ok()?;
-    let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, kick);
-    let mut echo = EchoService::new(&link).ok()?;
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, kick, &mut storage);
+    let mut echo = EchoService::new(&mut link).ok()?;
     log.line(format_args!(
         "octeon remote (core 1): serving rpmsg-tty and rpmsg-raw"
     ));
 
+    let (mut tx, mut rx) = link.split();
     let mut guard = MaybeWakeGuard::new(&WAKE);
     let mut busy = true;
     loop {
         let set = take_kicks(1);
         if !set.is_empty() || busy || !echo.is_announced() {
-            link.on_notify(set);
-            match echo.serve(&link) {
+            match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {
@@ -307,7 +308,8 @@ fn remote() -> Option<()> {
             }
             continue;
         }
-        idle(1, WAKE.deep_sleep_allowed() && !link.owes_doorbell());
+        tx.flush();
+        idle(1, WAKE.deep_sleep_allowed() && !tx.owes_doorbell());
     }
 }
 
@@ -345,8 +347,10 @@ fn host() -> Option<bool> {
         )
     }
     .ok()?;
-    let link: Link<'_, _, _, 2, 8, 4> = Link::new(rings, kick);
-    let mut client = EchoClient::new(&link, MESSAGES, WINDOW).ok()?;
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, kick, &mut storage);
+    let mut client = EchoClient::new(&mut link, MESSAGES, WINDOW).ok()?;
+    let (mut tx, mut rx) = link.split();
 
     let mut patience = PATIENCE;
     while !client.is_done() {
@@ -355,19 +359,19 @@ fn host() -> Option<bool> {
         }
         let set = take_kicks(0);
         if !set.is_empty() || client.wants_to_send() {
-            link.on_notify(set);
-            match client.step(&link) {
+            match client.step(&mut tx, &mut rx) {
                 Ok(true) => patience = PATIENCE,
                 Ok(false) => {}
                 Err(_) => return Some(false),
             }
         } else {
             patience = patience.checked_sub(1)?;
-            idle(0, true);
+            tx.flush();
+            idle(0, !tx.owes_doorbell());
         }
     }
     let stats = client.stats();
-    let validation = validation_errors(&link.stats(), link.ring_stats());
+    let validation = validation_errors(&link) + client.ns_errors();
     RESULT_ECHOES.store(stats.received, Ordering::Relaxed);
     RESULT_VALIDATION.store(validation, Ordering::Relaxed);
     Some(stats.received == MESSAGES && stats.services == 2 && validation == 0)

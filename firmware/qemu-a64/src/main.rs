@@ -31,14 +31,14 @@ use fw_common::client::{ClientError, EchoClient};
 use fw_common::doorbell::MemDoorbell;
 use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
-use fw_common::pair::{validation_errors, NUM};
+use fw_common::pair::{doorbells, validation_errors, NUM};
 use fw_common::trace::TraceLog;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::shm::RawRegion;
 use rpmsg::boot::{master_table, BootError, Placement, Profile, RemoteBoot};
-use rpmsg::link::Link;
+use rpmsg::duplex::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     VIRTIO_RPMSG_F_NS,
@@ -205,8 +205,9 @@ fn remote() -> RemoteFail {
             return RemoteFail::Boot;
         }
     };
-    let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, TO_HOST.ringer(wake_host));
-    let Ok(mut echo) = EchoService::new(&link) else {
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, TO_HOST.ringer(wake_host), &mut storage);
+    let Ok(mut echo) = EchoService::new(&mut link) else {
         return RemoteFail::Link;
     };
     log.line(format_args!(
@@ -218,13 +219,13 @@ fn remote() -> RemoteFail {
     let mut guard = MaybeWakeGuard::new(&WAKE);
     let mut busy = true;
     let (mut deep, mut shallow) = (0u32, 0u32);
+    let (mut tx, mut rx) = link.split();
     while STOP.load(Ordering::Acquire) == 0 {
         let set = take.take_pending().unwrap_or_default();
         if !set.is_empty() || busy || !echo.is_announced() {
-            link.on_notify(set);
-            match echo.serve(&link) {
+            match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {
@@ -236,7 +237,7 @@ fn remote() -> RemoteFail {
                     return RemoteFail::Link;
                 }
             }
-        } else if WAKE.deep_sleep_allowed() && !link.owes_doorbell() {
+        } else if WAKE.deep_sleep_allowed() && !tx.owes_doorbell() {
             deep = deep.wrapping_add(1);
             arch::wfe();
         } else {
@@ -250,11 +251,8 @@ fn remote() -> RemoteFail {
         stats.echoed
     ));
     R_ECHOED.store(stats.echoed, Ordering::Relaxed);
-    R_VALIDATION.store(
-        validation_errors(&link.stats(), link.ring_stats()),
-        Ordering::Relaxed,
-    );
-    R_NOTIFY.store(link.stats().notifications_sent, Ordering::Relaxed);
+    R_VALIDATION.store(validation_errors(&link), Ordering::Relaxed);
+    R_NOTIFY.store(doorbells(&link), Ordering::Relaxed);
     R_DEEP_IDLE.store(deep, Ordering::Relaxed);
     R_SHALLOW_IDLE.store(shallow, Ordering::Relaxed);
     REMOTE_STATE.store(FINISHED, Ordering::Release);
@@ -319,9 +317,11 @@ fn host() -> Result<(), &'static str> {
         arch::say(format_args!("qemu-a64: host boot: {e}"));
         "host boot failed"
     })?;
-    let link: Link<'_, _, _, 2, 8, 4> = Link::new(rings, ring);
-    let mut client = EchoClient::new(&link, MESSAGES, WINDOW).map_err(|_| "client endpoint")?;
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, ring, &mut storage);
+    let mut client = EchoClient::new(&mut link, MESSAGES, WINDOW).map_err(|_| "client endpoint")?;
     let mut take = TO_HOST.taker();
+    let (mut tx, mut rx) = link.split();
 
     let hz = arch::tick_hz();
     let start = arch::ticks();
@@ -332,8 +332,7 @@ fn host() -> Result<(), &'static str> {
         }
         let set = take.take_pending().unwrap_or_default();
         if !set.is_empty() || client.wants_to_send() {
-            link.on_notify(set);
-            match client.step(&link) {
+            match client.step(&mut tx, &mut rx) {
                 Ok(true) => last = arch::ticks(),
                 Ok(false) => {}
                 Err(e) => {
@@ -374,10 +373,10 @@ fn host() -> Result<(), &'static str> {
         us / u64::from(c.received.max(1)),
         WINDOW
     ));
-    let host_validation = validation_errors(&link.stats(), link.ring_stats());
+    let host_validation = validation_errors(&link) + client.ns_errors();
     let remote_validation = R_VALIDATION.load(Ordering::Relaxed);
     arch::say(format_args!("qemu-a64: notifications core0->core1 {}, core1->core0 {}; remote idle: {} wfe (wake lock free), {} spins (held)",
-        link.stats().notifications_sent,
+        doorbells(&link),
         R_NOTIFY.load(Ordering::Relaxed),
         R_DEEP_IDLE.load(Ordering::Relaxed),
         R_SHALLOW_IDLE.load(Ordering::Relaxed)

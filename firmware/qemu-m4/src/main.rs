@@ -251,14 +251,14 @@ fn main() -> ! {
                 r.remote_restarts,
                 r.client.resumed,
                 r.client.lost,
-                r.remote.lost_at_reset,
+                r.remote_lost_at_reset,
                 r.echo.discarded,
                 r.unreturned
             );
             hprintln!(
                 "qemu-m4: notifications host->remote {}, remote->host {}, PendSV taken {}, host tx waits {}, remote deferred {}",
-                r.host.notifications_sent,
-                r.remote.notifications_sent,
+                r.host_doorbells,
+                r.remote_doorbells,
                 PENDSV.load(Ordering::Relaxed),
                 r.client.tx_waits,
                 r.echo.deferred
@@ -276,10 +276,11 @@ fn main() -> ! {
                 r.echo.echoed, HOST_RESETS
             ));
             r.client.received + r.client.lost == MESSAGES
-                && r.client.lost == r.remote.lost_at_reset + r.echo.discarded + r.unreturned
+                && r.client.lost == r.remote_lost_at_reset + r.echo.discarded + r.unreturned
                 && r.echo.echoed == r.client.received + r.unreturned
                 && r.host_resets == HOST_RESETS
                 && r.remote_restarts == HOST_RESETS
+                && r.remote_link_restarts == HOST_RESETS
                 && r.client.resumed == HOST_RESETS
                 && r.client.services == 2 * (HOST_RESETS + 1)
                 && r.validation_errors == 0

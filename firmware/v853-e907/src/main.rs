@@ -42,7 +42,7 @@ use fw_common::echo::EchoService;
 use fw_common::mem::{LineAligned, SharedArea};
 use fw_common::trace::TraceLog;
 use ipc_traits::cache::E907;
-use ipc_traits::mailbox::{Event, InterruptSource, Listen, NotifyRx, QueueSet, RawId};
+use ipc_traits::mailbox::{Event, InterruptSource, Listen, NotifyRx, RawId};
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::regs::Mmio32;
 use ipc_traits::shm::RawRegion;
@@ -50,7 +50,7 @@ use msgbox_v853::registers::Processor;
 use msgbox_v853::{Interrupts, Msgbox, NotifyReceiver, RPMSG_CHANNEL};
 use riscv::interrupt::Interrupt;
 use rpmsg::boot::{BootError, Profile, RemoteBoot};
-use rpmsg::link::Link;
+use rpmsg::duplex::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     VIRTIO_RPMSG_F_NS,
@@ -286,8 +286,9 @@ fn main() -> ! {
         }
     };
     let kick = Patient::<_, RawId>::new(parts.tx0, KICK_SPINS);
-    let link: Link<'_, _, _, 2, 4, 2> = Link::new(rings, kick);
-    let Ok(mut echo) = EchoService::new(&link) else {
+    let mut storage = Storage::<2>::new();
+    let mut link = Link::new(rings, kick, &mut storage);
+    let Ok(mut echo) = EchoService::new(&mut link) else {
         park();
     };
     log.line(format_args!(
@@ -295,15 +296,15 @@ fn main() -> ! {
         vrings[0].da, vrings[1].da, vrings[0].num
     ));
 
+    let (mut tx, mut rx) = link.split();
     let mut guard = MaybeWakeGuard::new(&WAKE);
     let mut busy = true;
     loop {
-        let set = QueueSet::from_bits(KICKS.swap(0, Ordering::AcqRel));
-        if !set.is_empty() || busy || !echo.is_announced() {
-            link.on_notify(set);
-            match echo.serve(&link) {
+        let kicked = KICKS.swap(0, Ordering::AcqRel) != 0;
+        if kicked || busy || !echo.is_announced() {
+            match echo.serve(&mut tx, &mut rx) {
                 Ok(p) => {
-                    busy = p.echoed > 0;
+                    busy = p.more;
                     if p.blocked {
                         guard.enable();
                     } else {
@@ -319,8 +320,8 @@ fn main() -> ! {
             }
             continue;
         }
-        link.flush_kicks().unwrap_or(());
-        idle(link.owes_doorbell());
+        tx.flush();
+        idle(tx.owes_doorbell());
     }
 }
 
