@@ -45,10 +45,7 @@ ir() {
 }
 
 echo "# instructions per message (send + receive), callgrind, single thread, $N messages, suppression=$SUPP"
-# Cases without a suffix use the split API (rpmsg::duplex); `-legacy` the
-# old rpmsg::link::Link, kept for comparison until it retires.
-for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 64-copy \
-  16-copy-legacy 496-copy-legacy 16-zerocopy-legacy floor-16 floor-512; do
+for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 64-copy floor-16 floor-512; do
   base=$(ir "$case" 0)
   full=$(ir "$case" "$N")
   per=$(awk -v a="$full" -v b="$base" -v n="$N" 'BEGIN { printf "%.0f", (a - b) / n }')
@@ -85,7 +82,7 @@ done
 # memory (SeqCst stores); x86 makes every one of them a full fence whatever
 # the ordering in the source, so all count. lfence/sfence do not.
 if [ "$BREAKDOWN" = 1 ]; then
-  for case in 16-copy 496-copy 16-zerocopy 16-copy-legacy; do
+  for case in 16-copy 496-copy 16-zerocopy; do
     echo
     echo "## where the instructions go: $case"
     ir "$case" 0 --dump-instr=yes >/dev/null

@@ -22,11 +22,10 @@
 //! ```
 //!
 //! `instr` runs the single-threaded variant (`CASE`: `16-copy`, `64-copy`,
-//! `496-copy`, `16-zerocopy`, `64-zerocopy`, `496-zerocopy` over the split
-//! API `rpmsg::duplex`, the same with `-legacy` over the old
-//! `rpmsg::link::Link`, `floor-16`,
-//! `floor-512`; and `copy-shared-LEN` / `copy-memcpy-LEN`, the sound
-//! shared-memory copy against memcpy) for `callgrind.sh`.
+//! `496-copy`, `16-zerocopy`, `64-zerocopy`, `496-zerocopy` over the link's
+//! halves, `floor-16`, `floor-512`; and `copy-shared-LEN` /
+//! `copy-memcpy-LEN`, the sound shared-memory copy against memcpy) for
+//! `callgrind.sh`.
 #![deny(unsafe_code)]
 
 mod affinity;
@@ -419,6 +418,13 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
             other => return Err(Failure::new(format!("unknown argument {other:?}"))),
         }
     }
+    // One thread measures: critical sections cost what a single core's
+    // interrupt mask costs, not a lock (`cs`).
+    if !cs::single_core() {
+        return Err(Failure::new(
+            "critical sections were entered before `instr`",
+        ));
+    }
     let done = match case.as_str() {
         "floor-16" => floor::spsc_single::<16>(count)?,
         "floor-512" => floor::spsc_single::<512>(count)?,
@@ -429,12 +435,6 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
             copies::run(how, number("CASE", Some(len.into()))?, count)?
         }
         c => {
-            // `-legacy`: the old `rpmsg::link::Link`; without it the split
-            // API (`rpmsg::duplex`).
-            let (c, legacy) = match c.strip_suffix("-legacy") {
-                Some(c) => (c, true),
-                None => (c, false),
-            };
             let (len, api) = c
                 .split_once('-')
                 .ok_or_else(|| Failure::new(format!("unknown case {c:?}")))?;
@@ -444,11 +444,7 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
                 "zerocopy" => Api::ZeroCopy,
                 _ => return Err(Failure::new(format!("unknown case {c:?}"))),
             };
-            if legacy {
-                ours::single(len, api, count, suppression)?
-            } else {
-                ours::single_duplex(len, api, count, suppression)?
-            }
+            ours::single(len, api, count, suppression)?
         }
     };
     println!(

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ipc_traits::mailbox::QueueId;
 use rpmsg::boot::Profile;
-use rpmsg::link::{Endpoint, Link, RxMode};
+use rpmsg::duplex::{Link, Sent, Storage, Tx};
 use rpmsg::rings::{RemoteConfig, RemoteRings};
 use vring::Virtio1;
 
@@ -53,8 +53,12 @@ pub const POWEROFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// Ring entries the remote supports (Linux uses 256 per ring).
 const RING: usize = 256;
 
-/// The remote's link over the rings Linux set up.
-type EchoLink<'m> = Link<'m, RemoteRings<'m, SharedRegion, Virtio1, RING>, Calls, 8, 4, 8>;
+/// The remote's rings over the ones Linux set up.
+type EchoRings<'m> = RemoteRings<'m, SharedRegion, Virtio1, RING>;
+/// The remote's link over them.
+type EchoLink<'m> = Link<'m, EchoRings<'m>, Calls>;
+/// Its transmit half.
+type EchoTx<'l, 'm> = Tx<'l, 'm, EchoRings<'m>, Calls>;
 
 /// The guest's `/init`: find the `/dev/rpmsgN` of [`SERVICE`] (15 s at
 /// most), write [`READY`], echo until the device goes away (10 minutes at
@@ -113,8 +117,9 @@ pub struct EchoReport {
     /// Notifications Linux sent us (kicks, the eventfd counters summed,
     /// the boot kick included).
     pub kicks_received: u64,
-    /// Validation failures on our side (link, rings, lost buffers),
-    /// messages for other addresses, and kernel log problems.
+    /// Validation failures on our side (bad headers, rings, buffers the
+    /// rings refused back), messages for other addresses, and kernel log
+    /// problems.
     pub errors: u64,
     /// From starting the kernel to its first kick.
     pub boot: Duration,
@@ -194,20 +199,18 @@ pub fn attach(server: &Server) -> Result<(SharedRegion, Kicks, Calls, RemoteConf
 /// power-off.
 struct Session<'s, 'm> {
     server: &'s Server,
-    link: &'s EchoLink<'m>,
+    link: &'s mut EchoLink<'m>,
     kicks: &'s mut Kicks,
-    ep: &'s Endpoint,
-    /// Messages for our endpoint not yet taken: (source, payload).
+    /// Messages for our endpoint not yet taken: (source, payload). Those
+    /// for other addresses the link counts as unbound.
     inbox: VecDeque<(u32, Vec<u8>)>,
-    /// Messages for other addresses.
-    stray: u64,
     since: Instant,
 }
 
-impl Session<'_, '_> {
-    /// One bounded wait: up to 20 ms for a kick, then everything waiting
-    /// in the rings. Fails after [`PATIENCE`] without progress, when a ring
-    /// broke, or when Linux disconnected.
+impl<'m> Session<'_, 'm> {
+    /// One bounded wait: up to 20 ms for a kick, then every doorbell owed
+    /// and everything waiting in the rings. Fails after [`PATIENCE`]
+    /// without progress, when a ring broke, or when Linux disconnected.
     fn step(&mut self, waiting_for: impl FnOnce() -> String) -> Result<(), String> {
         if self.since.elapsed() > PATIENCE {
             return Err(format!(
@@ -216,24 +219,23 @@ impl Session<'_, '_> {
                 waiting_for()
             ));
         }
-        let set = self
-            .kicks
+        // A kick only wakes us: the receive half reads the ring itself.
+        self.kicks
             .wait(Duration::from_millis(20))
             .map_err(|e| format!("kick: {e}"))?;
-        self.link.on_notify(set);
-        self.link
-            .flush_kicks()
-            .map_err(|e| format!("notifying Linux: {e:?}"))?;
-        let (addr, inbox, stray) = (self.ep.addr(), &mut self.inbox, &mut self.stray);
-        self.link
-            .poll(|m| {
-                if m.dst == addr {
-                    inbox.push_back((m.src, m.payload.to_vec()));
-                } else {
-                    *stray += 1;
-                }
-            })
-            .map_err(|e| format!("receiving: {e:?}"))?;
+        let (mut tx, mut rx) = self.link.split();
+        tx.flush();
+        let mut buf = [0u8; pattern::MAX_LEN];
+        loop {
+            match rx.try_recv(&mut buf) {
+                Ok(Some(m)) => self.inbox.push_back((m.src, buf[..m.len].to_vec())),
+                Ok(None) => break,
+                // A ring's worth of undeliverable messages (counted): the
+                // ring is not idle yet.
+                Err(rpmsg::Error::WouldBlock) => {}
+                Err(e) => return Err(format!("receiving: {e:?}")),
+            }
+        }
         if self.link.is_broken() {
             return Err("a ring broke".into());
         }
@@ -261,12 +263,12 @@ impl Session<'_, '_> {
     fn send(
         &mut self,
         what: impl Fn() -> String,
-        mut op: impl FnMut(&EchoLink<'_>) -> Result<(), rpmsg::link::Error>,
+        mut op: impl FnMut(&mut EchoTx<'_, 'm>) -> Result<Sent, rpmsg::Error>,
     ) -> Result<(), String> {
         loop {
-            match op(self.link) {
-                Ok(()) => return Ok(()),
-                Err(rpmsg::link::Error::WouldBlock) => {
+            match op(&mut self.link.split().0) {
+                Ok(Sent::Sent) => return Ok(()),
+                Ok(Sent::NoBuffer) => {
                     self.step(|| format!("a transmit buffer for {}", what()))?;
                 }
                 Err(e) => return Err(format!("sending {}: {e:?}", what())),
@@ -296,22 +298,19 @@ fn device(
     let rings = unsafe { RemoteRings::<_, Virtio1, RING>::new(&mem, cfg) }
         .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
         .map_err(|e| format!("attaching to the rings: {e:?}"))?;
-    let link: EchoLink<'_> = Link::new(rings, calls);
-    let ep = link
-        .create_endpoint(ADDR, RxMode::Callback)
-        .map_err(|e| format!("endpoint: {e:?}"))?;
+    let mut store = Storage::<1>::new();
+    let mut link: EchoLink<'_> = Link::new(rings, calls, &mut store);
+    let ep = link.bind(ADDR).map_err(|e| format!("endpoint: {e:?}"))?;
     let mut s = Session {
         server,
-        link: &link,
+        link: &mut link,
         kicks: &mut kicks,
-        ep: &ep,
         inbox: VecDeque::new(),
-        stray: 0,
         since: Instant::now(),
     };
     s.send(
         || format!("the {SERVICE} announcement"),
-        |l| l.announce(&ep, SERVICE),
+        |tx| tx.announce(&ep, SERVICE),
     )?;
     let (peer, hello) = s.recv(|| format!("the guest's \"{}\"", String::from_utf8_lossy(READY)))?;
     if hello != READY {
@@ -334,7 +333,7 @@ fn device(
         let sent_at = Instant::now();
         s.send(
             || format!("message {k}"),
-            |l| l.try_send(&ep, peer, &out[..len]),
+            |tx| tx.try_send(&ep, peer, &out[..len]),
         )?;
         let (src, echo) = s.recv(|| format!("the echo of message {k}"))?;
         report.round_trips.push(sent_at.elapsed());
@@ -356,7 +355,7 @@ fn device(
     report.exchange = t0.elapsed();
     s.send(
         || format!("the {SERVICE} destruction"),
-        |l| l.announce_destroy(&ep, SERVICE),
+        |tx| tx.announce_destroy(&ep, SERVICE),
     )?;
     let destroyed_at = Instant::now();
     // Serve until the guest disconnects: its shutdown may still return
@@ -370,27 +369,22 @@ fn device(
             Err(e) => return Err(e),
         }
     }
-    let stray = s.stray;
-    let stats = link.stats();
+    let (sent, got) = (link.tx_stats(), link.rx_stats());
     let (tx, rx) = link.ring_stats();
-    report.calls_sent = u64::from(stats.notifications_sent);
+    report.calls_sent = u64::from(sent.doorbells) + u64::from(got.doorbells);
     report.calls_suppressed =
         u64::from(tx.notifications_suppressed) + u64::from(rx.notifications_suppressed);
     report.kicks_received = kicks.count(q(0)?) + kicks.count(q(1)?);
     report.errors = [
-        stats.rx_bad_header,
-        stats.rx_unbound,
-        stats.ns_malformed,
-        stats.ns_unknown_destroy,
-        stats.ns_directory_full,
+        got.bad_header,
+        got.unbound,
+        got.return_failures,
         tx.failures.total(),
         rx.failures.total(),
-        link.leaked_buffers(),
     ]
     .iter()
     .map(|&n| u64::from(n))
-    .sum::<u64>()
-        + stray;
+    .sum::<u64>();
     Ok(Measured {
         report,
         destroyed_at,

@@ -3,7 +3,7 @@
 //!
 //! Each test boots the kernel with its own `/init`, which drives Linux's
 //! user-space interfaces and prints PASS/FAIL lines; the device side runs
-//! our remote (`rpmsg::link::Link` over `rpmsg::rings::RemoteRings`, which
+//! our remote (`rpmsg::duplex::Link` over `rpmsg::rings::RemoteRings`, which
 //! sit on `vring`'s device role in virtio 1.x little-endian mode). Every
 //! boot also checks the kernel log (no `BUG:`, new `WARNING:`, segfault).
 //!
@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 
 use std::cell::Cell;
 
-use common::{attach, kernel_or_skip, serve, serve_on_kicks, Boot, RemoteLink, Starved};
+use common::{
+    announce, attach, kernel_or_skip, rings, serve, serve_on_kicks, Boot, RemoteLink, RemoteTx,
+    Starved,
+};
 use linux_peer::{pattern, uml, BackendConfig};
-use rpmsg::boot::Profile;
-use rpmsg::link::{Link, RxMode};
-use rpmsg::rings::RemoteRings;
-use vring::{Suppression, Virtio1};
+use rpmsg::duplex::{Link, Sent, Storage};
+use vring::Suppression;
 
 /// Mounts the pseudo file systems.
 const INIT_HEAD: &str = r#"#!/bin/busybox sh
@@ -99,31 +100,27 @@ fn tty_lines_written_by_linux_come_back_echoed_in_order() {
     let boot = Boot::start(&kernel, &init, &[]);
     let device = (|| -> Result<String, String> {
         let (mem, mut kicks, calls, cfg) = attach(&boot.server)?;
-        // SAFETY: the two areas are disjoint (derived from Linux's pools)
-        // and no other buffer handle over them exists.
-        let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
-            .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
-            .map_err(|e| format!("rings: {e:?}"))?;
-        let link: RemoteLink<'_> = Link::new(rings, calls);
-        let ep = link
-            .create_endpoint(1024, RxMode::Callback)
-            .map_err(|e| format!("{e:?}"))?;
-        link.announce(&ep, "rpmsg-tty")
-            .map_err(|e| format!("announce: {e:?}"))?;
+        // SAFETY: once for this attach: no other buffer handle over the
+        // two areas (Linux's disjoint pools) exists.
+        let rings = unsafe { rings(&mem, cfg) }?;
+        let mut store = Storage::<1>::new();
+        let mut link: RemoteLink<'_> = Link::new(rings, calls, &mut store);
+        let ep = link.bind(1024).map_err(|e| format!("{e:?}"))?;
+        announce(&mut link, &ep, "rpmsg-tty")?;
         let deadline = Instant::now() + Duration::from_secs(150);
         let served = serve(
             &boot.server,
-            &link,
+            &mut link,
             &mut kicks,
             &ep,
             deadline,
-            |link, ep, m| link.try_send(ep, m.src, &m.data),
+            |tx, ep, m| tx.try_send(ep, m.src, &m.data),
         )?;
         let (tx, rx) = link.ring_stats();
         if tx.failures.total() + rx.failures.total() != 0 {
             return Err(format!("ring failures: tx {tx:?} rx {rx:?}"));
         }
-        Ok(format!("{served:?} link {:?}", link.stats()))
+        Ok(format!("{served:?} link {link:?}"))
     })();
     let outcome = boot.finish(Duration::from_secs(180));
     let device =
@@ -141,35 +138,34 @@ fn destroying_the_service_removes_the_linux_device() {
     let device = (|| -> Result<String, String> {
         let (mem, mut kicks, calls, cfg) = attach(&boot.server)?;
         // SAFETY: as in the echo test.
-        let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
-            .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
-            .map_err(|e| format!("rings: {e:?}"))?;
-        let link: RemoteLink<'_> = Link::new(rings, calls);
-        let ep = link
-            .create_endpoint(1024, RxMode::Callback)
-            .map_err(|e| format!("{e:?}"))?;
-        link.announce(&ep, "rpmsg-tty")
-            .map_err(|e| format!("announce: {e:?}"))?;
+        let rings = unsafe { rings(&mem, cfg) }?;
+        let mut store = Storage::<1>::new();
+        let mut link: RemoteLink<'_> = Link::new(rings, calls, &mut store);
+        let ep = link.bind(1024).map_err(|e| format!("{e:?}"))?;
+        announce(&mut link, &ep, "rpmsg-tty")?;
         let mut destroyed = 0;
         let deadline = Instant::now() + Duration::from_secs(60);
         let served = serve(
             &boot.server,
-            &link,
+            &mut link,
             &mut kicks,
             &ep,
             deadline,
-            |link, ep, m| {
-                if m.data.starts_with(b"destroy-service") {
-                    link.announce_destroy(ep, "rpmsg-tty")?;
+            |tx, ep, m| {
+                if !m.data.starts_with(b"destroy-service") {
+                    return Ok(Sent::Sent);
+                }
+                let sent = tx.announce_destroy(ep, "rpmsg-tty")?;
+                if sent == Sent::Sent {
                     destroyed += 1;
                 }
-                Ok(())
+                Ok(sent)
             },
         )?;
         if destroyed != 1 {
             return Err(format!("{destroyed} destroy requests seen"));
         }
-        Ok(format!("{served:?} link {:?}", link.stats()))
+        Ok(format!("{served:?} link {link:?}"))
     })();
     let outcome = boot.finish(Duration::from_secs(90));
     let device =
@@ -206,7 +202,7 @@ const STARVED_AFTER: Duration = Duration::from_secs(10);
 fn raw_exchange(
     boot: &Boot,
     serving: Serving,
-    announce: Option<&str>,
+    service: Option<&str>,
     addr: u32,
     mut on_message: impl FnMut(u64),
 ) -> Result<String, String> {
@@ -222,36 +218,34 @@ fn raw_exchange(
         ));
     }
     // SAFETY: as in the echo test.
-    let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
-        .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
-        .map_err(|e| format!("rings: {e:?}"))?;
-    let link: RemoteLink<'_> = Link::new(rings, calls);
-    let ep = link
-        .create_endpoint(addr, RxMode::Callback)
-        .map_err(|e| format!("{e:?}"))?;
-    if let Some(name) = announce {
-        link.announce(&ep, name)
-            .map_err(|e| format!("announce: {e:?}"))?;
+    let rings = unsafe { rings(&mem, cfg) }?;
+    let mut store = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(rings, calls, &mut store);
+    let ep = link.bind(addr).map_err(|e| format!("{e:?}"))?;
+    if let Some(name) = service {
+        announce(&mut link, &ep, name)?;
     }
     let (next, mut wrong) = (Cell::new(0u64), Vec::new());
     let mut reply = [0u8; pattern::MAX_LEN];
     let deadline = Instant::now() + Duration::from_secs(150);
-    let handle = |link: &RemoteLink<'_>, ep: &_, m: &common::Inbound| {
+    let handle = |tx: &mut RemoteTx<'_, '_>, ep: &_, m: &common::Inbound| {
         let k = next.get();
         on_message(k);
         let len = pattern::message(SEED_TO_LINUX, k, &mut reply);
-        link.try_send(ep, m.src, &reply[..len])?;
+        if tx.try_send(ep, m.src, &reply[..len])? == Sent::NoBuffer {
+            return Ok(Sent::NoBuffer);
+        }
         if !pattern::matches(SEED_FROM_LINUX, k, &m.data) && wrong.len() < 10 {
             wrong.push((k, m.data.len()));
         }
         next.set(k + 1);
-        Ok(())
+        Ok(Sent::Sent)
     };
     let served = match serving {
-        Serving::Polling => serve(&boot.server, &link, &mut kicks, &ep, deadline, handle)?,
+        Serving::Polling => serve(&boot.server, &mut link, &mut kicks, &ep, deadline, handle)?,
         Serving::EventIdxOnKicks => serve_on_kicks(
             &boot.server,
-            &link,
+            &mut link,
             &mut kicks,
             &ep,
             deadline,
@@ -272,10 +266,7 @@ fn raw_exchange(
     if tx.failures.total() + rx.failures.total() != 0 {
         return Err(format!("ring failures: tx {tx:?} rx {rx:?}"));
     }
-    Ok(format!(
-        "{next} checked; {served:?} link {:?}",
-        link.stats()
-    ))
+    Ok(format!("{next} checked; {served:?} link {link:?}"))
 }
 
 /// Waits for `/dev/rpmsg_ctrl0` (there from probe on, announced or not),

@@ -1,5 +1,7 @@
 //! Shared by the tests that boot Linux: the skip rule, one boot with its
-//! outcome, and our rpmsg remote served over the rings Linux set up.
+//! outcome, and our rpmsg remote (`rpmsg::duplex`) served over the rings
+//! Linux set up: [`attach`], [`rings`], then [`serve`] or
+//! [`serve_on_kicks`] with the link split into its halves.
 
 #![allow(dead_code)]
 
@@ -16,8 +18,10 @@ use linux_peer::uml::{self, TempDir, Uml, UmlConfig};
 use linux_peer::{
     remote_config, rpmsg_areas, BackendConfig, Calls, Error, Kicks, Server, SharedRegion,
 };
-use rpmsg::link::{Endpoint, Link};
+use rpmsg::boot::Profile;
+use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Tx};
 use rpmsg::rings::{RemoteConfig, RemoteRings};
+use rpmsg::wire::HEADER_LEN;
 use vring::Virtio1;
 
 static SKIPPED: AtomicU32 = AtomicU32::new(0);
@@ -149,8 +153,17 @@ impl Outcome {
     }
 }
 
+/// The remote's rings over Linux's (256 entries each).
+pub type Rings<'m> = RemoteRings<'m, SharedRegion, Virtio1, 256>;
 /// The remote's link over Linux's rings.
-pub type RemoteLink<'m> = Link<'m, RemoteRings<'m, SharedRegion, Virtio1, 256>, Calls, 8, 4, 8>;
+pub type RemoteLink<'m> = Link<'m, Rings<'m>, Calls>;
+/// Its transmit half.
+pub type RemoteTx<'l, 'm> = Tx<'l, 'm, Rings<'m>, Calls>;
+/// Its receive half.
+pub type RemoteRx<'l, 'm> = Rx<'l, 'm, Rings<'m>, Calls>;
+
+/// The largest payload of Linux's 512-byte buffers.
+pub const MAX_PAYLOAD: usize = 512 - HEADER_LEN;
 
 /// Waits for the rings and Linux's first kick on vring 0 (before it the
 /// device must not send: pitfall 7), then derives the remote's ring
@@ -172,6 +185,21 @@ pub fn attach(server: &Server) -> Result<(SharedRegion, Kicks, Calls, RemoteConf
     Ok((ready.memory, ready.kicks, ready.calls, cfg))
 }
 
+/// The remote's rings over `mem` as [`attach`] described them, with
+/// Linux's conventions ([`Profile::Linux`]).
+///
+/// # Safety
+///
+/// As [`RemoteRings::new`]: no other buffer handle over the two buffer
+/// areas of `cfg` exists (call it once per attach; `rpmsg_areas` checked
+/// that they are Linux's two disjoint pools).
+pub unsafe fn rings(mem: &SharedRegion, cfg: RemoteConfig) -> Result<Rings<'_>, String> {
+    // SAFETY: the caller's contract.
+    unsafe { RemoteRings::new(mem, cfg) }
+        .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
+        .map_err(|e| format!("rings: {e:?}"))
+}
+
 /// A message our endpoint received.
 pub struct Inbound {
     pub src: u32,
@@ -186,17 +214,68 @@ pub struct Served {
     pub kicks: u64,
 }
 
+/// What a handler of [`serve`] returns: whether it is done with the
+/// message ([`Sent::NoBuffer`]: not yet, retry it later, in order).
+pub type Handled = Result<Sent, rpmsg::Error>;
+
+/// Takes every message waiting in the ring, copied out: those for `ep`
+/// join `pending`, others (none are bound) the link counts as unbound.
+pub fn receive(
+    rx: &mut RemoteRx<'_, '_>,
+    ep: &Endpoint,
+    pending: &mut VecDeque<Inbound>,
+) -> Result<(), String> {
+    let mut buf = [0u8; MAX_PAYLOAD];
+    loop {
+        match rx.try_recv(&mut buf) {
+            Ok(Some(m)) if m.dst == ep.addr() => pending.push_back(Inbound {
+                src: m.src,
+                data: buf[..m.len].to_vec(),
+            }),
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(()),
+            // A ring's worth of undeliverable messages, counted: the ring
+            // is not idle yet.
+            Err(rpmsg::Error::WouldBlock) => {}
+            Err(e) => return Err(format!("receive: {e:?}")),
+        }
+    }
+}
+
+/// Hands the pending messages to `handle` in order, until one waits for a
+/// transmit buffer ([`Sent::NoBuffer`]); counts the handled ones.
+fn drain<'m>(
+    tx: &mut RemoteTx<'_, 'm>,
+    ep: &Endpoint,
+    pending: &mut VecDeque<Inbound>,
+    served: &mut Served,
+    handle: &mut impl FnMut(&mut RemoteTx<'_, 'm>, &Endpoint, &Inbound) -> Handled,
+) -> Result<(), String> {
+    while let Some(m) = pending.front() {
+        match handle(tx, ep, m) {
+            Ok(Sent::Sent) => {
+                pending.pop_front();
+                served.handled += 1;
+            }
+            Ok(Sent::NoBuffer) => break,
+            Err(e) => return Err(format!("handling a message: {e:?}")),
+        }
+    }
+    Ok(())
+}
+
 /// Runs the remote until the guest disconnects (or `deadline`): every kick
-/// leads to a poll; each message for `ep` goes through `handle`, which may
-/// send; when it reports `WouldBlock` (no buffer from Linux yet) the
-/// message waits for the next kick, in order.
-pub fn serve(
+/// and every 20 ms lead to a look at the rings; each message for `ep` goes
+/// through `handle`, which may send; when it reports [`Sent::NoBuffer`]
+/// (no buffer from Linux yet) the message waits for the next look, in
+/// order.
+pub fn serve<'m>(
     server: &Server,
-    link: &RemoteLink<'_>,
+    link: &mut RemoteLink<'m>,
     kicks: &mut Kicks,
     ep: &Endpoint,
     deadline: Instant,
-    mut handle: impl FnMut(&RemoteLink<'_>, &Endpoint, &Inbound) -> Result<(), rpmsg::link::Error>,
+    mut handle: impl FnMut(&mut RemoteTx<'_, 'm>, &Endpoint, &Inbound) -> Handled,
 ) -> Result<Served, String> {
     use ipc_traits::mailbox::NotifyRx as _;
     let mut pending: VecDeque<Inbound> = VecDeque::new();
@@ -206,28 +285,11 @@ pub fn serve(
             .wait(Duration::from_millis(20))
             .map_err(|e| format!("kick: {e}"))?;
         served.kicks += set.iter().count() as u64;
-        link.on_notify(set);
-        let addr = ep.addr();
-        link.poll(|m| {
-            if m.dst == addr {
-                pending.push_back(Inbound {
-                    src: m.src,
-                    data: m.payload.to_vec(),
-                });
-            }
-        })
-        .map_err(|e| format!("poll: {e:?}"))?;
+        let (mut tx, mut rx) = link.split();
+        tx.flush();
+        receive(&mut rx, ep, &mut pending)?;
         served.received = served.handled + pending.len() as u64;
-        while let Some(m) = pending.front() {
-            match handle(link, ep, m) {
-                Ok(()) => {
-                    pending.pop_front();
-                    served.handled += 1;
-                }
-                Err(rpmsg::link::Error::WouldBlock) => break,
-                Err(e) => return Err(format!("handling a message: {e:?}")),
-            }
-        }
+        drain(&mut tx, ep, &mut pending, &mut served, &mut handle)?;
         if link.is_broken() {
             return Err("a ring broke".into());
         }
@@ -251,14 +313,14 @@ pub struct Starved<'a> {
 /// wait timed out (a timed-out wait only retries a doorbell the link still
 /// owes Linux). A device whose notifications Linux stopped sending gets no
 /// further, and this fails with "starved" (see [`Starved`]).
-pub fn serve_on_kicks(
+pub fn serve_on_kicks<'m>(
     server: &Server,
-    link: &RemoteLink<'_>,
+    link: &mut RemoteLink<'m>,
     kicks: &mut Kicks,
     ep: &Endpoint,
     deadline: Instant,
     starved: &Starved<'_>,
-    mut handle: impl FnMut(&RemoteLink<'_>, &Endpoint, &Inbound) -> Result<(), rpmsg::link::Error>,
+    mut handle: impl FnMut(&mut RemoteTx<'_, 'm>, &Endpoint, &Inbound) -> Handled,
 ) -> Result<Served, String> {
     use ipc_traits::mailbox::NotifyRx as _;
     let mut pending: VecDeque<Inbound> = VecDeque::new();
@@ -269,8 +331,7 @@ pub fn serve_on_kicks(
             .wait(Duration::from_millis(20))
             .map_err(|e| format!("kick: {e}"))?;
         if set.is_empty() {
-            link.flush_kicks()
-                .map_err(|e| format!("notifying Linux: {e:?}"))?;
+            link.split().0.flush();
             if !server.is_connected() || Instant::now() >= deadline {
                 let _ignored = kicks.take_pending();
                 return Ok(served);
@@ -278,41 +339,22 @@ pub fn serve_on_kicks(
             if last_kick.elapsed() >= starved.quiet && (starved.unfinished)() {
                 return Err(format!(
                     "starved: no kick from Linux for {} s with the exchange unfinished; \
-                     {served:?}, {} waiting for a transmit buffer; link {:?}",
+                     {served:?}, {} waiting for a transmit buffer; link {link:?}",
                     starved.quiet.as_secs(),
                     pending.len(),
-                    link.stats()
                 ));
             }
             continue;
         }
         last_kick = Instant::now();
         served.kicks += set.iter().count() as u64;
-        link.on_notify(set);
-        let addr = ep.addr();
-        link.poll(|m| {
-            if m.dst == addr {
-                pending.push_back(Inbound {
-                    src: m.src,
-                    data: m.payload.to_vec(),
-                });
-            }
-        })
-        .map_err(|e| format!("poll: {e:?}"))?;
+        let (mut tx, mut rx) = link.split();
+        receive(&mut rx, ep, &mut pending)?;
         served.received = served.handled + pending.len() as u64;
-        while let Some(m) = pending.front() {
-            match handle(link, ep, m) {
-                Ok(()) => {
-                    pending.pop_front();
-                    served.handled += 1;
-                }
-                // Retried after the next kick: the failed take re-armed
-                // the transmit ring's event, so Linux kicks when it posts
-                // a buffer.
-                Err(rpmsg::link::Error::WouldBlock) => break,
-                Err(e) => return Err(format!("handling a message: {e:?}")),
-            }
-        }
+        // A message still waiting for a transmit buffer is retried after
+        // the next kick: the failed take re-armed the transmit ring's
+        // event, so Linux kicks when it posts a buffer.
+        drain(&mut tx, ep, &mut pending, &mut served, &mut handle)?;
         if link.is_broken() {
             return Err("a ring broke".into());
         }
@@ -320,5 +362,14 @@ pub fn serve_on_kicks(
             let _ignored = kicks.take_pending();
             return Ok(served);
         }
+    }
+}
+
+/// Announces `ep` under `name`; the first kick came with Linux's receive
+/// buffers posted, so a transmit buffer is free.
+pub fn announce(link: &mut RemoteLink<'_>, ep: &Endpoint, name: &str) -> Result<(), String> {
+    match link.split().0.announce(ep, name) {
+        Ok(Sent::Sent) => Ok(()),
+        other => Err(format!("announce {name}: {other:?}")),
     }
 }
