@@ -19,7 +19,7 @@ use std::time::{Duration, Instant as WallInstant};
 use ipc_traits::mailbox::{blocking_notify, ErrorType, Notify, NotifyRx, QueueId};
 use rpmsg::duplex::{Link, Sent, Storage};
 use rpmsg::net::{NetDevice, NetStats};
-use rpmsg::rings::{Halves, MasterRings, RemoteRings};
+use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet, SocketStorage};
 use smoltcp::phy::{ChecksumCapabilities, Device, RxToken as _};
 use smoltcp::socket::{icmp, tcp};
@@ -28,9 +28,8 @@ use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
 };
-use vring::Legacy;
+use vring::{BufferArea, Layout, Legacy, Suppression};
 
-use crate::link::{master_config, remote_config, GEOMETRY, NUM};
 use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
 use crate::sim::{CacheConfig, SimCore, SimMemory};
@@ -51,6 +50,47 @@ const PING_DATA: usize = 56;
 const TCP_BUF: usize = 16 * 1024;
 /// Polls without progress before a core gives up (never a hang).
 const IDLE_POLLS: u64 = 20_000_000;
+
+/// Entries per vring.
+const NUM: usize = 16;
+/// Bytes per buffer (the rpmsg default).
+const BUF: usize = 512;
+/// Ring parts on their own page, so every line size up to OCTEON's 128
+/// bytes keeps the driver's and the device's fields apart.
+const ALIGN: usize = 0x1000;
+
+const fn page_up(v: usize) -> usize {
+    (v + ALIGN - 1) & !(ALIGN - 1)
+}
+
+const VRING0: Layout = Layout::legacy_at(0, NUM as u16, ALIGN);
+const VRING1: Layout = Layout::legacy_at(page_up(VRING0.end()), NUM as u16, ALIGN);
+const POOL: usize = page_up(VRING1.end());
+/// The shared window: both vrings, then `2 * NUM` buffers.
+const WINDOW: usize = POOL + 2 * NUM * BUF;
+
+fn master_config() -> MasterConfig {
+    MasterConfig {
+        vring0: VRING0,
+        vring1: VRING1,
+        pool: POOL,
+        buf_size: BUF,
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+        rpmsg_lite_compat: false,
+    }
+}
+
+fn remote_config() -> RemoteConfig {
+    RemoteConfig {
+        vring0: VRING0,
+        vring1: VRING1,
+        vring0_buffers: BufferArea::new(POOL, NUM * BUF),
+        vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
+        suppression: Suppression::Flags,
+        queues: QueueIds::DEFAULT,
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +175,6 @@ struct Control {
 struct Idle<'c> {
     polls: u64,
     control: &'c Control,
-    who: &'static str,
 }
 
 impl Idle<'_> {
@@ -146,10 +185,10 @@ impl Idle<'_> {
         }
         self.polls += 1;
         if self.control.failed.load(Ordering::SeqCst) {
-            return Err(format!("{}: the peer failed", self.who));
+            return Err("the peer failed".into());
         }
         if self.polls > IDLE_POLLS {
-            return Err(format!("{}: no progress while {}", self.who, what()));
+            return Err(format!("no progress while {}", what()));
         }
         if self.polls.is_multiple_of(64) {
             thread::yield_now();
@@ -192,11 +231,7 @@ fn master_app<D: Device>(
         .get_mut::<icmp::Socket>(ping)
         .bind(icmp::Endpoint::Ident(PING_IDENT))
         .map_err(|e| format!("icmp bind: {e}"))?;
-    let mut idle = Idle {
-        polls: 0,
-        control,
-        who: "master",
-    };
+    let mut idle = Idle { polls: 0, control };
     let checksums = ChecksumCapabilities::default();
 
     // Pings, one at a time.
@@ -320,11 +355,7 @@ fn remote_app<D: Device>(
         tcp::SocketBuffer::new(&mut tcp_rx[..]),
         tcp::SocketBuffer::new(&mut tcp_tx[..]),
     ));
-    let mut idle = Idle {
-        polls: 0,
-        control,
-        who: "remote",
-    };
+    let mut idle = Idle { polls: 0, control };
     let mut chunk = vec![0u8; TCP_BUF];
     while !control.done.load(Ordering::SeqCst) {
         let _kicked = take.take_pending();
@@ -373,17 +404,16 @@ fn guarded<T>(control: &Control, f: impl FnOnce() -> Result<T, String>) -> Resul
 /// The link's own counters must not have moved, nor the device's bad-input
 /// ones.
 fn check_clean<'m, R: Halves<'m>, N: Notify>(
-    who: &str,
     link: &Link<'m, R, N>,
     stats: &NetStats,
 ) -> Result<(), String> {
     let s = link.rx_stats();
     let (t, r) = link.ring_stats();
     if s.bad_header + s.unbound + s.return_failures != 0 || link.is_broken() {
-        return Err(format!("{who}: link {s:?}"));
+        return Err(format!("link {s:?}"));
     }
     if t.failures.total() + r.failures.total() != 0 {
-        return Err(format!("{who}: ring failures {t:?} {r:?}"));
+        return Err(format!("ring failures {t:?} {r:?}"));
     }
     let bad = stats.rx_oversized
         + stats.rx_runt
@@ -392,7 +422,7 @@ fn check_clean<'m, R: Halves<'m>, N: Notify>(
         + stats.tx_oversized
         + stats.tx_errors;
     if bad != 0 {
-        return Err(format!("{who}: device {stats:?}"));
+        return Err(format!("device {stats:?}"));
     }
     Ok(())
 }
@@ -429,7 +459,7 @@ where
     RN: Notify + Send,
     RT: NotifyRx + Send,
 {
-    let mem = SimMemory::new(GEOMETRY.size, shm_base);
+    let mem = SimMemory::new(WINDOW, shm_base);
     let control = Control::default();
     let (m, r) = thread::scope(|s| {
         let (mem, control) = (&mem, &control);
@@ -482,7 +512,7 @@ fn run_master<const L: usize, N: Notify, T: NotifyRx>(
     let mut dev: NetDevice<'_, '_, _, _> = NetDevice::new(tx, rx, ep, NET_ADDR);
     let (rtts, tcp_time) = master_app(&mut dev, &mut take, cfg, control)?;
     let stats = dev.stats();
-    check_clean("master", &link, &stats)?;
+    check_clean(&link, &stats)?;
     Ok((rtts, tcp_time, stats))
 }
 
@@ -493,11 +523,7 @@ fn run_remote<const L: usize, N: Notify, T: NotifyRx>(
     control: &Control,
 ) -> Result<NetStats, String> {
     let Bells { ring, mut take } = bells;
-    let mut idle = Idle {
-        polls: 0,
-        control,
-        who: "remote",
-    };
+    let mut idle = Idle { polls: 0, control };
     while take.take_pending().unwrap_or_default().is_empty() {
         idle.tick(false, &|| "waiting for the master's first kick".into())?;
     }
@@ -509,7 +535,7 @@ fn run_remote<const L: usize, N: Notify, T: NotifyRx>(
     let mut dev: NetDevice<'_, '_, _, _> = NetDevice::new(tx, rx, ep, NET_ADDR);
     remote_app(&mut dev, &mut take, control)?;
     let stats = dev.stats();
-    check_clean("remote", &link, &stats)?;
+    check_clean(&link, &stats)?;
     Ok(stats)
 }
 
@@ -591,7 +617,7 @@ pub struct BadFrames {
 /// or ARP EtherType), and one well-formed frame, which must come out of the
 /// device byte for byte; then an ARP request the interface must answer.
 pub fn bad_frames(garbage: u32, seed: u64) -> BadFrames {
-    let mem = SimMemory::new(GEOMETRY.size, 0x4000_0000);
+    let mem = SimMemory::new(WINDOW, 0x4000_0000);
     let mcore = mem.coherent_core::<64>();
     let rcore = mem.coherent_core::<64>();
     let mrings = master_rings(&mcore);
@@ -719,5 +745,63 @@ pub fn bad_frames(garbage: u32, seed: u64) -> BadFrames {
         stats: dev.stats(),
         sent,
         arp_answered,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The demo's table (`two-cores --net`)
+// ---------------------------------------------------------------------------
+
+/// What the demo runs per SoC: ten pings, 1 MiB through the TCP echo.
+pub const DEMO: NetConfig = NetConfig {
+    pings: 10,
+    tcp_bytes: 1 << 20,
+    seed: 0xD3_40,
+};
+
+/// Prints what the demo does and the table's header.
+pub fn print_header() {
+    println!(
+        "two-cores --net: per SoC, both simulated cores run smoltcp over rpmsg::net::NetDevice\n\
+         (one Ethernet frame per rpmsg message, 512-byte buffers: IP MTU {}), on the SoC's\n\
+         simulated mailbox and shared memory seen through each core's cache. The master\n\
+         ({MASTER_IP}) pings the remote ({REMOTE_IP}) {} times, then sends {} KiB through the\n\
+         remote's TCP echo and checks every byte. Times are wall-clock on this host (two\n\
+         host threads, not the SoC's cores); throughput counts echoed bytes (each crossed\n\
+         the link twice).\n",
+        rpmsg::net::DEFAULT_FRAME - rpmsg::net::ETHERNET_HEADER_LEN,
+        DEMO.pings,
+        DEMO.tcp_bytes / 1024,
+    );
+    println!(
+        "{:<8} {:<27} {:>14} {:>10} {:>12} {:>16} {:>8}",
+        "SoC",
+        "cores, cache line",
+        "ping RTT (med)",
+        "TCP echo",
+        "throughput",
+        "frames m→r/r→m",
+        "dropped"
+    );
+}
+
+/// Prints one SoC's row (or why it failed); true if it passed.
+pub fn print_row(soc: &str, cores: &str, result: &Result<NetReport, String>) -> bool {
+    match result {
+        Ok(r) => {
+            println!(
+                "{soc:<8} {cores:<27} {:>11.1} µs {:>6} KiB {:>7.2} MB/s {:>16} {:>8}",
+                r.ping_median().as_secs_f64() * 1e6,
+                r.tcp_bytes / 1024,
+                r.tcp_bytes_per_sec() / 1e6,
+                format!("{}/{}", r.master.tx_frames, r.remote.tx_frames),
+                r.master.tx_no_buffer + r.remote.tx_no_buffer,
+            );
+            true
+        }
+        Err(why) => {
+            println!("{soc:<8} {cores:<27} FAILED: {why}");
+            false
+        }
     }
 }
