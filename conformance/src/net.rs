@@ -18,7 +18,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use ipc_traits::mailbox::{blocking_notify, ErrorType, Notify, NotifyRx, QueueId};
 use rpmsg::duplex::{Link, Sent, Storage};
-use rpmsg::net::{NetDevice, NetStats};
+use rpmsg::net::{NetDevice, NetStats, DEFAULT_FRAME};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet, SocketStorage};
 use smoltcp::phy::{ChecksumCapabilities, Device, RxToken as _};
@@ -609,6 +609,77 @@ pub struct BadFrames {
     pub arp_answered: bool,
 }
 
+/// One thread, two links over one coherent window: binds `$mtx`/`$mrx`
+/// (the master's halves), `$mep` (its endpoint), `$other` (a second remote
+/// address) and `$dev` (the remote's device with frame `$frame`).
+macro_rules! pair {
+    ($frame:expr, $mtx:ident, $mrx:ident, $mep:ident, $other:ident, $dev:ident) => {
+        let mem = SimMemory::new(WINDOW, 0x4000_0000);
+        let mcore = mem.coherent_core::<64>();
+        let rcore = mem.coherent_core::<64>();
+        let mrings = master_rings(&mcore);
+        let rrings = remote_rings(&rcore);
+        let mut mstore = Storage::<1>::new();
+        let mut rstore = Storage::<2>::new();
+        let mut mlink = Link::new(mrings, Silent, &mut mstore);
+        let mut rlink = Link::new(rrings, Silent, &mut rstore);
+        let $mep = mlink.bind(NET_ADDR).unwrap_or_else(|e| panic!("{e}"));
+        let rep = rlink.bind(NET_ADDR).unwrap_or_else(|e| panic!("{e}"));
+        let $other = rlink.bind(NET_ADDR + 1).unwrap_or_else(|e| panic!("{e}"));
+        #[allow(unused_mut)]
+        let (mut $mtx, mut $mrx) = mlink.split();
+        let (rtx, rrx) = rlink.split();
+        let mut $dev: NetDevice<'_, '_, _, _, { $frame }> = NetDevice::new(rtx, rrx, rep, NET_ADDR);
+    };
+}
+
+/// An ARP request from the master for the remote's address.
+fn arp_request() -> [u8; 42] {
+    let mut arp = [0u8; 42];
+    let mut eth = EthernetFrame::new_unchecked(&mut arp[..]);
+    EthernetRepr {
+        src_addr: MASTER_MAC,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Arp,
+    }
+    .emit(&mut eth);
+    ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: MASTER_MAC,
+        source_protocol_addr: MASTER_IP,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: REMOTE_IP,
+    }
+    .emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+    arp
+}
+
+/// Takes every message off the master's ring; counts the remote's ARP
+/// replies among them.
+fn arp_replies<'a, R: Halves<'a>, N: Notify>(mrx: &mut rpmsg::duplex::Rx<'_, 'a, R, N>) -> u32 {
+    let mut scratch = [0u8; BUF];
+    let mut replies = 0;
+    while let Some(r) = mrx.try_recv(&mut scratch).unwrap_or_else(|e| panic!("{e}")) {
+        let Ok(eth) = EthernetFrame::new_checked(&scratch[..r.len]) else {
+            continue;
+        };
+        if eth.ethertype() != EthernetProtocol::Arp {
+            continue;
+        }
+        let reply = ArpPacket::new_checked(eth.payload()).and_then(|p| ArpRepr::parse(&p));
+        if let Ok(ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: REMOTE_MAC,
+            source_protocol_addr: REMOTE_IP,
+            ..
+        }) = reply
+        {
+            replies += 1;
+        }
+    }
+    replies
+}
+
 /// One thread drives a master link (raw messages) and a remote
 /// [`NetDevice`] (`FRAME` = [`SMALL_FRAME`]) polled by a smoltcp
 /// interface. The master sends: an empty message, a 13-byte one, a message
@@ -617,21 +688,7 @@ pub struct BadFrames {
 /// or ARP EtherType), and one well-formed frame, which must come out of the
 /// device byte for byte; then an ARP request the interface must answer.
 pub fn bad_frames(garbage: u32, seed: u64) -> BadFrames {
-    let mem = SimMemory::new(WINDOW, 0x4000_0000);
-    let mcore = mem.coherent_core::<64>();
-    let rcore = mem.coherent_core::<64>();
-    let mrings = master_rings(&mcore);
-    let rrings = remote_rings(&rcore);
-    let mut mstore = Storage::<1>::new();
-    let mut rstore = Storage::<2>::new();
-    let mut mlink = Link::new(mrings, Silent, &mut mstore);
-    let mut rlink = Link::new(rrings, Silent, &mut rstore);
-    let mep = mlink.bind(NET_ADDR).unwrap_or_else(|e| panic!("{e}"));
-    let rep = rlink.bind(NET_ADDR).unwrap_or_else(|e| panic!("{e}"));
-    let other = rlink.bind(NET_ADDR + 1).unwrap_or_else(|e| panic!("{e}"));
-    let (mut mtx, mut mrx) = mlink.split();
-    let (rtx, rrx) = rlink.split();
-    let mut dev: NetDevice<'_, '_, _, _, SMALL_FRAME> = NetDevice::new(rtx, rrx, rep, NET_ADDR);
+    pair!(SMALL_FRAME, mtx, mrx, mep, other, dev);
     let mut iface = interface(&mut dev, REMOTE_MAC, REMOTE_IP);
     let mut storage: [SocketStorage; 1] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
@@ -684,12 +741,7 @@ pub fn bad_frames(garbage: u32, seed: u64) -> BadFrames {
     poll_all!();
     // Replies the garbage provoked (ARP replies, ICMP errors) are fine;
     // drain them.
-    let mut scratch = [0u8; 512];
-    while mrx
-        .try_recv(&mut scratch)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .is_some()
-    {}
+    let _provoked = arp_replies(&mut mrx);
 
     // A well-formed frame comes out of the device byte for byte.
     let good: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
@@ -704,43 +756,9 @@ pub fn bad_frames(garbage: u32, seed: u64) -> BadFrames {
     }
 
     // The interface still answers ARP.
-    let mut arp = [0u8; 42];
-    let mut eth = EthernetFrame::new_unchecked(&mut arp[..]);
-    EthernetRepr {
-        src_addr: MASTER_MAC,
-        dst_addr: EthernetAddress::BROADCAST,
-        ethertype: EthernetProtocol::Arp,
-    }
-    .emit(&mut eth);
-    ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: MASTER_MAC,
-        source_protocol_addr: MASTER_IP,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: REMOTE_IP,
-    }
-    .emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-    send!(NET_ADDR, &arp);
+    send!(NET_ADDR, &arp_request());
     poll_all!();
-    let mut arp_answered = false;
-    while let Some(r) = mrx.try_recv(&mut scratch).unwrap_or_else(|e| panic!("{e}")) {
-        let Ok(eth) = EthernetFrame::new_checked(&scratch[..r.len]) else {
-            continue;
-        };
-        if eth.ethertype() != EthernetProtocol::Arp {
-            continue;
-        }
-        let reply = ArpPacket::new_checked(eth.payload()).and_then(|p| ArpRepr::parse(&p));
-        if let Ok(ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Reply,
-            source_hardware_addr,
-            source_protocol_addr,
-            ..
-        }) = reply
-        {
-            arp_answered |= source_hardware_addr == REMOTE_MAC && source_protocol_addr == REMOTE_IP;
-        }
-    }
+    let arp_answered = arp_replies(&mut mrx) == 1;
     BadFrames {
         stats: dev.stats(),
         sent,
@@ -804,4 +822,82 @@ pub fn print_row(soc: &str, cores: &str, result: &Result<NetReport, String>) -> 
             false
         }
     }
+}
+
+/// Replies the remote's interface builds while the master holds every one
+/// of the remote's transmit buffers are dropped and counted
+/// ([`NetStats::tx_no_buffer`]), receiving goes on meanwhile, and replies
+/// flow again once the master reads. Panics on failure.
+pub fn replies_without_a_buffer_are_counted_then_recover() {
+    pair!(DEFAULT_FRAME, mtx, mrx, mep, _other, dev);
+    let mut iface = interface(&mut dev, REMOTE_MAC, REMOTE_IP);
+    let mut storage: [SocketStorage; 1] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let request = arp_request();
+    let extra = 4;
+    // NUM replies fill the remote's transmit ring (the master reads
+    // nothing); `extra` more find no buffer.
+    for i in 0..NUM + extra {
+        let r = mtx
+            .try_send(&mep, NET_ADDR, &request)
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(r, Sent::Sent, "request {i}: the remote stopped receiving");
+        let _polled: PollResult = iface.poll(Instant::ZERO, &mut dev, &mut sockets);
+    }
+    let s = dev.stats();
+    assert_eq!(s.rx_frames, (NUM + extra) as u32, "{s:?}");
+    assert_eq!(s.tx_frames, NUM as u32, "{s:?}");
+    assert_eq!(s.tx_no_buffer, extra as u32, "{s:?}");
+    // The master reads: every sent reply is there, and the next request is
+    // answered.
+    assert_eq!(arp_replies(&mut mrx), NUM as u32);
+    let r = mtx
+        .try_send(&mep, NET_ADDR, &request)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r, Sent::Sent);
+    let _polled: PollResult = iface.poll(Instant::ZERO, &mut dev, &mut sockets);
+    assert_eq!(arp_replies(&mut mrx), 1, "{:?}", dev.stats());
+    assert_eq!(dev.stats().tx_no_buffer, extra as u32);
+}
+
+/// The frame a device with `FRAME` = [`BIG_FRAME`] takes from smoltcp.
+pub const BIG_FRAME: usize = 600;
+
+/// A device whose frame is longer than the link's payload (a
+/// misconfiguration) drops and counts a frame the buffer cannot hold
+/// ([`NetStats::tx_oversized`]) and still sends one that fits; a request
+/// beyond the device's own frame (smoltcp never makes one) is built short
+/// and dropped, never a panic. Panics on failure.
+pub fn tx_frames_beyond_the_buffer_are_dropped() {
+    use smoltcp::phy::TxToken as _;
+    pair!(BIG_FRAME, _mtx, mrx, _mep, _other, dev);
+    let payload = DEFAULT_FRAME;
+    for (len, sent) in [
+        (payload + 1, false),
+        (BIG_FRAME + 1, false),
+        (payload, true),
+    ] {
+        let tok = dev
+            .transmit(Instant::ZERO)
+            .unwrap_or_else(|| panic!("no transmit buffer"));
+        let seen = tok.consume(len, |f| {
+            f.fill(0x3C);
+            f.len()
+        });
+        assert_eq!(seen, len.min(BIG_FRAME), "frame handed to smoltcp");
+        let s = dev.stats();
+        assert_eq!(s.tx_frames, u32::from(sent), "{len}: {s:?}");
+    }
+    assert_eq!(dev.stats().tx_oversized, 2);
+    let mut out = [0u8; BUF];
+    let got = mrx
+        .try_recv(&mut out)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the frame that fits never arrived"));
+    assert_eq!(got.len, payload);
+    assert!(out[..payload].iter().all(|&b| b == 0x3C));
+    assert!(mrx
+        .try_recv(&mut out)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
 }

@@ -7,7 +7,10 @@
     reason = "test code: a failure is a test failure"
 )]
 
-use conformance::net::{bad_frames, net_exchange, NetConfig};
+use conformance::net::{
+    bad_frames, net_exchange, replies_without_a_buffer_are_counted_then_recover,
+    tx_frames_beyond_the_buffer_are_dropped, NetConfig,
+};
 
 #[path = "fixtures/am62x.rs"]
 mod am62x;
@@ -68,4 +71,18 @@ fn malformed_and_oversized_frames_are_dropped_and_counted() {
         "messages to the device's address before ARP"
     );
     assert!(r.arp_answered, "no ARP reply after the garbage: {s:?}");
+}
+
+/// Back-pressure on replies: dropped and counted while the peer holds every
+/// transmit buffer, flowing again once it reads; receiving never stops.
+#[test]
+fn replies_without_a_buffer_are_dropped_and_counted() {
+    replies_without_a_buffer_are_counted_then_recover();
+}
+
+/// A transmit frame the buffer cannot hold is dropped and counted, never
+/// truncated onto the wire.
+#[test]
+fn oversized_transmit_frames_are_dropped_and_counted() {
+    tx_frames_beyond_the_buffer_are_dropped();
 }
