@@ -51,6 +51,10 @@ const TCP_BUF: usize = 16 * 1024;
 /// Polls without progress before a core gives up (never a hang).
 const IDLE_POLLS: u64 = 20_000_000;
 
+/// The tests' master cache line (an A53's).
+const MASTER_LINE: usize = 64;
+/// The tests' remote cache line.
+const REMOTE_LINE: usize = 32;
 /// Entries per vring.
 const NUM: usize = 16;
 /// Bytes per buffer (the rpmsg default).
@@ -557,16 +561,15 @@ pub fn net_exchange<L: DoorbellLink>(cfg: &NetConfig) -> NetReport {
         ring: ring_a,
         take: take_b,
     };
-    let report =
-        exchange::<{ crate::link::MASTER_LINE }, { crate::link::REMOTE_LINE }, _, _, _, _>(
-            0x4000_0000,
-            CacheConfig::write_back(cfg.seed),
-            CacheConfig::write_back(cfg.seed ^ 0xB),
-            master,
-            remote,
-            cfg,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let report = exchange::<MASTER_LINE, REMOTE_LINE, _, _, _, _>(
+        0x4000_0000,
+        CacheConfig::write_back(cfg.seed),
+        CacheConfig::write_back(cfg.seed ^ 0xB),
+        master,
+        remote,
+        cfg,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.ping_rtts.len(), usize::from(cfg.pings));
     assert_eq!(
         report.master.tx_frames, report.remote.rx_frames,
