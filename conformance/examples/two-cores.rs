@@ -7,6 +7,7 @@
 //! cargo run --release -p conformance --example two-cores -- --soc v853 --messages 100000
 //! cargo run --release -p conformance --example two-cores -- --linux
 //! cargo run --release -p conformance --example two-cores -- --weak
+//! cargo run --release -p conformance --example two-cores -- --net
 //! ```
 //!
 //! Each pair boots the way the real cores do. The master (the application
@@ -66,6 +67,8 @@ use vring::{BufferArea, Layout, Legacy, Suppression};
 
 #[path = "two_cores/linux.rs"]
 mod linux_row;
+#[path = "two_cores/net.rs"]
+mod net_row;
 #[path = "two_cores/soc.rs"]
 mod soc;
 
@@ -948,6 +951,9 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "--net") {
+        return net_row::main();
+    }
     let (socs, messages, linux, weak) = match parse(std::env::args().skip(1)) {
         Ok(Command::Help) => {
             println!("{USAGE}");

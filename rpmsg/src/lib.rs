@@ -8,6 +8,9 @@ pub mod boot;
 pub mod duplex;
 mod error;
 pub mod link;
+#[cfg(feature = "smoltcp-014")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smoltcp-014")))]
+pub mod net;
 pub mod rings;
 pub mod rsc_table;
 pub mod session;
