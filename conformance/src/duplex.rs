@@ -34,14 +34,18 @@ fn q(i: u8) -> QueueId {
     QueueId::new(i).unwrap_or_else(|| panic!("queue {i}"))
 }
 
-fn remote_rings(core: &SimCore<REMOTE_LINE>) -> RemoteRings<'_, SimCore<REMOTE_LINE>, Legacy, NUM> {
+pub(crate) fn remote_rings(
+    core: &SimCore<REMOTE_LINE>,
+) -> RemoteRings<'_, SimCore<REMOTE_LINE>, Legacy, NUM> {
     // SAFETY: the buffer areas are the master's pool halves, disjoint; this
     // core builds no other buffer over them.
     unsafe { RemoteRings::<_, Legacy, NUM>::new(core, crate::link::remote_config()) }
         .unwrap_or_else(|e| panic!("remote rings: {e}"))
 }
 
-fn master_rings(core: &SimCore<MASTER_LINE>) -> MasterRings<'_, SimCore<MASTER_LINE>, Legacy, NUM> {
+pub(crate) fn master_rings(
+    core: &SimCore<MASTER_LINE>,
+) -> MasterRings<'_, SimCore<MASTER_LINE>, Legacy, NUM> {
     // SAFETY: the pool belongs to this link alone.
     unsafe { MasterRings::<_, Legacy, NUM>::new(core, crate::link::master_config()) }
         .unwrap_or_else(|e| panic!("master rings: {e}"))
@@ -49,7 +53,7 @@ fn master_rings(core: &SimCore<MASTER_LINE>) -> MasterRings<'_, SimCore<MASTER_L
 
 /// Takes every pending doorbell (so word FIFOs drain); the virtio rings
 /// need nothing more (the halves read the rings themselves).
-fn drain<T: NotifyRx>(take: &mut T) {
+pub(crate) fn drain<T: NotifyRx>(take: &mut T) {
     let _rang = take.take_pending().unwrap_or_default();
 }
 

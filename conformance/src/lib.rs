@@ -8,3 +8,4 @@ pub mod mailbox;
 pub mod power;
 pub mod rng;
 pub mod sim;
+pub mod stream;

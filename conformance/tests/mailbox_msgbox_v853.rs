@@ -172,3 +172,9 @@ mod link {
 mod duplex {
     conformance::duplex_suite!(super::V853Doorbells);
 }
+
+/// The byte stream over an endpoint (`rpmsg::duplex::stream`) over this
+/// backend's doorbells.
+mod stream {
+    conformance::stream_suite!(super::V853Doorbells);
+}
