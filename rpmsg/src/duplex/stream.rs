@@ -3,15 +3,31 @@
 //! `embedded-io-async` 0.7 users drive (framing crates, shells, AT parsers
 //! run over it unchanged).
 //!
-//! ```ignore
-//! let ep = link.bind(1024)?;
-//! let (mut tx, rx) = link.split();
-//! tx.announce(&ep, "rpmsg-tty")?;
-//! // The peer's address comes with its first message (as rpmsg_tty's).
-//! let mut tty: Stream<'_, '_, _, _, _> = Stream::new(tx, rx, ep, None, Spins::new(100_000));
-//! let mut line = [0u8; 64];
-//! let n = tty.read(&mut line)?;            // embedded_io::Read
-//! tty.write_all(&line[..n])?;              // embedded_io::Write
+//! ```
+//! use rpmsg::duplex::stream::embedded_io::{Read, Write};
+//! use rpmsg::duplex::stream::{Stream, StreamError};
+//! use rpmsg::duplex::{Link, Sent};
+//! use rpmsg::{ipc_traits::mailbox::{Notify, Spins}, rings::Halves};
+//!
+//! /// Echoes `/dev/ttyRPMSG0` on Linux, a read at a time.
+//! pub fn tty_echo<'a, R: Halves<'a>, N: Notify>(
+//!     link: &mut Link<'a, R, N>,
+//! ) -> Result<(), StreamError> {
+//!     let ep = link.bind(1024)?;
+//!     let (mut tx, rx) = link.split();
+//!     while tx.announce(&ep, "rpmsg-tty")? == Sent::NoBuffer {}
+//!     // The peer's address comes with its first message (as rpmsg_tty's).
+//!     let mut tty: Stream<'_, 'a, R, N, Spins> =
+//!         Stream::new(tx, rx, ep, None, Spins::new(1 << 20));
+//!     let mut buf = [0u8; 64];
+//!     loop {
+//!         match tty.read(&mut buf) {
+//!             Ok(n) => tty.write_all(&buf[..n])?,
+//!             Err(StreamError::TimedOut) => {} // nothing yet: sleep here
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//! }
 //! ```
 //!
 //! - [`Stream`]: the blocking traits (`embedded_io::{Read, Write,
