@@ -134,7 +134,7 @@ fn run_echo_remote<L: DoorbellLink>(
     }
     // No flush: the master stops taking doorbells once it has every byte,
     // so a word FIFO may stay full (a doorbell owed, nothing lost).
-    assert!(s.mtu() > 0 && s.mtu() <= MAX_PAYLOAD, "mtu {}", s.mtu());
+    assert!(s.mtu() <= MAX_PAYLOAD, "mtu {}", s.mtu());
     let stats = s.stats();
     let (_, rx, _) = s.into_parts();
     let rs = rx.stats();

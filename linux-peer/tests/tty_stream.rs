@@ -8,8 +8,9 @@
 //! reads it all back in reads of 1..=1000 bytes, checking byte for byte.
 //! The device side reads the stream with `embedded_io::Read` in reads of
 //! the same sizes, checks every byte against what the guest writes, and
-//! echoes each read with `embedded_io::Write::write_all` (messages of up
-//! to 496 bytes, the buffers Linux posts). Every wait is bounded (a
+//! echoes it with `embedded_io::Write::write_all`: the lines a read at a
+//! time, the blob in writes of 1500 bytes (split into messages of up to
+//! 496 bytes, the buffers Linux posts). Every wait is bounded (a
 //! budget that waits for Linux's kicks until a deadline).
 //!
 //! Skips, loudly and counted, only when no kernel was built on this machine.
@@ -36,6 +37,8 @@ use vring::Virtio1;
 const LINES: u32 = 10_000;
 /// Read sizes, cycled (as the guest's).
 const READ_SIZES: [usize; 10] = [1, 2, 3, 7, 16, 100, 495, 496, 497, 1000];
+/// The device echoes in writes of at least this many bytes.
+const ECHO_BATCH: usize = 1500;
 /// Our endpoint, announced as `rpmsg-tty`.
 const ADDR: u32 = 1024;
 
@@ -127,6 +130,8 @@ fn device(boot: &Boot) -> Result<String, String> {
     let mut got = 0;
     let mut buf = [0u8; 1000];
     let mut reads = 0usize;
+    let mut pending = Vec::new();
+    let lines = want.len() - blob().len();
     while got < want.len() {
         let size = READ_SIZES[reads % READ_SIZES.len()];
         reads += 1;
@@ -144,9 +149,17 @@ fn device(boot: &Boot) -> Result<String, String> {
                 &want[got..got + n]
             ));
         }
-        tty.write_all(&buf[..n])
-            .map_err(|e| format!("echo at byte {got}: {e}"))?;
         got += n;
+        // The lines echoed a read at a time (thousands of small messages:
+        // Linux's buffers run out and come back); the blob in writes of
+        // ECHO_BATCH bytes (the last one shorter), each split into
+        // messages of at most 496 bytes.
+        pending.extend_from_slice(&buf[..n]);
+        if got <= lines || pending.len() >= ECHO_BATCH || got == want.len() {
+            tty.write_all(&pending)
+                .map_err(|e| format!("echo before byte {got}: {e}"))?;
+            pending.clear();
+        }
     }
     tty.flush().map_err(|e| format!("flush: {e}"))?;
     let stats = tty.stats();
@@ -155,6 +168,9 @@ fn device(boot: &Boot) -> Result<String, String> {
     }
     let peer = tty.peer();
     let mtu = tty.mtu();
+    if mtu != 496 {
+        return Err(format!("writes split at {mtu} bytes, not 496"));
+    }
     let (ts, rs) = {
         let (tx, rx, _ep) = tty.into_parts();
         (tx.stats(), rx.stats())

@@ -85,7 +85,7 @@ use crate::rings::Halves;
 use crate::Error;
 
 use super::asynch::HalfWakers;
-use super::{Endpoint, Received, Rx, Tx};
+use super::{Endpoint, Received, Rx, Sent, Tx};
 
 /// `embedded-io` 0.7, reachable without a dependency of one's own.
 pub use embedded_io;
@@ -176,9 +176,20 @@ struct Core<'l, 'a, R: Halves<'a>, N, const CAP: usize> {
     /// Unread bytes: `buf[at..end]`.
     at: usize,
     end: usize,
-    /// Payload bytes of the last transmit buffer seen (0: none seen yet).
+    /// The payload room a transmit buffer refused a longer message with
+    /// (0: none refused yet).
     mtu: usize,
     stats: StreamStats,
+}
+
+/// Where [`Core::recv`] put a message.
+enum Got {
+    /// `n` bytes straight into the caller's buffer.
+    Direct(usize),
+    /// Into the stream's buffer.
+    Buffered,
+    /// None yet.
+    Nothing,
 }
 
 /// What one look at a received message found.
@@ -241,25 +252,43 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
         Ok(())
     }
 
+    /// Receives the next message for the stream: into `out` when it fits
+    /// there, else into the stream's buffer (a message longer than that is
+    /// dropped, counted). Looks past at most [`SKIP_BOUND`] undeliverable
+    /// messages. One receive path for both targets: one copy of it in an
+    /// image.
+    fn recv(&mut self, mut out: Option<&mut [u8]>) -> Result<Got, Error> {
+        for _ in 0..SKIP_BOUND {
+            let dst: &mut [u8] = match out.as_deref_mut() {
+                Some(o) => o,
+                None => &mut self.buf,
+            };
+            match self.rx.try_recv(dst) {
+                Ok(Some(r)) => {
+                    if let Take::Bytes(n) = self.accept(r) {
+                        if out.is_some() {
+                            return Ok(Got::Direct(n));
+                        }
+                        (self.at, self.end) = (0, n);
+                        return Ok(Got::Buffered);
+                    }
+                }
+                Ok(None) | Err(Error::WouldBlock) => return Ok(Got::Nothing),
+                // Longer than `out`: the receive half kept it; into the
+                // stream's buffer on the next turn.
+                Err(Error::TooLong { .. }) if out.is_some() => out = None,
+                Err(Error::TooLong { .. }) => self.drop_oversized()?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Got::Nothing)
+    }
+
     /// Receives the next message for the stream into its buffer;
     /// `Ok(false)`: none yet (the ring is empty, or only undeliverable
     /// messages came).
     fn fill(&mut self) -> Result<bool, Error> {
-        for _ in 0..SKIP_BOUND {
-            match self.rx.try_recv(&mut self.buf) {
-                Ok(Some(r)) => {
-                    if let Take::Bytes(n) = self.accept(r) {
-                        (self.at, self.end) = (0, n);
-                        return Ok(true);
-                    }
-                }
-                Ok(None) => return Ok(false),
-                Err(Error::TooLong { .. }) => self.drop_oversized()?,
-                Err(Error::WouldBlock) => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(false)
+        Ok(matches!(self.recv(None)?, Got::Buffered))
     }
 
     /// Non-blocking read: `Ok(None)` when no byte is there yet.
@@ -270,27 +299,12 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
         if self.buffered() > 0 {
             return Ok(Some(self.copy_out(out)));
         }
-        // Straight into `out` when the whole message fits; a longer one is
-        // kept by the receive half and taken into the stream's buffer.
-        for _ in 0..SKIP_BOUND {
-            match self.rx.try_recv(out) {
-                Ok(Some(r)) => {
-                    if let Take::Bytes(n) = self.accept(r) {
-                        return Ok(Some(n));
-                    }
-                }
-                Ok(None) | Err(Error::WouldBlock) => return Ok(None),
-                Err(Error::TooLong { .. }) => {
-                    return Ok(if self.fill()? {
-                        Some(self.copy_out(out))
-                    } else {
-                        None
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(None)
+        // Straight into `out` when the whole message fits.
+        Ok(match self.recv(Some(&mut *out))? {
+            Got::Direct(n) => Some(n),
+            Got::Buffered => Some(self.copy_out(out)),
+            Got::Nothing => None,
+        })
     }
 
     fn read_ready(&mut self) -> Result<bool, Error> {
@@ -302,22 +316,43 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
     fn try_write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
         let peer = self.peer.ok_or(StreamError::NotConnected)?;
         let mut done = 0;
+        // Each turn sends a message or learns a smaller payload room (the
+        // buffer said how much it holds): at most one turn per byte more.
         while done < data.len() {
-            let Some(mut b) = self.tx.try_alloc()? else {
-                break;
-            };
-            let cap = b.capacity();
-            if cap == 0 {
-                return Err(StreamError::NoPayloadRoom);
+            let n = (data.len() - done).min(self.chunk());
+            match self.tx.try_send(&self.ep, peer, &data[done..done + n]) {
+                Ok(Sent::Sent) => {
+                    self.stats.messages_out = self.stats.messages_out.wrapping_add(1);
+                    done += n;
+                }
+                Ok(Sent::NoBuffer) => break,
+                Err(e) => self.learn(e)?,
             }
-            self.mtu = cap;
-            let n = cap.min(data.len() - done);
-            b.write(0, &data[done..done + n])?;
-            b.send(&self.ep, peer)?;
-            self.stats.messages_out = self.stats.messages_out.wrapping_add(1);
-            done += n;
         }
         Ok(done)
+    }
+
+    /// The longest message to try: the payload room learnt, or anything
+    /// before the first (the buffer then says how much it holds).
+    fn chunk(&self) -> usize {
+        if self.mtu > 0 {
+            self.mtu
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// A send refused as too long teaches the payload room; any other
+    /// error is returned.
+    fn learn(&mut self, e: Error) -> Result<(), StreamError> {
+        match e {
+            Error::TooLong { max: 0, .. } => Err(StreamError::NoPayloadRoom),
+            Error::TooLong { max, len } if max < len => {
+                self.mtu = max;
+                Ok(())
+            }
+            e => Err(e.into()),
+        }
     }
 
     fn write_ready(&mut self) -> Result<bool, StreamError> {
@@ -421,8 +456,9 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize>
         self.core.buffered()
     }
 
-    /// Payload bytes of the last transmit buffer seen (0 before the first
-    /// write): the largest message a write makes.
+    /// The payload room of the peer's transmit buffers, learnt when one
+    /// refused a longer message (0 before): the largest message a write
+    /// makes.
     pub fn mtu(&self) -> usize {
         self.core.mtu
     }
@@ -634,21 +670,17 @@ impl<'a, R: Halves<'a>, N: Notify, const CAP: usize> embedded_io_async::Write
                 return Ok(n);
             }
             // No buffer: send the first message by the halves' future (it
-            // waits for a buffer). Its length is the last payload room seen
-            // (or the stream's buffer before any); a smaller buffer says
-            // how much it holds and the next turn sends that.
+            // waits for a buffer); a buffer too small for it says how much
+            // it holds, and the next turn sends that.
             let c = &mut self.core;
             let peer = c.peer.ok_or(StreamError::NotConnected)?;
-            let guess = if c.mtu > 0 { c.mtu } else { CAP.max(1) };
-            let n = buf.len().min(guess);
+            let n = buf.len().min(c.chunk());
             match c.tx.send(self.wakers, &c.ep, peer, &buf[..n]).await {
                 Ok(()) => {
                     c.stats.messages_out = c.stats.messages_out.wrapping_add(1);
                     return Ok(n);
                 }
-                Err(Error::TooLong { max: 0, .. }) => return Err(StreamError::NoPayloadRoom),
-                Err(Error::TooLong { max, .. }) => c.mtu = max,
-                Err(e) => return Err(e.into()),
+                Err(e) => c.learn(e)?,
             }
         }
     }
