@@ -8,3 +8,4 @@ pub mod net;
 pub mod power;
 pub mod rng;
 pub mod sim;
+pub mod stream;

@@ -154,7 +154,7 @@ pub fn payload(seq: u32, out: &mut [u8; MAX_PAYLOAD]) -> usize {
 
 /// Takes every pending doorbell (so word FIFOs drain); the rings need
 /// nothing more (the halves read them themselves).
-fn drain<T: NotifyRx>(take: &mut T) {
+pub(crate) fn drain<T: NotifyRx>(take: &mut T) {
     let _rang = take.take_pending().unwrap_or_default();
 }
 

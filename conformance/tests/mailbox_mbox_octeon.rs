@@ -25,6 +25,12 @@ mod link {
     conformance::link_suite!(super::Octeon);
 }
 
+/// The byte stream over an endpoint (`rpmsg::duplex::stream`) over this
+/// backend's doorbells.
+mod stream {
+    conformance::stream_suite!(super::Octeon);
+}
+
 /// Weak mode (`conformance::sim::WeakOrder`), the interrupt entry: core 0
 /// stores round `k` to shared memory, then rings bit 4 of core 2; core 2's
 /// `MboxIrq::on_interrupt` reports it, core 2 loads the word *before*

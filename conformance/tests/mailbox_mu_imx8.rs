@@ -264,6 +264,12 @@ mod link {
     conformance::link_suite!(super::DoorbellMu);
 }
 
+/// The byte stream over an endpoint (`rpmsg::duplex::stream`) over this
+/// backend's doorbells.
+mod stream {
+    conformance::stream_suite!(super::DoorbellMu);
+}
+
 /// Weak mode (`conformance::sim::WeakOrder`): a general-purpose interrupt
 /// announces shared memory as a doorbell does. Side A stores round `k`,
 /// then requests GP0 (`Gp::try_request`: its I/O write barrier); side B

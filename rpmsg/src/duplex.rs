@@ -92,6 +92,9 @@ pub mod asynch;
 pub mod ns;
 pub mod queues;
 pub mod restart;
+#[cfg(feature = "embedded-io-07")]
+#[cfg_attr(docsrs, doc(cfg(feature = "embedded-io-07")))]
+pub mod stream;
 pub mod watch;
 
 use core::cell::{Cell, UnsafeCell};
