@@ -25,17 +25,64 @@
 //! ([`Endpoints::poll_recv`] inside `poll_fn`), never across an `.await`;
 //! a poll that queues messages for other endpoints wakes their tasks.
 
+use core::cell::RefCell;
 use core::future::poll_fn;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
+
+use critical_section::Mutex;
 
 use ipc_traits::mailbox::Notify;
 
-use crate::asynch::WakerSlot;
 use crate::rings::Halves;
 use crate::Error;
 
 use super::queues::Endpoints;
 use super::{Endpoint, HeldMessage, Received, Rx, Sent, Tx};
+
+/// One waker, registered from a task and woken from an interrupt.
+#[derive(Debug)]
+pub struct WakerSlot {
+    waker: Mutex<RefCell<Option<Waker>>>,
+}
+
+impl Default for WakerSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WakerSlot {
+    /// An empty slot (`const`, for `static`s).
+    pub const fn new() -> Self {
+        Self {
+            waker: Mutex::new(RefCell::new(None)),
+        }
+    }
+
+    /// Registers `waker`, replacing (and waking) a different one: a slot
+    /// serves one task at a time, and the task it displaces must look
+    /// again rather than wait for ever.
+    pub fn register(&self, waker: &Waker) {
+        let displaced = critical_section::with(|cs| {
+            let mut slot = self.waker.borrow_ref_mut(cs);
+            match slot.as_ref() {
+                Some(w) if w.will_wake(waker) => None,
+                _ => slot.replace(waker.clone()),
+            }
+        });
+        // Woken outside the critical section: a waker may run executor code.
+        if let Some(old) = displaced {
+            old.wake();
+        }
+    }
+
+    /// Wakes the registered task, if any, and empties the slot.
+    pub fn wake(&self) {
+        if let Some(w) = critical_section::with(|cs| self.waker.borrow_ref_mut(cs).take()) {
+            w.wake();
+        }
+    }
+}
 
 /// The wakers of the two halves (`const`, for a `static`).
 #[derive(Debug, Default)]
