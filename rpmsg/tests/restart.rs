@@ -11,9 +11,12 @@ mod common;
 use std::collections::HashSet;
 
 use common::{
-    lay_out_rings, master_rings, region, remote_rings, Backing, Master, Quiet, Remote, BUF, M,
-    MASTER_WORD, NUM, POOL, REMOTE_WORD, SIZE, TABLE, VRING1,
+    lay_out_rings, master_rings, region, remote_rings, Backing, Quiet, BUF, M, MASTER_WORD, NUM,
+    POOL, REMOTE_WORD, SIZE, TABLE, VRING1,
 };
+
+type Master<'m> = Link<'m, MasterRings<'m, M, Legacy, NUM>, Quiet, 2, 8, 2>;
+type Remote<'m> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, Quiet, 2, 8, 2>;
 use ipc_traits::shm::SharedMemory;
 use rpmsg::link::{Error, Link, NsEvent, RxMode};
 use rpmsg::rings::{MasterRings, QueueIds, RemoteConfig, RemoteRings};
