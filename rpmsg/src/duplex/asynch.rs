@@ -243,7 +243,9 @@ impl<'a, R: Halves<'a>, N: Notify> Endpoints<'_, 'a, R, N> {
     /// One poll of a receive for `ep` ([`Endpoints::try_recv`]): for tasks
     /// that share the layer under a lock held for this call only, inside
     /// `poll_fn`. Wakes the tasks of other endpoints this poll queued
-    /// messages for, or whose queue has room again.
+    /// messages for, and every other task when this poll ended a stall
+    /// (messages for them may wait in the ring, announced by no further
+    /// doorbell).
     ///
     /// # Errors
     ///
@@ -261,9 +263,13 @@ impl<'a, R: Halves<'a>, N: Notify> Endpoints<'_, 'a, R, N> {
         let queued = self.stats().queued;
         let stalled = self.is_stalled();
         let res = poll_twice(slot, cx, || self.try_recv(ep, out));
-        if self.stats().queued != queued || (stalled && !self.is_stalled()) {
+        // Reception resumed after a stall: the ring may hold messages for
+        // any endpoint, and no doorbell announces them again (they came
+        // while reception was stopped): every other task looks once.
+        let resumed = stalled && !self.is_stalled();
+        if self.stats().queued != queued || resumed {
             for (k, other) in wakers.rx.iter().enumerate() {
-                if Some(k) != self.slot(ep) && self.queued_at(k) > 0 {
+                if Some(k) != self.slot(ep) && (resumed || self.queued_at(k) > 0) {
                     other.wake();
                 }
             }
