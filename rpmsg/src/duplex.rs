@@ -40,6 +40,13 @@
 //! - Send by copy ([`Tx::try_send`]) or in place ([`Tx::try_alloc`],
 //!   [`TxBuffer`]); no free transmit buffer is [`Sent::NoBuffer`], not an
 //!   error, so a loop around `?` keeps going.
+//! - The rings: [`crate::rings::RemoteRings`] and
+//!   [`crate::rings::MasterRings`] (virtio), or split ownership
+//!   ([`crate::split::SplitRings`], each side owning its own region and
+//!   sleeping on its own). Split ownership needs the doorbells the mailbox
+//!   interrupt took ([`Rx::on_notify`], [`Tx::on_notify`]; virtio rings
+//!   ignore them). A side that polls asks the peer not to ring, per half
+//!   ([`Rx::set_peer_notifications`], [`Tx::set_peer_notifications`]).
 //!
 //! # The doorbell of two halves
 //!
