@@ -35,6 +35,7 @@
 //! [`DoorbellLink`] fixture, [`stop_suite!`](crate::stop_suite) for a
 //! [`WakeDoorbellLink`] one.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -43,7 +44,8 @@ use std::time::{Duration, Instant};
 use ipc_traits::mailbox::{Budget, Notify, NotifyRx, QueueId, QueueSet, Spins};
 use ipc_traits::power::{WakeLock, WakePeer};
 use ipc_traits::shm::{ErrorType, SharedMemory, ShmError};
-use rpmsg::link::{Endpoint, Link, RxMode};
+use rpmsg::duplex::watch::Watchdog;
+use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
 use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
 use rpmsg::wake::{AckStats, WakeAck, WakeNotify, WakeRequests, WakeStats};
 use vring::Legacy;
@@ -324,7 +326,8 @@ pub struct PowerReport {
     pub sleeps: u64,
     /// Faulting accesses this core made.
     pub faults: u64,
-    /// `peer_unresponsive` of the link.
+    /// Episodes the idle loop's [`Watchdog`] counted (it ages the split
+    /// rings' own bound, which this suite leaves at "never").
     pub unresponsive: u32,
     /// Doorbells rung towards this core while it was asleep.
     pub rung_while_asleep: u64,
@@ -356,12 +359,14 @@ impl PowerReport {
     }
 }
 
-type PLink<'m, const LINE: usize, N> =
-    Link<'m, SplitRings<'m, PowerCore<LINE>, Legacy, NUM>, N, 2, 8, 2>;
+type PRings<'m, const LINE: usize> = SplitRings<'m, PowerCore<LINE>, Legacy, NUM>;
 
 struct Runner<'a, 'm, const LINE: usize, N, T, Q> {
-    link: &'a PLink<'m, LINE, N>,
+    tx: Tx<'a, 'm, PRings<'m, LINE>, N>,
+    rx: Rx<'a, 'm, PRings<'m, LINE>, N>,
     ep: Endpoint,
+    /// Ticked by the idle loop.
+    dog: Watchdog,
     take: T,
     /// The STOP model, or `None`: the doorbell wakes the core.
     stop: Option<StopModel<Q>>,
@@ -378,6 +383,14 @@ struct Runner<'a, 'm, const LINE: usize, N, T, Q> {
 }
 
 impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, LINE, N, T, Q> {
+    /// Hands the doorbells the mailbox took to both halves (what the
+    /// mailbox interrupt handler does).
+    fn on_notify(&mut self, set: QueueSet) {
+        self.rx.on_notify(set);
+        let r = self.tx.on_notify(set);
+        let _ = self.ok(r, "on_notify");
+    }
+
     /// One idle-loop step while asleep: `true` while the core sleeps on.
     fn sleeping(&mut self) -> bool {
         // A step in the sleep state (the one that finds the wake source too).
@@ -412,14 +425,19 @@ impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, 
             self.report.asleep_time += t.elapsed();
         }
         self.asleep = false;
-        self.link.on_notify(set);
+        self.on_notify(set);
         false
     }
 
     fn awake(&mut self) -> QueueSet {
         self.report.iterations += 1;
         let set = self.take.take_pending().unwrap_or_default();
-        self.link.on_notify(set);
+        self.on_notify(set);
+        // A doorbell refused earlier (a full FIFO, a peer that did not wake
+        // or acknowledge yet) is retried at every step.
+        if self.tx.owes_doorbell() {
+            self.tx.flush();
+        }
         if let Some(stop) = self.stop.as_mut() {
             stop.ack.on_take(!set.is_empty());
         }
@@ -436,14 +454,14 @@ impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, 
 
     /// Falls asleep at random when idle and allowed.
     fn maybe_sleep(&mut self) {
-        // A kick still deferred is retried by the next operation after the
-        // wake-up; Busy cannot happen here (no call is in progress).
-        let _deferred: Result<(), rpmsg::link::Error> = self.link.flush_kicks();
+        // The idle loop's tick: rings what is owed, ages the waits on the
+        // peer (the split rings' own bound is "never" here).
+        let _found: bool = self.dog.tick(&mut self.tx);
         // A doorbell the mailbox refused is still owed: sleeping now could
         // leave both cores asleep, each waiting for the other's doorbell
         // (this holds even in the bypass run, which ignores only the wake
         // lock).
-        if self.link.owes_doorbell() {
+        if self.tx.owes_doorbell() {
             return;
         }
         if !self.idle_lock.deep_sleep_allowed() || self.rng.below(2) != 0 {
@@ -466,8 +484,9 @@ impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, 
             if requested || !set.is_empty() {
                 (stop.set_stopped)(self.me, false);
                 drop(st);
-                self.link.on_notify(set);
-                stop.ack.on_take(!set.is_empty());
+                let took = !set.is_empty();
+                stop.ack.on_take(took);
+                self.on_notify(set);
                 return;
             }
             st.asleep[self.me] = true;
@@ -479,25 +498,39 @@ impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, 
         self.report.sleeps += 1;
     }
 
-    fn ok<V>(&self, r: Result<V, rpmsg::link::Error>, what: &str) -> Option<V> {
+    fn ok<V>(&self, r: Result<V, rpmsg::Error>, what: &str) -> Option<V> {
         match r {
             Ok(v) => Some(v),
-            Err(rpmsg::link::Error::WouldBlock) => None,
+            Err(rpmsg::Error::WouldBlock) => None,
             Err(e) if self.strict => panic!(
-                "{what}: {e}; faults {} {}; rings {:?}",
+                "{what}: {e}; faults {} {}; {:?} {:?}",
                 self.domains.faults(0),
                 self.domains.faults(1),
-                self.link.ring_stats()
+                self.tx,
+                self.rx,
             ),
             Err(_) => None,
         }
+    }
+
+    /// Sends `data` to `dst`: `true` when it went out (no free buffer is
+    /// not progress).
+    fn send(&mut self, dst: u32, data: &[u8], what: &str) -> bool {
+        let r = self.tx.try_send(&self.ep, dst, data);
+        self.ok(r, what) == Some(Sent::Sent)
+    }
+
+    /// The next message, if any (`None` ends the receive pass).
+    fn recv(&mut self, out: &mut [u8], what: &str) -> Option<rpmsg::duplex::Received> {
+        let r = self.rx.try_recv(out);
+        self.ok(r, what).flatten()
     }
 
     fn finish(mut self, started: Instant, wake: &Mutex<WakeStats>) -> PowerReport {
         self.report.run_time = started.elapsed();
         self.report.faults = self.domains.faults(self.me);
         self.report.rung_while_asleep = self.domains.rung_while_asleep(self.me);
-        self.report.unresponsive = self.link.stats().peer_unresponsive;
+        self.report.unresponsive = self.dog.unresponsive();
         self.report.wake = *wake.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(stop) = self.stop.as_ref() {
             self.report.acks = stop.ack.stats();
@@ -550,13 +583,15 @@ fn run_b<N: Notify, T: NotifyRx, Q: WakeRequests>(
     // reached only through the ring.
     let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(&core, config(Side::B, &lock)) }
         .unwrap_or_else(|e| panic!("side B rings: {e}"));
-    let link: PLink<'_, LINE_B, N> = Link::new(rings, parts.notify);
-    let ep = link
-        .create_endpoint(40, RxMode::Queue)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut storage = Storage::<1>::new();
+    let mut link = Link::new(rings, parts.notify, &mut storage);
+    let ep = link.bind(40).unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = link.split();
     let mut s = Runner {
-        link: &link,
+        tx,
+        rx,
         ep,
+        dog: Watchdog::new(0),
         take: parts.take,
         stop: parts.stop,
         idle_lock: if run.honour_wake_lock { &lock } else { &unused },
@@ -570,31 +605,35 @@ fn run_b<N: Notify, T: NotifyRx, Q: WakeRequests>(
     };
     let started = Instant::now();
     let mut buf = [0u8; MAX_PAYLOAD];
-    let mut pending: Option<(u32, usize)> = None;
+    // Echoes owed: (destination, payload), copied out of the ring.
+    let mut pending: VecDeque<(u32, Vec<u8>)> = VecDeque::new();
     while !stop.load(Ordering::Acquire) {
         if s.asleep && s.sleeping() {
             continue;
         }
         s.awake();
         let mut progressed = false;
-        if pending.is_none() {
-            let r = s.link.try_recv(&s.ep, &mut buf);
-            if let Some(r) = s.ok(r, "B recv") {
-                s.work();
-                pending = Some((r.src, r.len));
+        if pending.is_empty() {
+            // The receive pass runs to its end (`None`, which confirms it
+            // and rings A) before the work and the echoes, as A's does.
+            while let Some(r) = s.recv(&mut buf, "B recv") {
+                pending.push_back((r.src, buf[..r.len].to_vec()));
                 s.report.received += 1;
                 progressed = true;
             }
-        }
-        if let Some((src, len)) = pending {
-            let r = s.link.try_send(&s.ep, src, &buf[..len]);
-            if s.ok(r, "B echo").is_some() {
-                pending = None;
-                progressed = true;
+            for _ in 0..pending.len() {
+                s.work();
             }
         }
+        while let Some((src, data)) = pending.front() {
+            if !s.send(*src, data, "B echo") {
+                break;
+            }
+            pending.pop_front();
+            progressed = true;
+        }
         if !progressed {
-            if pending.is_none() {
+            if pending.is_empty() {
                 s.maybe_sleep();
             }
             if !s.asleep {
@@ -699,13 +738,15 @@ where
     // SAFETY: region A's pool is this link's alone.
     let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(&core, config(Side::A, &lock)) }
         .unwrap_or_else(|e| panic!("side A rings: {e}"));
-    let link: PLink<'_, LINE_A, NA> = Link::new(rings, parts_a.notify);
-    let ep = link
-        .create_endpoint(30, RxMode::Queue)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut storage = Storage::<1>::new();
+    let mut link = Link::new(rings, parts_a.notify, &mut storage);
+    let ep = link.bind(30).unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = link.split();
     let mut s = Runner {
-        link: &link,
+        tx,
+        rx,
         ep,
+        dog: Watchdog::new(0),
         take: parts_a.take,
         stop: parts_a.stop,
         idle_lock: if run.honour_wake_lock { &lock } else { &unused },
@@ -749,15 +790,17 @@ where
         }
         if burst > 0 {
             let n = payload(sent, &mut out);
-            let r = s.link.try_send(&s.ep, 40, &out[..n]);
-            if s.ok(r, "A send").is_some() {
+            if s.send(40, &out[..n], "A send") {
                 sent += 1;
                 burst -= 1;
                 progressed = true;
             }
         }
-        let r = s.link.try_recv(&s.ep, &mut out);
-        if let Some(r) = s.ok(r, "A recv") {
+        // The receive pass runs to its end (`None`) before the work on what
+        // it delivered: the consumed word and its doorbell go out at once,
+        // so B may find everything confirmed and sleep meanwhile.
+        let mut delivered = 0;
+        while let Some(r) = s.recv(&mut out, "A recv") {
             if run.honour_wake_lock {
                 let n = payload(got, &mut want);
                 assert_eq!((r.src, r.len), (40, n), "echo {got}: lost or reordered");
@@ -765,8 +808,11 @@ where
             }
             got += 1;
             s.report.received += 1;
-            s.work();
+            delivered += 1;
             progressed = true;
+        }
+        for _ in 0..delivered {
+            s.work();
         }
         if progressed {
             budget = PATIENCE;
@@ -775,8 +821,9 @@ where
             if run.honour_wake_lock && run.stall_after.is_none() {
                 assert!(
                     budget.next(),
-                    "A stuck at sent {sent}, echoed {got}: {:?}, {} guards",
-                    link.stats(),
+                    "A stuck at sent {sent}, echoed {got}: {:?} {:?}, {} guards",
+                    s.tx,
+                    s.rx,
                     lock.holders()
                 );
             } else {

@@ -45,60 +45,15 @@
 //! ```
 #![deny(unsafe_code)]
 
-use core::cell::RefCell;
 use core::future::poll_fn;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 
-use critical_section::Mutex;
 use ipc_traits::mailbox::Notify;
 
 use crate::link::{Endpoint, Error, Link, Received};
 use crate::rings::Rings;
 
-/// One waker, registered from a task and woken from an interrupt.
-#[derive(Debug)]
-pub struct WakerSlot {
-    waker: Mutex<RefCell<Option<Waker>>>,
-}
-
-impl Default for WakerSlot {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl WakerSlot {
-    /// An empty slot (`const`, for `static`s).
-    pub const fn new() -> Self {
-        Self {
-            waker: Mutex::new(RefCell::new(None)),
-        }
-    }
-
-    /// Registers `waker`, replacing (and waking) a different one: a slot
-    /// serves one task at a time, and the task it displaces must look
-    /// again rather than wait for ever.
-    pub fn register(&self, waker: &Waker) {
-        let displaced = critical_section::with(|cs| {
-            let mut slot = self.waker.borrow_ref_mut(cs);
-            match slot.as_ref() {
-                Some(w) if w.will_wake(waker) => None,
-                _ => slot.replace(waker.clone()),
-            }
-        });
-        // Woken outside the critical section: a waker may run executor code.
-        if let Some(old) = displaced {
-            old.wake();
-        }
-    }
-
-    /// Wakes the registered task, if any, and empties the slot.
-    pub fn wake(&self) {
-        if let Some(w) = critical_section::with(|cs| self.waker.borrow_ref_mut(cs).take()) {
-            w.wake();
-        }
-    }
-}
+pub use crate::duplex::asynch::WakerSlot;
 
 /// The wakers of a link with `EPS` endpoints: per endpoint, one for
 /// reception and one for a free transmit buffer (fixed capacity, usable in

@@ -2,8 +2,8 @@
 //! can live in different contexts (the mailbox interrupt receives, a task
 //! sends), each owning one ring.
 //!
-//! This module becomes `rpmsg::link` when the old [`crate::link::Link`]
-//! retires; until then both exist side by side.
+//! This module becomes `rpmsg::link` when the old link type retires; until
+//! then both exist side by side.
 //!
 //! ```ignore
 //! static STORAGE: StaticCell<Storage<2>> = StaticCell::new();
@@ -40,6 +40,13 @@
 //! - Send by copy ([`Tx::try_send`]) or in place ([`Tx::try_alloc`],
 //!   [`TxBuffer`]); no free transmit buffer is [`Sent::NoBuffer`], not an
 //!   error, so a loop around `?` keeps going.
+//! - The rings: [`crate::rings::RemoteRings`] and
+//!   [`crate::rings::MasterRings`] (virtio), or split ownership
+//!   ([`crate::split::SplitRings`], each side owning its own region and
+//!   sleeping on its own). Split ownership needs the doorbells the mailbox
+//!   interrupt took ([`Rx::on_notify`], [`Tx::on_notify`]; virtio rings
+//!   ignore them). A side that polls asks the peer not to ring, per half
+//!   ([`Rx::set_peer_notifications`], [`Tx::set_peer_notifications`]).
 //!
 //! # The doorbell of two halves
 //!
@@ -535,6 +542,39 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         self.kick(0);
     }
 
+    /// Asks the peer to stop (`false`) or resume (`true`) ringing for the
+    /// buffers it hands back on the transmit ring (the remote's freshly
+    /// posted buffers, the master's consumed messages): a side that finds
+    /// its transmit buffers by polling saves the peer a doorbell per
+    /// message and itself an interrupt. Advisory (the ring's suppression
+    /// flags or `EVENT_IDX`): the peer may still ring. Split-ownership
+    /// rings ignore it (their doorbells carry the consumed-buffer
+    /// protocol).
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    pub fn set_peer_notifications(&mut self, on: bool) -> Result<(), Error> {
+        Ok(self.st.ring.set_peer_notifications(on)?)
+    }
+
+    /// The peer rang `queues` (the doorbells the mailbox interrupt took;
+    /// give the same set to [`Rx::on_notify`]). Virtio rings need nothing
+    /// here. Split ownership ([`crate::split::SplitRings`]) learns here
+    /// that the peer's pass ended: the buffers it confirmed release their
+    /// wake guards, and a message the pass did not see gets its "message
+    /// available" doorbell (rung now).
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    pub fn on_notify(&mut self, queues: QueueSet) -> Result<(), Error> {
+        if self.st.ring.on_notify(queues)? {
+            self.kick(bit(self.st.ring.queue()));
+        }
+        Ok(())
+    }
+
     /// Whether a doorbell is still owed to the peer: an idle loop must not
     /// enter a sleep the peer cannot end while this is true (call
     /// [`Tx::flush`] until it is false, or sleep with a timeout).
@@ -905,6 +945,32 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         count_rx_kicks(&mut self.st.stats, k);
     }
 
+    /// Asks the peer to stop (`false`) or resume (`true`) ringing for the
+    /// messages it sends: a receive half that polls ([`Rx::try_recv`] from
+    /// a loop or a timer) saves the peer a doorbell per message and itself
+    /// an interrupt. Advisory (the ring's suppression flags or
+    /// `EVENT_IDX`): the peer may still ring, and this side must keep
+    /// polling while it is off. Resuming re-checks the ring and returns
+    /// whether messages arrived meanwhile: receive them before sleeping,
+    /// or that wake-up is lost. Split-ownership rings ignore it and return
+    /// `false` (their doorbells carry the consumed-buffer protocol).
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    pub fn set_peer_notifications(&mut self, on: bool) -> Result<bool, Error> {
+        Ok(self.st.ring.set_peer_notifications(on)?)
+    }
+
+    /// The peer rang `queues` (the doorbells the mailbox interrupt took;
+    /// give the same set to [`Tx::on_notify`]). Virtio rings need nothing
+    /// here: [`Rx::try_recv`] looks at the ring itself. Split ownership
+    /// ([`crate::split::SplitRings`]) reads the peer's ring only after its
+    /// "message available" doorbell, so it must learn of it here.
+    pub fn on_notify(&mut self, queues: QueueSet) {
+        self.st.ring.on_notify(queues);
+    }
+
     /// Whether a doorbell is still owed to the peer (see
     /// [`Tx::owes_doorbell`]).
     pub fn owes_doorbell(&self) -> bool {
@@ -921,6 +987,19 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         give_back::<R, N, _>(self.st, self.bell, token, buf);
     }
 
+    /// The next buffer off the ring; at the end of a pass, the doorbell
+    /// the ring asks for then (split ownership's consumed-buffer
+    /// notification; nothing for virtio rings, compiled out).
+    #[inline]
+    fn take_slot(&mut self) -> Result<Option<RxSlot<'a, R::Mem>>, Error> {
+        let slot = self.st.ring.take()?;
+        if slot.is_none() && self.st.ring.take_kick() {
+            let k = self.bell.ring(bit(self.st.ring.queue()));
+            count_rx_kicks(&mut self.st.stats, k);
+        }
+        Ok(slot)
+    }
+
     /// The next deliverable message, skipping (counted, given back) what
     /// cannot be delivered, at most a ring's worth.
     #[inline]
@@ -929,7 +1008,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             return Ok(Next::Msg(m));
         }
         for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
-            let Some(slot) = self.st.ring.take()? else {
+            let Some(slot) = self.take_slot()? else {
                 return Ok(Next::Idle);
             };
             if let Some(m) = self.check(slot)? {

@@ -99,6 +99,25 @@ pub(crate) const fn skipped_entry(e: &RingError) -> bool {
         )
 }
 
+/// Both parts' [`TxRing::set_peer_notifications`] and
+/// [`RxRing::set_peer_notifications`], in the order that loses no wake-up:
+/// resuming re-checks the receive ring last, stopping silences it first.
+fn both_peer_notifications<'m, T: TxRing<'m>, R: RxRing<'m>>(
+    tx: &mut T,
+    rx: &mut R,
+    on: bool,
+) -> Result<bool, RingError> {
+    if on {
+        // Free transmit buffers waiting are no work; messages are.
+        tx.set_peer_notifications(true)?;
+        rx.set_peer_notifications(true)
+    } else {
+        rx.set_peer_notifications(false)?;
+        tx.set_peer_notifications(false)?;
+        Ok(false)
+    }
+}
+
 /// The virtqueue ids of a link's two rings (the values the doorbell
 /// carries: Linux assigns notify ids 0 and 1 in vring order, §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +191,7 @@ pub trait Rings<'m>: sealed::Sealed {
     /// The rings' byte order.
     type Order: Endian;
 
-    /// Whether a receive call ([`crate::link::Link::try_recv`]) may stop
+    /// Whether a receive call of a link over the whole pair may stop
     /// servicing at the first message for its endpoint and leave the rest
     /// in the ring for the next call. With virtio rings this lets the
     /// message's buffer go back before the ring is found empty, so the
@@ -251,7 +270,7 @@ pub trait Rings<'m>: sealed::Sealed {
     /// has not taken yet, read fresh from ring memory (0 when the ring lies
     /// about its index: the failure is counted in its statistics). Only
     /// meaningful while the peer has not laid the rings out again: see
-    /// [`crate::link::Link::release_session`]. The default (split
+    /// [`crate::duplex::Link::release_session`]. The default (split
     /// ownership) reports 0.
     fn untaken_rx(&mut self) -> u32 {
         0
@@ -316,6 +335,37 @@ pub trait TxRing<'m>: sealed::Sealed {
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
     fn is_broken(&self) -> bool;
+    /// Asks the peer to stop (`false`) or resume (`true`) ringing for the
+    /// buffers it hands back on this ring (the remote's posted receive
+    /// buffers, the master's consumed messages), through the ring's own
+    /// suppression (flags or `EVENT_IDX`; advisory). With
+    /// [`Conventions::quiet_returns`] the ring asks for them again when a
+    /// send finds no buffer. The default (split ownership, whose doorbells
+    /// carry the consumed-buffer protocol) ignores the request.
+    ///
+    /// # Errors
+    ///
+    /// A ring error writing the suppression field.
+    fn set_peer_notifications(&mut self, _on: bool) -> Result<(), RingError> {
+        Ok(())
+    }
+    /// The peer rang `queues`. Returns whether this ring's doorbell is due
+    /// now (split ownership: the consumed word came back, and a message the
+    /// peer's pass did not see needs a new "message available" doorbell).
+    /// The default does nothing.
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    fn on_notify(&mut self, _queues: QueueSet) -> Result<bool, RingError> {
+        Ok(false)
+    }
+    /// One tick of the ring's own unresponsive-peer bound; `true` when the
+    /// peer was just given up on (split ownership releases the wake guards
+    /// of its in-flight buffers). The default never gives up.
+    fn tick(&mut self) -> bool {
+        false
+    }
 }
 
 /// The receive half of a ring pair: the ring the peer fills, with its
@@ -353,6 +403,30 @@ pub trait RxRing<'m>: sealed::Sealed {
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
     fn is_broken(&self) -> bool;
+    /// Asks the peer to stop (`false`) or resume (`true`) ringing for the
+    /// messages it makes available on this ring, through the ring's own
+    /// suppression (advisory: the peer may still ring). Resuming re-checks
+    /// the ring and returns whether messages arrived meanwhile (receive
+    /// them before sleeping, or that wake-up is lost). The default (split
+    /// ownership) ignores the request and returns `false`.
+    ///
+    /// # Errors
+    ///
+    /// A ring error.
+    fn set_peer_notifications(&mut self, _on: bool) -> Result<bool, RingError> {
+        Ok(false)
+    }
+    /// The peer rang `queues` (split ownership: a "message available"
+    /// doorbell lets this side read the peer's ring again). The default
+    /// does nothing.
+    fn on_notify(&mut self, _queues: QueueSet) {}
+    /// Whether a doorbell on this ring's queue is due that no
+    /// [`RxRing::release`] asked for (split ownership: the consumed-buffer
+    /// notification at the end of a pass, when [`RxRing::take`] found the
+    /// ring empty); asking clears it. The default never has one.
+    fn take_kick(&mut self) -> bool {
+        false
+    }
 }
 
 /// A ring pair that comes apart into a transmit part and a receive part,
@@ -580,6 +654,19 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     fn is_broken(&self) -> bool {
         self.ring.is_broken()
     }
+
+    fn set_peer_notifications(&mut self, on: bool) -> Result<(), RingError> {
+        // The quiet state follows the request until the next take finds a
+        // buffer (or none).
+        self.quiet = !on && self.conv.quiet_returns;
+        if on {
+            // Free transmit buffers waiting are no work (no re-check).
+            let _posted: bool = self.ring.enable_notifications()?;
+            Ok(())
+        } else {
+            self.ring.disable_notifications()
+        }
+    }
 }
 
 impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
@@ -637,6 +724,15 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     fn is_broken(&self) -> bool {
         self.ring.is_broken()
+    }
+
+    fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
+        if on {
+            self.ring.enable_notifications()
+        } else {
+            self.ring.disable_notifications()?;
+            Ok(false)
+        }
     }
 }
 
@@ -711,18 +807,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
-        // The transmit ring's quiet state follows the request until the
-        // next take finds a buffer (or none).
-        self.tx.quiet = !on && self.tx.conv.quiet_returns;
-        if on {
-            // Free transmit buffers waiting are no work; messages are.
-            self.tx.ring.enable_notifications()?;
-            self.rx.ring.enable_notifications()
-        } else {
-            self.rx.ring.disable_notifications()?;
-            self.tx.ring.disable_notifications()?;
-            Ok(false)
-        }
+        both_peer_notifications(&mut self.tx, &mut self.rx, on)
     }
 
     fn unconfirmed_tx(&mut self) -> u32 {
@@ -990,6 +1075,17 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     fn is_broken(&self) -> bool {
         self.ring.is_broken()
     }
+
+    fn set_peer_notifications(&mut self, on: bool) -> Result<(), RingError> {
+        self.quiet = !on && self.conv.quiet_returns;
+        if on {
+            // Returned transmit buffers waiting are no work (no re-check).
+            let _returned: bool = self.ring.enable_interrupts()?;
+            Ok(())
+        } else {
+            self.ring.disable_interrupts()
+        }
+    }
 }
 
 impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
@@ -1062,6 +1158,15 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     fn is_broken(&self) -> bool {
         self.ring.is_broken()
+    }
+
+    fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
+        if on {
+            self.ring.enable_interrupts()
+        } else {
+            self.ring.disable_interrupts()?;
+            Ok(false)
+        }
     }
 }
 
@@ -1136,16 +1241,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
     }
 
     fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
-        self.tx.quiet = !on && self.tx.conv.quiet_returns;
-        if on {
-            // Returned transmit buffers waiting are no work; messages are.
-            self.tx.ring.enable_interrupts()?;
-            self.rx.ring.enable_interrupts()
-        } else {
-            self.rx.ring.disable_interrupts()?;
-            self.tx.ring.disable_interrupts()?;
-            Ok(false)
-        }
+        both_peer_notifications(&mut self.tx, &mut self.rx, on)
     }
 
     fn unconfirmed_tx(&mut self) -> u32 {

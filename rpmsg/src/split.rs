@@ -57,12 +57,22 @@
 //!
 //! # A peer that never answers
 //!
-//! [`crate::link::Link::tick`] ages what is held; after
+//! [`crate::duplex::watch::Watchdog::tick`] ages what is held; after
 //! [`SplitConfig::unresponsive_after`] ticks without the peer returning or
 //! confirming anything, the guards are released (the buffers stay lent: the
 //! peer may still own them, so they are not reused before they come back or
-//! the link restarts) and the link counts
-//! [`crate::link::LinkStats::peer_unresponsive`].
+//! the link restarts) and the watchdog counts the episode
+//! ([`crate::duplex::watch::Watchdog::unresponsive`]).
+//!
+//! # Doorbells
+//!
+//! The receive part reads the peer's ring only after a "message available"
+//! doorbell, and the transmit part learns from the consumed-buffer
+//! notification that the peer's pass ended: the mailbox interrupt hands
+//! every doorbell to both halves ([`crate::duplex::Rx::on_notify`],
+//! [`crate::duplex::Tx::on_notify`]). A receive pass ends when
+//! [`crate::duplex::Rx::try_recv`] finds the ring empty (`Ok(None)`),
+//! which stores the consumed word and rings.
 //!
 //! # Placement
 //!
@@ -114,7 +124,9 @@ use vring::{
     LayoutError, Stats, Suppression,
 };
 
-use crate::rings::{skipped_entry, QueueIds, Rings, RxSlot, SendFailure, TxSlot};
+use crate::rings::{
+    skipped_entry, Halves, QueueIds, Rings, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
+};
 
 /// Bytes of the consumed word (seen available index, published used index).
 pub const CONSUMED_WORD: usize = 4;
@@ -390,7 +402,7 @@ pub struct SplitConfig<'w> {
     pub queues: QueueIds,
     /// The lock this core's idle loop asks; `None` holds nothing.
     pub wake: Option<&'w WakeLock>,
-    /// Ticks ([`crate::link::Link::tick`]) without progress from the peer
+    /// Ticks ([`crate::duplex::watch::Watchdog::tick`]) without progress from the peer
     /// after which held guards are released and the peer counted as
     /// unresponsive; 0 never gives up.
     pub unresponsive_after: u32,
@@ -451,27 +463,25 @@ fn mem_err<E: ipc_traits::shm::Error>(e: &E) -> RingError {
 }
 
 /// One side of a split-ownership link: driver of its own ring over its own
-/// pool, device of the peer's ring.
+/// pool ([`SplitTx`]), device of the peer's ring ([`SplitRx`]). It comes
+/// apart into those two parts ([`Halves`]) for [`crate::duplex::Link`].
 pub struct SplitRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    tx: SplitTx<'m, M, E, NUM>,
+    rx: SplitRx<'m, M, E, NUM>,
+}
+
+/// The transmit part of a split-ownership link: the driver of this side's
+/// ring over its own pool, the wake guards parked with in-flight buffers,
+/// and the unresponsive-peer bound.
+pub struct SplitTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     mem: &'m M,
-    tx: Driver<'m, M, E, NUM>,
-    /// Attached at the first "message available" doorbell when the
-    /// consumed-buffer notification is on (attaching reads the peer's ring,
-    /// which may be asleep before then), at once otherwise.
-    rx: Option<Device<'m, M, E, NUM>>,
-    peer_ring: Layout,
-    devcfg: DeviceConfig,
-    /// The receive ring's statistics before it is attached.
-    no_stats: Stats,
+    ring: Driver<'m, M, E, NUM>,
     spare: [Option<TxSlot<'m, M>>; NUM],
-    tx_queue: QueueId,
-    rx_queue: QueueId,
+    queue: QueueId,
     buf_size: usize,
     consumed_notify: bool,
-    /// Our consumed word (the peer writes it) and the peer's (we write it).
+    /// Our consumed word (the peer writes it).
     own_word: usize,
-    peer_word: usize,
-    // -- transmit side (driver of our ring) --
     lock: Option<&'m WakeLock>,
     /// The guard of each in-flight buffer, by descriptor id.
     parked: [Option<WakeGuard<'m>>; NUM],
@@ -488,7 +498,25 @@ pub struct SplitRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize>
     unresponsive_after: u32,
     /// The consumed word at the last tick.
     last_word: u32,
-    // -- receive side (device of the peer's ring) --
+}
+
+/// The receive part of a split-ownership link: the device of the peer's
+/// ring, attached at the first "message available" doorbell when the
+/// consumed-buffer notification is on.
+pub struct SplitRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
+    mem: &'m M,
+    /// Attached at the first "message available" doorbell when the
+    /// consumed-buffer notification is on (attaching reads the peer's ring,
+    /// which may be asleep before then), at once otherwise.
+    ring: Option<Device<'m, M, E, NUM>>,
+    peer_ring: Layout,
+    devcfg: DeviceConfig,
+    /// The receive ring's statistics before it is attached.
+    no_stats: Stats,
+    queue: QueueId,
+    consumed_notify: bool,
+    /// The peer's consumed word (we write it).
+    peer_word: usize,
     /// Waiting for a "message available" doorbell before reading the peer's
     /// ring again.
     quiet: bool,
@@ -500,7 +528,8 @@ pub struct SplitRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize>
     returned: u16,
     /// The peer's available index we have seen.
     seen: u16,
-    pending: QueueSet,
+    /// The consumed-buffer notification is due (stored, not rung yet).
+    kick: bool,
 }
 
 impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> fmt::Debug
@@ -508,8 +537,24 @@ impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> fmt::Debug
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SplitRings")
+            .field("tx", &self.tx)
+            .field("rx", &self.rx)
+            .finish()
+    }
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> fmt::Debug for SplitTx<'_, M, E, NUM> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitTx")
             .field("published", &self.published)
             .field("reaped", &self.reaped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> fmt::Debug for SplitRx<'_, M, E, NUM> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SplitRx")
             .field("quiet", &self.quiet)
             .field("held", &self.held)
             .finish_non_exhaustive()
@@ -584,34 +629,40 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
             });
         }
         Ok(Self {
-            mem,
-            tx,
-            rx,
-            peer_ring: peer.ring,
-            devcfg,
-            no_stats: Stats::default(),
-            spare,
-            tx_queue,
-            rx_queue,
-            buf_size: own.buf_size,
-            consumed_notify: config.consumed_notify,
-            own_word: own.consumed,
-            peer_word: peer.consumed,
-            lock: config.wake,
-            parked: [const { None }; NUM],
-            unconfirmed: config.wake.map(MaybeWakeGuard::new),
-            published: 0,
-            reaped: 0,
-            kicked_for: None,
-            idle_ticks: 0,
-            unresponsive_after: config.unresponsive_after,
-            last_word: 0,
-            quiet: config.consumed_notify,
-            busy: config.wake.map(MaybeWakeGuard::new),
-            held: 0,
-            returned: 0,
-            seen: 0,
-            pending: QueueSet::EMPTY,
+            tx: SplitTx {
+                mem,
+                ring: tx,
+                spare,
+                queue: tx_queue,
+                buf_size: own.buf_size,
+                consumed_notify: config.consumed_notify,
+                own_word: own.consumed,
+                lock: config.wake,
+                parked: [const { None }; NUM],
+                unconfirmed: config.wake.map(MaybeWakeGuard::new),
+                published: 0,
+                reaped: 0,
+                kicked_for: None,
+                idle_ticks: 0,
+                unresponsive_after: config.unresponsive_after,
+                last_word: 0,
+            },
+            rx: SplitRx {
+                mem,
+                ring: rx,
+                peer_ring: peer.ring,
+                devcfg,
+                no_stats: Stats::default(),
+                queue: rx_queue,
+                consumed_notify: config.consumed_notify,
+                peer_word: peer.consumed,
+                quiet: config.consumed_notify,
+                busy: config.wake.map(MaybeWakeGuard::new),
+                held: 0,
+                returned: 0,
+                seen: 0,
+                kick: false,
+            },
         })
     }
 
@@ -623,7 +674,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
     /// Whether the receive side waits for a doorbell before reading the
     /// peer's ring again.
     pub fn is_quiet(&self) -> bool {
-        self.quiet
+        self.rx.is_quiet()
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitTx<'m, M, E, NUM> {
+    /// Buffers published and not yet reaped.
+    pub fn in_flight(&self) -> u16 {
+        self.ring.in_flight()
     }
 
     fn load_own_word(&self) -> Result<u32, RingError> {
@@ -638,7 +696,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
     /// Reaps one returned buffer of our ring (dropping its parked guard).
     fn reap_one(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
         for _ in 0..=NUM {
-            let (id, buf) = match self.tx.pop_used() {
+            let (id, buf) = match self.ring.pop_used() {
                 Ok(Some(used)) => (used.id, used.buf),
                 Ok(None) => return Ok(None),
                 Err(e) => match e.buf {
@@ -674,10 +732,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
         Ok(None)
     }
 
-    /// Reaps everything returned into the spare list, then applies the
-    /// consumed word: releases the unconfirmed guard when it covers every
-    /// reaped buffer, and decides the "message available" kick.
-    fn service_tx(&mut self) -> Result<bool, RingError> {
+    /// Reaps everything returned into the spare list.
+    fn reap_all(&mut self) -> Result<(), RingError> {
         while self.spare.iter().any(Option::is_none) {
             match self.reap_one()? {
                 Some(slot) => {
@@ -688,10 +744,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
                 None => break,
             }
         }
-        if !self.consumed_notify {
-            return Ok(false);
-        }
-        let word = self.load_own_word()?;
+        Ok(())
+    }
+
+    /// Releases the unconfirmed guard when the consumed word covers every
+    /// reaped buffer; returns the available index the peer has seen.
+    fn apply_word(&mut self, word: u32) -> u16 {
         let (seen, used) = (word as u16, (word >> 16) as u16);
         // The peer cannot have published more than it was given: a larger
         // value is hostile and confirms nothing.
@@ -701,6 +759,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
                 u.disable();
             }
         }
+        seen
+    }
+
+    /// Reaps everything returned into the spare list, then applies the
+    /// consumed word: releases the unconfirmed guard when it covers every
+    /// reaped buffer, and decides the "message available" kick.
+    fn service(&mut self) -> Result<bool, RingError> {
+        self.reap_all()?;
+        if !self.consumed_notify {
+            return Ok(false);
+        }
+        let word = self.load_own_word()?;
+        let seen = self.apply_word(word);
         let unseen = self.published != seen;
         if unseen && self.kicked_for != Some(seen) {
             self.kicked_for = Some(seen);
@@ -709,9 +780,36 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
         Ok(false)
     }
 
+    /// Releases every guard held for the peer (it stopped answering); the
+    /// buffers stay lent.
+    fn give_up(&mut self) {
+        for g in self.parked.iter_mut() {
+            *g = None;
+        }
+        if let Some(u) = self.unconfirmed.as_mut() {
+            u.disable();
+        }
+    }
+
+    /// Messages handed to the peer and not confirmed back.
+    fn unconfirmed(&mut self) -> u32 {
+        // Reaps what came back; a kick due is moot (the session ends) and a
+        // ring error leaves the count below as it is.
+        let _kick: Result<bool, RingError> = self.service();
+        u32::from(self.ring.in_flight()) + u32::from(self.ring.unpublished())
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRx<'m, M, E, NUM> {
+    /// Whether this part waits for a doorbell before reading the peer's
+    /// ring again.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Stores our progress on the peer's ring as our last access to it.
     fn confirm(&mut self) -> Result<(), RingError> {
-        self.seen = self.rx.as_ref().map_or(0, Device::next_avail);
+        self.seen = self.ring.as_ref().map_or(0, Device::next_avail);
         let word = u32::from(self.seen) | (u32::from(self.returned) << 16);
         self.mem
             .store_u32_release(self.peer_word, word)
@@ -719,7 +817,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
         self.mem
             .clean(self.peer_word, word_span::<M>())
             .map_err(|e| mem_err(&e))?;
-        self.pending.insert(self.rx_queue);
+        self.kick = true;
         Ok(())
     }
 
@@ -734,15 +832,33 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
         }
     }
 
-    /// Releases every guard held for the peer (it stopped answering); the
-    /// buffers stay lent.
-    fn give_up(&mut self) {
-        for g in self.parked.iter_mut() {
-            *g = None;
+    /// Returns a buffer; `true` when the ring's suppression asks for a
+    /// doorbell (the consumed-buffer notification, when on, is left in
+    /// `kick`).
+    fn release_raw<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<bool, RingError> {
+        // A buffer to return came from the attached ring.
+        let Some(rx) = self.ring.as_mut() else {
+            return Err(RingError::InvalidState);
+        };
+        // The descriptor's length, as for `RemoteRx::release`.
+        rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
+        self.held = self.held.saturating_sub(1);
+        self.returned = self.returned.wrapping_add(1);
+        let notify = rx.publish_used();
+        self.set_busy();
+        let notify = notify?;
+        if !self.consumed_notify {
+            return Ok(notify);
         }
-        if let Some(u) = self.unconfirmed.as_mut() {
-            u.disable();
+        if self.quiet {
+            // A late return: confirm it as the last access.
+            self.confirm()?;
         }
+        Ok(false)
     }
 }
 
@@ -750,48 +866,43 @@ impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> crate::rings::sealed
     for SplitRings<'_, M, E, NUM>
 {
 }
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> crate::rings::sealed::Sealed
+    for SplitTx<'_, M, E, NUM>
+{
+}
+impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> crate::rings::sealed::Sealed
+    for SplitRx<'_, M, E, NUM>
+{
+}
 
-impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
-    for SplitRings<'m, M, E, NUM>
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
+    for SplitTx<'m, M, E, NUM>
 {
     type Mem = M;
     type Order = E;
-    const HOUSEKEEPING: bool = true;
 
-    fn mem(&self) -> &'m M {
-        self.mem
+    fn queue(&self) -> QueueId {
+        self.queue
     }
 
-    fn tx_queue(&self) -> QueueId {
-        self.tx_queue
-    }
-
-    fn rx_queue(&self) -> QueueId {
-        self.rx_queue
-    }
-
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
         if let Some(slot) = self.spare.iter_mut().find_map(Option::take) {
             return Ok(Some(slot));
         }
         self.reap_one()
     }
 
-    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+    fn give_back(&mut self, slot: TxSlot<'m, M>) {
         if let Some(free) = self.spare.iter_mut().find(|s| s.is_none()) {
             *free = Some(slot);
         }
     }
 
-    fn send_tx(
-        &mut self,
-        _token: u16,
-        buf: ShmBuf<'m, M, Clean>,
-    ) -> Result<bool, SendFailure<'m, M>> {
+    fn send(&mut self, _token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
         // The guard is taken before the peer can see the buffer.
         let guard = self.lock.map(WakeLock::hold);
         let id = self
-            .tx
+            .ring
             .add_readable(buf)
             .map_err(|(buf, error)| SendFailure {
                 buf: Some(buf),
@@ -802,29 +913,92 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         }
         self.published = self.published.wrapping_add(1);
         let notify = self
-            .tx
+            .ring
             .publish()
             .map_err(|error| SendFailure { buf: None, error })?;
         if !self.consumed_notify {
             return Ok(notify);
         }
-        self.service_tx()
+        self.service()
             .map_err(|error| SendFailure { buf: None, error })
     }
 
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+    fn stats(&self) -> &Stats {
+        self.ring.stats()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.ring.is_broken()
+    }
+
+    /// Any doorbell may carry the consumed-buffer notification: reaps what
+    /// came back, applies the consumed word (releasing the guards it
+    /// covers), and asks for a "message available" doorbell when the
+    /// peer's pass ended before it saw everything published.
+    fn on_notify(&mut self, queues: QueueSet) -> Result<bool, RingError> {
+        if queues.is_empty() {
+            return Ok(false);
+        }
+        self.service()
+    }
+
+    fn tick(&mut self) -> bool {
+        // A buffer that came back is an answer (its guard goes with it). A
+        // ring error is counted by the ring; what is held stays held.
+        let _reaped: Result<(), RingError> = self.reap_all();
+        let holding = self.parked.iter().any(Option::is_some)
+            || self
+                .unconfirmed
+                .as_ref()
+                .is_some_and(MaybeWakeGuard::is_enabled);
+        let word = if self.consumed_notify {
+            let word = self.load_own_word().unwrap_or(self.last_word);
+            // Confirmation is an answer too (the "message available" kick
+            // it may call for is decided by `on_notify`, not here).
+            let _seen: u16 = self.apply_word(word);
+            word
+        } else {
+            u32::from(self.reaped)
+        };
+        if !holding || word != self.last_word || self.unresponsive_after == 0 {
+            self.last_word = word;
+            self.idle_ticks = 0;
+            return false;
+        }
+        self.idle_ticks = self.idle_ticks.saturating_add(1);
+        if self.idle_ticks < self.unresponsive_after {
+            return false;
+        }
+        self.idle_ticks = 0;
+        self.give_up();
+        true
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
+    for SplitRx<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+    const NUM: usize = NUM;
+
+    fn queue(&self) -> QueueId {
+        self.queue
+    }
+
+    fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
         if self.quiet {
             return Ok(None);
         }
-        let rx = match self.rx.as_mut() {
+        let rx = match self.ring.as_mut() {
             Some(rx) => rx,
             None => {
-                // SAFETY: as in `new` (this link alone owns both pools on
-                // this core); the peer rang, so it is awake and its ring
-                // initialised.
+                // SAFETY: as in `SplitRings::new` (this link alone owns both
+                // pools on this core); the peer rang, so it is awake and its
+                // ring initialised.
                 let dev =
                     unsafe { Device::<M, E, NUM>::new(self.mem, self.peer_ring, self.devcfg) }?;
-                self.rx.insert(dev)
+                self.ring.insert(dev)
             }
         };
         for _ in 0..=NUM {
@@ -852,86 +1026,126 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
         Ok(None)
     }
 
-    fn release_rx<S: Returnable>(
+    fn release<S: Returnable>(
         &mut self,
         token: u16,
         buf: ShmBuf<'m, M, S>,
     ) -> Result<bool, RingError> {
-        // A buffer to return came from the attached ring.
-        let Some(rx) = self.rx.as_mut() else {
-            return Err(RingError::InvalidState);
-        };
-        // The descriptor's length, as for `RemoteRings::release_rx`.
-        rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
-        self.held = self.held.saturating_sub(1);
-        self.returned = self.returned.wrapping_add(1);
-        let notify = rx.publish_used();
-        self.set_busy();
-        let notify = notify?;
-        if !self.consumed_notify {
-            return Ok(notify);
-        }
-        if self.quiet {
-            // A late return: confirm it as the last access.
-            self.confirm()?;
-        }
-        Ok(false)
+        let wanted = self.release_raw(token, buf)?;
+        Ok(wanted || core::mem::take(&mut self.kick))
     }
 
-    fn ring_stats(&self) -> (&Stats, &Stats) {
-        (
-            self.tx.stats(),
-            self.rx.as_ref().map_or(&self.no_stats, Device::stats),
-        )
+    fn stats(&self) -> &Stats {
+        self.ring.as_ref().map_or(&self.no_stats, Device::stats)
     }
 
     fn is_broken(&self) -> bool {
-        self.tx.is_broken() || self.rx.as_ref().is_some_and(Device::is_broken)
-    }
-
-    fn unconfirmed_tx(&mut self) -> u32 {
-        // Reaps what came back; a kick due is moot (the session ends) and a
-        // ring error leaves the count below as it is.
-        let _kick: Result<bool, RingError> = self.service_tx();
-        u32::from(self.tx.in_flight()) + u32::from(self.tx.unpublished())
+        self.ring.as_ref().is_some_and(Device::is_broken)
     }
 
     fn on_notify(&mut self, queues: QueueSet) {
-        if queues.contains(self.rx_queue) {
+        if queues.contains(self.queue) {
             self.quiet = false;
             self.set_busy();
         }
     }
 
+    fn take_kick(&mut self) -> bool {
+        core::mem::take(&mut self.kick)
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
+    for SplitRings<'m, M, E, NUM>
+{
+    type Tx = SplitTx<'m, M, E, NUM>;
+    type Rx = SplitRx<'m, M, E, NUM>;
+
+    fn into_halves(self) -> (Self::Tx, Self::Rx) {
+        (self.tx, self.rx)
+    }
+
+    fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self {
+        Self { tx, rx }
+    }
+}
+
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
+    for SplitRings<'m, M, E, NUM>
+{
+    type Mem = M;
+    type Order = E;
+    const HOUSEKEEPING: bool = true;
+
+    fn mem(&self) -> &'m M {
+        self.tx.mem
+    }
+
+    fn tx_queue(&self) -> QueueId {
+        self.tx.queue
+    }
+
+    fn rx_queue(&self) -> QueueId {
+        self.rx.queue
+    }
+
+    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+        self.tx.take()
+    }
+
+    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
+        self.tx.give_back(slot);
+    }
+
+    fn send_tx(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<bool, SendFailure<'m, M>> {
+        self.tx.send(token, buf)
+    }
+
+    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        self.rx.take()
+    }
+
+    fn release_rx<S: Returnable>(
+        &mut self,
+        token: u16,
+        buf: ShmBuf<'m, M, S>,
+    ) -> Result<bool, RingError> {
+        // The consumed-buffer notification waits for `housekeeping`.
+        self.rx.release_raw(token, buf)
+    }
+
+    fn ring_stats(&self) -> (&Stats, &Stats) {
+        (TxRing::stats(&self.tx), RxRing::stats(&self.rx))
+    }
+
+    fn is_broken(&self) -> bool {
+        TxRing::is_broken(&self.tx) || RxRing::is_broken(&self.rx)
+    }
+
+    fn unconfirmed_tx(&mut self) -> u32 {
+        self.tx.unconfirmed()
+    }
+
+    fn on_notify(&mut self, queues: QueueSet) {
+        RxRing::on_notify(&mut self.rx, queues);
+    }
+
     fn housekeeping(&mut self) -> QueueSet {
-        if let Ok(true) = self.service_tx() {
-            self.pending.insert(self.tx_queue);
+        let mut due = QueueSet::EMPTY;
+        if let Ok(true) = self.tx.service() {
+            due.insert(self.tx.queue);
         }
-        core::mem::replace(&mut self.pending, QueueSet::EMPTY)
+        if self.rx.take_kick() {
+            due.insert(self.rx.queue);
+        }
+        due
     }
 
     fn tick(&mut self) -> u32 {
-        let holding = self.parked.iter().any(Option::is_some)
-            || self
-                .unconfirmed
-                .as_ref()
-                .is_some_and(MaybeWakeGuard::is_enabled);
-        let word = if self.consumed_notify {
-            self.load_own_word().unwrap_or(self.last_word)
-        } else {
-            u32::from(self.reaped)
-        };
-        if !holding || word != self.last_word || self.unresponsive_after == 0 {
-            self.last_word = word;
-            self.idle_ticks = 0;
-            return 0;
-        }
-        self.idle_ticks = self.idle_ticks.saturating_add(1);
-        if self.idle_ticks < self.unresponsive_after {
-            return 0;
-        }
-        self.idle_ticks = 0;
-        self.give_up();
-        1
+        u32::from(TxRing::tick(&mut self.tx))
     }
 }

@@ -16,9 +16,10 @@
 //! 4. release the witness back to [`Asleep`].
 //!
 //! A peer that does not wake within the budget makes the doorbell fail with
-//! a `WouldBlock`-kind error: [`crate::link::Link`] keeps the kick pending
-//! and rings it on a later call, so nothing is lost
-//! ([`WakeStats::wake_timeouts`] counts these).
+//! a `WouldBlock`-kind error: [`crate::duplex::Link`] keeps the doorbell
+//! owed ([`crate::duplex::Tx::owes_doorbell`]) and rings it with the next
+//! doorbell of either half or [`crate::duplex::Tx::flush`], so nothing is
+//! lost ([`WakeStats::wake_timeouts`] counts these).
 //!
 //! # The receiving side: [`WakeAck`]
 //!
@@ -621,7 +622,7 @@ mod tests {
         use ipc_traits::shm::RawRegion;
         use vring::Legacy;
 
-        use crate::link::{Link, RxMode};
+        use crate::duplex::{Link, Sent, Storage};
         use crate::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
 
         const LAYOUT: SplitLayout = SplitLayout::checked(
@@ -675,26 +676,33 @@ mod tests {
             unsafe { SplitRings::<_, Legacy, 4>::new(&mem, SplitConfig::new(LAYOUT, Side::B)) }
                 .unwrap();
         let bell = WakeNotify::new(to_b.clone(), Sleepy(awake.clone()), Spins::new(3));
-        let a: Link<'_, _, _, 1, 2, 0> = Link::new(ra, bell);
-        let b: Link<'_, _, _, 1, 2, 0> = Link::new(rb, to_a);
-        let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-        let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
+        let (mut sa, mut sb) = (Storage::<1>::new(), Storage::<1>::new());
+        let mut a = Link::new(ra, bell, &mut sa);
+        let mut b = Link::new(rb, to_a, &mut sb);
+        let ea = a.bind(30).unwrap();
+        b.bind(40).unwrap();
+        let (mut atx, _arx) = a.split();
+        let (mut btx, mut brx) = b.split();
 
-        a.try_send(&ea, 40, b"hello").unwrap();
+        assert_eq!(atx.try_send(&ea, 40, b"hello").unwrap(), Sent::Sent);
         assert_eq!(to_b.0.get(), 0, "not rung while the peer sleeps");
-        let deferred = a.stats().notifications_deferred;
+        let deferred = atx.stats().doorbells_deferred;
         assert!(deferred >= 1);
-        a.flush_kicks().unwrap();
-        assert!(a.stats().notifications_deferred > deferred, "retried");
-        assert_eq!((to_b.0.get(), a.stats().notifications_sent), (0, 0));
+        assert!(atx.owes_doorbell(), "an idle loop must not sleep now");
+        atx.flush();
+        assert!(atx.stats().doorbells_deferred > deferred, "retried");
+        assert_eq!((to_b.0.get(), atx.stats().doorbells), (0, 0));
 
         awake.set(true);
-        a.flush_kicks().unwrap();
+        atx.flush();
         assert_ne!(to_b.0.get(), 0, "the pending kick is rung");
-        assert_eq!(a.stats().notifications_sent, 1);
-        b.on_notify(QueueSet::from_bits(to_b.0.replace(0)));
+        assert_eq!(atx.stats().doorbells, 1);
+        assert!(!atx.owes_doorbell());
+        let rung = QueueSet::from_bits(to_b.0.replace(0));
+        brx.on_notify(rung);
+        btx.on_notify(rung).unwrap();
         let mut out = [0u8; 8];
-        let r = b.try_recv(&eb, &mut out).unwrap();
+        let r = brx.try_recv(&mut out).unwrap().unwrap();
         assert_eq!(&out[..r.len], b"hello");
     }
 

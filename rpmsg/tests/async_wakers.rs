@@ -1,15 +1,18 @@
-//! Several tasks on one link: two receiving on their own endpoints and one
-//! sending, on a minimal single-threaded executor that counts polls. Tasks
+//! Several tasks on one link (`rpmsg::duplex::asynch`): two receiving on
+//! their own endpoints through the queue layer and one sending on the
+//! transmit half, on a minimal single-threaded executor that counts polls. Tasks
 //! must not wake each other in a loop (the polls per message are bounded)
 //! and no wake-up may be lost (a pending task with nothing left to wake it
 //! is a deadlock, reported).
+#![cfg(feature = "async")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test code: a failure is a test failure"
 )]
 
-use core::future::Future;
+use core::cell::RefCell;
+use core::future::{poll_fn, Future};
 use core::pin::Pin;
 use core::ptr::NonNull;
 use core::task::{Context, Waker};
@@ -20,9 +23,10 @@ use std::task::Wake;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
-use rpmsg::asynch::{AsyncLink, LinkWakers};
-use rpmsg::link::{Error, Link, RxMode};
-use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::duplex::asynch::{EndpointWakers, HalfWakers};
+use rpmsg::duplex::queues::{Endpoints, Queues};
+use rpmsg::duplex::{Endpoint, Link, Sent, Storage};
+use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::ADDR_ANY;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
@@ -32,16 +36,24 @@ const V1: usize = 512;
 const POOL: usize = 1024;
 const SIZE: usize = POOL + 2 * NUM * BUF;
 
+/// The master's wakers: the transmit half's, and the receiving
+/// endpoints' of the queue layer.
+struct Wakers {
+    half: HalfWakers,
+    eps: EndpointWakers<3>,
+}
+
 /// The master's doorbell as the remote rings it: the master's interrupt
-/// handler wakes the master's tasks.
+/// handler wakes the master's tasks (a doorbell does not say for whom).
 #[derive(Clone, Copy)]
-struct Bell<'a>(&'a LinkWakers<3>);
+struct Bell<'a>(&'a Wakers);
 impl ErrorType for Bell<'_> {
     type Error = core::convert::Infallible;
 }
 impl Notify for Bell<'_> {
     fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
-        self.0.wake();
+        self.0.half.wake();
+        self.0.eps.wake();
         Ok(())
     }
 }
@@ -115,6 +127,24 @@ fn run(tasks: Vec<Task<'_>>, mut peer: impl FnMut() -> bool, max_polls: usize) -
 #[repr(align(4096))]
 struct Backing([u8; SIZE]);
 
+/// A receiving task: awaits `n` messages for `ep`, borrowing the shared
+/// queue layer for one poll at a time; `check` sees the `k`-th.
+async fn receive<'a, R: Halves<'a>, N: Notify>(
+    eps: &RefCell<Endpoints<'_, 'a, R, N>>,
+    wakers: &Wakers,
+    ep: &Endpoint,
+    n: u32,
+    check: fn(u32, &[u8]),
+) {
+    let mut buf = [0u8; 16];
+    for k in 0..n {
+        let r = poll_fn(|cx| eps.borrow_mut().poll_recv(&wakers.eps, ep, &mut buf, cx))
+            .await
+            .unwrap();
+        check(k, &buf[..r.len]);
+    }
+}
+
 #[test]
 fn async_two_receivers_and_a_sender() {
     let mut backing = Box::new(Backing([0; SIZE]));
@@ -140,22 +170,25 @@ fn async_two_receivers_and_a_sender() {
         suppression: Suppression::Flags,
         queues: QueueIds::DEFAULT,
     };
-    let wakers = LinkWakers::<3>::new();
+    let wakers = Wakers {
+        half: HalfWakers::new(),
+        eps: EndpointWakers::new(),
+    };
+    let (mut ms, mut rs) = (Storage::<3>::new(), Storage::<1>::new());
     // SAFETY: the pool belongs to the master link.
-    let master = Link::<_, _, 3, 2, 2>::new(
-        unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, mc) }.unwrap(),
-        Quiet,
-    );
+    let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, mc) }.unwrap();
+    let mut master = Link::new(rings, Quiet, &mut ms);
     // SAFETY: the pool halves, reached only through the rings.
-    let remote = Link::<_, _, 2, 8, 2>::new(
-        unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc) }.unwrap(),
-        Bell(&wakers),
-    );
-    let a = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    let b = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    let s = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    let io = AsyncLink::new(&master, &wakers);
+    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc) }.unwrap();
+    let mut remote = Link::new(rings, Bell(&wakers), &mut rs);
+    let a = master.bind(ADDR_ANY).unwrap();
+    let b = master.bind(ADDR_ANY).unwrap();
+    let s = master.bind(ADDR_ANY).unwrap();
+    let rep = remote.bind(40).unwrap();
+    let (mut tx, rx) = master.split();
+    let mut queues: Queues<'_, _, 3, 2> = Queues::new();
+    let eps = RefCell::new(Endpoints::new(rx, &mut queues).unwrap());
+    let (mut rtx, mut rrx) = remote.split();
 
     const EACH: u32 = 300;
     // The remote's traffic to the two receivers, in uneven bursts so that
@@ -169,7 +202,7 @@ fn async_two_receivers_and_a_sender() {
         let mut did = false;
         // Take what the sender sent (this returns its buffers: doorbell).
         let mut out = [0u8; 16];
-        while let Ok(r) = remote.try_recv(&rep, &mut out) {
+        while let Some(r) = rrx.try_recv(&mut out).unwrap() {
             assert_eq!(&out[..r.len], &got_from_s.to_le_bytes(), "sender's message");
             got_from_s += 1;
             did = true;
@@ -186,37 +219,29 @@ fn async_two_receivers_and_a_sender() {
                 }
                 _ => break,
             };
-            match remote.try_send(&rep, dst, &seq.to_le_bytes()) {
-                Ok(()) => {
+            match rtx.try_send(&rep, dst, &seq.to_le_bytes()).unwrap() {
+                Sent::Sent => {
                     *seq += 1;
                     next = None;
                     did = true;
                 }
-                Err(Error::WouldBlock) => break,
-                Err(e) => panic!("remote send: {e}"),
+                Sent::NoBuffer => break,
             }
         }
         did
     };
 
-    let receiver = |ep| {
-        let io = &io;
-        async move {
-            let mut buf = [0u8; 16];
-            for n in 0..EACH {
-                let r = io.recv(ep, &mut buf).await.unwrap();
-                assert_eq!(&buf[..r.len], &n.to_le_bytes(), "receiver in order");
-            }
-        }
-    };
+    let in_order: fn(u32, &[u8]) = |k, m| assert_eq!(m, &k.to_le_bytes(), "receiver in order");
     let sender = async {
         for n in 0..EACH {
-            io.send(&s, 40, &n.to_le_bytes()).await.unwrap();
+            tx.send(&wakers.half, &s, 40, &n.to_le_bytes())
+                .await
+                .unwrap();
         }
     };
     let tasks: Vec<Task<'_>> = vec![
-        Box::pin(receiver(&a)),
-        Box::pin(receiver(&b)),
+        Box::pin(receive(&eps, &wakers, &a, EACH, in_order)),
+        Box::pin(receive(&eps, &wakers, &b, EACH, in_order)),
         Box::pin(sender),
     ];
     let messages = 3 * EACH as usize;
@@ -240,26 +265,21 @@ fn async_two_receivers_and_a_sender() {
             return false;
         };
         for dst in dsts {
-            remote.try_send(&rep, dst, b"end").unwrap();
+            assert_eq!(rtx.try_send(&rep, dst, b"end"), Ok(Sent::Sent));
         }
         true
     };
-    let last = |ep, n| {
-        let io = &io;
-        async move {
-            let mut buf = [0u8; 16];
-            for _ in 0..n {
-                let r = io.recv(ep, &mut buf).await.unwrap();
-                assert_eq!(&buf[..r.len], b"end");
-            }
-        }
-    };
-    let tasks: Vec<Task<'_>> = vec![Box::pin(last(&b, 1)), Box::pin(last(&a, 3))];
+    let end: fn(u32, &[u8]) = |_, m| assert_eq!(m, b"end");
+    let tasks: Vec<Task<'_>> = vec![
+        Box::pin(receive(&eps, &wakers, &b, 1, end)),
+        Box::pin(receive(&eps, &wakers, &a, 3, end)),
+    ];
     run(tasks, last_peer, 16);
 
-    let st = master.stats();
-    assert_eq!(st.messages_received, 2 * EACH + 4);
+    let eps = eps.into_inner();
+    assert_eq!(eps.rx_stats().messages, 2 * EACH + 4);
     // The run went through the cases that matter: the sender waited for
     // buffers, and a full queue stopped reception for the other receiver.
-    assert!(st.tx_buffer_waits > 0 && st.rx_queue_stalls > 0, "{st:?}");
+    let (waits, stalls) = (tx.stats().buffer_waits, eps.stats().stalls);
+    assert!(waits > 0 && stalls > 0, "{waits} {stalls}");
 }

@@ -124,7 +124,7 @@ static ECHO_REMOTE: HalfWakers = HalfWakers::new();
 /// halves each in its own task (thread), the master's send and receive in
 /// one; every message comes back once, in order.
 #[test]
-fn halves_echo_through_futures_woken_by_the_doorbells() {
+fn async_echo_with_a_minimal_executor() {
     let (shm_m, shm_r) = regions();
     let count = if cfg!(miri) { 20 } else { 2_000u32 };
     let mut ms = Storage::<1>::new();

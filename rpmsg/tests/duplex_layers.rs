@@ -18,7 +18,6 @@ use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use rpmsg::duplex::ns::{NsDirectory, NsEvent};
 use rpmsg::duplex::queues::{Endpoints, Queues};
 use rpmsg::duplex::restart::Announcements;
-use rpmsg::duplex::watch::Watchdog;
 use rpmsg::duplex::{Link, Sent, Storage};
 use rpmsg::rings::{MasterRings, RemoteRings};
 use rpmsg::wire::{Name, NsAction, NsMessage, NS_ADDR, NS_MSG_LEN};
@@ -428,72 +427,6 @@ impl Notify for Fifo {
         s.1.push(q.index());
         Ok(())
     }
-}
-
-/// A peer that keeps every buffer: after the bound of ticks it is counted
-/// unresponsive, once per episode; a buffer coming back re-arms the watch.
-#[test]
-fn watchdog_counts_a_peer_that_keeps_the_buffers_once_per_episode() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<1>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<1>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
-    let _rep = remote.bind(30).unwrap();
-    let mep = master.bind(0x400).unwrap();
-    let (mut mtx, _) = master.split();
-    let (_, mut rrx) = remote.split();
-    let mut dog = Watchdog::new(3);
-    for _ in 0..10 {
-        assert!(!dog.tick(&mut mtx), "sending freely is no silence");
-    }
-    while mtx.try_send(&mep, 30, b"m").unwrap() == Sent::Sent {}
-    let verdicts: Vec<bool> = (0..6).map(|_| dog.tick(&mut mtx)).collect();
-    assert_eq!(verdicts, [false, false, true, false, false, false]);
-    assert_eq!(dog.unresponsive(), 1);
-    // The peer reads one: a buffer is back, the watch re-arms.
-    let mut out = [0u8; 4];
-    assert!(rrx.try_recv(&mut out).unwrap().is_some());
-    assert!(!dog.tick(&mut mtx));
-    // Starved again: a second episode.
-    while mtx.try_send(&mep, 30, b"m").unwrap() == Sent::Sent {}
-    let n = (0..5).filter(|_| dog.tick(&mut mtx)).count();
-    assert_eq!((n, dog.unresponsive()), (1, 2));
-}
-
-/// A mailbox that never takes the doorbell: owed for the bound of ticks,
-/// counted once; rung as soon as the mailbox takes it.
-#[test]
-fn watchdog_counts_a_doorbell_the_mailbox_never_takes() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let _ = common::master_rings(&shm, 1);
-    let (_, rrings) = remote_rings(&shm);
-    let fifo = Fifo::default();
-    let mut rs = Storage::<1>::new();
-    let mut remote = Link::new(rrings.notify_always(true), fifo.clone(), &mut rs);
-    let rep = remote.bind(30).unwrap();
-    let (mut tx, _) = remote.split();
-    fifo.0.borrow_mut().0 = true;
-    assert_eq!(tx.announce(&rep, "svc"), Ok(Sent::Sent));
-    let mut dog = Watchdog::new(2);
-    assert_eq!(
-        (0..4).map(|_| dog.tick(&mut tx)).collect::<Vec<_>>(),
-        [false, true, false, false]
-    );
-    fifo.0.borrow_mut().0 = false;
-    assert!(!dog.tick(&mut tx));
-    assert!(!tx.owes_doorbell());
-    assert_eq!(fifo.0.borrow().1, [0], "the owed doorbell went out");
-    assert_eq!(dog.unresponsive(), 1);
-    let mut never = Watchdog::new(0);
-    assert_eq!(never.after(), 0);
-    fifo.0.borrow_mut().0 = true;
-    assert_eq!(tx.announce(&rep, "svc2"), Ok(Sent::Sent));
-    assert!((0..100).all(|_| !never.tick(&mut tx)), "0: never gives up");
 }
 
 #[test]

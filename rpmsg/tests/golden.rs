@@ -1,7 +1,9 @@
-//! The rpmsg-lite golden images (shared/vectors/rpmsg-lite): our remote
-//! role, started over the master's state, must write exactly what
-//! rpmsg-lite's remote wrote; our master role must lay out and send exactly
-//! what rpmsg-lite's master did.
+//! The rpmsg-lite golden images (shared/vectors/rpmsg-lite) through the
+//! link's halves ([`rpmsg::duplex`]): our remote role, started over the
+//! master's state, must write exactly what rpmsg-lite's remote wrote; our
+//! master role must lay out and send exactly what rpmsg-lite's master did.
+//! Then hostile input over the same images: typed errors and counters,
+//! nothing delivered that should not be.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,9 +16,11 @@ use std::rc::Rc;
 
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
-use ipc_traits::shm::RawRegion;
-use rpmsg::link::{Link, Message, NsEvent, RxMode};
+use ipc_traits::shm::{RawRegion, SharedMemory};
+use rpmsg::duplex::ns::{NsDirectory, NsEvent};
+use rpmsg::duplex::{Link, Received, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::wire::{NsAction, NsMessage, NS_ADDR, NS_MSG_LEN};
 use vring::{BufferArea, Layout, Suppression};
 
 /// The images are little-endian (rpmsg-lite on x86-64). On a little-endian
@@ -171,11 +175,20 @@ fn master_config(g: &Geometry) -> MasterConfig {
     }
 }
 
-type RemoteLink<'m> = Link<'m, RemoteRings<'m, RawRegion<Coherent>, Legacy, NUM>, Kicks, 4, 4, 4>;
-type MasterLink<'m> = Link<'m, MasterRings<'m, RawRegion<Coherent>, Legacy, NUM>, Kicks, 4, 4, 4>;
+type RemoteLink<'m> = Link<'m, RemoteRings<'m, RawRegion<Coherent>, Legacy, NUM>, Kicks>;
+type MasterLink<'m> = Link<'m, MasterRings<'m, RawRegion<Coherent>, Legacy, NUM>, Kicks>;
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x != y)
+}
+
+fn remote_rings<'m>(
+    shm: &'m RawRegion<Coherent>,
+    g: &Geometry,
+) -> RemoteRings<'m, RawRegion<Coherent>, Legacy, NUM> {
+    // SAFETY: the two buffer areas are disjoint and only the rings hand out
+    // buffers over them.
+    unsafe { RemoteRings::<_, Legacy, NUM>::new(shm, remote_config(g)) }.unwrap()
 }
 
 fn remote_announces_over_master_init(g: &Geometry) {
@@ -183,12 +196,13 @@ fn remote_announces_over_master_init(g: &Geometry) {
     let kicks = Kicks::default();
     {
         let shm = region.shm();
-        // SAFETY: the two buffer areas are disjoint and only the rings hand
-        // out buffers over them.
-        let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, remote_config(g)) }.unwrap();
-        let link: RemoteLink<'_> = Link::new(rings, kicks.clone());
-        let ep = link.create_endpoint(30, RxMode::Callback).unwrap();
-        link.announce(&ep, "rpmsg-vector-test").unwrap();
+        let mut storage = Storage::<2>::new();
+        let mut link: RemoteLink<'_> =
+            Link::new(remote_rings(&shm, g), kicks.clone(), &mut storage);
+        let ep = link.bind(30).unwrap();
+        let (mut tx, _rx) = link.split();
+        assert_eq!(tx.announce(&ep, "rpmsg-vector-test"), Ok(Sent::Sent));
+        assert_eq!(tx.stats().messages, 1);
     }
     let want = image(g, "02_remote_ns_announce");
     let got = region.bytes();
@@ -198,7 +212,6 @@ fn remote_announces_over_master_init(g: &Geometry) {
         "{}: image differs from 02",
         g.dir
     );
-    assert_eq!(got, want);
     assert!(
         kicks.0.borrow().is_empty(),
         "avail.flags = NO_INTERRUPT in 01: no kick"
@@ -211,13 +224,12 @@ fn remote_for_an_rpmsg_lite_master_kicks_despite_no_interrupt() {
     let mut region = Region::new(&image(g, "01_master_init"));
     let kicks = Kicks::default();
     let shm = region.shm();
-    // SAFETY: as in the tests above.
-    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, remote_config(g)) }
-        .unwrap()
-        .notify_always(true);
-    let link: RemoteLink<'_> = Link::new(rings, kicks.clone());
-    let ep = link.create_endpoint(30, RxMode::Callback).unwrap();
-    link.announce(&ep, "rpmsg-vector-test").unwrap();
+    let rings = remote_rings(&shm, g).notify_always(true);
+    let mut storage = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(rings, kicks.clone(), &mut storage);
+    let ep = link.bind(30).unwrap();
+    let (mut tx, _rx) = link.split();
+    assert_eq!(tx.announce(&ep, "rpmsg-vector-test"), Ok(Sent::Sent));
     assert_eq!(
         kicks.0.borrow().as_slice(),
         [0],
@@ -235,80 +247,107 @@ fn remote_ns_announcement_reproduces_02_linux() {
     remote_announces_over_master_init(&LINUX);
 }
 
-fn remote_receives_three_and_releases(g: &Geometry) {
+/// Receives what image 03 holds through the receive half with `ep` bound
+/// (or nothing bound), checks the released image against 04.
+fn remote_receives_03(g: &Geometry, bind: Option<u32>) -> (Vec<Received>, Vec<String>, u32) {
     let mut region = Region::new(&image(g, "03_master_sent_three"));
-    let kicks = Kicks::default();
     let mut got = Vec::new();
+    let mut texts = Vec::new();
+    let unbound;
     {
         let shm = region.shm();
-        // SAFETY: as above.
-        let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, remote_config(g)) }.unwrap();
-        let link: RemoteLink<'_> = Link::new(rings, kicks.clone());
-        let _ep = link.create_endpoint(30, RxMode::Callback).unwrap();
-        let n = link
-            .poll(|m: Message<'_>| {
-                got.push((
-                    m.src,
-                    m.dst,
-                    String::from_utf8_lossy(m.payload).into_owned(),
-                ))
-            })
-            .unwrap();
-        assert_eq!(n, 3);
-        assert_eq!(link.stats().messages_received, 3);
+        let mut storage = Storage::<2>::new();
+        let mut link: RemoteLink<'_> =
+            Link::new(remote_rings(&shm, g), Kicks::default(), &mut storage);
+        if let Some(addr) = bind {
+            let _ep = link.bind(addr).unwrap();
+        }
+        let (_tx, mut rx) = link.split();
+        let mut out = [0u8; 496];
+        while let Some(r) = rx.try_recv(&mut out).unwrap() {
+            texts.push(String::from_utf8_lossy(&out[..r.len]).into_owned());
+            got.push(r);
+        }
+        assert_eq!(rx.try_recv(&mut out), Ok(None), "idle stays idle");
+        unbound = rx.stats().unbound;
+        assert_eq!(rx.stats().messages, got.len() as u32);
     }
-    assert_eq!(
-        got,
-        [
-            (0x400, 30, "one".to_string()),
-            (0x400, 30, "two".to_string()),
-            (0x400, 30, "three".to_string())
-        ]
-    );
     let want = image(g, "04_remote_rx_released");
-    let bytes = region.bytes();
     assert_eq!(
-        first_difference(&bytes, &want),
+        first_difference(&region.bytes(), &want),
         None,
         "{}: image differs from 04",
         g.dir
     );
+    (got, texts, unbound)
+}
+
+fn delivers_03(g: &Geometry) {
+    let (got, texts, unbound) = remote_receives_03(g, Some(30));
+    assert_eq!(texts, ["one", "two", "three"]);
+    for (r, len) in got.iter().zip([3, 3, 5]) {
+        assert_eq!(
+            *r,
+            Received {
+                dst: 30,
+                src: 0x400,
+                len
+            }
+        );
+    }
+    assert_eq!(unbound, 0);
 }
 
 #[test]
 fn remote_delivers_03_and_release_reproduces_04_mcu() {
-    remote_receives_three_and_releases(&MCU);
+    delivers_03(&MCU);
 }
 
 #[test]
 fn remote_delivers_03_and_release_reproduces_04_linux() {
-    remote_receives_three_and_releases(&LINUX);
+    delivers_03(&LINUX);
 }
 
-fn remote_receives_zero_copy_message(g: &Geometry) {
+#[test]
+fn unbound_destinations_are_counted_given_back_never_delivered() {
+    for g in [&MCU, &LINUX] {
+        // Bound elsewhere, and nothing bound: the buffers go back exactly as
+        // when delivered (image 04), and nothing reaches the caller.
+        for bind in [Some(31), None] {
+            let (got, _, unbound) = remote_receives_03(g, bind);
+            assert!(got.is_empty(), "{}: delivered {got:?}", g.dir);
+            assert_eq!(unbound, 3, "{}: every stray message counted", g.dir);
+        }
+    }
+}
+
+fn holds_05(g: &Geometry) {
     let mut region = Region::new(&image(g, "05_master_sent_nocopy"));
     let shm = region.shm();
-    // SAFETY: as above.
-    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, remote_config(g)) }.unwrap();
-    let link: RemoteLink<'_> = Link::new(rings, Kicks::default());
-    let ep = link.create_endpoint(30, RxMode::Queue).unwrap();
+    let mut storage = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(remote_rings(&shm, g), Kicks::default(), &mut storage);
+    let _ep = link.bind(30).unwrap();
+    let (_tx, mut rx) = link.split();
     let mut texts = Vec::new();
-    let mut buf = [0u8; 496];
-    while let Ok(r) = link.try_recv(&ep, &mut buf) {
-        assert_eq!(r.src, 0x400);
-        texts.push(String::from_utf8_lossy(&buf[..r.len]).into_owned());
+    while let Some(held) = rx.try_recv_held().unwrap() {
+        assert_eq!((held.src(), held.dst()), (0x400, 30));
+        let view = held.payload().unwrap();
+        let mut text = vec![0u8; view.len()];
+        view.copy_to(&mut text);
+        assert_eq!(view, text.as_slice());
+        texts.push(String::from_utf8(text).unwrap());
     }
     assert_eq!(texts, ["one", "two", "three", "four"]);
 }
 
 #[test]
 fn remote_delivers_the_zero_copy_message_of_05_mcu() {
-    remote_receives_zero_copy_message(&MCU);
+    holds_05(&MCU);
 }
 
 #[test]
 fn remote_delivers_the_zero_copy_message_of_05_linux() {
-    remote_receives_zero_copy_message(&LINUX);
+    holds_05(&LINUX);
 }
 
 fn master_sequence(g: &Geometry) {
@@ -317,60 +356,72 @@ fn master_sequence(g: &Geometry) {
     let shm = region.shm();
     // SAFETY: the pool belongs to the master link alone.
     let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, master_config(g)) }.unwrap();
-    let master: MasterLink<'_> = Link::new(rings, kicks.clone());
+    let mut storage = Storage::<2>::new();
+    let mut master: MasterLink<'_> = Link::new(rings, kicks.clone(), &mut storage);
     let snapshot = |r: &RawRegion<Coherent>| {
         let mut v = vec![0u8; g.size];
-        ipc_traits::shm::SharedMemory::read(r, 0, &mut v).unwrap();
+        r.read(0, &mut v).unwrap();
         v
     };
+    let want01 = image(g, "01_master_init");
     assert_eq!(
-        first_difference(&snapshot(&shm), &image(g, "01_master_init")),
+        first_difference(&snapshot(&shm), &want01),
         None,
         "{}: 01",
         g.dir
     );
-
-    // The remote (ours, already checked against 02) announces.
     {
-        // SAFETY: the remote's buffer areas are the master's pool halves;
-        // in this single-threaded test the master touches them only
-        // through its rings, which never hand out a buffer the device holds.
-        let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, remote_config(g)) }.unwrap();
-        let remote: RemoteLink<'_> = Link::new(rings, Kicks::default());
-        let ep = remote.create_endpoint(30, RxMode::Callback).unwrap();
-        remote.announce(&ep, "rpmsg-vector-test").unwrap();
+        // The remote (over the same memory) announces through its halves.
+        let mut rs = Storage::<1>::new();
+        let mut remote: RemoteLink<'_> =
+            Link::new(remote_rings(&shm, g), Kicks::default(), &mut rs);
+        let ep = remote.bind(30).unwrap();
+        let (mut tx, _) = remote.split();
+        assert_eq!(tx.announce(&ep, "rpmsg-vector-test"), Ok(Sent::Sent));
     }
-    assert_eq!(master.poll(|_| panic!("no user message yet")).unwrap(), 0);
+    // The name service is a message to 53, delivered to whoever binds it.
+    let ns = master.bind(NS_ADDR).unwrap();
+    let ep = master.bind(0x400).unwrap();
+    let (mut tx, mut rx) = master.split();
+    let mut out = [0u8; 496];
+    let r = rx.try_recv(&mut out).unwrap().unwrap();
+    assert_eq!((r.dst, r.src, r.len), (ns.addr(), 30, NS_MSG_LEN));
+    let m = NsMessage::decode::<Legacy>(&out[..r.len]).unwrap();
     assert_eq!(
-        master.try_ns_event().map(|e| match e {
-            NsEvent::Created(s) => (s.name.as_str().to_string(), s.addr),
-            other => panic!("unexpected {other:?}"),
-        }),
-        Some(("rpmsg-vector-test".to_string(), 30))
+        (m.name.as_str(), m.addr, m.action),
+        ("rpmsg-vector-test", 30, NsAction::Create)
     );
-    assert_eq!(master.lookup_service("rpmsg-vector-test"), Some(30));
+    // The name-service layer takes the same announcement.
+    let mut dir = NsDirectory::<2>::default();
+    match dir.on_message::<Legacy>(&out[..r.len]) {
+        Some(NsEvent::Created(s)) => {
+            assert_eq!((s.name.as_str(), s.addr), ("rpmsg-vector-test", 30))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(dir.lookup_service("rpmsg-vector-test"), Some(30));
+    assert_eq!(rx.try_recv(&mut out), Ok(None));
+    let want02b = image(g, "02b_master_ns_consumed");
     assert_eq!(
-        first_difference(&snapshot(&shm), &image(g, "02b_master_ns_consumed")),
+        first_difference(&snapshot(&shm), &want02b),
         None,
         "{}: 02b",
         g.dir
     );
-
-    let ep = master.create_endpoint(0x400, RxMode::Callback).unwrap();
     for text in ["one", "two", "three"] {
-        master.try_send(&ep, 30, text.as_bytes()).unwrap();
+        assert_eq!(tx.try_send(&ep, 30, text.as_bytes()), Ok(Sent::Sent));
     }
+    let want03 = image(g, "03_master_sent_three");
     assert_eq!(
-        first_difference(&snapshot(&shm), &image(g, "03_master_sent_three")),
+        first_difference(&snapshot(&shm), &want03),
         None,
         "{}: 03",
         g.dir
     );
-    // Returning the consumed NS buffer kicks vq0 (as Linux's
-    // `rpmsg_recv_done` does; rpmsg-lite built without
-    // RL_ALLOW_CONSUMED_BUFFERS_NOTIFICATION does not, which the images
-    // cannot show). used.flags = 0, so every send kicks vq1.
+    // As the old link: the consumed NS buffer's return kicks vq0, each
+    // send vq1 (used.flags = 0).
     assert_eq!(kicks.0.borrow().as_slice(), [0, 1, 1, 1]);
+    assert_eq!((rx.stats().doorbells, tx.stats().doorbells), (1, 3));
 }
 
 #[test]
@@ -381,4 +432,177 @@ fn master_reproduces_01_02b_03_mcu() {
 #[test]
 fn master_reproduces_01_02b_03_linux() {
     master_sequence(&LINUX);
+}
+
+/// Window offset of the buffer behind entry `k` of vring1's available
+/// ring in an image (legacy layout, little-endian).
+fn avail_buffer(shm: &RawRegion<Coherent>, g: &Geometry, k: usize) -> (usize, usize) {
+    let avail = g.vring1 + 16 * NUM;
+    let mut id = [0u8; 2];
+    shm.read(avail + 4 + 2 * k, &mut id).unwrap();
+    let desc = g.vring1 + 16 * usize::from(u16::from_le_bytes(id));
+    let mut addr = [0u8; 8];
+    shm.read(desc, &mut addr).unwrap();
+    (
+        avail + 4 + 2 * k,
+        (u64::from_le_bytes(addr) - BASE) as usize,
+    )
+}
+
+#[test]
+fn header_length_beyond_the_buffer_is_counted_and_skipped() {
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "03_master_sent_three"));
+    let shm = region.shm();
+    // Message "two" claims 497 payload bytes: more than a 512-byte buffer
+    // holds after its header.
+    let (_, two) = avail_buffer(&shm, g, 1);
+    shm.write(two + 12, &497u16.to_le_bytes()).unwrap();
+    let mut storage = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(remote_rings(&shm, g), Kicks::default(), &mut storage);
+    let _ep = link.bind(30).unwrap();
+    let (_tx, mut rx) = link.split();
+    let mut out = [0u8; 496];
+    let mut texts = Vec::new();
+    while let Some(r) = rx.try_recv(&mut out).unwrap() {
+        texts.push(String::from_utf8_lossy(&out[..r.len]).into_owned());
+    }
+    assert_eq!(texts, ["one", "three"]);
+    assert_eq!(rx.stats().bad_header, 1);
+    assert_eq!(rx.stats().unbound, 0);
+
+    assert!(!link.is_broken(), "the bad message's buffer went back");
+}
+
+#[test]
+fn descriptor_out_of_range_is_counted_by_kind_and_skipped() {
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "03_master_sent_three"));
+    let shm = region.shm();
+    let (entry, _) = avail_buffer(&shm, g, 1);
+    shm.write(entry, &99u16.to_le_bytes()).unwrap();
+    let mut storage = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(remote_rings(&shm, g), Kicks::default(), &mut storage);
+    let _ep = link.bind(30).unwrap();
+    let (_tx, mut rx) = link.split();
+    let mut out = [0u8; 496];
+    let mut texts = Vec::new();
+    while let Some(r) = rx.try_recv(&mut out).unwrap() {
+        texts.push(String::from_utf8_lossy(&out[..r.len]).into_owned());
+    }
+    assert_eq!(texts, ["one", "three"]);
+
+    let (_, r) = link.ring_stats();
+    assert_eq!(r.failures.descriptor_index_out_of_range, 1);
+    assert_eq!(r.failures.total(), 1);
+}
+
+#[test]
+fn too_short_output_keeps_the_message_for_the_next_call() {
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "03_master_sent_three"));
+    let shm = region.shm();
+    let mut storage = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(remote_rings(&shm, g), Kicks::default(), &mut storage);
+    let _ep = link.bind(30).unwrap();
+    let (_tx, mut rx) = link.split();
+    let mut small = [0u8; 2];
+    assert_eq!(
+        rx.try_recv(&mut small),
+        Err(rpmsg::Error::TooLong { len: 3, max: 2 })
+    );
+    let mut out = [0u8; 8];
+    let r = rx.try_recv(&mut out).unwrap().unwrap();
+    assert_eq!(&out[..r.len], b"one", "the kept message comes first");
+    let r = rx.try_recv(&mut out).unwrap().unwrap();
+    assert_eq!(&out[..r.len], b"two");
+}
+
+/// A notifier whose mailbox can be full.
+#[derive(Clone, Default)]
+struct Fifo(Rc<RefCell<(bool, Vec<u8>)>>);
+impl ErrorType for Fifo {
+    type Error = ipc_traits::mailbox::ErrorKind;
+}
+impl Notify for Fifo {
+    fn notify(&mut self, q: QueueId) -> Result<(), Self::Error> {
+        let mut s = self.0.borrow_mut();
+        if s.0 {
+            return Err(ipc_traits::mailbox::ErrorKind::WouldBlock);
+        }
+        s.1.push(q.index());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_refused_doorbell_is_owed_counted_and_rung_later() {
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "01_master_init"));
+    let shm = region.shm();
+    let fifo = Fifo::default();
+    let rings = remote_rings(&shm, g).notify_always(true);
+    let mut storage = Storage::<1>::new();
+    let mut link = Link::new(rings, fifo.clone(), &mut storage);
+    let ep = link.bind(30).unwrap();
+    let (mut tx, rx) = link.split();
+    fifo.0.borrow_mut().0 = true;
+    assert_eq!(
+        tx.announce(&ep, "full-mailbox"),
+        Ok(Sent::Sent),
+        "the message is out"
+    );
+    assert!(tx.owes_doorbell() && rx.owes_doorbell());
+    assert_eq!(
+        (tx.stats().doorbells, tx.stats().doorbells_deferred),
+        (0, 1)
+    );
+    tx.flush();
+    assert!(tx.owes_doorbell(), "still full: still owed");
+    fifo.0.borrow_mut().0 = false;
+    let mut rx = rx;
+    rx.flush();
+    assert!(!tx.owes_doorbell());
+    assert_eq!(
+        rx.stats().doorbells,
+        1,
+        "the receive half rang the owed doorbell"
+    );
+    assert_eq!(fifo.0.borrow().1, [0]);
+}
+
+#[derive(Default)]
+struct Quiet;
+impl ErrorType for Quiet {
+    type Error = core::convert::Infallible;
+}
+impl Notify for Quiet {
+    fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn halves_are_send_over_raw_memory_and_move_to_other_threads() {
+    fn send<T: Send>(_: &T) {}
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "01_master_init"));
+    let shm = region.shm();
+    let mut storage = Storage::<1>::new();
+    let mut link = Link::new(remote_rings(&shm, g), Quiet, &mut storage);
+    let ep = link.bind(30).unwrap();
+    let (mut tx, mut rx) = link.split();
+    send(&tx);
+    send(&rx);
+    // The receive half on one thread, the transmit half on another.
+    std::thread::scope(|s| {
+        let r = s.spawn(move || {
+            let mut out = [0u8; 8];
+            rx.try_recv(&mut out).unwrap()
+        });
+        let t = s.spawn(move || tx.announce(&ep, "from-a-thread").unwrap());
+        assert_eq!(r.join().unwrap(), None, "01 holds no message");
+        assert_eq!(t.join().unwrap(), Sent::Sent);
+    });
+    assert_eq!(link.tx_stats().messages, 1);
 }

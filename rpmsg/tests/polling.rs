@@ -1,5 +1,6 @@
-//! A side that polls asks the peer not to ring (`set_peer_notifications`):
-//! the peer's doorbells stop, nothing is lost, and resuming re-checks.
+//! A side that polls asks the peer not to ring (`set_peer_notifications`
+//! on its halves): the peer's doorbells stop, nothing is lost, and
+//! resuming re-checks.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,58 +10,37 @@
 mod common;
 
 use common::{master_rings, region, remote_rings, Backing, Master, Quiet, Remote, SIZE};
-use rpmsg::link::{Link, RxMode};
+use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::rings::Halves;
 use rpmsg::session::SessionWord;
 
-fn pair(shm: &common::M) -> (Master<'_>, Remote<'_>) {
+fn pair<'m>(
+    shm: &'m common::M,
+    ms: &'m mut Storage<2>,
+    rs: &'m mut Storage<2>,
+) -> (Master<'m>, Remote<'m>) {
     SessionWord::at(common::REMOTE_WORD).begin(shm, 3).unwrap();
     let (_, rings) = master_rings(shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
+    let master: Master<'_> = Link::new(rings, Quiet, ms);
     let (_, rings) = remote_rings(shm);
-    let remote: Remote<'_> = Link::new(rings, Quiet);
+    let remote: Remote<'_> = Link::new(rings, Quiet, rs);
     (master, remote)
 }
 
 /// Sends `n` messages from `from`'s endpoint to `to`'s and lets `to` take
 /// each one (copying), checking order and content.
-/// (`Sender`/`Receiver` let one helper serve both roles.)
-fn exchange<A, B>(n: u32, from: (&A, &rpmsg::link::Endpoint), to: (&B, &rpmsg::link::Endpoint))
-where
-    A: Sender,
-    B: Receiver,
-{
+fn exchange<'a, A: Halves<'a>, B: Halves<'a>>(
+    n: u32,
+    from: (&mut Tx<'_, 'a, A, Quiet>, &Endpoint),
+    to: (&mut Rx<'_, 'a, B, Quiet>, &Endpoint),
+) {
     for k in 0..n {
-        from.0.send(from.1, to.1.addr(), &k.to_le_bytes());
+        let sent = from.0.try_send(from.1, to.1.addr(), &k.to_le_bytes());
+        assert_eq!(sent.unwrap(), Sent::Sent);
         let mut buf = [0u8; 8];
-        let len = to.0.recv(to.1, &mut buf);
-        assert_eq!(&buf[..len], &k.to_le_bytes(), "message {k}");
-    }
-}
-
-trait Sender {
-    fn send(&self, ep: &rpmsg::link::Endpoint, dst: u32, data: &[u8]);
-}
-trait Receiver {
-    fn recv(&self, ep: &rpmsg::link::Endpoint, buf: &mut [u8]) -> usize;
-}
-impl Sender for Master<'_> {
-    fn send(&self, ep: &rpmsg::link::Endpoint, dst: u32, data: &[u8]) {
-        self.try_send(ep, dst, data).unwrap();
-    }
-}
-impl Sender for Remote<'_> {
-    fn send(&self, ep: &rpmsg::link::Endpoint, dst: u32, data: &[u8]) {
-        self.try_send(ep, dst, data).unwrap();
-    }
-}
-impl Receiver for Master<'_> {
-    fn recv(&self, ep: &rpmsg::link::Endpoint, buf: &mut [u8]) -> usize {
-        self.try_recv(ep, buf).unwrap().len
-    }
-}
-impl Receiver for Remote<'_> {
-    fn recv(&self, ep: &rpmsg::link::Endpoint, buf: &mut [u8]) -> usize {
-        self.try_recv(ep, buf).unwrap().len
+        let r = to.0.try_recv(&mut buf).unwrap().expect("message");
+        assert_eq!((r.dst, r.src), (to.1.addr(), from.1.addr()));
+        assert_eq!(&buf[..r.len], &k.to_le_bytes(), "message {k}");
     }
 }
 
@@ -68,53 +48,117 @@ impl Receiver for Remote<'_> {
 fn a_polling_master_silences_the_remote_without_losing_messages() {
     let mut b = Box::new(Backing([0; SIZE]));
     let shm = region(&mut b);
-    let (master, remote) = pair(&shm);
-    let mep = master.create_endpoint(1024, RxMode::Queue).unwrap();
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+    let (mut ms, mut rs) = (Storage::new(), Storage::new());
+    let (mut master, mut remote) = pair(&shm, &mut ms, &mut rs);
+    let mep = master.bind(1024).unwrap();
+    let rep = remote.bind(40).unwrap();
+    let (_mtx, mut mrx) = master.split();
+    let (mut rtx, _rrx) = remote.split();
 
     // Both ways with doorbells: the remote rings for what it sends.
-    exchange(20, (&remote, &rep), (&master, &mep));
-    let rung = remote.stats().notifications_sent;
+    exchange(20, (&mut rtx, &rep), (&mut mrx, &mep));
+    let rung = rtx.stats().doorbells;
     assert!(rung >= 20, "{rung}");
 
-    // The master polls: the remote stops ringing, everything arrives.
-    assert_eq!(master.set_peer_notifications(false), Ok(false));
-    exchange(50, (&remote, &rep), (&master, &mep));
-    assert_eq!(
-        remote.stats().notifications_sent,
-        rung,
-        "no doorbell while polled"
-    );
-    assert!(remote.ring_stats().0.notifications_suppressed >= 50);
+    // The master's receive half polls: the remote stops ringing for
+    // messages, everything arrives.
+    assert_eq!(mrx.set_peer_notifications(false), Ok(false));
+    exchange(50, (&mut rtx, &rep), (&mut mrx, &mep));
+    assert_eq!(rtx.stats().doorbells, rung, "no doorbell while polled");
+    let suppressed = remote.ring_stats().0.notifications_suppressed;
+    assert!(suppressed >= 50, "{suppressed}");
 
     // A message sent while silenced, then resuming: the re-check finds it.
-    remote.try_send(&rep, 1024, b"late").unwrap();
-    assert_eq!(master.set_peer_notifications(true), Ok(true));
+    let (_mtx, mut mrx) = master.split();
+    let (mut rtx, _rrx) = remote.split();
+    assert_eq!(rtx.try_send(&rep, 1024, b"late"), Ok(Sent::Sent));
+    assert_eq!(mrx.set_peer_notifications(true), Ok(true));
     let mut buf = [0u8; 8];
-    let r = master.try_recv(&mep, &mut buf).unwrap();
+    let r = mrx.try_recv(&mut buf).unwrap().unwrap();
     assert_eq!(&buf[..r.len], b"late");
-    exchange(5, (&remote, &rep), (&master, &mep));
-    assert!(remote.stats().notifications_sent > rung, "ringing again");
+    exchange(5, (&mut rtx, &rep), (&mut mrx, &mep));
+    assert!(rtx.stats().doorbells > rung, "ringing again");
+}
+
+/// The transmit parts: a side that finds its transmit buffers by polling
+/// silences the doorbells for buffers the peer hands back, and only
+/// those; its sends keep finding buffers.
+#[test]
+fn a_transmit_half_silences_only_the_returned_buffer_doorbells() {
+    let mut b = Box::new(Backing([0; SIZE]));
+    let shm = region(&mut b);
+    let (mut ms, mut rs) = (Storage::new(), Storage::new());
+    let (mut master, mut remote) = pair(&shm, &mut ms, &mut rs);
+    let mep = master.bind(1024).unwrap();
+    let rep = remote.bind(40).unwrap();
+    let (mut mtx, mut mrx) = master.split();
+    let (mut rtx, mut rrx) = remote.split();
+    // Messages consumed by the remote ring the master; receive buffers
+    // handed back by the master ring the remote.
+    exchange(10, (&mut mtx, &mep), (&mut rrx, &rep));
+    exchange(10, (&mut rtx, &rep), (&mut mrx, &mep));
+    let (consumed, returned) = (rrx.stats().doorbells, mrx.stats().doorbells);
+    assert!(consumed >= 1 && returned >= 1, "{consumed} {returned}");
+
+    // The master's transmit half polls for consumed buffers: the remote
+    // stops ringing for them, 50 sends over a 4-entry ring still go out.
+    mtx.set_peer_notifications(false).unwrap();
+    exchange(50, (&mut mtx, &mep), (&mut rrx, &rep));
+    assert_eq!(
+        rrx.stats().doorbells,
+        consumed,
+        "no consumed-buffer doorbell"
+    );
+    // The remote's transmit half likewise for posted receive buffers.
+    rtx.set_peer_notifications(false).unwrap();
+    exchange(50, (&mut rtx, &rep), (&mut mrx, &mep));
+    assert_eq!(
+        mrx.stats().doorbells,
+        returned,
+        "no returned-buffer doorbell"
+    );
+    // The messages themselves still ring: only the returns were silenced.
+    let (sent_m, sent_r) = (mtx.stats().doorbells, rtx.stats().doorbells);
+    exchange(3, (&mut mtx, &mep), (&mut rrx, &rep));
+    exchange(3, (&mut rtx, &rep), (&mut mrx, &mep));
+    assert!(mtx.stats().doorbells > sent_m && rtx.stats().doorbells > sent_r);
+
+    // Resumed: the returns ring again.
+    mtx.set_peer_notifications(true).unwrap();
+    rtx.set_peer_notifications(true).unwrap();
+    exchange(10, (&mut mtx, &mep), (&mut rrx, &rep));
+    exchange(10, (&mut rtx, &rep), (&mut mrx, &mep));
+    assert!(
+        rrx.stats().doorbells > consumed,
+        "consumed buffers ring again"
+    );
+    assert!(
+        mrx.stats().doorbells > returned,
+        "returned buffers ring again"
+    );
 }
 
 #[test]
 fn a_polling_remote_silences_the_master() {
     let mut b = Box::new(Backing([0; SIZE]));
     let shm = region(&mut b);
-    let (master, remote) = pair(&shm);
-    let mep = master.create_endpoint(1024, RxMode::Queue).unwrap();
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    exchange(10, (&master, &mep), (&remote, &rep));
-    let rung = master.stats().notifications_sent;
+    let (mut ms, mut rs) = (Storage::new(), Storage::new());
+    let (mut master, mut remote) = pair(&shm, &mut ms, &mut rs);
+    let mep = master.bind(1024).unwrap();
+    let rep = remote.bind(40).unwrap();
+    let (mut mtx, _mrx) = master.split();
+    let (_rtx, mut rrx) = remote.split();
+    exchange(10, (&mut mtx, &mep), (&mut rrx, &rep));
+    let rung = mtx.stats().doorbells;
     assert!(rung >= 10);
-    assert_eq!(remote.set_peer_notifications(false), Ok(false));
-    exchange(50, (&master, &mep), (&remote, &rep));
-    assert_eq!(master.stats().notifications_sent, rung);
+    assert_eq!(rrx.set_peer_notifications(false), Ok(false));
+    exchange(50, (&mut mtx, &mep), (&mut rrx, &rep));
+    assert_eq!(mtx.stats().doorbells, rung);
     assert_eq!(
-        remote.set_peer_notifications(true),
+        rrx.set_peer_notifications(true),
         Ok(false),
         "nothing pending"
     );
-    exchange(5, (&master, &mep), (&remote, &rep));
-    assert!(master.stats().notifications_sent > rung);
+    exchange(5, (&mut mtx, &mep), (&mut rrx, &rep));
+    assert!(mtx.stats().doorbells > rung);
 }

@@ -1,5 +1,6 @@
 //! Peer restarts: detection through session words, teardown, re-announce,
-//! and no message of an old session delivered afterwards.
+//! and no message of an old session delivered afterwards (on the link's
+//! halves, `rpmsg::duplex`, with its restart and queue layers).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,24 +16,96 @@ use common::{
     MASTER_WORD, NUM, POOL, REMOTE_WORD, SIZE, TABLE, VRING1,
 };
 use ipc_traits::shm::SharedMemory;
-use rpmsg::link::{Error, Link, NsEvent, RxMode};
-use rpmsg::rings::{MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::duplex::ns::{NsDirectory, NsEvent};
+use rpmsg::duplex::queues::{Endpoints, Queues};
+use rpmsg::duplex::restart::{Announcements, Ended};
+use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::rings::{Halves, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, TableBuilder, VdevEvent, VdevView, VdevWatch, VringSpec, FW_RSC_ADDR_ANY,
     VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::session::{PeerState, PeerWatch, SessionWord};
-use rpmsg::wire::ADDR_ANY;
+use rpmsg::wire::{ADDR_ANY, NS_ADDR};
+use rpmsg::Error;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
-fn service_addr(link: &Master<'_>) -> Option<u32> {
-    link.service().unwrap();
-    while let Some(ev) = link.try_ns_event() {
-        if let NsEvent::Created(s) = ev {
-            return Some(s.addr);
+/// The address of the service `name` the peer announced, reading the
+/// receive half (messages to 53 go to the directory; others are not
+/// expected).
+fn service_addr<'a, R: Halves<'a>>(
+    rx: &mut Rx<'_, 'a, R, Quiet>,
+    dir: &mut NsDirectory<2>,
+    name: &str,
+) -> Option<u32> {
+    let mut out = [0u8; 64];
+    while let Some(r) = rx.try_recv(&mut out).unwrap() {
+        assert_eq!(r.dst, NS_ADDR, "only announcements expected");
+        let _event: Option<NsEvent> = dir.on_message::<Legacy>(&out[..r.len]);
+    }
+    dir.lookup_service(name)
+}
+
+/// Sends sequence numbers from `ep` to 40 until `n` went out or no buffer
+/// is free; returns how many went out.
+fn send_seq<'a, R: Halves<'a>>(
+    tx: &mut Tx<'_, 'a, R, Quiet>,
+    ep: &Endpoint,
+    seq: &mut u32,
+    n: u32,
+) -> u32 {
+    let mut sent = 0;
+    for _ in 0..n {
+        match tx.try_send(ep, 40, &seq.to_le_bytes()).unwrap() {
+            Sent::Sent => {
+                sent += 1;
+                *seq += 1;
+            }
+            Sent::NoBuffer => break,
         }
     }
-    link.lookup_service("echo")
+    sent
+}
+
+/// Takes up to `n` messages, each delivered once.
+fn take_some<'a, R: Halves<'a>>(
+    rx: &mut Rx<'_, 'a, R, Quiet>,
+    n: u32,
+    delivered: &mut HashSet<u32>,
+) {
+    let mut buf = [0u8; 4];
+    for _ in 0..n {
+        if let Some(r) = rx.try_recv(&mut buf).unwrap() {
+            assert_eq!(r.len, 4);
+            assert!(
+                delivered.insert(u32::from_le_bytes(buf)),
+                "duplicate delivery"
+            );
+        }
+    }
+}
+
+/// One round of traffic before a reset: the master sends `round % NUM + 1`
+/// messages (as far as buffers go) from a fresh endpoint, the remote takes
+/// `round % 3` of them, and with `round % 4 == 3` its queue layer pulls the
+/// rest into the endpoint's queue without the application taking them.
+/// Returns how many were sent.
+fn traffic<'a, 'b>(
+    master: &mut Master<'a>,
+    remote: &mut Remote<'b>,
+    queues: &mut Queues<'b, M, 1, { NUM }>,
+    round: u32,
+    seq: &mut u32,
+    delivered: &mut HashSet<u32>,
+) -> u32 {
+    let mep = master.bind(ADDR_ANY).unwrap();
+    let sent = send_seq(&mut master.split().0, &mep, seq, round % NUM as u32 + 1);
+    take_some(&mut remote.split().1, round % 3, delivered);
+    if round % 4 == 3 {
+        let mut eps = Endpoints::new(remote.split().1, queues).unwrap();
+        assert!(eps.pump().unwrap());
+    }
+    sent
 }
 
 #[test]
@@ -41,51 +114,69 @@ fn remote_survives_master_restart_and_old_session_is_never_delivered() {
     let shm = region(&mut b);
     SessionWord::at(REMOTE_WORD).begin(&shm, 7).unwrap();
     let (_, rings) = master_rings(&shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
+    let mut ms = Storage::<2>::new();
+    let mut master: Master<'_> = Link::new(rings, Quiet, &mut ms);
     let (mut watch, rings) = remote_rings(&shm);
-    let remote: Remote<'_> = Link::new(rings, Quiet);
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    remote.announce(&rep, "echo").unwrap();
-    assert_eq!(service_addr(&master), Some(40));
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    for k in 0..3u8 {
-        master.try_send(&mep, 40, &[k]).unwrap();
+    let mut rs = Storage::<2>::new();
+    let mut remote: Remote<'_> = Link::new(rings, Quiet, &mut rs);
+    let mut queues: Queues<'_, M, 2, 4> = Queues::new();
+    let rep = remote.bind(40).unwrap();
+    let mut ann = Announcements::<2>::new();
+    assert_eq!(
+        ann.announce(&mut remote.split().0, &rep, "echo"),
+        Ok(Sent::Sent)
+    );
+    master.bind(NS_ADDR).unwrap();
+    let mut dir = NsDirectory::<2>::new();
+    assert_eq!(
+        service_addr(&mut master.split().1, &mut dir, "echo"),
+        Some(40)
+    );
+    let mep = master.bind(ADDR_ANY).unwrap();
+    let mut seq = 0;
+    assert_eq!(send_seq(&mut master.split().0, &mep, &mut seq, 3), 3);
+    {
+        // The application takes one in place; the queue layer holds the
+        // other two (the ones the restart must count as dropped).
+        let mut eps = Endpoints::new(remote.split().1, &mut queues).unwrap();
+        let held = eps.try_recv_held(&rep).unwrap().unwrap();
+        assert_eq!(held.payload().unwrap(), &0u32.to_le_bytes()[..]);
+        drop(held);
+        assert!(eps.pump().unwrap());
+        assert_eq!(eps.queued(&rep), 2);
     }
-    let held = remote.try_recv_held(&rep).unwrap();
-    assert_eq!(held.payload().unwrap(), &[0]);
-    // `try_recv_held` stops at the first message for `rep`; a service pass
-    // queues the other two (the ones the restart must count as dropped).
-    remote.service().unwrap();
 
     // The master reboots: a new master link over freshly laid-out rings.
-    // (The old link object is abandoned, as a rebooted core abandons its RAM.)
+    // (The old link object is abandoned, as a rebooted core abandons its
+    // RAM.) A message held across the restart cannot exist: it borrows the
+    // receive half, which the restart needs.
     let (session, rings) = master_rings(&shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
+    let mut ms = Storage::<2>::new();
+    let mut master: Master<'_> = Link::new(rings, Quiet, &mut ms);
     assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(session));
     watch.follow(session);
     let (_, rings) = remote_rings(&shm);
-    let report = remote.restart(rings).unwrap();
-    assert_eq!(
-        (report.lost, report.reannounce),
-        (2, 1),
-        "two queued messages dropped, one service"
-    );
-    assert!(held.is_stale());
-    assert!(matches!(held.payload(), Err(Error::Reset)));
-    drop(held); // never reaches the new rings
-    assert_eq!(remote.try_ns_event(), Some(NsEvent::PeerReset));
-    let s = remote.stats();
-    assert_eq!((s.peer_resets, s.lost_at_reset), (1, 2));
+    let report = remote.restart(rings);
+    let lost = report.lost + queues.forget_session();
+    assert_eq!(lost, 2, "two queued messages dropped");
+    assert_eq!(ann.on_restart(), 1, "one service to announce again");
 
-    // The service was announced again; traffic resumes, nothing old shows up.
-    assert_eq!(service_addr(&master), Some(40));
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    master.try_send(&mep, 40, b"new").unwrap();
+    // The service is announced again; traffic resumes, nothing old shows up.
+    assert_eq!(ann.reannounce(&mut remote.split().0), Ok(0));
+    master.bind(NS_ADDR).unwrap();
+    let mut dir = NsDirectory::<2>::new();
+    assert_eq!(
+        service_addr(&mut master.split().1, &mut dir, "echo"),
+        Some(40)
+    );
+    let mep = master.bind(ADDR_ANY).unwrap();
+    assert_eq!(master.split().0.try_send(&mep, 40, b"new"), Ok(Sent::Sent));
+    let mut eps = Endpoints::new(remote.split().1, &mut queues).unwrap();
     let mut buf = [0u8; 16];
-    let r = remote.try_recv(&rep, &mut buf).unwrap();
+    let r = eps.try_recv(&rep, &mut buf).unwrap().unwrap();
     assert_eq!(&buf[..r.len], b"new");
-    assert_eq!(remote.try_recv(&rep, &mut buf), Err(Error::WouldBlock));
-    assert_eq!(remote.leaked_buffers(), 0);
+    assert_eq!(eps.try_recv(&rep, &mut buf), Ok(None));
+    assert_eq!(eps.rx_stats().return_failures, 0);
 }
 
 #[test]
@@ -95,54 +186,63 @@ fn master_survives_remote_restart_and_counts_unconfirmed() {
     let remote_word = SessionWord::at(REMOTE_WORD);
     let first = remote_word.begin(&shm, 100).unwrap();
     let (_, rings) = master_rings(&shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
+    let mut ms = Storage::<1>::new();
+    let master: Master<'_> = Link::new(rings, Quiet, &mut ms);
     let mut watch = PeerWatch::new(remote_word, first);
     let (_, rings) = remote_rings(&shm);
-    let remote: Remote<'_> = Link::new(rings, Quiet);
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    master.announce(&mep, "host").unwrap();
-    for k in 0..3u8 {
-        master.try_send(&mep, 40, &[k]).unwrap();
+    let mut rs = Storage::<1>::new();
+    let mut remote: Remote<'_> = Link::new(rings, Quiet, &mut rs);
+    let _rep = remote.bind(40).unwrap();
+    let mut master = master;
+    let mep = master.bind(ADDR_ANY).unwrap();
+    let mut ann = Announcements::<1>::new();
+    {
+        let (mut mtx, _) = master.split();
+        assert_eq!(ann.announce(&mut mtx, &mep, "host"), Ok(Sent::Sent));
+        let mut seq = 0;
+        assert_eq!(send_seq(&mut mtx, &mep, &mut seq, 3), 3);
     }
-    let mut buf = [0u8; 16];
-    assert_eq!(remote.try_recv(&rep, &mut buf).unwrap().len, 1);
-    let mut tx = master.try_alloc_tx().unwrap();
-    tx.write(0, b"pending").unwrap();
+    // The remote takes the first message (the announcement to 53, which
+    // it does not bind, goes back counted as unbound).
+    let mut buf = [0u8; 64];
+    let (_, mut rrx) = remote.split();
+    assert_eq!(rrx.try_recv(&mut buf).unwrap().unwrap().len, 4);
+    assert_eq!(rrx.stats().unbound, 1);
 
     // The remote reboots (a new session of its own); the master notices,
-    // lays the rings out again under a new session and restarts.
-    // (The old remote link is abandoned: its core rebooted.)
+    // ends its session while the rings are intact, lays them out again
+    // under a new session and restarts. (The old remote link is
+    // abandoned: its core rebooted.)
     let second = remote_word.begin(&shm, 100).unwrap();
     assert_eq!(second, first + 1);
     assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(second));
     watch.follow(second);
-    let report = master.end_session().unwrap();
-    let (_, rings) = master_rings(&shm, 1);
-    assert_eq!(master.restart(rings).unwrap(), report);
+    let (ended, report) = master.end_session();
     // The announcement plus three messages were published; the remote
     // returned the announcement and the first message: two unconfirmed.
     assert_eq!(report.unconfirmed, 2);
-    assert_eq!(
-        tx.send(&mep, 40),
-        Err(Error::Reset),
-        "a buffer lent before the restart cannot be sent"
-    );
+    let (_, rings) = master_rings(&shm, 1);
+    let mut master = ended.restart(rings);
+    assert_eq!(ann.on_restart(), 1);
+    let (mut mtx, _) = master.split();
+    assert_eq!(ann.reannounce(&mut mtx), Ok(0), "the master re-announced");
     let (_, rings) = remote_rings(&shm);
-    let remote: Remote<'_> = Link::new(rings, Quiet);
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    remote.service().unwrap();
-    assert_eq!(
-        remote.lookup_service("host"),
-        Some(mep.addr()),
-        "the master re-announced"
-    );
-    master.try_send(&mep, 40, b"after").unwrap();
-    let r = remote.try_recv(&rep, &mut buf).unwrap();
+    let mut rs = Storage::<2>::new();
+    let mut remote: Remote<'_> = Link::new(rings, Quiet, &mut rs);
+    remote.bind(40).unwrap();
+    remote.bind(NS_ADDR).unwrap();
+    let (_, mut rrx) = remote.split();
+    let mut dir = NsDirectory::<1>::new();
+    let r = rrx.try_recv(&mut buf).unwrap().unwrap();
+    assert_eq!(r.dst, NS_ADDR);
+    assert!(dir.on_message::<Legacy>(&buf[..r.len]).is_some());
+    assert_eq!(dir.lookup_service("host"), Some(mep.addr()));
+    assert_eq!(mtx.try_send(&mep, 40, b"after"), Ok(Sent::Sent));
+    let r = rrx.try_recv(&mut buf).unwrap().unwrap();
     assert_eq!(&buf[..r.len], b"after");
     assert_eq!(
-        remote.try_recv(&rep, &mut buf),
-        Err(Error::WouldBlock),
+        rrx.try_recv(&mut buf),
+        Ok(None),
         "no replay from the old session"
     );
 }
@@ -153,54 +253,43 @@ fn hundred_remote_restarts_during_traffic_account_for_every_message() {
     let shm = region(&mut b);
     let remote_word = SessionWord::at(REMOTE_WORD);
     let (_, rings) = master_rings(&shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let mut ms = Storage::<1>::new();
+    let mut master: Master<'_> = Link::new(rings, Quiet, &mut ms);
+    let mep = master.bind(ADDR_ANY).unwrap();
     let mut delivered = HashSet::new();
-    let mut sent = 0u32;
-    let mut seq = 0u32;
+    let (mut sent, mut seq, mut unconfirmed, mut resets) = (0u32, 0u32, 0u32, 0u32);
     for round in 0..100u32 {
         remote_word.begin(&shm, 1).unwrap();
         let (_, rings) = remote_rings(&shm);
-        let remote: Remote<'_> = Link::new(rings, Quiet);
-        let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
+        let mut rs = Storage::<1>::new();
+        let mut remote: Remote<'_> = Link::new(rings, Quiet, &mut rs);
+        remote.bind(40).unwrap();
         // Some traffic; the remote takes only part of it before "crashing".
-        for _ in 0..(round % NUM as u32) + 1 {
-            match master.try_send(&mep, 40, &seq.to_le_bytes()) {
-                Ok(()) => {
-                    sent += 1;
-                    seq += 1;
-                }
-                Err(Error::WouldBlock) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        let mut buf = [0u8; 4];
-        for _ in 0..round % 3 {
-            if let Ok(r) = remote.try_recv(&rep, &mut buf) {
-                assert_eq!(r.len, 4);
-                assert!(
-                    delivered.insert(u32::from_le_bytes(buf)),
-                    "duplicate delivery"
-                );
-            }
-        }
+        sent += send_seq(
+            &mut master.split().0,
+            &mep,
+            &mut seq,
+            round % NUM as u32 + 1,
+        );
+        take_some(&mut remote.split().1, round % 3, &mut delivered);
         // (This remote "crashes": its link is abandoned.)
-        // Master side: the remote is gone; end the session, then lay the
+        // Master side: the remote is gone; end the session (nothing can be
+        // sent until the restart: `Ended` has no halves), then lay the
         // rings out again and restart over them.
-        master.end_session().unwrap();
-        assert_eq!(master.try_send(&mep, 40, b"x"), Err(Error::Reset));
+        let (ended, report) = master.end_session();
+        unconfirmed += report.unconfirmed;
+        resets += 1;
         let (_, rings) = master_rings(&shm, 1);
-        master.restart(rings).unwrap();
+        master = ended.restart(rings);
     }
-    let s = master.stats();
-    assert_eq!(s.peer_resets, 100);
+    assert_eq!(resets, 100);
     assert_eq!(
-        delivered.len() as u32 + s.unconfirmed_at_reset,
+        delivered.len() as u32 + unconfirmed,
         sent,
         "every message sent is either delivered once or reported unconfirmed"
     );
     assert!(
-        delivered.len() > 10 && s.unconfirmed_at_reset > 10,
+        delivered.len() > 10 && unconfirmed > 10,
         "both outcomes happen"
     );
 }
@@ -208,10 +297,10 @@ fn hundred_remote_restarts_during_traffic_account_for_every_message() {
 /// The master crashes and reboots 100 times during traffic, following the
 /// restart handshake of `rpmsg::session`: the rebooted master starts a new
 /// session and waits; the remote sees the old rings are intact, counts what
-/// it had not taken (`release_session`), attaches; the master lays the
-/// rings out for it; the remote restarts over them. Every master message
-/// is delivered once or reported lost by the remote: nothing is counted
-/// from ring memory by the test.
+/// it had not taken (`release_session`, plus what its queue layer held),
+/// attaches; the master lays the rings out for it; the remote restarts
+/// over them. Every master message is delivered once or reported lost by
+/// the remote: nothing is counted from ring memory by the test.
 #[test]
 fn hundred_master_restarts_with_the_handshake_account_for_every_message() {
     let mut b = Box::new(Backing([0; SIZE]));
@@ -223,69 +312,59 @@ fn hundred_master_restarts_with_the_handshake_account_for_every_message() {
     let m = mword.begin(&shm, 1).unwrap();
     let mut watch = PeerWatch::new(mword, m);
     rword.attach(&shm, m).unwrap();
-    let master: Master<'_> = Link::new(lay_out(&shm, own), Quiet);
+    let mut laid_out = Some(lay_out(&shm, own));
     assert_eq!(watch.attached_to(&shm, own).unwrap(), Some(m));
-    let remote: Remote<'_> = Link::new(remote_rings(&shm).1, Quiet);
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    let mut master = master;
+    let mut rs = Storage::<1>::new();
+    let mut remote: Remote<'_> = Link::new(remote_rings(&shm).1, Quiet, &mut rs);
+    remote.bind(40).unwrap();
+    let mut queues: Queues<'_, M, 1, { NUM }> = Queues::new();
     let mut delivered = HashSet::new();
-    let (mut sent, mut seq) = (0u32, 0u32);
-    let mut buf = [0u8; 4];
+    let (mut sent, mut seq, mut lost, mut resets) = (0u32, 0u32, 0u32, 0u32);
     for round in 0..100u32 {
-        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-        for _ in 0..(round % NUM as u32) + 1 {
-            match master.try_send(&mep, 40, &seq.to_le_bytes()) {
-                Ok(()) => {
-                    sent += 1;
-                    seq += 1;
-                }
-                Err(Error::WouldBlock) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        // The remote takes part of it; with round % 4 == 3 it also pulls
-        // the rest into its endpoint queue without the application taking
-        // it (queued messages are lost at the reset too).
-        for _ in 0..round % 3 {
-            if let Ok(r) = remote.try_recv(&rep, &mut buf) {
-                assert_eq!(r.len, 4);
-                assert!(delivered.insert(u32::from_le_bytes(buf)), "duplicate");
-            }
-        }
-        if round % 4 == 3 {
-            remote.service().unwrap();
-        }
+        let mut ms = Storage::<1>::new();
+        let mut master: Master<'_> = Link::new(laid_out.take().unwrap(), Quiet, &mut ms);
+        // The remote takes part of it; with round % 4 == 3 its queue layer
+        // also pulls the rest into the endpoint's queue without the
+        // application taking it (queued messages are lost at the reset too).
+        sent += traffic(
+            &mut master,
+            &mut remote,
+            &mut queues,
+            round,
+            &mut seq,
+            &mut delivered,
+        );
         // The master crashes and reboots: a new session, nothing laid out.
-        // (The old link object is replaced below, as the reboot replaces RAM.)
+        // (The old link object is abandoned, as the reboot replaces RAM.)
         let m = mword.begin(&shm, 1).unwrap();
         // The remote notices, the old rings are intact: it counts and lets go.
         assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(m));
         assert!(watch.rings_intact(&shm).unwrap());
-        remote.release_session().unwrap();
+        let (ended, report) = remote.release_session();
+        lost += report.lost + queues.forget_session();
+        resets += 1;
         rword.attach(&shm, m).unwrap();
         watch.follow(m);
         // The master lays out for the remote; the remote restarts.
-        master = Link::new(lay_out(&shm, own), Quiet);
+        laid_out = Some(lay_out(&shm, own));
         assert_eq!(watch.attached_to(&shm, own).unwrap(), Some(m));
-        remote.restart(remote_rings(&shm).1).unwrap();
+        remote = ended.restart(remote_rings(&shm).1);
+        let mut buf = [0u8; 4];
         assert_eq!(
-            remote.try_recv(&rep, &mut buf),
-            Err(Error::WouldBlock),
+            remote.split().1.try_recv(&mut buf),
+            Ok(None),
             "nothing of the old session is delivered"
         );
     }
-    let s = remote.stats();
-    assert_eq!(s.peer_resets, 100);
+    assert_eq!(resets, 100);
     assert_eq!(
-        delivered.len() as u32 + s.lost_at_reset,
+        delivered.len() as u32 + lost,
         sent,
         "every master message delivered once or reported lost by the remote"
     );
-    assert!(
-        delivered.len() > 10 && s.lost_at_reset > 10,
-        "both outcomes"
-    );
-    assert_eq!(remote.leaked_buffers(), 0);
+    assert!(delivered.len() > 10 && lost > 10, "both outcomes");
+    assert!(!remote.is_broken());
+    assert_eq!(remote.rx_stats().return_failures, 0);
 }
 
 /// The rebooted master's layout step of the handshake: only once the
@@ -343,7 +422,8 @@ fn rings_from_vdev<'m>(shm: &'m M, view: &VdevView) -> RemoteRings<'m, M, Legacy
 /// A Linux-style master resets the vdev 100 times during traffic (status
 /// 0, later the vrings and `DRIVER_OK` again, rings laid out anew). The
 /// remote follows the status byte with `VdevWatch`: at each `WentDown` it
-/// lets go of the intact old rings (counting what it had not taken), at
+/// lets go of the intact old rings (`release_session`, counting what it had
+/// not taken and what its queue layer held), at
 /// each `CameUp` it restarts over the vrings the table names. Every master
 /// message is delivered once or reported lost.
 #[test]
@@ -364,154 +444,143 @@ fn hundred_vdev_resets_by_a_linux_style_master_account_for_every_message() {
     let mut watch = VdevWatch::new();
     assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::Waiting);
 
-    let mut remote: Option<Remote<'_>> = None;
-    let mut rep = None;
+    let mut rs = Storage::<1>::new();
+    let mut storage = Some(&mut rs);
+    let mut ended: Option<Ended<'_, RemoteRings<'_, M, Legacy, NUM>, Quiet>> = None;
+    let mut queues: Queues<'_, M, 1, { NUM }> = Queues::new();
     let mut delivered = HashSet::new();
-    let (mut sent, mut seq) = (0u32, 0u32);
-    let mut buf = [0u8; 4];
+    let (mut sent, mut seq, mut lost, mut resets) = (0u32, 0u32, 0u32, 0u32);
     for round in 0..=100u32 {
         // The host probes: rings laid out, vrings and DRIVER_OK in the table.
-        let master: Master<'_> = Link::new(lay_out_rings(&shm), Quiet);
+        let mut ms = Storage::<1>::new();
+        let mut master: Master<'_> = Link::new(lay_out_rings(&shm), Quiet, &mut ms);
         host_up(&shm, info.offset);
         assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::CameUp);
         let rings = rings_from_vdev(&shm, &view);
-        match &remote {
+        let mut remote: Remote<'_> = match ended.take() {
             None => {
-                let link: Remote<'_> = Link::new(rings, Quiet);
-                rep = Some(link.create_endpoint(40, RxMode::Queue).unwrap());
-                remote = Some(link);
+                let mut link = Link::new(rings, Quiet, storage.take().unwrap());
+                link.bind(40).unwrap();
+                link
             }
-            Some(link) => {
-                link.restart(rings).unwrap();
-            }
-        }
-        let (link, rep) = (remote.as_ref().unwrap(), rep.as_ref().unwrap());
+            Some(e) => e.restart(rings),
+        };
         assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::Running);
-        assert_eq!(
-            link.try_recv(rep, &mut buf),
-            Err(Error::WouldBlock),
-            "no replay"
-        );
+        let mut buf = [0u8; 4];
+        assert_eq!(remote.split().1.try_recv(&mut buf), Ok(None), "no replay");
         if round == 100 {
             break;
         }
-        let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-        for _ in 0..(round % NUM as u32) + 1 {
-            match master.try_send(&mep, 40, &seq.to_le_bytes()) {
-                Ok(()) => {
-                    sent += 1;
-                    seq += 1;
-                }
-                Err(Error::WouldBlock) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        for _ in 0..round % 3 {
-            if let Ok(r) = link.try_recv(rep, &mut buf) {
-                assert_eq!(r.len, 4);
-                assert!(delivered.insert(u32::from_le_bytes(buf)), "duplicate");
-            }
-        }
-        if round % 4 == 3 {
-            link.service().unwrap();
-        }
+        sent += traffic(
+            &mut master,
+            &mut remote,
+            &mut queues,
+            round,
+            &mut seq,
+            &mut delivered,
+        );
         // The host resets the device; its driver state is gone.
         shm.write(TABLE + info.offset + 24, &[0]).unwrap();
         assert_eq!(watch.poll(&view, &shm).unwrap(), VdevEvent::WentDown);
-        link.release_session().unwrap();
-        assert_eq!(link.try_recv(rep, &mut buf), Err(Error::Reset));
+        // Nothing can be received until the restart: `Ended` has no halves.
+        let (e, report) = remote.release_session();
+        lost += report.lost + queues.forget_session();
+        resets += 1;
+        ended = Some(e);
     }
-    let s = remote.as_ref().unwrap().stats();
-    assert_eq!((s.peer_resets, watch.restarts()), (100, 100));
+    assert_eq!((resets, watch.restarts()), (100, 100));
     assert_eq!(
-        delivered.len() as u32 + s.lost_at_reset,
+        delivered.len() as u32 + lost,
         sent,
         "every message delivered once or reported lost"
     );
-    assert!(
-        delivered.len() > 10 && s.lost_at_reset > 10,
-        "both outcomes"
-    );
+    assert!(delivered.len() > 10 && lost > 10, "both outcomes");
 }
 
-/// Destroying an endpoint unbinds it whatever state the link is in: a
-/// foreign handle comes back untouched; queued and stalled messages go back
-/// to the peer; a ring that refuses them does not keep the address bound;
-/// and between `end_session` and `restart` the address is freed too, so the
-/// new session can bind it again and nothing is delivered to an orphan.
+/// Unbinding an endpoint frees its address whatever state the link is in:
+/// the queue layer gives its queued messages back to the peer first
+/// (`discard`); a ring that refuses buffers does not keep the address
+/// bound; and after a restart the address can be bound again, so the new
+/// session delivers to the new binding and nothing to an orphan.
 #[test]
 fn destroy_endpoint_always_unbinds() {
     let mut b = Box::new(Backing([0; SIZE]));
     let shm = region(&mut b);
     SessionWord::at(REMOTE_WORD).begin(&shm, 7).unwrap();
     let (_, rings) = master_rings(&shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
+    let mut ms = Storage::<1>::new();
+    let mut master: Master<'_> = Link::new(rings, Quiet, &mut ms);
     let (mut watch, rings) = remote_rings(&shm);
-    let remote: Remote<'_> = Link::new(rings, Quiet);
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
+    let mut rs = Storage::<2>::new();
+    let mut remote: Remote<'_> = Link::new(rings, Quiet, &mut rs);
+    let mut queues: Queues<'_, M, 2, 4> = Queues::new();
+    let mep = master.bind(ADDR_ANY).unwrap();
 
-    // A handle of another link comes back with the error, nothing changed.
-    let foreign = master.create_endpoint(40, RxMode::Queue).unwrap();
-    let (foreign, e) = remote.destroy_endpoint(foreign).unwrap_err();
-    assert_eq!((foreign.addr(), e), (40, Error::NoSuchEndpoint));
-    master.destroy_endpoint(foreign).unwrap();
-
-    // Live session: two messages queued for 40, reception stalled on one
-    // for the callback endpoint 41 (no handler at hand in `service`).
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    let cb = remote.create_endpoint(41, RxMode::Callback).unwrap();
+    // Live session: two messages queued for 40, one for 41.
+    let rep = remote.bind(40).unwrap();
+    let cb = remote.bind(41).unwrap();
     for dst in [40, 40, 41] {
-        master.try_send(&mep, dst, b"m").unwrap();
+        assert_eq!(master.split().0.try_send(&mep, dst, b"m"), Ok(Sent::Sent));
     }
-    remote.service().unwrap();
-    remote.destroy_endpoint(rep).unwrap();
-    remote.destroy_endpoint(cb).unwrap();
+    {
+        let mut eps = Endpoints::new(remote.split().1, &mut queues).unwrap();
+        assert!(eps.pump().unwrap());
+        assert_eq!((eps.discard(&rep), eps.discard(&cb)), (Ok(2), Ok(1)));
+    }
+    remote.unbind(rep);
+    remote.unbind(cb);
     // All three buffers came back: the master fills the whole ring again.
-    for _ in 0..NUM {
-        master.try_send(&mep, 40, b"unbound").unwrap();
+    let mut seq = 0;
+    assert_eq!(
+        send_seq(&mut master.split().0, &mep, &mut seq, NUM as u32),
+        NUM as u32
+    );
+    {
+        let (_, mut rrx) = remote.split();
+        assert_eq!(rrx.try_recv(&mut [0u8; 8]), Ok(None));
+        assert_eq!(rrx.stats().unbound, NUM as u32);
     }
-    remote.service().unwrap();
-    assert_eq!(remote.stats().rx_unbound, NUM as u32);
 
     // A ring that refuses the buffers (the peer broke it) does not keep the
     // endpoint: it is unbound, its address free.
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    for _ in 0..2 {
-        master.try_send(&mep, 40, b"q").unwrap();
+    let rep = remote.bind(40).unwrap();
+    assert_eq!(send_seq(&mut master.split().0, &mep, &mut seq, 2), 2);
+    {
+        let mut eps = Endpoints::new(remote.split().1, &mut queues).unwrap();
+        assert!(eps.pump().unwrap());
     }
-    remote.service().unwrap();
     let (_, vring1) = common::layouts();
     let idx_at = vring1.avail_offset() + 2;
     let mut idx = [0u8; 2];
     shm.read(idx_at, &mut idx).unwrap();
     let lie = u16::from_ne_bytes(idx).wrapping_add(100);
     shm.write(idx_at, &lie.to_ne_bytes()).unwrap();
-    assert!(remote.service().is_err());
+    {
+        let mut eps = Endpoints::new(remote.split().1, &mut queues).unwrap();
+        assert!(matches!(eps.pump(), Err(Error::Ring(_))));
+        assert_eq!(eps.discard(&rep), Ok(2));
+    }
     assert!(remote.is_broken());
-    remote.destroy_endpoint(rep).unwrap();
-    let rep = remote.create_endpoint(40, RxMode::Queue).unwrap();
-    remote.announce(&rep, "echo").unwrap();
+    remote.unbind(rep);
+    let rep = remote.bind(40).unwrap();
 
-    // The master reboots; the remote ends its session and destroys its
-    // endpoint before restarting.
+    // The master reboots; the remote restarts and unbinds before it
+    // receives anything of the new session.
     let (session, rings) = master_rings(&shm, 1);
-    let master: Master<'_> = Link::new(rings, Quiet);
+    let mut ms = Storage::<1>::new();
+    let mut master: Master<'_> = Link::new(rings, Quiet, &mut ms);
     assert_eq!(watch.check(&shm).unwrap(), PeerState::Restarted(session));
     watch.follow(session);
-    remote.end_session().unwrap();
-    remote.destroy_endpoint(rep).unwrap();
     let (_, rings) = remote_rings(&shm);
-    remote.restart(rings).unwrap();
-    // Not announced again; the address is free for the new session.
-    assert_eq!(service_addr(&master), None);
-    let cb = remote.create_endpoint(40, RxMode::Callback).unwrap();
-    let mep = master.create_endpoint(ADDR_ANY, RxMode::Queue).unwrap();
-    master.try_send(&mep, 40, b"new").unwrap();
-    let mut got = Vec::new();
-    remote
-        .poll(|m| got.push((m.dst, m.payload.to_vec())))
-        .unwrap();
-    assert_eq!(got, [(40, b"new".to_vec())]);
-    remote.destroy_endpoint(cb).unwrap();
-    assert_eq!(remote.leaked_buffers(), 0);
+    let report = remote.restart(rings);
+    assert_eq!(report.lost + queues.forget_session(), 0);
+    assert!(!remote.is_broken(), "the new rings are sound");
+    remote.unbind(rep);
+    // The address is free for the new session.
+    let rep = remote.bind(40).unwrap();
+    let mep = master.bind(ADDR_ANY).unwrap();
+    assert_eq!(master.split().0.try_send(&mep, 40, b"new"), Ok(Sent::Sent));
+    let mut out = [0u8; 8];
+    let r = remote.split().1.try_recv(&mut out).unwrap().unwrap();
+    assert_eq!((r.dst, &out[..r.len]), (rep.addr(), &b"new"[..]));
 }

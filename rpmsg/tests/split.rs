@@ -16,7 +16,9 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::power::WakeLock;
 use ipc_traits::shm::RawRegion;
-use rpmsg::link::{Link, RxMode};
+use rpmsg::duplex::queues::{Endpoints, Queues};
+use rpmsg::duplex::watch::Watchdog;
+use rpmsg::duplex::{Link, Rx, Sent, Storage, Tx};
 use rpmsg::split::{
     Part, PlacementError, Region, Side, SplitConfig, SplitError, SplitLayout, SplitRings,
 };
@@ -60,7 +62,23 @@ fn region() -> RawRegion<Coherent> {
     unsafe { RawRegion::new(base, SIZE, 0x4000_0000, Coherent) }.unwrap()
 }
 
-type SplitLink<'m> = Link<'m, SplitRings<'m, RawRegion<Coherent>, Legacy, NUM>, Bell, 2, 8, 2>;
+type Rings<'m> = SplitRings<'m, RawRegion<Coherent>, Legacy, NUM>;
+type SplitLink<'m> = Link<'m, Rings<'m>, Bell>;
+
+fn rings<'m>(
+    mem: &'m RawRegion<Coherent>,
+    side: Side,
+    consumed: bool,
+    wake: Option<&'m WakeLock>,
+) -> Rings<'m> {
+    let mut cfg = SplitConfig::new(LAYOUT, side);
+    cfg.consumed_notify = consumed;
+    cfg.wake = wake;
+    cfg.unresponsive_after = 5;
+    // SAFETY: each link owns its pool; the peer's is reached only through
+    // the ring.
+    unsafe { SplitRings::<_, Legacy, NUM>::new(mem, cfg) }.unwrap()
+}
 
 fn open<'m>(
     mem: &'m RawRegion<Coherent>,
@@ -68,15 +86,9 @@ fn open<'m>(
     consumed: bool,
     wake: Option<&'m WakeLock>,
     bell: Bell,
+    storage: &'m mut Storage<2>,
 ) -> SplitLink<'m> {
-    let mut cfg = SplitConfig::new(LAYOUT, side);
-    cfg.consumed_notify = consumed;
-    cfg.wake = wake;
-    cfg.unresponsive_after = 5;
-    // SAFETY: each link owns its pool; the peer's is reached only through
-    // the ring.
-    let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(mem, cfg) }.unwrap();
-    Link::new(rings, bell)
+    Link::new(rings(mem, side, consumed, wake), bell, storage)
 }
 
 #[test]
@@ -151,28 +163,43 @@ fn placement_errors_are_typed() {
     );
 }
 
-/// Runs both links until neither makes progress.
-fn pump(a: &SplitLink<'_>, bell_to_a: &Bell, b: &SplitLink<'_>, bell_to_b: &Bell) {
-    for _ in 0..64 {
-        a.on_notify(bell_to_a.take());
-        a.service().unwrap();
-        b.on_notify(bell_to_b.take());
-        b.service().unwrap();
-        if bell_to_a.0.get() == 0 && bell_to_b.0.get() == 0 {
-            return;
-        }
-    }
-    panic!("doorbells never settled");
+/// Hands the doorbells rung towards one side to both its halves (what its
+/// mailbox interrupt does).
+fn deliver<'m>(
+    bell: &Bell,
+    tx: &mut Tx<'_, 'm, Rings<'m>, Bell>,
+    rx: &mut Rx<'_, 'm, Rings<'m>, Bell>,
+) {
+    let rung = bell.take();
+    rx.on_notify(rung);
+    tx.on_notify(rung).unwrap();
 }
 
 fn echo(consumed: bool) {
     let mem = region();
     let (to_a, to_b) = (Bell::default(), Bell::default());
     let (lock_a, lock_b) = (WakeLock::new(), WakeLock::new());
-    let a = open(&mem, Side::A, consumed, Some(&lock_a), to_b.clone());
-    let b = open(&mem, Side::B, consumed, Some(&lock_b), to_a.clone());
-    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
+    let (mut sa, mut sb) = (Storage::new(), Storage::new());
+    let mut a = open(
+        &mem,
+        Side::A,
+        consumed,
+        Some(&lock_a),
+        to_b.clone(),
+        &mut sa,
+    );
+    let mut b = open(
+        &mem,
+        Side::B,
+        consumed,
+        Some(&lock_b),
+        to_a.clone(),
+        &mut sb,
+    );
+    let ea = a.bind(30).unwrap();
+    let eb = b.bind(40).unwrap();
+    let (mut atx, mut arx) = a.split();
+    let (mut btx, mut brx) = b.split();
     let mut buf = [0u8; 496];
     for round in 0..300u32 {
         let n = (round as usize * 37) % 497;
@@ -184,39 +211,48 @@ fn echo(consumed: bool) {
             if n > 0 {
                 m[0] = k as u8;
             }
-            a.try_send(&ea, 40, &m).unwrap();
+            assert_eq!(atx.try_send(&ea, 40, &m).unwrap(), Sent::Sent);
         }
         assert!(!lock_a.deep_sleep_allowed(), "buffers in flight");
-        for k in 0..burst {
-            pump(&a, &to_a, &b, &to_b);
-            let r = b.try_recv(&eb, &mut buf).unwrap();
-            assert_eq!((r.src, r.len), (30, n));
-            if n > 0 {
-                assert_eq!(buf[0], k as u8);
-                assert_eq!(&buf[1..n], &msg[1..]);
+        let (mut echoed, mut back) = (0, 0);
+        for _ in 0..64 {
+            // B echoes what arrives, in order; each side receives until its
+            // ring is empty (the end of its pass).
+            deliver(&to_b, &mut btx, &mut brx);
+            while let Some(r) = brx.try_recv(&mut buf).unwrap() {
+                assert_eq!((r.dst, r.src, r.len), (40, 30, n));
+                if n > 0 {
+                    assert_eq!(buf[0], echoed as u8);
+                    assert_eq!(&buf[1..n], &msg[1..]);
+                }
+                assert_eq!(btx.try_send(&eb, 30, &buf[..n]).unwrap(), Sent::Sent);
+                echoed += 1;
             }
-            b.try_send(&eb, 30, &buf[..n]).unwrap();
+            deliver(&to_a, &mut atx, &mut arx);
+            while let Some(r) = arx.try_recv(&mut buf).unwrap() {
+                assert_eq!((r.src, r.len), (40, n));
+                back += 1;
+            }
+            if to_a.0.get() == 0 && to_b.0.get() == 0 {
+                break;
+            }
         }
-        pump(&a, &to_a, &b, &to_b);
-        for _ in 0..burst {
-            let r = a.try_recv(&ea, &mut buf).unwrap();
-            assert_eq!((r.src, r.len), (40, n));
-        }
-        pump(&a, &to_a, &b, &to_b);
+        assert_eq!((echoed, back), (burst, burst), "round {round}");
+        assert_eq!((to_a.0.get(), to_b.0.get()), (0, 0), "doorbells settled");
         // Everything came back and was confirmed: both may sleep.
         assert!(
             lock_a.deep_sleep_allowed(),
-            "round {round}: a still held {} {:?}",
+            "round {round}: a still held {}",
             lock_a.holders(),
-            a.ring_stats()
         );
         assert!(lock_b.deep_sleep_allowed(), "round {round}: b still held");
     }
-    let (sa, sb) = (a.stats(), b.stats());
-    assert_eq!(sa.messages_sent, sb.messages_received);
-    assert_eq!(sb.messages_sent, sa.messages_received);
-    assert_eq!(sa.messages_sent, (0..300).map(|r| 1 + r % 3).sum::<u32>());
-    assert_eq!(sa.peer_unresponsive + sb.peer_unresponsive, 0);
+    let (ta, ra, tb, rb) = (atx.stats(), arx.stats(), btx.stats(), brx.stats());
+    assert_eq!(ta.messages, rb.messages);
+    assert_eq!(tb.messages, ra.messages);
+    assert_eq!(ta.messages, (0..300).map(|r| 1 + r % 3).sum::<u32>());
+    assert_eq!(ra.bad_header + rb.bad_header + ra.unbound + rb.unbound, 0);
+    assert!(!a.is_broken() && !b.is_broken());
 }
 
 #[test]
@@ -234,31 +270,47 @@ fn guard_is_held_until_the_consumed_word_covers_the_return() {
     let mem = region();
     let (to_a, to_b) = (Bell::default(), Bell::default());
     let lock = WakeLock::new();
-    let a = open(&mem, Side::A, true, Some(&lock), to_b.clone());
-    let b = open(&mem, Side::B, true, None, to_a.clone());
-    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
-    a.try_send(&ea, 40, b"one").unwrap();
-    a.try_send(&ea, 40, b"two").unwrap();
+    let (mut sa, mut sb) = (Storage::new(), Storage::new());
+    let mut a = open(&mem, Side::A, true, Some(&lock), to_b.clone(), &mut sa);
+    let mut b = open(&mem, Side::B, true, None, to_a.clone(), &mut sb);
+    let ea = a.bind(30).unwrap();
+    let eb = b.bind(40).unwrap();
+    let (mut atx, mut arx) = a.split();
+    let (mut btx, brx) = b.split();
+    // B's messages wait in a queue (holding their buffers), as a consumer
+    // task would take them later.
+    let mut queues: Queues<'_, _, 2, 4> = Queues::new();
+    let mut brx = Endpoints::new(brx, &mut queues).unwrap();
+    assert_eq!(atx.try_send(&ea, 40, b"one").unwrap(), Sent::Sent);
+    assert_eq!(atx.try_send(&ea, 40, b"two").unwrap(), Sent::Sent);
     assert_eq!(lock.holders(), 2, "one guard per in-flight buffer");
     // Exactly one "message available" doorbell for the burst.
     let rung = to_b.take();
     assert_eq!(rung.iter().count(), 1);
     // B has not been told: it does not read A's ring.
-    b.service().unwrap();
-    assert!(b.try_recv(&eb, &mut [0; 8]).is_err());
-    b.on_notify(rung);
+    assert!(brx.pump().unwrap());
+    assert_eq!(brx.queued(&eb), 0);
+    brx.on_notify(rung);
+    btx.on_notify(rung).unwrap();
+    // B's pass queues both and ends (the ring is empty): its consumed word
+    // covers what it saw, not the buffers it still holds.
+    assert!(brx.pump().unwrap());
+    assert_eq!(brx.queued(&eb), 2);
+    deliver(&to_a, &mut atx, &mut arx);
+    assert!(!lock.deep_sleep_allowed(), "nothing returned yet");
     let mut out = [0u8; 8];
-    assert_eq!(b.try_recv(&eb, &mut out).unwrap().len, 3);
-    // One buffer returned but the pass is not over for A: still held (the
-    // other buffer is queued at B, so the pass ended; its return is not).
-    a.service().unwrap();
+    assert_eq!(brx.try_recv(&eb, &mut out).unwrap().unwrap().len, 3);
+    // One buffer returned (a late return, confirmed and rung at once),
+    // the other is still B's.
+    deliver(&to_a, &mut atx, &mut arx);
     assert!(!lock.deep_sleep_allowed());
-    assert_eq!(b.try_recv(&eb, &mut out).unwrap().len, 3);
+    assert_eq!(brx.try_recv(&eb, &mut out).unwrap().unwrap().len, 3);
     // B's late return confirms and rings the consumed notification.
-    assert!(!to_a.take().is_empty());
-    a.service().unwrap();
+    let rung = to_a.take();
+    assert!(!rung.is_empty());
+    atx.on_notify(rung).unwrap();
     assert!(lock.deep_sleep_allowed());
+    assert!(arx.try_recv(&mut out).unwrap().is_none());
 }
 
 #[test]
@@ -266,41 +318,51 @@ fn unresponsive_peer_is_given_up_after_the_bound() {
     let mem = region();
     let (to_a, to_b) = (Bell::default(), Bell::default());
     let lock = WakeLock::new();
-    let a = open(&mem, Side::A, true, Some(&lock), to_b.clone());
-    let b = open(&mem, Side::B, true, None, to_a.clone());
-    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, RxMode::Queue).unwrap();
-    a.try_send(&ea, 40, b"hello").unwrap();
+    let (mut sa, mut sb) = (Storage::new(), Storage::new());
+    let mut a = open(&mem, Side::A, true, Some(&lock), to_b.clone(), &mut sa);
+    let mut b = open(&mem, Side::B, true, None, to_a.clone(), &mut sb);
+    let ea = a.bind(30).unwrap();
+    b.bind(40).unwrap();
+    let (mut atx, mut arx) = a.split();
+    let (mut btx, mut brx) = b.split();
+    // The ring's own bound (5 ticks, `SplitConfig::unresponsive_after`)
+    // counts; the watchdog's is off.
+    let mut dog = Watchdog::new(0);
+    assert_eq!(atx.try_send(&ea, 40, b"hello").unwrap(), Sent::Sent);
     // The peer never answers: 4 ticks are within the bound of 5.
     for _ in 0..4 {
-        assert_eq!(a.tick().unwrap(), 0);
+        assert!(!dog.tick(&mut atx));
     }
     assert!(!lock.deep_sleep_allowed());
-    assert_eq!(a.tick().unwrap(), 1);
+    assert!(dog.tick(&mut atx));
     assert!(lock.deep_sleep_allowed(), "guards released");
-    assert_eq!(a.stats().peer_unresponsive, 1);
+    assert_eq!(dog.unresponsive(), 1);
     // Nothing more to give up.
-    assert_eq!(a.tick().unwrap(), 0);
+    assert!(!dog.tick(&mut atx));
     // The buffer stays lent: it was not reused, and when the peer finally
     // answers, it comes back and the link goes on.
-    b.on_notify(to_b.take());
-    assert_eq!(b.try_recv(&eb, &mut [0; 8]).unwrap().len, 5);
-    b.service().unwrap();
-    a.on_notify(to_a.take());
-    a.try_send(&ea, 40, b"again").unwrap();
-    b.on_notify(to_b.take());
-    assert_eq!(b.try_recv(&eb, &mut [0; 8]).unwrap().len, 5);
+    let mut out = [0u8; 8];
+    deliver(&to_b, &mut btx, &mut brx);
+    assert_eq!(brx.try_recv(&mut out).unwrap().unwrap().len, 5);
+    assert!(brx.try_recv(&mut out).unwrap().is_none());
+    deliver(&to_a, &mut atx, &mut arx);
+    assert_eq!(atx.try_send(&ea, 40, b"again").unwrap(), Sent::Sent);
+    deliver(&to_b, &mut btx, &mut brx);
+    assert_eq!(brx.try_recv(&mut out).unwrap().unwrap().len, 5);
+    assert!(brx.try_recv(&mut out).unwrap().is_none());
     // Progress between ticks keeps the counter at zero.
-    a.try_send(&ea, 40, b"x").unwrap();
+    assert_eq!(atx.try_send(&ea, 40, b"x").unwrap(), Sent::Sent);
     for _ in 0..3 {
-        assert_eq!(a.tick().unwrap(), 0);
+        assert!(!dog.tick(&mut atx));
     }
-    b.on_notify(to_b.take());
-    assert_eq!(b.try_recv(&eb, &mut [0; 8]).unwrap().len, 1);
+    deliver(&to_a, &mut atx, &mut arx);
+    deliver(&to_b, &mut btx, &mut brx);
+    assert_eq!(brx.try_recv(&mut out).unwrap().unwrap().len, 1);
+    assert!(brx.try_recv(&mut out).unwrap().is_none());
     for _ in 0..10 {
-        assert_eq!(a.tick().unwrap(), 0);
+        assert!(!dog.tick(&mut atx));
     }
-    assert_eq!(a.stats().peer_unresponsive, 1);
+    assert_eq!(dog.unresponsive(), 1);
 }
 
 #[test]
@@ -308,15 +370,13 @@ fn restart_releases_parked_guards() {
     let mem = region();
     let to_b = Bell::default();
     let lock = WakeLock::new();
-    let a = open(&mem, Side::A, true, Some(&lock), to_b.clone());
-    let ea = a.create_endpoint(30, RxMode::Queue).unwrap();
-    a.try_send(&ea, 40, b"lost").unwrap();
+    let mut sa = Storage::new();
+    let mut a = open(&mem, Side::A, true, Some(&lock), to_b.clone(), &mut sa);
+    let ea = a.bind(30).unwrap();
+    assert_eq!(a.split().0.try_send(&ea, 40, b"lost").unwrap(), Sent::Sent);
     assert!(!lock.deep_sleep_allowed());
-    let mut cfg = SplitConfig::new(LAYOUT, Side::A);
-    cfg.wake = Some(&lock);
-    // SAFETY: the old rings are dropped by the restart; the pool is ours.
-    let fresh = unsafe { SplitRings::<_, Legacy, NUM>::new(&mem, cfg) }.unwrap();
-    let report = a.restart(fresh).unwrap();
+    let fresh = rings(&mem, Side::A, true, Some(&lock));
+    let report = a.restart(fresh);
     assert_eq!(report.unconfirmed, 1);
     assert!(lock.deep_sleep_allowed());
 }

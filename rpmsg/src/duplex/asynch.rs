@@ -25,17 +25,64 @@
 //! ([`Endpoints::poll_recv`] inside `poll_fn`), never across an `.await`;
 //! a poll that queues messages for other endpoints wakes their tasks.
 
+use core::cell::RefCell;
 use core::future::poll_fn;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
+
+use critical_section::Mutex;
 
 use ipc_traits::mailbox::Notify;
 
-use crate::asynch::WakerSlot;
 use crate::rings::Halves;
 use crate::Error;
 
 use super::queues::Endpoints;
 use super::{Endpoint, HeldMessage, Received, Rx, Sent, Tx};
+
+/// One waker, registered from a task and woken from an interrupt.
+#[derive(Debug)]
+pub struct WakerSlot {
+    waker: Mutex<RefCell<Option<Waker>>>,
+}
+
+impl Default for WakerSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WakerSlot {
+    /// An empty slot (`const`, for `static`s).
+    pub const fn new() -> Self {
+        Self {
+            waker: Mutex::new(RefCell::new(None)),
+        }
+    }
+
+    /// Registers `waker`, replacing (and waking) a different one: a slot
+    /// serves one task at a time, and the task it displaces must look
+    /// again rather than wait for ever.
+    pub fn register(&self, waker: &Waker) {
+        let displaced = critical_section::with(|cs| {
+            let mut slot = self.waker.borrow_ref_mut(cs);
+            match slot.as_ref() {
+                Some(w) if w.will_wake(waker) => None,
+                _ => slot.replace(waker.clone()),
+            }
+        });
+        // Woken outside the critical section: a waker may run executor code.
+        if let Some(old) = displaced {
+            old.wake();
+        }
+    }
+
+    /// Wakes the registered task, if any, and empties the slot.
+    pub fn wake(&self) {
+        if let Some(w) = critical_section::with(|cs| self.waker.borrow_ref_mut(cs).take()) {
+            w.wake();
+        }
+    }
+}
 
 /// The wakers of the two halves (`const`, for a `static`).
 #[derive(Debug, Default)]
@@ -196,7 +243,9 @@ impl<'a, R: Halves<'a>, N: Notify> Endpoints<'_, 'a, R, N> {
     /// One poll of a receive for `ep` ([`Endpoints::try_recv`]): for tasks
     /// that share the layer under a lock held for this call only, inside
     /// `poll_fn`. Wakes the tasks of other endpoints this poll queued
-    /// messages for, or whose queue has room again.
+    /// messages for, and every other task when this poll ended a stall
+    /// (messages for them may wait in the ring, announced by no further
+    /// doorbell).
     ///
     /// # Errors
     ///
@@ -214,9 +263,13 @@ impl<'a, R: Halves<'a>, N: Notify> Endpoints<'_, 'a, R, N> {
         let queued = self.stats().queued;
         let stalled = self.is_stalled();
         let res = poll_twice(slot, cx, || self.try_recv(ep, out));
-        if self.stats().queued != queued || (stalled && !self.is_stalled()) {
+        // Reception resumed after a stall: the ring may hold messages for
+        // any endpoint, and no doorbell announces them again (they came
+        // while reception was stopped): every other task looks once.
+        let resumed = stalled && !self.is_stalled();
+        if self.stats().queued != queued || resumed {
             for (k, other) in wakers.rx.iter().enumerate() {
-                if Some(k) != self.slot(ep) && self.queued_at(k) > 0 {
+                if Some(k) != self.slot(ep) && (resumed || self.queued_at(k) > 0) {
                     other.wake();
                 }
             }

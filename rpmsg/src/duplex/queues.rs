@@ -314,6 +314,11 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         self.rx.flush();
     }
 
+    /// The peer rang `queues` (see [`Rx::on_notify`]).
+    pub fn on_notify(&mut self, queues: ipc_traits::mailbox::QueueSet) {
+        self.rx.on_notify(queues);
+    }
+
     /// Whether a doorbell is still owed to the peer (see
     /// [`super::Tx::owes_doorbell`]).
     pub fn owes_doorbell(&self) -> bool {
@@ -460,7 +465,7 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
             self.give_back(m.token, m.buf);
         }
         for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
-            let Some(slot) = self.st.ring.take()? else {
+            let Some(slot) = self.take_slot()? else {
                 return Ok(None);
             };
             if let Some(m) = self.check(slot)? {

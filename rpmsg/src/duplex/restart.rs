@@ -135,9 +135,12 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
 
     /// As [`Link::end_session`], and also counts as lost the messages the
     /// peer had made available on the receive ring that this side had not
-    /// taken, read from the old rings: call it only while they are intact
-    /// (see [`crate::link::Link::release_session`] for when that is). Then
-    /// every message is accounted for: delivered, lost, or unconfirmed.
+    /// taken, read from the old rings. Call it only while they are intact:
+    /// a remote whose master restarted, before the master lays the rings
+    /// out again (the session handshake of [`crate::session`] tells: the
+    /// new master word still has `peer_session` 0), or a master whose
+    /// remote restarted (the master owns the ring memory). Then every
+    /// message is accounted for: delivered, lost, or unconfirmed.
     pub fn release_session(self) -> (Ended<'a, R, N>, RestartReport) {
         self.end(true)
     }

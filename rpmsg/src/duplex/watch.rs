@@ -69,15 +69,21 @@ impl Watchdog {
     }
 
     /// Ages the waits on the peer by one tick: rings the doorbells owed
-    /// (observing the mailbox as it is now), and probes for a transmit
-    /// buffer if a send found none (without keeping it). Returns `true`
-    /// when the peer was just found unresponsive (counted in
-    /// [`Watchdog::unresponsive`]).
+    /// (observing the mailbox as it is now), ages the rings' own bound
+    /// (split ownership: [`crate::split::SplitConfig::unresponsive_after`]
+    /// ticks without the peer returning or confirming what it holds
+    /// release the wake guards parked with those buffers, which stay lent),
+    /// and probes for a transmit buffer if a send found none (without
+    /// keeping it). Returns `true` when the peer was just found
+    /// unresponsive (counted in [`Watchdog::unresponsive`]).
     ///
     /// Buffers lent by [`Tx::try_alloc`] count as taken: do not keep them
     /// across ticks.
     pub fn tick<'a, R: Halves<'a>, N: Notify>(&mut self, tx: &mut Tx<'_, 'a, R, N>) -> bool {
         tx.flush();
+        // The rings' own bound (split ownership released the wake guards of
+        // the buffers the peer keeps): an episode of its own.
+        let gave_up = tx.st.ring.tick();
         self.kick_age = if tx.owes_doorbell() {
             self.kick_age.saturating_add(1)
         } else {
@@ -100,16 +106,19 @@ impl Watchdog {
             }
         }
         let due = |age: u32| self.after != 0 && age >= self.after;
+        let mut found = gave_up;
         if due(self.kick_age) || due(self.starve_age) {
             if !self.reported {
                 self.reported = true;
-                self.unresponsive = self.unresponsive.wrapping_add(1);
-                return true;
+                found = true;
             }
         } else if self.kick_age == 0 && !self.starved {
             self.reported = false;
         }
-        false
+        if found {
+            self.unresponsive = self.unresponsive.wrapping_add(1);
+        }
+        found
     }
 
     /// Times the peer was found unresponsive (episodes, wrapping).

@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
-use rpmsg::link::Link;
+use rpmsg::duplex::Link;
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::session::{PeerWatch, SessionWord};
 use vring::{BufferArea, Layout, Legacy, Suppression};
@@ -43,8 +43,8 @@ impl Notify for Quiet {
 pub struct Backing(pub [u8; SIZE]);
 
 pub type M = RawRegion<Coherent>;
-pub type Master<'m, N = Quiet> = Link<'m, MasterRings<'m, M, Legacy, NUM>, N, 2, 8, 2>;
-pub type Remote<'m, N = Quiet> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, N, 2, 8, 2>;
+pub type Master<'m, N = Quiet> = Link<'m, MasterRings<'m, M, Legacy, NUM>, N>;
+pub type Remote<'m, N = Quiet> = Link<'m, RemoteRings<'m, M, Legacy, NUM>, N>;
 
 /// Window offset of vring1 (vring0 is at 0).
 pub const VRING1: usize = V1;
