@@ -24,7 +24,7 @@ use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::power::WakeLock;
 use ipc_traits::shm::{RawRegion, SharedMemory};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::duplex::{Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -421,21 +421,16 @@ impl Bell {
     }
 }
 
-type SplitLink<'m> = rpmsg::link::Link<
-    'm,
-    SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>,
-    Bell,
-    2,
-    8,
-    2,
-    256,
->;
+type SplitLink<'m> = Link<'m, SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>, Bell>;
+type SplitTx<'l, 'm> = Tx<'l, 'm, SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>, Bell>;
+type SplitRx<'l, 'm> = Rx<'l, 'm, SplitRings<'m, SimCore<MASTER_LINE>, Legacy, SPLIT_NUM>, Bell>;
 
 fn split_link<'m>(
     core: &'m SimCore<MASTER_LINE>,
     side: Side,
     bell: Bell,
     wake: Option<&'m WakeLock>,
+    storage: &'m mut Storage<1>,
 ) -> SplitLink<'m> {
     let mut cfg = SplitConfig::new(SPLIT, side);
     cfg.consumed_notify = true;
@@ -443,7 +438,22 @@ fn split_link<'m>(
     // SAFETY: each side owns its pool; the peer's is reached only through
     // the ring.
     let rings = unsafe { SplitRings::<_, Legacy, SPLIT_NUM>::new(core, cfg) }.unwrap();
-    rpmsg::link::Link::new(rings, bell)
+    Link::new(rings, bell, storage)
+}
+
+/// One pass of a side: the doorbells it was rung, given to both halves
+/// (the peer's pass ended; a message is available), then a receive pass
+/// (ending it rings the consumed-buffer notification). What it received.
+fn split_pass(
+    tx: &mut SplitTx<'_, '_>,
+    rx: &mut SplitRx<'_, '_>,
+    rang: &Bell,
+    got: &mut [u8],
+) -> Option<rpmsg::duplex::Received> {
+    let set = rang.take();
+    tx.on_notify(set).unwrap();
+    rx.on_notify(set);
+    rx.try_recv(got).unwrap()
 }
 
 /// Split ownership with the consumed-buffer notification, started over
@@ -465,8 +475,9 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
     let ca = mem.core::<MASTER_LINE>(pinned(9));
     let cb = mem.core::<MASTER_LINE>(pinned(10));
     let (to_a, to_b) = (Bell::default(), Bell::default());
-    let a = split_link(&ca, Side::A, to_b.clone(), None);
-    let b = split_link(&cb, Side::B, to_a.clone(), None);
+    let (mut sa, mut sb) = (Storage::new(), Storage::new());
+    let mut a = split_link(&ca, Side::A, to_b.clone(), None, &mut sa);
+    let mut b = split_link(&cb, Side::B, to_a.clone(), None, &mut sb);
     for region in [SPLIT.a, SPLIT.b] {
         let mut word = [0u8; 4];
         mem.peek(region.consumed, &mut word).unwrap();
@@ -477,26 +488,24 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
             region.consumed
         );
     }
-    let ea = a.create_endpoint(30, rpmsg::link::RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, rpmsg::link::RxMode::Queue).unwrap();
+    let ea = a.bind(30).unwrap();
+    let eb = b.bind(40).unwrap();
+    let (mut atx, mut arx) = a.split();
+    let (mut btx, mut brx) = b.split();
     let mut got = [0u8; 64];
-    for (from, to, bell_from, bell_to, src, dst, ep_from, ep_to) in [
-        (&a, &b, &to_a, &to_b, 30, 40, &ea, &eb),
-        (&b, &a, &to_b, &to_a, 40, 30, &eb, &ea),
-    ] {
-        from.try_send(ep_from, dst, b"first").unwrap();
+    for a_to_b in [true, false] {
+        let (ftx, frx, ttx, trx, bell_from, bell_to, src, dst, ep_from) = if a_to_b {
+            (&mut atx, &mut arx, &mut btx, &mut brx, &to_a, &to_b, 30, 40, &ea)
+        } else {
+            (&mut btx, &mut brx, &mut atx, &mut arx, &to_b, &to_a, 40, 30, &eb)
+        };
+        assert_eq!(ftx.try_send(ep_from, dst, b"first"), Ok(Sent::Sent));
         let mut delivered = None;
         for _ in 0..16 {
-            from.on_notify(bell_from.take());
-            from.service().unwrap();
-            to.on_notify(bell_to.take());
-            match to.try_recv(ep_to, &mut got) {
-                Ok(r) => {
-                    delivered = Some(r);
-                    break;
-                }
-                Err(rpmsg::Error::WouldBlock) => {}
-                Err(e) => panic!("{e}"),
+            assert_eq!(split_pass(ftx, frx, bell_from, &mut got), None);
+            delivered = split_pass(ttx, trx, bell_to, &mut got);
+            if delivered.is_some() {
+                break;
             }
         }
         let r = delivered.expect("the first message of the session never arrived");
@@ -521,26 +530,23 @@ fn split_consumed_word_is_read_fresh() {
     let ca = mem.core::<MASTER_LINE>(pinned(11));
     let cb = mem.core::<MASTER_LINE>(pinned(12));
     let (to_a, to_b) = (Bell::default(), Bell::default());
-    let a = split_link(&ca, Side::A, to_b.clone(), Some(&lock_a));
-    let b = split_link(&cb, Side::B, to_a.clone(), None);
-    let ea = a.create_endpoint(30, rpmsg::link::RxMode::Queue).unwrap();
-    let eb = b.create_endpoint(40, rpmsg::link::RxMode::Queue).unwrap();
+    let (mut sa, mut sb) = (Storage::new(), Storage::new());
+    let mut a = split_link(&ca, Side::A, to_b.clone(), Some(&lock_a), &mut sa);
+    let mut b = split_link(&cb, Side::B, to_a.clone(), None, &mut sb);
+    let ea = a.bind(30).unwrap();
+    let _eb = b.bind(40).unwrap();
+    let (mut atx, mut arx) = a.split();
+    let (mut btx, mut brx) = b.split();
     let mut got = [0u8; 64];
     for round in 0..2 * SPLIT_NUM {
         let text = format!("message {round}");
-        a.try_send(&ea, 40, text.as_bytes()).unwrap();
+        assert_eq!(atx.try_send(&ea, 40, text.as_bytes()), Ok(Sent::Sent));
         let mut delivered = None;
         for _ in 0..16 {
-            a.on_notify(to_a.take());
-            a.service().unwrap();
-            b.on_notify(to_b.take());
-            match b.try_recv(&eb, &mut got) {
-                Ok(r) => {
-                    delivered = Some(r);
-                    break;
-                }
-                Err(rpmsg::Error::WouldBlock) => {}
-                Err(e) => panic!("{e}"),
+            assert_eq!(split_pass(&mut atx, &mut arx, &to_a, &mut got), None);
+            delivered = split_pass(&mut btx, &mut brx, &to_b, &mut got);
+            if delivered.is_some() {
+                break;
             }
         }
         let r = delivered.unwrap_or_else(|| {
@@ -556,9 +562,8 @@ fn split_consumed_word_is_read_fresh() {
         );
         // B ends its pass: the consumed word says "seen and returned", and
         // B waits for the next doorbell.
-        assert_eq!(b.try_recv(&eb, &mut got), Err(rpmsg::Error::WouldBlock));
-        a.on_notify(to_a.take());
-        a.service().unwrap();
+        assert_eq!(brx.try_recv(&mut got), Ok(None));
+        assert_eq!(split_pass(&mut atx, &mut arx, &to_a, &mut got), None);
     }
     assert_eq!(
         lock_a.holders(),
