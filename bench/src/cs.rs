@@ -1,6 +1,6 @@
 //! The critical-section implementation of this binary.
 //!
-//! `rpmsg::duplex` rings its doorbell inside a critical section. On the
+//! `rpmsg::link` rings its doorbell inside a critical section. On the
 //! single-core firmware it is written for that is `cpsid`/`cpsie` (a few
 //! instructions, no memory barrier); `critical-section`'s `std`
 //! implementation is a process-wide mutex (locked instructions, which

@@ -1,5 +1,5 @@
 //! The stack under test: a master link on core 0 and a remote link on core
-//! 1 over one [`Window`] ([`rpmsg::duplex`]: the master's transmit half
+//! 1 over one [`Window`] ([`rpmsg::link`]: the master's transmit half
 //! sends, the remote's receive half receives), 16 buffers of 512 bytes per
 //! direction, doorbells by polled counters ([`crate::doorbell`]).
 #![allow(unsafe_code)]
@@ -11,7 +11,7 @@ use std::time::Instant;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{Notify, NotifyRx};
 use ipc_traits::shm::{DirectMemory, RawRegion};
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::{ADDR_ANY, HEADER_LEN};
 use vring::{BufferArea, Layout, Legacy, Suppression};

@@ -1,7 +1,7 @@
 //! The fault-injection suite: the end-to-end echo of [`crate::link`] under
 //! every fault the simulations can inject, on every backend.
 //!
-//! A master and a remote `rpmsg` link ([`rpmsg::duplex::Link`]) run on two threads over one
+//! A master and a remote `rpmsg` link ([`rpmsg::link::Link`]) run on two threads over one
 //! [`SimMemory`], each behind its own non-coherent write-back cache, and ring
 //! each other through a backend's simulated mailbox. Backends plug in through
 //! a [`FaultLink`] fixture (a [`DoorbellLink`] whose simulation can inject
@@ -62,10 +62,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use ipc_traits::mailbox::{ErrorType, Notify, NotifyRx, QueueId, Spins};
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::restart::{Announcements, Ended, RestartReport};
-use rpmsg::duplex::watch::Watchdog;
-use rpmsg::duplex::{Endpoint, Link, RxStats, Sent, Storage, Tx, TxStats};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::restart::{Announcements, Ended, RestartReport};
+use rpmsg::link::watch::Watchdog;
+use rpmsg::link::{Endpoint, Link, RxStats, Sent, Storage, Tx, TxStats};
 use rpmsg::rings::{Halves, RemoteRings};
 use rpmsg::session::{PeerState, PeerWatch, SessionWord};
 use rpmsg::wire::{ADDR_ANY, NS_ADDR};

@@ -13,7 +13,7 @@
 //! counts, instead of waiting out a time budget.
 
 use ipc_traits::mailbox::{blocking_notify, Notify, NotifyRx, QueueId};
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::{Halves, MasterRings, RemoteRings};
 use vring::{Legacy, Suppression};
 

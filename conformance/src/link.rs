@@ -1,5 +1,5 @@
 //! The end-to-end link suite: a master and a remote `rpmsg` link
-//! ([`rpmsg::duplex`]) on two threads (two simulated cores), each behind its
+//! ([`rpmsg::link`]) on two threads (two simulated cores), each behind its
 //! own non-coherent write-back cache over one [`SimMemory`], each driving
 //! its link through its transmit and receive halves and ringing the other
 //! through a backend's simulated mailbox.
@@ -22,11 +22,11 @@ use std::thread;
 
 use ipc_traits::buf::{Dirty, ShmBuf};
 use ipc_traits::mailbox::{blocking_notify, Budget, Notify, NotifyRx, QueueId, Spins};
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::restart::Announcements;
-use rpmsg::duplex::watch::Watchdog;
-use rpmsg::duplex::{Link, RxStats, Sent, Storage, TxStats};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::restart::Announcements;
+use rpmsg::link::watch::Watchdog;
+use rpmsg::link::{Link, RxStats, Sent, Storage, TxStats};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::{NsAction, NsMessage, ADDR_ANY, NS_ADDR, NS_MSG_LEN};
 use vring::{BufferArea, Driver, DriverConfig, Layout, Legacy, Suppression};
@@ -764,7 +764,7 @@ type SharedQueues<'l, 'm, N, T> = std::sync::Mutex<(
 /// checking each.
 fn consume<N: ipc_traits::mailbox::Notify, T: NotifyRx>(
     shared: &SharedQueues<'_, '_, N, T>,
-    ep: &rpmsg::duplex::Endpoint,
+    ep: &rpmsg::link::Endpoint,
     tag: u8,
     per_ep: u32,
 ) {

@@ -1,6 +1,6 @@
 //! The network device ([`rpmsg::net`]) end to end: each of two simulated
 //! cores runs smoltcp over its own [`NetDevice`] on one endpoint of a split
-//! link ([`rpmsg::duplex`]), ringing the other through a backend's
+//! link ([`rpmsg::link`]), ringing the other through a backend's
 //! simulated mailbox. The master pings the remote (ICMP echo, answered by
 //! the remote's interface) and sends a stream through the remote's TCP echo
 //! server, checking every echoed byte.
@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant as WallInstant};
 
 use ipc_traits::mailbox::{blocking_notify, ErrorType, Notify, NotifyRx, QueueId};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::net::{NetDevice, NetStats, DEFAULT_FRAME};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet, SocketStorage};
@@ -659,7 +659,7 @@ fn arp_request() -> [u8; 42] {
 
 /// Takes every message off the master's ring; counts the remote's ARP
 /// replies among them.
-fn arp_replies<'a, R: Halves<'a>, N: Notify>(mrx: &mut rpmsg::duplex::Rx<'_, 'a, R, N>) -> u32 {
+fn arp_replies<'a, R: Halves<'a>, N: Notify>(mrx: &mut rpmsg::link::Rx<'_, 'a, R, N>) -> u32 {
     let mut scratch = [0u8; BUF];
     let mut replies = 0;
     while let Some(r) = mrx.try_recv(&mut scratch).unwrap_or_else(|e| panic!("{e}")) {

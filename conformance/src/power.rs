@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 use ipc_traits::mailbox::{Budget, Notify, NotifyRx, QueueId, QueueSet, Spins};
 use ipc_traits::power::{WakeLock, WakePeer};
 use ipc_traits::shm::{ErrorType, SharedMemory, ShmError};
-use rpmsg::duplex::watch::Watchdog;
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::watch::Watchdog;
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Storage, Tx};
 use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
 use rpmsg::wake::{AckStats, WakeAck, WakeNotify, WakeRequests, WakeStats};
 use vring::Legacy;
@@ -521,7 +521,7 @@ impl<const LINE: usize, N: Notify, T: NotifyRx, Q: WakeRequests> Runner<'_, '_, 
     }
 
     /// The next message, if any (`None` ends the receive pass).
-    fn recv(&mut self, out: &mut [u8], what: &str) -> Option<rpmsg::duplex::Received> {
+    fn recv(&mut self, out: &mut [u8], what: &str) -> Option<rpmsg::link::Received> {
         let r = self.rx.try_recv(out);
         self.ok(r, what).flatten()
     }

@@ -1,4 +1,4 @@
-//! The byte stream over an endpoint ([`rpmsg::duplex::stream`]), ours
+//! The byte stream over an endpoint ([`rpmsg::stream`]), ours
 //! against ours: a master and a remote on two threads (two simulated cores
 //! with non-coherent write-back caches, as in [`crate::link`]), ringing
 //! each other through a backend's simulated mailbox.
@@ -16,11 +16,11 @@ use std::task::Wake;
 use std::thread;
 
 use ipc_traits::mailbox::{blocking_notify, Budget, NotifyRx, QueueId, Spins};
-use rpmsg::duplex::asynch::HalfWakers;
-use rpmsg::duplex::stream::embedded_io::{Read, ReadReady, Write, WriteReady};
-use rpmsg::duplex::stream::{embedded_io_async, AsyncStream, Stream, StreamError, StreamStats};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::asynch::HalfWakers;
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::{MasterRings, RemoteRings};
+use rpmsg::stream::embedded_io::{Read, ReadReady, Write, WriteReady};
+use rpmsg::stream::{embedded_io_async, AsyncStream, Stream, StreamError, StreamStats};
 use rpmsg::wire::ADDR_ANY;
 use vring::Legacy;
 
@@ -355,7 +355,7 @@ fn pair<L: DoorbellLink, const CAP: usize>(
         &mut RemoteStream<'_, '_, L::Ring, CAP>,
         &mut L::Take,
         &mut L::Take,
-        &rpmsg::duplex::Endpoint,
+        &rpmsg::link::Endpoint,
     ),
 ) {
     let DoorbellFixture {
@@ -473,7 +473,7 @@ pub fn undeliverable_messages_are_counted<L: DoorbellLink>() {
             // To the remote's other address, from an address that is not
             // the peer's (the remote stream was told the master's), empty,
             // longer than the stream's buffer.
-            let sends: [(&rpmsg::duplex::Endpoint, u32, &[u8]); 4] = [
+            let sends: [(&rpmsg::link::Endpoint, u32, &[u8]); 4] = [
                 (ep, REMOTE_EP + 1, b"to the other address"),
                 (stranger, REMOTE_EP, b"not the peer"),
                 (ep, REMOTE_EP, b""),

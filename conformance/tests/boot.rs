@@ -26,8 +26,8 @@ use std::rc::Rc;
 use conformance::sim::{CacheConfig, SimCore, SimMemory, WeakOrder};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::shm::SharedMemory;
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, FoundAtBoot, HostBoot, HostPoll, PollTiming, RscError, TableBuilder,

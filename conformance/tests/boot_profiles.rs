@@ -25,8 +25,8 @@ use rpmsg::boot::{
     master_bare, master_table, remote_bare, BareLayout, BootError, Placement, Profile, RemoteBoot,
     F_EVENT_IDX,
 };
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteRings};
 use rpmsg::rsc_table::{
     table_size, PollTiming, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,

@@ -24,7 +24,7 @@ use ipc_traits::cache::{CacheMaintenance, LineRange};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::power::WakeLock;
 use ipc_traits::shm::{RawRegion, SharedMemory};
-use rpmsg::duplex::{Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::{Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -449,7 +449,7 @@ fn split_pass(
     rx: &mut SplitRx<'_, '_>,
     rang: &Bell,
     got: &mut [u8],
-) -> Option<rpmsg::duplex::Received> {
+) -> Option<rpmsg::link::Received> {
     let set = rang.take();
     tx.on_notify(set).unwrap();
     rx.on_notify(set);
@@ -495,9 +495,13 @@ fn split_consumed_words_of_a_previous_session_are_reset_in_memory() {
     let mut got = [0u8; 64];
     for a_to_b in [true, false] {
         let (ftx, frx, ttx, trx, bell_from, bell_to, src, dst, ep_from) = if a_to_b {
-            (&mut atx, &mut arx, &mut btx, &mut brx, &to_a, &to_b, 30, 40, &ea)
+            (
+                &mut atx, &mut arx, &mut btx, &mut brx, &to_a, &to_b, 30, 40, &ea,
+            )
         } else {
-            (&mut btx, &mut brx, &mut atx, &mut arx, &to_b, &to_a, 40, 30, &eb)
+            (
+                &mut btx, &mut brx, &mut atx, &mut arx, &to_b, &to_a, 40, 30, &eb,
+            )
         };
         assert_eq!(ftx.try_send(ep_from, dst, b"first"), Ok(Sent::Sent));
         let mut delivered = None;

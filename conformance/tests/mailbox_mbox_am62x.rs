@@ -132,7 +132,7 @@ mod doorbell {
 mod link {
     conformance::link_suite!(super::KickPair);
 }
-/// The byte stream over an endpoint (`rpmsg::duplex::stream`) over this
+/// The byte stream over an endpoint (`rpmsg::stream`) over this
 /// backend's doorbells.
 mod stream {
     conformance::stream_suite!(super::KickPair);

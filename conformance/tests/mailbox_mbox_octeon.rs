@@ -25,7 +25,7 @@ mod link {
     conformance::link_suite!(super::Octeon);
 }
 
-/// The byte stream over an endpoint (`rpmsg::duplex::stream`) over this
+/// The byte stream over an endpoint (`rpmsg::stream`) over this
 /// backend's doorbells.
 mod stream {
     conformance::stream_suite!(super::Octeon);

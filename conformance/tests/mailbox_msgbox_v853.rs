@@ -167,7 +167,7 @@ mod doorbell {
 mod link {
     conformance::link_suite!(super::V853Doorbells);
 }
-/// The byte stream over an endpoint (`rpmsg::duplex::stream`) over this
+/// The byte stream over an endpoint (`rpmsg::stream`) over this
 /// backend's doorbells.
 mod stream {
     conformance::stream_suite!(super::V853Doorbells);

@@ -1,6 +1,6 @@
 //! The rpmsg receive path of both roles over memory a hostile peer writes.
 //!
-//! A master and a remote link (`rpmsg::duplex`) are set up over one window
+//! A master and a remote link (`rpmsg::link`) are set up over one window
 //! (both ours, so the start state is the one the tests use); then the input
 //! is a program: the peer overwrites bytes it could own (ring entries,
 //! indices, buffer contents: headers and name-service messages included)
@@ -21,11 +21,11 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::{RawRegion, SharedMemory};
 use libfuzzer_sys::fuzz_target;
-use rpmsg::duplex::ns::NsDirectory;
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::restart::Announcements;
-use rpmsg::duplex::watch::Watchdog;
-use rpmsg::duplex::{Link, Storage};
+use rpmsg::link::ns::NsDirectory;
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::restart::Announcements;
+use rpmsg::link::watch::Watchdog;
+use rpmsg::link::{Link, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::NS_ADDR;
 use vring::{BufferArea, Layout, Legacy, Suppression};

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ipc_traits::mailbox::QueueId;
 use rpmsg::boot::Profile;
-use rpmsg::duplex::{Link, Sent, Storage, Tx};
+use rpmsg::link::{Link, Sent, Storage, Tx};
 use rpmsg::rings::{RemoteConfig, RemoteRings};
 use vring::Virtio1;
 

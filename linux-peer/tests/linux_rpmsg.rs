@@ -3,7 +3,7 @@
 //!
 //! Each test boots the kernel with its own `/init`, which drives Linux's
 //! user-space interfaces and prints PASS/FAIL lines; the device side runs
-//! our remote (`rpmsg::duplex::Link` over `rpmsg::rings::RemoteRings`, which
+//! our remote (`rpmsg::link::Link` over `rpmsg::rings::RemoteRings`, which
 //! sit on `vring`'s device role in virtio 1.x little-endian mode). Every
 //! boot also checks the kernel log (no `BUG:`, new `WARNING:`, segfault).
 //!
@@ -23,7 +23,7 @@ use common::{
     Starved,
 };
 use linux_peer::{pattern, uml, BackendConfig};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::{Link, Sent, Storage};
 use vring::Suppression;
 
 /// Mounts the pseudo file systems.

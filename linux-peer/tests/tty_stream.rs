@@ -1,5 +1,5 @@
 //! Linux's `rpmsg_tty` against our byte stream
-//! ([`rpmsg::duplex::stream::Stream`], feature `embedded-io-07`), in
+//! ([`rpmsg::stream::Stream`], feature `embedded-io-07`), in
 //! user-mode Linux (docs/linux-peer.md).
 //!
 //! Our remote announces `rpmsg-tty`; in the guest, `rpmsg-tty-check`
@@ -27,10 +27,10 @@ use common::{attach, kernel_or_skip, Boot};
 use ipc_traits::mailbox::Budget;
 use linux_peer::{uml, Kicks, Server};
 use rpmsg::boot::Profile;
-use rpmsg::duplex::stream::embedded_io::{Read, Write};
-use rpmsg::duplex::stream::Stream;
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::RemoteRings;
+use rpmsg::stream::embedded_io::{Read, Write};
+use rpmsg::stream::Stream;
 use vring::Virtio1;
 
 /// Lines the guest writes.

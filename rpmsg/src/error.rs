@@ -29,11 +29,6 @@ pub enum Error {
     BadName,
     /// A ring operation failed (the ring's statistics count peer errors).
     Ring(vring::Error),
-    /// The link is being used re-entrantly (from a `Drop` during a call).
-    Busy,
-    /// The link restarted after this buffer was lent: it belongs to the old
-    /// session and can no longer be read, written or sent.
-    Reset,
     /// Bringing the link up failed ([`crate::boot`]).
     Boot(crate::boot::BootError),
     /// A shared-memory window could not be made or used.
@@ -101,8 +96,6 @@ impl fmt::Display for Error {
             Self::Bind(e) => write!(f, "{e}"),
             Self::BadName => f.write_str("service name longer than 31 bytes or containing NUL"),
             Self::Ring(e) => write!(f, "ring: {e}"),
-            Self::Busy => f.write_str("link used re-entrantly"),
-            Self::Reset => f.write_str("buffer from a session that ended (the peer restarted)"),
             Self::Boot(e) => write!(f, "boot: {e}"),
             Self::Memory(e) => write!(f, "shared memory: {e}"),
             Self::Mailbox(k) => write!(f, "mailbox: {k}"),

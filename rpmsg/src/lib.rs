@@ -1,11 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(feature = "async")]
-#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
-pub mod asynch;
 pub mod boot;
-pub mod duplex;
 mod error;
 pub mod link;
 #[cfg(feature = "smoltcp-014")]
@@ -16,6 +12,9 @@ pub mod rsc_table;
 pub mod session;
 pub mod soc;
 pub mod split;
+#[cfg(feature = "embedded-io-07")]
+#[cfg_attr(docsrs, doc(cfg(feature = "embedded-io-07")))]
+pub mod stream;
 pub mod table;
 pub mod wake;
 pub mod wire;

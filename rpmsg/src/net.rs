@@ -1,5 +1,5 @@
 //! An endpoint as a network device: smoltcp's [`Device`] over the two
-//! halves of a [`crate::duplex::Link`], one Ethernet frame per message
+//! halves of a [`crate::link::Link`], one Ethernet frame per message
 //! (feature `smoltcp-014`).
 //!
 //! ```ignore
@@ -31,20 +31,20 @@
 //! # Where bytes are copied
 //!
 //! The tokens lend ring buffers: [`Device::receive`] holds the received
-//! message ([`crate::duplex::HeldMessage`], not yet given back) and
+//! message ([`crate::link::HeldMessage`], not yet given back) and
 //! [`Device::transmit`] holds a transmit buffer
-//! ([`crate::duplex::TxBuffer`]). smoltcp reads and writes frames through
+//! ([`crate::link::TxBuffer`]). smoltcp reads and writes frames through
 //! `&[u8]` / `&mut [u8]`, and a Rust reference over memory the peer can
 //! write is undefined behaviour, so each frame is copied exactly once, at
 //! consume time, between the ring buffer and a frame buffer inside the
 //! device:
 //!
 //! - receive: [`RxToken`]'s `consume` copies the payload out of the held
-//!   buffer ([`crate::duplex::HeldMessage::read`]), gives the buffer back to
+//!   buffer ([`crate::link::HeldMessage::read`]), gives the buffer back to
 //!   the peer, then hands smoltcp the copy;
 //! - transmit: [`TxToken`]'s `consume` lets smoltcp build the frame in the
 //!   device's frame buffer, then copies it into the lent transmit buffer
-//!   ([`crate::duplex::TxBuffer::write`]) and sends it.
+//!   ([`crate::link::TxBuffer::write`]) and sends it.
 //!
 //! # Bad input and back-pressure
 //!
@@ -76,7 +76,7 @@ use ipc_traits::mailbox::Notify;
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use crate::duplex::{Endpoint, HeldMessage, Rx, Tx, TxBuffer};
+use crate::link::{Endpoint, HeldMessage, Rx, Tx, TxBuffer};
 use crate::rings::{Halves, RxRing};
 use crate::wire::HEADER_LEN;
 use crate::Error;

@@ -72,7 +72,7 @@ impl<'m, M: ?Sized, const NUM: usize> Spares<'m, M, NUM> {
     }
 }
 
-/// A failed [`Rings::send_tx`].
+/// A failed [`TxRing::send`].
 #[derive(Debug)]
 pub struct SendFailure<'m, M: ?Sized> {
     /// The buffer, if the ring did not take it (the message was not sent).
@@ -97,25 +97,6 @@ pub(crate) const fn skipped_entry(e: &RingError) -> bool {
                 | RingError::UsedIndexJump { .. }
                 | RingError::LengthOverflow { .. }
         )
-}
-
-/// Both parts' [`TxRing::set_peer_notifications`] and
-/// [`RxRing::set_peer_notifications`], in the order that loses no wake-up:
-/// resuming re-checks the receive ring last, stopping silences it first.
-fn both_peer_notifications<'m, T: TxRing<'m>, R: RxRing<'m>>(
-    tx: &mut T,
-    rx: &mut R,
-    on: bool,
-) -> Result<bool, RingError> {
-    if on {
-        // Free transmit buffers waiting are no work; messages are.
-        tx.set_peer_notifications(true)?;
-        rx.set_peer_notifications(true)
-    } else {
-        rx.set_peer_notifications(false)?;
-        tx.set_peer_notifications(false)?;
-        Ok(false)
-    }
 }
 
 /// The virtqueue ids of a link's two rings (the values the doorbell
@@ -181,119 +162,6 @@ impl Conventions {
 impl Default for Conventions {
     fn default() -> Self {
         Self::UNTUNED
-    }
-}
-
-/// One role's ring pair. Sealed: [`RemoteRings`] and [`MasterRings`].
-pub trait Rings<'m>: sealed::Sealed {
-    /// The shared memory.
-    type Mem: SharedMemory + ?Sized + 'm;
-    /// The rings' byte order.
-    type Order: Endian;
-
-    /// Whether a receive call of a link over the whole pair may stop
-    /// servicing at the first message for its endpoint and leave the rest
-    /// in the ring for the next call. With virtio rings this lets the
-    /// message's buffer go back before the ring is found empty, so the
-    /// return and the re-arm share one fence. Split ownership ends a pass
-    /// only when its ring is empty (the consumed word), so it services to
-    /// the end.
-    const RETURN_BEFORE_IDLE: bool = false;
-
-    /// The memory the rings live in.
-    fn mem(&self) -> &'m Self::Mem;
-    /// The queue to kick after [`Rings::send_tx`].
-    fn tx_queue(&self) -> QueueId;
-    /// The queue to kick after [`Rings::release_rx`].
-    fn rx_queue(&self) -> QueueId;
-    /// A buffer to fill, if one is free.
-    ///
-    /// # Errors
-    ///
-    /// A ring error (counted in the ring's statistics).
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, Self::Mem>>, RingError>;
-    /// Gives back a buffer taken with [`Rings::take_tx`] and not sent.
-    fn return_tx(&mut self, slot: TxSlot<'m, Self::Mem>);
-    /// Hands a filled buffer to the peer and publishes it; `true` when the
-    /// peer wants a notification.
-    ///
-    /// # Errors
-    ///
-    /// A ring error; the buffer is handed back if the ring did not take it.
-    fn send_tx(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, Self::Mem, Clean>,
-    ) -> Result<bool, SendFailure<'m, Self::Mem>>;
-    /// The next received buffer, if any.
-    ///
-    /// # Errors
-    ///
-    /// A ring error (counted). Peer errors that skip one entry leave the
-    /// ring usable: call again.
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, Self::Mem>>, RingError>;
-    /// Returns a received buffer to the peer; `true` when the peer wants a
-    /// notification.
-    ///
-    /// # Errors
-    ///
-    /// A ring error.
-    fn release_rx<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, Self::Mem, S>,
-    ) -> Result<bool, RingError>;
-    /// Statistics of (transmit ring, receive ring).
-    fn ring_stats(&self) -> (&Stats, &Stats);
-    /// Whether either ring is broken (the peer corrupted its indices).
-    fn is_broken(&self) -> bool;
-    /// Asks the peer to stop (`false`) or resume (`true`) ringing this
-    /// side's doorbell for both rings, through the rings' own suppression
-    /// (flags or `EVENT_IDX`; advisory: the peer may still ring). Resuming
-    /// re-checks the receive ring and returns whether messages arrived
-    /// meanwhile (service them before sleeping, or the wake-up is lost). The default
-    /// (split ownership, whose doorbells also carry consumed-buffer
-    /// notifications) ignores the request and returns `false`.
-    ///
-    /// # Errors
-    ///
-    /// A ring error.
-    fn set_peer_notifications(&mut self, _on: bool) -> Result<bool, RingError> {
-        Ok(false)
-    }
-    /// Messages handed to the peer whose buffers have not come back, after
-    /// taking back every buffer the peer already returned (0 when the role
-    /// cannot know: the remote does not learn when the master reads). Used
-    /// when the session ends.
-    fn unconfirmed_tx(&mut self) -> u32;
-    /// Messages the peer made available on the receive ring that this side
-    /// has not taken yet, read fresh from ring memory (0 when the ring lies
-    /// about its index: the failure is counted in its statistics). Only
-    /// meaningful while the peer has not laid the rings out again: see
-    /// [`crate::duplex::Link::release_session`]. The default (split
-    /// ownership) reports 0.
-    fn untaken_rx(&mut self) -> u32 {
-        0
-    }
-    /// The peer rang `queues` (split ownership: a "message available"
-    /// doorbell lets the receive side read the peer's ring again). The
-    /// default does nothing.
-    fn on_notify(&mut self, _queues: QueueSet) {}
-    /// Called after every link operation: reaps and applies what the peer
-    /// reported, and returns the doorbells to ring (split ownership:
-    /// "message available" and consumed-buffer notifications). The default
-    /// rings none.
-    fn housekeeping(&mut self) -> QueueSet {
-        QueueSet::EMPTY
-    }
-    /// Whether [`Rings::housekeeping`] does anything: when not, the link
-    /// does not call it after every operation.
-    const HOUSEKEEPING: bool = false;
-    /// One tick of the unresponsive-peer bound; returns 1 when the peer was
-    /// just given up on (its wake guards released). The default never
-    /// gives up.
-    fn tick(&mut self) -> u32 {
-        0
     }
 }
 
@@ -431,9 +299,13 @@ pub trait RxRing<'m>: sealed::Sealed {
 
 /// A ring pair that comes apart into a transmit part and a receive part,
 /// each owning one vring, so the two directions can be driven from
-/// different contexts ([`crate::duplex`]); the parts put back together
+/// different contexts ([`crate::link`]); the parts put back together
 /// give the same ring pair.
-pub trait Halves<'m>: Rings<'m> {
+pub trait Halves<'m>: sealed::Sealed {
+    /// The shared memory.
+    type Mem: SharedMemory + ?Sized + 'm;
+    /// The rings' byte order.
+    type Order: Endian;
     /// The transmit part.
     type Tx: TxRing<'m, Mem = Self::Mem, Order = Self::Order>;
     /// The receive part.
@@ -442,6 +314,20 @@ pub trait Halves<'m>: Rings<'m> {
     fn into_halves(self) -> (Self::Tx, Self::Rx);
     /// Puts a pair taken apart by [`Halves::into_halves`] back together.
     fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self;
+    /// Messages handed to the peer whose buffers have not come back, after
+    /// taking back every buffer the peer already returned (0 when the role
+    /// cannot know: the remote does not learn when the master reads). Used
+    /// when the session ends.
+    fn unconfirmed_tx(&mut self) -> u32;
+    /// Messages the peer made available on the receive ring that this side
+    /// has not taken yet, read fresh from ring memory (0 when the ring lies
+    /// about its index: the failure is counted in its statistics). Only
+    /// meaningful while the peer has not laid the rings out again: see
+    /// [`crate::link::Link::release_session`]. The default (split
+    /// ownership) reports 0.
+    fn untaken_rx(&mut self) -> u32 {
+        0
+    }
 }
 
 /// The remote's rings: the virtio device side of both vrings.
@@ -453,7 +339,6 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
 /// The remote's transmit part: vring0 (device side), the buffers taken and
 /// not sent.
 pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
-    mem: &'m M,
     ring: Device<'m, M, E, NUM>,
     spare: Spares<'m, M, NUM>,
     queue: QueueId,
@@ -513,7 +398,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
         };
         Ok(Self {
             tx: RemoteTx {
-                mem,
                 ring: dev(config.vring0, config.vring0_buffers)?,
                 spare: Spares::new(),
                 queue: config.queues.vring0,
@@ -739,6 +623,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
     for RemoteRings<'m, M, E, NUM>
 {
+    type Mem = M;
+    type Order = E;
     type Tx = RemoteTx<'m, M, E, NUM>;
     type Rx = RemoteRx<'m, M, E, NUM>;
 
@@ -748,66 +634,6 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
 
     fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self {
         Self { tx, rx }
-    }
-}
-
-impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
-    for RemoteRings<'m, M, E, NUM>
-{
-    type Mem = M;
-    type Order = E;
-    const RETURN_BEFORE_IDLE: bool = true;
-
-    fn mem(&self) -> &'m M {
-        self.tx.mem
-    }
-
-    fn tx_queue(&self) -> QueueId {
-        self.tx.queue
-    }
-
-    fn rx_queue(&self) -> QueueId {
-        self.rx.queue
-    }
-
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
-        self.tx.take()
-    }
-
-    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
-        self.tx.give_back(slot);
-    }
-
-    fn send_tx(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, Clean>,
-    ) -> Result<bool, SendFailure<'m, M>> {
-        self.tx.send(token, buf)
-    }
-
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
-        self.rx.take()
-    }
-
-    fn release_rx<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
-        self.rx.release(token, buf)
-    }
-
-    fn ring_stats(&self) -> (&Stats, &Stats) {
-        (self.tx.ring.stats(), self.rx.ring.stats())
-    }
-
-    fn is_broken(&self) -> bool {
-        self.tx.ring.is_broken() || self.rx.ring.is_broken()
-    }
-
-    fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
-        both_peer_notifications(&mut self.tx, &mut self.rx, on)
     }
 
     fn unconfirmed_tx(&mut self) -> u32 {
@@ -829,7 +655,6 @@ pub struct MasterRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
 /// The master's transmit part: vring1 (driver side) and the transmit
 /// buffers not in the ring.
 pub struct MasterTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
-    mem: &'m M,
     /// vring1: messages to the remote.
     ring: Driver<'m, M, E, NUM>,
     spare: Spares<'m, M, NUM>,
@@ -941,7 +766,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         let _posted: bool = rx.publish()?;
         Ok(Self {
             tx: MasterTx {
-                mem,
                 ring: tx,
                 spare,
                 queue: config.queues.vring1,
@@ -1173,6 +997,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
     for MasterRings<'m, M, E, NUM>
 {
+    type Mem = M;
+    type Order = E;
     type Tx = MasterTx<'m, M, E, NUM>;
     type Rx = MasterRx<'m, M, E, NUM>;
 
@@ -1182,66 +1008,6 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
 
     fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self {
         Self { tx, rx }
-    }
-}
-
-impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
-    for MasterRings<'m, M, E, NUM>
-{
-    type Mem = M;
-    type Order = E;
-    const RETURN_BEFORE_IDLE: bool = true;
-
-    fn mem(&self) -> &'m M {
-        self.tx.mem
-    }
-
-    fn tx_queue(&self) -> QueueId {
-        self.tx.queue
-    }
-
-    fn rx_queue(&self) -> QueueId {
-        self.rx.queue
-    }
-
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
-        self.tx.take()
-    }
-
-    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
-        self.tx.give_back(slot);
-    }
-
-    fn send_tx(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, Clean>,
-    ) -> Result<bool, SendFailure<'m, M>> {
-        self.tx.send(token, buf)
-    }
-
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
-        self.rx.take()
-    }
-
-    fn release_rx<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
-        self.rx.release(token, buf)
-    }
-
-    fn ring_stats(&self) -> (&Stats, &Stats) {
-        (self.tx.ring.stats(), self.rx.ring.stats())
-    }
-
-    fn is_broken(&self) -> bool {
-        self.tx.ring.is_broken() || self.rx.ring.is_broken()
-    }
-
-    fn set_peer_notifications(&mut self, on: bool) -> Result<bool, RingError> {
-        both_peer_notifications(&mut self.tx, &mut self.rx, on)
     }
 
     fn unconfirmed_tx(&mut self) -> u32 {

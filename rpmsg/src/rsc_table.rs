@@ -660,13 +660,13 @@ pub enum VdevEvent {
     Running,
     /// `DRIVER_OK` went away (a virtio reset: the host's driver was
     /// removed, remoteproc stopped the device, or the host restarts): end
-    /// the link's session now ([`crate::duplex::Link::end_session`], or
-    /// [`crate::duplex::Link::release_session`] when the host is known to
+    /// the link's session now ([`crate::link::Link::end_session`], or
+    /// [`crate::link::Link::release_session`] when the host is known to
     /// leave the old rings alone until it sets `DRIVER_OK` again).
     WentDown,
     /// `DRIVER_OK` (again): read the vrings ([`VdevView::vrings`]), build
     /// the rings and start the link, or restart it
-    /// ([`crate::duplex::Link::restart`]) if it ran before.
+    /// ([`crate::link::Link::restart`]) if it ran before.
     CameUp,
 }
 
@@ -679,7 +679,7 @@ pub enum VdevEvent {
 /// [`VdevEvent::CameUp`]. A host that resets and comes back between two
 /// polls re-initialises the rings behind the remote's back; the remote's
 /// ring checks then fail (an index jump breaks the ring,
-/// [`crate::duplex::Link::is_broken`]), which is the cue to wait for
+/// [`crate::link::Link::is_broken`]), which is the cue to wait for
 /// `DRIVER_OK` again and restart. Poll from the idle loop or on every
 /// doorbell.
 ///

@@ -26,7 +26,7 @@
 //! 2. It waits, bounded, for the remote to attach to the new session
 //!    ([`PeerWatch::attached_to`]). A remote that still had a link first
 //!    counts what it had not taken from the old rings
-//!    ([`crate::duplex::Link::release_session`], only when
+//!    ([`crate::link::Link::release_session`], only when
 //!    [`PeerWatch::rings_intact`] says the master has not laid them out).
 //!    The bound must be longer than the remote's check interval; when it
 //!    passes (a dead remote), the master goes on.
@@ -34,11 +34,11 @@
 //!    (`peer_session` = that session: "laid out for it").
 //! 4. The remote, once attached, waits until the master's word is attached
 //!    to its own session ([`PeerWatch::attached_to`]), then builds its
-//!    rings ([`crate::duplex::Link::restart`] if it had a link).
+//!    rings ([`crate::link::Link::restart`] if it had a link).
 //! 5. A remote that restarts starts a new session of its own and attaches
 //!    to the master's current one; the master sees the new remote session
 //!    ([`PeerWatch::check`]), ends its link's session (it owns the ring
-//!    memory, so [`crate::duplex::Link::release_session`] counts what the
+//!    memory, so [`crate::link::Link::release_session`] counts what the
 //!    remote had sent and the master had not taken), lays the rings out
 //!    again, attaches to the new remote session and restarts its link.
 //!
@@ -249,7 +249,7 @@ impl PeerWatch {
     /// Whether the peer (a master) has started a session and not yet laid
     /// out its rings: its word is valid with `peer_session` 0, so the old
     /// rings are still as the old session left them and the remote may
-    /// count what it had not taken ([`crate::duplex::Link::release_session`]).
+    /// count what it had not taken ([`crate::link::Link::release_session`]).
     ///
     /// # Errors
     ///

@@ -57,21 +57,21 @@
 //!
 //! # A peer that never answers
 //!
-//! [`crate::duplex::watch::Watchdog::tick`] ages what is held; after
+//! [`crate::link::watch::Watchdog::tick`] ages what is held; after
 //! [`SplitConfig::unresponsive_after`] ticks without the peer returning or
 //! confirming anything, the guards are released (the buffers stay lent: the
 //! peer may still own them, so they are not reused before they come back or
 //! the link restarts) and the watchdog counts the episode
-//! ([`crate::duplex::watch::Watchdog::unresponsive`]).
+//! ([`crate::link::watch::Watchdog::unresponsive`]).
 //!
 //! # Doorbells
 //!
 //! The receive part reads the peer's ring only after a "message available"
 //! doorbell, and the transmit part learns from the consumed-buffer
 //! notification that the peer's pass ended: the mailbox interrupt hands
-//! every doorbell to both halves ([`crate::duplex::Rx::on_notify`],
-//! [`crate::duplex::Tx::on_notify`]). A receive pass ends when
-//! [`crate::duplex::Rx::try_recv`] finds the ring empty (`Ok(None)`),
+//! every doorbell to both halves ([`crate::link::Rx::on_notify`],
+//! [`crate::link::Tx::on_notify`]). A receive pass ends when
+//! [`crate::link::Rx::try_recv`] finds the ring empty (`Ok(None)`),
 //! which stores the consumed word and rings.
 //!
 //! # Placement
@@ -124,9 +124,7 @@ use vring::{
     LayoutError, Stats, Suppression,
 };
 
-use crate::rings::{
-    skipped_entry, Halves, QueueIds, Rings, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
-};
+use crate::rings::{skipped_entry, Halves, QueueIds, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
 
 /// Bytes of the consumed word (seen available index, published used index).
 pub const CONSUMED_WORD: usize = 4;
@@ -402,7 +400,7 @@ pub struct SplitConfig<'w> {
     pub queues: QueueIds,
     /// The lock this core's idle loop asks; `None` holds nothing.
     pub wake: Option<&'w WakeLock>,
-    /// Ticks ([`crate::duplex::watch::Watchdog::tick`]) without progress from the peer
+    /// Ticks ([`crate::link::watch::Watchdog::tick`]) without progress from the peer
     /// after which held guards are released and the peer counted as
     /// unresponsive; 0 never gives up.
     pub unresponsive_after: u32,
@@ -464,7 +462,7 @@ fn mem_err<E: ipc_traits::shm::Error>(e: &E) -> RingError {
 
 /// One side of a split-ownership link: driver of its own ring over its own
 /// pool ([`SplitTx`]), device of the peer's ring ([`SplitRx`]). It comes
-/// apart into those two parts ([`Halves`]) for [`crate::duplex::Link`].
+/// apart into those two parts ([`Halves`]) for [`crate::link::Link`].
 pub struct SplitRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     tx: SplitTx<'m, M, E, NUM>,
     rx: SplitRx<'m, M, E, NUM>,
@@ -1058,6 +1056,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
     for SplitRings<'m, M, E, NUM>
 {
+    type Mem = M;
+    type Order = E;
     type Tx = SplitTx<'m, M, E, NUM>;
     type Rx = SplitRx<'m, M, E, NUM>;
 
@@ -1068,84 +1068,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
     fn from_halves(tx: Self::Tx, rx: Self::Rx) -> Self {
         Self { tx, rx }
     }
-}
-
-impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Rings<'m>
-    for SplitRings<'m, M, E, NUM>
-{
-    type Mem = M;
-    type Order = E;
-    const HOUSEKEEPING: bool = true;
-
-    fn mem(&self) -> &'m M {
-        self.tx.mem
-    }
-
-    fn tx_queue(&self) -> QueueId {
-        self.tx.queue
-    }
-
-    fn rx_queue(&self) -> QueueId {
-        self.rx.queue
-    }
-
-    fn take_tx(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
-        self.tx.take()
-    }
-
-    fn return_tx(&mut self, slot: TxSlot<'m, M>) {
-        self.tx.give_back(slot);
-    }
-
-    fn send_tx(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, Clean>,
-    ) -> Result<bool, SendFailure<'m, M>> {
-        self.tx.send(token, buf)
-    }
-
-    fn take_rx(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
-        self.rx.take()
-    }
-
-    fn release_rx<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
-        // The consumed-buffer notification waits for `housekeeping`.
-        self.rx.release_raw(token, buf)
-    }
-
-    fn ring_stats(&self) -> (&Stats, &Stats) {
-        (TxRing::stats(&self.tx), RxRing::stats(&self.rx))
-    }
-
-    fn is_broken(&self) -> bool {
-        TxRing::is_broken(&self.tx) || RxRing::is_broken(&self.rx)
-    }
 
     fn unconfirmed_tx(&mut self) -> u32 {
         self.tx.unconfirmed()
-    }
-
-    fn on_notify(&mut self, queues: QueueSet) {
-        RxRing::on_notify(&mut self.rx, queues);
-    }
-
-    fn housekeeping(&mut self) -> QueueSet {
-        let mut due = QueueSet::EMPTY;
-        if let Ok(true) = self.tx.service() {
-            due.insert(self.tx.queue);
-        }
-        if self.rx.take_kick() {
-            due.insert(self.rx.queue);
-        }
-        due
-    }
-
-    fn tick(&mut self) -> u32 {
-        u32::from(TxRing::tick(&mut self.tx))
     }
 }

@@ -7,7 +7,7 @@
 //! caller counts, never an overwrite.
 #![deny(unsafe_code)]
 
-use crate::wire::{Name, ADDR_ANY, RESERVED_ADDRESSES};
+use crate::wire::Name;
 
 /// Why binding a local address failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,91 +27,6 @@ impl core::fmt::Display for BindError {
             Self::TableFull => f.write_str("endpoint table full"),
             Self::NoAddressLeft => f.write_str("no dynamic address left"),
         }
-    }
-}
-
-/// The local endpoints of one link: `N` slots, each bound to an address.
-#[derive(Debug)]
-pub struct EndpointTable<const N: usize> {
-    addrs: [Option<u32>; N],
-    next_dynamic: u32,
-}
-
-impl<const N: usize> Default for EndpointTable<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> EndpointTable<N> {
-    /// An empty table.
-    pub const fn new() -> Self {
-        Self {
-            addrs: [None; N],
-            next_dynamic: RESERVED_ADDRESSES,
-        }
-    }
-
-    /// Binds `addr` (or, for [`ADDR_ANY`], the next free dynamic address
-    /// from 1024, as Linux and rpmsg-lite do) and returns the slot and the
-    /// address.
-    ///
-    /// # Errors
-    ///
-    /// [`BindError`]; nothing changes on error.
-    pub fn bind(&mut self, addr: u32) -> Result<(usize, u32), BindError> {
-        let slot = self
-            .addrs
-            .iter()
-            .position(Option::is_none)
-            .ok_or(BindError::TableFull)?;
-        let addr = if addr == ADDR_ANY {
-            self.free_dynamic()?
-        } else if self.slot_of(addr).is_some() {
-            return Err(BindError::AddressInUse(addr));
-        } else {
-            addr
-        };
-        self.addrs[slot] = Some(addr);
-        Ok((slot, addr))
-    }
-
-    fn free_dynamic(&mut self) -> Result<u32, BindError> {
-        // At most N + 1 probes: only N addresses can be taken.
-        for _ in 0..=N {
-            let candidate = self.next_dynamic;
-            self.next_dynamic = match candidate.checked_add(1) {
-                Some(n) if n != ADDR_ANY => n,
-                _ => RESERVED_ADDRESSES,
-            };
-            if self.slot_of(candidate).is_none() {
-                return Ok(candidate);
-            }
-        }
-        Err(BindError::NoAddressLeft)
-    }
-
-    /// Releases a slot; returns the address it had.
-    pub fn unbind(&mut self, slot: usize) -> Option<u32> {
-        self.addrs.get_mut(slot).and_then(Option::take)
-    }
-
-    /// The slot bound to `addr`.
-    pub fn slot_of(&self, addr: u32) -> Option<usize> {
-        self.addrs.iter().position(|a| *a == Some(addr))
-    }
-
-    /// The address of `slot`.
-    pub fn addr_of(&self, slot: usize) -> Option<u32> {
-        self.addrs.get(slot).copied().flatten()
-    }
-
-    /// Bound slots and their addresses.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        self.addrs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| a.map(|a| (i, a)))
     }
 }
 
@@ -235,33 +150,6 @@ impl<const N: usize> ServiceDirectory<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dynamic_addresses_start_at_1024_and_skip_bound_ones() {
-        let mut t = EndpointTable::<4>::new();
-        assert_eq!(t.bind(1025), Ok((0, 1025)));
-        assert_eq!(t.bind(ADDR_ANY), Ok((1, 1024)));
-        assert_eq!(t.bind(ADDR_ANY), Ok((2, 1026)), "1025 is taken");
-        assert_eq!(t.bind(30), Ok((3, 30)));
-        assert_eq!(t.bind(31), Err(BindError::TableFull));
-        assert_eq!(t.unbind(0), Some(1025));
-        assert_eq!(t.bind(30), Err(BindError::AddressInUse(30)));
-        assert_eq!(t.slot_of(30), Some(3));
-        assert_eq!(t.iter().count(), 3);
-        assert_eq!(t.unbind(9), None);
-    }
-
-    #[test]
-    fn dynamic_allocation_wraps_without_reusing_bound_addresses() {
-        let mut t = EndpointTable::<2>::new();
-        t.next_dynamic = ADDR_ANY - 1;
-        assert_eq!(t.bind(ADDR_ANY), Ok((0, ADDR_ANY - 1)));
-        assert_eq!(
-            t.bind(ADDR_ANY),
-            Ok((1, 1024)),
-            "wraps to 1024, never hands out ADDR_ANY"
-        );
-    }
 
     #[test]
     fn directory_keeps_early_announcements_and_refuses_floods() {

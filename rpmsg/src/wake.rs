@@ -16,9 +16,9 @@
 //! 4. release the witness back to [`Asleep`].
 //!
 //! A peer that does not wake within the budget makes the doorbell fail with
-//! a `WouldBlock`-kind error: [`crate::duplex::Link`] keeps the doorbell
-//! owed ([`crate::duplex::Tx::owes_doorbell`]) and rings it with the next
-//! doorbell of either half or [`crate::duplex::Tx::flush`], so nothing is
+//! a `WouldBlock`-kind error: [`crate::link::Link`] keeps the doorbell
+//! owed ([`crate::link::Tx::owes_doorbell`]) and rings it with the next
+//! doorbell of either half or [`crate::link::Tx::flush`], so nothing is
 //! lost ([`WakeStats::wake_timeouts`] counts these).
 //!
 //! # The receiving side: [`WakeAck`]
@@ -622,7 +622,7 @@ mod tests {
         use ipc_traits::shm::RawRegion;
         use vring::Legacy;
 
-        use crate::duplex::{Link, Sent, Storage};
+        use crate::link::{Link, Sent, Storage};
         use crate::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
 
         const LAYOUT: SplitLayout = SplitLayout::checked(

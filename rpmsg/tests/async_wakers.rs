@@ -1,4 +1,4 @@
-//! Several tasks on one link (`rpmsg::duplex::asynch`): two receiving on
+//! Several tasks on one link (`rpmsg::link::asynch`): two receiving on
 //! their own endpoints through the queue layer and one sending on the
 //! transmit half, on a minimal single-threaded executor that counts polls. Tasks
 //! must not wake each other in a loop (the polls per message are bounded)
@@ -23,9 +23,9 @@ use std::task::Wake;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
-use rpmsg::duplex::asynch::{EndpointWakers, HalfWakers};
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::{Endpoint, Link, Sent, Storage};
+use rpmsg::link::asynch::{EndpointWakers, HalfWakers};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::{Endpoint, Link, Sent, Storage};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::ADDR_ANY;
 use vring::{BufferArea, Layout, Legacy, Suppression};

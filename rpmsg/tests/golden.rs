@@ -1,5 +1,5 @@
 //! The rpmsg-lite golden images (shared/vectors/rpmsg-lite) through the
-//! link's halves ([`rpmsg::duplex`]): our remote role, started over the
+//! link's halves ([`rpmsg::link`]): our remote role, started over the
 //! master's state, must write exactly what rpmsg-lite's remote wrote; our
 //! master role must lay out and send exactly what rpmsg-lite's master did.
 //! Then hostile input over the same images: typed errors and counters,
@@ -17,8 +17,8 @@ use std::rc::Rc;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::{RawRegion, SharedMemory};
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::{Link, Received, Sent, Storage};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::{Link, Received, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::{NsAction, NsMessage, NS_ADDR, NS_MSG_LEN};
 use vring::{BufferArea, Layout, Suppression};

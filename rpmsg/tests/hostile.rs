@@ -1,4 +1,4 @@
-//! A hostile or broken peer, through the link's halves (`rpmsg::duplex`):
+//! A hostile or broken peer, through the link's halves (`rpmsg::link`):
 //! every bad input is a typed, counted event; the bad message is dropped
 //! and its buffer returned; nothing else is lost.
 #![allow(
@@ -12,10 +12,10 @@ use core::ptr::NonNull;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, Spins};
 use ipc_traits::shm::{RawRegion, SharedMemory};
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::watch::Watchdog;
-use rpmsg::duplex::{Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::watch::Watchdog;
+use rpmsg::link::{Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::Halves;
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::{
@@ -114,7 +114,7 @@ fn ns_pump<'a, R: Halves<'a>>(
 
 fn sent<'a, R: Halves<'a>>(
     tx: &mut Tx<'_, 'a, R, Quiet>,
-    ep: &rpmsg::duplex::Endpoint,
+    ep: &rpmsg::link::Endpoint,
     dst: u32,
     data: &[u8],
 ) {

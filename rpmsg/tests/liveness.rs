@@ -1,6 +1,6 @@
 //! Liveness of the virtio roles: a peer that keeps its buffers or a
 //! mailbox that stays full is counted unresponsive by the watchdog layer
-//! (`duplex::watch::Watchdog::tick` on the transmit half) within a
+//! (`link::watch::Watchdog::tick` on the transmit half) within a
 //! configurable bound, once per episode, and nothing is dropped meanwhile.
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +15,8 @@ use std::rc::Rc;
 
 use common::{master_rings, region, remote_rings, Backing, M, NUM, REMOTE_WORD, SIZE};
 use ipc_traits::mailbox::{ErrorKind, ErrorType, Notify, QueueId};
-use rpmsg::duplex::watch::{Watchdog, DEFAULT_UNRESPONSIVE_TICKS};
-use rpmsg::duplex::{Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::watch::{Watchdog, DEFAULT_UNRESPONSIVE_TICKS};
+use rpmsg::link::{Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::{MasterRings, RemoteRings};
 use rpmsg::session::SessionWord;
 use vring::Legacy;
@@ -51,8 +51,8 @@ struct Pair<'l, 'm> {
     rtx: Tx<'l, 'm, RR<'m>, Fifo>,
     rrx: Rx<'l, 'm, RR<'m>, Fifo>,
     m_bell: Fifo,
-    mep: rpmsg::duplex::Endpoint,
-    rep: rpmsg::duplex::Endpoint,
+    mep: rpmsg::link::Endpoint,
+    rep: rpmsg::link::Endpoint,
 }
 
 /// The links of a [`Pair`] (they outlive its halves).

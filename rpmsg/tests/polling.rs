@@ -10,7 +10,7 @@
 mod common;
 
 use common::{master_rings, region, remote_rings, Backing, Master, Quiet, Remote, SIZE};
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::Halves;
 use rpmsg::session::SessionWord;
 

@@ -1,6 +1,6 @@
 //! Peer restarts: detection through session words, teardown, re-announce,
 //! and no message of an old session delivered afterwards (on the link's
-//! halves, `rpmsg::duplex`, with its restart and queue layers).
+//! halves, `rpmsg::link`, with its restart and queue layers).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,10 +16,10 @@ use common::{
     MASTER_WORD, NUM, POOL, REMOTE_WORD, SIZE, TABLE, VRING1,
 };
 use ipc_traits::shm::SharedMemory;
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::restart::{Announcements, Ended};
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::restart::{Announcements, Ended};
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Storage, Tx};
 use rpmsg::rings::{Halves, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
     status, table_size, TableBuilder, VdevEvent, VdevView, VdevWatch, VringSpec, FW_RSC_ADDR_ANY,

@@ -16,9 +16,9 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet};
 use ipc_traits::power::WakeLock;
 use ipc_traits::shm::RawRegion;
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::watch::Watchdog;
-use rpmsg::duplex::{Link, Rx, Sent, Storage, Tx};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::watch::Watchdog;
+use rpmsg::link::{Link, Rx, Sent, Storage, Tx};
 use rpmsg::split::{
     Part, PlacementError, Region, Side, SplitConfig, SplitError, SplitLayout, SplitRings,
 };

@@ -58,7 +58,7 @@ use mbox_am62x::{
     Tx,
 };
 use rpmsg::boot::{BootError, Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Storage};
+use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,

@@ -11,8 +11,8 @@
 #![deny(unsafe_code)]
 
 use ipc_traits::mailbox::Notify;
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Tx};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Tx};
 use rpmsg::rings::{Halves, Rings};
 use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use rpmsg::Error;

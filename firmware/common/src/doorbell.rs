@@ -161,8 +161,8 @@ impl NotifyRx for Taker<'_> {
 /// is normally a matter of microseconds. Like rpmsg-lite's `MU_SendMsg`,
 /// which waits for the transmit register to empty, but never forever: after
 /// `spins` retries the kick fails with `WouldBlock`, and the link
-/// ([`rpmsg::duplex::Link`]) keeps it owed and rings it before its next
-/// doorbell (or at [`rpmsg::duplex::Tx::flush`]).
+/// ([`rpmsg::link::Link`]) keeps it owed and rings it before its next
+/// doorbell (or at [`rpmsg::link::Tx::flush`]).
 #[derive(Debug)]
 pub struct Patient<T, C> {
     tx: T,

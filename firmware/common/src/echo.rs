@@ -17,15 +17,15 @@
 //!
 //! When the host resets the device, the remote ends its link's session
 //! and later restarts it over the new rings
-//! ([`rpmsg::duplex::Link::release_session`],
-//! [`rpmsg::duplex::restart::Ended::restart`]); [`EchoService::reset`]
+//! ([`rpmsg::link::Link::release_session`],
+//! [`rpmsg::link::restart::Ended::restart`]); [`EchoService::reset`]
 //! drops what the service kept from the old session, and the next
 //! [`EchoService::serve`] announces both services again.
 #![deny(unsafe_code)]
 
 use ipc_traits::mailbox::Notify;
-use rpmsg::duplex::restart::Announcements;
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Tx};
+use rpmsg::link::restart::Announcements;
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Tx};
 use rpmsg::rings::Halves;
 use rpmsg::wire::{ADDR_ANY, DEFAULT_BUF_SIZE, HEADER_LEN};
 use rpmsg::Error;

@@ -30,8 +30,8 @@
 use ipc_traits::mailbox::{Notify, NotifyRx};
 use ipc_traits::shm::{SharedMemory, ShmError};
 use rpmsg::boot::{master_table, reset_device, BootError, Placement, Profile, RemoteBoot};
-use rpmsg::duplex::restart::Ended;
-use rpmsg::duplex::{Link, RxStats, Storage};
+use rpmsg::link::restart::Ended;
+use rpmsg::link::{Link, RxStats, Storage};
 use rpmsg::rings::Halves;
 use rpmsg::rsc_table::{HostPoll, PollTiming, RscError, VdevEvent, VdevView, VdevWatch};
 use vring::Legacy;
@@ -91,7 +91,7 @@ pub enum PairError {
         /// Messages it wrote off at resets.
         lost: u32,
         /// Lost on the remote side: not taken at a session end
-        /// ([`rpmsg::duplex::restart::RestartReport::lost`]), or discarded
+        /// ([`rpmsg::link::restart::RestartReport::lost`]), or discarded
         /// or dropped by the echo service.
         remote_lost: u32,
         /// Echoed by the remote, never checked by the host.
@@ -166,7 +166,7 @@ pub struct PairReport {
     /// Doorbells the remote rang (both halves, every session).
     pub remote_doorbells: u32,
     /// Messages the remote had not taken when a session ended
-    /// ([`rpmsg::duplex::restart::RestartReport::lost`], summed).
+    /// ([`rpmsg::link::restart::RestartReport::lost`], summed).
     pub remote_lost_at_reset: u32,
     /// Ring notifications suppressed (both sides, all rings).
     pub suppressed: u32,

@@ -1,6 +1,6 @@
 //! One doorbell handle used by a link and by other code on the same core.
 //!
-//! [`rpmsg::duplex::Link`] owns its notifier. When the same mailbox queue also
+//! [`rpmsg::link::Link`] owns its notifier. When the same mailbox queue also
 //! carries other words (the TI remoteproc control messages on AM62x,
 //! shared/docs/hw/am62x-mailbox.md §4.1), put the handle in a [`SharedTx`]
 //! and give the link `&SharedTx`: the firmware reaches the handle through

@@ -13,7 +13,7 @@ use rpmsg::rsc_table::{
 };
 
 use rpmsg::boot::{master_table, remote_config, BootError, Placement, Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rsc_table::VdevView;
 use vring::{Legacy, Suppression};
 

@@ -54,7 +54,7 @@ use ipc_traits::regs::Mmio32;
 use ipc_traits::shm::RawRegion;
 use mu_imx8::{Irq, Mu, RpmsgNotifyRx, TxChannel, RPMSG_CHANNEL};
 use rpmsg::boot::{BootError, Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Storage};
+use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     VIRTIO_RPMSG_F_NS,

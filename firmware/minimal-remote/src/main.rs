@@ -6,7 +6,7 @@
 //! This image is the size benchmark of the library (`build-all.sh`
 //! prints `bench code_text_remote` and `bench code_text_image` from it,
 //! firmware/README.md "Size"). It runs on the link core with two halves
-//! ([`rpmsg::duplex`]): one bound endpoint, a one-pass copying receive,
+//! ([`rpmsg::link`]): one bound endpoint, a one-pass copying receive,
 //! no name-service reception, queues, liveness or statistics layer, and a
 //! loop that never returns.
 #![no_std]
@@ -16,7 +16,7 @@ use core::ptr::NonNull;
 
 use cortex_m_rt::entry;
 use rpmsg::boot::{Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::ipc_traits::cache::Coherent;
 use rpmsg::ipc_traits::mailbox::Spins;
 use rpmsg::ipc_traits::shm::RawRegion;

@@ -51,7 +51,7 @@ use ipc_traits::shm::RawRegion;
 use mbox_octeon::registers::CIU_BASE;
 use mbox_octeon::{CoreId, Mbox, MboxIrq, RxQueues, TxQueues};
 use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Storage};
+use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,

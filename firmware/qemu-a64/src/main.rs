@@ -38,7 +38,7 @@ use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::shm::RawRegion;
 use rpmsg::boot::{master_table, BootError, Placement, Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Storage};
+use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     VIRTIO_RPMSG_F_NS,

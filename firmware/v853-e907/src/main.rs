@@ -50,7 +50,7 @@ use msgbox_v853::registers::Processor;
 use msgbox_v853::{Interrupts, Msgbox, NotifyReceiver, RPMSG_CHANNEL};
 use riscv::interrupt::Interrupt;
 use rpmsg::boot::{BootError, Profile, RemoteBoot};
-use rpmsg::duplex::{Link, Storage};
+use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
     VIRTIO_RPMSG_F_NS,

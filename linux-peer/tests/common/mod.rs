@@ -1,5 +1,5 @@
 //! Shared by the tests that boot Linux: the skip rule, one boot with its
-//! outcome, and our rpmsg remote (`rpmsg::duplex`) served over the rings
+//! outcome, and our rpmsg remote (`rpmsg::link`) served over the rings
 //! Linux set up: [`attach`], [`rings`], then [`serve`] or
 //! [`serve_on_kicks`] with the link split into its halves.
 
@@ -19,7 +19,7 @@ use linux_peer::{
     remote_config, rpmsg_areas, BackendConfig, Calls, Error, Kicks, Server, SharedRegion,
 };
 use rpmsg::boot::Profile;
-use rpmsg::duplex::{Endpoint, Link, Rx, Sent, Tx};
+use rpmsg::link::{Endpoint, Link, Rx, Sent, Tx};
 use rpmsg::rings::{RemoteConfig, RemoteRings};
 use rpmsg::wire::HEADER_LEN;
 use vring::Virtio1;

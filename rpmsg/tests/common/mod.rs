@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
-use rpmsg::duplex::Link;
+use rpmsg::link::Link;
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::session::{PeerWatch, SessionWord};
 use vring::{BufferArea, Layout, Legacy, Suppression};

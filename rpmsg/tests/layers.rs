@@ -1,4 +1,4 @@
-//! The layers over the split link ([`rpmsg::duplex`]): endpoint queues,
+//! The layers over the split link ([`rpmsg::link`]): endpoint queues,
 //! name-service reception (hostile input included), restart, liveness.
 //! Master and remote share one coherent region (tests/common), on one
 //! thread.
@@ -15,10 +15,10 @@ use std::rc::Rc;
 
 use common::{Backing, Quiet, M, NUM, SIZE};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
-use rpmsg::duplex::ns::{NsDirectory, NsEvent};
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::restart::Announcements;
-use rpmsg::duplex::{Link, Sent, Storage};
+use rpmsg::link::ns::{NsDirectory, NsEvent};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::restart::Announcements;
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::{MasterRings, RemoteRings};
 use rpmsg::wire::{Name, NsAction, NsMessage, NS_ADDR, NS_MSG_LEN};
 use rpmsg::Error;
@@ -502,5 +502,32 @@ fn blocking_send_waits_within_its_budget_then_reports_no_buffer() {
         mtx.blocking_send(&mep, 30, &[0; 600], Spins::new(5)),
         Err(Error::TooLong { len: 600, max: 496 }),
         "errors at once"
+    );
+}
+
+/// `bind`: dynamic addresses from 1024 (as Linux and rpmsg-lite hand them
+/// out), skipping bound ones; a full table and a taken address are typed
+/// errors that change nothing; `unbind` frees the slot.
+#[test]
+fn bind_hands_out_dynamic_addresses_and_refuses_taken_ones() {
+    use rpmsg::table::BindError;
+    use rpmsg::wire::ADDR_ANY;
+    let mut b = backing();
+    let shm = common::region(&mut b);
+    let (_, mrings) = common::master_rings(&shm, 1);
+    let mut ms = Storage::<4>::new();
+    let mut link: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
+    let fixed = link.bind(1025).unwrap();
+    assert_eq!(fixed.addr(), 1025);
+    assert_eq!(link.bind(ADDR_ANY).unwrap().addr(), 1024);
+    assert_eq!(link.bind(ADDR_ANY).unwrap().addr(), 1026, "1025 is taken");
+    assert_eq!(link.bind(30).unwrap().addr(), 30);
+    assert_eq!(link.bind(31), Err(Error::Bind(BindError::TableFull)));
+    link.unbind(fixed);
+    assert_eq!(link.bind(30), Err(Error::Bind(BindError::AddressInUse(30))));
+    assert_eq!(
+        link.bind(ADDR_ANY).unwrap().addr(),
+        1027,
+        "the counter moves on"
     );
 }

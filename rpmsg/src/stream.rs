@@ -4,9 +4,9 @@
 //! run over it unchanged).
 //!
 //! ```
-//! use rpmsg::duplex::stream::embedded_io::{Read, Write};
-//! use rpmsg::duplex::stream::{Stream, StreamError};
-//! use rpmsg::duplex::{Link, Sent};
+//! use rpmsg::stream::embedded_io::{Read, Write};
+//! use rpmsg::stream::{Stream, StreamError};
+//! use rpmsg::link::{Link, Sent};
 //! use rpmsg::{ipc_traits::mailbox::{Notify, Spins}, rings::Halves};
 //!
 //! /// Echoes `/dev/ttyRPMSG0` on Linux, a read at a time.
@@ -65,7 +65,7 @@
 //!   not take whole is given back and counted
 //!   ([`StreamStats::oversized`]), never truncated; one longer than the
 //!   ring's buffer never gets past the receive half
-//!   ([`super::RxStats::bad_header`]);
+//!   ([`crate::link::RxStats::bad_header`]);
 //! - an empty message carries no byte and is counted
 //!   ([`StreamStats::empty`]): `Ok(0)` from a read would mean end of file.
 //!
@@ -84,8 +84,8 @@ use ipc_traits::mailbox::{Budget, Notify};
 use crate::rings::Halves;
 use crate::Error;
 
-use super::asynch::HalfWakers;
-use super::{Endpoint, Received, Rx, Sent, Tx};
+use crate::link::asynch::HalfWakers;
+use crate::link::{Endpoint, Received, Rx, Sent, Tx};
 
 /// `embedded-io` 0.7, reachable without a dependency of one's own.
 pub use embedded_io;

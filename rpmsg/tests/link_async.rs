@@ -1,4 +1,4 @@
-//! The async face of the halves ([`rpmsg::duplex::asynch`]) driven by a
+//! The async face of the halves ([`rpmsg::link::asynch`]) driven by a
 //! minimal executor: each side's doorbell wakes the other side's tasks.
 #![cfg(feature = "async")]
 #![allow(
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
 use ipc_traits::shm::RawRegion;
-use rpmsg::duplex::asynch::{EndpointWakers, HalfWakers};
-use rpmsg::duplex::queues::{Endpoints, Queues};
-use rpmsg::duplex::{Endpoint, Link, Storage};
+use rpmsg::link::asynch::{EndpointWakers, HalfWakers};
+use rpmsg::link::queues::{Endpoints, Queues};
+use rpmsg::link::{Endpoint, Link, Storage};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::wire::ADDR_ANY;
 use vring::{BufferArea, Layout, Legacy, Suppression};
@@ -300,7 +300,7 @@ fn a_pending_receive_is_woken_by_the_doorbell_and_queued_messages_wake_their_tas
         let mut fut = pin!(rrx.recv(&POLL_REMOTE, &mut buf));
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         assert_eq!(counter.get(), 0);
-        assert_eq!(mtx.try_send(&mep, 30, b"hi"), Ok(rpmsg::duplex::Sent::Sent));
+        assert_eq!(mtx.try_send(&mep, 30, b"hi"), Ok(rpmsg::link::Sent::Sent));
         assert_eq!(counter.get(), 1, "the doorbell woke the waiting task");
         let Poll::Ready(r) = fut.as_mut().poll(&mut cx) else {
             panic!("woken, but nothing there");
@@ -320,11 +320,11 @@ fn a_pending_receive_is_woken_by_the_doorbell_and_queued_messages_wake_their_tas
     let quiet = b_counter.get();
     assert_eq!(
         mtx.try_send(&mep, 31, b"for b"),
-        Ok(rpmsg::duplex::Sent::Sent)
+        Ok(rpmsg::link::Sent::Sent)
     );
     assert_eq!(
         mtx.try_send(&mep, 30, b"for a"),
-        Ok(rpmsg::duplex::Sent::Sent)
+        Ok(rpmsg::link::Sent::Sent)
     );
     assert_eq!(b_counter.get(), quiet, "no doorbell reaches b's waker");
     let a_counter = Arc::new(Counter::default());
