@@ -329,10 +329,24 @@ pub struct VdevInfo {
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Result<u32, RscError> {
-    let b = bytes
-        .get(at..at.checked_add(4).ok_or(RscError::Truncated)?)
-        .ok_or(RscError::Truncated)?;
-    Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<4>)
+        .map(|b| u32::from_ne_bytes(*b))
+        .ok_or(RscError::Truncated)
+}
+
+/// The two vring entries of a vdev (`2 * VRING_LEN` bytes: `da`, `align`,
+/// `num`, `notifyid`, reserved each). Infallible: both [`parse`] and
+/// [`VdevView::vrings`] read them through here.
+fn vring_specs(b: &[u8; 2 * VRING_LEN]) -> [VringSpec; 2] {
+    let word = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[at..at + 4]);
+        u32::from_ne_bytes(w)
+    };
+    let spec = |o: usize| VringSpec::new(word(o), word(o + 4), word(o + 8), word(o + 12));
+    [spec(0), spec(VRING_LEN)]
 }
 
 /// Parses a table image and finds the rpmsg vdev, checking what Linux checks
@@ -373,25 +387,16 @@ pub fn parse(bytes: &[u8]) -> Result<VdevInfo, RscError> {
         if nvrings != 2 {
             return Err(RscError::BadVringCount(nvrings));
         }
-        let mut vrings = [VringSpec::new(0, 0, 0, 0); 2];
-        for (k, v) in vrings.iter_mut().enumerate() {
-            let o = at + VDEV_LEN + k * VRING_LEN;
-            if bytes.len() < o + VRING_LEN {
-                return Err(RscError::EntryOutOfBounds(off));
-            }
-            *v = VringSpec::new(
-                u32_at(bytes, o)?,
-                u32_at(bytes, o + 4)?,
-                u32_at(bytes, o + 8)?,
-                u32_at(bytes, o + 12)?,
-            );
-        }
+        let vrings = bytes
+            .get(at + VDEV_LEN..)
+            .and_then(<[u8]>::first_chunk::<{ 2 * VRING_LEN }>)
+            .ok_or(RscError::EntryOutOfBounds(off))?;
         return Ok(VdevInfo {
             offset: at,
-            dfeatures: u32_at(bytes, at + 12)?,
-            gfeatures: u32_at(bytes, at + 16)?,
+            dfeatures: u32_at(head, 12)?,
+            gfeatures: u32_at(head, 16)?,
             status: head[24],
-            vrings,
+            vrings: vring_specs(vrings),
         });
     }
     Err(RscError::NoRpmsgVdev)
@@ -530,17 +535,7 @@ impl VdevView {
         let at = self.fresh(mem, VDEV_LEN, 2 * VRING_LEN)?;
         let mut b = [0u8; 2 * VRING_LEN];
         mem.read(at, &mut b)?;
-        let mut out = [VringSpec::new(0, 0, 0, 0); 2];
-        for (k, v) in out.iter_mut().enumerate() {
-            let o = k * VRING_LEN;
-            *v = VringSpec::new(
-                u32_at(&b, o)?,
-                u32_at(&b, o + 4)?,
-                u32_at(&b, o + 8)?,
-                u32_at(&b, o + 12)?,
-            );
-        }
-        Ok(out)
+        Ok(vring_specs(&b))
     }
 }
 
@@ -647,6 +642,15 @@ mod tests {
         let b = TABLE.bytes();
         for cut in 0..b.len() {
             assert!(parse(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        // Any cut inside the vdev entry (its header or its vring entries)
+        // names the entry's offset.
+        for cut in 132..b.len() {
+            assert_eq!(
+                parse(&b[..cut]),
+                Err(RscError::EntryOutOfBounds(132)),
+                "cut at {cut}"
+            );
         }
     }
 }
