@@ -500,8 +500,9 @@ impl RemoteBoot {
     {
         let config = self.config(table, shared, vrings)?;
         // SAFETY: forwarded from this function's contract.
-        let rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
-        Ok(rings.with_conventions(self.profile.conventions())?)
+        let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
+        rings.set_conventions(self.profile.conventions())?;
+        Ok(rings)
     }
 
     /// [`RemoteBoot::rings`] over a [`RawRegion`] borrowed exclusively for
@@ -641,8 +642,9 @@ where
         queues: QueueIds::DEFAULT,
     };
     // SAFETY: forwarded from this function's contract.
-    let rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
-    Ok(rings.with_conventions(profile.conventions())?)
+    let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
+    rings.set_conventions(profile.conventions())?;
+    Ok(rings)
 }
 
 /// Kicks vring 0 when `profile`'s remote expects it.
@@ -700,8 +702,8 @@ where
         rpmsg_lite_compat: matches!(profile, Profile::RpmsgLite),
     };
     // SAFETY: forwarded from this function's contract.
-    let rings = unsafe { MasterRings::<M, E, NUM>::new(shared, config) }?
-        .with_conventions(profile.conventions())?;
+    let mut rings = unsafe { MasterRings::<M, E, NUM>::new(shared, config) }?;
+    rings.set_conventions(profile.conventions())?;
     start_kick(profile, notify, QueueIds::DEFAULT.vring0)?;
     Ok(rings)
 }
@@ -838,8 +840,8 @@ where
         rpmsg_lite_compat: false,
     };
     // SAFETY: the pool is the master's alone (this function's contract).
-    let rings = unsafe { MasterRings::<M, E, NUM>::new(shared, config) }?
-        .with_conventions(profile.conventions())?;
+    let mut rings = unsafe { MasterRings::<M, E, NUM>::new(shared, config) }?;
+    rings.set_conventions(profile.conventions())?;
 
     st |= status::DRIVER_OK;
     put(table, vdev + VDEV_STATUS, &[st])?;

@@ -419,13 +419,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
     ///
     /// A ring error writing the suppression field.
     pub fn with_conventions(mut self, conv: Conventions) -> Result<Self, RingError> {
+        self.set_conventions(conv)?;
+        Ok(self)
+    }
+
+    /// [`RemoteRings::with_conventions`] in place (no move of the rings).
+    ///
+    /// # Errors
+    ///
+    /// A ring error writing the suppression field.
+    pub fn set_conventions(&mut self, conv: Conventions) -> Result<(), RingError> {
         self.tx.conv = conv;
         self.rx.conv = conv;
         if conv.quiet_returns && !self.tx.quiet {
             self.tx.ring.disable_notifications()?;
             self.tx.quiet = true;
         }
-        Ok(self)
+        Ok(())
     }
 
     /// Rings the doorbell after every publication even when the master's
@@ -789,13 +799,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
     ///
     /// A ring error writing the suppression field.
     pub fn with_conventions(mut self, conv: Conventions) -> Result<Self, RingError> {
+        self.set_conventions(conv)?;
+        Ok(self)
+    }
+
+    /// [`MasterRings::with_conventions`] in place (no move of the rings).
+    ///
+    /// # Errors
+    ///
+    /// A ring error writing the suppression field.
+    pub fn set_conventions(&mut self, conv: Conventions) -> Result<(), RingError> {
         self.tx.conv = conv;
         self.rx.conv = conv;
         if conv.quiet_returns && !self.tx.quiet {
             self.tx.ring.disable_interrupts()?;
             self.tx.quiet = true;
         }
-        Ok(self)
+        Ok(())
     }
 }
 
