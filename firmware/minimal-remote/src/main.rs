@@ -16,10 +16,10 @@ use core::ptr::NonNull;
 
 use cortex_m_rt::entry;
 use rpmsg::boot::{Profile, RemoteBoot};
-use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::ipc_traits::cache::Coherent;
 use rpmsg::ipc_traits::mailbox::Spins;
 use rpmsg::ipc_traits::shm::RawRegion;
+use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rsc_table::{
     table_size, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
