@@ -13,7 +13,7 @@
 use ipc_traits::mailbox::Notify;
 use rpmsg::link::ns::{NsDirectory, NsEvent};
 use rpmsg::link::{Endpoint, Link, Rx, Sent, Tx};
-use rpmsg::rings::{Halves, Rings};
+use rpmsg::rings::Halves;
 use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use rpmsg::Error;
 
@@ -292,7 +292,7 @@ impl EchoClient {
     }
 
     /// A name-service message: the remote's services.
-    fn on_announcement<'a, R: Rings<'a>>(&mut self, payload: &[u8]) -> Result<(), ClientError> {
+    fn on_announcement<'a, R: Halves<'a>>(&mut self, payload: &[u8]) -> Result<(), ClientError> {
         if let Some(NsEvent::Created(s)) = self.dir.on_message::<R::Order>(payload) {
             match s.name.as_str() {
                 RAW_SERVICE => self.peer = Some(s.addr),
