@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 use conformance::rng::SplitMix64;
 use conformance::sim::{CacheConfig, CacheStats, SimCore, SimMemory, WeakOrder, WeakStats};
 use ipc_traits::mailbox::{Error as _, ErrorKind, Notify, NotifyRx, QueueSet};
+use rpmsg::boot::Profile;
 use rpmsg::link::ns::{NsDirectory, NsEvent, NsStats};
 use rpmsg::link::{Link, RxStats, Sent, Storage, Tx, TxStats};
 use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
@@ -74,6 +75,10 @@ mod soc;
 
 use soc::{Core, Doorbells, Soc, Wiring};
 
+/// Both cores run this stack: its doorbell conventions (the remote's and
+/// the master's returned buffers are not announced while the peer has
+/// transmit buffers, rpmsg-wire.md §2.1).
+const PROFILE: Profile = Profile::Native;
 /// The name the remote announces.
 const SERVICE: &str = "rpmsg-demo";
 /// Entries per vring.
@@ -409,6 +414,7 @@ fn master<const LINE: usize, N: Notify, T: NotifyRx>(
     // buffer only while the rings lend it, and this core builds no other
     // buffer handle over it.
     let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(&core, master_config()) }
+        .and_then(|r| r.with_conventions(PROFILE.conventions()))
         .map_err(|e| format!("laying out the rings: {e}"))?;
     loop {
         match ring.notify(QueueIds::DEFAULT.vring0) {
@@ -536,6 +542,7 @@ fn remote<const LINE: usize, N: Notify, T: NotifyRx>(
     // disjoint; this core builds no buffer handle over them except through
     // these rings.
     let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&core, remote_config()) }
+        .and_then(|r| r.with_conventions(PROFILE.conventions()))
         .map_err(|e| format!("attaching to the rings: {e}"))?;
     let mut storage = Storage::<ENDPOINTS>::new();
     let mut link = Link::new(rings, ring, &mut storage);

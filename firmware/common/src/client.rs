@@ -231,19 +231,37 @@ impl EchoClient {
         self.starved = false;
         let mut got = [0u8; MAX_PAYLOAD];
         let mut want = [0u8; MAX_PAYLOAD];
+        // The remote need not ring for echoes while this pass drains the
+        // ring: asked at the first echo, asked to ring again (with a last
+        // look) when the ring is found empty.
+        let mut quiet = false;
         loop {
             let r = match rx.try_recv(&mut got) {
                 Ok(Some(r)) => r,
+                Ok(None) if quiet => {
+                    quiet = false;
+                    if rx.set_peer_notifications(true)? {
+                        continue;
+                    }
+                    break;
+                }
                 Ok(None) => break,
                 // A ring of undeliverable messages (counted): not idle,
                 // the caller steps again.
                 Err(Error::WouldBlock) => {
+                    if quiet {
+                        let _more: bool = rx.set_peer_notifications(true)?;
+                    }
                     progressed = true;
                     break;
                 }
                 Err(e) => return Err(e.into()),
             };
             progressed = true;
+            if !quiet {
+                rx.set_peer_notifications(false)?;
+                quiet = true;
+            }
             if r.dst == self.ns.addr() {
                 self.on_announcement::<R>(&got[..r.len])?;
                 continue;

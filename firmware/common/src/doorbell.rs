@@ -26,7 +26,7 @@
 //! assert!(BELL.is_pending());
 //! assert_eq!(take.take_pending().unwrap().bits(), 0b10);
 //! assert!(take.take_pending().unwrap().is_empty());
-//! assert_eq!((BELL.rung(), BELL.taken()), (2, 1));
+//! assert_eq!((BELL.rung(), BELL.taken(), BELL.coalesced()), (2, 1, 1));
 //! ```
 #![deny(unsafe_code)]
 
@@ -64,6 +64,7 @@ pub struct MemDoorbell {
     pending: AtomicU32,
     rung: AtomicU32,
     taken: AtomicU32,
+    coalesced: AtomicU32,
 }
 
 impl fmt::Debug for MemDoorbell {
@@ -72,6 +73,7 @@ impl fmt::Debug for MemDoorbell {
             .field("pending", &self.pending.load(Ordering::Relaxed))
             .field("rung", &self.rung.load(Ordering::Relaxed))
             .field("taken", &self.taken.load(Ordering::Relaxed))
+            .field("coalesced", &self.coalesced.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -83,6 +85,7 @@ impl MemDoorbell {
             pending: AtomicU32::new(0),
             rung: AtomicU32::new(0),
             taken: AtomicU32::new(0),
+            coalesced: AtomicU32::new(0),
         }
     }
 
@@ -110,6 +113,13 @@ impl MemDoorbell {
     pub fn taken(&self) -> u32 {
         self.taken.load(Ordering::Relaxed)
     }
+
+    /// Notifications rung while the same queue's bit was still pending
+    /// (wrapping): the rung side had not taken the previous one yet, so it
+    /// learnt nothing from this one (the peer was already notified).
+    pub fn coalesced(&self) -> u32 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
 }
 
 /// Rings a [`MemDoorbell`]: implements [`Notify`].
@@ -127,10 +137,12 @@ impl<W: Wake> Notify for Ringer<'_, W> {
     fn notify(&mut self, queue: QueueId) -> Result<(), Infallible> {
         // Release: the ring and buffer writes before this call are visible
         // to the acquire swap in `take_pending`.
-        self.bell
-            .pending
-            .fetch_or(1 << queue.index(), Ordering::AcqRel);
+        let bit = 1 << queue.index();
+        let before = self.bell.pending.fetch_or(bit, Ordering::AcqRel);
         self.bell.rung.fetch_add(1, Ordering::Relaxed);
+        if before & bit != 0 {
+            self.bell.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
         self.wake.wake();
         Ok(())
     }

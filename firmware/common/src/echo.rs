@@ -54,10 +54,12 @@ pub struct Progress {
     pub blocked: bool,
     /// Announcements still to send.
     pub unannounced: u32,
-    /// The receive ring was not found empty (the batch ended first): call
-    /// again without waiting for a notification. `false` when it was found
-    /// empty (and re-armed) or a transmit buffer is awaited: sleeping until
-    /// the next notification is then safe.
+    /// The receive ring was not found empty (the batch ended first), or
+    /// messages arrived unannounced while a transmit buffer is awaited:
+    /// call again without waiting for a notification. `false` when it was
+    /// found empty (and re-armed) or a transmit buffer is awaited: sleeping
+    /// until the next notification is then safe. While `true`, the host is
+    /// asked not to ring for new messages (the service polls).
     pub more: bool,
 }
 
@@ -96,6 +98,9 @@ pub struct EchoService {
     registered: bool,
     pending: Option<Pending>,
     buf: [u8; PAYLOAD_MAX],
+    /// The receive ring asks the host not to ring: set when a pass finds a
+    /// message, cleared when a pass ends without more to do.
+    quiet: bool,
     stats: EchoStats,
 }
 
@@ -115,6 +120,7 @@ impl EchoService {
             registered: false,
             pending: None,
             buf: [0; PAYLOAD_MAX],
+            quiet: false,
             stats: EchoStats::default(),
         })
     }
@@ -137,6 +143,8 @@ impl EchoService {
         if self.pending.take().is_some() {
             self.stats.discarded = self.stats.discarded.wrapping_add(1);
         }
+        // The next session's rings start with notifications on.
+        self.quiet = false;
         self.announcements.on_restart();
     }
 
@@ -178,6 +186,11 @@ impl EchoService {
             let m = match rx.try_recv(&mut self.buf) {
                 Ok(Some(m)) => m,
                 Ok(None) => {
+                    // Notifications back on, and a last look: a message
+                    // that arrived meanwhile rang nobody.
+                    if self.notify_again(rx)? {
+                        continue;
+                    }
                     progress.more = false;
                     break;
                 }
@@ -193,6 +206,13 @@ impl EchoService {
                 }
                 Err(e) => return Err(e),
             };
+            if !self.quiet {
+                // Busy until the ring is found empty: the host need not
+                // ring for what it sends meanwhile (Linux's
+                // `virtqueue_disable_cb` in a callback).
+                rx.set_peer_notifications(false)?;
+                self.quiet = true;
+            }
             let Some(endpoint) = self.endpoints.iter().position(|e| e.addr() == m.dst) else {
                 continue;
             };
@@ -208,8 +228,27 @@ impl EchoService {
                 break;
             }
         }
+        if !progress.more && self.notify_again(rx)? {
+            // Waiting for a transmit buffer, and messages arrived while the
+            // host was asked not to ring: their doorbells would have woken
+            // the caller for another try, so it tries again now.
+            progress.more = true;
+        }
         progress.echoed = self.stats.echoed.wrapping_sub(echoed);
         Ok(progress)
+    }
+
+    /// Asks the host to ring for new messages again if this service had
+    /// asked it not to; returns whether messages arrived meanwhile.
+    fn notify_again<'a, R: Halves<'a>, N: Notify>(
+        &mut self,
+        rx: &mut Rx<'_, 'a, R, N>,
+    ) -> Result<bool, Error> {
+        if !self.quiet {
+            return Ok(false);
+        }
+        self.quiet = false;
+        rx.set_peer_notifications(true)
     }
 
     /// Sends the message waiting for a transmit buffer; `false` while it

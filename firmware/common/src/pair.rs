@@ -54,6 +54,11 @@ pub struct PairConfig {
     /// `count / (host_resets + 1)` resolved messages, once the traffic has
     /// resumed after the previous one); 0 for none.
     pub host_resets: u32,
+    /// Both sides use `EVENT_IDX` (the table must offer it): a side rings
+    /// once per idle period of the peer (the peer re-arms when it finds its
+    /// ring empty) instead of for every message while the peer's flag is
+    /// clear. `false`: suppression flags.
+    pub event_idx: bool,
 }
 
 /// Why a run failed.
@@ -165,6 +170,19 @@ pub struct PairReport {
     pub host_doorbells: u32,
     /// Doorbells the remote rang (both halves, every session).
     pub remote_doorbells: u32,
+    /// Of [`PairReport::host_doorbells`], those for returned receive
+    /// buffers (the receive half's); the rest announced messages.
+    pub host_return_doorbells: u32,
+    /// Of [`PairReport::remote_doorbells`], those for returned receive
+    /// buffers (the receive half's); the rest announced messages.
+    pub remote_return_doorbells: u32,
+    /// Doorbells the host rang while the remote had not taken the previous
+    /// one on the same queue ([`MemDoorbell::coalesced`]): the remote was
+    /// already notified.
+    pub host_coalesced: u32,
+    /// Doorbells the remote rang while the host had not taken the previous
+    /// one on the same queue.
+    pub remote_coalesced: u32,
     /// Messages the remote had not taken when a session ended
     /// ([`rpmsg::link::restart::RestartReport::lost`], summed).
     pub remote_lost_at_reset: u32,
@@ -286,7 +304,7 @@ where
                 shared,
                 placement,
                 Profile::Native,
-                false,
+                config.event_idx,
                 &mut kick,
             )
         }
@@ -307,6 +325,9 @@ where
     // hint: the status byte decides.
     let mut boot =
         RemoteBoot::start::<T, M, TABLE>(table, 0, shared, Profile::Native, REMOTE_TIMING, 0)?;
+    if config.event_idx {
+        boot = boot.with_event_idx()?;
+    }
     let view = *boot.host().view();
     let mut watch = VdevWatch::new();
     let mut remote_take = bells.to_remote.taker();
@@ -492,6 +513,10 @@ where
         echo: e,
         host_doorbells: doorbells(&host),
         remote_doorbells: doorbells(&remote),
+        host_return_doorbells: host.rx_stats().doorbells,
+        remote_return_doorbells: remote.rx_stats().doorbells,
+        host_coalesced: bells.to_remote.coalesced(),
+        remote_coalesced: bells.to_host.coalesced(),
         remote_lost_at_reset: remote_lost,
         suppressed: ht.notifications_suppressed
             + hr.notifications_suppressed

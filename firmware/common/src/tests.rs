@@ -12,7 +12,9 @@ use rpmsg::rsc_table::{
     VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 
-use rpmsg::boot::{master_table, remote_config, BootError, Placement, Profile, RemoteBoot};
+use rpmsg::boot::{
+    master_table, remote_config, BootError, Placement, Profile, RemoteBoot, F_EVENT_IDX,
+};
 use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rsc_table::VdevView;
 use vring::{Legacy, Suppression};
@@ -31,7 +33,7 @@ const AREA: usize = POOL + 2 * 32 * 512;
 fn table(spec: [VringSpec; 2]) -> Box<LineAligned<ResourceTable<TABLE>>> {
     // Built at run time here (the firmware builds it in a `static`).
     let t = TableBuilder::<TABLE>::new(1)
-        .rpmsg_vdev(VIRTIO_RPMSG_F_NS, spec)
+        .rpmsg_vdev(VIRTIO_RPMSG_F_NS | F_EVENT_IDX, spec)
         .finish();
     Box::new(LineAligned(t))
 }
@@ -60,11 +62,9 @@ const PLACEMENT: Placement = Placement {
     pool: POOL,
 };
 
-fn run(count: u32, window_len: u32, lose_host_kicks: bool) -> Result<pair::PairReport, PairError> {
-    run_with_resets(count, window_len, lose_host_kicks, 0)
-}
-
-fn run_with_resets(
+/// One run; `event_idx` picks the suppression both sides use.
+fn run(
+    event_idx: bool,
     count: u32,
     window_len: u32,
     lose_host_kicks: bool,
@@ -85,6 +85,7 @@ fn run_with_resets(
         window: window_len,
         max_idle_rounds: 50,
         host_resets,
+        event_idx,
     };
     let bells = Doorbells {
         to_remote: &to_remote,
@@ -96,14 +97,20 @@ fn run_with_resets(
     unsafe { pair::run::<_, _, _, _, TABLE>(&tw, &sw, PLACEMENT, bells, config) }
 }
 
+/// Both suppression modes: flags, then `EVENT_IDX`.
+const MODES: [bool; 2] = [false, true];
+
 /// Echoes per run (fewer under Miri, which interprets every access).
 const COUNT: u32 = if cfg!(miri) { 40 } else { 500 };
 
 #[test]
 fn pair_echoes_every_message_with_no_validation_error() {
-    for window_len in [1, 7, 32, 64] {
-        let r =
-            run(COUNT, window_len, false).unwrap_or_else(|e| panic!("window {window_len}: {e}"));
+    for (event_idx, window_len) in MODES
+        .into_iter()
+        .flat_map(|e| [1, 7, 32, 64].map(|w| (e, w)))
+    {
+        let r = run(event_idx, COUNT, window_len, false, 0)
+            .unwrap_or_else(|e| panic!("event_idx {event_idx}, window {window_len}: {e}"));
         assert_eq!(r.client.received, COUNT);
         assert_eq!(r.client.sent, COUNT);
         assert_eq!(r.client.services, 2, "rpmsg-tty and rpmsg-raw");
@@ -130,9 +137,12 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
     // Under Miri's short run, a wide window would have sent everything
     // before the first reset is due.
     let windows: &[u32] = if cfg!(miri) { &[1, 3] } else { &[1, 7, 32, 64] };
-    for &window_len in windows {
-        let r = run_with_resets(COUNT, window_len, false, RESETS)
-            .unwrap_or_else(|e| panic!("window {window_len}: {e}"));
+    for (event_idx, &window_len) in MODES
+        .into_iter()
+        .flat_map(|e| windows.iter().map(move |w| (e, w)))
+    {
+        let r = run(event_idx, COUNT, window_len, false, RESETS)
+            .unwrap_or_else(|e| panic!("event_idx {event_idx}, window {window_len}: {e}"));
         let c = r.client;
         assert_eq!((r.host_resets, r.remote_restarts), (RESETS, RESETS));
         assert_eq!(r.remote_link_restarts, RESETS);
@@ -164,17 +174,80 @@ fn pair_survives_host_resets_and_accounts_for_every_message() {
 
 #[test]
 fn host_resets_still_detect_lost_notifications() {
-    match run_with_resets(100, 8, true, 3) {
-        Err(PairError::Stalled { received }) => assert!(received < 100),
-        other => panic!("expected a stall, got {other:?}"),
+    for event_idx in MODES {
+        match run(event_idx, 100, 8, true, 3) {
+            Err(PairError::Stalled { received }) => assert!(received < 100),
+            other => panic!("event_idx {event_idx}: expected a stall, got {other:?}"),
+        }
     }
 }
 
 #[test]
 fn lost_notifications_stall_the_pair_instead_of_hanging() {
-    match run(100, 8, true) {
-        Err(PairError::Stalled { received }) => assert!(received < 100),
-        other => panic!("expected a stall, got {other:?}"),
+    for event_idx in MODES {
+        match run(event_idx, 100, 8, true, 0) {
+            Err(PairError::Stalled { received }) => assert!(received < 100),
+            other => panic!("event_idx {event_idx}: expected a stall, got {other:?}"),
+        }
+    }
+}
+
+/// With suppression flags, a side that is not running cannot say it was
+/// already notified: the host rings for every message it sends while the
+/// remote waits for its turn. With `EVENT_IDX` the rings say it: a side
+/// rings once when the peer's ring was found empty (the peer re-armed it),
+/// never again before the peer took that doorbell, and the exchange still
+/// completes (a lost wake-up would stall it: `Stalled`).
+#[test]
+fn event_idx_rings_once_per_idle_period_not_per_message() {
+    for window_len in [1, 7, 32, 64] {
+        let flags = run(false, COUNT, window_len, false, 0).unwrap();
+        let event = run(true, COUNT, window_len, false, 0)
+            .unwrap_or_else(|e| panic!("window {window_len}: {e}"));
+        assert_eq!(event.client.received, COUNT);
+        assert_eq!(
+            (event.host_coalesced, event.remote_coalesced),
+            (0, 0),
+            "window {window_len}: no doorbell while the peer's last one was pending"
+        );
+        // At most one doorbell per queue and turn.
+        assert!(
+            event.host_doorbells <= 2 * event.rounds,
+            "window {window_len}"
+        );
+        assert!(
+            event.remote_doorbells <= 2 * event.rounds,
+            "window {window_len}"
+        );
+        if window_len > 1 {
+            // Flags: one per message, most of them while one was pending.
+            assert!(
+                event.host_doorbells * 4 < flags.host_doorbells,
+                "window {window_len}: {} with EVENT_IDX, {} with flags",
+                event.host_doorbells,
+                flags.host_doorbells
+            );
+        }
+    }
+}
+
+/// Suppression flags: while the echo service has a batch left over (it
+/// polls), it asks the host not to ring, and asks again with a last look
+/// when it finds the ring empty. The host then rings at most once per turn
+/// instead of for every message, and no wake-up is lost (the run would
+/// stall).
+#[test]
+fn a_busy_remote_asks_the_host_not_to_ring() {
+    for window_len in [32, 64] {
+        let r = run(false, COUNT, window_len, false, 0)
+            .unwrap_or_else(|e| panic!("window {window_len}: {e}"));
+        assert_eq!(r.client.received, COUNT);
+        assert!(
+            r.host_doorbells <= r.rounds && r.host_doorbells < COUNT / 4,
+            "window {window_len}: {} doorbells to the remote in {} turns for {COUNT} messages",
+            r.host_doorbells,
+            r.rounds
+        );
     }
 }
 
@@ -232,9 +305,21 @@ fn echo_asks_to_be_called_again_while_its_batch_ends_before_the_ring() {
     let p = echo.serve(&mut rtx, &mut rrx).unwrap();
     assert_eq!(p.echoed, 16, "one batch");
     assert!(p.more, "the batch ended before the ring: call again");
+    // Polling: the host is asked not to ring for what it sends meanwhile.
+    let rung = to_remote.rung();
+    for k in 20..23u8 {
+        assert_eq!(htx.try_send(&host_ep, tty, &[k; 8]).unwrap(), Sent::Sent);
+    }
+    assert_eq!(to_remote.rung(), rung, "no doorbell while the remote polls");
     let p = echo.serve(&mut rtx, &mut rrx).unwrap();
-    assert_eq!(p.echoed, 4);
+    assert_eq!(p.echoed, 7);
     assert!(!p.more && !p.blocked, "ring found empty: {p:?}");
+    // Idle again: the next message rings (a lost one would leave the
+    // remote asleep with it).
+    assert_eq!(htx.try_send(&host_ep, tty, &[0; 8]).unwrap(), Sent::Sent);
+    assert_eq!(to_remote.rung(), rung + 1, "the idle remote is rung");
+    let p = echo.serve(&mut rtx, &mut rrx).unwrap();
+    assert_eq!((p.echoed, p.more), (1, false));
 }
 
 #[test]

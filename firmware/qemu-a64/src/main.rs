@@ -37,7 +37,7 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::shm::RawRegion;
-use rpmsg::boot::{master_table, BootError, Placement, Profile, RemoteBoot};
+use rpmsg::boot::{master_table, BootError, Placement, Profile, RemoteBoot, F_EVENT_IDX};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
@@ -76,7 +76,7 @@ static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(
     TableBuilder::<TABLE>::new(2)
         .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
         .rpmsg_vdev(
-            VIRTIO_RPMSG_F_NS,
+            VIRTIO_RPMSG_F_NS | F_EVENT_IDX,
             [
                 VringSpec::new(SHARED_BASE, 4096, NUM as u32, 0),
                 VringSpec::new(SHARED_BASE + 0x8000, 4096, NUM as u32, 1),
@@ -173,6 +173,9 @@ fn remote() -> RemoteFail {
         interval: hz / 100,
         patience: STALL_SECONDS * hz,
     };
+    // EVENT_IDX (the table offers it, the host accepts it): each core
+    // rings once per idle period of the other, never again while the
+    // other has not looked at its ring.
     let Ok(mut boot) = RemoteBoot::start::<_, _, TABLE>(
         &table,
         0,
@@ -180,7 +183,8 @@ fn remote() -> RemoteFail {
         Profile::Native,
         timing,
         arch::ticks(),
-    ) else {
+    )
+    .and_then(RemoteBoot::with_event_idx) else {
         return RemoteFail::Table;
     };
     log.line(format_args!(
@@ -309,7 +313,7 @@ fn host() -> Result<(), &'static str> {
             &shared,
             PLACEMENT,
             Profile::Native,
-            false,
+            true,
             &mut ring,
         )
     }
@@ -375,9 +379,11 @@ fn host() -> Result<(), &'static str> {
     ));
     let host_validation = validation_errors(&link) + client.ns_errors();
     let remote_validation = R_VALIDATION.load(Ordering::Relaxed);
-    arch::say(format_args!("qemu-a64: notifications core0->core1 {}, core1->core0 {}; remote idle: {} wfe (wake lock free), {} spins (held)",
+    arch::say(format_args!("qemu-a64: notifications core0->core1 {} ({} while one was pending), core1->core0 {} ({} while one was pending); remote idle: {} wfe (wake lock free), {} spins (held)",
         doorbells(&link),
+        TO_REMOTE.coalesced(),
         R_NOTIFY.load(Ordering::Relaxed),
+        TO_HOST.coalesced(),
         R_DEEP_IDLE.load(Ordering::Relaxed),
         R_SHALLOW_IDLE.load(Ordering::Relaxed)
     ));

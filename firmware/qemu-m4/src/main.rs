@@ -39,7 +39,7 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::shm::RawRegion;
 use panic_semihosting as _;
-use rpmsg::boot::Placement;
+use rpmsg::boot::{Placement, F_EVENT_IDX};
 use rpmsg::rsc_table::{
     table_size, ResourceTable, TableBuilder, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
@@ -51,6 +51,11 @@ const HOST_RESETS: u32 = 3;
 /// Messages the host keeps outstanding (more than the 32 buffers of a
 /// direction, so the remote also runs out of transmit buffers).
 const WINDOW: u32 = 40;
+/// The remote's doorbell from which on `fault-corrupt` flips bytes in the
+/// host's receive buffers at every doorbell (one of them holds an echo the
+/// host has not read): well inside the run (with `EVENT_IDX` the remote
+/// rings about 120 times in all, with flags about 1 800).
+const CORRUPT_AT: u32 = 20;
 /// Entries per vring (a power of two, at most the rings' capacity).
 const VRING_NUM: u32 = pair::NUM as u32;
 /// Linux's vring alignment (rpmsg-wire.md §1.2).
@@ -76,7 +81,7 @@ static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(
     TableBuilder::<TABLE>::new(2)
         .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
         .rpmsg_vdev(
-            VIRTIO_RPMSG_F_NS,
+            VIRTIO_RPMSG_F_NS | F_EVENT_IDX,
             [
                 VringSpec::new(FW_RSC_ADDR_ANY, VRING_ALIGN, VRING_NUM, 0),
                 VringSpec::new(FW_RSC_ADDR_ANY, VRING_ALIGN, VRING_NUM, 1),
@@ -116,7 +121,7 @@ fn wake_host() {
         // The interrupt is lost: the host never sees the bits.
         let _ = TO_HOST.taker().take_pending();
     }
-    if cfg!(feature = "fault-corrupt") && TO_HOST.rung() == MESSAGES / 2 {
+    if cfg!(feature = "fault-corrupt") && TO_HOST.rung() >= CORRUPT_AT {
         for k in 0..VRING_NUM as usize {
             let at = PLACEMENT.pool + k * 512 + 16;
             // SAFETY: a deliberate fault: one byte inside SHARED (the pool
@@ -166,6 +171,7 @@ fn run() -> Result<PairReport, &'static str> {
         window: WINDOW,
         max_idle_rounds: 100,
         host_resets: HOST_RESETS,
+        event_idx: true,
     };
     // SAFETY: the pool and buffer areas of SHARED are used by these two
     // links only.
@@ -256,9 +262,13 @@ fn main() -> ! {
                 r.unreturned
             );
             hprintln!(
-                "qemu-m4: notifications host->remote {}, remote->host {}, PendSV taken {}, host tx waits {}, remote deferred {}",
+                "qemu-m4: notifications host->remote {} ({} for returned buffers, {} while one was pending), remote->host {} ({} for returned buffers, {} while one was pending), PendSV taken {}, host tx waits {}, remote deferred {}",
                 r.host_doorbells,
+                r.host_return_doorbells,
+                r.host_coalesced,
                 r.remote_doorbells,
+                r.remote_return_doorbells,
+                r.remote_coalesced,
                 PENDSV.load(Ordering::Relaxed),
                 r.client.tx_waits,
                 r.echo.deferred
