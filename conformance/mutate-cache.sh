@@ -48,6 +48,7 @@ TESTS=(
   cache_model
   cache_maintenance
   boot
+  boot_profiles
   vring_e2e
   faults_mu_imx8
   power_mu_imx8
