@@ -586,7 +586,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         count_kicks(&mut self.st.stats, k);
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self) -> Result<Option<TxSlot<'a, R::Mem>>, Error> {
         let slot = self.st.ring.take()?;
         if slot.is_none() {
@@ -1001,7 +1001,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         if let Some(m) = self.st.kept.take() {
             return Ok(Next::Msg(m));
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some(slot) = self.take_slot()? else {
                 return Ok(Next::Idle);
             };

@@ -253,7 +253,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         if !self.admit_stalled() {
             return Ok(false);
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some((s, m)) = self.rx.next_slot()? else {
                 return Ok(true);
             };
@@ -386,7 +386,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
                 return Ok(None);
             }
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some((s, m)) = self.rx.next_slot()? else {
                 return Ok(None);
             };
@@ -464,7 +464,7 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
             self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
             self.give_back(m.token, m.buf);
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some(slot) = self.take_slot()? else {
                 return Ok(None);
             };
