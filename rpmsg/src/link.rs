@@ -452,6 +452,16 @@ fn mem_error<E: ipc_traits::shm::Error>(e: &E) -> Error {
     Error::Ring(vring::Error::Memory(e.kind()))
 }
 
+/// The storage slot bound to `dst`, if any. Never a free slot: a message
+/// to [`ADDR_ANY`] (the free mark) is for nobody.
+#[inline]
+fn bound_slot(eps: &[u32], dst: u32) -> Option<usize> {
+    if dst == FREE {
+        return None;
+    }
+    eps.iter().position(|a| *a == dst)
+}
+
 fn bit(q: QueueId) -> u32 {
     1 << q.index()
 }
@@ -1006,7 +1016,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
                 return Ok(Next::Idle);
             };
             if let Some(m) = self.check(slot)? {
-                if self.eps.contains(&m.dst) {
+                if bound_slot(self.eps, m.dst).is_some() {
                     return Ok(Next::Msg(m));
                 }
                 self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);

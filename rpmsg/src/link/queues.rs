@@ -41,7 +41,7 @@ use crate::rings::{Halves, RxRing};
 use crate::wire::HEADER_LEN;
 use crate::Error;
 
-use super::{mem_error, Endpoint, HeldMessage, Msg, Received, Rx};
+use super::{bound_slot, mem_error, Endpoint, HeldMessage, Msg, Received, Rx};
 
 /// A message and the storage slot of its endpoint.
 type Slotted<'a, M> = (usize, Msg<'a, M>);
@@ -457,7 +457,7 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
     /// at most a ring's worth: [`Rx::next`] for the queue layer.
     fn next_slot(&mut self) -> Result<Option<Slotted<'a, R::Mem>>, Error> {
         if let Some(m) = self.st.kept.take() {
-            if let Some(s) = self.eps.iter().position(|a| *a == m.dst) {
+            if let Some(s) = bound_slot(self.eps, m.dst) {
                 self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
                 return Ok(Some((s, m)));
             }
@@ -469,7 +469,7 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
                 return Ok(None);
             };
             if let Some(m) = self.check(slot)? {
-                if let Some(s) = self.eps.iter().position(|a| *a == m.dst) {
+                if let Some(s) = bound_slot(self.eps, m.dst) {
                     self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
                     return Ok(Some((s, m)));
                 }
