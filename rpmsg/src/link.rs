@@ -528,6 +528,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     /// # Errors
     ///
     /// A ring error.
+    #[inline(always)]
     pub fn try_alloc(&mut self) -> Result<Option<TxBuffer<'_, 'a, R, N>>, Error> {
         let Some(slot) = self.take()? else {
             return Ok(None);

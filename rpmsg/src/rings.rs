@@ -823,7 +823,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.queue
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
         if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
