@@ -82,7 +82,7 @@ done
 # memory (SeqCst stores); x86 makes every one of them a full fence whatever
 # the ordering in the source, so all count. lfence/sfence do not.
 if [ "$BREAKDOWN" = 1 ]; then
-  for case in 16-copy 496-copy 16-zerocopy; do
+  for case in 16-copy 496-copy 16-zerocopy 496-zerocopy; do
     echo
     echo "## where the instructions go: $case"
     ir "$case" 0 --dump-instr=yes >/dev/null

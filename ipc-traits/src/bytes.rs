@@ -529,6 +529,10 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
         // A 16-bit ring entry.
         // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
         unsafe { dst.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b])) };
+    } else if let &[a] = src {
+        // One byte (a flag, a check byte): no head or tail to work out.
+        // SAFETY: 1 byte, the caller's range.
+        unsafe { store_u8(dst, a) };
     } else {
         // SAFETY: the caller's contract.
         unsafe { copy_to_shared_general(src, dst) };
@@ -574,6 +578,18 @@ unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
 #[inline]
 pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
     let word = usize::from_ne_bytes([byte; WORD]);
+    if small_units(dst, len, WORD) {
+        // Aligned whole words (a payload behind the 16-byte header): the
+        // word loop alone.
+        let mut i = 0;
+        while i < len {
+            // SAFETY: `i + WORD <= len` (a multiple of WORD), aligned
+            // (checked), the caller's range.
+            unsafe { store_word(dst.add(i), word) };
+            i += WORD;
+        }
+        return;
+    }
     let head = head_len(dst, len);
     let mut i = 0;
     // SAFETY: for the whole block, as in `copy_to_shared`.

@@ -452,6 +452,16 @@ fn mem_error<E: ipc_traits::shm::Error>(e: &E) -> Error {
     Error::Ring(vring::Error::Memory(e.kind()))
 }
 
+/// The storage slot bound to `dst`, if any. Never a free slot: a message
+/// to [`ADDR_ANY`] (the free mark) is for nobody.
+#[inline]
+fn bound_slot(eps: &[u32], dst: u32) -> Option<usize> {
+    if dst == FREE {
+        return None;
+    }
+    eps.iter().position(|a| *a == dst)
+}
+
 fn bit(q: QueueId) -> u32 {
     1 << q.index()
 }
@@ -518,6 +528,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     /// # Errors
     ///
     /// A ring error.
+    #[inline(always)]
     pub fn try_alloc(&mut self) -> Result<Option<TxBuffer<'_, 'a, R, N>>, Error> {
         let Some(slot) = self.take()? else {
             return Ok(None);
@@ -586,7 +597,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         count_kicks(&mut self.st.stats, k);
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self) -> Result<Option<TxSlot<'a, R::Mem>>, Error> {
         let slot = self.st.ring.take()?;
         if slot.is_none() {
@@ -1001,12 +1012,12 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         if let Some(m) = self.st.kept.take() {
             return Ok(Next::Msg(m));
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some(slot) = self.take_slot()? else {
                 return Ok(Next::Idle);
             };
             if let Some(m) = self.check(slot)? {
-                if self.eps.contains(&m.dst) {
+                if bound_slot(self.eps, m.dst).is_some() {
                     return Ok(Next::Msg(m));
                 }
                 self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);

@@ -483,7 +483,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         // A bad entry is consumed and counted and the next may be fine; at
         // most NUM of them are looked at per call, so a peer that keeps
         // posting bad entries cannot keep us here.
-        for _ in 0..=NUM {
+        for _ in 0..NUM + 1 {
             match self.ring.pop_writable() {
                 Ok(Some(p)) => {
                     if self.conv.quiet_returns && !self.quiet {
@@ -577,7 +577,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
-        for _ in 0..=NUM {
+        for _ in 0..NUM + 1 {
             match self.ring.pop_readable() {
                 Ok(Some(p)) => {
                     return Ok(Some(RxSlot {
@@ -843,12 +843,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.queue
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
         if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
         }
-        for _ in 0..=NUM {
+        for _ in 0..NUM + 1 {
             match self.ring.pop_used() {
                 Ok(Some(used)) => {
                     if self.conv.quiet_returns && !self.quiet {
@@ -946,7 +946,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
-        for _ in 0..=NUM {
+        for _ in 0..NUM + 1 {
             match self.ring.pop_used() {
                 Ok(Some(used)) => {
                     return Ok(Some(RxSlot {

@@ -414,6 +414,38 @@ fn destroying_an_endpoint_returns_its_queued_buffers() {
     });
 }
 
+/// A message to `ADDR_ANY` (0xFFFF_FFFF, the value that marks a free
+/// endpoint slot in the storage) is for nobody: counted as unbound and
+/// given back, on the plain receive path and through the queue layer, even
+/// while a storage slot is free.
+#[test]
+fn a_message_to_addr_any_is_unbound_not_delivered() {
+    with_pair(|_, master, remote| {
+        let mep = master.bind(ADDR_ANY).unwrap();
+        let rep = remote.bind(40).unwrap();
+        // One of the remote's two endpoint slots is still free.
+        sent(&mut master.split().0, &mep, ADDR_ANY, b"to nobody");
+        {
+            let (_, mut rrx) = remote.split();
+            assert!(drain(&mut rrx).is_empty());
+            assert_eq!(rrx.stats().unbound, 1);
+            assert_eq!(rrx.stats().messages, 0);
+        }
+        sent(&mut master.split().0, &mep, ADDR_ANY, b"to nobody");
+        sent(&mut master.split().0, &mep, 40, b"to 40");
+        let mut queues: Queues<'_, M, 2, 2> = Queues::new();
+        {
+            let mut eps = Endpoints::new(remote.split().1, &mut queues).unwrap();
+            assert!(eps.pump().unwrap());
+            let mut out = [0u8; 16];
+            let got = eps.try_recv(&rep, &mut out).unwrap().unwrap();
+            assert_eq!(&out[..got.len], b"to 40");
+            assert!(eps.try_recv(&rep, &mut out).unwrap().is_none());
+        }
+        assert_eq!(remote.split().1.stats().unbound, 2);
+    });
+}
+
 #[test]
 fn payload_too_long_is_refused_without_consuming_a_buffer() {
     with_pair(|_, master, _| {

@@ -247,7 +247,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         // SAFETY: the masked index is `< num`, so the entry lies in the
         // descriptor table, inside the window (`new`); the table is
         // 16-aligned (`Layout`), so each word is 4-aligned.
-        let ([a0, a1, a2, a3], [a4, a5, a6, a7], len, [f0, f1, n0, n1]) = unsafe {
+        let (a, b, len, [f0, f1, n0, n1]) = unsafe {
             (
                 self.word(off)?,
                 self.word(off + 4)?,
@@ -255,8 +255,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
                 self.word(off + 12)?,
             )
         };
+        // The 8 address bytes as a native `u64`, put together from the two
+        // words with a shift (not byte by byte, which the compiler keeps
+        // as byte masks), then in the ring's byte order.
+        let (a, b) = (u32::from_ne_bytes(a), u32::from_ne_bytes(b));
+        let native = if cfg!(target_endian = "little") {
+            u64::from(a) | u64::from(b) << 32
+        } else {
+            u64::from(a) << 32 | u64::from(b)
+        };
         Ok(Desc {
-            addr: E::u64_from([a0, a1, a2, a3, a4, a5, a6, a7]),
+            addr: E::u64_from(native.to_ne_bytes()),
             len: E::u32_from(len),
             flags: E::u16_from([f0, f1]),
             next: E::u16_from([n0, n1]),

@@ -41,7 +41,7 @@ use crate::rings::{Halves, RxRing};
 use crate::wire::HEADER_LEN;
 use crate::Error;
 
-use super::{mem_error, Endpoint, HeldMessage, Msg, Received, Rx};
+use super::{bound_slot, mem_error, Endpoint, HeldMessage, Msg, Received, Rx};
 
 /// A message and the storage slot of its endpoint.
 type Slotted<'a, M> = (usize, Msg<'a, M>);
@@ -253,7 +253,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         if !self.admit_stalled() {
             return Ok(false);
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some((s, m)) = self.rx.next_slot()? else {
                 return Ok(true);
             };
@@ -386,7 +386,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
                 return Ok(None);
             }
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some((s, m)) = self.rx.next_slot()? else {
                 return Ok(None);
             };
@@ -457,19 +457,19 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
     /// at most a ring's worth: [`Rx::next`] for the queue layer.
     fn next_slot(&mut self) -> Result<Option<Slotted<'a, R::Mem>>, Error> {
         if let Some(m) = self.st.kept.take() {
-            if let Some(s) = self.eps.iter().position(|a| *a == m.dst) {
+            if let Some(s) = bound_slot(self.eps, m.dst) {
                 self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
                 return Ok(Some((s, m)));
             }
             self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
             self.give_back(m.token, m.buf);
         }
-        for _ in 0..=<R::Rx as RxRing<'a>>::NUM {
+        for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some(slot) = self.take_slot()? else {
                 return Ok(None);
             };
             if let Some(m) = self.check(slot)? {
-                if let Some(s) = self.eps.iter().position(|a| *a == m.dst) {
+                if let Some(s) = bound_slot(self.eps, m.dst) {
                     self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
                     return Ok(Some((s, m)));
                 }
