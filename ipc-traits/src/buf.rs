@@ -336,6 +336,41 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
         Ok(())
     }
 
+    /// [`ShmBuf::write`] of `head` at 0, [`ShmBuf::set_len`] to `len` and
+    /// [`ShmBuf::clean`] in one step, with one check: what a transmit path
+    /// does once the body is in place (a message header written last, then
+    /// the length to publish).
+    ///
+    /// # Errors
+    ///
+    /// `head` or `len` exceeds the slot (nothing is written), or
+    /// maintenance failed; the buffer is handed back with the error (with
+    /// `head` written if only maintenance failed).
+    #[inline]
+    pub fn seal(
+        mut self,
+        head: &[u8],
+        len: usize,
+    ) -> Result<ShmBuf<'m, M, Clean>, (Self, M::Error)> {
+        if head.len() > self.capacity || len > self.capacity {
+            let e = ShmError::OffsetOutsideWindow {
+                offset: 0,
+                len: head.len().max(len),
+            };
+            return Err((self, e.into()));
+        }
+        // SAFETY: `head.len() <= capacity` (checked above) and the slot lies
+        // in the window (checked when the handle was built).
+        if let Err(e) = unsafe { self.mem.write_unchecked(self.offset, head) } {
+            return Err((self, e));
+        }
+        self.len = len;
+        if !M::COHERENT {
+            self.extent = self.extent.max(head.len());
+        }
+        self.clean()
+    }
+
     /// Writes back the lines this core may have dirtied (those covering
     /// what was written through the handle, not the whole slot) and makes
     /// the buffer publishable.
@@ -534,6 +569,57 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
             Err(e) => Err((self, e)),
         }
     }
+
+    /// [`ShmBuf::validate`], a read of the first `H` bytes and
+    /// [`ShmBuf::extend_to`] in one step, for a message that starts with a
+    /// header saying how long it is: `len_from_peer` is checked against
+    /// the slot, the header (which must lie inside `..len_from_peer`) is
+    /// read once and given to `frame`, which returns the message's whole
+    /// length and what it decoded; that length (at most `len_from_peer`)
+    /// becomes the readable length. Lines are invalidated as by the three
+    /// steps: the header's, then the rest of the message's.
+    ///
+    /// # Errors
+    ///
+    /// `len_from_peer` exceeds the slot or is shorter than `H`, `frame`
+    /// refuses the header (`None`) or returns a length past
+    /// `len_from_peer` ([`BufError::LengthOverflow`] for all of these), or
+    /// maintenance failed ([`BufError::Shm`]). The buffer is handed back so
+    /// it can be recycled, never lost.
+    #[inline]
+    pub fn validate_framed<const H: usize, T>(
+        mut self,
+        len_from_peer: u32,
+        frame: impl FnOnce(&[u8; H]) -> Option<(usize, T)>,
+    ) -> Result<(ShmBuf<'m, M, Readable>, T), (Self, BufError)> {
+        let overflow = BufError::LengthOverflow {
+            len: len_from_peer,
+            capacity: self.capacity,
+        };
+        let used = match usize::try_from(len_from_peer) {
+            Ok(u) if H <= u && u <= self.capacity => u,
+            _ => return Err((self, overflow)),
+        };
+        if let Err(e) = self.freshen(H as u32) {
+            return Err((self, e));
+        }
+        let mut head = [0u8; H];
+        // SAFETY: `H <= used <= capacity` (checked above) and the slot lies
+        // in the window.
+        if let Err(e) = unsafe { self.mem.read_unchecked(self.offset, &mut head) } {
+            let e = shm_error(&e, self.offset, H, M::LINE);
+            return Err((self, BufError::Shm(e)));
+        }
+        let (end, decoded) = match frame(&head) {
+            Some((end, t)) if end <= used => (end, t),
+            _ => return Err((self, overflow)),
+        };
+        // `end <= used <= capacity`: `freshen` only invalidates here.
+        match self.freshen(end as u32) {
+            Ok(()) => Ok((self.into_state(), decoded)),
+            Err(e) => Err((self, e)),
+        }
+    }
 }
 
 impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
@@ -649,6 +735,26 @@ mod tests {
         // SAFETY: the backing outlives the region; only the region uses it.
         let shm = unsafe { RawRegion::new(base, 256, 0x1000, Coherent) }.unwrap();
         f(&shm);
+    }
+
+    #[test]
+    fn seal_writes_the_head_publishes_the_length_and_refuses_overruns() {
+        with_region(|shm| {
+            // SAFETY: the test owns the slot.
+            let mut buf = unsafe { ShmBuf::<_, Dirty>::new_unchecked(shm, 64, 64) }.unwrap();
+            buf.write(4, b"body").unwrap();
+            // A head or a length past the slot: refused, nothing written,
+            // the buffer comes back.
+            let (buf, _) = buf.seal(&[0xAA; 65], 8).unwrap_err();
+            let (buf, _) = buf.seal(b"HEAD", 65).unwrap_err();
+            let mut back = [0u8; 8];
+            shm.read(64, &mut back).unwrap();
+            assert_eq!(&back, b"\0\0\0\0body");
+            let slot = buf.seal(b"HEAD", 64).unwrap().into_published();
+            assert_eq!((slot.offset(), slot.len()), (64, 64));
+            shm.read(64, &mut back).unwrap();
+            assert_eq!(&back, b"HEADbody");
+        });
     }
 
     #[test]

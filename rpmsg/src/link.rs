@@ -642,7 +642,7 @@ fn count_kicks(stats: &mut TxStats, k: Kicks) {
 #[inline]
 fn finish_send<'a, R: Halves<'a>>(
     st: &mut TxState<'a, R>,
-    mut slot: TxSlot<'a, R::Mem>,
+    slot: TxSlot<'a, R::Mem>,
     src: u32,
     dst: u32,
     len: usize,
@@ -657,22 +657,12 @@ fn finish_send<'a, R: Halves<'a>>(
         dst,
         len: len16,
         flags: 0,
-    };
-    if let Err(e) = slot
-        .buf
-        .write(0, &header.encode::<<R::Tx as TxRing<'a>>::Order>())
-    {
-        st.ring.give_back(slot);
-        return Err(mem_error(&e));
     }
+    .encode::<<R::Tx as TxRing<'a>>::Order>();
     // The whole buffer is published (rpmsg-lite keeps descriptor lengths at
     // the buffer size; the header carries the payload length).
-    if slot.buf.set_len(slot.room).is_err() {
-        st.ring.give_back(slot);
-        return Err(Error::TooLong { len, max });
-    }
     let (token, room) = (slot.token, slot.room);
-    let clean = match slot.buf.clean() {
+    let clean = match slot.buf.seal(&header, room) {
         Ok(c) => c,
         Err((buf, e)) => {
             st.ring.give_back(TxSlot { token, room, buf });
@@ -1050,44 +1040,30 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             }
         };
         let cap = buf.capacity();
-        let head = match buf.validate(used.min(HEADER_LEN as u32)) {
-            Ok(r) if usize::try_from(used).is_ok_and(|u| u <= cap) => r,
-            Ok(r) => return Ok(self.bad(token, r)),
-            Err((b, _)) => {
-                self.bad_header();
-                self.give_back_any(token, b);
-                return Ok(None);
-            }
-        };
-        let mut hb = [0u8; HEADER_LEN];
-        if head.read(0, &mut hb).is_err() {
-            return Ok(self.bad(token, head));
-        }
-        let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(&hb);
-        let Ok(len) = header.check_len(used as usize, cap) else {
-            return Ok(self.bad(token, head));
-        };
-        // `HEADER_LEN + len <= used <= capacity` (checked above).
-        match head.extend_to((HEADER_LEN + len) as u32) {
-            Ok(buf) => Ok(Some(Msg {
+        let framed = buf.validate_framed(used, |hb: &[u8; HEADER_LEN]| {
+            let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(hb);
+            // `HEADER_LEN + len <= used <= capacity`.
+            let len = header.check_len(used as usize, cap).ok()?;
+            Some((HEADER_LEN + len, header))
+        });
+        match framed {
+            Ok((buf, header)) => Ok(Some(Msg {
                 token,
                 dst: header.dst,
                 src: header.src,
-                len,
+                len: usize::from(header.len),
                 buf,
             })),
-            Err((b, _)) => Ok(self.bad(token, b)),
+            Err((b, _)) => {
+                self.bad_header();
+                self.give_back_any(token, b);
+                Ok(None)
+            }
         }
     }
 
     fn bad_header(&mut self) {
         self.st.stats.bad_header = self.st.stats.bad_header.wrapping_add(1);
-    }
-
-    fn bad(&mut self, token: u16, buf: ShmBuf<'a, R::Mem, Readable>) -> Option<Msg<'a, R::Mem>> {
-        self.bad_header();
-        self.give_back(token, buf);
-        None
     }
 
     fn give_back_any<S: crate::rings::Returnable>(
