@@ -758,6 +758,34 @@ mod tests {
     }
 
     #[test]
+    fn validate_framed_reads_the_head_once_and_bounds_the_message() {
+        with_region(|shm| {
+            shm.write(64, &[4, 0, 0, 0, b'a', b'b', b'c', b'd', b'e'])
+                .unwrap();
+            // SAFETY: the test owns the slot.
+            let rx = |_| unsafe { ShmBuf::<_, Received>::new_unchecked(shm, 64, 64) }.unwrap();
+            let frame = |h: &[u8; 4]| Some((4 + usize::from(h[0]), h[0]));
+            let buf = rx(()).invalidate_prefix(4).unwrap();
+            // Used length past the slot, or shorter than the head: refused.
+            let (buf, e) = buf.validate_framed(65, frame).unwrap_err();
+            assert!(matches!(e, BufError::LengthOverflow { len: 65, .. }));
+            let (buf, _) = buf.validate_framed(3, frame).unwrap_err();
+            // The head asks for more than the peer reported: refused.
+            let (buf, _) = buf.validate_framed(7, frame).unwrap_err();
+            // The frame refuses the head.
+            let (buf, _) = buf
+                .validate_framed(64, |_: &[u8; 4]| None::<(usize, ())>)
+                .unwrap_err();
+            let (buf, n) = buf.validate_framed(64, frame).unwrap();
+            assert_eq!((buf.len(), n), (8, 4));
+            let mut out = [0u8; 4];
+            buf.read(4, &mut out).unwrap();
+            assert_eq!(&out, b"abcd");
+            assert!(buf.read(5, &mut out).is_err());
+        });
+    }
+
+    #[test]
     fn transmit_path_publishes_what_was_written() {
         with_region(|shm| {
             // SAFETY: the test owns the slot.
