@@ -11,7 +11,7 @@
 //! let mut buf = [0u8; 496];
 //! loop {
 //!     match rx.try_recv(&mut buf)? {
-//!         Some(m) => while tx.try_send(&ep, m.src, &buf[..m.len])? == Sent::NoBuffer {},
+//!         Some(m) => while tx.try_send(&ep, m.src, &buf[..m.len()])? == Sent::NoBuffer {},
 //!         None => wait_for_doorbell(),
 //!     }
 //! }
@@ -106,7 +106,7 @@ use critical_section::Mutex;
 use ipc_traits::buf::{Readable, ShmBuf};
 use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
-use ipc_traits::shm::DirectMemory;
+use ipc_traits::shm::{DirectMemory, SharedMemory};
 
 use crate::rings::{Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
 #[cfg(doc)]
@@ -307,8 +307,16 @@ struct Msg<'a, M: ?Sized> {
     token: u16,
     dst: u32,
     src: u32,
-    len: usize,
+    /// Readable up to the message's end (header and payload, checked).
     buf: ShmBuf<'a, M, Readable>,
+}
+
+impl<M: SharedMemory + ?Sized> Msg<'_, M> {
+    /// The payload length.
+    #[inline]
+    fn len(&self) -> usize {
+        self.buf.len() - HEADER_LEN
+    }
 }
 
 impl<'a, R: Halves<'a>, N> fmt::Debug for Link<'a, R, N> {
@@ -637,9 +645,24 @@ fn count_kicks(stats: &mut TxStats, k: Kicks) {
     stats.doorbells_deferred = stats.doorbells_deferred.wrapping_add(k.deferred);
 }
 
+/// [`finish_send`] kept out of line (the zero-copy send, whose caller
+/// holds the lent buffer in memory anyway).
+#[inline(never)]
+fn finish_send_outlined<'a, R: Halves<'a>>(
+    st: &mut TxState<'a, R>,
+    slot: TxSlot<'a, R::Mem>,
+    src: u32,
+    dst: u32,
+    len: usize,
+) -> Result<u32, Error> {
+    finish_send::<R>(st, slot, src, dst, len)
+}
+
 /// Writes the header for `len` payload bytes already in `slot` and hands
-/// it to the ring; returns the doorbell bits to ring.
-#[inline]
+/// it to the ring; returns the doorbell bits to ring. Inlined into the
+/// copying send: the slot stays in registers from the ring's `take` to
+/// its `send`.
+#[inline(always)]
 fn finish_send<'a, R: Halves<'a>>(
     st: &mut TxState<'a, R>,
     slot: TxSlot<'a, R::Mem>,
@@ -800,7 +823,7 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
         let Some(slot) = self.slot.take() else {
             return Ok(());
         };
-        let bits = finish_send::<R>(self.st, slot, src.addr, dst, self.len)?;
+        let bits = finish_send_outlined::<R>(self.st, slot, src.addr, dst, self.len)?;
         if bits != 0 {
             let k = self.bell.ring(bits);
             count_kicks(&mut self.st.stats, k);
@@ -892,8 +915,8 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             Next::Idle => return Ok(None),
             Next::Msg(m) => m,
         };
-        let Some(dst) = out.get_mut(..m.len) else {
-            let len = m.len;
+        let Some(dst) = out.get_mut(..m.len()) else {
+            let len = m.len();
             self.st.kept = Some(m);
             return Err(Error::TooLong {
                 len,
@@ -904,7 +927,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         let got = Received {
             dst: m.dst,
             src: m.src,
-            len: m.len,
+            len: m.len(),
         };
         // A failed return is counted and breaks the link (`give_back`); the
         // message was copied and is delivered all the same.
@@ -1051,7 +1074,6 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
                 token,
                 dst: header.dst,
                 src: header.src,
-                len: usize::from(header.len),
                 buf,
             })),
             Err((b, _)) => {
@@ -1137,7 +1159,7 @@ impl<'a, R: Halves<'a>, N: Notify> HeldMessage<'_, 'a, R, N> {
 
     /// The payload length.
     pub fn len(&self) -> usize {
-        self.msg.as_ref().map_or(0, |m| m.len)
+        self.msg.as_ref().map_or(0, |m| m.len())
     }
 
     /// Whether the payload is empty.
@@ -1182,7 +1204,7 @@ where
         let m = self.msg.as_ref().ok_or(too_long)?;
         m.buf
             .view()
-            .subslice(HEADER_LEN, m.len)
+            .subslice(HEADER_LEN, m.len())
             .map_err(|_| too_long)
     }
 }

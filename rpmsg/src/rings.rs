@@ -898,7 +898,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.spare.push(slot);
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, _token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
         self.ring
             .add_readable(buf)

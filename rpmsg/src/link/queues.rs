@@ -209,11 +209,11 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         let Some(m) = self.next_for(k, out.len())? else {
             return Ok(None);
         };
-        let res = m.buf.read(HEADER_LEN, &mut out[..m.len]);
+        let res = m.buf.read(HEADER_LEN, &mut out[..m.len()]);
         let got = Received {
             dst: m.dst,
             src: m.src,
-            len: m.len,
+            len: m.len(),
         };
         self.rx.give_back(m.token, m.buf);
         res.map_err(|e| mem_error(&e))?;
@@ -355,7 +355,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
             }
             let len = self.items[k * self.q + f.head]
                 .as_ref()
-                .map_or(0, |m| m.len);
+                .map_or(0, |m| m.len());
             if len > room {
                 return Err(Error::TooLong { len, max: room });
             }
@@ -374,8 +374,8 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         }
         if let Some((s, m)) = self.stalled.take() {
             if s == k {
-                if m.len > room {
-                    let len = m.len;
+                if m.len() > room {
+                    let len = m.len();
                     *self.stalled = Some((s, m));
                     return Err(Error::TooLong { len, max: room });
                 }
@@ -391,8 +391,8 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
                 return Ok(None);
             };
             if s == k {
-                if m.len > room {
-                    let len = m.len;
+                if m.len() > room {
+                    let len = m.len();
                     self.queue(s, m);
                     return Err(Error::TooLong { len, max: room });
                 }
