@@ -705,7 +705,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             .ring
             .update_used_entry(self.used_idx, u32::from(head), len)
         {
-            Ok(wrote) => self.entries_dirty |= wrote,
+            Ok(wrote) => {
+                if !M::COHERENT {
+                    self.entries_dirty |= wrote;
+                }
+            }
             Err(e) => return Err((buf, e)),
         }
         self.used_idx = self.used_idx.wrapping_add(1);
@@ -768,7 +772,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Ok(false);
         }
         let l = self.ring.layout;
-        if self.entries_dirty {
+        if M::COHERENT || self.entries_dirty {
             for (off, len) in self
                 .ring
                 .entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new)
@@ -777,7 +781,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                     self.ring.clean(off, len)?;
                 }
             }
-            self.entries_dirty = false;
+            if !M::COHERENT {
+                self.entries_dirty = false;
+            }
         }
         self.ring.store_u16(Field::UsedIdx, new)?;
         self.ring.clean(l.used_offset() + 2, 2)?;

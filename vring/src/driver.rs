@@ -490,7 +490,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         .and_then(|()| self.ring.update_avail_entry(pos, id));
         match written {
-            Ok(wrote) => self.entries_dirty |= wrote,
+            Ok(wrote) => {
+                if !M::COHERENT {
+                    self.entries_dirty |= wrote;
+                }
+            }
             Err(e) => {
                 self.written[usize::from(id)] = None;
                 return Err((buf, e));
@@ -562,13 +566,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             return Ok(false);
         }
         let l = self.ring.layout;
-        if self.entries_dirty {
+        if M::COHERENT || self.entries_dirty {
             for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
                 if len > 0 {
                     self.ring.clean(off, len)?;
                 }
             }
-            self.entries_dirty = false;
+            if !M::COHERENT {
+                self.entries_dirty = false;
+            }
         }
         let mut pos = old;
         while pos != new {
