@@ -219,6 +219,14 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// Available-entry lines invalidated since the last fetch of
     /// `avail.idx` ([`RingMem::invalidate_entry`]).
     fresh: Fresh,
+    /// The driver's last answer ([`Device::publish_used`]) was "no
+    /// notification": the next publication skips the unfenced first read
+    /// (it would most likely say "no" again and be read once more after
+    /// the fence) and goes straight to the fence.
+    driver_declined: bool,
+    /// A used entry was written since the last publication (entries in
+    /// the index's line already holding what was pushed are not written, nor cleaned).
+    entries_dirty: bool,
     broken: bool,
     stats: Stats,
 }
@@ -283,6 +291,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // so does a device that just attached.
             notify_on: true,
             armed_at: None,
+            driver_declined: false,
+            entries_dirty: false,
             fresh: Fresh::NONE,
             broken: false,
             stats: Stats::default(),
@@ -493,7 +503,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             && head < self.ring.layout.num()
             && self
                 .ring
-                .write_used_entry(self.used_idx, u32::from(head), 0)
+                .update_used_entry(self.used_idx, u32::from(head), 0)
+                .map(|wrote| self.entries_dirty |= wrote)
                 .is_ok()
         {
             self.used_idx = self.used_idx.wrapping_add(1);
@@ -690,11 +701,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 },
             ));
         }
-        if let Err(e) = self
+        match self
             .ring
-            .write_used_entry(self.used_idx, u32::from(head), len)
+            .update_used_entry(self.used_idx, u32::from(head), len)
         {
-            return Err((buf, e));
+            Ok(wrote) => {
+                if !M::COHERENT {
+                    self.entries_dirty |= wrote;
+                }
+            }
+            Err(e) => return Err((buf, e)),
         }
         self.used_idx = self.used_idx.wrapping_add(1);
         self.release(head);
@@ -756,12 +772,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Ok(false);
         }
         let l = self.ring.layout;
-        for (off, len) in self
-            .ring
-            .entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new)
-        {
-            if len > 0 {
-                self.ring.clean(off, len)?;
+        if M::COHERENT || self.entries_dirty {
+            for (off, len) in self
+                .ring
+                .entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new)
+            {
+                if len > 0 {
+                    self.ring.clean(off, len)?;
+                }
+            }
+            if !M::COHERENT {
+                self.entries_dirty = false;
             }
         }
         self.ring.store_u16(Field::UsedIdx, new)?;
@@ -774,7 +795,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
         if arm {
             self.store_avail_event(self.last_avail)?;
-        } else if self.driver_wants(new, old)? {
+        } else if !self.driver_declined && self.driver_wants(new, old)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
@@ -782,6 +803,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             self.armed_at = Some(self.last_avail);
         }
         let notify = self.driver_wants(new, old)?;
+        self.driver_declined = !notify;
         Ok(self.count_notification(notify))
     }
 

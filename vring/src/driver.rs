@@ -245,6 +245,14 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// Used-entry lines invalidated since the last fetch of `used.idx`
     /// ([`RingMem::invalidate_entry`]).
     fresh: Fresh,
+    /// The device's last answer ([`Driver::publish`]) was "no
+    /// notification": the next publication skips the unfenced first read
+    /// (it would most likely say "no" again and be read once more after
+    /// the fence) and goes straight to the fence.
+    device_declined: bool,
+    /// An available entry was written since the last publication (an entry in
+    /// the index's line already holding the id added is not written, nor cleaned).
+    entries_dirty: bool,
     broken: bool,
     stats: Stats,
 }
@@ -295,6 +303,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // The zeroed ring asks for interrupts (flags 0, event 0).
             interrupts_on: true,
             armed_at: None,
+            device_declined: false,
+            entries_dirty: false,
             fresh: Fresh::NONE,
             broken: false,
             stats: Stats::default(),
@@ -478,10 +488,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         } else {
             self.write_descriptor(id, &w)
         }
-        .and_then(|()| self.ring.write_avail_entry(pos, id));
-        if let Err(e) = written {
-            self.written[usize::from(id)] = None;
-            return Err((buf, e));
+        .and_then(|()| self.ring.update_avail_entry(pos, id));
+        match written {
+            Ok(wrote) => {
+                if !M::COHERENT {
+                    self.entries_dirty |= wrote;
+                }
+            }
+            Err(e) => {
+                self.written[usize::from(id)] = None;
+                return Err((buf, e));
+            }
         }
         self.written[usize::from(id)] = Some(w);
         self.free_len -= 1;
@@ -549,9 +566,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             return Ok(false);
         }
         let l = self.ring.layout;
-        for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
-            if len > 0 {
-                self.ring.clean(off, len)?;
+        if M::COHERENT || self.entries_dirty {
+            for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
+                if len > 0 {
+                    self.ring.clean(off, len)?;
+                }
+            }
+            if !M::COHERENT {
+                self.entries_dirty = false;
             }
         }
         let mut pos = old;
@@ -573,7 +595,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
-        } else if self.device_wants(new, old)? {
+        } else if !self.device_declined && self.device_wants(new, old)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
@@ -581,6 +603,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.armed_at = Some(self.last_used);
         }
         let notify = self.device_wants(new, old)?;
+        self.device_declined = !notify;
         Ok(self.count_notification(notify))
     }
 

@@ -311,6 +311,36 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         .map_err(mem_err)
     }
 
+    /// Whether `offset..offset + len` lies in the cache line of the
+    /// index at `idx_offset`: a line every publication stores into and
+    /// cleans, so it is written back whole each time.
+    #[inline(always)]
+    fn in_index_line(idx_offset: usize, offset: usize, len: usize) -> bool {
+        let line = idx_offset & !(M::LINE - 1);
+        offset & !(M::LINE - 1) == line && (offset + len - 1) & !(M::LINE - 1) == line
+    }
+
+    /// Makes `avail.ring[pos & mask]` hold `head`; says whether it stored.
+    ///
+    /// On non-coherent memory an entry in the line of `avail.idx` that
+    /// this core's view already shows holding `head` is not stored (its
+    /// line is not dirtied before the publication, which stores and cleans
+    /// `avail.idx` and so writes the whole line back anyway, this entry
+    /// with it: a stray write that reached memory under a cached line is
+    /// still repaired by the next publication). Any other entry, and
+    /// every entry on coherent memory, is stored.
+    #[inline]
+    pub fn update_avail_entry(&self, pos: u16, head: u16) -> Result<bool, Error> {
+        let off = self.layout.avail_entry_offset(pos & self.mask);
+        if !M::COHERENT
+            && Self::in_index_line(self.layout.avail_offset() + 2, off, 2)
+            && self.read_avail_entry(pos)? == head
+        {
+            return Ok(false);
+        }
+        self.write_avail_entry(pos, head).map(|()| true)
+    }
+
     /// Reads `used.ring[pos & mask]` as `(id, len)`: two 32-bit loads.
     #[inline]
     pub fn read_used_entry(&self, pos: u16) -> Result<(u32, u32), Error> {
@@ -330,6 +360,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
             self.set_word(off, E::u32_to(id))?;
             self.set_word(off + 4, E::u32_to(len))
         }
+    }
+
+    /// Makes `used.ring[pos & mask]` hold `(id, len)`; says whether it
+    /// stored: as [`RingMem::update_avail_entry`], for an entry in the
+    /// line of `used.idx`.
+    #[inline]
+    pub fn update_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<bool, Error> {
+        let off = self.layout.used_entry_offset(pos & self.mask);
+        if !M::COHERENT
+            && Self::in_index_line(self.layout.used_offset() + 2, off, 8)
+            && self.read_used_entry(pos)? == (id, len)
+        {
+            return Ok(false);
+        }
+        self.write_used_entry(pos, id, len).map(|()| true)
     }
 
     /// The `(offset, len)` pieces of ring entries `from..to` (wrapping), one
