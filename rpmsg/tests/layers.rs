@@ -40,6 +40,22 @@ fn backing() -> Box<Backing> {
     Box::new(Backing([0; SIZE]))
 }
 
+/// One coherent region (`$shm`) with the master's rings laid out and the
+/// remote attached, and the two links over them (`Quiet` notifiers) with
+/// room for `$m` and `$r` endpoints.
+macro_rules! two_links {
+    ($shm:ident, $master:ident: $m:literal, $remote:ident: $r:literal) => {
+        let mut b = backing();
+        let $shm = common::region(&mut b);
+        let (_, mrings) = common::master_rings(&$shm, 1);
+        let mut ms = Storage::<$m>::new();
+        let mut $master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
+        let (_, rrings) = remote_rings(&$shm);
+        let mut rs = Storage::<$r>::new();
+        let mut $remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    };
+}
+
 // -- endpoint queues ---------------------------------------------------------
 
 /// Messages for three endpoints, consumed endpoint by endpoint in another
@@ -49,14 +65,7 @@ fn backing() -> Box<Backing> {
 /// endpoint takes one.
 #[test]
 fn queues_deliver_per_endpoint_in_order_with_back_pressure() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<1>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<3>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    two_links!(shm, master: 1, remote: 3);
     let (a, bb, c) = (
         remote.bind(30).unwrap(),
         remote.bind(31).unwrap(),
@@ -113,14 +122,7 @@ fn queues_deliver_per_endpoint_in_order_with_back_pressure() {
 
 #[test]
 fn queues_keep_a_message_too_long_for_out_and_discard_on_request() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<1>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<2>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    two_links!(shm, master: 1, remote: 2);
     let (a, bb) = (remote.bind(30).unwrap(), remote.bind(31).unwrap());
     let mep = master.bind(0x400).unwrap();
     let (mut mtx, _) = master.split();
@@ -223,14 +225,7 @@ fn name_service_counts_hostile_input_and_keeps_the_directory_sane() {
 /// payload sent to 53 changes nothing and is counted.
 #[test]
 fn name_service_over_the_halves_copied_and_held() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<1>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<1>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    two_links!(shm, master: 1, remote: 1);
     let rep = remote.bind(30).unwrap();
     let ns_ep = master.bind(NS_ADDR).unwrap();
     let (mut rtx, _) = remote.split();
@@ -265,14 +260,7 @@ fn name_service_over_the_halves_copied_and_held() {
 /// the old session is delivered in the new one.
 #[test]
 fn restart_counts_lost_and_unconfirmed_and_reannounces() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<2>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<1>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    two_links!(shm, master: 2, remote: 1);
     let rep = remote.bind(30).unwrap();
     let ns_ep = master.bind(NS_ADDR).unwrap();
     let mep = master.bind(0x400).unwrap();
@@ -377,14 +365,7 @@ fn restart_in_one_step_drops_the_kept_message_and_owed_doorbells() {
 /// `forget_session` drops and counts them.
 #[test]
 fn restart_forgets_queued_messages() {
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<1>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<2>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    two_links!(shm, master: 1, remote: 2);
     let (_a, _bb) = (remote.bind(30).unwrap(), remote.bind(31).unwrap());
     let mep = master.bind(0x400).unwrap();
     let mut queues = Queues::<'_, M, 2, 2>::new();
@@ -463,14 +444,7 @@ fn name_is_checked_before_announcements_are_remembered() {
 #[test]
 fn blocking_send_waits_within_its_budget_then_reports_no_buffer() {
     use ipc_traits::mailbox::Spins;
-    let mut b = backing();
-    let shm = common::region(&mut b);
-    let (_, mrings) = common::master_rings(&shm, 1);
-    let mut ms = Storage::<1>::new();
-    let mut master: MasterLink<'_> = Link::new(mrings, Quiet, &mut ms);
-    let (_, rrings) = remote_rings(&shm);
-    let mut rs = Storage::<1>::new();
-    let mut remote: RemoteLink<'_> = Link::new(rrings, Quiet, &mut rs);
+    two_links!(shm, master: 1, remote: 1);
     let _rep = remote.bind(30).unwrap();
     let mep = master.bind(0x400).unwrap();
     let (mut mtx, _) = master.split();
