@@ -20,8 +20,9 @@ use rpmsg::link::asynch::HalfWakers;
 use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::{MasterRings, RemoteRings};
 use rpmsg::stream::embedded_io::{Read, ReadReady, Write, WriteReady};
-use rpmsg::stream::{embedded_io_async, AsyncStream, Stream, StreamError, StreamStats};
+use rpmsg::stream::{embedded_io_async, AsyncStream, Stream, StreamStats};
 use rpmsg::wire::ADDR_ANY;
+use rpmsg::Error;
 use vring::Legacy;
 
 use crate::link::{drain, master_rings, remote_rings, MasterLink, RemoteLink};
@@ -411,7 +412,7 @@ pub fn back_pressure_and_recovery<L: DoorbellLink>() {
             0
         );
         assert!(!m.write_ready().unwrap_or_else(|e| panic!("{e}")));
-        assert_eq!(m.write(&data[first..]), Err(StreamError::TimedOut));
+        assert_eq!(m.write(&data[first..]), Err(Error::TimedOut));
         assert_eq!(
             m.stats().messages_out,
             NUM as u32,
@@ -447,7 +448,7 @@ pub fn back_pressure_and_recovery<L: DoorbellLink>() {
         m.flush().unwrap_or_else(|e| panic!("master flush: {e}"));
         assert!(!m.tx().0.owes_doorbell(), "flushed: no doorbell owed");
         assert_eq!(r.buffered(), 0);
-        assert_eq!(r.read(&mut buf), Err(StreamError::TimedOut), "nothing more");
+        assert_eq!(r.read(&mut buf), Err(Error::TimedOut), "nothing more");
         assert_stats(&m.stats(), "master");
         assert_stats(&r.stats(), "remote");
     });

@@ -30,10 +30,11 @@ use rpmsg::link::ns::{NsDirectory, NsEvent};
 use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use rpmsg::rsc_table::{
-    status, table_size, FoundAtBoot, HostBoot, HostPoll, PollTiming, RscError, TableBuilder,
-    VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
+    status, table_size, FoundAtBoot, HostBoot, HostPoll, PollTiming, TableBuilder, VringSpec,
+    FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::wire::{ADDR_ANY, NS_ADDR};
+use rpmsg::Error;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
 const NUM: usize = 16;
@@ -273,7 +274,7 @@ fn wait_for_host(
         let poll_at = match boot.poll(core, *clock) {
             Ok(HostPoll::Ready(v)) => return Ok(v),
             Ok(HostPoll::Waiting { poll_at }) => poll_at,
-            Err(RscError::NotReady) => {
+            Err(Error::NotReady) => {
                 waited.not_ready_reports += 1;
                 *clock + 1
             }

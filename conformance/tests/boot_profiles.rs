@@ -22,8 +22,7 @@ use std::rc::Rc;
 use conformance::sim::{CacheConfig, SimCore, SimMemory};
 use ipc_traits::mailbox::{ErrorType, Notify, QueueId, QueueSet, Spins};
 use rpmsg::boot::{
-    master_bare, master_table, remote_bare, BareLayout, BootError, Placement, Profile, RemoteBoot,
-    F_EVENT_IDX,
+    master_bare, master_table, remote_bare, BareLayout, Placement, Profile, RemoteBoot, F_EVENT_IDX,
 };
 use rpmsg::link::ns::{NsDirectory, NsEvent};
 use rpmsg::link::{Link, Sent, Storage};
@@ -32,6 +31,7 @@ use rpmsg::rsc_table::{
     table_size, PollTiming, TableBuilder, VdevView, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::wire::{ADDR_ANY, NS_ADDR};
+use rpmsg::Error;
 use vring::{Layout, Legacy, Suppression};
 
 const NUM: usize = 16;
@@ -141,7 +141,7 @@ fn master_rings<'m>(
     w: &'m World,
     profile: Profile,
     event_idx: bool,
-) -> Result<MasterRings<'m, MasterCore, Legacy, NUM>, BootError> {
+) -> Result<MasterRings<'m, MasterCore, Legacy, NUM>, Error> {
     let (_, info) = VdevView::locate::<_, TSIZE>(&w.master, TABLE).unwrap();
     let mut bell = w.to_remote.clone();
     // SAFETY: the pool is the master's alone.
@@ -158,7 +158,7 @@ fn remote_rings(
     w: &World,
     profile: Profile,
     event_idx: bool,
-) -> Result<RemoteRings<'_, RemoteCore, Legacy, NUM>, BootError> {
+) -> Result<RemoteRings<'_, RemoteCore, Legacy, NUM>, Error> {
     let mut boot =
         RemoteBoot::start::<_, _, TSIZE>(&w.remote, TABLE, &w.remote, profile, TIMING, 0)?;
     if event_idx {
@@ -425,18 +425,15 @@ fn mis_set_profiles_fail_at_boot() {
             .unwrap();
     assert_eq!(
         boot.with_event_idx().unwrap_err(),
-        BootError::EventIdxUnsupported(Profile::OpenAmp)
+        Error::EventIdxUnsupported
     );
     assert_eq!(
         master_rings(&w, Profile::OpenAmp, true).err(),
-        Some(BootError::EventIdxUnsupported(Profile::OpenAmp))
+        Some(Error::EventIdxUnsupported)
     );
     // SAFETY: no ring is built (the profile is refused first).
     let bare = unsafe { remote_bare::<_, Legacy, NUM>(&w.remote, BARE, Profile::RpmsgLite, true) };
-    assert_eq!(
-        bare.err(),
-        Some(BootError::EventIdxUnsupported(Profile::RpmsgLite))
-    );
+    assert_eq!(bare.err(), Some(Error::EventIdxUnsupported));
     // A table for an rpmsg-lite master; Linux as a remote.
     assert_eq!(
         RemoteBoot::start::<_, _, TSIZE>(
@@ -448,11 +445,11 @@ fn mis_set_profiles_fail_at_boot() {
             0
         )
         .err(),
-        Some(BootError::WrongProfile(Profile::RpmsgLite))
+        Some(Error::WrongProfile)
     );
     assert_eq!(
         master_rings(&w, Profile::Linux, false).err(),
-        Some(BootError::WrongProfile(Profile::Linux))
+        Some(Error::WrongProfile)
     );
 
     // EVENT_IDX asked for, but the firmware's table does not offer it.
@@ -462,11 +459,11 @@ fn mis_set_profiles_fail_at_boot() {
             .unwrap();
     assert_eq!(
         boot.with_event_idx().unwrap_err(),
-        BootError::EventIdxNotOffered
+        Error::EventIdxNotOffered
     );
     assert_eq!(
         master_rings(&w, Profile::Native, true).err(),
-        Some(BootError::EventIdxNotOffered)
+        Some(Error::EventIdxNotOffered)
     );
 
     // Offered by the table, not accepted by the host: the remote learns it
@@ -475,13 +472,13 @@ fn mis_set_profiles_fail_at_boot() {
     let _rings = master_rings(&w, Profile::Native, false).unwrap();
     assert_eq!(
         remote_rings(&w, Profile::Linux, true).err(),
-        Some(BootError::EventIdxNotOffered)
+        Some(Error::EventIdxNotOffered)
     );
 
     // No DRIVER_OK: the bounded wait ends with NotReady, not a hang.
     let w = world(VIRTIO_RPMSG_F_NS);
     assert_eq!(
         remote_rings(&w, Profile::Linux, false).err(),
-        Some(BootError::Table(rpmsg::rsc_table::RscError::NotReady))
+        Some(rpmsg::Error::NotReady)
     );
 }

@@ -412,22 +412,13 @@ fn bounds_and_alignment_errors_are_typed_and_change_nothing() {
         let mut two = [0u8; 2];
         assert_eq!(
             core.read(WINDOW - 1, &mut two),
-            Err(ShmError::OffsetOutsideWindow {
-                offset: WINDOW - 1,
-                len: 2
-            })
+            Err(ShmError::OffsetOutsideWindow)
         );
         assert_eq!(
             core.write(usize::MAX, &two).unwrap_err().kind(),
             ErrorKind::OutOfWindow
         );
-        assert_eq!(
-            core.load_u16_acquire(1),
-            Err(ShmError::Misaligned {
-                offset: 1,
-                align: 2
-            })
-        );
+        assert_eq!(core.load_u16_acquire(1), Err(ShmError::Misaligned));
         assert_eq!(
             core.load_u32_acquire(WINDOW - 2).unwrap_err().kind(),
             ErrorKind::Misaligned
@@ -437,20 +428,8 @@ fn bounds_and_alignment_errors_are_typed_and_change_nothing() {
             ErrorKind::OutOfWindow
         );
         assert!(core.store_u16_release(usize::MAX - 1, 1).is_err());
-        assert_eq!(
-            core.clean(8, LINE),
-            Err(ShmError::Misaligned {
-                offset: 8,
-                align: LINE
-            })
-        );
-        assert_eq!(
-            core.invalidate(LINE, LINE + 1),
-            Err(ShmError::Misaligned {
-                offset: 2 * LINE + 1,
-                align: LINE
-            })
-        );
+        assert_eq!(core.clean(8, LINE), Err(ShmError::Misaligned));
+        assert_eq!(core.invalidate(LINE, LINE + 1), Err(ShmError::Misaligned));
         assert_eq!(
             core.invalidate(WINDOW, LINE).unwrap_err().kind(),
             ErrorKind::OutOfWindow
@@ -479,7 +458,7 @@ fn bounds_and_alignment_errors_are_typed_and_change_nothing() {
         (0, 0),
     ] {
         let err = cached.translate(addr, len).unwrap_err();
-        assert_eq!(err, ShmError::AddressOutsideWindow { addr, len });
+        assert_eq!(err, ShmError::AddressOutsideWindow);
         assert_eq!(err.kind(), ErrorKind::Protocol);
     }
     assert_eq!(cached.translate(PEER_BASE + 0x40, 0x20), Ok(0x40));
@@ -491,13 +470,7 @@ fn bounds_and_alignment_errors_are_typed_and_change_nothing() {
     // A buffer slot sharing lines with a neighbour cannot be built.
     // SAFETY: construction fails before any access; the test owns the window.
     let slot = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&cached, BUF + LINE / 2, LINE) };
-    assert_eq!(
-        slot.unwrap_err(),
-        ShmError::Misaligned {
-            offset: BUF + LINE / 2,
-            align: LINE
-        }
-    );
+    assert_eq!(slot.unwrap_err(), ShmError::Misaligned);
 }
 
 #[test]

@@ -95,40 +95,6 @@ impl Unwritten for Received {}
 impl Unwritten for Invalidated {}
 impl Unwritten for Readable {}
 
-/// Why a received buffer was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BufError {
-    /// The peer reported `len` bytes for a slot of `capacity` bytes.
-    LengthOverflow {
-        /// What the peer reported.
-        len: u32,
-        /// The slot size.
-        capacity: usize,
-    },
-    /// A shared-memory access failed.
-    Shm(ShmError),
-}
-
-impl fmt::Display for BufError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::LengthOverflow { len, capacity } => {
-                write!(f, "peer length {len} exceeds the {capacity}-byte buffer")
-            }
-            Self::Shm(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl crate::shm::Error for BufError {
-    fn kind(&self) -> crate::shm::ErrorKind {
-        match self {
-            Self::LengthOverflow { .. } => crate::shm::ErrorKind::Protocol,
-            Self::Shm(e) => crate::shm::Error::kind(e),
-        }
-    }
-}
-
 /// One line-aligned, line-padded slot of shared memory, in state `S`.
 ///
 /// `'m` borrows the window, so a buffer can never outlive the memory it
@@ -353,10 +319,7 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Dirty> {
         len: usize,
     ) -> Result<ShmBuf<'m, M, Clean>, (Self, M::Error)> {
         if head.len() > self.capacity || len > self.capacity {
-            let e = ShmError::OffsetOutsideWindow {
-                offset: 0,
-                len: head.len().max(len),
-            };
+            let e = ShmError::OffsetOutsideWindow;
             return Err((self, e.into()));
         }
         // SAFETY: `head.len() <= capacity` (checked above) and the slot lies
@@ -510,24 +473,17 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Received> {
 impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
     /// Checks `len` against the slot, invalidates the lines of `..len` not
     /// invalidated yet, and records it as the readable length.
-    fn freshen(&mut self, len_from_peer: u32) -> Result<(), BufError> {
+    fn freshen(&mut self, len_from_peer: u32) -> Result<(), crate::Error> {
         let len = match usize::try_from(len_from_peer) {
             Ok(len) if len <= self.capacity => len,
-            _ => {
-                return Err(BufError::LengthOverflow {
-                    len: len_from_peer,
-                    capacity: self.capacity,
-                })
-            }
+            _ => return Err(crate::Error::LengthOverflow),
         };
         // Coherent memory has nothing to invalidate, and no extent to
         // keep.
         if !M::COHERENT && len > self.extent {
             let end = Self::line_end(len);
             let (at, n) = (self.offset + self.extent, end - self.extent);
-            self.mem
-                .invalidate(at, n)
-                .map_err(|e| BufError::Shm(shm_error(&e, at, n, M::LINE)))?;
+            self.mem.invalidate(at, n).map_err(|e| shm_error(&e))?;
             self.extent = end;
         }
         self.len = len;
@@ -535,17 +491,13 @@ impl<'m, M: SharedMemory + ?Sized, S: BufState> ShmBuf<'m, M, S> {
     }
 }
 
-/// A memory's maintenance error on `offset..offset + len` as the window
-/// error of the same kind (what [`BufError::Shm`] carries).
-fn shm_error<E: crate::shm::Error>(e: &E, offset: usize, len: usize, line: usize) -> ShmError {
+/// A memory's maintenance error as the crate's error of the same kind.
+fn shm_error<E: crate::shm::Error>(e: &E) -> ShmError {
     use crate::shm::ErrorKind;
     match e.kind() {
         ErrorKind::WouldBlock => ShmError::Unavailable,
-        ErrorKind::Misaligned => ShmError::Misaligned {
-            offset,
-            align: line,
-        },
-        _ => ShmError::OffsetOutsideWindow { offset, len },
+        ErrorKind::Misaligned => ShmError::Misaligned,
+        _ => ShmError::OffsetOutsideWindow,
     }
 }
 
@@ -556,14 +508,14 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
     ///
     /// # Errors
     ///
-    /// [`BufError::LengthOverflow`] if `len_from_peer` exceeds the slot;
-    /// [`BufError::Shm`] if maintenance failed (contract breach of the
+    /// [`crate::Error::LengthOverflow`] if `len_from_peer` exceeds the slot;
+    /// the memory's error by kind if maintenance failed (contract breach of the
     /// memory). The buffer is handed back so it can be recycled, never
     /// lost.
     pub fn validate(
         mut self,
         len_from_peer: u32,
-    ) -> Result<ShmBuf<'m, M, Readable>, (Self, BufError)> {
+    ) -> Result<ShmBuf<'m, M, Readable>, (Self, crate::Error)> {
         match self.freshen(len_from_peer) {
             Ok(()) => Ok(self.into_state()),
             Err(e) => Err((self, e)),
@@ -583,19 +535,16 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
     ///
     /// `len_from_peer` exceeds the slot or is shorter than `H`, `frame`
     /// refuses the header (`None`) or returns a length past
-    /// `len_from_peer` ([`BufError::LengthOverflow`] for all of these), or
-    /// maintenance failed ([`BufError::Shm`]). The buffer is handed back so
+    /// `len_from_peer` ([`crate::Error::LengthOverflow`] for all of these), or
+    /// maintenance failed (the memory's error by kind). The buffer is handed back so
     /// it can be recycled, never lost.
     #[inline]
     pub fn validate_framed<const H: usize, T>(
         mut self,
         len_from_peer: u32,
         frame: impl FnOnce(&[u8; H]) -> Option<(usize, T)>,
-    ) -> Result<(ShmBuf<'m, M, Readable>, T), (Self, BufError)> {
-        let overflow = BufError::LengthOverflow {
-            len: len_from_peer,
-            capacity: self.capacity,
-        };
+    ) -> Result<(ShmBuf<'m, M, Readable>, T), (Self, crate::Error)> {
+        let overflow = crate::Error::LengthOverflow;
         let used = match usize::try_from(len_from_peer) {
             Ok(u) if H <= u && u <= self.capacity => u,
             _ => return Err((self, overflow)),
@@ -607,8 +556,7 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Invalidated> {
         // SAFETY: `H <= used <= capacity` (checked above) and the slot lies
         // in the window.
         if let Err(e) = unsafe { self.mem.read_unchecked(self.offset, &mut head) } {
-            let e = shm_error(&e, self.offset, H, M::LINE);
-            return Err((self, BufError::Shm(e)));
+            return Err((self, shm_error(&e)));
         }
         let (end, decoded) = match frame(&head) {
             Some((end, t)) if end <= used => (end, t),
@@ -631,7 +579,7 @@ impl<'m, M: SharedMemory + ?Sized> ShmBuf<'m, M, Readable> {
     /// # Errors
     ///
     /// As [`ShmBuf::validate`]; the buffer is handed back unchanged.
-    pub fn extend_to(mut self, len_from_peer: u32) -> Result<Self, (Self, BufError)> {
+    pub fn extend_to(mut self, len_from_peer: u32) -> Result<Self, (Self, crate::Error)> {
         match self.freshen(len_from_peer) {
             Ok(()) => Ok(self),
             Err(e) => Err((self, e)),
@@ -676,7 +624,7 @@ impl<'m, M: DirectMemory + ?Sized> ShmBuf<'m, M, Readable> {
 }
 
 impl<M: ?Sized, S: BufState> ErrorType for ShmBuf<'_, M, S> {
-    type Error = BufError;
+    type Error = crate::Error;
 }
 
 /// The ring's record of a slot handed to the peer.
@@ -768,7 +716,7 @@ mod tests {
             let buf = rx(()).invalidate_prefix(4).unwrap();
             // Used length past the slot, or shorter than the head: refused.
             let (buf, e) = buf.validate_framed(65, frame).unwrap_err();
-            assert!(matches!(e, BufError::LengthOverflow { len: 65, .. }));
+            assert!(matches!(e, crate::Error::LengthOverflow));
             let (buf, _) = buf.validate_framed(3, frame).unwrap_err();
             // The head asks for more than the peer reported: refused.
             let (buf, _) = buf.validate_framed(7, frame).unwrap_err();
@@ -819,13 +767,7 @@ mod tests {
             let rx = unsafe { ShmBuf::<_, Received>::new_unchecked(shm, 128, 64) }.unwrap();
             let inv = rx.invalidate().unwrap();
             let (inv, err) = inv.validate(65).unwrap_err();
-            assert_eq!(
-                err,
-                BufError::LengthOverflow {
-                    len: 65,
-                    capacity: 64
-                }
-            );
+            assert_eq!(err, crate::Error::LengthOverflow);
             assert_eq!(
                 crate::shm::Error::kind(&err),
                 crate::shm::ErrorKind::Protocol

@@ -646,35 +646,12 @@ pub unsafe fn eq_shared(src: *const u8, other: &[u8]) -> bool {
     true
 }
 
-/// Where an access through a view fell outside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutOfView {
-    /// The first byte asked for.
-    pub at: usize,
-    /// How many bytes.
-    pub len: usize,
-    /// The view's length.
-    pub view: usize,
-}
-
-impl fmt::Display for OutOfView {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bytes {}+{} outside a {}-byte view",
-            self.at, self.len, self.view
-        )
-    }
-}
-
-impl core::error::Error for OutOfView {}
-
 /// `at..at + len` inside a view of `view` bytes?
 #[inline]
-fn check(at: usize, len: usize, view: usize) -> Result<(), OutOfView> {
+fn check(at: usize, len: usize, view: usize) -> Result<(), crate::Error> {
     match at.checked_add(len) {
         Some(end) if end <= view => Ok(()),
-        _ => Err(OutOfView { at, len, view }),
+        _ => Err(crate::Error::OutOfView),
     }
 }
 
@@ -747,9 +724,9 @@ impl<'a> ShmSlice<'a> {
     ///
     /// # Errors
     ///
-    /// [`OutOfView`] if the range exceeds the view (nothing is copied).
+    /// [`crate::Error::OutOfView`] if the range exceeds the view (nothing is copied).
     #[inline]
-    pub fn read_at(&self, at: usize, dst: &mut [u8]) -> Result<(), OutOfView> {
+    pub fn read_at(&self, at: usize, dst: &mut [u8]) -> Result<(), crate::Error> {
         check(at, dst.len(), self.len)?;
         // SAFETY: `at + dst.len() <= len` (checked), so the range is inside
         // the view, valid for reads for `'a` (`new`'s contract).
@@ -789,9 +766,9 @@ impl<'a> ShmSlice<'a> {
     ///
     /// # Errors
     ///
-    /// [`OutOfView`] if it is not inside.
+    /// [`crate::Error::OutOfView`] if it is not inside.
     #[inline]
-    pub fn subslice(&self, at: usize, len: usize) -> Result<ShmSlice<'a>, OutOfView> {
+    pub fn subslice(&self, at: usize, len: usize) -> Result<ShmSlice<'a>, crate::Error> {
         check(at, len, self.len)?;
         Ok(ShmSlice {
             // SAFETY: `at <= len` (checked): inside or one past the view,
@@ -915,9 +892,9 @@ impl<'a> ShmSliceMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`OutOfView`] if the range exceeds the view (nothing is written).
+    /// [`crate::Error::OutOfView`] if the range exceeds the view (nothing is written).
     #[inline]
-    pub fn write_at(&mut self, at: usize, src: &[u8]) -> Result<(), OutOfView> {
+    pub fn write_at(&mut self, at: usize, src: &[u8]) -> Result<(), crate::Error> {
         check(at, src.len(), self.len)?;
         // SAFETY: inside the view (checked), valid for writes for `'a`
         // and reached through no other view (`new`'s contract).
@@ -929,9 +906,9 @@ impl<'a> ShmSliceMut<'a> {
     ///
     /// # Errors
     ///
-    /// [`OutOfView`] if `src` is longer than the view (nothing is written).
+    /// [`crate::Error::OutOfView`] if `src` is longer than the view (nothing is written).
     #[inline]
-    pub fn copy_from(&mut self, src: &[u8]) -> Result<(), OutOfView> {
+    pub fn copy_from(&mut self, src: &[u8]) -> Result<(), crate::Error> {
         self.write_at(0, src)
     }
 
@@ -1060,14 +1037,7 @@ mod tests {
         let p = NonNull::new(b.0.as_mut_ptr()).unwrap();
         // SAFETY: `b` outlives the views and is only reached through them.
         let mut w = unsafe { ShmSliceMut::new(p, 8) };
-        assert_eq!(
-            w.write_at(6, b"abc"),
-            Err(OutOfView {
-                at: 6,
-                len: 3,
-                view: 8
-            })
-        );
+        assert_eq!(w.write_at(6, b"abc"), Err(crate::Error::OutOfView));
         assert!(w.write_at(usize::MAX, b"a").is_err());
         w.fill(b'x');
         w.write_at(0, b"ab").unwrap();

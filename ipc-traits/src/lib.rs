@@ -12,6 +12,7 @@ pub mod barrier;
 pub mod buf;
 pub mod bytes;
 pub mod cache;
+mod error;
 pub mod mailbox;
 pub mod power;
 pub mod regs;
@@ -22,6 +23,8 @@ pub mod sim_faults;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim_order;
+
+pub use error::Error;
 
 mod sealed {
     /// Seals the type-state marker traits: only this crate names new states.

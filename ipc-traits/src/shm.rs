@@ -29,7 +29,6 @@
 //! construction, which is what lets buffer handles validate a range once.
 #![allow(unsafe_code)]
 
-use core::fmt;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
@@ -54,63 +53,9 @@ crate::error_vocabulary! {
     }
 }
 
-/// The concrete error of the shared-memory implementations in this family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShmError {
-    /// A peer address range `addr..addr + len` outside the window.
-    AddressOutsideWindow {
-        /// The peer address.
-        addr: u64,
-        /// The length asked for.
-        len: usize,
-    },
-    /// A local range `offset..offset + len` outside the window.
-    OffsetOutsideWindow {
-        /// The offset.
-        offset: usize,
-        /// The length asked for.
-        len: usize,
-    },
-    /// An offset not aligned to `align`.
-    Misaligned {
-        /// The offset.
-        offset: usize,
-        /// The alignment required.
-        align: usize,
-    },
-    /// The memory cannot be used now.
-    Unavailable,
-}
-
-impl Error for ShmError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::AddressOutsideWindow { .. } => ErrorKind::Protocol,
-            Self::OffsetOutsideWindow { .. } => ErrorKind::OutOfWindow,
-            Self::Misaligned { .. } => ErrorKind::Misaligned,
-            Self::Unavailable => ErrorKind::WouldBlock,
-        }
-    }
-}
-
-impl fmt::Display for ShmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::AddressOutsideWindow { addr, len } => {
-                write!(f, "peer address {addr:#x}+{len} outside the shared window")
-            }
-            Self::OffsetOutsideWindow { offset, len } => {
-                write!(f, "offset {offset:#x}+{len} outside the shared window")
-            }
-            Self::Misaligned { offset, align } => {
-                write!(f, "offset {offset:#x} not aligned to {align}")
-            }
-            Self::Unavailable => f.write_str("shared memory unavailable"),
-        }
-    }
-}
-
-impl core::error::Error for ShmError {}
+/// The crate's error under the name the shared-memory contract has always
+/// used for it.
+pub use crate::Error as ShmError;
 
 /// Checks `offset..offset + len` against a window of `window` bytes.
 ///
@@ -122,7 +67,7 @@ impl core::error::Error for ShmError {}
 pub const fn check_range(window: usize, offset: usize, len: usize) -> Result<(), ShmError> {
     match offset.checked_add(len) {
         Some(end) if end <= window => Ok(()),
-        _ => Err(ShmError::OffsetOutsideWindow { offset, len }),
+        _ => Err(ShmError::OffsetOutsideWindow),
     }
 }
 
@@ -136,7 +81,7 @@ pub const fn check_align(offset: usize, align: usize) -> Result<(), ShmError> {
     if offset & (align - 1) == 0 {
         Ok(())
     } else {
-        Err(ShmError::Misaligned { offset, align })
+        Err(ShmError::Misaligned)
     }
 }
 
@@ -404,10 +349,7 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     /// outside the window (overflow included). Peer addresses are hostile
     /// input: this is the only way to turn one into an offset.
     fn translate(&self, peer_addr: u64, len: usize) -> Result<usize, Self::Error> {
-        let outside = ShmError::AddressOutsideWindow {
-            addr: peer_addr,
-            len,
-        };
+        let outside = ShmError::AddressOutsideWindow;
         let offset = peer_addr.checked_sub(self.peer_base()).ok_or(outside)?;
         let offset = usize::try_from(offset).map_err(|_| outside)?;
         check_range(self.len(), offset, len).map_err(|_| outside)?;
@@ -439,7 +381,7 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
         let end = offset
             .checked_add(len)
             .and_then(|e| e.checked_add(mask))
-            .ok_or(ShmError::OffsetOutsideWindow { offset, len })?
+            .ok_or(ShmError::OffsetOutsideWindow)?
             & !mask;
         let start = offset & !mask;
         check_range(self.len(), start, end - start)?;
@@ -589,10 +531,7 @@ impl<C: CacheMaintenance> RawRegion<C> {
         check_align(base.as_ptr() as usize, Self::BASE_ALIGN)?;
         check_align(len, C::LINE)?;
         if peer_base.checked_add(len as u64).is_none() {
-            return Err(ShmError::AddressOutsideWindow {
-                addr: peer_base,
-                len,
-            });
+            return Err(ShmError::AddressOutsideWindow);
         }
         Ok(Self {
             base,
@@ -616,10 +555,7 @@ impl<C: CacheMaintenance> RawRegion<C> {
 
     fn lines(&self, offset: usize, len: usize) -> Result<LineRange<C>, ShmError> {
         let p = self.ptr(offset, len)? as usize;
-        LineRange::new(p, len).ok_or(ShmError::Misaligned {
-            offset,
-            align: C::LINE,
-        })
+        LineRange::new(p, len).ok_or(ShmError::Misaligned)
     }
 }
 
@@ -841,13 +777,7 @@ mod tests {
         let mut b = Backing([0; 512]);
         let shm = region(&mut b);
         let mut buf = [0u8; 8];
-        assert_eq!(
-            shm.read(508, &mut buf),
-            Err(ShmError::OffsetOutsideWindow {
-                offset: 508,
-                len: 8
-            })
-        );
+        assert_eq!(shm.read(508, &mut buf), Err(ShmError::OffsetOutsideWindow));
         assert_eq!(
             shm.write(usize::MAX, &buf).unwrap_err().kind(),
             ErrorKind::OutOfWindow
@@ -931,6 +861,6 @@ mod tests {
                 Line32,
             )
         };
-        assert!(matches!(bad, Err(ShmError::Misaligned { .. })));
+        assert!(matches!(bad, Err(ShmError::Misaligned)));
     }
 }

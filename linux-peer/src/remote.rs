@@ -11,7 +11,7 @@
 #![deny(unsafe_code)]
 
 use rpmsg::rings::{QueueIds, RemoteConfig};
-use vring::{BufferArea, Layout, LayoutError, Suppression};
+use vring::{BufferArea, Error, Layout, Suppression};
 
 use crate::areas::RpmsgAreas;
 use crate::backend::QueueConfig;
@@ -39,9 +39,9 @@ pub fn remote_config(
     queues: &[QueueConfig],
     areas: &RpmsgAreas,
     features: u64,
-) -> Result<RemoteConfig, LayoutError> {
+) -> Result<RemoteConfig, Error> {
     let layout = |q: Option<&QueueConfig>| {
-        let q = q.ok_or(LayoutError::BadNum(0))?;
+        let q = q.ok_or(Error::BadNum)?;
         Layout::split(q.num, q.desc, q.avail, q.used)
     };
     Ok(RemoteConfig {

@@ -36,23 +36,21 @@
 //!
 //! A profile that cannot hold (`EVENT_IDX` asked of a peer that does not
 //! re-arm or did not offer it, a table for an rpmsg-lite master) is a
-//! [`BootError`] at boot, never a hang.
+//! [`Error`] at boot, never a hang.
 #![allow(unsafe_code)]
 
-use core::fmt;
-
 use ipc_traits::cache::CacheMaintenance;
-use ipc_traits::mailbox::{Budget, ErrorKind, Notify, QueueId};
+use ipc_traits::mailbox::{Budget, Notify, QueueId};
 use ipc_traits::shm::{RawRegion, SharedMemory, ShmError};
 use vring::notify::VIRTIO_RING_F_EVENT_IDX;
-use vring::{BufferArea, Endian, Layout, LayoutError, Suppression};
+use vring::{BufferArea, Endian, Layout, Suppression};
 
 use crate::rings::{Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
 use crate::rsc_table::{
-    status, HostBoot, HostPoll, PollTiming, RscError, VdevInfo, VringSpec, FW_RSC_ADDR_ANY,
-    VIRTIO_RPMSG_F_NS,
+    status, HostBoot, HostPoll, PollTiming, VdevInfo, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use crate::wire::DEFAULT_BUF_SIZE;
+use crate::Error;
 
 /// The `EVENT_IDX` feature bit in a vdev's feature words.
 pub const F_EVENT_IDX: u32 = 1 << VIRTIO_RING_F_EVENT_IDX;
@@ -129,157 +127,23 @@ impl Profile {
     }
 }
 
-/// Why a link could not be brought up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BootError {
-    /// The resource table is unreadable or inconsistent, or the host did not
-    /// set `DRIVER_OK` within the budget ([`RscError::NotReady`]).
-    Table(RscError),
-    /// A shared-memory access failed.
-    Shm(ShmError),
-    /// A vring's `num` or `align` is unusable (zero, not a power of two,
-    /// more than 65 535 entries).
-    BadVring {
-        /// Vring index (0 or 1).
-        index: usize,
-        /// The `num` the table holds.
-        num: u32,
-        /// The `align` the table holds.
-        align: u32,
-    },
-    /// A vring does not lie inside the shared window.
-    VringOutsideWindow {
-        /// Vring index.
-        index: usize,
-        /// The device address the table holds.
-        da: u32,
-    },
-    /// The ring layout does not fit the window or its cache-line rules.
-    Layout(LayoutError),
-    /// A notify id is not a queue id (0..=31).
-    BadNotifyId {
-        /// Vring index.
-        index: usize,
-        /// The notify id the table holds.
-        id: u32,
-    },
-    /// The receive buffers the host posted do not lie inside the window.
-    BuffersOutsideWindow {
-        /// The lowest buffer address posted on vring 0.
-        addr: u64,
-    },
-    /// A ring could not be set up.
-    Ring(vring::Error),
-    /// `EVENT_IDX` was asked for, but the profile's stack never re-arms it.
-    EventIdxUnsupported(Profile),
-    /// `EVENT_IDX` was asked for, but the peer did not offer or accept it
-    /// (the table's features lack bit 29).
-    EventIdxNotOffered,
-    /// The profile's stack does not boot this way (an rpmsg-lite master has
-    /// no resource table; Linux is never a remote).
-    WrongProfile(Profile),
-    /// The start kick could not be sent.
-    Kick(ErrorKind),
-}
-
-impl From<RscError> for BootError {
-    fn from(e: RscError) -> Self {
-        Self::Table(e)
-    }
-}
-
-impl From<ShmError> for BootError {
-    fn from(e: ShmError) -> Self {
-        Self::Shm(e)
-    }
-}
-
-impl From<LayoutError> for BootError {
-    fn from(e: LayoutError) -> Self {
-        Self::Layout(e)
-    }
-}
-
-impl From<vring::Error> for BootError {
-    fn from(e: vring::Error) -> Self {
-        Self::Ring(e)
-    }
-}
-
-impl fmt::Display for BootError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Table(e) => write!(f, "resource table: {e}"),
-            Self::Shm(e) => write!(f, "shared memory: {e}"),
-            Self::BadVring { index, num, align } => {
-                write!(f, "vring {index}: unusable num {num} / align {align}")
-            }
-            Self::VringOutsideWindow { index, da } => {
-                write!(f, "vring {index} at {da:#x} outside the shared window")
-            }
-            Self::Layout(e) => write!(f, "ring layout: {e}"),
-            Self::BadNotifyId { index, id } => {
-                write!(f, "vring {index}: notify id {id} is not a queue id")
-            }
-            Self::BuffersOutsideWindow { addr } => {
-                write!(f, "receive buffers at {addr:#x} outside the shared window")
-            }
-            Self::Ring(e) => write!(f, "ring: {e}"),
-            Self::EventIdxUnsupported(p) => {
-                // `write_str` pieces, not `{}`: `Formatter::pad` is 1 KB of firmware.
-                f.write_str("EVENT_IDX asked for, but ")?;
-                f.write_str(p.name())?;
-                f.write_str(" never re-arms it")
-            }
-            Self::EventIdxNotOffered => {
-                f.write_str("EVENT_IDX asked for, but the peer did not offer or accept it")
-            }
-            Self::WrongProfile(p) => {
-                f.write_str(p.name())?;
-                f.write_str(" does not boot this way")
-            }
-            Self::Kick(k) => write!(f, "start kick: {k}"),
-        }
-    }
-}
-
-impl ipc_traits::mailbox::Error for BootError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Table(RscError::NotReady) => ErrorKind::WouldBlock,
-            Self::EventIdxUnsupported(_) | Self::EventIdxNotOffered | Self::WrongProfile(_) => {
-                ErrorKind::Unsupported
-            }
-            Self::Kick(k) => *k,
-            Self::Shm(_) | Self::Ring(_) => ErrorKind::Other,
-            _ => ErrorKind::Protocol,
-        }
-    }
-}
-
-/// The layout of vring `index` of `spec`, placed where the table says.
+/// The layout of the vring `spec` describes, placed where the table says.
 ///
 /// # Errors
 ///
-/// [`BootError::BadVring`], [`BootError::VringOutsideWindow`],
-/// [`BootError::Layout`]. Never panics on any table content.
+/// [`Error::BadVring`], [`Error::VringOutsideWindow`],
+/// a layout error ([`Error::Ring`]). Never panics on any table content.
 pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     shared: &M,
-    index: usize,
     spec: VringSpec,
-) -> Result<Layout, BootError> {
-    let bad = BootError::BadVring {
-        index,
-        num: spec.num,
-        align: spec.align,
-    };
+) -> Result<Layout, Error> {
+    let bad = Error::BadVring;
     let num = u16::try_from(spec.num).map_err(|_| bad)?;
     let align = usize::try_from(spec.align).map_err(|_| bad)?;
     if num == 0 || !num.is_power_of_two() || align == 0 || !align.is_power_of_two() {
         return Err(bad);
     }
-    let outside = BootError::VringOutsideWindow { index, da: spec.da };
+    let outside = Error::VringOutsideWindow;
     let offset = shared
         .translate(u64::from(spec.da), 1)
         .map_err(|_| outside)?;
@@ -293,24 +157,24 @@ pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
 }
 
 /// The queue id a vring's notify id stands for.
-fn queue_id(index: usize, id: u32) -> Result<QueueId, BootError> {
+fn queue_id(id: u32) -> Result<QueueId, Error> {
     u8::try_from(id)
         .ok()
         .and_then(QueueId::new)
-        .ok_or(BootError::BadNotifyId { index, id })
+        .ok_or(Error::BadNotifyId)
 }
 
 /// Flags, or `EVENT_IDX` when asked for and allowed by `profile` and
 /// `features` (the peer's offer or the negotiated set).
-fn suppression(profile: Profile, event_idx: bool, features: u32) -> Result<Suppression, BootError> {
+fn suppression(profile: Profile, event_idx: bool, features: u32) -> Result<Suppression, Error> {
     if !event_idx {
         return Ok(Suppression::Flags);
     }
     if !profile.event_idx() {
-        return Err(BootError::EventIdxUnsupported(profile));
+        return Err(Error::EventIdxUnsupported);
     }
     if features & F_EVENT_IDX == 0 {
-        return Err(BootError::EventIdxNotOffered);
+        return Err(Error::EventIdxNotOffered);
     }
     Ok(Suppression::EventIdx)
 }
@@ -323,14 +187,14 @@ fn suppression(profile: Profile, event_idx: bool, features: u32) -> Result<Suppr
 /// # Errors
 ///
 /// Any value the host wrote that does not fit the window: see
-/// [`BootError`]. Never panics on any table or ring content.
+/// [`Error`]. Never panics on any table or ring content.
 pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     vrings: [VringSpec; 2],
     suppression: Suppression,
-) -> Result<RemoteConfig, BootError> {
-    let vring0 = vring_layout(shared, 0, vrings[0])?;
-    let vring1 = vring_layout(shared, 1, vrings[1])?;
+) -> Result<RemoteConfig, Error> {
+    let vring0 = vring_layout(shared, vrings[0])?;
+    let vring1 = vring_layout(shared, vrings[1])?;
     let per = usize::from(vring0.num()).min(MAX_BUFS_PER_DIRECTION);
     // The host wrote the descriptors before DRIVER_OK; read them from
     // memory, not from a stale line. The remote has written nothing there.
@@ -348,7 +212,7 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     let half = per * DEFAULT_BUF_SIZE;
     let offset = shared
         .translate(lowest, 2 * half)
-        .map_err(|_| BootError::BuffersOutsideWindow { addr: lowest })?;
+        .map_err(|_| Error::BuffersOutsideWindow)?;
     Ok(RemoteConfig {
         vring0,
         vring1,
@@ -356,8 +220,8 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
         vring1_buffers: BufferArea::new(offset + half, half),
         suppression,
         queues: QueueIds {
-            vring0: queue_id(0, vrings[0].notifyid)?,
-            vring1: queue_id(1, vrings[1].notifyid)?,
+            vring0: queue_id(vrings[0].notifyid)?,
+            vring1: queue_id(vrings[1].notifyid)?,
         },
     })
 }
@@ -380,7 +244,7 @@ impl RemoteBoot {
     ///
     /// # Errors
     ///
-    /// [`BootError::WrongProfile`] for [`Profile::RpmsgLite`] (no table:
+    /// [`Error::WrongProfile`] for [`Profile::RpmsgLite`] (no table:
     /// [`remote_bare`]); a table or shared-memory error.
     pub fn start<T, M, const N: usize>(
         table: &T,
@@ -389,13 +253,13 @@ impl RemoteBoot {
         profile: Profile,
         timing: PollTiming,
         now: u64,
-    ) -> Result<Self, BootError>
+    ) -> Result<Self, Error>
     where
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
     {
         if !profile.uses_table() {
-            return Err(BootError::WrongProfile(profile));
+            return Err(Error::WrongProfile);
         }
         Ok(Self {
             host: HostBoot::start::<T, M, N>(table, table_offset, rings, timing, now)?,
@@ -409,10 +273,10 @@ impl RemoteBoot {
     ///
     /// # Errors
     ///
-    /// [`BootError::EventIdxUnsupported`] when the profile's stack never
-    /// re-arms it (OpenAMP); [`BootError::EventIdxNotOffered`] when the
+    /// [`Error::EventIdxUnsupported`] when the profile's stack never
+    /// re-arms it (OpenAMP); [`Error::EventIdxNotOffered`] when the
     /// firmware's table does not offer it.
-    pub fn with_event_idx(mut self) -> Result<Self, BootError> {
+    pub fn with_event_idx(mut self) -> Result<Self, Error> {
         suppression(self.profile, true, self.host.info().dfeatures)?;
         self.event_idx = true;
         Ok(self)
@@ -429,14 +293,14 @@ impl RemoteBoot {
     ///
     /// # Errors
     ///
-    /// [`RscError::NotReady`] once per patience without `DRIVER_OK`
+    /// [`Error::NotReady`] once per patience without `DRIVER_OK`
     /// (polling again keeps waiting); a shared-memory error.
     pub fn poll<T: SharedMemory<Error = ShmError>>(
         &mut self,
         table: &T,
         now: u64,
-    ) -> Result<HostPoll, BootError> {
-        Ok(self.host.poll(table, now)?)
+    ) -> Result<HostPoll, Error> {
+        self.host.poll(table, now)
     }
 
     /// Polls the status byte until `DRIVER_OK`, within `budget` (one unit
@@ -444,14 +308,14 @@ impl RemoteBoot {
     ///
     /// # Errors
     ///
-    /// [`RscError::NotReady`] (as [`BootError::Table`]) when the budget ran
+    /// [`Error::NotReady`] when the budget ran
     /// out; a shared-memory error.
     pub fn wait<T: SharedMemory<Error = ShmError>>(
         &self,
         table: &T,
         budget: impl Budget,
-    ) -> Result<[VringSpec; 2], BootError> {
-        Ok(self.host.view().wait_driver_ok(table, budget)?)
+    ) -> Result<[VringSpec; 2], Error> {
+        self.host.view().wait_driver_ok(table, budget)
     }
 
     /// The configuration of the remote's rings, from the `vrings` the host
@@ -460,14 +324,14 @@ impl RemoteBoot {
     ///
     /// # Errors
     ///
-    /// [`BootError::EventIdxNotOffered`] when `EVENT_IDX` was asked for and
+    /// [`Error::EventIdxNotOffered`] when `EVENT_IDX` was asked for and
     /// the host did not accept it; every value that does not fit `shared`.
     pub fn config<T, M>(
         &self,
         table: &T,
         shared: &M,
         vrings: [VringSpec; 2],
-    ) -> Result<RemoteConfig, BootError>
+    ) -> Result<RemoteConfig, Error>
     where
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
@@ -492,7 +356,7 @@ impl RemoteBoot {
         table: &T,
         shared: &'m M,
         vrings: [VringSpec; 2],
-    ) -> Result<RemoteRings<'m, M, E, NUM>, BootError>
+    ) -> Result<RemoteRings<'m, M, E, NUM>, Error>
     where
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
@@ -517,7 +381,7 @@ impl RemoteBoot {
         table: &T,
         shared: &'m mut RawRegion<C>,
         vrings: [VringSpec; 2],
-    ) -> Result<RemoteRings<'m, RawRegion<C>, E, NUM>, BootError>
+    ) -> Result<RemoteRings<'m, RawRegion<C>, E, NUM>, Error>
     where
         T: SharedMemory<Error = ShmError>,
         C: CacheMaintenance,
@@ -570,15 +434,15 @@ impl BareLayout {
     /// # Errors
     ///
     /// An unusable `num`/`align`, or offsets that overflow.
-    pub fn vrings(&self) -> Result<[Layout; 2], BootError> {
+    pub fn vrings(&self) -> Result<[Layout; 2], Error> {
         let v1 = self
             .base
             .checked_add(self.vring_stride)
-            .ok_or(LayoutError::BadBufferArea)?;
+            .ok_or(Error::Ring(vring::Error::BadBufferArea))?;
         let l0 = Layout::try_legacy_at(self.base, self.num, self.align)?;
         let l1 = Layout::try_legacy_at(v1, self.num, self.align)?;
         if l0.end() > v1 {
-            return Err(BootError::Layout(LayoutError::BadBufferArea));
+            return Err(Error::Ring(vring::Error::BadBufferArea));
         }
         Ok([l0, l1])
     }
@@ -588,17 +452,17 @@ impl BareLayout {
     /// # Errors
     ///
     /// Offsets that overflow.
-    pub fn pool(&self) -> Result<usize, BootError> {
+    pub fn pool(&self) -> Result<usize, Error> {
         self.vring_stride
             .checked_mul(2)
             .and_then(|s| s.checked_add(self.base))
-            .ok_or(BootError::Layout(LayoutError::BadBufferArea))
+            .ok_or(Error::Ring(vring::Error::BadBufferArea))
     }
 
-    fn half(&self) -> Result<usize, BootError> {
+    fn half(&self) -> Result<usize, Error> {
         usize::from(self.num)
             .checked_mul(self.buf_size)
-            .ok_or(BootError::Layout(LayoutError::BadBufferArea))
+            .ok_or(Error::Ring(vring::Error::BadBufferArea))
     }
 }
 
@@ -608,7 +472,7 @@ impl BareLayout {
 ///
 /// # Errors
 ///
-/// [`BootError::EventIdxUnsupported`] when `event_idx` is asked of a
+/// [`Error::EventIdxUnsupported`] when `event_idx` is asked of a
 /// stack that never re-arms it (rpmsg-lite, OpenAMP); a layout that does
 /// not fit `shared`.
 ///
@@ -620,13 +484,13 @@ pub unsafe fn remote_bare<'m, M, E, const NUM: usize>(
     layout: BareLayout,
     profile: Profile,
     event_idx: bool,
-) -> Result<RemoteRings<'m, M, E, NUM>, BootError>
+) -> Result<RemoteRings<'m, M, E, NUM>, Error>
 where
     M: SharedMemory<Error = ShmError>,
     E: Endian,
 {
     if matches!(profile, Profile::Linux) {
-        return Err(BootError::WrongProfile(profile));
+        return Err(Error::WrongProfile);
     }
     // No table carries an offer: the profile alone decides.
     let s = suppression(profile, event_idx, F_EVENT_IDX)?;
@@ -648,16 +512,10 @@ where
 }
 
 /// Kicks vring 0 when `profile`'s remote expects it.
-fn start_kick<N: Notify>(
-    profile: Profile,
-    notify: &mut N,
-    queue: QueueId,
-) -> Result<(), BootError> {
+fn start_kick<N: Notify>(profile: Profile, notify: &mut N, queue: QueueId) -> Result<(), Error> {
     if profile.start_kick() {
         use ipc_traits::mailbox::Error as _;
-        notify
-            .notify(queue)
-            .map_err(|e| BootError::Kick(e.kind()))?;
+        notify.notify(queue).map_err(|e| Error::Mailbox(e.kind()))?;
     }
     Ok(())
 }
@@ -668,8 +526,8 @@ fn start_kick<N: Notify>(
 ///
 /// # Errors
 ///
-/// [`BootError::WrongProfile`] for Linux and OpenAMP (their remotes read a
-/// table: [`master_table`]); [`BootError::EventIdxUnsupported`]; a layout
+/// [`Error::WrongProfile`] for Linux and OpenAMP (their remotes read a
+/// table: [`master_table`]); [`Error::EventIdxUnsupported`]; a layout
 /// that does not fit; a ring error; a failed kick.
 ///
 /// # Safety
@@ -681,14 +539,14 @@ pub unsafe fn master_bare<'m, M, E, N, const NUM: usize>(
     profile: Profile,
     event_idx: bool,
     notify: &mut N,
-) -> Result<MasterRings<'m, M, E, NUM>, BootError>
+) -> Result<MasterRings<'m, M, E, NUM>, Error>
 where
     M: SharedMemory<Error = ShmError>,
     E: Endian,
     N: Notify,
 {
     if profile.uses_table() && !matches!(profile, Profile::Native) {
-        return Err(BootError::WrongProfile(profile));
+        return Err(Error::WrongProfile);
     }
     let s = suppression(profile, event_idx, F_EVENT_IDX)?;
     let [vring0, vring1] = layout.vrings()?;
@@ -772,9 +630,9 @@ fn zero<M: SharedMemory<Error = ShmError>>(
 ///
 /// # Errors
 ///
-/// [`BootError::WrongProfile`] for Linux (never a remote) and rpmsg-lite
-/// (no table); [`BootError::EventIdxUnsupported`] or
-/// [`BootError::EventIdxNotOffered`] (the remote's `dfeatures` lack it);
+/// [`Error::WrongProfile`] for Linux (never a remote) and rpmsg-lite
+/// (no table); [`Error::EventIdxUnsupported`] or
+/// [`Error::EventIdxNotOffered`] (the remote's `dfeatures` lack it);
 /// vrings or a pool that do not fit; a ring error; a failed kick.
 ///
 /// # Safety
@@ -790,7 +648,7 @@ pub unsafe fn master_table<'m, T, M, E, N, const NUM: usize>(
     profile: Profile,
     event_idx: bool,
     notify: &mut N,
-) -> Result<MasterRings<'m, M, E, NUM>, BootError>
+) -> Result<MasterRings<'m, M, E, NUM>, Error>
 where
     T: SharedMemory<Error = ShmError>,
     M: SharedMemory<Error = ShmError>,
@@ -798,7 +656,7 @@ where
     N: Notify,
 {
     if matches!(profile, Profile::Linux | Profile::RpmsgLite) {
-        return Err(BootError::WrongProfile(profile));
+        return Err(Error::WrongProfile);
     }
     let s = suppression(profile, event_idx, info.dfeatures)?;
     let vdev = info.offset;
@@ -817,12 +675,9 @@ where
         let mut spec = info.vrings[k];
         if spec.da == FW_RSC_ADDR_ANY {
             let addr = shared.peer_addr(placement.vrings[k])?;
-            spec.da = u32::try_from(addr).map_err(|_| BootError::VringOutsideWindow {
-                index: k,
-                da: FW_RSC_ADDR_ANY,
-            })?;
+            spec.da = u32::try_from(addr).map_err(|_| Error::VringOutsideWindow)?;
         }
-        *layout = vring_layout(shared, k, spec)?;
+        *layout = vring_layout(shared, spec)?;
         zero(shared, layout.start(), layout.end() - layout.start())?;
         let entry = vdev + VDEV_VRINGS + k * VRING_LEN;
         put(table, entry + VRING_DA, &spec.da.to_ne_bytes())?;

@@ -19,7 +19,7 @@ pub mod table;
 pub mod wake;
 pub mod wire;
 
-pub use boot::{BootError, Profile};
+pub use boot::Profile;
 pub use error::Error;
 /// The contracts and shared-memory windows (`ipc_traits::shm::RawRegion`,
 /// `ipc_traits::cache::Coherent`, ...), reachable without a dependency of

@@ -369,18 +369,18 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`]: the storage is full, or `addr` is bound already.
+    /// [`Error::TableFull`]: the storage is full; [`Error::AddressInUse`]:
+    /// `addr` is bound already.
     pub fn bind(&mut self, addr: u32) -> Result<Endpoint, Error> {
-        use crate::table::BindError;
         let slot = self
             .eps
             .iter()
             .position(|a| *a == FREE)
-            .ok_or(Error::Bind(BindError::TableFull))?;
+            .ok_or(Error::TableFull)?;
         let addr = if addr == ADDR_ANY {
             self.free_dynamic()?
         } else if self.eps.contains(&addr) {
-            return Err(Error::Bind(BindError::AddressInUse(addr)));
+            return Err(Error::AddressInUse);
         } else {
             addr
         };
@@ -400,7 +400,7 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
                 return Ok(candidate);
             }
         }
-        Err(Error::Bind(crate::table::BindError::NoAddressLeft))
+        Err(Error::NoAddressLeft)
     }
 
     /// Unbinds `ep`: messages for its address are counted as unbound from
@@ -622,10 +622,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         let max = slot.room.saturating_sub(HEADER_LEN);
         if data.len() > max {
             self.st.ring.give_back(slot);
-            return Err(Error::TooLong {
-                len: data.len(),
-                max,
-            });
+            return Err(Error::TooLong);
         }
         if let Err(e) = slot.buf.write(HEADER_LEN, data) {
             self.st.ring.give_back(slot);
@@ -673,7 +670,7 @@ fn finish_send<'a, R: Halves<'a>>(
     let max = slot.room.saturating_sub(HEADER_LEN);
     let (Ok(len16), true) = (u16::try_from(len), len <= max) else {
         st.ring.give_back(slot);
-        return Err(Error::TooLong { len, max });
+        return Err(Error::TooLong);
     };
     let header = Header {
         src,
@@ -767,10 +764,7 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
         let end = at
             .checked_add(bytes.len())
             .filter(|&e| e <= cap)
-            .ok_or(Error::TooLong {
-                len: at.saturating_add(bytes.len()),
-                max: cap,
-            })?;
+            .ok_or(Error::TooLong)?;
         self.zero_up_to(at)?;
         if let Some(slot) = self.slot.as_mut() {
             slot.buf
@@ -791,7 +785,7 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
     pub fn set_len(&mut self, len: usize) -> Result<(), Error> {
         let cap = self.capacity();
         if len > cap {
-            return Err(Error::TooLong { len, max: cap });
+            return Err(Error::TooLong);
         }
         self.zero_up_to(len)?;
         self.len = len;
@@ -846,7 +840,7 @@ where
     /// [`Error::TooLong`] beyond the capacity.
     pub fn payload_mut(&mut self, len: usize) -> Result<ShmSliceMut<'_>, Error> {
         let cap = self.capacity();
-        let too_long = Error::TooLong { len, max: cap };
+        let too_long = Error::TooLong;
         if len > cap {
             return Err(too_long);
         }
@@ -916,12 +910,8 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             Next::Msg(m) => m,
         };
         let Some(dst) = out.get_mut(..m.len()) else {
-            let len = m.len();
             self.st.kept = Some(m);
-            return Err(Error::TooLong {
-                len,
-                max: out.len(),
-            });
+            return Err(Error::TooLong);
         };
         let res = m.buf.read(HEADER_LEN, dst);
         let got = Received {
@@ -1174,10 +1164,7 @@ impl<'a, R: Halves<'a>, N: Notify> HeldMessage<'_, 'a, R, N> {
     /// [`Error::TooLong`] if the range exceeds the payload; a memory error.
     pub fn read(&self, at: usize, out: &mut [u8]) -> Result<(), Error> {
         let len = self.len();
-        let too_long = Error::TooLong {
-            len: at.saturating_add(out.len()),
-            max: len,
-        };
+        let too_long = Error::TooLong;
         let m = self.msg.as_ref().ok_or(too_long)?;
         if at.checked_add(out.len()).is_none_or(|e| e > len) {
             return Err(too_long);
@@ -1199,8 +1186,7 @@ where
     /// [`Error::TooLong`] if the validated buffer does not cover the
     /// payload (never, for a message this module validated).
     pub fn payload(&self) -> Result<ShmSlice<'_>, Error> {
-        let len = self.len();
-        let too_long = Error::TooLong { len, max: 0 };
+        let too_long = Error::TooLong;
         let m = self.msg.as_ref().ok_or(too_long)?;
         m.buf
             .view()

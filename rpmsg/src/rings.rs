@@ -93,9 +93,7 @@ pub(crate) const fn skipped_entry(e: &RingError) -> bool {
     e.is_peer_error()
         && !matches!(
             e,
-            RingError::AvailIndexJump { .. }
-                | RingError::UsedIndexJump { .. }
-                | RingError::LengthOverflow { .. }
+            RingError::AvailIndexJump | RingError::UsedIndexJump | RingError::LengthOverflow
         )
 }
 
@@ -734,7 +732,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         let mut spare = Spares::new();
         let mut fresh: [Option<TxSlot<'m, M>>; NUM] = [const { None }; NUM];
         let slot = |k: usize| config.pool.checked_add(k.checked_mul(config.buf_size)?);
-        let bad_pool = RingError::Layout(vring::LayoutError::BadBufferArea);
+        let bad_pool = RingError::BadBufferArea;
         for k in 0..2 * num {
             let offset = slot(k).ok_or(bad_pool)?;
             // SAFETY: slot k of the pool, owned by this link alone (this

@@ -40,6 +40,8 @@ use core::fmt;
 
 use ipc_traits::shm::{SharedMemory, ShmError};
 
+use crate::Error;
+
 /// `RSC_CARVEOUT` (§3.1).
 pub const RSC_CARVEOUT: u32 = 0;
 /// `RSC_DEVMEM` (§3.1).
@@ -268,51 +270,6 @@ impl<const N: usize> ResourceTable<N> {
     }
 }
 
-/// Why a table read from memory was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RscError {
-    /// Shorter than its header or offset array.
-    Truncated,
-    /// `ver` is not 1.
-    BadVersion(u32),
-    /// The reserved header words are not 0.
-    ReservedNotZero,
-    /// An entry offset points outside the table.
-    EntryOutOfBounds(u32),
-    /// No rpmsg vdev entry (type 3, id 7).
-    NoRpmsgVdev,
-    /// The vdev declares a vring count other than 2.
-    BadVringCount(u8),
-    /// The host did not set `DRIVER_OK` within the budget.
-    NotReady,
-    /// A shared-memory access failed.
-    Shm(ShmError),
-}
-
-impl From<ShmError> for RscError {
-    fn from(e: ShmError) -> Self {
-        Self::Shm(e)
-    }
-}
-
-impl fmt::Display for RscError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Truncated => f.write_str("resource table truncated"),
-            Self::BadVersion(v) => write!(f, "resource table version {v}, expected 1"),
-            Self::ReservedNotZero => f.write_str("resource table reserved words not zero"),
-            Self::EntryOutOfBounds(o) => {
-                write!(f, "resource entry offset {o:#x} outside the table")
-            }
-            Self::NoRpmsgVdev => f.write_str("no rpmsg vdev in the resource table"),
-            Self::BadVringCount(n) => write!(f, "rpmsg vdev with {n} vrings, expected 2"),
-            Self::NotReady => f.write_str("host did not set DRIVER_OK in time"),
-            Self::Shm(e) => write!(f, "{e}"),
-        }
-    }
-}
-
 /// Where the rpmsg vdev sits in a table, and its vrings as last read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VdevInfo {
@@ -328,12 +285,12 @@ pub struct VdevInfo {
     pub vrings: [VringSpec; 2],
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> Result<u32, RscError> {
+fn u32_at(bytes: &[u8], at: usize) -> Result<u32, Error> {
     bytes
         .get(at..)
         .and_then(<[u8]>::first_chunk::<4>)
         .map(|b| u32::from_ne_bytes(*b))
-        .ok_or(RscError::Truncated)
+        .ok_or(Error::Truncated)
 }
 
 /// The two vring entries of a vdev (`2 * VRING_LEN` bytes: `da`, `align`,
@@ -355,42 +312,41 @@ fn vring_specs(b: &[u8; 2 * VRING_LEN]) -> [VringSpec; 2] {
 ///
 /// # Errors
 ///
-/// [`RscError`] for every inconsistency; never panics on any input.
-pub fn parse(bytes: &[u8]) -> Result<VdevInfo, RscError> {
+/// [`Error`] for every inconsistency; never panics on any input.
+pub fn parse(bytes: &[u8]) -> Result<VdevInfo, Error> {
     let ver = u32_at(bytes, 0)?;
     if ver != 1 {
-        return Err(RscError::BadVersion(ver));
+        return Err(Error::BadVersion);
     }
     let num = u32_at(bytes, 4)?;
     if u32_at(bytes, 8)? != 0 || u32_at(bytes, 12)? != 0 {
-        return Err(RscError::ReservedNotZero);
+        return Err(Error::ReservedNotZero);
     }
     for i in 0..num as usize {
         let off = u32_at(
             bytes,
             HEADER
-                .checked_add(i.checked_mul(4).ok_or(RscError::Truncated)?)
-                .ok_or(RscError::Truncated)?,
+                .checked_add(i.checked_mul(4).ok_or(Error::Truncated)?)
+                .ok_or(Error::Truncated)?,
         )?;
         let at = off as usize;
-        let kind = u32_at(bytes, at).map_err(|_| RscError::EntryOutOfBounds(off))?;
+        let kind = u32_at(bytes, at).map_err(|_| Error::EntryOutOfBounds)?;
         if kind != RSC_VDEV
-            || u32_at(bytes, at + 4).map_err(|_| RscError::EntryOutOfBounds(off))?
-                != VIRTIO_ID_RPMSG
+            || u32_at(bytes, at + 4).map_err(|_| Error::EntryOutOfBounds)? != VIRTIO_ID_RPMSG
         {
             continue;
         }
         let head = bytes
             .get(at..at + VDEV_LEN)
-            .ok_or(RscError::EntryOutOfBounds(off))?;
+            .ok_or(Error::EntryOutOfBounds)?;
         let nvrings = head[25];
         if nvrings != 2 {
-            return Err(RscError::BadVringCount(nvrings));
+            return Err(Error::BadVringCount);
         }
         let vrings = bytes
             .get(at + VDEV_LEN..)
             .and_then(<[u8]>::first_chunk::<{ 2 * VRING_LEN }>)
-            .ok_or(RscError::EntryOutOfBounds(off))?;
+            .ok_or(Error::EntryOutOfBounds)?;
         return Ok(VdevInfo {
             offset: at,
             dfeatures: u32_at(head, 12)?,
@@ -399,7 +355,7 @@ pub fn parse(bytes: &[u8]) -> Result<VdevInfo, RscError> {
             vrings: vring_specs(vrings),
         });
     }
-    Err(RscError::NoRpmsgVdev)
+    Err(Error::NoRpmsgVdev)
 }
 
 /// The live vdev of a table in (possibly non-coherent) memory.
@@ -423,7 +379,7 @@ impl VdevView {
     pub fn locate<M: SharedMemory<Error = ShmError>, const N: usize>(
         mem: &M,
         table_offset: usize,
-    ) -> Result<(Self, VdevInfo), RscError> {
+    ) -> Result<(Self, VdevInfo), Error> {
         let mut bytes = [0u8; N];
         let (start, len) = mem.covering_lines(table_offset, N)?;
         mem.invalidate(start, len)?;
@@ -443,7 +399,7 @@ impl VdevView {
         mem: &M,
         at: usize,
         len: usize,
-    ) -> Result<usize, RscError> {
+    ) -> Result<usize, Error> {
         let offset = self.table_offset + self.vdev_offset + at;
         let (start, span) = mem.covering_lines(offset, len)?;
         mem.invalidate(start, span)?;
@@ -455,7 +411,7 @@ impl VdevView {
     /// # Errors
     ///
     /// A shared-memory error.
-    pub fn status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u8, RscError> {
+    pub fn status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u8, Error> {
         let at = self.fresh(mem, 24, 1)?;
         let mut b = [0u8; 1];
         mem.read(at, &mut b)?;
@@ -468,7 +424,7 @@ impl VdevView {
     /// # Errors
     ///
     /// A shared-memory error.
-    pub fn gfeatures<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u32, RscError> {
+    pub fn gfeatures<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u32, Error> {
         let at = self.fresh(mem, 16, 4)?;
         let mut b = [0u8; 4];
         mem.read(at, &mut b)?;
@@ -480,7 +436,7 @@ impl VdevView {
     /// # Errors
     ///
     /// A shared-memory error.
-    pub fn driver_ok<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<bool, RscError> {
+    pub fn driver_ok<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<bool, Error> {
         let s = self.status(mem)?;
         Ok(s & status::DRIVER_OK != 0 && s & (status::NEEDS_RESET | status::FAILED) == 0)
     }
@@ -491,15 +447,15 @@ impl VdevView {
     ///
     /// # Errors
     ///
-    /// [`RscError::NotReady`] when the budget ran out; a shared-memory error.
+    /// [`Error::NotReady`] when the budget ran out; a shared-memory error.
     pub fn wait_driver_ok<M: SharedMemory<Error = ShmError>>(
         &self,
         mem: &M,
         mut budget: impl ipc_traits::mailbox::Budget,
-    ) -> Result<[VringSpec; 2], RscError> {
+    ) -> Result<[VringSpec; 2], Error> {
         while !self.driver_ok(mem)? {
             if !budget.next() {
-                return Err(RscError::NotReady);
+                return Err(Error::NotReady);
             }
         }
         self.vrings(mem)
@@ -514,7 +470,7 @@ impl VdevView {
     /// # Errors
     ///
     /// A shared-memory error.
-    pub fn reset_status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<(), RscError> {
+    pub fn reset_status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<(), Error> {
         let at = self.table_offset + self.vdev_offset + 24;
         mem.write(at, &[0])?;
         let (start, span) = mem.covering_lines(at, 1)?;
@@ -531,7 +487,7 @@ impl VdevView {
     pub fn vrings<M: SharedMemory<Error = ShmError>>(
         &self,
         mem: &M,
-    ) -> Result<[VringSpec; 2], RscError> {
+    ) -> Result<[VringSpec; 2], Error> {
         let at = self.fresh(mem, VDEV_LEN, 2 * VRING_LEN)?;
         let mut b = [0u8; 2 * VRING_LEN];
         mem.read(at, &mut b)?;
@@ -608,20 +564,20 @@ mod tests {
 
         let mut bad = b;
         bad[0..4].copy_from_slice(&2u32.to_ne_bytes());
-        assert_eq!(parse(&bad), Err(RscError::BadVersion(2)));
+        assert_eq!(parse(&bad), Err(Error::BadVersion));
         let mut bad = b;
         bad[9] = 1;
-        assert_eq!(parse(&bad), Err(RscError::ReservedNotZero));
+        assert_eq!(parse(&bad), Err(Error::ReservedNotZero));
         let mut bad = b;
         bad[24..28].copy_from_slice(&0xFFFF_FF00u32.to_ne_bytes());
-        assert_eq!(parse(&bad), Err(RscError::EntryOutOfBounds(0xFFFF_FF00)));
+        assert_eq!(parse(&bad), Err(Error::EntryOutOfBounds));
         let mut bad = b;
         bad[132 + 25] = 3;
-        assert_eq!(parse(&bad), Err(RscError::BadVringCount(3)));
-        assert_eq!(parse(&b[..10]), Err(RscError::Truncated));
+        assert_eq!(parse(&bad), Err(Error::BadVringCount));
+        assert_eq!(parse(&b[..10]), Err(Error::Truncated));
         let mut bad = b;
         bad[132 + 4] = 5;
-        assert_eq!(parse(&bad), Err(RscError::NoRpmsgVdev));
+        assert_eq!(parse(&bad), Err(Error::NoRpmsgVdev));
         let mut bad = b;
         bad[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert!(
@@ -648,7 +604,7 @@ mod tests {
         for cut in 132..b.len() {
             assert_eq!(
                 parse(&b[..cut]),
-                Err(RscError::EntryOutOfBounds(132)),
+                Err(Error::EntryOutOfBounds),
                 "cut at {cut}"
             );
         }
@@ -719,7 +675,7 @@ impl VdevWatch {
         &mut self,
         view: &VdevView,
         mem: &M,
-    ) -> Result<VdevEvent, RscError> {
+    ) -> Result<VdevEvent, Error> {
         Ok(self.step(view.driver_ok(mem)?))
     }
 
@@ -788,7 +744,7 @@ mod view_tests {
         assert_eq!(view.status(&shm).unwrap(), 0);
         assert_eq!(
             view.wait_driver_ok(&shm, ipc_traits::mailbox::Spins::new(10)),
-            Err(RscError::NotReady)
+            Err(Error::NotReady)
         );
         shm.write(info.offset + 24, &[status::DRIVER_OK]).unwrap();
         assert_eq!(
@@ -824,7 +780,7 @@ pub struct PollTiming {
     /// no start kick is noticed.
     pub interval: u64,
     /// After this long without `DRIVER_OK`, [`HostBoot::poll`] reports
-    /// [`RscError::NotReady`] once (to log it, or to give up); polling on
+    /// [`Error::NotReady`] once (to log it, or to give up); polling on
     /// keeps waiting, and the next report comes `patience` later.
     pub patience: u64,
 }
@@ -968,7 +924,7 @@ impl HostBoot {
         rings: &M,
         timing: PollTiming,
         now: u64,
-    ) -> Result<Self, RscError>
+    ) -> Result<Self, Error>
     where
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
@@ -1022,19 +978,19 @@ impl HostBoot {
     ///
     /// # Errors
     ///
-    /// [`RscError::NotReady`] once per [`PollTiming::patience`] without
+    /// [`Error::NotReady`] once per [`PollTiming::patience`] without
     /// `DRIVER_OK` (polling again keeps waiting); a shared-memory error.
     pub fn poll<T: SharedMemory<Error = ShmError>>(
         &mut self,
         table: &T,
         now: u64,
-    ) -> Result<HostPoll, RscError> {
+    ) -> Result<HostPoll, Error> {
         if self.view.driver_ok(table)? {
             return Ok(HostPoll::Ready(self.view.vrings(table)?));
         }
         if now.saturating_sub(self.since) >= self.timing.patience {
             self.since = now;
-            return Err(RscError::NotReady);
+            return Err(Error::NotReady);
         }
         Ok(HostPoll::Waiting {
             poll_at: now.saturating_add(self.timing.interval),
@@ -1047,7 +1003,7 @@ impl HostBoot {
 fn used_index<M: SharedMemory<Error = ShmError>>(
     rings: &M,
     spec: VringSpec,
-) -> Result<Option<u16>, RscError> {
+) -> Result<Option<u16>, Error> {
     let (Ok(num), Ok(align)) = (u16::try_from(spec.num), usize::try_from(spec.align)) else {
         return Ok(None);
     };
@@ -1079,7 +1035,7 @@ impl VdevView {
     /// overwritten (the case [`HostBoot`] documents as not covered), so it
     /// was removed as redundant (`conformance/mutate-cache.sh` showed no
     /// test could tell).
-    fn clear_status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<(), RscError> {
+    fn clear_status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<(), Error> {
         let at = self.table_offset + self.vdev_offset + 24;
         let (start, span) = mem.covering_lines(at, 1)?;
         mem.write(at, &[0])?;

@@ -109,7 +109,7 @@
 //! ([`SharedMemory::peer_addr`]), so two regions far apart in the peer's
 //! address map are one window per side only if the window maps them; at
 //! link start the regions are checked against the window again
-//! ([`SplitError::Placement`]).
+//! ([`Error::PartOutside`] and the others).
 #![allow(unsafe_code)]
 
 use core::fmt;
@@ -121,10 +121,11 @@ use ipc_traits::shm::SharedMemory;
 use vring::device::Returnable;
 use vring::{
     BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
-    LayoutError, Stats, Suppression,
+    Stats, Suppression,
 };
 
 use crate::rings::{skipped_entry, Halves, QueueIds, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
+use crate::Error;
 
 /// Bytes of the consumed word (seen available index, published used index).
 pub const CONSUMED_WORD: usize = 4;
@@ -181,36 +182,30 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// See [`PlacementError`].
-    pub const fn check(&self, line: usize) -> Result<(), PlacementError> {
+    /// [`Error::BadLine`], [`Error::PartOutside`], [`Error::PartMisaligned`],
+    /// [`Error::PartsOverlap`], [`Error::BadBufSize`], a ring's layout error
+    /// ([`Error::Ring`]).
+    pub const fn check(&self, line: usize) -> Result<(), Error> {
         if line == 0 || !line.is_power_of_two() {
-            return Err(PlacementError::BadLine(line));
+            return Err(Error::BadLine);
         }
         if self.start > self.end {
-            return Err(PlacementError::Outside(Part::Region));
+            return Err(Error::PartOutside);
         }
         if self.ring.start() < self.start {
-            return Err(PlacementError::Outside(Part::Ring));
+            return Err(Error::PartOutside);
         }
         if let Err(e) = self.ring.check(self.end, line) {
-            return Err(PlacementError::Ring(e));
+            return Err(Error::Ring(e));
         }
         if self.buf_size == 0 || self.buf_size % line != 0 {
-            return Err(PlacementError::BadBufSize(self.buf_size));
+            return Err(Error::BadBufSize);
         }
         if self.consumed % line != 0 || self.consumed % 4 != 0 {
-            return Err(PlacementError::Misaligned {
-                part: Part::Consumed,
-                offset: self.consumed,
-                align: if line > 4 { line } else { 4 },
-            });
+            return Err(Error::PartMisaligned);
         }
         if self.pool % line != 0 {
-            return Err(PlacementError::Misaligned {
-                part: Part::Pool,
-                offset: self.pool,
-                align: line,
-            });
+            return Err(Error::PartMisaligned);
         }
         let cons_len = if line > CONSUMED_WORD {
             line
@@ -219,92 +214,31 @@ impl Region {
         };
         let pool_len = match (self.ring.num() as usize).checked_mul(self.buf_size) {
             Some(l) => l,
-            None => return Err(PlacementError::Overflow),
+            None => return Err(Error::Ring(RingError::Overflow)),
         };
-        let parts = [
-            (Part::Consumed, self.consumed, cons_len),
-            (Part::Pool, self.pool, pool_len),
-        ];
+        let parts = [(self.consumed, cons_len), (self.pool, pool_len)];
         let mut i = 0;
         while i < 2 {
-            let (part, off, len) = parts[i];
+            let (off, len) = parts[i];
             let end = match off.checked_add(len) {
                 Some(e) => e,
-                None => return Err(PlacementError::Overflow),
+                None => return Err(Error::Ring(RingError::Overflow)),
             };
             if off < self.start || end > self.end {
-                return Err(PlacementError::Outside(part));
+                return Err(Error::PartOutside);
             }
             // The ring, rounded out to whole lines.
             let r0 = self.ring.start() & !(line - 1);
             let r1 = up(self.ring.end(), line);
             if off < r1 && r0 < end {
-                return Err(PlacementError::Overlap(part, Part::Ring));
+                return Err(Error::PartsOverlap);
             }
             i += 1;
         }
         if self.consumed < self.pool + pool_len && self.pool < self.consumed + cons_len {
-            return Err(PlacementError::Overlap(Part::Consumed, Part::Pool));
+            return Err(Error::PartsOverlap);
         }
         Ok(())
-    }
-}
-
-/// A part of a split layout (for [`PlacementError`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// A whole region.
-    Region,
-    /// A transmit ring.
-    Ring,
-    /// A consumed word's cache line.
-    Consumed,
-    /// A buffer pool.
-    Pool,
-}
-
-/// Why a split layout was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlacementError {
-    /// The cache line is not a power of two.
-    BadLine(usize),
-    /// A ring breaks its own rules (alignment, overlap, cache-line sharing,
-    /// region end).
-    Ring(LayoutError),
-    /// A part does not start at its alignment.
-    Misaligned {
-        /// Which part.
-        part: Part,
-        /// Its offset.
-        offset: usize,
-        /// The alignment it needs.
-        align: usize,
-    },
-    /// Two parts share bytes or cache lines.
-    Overlap(Part, Part),
-    /// A part lies outside its region (or the region outside the window).
-    Outside(Part),
-    /// The buffer size is zero or not a multiple of the cache line.
-    BadBufSize(usize),
-    /// An offset computation overflowed.
-    Overflow,
-}
-
-impl fmt::Display for PlacementError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadLine(l) => write!(f, "cache line {l} is not a power of two"),
-            Self::Ring(e) => write!(f, "ring: {e}"),
-            Self::Misaligned {
-                part,
-                offset,
-                align,
-            } => write!(f, "{part:?} at {offset:#x} not aligned to {align}"),
-            Self::Overlap(a, b) => write!(f, "{a:?} overlaps {b:?}"),
-            Self::Outside(p) => write!(f, "{p:?} outside its region or the window"),
-            Self::BadBufSize(s) => write!(f, "buffer size {s} is zero or not whole cache lines"),
-            Self::Overflow => f.write_str("offsets overflow"),
-        }
     }
 }
 
@@ -334,8 +268,10 @@ impl SplitLayout {
     ///
     /// # Errors
     ///
-    /// See [`PlacementError`].
-    pub const fn new(a: Region, b: Region, line: usize) -> Result<Self, PlacementError> {
+    /// [`Error::BadLine`], [`Error::PartOutside`], [`Error::PartMisaligned`],
+    /// [`Error::PartsOverlap`], [`Error::BadBufSize`], a ring's layout error
+    /// ([`Error::Ring`]).
+    pub const fn new(a: Region, b: Region, line: usize) -> Result<Self, Error> {
         if let Err(e) = a.check(line) {
             return Err(e);
         }
@@ -345,7 +281,7 @@ impl SplitLayout {
         let (a0, a1) = (a.start & !(line - 1), up(a.end, line));
         let (b0, b1) = (b.start & !(line - 1), up(b.end, line));
         if a0 < b1 && b0 < a1 {
-            return Err(PlacementError::Overlap(Part::Region, Part::Region));
+            return Err(Error::PartsOverlap);
         }
         Ok(Self { a, b, line })
     }
@@ -419,30 +355,6 @@ impl<'w> SplitConfig<'w> {
             wake: None,
             unresponsive_after: 0,
         }
-    }
-}
-
-/// Why a split link could not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitError {
-    /// The layout, or the layout against the window.
-    Placement(PlacementError),
-    /// A ring failed to initialise.
-    Ring(RingError),
-}
-
-impl fmt::Display for SplitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Placement(e) => write!(f, "placement: {e}"),
-            Self::Ring(e) => write!(f, "ring: {e}"),
-        }
-    }
-}
-
-impl From<RingError> for SplitError {
-    fn from(e: RingError) -> Self {
-        Self::Ring(e)
     }
 }
 
@@ -565,23 +477,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
     ///
     /// # Errors
     ///
-    /// [`SplitError::Placement`] for a layout that does not fit the window
+    /// A placement error ([`Error::PartOutside`] and the others) for a layout that does not fit the window
     /// or this core's cache line; ring errors.
     ///
     /// # Safety
     ///
     /// This link alone owns both pools on this core: no other buffer handle
     /// covers them.
-    pub unsafe fn new(mem: &'m M, config: SplitConfig<'m>) -> Result<Self, SplitError> {
+    pub unsafe fn new(mem: &'m M, config: SplitConfig<'m>) -> Result<Self, Error> {
         let layout = &config.layout;
         let line = if M::LINE > layout.line {
             M::LINE
         } else {
             layout.line
         };
-        let layout = SplitLayout::new(layout.a, layout.b, line).map_err(SplitError::Placement)?;
+        let layout = SplitLayout::new(layout.a, layout.b, line)?;
         if layout.end() > mem.len() {
-            return Err(SplitError::Placement(PlacementError::Outside(Part::Region)));
+            return Err(Error::PartOutside);
         }
         let (own, peer) = layout.regions(config.side);
         let (tx_queue, rx_queue) = match config.side {

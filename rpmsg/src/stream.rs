@@ -5,14 +5,15 @@
 //!
 //! ```
 //! use rpmsg::stream::embedded_io::{Read, Write};
-//! use rpmsg::stream::{Stream, StreamError};
+//! use rpmsg::stream::Stream;
+//! use rpmsg::Error;
 //! use rpmsg::link::{Link, Sent};
 //! use rpmsg::{ipc_traits::mailbox::{Notify, Spins}, rings::Halves};
 //!
 //! /// Echoes `/dev/ttyRPMSG0` on Linux, a read at a time.
 //! pub fn tty_echo<'a, R: Halves<'a>, N: Notify>(
 //!     link: &mut Link<'a, R, N>,
-//! ) -> Result<(), StreamError> {
+//! ) -> Result<(), Error> {
 //!     let ep = link.bind(1024)?;
 //!     let (mut tx, rx) = link.split();
 //!     while tx.announce(&ep, "rpmsg-tty")? == Sent::NoBuffer {}
@@ -23,7 +24,7 @@
 //!     loop {
 //!         match tty.read(&mut buf) {
 //!             Ok(n) => tty.write_all(&buf[..n])?,
-//!             Err(StreamError::TimedOut) => {} // nothing yet: sleep here
+//!             Err(Error::TimedOut) => {} // nothing yet: sleep here
 //!             Err(e) => return Err(e),
 //!         }
 //!     }
@@ -33,7 +34,7 @@
 //! - [`Stream`]: the blocking traits (`embedded_io::{Read, Write,
 //!   ReadReady, WriteReady}`); every wait is bounded by a
 //!   [`Budget`] given once (cloned fresh for each call) and ends in
-//!   [`StreamError::TimedOut`] when it runs out. Non-blocking forms:
+//!   [`Error::TimedOut`] when it runs out. Non-blocking forms:
 //!   [`Stream::try_read`], [`Stream::try_write`].
 //! - [`AsyncStream`]: `embedded_io_async::{Read, Write}`, woken through the
 //!   halves' [`HalfWakers`] from the mailbox interrupt.
@@ -74,7 +75,7 @@
 //! A blocking write waits for the peer's buffers and does not read
 //! meanwhile. A peer that stops taking messages until this side reads
 //! (an echo whose own buffers are full) then waits for this side: the
-//! write ends in [`StreamError::TimedOut`], nothing lost. Interleave reads
+//! write ends in [`Error::TimedOut`], nothing lost. Interleave reads
 //! ([`embedded_io::ReadReady`]) or use the async form with a reading task.
 
 use core::fmt;
@@ -98,55 +99,6 @@ pub const DEFAULT_CAP: usize = 512 - crate::wire::HEADER_LEN;
 /// How many undeliverable messages one non-blocking call looks past before
 /// it reports "nothing yet" (a flood of them never holds a call forever).
 const SKIP_BOUND: u32 = 64;
-
-/// Why a stream operation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StreamError {
-    /// The budget ran out: no byte arrived, no transmit buffer came back, or
-    /// a doorbell stayed refused. Nothing of this call was taken or sent.
-    TimedOut,
-    /// No peer address yet: it comes with the peer's first message, or from
-    /// [`Stream::set_peer`].
-    NotConnected,
-    /// The peer's transmit buffers hold no payload at all (a peer that
-    /// posts zero-length buffers): nothing can be written.
-    NoPayloadRoom,
-    /// The link failed (a broken ring, a memory error).
-    Link(Error),
-}
-
-impl From<Error> for StreamError {
-    fn from(e: Error) -> Self {
-        Self::Link(e)
-    }
-}
-
-impl fmt::Display for StreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TimedOut => f.write_str("stream: budget ran out"),
-            Self::NotConnected => f.write_str("stream: no peer address yet"),
-            Self::NoPayloadRoom => f.write_str("stream: the peer's buffers hold no payload"),
-            Self::Link(e) => write!(f, "stream: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for StreamError {}
-
-impl embedded_io::Error for StreamError {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        use embedded_io::ErrorKind;
-        match self {
-            Self::TimedOut => ErrorKind::TimedOut,
-            Self::NotConnected => ErrorKind::NotConnected,
-            Self::NoPayloadRoom => ErrorKind::WriteZero,
-            Self::Link(Error::Ring(vring::Error::Broken)) => ErrorKind::BrokenPipe,
-            Self::Link(_) => ErrorKind::Other,
-        }
-    }
-}
 
 /// Counters of a stream (wrapping).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -276,8 +228,8 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
                 Ok(None) | Err(Error::WouldBlock) => return Ok(Got::Nothing),
                 // Longer than `out`: the receive half kept it; into the
                 // stream's buffer on the next turn.
-                Err(Error::TooLong { .. }) if out.is_some() => out = None,
-                Err(Error::TooLong { .. }) => self.drop_oversized()?,
+                Err(Error::TooLong) if out.is_some() => out = None,
+                Err(Error::TooLong) => self.drop_oversized()?,
                 Err(e) => return Err(e),
             }
         }
@@ -313,8 +265,8 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
 
     /// Non-blocking write: the bytes handed to the ring, 0 when no transmit
     /// buffer was free.
-    fn try_write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
-        let peer = self.peer.ok_or(StreamError::NotConnected)?;
+    fn try_write(&mut self, data: &[u8]) -> Result<usize, Error> {
+        let peer = self.peer.ok_or(Error::NotConnected)?;
         let mut done = 0;
         // Each turn sends a message or learns a smaller payload room (the
         // buffer said how much it holds): at most one turn per byte more.
@@ -326,7 +278,12 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
                     done += n;
                 }
                 Ok(Sent::NoBuffer) => break,
-                Err(e) => self.learn(e)?,
+                Err(Error::TooLong) => {
+                    if !self.learn(n)? {
+                        break;
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(done)
@@ -342,21 +299,27 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> Core<'l, 'a, R, N, CAP>
         }
     }
 
-    /// A send refused as too long teaches the payload room; any other
-    /// error is returned.
-    fn learn(&mut self, e: Error) -> Result<(), StreamError> {
-        match e {
-            Error::TooLong { max: 0, .. } => Err(StreamError::NoPayloadRoom),
-            Error::TooLong { max, len } if max < len => {
-                self.mtu = max;
-                Ok(())
-            }
-            e => Err(e.into()),
+    /// A send of `tried` bytes refused as too long: the next transmit
+    /// buffer (lent, and kept for the next send) teaches the payload room.
+    /// Whether there was a buffer to learn from.
+    fn learn(&mut self, tried: usize) -> Result<bool, Error> {
+        let room = match self.tx.try_alloc()? {
+            Some(b) => b.capacity(),
+            None => return Ok(false),
+        };
+        if room == 0 {
+            return Err(Error::NoPayloadRoom);
         }
+        if room >= tried {
+            // Too long for another reason (beyond a header's 16-bit length).
+            return Err(Error::TooLong);
+        }
+        self.mtu = room;
+        Ok(true)
     }
 
-    fn write_ready(&mut self) -> Result<bool, StreamError> {
-        self.peer.ok_or(StreamError::NotConnected)?;
+    fn write_ready(&mut self) -> Result<bool, Error> {
+        self.peer.ok_or(Error::NotConnected)?;
         // A buffer lent and dropped unsent is kept for the next send.
         Ok(self.tx.try_alloc()?.is_some())
     }
@@ -421,8 +384,8 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize>
     /// # Errors
     ///
     /// A link error.
-    pub fn try_read(&mut self, out: &mut [u8]) -> Result<Option<usize>, StreamError> {
-        Ok(self.core.try_read(out)?)
+    pub fn try_read(&mut self, out: &mut [u8]) -> Result<Option<usize>, Error> {
+        self.core.try_read(out)
     }
 
     /// Writes what the free transmit buffers hold, at once: the bytes
@@ -430,9 +393,9 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize>
     ///
     /// # Errors
     ///
-    /// [`StreamError::NotConnected`], [`StreamError::NoPayloadRoom`], a
+    /// [`Error::NotConnected`], [`Error::NoPayloadRoom`], a
     /// link error.
-    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, StreamError> {
+    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, Error> {
         self.core.try_write(data)
     }
 
@@ -497,8 +460,8 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize>
     /// Retries `op` while it finds nothing, within a fresh budget.
     fn wait<T>(
         &mut self,
-        mut op: impl FnMut(&mut Core<'l, 'a, R, N, CAP>) -> Result<Option<T>, StreamError>,
-    ) -> Result<T, StreamError> {
+        mut op: impl FnMut(&mut Core<'l, 'a, R, N, CAP>) -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
         let mut budget = self.budget.clone();
         loop {
             if let Some(v) = op(&mut self.core)? {
@@ -507,7 +470,7 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize>
             // A refused doorbell the peer needs to make progress.
             self.core.ring_owed();
             if !budget.next() {
-                return Err(StreamError::TimedOut);
+                return Err(Error::TimedOut);
             }
         }
     }
@@ -516,15 +479,15 @@ impl<'l, 'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize>
 impl<'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize> embedded_io::ErrorType
     for Stream<'_, 'a, R, N, B, CAP>
 {
-    type Error = StreamError;
+    type Error = Error;
 }
 
 impl<'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize> embedded_io::Read
     for Stream<'_, 'a, R, N, B, CAP>
 {
     /// Waits (bounded) for at least one byte.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
-        self.wait(|c| Ok(c.try_read(buf)?))
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.wait(|c| c.try_read(buf))
     }
 }
 
@@ -533,7 +496,7 @@ impl<'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize> embedded
 {
     /// Waits (bounded) for at least one transmit buffer, then sends as many
     /// messages as buffers are free.
-    fn write(&mut self, buf: &[u8]) -> Result<usize, StreamError> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -542,7 +505,7 @@ impl<'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize> embedded
 
     /// Every write is in the ring already; rings a doorbell the mailbox
     /// refused earlier, retrying within the budget.
-    fn flush(&mut self) -> Result<(), StreamError> {
+    fn flush(&mut self) -> Result<(), Error> {
         self.wait(|c| Ok((!c.ring_owed()).then_some(())))
     }
 }
@@ -552,8 +515,8 @@ impl<'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize> embedded
 {
     /// Whether a byte is there (takes the next message off the ring into
     /// the stream's buffer to know).
-    fn read_ready(&mut self) -> Result<bool, StreamError> {
-        Ok(self.core.read_ready()?)
+    fn read_ready(&mut self) -> Result<bool, Error> {
+        self.core.read_ready()
     }
 }
 
@@ -561,7 +524,7 @@ impl<'a, R: Halves<'a>, N: Notify, B: Budget + Clone, const CAP: usize> embedded
     for Stream<'_, 'a, R, N, B, CAP>
 {
     /// Whether a transmit buffer is free.
-    fn write_ready(&mut self) -> Result<bool, StreamError> {
+    fn write_ready(&mut self) -> Result<bool, Error> {
         self.core.write_ready()
     }
 }
@@ -627,14 +590,14 @@ impl<'w, 'l, 'a, R: Halves<'a>, N: Notify, const CAP: usize> AsyncStream<'w, 'l,
 impl<'a, R: Halves<'a>, N: Notify, const CAP: usize> embedded_io_async::ErrorType
     for AsyncStream<'_, '_, 'a, R, N, CAP>
 {
-    type Error = StreamError;
+    type Error = Error;
 }
 
 impl<'a, R: Halves<'a>, N: Notify, const CAP: usize> embedded_io_async::Read
     for AsyncStream<'_, '_, 'a, R, N, CAP>
 {
     /// Waits for at least one byte.
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         loop {
             if let Some(n) = self.core.try_read(buf)? {
                 return Ok(n);
@@ -648,8 +611,8 @@ impl<'a, R: Halves<'a>, N: Notify, const CAP: usize> embedded_io_async::Read
                         (c.at, c.end) = (0, n);
                     }
                 }
-                Err(Error::TooLong { .. }) => c.drop_oversized()?,
-                Err(e) => return Err(e.into()),
+                Err(Error::TooLong) => c.drop_oversized()?,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -660,7 +623,7 @@ impl<'a, R: Halves<'a>, N: Notify, const CAP: usize> embedded_io_async::Write
 {
     /// Waits for at least one transmit buffer, then sends as many messages
     /// as buffers are free.
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, StreamError> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -673,21 +636,24 @@ impl<'a, R: Halves<'a>, N: Notify, const CAP: usize> embedded_io_async::Write
             // waits for a buffer); a buffer too small for it says how much
             // it holds, and the next turn sends that.
             let c = &mut self.core;
-            let peer = c.peer.ok_or(StreamError::NotConnected)?;
+            let peer = c.peer.ok_or(Error::NotConnected)?;
             let n = buf.len().min(c.chunk());
             match c.tx.send(self.wakers, &c.ep, peer, &buf[..n]).await {
                 Ok(()) => {
                     c.stats.messages_out = c.stats.messages_out.wrapping_add(1);
                     return Ok(n);
                 }
-                Err(e) => c.learn(e)?,
+                Err(Error::TooLong) => {
+                    c.learn(n)?;
+                }
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// Every write is in the ring already; rings a doorbell the mailbox
     /// refused earlier (once: a refused doorbell has no waker).
-    async fn flush(&mut self) -> Result<(), StreamError> {
+    async fn flush(&mut self) -> Result<(), Error> {
         self.core.ring_owed();
         Ok(())
     }

@@ -8,27 +8,7 @@
 #![deny(unsafe_code)]
 
 use crate::wire::Name;
-
-/// Why binding a local address failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindError {
-    /// The address is already bound.
-    AddressInUse(u32),
-    /// Every slot of the endpoint table is taken.
-    TableFull,
-    /// No dynamic address is left (practically unreachable: 2^32 − 1024).
-    NoAddressLeft,
-}
-
-impl core::fmt::Display for BindError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::AddressInUse(a) => write!(f, "address {a} already bound"),
-            Self::TableFull => f.write_str("endpoint table full"),
-            Self::NoAddressLeft => f.write_str("no dynamic address left"),
-        }
-    }
-}
+use crate::Error;
 
 /// A service the peer announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +37,6 @@ pub enum DirectoryChange {
     Removed(RemoteService),
 }
 
-/// Why an announcement was not recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirectoryError {
-    /// More distinct services than the directory holds (an announcement
-    /// flood): the new one is dropped, the known ones are kept.
-    Full,
-    /// A destroy for a service that was never announced.
-    UnknownService,
-}
-
 /// The peer's announced services: `N` entries, kept until destroyed, so an
 /// announcement that arrives before the user asks for it is not lost.
 #[derive(Debug)]
@@ -90,8 +60,8 @@ impl<const N: usize> ServiceDirectory<N> {
     ///
     /// # Errors
     ///
-    /// [`DirectoryError::Full`] when a new name does not fit.
-    pub fn announce(&mut self, name: Name, addr: u32) -> Result<DirectoryChange, DirectoryError> {
+    /// [`Error::DirectoryFull`] when a new name does not fit.
+    pub fn announce(&mut self, name: Name, addr: u32) -> Result<DirectoryChange, Error> {
         let service = RemoteService { name, addr };
         if let Some(e) = self.entries.iter_mut().flatten().find(|e| e.name == name) {
             let old_addr = e.addr;
@@ -106,7 +76,7 @@ impl<const N: usize> ServiceDirectory<N> {
             .entries
             .iter_mut()
             .find(|e| e.is_none())
-            .ok_or(DirectoryError::Full)?;
+            .ok_or(Error::DirectoryFull)?;
         *free = Some(service);
         Ok(DirectoryChange::Added(service))
     }
@@ -115,15 +85,15 @@ impl<const N: usize> ServiceDirectory<N> {
     ///
     /// # Errors
     ///
-    /// [`DirectoryError::UnknownService`] if the name and address are not
+    /// [`Error::UnknownService`] if the name and address are not
     /// known.
-    pub fn destroy(&mut self, name: Name, addr: u32) -> Result<DirectoryChange, DirectoryError> {
+    pub fn destroy(&mut self, name: Name, addr: u32) -> Result<DirectoryChange, Error> {
         let e = self
             .entries
             .iter_mut()
             .find(|e| matches!(e, Some(s) if s.name == name && s.addr == addr))
-            .ok_or(DirectoryError::UnknownService)?;
-        let service = e.take().ok_or(DirectoryError::UnknownService)?;
+            .ok_or(Error::UnknownService)?;
+        let service = e.take().ok_or(Error::UnknownService)?;
         Ok(DirectoryChange::Removed(service))
     }
 
@@ -168,10 +138,10 @@ mod tests {
             Ok(DirectoryChange::Moved { old_addr: 1024, .. })
         ));
         assert!(d.announce(n("b"), 40).is_ok());
-        assert_eq!(d.announce(n("c"), 41), Err(DirectoryError::Full));
+        assert_eq!(d.announce(n("c"), 41), Err(Error::DirectoryFull));
         assert_eq!(d.lookup("a"), Some(1030));
         assert_eq!(d.lookup("c"), None);
-        assert_eq!(d.destroy(n("b"), 99), Err(DirectoryError::UnknownService));
+        assert_eq!(d.destroy(n("b"), 99), Err(Error::UnknownService));
         assert!(matches!(
             d.destroy(n("b"), 40),
             Ok(DirectoryChange::Removed(_))

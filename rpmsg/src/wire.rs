@@ -10,6 +10,8 @@ use core::fmt;
 
 use vring::Endian;
 
+use crate::Error;
+
 /// Size of `struct rpmsg_hdr` (§2.3).
 pub const HEADER_LEN: usize = 16;
 /// Size of `struct rpmsg_ns_msg` (§2.4).
@@ -42,45 +44,6 @@ pub struct Header {
     pub flags: u16,
 }
 
-/// Why a received message was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireError {
-    /// The used length cannot even hold a header.
-    ShortBuffer {
-        /// The used length the peer reported.
-        used_len: usize,
-    },
-    /// The header's payload length exceeds the used length or the buffer.
-    LengthOverflow {
-        /// `len` from the header.
-        len: u16,
-        /// Bytes available after the header.
-        room: usize,
-    },
-    /// A name-service message that is not 40 bytes.
-    NsBadSize(usize),
-    /// A name-service name that is not UTF-8.
-    NsNameNotUtf8,
-    /// A name-service flag other than create/destroy.
-    NsBadFlags(u32),
-}
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ShortBuffer { used_len } => {
-                write!(f, "used length {used_len} shorter than the rpmsg header")
-            }
-            Self::LengthOverflow { len, room } => {
-                write!(f, "header length {len} exceeds the {room} bytes available")
-            }
-            Self::NsBadSize(n) => write!(f, "name-service message of {n} bytes, expected 40"),
-            Self::NsNameNotUtf8 => f.write_str("name-service name not UTF-8"),
-            Self::NsBadFlags(x) => write!(f, "name-service flags {x:#x}"),
-        }
-    }
-}
-
 impl Header {
     /// Encodes the header (`reserved` written as 0, as Linux does).
     pub fn encode<O: Endian>(&self) -> [u8; HEADER_LEN] {
@@ -110,17 +73,13 @@ impl Header {
     ///
     /// # Errors
     ///
-    /// [`WireError::ShortBuffer`] or [`WireError::LengthOverflow`].
-    pub fn check_len(&self, used_len: usize, buf_size: usize) -> Result<usize, WireError> {
+    /// [`Error::BadMessage`]: shorter than a header, or the header asks for
+    /// more than the used length or the buffer holds.
+    pub fn check_len(&self, used_len: usize, buf_size: usize) -> Result<usize, Error> {
         let avail = used_len.min(buf_size);
-        let room = avail
-            .checked_sub(HEADER_LEN)
-            .ok_or(WireError::ShortBuffer { used_len })?;
+        let room = avail.checked_sub(HEADER_LEN).ok_or(Error::BadMessage)?;
         if usize::from(self.len) > room {
-            return Err(WireError::LengthOverflow {
-                len: self.len,
-                room,
-            });
+            return Err(Error::BadMessage);
         }
         Ok(usize::from(self.len))
     }
@@ -173,12 +132,12 @@ impl Name {
     /// `name[RPMSG_NAME_SIZE - 1] = 0` before using it (`rpmsg_ns_cb`):
     /// rpmsg-lite's `rpmsg_ns_announce` `strncpy`s into the 32 bytes, so a
     /// 32-character name arrives without a NUL.
-    fn decode(raw: &[u8; NAME_LEN]) -> Result<Self, WireError> {
+    fn decode(raw: &[u8; NAME_LEN]) -> Result<Self, Error> {
         let field = &raw[..NAME_LEN - 1];
         let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-        let text = core::str::from_utf8(&field[..len]).map_err(|_| WireError::NsNameNotUtf8)?;
+        let text = core::str::from_utf8(&field[..len]).map_err(|_| Error::BadAnnouncement)?;
         // At most 31 bytes without a NUL: `new` accepts it.
-        Self::new(text).ok_or(WireError::NsNameNotUtf8)
+        Self::new(text).ok_or(Error::BadAnnouncement)
     }
 
     /// Whether the 32 name bytes of a name-service message hold no NUL, so
@@ -243,12 +202,10 @@ impl NsMessage {
     ///
     /// # Errors
     ///
-    /// The matching [`WireError`] (the caller drops the message and counts
+    /// [`Error::BadAnnouncement`] (the caller drops the message and counts
     /// it, as Linux does for "malformed ns msg").
-    pub fn decode<O: Endian>(payload: &[u8]) -> Result<Self, WireError> {
-        let b: &[u8; NS_MSG_LEN] = payload
-            .try_into()
-            .map_err(|_| WireError::NsBadSize(payload.len()))?;
+    pub fn decode<O: Endian>(payload: &[u8]) -> Result<Self, Error> {
+        let b: &[u8; NS_MSG_LEN] = payload.try_into().map_err(|_| Error::BadAnnouncement)?;
         let mut raw = [0u8; NAME_LEN];
         raw.copy_from_slice(&b[..NAME_LEN]);
         let name = Name::decode(&raw)?;
@@ -256,7 +213,7 @@ impl NsMessage {
         let action = match O::u32_from([b[36], b[37], b[38], b[39]]) {
             NS_CREATE => NsAction::Create,
             NS_DESTROY => NsAction::Destroy,
-            other => return Err(WireError::NsBadFlags(other)),
+            _ => return Err(Error::BadAnnouncement),
         };
         Ok(Self { name, addr, action })
     }
@@ -299,24 +256,9 @@ mod tests {
             flags: 0,
         };
         assert_eq!(h.check_len(512, 512), Ok(496));
-        assert_eq!(
-            h.check_len(511, 512),
-            Err(WireError::LengthOverflow {
-                len: 496,
-                room: 495
-            })
-        );
-        assert_eq!(
-            h.check_len(4096, 256),
-            Err(WireError::LengthOverflow {
-                len: 496,
-                room: 240
-            })
-        );
-        assert_eq!(
-            h.check_len(8, 512),
-            Err(WireError::ShortBuffer { used_len: 8 })
-        );
+        assert_eq!(h.check_len(511, 512), Err(Error::BadMessage));
+        assert_eq!(h.check_len(4096, 256), Err(Error::BadMessage));
+        assert_eq!(h.check_len(8, 512), Err(Error::BadMessage));
         let small = Header { len: 3, ..h };
         assert_eq!(small.check_len(19, 512), Ok(3));
     }
@@ -333,7 +275,7 @@ mod tests {
         assert_eq!(NsMessage::decode::<vring::Virtio1>(&b), Ok(m));
         assert_eq!(
             NsMessage::decode::<vring::Virtio1>(&b[..39]),
-            Err(WireError::NsBadSize(39))
+            Err(Error::BadAnnouncement)
         );
         assert!(!NsMessage::name_is_cut(&b));
         let mut long = b;
@@ -349,13 +291,13 @@ mod tests {
         bad[0] = 0xFF;
         assert_eq!(
             NsMessage::decode::<vring::Virtio1>(&bad),
-            Err(WireError::NsNameNotUtf8)
+            Err(Error::BadAnnouncement)
         );
         let mut flags = b;
         flags[36] = 7;
         assert_eq!(
             NsMessage::decode::<vring::Virtio1>(&flags),
-            Err(WireError::NsBadFlags(7))
+            Err(Error::BadAnnouncement)
         );
         assert!(Name::new(&"y".repeat(32)).is_none());
         assert!(Name::new("a\0b").is_none());

@@ -507,10 +507,7 @@ fn too_short_output_keeps_the_message_for_the_next_call() {
     let _ep = link.bind(30).unwrap();
     let (_tx, mut rx) = link.split();
     let mut small = [0u8; 2];
-    assert_eq!(
-        rx.try_recv(&mut small),
-        Err(rpmsg::Error::TooLong { len: 3, max: 2 })
-    );
+    assert_eq!(rx.try_recv(&mut small), Err(rpmsg::Error::TooLong));
     let mut out = [0u8; 8];
     let r = rx.try_recv(&mut out).unwrap().unwrap();
     assert_eq!(&out[..r.len], b"one", "the kept message comes first");

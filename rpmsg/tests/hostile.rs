@@ -451,10 +451,7 @@ fn payload_too_long_is_refused_without_consuming_a_buffer() {
     with_pair(|_, master, _| {
         let mep = master.bind(ADDR_ANY).unwrap();
         let (mut mtx, _) = master.split();
-        assert_eq!(
-            mtx.try_send(&mep, 40, &[0; 497]),
-            Err(Error::TooLong { len: 497, max: 496 })
-        );
+        assert_eq!(mtx.try_send(&mep, 40, &[0; 497]), Err(Error::TooLong));
         for _ in 0..NUM {
             sent(&mut mtx, &mep, 40, &[0; 496]);
         }

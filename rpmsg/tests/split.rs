@@ -19,10 +19,9 @@ use ipc_traits::shm::RawRegion;
 use rpmsg::link::queues::{Endpoints, Queues};
 use rpmsg::link::watch::Watchdog;
 use rpmsg::link::{Link, Rx, Sent, Storage, Tx};
-use rpmsg::split::{
-    Part, PlacementError, Region, Side, SplitConfig, SplitError, SplitLayout, SplitRings,
-};
-use vring::{Layout, LayoutError, Legacy};
+use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
+use rpmsg::Error;
+use vring::{Layout, Legacy};
 
 const NUM: usize = 8;
 const LINE: usize = 64;
@@ -97,57 +96,36 @@ fn placement_errors_are_typed() {
     // B starts inside A.
     assert_eq!(
         SplitLayout::new(a, Region::packed(0x100, 8, 512, LINE), LINE),
-        Err(PlacementError::Overlap(Part::Region, Part::Region))
+        Err(Error::PartsOverlap)
     );
     // A pool that is not line-aligned.
     let mut bad = Region::packed(0x2000, 8, 512, LINE);
     bad.pool += 16;
     bad.end += 16;
-    assert_eq!(
-        SplitLayout::new(a, bad, LINE),
-        Err(PlacementError::Misaligned {
-            part: Part::Pool,
-            offset: bad.pool,
-            align: LINE
-        })
-    );
+    assert_eq!(SplitLayout::new(a, bad, LINE), Err(Error::PartMisaligned));
     // The consumed word inside the ring's last line.
     let mut bad = Region::packed(0x2000, 8, 512, LINE);
     bad.consumed = bad.ring.end() & !(LINE - 1);
-    assert_eq!(
-        SplitLayout::new(a, bad, LINE),
-        Err(PlacementError::Overlap(Part::Consumed, Part::Ring))
-    );
+    assert_eq!(SplitLayout::new(a, bad, LINE), Err(Error::PartsOverlap));
     // The pool over the consumed word.
     let mut bad = Region::packed(0x2000, 8, 512, LINE);
     bad.pool = bad.consumed;
-    assert_eq!(
-        SplitLayout::new(a, bad, LINE),
-        Err(PlacementError::Overlap(Part::Consumed, Part::Pool))
-    );
+    assert_eq!(SplitLayout::new(a, bad, LINE), Err(Error::PartsOverlap));
     // Buffers that are not whole lines, and a pool past the region end.
     let mut bad = Region::packed(0x2000, 8, 512, LINE);
     bad.buf_size = 500;
-    assert_eq!(
-        SplitLayout::new(a, bad, LINE),
-        Err(PlacementError::BadBufSize(500))
-    );
+    assert_eq!(SplitLayout::new(a, bad, LINE), Err(Error::BadBufSize));
     let mut bad = Region::packed(0x2000, 8, 512, LINE);
     bad.end -= 1;
-    assert_eq!(
-        SplitLayout::new(a, bad, LINE),
-        Err(PlacementError::Outside(Part::Pool))
-    );
+    assert_eq!(SplitLayout::new(a, bad, LINE), Err(Error::PartOutside));
     // A ring whose avail and used share a cache line.
     let mut bad = Region::packed(0x2000, 8, 512, LINE);
     bad.ring = Layout::legacy_at(0x2000, 8, 16);
     assert_eq!(
         SplitLayout::new(a, bad, LINE),
-        Err(PlacementError::Ring(LayoutError::SharedCacheLine {
-            line: LINE
-        }))
+        Err(Error::Ring(vring::Error::SharedCacheLine))
     );
-    assert_eq!(SplitLayout::new(a, a, 48), Err(PlacementError::BadLine(48)));
+    assert_eq!(SplitLayout::new(a, a, 48), Err(Error::BadLine));
     // At link start: a window too small for region B.
     let backing: &'static mut Backing = Box::leak(Box::new(Backing([0; SIZE])));
     let base = NonNull::new(backing.0.as_mut_ptr()).unwrap();
@@ -157,10 +135,7 @@ fn placement_errors_are_typed() {
     let err =
         unsafe { SplitRings::<_, Legacy, NUM>::new(&small, SplitConfig::new(LAYOUT, Side::A)) }
             .unwrap_err();
-    assert_eq!(
-        err,
-        SplitError::Placement(PlacementError::Outside(Part::Region))
-    );
+    assert_eq!(err, Error::PartOutside);
 }
 
 /// Hands the doorbells rung towards one side to both its halves (what its

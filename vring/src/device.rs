@@ -72,7 +72,7 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
 use crate::error::{Error, Stats};
-use crate::layout::{align_up, used_size, Layout, LayoutError, DESC_SIZE, USED_ELEM_SIZE};
+use crate::layout::{align_up, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE};
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
@@ -240,9 +240,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// # Errors
     ///
-    /// [`Error::Layout`]: the layout does not fit the window or the cache
+    /// A layout error ([`Error::RingOutsideWindow`] and the others): the layout does not fit the window or the cache
     /// line rule, has more than `N` entries, or the buffer area lies outside
-    /// the window or over the ring ([`LayoutError::BadBufferArea`]).
+    /// the window or over the ring ([`Error::BadBufferArea`]).
     ///
     /// # Safety
     ///
@@ -257,13 +257,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             .offset
             .checked_add(area.len)
             .filter(|&e| e <= mem.len())
-            .ok_or(LayoutError::BadBufferArea)?;
+            .ok_or(Error::BadBufferArea)?;
         let line = M::LINE;
         for (off, len) in layout.areas() {
             let lo = off & !(line - 1);
-            let hi = align_up(off + len, line).ok_or(LayoutError::Overflow)?;
+            let hi = align_up(off + len, line).ok_or(Error::Overflow)?;
             if lo < end && area.offset < hi {
-                return Err(LayoutError::BadBufferArea.into());
+                return Err(Error::BadBufferArea);
             }
         }
         // The whole used ring, not only `used.idx`: this core may hold stale
@@ -343,10 +343,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let pending = idx.wrapping_sub(self.last_avail);
         if pending > self.ring.layout.num() {
             self.broken = true;
-            return Err(self.fail(Error::AvailIndexJump {
-                last: self.last_avail,
-                idx,
-            }));
+            return Err(self.fail(Error::AvailIndexJump));
         }
         Ok(pending)
     }
@@ -495,9 +492,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn hand_back(&mut self, head: u16, e: &Error) {
         let contents = !matches!(
             e,
-            Error::DescriptorIndexOutOfRange { .. }
-                | Error::DescriptorInFlight { .. }
-                | Error::Memory(_)
+            Error::DescriptorIndexOutOfRange | Error::DescriptorInFlight | Error::Memory(_)
         );
         if contents
             && head < self.ring.layout.num()
@@ -517,24 +512,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = self.ring.layout;
         if head >= l.num() {
-            return Err(Error::DescriptorIndexOutOfRange { index: head });
+            return Err(Error::DescriptorIndexOutOfRange);
         }
         if self.held[usize::from(head)].is_some() {
-            return Err(Error::DescriptorInFlight { index: head });
+            return Err(Error::DescriptorInFlight);
         }
         self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
         let d = self.ring.read_desc(head)?;
         if d.flags & DESC_F_INDIRECT != 0 {
-            return Err(Error::UnexpectedIndirect { index: head });
+            return Err(Error::UnexpectedIndirect);
         }
         if d.flags & DESC_F_NEXT != 0 {
-            return Err(Error::UnexpectedNext { index: head });
+            return Err(Error::UnexpectedNext);
         }
         if writable && d.flags & DESC_F_WRITE == 0 {
-            return Err(Error::NotDeviceWritable { index: head });
+            return Err(Error::NotDeviceWritable);
         }
         if d.len == 0 {
-            return Err(Error::EmptyBuffer { index: head });
+            return Err(Error::EmptyBuffer);
         }
         let line = M::LINE;
         let span = match self.known[usize::from(head)] {
@@ -546,10 +541,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         let len = d.len as usize;
         if writable && len % line != 0 {
-            return Err(Error::MisalignedBuffer {
-                offset: span.lo,
-                len: d.len,
-            });
+            return Err(Error::MisalignedBuffer);
         }
         Ok(Pop {
             head,
@@ -565,17 +557,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// alignment, buffer area) and claims its span for `head`.
     #[inline(never)]
     fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
-        let outside = Error::AddressOutsideWindow { addr, len: len32 };
+        let outside = Error::AddressOutsideWindow;
         let len = usize::try_from(len32).map_err(|_| outside)?;
         let offset = self.ring.mem.translate(addr, len).map_err(|_| outside)?;
         let line = M::LINE;
         if offset % line != 0 || (writable && len % line != 0) {
-            return Err(Error::MisalignedBuffer { offset, len: len32 });
+            return Err(Error::MisalignedBuffer);
         }
         let hi = align_up(offset + len, line).ok_or(outside)?;
         let area = self.config.buffers;
         if offset < area.offset || hi > area.offset + area.len {
-            return Err(Error::OutsideBufferArea { offset, len: len32 });
+            return Err(Error::OutsideBufferArea);
         }
         let span = Span {
             lo: offset,
@@ -611,7 +603,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         for (j, (known, held)) in self.known.iter().zip(&self.held).enumerate() {
             if let (Some(k), Some(held)) = (known, held) {
                 if j != h && overlaps(k) && lo < held.span.hi && held.span.lo < hi {
-                    return Err(Error::OverlappingBuffer { index: head });
+                    return Err(Error::OverlappingBuffer);
                 }
             }
         }
@@ -693,13 +685,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         let len = len.unwrap_or(desc_len);
         if len > desc_len {
-            return Err((
-                buf,
-                Error::InvalidLength {
-                    len,
-                    capacity: desc_len,
-                },
-            ));
+            return Err((buf, Error::InvalidLength));
         }
         match self
             .ring

@@ -263,7 +263,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// # Errors
     ///
-    /// [`Error::Layout`] if the layout does not fit the window, shares cache
+    /// A layout error ([`Error::RingOutsideWindow`] and the others) if the layout does not fit the window, shares cache
     /// lines between the two sides, or has more than `N` entries;
     /// [`Error::Memory`].
     ///
@@ -398,10 +398,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         {
             return Err(Error::ForeignBuffer);
         }
-        u32::try_from(len).map_err(|_| Error::InvalidLength {
-            len: u32::MAX,
-            capacity: u32::try_from(buf.capacity()).unwrap_or(u32::MAX),
-        })
+        u32::try_from(len).map_err(|_| Error::InvalidLength)
     }
 
     /// Descriptor `id` as this driver writes it for `w`.
@@ -458,10 +455,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let known =
             self.written[usize::from(id)].is_some_and(|w| w.addr == addr && w.capacity == capacity);
         let len = if known && !self.broken {
-            u32::try_from(len).map_err(|_| Error::InvalidLength {
-                len: u32::MAX,
-                capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
-            })
+            u32::try_from(len).map_err(|_| Error::InvalidLength)
         } else {
             self.check_buffer(&buf, len)
         };
@@ -654,10 +648,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let pending = idx.wrapping_sub(self.last_used);
         if pending > self.in_flight {
             self.broken = true;
-            return Err(self.fail(Error::UsedIndexJump {
-                last: self.last_used,
-                idx,
-            }));
+            return Err(self.fail(Error::UsedIndexJump));
         }
         Ok(pending)
     }
@@ -713,7 +704,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             _ => None,
         };
         let Some((id, slot)) = slot else {
-            return Err(self.fail(Error::UnknownUsedId { id }).into());
+            return Err(self.fail(Error::UnknownUsedId).into());
         };
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
@@ -741,7 +732,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         };
         let capacity = u32::try_from(slot.capacity()).unwrap_or(u32::MAX);
         if len > capacity {
-            let error = self.fail(Error::LengthOverflow { id, len, capacity });
+            let error = self.fail(Error::LengthOverflow);
             return Err(ReapError {
                 error,
                 buf: Some(buf),
@@ -778,7 +769,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         };
         let capacity = u32::try_from(buf.capacity()).unwrap_or(u32::MAX);
         if len > capacity {
-            return Err((buf, Error::InvalidLength { len, capacity }));
+            return Err((buf, Error::InvalidLength));
         }
         let flags = if self.config.write_flag_on_readable {
             DESC_F_WRITE

@@ -10,119 +10,63 @@ use core::fmt;
 
 use ipc_traits::shm::{self, ErrorKind};
 
-use crate::layout::LayoutError;
-
-/// What went wrong on a ring operation.
+/// What went wrong on a ring operation, or laying a ring out: the crate's
+/// one error. One byte, no payload: which descriptor or address the peer
+/// got wrong is counted by kind in [`Failures`], not carried here.
 ///
 /// Variants up to [`Error::LengthOverflow`] are *peer* errors: the other side
 /// wrote something the protocol forbids. Each one bumps its counter in
-/// [`Failures`]. The rest are local conditions or misuse.
+/// [`Failures`]. The rest are local conditions, layout refusals or misuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Error {
     /// Device: `avail.idx` moved more than `num` entries past what was
     /// consumed (or went backwards). Nothing in the ring can be trusted any
     /// more: the ring is broken.
-    AvailIndexJump {
-        /// The device's position.
-        last: u16,
-        /// The index the driver published.
-        idx: u16,
-    },
+    AvailIndexJump,
     /// Driver: `used.idx` moved past more entries than are in flight (or went
     /// backwards). The ring is broken.
-    UsedIndexJump {
-        /// The driver's position.
-        last: u16,
-        /// The index the device published.
-        idx: u16,
-    },
+    UsedIndexJump,
     /// Device: an available entry names a descriptor `>= num`. The entry is
     /// consumed and skipped.
-    DescriptorIndexOutOfRange {
-        /// The descriptor index read from the available ring.
-        index: u16,
-    },
+    DescriptorIndexOutOfRange,
     /// Device: an available entry names a descriptor the device still holds
     /// (popped, not yet returned). Skipped.
-    DescriptorInFlight {
-        /// The descriptor index.
-        index: u16,
-    },
+    DescriptorInFlight,
     /// Device: the descriptor has `VRING_DESC_F_NEXT`. rpmsg never chains
     /// (Linux adds one scatter entry per buffer, rpmsg-lite never sets the
     /// flag: vectors README), so this ring accepts single descriptors only,
     /// which also rules out looping or over-long chains. Skipped.
-    UnexpectedNext {
-        /// The descriptor index.
-        index: u16,
-    },
+    UnexpectedNext,
     /// Device: the descriptor has `VRING_DESC_F_INDIRECT`, a feature this
     /// ring never offers. Skipped.
-    UnexpectedIndirect {
-        /// The descriptor index.
-        index: u16,
-    },
+    UnexpectedIndirect,
     /// Device: a buffer popped for writing lacks `VRING_DESC_F_WRITE`.
     /// Skipped.
-    NotDeviceWritable {
-        /// The descriptor index.
-        index: u16,
-    },
+    NotDeviceWritable,
     /// Device: a descriptor of length 0. Skipped.
-    EmptyBuffer {
-        /// The descriptor index.
-        index: u16,
-    },
+    EmptyBuffer,
     /// Device: a descriptor's `addr..addr + len` is not inside the shared
     /// window. Skipped.
-    AddressOutsideWindow {
-        /// The peer address.
-        addr: u64,
-        /// The length.
-        len: u32,
-    },
+    AddressOutsideWindow,
     /// Device: the buffer is in the window but outside the area buffers may
     /// occupy (over ring metadata, for example). Skipped.
-    OutsideBufferArea {
-        /// Window offset of the buffer.
-        offset: usize,
-        /// Its length.
-        len: u32,
-    },
+    OutsideBufferArea,
     /// Device: the buffer does not start on a cache line (or a writable one
     /// does not end on one), so maintenance would touch a neighbour.
     /// Skipped. Never happens on coherent memory.
-    MisalignedBuffer {
-        /// Window offset of the buffer.
-        offset: usize,
-        /// Its length.
-        len: u32,
-    },
+    MisalignedBuffer,
     /// Device: the buffer overlaps (at cache-line granularity) a buffer the
     /// device already holds. Two handles over the same bytes are never
     /// created. Skipped.
-    OverlappingBuffer {
-        /// The descriptor index.
-        index: u16,
-    },
+    OverlappingBuffer,
     /// Driver: a used entry names an id that is out of range, was never
     /// published, or was already reaped. The entry is consumed and skipped.
-    UnknownUsedId {
-        /// The id read from the used ring.
-        id: u32,
-    },
+    UnknownUsedId,
     /// Driver: the device reports writing more bytes than the buffer holds.
     /// The buffer itself is handed back with the error (see
     /// [`crate::driver::ReapError`]).
-    LengthOverflow {
-        /// The descriptor id.
-        id: u16,
-        /// The length the device reported.
-        len: u32,
-        /// The buffer's size.
-        capacity: u32,
-    },
+    LengthOverflow,
     /// The ring saw an index jump earlier and refuses every operation.
     Broken,
     /// No free descriptor (driver) — retry after reaping. Spinning on this
@@ -134,16 +78,35 @@ pub enum Error {
     ForeignBuffer,
     /// A length given to the ring exceeds the buffer. The buffer is handed
     /// back.
-    InvalidLength {
-        /// The length asked for.
-        len: u32,
-        /// The buffer's size.
-        capacity: u32,
-    },
+    InvalidLength,
     /// The operation is only allowed at initialisation.
     InvalidState,
-    /// The layout does not fit the window, the cache or the ring.
-    Layout(LayoutError),
+    /// Layout: `num` is zero, not a power of two, or above
+    /// [`crate::layout::MAX_NUM`].
+    BadNum,
+    /// Layout: `align` is not a power of two of at least
+    /// [`crate::layout::USED_ALIGN`].
+    BadAlign,
+    /// Layout: an area does not start at its required alignment.
+    MisalignedArea,
+    /// Layout: two areas overlap.
+    AreasOverlap,
+    /// Layout: an offset computation overflowed `usize`.
+    Overflow,
+    /// Layout: the ring does not fit in the shared window.
+    RingOutsideWindow,
+    /// Layout: a cache line holds both driver-written and device-written
+    /// ring fields (for example `avail` and `used` with an `align` smaller
+    /// than the line): with a write-back cache each side's clean would
+    /// overwrite the other's field. Use a larger alignment or coherent
+    /// memory.
+    SharedCacheLine,
+    /// Layout: the ring holds more entries than the ring object was sized
+    /// for (its `N`).
+    TooManyEntries,
+    /// Layout: a device's buffer area lies outside the window or overlaps
+    /// the ring.
+    BadBufferArea,
     /// A shared-memory access failed (only if the memory implementation
     /// breaks its contract or is unavailable: the ring checks every offset).
     Memory(ErrorKind),
@@ -154,20 +117,20 @@ impl Error {
     pub const fn is_peer_error(&self) -> bool {
         matches!(
             self,
-            Self::AvailIndexJump { .. }
-                | Self::UsedIndexJump { .. }
-                | Self::DescriptorIndexOutOfRange { .. }
-                | Self::DescriptorInFlight { .. }
-                | Self::UnexpectedNext { .. }
-                | Self::UnexpectedIndirect { .. }
-                | Self::NotDeviceWritable { .. }
-                | Self::EmptyBuffer { .. }
-                | Self::AddressOutsideWindow { .. }
-                | Self::OutsideBufferArea { .. }
-                | Self::MisalignedBuffer { .. }
-                | Self::OverlappingBuffer { .. }
-                | Self::UnknownUsedId { .. }
-                | Self::LengthOverflow { .. }
+            Self::AvailIndexJump
+                | Self::UsedIndexJump
+                | Self::DescriptorIndexOutOfRange
+                | Self::DescriptorInFlight
+                | Self::UnexpectedNext
+                | Self::UnexpectedIndirect
+                | Self::NotDeviceWritable
+                | Self::EmptyBuffer
+                | Self::AddressOutsideWindow
+                | Self::OutsideBufferArea
+                | Self::MisalignedBuffer
+                | Self::OverlappingBuffer
+                | Self::UnknownUsedId
+                | Self::LengthOverflow
         )
     }
 }
@@ -184,60 +147,47 @@ impl shm::Error for Error {
     }
 }
 
-impl From<LayoutError> for Error {
-    fn from(e: LayoutError) -> Self {
-        Self::Layout(e)
+/// `?` from the memory's error: its kind.
+impl From<ipc_traits::Error> for Error {
+    #[inline]
+    fn from(e: ipc_traits::Error) -> Self {
+        Self::Memory(shm::Error::kind(&e))
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::AvailIndexJump { last, idx } => {
-                write!(f, "avail.idx jumped from {last} to {idx}")
-            }
-            Self::UsedIndexJump { last, idx } => write!(f, "used.idx jumped from {last} to {idx}"),
-            Self::DescriptorIndexOutOfRange { index } => {
-                write!(f, "descriptor index {index} out of range")
-            }
-            Self::DescriptorInFlight { index } => {
-                write!(f, "descriptor {index} is already held by the device")
-            }
-            Self::UnexpectedNext { index } => write!(f, "descriptor {index} is chained"),
-            Self::UnexpectedIndirect { index } => write!(f, "descriptor {index} is indirect"),
-            Self::NotDeviceWritable { index } => {
-                write!(f, "descriptor {index} is not device-writable")
-            }
-            Self::EmptyBuffer { index } => write!(f, "descriptor {index} has length 0"),
-            Self::AddressOutsideWindow { addr, len } => {
-                write!(f, "buffer {addr:#x}+{len} outside the shared window")
-            }
-            Self::OutsideBufferArea { offset, len } => {
-                write!(f, "buffer at {offset:#x}+{len} outside the buffer area")
-            }
-            Self::MisalignedBuffer { offset, len } => {
-                write!(f, "buffer at {offset:#x}+{len} not cache-line aligned")
-            }
-            Self::OverlappingBuffer { index } => {
-                write!(f, "descriptor {index} overlaps a buffer in flight")
-            }
-            Self::UnknownUsedId { id } => write!(f, "used id {id} is not in flight"),
-            Self::LengthOverflow { id, len, capacity } => {
-                write!(
-                    f,
-                    "used length {len} of id {id} exceeds its {capacity}-byte buffer"
-                )
-            }
-            Self::Broken => f.write_str("ring broken by an earlier index jump"),
-            Self::Full => f.write_str("no free descriptor"),
-            Self::ForeignBuffer => f.write_str("buffer does not belong to this ring slot"),
-            Self::InvalidLength { len, capacity } => {
-                write!(f, "length {len} exceeds the {capacity}-byte buffer")
-            }
-            Self::InvalidState => f.write_str("operation only allowed at initialisation"),
-            Self::Layout(e) => write!(f, "{e}"),
-            Self::Memory(k) => write!(f, "shared memory: {k}"),
-        }
+        f.write_str(match self {
+            Self::AvailIndexJump => "avail.idx jumped",
+            Self::UsedIndexJump => "used.idx jumped",
+            Self::DescriptorIndexOutOfRange => "descriptor index out of range",
+            Self::DescriptorInFlight => "descriptor already held by the device",
+            Self::UnexpectedNext => "descriptor is chained",
+            Self::UnexpectedIndirect => "descriptor is indirect",
+            Self::NotDeviceWritable => "descriptor not device-writable",
+            Self::EmptyBuffer => "descriptor of length 0",
+            Self::AddressOutsideWindow => "buffer outside the shared window",
+            Self::OutsideBufferArea => "buffer outside the buffer area",
+            Self::MisalignedBuffer => "buffer not cache-line aligned",
+            Self::OverlappingBuffer => "descriptor overlaps a buffer in flight",
+            Self::UnknownUsedId => "used id not in flight",
+            Self::LengthOverflow => "used length exceeds the buffer",
+            Self::Broken => "ring broken by an earlier index jump",
+            Self::Full => "no free descriptor",
+            Self::ForeignBuffer => "buffer does not belong to this ring slot",
+            Self::InvalidLength => "length exceeds the buffer",
+            Self::InvalidState => "operation only allowed at initialisation",
+            Self::BadNum => "queue size not a power of two in 1..=32768",
+            Self::BadAlign => "ring alignment not a power of two >= 4",
+            Self::MisalignedArea => "ring area misaligned",
+            Self::AreasOverlap => "ring areas overlap",
+            Self::Overflow => "ring offsets overflow",
+            Self::RingOutsideWindow => "ring outside the shared window",
+            Self::SharedCacheLine => "driver and device ring fields share a cache line",
+            Self::TooManyEntries => "ring larger than its capacity",
+            Self::BadBufferArea => "buffer area outside the window or over the ring",
+            Self::Memory(k) => return write!(f, "shared memory: {k}"),
+        })
     }
 }
 
@@ -283,20 +233,20 @@ impl Failures {
     /// Counts `e` if it is a peer error.
     pub fn record(&mut self, e: &Error) {
         let c = match e {
-            Error::AvailIndexJump { .. } => &mut self.avail_index_jump,
-            Error::UsedIndexJump { .. } => &mut self.used_index_jump,
-            Error::DescriptorIndexOutOfRange { .. } => &mut self.descriptor_index_out_of_range,
-            Error::DescriptorInFlight { .. } => &mut self.descriptor_in_flight,
-            Error::UnexpectedNext { .. } => &mut self.unexpected_next,
-            Error::UnexpectedIndirect { .. } => &mut self.unexpected_indirect,
-            Error::NotDeviceWritable { .. } => &mut self.not_device_writable,
-            Error::EmptyBuffer { .. } => &mut self.empty_buffer,
-            Error::AddressOutsideWindow { .. } => &mut self.address_outside_window,
-            Error::OutsideBufferArea { .. } => &mut self.outside_buffer_area,
-            Error::MisalignedBuffer { .. } => &mut self.misaligned_buffer,
-            Error::OverlappingBuffer { .. } => &mut self.overlapping_buffer,
-            Error::UnknownUsedId { .. } => &mut self.unknown_used_id,
-            Error::LengthOverflow { .. } => &mut self.length_overflow,
+            Error::AvailIndexJump => &mut self.avail_index_jump,
+            Error::UsedIndexJump => &mut self.used_index_jump,
+            Error::DescriptorIndexOutOfRange => &mut self.descriptor_index_out_of_range,
+            Error::DescriptorInFlight => &mut self.descriptor_in_flight,
+            Error::UnexpectedNext => &mut self.unexpected_next,
+            Error::UnexpectedIndirect => &mut self.unexpected_indirect,
+            Error::NotDeviceWritable => &mut self.not_device_writable,
+            Error::EmptyBuffer => &mut self.empty_buffer,
+            Error::AddressOutsideWindow => &mut self.address_outside_window,
+            Error::OutsideBufferArea => &mut self.outside_buffer_area,
+            Error::MisalignedBuffer => &mut self.misaligned_buffer,
+            Error::OverlappingBuffer => &mut self.overlapping_buffer,
+            Error::UnknownUsedId => &mut self.unknown_used_id,
+            Error::LengthOverflow => &mut self.length_overflow,
             _ => return,
         };
         *c = c.wrapping_add(1);
@@ -354,18 +304,24 @@ mod tests {
     use ipc_traits::shm::Error as _;
 
     #[test]
+    fn the_error_is_one_byte() {
+        assert_eq!(core::mem::size_of::<Error>(), 1);
+        assert_eq!(core::mem::size_of::<Result<(), Error>>(), 1);
+    }
+
+    #[test]
     fn peer_errors_are_counted_and_local_ones_not() {
         let mut f = Failures::default();
-        f.record(&Error::UnknownUsedId { id: 99 });
-        f.record(&Error::UnknownUsedId { id: 98 });
-        f.record(&Error::AvailIndexJump { last: 0, idx: 40 });
+        f.record(&Error::UnknownUsedId);
+        f.record(&Error::UnknownUsedId);
+        f.record(&Error::AvailIndexJump);
         f.record(&Error::Full);
         f.record(&Error::ForeignBuffer);
         assert_eq!(f.unknown_used_id, 2);
         assert_eq!(f.avail_index_jump, 1);
         assert_eq!(f.total(), 3);
         assert_eq!(Error::Full.kind(), ErrorKind::WouldBlock);
-        assert_eq!(Error::EmptyBuffer { index: 1 }.kind(), ErrorKind::Protocol);
+        assert_eq!(Error::EmptyBuffer.kind(), ErrorKind::Protocol);
         assert_eq!(Error::InvalidState.kind(), ErrorKind::Other);
     }
 }

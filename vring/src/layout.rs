@@ -27,7 +27,7 @@
 //! ```
 #![deny(unsafe_code)]
 
-use core::fmt;
+use crate::Error;
 
 /// Size of one descriptor (`struct vring_desc`, rpmsg-wire.md §1.1).
 pub const DESC_SIZE: usize = 16;
@@ -152,78 +152,6 @@ pub mod rpmsg_lite {
     }
 }
 
-/// Why a layout was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum LayoutError {
-    /// `num` is zero, not a power of two, or above [`MAX_NUM`].
-    BadNum(u16),
-    /// `align` is not a power of two of at least [`USED_ALIGN`].
-    BadAlign(usize),
-    /// An area does not start at its required alignment.
-    Misaligned {
-        /// The area's offset.
-        offset: usize,
-        /// The alignment it needs.
-        align: usize,
-    },
-    /// Two areas overlap.
-    Overlap,
-    /// An offset computation overflowed `usize`.
-    Overflow,
-    /// The ring does not fit in the shared window.
-    OutsideWindow {
-        /// Where the ring ends.
-        end: usize,
-        /// The window length.
-        window: usize,
-    },
-    /// A cache line holds both driver-written and device-written ring fields
-    /// (for example `avail` and `used` with an `align` smaller than the
-    /// line): with a write-back cache each side's clean would overwrite the
-    /// other's field. Use a larger alignment or coherent memory.
-    SharedCacheLine {
-        /// The cache line size.
-        line: usize,
-    },
-    /// The ring holds more entries than the ring object was sized for.
-    TooManyEntries {
-        /// The layout's `num`.
-        num: u16,
-        /// The ring's capacity (its `N`).
-        capacity: usize,
-    },
-    /// A device's buffer area lies outside the window or overlaps the ring.
-    BadBufferArea,
-}
-
-impl fmt::Display for LayoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::BadNum(n) => write!(f, "queue size {n} is not a power of two in 1..=32768"),
-            Self::BadAlign(a) => write!(f, "ring alignment {a} is not a power of two >= 4"),
-            Self::Misaligned { offset, align } => {
-                write!(f, "ring area at {offset:#x} not aligned to {align}")
-            }
-            Self::Overlap => f.write_str("ring areas overlap"),
-            Self::Overflow => f.write_str("ring offsets overflow"),
-            Self::OutsideWindow { end, window } => {
-                write!(f, "ring ends at {end:#x}, window is {window:#x} bytes")
-            }
-            Self::SharedCacheLine { line } => write!(
-                f,
-                "driver and device ring fields share a {line}-byte cache line"
-            ),
-            Self::TooManyEntries { num, capacity } => {
-                write!(f, "ring has {num} entries, capacity is {capacity}")
-            }
-            Self::BadBufferArea => f.write_str("buffer area outside the window or over the ring"),
-        }
-    }
-}
-
-impl core::error::Error for LayoutError {}
-
 /// The offsets of one split virtqueue in the shared window.
 ///
 /// Plain data: building one checks only the ring's own rules (sizes,
@@ -274,15 +202,15 @@ impl Layout {
     ///
     /// # Errors
     ///
-    /// [`LayoutError::BadNum`], [`LayoutError::BadAlign`],
-    /// [`LayoutError::Misaligned`] (`base` not a multiple of `align` and 16),
-    /// [`LayoutError::Overflow`].
-    pub const fn try_legacy_at(base: usize, num: u16, align: usize) -> Result<Self, LayoutError> {
+    /// [`Error::BadNum`], [`Error::BadAlign`],
+    /// [`Error::MisalignedArea`] (`base` not a multiple of `align` and 16),
+    /// [`Error::Overflow`].
+    pub const fn try_legacy_at(base: usize, num: u16, align: usize) -> Result<Self, Error> {
         if !align.is_power_of_two() || align < USED_ALIGN {
-            return Err(LayoutError::BadAlign(align));
+            return Err(Error::BadAlign);
         }
         if !num.is_power_of_two() || num > MAX_NUM {
-            return Err(LayoutError::BadNum(num));
+            return Err(Error::BadNum);
         }
         let need = if align > DESC_ALIGN {
             align
@@ -290,25 +218,22 @@ impl Layout {
             DESC_ALIGN
         };
         if base % need != 0 {
-            return Err(LayoutError::Misaligned {
-                offset: base,
-                align: need,
-            });
+            return Err(Error::MisalignedArea);
         }
         let n = num as usize;
         let avail = match base.checked_add(desc_table_size(n)) {
             Some(a) => a,
-            None => return Err(LayoutError::Overflow),
+            None => return Err(Error::Overflow),
         };
         let used = match avail.checked_add(avail_size(n)) {
             Some(e) => match align_up(e, align) {
                 Some(u) => u,
-                None => return Err(LayoutError::Overflow),
+                None => return Err(Error::Overflow),
             },
-            None => return Err(LayoutError::Overflow),
+            None => return Err(Error::Overflow),
         };
         if used.checked_add(used_size(n)).is_none() {
-            return Err(LayoutError::Overflow);
+            return Err(Error::Overflow);
         }
         Ok(Self {
             num,
@@ -322,17 +247,12 @@ impl Layout {
     ///
     /// # Errors
     ///
-    /// [`LayoutError::BadNum`]; [`LayoutError::Misaligned`] if `desc` is not
+    /// [`Error::BadNum`]; [`Error::MisalignedArea`] if `desc` is not
     /// 16-aligned, `avail` not 2-aligned or `used` not 4-aligned;
-    /// [`LayoutError::Overlap`]; [`LayoutError::Overflow`].
-    pub const fn split(
-        num: u16,
-        desc: usize,
-        avail: usize,
-        used: usize,
-    ) -> Result<Self, LayoutError> {
+    /// [`Error::AreasOverlap`]; [`Error::Overflow`].
+    pub const fn split(num: u16, desc: usize, avail: usize, used: usize) -> Result<Self, Error> {
         if !num.is_power_of_two() || num > MAX_NUM {
-            return Err(LayoutError::BadNum(num));
+            return Err(Error::BadNum);
         }
         let n = num as usize;
         let areas = [
@@ -344,10 +264,10 @@ impl Layout {
         while i < 3 {
             let (off, align, len) = areas[i];
             if off % align != 0 {
-                return Err(LayoutError::Misaligned { offset: off, align });
+                return Err(Error::MisalignedArea);
             }
             if off.checked_add(len).is_none() {
-                return Err(LayoutError::Overflow);
+                return Err(Error::Overflow);
             }
             i += 1;
         }
@@ -356,7 +276,7 @@ impl Layout {
             let mut b = a + 1;
             while b < 3 {
                 if ranges_overlap(areas[a].0, areas[a].2, areas[b].0, areas[b].2) {
-                    return Err(LayoutError::Overlap);
+                    return Err(Error::AreasOverlap);
                 }
                 b += 1;
             }
@@ -486,18 +406,18 @@ impl Layout {
     ///
     /// # Errors
     ///
-    /// [`LayoutError::OutsideWindow`], [`LayoutError::SharedCacheLine`].
-    pub const fn check(&self, window: usize, line: usize) -> Result<(), LayoutError> {
+    /// [`Error::RingOutsideWindow`], [`Error::SharedCacheLine`].
+    pub const fn check(&self, window: usize, line: usize) -> Result<(), Error> {
         let end = self.end();
         if end > window {
-            return Err(LayoutError::OutsideWindow { end, window });
+            return Err(Error::RingOutsideWindow);
         }
         if line > 1 {
             let [(d, dl), (a, al), (u, ul)] = self.areas();
             let used_lo = u & !(line - 1);
             let used_hi = match align_up(u + ul, line) {
                 Some(h) => h,
-                None => return Err(LayoutError::Overflow),
+                None => return Err(Error::Overflow),
             };
             let drivers = [(d, dl), (a, al)];
             let mut i = 0;
@@ -506,10 +426,10 @@ impl Layout {
                 let lo = o & !(line - 1);
                 let hi = match align_up(o + l, line) {
                     Some(h) => h,
-                    None => return Err(LayoutError::Overflow),
+                    None => return Err(Error::Overflow),
                 };
                 if lo < used_hi && used_lo < hi {
-                    return Err(LayoutError::SharedCacheLine { line });
+                    return Err(Error::SharedCacheLine);
                 }
                 i += 1;
             }
@@ -537,41 +457,26 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        assert_eq!(
-            Layout::try_legacy_at(0, 12, 16),
-            Err(LayoutError::BadNum(12))
-        );
-        assert_eq!(Layout::try_legacy_at(0, 0, 16), Err(LayoutError::BadNum(0)));
-        assert_eq!(
-            Layout::try_legacy_at(0, 16, 24),
-            Err(LayoutError::BadAlign(24))
-        );
-        assert_eq!(
-            Layout::try_legacy_at(0, 16, 2),
-            Err(LayoutError::BadAlign(2))
-        );
+        assert_eq!(Layout::try_legacy_at(0, 12, 16), Err(Error::BadNum));
+        assert_eq!(Layout::try_legacy_at(0, 0, 16), Err(Error::BadNum));
+        assert_eq!(Layout::try_legacy_at(0, 16, 24), Err(Error::BadAlign));
+        assert_eq!(Layout::try_legacy_at(0, 16, 2), Err(Error::BadAlign));
         assert!(matches!(
             Layout::try_legacy_at(8, 16, 16),
-            Err(LayoutError::Misaligned { .. })
+            Err(Error::MisalignedArea)
         ));
         assert!(matches!(
             Layout::try_legacy_at(usize::MAX - 15, 16, 16),
-            Err(LayoutError::Overflow)
+            Err(Error::Overflow)
         ));
-        assert_eq!(Layout::split(8, 0, 64, 100), Err(LayoutError::Overlap));
+        assert_eq!(Layout::split(8, 0, 64, 100), Err(Error::AreasOverlap));
         assert!(matches!(
             Layout::split(8, 8, 256, 512),
-            Err(LayoutError::Misaligned {
-                offset: 8,
-                align: 16
-            })
+            Err(Error::MisalignedArea)
         ));
         assert!(matches!(
             Layout::split(8, 0, 256, 514),
-            Err(LayoutError::Misaligned {
-                offset: 514,
-                align: 4
-            })
+            Err(Error::MisalignedArea)
         ));
         let l = Layout::split(8, 1024, 512, 0).unwrap();
         assert_eq!((l.start(), l.end()), (0, 1024 + 128));
@@ -584,17 +489,8 @@ mod tests {
         let small = Layout::legacy(16, 16);
         assert_eq!(small.check(448, 1), Ok(()));
         assert_eq!(small.check(448, 16), Ok(()));
-        assert_eq!(
-            small.check(448, 32),
-            Err(LayoutError::SharedCacheLine { line: 32 })
-        );
-        assert_eq!(
-            small.check(400, 1),
-            Err(LayoutError::OutsideWindow {
-                end: 438,
-                window: 400
-            })
-        );
+        assert_eq!(small.check(448, 32), Err(Error::SharedCacheLine));
+        assert_eq!(small.check(400, 1), Err(Error::RingOutsideWindow));
         let big = Layout::legacy(16, 64);
         assert_eq!(big.check(4096, 64), Ok(()));
         assert!(big.overlaps(big.used_offset() + 10, 1));

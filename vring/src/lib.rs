@@ -16,5 +16,5 @@ pub use device::{BufferArea, Device, DeviceConfig, Popped};
 pub use driver::{Driver, DriverConfig, ReapError, Used};
 pub use endian::{Endian, Legacy, Virtio1};
 pub use error::{Error, Failures, Stats};
-pub use layout::{Layout, LayoutError};
+pub use layout::Layout;
 pub use notify::Suppression;

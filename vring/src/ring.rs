@@ -13,7 +13,7 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
 use crate::error::Error;
-use crate::layout::{Layout, LayoutError};
+use crate::layout::Layout;
 
 /// A decoded descriptor (read once into a local, then validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Checks `layout` against the window, the cache line and the capacity.
     pub fn new(mem: &'m M, layout: Layout, capacity: usize) -> Result<Self, Error> {
         if usize::from(layout.num()) > capacity {
-            return Err(Error::Layout(LayoutError::TooManyEntries {
-                num: layout.num(),
-                capacity,
-            }));
+            return Err(Error::TooManyEntries);
         }
         layout.check(mem.len(), M::LINE)?;
         Ok(Self {

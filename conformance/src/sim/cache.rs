@@ -514,7 +514,7 @@ impl<const LINE: usize> SimCore<LINE> {
     /// Passes a range check through, counting refusals that left the
     /// window.
     fn count_outside<T>(&self, r: Result<T, ShmError>) -> Result<T, ShmError> {
-        if let Err(ShmError::OffsetOutsideWindow { .. }) = r {
+        if let Err(ShmError::OffsetOutsideWindow) = r {
             self.lock().outside_window += 1;
         }
         r

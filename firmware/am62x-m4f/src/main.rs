@@ -57,12 +57,13 @@ use mbox_am62x::{
     ControlEvent, Event, InterruptSource, Irq, KickRx, Listen, Mbox, NotifyRx, Queue, RpMbox, Rx,
     Tx,
 };
-use rpmsg::boot::{BootError, Profile, RemoteBoot};
+use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
-    table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
-    FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, FW_RSC_ADDR_ANY,
+    VIRTIO_RPMSG_F_NS,
 };
+use rpmsg::Error;
 use vring::Legacy;
 
 /// Mailbox cluster 0 (am62x-mailbox.md §1, §3.1). UNVERIFIED as an M4F
@@ -380,7 +381,7 @@ fn main() -> ! {
         match boot.poll(&table, ticks()) {
             Ok(HostPoll::Ready(v)) => break v,
             Ok(HostPoll::Waiting { .. }) => idle(&mut cp.SCB, true),
-            Err(BootError::Table(RscError::NotReady)) => {
+            Err(Error::NotReady) => {
                 log.line(format_args!("am62x-m4f: still waiting for DRIVER_OK"));
             }
             Err(e) => {

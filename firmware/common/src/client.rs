@@ -129,7 +129,7 @@ impl EchoClient {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] without two free endpoint slots.
+    /// [`Error::TableFull`] without two free endpoint slots.
     pub fn new<'a, R: Halves<'a>, N: Notify>(
         link: &mut Link<'a, R, N>,
         count: u32,

@@ -110,7 +110,7 @@ impl EchoService {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if the link has fewer than two free endpoint slots.
+    /// [`Error::TableFull`] if the link has fewer than two free endpoint slots.
     pub fn new<'a, R: Halves<'a>, N: Notify>(link: &mut Link<'a, R, N>) -> Result<Self, Error> {
         let tty = link.bind(ADDR_ANY)?;
         let raw = link.bind(ADDR_ANY)?;
@@ -197,7 +197,7 @@ impl EchoService {
                 // A whole ring of undeliverable messages (counted by the
                 // link): the ring is not idle.
                 Err(Error::WouldBlock) => continue,
-                Err(Error::TooLong { .. }) => {
+                Err(Error::TooLong) => {
                     // Larger than a 512-byte buffer holds: take it off the
                     // ring (its buffer goes back) and count it.
                     drop(rx.try_recv_held()?);
@@ -267,7 +267,7 @@ impl EchoService {
                 self.stats.bytes = self.stats.bytes.wrapping_add(p.len as u64);
             }
             Ok(Sent::NoBuffer) => return Ok(false),
-            Err(Error::TooLong { .. }) => {
+            Err(Error::TooLong) => {
                 self.stats.dropped = self.stats.dropped.wrapping_add(1);
             }
             Err(e) => return Err(e),

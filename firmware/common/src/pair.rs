@@ -29,11 +29,12 @@
 
 use ipc_traits::mailbox::{Notify, NotifyRx};
 use ipc_traits::shm::{SharedMemory, ShmError};
-use rpmsg::boot::{master_table, reset_device, BootError, Placement, Profile, RemoteBoot};
+use rpmsg::boot::{master_table, reset_device, Placement, Profile, RemoteBoot};
 use rpmsg::link::restart::Ended;
 use rpmsg::link::{Link, RxStats, Storage};
 use rpmsg::rings::Halves;
-use rpmsg::rsc_table::{HostPoll, PollTiming, RscError, VdevEvent, VdevView, VdevWatch};
+use rpmsg::rsc_table::{HostPoll, PollTiming, VdevEvent, VdevView, VdevWatch};
+use rpmsg::Error;
 use vring::Legacy;
 
 use crate::client::{ClientError, ClientStats, EchoClient};
@@ -65,7 +66,7 @@ pub struct PairConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairError {
     /// Start-up failed (either side).
-    Boot(BootError),
+    Boot(Error),
     /// The host saw a wrong, lost or duplicated echo, or a link error.
     Client(ClientError),
     /// The remote's link failed.
@@ -104,21 +105,15 @@ pub enum PairError {
     },
 }
 
-impl From<BootError> for PairError {
-    fn from(e: BootError) -> Self {
+impl From<Error> for PairError {
+    fn from(e: Error) -> Self {
         Self::Boot(e)
-    }
-}
-
-impl From<RscError> for PairError {
-    fn from(e: RscError) -> Self {
-        Self::Boot(BootError::Table(e))
     }
 }
 
 impl From<ShmError> for PairError {
     fn from(e: ShmError) -> Self {
-        Self::Boot(BootError::Shm(e))
+        Self::Boot(Error::Memory(e))
     }
 }
 

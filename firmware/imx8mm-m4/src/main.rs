@@ -53,12 +53,12 @@ use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::regs::Mmio32;
 use ipc_traits::shm::RawRegion;
 use mu_imx8::{Irq, Mu, RpmsgNotifyRx, TxChannel, RPMSG_CHANNEL};
-use rpmsg::boot::{BootError, Profile, RemoteBoot};
+use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
-    table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
-    VIRTIO_RPMSG_F_NS,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
+use rpmsg::Error;
 use vring::Legacy;
 
 /// MU side B, Cortex-M4 view (imx8-mu.md §1, `MUB_BASE`).
@@ -340,7 +340,7 @@ fn main() -> ! {
         match boot.poll(&table, ticks()) {
             Ok(HostPoll::Ready(v)) => break v,
             Ok(HostPoll::Waiting { .. }) => idle(&mut cp.SCB, true),
-            Err(BootError::Table(RscError::NotReady)) => {
+            Err(Error::NotReady) => {
                 log.line(format_args!("imx8mm-m4: still waiting for DRIVER_OK"));
             }
             Err(e) => {

@@ -37,12 +37,13 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::mailbox::NotifyRx;
 use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::shm::RawRegion;
-use rpmsg::boot::{master_table, BootError, Placement, Profile, RemoteBoot, F_EVENT_IDX};
+use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot, F_EVENT_IDX};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     VIRTIO_RPMSG_F_NS,
 };
+use rpmsg::Error;
 use vring::Legacy;
 
 /// Messages to echo.
@@ -317,7 +318,7 @@ fn host() -> Result<(), &'static str> {
             &mut ring,
         )
     }
-    .map_err(|e: BootError| {
+    .map_err(|e: Error| {
         arch::say(format_args!("qemu-a64: host boot: {e}"));
         "host boot failed"
     })?;

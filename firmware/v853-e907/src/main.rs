@@ -49,12 +49,12 @@ use ipc_traits::shm::RawRegion;
 use msgbox_v853::registers::Processor;
 use msgbox_v853::{Interrupts, Msgbox, NotifyReceiver, RPMSG_CHANNEL};
 use riscv::interrupt::Interrupt;
-use rpmsg::boot::{BootError, Profile, RemoteBoot};
+use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rsc_table::{
-    table_size, HostPoll, PollTiming, ResourceTable, RscError, TableBuilder, VringSpec,
-    VIRTIO_RPMSG_F_NS,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
+use rpmsg::Error;
 use vring::Legacy;
 
 /// The wait for Linux's `DRIVER_OK`, in idle passes (the E907 has no
@@ -267,7 +267,7 @@ fn main() -> ! {
                 idle(true);
                 passes += 1;
             }
-            Err(BootError::Table(RscError::NotReady)) => {
+            Err(Error::NotReady) => {
                 log.line(format_args!("v853-e907: still waiting for DRIVER_OK"));
             }
             Err(e) => {

@@ -32,10 +32,11 @@ use core::fmt;
 use vring::Endian;
 
 use crate::rings::Halves;
-use crate::table::{DirectoryChange, DirectoryError, RemoteService, ServiceDirectory};
+use crate::table::{DirectoryChange, RemoteService, ServiceDirectory};
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
 use crate::wire::{NsAction, NsMessage, NS_MSG_LEN};
+use crate::Error;
 
 use super::HeldMessage;
 
@@ -128,11 +129,12 @@ impl<const SVC: usize> NsDirectory<SVC> {
             }
             Ok(DirectoryChange::Removed(s)) => Some(NsEvent::Destroyed(s)),
             Ok(DirectoryChange::Unchanged(_)) => None,
-            Err(DirectoryError::Full) => {
+            Err(Error::DirectoryFull) => {
                 self.stats.directory_full = self.stats.directory_full.wrapping_add(1);
                 None
             }
-            Err(DirectoryError::UnknownService) => {
+            // The directory refuses a destroy it never saw, nothing else.
+            Err(_) => {
                 self.stats.unknown_destroy = self.stats.unknown_destroy.wrapping_add(1);
                 None
             }

@@ -163,14 +163,14 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] (table full) when `queues` has fewer endpoints than
+    /// [`Error::TableFull`] when `queues` has fewer endpoints than
     /// the link's storage: every endpoint needs a queue.
     pub fn new<const EPS: usize, const Q: usize>(
         rx: Rx<'l, 'a, R, N>,
         queues: &'l mut Queues<'a, R::Mem, EPS, Q>,
     ) -> Result<Self, Error> {
         if EPS < rx.eps.len() {
-            return Err(Error::Bind(crate::table::BindError::TableFull));
+            return Err(Error::TableFull);
         }
         let Queues {
             items,
@@ -357,7 +357,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
                 .as_ref()
                 .map_or(0, |m| m.len());
             if len > room {
-                return Err(Error::TooLong { len, max: room });
+                return Err(Error::TooLong);
             }
             let Some(m) = self.pop(k) else { break };
             if self.rx.eps.get(k) != Some(&m.dst) {
@@ -375,9 +375,8 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         if let Some((s, m)) = self.stalled.take() {
             if s == k {
                 if m.len() > room {
-                    let len = m.len();
                     *self.stalled = Some((s, m));
-                    return Err(Error::TooLong { len, max: room });
+                    return Err(Error::TooLong);
                 }
                 return Ok(Some(m));
             }
@@ -392,9 +391,8 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
             };
             if s == k {
                 if m.len() > room {
-                    let len = m.len();
                     self.queue(s, m);
-                    return Err(Error::TooLong { len, max: room });
+                    return Err(Error::TooLong);
                 }
                 return Ok(Some(m));
             }

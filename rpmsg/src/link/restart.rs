@@ -209,7 +209,7 @@ impl<const N: usize> Announcements<N> {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] (table full) when `N` services are remembered
+    /// [`Error::TableFull`] when `N` services are remembered
     /// already; as [`Tx::announce`].
     pub fn announce<'a, R: Halves<'a>, Nt: Notify>(
         &mut self,
@@ -228,7 +228,7 @@ impl<const N: usize> Announcements<N> {
                 .entries
                 .iter()
                 .position(Option::is_none)
-                .ok_or(Error::Bind(crate::table::BindError::TableFull))?,
+                .ok_or(Error::TableFull)?,
         };
         let sent = tx.announce(ep, name)?;
         self.entries[at] = Some(Announced {
