@@ -66,6 +66,7 @@
 #![allow(unsafe_code)]
 
 use core::fmt;
+use core::num::NonZeroU32;
 
 use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf, Unwritten};
 use ipc_traits::shm::SharedMemory;
@@ -182,15 +183,35 @@ struct Span {
     lo: usize,
     hi: usize,
     addr: u64,
-    len: u32,
+    /// Never 0 ([`Error::EmptyBuffer`]): the niche keeps `Option<Span>` at
+    /// the span's size.
+    len: NonZeroU32,
 }
 
-#[derive(Clone, Copy)]
-struct Held {
-    /// Line-rounded span (its `len` is the descriptor's length).
-    span: Span,
-    /// The handle's capacity.
-    capacity: usize,
+/// Whether the device holds a descriptor's buffer, and as which kind of
+/// handle. A held descriptor's span is its `known` span (set when it was
+/// popped, and left alone while it is held: see [`Device::claim`]), so one
+/// byte per entry records it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Not popped, or pushed back.
+    No,
+    /// Popped for reading: the handle covers the span's whole lines.
+    Readable,
+    /// Popped for writing: the handle covers the descriptor's bytes.
+    Writable,
+}
+
+impl Held {
+    /// The capacity of the handle given out for `span`.
+    #[inline(always)]
+    fn capacity(self, span: &Span) -> usize {
+        if self == Self::Writable {
+            span.len.get() as usize
+        } else {
+            span.hi - span.lo
+        }
+    }
 }
 
 /// The device side of one split virtqueue over `M`, in byte order `E`, for
@@ -199,7 +220,7 @@ struct Held {
 pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DeviceConfig,
-    held: [Option<Held>; N],
+    held: [Held; N],
     /// The span each descriptor id last named (see [`Device::claim`]).
     known: [Option<Span>; N],
     held_count: u16,
@@ -280,7 +301,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Ok(Self {
             ring,
             config,
-            held: [None; N],
+            held: [Held::No; N],
             known: [None; N],
             held_count: 0,
             last_avail: config.first_avail,
@@ -390,7 +411,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         Ok(Some(Popped {
             head: p.head,
-            len: p.span.len,
+            len: p.span.len.get(),
             buf,
         }))
     }
@@ -415,7 +436,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         Ok(Some(Popped {
             head: p.head,
-            len: p.span.len,
+            len: p.span.len.get(),
             buf,
         }))
     }
@@ -423,7 +444,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn release(&mut self, head: u16) {
         if let Some(h) = self.held.get_mut(usize::from(head)) {
-            if h.take().is_some() {
+            if *h != Held::No {
+                *h = Held::No;
                 self.held_count -= 1;
             }
         }
@@ -460,10 +482,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.last_avail = pos.wrapping_add(1);
         match self.check(head, writable) {
             Ok(p) => {
-                self.held[usize::from(head)] = Some(Held {
-                    span: p.span,
-                    capacity: p.capacity,
-                });
+                self.held[usize::from(head)] = if writable {
+                    Held::Writable
+                } else {
+                    Held::Readable
+                };
                 self.held_count += 1;
                 self.stats.completed = self.stats.completed.wrapping_add(1);
                 Ok(Some(p))
@@ -514,7 +537,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if head >= l.num() {
             return Err(Error::DescriptorIndexOutOfRange);
         }
-        if self.held[usize::from(head)].is_some() {
+        if self.held[usize::from(head)] != Held::No {
             return Err(Error::DescriptorInFlight);
         }
         self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
@@ -536,7 +559,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // The span this descriptor named last time, validated then
             // (window, alignment, buffer area, overlap) and unchanged since:
             // it names the same bytes again.
-            Some(k) if k.addr == d.addr && k.len == d.len => k,
+            Some(k) if k.addr == d.addr && k.len.get() == d.len => k,
             _ => self.locate(head, d.addr, d.len, writable)?,
         };
         let len = d.len as usize;
@@ -573,7 +596,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             lo: offset,
             hi,
             addr,
-            len: len32,
+            // `check` refused a length of 0 before.
+            len: NonZeroU32::new(len32).ok_or(Error::EmptyBuffer)?,
         };
         self.claim(head, span)?;
         Ok(span)
@@ -583,33 +607,36 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// refuses it when it overlaps a buffer this device holds.
     ///
     /// `known[id]` is the span descriptor `id` last named. Known spans are
-    /// pairwise disjoint, and a held buffer's span lies inside its id's
-    /// known span. So a descriptor that names (part of) its own known span
-    /// overlaps no held buffer: O(1), the steady state of every driver that
-    /// gives each descriptor a fixed buffer (Linux, rpmsg-lite, ours). A
-    /// new or moved span takes one pass over the known spans: one of a held
-    /// buffer overlapping it is an [`Error::OverlappingBuffer`] (nothing
-    /// changes); the others give way (forgotten, or shrunk to the held
-    /// buffer when only the rest of the span overlapped).
+    /// pairwise disjoint, and a held buffer's span is its id's known span
+    /// (claimed when it was popped; an id is not claimed again while held).
+    /// So a descriptor that names (part of) its own known span overlaps no
+    /// held buffer: O(1), the steady state of every driver that gives each
+    /// descriptor a fixed buffer (Linux, rpmsg-lite, ours); the known span
+    /// becomes the part named. A new or moved span takes one pass over the
+    /// known spans: one of a held buffer overlapping it is an
+    /// [`Error::OverlappingBuffer`] (nothing changes); the others give way
+    /// (forgotten).
     fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
         if let Some(k) = self.known[h] {
             if k.lo <= lo && hi <= k.hi {
+                self.known[h] = Some(span);
                 return Ok(());
             }
         }
         let overlaps = |k: &Span| lo < k.hi && k.lo < hi;
+        // A held buffer's span is its id's known span.
         for (j, (known, held)) in self.known.iter().zip(&self.held).enumerate() {
-            if let (Some(k), Some(held)) = (known, held) {
-                if j != h && overlaps(k) && lo < held.span.hi && held.span.lo < hi {
+            if let (Some(k), false) = (known, *held == Held::No) {
+                if j != h && overlaps(k) {
                     return Err(Error::OverlappingBuffer);
                 }
             }
         }
         for (j, (known, held)) in self.known.iter_mut().zip(&self.held).enumerate() {
-            if j != h && known.as_ref().is_some_and(overlaps) {
-                *known = held.map(|x| x.span);
+            if j != h && *held == Held::No && known.as_ref().is_some_and(overlaps) {
+                *known = None;
             }
         }
         self.known[h] = Some(span);
@@ -677,9 +704,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err((buf, Error::Broken));
         }
-        let desc_len = match self.held.get(usize::from(head)) {
-            Some(Some(h)) if h.span.lo == buf.offset() && h.capacity == buf.capacity() => {
-                h.span.len
+        let h = usize::from(head);
+        let desc_len = match (self.held.get(h), self.known.get(h)) {
+            (Some(&held), Some(Some(k)))
+                if held != Held::No
+                    && k.lo == buf.offset()
+                    && held.capacity(k) == buf.capacity() =>
+            {
+                k.len.get()
             }
             _ => return Err((buf, Error::ForeignBuffer)),
         };
