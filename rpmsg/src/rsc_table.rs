@@ -1004,20 +1004,12 @@ fn used_index<M: SharedMemory<Error = ShmError>>(
     rings: &M,
     spec: VringSpec,
 ) -> Result<Option<u16>, Error> {
-    let (Ok(num), Ok(align)) = (u16::try_from(spec.num), usize::try_from(spec.align)) else {
+    // The boot path's own check (the whole ring inside the window).
+    let Ok(layout) = crate::boot::vring_layout(rings, spec) else {
         return Ok(None);
     };
-    let Ok(base) = rings.translate(u64::from(spec.da), 1) else {
-        return Ok(None);
-    };
-    let Ok(layout) = vring::Layout::try_legacy_at(base, num, align) else {
-        return Ok(None);
-    };
-    // `used.idx` follows `used.flags`.
-    let at = layout.used_offset().checked_add(2);
-    let Some(at) = at.filter(|&at| at.checked_add(2).is_some_and(|end| end <= rings.len())) else {
-        return Ok(None);
-    };
+    // `used.idx` follows `used.flags`, inside the ring.
+    let at = layout.used_offset() + 2;
     let (start, len) = rings.covering_lines(at, 2)?;
     rings.invalidate(start, len)?;
     Ok(Some(rings.load_u16_acquire(at)?))

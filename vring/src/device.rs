@@ -534,10 +534,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline(always)]
     fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = self.ring.layout;
-        if head >= l.num() {
+        // `num <= N` (`new`), but the compiler does not know: `get` keeps
+        // the bounds check (and its panic) out.
+        let (true, Some(&held)) = (head < l.num(), self.held.get(usize::from(head))) else {
             return Err(Error::DescriptorIndexOutOfRange);
-        }
-        if self.held[usize::from(head)] != Held::No {
+        };
+        if held != Held::No {
             return Err(Error::DescriptorInFlight);
         }
         self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
