@@ -493,7 +493,7 @@ fn descriptor_out_of_range_is_counted_by_kind_and_skipped() {
     assert_eq!(texts, ["one", "three"]);
 
     let (_, r) = link.ring_stats();
-    assert_eq!(r.failures.descriptor_index_out_of_range, 1);
+    assert_eq!(r.failures.descriptor_index_out_of_range(), 1);
     assert_eq!(r.failures.total(), 1);
 }
 

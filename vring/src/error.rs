@@ -115,23 +115,7 @@ pub enum Error {
 impl Error {
     /// Whether the peer caused this error (it is counted in [`Failures`]).
     pub const fn is_peer_error(&self) -> bool {
-        matches!(
-            self,
-            Self::AvailIndexJump
-                | Self::UsedIndexJump
-                | Self::DescriptorIndexOutOfRange
-                | Self::DescriptorInFlight
-                | Self::UnexpectedNext
-                | Self::UnexpectedIndirect
-                | Self::NotDeviceWritable
-                | Self::EmptyBuffer
-                | Self::AddressOutsideWindow
-                | Self::OutsideBufferArea
-                | Self::MisalignedBuffer
-                | Self::OverlappingBuffer
-                | Self::UnknownUsedId
-                | Self::LengthOverflow
-        )
+        self.peer_index().is_some()
     }
 }
 
@@ -193,85 +177,97 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// Per-kind counters of peer errors (validation failures).
+/// The peer errors in counter order (each [`Failures`] counter's index is
+/// its position here), with the accessor that reads it.
+macro_rules! peer_errors {
+    ($m:ident) => {
+        $m! {
+            0 AvailIndexJump avail_index_jump,
+            1 UsedIndexJump used_index_jump,
+            2 DescriptorIndexOutOfRange descriptor_index_out_of_range,
+            3 DescriptorInFlight descriptor_in_flight,
+            4 UnexpectedNext unexpected_next,
+            5 UnexpectedIndirect unexpected_indirect,
+            6 NotDeviceWritable not_device_writable,
+            7 EmptyBuffer empty_buffer,
+            8 AddressOutsideWindow address_outside_window,
+            9 OutsideBufferArea outside_buffer_area,
+            10 MisalignedBuffer misaligned_buffer,
+            11 OverlappingBuffer overlapping_buffer,
+            12 UnknownUsedId unknown_used_id,
+            13 LengthOverflow length_overflow,
+        }
+    };
+}
+
+/// How many peer error kinds [`Failures`] counts.
+const PEER_KINDS: usize = 14;
+
+/// Per-kind counters of peer errors (validation failures): one counter per
+/// peer [`Error`] variant, in a table indexed by the variant, read through
+/// the accessor named after it.
 ///
 /// Counters wrap; they are statistics, not state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Failures {
-    /// [`Error::AvailIndexJump`].
-    pub avail_index_jump: u32,
-    /// [`Error::UsedIndexJump`].
-    pub used_index_jump: u32,
-    /// [`Error::DescriptorIndexOutOfRange`].
-    pub descriptor_index_out_of_range: u32,
-    /// [`Error::DescriptorInFlight`].
-    pub descriptor_in_flight: u32,
-    /// [`Error::UnexpectedNext`].
-    pub unexpected_next: u32,
-    /// [`Error::UnexpectedIndirect`].
-    pub unexpected_indirect: u32,
-    /// [`Error::NotDeviceWritable`].
-    pub not_device_writable: u32,
-    /// [`Error::EmptyBuffer`].
-    pub empty_buffer: u32,
-    /// [`Error::AddressOutsideWindow`].
-    pub address_outside_window: u32,
-    /// [`Error::OutsideBufferArea`].
-    pub outside_buffer_area: u32,
-    /// [`Error::MisalignedBuffer`].
-    pub misaligned_buffer: u32,
-    /// [`Error::OverlappingBuffer`].
-    pub overlapping_buffer: u32,
-    /// [`Error::UnknownUsedId`].
-    pub unknown_used_id: u32,
-    /// [`Error::LengthOverflow`].
-    pub length_overflow: u32,
+    counts: [u32; PEER_KINDS],
 }
+
+macro_rules! failures_impl {
+    ($($i:literal $v:ident $name:ident,)+) => {
+        impl Error {
+            /// The counter index of a peer error.
+            #[inline]
+            const fn peer_index(&self) -> Option<usize> {
+                match self {
+                    $(Self::$v => Some($i),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl Failures {
+            $(
+                #[doc = concat!("[`Error::", stringify!($v), "`]: how many times the peer did it.")]
+                #[inline]
+                pub const fn $name(&self) -> u32 {
+                    self.counts[$i]
+                }
+            )+
+        }
+
+        impl fmt::Debug for Failures {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Failures")
+                    $(.field(stringify!($name), &self.counts[$i]))+
+                    .finish()
+            }
+        }
+    };
+}
+peer_errors!(failures_impl);
 
 impl Failures {
     /// Counts `e` if it is a peer error.
+    #[inline]
     pub fn record(&mut self, e: &Error) {
-        let c = match e {
-            Error::AvailIndexJump => &mut self.avail_index_jump,
-            Error::UsedIndexJump => &mut self.used_index_jump,
-            Error::DescriptorIndexOutOfRange => &mut self.descriptor_index_out_of_range,
-            Error::DescriptorInFlight => &mut self.descriptor_in_flight,
-            Error::UnexpectedNext => &mut self.unexpected_next,
-            Error::UnexpectedIndirect => &mut self.unexpected_indirect,
-            Error::NotDeviceWritable => &mut self.not_device_writable,
-            Error::EmptyBuffer => &mut self.empty_buffer,
-            Error::AddressOutsideWindow => &mut self.address_outside_window,
-            Error::OutsideBufferArea => &mut self.outside_buffer_area,
-            Error::MisalignedBuffer => &mut self.misaligned_buffer,
-            Error::OverlappingBuffer => &mut self.overlapping_buffer,
-            Error::UnknownUsedId => &mut self.unknown_used_id,
-            Error::LengthOverflow => &mut self.length_overflow,
-            _ => return,
-        };
-        *c = c.wrapping_add(1);
+        if let Some(c) = e.peer_index().and_then(|i| self.counts.get_mut(i)) {
+            *c = c.wrapping_add(1);
+        }
+    }
+
+    /// How many times the peer error `e` was counted (0 for an error the
+    /// peer cannot cause).
+    pub fn count(&self, e: &Error) -> u32 {
+        e.peer_index()
+            .and_then(|i| self.counts.get(i))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The sum of all counters.
     pub fn total(&self) -> u32 {
-        [
-            self.avail_index_jump,
-            self.used_index_jump,
-            self.descriptor_index_out_of_range,
-            self.descriptor_in_flight,
-            self.unexpected_next,
-            self.unexpected_indirect,
-            self.not_device_writable,
-            self.empty_buffer,
-            self.address_outside_window,
-            self.outside_buffer_area,
-            self.misaligned_buffer,
-            self.overlapping_buffer,
-            self.unknown_used_id,
-            self.length_overflow,
-        ]
-        .iter()
-        .fold(0u32, |a, &b| a.wrapping_add(b))
+        self.counts.iter().fold(0u32, |a, &b| a.wrapping_add(b))
     }
 }
 
@@ -310,6 +306,24 @@ mod tests {
     }
 
     #[test]
+    fn each_peer_error_has_its_own_counter() {
+        macro_rules! each {
+            ($($i:literal $v:ident $name:ident,)+) => {{
+                let mut f = Failures::default();
+                $(
+                    for _ in 0..=$i {
+                        f.record(&Error::$v);
+                    }
+                )+
+                $(assert_eq!(f.$name(), $i + 1, stringify!($v));)+
+                $(assert!(Error::$v.is_peer_error());)+
+                assert_eq!(f.total(), (1..=14).sum::<u32>());
+            }};
+        }
+        peer_errors!(each);
+    }
+
+    #[test]
     fn peer_errors_are_counted_and_local_ones_not() {
         let mut f = Failures::default();
         f.record(&Error::UnknownUsedId);
@@ -317,8 +331,11 @@ mod tests {
         f.record(&Error::AvailIndexJump);
         f.record(&Error::Full);
         f.record(&Error::ForeignBuffer);
-        assert_eq!(f.unknown_used_id, 2);
-        assert_eq!(f.avail_index_jump, 1);
+        assert_eq!(f.unknown_used_id(), 2);
+        assert_eq!(f.avail_index_jump(), 1);
+        assert_eq!(f.count(&Error::UnknownUsedId), 2);
+        assert_eq!(f.count(&Error::Full), 0);
+        assert_eq!(f.used_index_jump(), 0);
         assert_eq!(f.total(), 3);
         assert_eq!(Error::Full.kind(), ErrorKind::WouldBlock);
         assert_eq!(Error::EmptyBuffer.kind(), ErrorKind::Protocol);

@@ -133,7 +133,7 @@ fn avail_index_jump_breaks_the_ring() {
             assert!(dev.is_broken());
             assert_eq!(dev.pop_readable().unwrap_err(), Error::Broken);
             assert_eq!(dev.publish_used().unwrap_err(), Error::Broken);
-            assert_eq!(dev.stats().failures.avail_index_jump, 1);
+            assert_eq!(dev.stats().failures.avail_index_jump(), 1);
         });
     }
     // A full ring (jump == num) is legal.
@@ -282,7 +282,7 @@ fn a_descriptor_posted_twice_is_in_flight() {
         let p = dev.pop_readable().unwrap().unwrap();
         assert_eq!(p.head, 0);
         dev.push_used(p.head, p.buf, 0).unwrap();
-        assert_eq!(dev.stats().failures.descriptor_in_flight, 1);
+        assert_eq!(dev.stats().failures.descriptor_in_flight(), 1);
     });
 }
 
@@ -301,7 +301,7 @@ fn overlapping_buffers_never_get_two_handles() {
         assert_eq!(dev.pop_writable().unwrap_err(), Error::OverlappingBuffer);
         let next = dev.pop_writable().unwrap().unwrap();
         assert_eq!(next.head, 3);
-        assert_eq!(dev.stats().failures.overlapping_buffer, 2);
+        assert_eq!(dev.stats().failures.overlapping_buffer(), 2);
         dev.push_used(held.head, held.buf.clean().unwrap(), 0)
             .unwrap();
         dev.push_used(next.head, next.buf.clean().unwrap(), 0)
@@ -354,7 +354,7 @@ fn moved_descriptors_are_still_checked_against_every_held_buffer() {
         raw.post(7, &[3]);
         let small = dev.pop_writable().unwrap().unwrap();
         assert_eq!((small.head, small.buf.capacity()), (3, 32));
-        assert_eq!(dev.stats().failures.overlapping_buffer, 2);
+        assert_eq!(dev.stats().failures.overlapping_buffer(), 2);
         for p in [Some(moved), Some(small), held[1].take()]
             .into_iter()
             .flatten()
@@ -383,8 +383,8 @@ fn line_granular_checks_with_a_32_byte_cache() {
         assert_eq!(dev.pop_readable().unwrap_err(), Error::OverlappingBuffer);
         let p4 = dev.pop_writable().unwrap().unwrap();
         assert_eq!(p4.buf.capacity(), 32);
-        assert_eq!(dev.stats().failures.misaligned_buffer, 2);
-        assert_eq!(dev.stats().failures.overlapping_buffer, 1);
+        assert_eq!(dev.stats().failures.misaligned_buffer(), 2);
+        assert_eq!(dev.stats().failures.overlapping_buffer(), 1);
         dev.push_used(p2.head, p2.buf, 0).unwrap();
         dev.push_used(p4.head, p4.buf.clean().unwrap(), 32).unwrap();
     });
@@ -493,7 +493,7 @@ fn used_index_jump_breaks_the_ring() {
         assert_eq!(drv.pop_used().unwrap_err().error, Error::Broken);
         let (_, e) = drv.add_writable(clean(shm, 5, b"")).unwrap_err();
         assert_eq!(e, Error::Broken);
-        assert_eq!(drv.stats().failures.used_index_jump, 1);
+        assert_eq!(drv.stats().failures.used_index_jump(), 1);
     });
 }
 
@@ -542,7 +542,7 @@ fn used_ids_never_published_or_already_reaped_are_skipped() {
             assert_eq!(e.error, Error::UnknownUsedId);
             assert!(e.buf.is_none());
         }
-        assert_eq!(drv.stats().failures.unknown_used_id, 3);
+        assert_eq!(drv.stats().failures.unknown_used_id(), 3);
         assert_eq!(drv.in_flight(), 3);
         // The remaining buffers still complete.
         dev.used(4, 1, 1);
@@ -565,7 +565,7 @@ fn length_overflow_hands_the_buffer_back() {
         assert_eq!(buf.offset(), AREA.offset());
         // It can be reposted.
         drv.add_writable(buf.recycle().clean().unwrap()).unwrap();
-        assert_eq!(drv.stats().failures.length_overflow, 1);
+        assert_eq!(drv.stats().failures.length_overflow(), 1);
     });
 }
 
@@ -864,7 +864,7 @@ fn device_counts_entries_it_has_not_popped() {
         assert_eq!(dev.pending(), Err(Error::AvailIndexJump));
         assert!(dev.is_broken());
         assert_eq!(dev.pending(), Err(Error::Broken));
-        assert_eq!(dev.stats().failures.avail_index_jump, 1);
+        assert_eq!(dev.stats().failures.avail_index_jump(), 1);
     });
 }
 
@@ -887,7 +887,7 @@ fn driver_counts_used_entries_it_has_not_reaped() {
         dev.used_idx(5); // 4 past the last reaped, 2 in flight
         assert_eq!(drv.pending_used(), Err(Error::UsedIndexJump));
         assert!(drv.is_broken());
-        assert_eq!(drv.stats().failures.used_index_jump, 1);
+        assert_eq!(drv.stats().failures.used_index_jump(), 1);
     });
 }
 
