@@ -184,7 +184,9 @@ pub trait TxRing<'m>: sealed::Sealed {
     /// A ring error (counted in the ring's statistics).
     fn take(&mut self) -> Result<Option<TxSlot<'m, Self::Mem>>, RingError>;
     /// Keeps a buffer taken with [`TxRing::take`] and not sent for the
-    /// next send.
+    /// next send. The remote keeps one ([`RemoteTx`]): take one buffer at a
+    /// time and send or give it back before taking the next, as the link
+    /// does (a take hands the kept buffer out first).
     fn give_back(&mut self, slot: TxSlot<'m, Self::Mem>);
     /// Hands a filled buffer to the peer and publishes it; `true` when the
     /// peer wants a notification (or the conventions ring anyway).
@@ -334,11 +336,14 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
     rx: RemoteRx<'m, M, E, NUM>,
 }
 
-/// The remote's transmit part: vring0 (device side), the buffers taken and
+/// The remote's transmit part: vring0 (device side), the buffer taken and
 /// not sent.
 pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
-    spare: Spares<'m, M, NUM>,
+    /// The buffer taken and not sent, for the next send: one place, since
+    /// a take hands it out first and the link lends one transmit buffer at
+    /// a time ([`TxRing::give_back`]).
+    spare: Option<TxSlot<'m, M>>,
     queue: QueueId,
     conv: Conventions,
     /// The ring asks the peer not to ring (`quiet_returns`).
@@ -397,7 +402,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
         Ok(Self {
             tx: RemoteTx {
                 ring: dev(config.vring0, config.vring0_buffers)?,
-                spare: Spares::new(),
+                spare: None,
                 queue: config.queues.vring0,
                 conv: Conventions::UNTUNED,
                 quiet: false,
@@ -475,7 +480,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
-        if let Some(slot) = self.spare.pop() {
+        if let Some(slot) = self.spare.take() {
             return Ok(Some(slot));
         }
         // A bad entry is consumed and counted and the next may be fine; at
@@ -517,9 +522,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     #[inline]
     fn give_back(&mut self, slot: TxSlot<'m, M>) {
         // A device cannot hand a buffer back without "using" it; keep it for
-        // the next send instead. There are at most NUM held buffers, so a
-        // free spare slot always exists.
-        self.spare.push(slot);
+        // the next send instead. The place is free: a take empties it first,
+        // and a second buffer taken before the first came back is beyond
+        // this trait's contract (dropped: held until the rings are laid
+        // out again).
+        self.spare = Some(slot);
     }
 
     #[inline]
