@@ -2138,8 +2138,10 @@ fn assert_index_jump_breaks_the_link(r: &RunReport, victim: &SideReport) {
         assert_eq!((s.corrupted, s.oversized), (0, 0), "{r:#?}");
     }
     let f = (victim.rings.0.failures, victim.rings.1.failures);
-    let jumps =
-        f.0.used_index_jump + f.1.used_index_jump + f.0.avail_index_jump + f.1.avail_index_jump;
+    let jumps = f.0.used_index_jump()
+        + f.1.used_index_jump()
+        + f.0.avail_index_jump()
+        + f.1.avail_index_jump();
     assert!(jumps > 0 && victim.broken, "{r:#?}");
     assert!(
         matches!(
