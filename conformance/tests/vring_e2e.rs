@@ -935,3 +935,119 @@ fn a_rejected_descriptor_comes_back_empty_and_is_written_again() {
     assert_eq!(drv.stats().failures.total(), 0);
     assert_eq!(dev.stats().failures.total(), 1);
 }
+
+/// Flags mode, driver side: a publication the device declined reads
+/// `used.flags` after the fence, which loads the line holding `used.idx`
+/// too; the look that straight follows it (`pop_used_after_publish`)
+/// reads the index from that line instead of invalidating it once more.
+/// What the device publishes after that load comes with a doorbell (the
+/// driver asks for interrupts), and the look after the doorbell is fresh.
+#[test]
+fn the_drivers_last_look_reads_the_index_its_publication_loaded() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    dev.disable_notifications().unwrap();
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
+    let before = a.stats().invalidate_line_commands;
+    assert!(drv.pop_used_after_publish().unwrap().is_none());
+    assert_eq!(
+        a.stats().invalidate_line_commands - before,
+        0,
+        "the last look invalidates nothing: the publication loaded used.idx's line"
+    );
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(
+        dev.publish_used().unwrap(),
+        "published after the driver's load: the device rings"
+    );
+    let before = a.stats().invalidate_line_commands;
+    let u = drv
+        .pop_used()
+        .unwrap()
+        .expect("the look after the doorbell fetches used.idx afresh");
+    assert_eq!(a.stats().invalidate_line_commands - before, 1);
+    assert_eq!(u.len, 0);
+    assert_eq!(drv.stats().failures.total(), 0);
+}
+
+/// The device's mirror of the test above: a publication the driver
+/// declined loads `avail.idx`'s line with the fenced read of `avail.flags`,
+/// and the device's last look reads the index from it.
+#[test]
+fn the_devices_last_look_reads_the_index_its_publication_loaded() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    drv.disable_interrupts().unwrap();
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    let _ = drv.publish().unwrap();
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(
+        !dev.publish_used().unwrap(),
+        "the driver said no (fenced read)"
+    );
+    let before = b.stats().invalidate_line_commands;
+    assert!(dev.pop_readable_after_publish().unwrap().is_none());
+    assert_eq!(
+        b.stats().invalidate_line_commands - before,
+        0,
+        "the last look invalidates nothing: the publication loaded avail.idx's line"
+    );
+    let back = again(drv.pop_used().unwrap().unwrap().buf);
+    drv.add_readable(back).unwrap();
+    assert!(
+        drv.publish().unwrap(),
+        "published after the device's load: the driver rings"
+    );
+    let p = dev
+        .pop_readable()
+        .unwrap()
+        .expect("the look after the doorbell fetches avail.idx afresh");
+    assert_eq!(p.buf.offset(), AREA0.offset());
+    assert_eq!(dev.stats().failures.total(), 0);
+}
+
+/// A driver that asks for no interrupts after its publication loaded
+/// `used.idx`'s line polls from then on, and the device no longer rings:
+/// even a look "after the publication" must fetch the index afresh, not
+/// read the loaded line (which predates what the device published without
+/// a doorbell).
+#[test]
+fn a_look_after_the_suppression_field_changed_is_fresh() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    dev.disable_notifications().unwrap();
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
+    drv.disable_interrupts().unwrap();
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(
+        !dev.publish_used().unwrap(),
+        "no doorbell: the driver polls"
+    );
+    assert!(
+        drv.pop_used_after_publish().unwrap().is_some(),
+        "the poll sees the entry published without a doorbell"
+    );
+}

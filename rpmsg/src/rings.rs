@@ -146,6 +146,21 @@ pub struct Conventions {
     /// once more, when a send finds none free (what Linux does on its
     /// transmit ring, rpmsg-wire.md §2.1).
     pub quiet_returns: bool,
+    /// Give the receive buffer that ends a pass (the last entry the ring's
+    /// last look revealed) back with the next look at the ring instead of
+    /// at once: that look publishes it, fences and reads the peer's
+    /// suppression field, and then reads the peer's index from the line
+    /// that fenced read loaded (flags mode: the two share a line), so on
+    /// non-coherent memory a pass costs one invalidation of that line
+    /// fewer. At most one buffer is withheld from the peer at a time, and
+    /// only until this side looks at the ring again (the next
+    /// [`crate::link::Rx::try_recv`]): for peers that, like ours, never
+    /// wait for their last buffer but for a doorbell this side answers by
+    /// looking. Non-coherent memory and flags mode only (coherent memory
+    /// has no line to save; with `EVENT_IDX` the return's publication is
+    /// also where a receiver that goes idle re-arms, so it stays
+    /// immediate), and rings with fewer than two entries ignore it.
+    pub return_with_next_look: bool,
 }
 
 impl Conventions {
@@ -156,6 +171,7 @@ impl Conventions {
         notify_always: false,
         announce_returns: true,
         quiet_returns: false,
+        return_with_next_look: false,
     };
 }
 
@@ -352,6 +368,11 @@ pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
     queue: QueueId,
     conv: Conventions,
+    /// A buffer given back and withheld for the next look
+    /// ([`Conventions::return_with_next_look`]), which publishes it first.
+    returns: bool,
+    /// That publication asked for a doorbell ([`RxRing::take_kick`]).
+    kick: bool,
 }
 
 /// Where the remote finds its rings and the master's buffers.
@@ -408,6 +429,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
                 ring: dev(config.vring1, config.vring1_buffers)?,
                 queue: config.queues.vring1,
                 conv: Conventions::UNTUNED,
+                returns: false,
+                kick: false,
             },
         })
     }
@@ -577,8 +600,24 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        // A return withheld for this look (`Conventions::
+        // return_with_next_look`) goes out first; the look then reads
+        // `avail.idx` from the line the publication's fenced read loaded
+        // (flags mode, non-coherent memory).
+        let mut after_publish = false;
+        if !M::COHERENT && self.returns {
+            self.returns = false;
+            let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
+            self.kick |= wanted && self.conv.announce_returns;
+            after_publish = true;
+        }
         for _ in 0..NUM + 1 {
-            match self.ring.pop_readable() {
+            let popped = if core::mem::take(&mut after_publish) {
+                self.ring.pop_readable_after_publish()
+            } else {
+                self.ring.pop_readable()
+            };
+            match popped {
                 Ok(Some(p)) => {
                     return Ok(Some(RxSlot {
                         token: p.head,
@@ -606,6 +645,18 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         // and it never exceeds what the master posted, whatever the cache
         // line (Linux posts header + payload, not a whole line).
         self.ring.push_used_whole(token, buf).map_err(|(_, e)| e)?;
+        if !M::COHERENT
+            && self.conv.return_with_next_look
+            && NUM >= 2
+            && !self.returns
+            && self.ring.consumed_all_seen()
+            && self.ring.suppression() == Suppression::Flags
+        {
+            // The pass's last: published by the next look (`take`).
+            self.returns = true;
+            return Ok(false);
+        }
+        self.returns = false;
         // Messages are work: going idle re-arms under the publication's
         // fence (`Device::publish_used_and_rearm`).
         let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
@@ -627,6 +678,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.ring.disable_notifications()?;
             Ok(false)
         }
+    }
+
+    #[inline]
+    fn take_kick(&mut self) -> bool {
+        !M::COHERENT && core::mem::take(&mut self.kick)
     }
 }
 
@@ -682,6 +738,11 @@ pub struct MasterRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Driver<'m, M, E, NUM>,
     queue: QueueId,
     conv: Conventions,
+    /// A buffer given back and withheld for the next look
+    /// ([`Conventions::return_with_next_look`]), which publishes it first.
+    returns: bool,
+    /// That publication asked for a doorbell ([`RxRing::take_kick`]).
+    kick: bool,
 }
 /// Where the master lays out rings and buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -787,6 +848,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
                 ring: rx,
                 queue: config.queues.vring0,
                 conv: Conventions::UNTUNED,
+                returns: false,
+                kick: false,
             },
         })
     }
@@ -946,8 +1009,22 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        // As `RemoteRx::take`: a withheld return goes out first, and the
+        // look reads `used.idx` from the line that publication loaded.
+        let mut after_publish = false;
+        if !M::COHERENT && self.returns {
+            self.returns = false;
+            let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
+            self.kick |= wanted && self.conv.announce_returns;
+            after_publish = true;
+        }
         for _ in 0..NUM + 1 {
-            match self.ring.pop_used() {
+            let popped = if core::mem::take(&mut after_publish) {
+                self.ring.pop_used_after_publish()
+            } else {
+                self.ring.pop_used()
+            };
+            match popped {
                 Ok(Some(used)) => {
                     return Ok(Some(RxSlot {
                         token: used.id,
@@ -990,6 +1067,18 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.ring
             .add_writable(buf.into_empty())
             .map_err(|(_, e)| e)?;
+        if !M::COHERENT
+            && self.conv.return_with_next_look
+            && NUM >= 2
+            && !self.returns
+            && self.ring.reaped_all_seen()
+            && self.ring.suppression() == Suppression::Flags
+        {
+            // The pass's last: published by the next look (`take`).
+            self.returns = true;
+            return Ok(false);
+        }
+        self.returns = false;
         // Messages are work: going idle re-arms under the publication's
         // fence (`Driver::publish_and_rearm`).
         let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
@@ -1011,6 +1100,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.ring.disable_interrupts()?;
             Ok(false)
         }
+    }
+    #[inline]
+    fn take_kick(&mut self) -> bool {
+        !M::COHERENT && core::mem::take(&mut self.kick)
     }
 }
 
