@@ -771,15 +771,18 @@ fn driver_invalidates_a_used_line_again_after_each_index_fetch() {
 }
 
 /// On non-coherent memory a ring entry that already holds what is written
-/// is not stored again only when it shares the line of the index (which
-/// every publication stores and cleans, so the line goes back whole):
-/// a stray write that reached memory under a cached line is repaired by
-/// the next publication on both rings. Here one buffer (id 0, same
-/// length) goes round 20 times, so positions 1 and 2 come round again
-/// holding the same entries, and a stray write hits memory just before:
-/// the available entry 1 (in the driver's index line, 64-byte lines) and
-/// the used entry 2 (bytes 20..28 of the used ring: not in the device's
-/// 16-byte index line, so it is stored again).
+/// is not stored again. In the line of the index (which every publication
+/// stores and cleans, so the line goes back whole) a stray write that
+/// reached memory under a cached line is repaired by the next publication;
+/// a used entry in another line is compared with the device's view, so a
+/// stray write there is repaired once that line has left the device's
+/// cache. Here one buffer (id 0, same length) goes round 20 times, so
+/// positions 0, 1 and 2 come round again holding the same entries, and a
+/// stray write hits memory just before: the used entry 0 (bytes 4..12 of
+/// the used ring, in the device's 16-byte index line), the available entry
+/// 1 (in the driver's index line, 64-byte lines) and the used entry 2
+/// (bytes 20..28: not in the index line; its line is evicted from the
+/// device's cache first).
 #[test]
 fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
@@ -792,11 +795,15 @@ fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
         unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
     let mut buf = slot_buf(&a, 0);
     for pos in 0..20u16 {
+        if pos == NUM {
+            mem.poke(l0.used_entry_offset(0), &[9, 0, 0, 0]).unwrap();
+        }
         if pos == NUM + 1 {
             mem.poke(l0.avail_entry_offset(1), &[7, 0]).unwrap();
         }
         if pos == NUM + 2 {
             mem.poke(l0.used_entry_offset(2), &[9, 0, 0, 0]).unwrap();
+            b.evict_line(l0.used_entry_offset(2)).unwrap();
         }
         let id = drv.add_readable(buf).unwrap();
         let _ = drv.publish().unwrap();
@@ -818,6 +825,43 @@ fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
     }
     assert_eq!(drv.stats().failures.total(), 0);
     assert_eq!(dev.stats().failures.total(), 0);
+}
+
+/// A used entry that comes round unchanged costs the device no write-back
+/// wherever it lies: on the third lap of one buffer (id 0, same length
+/// from the first lap's second position on) every publication cleans the
+/// line of `used.idx` and nothing else, for entries inside that 16-byte
+/// line (0) and outside it (2..16).
+#[test]
+fn an_unchanged_used_entry_is_not_written_back() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<16>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    let mut buf = slot_buf(&a, 0);
+    for pos in 0..3 * NUM {
+        let _ = drv.add_readable(buf).unwrap();
+        let _ = drv.publish().unwrap();
+        let p = dev.pop_readable().unwrap().unwrap();
+        let cleans = b.stats().clean_line_commands;
+        dev.push_used_whole(p.head, p.buf).unwrap();
+        let _ = dev.publish_used().unwrap();
+        if pos >= 2 * NUM {
+            assert_eq!(
+                b.stats().clean_line_commands - cleans,
+                1,
+                "position {pos}: the index's line only"
+            );
+        }
+        let mut d = drv.pop_used().unwrap().unwrap().buf.recycle();
+        d.set_len(SLOT).unwrap();
+        buf = d.clean().unwrap();
+    }
+    assert_eq!(drv.stats().failures.total(), 0);
 }
 
 /// After the device answered "no notification", the driver's next
