@@ -1011,7 +1011,9 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     #[inline]
     fn take_slot(&mut self) -> Result<Option<RxSlot<'a, R::Mem>>, Error> {
         let slot = self.st.ring.take()?;
-        if self.st.ring.take_kick() {
+        // (Virtio rings owe one only on non-coherent memory, for a return
+        // the look published: `Conventions::return_with_next_look`.)
+        if (slot.is_none() || !<R::Mem as SharedMemory>::COHERENT) && self.st.ring.take_kick() {
             let k = self.bell.ring(bit(self.st.ring.queue()));
             count_rx_kicks(&mut self.st.stats, k);
         }

@@ -604,20 +604,25 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         // return_with_next_look`) goes out first; the look then reads
         // `avail.idx` from the line the publication's fenced read loaded
         // (flags mode, non-coherent memory).
-        let mut after_publish = false;
         if !M::COHERENT && self.returns {
             self.returns = false;
             let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
             self.kick |= wanted && self.conv.announce_returns;
-            after_publish = true;
+            match self.ring.pop_readable_after_publish() {
+                Ok(Some(p)) => {
+                    return Ok(Some(RxSlot {
+                        token: p.head,
+                        len: p.len,
+                        buf: p.buf,
+                    }))
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if skipped_entry(&e) => {}
+                Err(e) => return Err(e),
+            }
         }
         for _ in 0..NUM + 1 {
-            let popped = if core::mem::take(&mut after_publish) {
-                self.ring.pop_readable_after_publish()
-            } else {
-                self.ring.pop_readable()
-            };
-            match popped {
+            match self.ring.pop_readable() {
                 Ok(Some(p)) => {
                     return Ok(Some(RxSlot {
                         token: p.head,
@@ -656,7 +661,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.returns = true;
             return Ok(false);
         }
-        self.returns = false;
+        if !M::COHERENT {
+            self.returns = false;
+        }
         // Messages are work: going idle re-arms under the publication's
         // fence (`Device::publish_used_and_rearm`).
         let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
@@ -1011,20 +1018,19 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
         // As `RemoteRx::take`: a withheld return goes out first, and the
         // look reads `used.idx` from the line that publication loaded.
-        let mut after_publish = false;
+        let mut popped = None;
         if !M::COHERENT && self.returns {
             self.returns = false;
             let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
             self.kick |= wanted && self.conv.announce_returns;
-            after_publish = true;
+            popped = Some(self.ring.pop_used_after_publish());
         }
         for _ in 0..NUM + 1 {
-            let popped = if core::mem::take(&mut after_publish) {
-                self.ring.pop_used_after_publish()
-            } else {
-                self.ring.pop_used()
+            let next = match popped.take() {
+                Some(p) => p,
+                None => self.ring.pop_used(),
             };
-            match popped {
+            match next {
                 Ok(Some(used)) => {
                     return Ok(Some(RxSlot {
                         token: used.id,
@@ -1078,7 +1084,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.returns = true;
             return Ok(false);
         }
-        self.returns = false;
+        if !M::COHERENT {
+            self.returns = false;
+        }
         // Messages are work: going idle re-arms under the publication's
         // fence (`Driver::publish_and_rearm`).
         let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
