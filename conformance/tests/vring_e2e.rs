@@ -771,15 +771,18 @@ fn driver_invalidates_a_used_line_again_after_each_index_fetch() {
 }
 
 /// On non-coherent memory a ring entry that already holds what is written
-/// is not stored again only when it shares the line of the index (which
-/// every publication stores and cleans, so the line goes back whole):
-/// a stray write that reached memory under a cached line is repaired by
-/// the next publication on both rings. Here one buffer (id 0, same
-/// length) goes round 20 times, so positions 1 and 2 come round again
-/// holding the same entries, and a stray write hits memory just before:
-/// the available entry 1 (in the driver's index line, 64-byte lines) and
-/// the used entry 2 (bytes 20..28 of the used ring: not in the device's
-/// 16-byte index line, so it is stored again).
+/// is not stored again. In the line of the index (which every publication
+/// stores and cleans, so the line goes back whole) a stray write that
+/// reached memory under a cached line is repaired by the next publication;
+/// a used entry in another line is compared with the device's view, so a
+/// stray write there is repaired once that line has left the device's
+/// cache. Here one buffer (id 0, same length) goes round 20 times, so
+/// positions 0, 1 and 2 come round again holding the same entries, and a
+/// stray write hits memory just before: the used entry 0 (bytes 4..12 of
+/// the used ring, in the device's 16-byte index line), the available entry
+/// 1 (in the driver's index line, 64-byte lines) and the used entry 2
+/// (bytes 20..28: not in the index line; its line is evicted from the
+/// device's cache first).
 #[test]
 fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
@@ -792,11 +795,15 @@ fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
         unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
     let mut buf = slot_buf(&a, 0);
     for pos in 0..20u16 {
+        if pos == NUM {
+            mem.poke(l0.used_entry_offset(0), &[9, 0, 0, 0]).unwrap();
+        }
         if pos == NUM + 1 {
             mem.poke(l0.avail_entry_offset(1), &[7, 0]).unwrap();
         }
         if pos == NUM + 2 {
             mem.poke(l0.used_entry_offset(2), &[9, 0, 0, 0]).unwrap();
+            b.evict_line(l0.used_entry_offset(2)).unwrap();
         }
         let id = drv.add_readable(buf).unwrap();
         let _ = drv.publish().unwrap();
@@ -818,6 +825,43 @@ fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
     }
     assert_eq!(drv.stats().failures.total(), 0);
     assert_eq!(dev.stats().failures.total(), 0);
+}
+
+/// A used entry that comes round unchanged costs the device no write-back
+/// wherever it lies: on the third lap of one buffer (id 0, same length
+/// from the first lap's second position on) every publication cleans the
+/// line of `used.idx` and nothing else, for entries inside that 16-byte
+/// line (0) and outside it (2..16).
+#[test]
+fn an_unchanged_used_entry_is_not_written_back() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<16>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    let mut buf = slot_buf(&a, 0);
+    for pos in 0..3 * NUM {
+        let _ = drv.add_readable(buf).unwrap();
+        let _ = drv.publish().unwrap();
+        let p = dev.pop_readable().unwrap().unwrap();
+        let cleans = b.stats().clean_line_commands;
+        dev.push_used_whole(p.head, p.buf).unwrap();
+        let _ = dev.publish_used().unwrap();
+        if pos >= 2 * NUM {
+            assert_eq!(
+                b.stats().clean_line_commands - cleans,
+                1,
+                "position {pos}: the index's line only"
+            );
+        }
+        let mut d = drv.pop_used().unwrap().unwrap().buf.recycle();
+        d.set_len(SLOT).unwrap();
+        buf = d.clean().unwrap();
+    }
+    assert_eq!(drv.stats().failures.total(), 0);
 }
 
 /// After the device answered "no notification", the driver's next
@@ -934,4 +978,120 @@ fn a_rejected_descriptor_comes_back_empty_and_is_written_again() {
     assert_eq!(p.unwrap().buf.offset(), AREA0.offset());
     assert_eq!(drv.stats().failures.total(), 0);
     assert_eq!(dev.stats().failures.total(), 1);
+}
+
+/// Flags mode, driver side: a publication the device declined reads
+/// `used.flags` after the fence, which loads the line holding `used.idx`
+/// too; the look that straight follows it (`pop_used_after_publish`)
+/// reads the index from that line instead of invalidating it once more.
+/// What the device publishes after that load comes with a doorbell (the
+/// driver asks for interrupts), and the look after the doorbell is fresh.
+#[test]
+fn the_drivers_last_look_reads_the_index_its_publication_loaded() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    dev.disable_notifications().unwrap();
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
+    let before = a.stats().invalidate_line_commands;
+    assert!(drv.pop_used_after_publish().unwrap().is_none());
+    assert_eq!(
+        a.stats().invalidate_line_commands - before,
+        0,
+        "the last look invalidates nothing: the publication loaded used.idx's line"
+    );
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(
+        dev.publish_used().unwrap(),
+        "published after the driver's load: the device rings"
+    );
+    let before = a.stats().invalidate_line_commands;
+    let u = drv
+        .pop_used()
+        .unwrap()
+        .expect("the look after the doorbell fetches used.idx afresh");
+    assert_eq!(a.stats().invalidate_line_commands - before, 1);
+    assert_eq!(u.len, 0);
+    assert_eq!(drv.stats().failures.total(), 0);
+}
+
+/// The device's mirror of the test above: a publication the driver
+/// declined loads `avail.idx`'s line with the fenced read of `avail.flags`,
+/// and the device's last look reads the index from it.
+#[test]
+fn the_devices_last_look_reads_the_index_its_publication_loaded() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    drv.disable_interrupts().unwrap();
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    let _ = drv.publish().unwrap();
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(
+        !dev.publish_used().unwrap(),
+        "the driver said no (fenced read)"
+    );
+    let before = b.stats().invalidate_line_commands;
+    assert!(dev.pop_readable_after_publish().unwrap().is_none());
+    assert_eq!(
+        b.stats().invalidate_line_commands - before,
+        0,
+        "the last look invalidates nothing: the publication loaded avail.idx's line"
+    );
+    let back = again(drv.pop_used().unwrap().unwrap().buf);
+    drv.add_readable(back).unwrap();
+    assert!(
+        drv.publish().unwrap(),
+        "published after the device's load: the driver rings"
+    );
+    let p = dev
+        .pop_readable()
+        .unwrap()
+        .expect("the look after the doorbell fetches avail.idx afresh");
+    assert_eq!(p.buf.offset(), AREA0.offset());
+    assert_eq!(dev.stats().failures.total(), 0);
+}
+
+/// A driver that asks for no interrupts after its publication loaded
+/// `used.idx`'s line polls from then on, and the device no longer rings:
+/// even a look "after the publication" must fetch the index afresh, not
+/// read the loaded line (which predates what the device published without
+/// a doorbell).
+#[test]
+fn a_look_after_the_suppression_field_changed_is_fresh() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+    dev.disable_notifications().unwrap();
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
+    drv.disable_interrupts().unwrap();
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(
+        !dev.publish_used().unwrap(),
+        "no doorbell: the driver polls"
+    );
+    assert!(
+        drv.pop_used_after_publish().unwrap().is_some(),
+        "the poll sees the entry published without a doorbell"
+    );
 }

@@ -117,11 +117,19 @@ impl Profile {
                 notify_always: true,
                 announce_returns: false,
                 quiet_returns: true,
+                return_with_next_look: false,
             },
-            Self::Linux | Self::OpenAmp | Self::Native => Conventions {
+            Self::Linux | Self::OpenAmp => Conventions {
                 notify_always: false,
                 announce_returns: true,
                 quiet_returns: true,
+                return_with_next_look: false,
+            },
+            Self::Native => Conventions {
+                notify_always: false,
+                announce_returns: true,
+                quiet_returns: true,
+                return_with_next_look: true,
             },
         }
     }

@@ -995,13 +995,15 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         give_back::<R, N, _>(self.st, self.bell, token, buf);
     }
 
-    /// The next buffer off the ring; at the end of a pass, the doorbell
-    /// the ring asks for then (split ownership's consumed-buffer
-    /// notification; nothing for virtio rings, compiled out).
+    /// The next buffer off the ring, and the doorbell the ring asks for
+    /// then: for the returns the look published first (virtio rings), or
+    /// split ownership's consumed-buffer notification at the end of a pass.
     #[inline]
     fn take_slot(&mut self) -> Result<Option<RxSlot<'a, R::Mem>>, Error> {
         let slot = self.st.ring.take()?;
-        if slot.is_none() && self.st.ring.take_kick() {
+        // (Virtio rings owe one only on non-coherent memory, for a return
+        // the look published: `Conventions::return_with_next_look`.)
+        if (slot.is_none() || !<R::Mem as SharedMemory>::COHERENT) && self.st.ring.take_kick() {
             let k = self.bell.ring(bit(self.st.ring.queue()));
             count_rx_kicks(&mut self.st.stats, k);
         }

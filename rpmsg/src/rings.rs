@@ -144,6 +144,21 @@ pub struct Conventions {
     /// once more, when a send finds none free (what Linux does on its
     /// transmit ring, rpmsg-wire.md §2.1).
     pub quiet_returns: bool,
+    /// Give the receive buffer that ends a pass (the last entry the ring's
+    /// last look revealed) back with the next look at the ring instead of
+    /// at once: that look publishes it, fences and reads the peer's
+    /// suppression field, and then reads the peer's index from the line
+    /// that fenced read loaded (flags mode: the two share a line), so on
+    /// non-coherent memory a pass costs one invalidation of that line
+    /// fewer. At most one buffer is withheld from the peer at a time, and
+    /// only until this side looks at the ring again (the next
+    /// [`crate::link::Rx::try_recv`]): for peers that, like ours, never
+    /// wait for their last buffer but for a doorbell this side answers by
+    /// looking. Non-coherent memory and flags mode only (coherent memory
+    /// has no line to save; with `EVENT_IDX` the return's publication is
+    /// also where a receiver that goes idle re-arms, so it stays
+    /// immediate), and rings with fewer than two entries ignore it.
+    pub return_with_next_look: bool,
 }
 
 impl Conventions {
@@ -154,6 +169,7 @@ impl Conventions {
         notify_always: false,
         announce_returns: true,
         quiet_returns: false,
+        return_with_next_look: false,
     };
 }
 
@@ -355,6 +371,11 @@ pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
     queue: QueueId,
     conv: Conventions,
+    /// A buffer given back and withheld for the next look
+    /// ([`Conventions::return_with_next_look`]), which publishes it first.
+    returns: bool,
+    /// That publication asked for a doorbell ([`RxRing::take_kick`]).
+    kick: bool,
 }
 
 /// Where the remote finds its rings and the master's buffers.
@@ -411,6 +432,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
                 ring: dev(config.vring1, config.vring1_buffers)?,
                 queue: config.queues.vring1,
                 conv: Conventions::UNTUNED,
+                returns: false,
+                kick: false,
             },
         })
     }
@@ -582,6 +605,27 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        // A return withheld for this look (`Conventions::
+        // return_with_next_look`) goes out first; the look then reads
+        // `avail.idx` from the line the publication's fenced read loaded
+        // (flags mode, non-coherent memory).
+        if !M::COHERENT && self.returns {
+            self.returns = false;
+            let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
+            self.kick |= wanted && self.conv.announce_returns;
+            match self.ring.pop_readable_after_publish() {
+                Ok(Some(p)) => {
+                    return Ok(Some(RxSlot {
+                        token: p.head,
+                        len: p.len,
+                        buf: p.buf,
+                    }))
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if skipped_entry(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
         for _ in 0..NUM + 1 {
             match self.ring.pop_readable() {
                 Ok(Some(p)) => {
@@ -611,6 +655,20 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         // and it never exceeds what the master posted, whatever the cache
         // line (Linux posts header + payload, not a whole line).
         self.ring.push_used_whole(token, buf).map_err(|(_, e)| e)?;
+        if !M::COHERENT
+            && self.conv.return_with_next_look
+            && NUM >= 2
+            && !self.returns
+            && self.ring.consumed_all_seen()
+            && self.ring.suppression() == Suppression::Flags
+        {
+            // The pass's last: published by the next look (`take`).
+            self.returns = true;
+            return Ok(false);
+        }
+        if !M::COHERENT {
+            self.returns = false;
+        }
         // Messages are work: going idle re-arms under the publication's
         // fence (`Device::publish_used_and_rearm`).
         let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
@@ -632,6 +690,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.ring.disable_notifications()?;
             Ok(false)
         }
+    }
+
+    #[inline]
+    fn take_kick(&mut self) -> bool {
+        !M::COHERENT && core::mem::take(&mut self.kick)
     }
 }
 
@@ -687,6 +750,11 @@ pub struct MasterRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Driver<'m, M, E, NUM>,
     queue: QueueId,
     conv: Conventions,
+    /// A buffer given back and withheld for the next look
+    /// ([`Conventions::return_with_next_look`]), which publishes it first.
+    returns: bool,
+    /// That publication asked for a doorbell ([`RxRing::take_kick`]).
+    kick: bool,
 }
 /// Where the master lays out rings and buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -792,6 +860,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
                 ring: rx,
                 queue: config.queues.vring0,
                 conv: Conventions::UNTUNED,
+                returns: false,
+                kick: false,
             },
         })
     }
@@ -951,8 +1021,21 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline]
     fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+        // As `RemoteRx::take`: a withheld return goes out first, and the
+        // look reads `used.idx` from the line that publication loaded.
+        let mut popped = None;
+        if !M::COHERENT && self.returns {
+            self.returns = false;
+            let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
+            self.kick |= wanted && self.conv.announce_returns;
+            popped = Some(self.ring.pop_used_after_publish());
+        }
         for _ in 0..NUM + 1 {
-            match self.ring.pop_used() {
+            let next = match popped.take() {
+                Some(p) => p,
+                None => self.ring.pop_used(),
+            };
+            match next {
                 Ok(Some(used)) => {
                     return Ok(Some(RxSlot {
                         token: used.id,
@@ -995,6 +1078,20 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.ring
             .add_writable(buf.into_empty())
             .map_err(|(_, e)| e)?;
+        if !M::COHERENT
+            && self.conv.return_with_next_look
+            && NUM >= 2
+            && !self.returns
+            && self.ring.reaped_all_seen()
+            && self.ring.suppression() == Suppression::Flags
+        {
+            // The pass's last: published by the next look (`take`).
+            self.returns = true;
+            return Ok(false);
+        }
+        if !M::COHERENT {
+            self.returns = false;
+        }
         // Messages are work: going idle re-arms under the publication's
         // fence (`Driver::publish_and_rearm`).
         let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
@@ -1016,6 +1113,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.ring.disable_interrupts()?;
             Ok(false)
         }
+    }
+    #[inline]
+    fn take_kick(&mut self) -> bool {
+        !M::COHERENT && core::mem::take(&mut self.kick)
     }
 }
 

@@ -245,6 +245,13 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// (it would most likely say "no" again and be read once more after
     /// the fence) and goes straight to the fence.
     driver_declined: bool,
+    /// Non-coherent memory, flags mode: the fenced read of `avail.flags` at
+    /// the last publication loaded the line that also holds `avail.idx`,
+    /// and nothing was stored into this device's suppression field since.
+    /// A [`Device::pop_readable_after_publish`] that fetches the index reads
+    /// it from that line without invalidating it again. Any fetch clears
+    /// it.
+    idx_line_loaded: bool,
     /// A used entry was written since the last publication (entries in
     /// the index's line already holding what was pushed are not written, nor cleaned).
     entries_dirty: bool,
@@ -313,6 +320,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             notify_on: true,
             armed_at: None,
             driver_declined: false,
+            idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
             broken: false,
@@ -345,6 +353,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.last_avail
     }
 
+    /// The notification suppression this ring was set up with.
+    #[inline]
+    pub fn suppression(&self) -> Suppression {
+        self.config.suppression
+    }
+
+    /// Whether every entry the last read of `avail.idx` revealed was
+    /// popped (the next pop reads the index again).
+    #[inline]
+    pub fn consumed_all_seen(&self) -> bool {
+        self.last_avail == self.avail_seen
+    }
+
     /// Entries the driver has made available that this device has not
     /// popped yet, from a fresh read of `avail.idx`. When the driver
     /// restarts, these are the buffers it handed over that nobody will
@@ -357,10 +378,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// [`Error::Broken`], [`Error::Memory`].
     #[inline]
     pub fn pending(&mut self) -> Result<u16, Error> {
+        self.pending_inner(false)
+    }
+
+    /// [`Device::pending`]; `reuse`: from the line the last fenced
+    /// publication loaded, if that is still current (`idx_line_loaded`).
+    #[inline]
+    fn pending_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
             return Err(Error::Broken);
         }
-        let idx = self.fetch_avail_idx()?;
+        let idx = self.fetch_avail_idx(reuse)?;
         let pending = idx.wrapping_sub(self.last_avail);
         if pending > self.ring.layout.num() {
             self.broken = true;
@@ -396,7 +424,33 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_readable(&mut self) -> Result<Option<Popped<'m, M, Received>>, Error> {
-        let Some(p) = self.pop(false)? else {
+        self.pop_readable_inner(false)
+    }
+
+    /// [`Device::pop_readable`] as the look that straight follows a
+    /// [`Device::publish_used`] or [`Device::publish_used_and_rearm`] in
+    /// the same pass: in flags mode on non-coherent memory that
+    /// publication's fenced read of `avail.flags` loaded the line of
+    /// `avail.idx` too, and this look reads the index from it (the contract
+    /// of [`crate::Driver::pop_used_after_publish`]: nothing between the
+    /// two waited for or consumed a doorbell).
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_readable`].
+    #[allow(clippy::type_complexity)]
+    #[inline]
+    pub fn pop_readable_after_publish(&mut self) -> Result<Option<Popped<'m, M, Received>>, Error> {
+        self.pop_readable_inner(true)
+    }
+
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    fn pop_readable_inner(
+        &mut self,
+        reuse: bool,
+    ) -> Result<Option<Popped<'m, M, Received>>, Error> {
+        let Some(p) = self.pop(false, reuse)? else {
             return Ok(None);
         };
         // SAFETY: `pop` recorded `p.offset..+p.capacity` (rounded to whole
@@ -425,7 +479,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_writable(&mut self) -> Result<Option<Popped<'m, M, Dirty>>, Error> {
-        let Some(p) = self.pop(true)? else {
+        let Some(p) = self.pop(true, false)? else {
             return Ok(None);
         };
         // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
@@ -452,13 +506,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     #[inline(always)]
-    fn pop(&mut self, writable: bool) -> Result<Option<Pop>, Error> {
+    fn pop(&mut self, writable: bool, reuse: bool) -> Result<Option<Pop>, Error> {
         if self.broken {
             return Err(Error::Broken);
         }
         let l = self.ring.layout;
         if self.last_avail == self.avail_seen {
-            let mut pending = self.pending()?;
+            let mut pending = self.pending_inner(reuse)?;
             if pending == 0 && self.must_rearm() {
                 // Going idle with notifications on: re-arm, then re-check,
                 // or an entry published before the driver saw the new
@@ -824,6 +878,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         let notify = self.driver_wants(new, old)?;
         self.driver_declined = !notify;
+        if !M::COHERENT && self.config.suppression == Suppression::Flags {
+            // `avail.flags` and `avail.idx` share a line (checked): the
+            // read above left the index loaded after the fence, for the
+            // look that straight follows (`pop_readable_after_publish`;
+            // as in `Driver::publish_inner`).
+            let off = l.avail_offset();
+            self.idx_line_loaded = off & !(M::LINE - 1) == (off + 2) & !(M::LINE - 1);
+        }
         Ok(self.count_notification(notify))
     }
 
@@ -881,7 +943,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
             Suppression::EventIdx => self.rearm()?,
         }
-        Ok(self.fetch_avail_idx()? != self.last_avail)
+        Ok(self.fetch_avail_idx(false)? != self.last_avail)
     }
 
     /// Asks the driver not to notify (flags mode: sets
@@ -953,21 +1015,30 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Writes `used.flags` through to memory.
-    fn set_used_flags(&self, flags: u16) -> Result<(), Error> {
+    fn set_used_flags(&mut self, flags: u16) -> Result<(), Error> {
+        // What the driver decides from now on follows the new flags: an
+        // available index loaded before them is no last look.
+        if !M::COHERENT {
+            self.idx_line_loaded = false;
+        }
         let off = self.ring.layout.used_offset();
         self.ring.store_u16(Field::UsedFlags, flags)?;
         self.ring.clean(off, 2)
     }
 
     /// A fresh `avail.idx` (invalidate, then acquire load): the one place
-    /// the device reads it.
+    /// the device reads it. `reuse`: without the invalidation when the last
+    /// fenced publication left its line loaded (`idx_line_loaded`).
     #[inline]
-    fn fetch_avail_idx(&mut self) -> Result<u16, Error> {
+    fn fetch_avail_idx(&mut self, reuse: bool) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
         if !M::COHERENT {
             self.fresh = Fresh::NONE;
+            let loaded = core::mem::replace(&mut self.idx_line_loaded, false);
+            if !(reuse && loaded) {
+                self.ring.invalidate(off, 2)?;
+            }
         }
-        self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::AvailIdx)
     }
 

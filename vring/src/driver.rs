@@ -250,6 +250,13 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// (it would most likely say "no" again and be read once more after
     /// the fence) and goes straight to the fence.
     device_declined: bool,
+    /// Non-coherent memory, flags mode: the fenced read of `used.flags` at
+    /// the last publication loaded the line that also holds `used.idx`, and
+    /// nothing was stored into this driver's suppression field since. A
+    /// [`Driver::pop_used_after_publish`] that fetches the index reads it
+    /// from that line without invalidating it again: a value loaded after
+    /// the publication's full fence. Any fetch clears it.
+    idx_line_loaded: bool,
     /// An available entry was written since the last publication (an entry in
     /// the index's line already holding the id added is not written, nor cleaned).
     entries_dirty: bool,
@@ -304,6 +311,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             interrupts_on: true,
             armed_at: None,
             device_declined: false,
+            idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
             broken: false,
@@ -598,6 +606,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         let notify = self.device_wants(new, old)?;
         self.device_declined = !notify;
+        if !M::COHERENT && self.config.suppression == Suppression::Flags {
+            // `used.flags` and `used.idx` share a line (the used ring is
+            // 4-aligned; checked all the same): the read above left the
+            // index loaded after the fence, for the look that straight
+            // follows (`pop_used_after_publish`). What the device
+            // publishes after this load it rings for, unless this driver
+            // asked it not to, which clears the flag (`set_avail_flags`).
+            let off = l.used_offset();
+            self.idx_line_loaded = off & !(M::LINE - 1) == (off + 2) & !(M::LINE - 1);
+        }
         Ok(self.count_notification(notify))
     }
 
@@ -630,6 +648,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         notify
     }
 
+    /// The notification suppression this ring was set up with.
+    #[inline]
+    pub fn suppression(&self) -> Suppression {
+        self.config.suppression
+    }
+
+    /// Whether every used entry the last read of `used.idx` revealed was
+    /// popped (the next [`Driver::pop_used`] reads the index again).
+    #[inline]
+    pub fn reaped_all_seen(&self) -> bool {
+        self.last_used == self.used_seen
+    }
+
     /// Used entries the device has returned that this driver has not
     /// popped yet, from a fresh read of `used.idx`. When the device
     /// restarts, these are the buffers it finished that nobody will reap.
@@ -641,10 +672,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// [`Error::Broken`], [`Error::Memory`].
     #[inline]
     pub fn pending_used(&mut self) -> Result<u16, Error> {
+        self.pending_used_inner(false)
+    }
+
+    /// [`Driver::pending_used`]; `reuse`: from the line the last fenced
+    /// publication loaded, if that is still current (`idx_line_loaded`).
+    #[inline]
+    fn pending_used_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
             return Err(Error::Broken);
         }
-        let idx = self.fetch_used_idx()?;
+        let idx = self.fetch_used_idx(reuse)?;
         let pending = idx.wrapping_sub(self.last_used);
         if pending > self.in_flight {
             self.broken = true;
@@ -667,12 +705,39 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// error). Also [`Error::Broken`], [`Error::Memory`].
     #[inline(always)]
     pub fn pop_used(&mut self) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
+        self.pop_used_inner(false)
+    }
+
+    /// [`Driver::pop_used`] as the look that straight follows a
+    /// [`Driver::publish`] or [`Driver::publish_and_rearm`] in the same
+    /// pass: in flags mode on non-coherent memory that publication's
+    /// fenced read of `used.flags` loaded the line of `used.idx` too, and
+    /// this look reads the index from it instead of invalidating the line
+    /// again (otherwise, or when anything was stored into this driver's
+    /// suppression field since, it is [`Driver::pop_used`]).
+    ///
+    /// "Straight": nothing between the publication and this call may have
+    /// waited for or consumed a doorbell. The index read is as of the
+    /// publication's fence; the device rings for anything it publishes
+    /// later (this driver asked for interrupts), and a doorbell taken
+    /// before this call would announce an entry that load may predate.
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::pop_used`].
+    #[inline(always)]
+    pub fn pop_used_after_publish(&mut self) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
+        self.pop_used_inner(true)
+    }
+
+    #[inline(always)]
+    fn pop_used_inner(&mut self, reuse: bool) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
         if self.broken {
             return Err(Error::Broken.into());
         }
         let l = self.ring.layout;
         if self.last_used == self.used_seen {
-            let mut pending = self.pending_used()?;
+            let mut pending = self.pending_used_inner(reuse)?;
             if pending == 0 && self.must_rearm() {
                 // Going idle with interrupts on: re-arm, then re-check (see
                 // `rearm`).
@@ -835,7 +900,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
             Suppression::EventIdx => self.rearm()?,
         }
-        Ok(self.fetch_used_idx()? != self.last_used)
+        Ok(self.fetch_used_idx(false)? != self.last_used)
     }
 
     /// Asks the device not to interrupt on completions (flags mode: sets
@@ -899,21 +964,30 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     }
 
     /// Writes `avail.flags` through to memory.
-    fn set_avail_flags(&self, flags: u16) -> Result<(), Error> {
+    fn set_avail_flags(&mut self, flags: u16) -> Result<(), Error> {
+        // What the device decides from now on follows the new flags: a
+        // used index loaded before them is no last look.
+        if !M::COHERENT {
+            self.idx_line_loaded = false;
+        }
         let off = self.ring.layout.avail_offset();
         self.ring.store_u16(Field::AvailFlags, flags)?;
         self.ring.clean(off, 2)
     }
 
     /// A fresh `used.idx` (invalidate, then acquire load): the one place
-    /// the driver reads it.
+    /// the driver reads it. `reuse`: without the invalidation when the last
+    /// fenced publication left its line loaded (`idx_line_loaded`).
     #[inline]
-    fn fetch_used_idx(&mut self) -> Result<u16, Error> {
+    fn fetch_used_idx(&mut self, reuse: bool) -> Result<u16, Error> {
         let off = self.ring.layout.used_offset() + 2;
         if !M::COHERENT {
             self.fresh = Fresh::NONE;
+            let loaded = core::mem::replace(&mut self.idx_line_loaded, false);
+            if !(reuse && loaded) {
+                self.ring.invalidate(off, 2)?;
+            }
         }
-        self.ring.invalidate(off, 2)?;
         self.ring.load_u16(Field::UsedIdx)
     }
 

@@ -360,15 +360,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     }
 
     /// Makes `used.ring[pos & mask]` hold `(id, len)`; says whether it
-    /// stored: as [`RingMem::update_avail_entry`], for an entry in the
-    /// line of `used.idx`.
+    /// stored.
+    ///
+    /// On non-coherent memory an entry this core's view already shows
+    /// holding `(id, len)` is not stored, wherever it lies (so its line is
+    /// not dirtied, nor cleaned by the publication): only this device
+    /// writes the used ring, and the entry reached memory when it was
+    /// published. rpmsg's entries come round unchanged (`{id, buffer
+    /// length}` for a driver that posts its buffers in a fixed order), so
+    /// this saves a line write-back per message. A stray write that
+    /// reached memory under a cached line is repaired by the next
+    /// publication only in the line of `used.idx` (as in
+    /// [`RingMem::update_avail_entry`]); in another line it stays until
+    /// that line leaves this core's cache (the driver counts the entry it
+    /// reads there as unknown). Every entry on coherent memory is stored.
     #[inline]
     pub fn update_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<bool, Error> {
-        let off = self.layout.used_entry_offset(pos & self.mask);
-        if !M::COHERENT
-            && Self::in_index_line(self.layout.used_offset() + 2, off, 8)
-            && self.read_used_entry(pos)? == (id, len)
-        {
+        if !M::COHERENT && self.read_used_entry(pos)? == (id, len) {
             return Ok(false);
         }
         self.write_used_entry(pos, id, len).map(|()| true)
