@@ -137,9 +137,10 @@ fn master_pool_dirty_before_posting_never_overwrites_the_remote() {
         // hands it back as `Received`, which promises no dirty line (what
         // lets a receive buffer be posted again without a write-back). In
         // rpmsg-lite mode that covers the transmit buffers parked in
-        // vring1's used ring; in Linux mode they stay with the master.
-        let in_rings = if compat { POOL_LEN } else { NUM * BUF };
-        for off in (POOL..POOL + in_rings).step_by(MASTER_LINE) {
+        // vring1's used ring; in Linux mode they stay with the master, bound
+        // to the transmit ring's ids at attach and written back whole then
+        // (so a send cleans only the lines it writes).
+        for off in (POOL..POOL + POOL_LEN).step_by(MASTER_LINE) {
             assert_ne!(
                 m.line_state(off),
                 LineState::Dirty,
@@ -454,6 +455,54 @@ fn split_pass(
     tx.on_notify(set).unwrap();
     rx.on_notify(set);
     rx.try_recv(got).unwrap()
+}
+
+/// Each side's transmit pool is bound to its ring's ids at start and
+/// written back whole then, as the master's is: nothing is known of what
+/// the core wrote there before, and a send cleans only the lines it writes.
+#[test]
+fn split_transmit_pool_is_written_back_at_start() {
+    let mem = SimMemory::new(0x2000, PEER_BASE);
+    let core = mem.core::<MASTER_LINE>(pinned(1));
+    let (own, _) = SPLIT.regions(Side::A);
+    let len = SPLIT_NUM * own.buf_size;
+    core.write(own.pool, &vec![0xEE; len]).unwrap();
+    let mut storage = Storage::new();
+    let _link = split_link(&core, Side::A, Bell::default(), None, &mut storage);
+    for off in (own.pool..own.pool + len).step_by(MASTER_LINE) {
+        assert_ne!(
+            core.line_state(off),
+            LineState::Dirty,
+            "transmit pool line {off:#x} still dirty after start"
+        );
+    }
+}
+
+/// The buffer type-states on their own: a sealed buffer is written back
+/// (header and body), and a received one reads past stale lines of this
+/// core once validated, beyond the prefix invalidated first.
+#[test]
+fn buffer_states_clean_what_was_written_and_invalidate_what_is_read() {
+    let mem = SimMemory::new(SIZE, PEER_BASE);
+    let a = mem.core::<REMOTE_LINE>(pinned(1));
+    let b = mem.core::<REMOTE_LINE>(pinned(2));
+    // `b` holds every line of the slot, stale from now on.
+    let mut old = [0u8; 128];
+    b.read(POOL, &mut old).unwrap();
+    // SAFETY: the slot is owned by this test, reached through this handle
+    // only on `a`.
+    let mut d = unsafe { ShmBuf::<_, Dirty>::new_unchecked(&a, POOL, 128) }.unwrap();
+    d.write(16, &[0x5A; 84]).unwrap();
+    let sealed = d.seal(&[0xA5; 16], 100).map_err(|(_, e)| e).unwrap();
+    assert_eq!(sealed.len(), 100);
+    // SAFETY: the slot came back to `b` (the test hands it over); `b`
+    // never wrote it.
+    let r = unsafe { ShmBuf::<_, Received>::new_unchecked(&b, POOL, 128) }.unwrap();
+    let r = r.invalidate_prefix(16).map_err(|(_, e)| e).unwrap();
+    let r = r.validate(100).map_err(|(_, e)| e).unwrap();
+    let mut got = [0u8; 100];
+    r.read(0, &mut got).unwrap();
+    assert_eq!((&got[..16], &got[16..]), (&[0xA5; 16][..], &[0x5A; 84][..]));
 }
 
 /// Split ownership with the consumed-buffer notification, started over

@@ -143,7 +143,10 @@ const fn is_large(_len: usize) -> bool {
 /// words that align it to 16 and before those of the tail.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod large {
-    use super::{piece_from_shared, piece_to_shared, words_from_shared, words_to_shared};
+    use super::{
+        piece_from_shared, piece_to_shared, store_u8, store_word, words_from_shared,
+        words_to_shared, WORD,
+    };
     use core::arch::x86_64::__m128i;
 
     const BLOCK: usize = core::mem::size_of::<__m128i>();
@@ -257,6 +260,51 @@ mod large {
             }
         }
     }
+
+    /// [`super::fill_shared`] for `len >= LARGE`: bytes up to the first
+    /// 16-byte boundary, 16-byte volatile stores four at a time, then
+    /// words and bytes.
+    ///
+    /// # Safety
+    ///
+    /// As for [`super::fill_shared`].
+    #[inline(never)]
+    pub(super) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
+        let head = to_block(dst, len);
+        let body = head + (len - head) / BLOCK * BLOCK;
+        // SAFETY: every bit pattern of 16 bytes is an `__m128i`.
+        let v: __m128i = unsafe { core::mem::transmute([byte; BLOCK]) };
+        let word = usize::from_ne_bytes([byte; WORD]);
+        // SAFETY: `..head` byte by byte, `head..body` in 16-aligned
+        // blocks, the rest in aligned words, then bytes: each byte of
+        // `dst..dst + len` (caller) stored once.
+        unsafe {
+            let mut i = 0;
+            while i < head {
+                store_u8(dst.add(i), byte);
+                i += 1;
+            }
+            while body - i >= 4 * BLOCK {
+                let t = dst.add(i).cast::<__m128i>();
+                for k in 0..4 {
+                    t.add(k).write_volatile(v);
+                }
+                i += 4 * BLOCK;
+            }
+            while i < body {
+                dst.add(i).cast::<__m128i>().write_volatile(v);
+                i += BLOCK;
+            }
+            while len - i >= WORD {
+                store_word(dst.add(i), word);
+                i += WORD;
+            }
+            while i < len {
+                store_u8(dst.add(i), byte);
+                i += 1;
+            }
+        }
+    }
 }
 
 /// No blocks wider than a word: never called (`LARGE` is `usize::MAX`).
@@ -273,6 +321,12 @@ mod large {
     /// None needed: touches nothing (never called).
     #[inline(always)]
     pub(super) unsafe fn to_shared(_: &[u8], _: *mut u8) {}
+
+    /// # Safety
+    ///
+    /// None needed: touches nothing (never called).
+    #[inline(always)]
+    pub(super) unsafe fn fill_shared(_: *mut u8, _: u8, _: usize) {}
 }
 
 /// Copies the words of `src + i..src + end` to `d + i..` (unaligned on
@@ -577,10 +631,10 @@ unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
 /// As for [`copy_to_shared`], for `dst..dst + len`.
 #[inline]
 pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
-    let word = usize::from_ne_bytes([byte; WORD]);
     if small_units(dst, len, WORD) {
         // Aligned whole words (a payload behind the 16-byte header): the
-        // word loop alone.
+        // word loop alone, inline.
+        let word = usize::from_ne_bytes([byte; WORD]);
         let mut i = 0;
         while i < len {
             // SAFETY: `i + WORD <= len` (a multiple of WORD), aligned
@@ -590,6 +644,24 @@ pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
         }
         return;
     }
+    // SAFETY: the caller's contract.
+    unsafe { fill_shared_general(dst, byte, len) }
+}
+
+/// [`fill_shared`] with a head and tail, or of [`LARGE`] bytes or more
+/// (out of line, so the word loop above stays small enough to inline).
+///
+/// # Safety
+///
+/// As for [`fill_shared`].
+#[inline(never)]
+unsafe fn fill_shared_general(dst: *mut u8, byte: u8, len: usize) {
+    if is_large(len) {
+        // SAFETY: the caller's contract.
+        unsafe { large::fill_shared(dst, byte, len) };
+        return;
+    }
+    let word = usize::from_ne_bytes([byte; WORD]);
     let head = head_len(dst, len);
     let mut i = 0;
     // SAFETY: for the whole block, as in `copy_to_shared`.
@@ -1007,6 +1079,10 @@ mod tests {
                 143,
                 200,
                 256 - start,
+                256,
+                257,
+                271,
+                280,
             ] {
                 for local in [0, 3] {
                     let src = &pattern[local..local + len];
@@ -1019,6 +1095,16 @@ mod tests {
                         if start > 0 {
                             assert_eq!(load_u8(base.add(start - 1)), 0xEE, "no underrun");
                         }
+                        fill_shared(base.add(start), 0x11, len);
+                        assert!(
+                            eq_shared(base.add(start), &[0x11; 288][..len]),
+                            "fill {len}"
+                        );
+                        assert_eq!(load_u8(base.add(start + len)), 0xEE, "fill overrun");
+                        if start > 0 {
+                            assert_eq!(load_u8(base.add(start - 1)), 0xEE, "fill underrun");
+                        }
+                        copy_to_shared(src, base.add(start));
                     }
                     let mut out = [0xCCu8; 288];
                     // SAFETY: as above.

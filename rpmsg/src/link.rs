@@ -100,15 +100,18 @@ pub mod watch;
 
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
+use core::marker::PhantomData;
 
 use critical_section::Mutex;
 
-use ipc_traits::buf::{Readable, ShmBuf};
 use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory};
 
-use crate::rings::{Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
+use crate::rings::{
+    clean_slot, invalidate_slot, line_end, read_slot, view_slot, view_slot_mut, write_slot, Halves,
+    RxRing, RxSlot, SendFailure, TxRing, TxSlot,
+};
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
 use crate::wire::{
@@ -302,20 +305,30 @@ struct RxState<'a, R: Halves<'a>> {
     return_failed: bool,
 }
 
-/// A validated message off the receive ring.
+/// A validated message off the receive ring: its slot, whose lines up to
+/// the message's end are invalidated, and what the header says (checked:
+/// `HEADER_LEN + len` is within what the peer reported).
 struct Msg<'a, M: ?Sized> {
-    token: u16,
+    slot: RxSlot,
     dst: u32,
     src: u32,
-    /// Readable up to the message's end (header and payload, checked).
-    buf: ShmBuf<'a, M, Readable>,
+    /// The payload length.
+    len: usize,
+    _mem: PhantomData<&'a M>,
 }
 
 impl<M: SharedMemory + ?Sized> Msg<'_, M> {
     /// The payload length.
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
-        self.buf.len() - HEADER_LEN
+        self.len
+    }
+
+    /// Copies payload bytes `at..at + out.len()` (inside the payload:
+    /// checked by the caller) out of `mem`, the ring's memory.
+    #[inline(always)]
+    fn read(&self, mem: &M, at: usize, out: &mut [u8]) -> Result<(), Error> {
+        read_slot(mem, &self.slot, HEADER_LEN + at, out).map_err(|e| mem_error(&e))
     }
 }
 
@@ -356,7 +369,7 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
     /// [`Rx::try_recv`] goes back to the peer first).
     pub fn into_parts(mut self) -> (R, N) {
         if let Some(m) = self.rx.kept.take() {
-            let _returned: bool = self.rx.ring.release(m.token, m.buf).is_ok();
+            let _returned: bool = self.rx.ring.release(m.slot).is_ok();
         }
         (
             R::from_halves(self.tx.ring, self.rx.ring),
@@ -606,7 +619,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     }
 
     #[inline(always)]
-    fn take(&mut self) -> Result<Option<TxSlot<'a, R::Mem>>, Error> {
+    fn take(&mut self) -> Result<Option<TxSlot>, Error> {
         let slot = self.st.ring.take()?;
         if slot.is_none() {
             self.st.stats.buffer_waits = self.st.stats.buffer_waits.wrapping_add(1);
@@ -614,21 +627,35 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         Ok(slot)
     }
 
+    /// The copying send in one pass: a free slot from the ring, the
+    /// payload and then the header written straight into it, the lines
+    /// written cleaned, the slot published.
     #[inline]
     fn send_copy(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<Sent, Error> {
-        let Some(mut slot) = self.take()? else {
+        let Some(slot) = self.take()? else {
             return Ok(Sent::NoBuffer);
         };
         let max = slot.room.saturating_sub(HEADER_LEN);
-        if data.len() > max {
+        let (Ok(len16), true) = (u16::try_from(data.len()), data.len() <= max) else {
             self.st.ring.give_back(slot);
             return Err(Error::TooLong);
+        };
+        let header = Header {
+            src,
+            dst,
+            len: len16,
+            flags: 0,
         }
-        if let Err(e) = slot.buf.write(HEADER_LEN, data) {
+        .encode::<<R::Tx as TxRing<'a>>::Order>();
+        let mem = self.st.ring.mem();
+        let written = write_slot(mem, &slot, HEADER_LEN, data)
+            .and_then(|()| write_slot(mem, &slot, 0, &header))
+            .and_then(|()| clean_slot(mem, &slot, HEADER_LEN + data.len()));
+        if let Err(e) = written {
             self.st.ring.give_back(slot);
             return Err(mem_error(&e));
         }
-        let bits = finish_send::<R>(self.st, slot, src, dst, data.len())?;
+        let bits = finish_send::<R>(self.st, slot)?;
         if bits != 0 {
             self.kick(bits);
         }
@@ -642,65 +669,20 @@ fn count_kicks(stats: &mut TxStats, k: Kicks) {
     stats.doorbells_deferred = stats.doorbells_deferred.wrapping_add(k.deferred);
 }
 
-/// [`finish_send`] kept out of line (the zero-copy send, whose caller
-/// holds the lent buffer in memory anyway).
-#[inline(never)]
-fn finish_send_outlined<'a, R: Halves<'a>>(
-    st: &mut TxState<'a, R>,
-    slot: TxSlot<'a, R::Mem>,
-    src: u32,
-    dst: u32,
-    len: usize,
-) -> Result<u32, Error> {
-    finish_send::<R>(st, slot, src, dst, len)
-}
-
-/// Writes the header for `len` payload bytes already in `slot` and hands
-/// it to the ring; returns the doorbell bits to ring. Inlined into the
-/// copying send: the slot stays in registers from the ring's `take` to
-/// its `send`.
+/// Hands a filled and cleaned `slot` to the ring (which publishes its
+/// whole room: rpmsg-lite keeps descriptor lengths at the buffer size, the
+/// header carries the payload length); returns the doorbell bits to ring.
+/// A slot the ring did not take is kept for the next send.
 #[inline(always)]
-fn finish_send<'a, R: Halves<'a>>(
-    st: &mut TxState<'a, R>,
-    slot: TxSlot<'a, R::Mem>,
-    src: u32,
-    dst: u32,
-    len: usize,
-) -> Result<u32, Error> {
-    let max = slot.room.saturating_sub(HEADER_LEN);
-    let (Ok(len16), true) = (u16::try_from(len), len <= max) else {
-        st.ring.give_back(slot);
-        return Err(Error::TooLong);
-    };
-    let header = Header {
-        src,
-        dst,
-        len: len16,
-        flags: 0,
-    }
-    .encode::<<R::Tx as TxRing<'a>>::Order>();
-    // The whole buffer is published (rpmsg-lite keeps descriptor lengths at
-    // the buffer size; the header carries the payload length).
-    let (token, room) = (slot.token, slot.room);
-    let clean = match slot.buf.seal(&header, room) {
-        Ok(c) => c,
-        Err((buf, e)) => {
-            st.ring.give_back(TxSlot { token, room, buf });
-            return Err(mem_error(&e));
-        }
-    };
-    match st.ring.send(token, clean) {
+fn finish_send<'a, R: Halves<'a>>(st: &mut TxState<'a, R>, slot: TxSlot) -> Result<u32, Error> {
+    match st.ring.send(slot) {
         Ok(wanted) => {
             st.stats.messages = st.stats.messages.wrapping_add(1);
             Ok(if wanted { bit(st.ring.queue()) } else { 0 })
         }
-        Err(SendFailure { buf, error }) => {
-            if let Some(buf) = buf {
-                st.ring.give_back(TxSlot {
-                    token,
-                    room,
-                    buf: buf.recycle(),
-                });
+        Err(SendFailure { slot, error }) => {
+            if let Some(slot) = slot {
+                st.ring.give_back(slot);
             }
             Err(Error::Ring(error))
         }
@@ -717,7 +699,7 @@ fn finish_send<'a, R: Halves<'a>>(
 pub struct TxBuffer<'t, 'a, R: Halves<'a>, N: Notify> {
     st: &'t mut TxState<'a, R>,
     bell: &'t Bell<N>,
-    slot: Option<TxSlot<'a, R::Mem>>,
+    slot: Option<TxSlot>,
     /// The payload length to send.
     len: usize,
     /// Payload bytes `..written` belong to this lending (written by the
@@ -766,9 +748,8 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
             .filter(|&e| e <= cap)
             .ok_or(Error::TooLong)?;
         self.zero_up_to(at)?;
-        if let Some(slot) = self.slot.as_mut() {
-            slot.buf
-                .write(HEADER_LEN + at, bytes)
+        if let Some(slot) = self.slot.as_ref() {
+            write_slot(self.st.ring.mem(), slot, HEADER_LEN + at, bytes)
                 .map_err(|e| mem_error(&e))?;
         }
         self.written = self.written.max(end);
@@ -794,13 +775,13 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
 
     fn zero_up_to(&mut self, to: usize) -> Result<(), Error> {
         const ZEROS: [u8; 64] = [0; 64];
-        let Some(slot) = self.slot.as_mut() else {
+        let Some(slot) = self.slot.as_ref() else {
             return Ok(());
         };
+        let mem = self.st.ring.mem();
         while self.written < to {
             let n = (to - self.written).min(ZEROS.len());
-            slot.buf
-                .write(HEADER_LEN + self.written, &ZEROS[..n])
+            write_slot(mem, slot, HEADER_LEN + self.written, &ZEROS[..n])
                 .map_err(|e| mem_error(&e))?;
             self.written += n;
         }
@@ -817,13 +798,47 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
         let Some(slot) = self.slot.take() else {
             return Ok(());
         };
-        let bits = finish_send_outlined::<R>(self.st, slot, src.addr, dst, self.len)?;
+        let bits = send_lent::<R>(self.st, slot, src.addr, dst, self.len, self.written)?;
         if bits != 0 {
             let k = self.bell.ring(bits);
             count_kicks(&mut self.st.stats, k);
         }
         Ok(())
     }
+}
+
+/// [`TxBuffer::send`]: the header for `len` payload bytes, the lines of
+/// the header and of the `written` payload bytes cleaned, the slot handed
+/// to the ring.
+#[inline(always)]
+fn send_lent<'a, R: Halves<'a>>(
+    st: &mut TxState<'a, R>,
+    slot: TxSlot,
+    src: u32,
+    dst: u32,
+    len: usize,
+    written: usize,
+) -> Result<u32, Error> {
+    let max = slot.room.saturating_sub(HEADER_LEN);
+    let (Ok(len16), true) = (u16::try_from(len), len <= max) else {
+        st.ring.give_back(slot);
+        return Err(Error::TooLong);
+    };
+    let header = Header {
+        src,
+        dst,
+        len: len16,
+        flags: 0,
+    }
+    .encode::<<R::Tx as TxRing<'a>>::Order>();
+    let mem = st.ring.mem();
+    let end = HEADER_LEN + written.max(len).min(max);
+    let sealed = write_slot(mem, &slot, 0, &header).and_then(|()| clean_slot(mem, &slot, end));
+    if let Err(e) = sealed {
+        st.ring.give_back(slot);
+        return Err(mem_error(&e));
+    }
+    finish_send::<R>(st, slot)
 }
 
 impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N>
@@ -844,16 +859,16 @@ where
         if len > cap {
             return Err(too_long);
         }
+        let mem = self.st.ring.mem();
         let slot = self.slot.as_mut().ok_or(too_long)?;
         if self.written < len {
-            slot.buf
-                .view_mut(HEADER_LEN + self.written, len - self.written)
-                .map_err(|_| too_long)?
+            view_slot_mut(mem, slot, HEADER_LEN + self.written, len - self.written)
+                .ok_or(too_long)?
                 .fill(0);
             self.written = len;
         }
         self.len = self.len.max(len);
-        slot.buf.view_mut(HEADER_LEN, len).map_err(|_| too_long)
+        view_slot_mut(mem, slot, HEADER_LEN, len).ok_or(too_long)
     }
 }
 
@@ -881,12 +896,6 @@ impl<'a, R: Halves<'a>, N> fmt::Debug for Rx<'_, 'a, R, N> {
     }
 }
 
-/// What one look at the receive ring found.
-enum Next<'a, M: ?Sized> {
-    Idle,
-    Msg(Msg<'a, M>),
-}
-
 impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// Takes the next message for a bound address off the ring, copies its
     /// payload into `out` and gives the buffer back to the peer, in one
@@ -905,26 +914,32 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// errors.
     #[inline]
     pub fn try_recv(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
-        let m = match self.next()? {
-            Next::Idle => return Ok(None),
-            Next::Msg(m) => m,
-        };
-        let Some(dst) = out.get_mut(..m.len()) else {
+        match self.next()? {
+            Some(m) => self.deliver(m, out).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies the payload of `m` into `out` and gives its buffer back (or
+    /// keeps `m` for the next call when `out` is too short).
+    #[inline(always)]
+    fn deliver(&mut self, m: Msg<'a, R::Mem>, out: &mut [u8]) -> Result<Received, Error> {
+        let Some(dst) = out.get_mut(..m.len) else {
             self.st.kept = Some(m);
             return Err(Error::TooLong);
         };
-        let res = m.buf.read(HEADER_LEN, dst);
+        let res = m.read(self.st.ring.mem(), 0, dst);
         let got = Received {
             dst: m.dst,
             src: m.src,
-            len: m.len(),
+            len: m.len,
         };
         // A failed return is counted and breaks the link (`give_back`); the
         // message was copied and is delivered all the same.
-        self.give_back(m.token, m.buf);
-        res.map_err(|e| mem_error(&e))?;
+        self.give_back(m.slot);
+        res?;
         self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
-        Ok(Some(got))
+        Ok(got)
     }
 
     /// As [`Rx::try_recv`], but lends the buffer instead of copying: it goes
@@ -935,15 +950,14 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// As [`Rx::try_recv`] (never [`Error::TooLong`]).
     #[inline]
     pub fn try_recv_held(&mut self) -> Result<Option<HeldMessage<'_, 'a, R, N>>, Error> {
-        let m = match self.next()? {
-            Next::Idle => return Ok(None),
-            Next::Msg(m) => m,
+        let Some(m) = self.next()? else {
+            return Ok(None);
         };
         self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
         Ok(Some(HeldMessage {
             st: &mut *self.st,
             bell: self.bell,
-            msg: Some(m),
+            msg: m,
         }))
     }
 
@@ -990,16 +1004,16 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         self.st.stats
     }
 
-    #[inline]
-    fn give_back(&mut self, token: u16, buf: ShmBuf<'a, R::Mem, Readable>) {
-        give_back::<R, N, _>(self.st, self.bell, token, buf);
+    #[inline(always)]
+    fn give_back(&mut self, slot: RxSlot) {
+        give_back::<R, N>(self.st, self.bell, slot);
     }
 
     /// The next buffer off the ring, and the doorbell the ring asks for
     /// then: for the returns the look published first (virtio rings), or
     /// split ownership's consumed-buffer notification at the end of a pass.
-    #[inline]
-    fn take_slot(&mut self) -> Result<Option<RxSlot<'a, R::Mem>>, Error> {
+    #[inline(always)]
+    fn take_slot(&mut self) -> Result<Option<RxSlot>, Error> {
         let slot = self.st.ring.take()?;
         // (Virtio rings owe one only on non-coherent memory, for a return
         // the look published: `Conventions::return_with_next_look`.)
@@ -1010,82 +1024,82 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         Ok(slot)
     }
 
-    /// The next deliverable message, skipping (counted, given back) what
-    /// cannot be delivered, at most a ring's worth.
-    #[inline]
-    fn next(&mut self) -> Result<Next<'a, R::Mem>, Error> {
-        if let Some(m) = self.st.kept.take() {
-            return Ok(Next::Msg(m));
+    /// The next deliverable message (a kept one first), skipping
+    /// (counted, given back) what cannot be delivered, at most a ring's
+    /// worth; `None` when the ring is empty. Inlined: the message stays in
+    /// registers from the ring to its delivery.
+    #[inline(always)]
+    fn next(&mut self) -> Result<Option<Msg<'a, R::Mem>>, Error> {
+        if self.st.kept.is_some() {
+            return Ok(self.st.kept.take());
         }
         for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some(slot) = self.take_slot()? else {
-                return Ok(Next::Idle);
+                return Ok(None);
             };
-            if let Some(m) = self.check(slot)? {
-                if bound_slot(self.eps, m.dst).is_some() {
-                    return Ok(Next::Msg(m));
-                }
-                self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
-                self.give_back(m.token, m.buf);
+            let Some(m) = self.frame(slot)? else {
+                continue;
+            };
+            if bound_slot(self.eps, m.dst).is_some() {
+                return Ok(Some(m));
             }
+            self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
+            self.give_back(m.slot);
         }
         Err(Error::WouldBlock)
     }
 
-    /// Validates a received buffer: the header's lines, the header, its
-    /// length against what the peer reported and the buffer, the payload's
-    /// lines. A bad one is counted and given back (`None`).
-    #[inline]
-    fn check(&mut self, slot: RxSlot<'a, R::Mem>) -> Result<Option<Msg<'a, R::Mem>>, Error> {
-        let RxSlot {
-            token,
-            len: used,
-            buf,
-        } = slot;
+    /// Validates a received slot in one pass: what the peer reported
+    /// must hold a header; the header's lines are invalidated and the
+    /// header read once and checked (`HEADER_LEN + len` within what the
+    /// peer reported, which the ring bounded by the buffer), then the
+    /// payload's lines are invalidated. A bad one is counted and given
+    /// back (`None`).
+    #[inline(always)]
+    fn frame(&mut self, slot: RxSlot) -> Result<Option<Msg<'a, R::Mem>>, Error> {
+        let used = slot.len as usize;
+        if used < HEADER_LEN {
+            self.bad_header();
+            self.give_back(slot);
+            return Ok(None);
+        }
+        let mem = self.st.ring.mem();
         // Only the header's lines first: rpmsg-lite reports the whole buffer
         // as used (§2.3), and a 16-byte message in a 512-byte buffer should
         // cost the lines it occupies, not the buffer's.
-        let buf = match buf.invalidate_prefix(HEADER_LEN) {
-            Ok(b) => b,
-            Err((b, e)) => {
-                // Only a memory that breaks its contract gets here; the
-                // buffer still goes back to the peer.
-                self.give_back_any(token, b);
-                return Err(mem_error(&e));
-            }
-        };
-        let cap = buf.capacity();
-        let framed = buf.validate_framed(used, |hb: &[u8; HEADER_LEN]| {
-            let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(hb);
-            // `HEADER_LEN + len <= used <= capacity`.
-            let len = header.check_len(used as usize, cap).ok()?;
-            Some((HEADER_LEN + len, header))
-        });
-        match framed {
-            Ok((buf, header)) => Ok(Some(Msg {
-                token,
-                dst: header.dst,
-                src: header.src,
-                buf,
-            })),
-            Err((b, _)) => {
-                self.bad_header();
-                self.give_back_any(token, b);
-                Ok(None)
-            }
+        let mut hb = [0u8; HEADER_LEN];
+        let read = invalidate_slot(mem, &slot, 0, HEADER_LEN)
+            .and_then(|()| read_slot(mem, &slot, 0, &mut hb));
+        if let Err(e) = read {
+            // Only a memory that breaks its contract gets here; the
+            // buffer still goes back to the peer.
+            self.give_back(slot);
+            return Err(mem_error(&e));
         }
+        let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(&hb);
+        // `HEADER_LEN + len <= used <= capacity`.
+        let Ok(len) = header.check_len(used, used) else {
+            self.bad_header();
+            self.give_back(slot);
+            return Ok(None);
+        };
+        let head = line_end::<R::Mem>(HEADER_LEN);
+        if let Err(e) = invalidate_slot(mem, &slot, head, HEADER_LEN + len) {
+            self.give_back(slot);
+            return Err(mem_error(&e));
+        }
+        Ok(Some(Msg {
+            slot,
+            dst: header.dst,
+            src: header.src,
+            len,
+            _mem: PhantomData,
+        }))
     }
 
+    #[cold]
     fn bad_header(&mut self) {
         self.st.stats.bad_header = self.st.stats.bad_header.wrapping_add(1);
-    }
-
-    fn give_back_any<S: crate::rings::Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'a, R::Mem, S>,
-    ) {
-        give_back::<R, N, _>(self.st, self.bell, token, buf);
     }
 }
 
@@ -1099,14 +1113,9 @@ fn count_rx_kicks(stats: &mut RxStats, k: Kicks) {
 /// one fence, in the ring) and rings if the peer asked. A failure is never
 /// silent: counted ([`RxStats::return_failures`]) and the link is broken
 /// from then on.
-#[inline]
-fn give_back<'a, R: Halves<'a>, N: Notify, S: crate::rings::Returnable>(
-    st: &mut RxState<'a, R>,
-    bell: &Bell<N>,
-    token: u16,
-    buf: ShmBuf<'a, R::Mem, S>,
-) {
-    match st.ring.release(token, buf) {
+#[inline(always)]
+fn give_back<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<N>, slot: RxSlot) {
+    match st.ring.release(slot) {
         Ok(false) => {}
         Ok(true) => {
             let k = bell.ring(bit(st.ring.queue()));
@@ -1125,7 +1134,7 @@ fn give_back<'a, R: Halves<'a>, N: Notify, S: crate::rings::Returnable>(
 pub struct HeldMessage<'r, 'a, R: Halves<'a>, N: Notify> {
     st: &'r mut RxState<'a, R>,
     bell: &'r Bell<N>,
-    msg: Option<Msg<'a, R::Mem>>,
+    msg: Msg<'a, R::Mem>,
 }
 
 impl<'a, R: Halves<'a>, N: Notify> fmt::Debug for HeldMessage<'_, 'a, R, N> {
@@ -1141,17 +1150,17 @@ impl<'a, R: Halves<'a>, N: Notify> fmt::Debug for HeldMessage<'_, 'a, R, N> {
 impl<'a, R: Halves<'a>, N: Notify> HeldMessage<'_, 'a, R, N> {
     /// The local address it was sent to.
     pub fn dst(&self) -> u32 {
-        self.msg.as_ref().map_or(0, |m| m.dst)
+        self.msg.dst
     }
 
     /// The sender's address.
     pub fn src(&self) -> u32 {
-        self.msg.as_ref().map_or(0, |m| m.src)
+        self.msg.src
     }
 
     /// The payload length.
     pub fn len(&self) -> usize {
-        self.msg.as_ref().map_or(0, |m| m.len())
+        self.msg.len
     }
 
     /// Whether the payload is empty.
@@ -1167,11 +1176,11 @@ impl<'a, R: Halves<'a>, N: Notify> HeldMessage<'_, 'a, R, N> {
     pub fn read(&self, at: usize, out: &mut [u8]) -> Result<(), Error> {
         let len = self.len();
         let too_long = Error::TooLong;
-        let m = self.msg.as_ref().ok_or(too_long)?;
+        let m = &self.msg;
         if at.checked_add(out.len()).is_none_or(|e| e > len) {
             return Err(too_long);
         }
-        m.buf.read(HEADER_LEN + at, out).map_err(|e| mem_error(&e))
+        m.read(self.st.ring.mem(), at, out)
     }
 }
 
@@ -1189,18 +1198,14 @@ where
     /// payload (never, for a message this module validated).
     pub fn payload(&self) -> Result<ShmSlice<'_>, Error> {
         let too_long = Error::TooLong;
-        let m = self.msg.as_ref().ok_or(too_long)?;
-        m.buf
-            .view()
-            .subslice(HEADER_LEN, m.len())
-            .map_err(|_| too_long)
+        let m = &self.msg;
+        view_slot(self.st.ring.mem(), &m.slot, HEADER_LEN, m.len).ok_or(too_long)
     }
 }
 
 impl<'a, R: Halves<'a>, N: Notify> Drop for HeldMessage<'_, 'a, R, N> {
     fn drop(&mut self) {
-        if let Some(m) = self.msg.take() {
-            give_back::<R, N, _>(self.st, self.bell, m.token, m.buf);
-        }
+        // The message ends here: its slot goes back once.
+        give_back::<R, N>(self.st, self.bell, self.msg.slot.again());
     }
 }

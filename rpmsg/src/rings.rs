@@ -11,45 +11,240 @@
 //! every buffer; the remote never allocates one.
 #![allow(unsafe_code)]
 
-use ipc_traits::buf::{Clean, Dirty, Received, ShmBuf};
+use ipc_traits::buf::{Dirty, ShmBuf};
+use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{QueueId, QueueSet};
-use ipc_traits::shm::SharedMemory;
+use ipc_traits::shm::{DirectMemory, SharedMemory, ShmError};
 pub use vring::device::Returnable;
 use vring::{
     BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
     Stats, Suppression,
 };
 
-/// A received buffer, straight off the ring: not yet invalidated or checked.
-#[derive(Debug)]
-pub struct RxSlot<'m, M: ?Sized> {
-    /// The ring's token for the slot (descriptor id).
-    pub token: u16,
-    /// The length the peer reported (used length or descriptor length).
-    pub len: u32,
-    /// The buffer.
-    pub buf: ShmBuf<'m, M, Received>,
+/// A received buffer, straight off the ring, as a plain record: the ring
+/// validated the descriptor (or used entry) it came from, so the buffer
+/// lies inside the window and `len` (what the peer reported) is at most
+/// its capacity. No line of it is invalidated yet. Only a ring makes one;
+/// it goes back with [`RxRing::release`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a received buffer must go back to the ring, or the peer loses it"]
+pub struct RxSlot {
+    pub(crate) token: u16,
+    pub(crate) offset: usize,
+    pub(crate) len: u32,
 }
 
-/// A transmit buffer taken from the ring or the spare list.
-#[derive(Debug)]
-pub struct TxSlot<'m, M: ?Sized> {
-    /// The ring's token for the slot.
-    pub token: u16,
-    /// Bytes the peer lets us write (header included).
-    pub room: usize,
-    /// The buffer.
-    pub buf: ShmBuf<'m, M, Dirty>,
+impl RxSlot {
+    /// The ring's token for the slot (descriptor id).
+    pub fn token(&self) -> u16 {
+        self.token
+    }
+
+    /// The buffer's window offset.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The length the peer reported (used length or descriptor length),
+    /// at most the buffer's capacity.
+    pub fn reported(&self) -> u32 {
+        self.len
+    }
+
+    /// The same record again, for a holder that gives it back as it ends
+    /// (`Drop`, which cannot move it out): the copy must be the last use.
+    #[inline(always)]
+    pub(crate) fn again(&self) -> Self {
+        Self {
+            token: self.token,
+            offset: self.offset,
+            len: self.len,
+        }
+    }
+}
+
+/// A transmit buffer taken from the ring or the spare list, as a plain
+/// record: its window offset and the bytes the peer lets us write, header
+/// included (inside the window). Only a ring makes one; it goes back with
+/// [`TxRing::send`] or [`TxRing::give_back`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a transmit buffer must be sent or given back, or it is lost"]
+pub struct TxSlot {
+    pub(crate) token: u16,
+    pub(crate) offset: usize,
+    pub(crate) room: usize,
+}
+
+impl TxSlot {
+    /// The ring's token for the slot (descriptor id).
+    pub fn token(&self) -> u16 {
+        self.token
+    }
+
+    /// The buffer's window offset.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Bytes the peer lets us write, header included.
+    pub fn room(&self) -> usize {
+        self.room
+    }
+}
+
+/// The lines covering `..end` of a slot (line-aligned `end`).
+#[inline(always)]
+pub(crate) const fn line_end<M: SharedMemory + ?Sized>(end: usize) -> usize {
+    (end + (M::LINE - 1)) & !(M::LINE - 1)
+}
+
+/// A range past the slot, as the window error it would be.
+#[cold]
+fn past_slot<M: SharedMemory + ?Sized>() -> M::Error {
+    ShmError::OffsetOutsideWindow.into()
+}
+
+/// Copies `dst.len()` bytes from `at` of `slot`, within what the peer
+/// reported. `mem` is the memory of the ring that handed the slot out.
+///
+/// # Errors
+///
+/// Past what the peer reported (nothing is copied), or the memory's own
+/// failure.
+#[inline(always)]
+pub(crate) fn read_slot<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &RxSlot,
+    at: usize,
+    dst: &mut [u8],
+) -> Result<(), M::Error> {
+    match at.checked_add(dst.len()) {
+        Some(end) if end <= slot.len as usize => {
+            // SAFETY: the ring validated the slot against its memory
+            // (`mem`): `offset + len` lies inside the window (the reported
+            // length is at most the buffer's capacity), and the range is
+            // inside `..len` (checked above).
+            unsafe { mem.read_unchecked(slot.offset + at, dst) }
+        }
+        _ => Err(past_slot::<M>()),
+    }
+}
+
+/// Invalidates the lines of `slot` from `from` (line-aligned) up to the
+/// lines covering `..to` (nothing if that is not past `from`): what the
+/// peer wrote, before it is read.
+///
+/// # Errors
+///
+/// The memory's maintenance failed.
+#[inline(always)]
+pub(crate) fn invalidate_slot<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &RxSlot,
+    from: usize,
+    to: usize,
+) -> Result<(), M::Error> {
+    let end = line_end::<M>(to);
+    if M::COHERENT || end <= from {
+        return Ok(());
+    }
+    mem.invalidate(slot.offset + from, end - from)
+}
+
+/// Writes `bytes` at `at` of `slot`, within its room. `mem` is the
+/// memory of the ring that handed the slot out.
+///
+/// # Errors
+///
+/// Past the room (nothing is written), or the memory's own failure.
+#[inline(always)]
+pub(crate) fn write_slot<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    at: usize,
+    bytes: &[u8],
+) -> Result<(), M::Error> {
+    match at.checked_add(bytes.len()) {
+        Some(end) if end <= slot.room => {
+            // SAFETY: the ring validated the slot against its memory
+            // (`mem`): `offset + room` lies inside the window (the room is
+            // at most the buffer's capacity), and the range is inside
+            // `..room` (checked above).
+            unsafe { mem.write_unchecked(slot.offset + at, bytes) }
+        }
+        _ => Err(past_slot::<M>()),
+    }
+}
+
+/// Writes back the lines covering `..end` of `slot`: what was written,
+/// before the ring publishes it.
+///
+/// # Errors
+///
+/// The memory's maintenance failed.
+#[inline(always)]
+pub(crate) fn clean_slot<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    end: usize,
+) -> Result<(), M::Error> {
+    if M::COHERENT || end == 0 {
+        return Ok(());
+    }
+    mem.clean(slot.offset, line_end::<M>(end))
+}
+
+/// Bytes `at..at + len` of a received slot, within what the peer
+/// reported, as a view whose accessors copy or compare; `None` past it.
+/// `mem` is the memory of the ring that handed the slot out.
+#[inline(always)]
+pub(crate) fn view_slot<'s, M: DirectMemory + ?Sized>(
+    mem: &'s M,
+    slot: &'s RxSlot,
+    at: usize,
+    len: usize,
+) -> Option<ShmSlice<'s>> {
+    if at.checked_add(len)? > slot.len as usize {
+        return None;
+    }
+    // SAFETY: the ring validated the slot against `mem`: `offset + len`
+    // (what the peer reported, at most the capacity) lies inside the
+    // window, and `at + len` is inside it (checked above). The window holds
+    // no Rust object (`DirectMemory`); the slot is this core's alone until
+    // it goes back to the ring, which takes it by value, and the view
+    // borrows it, so no write of this program reaches the range while the
+    // view lives (the peer's may: values change, soundness does not).
+    Some(unsafe { ShmSlice::new(mem.as_ptr().add(slot.offset + at), len) })
+}
+
+/// Bytes `at..at + len` of a transmit slot, within its room, as a writable
+/// view; `None` past it. `mem` is the memory of the ring that handed the
+/// slot out.
+#[inline(always)]
+pub(crate) fn view_slot_mut<'s, M: DirectMemory + ?Sized>(
+    mem: &'s M,
+    slot: &'s mut TxSlot,
+    at: usize,
+    len: usize,
+) -> Option<ShmSliceMut<'s>> {
+    if at.checked_add(len)? > slot.room {
+        return None;
+    }
+    // SAFETY: as in `view_slot`, within the room (at most the capacity);
+    // the transmit slot is this core's alone and the peer does not own it
+    // until it is sent, and `&mut` on the slot keeps a second view away
+    // while this one lives.
+    Some(unsafe { ShmSliceMut::new(mem.as_ptr().add(slot.offset + at), len) })
 }
 
 /// Transmit buffers taken and not sent, kept for the next send: a stack,
 /// so taking and returning cost one step whatever the ring size.
-pub(crate) struct Spares<'m, M: ?Sized, const NUM: usize> {
-    slots: [Option<TxSlot<'m, M>>; NUM],
+pub(crate) struct Spares<const NUM: usize> {
+    slots: [Option<TxSlot>; NUM],
     len: usize,
 }
 
-impl<'m, M: ?Sized, const NUM: usize> Spares<'m, M, NUM> {
+impl<const NUM: usize> Spares<NUM> {
     pub(crate) const fn new() -> Self {
         Self {
             slots: [const { None }; NUM],
@@ -57,14 +252,16 @@ impl<'m, M: ?Sized, const NUM: usize> Spares<'m, M, NUM> {
         }
     }
 
-    pub(crate) fn pop(&mut self) -> Option<TxSlot<'m, M>> {
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Option<TxSlot> {
         self.len = self.len.checked_sub(1)?;
         self.slots.get_mut(self.len).and_then(Option::take)
     }
 
     /// Keeps `slot`; at most NUM buffers exist per ring, so there is always
     /// room (a slot beyond that is dropped, never stored over another).
-    pub(crate) fn push(&mut self, slot: TxSlot<'m, M>) {
+    #[inline(always)]
+    pub(crate) fn push(&mut self, slot: TxSlot) {
         if let Some(free) = self.slots.get_mut(self.len) {
             *free = Some(slot);
             self.len += 1;
@@ -74,11 +271,11 @@ impl<'m, M: ?Sized, const NUM: usize> Spares<'m, M, NUM> {
 
 /// A failed [`TxRing::send`].
 #[derive(Debug)]
-pub struct SendFailure<'m, M: ?Sized> {
+pub struct SendFailure {
     /// The buffer, if the ring did not take it (the message was not sent).
     /// `None` when the ring took it but publishing failed: the message goes
     /// out with the next successful publication.
-    pub buf: Option<ShmBuf<'m, M, Clean>>,
+    pub slot: Option<TxSlot>,
     /// What went wrong.
     pub error: RingError,
 }
@@ -193,28 +390,29 @@ pub trait TxRing<'m>: sealed::Sealed {
     type Order: Endian;
     /// The queue to kick after [`TxRing::send`] asked for it.
     fn queue(&self) -> QueueId;
+    /// The memory the buffers lie in.
+    fn mem(&self) -> &'m Self::Mem;
     /// A buffer to fill, if one is free.
     ///
     /// # Errors
     ///
     /// A ring error (counted in the ring's statistics).
-    fn take(&mut self) -> Result<Option<TxSlot<'m, Self::Mem>>, RingError>;
+    fn take(&mut self) -> Result<Option<TxSlot>, RingError>;
     /// Keeps a buffer taken with [`TxRing::take`] and not sent for the
     /// next send. The remote keeps one ([`RemoteTx`]): take one buffer at a
     /// time and send or give it back before taking the next, as the link
     /// does (a take hands the kept buffer out first).
-    fn give_back(&mut self, slot: TxSlot<'m, Self::Mem>);
-    /// Hands a filled buffer to the peer and publishes it; `true` when the
-    /// peer wants a notification (or the conventions ring anyway).
+    fn give_back(&mut self, slot: TxSlot);
+    /// Hands a filled buffer to the peer (its whole room, as rpmsg-lite
+    /// reports it; the header carries the payload length) and publishes
+    /// it; `true` when the peer wants a notification (or the conventions
+    /// ring anyway). What was written into the buffer is cleaned first
+    /// (by the caller).
     ///
     /// # Errors
     ///
     /// A ring error; the buffer is handed back if the ring did not take it.
-    fn send(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, Self::Mem, Clean>,
-    ) -> Result<bool, SendFailure<'m, Self::Mem>>;
+    fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure>;
     /// The ring's statistics.
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
@@ -264,25 +462,24 @@ pub trait RxRing<'m>: sealed::Sealed {
     const NUM: usize;
     /// The queue to kick after [`RxRing::release`] asked for it.
     fn queue(&self) -> QueueId;
+    /// The memory the buffers lie in.
+    fn mem(&self) -> &'m Self::Mem;
     /// The next received buffer, if any.
     ///
     /// # Errors
     ///
     /// A ring error (counted). Peer errors that skip one entry are skipped
     /// here (at most a ring's worth per call).
-    fn take(&mut self) -> Result<Option<RxSlot<'m, Self::Mem>>, RingError>;
+    fn take(&mut self) -> Result<Option<RxSlot>, RingError>;
     /// Returns a received buffer to the peer; publishing it and re-arming
     /// the ring (when it was found empty) share one full fence. `true` when
     /// the peer wants a notification and the conventions announce returns.
+    /// This side wrote nothing into it (no line of it is dirty).
     ///
     /// # Errors
     ///
     /// A ring error.
-    fn release<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, Self::Mem, S>,
-    ) -> Result<bool, RingError>;
+    fn release(&mut self, slot: RxSlot) -> Result<bool, RingError>;
     /// The ring's statistics.
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
@@ -356,10 +553,11 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
 /// not sent.
 pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
+    mem: &'m M,
     /// The buffer taken and not sent, for the next send: one place, since
     /// a take hands it out first and the link lends one transmit buffer at
     /// a time ([`TxRing::give_back`]).
-    spare: Option<TxSlot<'m, M>>,
+    spare: Option<TxSlot>,
     queue: QueueId,
     conv: Conventions,
     /// The ring asks the peer not to ring (`quiet_returns`).
@@ -369,6 +567,7 @@ pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
 /// The remote's receive part: vring1 (device side).
 pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
+    mem: &'m M,
     queue: QueueId,
     conv: Conventions,
     /// A buffer given back and withheld for the next look
@@ -423,6 +622,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
         Ok(Self {
             tx: RemoteTx {
                 ring: dev(config.vring0, config.vring0_buffers)?,
+                mem,
                 spare: None,
                 queue: config.queues.vring0,
                 conv: Conventions::UNTUNED,
@@ -430,6 +630,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             },
             rx: RemoteRx {
                 ring: dev(config.vring1, config.vring1_buffers)?,
+                mem,
                 queue: config.queues.vring1,
                 conv: Conventions::UNTUNED,
                 returns: false,
@@ -501,8 +702,13 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.queue
     }
 
+    #[inline(always)]
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
     #[inline]
-    fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    fn take(&mut self) -> Result<Option<TxSlot>, RingError> {
         if let Some(slot) = self.spare.take() {
             return Ok(Some(slot));
         }
@@ -510,20 +716,19 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         // most NUM of them are looked at per call, so a peer that keeps
         // posting bad entries cannot keep us here.
         for _ in 0..NUM + 1 {
-            match self.ring.pop_writable() {
+            match self.ring.pop_writable_slot() {
                 Ok(Some(p)) => {
                     if self.conv.quiet_returns && !self.quiet {
                         // Buffers again: the master may post quietly.
                         self.ring.disable_notifications()?;
                         self.quiet = true;
                     }
-                    let room = usize::try_from(p.len)
-                        .unwrap_or(usize::MAX)
-                        .min(p.buf.capacity());
+                    // A writable buffer's room is its descriptor length,
+                    // its whole capacity (`Device::pop_writable_slot`).
                     return Ok(Some(TxSlot {
-                        token: p.head,
-                        room,
-                        buf: p.buf,
+                        token: p.id,
+                        offset: p.offset,
+                        room: p.len as usize,
                     }));
                 }
                 Ok(None) if self.quiet => {
@@ -543,7 +748,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     }
 
     #[inline]
-    fn give_back(&mut self, slot: TxSlot<'m, M>) {
+    fn give_back(&mut self, slot: TxSlot) {
         // A device cannot hand a buffer back without "using" it; keep it for
         // the next send instead. The place is free: a take empties it first,
         // and a second buffer taken before the first came back is beyond
@@ -553,20 +758,20 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     }
 
     #[inline]
-    fn send(&mut self, token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
+    fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure> {
         // rpmsg-lite reports the whole buffer as used (§2.3, vector 02);
         // Linux accepts any used length from header + payload up to the
         // buffer size. The descriptor's length is both.
-        self.ring
-            .push_used_whole(token, buf)
-            .map_err(|(buf, error)| SendFailure {
-                buf: Some(buf),
+        if let Err(error) = self.ring.push_used_slot(slot.token, None) {
+            return Err(SendFailure {
+                slot: Some(slot),
                 error,
-            })?;
+            });
+        }
         self.ring
             .publish_used()
             .map(|wanted| wanted || self.conv.notify_always)
-            .map_err(|error| SendFailure { buf: None, error })
+            .map_err(|error| SendFailure { slot: None, error })
     }
 
     fn stats(&self) -> &Stats {
@@ -603,8 +808,13 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.queue
     }
 
+    #[inline(always)]
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
     #[inline]
-    fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+    fn take(&mut self) -> Result<Option<RxSlot>, RingError> {
         // A return withheld for this look (`Conventions::
         // return_with_next_look`) goes out first; the look then reads
         // `avail.idx` from the line the publication's fenced read loaded
@@ -613,12 +823,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.returns = false;
             let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
             self.kick |= wanted && self.conv.announce_returns;
-            match self.ring.pop_readable_after_publish() {
+            match self.ring.pop_readable_slot_after_publish() {
                 Ok(Some(p)) => {
                     return Ok(Some(RxSlot {
-                        token: p.head,
+                        token: p.id,
+                        offset: p.offset,
                         len: p.len,
-                        buf: p.buf,
                     }))
                 }
                 Ok(None) => return Ok(None),
@@ -627,12 +837,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             }
         }
         for _ in 0..NUM + 1 {
-            match self.ring.pop_readable() {
+            match self.ring.pop_readable_slot() {
                 Ok(Some(p)) => {
                     return Ok(Some(RxSlot {
-                        token: p.head,
+                        token: p.id,
+                        offset: p.offset,
                         len: p.len,
-                        buf: p.buf,
                     }))
                 }
                 Ok(None) => return Ok(None),
@@ -644,17 +854,13 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
     }
 
     #[inline]
-    fn release<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
+    fn release(&mut self, slot: RxSlot) -> Result<bool, RingError> {
         // The used length of a buffer the remote only read: its descriptor
         // length (`Device::push_used_whole`). rpmsg-lite's remote reports
         // exactly that (vector 04: 512), Linux accepts anything up to it,
         // and it never exceeds what the master posted, whatever the cache
         // line (Linux posts header + payload, not a whole line).
-        self.ring.push_used_whole(token, buf).map_err(|(_, e)| e)?;
+        self.ring.push_used_slot(slot.token, None)?;
         if !M::COHERENT
             && self.conv.return_with_next_look
             && NUM >= 2
@@ -735,7 +941,8 @@ pub struct MasterRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
 pub struct MasterTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     /// vring1: messages to the remote.
     ring: Driver<'m, M, E, NUM>,
-    spare: Spares<'m, M, NUM>,
+    mem: &'m M,
+    spare: Spares<NUM>,
     queue: QueueId,
     buf_size: usize,
     conv: Conventions,
@@ -748,6 +955,7 @@ pub struct MasterTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
 pub struct MasterRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     /// vring0: messages from the remote.
     ring: Driver<'m, M, E, NUM>,
+    mem: &'m M,
     queue: QueueId,
     conv: Conventions,
     /// A buffer given back and withheld for the next look
@@ -805,7 +1013,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         let mut tx = drv(config.vring1, config.rpmsg_lite_compat)?;
         let num = usize::from(config.vring0.num().min(config.vring1.num()));
         let mut spare = Spares::new();
-        let mut fresh: [Option<TxSlot<'m, M>>; NUM] = [const { None }; NUM];
+        let mut fresh: [Option<TxSlot>; NUM] = [const { None }; NUM];
         let slot = |k: usize| config.pool.checked_add(k.checked_mul(config.buf_size)?);
         let bad_pool = RingError::BadBufferArea;
         for k in 0..2 * num {
@@ -828,10 +1036,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
                 let len = u32::try_from(config.buf_size).map_err(|_| bad_pool)?;
                 tx.preload_used(clean, len).map_err(|(_, e)| e)?;
             } else if let Some(at) = fresh.get_mut(k - num) {
+                // Bound to a descriptor id for good; written back whole now
+                // (nothing is known of what this core wrote there before),
+                // so a send cleans only the lines it writes.
+                let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
+                let slot = tx.lend(clean).map_err(|(_, e)| e)?;
                 *at = Some(TxSlot {
-                    token: 0,
+                    token: slot.id,
+                    offset: slot.offset,
                     room: config.buf_size,
-                    buf,
                 });
             }
         }
@@ -850,6 +1063,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         Ok(Self {
             tx: MasterTx {
                 ring: tx,
+                mem,
                 spare,
                 queue: config.queues.vring1,
                 buf_size: config.buf_size,
@@ -858,6 +1072,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
             },
             rx: MasterRx {
                 ring: rx,
+                mem,
                 queue: config.queues.vring0,
                 conv: Conventions::UNTUNED,
                 returns: false,
@@ -919,24 +1134,29 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     }
 
     #[inline(always)]
-    fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
+    #[inline(always)]
+    fn take(&mut self) -> Result<Option<TxSlot>, RingError> {
         if let Some(slot) = self.spare.pop() {
             return Ok(Some(slot));
         }
         for _ in 0..NUM + 1 {
-            match self.ring.pop_used() {
+            match self.ring.pop_used_slot() {
                 Ok(Some(used)) => {
                     if self.conv.quiet_returns && !self.quiet {
                         // Buffers again: the remote may return quietly.
                         self.ring.disable_interrupts()?;
                         self.quiet = true;
                     }
-                    // The remote is done with it; its contents do not matter.
-                    let buf = used.buf.recycle();
+                    // The remote is done with it; its contents do not
+                    // matter. Every slot of the pool is `buf_size` long.
                     return Ok(Some(TxSlot {
                         token: used.id,
-                        room: self.buf_size.min(buf.capacity()),
-                        buf,
+                        offset: used.offset,
+                        room: self.buf_size,
                     }));
                 }
                 Ok(None) if self.quiet => {
@@ -948,19 +1168,18 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
                     }
                 }
                 Ok(None) => return Ok(None),
-                Err(e) => {
-                    if let Some(buf) = e.buf {
-                        // A lying length on a returned transmit buffer: the
-                        // slot itself is ours again.
-                        let buf = buf.recycle();
-                        return Ok(Some(TxSlot {
-                            token: 0,
-                            room: self.buf_size.min(buf.capacity()),
-                            buf,
-                        }));
-                    }
-                    if !skipped_entry(&e.error) {
-                        return Err(e.error);
+                Err((_, Some(used))) => {
+                    // A lying length on a returned transmit buffer: the
+                    // slot itself is ours again.
+                    return Ok(Some(TxSlot {
+                        token: used.id,
+                        offset: used.offset,
+                        room: self.buf_size,
+                    }));
+                }
+                Err((e, None)) => {
+                    if !skipped_entry(&e) {
+                        return Err(e);
                     }
                 }
             }
@@ -969,22 +1188,26 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     }
 
     #[inline]
-    fn give_back(&mut self, slot: TxSlot<'m, M>) {
+    fn give_back(&mut self, slot: TxSlot) {
         self.spare.push(slot);
     }
 
     #[inline(always)]
-    fn send(&mut self, _token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
-        self.ring
-            .add_readable(buf)
-            .map_err(|(buf, error)| SendFailure {
-                buf: Some(buf),
+    fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure> {
+        // The whole buffer is published (rpmsg-lite keeps descriptor
+        // lengths at the buffer size; the header carries the payload
+        // length).
+        let len = u32::try_from(slot.room).unwrap_or(u32::MAX);
+        if let Err(error) = self.ring.add_slot(slot.token, len, false) {
+            return Err(SendFailure {
+                slot: Some(slot),
                 error,
-            })?;
+            });
+        }
         self.ring
             .publish()
             .map(|wanted| wanted || self.conv.notify_always)
-            .map_err(|error| SendFailure { buf: None, error })
+            .map_err(|error| SendFailure { slot: None, error })
     }
 
     fn stats(&self) -> &Stats {
@@ -1019,8 +1242,13 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.queue
     }
 
+    #[inline(always)]
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
     #[inline]
-    fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+    fn take(&mut self) -> Result<Option<RxSlot>, RingError> {
         // As `RemoteRx::take`: a withheld return goes out first, and the
         // look reads `used.idx` from the line that publication loaded.
         let mut popped = None;
@@ -1028,35 +1256,34 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.returns = false;
             let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
             self.kick |= wanted && self.conv.announce_returns;
-            popped = Some(self.ring.pop_used_after_publish());
+            popped = Some(self.ring.pop_used_slot_after_publish());
         }
         for _ in 0..NUM + 1 {
             let next = match popped.take() {
                 Some(p) => p,
-                None => self.ring.pop_used(),
+                None => self.ring.pop_used_slot(),
             };
             match next {
                 Ok(Some(used)) => {
                     return Ok(Some(RxSlot {
                         token: used.id,
+                        offset: used.offset,
                         len: used.len,
-                        buf: used.buf,
                     }))
                 }
                 Ok(None) => return Ok(None),
-                Err(e) => {
-                    if let Some(buf) = e.buf {
-                        // The used length overflows the buffer: the message
-                        // is dropped (counted by the ring) and the buffer
-                        // goes straight back to the remote. No clean: it
-                        // was posted clean and nothing here wrote it since
-                        // (`Unwritten`), so no line of it can be dirty.
-                        self.ring
-                            .add_writable(buf.into_empty())
-                            .map_err(|(_, e)| e)?;
-                        let _kick_later: bool = self.ring.publish()?;
-                    } else if !skipped_entry(&e.error) {
-                        return Err(e.error);
+                Err((_, Some(used))) => {
+                    // The used length overflows the buffer: the message is
+                    // dropped (counted by the ring) and the buffer goes
+                    // straight back to the remote. No clean: it was posted
+                    // clean and nothing here wrote it since, so no line of
+                    // it can be dirty.
+                    self.ring.add_slot(used.id, 0, true)?;
+                    let _kick_later: bool = self.ring.publish()?;
+                }
+                Err((e, None)) => {
+                    if !skipped_entry(&e) {
+                        return Err(e);
                     }
                 }
             }
@@ -1065,19 +1292,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
     }
 
     #[inline]
-    fn release<S: Returnable>(
-        &mut self,
-        _token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
+    fn release(&mut self, slot: RxSlot) -> Result<bool, RingError> {
         // No clean (it wrote nothing, and cost a write-back walk over the
-        // slot per message): a receive buffer was posted clean and no state
-        // it passed through since can write it (`Unwritten`), so none of its
-        // lines is dirty; the remote's next message in it is invalidated
-        // before it is read.
-        self.ring
-            .add_writable(buf.into_empty())
-            .map_err(|(_, e)| e)?;
+        // slot per message): a receive buffer was posted clean and this
+        // side never writes it, so none of its lines is dirty; the
+        // remote's next message in it is invalidated before it is read.
+        self.ring.add_slot(slot.token, 0, true)?;
         if !M::COHERENT
             && self.conv.return_with_next_look
             && NUM >= 2
@@ -1140,10 +1360,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
         // Returned but not yet reaped counts as confirmed; at most NUM
         // entries, and a lying ring stops the loop with an error.
         for _ in 0..NUM {
-            match self.tx.ring.pop_used() {
-                Ok(Some(_)) => {}
+            match self.tx.ring.pop_used_slot() {
+                Ok(Some(used)) | Err((_, Some(used))) => self.tx.spare.push(TxSlot {
+                    token: used.id,
+                    offset: used.offset,
+                    room: self.tx.buf_size,
+                }),
                 Ok(None) => break,
-                Err(e) if e.buf.is_some() || skipped_entry(&e.error) => {}
+                Err((e, None)) if skipped_entry(&e) => {}
                 Err(_) => break,
             }
         }

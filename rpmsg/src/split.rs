@@ -114,11 +114,10 @@
 
 use core::fmt;
 
-use ipc_traits::buf::{Clean, Dirty, ShmBuf};
+use ipc_traits::buf::{Dirty, ShmBuf};
 use ipc_traits::mailbox::{QueueId, QueueSet};
 use ipc_traits::power::{MaybeWakeGuard, WakeGuard, WakeLock};
 use ipc_traits::shm::SharedMemory;
-use vring::device::Returnable;
 use vring::{
     BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
     Stats, Suppression,
@@ -386,7 +385,7 @@ pub struct SplitRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize>
 pub struct SplitTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     mem: &'m M,
     ring: Driver<'m, M, E, NUM>,
-    spare: [Option<TxSlot<'m, M>>; NUM],
+    spare: [Option<TxSlot>; NUM],
     queue: QueueId,
     buf_size: usize,
     consumed_notify: bool,
@@ -506,7 +505,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
         };
         // SAFETY: every buffer handed to this driver is built over `mem`
         // below, from our own pool.
-        let tx = unsafe { Driver::<M, E, NUM>::new(mem, own.ring, dcfg) }?;
+        let mut tx = unsafe { Driver::<M, E, NUM>::new(mem, own.ring, dcfg) }?;
         let devcfg = DeviceConfig {
             suppression: config.suppression,
             buffers: BufferArea::new(peer.pool, peer.pool_len()),
@@ -532,10 +531,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
             // slot is built once.
             let buf = unsafe { ShmBuf::<M, Dirty>::new_unchecked(mem, offset, own.buf_size) }
                 .map_err(|e| mem_err(&e))?;
+            // Bound to a descriptor id for good; written back whole now
+            // (nothing is known of what this core wrote there before), so a
+            // send cleans only the lines it writes.
+            let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
+            let slot = tx.lend(clean).map_err(|(_, e)| e)?;
             *s = Some(TxSlot {
-                token: 0,
+                token: slot.id,
+                offset: slot.offset,
                 room: own.buf_size,
-                buf,
             });
         }
         Ok(Self {
@@ -604,17 +608,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitTx<'m, M, E
     }
 
     /// Reaps one returned buffer of our ring (dropping its parked guard).
-    fn reap_one(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    fn reap_one(&mut self) -> Result<Option<TxSlot>, RingError> {
         for _ in 0..=NUM {
-            let (id, buf) = match self.ring.pop_used() {
-                Ok(Some(used)) => (used.id, used.buf),
+            let (id, used) = match self.ring.pop_used_slot() {
+                Ok(Some(used)) => (used.id, used),
                 Ok(None) => return Ok(None),
-                Err(e) => match e.buf {
+                Err((e, used)) => match used {
                     // A lying length on a returned buffer: the slot itself
-                    // is ours again (its id is not reported).
-                    Some(buf) => (u16::MAX, buf),
-                    None if skipped_entry(&e.error) => continue,
-                    None => return Err(e.error),
+                    // is ours again (its guard is not looked up by id).
+                    Some(used) => (u16::MAX, used),
+                    None if skipped_entry(&e) => continue,
+                    None => return Err(e),
                 },
             };
             self.reaped = self.reaped.wrapping_add(1);
@@ -632,11 +636,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitTx<'m, M, E
                     u.enable();
                 }
             }
-            let buf = buf.recycle();
+            // Every slot of the pool is `buf_size` long.
             return Ok(Some(TxSlot {
-                token: id,
-                room: self.buf_size.min(buf.capacity()),
-                buf,
+                token: used.id,
+                offset: used.offset,
+                room: self.buf_size,
             }));
         }
         Ok(None)
@@ -745,17 +749,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRx<'m, M, E
     /// Returns a buffer; `true` when the ring's suppression asks for a
     /// doorbell (the consumed-buffer notification, when on, is left in
     /// `kick`).
-    fn release_raw<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
+    fn release_raw(&mut self, slot: RxSlot) -> Result<bool, RingError> {
         // A buffer to return came from the attached ring.
         let Some(rx) = self.ring.as_mut() else {
             return Err(RingError::InvalidState);
         };
         // The descriptor's length, as for `RemoteRx::release`.
-        rx.push_used_whole(token, buf).map_err(|(_, e)| e)?;
+        rx.push_used_slot(slot.token, None)?;
         self.held = self.held.saturating_sub(1);
         self.returned = self.returned.wrapping_add(1);
         let notify = rx.publish_used();
@@ -795,29 +795,35 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.queue
     }
 
-    fn take(&mut self) -> Result<Option<TxSlot<'m, M>>, RingError> {
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
+    fn take(&mut self) -> Result<Option<TxSlot>, RingError> {
         if let Some(slot) = self.spare.iter_mut().find_map(Option::take) {
             return Ok(Some(slot));
         }
         self.reap_one()
     }
 
-    fn give_back(&mut self, slot: TxSlot<'m, M>) {
+    fn give_back(&mut self, slot: TxSlot) {
         if let Some(free) = self.spare.iter_mut().find(|s| s.is_none()) {
             *free = Some(slot);
         }
     }
 
-    fn send(&mut self, _token: u16, buf: ShmBuf<'m, M, Clean>) -> Result<bool, SendFailure<'m, M>> {
+    fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure> {
         // The guard is taken before the peer can see the buffer.
         let guard = self.lock.map(WakeLock::hold);
-        let id = self
-            .ring
-            .add_readable(buf)
-            .map_err(|(buf, error)| SendFailure {
-                buf: Some(buf),
+        let id = slot.token;
+        // The whole buffer, as `MasterTx::send`.
+        let len = u32::try_from(slot.room).unwrap_or(u32::MAX);
+        if let Err(error) = self.ring.add_slot(id, len, false) {
+            return Err(SendFailure {
+                slot: Some(slot),
                 error,
-            })?;
+            });
+        }
         if let Some(slot) = self.parked.get_mut(usize::from(id)) {
             *slot = guard;
         }
@@ -825,12 +831,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         let notify = self
             .ring
             .publish()
-            .map_err(|error| SendFailure { buf: None, error })?;
+            .map_err(|error| SendFailure { slot: None, error })?;
         if !self.consumed_notify {
             return Ok(notify);
         }
         self.service()
-            .map_err(|error| SendFailure { buf: None, error })
+            .map_err(|error| SendFailure { slot: None, error })
     }
 
     fn stats(&self) -> &Stats {
@@ -896,7 +902,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.queue
     }
 
-    fn take(&mut self) -> Result<Option<RxSlot<'m, M>>, RingError> {
+    fn mem(&self) -> &'m M {
+        self.mem
+    }
+
+    fn take(&mut self) -> Result<Option<RxSlot>, RingError> {
         if self.quiet {
             return Ok(None);
         }
@@ -912,14 +922,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             }
         };
         for _ in 0..=NUM {
-            match rx.pop_readable() {
+            match rx.pop_readable_slot() {
                 Ok(Some(p)) => {
                     self.held = self.held.saturating_add(1);
                     self.set_busy();
                     return Ok(Some(RxSlot {
-                        token: p.head,
+                        token: p.id,
+                        offset: p.offset,
                         len: p.len,
-                        buf: p.buf,
                     }));
                 }
                 Ok(None) => break,
@@ -936,12 +946,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         Ok(None)
     }
 
-    fn release<S: Returnable>(
-        &mut self,
-        token: u16,
-        buf: ShmBuf<'m, M, S>,
-    ) -> Result<bool, RingError> {
-        let wanted = self.release_raw(token, buf)?;
+    fn release(&mut self, slot: RxSlot) -> Result<bool, RingError> {
+        let wanted = self.release_raw(slot)?;
         Ok(wanted || core::mem::take(&mut self.kick))
     }
 

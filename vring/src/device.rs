@@ -135,6 +135,23 @@ impl DeviceConfig {
     }
 }
 
+/// A buffer a ring popped and validated, as a plain record (no handle):
+/// what [`Device::pop_readable_slot`], [`Device::pop_writable_slot`] and
+/// [`crate::Driver::pop_used_slot`] return, and what goes back by `id`.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a popped slot must go back to its ring, or the peer loses it"]
+pub struct Slot {
+    /// The descriptor id.
+    pub id: u16,
+    /// The buffer's window offset (line-aligned, checked against the
+    /// window and the buffer area).
+    pub offset: usize,
+    /// The length the peer reported (a readable buffer's descriptor length
+    /// or a used length, at most the buffer's capacity), or for a buffer to
+    /// fill the room offered.
+    pub len: u32,
+}
+
 /// A buffer popped from the available ring.
 #[must_use = "a popped buffer must go back with `push_used`, or the driver loses it"]
 pub struct Popped<'m, M: ?Sized, S: BufState> {
@@ -495,6 +512,81 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }))
     }
 
+    /// [`Device::pop_readable`] as a plain record ([`Slot`]): the
+    /// descriptor id, the buffer's window offset and the descriptor's
+    /// length, validated exactly as there (the length is at most the
+    /// buffer's line-rounded capacity, and `offset + len` lies inside the
+    /// buffer area). No handle is built and no line is invalidated: the
+    /// caller invalidates what it reads. The slot goes back with
+    /// [`Device::push_used_slot`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_readable`].
+    #[inline]
+    pub fn pop_readable_slot(&mut self) -> Result<Option<Slot>, Error> {
+        self.pop_readable_slot_inner(false)
+    }
+
+    /// [`Device::pop_readable_slot`] as the look that straight follows a
+    /// publication (the contract of [`Device::pop_readable_after_publish`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_readable`].
+    #[inline]
+    pub fn pop_readable_slot_after_publish(&mut self) -> Result<Option<Slot>, Error> {
+        self.pop_readable_slot_inner(true)
+    }
+
+    #[inline(always)]
+    fn pop_readable_slot_inner(&mut self, reuse: bool) -> Result<Option<Slot>, Error> {
+        Ok(self.pop(false, reuse)?.map(|p| Slot {
+            id: p.head,
+            offset: p.span.lo,
+            len: p.span.len.get(),
+        }))
+    }
+
+    /// [`Device::pop_writable`] as a plain record ([`Slot`]): `len` is the
+    /// room offered (a whole number of lines, the buffer's capacity).
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_writable`].
+    #[inline]
+    pub fn pop_writable_slot(&mut self) -> Result<Option<Slot>, Error> {
+        Ok(self.pop(true, false)?.map(|p| Slot {
+            id: p.head,
+            offset: p.span.lo,
+            len: p.span.len.get(),
+        }))
+    }
+
+    /// Returns a slot popped with [`Device::pop_readable_slot`] or
+    /// [`Device::pop_writable_slot`] as a used entry of `len` bytes (`None`:
+    /// the descriptor's whole length, as [`Device::push_used_whole`]).
+    /// Visible at the next [`Device::publish_used`]. A writer cleans what
+    /// it wrote into the buffer before this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForeignBuffer`] (`id` is not held), [`Error::InvalidLength`]
+    /// (`len` beyond the descriptor), [`Error::Broken`], [`Error::Memory`].
+    #[inline]
+    pub fn push_used_slot(&mut self, id: u16, len: Option<u32>) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let h = usize::from(id);
+        match (self.held.get(h), self.known.get(h)) {
+            (Some(&held), Some(Some(k))) if held != Held::No => {
+                self.push_held(id, k.len.get(), len)
+            }
+            _ => Err(Error::ForeignBuffer),
+        }
+    }
+
     #[inline]
     fn release(&mut self, head: u16) {
         if let Some(h) = self.held.get_mut(usize::from(head)) {
@@ -771,24 +863,31 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
             _ => return Err((buf, Error::ForeignBuffer)),
         };
+        match self.push_held(head, desc_len, len) {
+            Ok(()) => {
+                drop(buf);
+                Ok(())
+            }
+            Err(e) => Err((buf, e)),
+        }
+    }
+
+    /// Writes the used entry of held descriptor `head` (length `len`, or
+    /// its descriptor length `desc_len`) and releases it.
+    #[inline(always)]
+    fn push_held(&mut self, head: u16, desc_len: u32, len: Option<u32>) -> Result<(), Error> {
         let len = len.unwrap_or(desc_len);
         if len > desc_len {
-            return Err((buf, Error::InvalidLength));
+            return Err(Error::InvalidLength);
         }
-        match self
+        let wrote = self
             .ring
-            .update_used_entry(self.used_idx, u32::from(head), len)
-        {
-            Ok(wrote) => {
-                if !M::COHERENT {
-                    self.entries_dirty |= wrote;
-                }
-            }
-            Err(e) => return Err((buf, e)),
+            .update_used_entry(self.used_idx, u32::from(head), len)?;
+        if !M::COHERENT {
+            self.entries_dirty |= wrote;
         }
         self.used_idx = self.used_idx.wrapping_add(1);
         self.release(head);
-        drop(buf);
         Ok(())
     }
 

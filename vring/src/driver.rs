@@ -54,6 +54,7 @@ use core::fmt;
 use ipc_traits::buf::{Clean, PublishedSlot, Received, ShmBuf};
 use ipc_traits::shm::SharedMemory;
 
+use crate::device::Slot;
 use crate::endian::Endian;
 use crate::error::{Error, Stats};
 use crate::layout::Layout;
@@ -128,18 +129,23 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
 }
 
 /// The driver's record of one descriptor id.
-struct Slot {
+struct Record {
     /// The buffer, while the id is taken (added or in flight).
     rec: Option<PublishedSlot>,
     /// Whether the device can see it (`avail.idx` published past its
     /// entry, or parked in the used ring); only such an id may come back.
     in_flight: bool,
+    /// Lent out as a [`Slot`] ([`Driver::pop_used_slot`],
+    /// [`Driver::lend`]): the id stays bound to `rec` (not on the free
+    /// stack) until [`Driver::add_slot`] adds it again.
+    lent: bool,
 }
 
-impl Slot {
+impl Record {
     const FREE: Self = Self {
         rec: None,
         in_flight: false,
+        lent: false,
     };
 }
 
@@ -216,7 +222,7 @@ struct Written {
 pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DriverConfig,
-    slots: [Slot; N],
+    slots: [Record; N],
     /// What each descriptor was last written with (see [`Written`]).
     written: [Option<Written>; N],
     free: [u16; N],
@@ -296,7 +302,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(Self {
             ring,
             config,
-            slots: [const { Slot::FREE }; N],
+            slots: [const { Record::FREE }; N],
             written: [None; N],
             free,
             free_len: num,
@@ -478,6 +484,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
+        if let Err(e) = self.post(id, w) {
+            return Err((buf, e));
+        }
+        self.free_len -= 1;
+        self.slots[usize::from(id)] = Record {
+            rec: Some(buf.into_published()),
+            in_flight: false,
+            lent: false,
+        };
+        Ok(id)
+    }
+
+    /// Writes descriptor `id` as `w` (unless it provably holds it already)
+    /// and the next available entry; the caller records the id as taken.
+    #[inline(always)]
+    fn post(&mut self, id: u16, w: Written) -> Result<(), Error> {
         let pos = self.avail_idx;
         let unchanged = !M::COHERENT
             && self.written[usize::from(id)] == Some(w)
@@ -499,18 +521,92 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
             Err(e) => {
                 self.written[usize::from(id)] = None;
-                return Err((buf, e));
+                return Err(e);
             }
         }
         self.written[usize::from(id)] = Some(w);
-        self.free_len -= 1;
         self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
         self.avail_idx = pos.wrapping_add(1);
-        self.slots[usize::from(id)] = Slot {
+        Ok(())
+    }
+
+    /// Binds a buffer to a free descriptor id for good and lends it back
+    /// as a [`Slot`] (`len` its capacity), to be added with
+    /// [`Driver::add_slot`]: a pool the driver owns is bound once, at
+    /// attach, and the per-id record replaces every later check (the
+    /// buffer was checked here, as by [`Driver::add_readable`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::add_readable`]; the buffer is handed back.
+    #[allow(clippy::type_complexity)]
+    pub fn lend(
+        &mut self,
+        buf: ShmBuf<'m, M, Clean>,
+    ) -> Result<Slot, (ShmBuf<'m, M, Clean>, Error)> {
+        let capacity = buf.capacity();
+        let len = match self.check_buffer(&buf, capacity) {
+            Ok(l) => l,
+            Err(e) => return Err((buf, e)),
+        };
+        self.free_len -= 1;
+        let id = self.free[self.free_len];
+        let offset = buf.offset();
+        self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
             in_flight: false,
+            lent: true,
         };
-        Ok(id)
+        Ok(Slot { id, offset, len })
+    }
+
+    /// Makes the buffer of lent descriptor `id` ([`Driver::lend`],
+    /// [`Driver::pop_used_slot`]) available again: for the device to read
+    /// `len` bytes, or (`writable`) to fill its whole capacity. Becomes
+    /// visible at the next [`Driver::publish`]. A writer cleans what it
+    /// wrote into the buffer before this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForeignBuffer`] (`id` is not lent), [`Error::InvalidLength`]
+    /// (`len` beyond the buffer), [`Error::Broken`], [`Error::Memory`]; the
+    /// id stays lent.
+    #[inline(always)]
+    pub fn add_slot(&mut self, id: u16, len: u32, writable: bool) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::Broken);
+        }
+        let (addr, capacity) = match self.slots.get(usize::from(id)) {
+            Some(Record {
+                rec: Some(r),
+                lent: true,
+                ..
+            }) => (r.peer_addr(), r.capacity()),
+            _ => return Err(Error::ForeignBuffer),
+        };
+        let (len, flags) = if writable {
+            (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
+        } else if len as usize > capacity {
+            return Err(Error::InvalidLength);
+        } else if self.config.write_flag_on_readable {
+            (len, DESC_F_WRITE)
+        } else {
+            (len, 0)
+        };
+        self.post(
+            id,
+            Written {
+                addr,
+                capacity,
+                len,
+                flags,
+                trusted: true,
+            },
+        )?;
+        if let Some(r) = self.slots.get_mut(usize::from(id)) {
+            r.lent = false;
+        }
+        Ok(())
     }
 
     /// Publishes every buffer added since the last call and says whether
@@ -732,8 +828,101 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     #[inline(always)]
     fn pop_used_inner(&mut self, reuse: bool) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
+        let Some((id, len)) = self.reap(reuse)? else {
+            return Ok(None);
+        };
+        let Some(slot) = self.slots.get_mut(usize::from(id)).and_then(|s| {
+            s.lent = false;
+            s.rec.take()
+        }) else {
+            return Err(self.fail(Error::UnknownUsedId).into());
+        };
+        self.free[self.free_len] = id;
+        self.free_len += 1;
+        // SAFETY: `slot` is the record of a `ShmBuf<Clean>` built over
+        // `self.ring.mem` (`new`'s contract) and consumed by
+        // `into_published` in `add`/`preload_used`/`lend`: no other handle
+        // covers it since. The record has just been taken out of the shadow
+        // (state `InFlight` -> `Free`), so this slot is handed out exactly
+        // once until it is added again.
+        // The record's range is that of the handle it came from, checked
+        // against the window and the line when that handle was built.
+        let buf = unsafe {
+            ShmBuf::<_, Received>::from_validated_slot(
+                self.ring.mem,
+                slot.offset(),
+                slot.capacity(),
+            )
+        };
+        let capacity = u32::try_from(slot.capacity()).unwrap_or(u32::MAX);
+        if len > capacity {
+            let error = self.fail(Error::LengthOverflow);
+            return Err(ReapError {
+                error,
+                buf: Some(buf),
+            });
+        }
+        self.stats.completed = self.stats.completed.wrapping_add(1);
+        Ok(Some(Used { id, len, buf }))
+    }
+
+    /// [`Driver::pop_used`] as a plain record ([`Slot`]: the id, the
+    /// buffer's window offset, the used length, checked against the
+    /// buffer's capacity). The id stays bound to its buffer, lent, until
+    /// [`Driver::add_slot`] adds it again; no line is invalidated (the
+    /// caller invalidates what it reads).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::pop_used`]; with [`Error::LengthOverflow`] the slot
+    /// comes back too (its `len` 0), so the buffer is never lost.
+    #[inline(always)]
+    pub fn pop_used_slot(&mut self) -> Result<Option<Slot>, (Error, Option<Slot>)> {
+        self.pop_used_slot_inner(false)
+    }
+
+    /// [`Driver::pop_used_slot`] as the look that straight follows a
+    /// publication (the contract of [`Driver::pop_used_after_publish`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::pop_used_slot`].
+    #[inline(always)]
+    pub fn pop_used_slot_after_publish(&mut self) -> Result<Option<Slot>, (Error, Option<Slot>)> {
+        self.pop_used_slot_inner(true)
+    }
+
+    #[inline(always)]
+    fn pop_used_slot_inner(&mut self, reuse: bool) -> Result<Option<Slot>, (Error, Option<Slot>)> {
+        let Some((id, len)) = self.reap(reuse).map_err(|e| (e, None))? else {
+            return Ok(None);
+        };
+        let rec = match self.slots.get_mut(usize::from(id)) {
+            Some(Record {
+                rec: Some(r), lent, ..
+            }) => {
+                *lent = true;
+                (r.offset(), r.capacity())
+            }
+            _ => return Err((self.fail(Error::UnknownUsedId), None)),
+        };
+        let (offset, capacity) = rec;
+        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+        if len > capacity {
+            let error = self.fail(Error::LengthOverflow);
+            return Err((error, Some(Slot { id, offset, len: 0 })));
+        }
+        self.stats.completed = self.stats.completed.wrapping_add(1);
+        Ok(Some(Slot { id, offset, len }))
+    }
+
+    /// The next used entry `(id, len)`, its id checked in flight (and no
+    /// longer so); `None` when the ring is empty (re-armed as
+    /// [`Driver::pop_used`] says).
+    #[inline(always)]
+    fn reap(&mut self, reuse: bool) -> Result<Option<(u16, u32)>, Error> {
         if self.broken {
-            return Err(Error::Broken.into());
+            return Err(Error::Broken);
         }
         let l = self.ring.layout;
         if self.last_used == self.used_seen {
@@ -758,18 +947,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         )?;
         let (id, len) = self.ring.read_used_entry(pos)?;
         self.last_used = pos.wrapping_add(1);
-        let slot = match u16::try_from(id) {
+        let id = match u16::try_from(id) {
             Ok(i) if i < l.num() => match self.slots.get_mut(usize::from(i)) {
-                Some(s) if s.in_flight => {
+                Some(s) if s.in_flight && s.rec.is_some() => {
                     s.in_flight = false;
-                    s.rec.take().map(|r| (i, r))
+                    i
                 }
-                _ => None,
+                _ => return Err(self.fail(Error::UnknownUsedId)),
             },
-            _ => None,
-        };
-        let Some((id, slot)) = slot else {
-            return Err(self.fail(Error::UnknownUsedId).into());
+            _ => return Err(self.fail(Error::UnknownUsedId)),
         };
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
@@ -778,33 +964,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
         }
         self.in_flight -= 1;
-        self.free[self.free_len] = id;
-        self.free_len += 1;
-        // SAFETY: `slot` is the record of a `ShmBuf<Clean>` built over
-        // `self.ring.mem` (`new`'s contract) and consumed by
-        // `into_published` in `add`/`preload_used`: no other handle covers
-        // it since. The record has just been taken out of the shadow (state
-        // `InFlight` -> `Free`), so this slot is handed out exactly once
-        // until it is added again.
-        // The record's range is that of the handle it came from, checked
-        // against the window and the line when that handle was built.
-        let buf = unsafe {
-            ShmBuf::<_, Received>::from_validated_slot(
-                self.ring.mem,
-                slot.offset(),
-                slot.capacity(),
-            )
-        };
-        let capacity = u32::try_from(slot.capacity()).unwrap_or(u32::MAX);
-        if len > capacity {
-            let error = self.fail(Error::LengthOverflow);
-            return Err(ReapError {
-                error,
-                buf: Some(buf),
-            });
-        }
-        self.stats.completed = self.stats.completed.wrapping_add(1);
-        Ok(Some(Used { id, len, buf }))
+        Ok(Some((id, len)))
     }
 
     /// rpmsg-lite master compatibility: parks a buffer in the *used* ring at
@@ -868,9 +1028,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.preloaded = pos.wrapping_add(1);
         self.free_len -= 1;
         self.in_flight += 1;
-        self.slots[usize::from(id)] = Slot {
+        self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
             in_flight: true,
+            lent: false,
         };
         Ok(id)
     }

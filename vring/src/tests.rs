@@ -450,6 +450,77 @@ fn device_refuses_foreign_returns_and_long_lengths() {
 }
 
 #[test]
+fn slot_records_go_back_by_id_and_only_once() {
+    with_region(Line32, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let mut dev = device::<_, Legacy>(shm);
+        // The driver binds a buffer to an id for good and lends it out.
+        let lent = drv.lend(clean(shm, 0, b"")).unwrap();
+        assert_eq!((lent.offset, lent.len), (AREA.offset(), 64));
+        // An id that is not lent is refused, the lent one too long as well.
+        assert_eq!(
+            drv.add_slot(lent.id + 1, 4, false),
+            Err(Error::ForeignBuffer)
+        );
+        assert_eq!(drv.add_slot(lent.id, 65, false), Err(Error::InvalidLength));
+        drv.add_slot(lent.id, 40, false).unwrap();
+        // Added again before it came back: no longer lent.
+        assert_eq!(drv.add_slot(lent.id, 40, false), Err(Error::ForeignBuffer));
+        let _ = drv.publish().unwrap();
+        let p = dev.pop_readable_slot().unwrap().unwrap();
+        assert_eq!((p.id, p.offset, p.len), (lent.id, AREA.offset(), 40));
+        // Never popped, or beyond the descriptor: refused, nothing changes.
+        assert_eq!(
+            dev.push_used_slot(p.id + 1, None),
+            Err(Error::ForeignBuffer)
+        );
+        assert_eq!(
+            dev.push_used_slot(p.id, Some(41)),
+            Err(Error::InvalidLength)
+        );
+        dev.push_used_slot(p.id, None).unwrap();
+        assert_eq!(dev.push_used_slot(p.id, None), Err(Error::ForeignBuffer));
+        let _ = dev.publish_used().unwrap();
+        // The same id and buffer come back, lent again (the descriptor
+        // length reported whole).
+        let back = drv.pop_used_slot().unwrap().unwrap();
+        assert_eq!(
+            (back.id, back.offset, back.len),
+            (lent.id, AREA.offset(), 40)
+        );
+        assert_eq!(drv.num_free(), 7, "a lent id is not on the free stack");
+        drv.add_slot(back.id, 0, true).unwrap();
+        assert_eq!(
+            dev.stats().failures.total() + drv.stats().failures.total(),
+            0,
+            "local misuse is not a peer error"
+        );
+    });
+}
+
+#[test]
+fn a_used_length_past_the_buffer_still_returns_the_slot() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let raw = RawDevice(shm);
+        let lent = drv.lend(clean(shm, 0, b"")).unwrap();
+        drv.add_slot(lent.id, 0, true).unwrap();
+        let _ = drv.publish().unwrap();
+        // A hostile device reports more than the 64-byte buffer holds.
+        raw.used(0, u32::from(lent.id), 65);
+        raw.used_idx(1);
+        let (e, back) = drv.pop_used_slot().unwrap_err();
+        assert_eq!(e, Error::LengthOverflow);
+        assert_eq!(drv.stats().failures.length_overflow(), 1);
+        let back = back.expect("the slot comes back with the error");
+        assert_eq!((back.id, back.len), (lent.id, 0));
+        assert_eq!(drv.stats().failures.total(), 1);
+        // Still lent: it can be posted again.
+        drv.add_slot(back.id, 0, true).unwrap();
+    });
+}
+
+#[test]
 fn device_construction_checks_area_and_layout() {
     with_region(Coherent, |shm| {
         for area in [

@@ -174,8 +174,8 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             return Ok(true);
         }
         match self.next()? {
-            super::Next::Idle => Ok(false),
-            super::Next::Msg(m) => {
+            None => Ok(false),
+            Some(m) => {
                 self.st.kept = Some(m);
                 Ok(true)
             }

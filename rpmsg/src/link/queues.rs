@@ -38,10 +38,9 @@
 use core::fmt;
 
 use crate::rings::{Halves, RxRing};
-use crate::wire::HEADER_LEN;
 use crate::Error;
 
-use super::{bound_slot, mem_error, Endpoint, HeldMessage, Msg, Received, Rx};
+use super::{bound_slot, Endpoint, HeldMessage, Msg, Received, Rx};
 
 /// A message and the storage slot of its endpoint.
 type Slotted<'a, M> = (usize, Msg<'a, M>);
@@ -209,14 +208,14 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         let Some(m) = self.next_for(k, out.len())? else {
             return Ok(None);
         };
-        let res = m.buf.read(HEADER_LEN, &mut out[..m.len()]);
+        let res = m.read(self.rx.st.ring.mem(), 0, &mut out[..m.len()]);
         let got = Received {
             dst: m.dst,
             src: m.src,
             len: m.len(),
         };
-        self.rx.give_back(m.token, m.buf);
-        res.map_err(|e| mem_error(&e))?;
+        self.rx.give_back(m.slot);
+        res?;
         Ok(Some(got))
     }
 
@@ -237,7 +236,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         Ok(Some(HeldMessage {
             st: &mut *self.rx.st,
             bell: self.rx.bell,
-            msg: Some(m),
+            msg: m,
         }))
     }
 
@@ -275,12 +274,12 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
         let k = self.slot_of(ep)?;
         let mut n = 0;
         while let Some(m) = self.pop(k) {
-            self.rx.give_back(m.token, m.buf);
+            self.rx.give_back(m.slot);
             n += 1;
         }
         if matches!(*self.stalled, Some((s, _)) if s == k) {
             if let Some((_, m)) = self.stalled.take() {
-                self.rx.give_back(m.token, m.buf);
+                self.rx.give_back(m.slot);
                 n += 1;
             }
         }
@@ -364,7 +363,7 @@ impl<'l, 'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Endpoints<'l, 'a, R,
                 // Its endpoint was unbound (and the slot maybe bound
                 // again) while it waited: never delivered to another.
                 self.stats.discarded = self.stats.discarded.wrapping_add(1);
-                self.rx.give_back(m.token, m.buf);
+                self.rx.give_back(m.slot);
                 continue;
             }
             // A place came free: the message reception stopped at (for
@@ -460,19 +459,19 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
                 return Ok(Some((s, m)));
             }
             self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
-            self.give_back(m.token, m.buf);
+            self.give_back(m.slot);
         }
         for _ in 0..<R::Rx as RxRing<'a>>::NUM + 1 {
             let Some(slot) = self.take_slot()? else {
                 return Ok(None);
             };
-            if let Some(m) = self.check(slot)? {
+            if let Some(m) = self.frame(slot)? {
                 if let Some(s) = bound_slot(self.eps, m.dst) {
                     self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
                     return Ok(Some((s, m)));
                 }
                 self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
-                self.give_back(m.token, m.buf);
+                self.give_back(m.slot);
             }
         }
         Err(Error::WouldBlock)
