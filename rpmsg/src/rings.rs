@@ -796,6 +796,32 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     }
 }
 
+impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RemoteRx<'m, M, E, NUM> {
+    /// The start of [`RxRing::take`] with a return withheld for this look:
+    /// the return goes out first, and the look then reads `avail.idx` from
+    /// the line the publication's fenced read loaded. `None`: the entry
+    /// looked at was refused (counted); the take goes on.
+    #[inline(never)]
+    fn take_after_return(&mut self) -> Option<Result<Option<RxSlot>, RingError>> {
+        self.returns = false;
+        let wanted = match self.ring.publish_used_and_rearm() {
+            Ok(w) => w || self.conv.notify_always,
+            Err(e) => return Some(Err(e)),
+        };
+        self.kick |= wanted && self.conv.announce_returns;
+        match self.ring.pop_readable_slot_after_publish() {
+            Ok(Some(p)) => Some(Ok(Some(RxSlot {
+                token: p.id,
+                offset: p.offset,
+                len: p.len,
+            }))),
+            Ok(None) => Some(Ok(None)),
+            Err(e) if skipped_entry(&e) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
     for RemoteRx<'m, M, E, NUM>
 {
@@ -813,27 +839,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.mem
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self) -> Result<Option<RxSlot>, RingError> {
         // A return withheld for this look (`Conventions::
-        // return_with_next_look`) goes out first; the look then reads
-        // `avail.idx` from the line the publication's fenced read loaded
-        // (flags mode, non-coherent memory).
+        // return_with_next_look`) goes out first (out of line: flags mode,
+        // non-coherent memory only).
         if !M::COHERENT && self.returns {
-            self.returns = false;
-            let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
-            self.kick |= wanted && self.conv.announce_returns;
-            match self.ring.pop_readable_slot_after_publish() {
-                Ok(Some(p)) => {
-                    return Ok(Some(RxSlot {
-                        token: p.id,
-                        offset: p.offset,
-                        len: p.len,
-                    }))
-                }
-                Ok(None) => return Ok(None),
-                Err(e) if skipped_entry(&e) => {}
-                Err(e) => return Err(e),
+            if let Some(taken) = self.take_after_return() {
+                return taken;
             }
         }
         for _ in 0..NUM + 1 {

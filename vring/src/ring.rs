@@ -218,11 +218,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     ///
     /// `offset` is 4-aligned and `offset + 4` inside the ring.
     #[inline(always)]
-    unsafe fn word(&self, offset: usize) -> Result<[u8; 4], Error> {
+    unsafe fn word(&self, offset: usize) -> Result<u32, Error> {
         // SAFETY: the caller's contract is the accessor's.
-        unsafe { self.mem.load_u32_unchecked(offset) }
-            .map(u32::to_ne_bytes)
-            .map_err(mem_err)
+        unsafe { self.mem.load_u32_unchecked(offset) }.map_err(mem_err)
     }
 
     /// Stores the 32-bit word at `offset` as given.
@@ -244,7 +242,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         // SAFETY: the masked index is `< num`, so the entry lies in the
         // descriptor table, inside the window (`new`); the table is
         // 16-aligned (`Layout`), so each word is 4-aligned.
-        let (a, b, len, [f0, f1, n0, n1]) = unsafe {
+        // The words stay `u32` until decoded (a `Result` of byte arrays
+        // is packed into registers with shifts the compiler keeps).
+        let (a, b, len, fl) = unsafe {
             (
                 self.word(off)?,
                 self.word(off + 4)?,
@@ -252,10 +252,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
                 self.word(off + 12)?,
             )
         };
+        let [f0, f1, n0, n1] = fl.to_ne_bytes();
         // The 8 address bytes as a native `u64`, put together from the two
         // words with a shift (not byte by byte, which the compiler keeps
         // as byte masks), then in the ring's byte order.
-        let (a, b) = (u32::from_ne_bytes(a), u32::from_ne_bytes(b));
         let native = if cfg!(target_endian = "little") {
             u64::from(a) | u64::from(b) << 32
         } else {
@@ -263,7 +263,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         };
         Ok(Desc {
             addr: E::u64_from(native.to_ne_bytes()),
-            len: E::u32_from(len),
+            len: E::u32_from(len.to_ne_bytes()),
             flags: E::u16_from([f0, f1]),
             next: E::u16_from([n0, n1]),
         })
@@ -345,7 +345,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         // SAFETY: the masked position is `< num`: inside the used ring,
         // inside the window (`new`); the ring is 4-aligned (`Layout`).
         let (id, len) = unsafe { (self.word(off)?, self.word(off + 4)?) };
-        Ok((E::u32_from(id), E::u32_from(len)))
+        Ok((
+            E::u32_from(id.to_ne_bytes()),
+            E::u32_from(len.to_ne_bytes()),
+        ))
     }
 
     /// Writes `used.ring[pos & mask]`: two 32-bit stores.
