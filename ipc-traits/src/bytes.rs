@@ -356,11 +356,20 @@ unsafe fn words_from_shared(src: *const u8, d: *mut u8, mut i: usize, end: usize
             t.add(3).write_unaligned(e);
             i += 4 * WORD;
         }
-        while i < end {
+        // Fewer than four words left: a pair, then one, straight-line (a
+        // 16-byte payload or header is one pair, no loop).
+        if end - i >= 2 * WORD {
+            let s = src.add(i);
+            let (a, b) = (load_word(s), load_word(s.add(WORD)));
+            let t = d.add(i).cast::<usize>();
+            t.write_unaligned(a);
+            t.add(1).write_unaligned(b);
+            i += 2 * WORD;
+        }
+        if i < end {
             d.add(i)
                 .cast::<usize>()
                 .write_unaligned(load_word(src.add(i)));
-            i += WORD;
         }
     }
 }
@@ -390,9 +399,17 @@ unsafe fn words_to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) 
             store_word(t.add(3 * WORD), e);
             i += 4 * WORD;
         }
-        while i < end {
+        // As in `words_from_shared`: a pair, then one.
+        if end - i >= 2 * WORD {
+            let f = s.add(i).cast::<usize>();
+            let (a, b) = (f.read_unaligned(), f.add(1).read_unaligned());
+            let t = dst.add(i);
+            store_word(t, a);
+            store_word(t.add(WORD), b);
+            i += 2 * WORD;
+        }
+        if i < end {
             store_word(dst.add(i), s.add(i).cast::<usize>().read_unaligned());
-            i += WORD;
         }
     }
 }
