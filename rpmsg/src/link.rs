@@ -793,7 +793,7 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
     /// # Errors
     ///
     /// A ring or memory error (the buffer is kept for the next send).
-    #[inline]
+    #[inline(always)]
     pub fn send(mut self, src: &Endpoint, dst: u32) -> Result<(), Error> {
         let Some(slot) = self.slot.take() else {
             return Ok(());
@@ -948,7 +948,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// # Errors
     ///
     /// As [`Rx::try_recv`] (never [`Error::TooLong`]).
-    #[inline]
+    #[inline(always)]
     pub fn try_recv_held(&mut self) -> Result<Option<HeldMessage<'_, 'a, R, N>>, Error> {
         let Some(m) = self.next()? else {
             return Ok(None);
