@@ -902,6 +902,12 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// pass. `Ok(None)`: the ring is empty and (with notifications on)
     /// re-armed, so sleeping until the doorbell is safe.
     ///
+    /// Under [`crate::rings::Conventions::return_with_next_look`] (our own
+    /// stack on both sides, flags mode, non-coherent memory) the buffer
+    /// that ends a pass goes back with the next call instead, which
+    /// publishes it before it looks: at most one buffer is withheld, until
+    /// the next look.
+    ///
     /// Messages for unbound addresses and messages with a bad header met on
     /// the way are counted ([`RxStats`]) and given back, never delivered.
     ///
