@@ -128,13 +128,30 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
     }
 }
 
+/// Whether the id recorded as added at `pos` is still behind the
+/// published `avail.idx`: its entry lies in `published..added` and was not
+/// overwritten since. An id in flight is never added again before it
+/// comes back, so a stale `pos` (an id the device held for 65 536 adds, or
+/// a preloaded one) that wraps into the window finds another id in the
+/// shadow there. O(1): the per-entry marking this replaces ran on every
+/// publication.
+#[inline(always)]
+fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: u16) -> bool {
+    pos.wrapping_sub(published) < added.wrapping_sub(published)
+        && shadow.get(usize::from(pos & mask)).map(|&s| u32::from(s)) == Some(id)
+}
+
 /// The driver's record of one descriptor id.
 struct Record {
     /// The buffer, while the id is taken (added or in flight).
     rec: Option<PublishedSlot>,
-    /// Whether the device can see it (`avail.idx` published past its
-    /// entry, or parked in the used ring); only such an id may come back.
+    /// Whether it is in the rings (added, perhaps not yet published, or
+    /// parked in the used ring). Only such an id may come back, and only
+    /// once published: see [`Driver::unpublished`].
     in_flight: bool,
+    /// The available position it was last added at (for the
+    /// `unpublished` test; a preloaded id keeps a stale one).
+    pos: u16,
     /// Lent out as a [`Slot`] ([`Driver::pop_used_slot`],
     /// [`Driver::lend`]): the id stays bound to `rec` (not on the free
     /// stack) until [`Driver::add_slot`] adds it again.
@@ -145,6 +162,7 @@ impl Record {
     const FREE: Self = Self {
         rec: None,
         in_flight: false,
+        pos: 0,
         lent: false,
     };
 }
@@ -484,13 +502,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
+        let pos = self.avail_idx;
         if let Err(e) = self.post(id, w) {
             return Err((buf, e));
         }
         self.free_len -= 1;
         self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
-            in_flight: false,
+            in_flight: true,
+            pos,
             lent: false,
         };
         Ok(id)
@@ -555,6 +575,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
             in_flight: false,
+            pos: 0,
             lent: true,
         };
         Ok(Slot { id, offset, len })
@@ -593,6 +614,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         } else {
             (len, 0)
         };
+        let pos = self.avail_idx;
         self.post(
             id,
             Written {
@@ -605,6 +627,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         )?;
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
             r.lent = false;
+            r.in_flight = true;
+            r.pos = pos;
         }
         Ok(())
     }
@@ -673,16 +697,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             if !M::COHERENT {
                 self.entries_dirty = false;
             }
-        }
-        let mut pos = old;
-        while pos != new {
-            let id = usize::from(self.avail_shadow[usize::from(pos & self.ring.mask)]);
-            // Every position `old..new` was written by `add`, which
-            // recorded the slot (`rec` is `Some`).
-            if let Some(slot) = self.slots.get_mut(id) {
-                slot.in_flight = true;
-            }
-            pos = pos.wrapping_add(1);
         }
         self.ring.store_u16(Field::AvailIdx, new)?;
         self.ring.clean(l.avail_offset() + 2, 2)?;
@@ -947,14 +961,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         )?;
         let (id, len) = self.ring.read_used_entry(pos)?;
         self.last_used = pos.wrapping_add(1);
-        let id = match u16::try_from(id) {
-            Ok(i) if i < l.num() => match self.slots.get_mut(usize::from(i)) {
-                Some(s) if s.in_flight && s.rec.is_some() => {
-                    s.in_flight = false;
-                    i
-                }
-                _ => return Err(self.fail(Error::UnknownUsedId)),
-            },
+        // Ids at or beyond `num` are never taken (their record is free),
+        // so the one lookup bounds the id.
+        let (published, added) = (self.published_idx, self.avail_idx);
+        let shadow = &self.avail_shadow;
+        let mask = self.ring.mask;
+        let id = match usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
+            Some(s)
+                if s.in_flight
+                    && s.rec.is_some()
+                    && !unpublished(s.pos, id, published, added, shadow, mask) =>
+            {
+                s.in_flight = false;
+                id as u16
+            }
             _ => return Err(self.fail(Error::UnknownUsedId)),
         };
         if !M::COHERENT && len == 0 {
@@ -1028,9 +1048,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.preloaded = pos.wrapping_add(1);
         self.free_len -= 1;
         self.in_flight += 1;
+        // Its position stays out of the unpublished window: an alias
+        // there (a later add at the same position) has another id.
         self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
             in_flight: true,
+            pos: self.published_idx.wrapping_sub(1),
             lent: false,
         };
         Ok(id)

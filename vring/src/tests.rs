@@ -623,6 +623,45 @@ fn used_ids_never_published_or_already_reaped_are_skipped() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "65 536 publications: minutes under Miri")]
+fn an_added_id_comes_back_only_once_published_even_after_the_index_wraps() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let dev = RawDevice(shm);
+        let held = drv.lend(clean(shm, 0, b"")).unwrap();
+        let cycled = drv.lend(clean(shm, 1, b"")).unwrap();
+        // `held` goes out at position 0 and the device keeps it.
+        drv.add_slot(held.id, 0, true).unwrap();
+        let _ = drv.publish().unwrap();
+        // `cycled` goes round until `avail.idx` wraps to 0 again.
+        for pos in 1..=u16::MAX {
+            drv.add_slot(cycled.id, 0, true).unwrap();
+            let _ = drv.publish().unwrap();
+            dev.used(pos - 1, u32::from(cycled.id), 4);
+            dev.used_idx(pos);
+            assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, cycled.id);
+        }
+        // Added at position 0 again (the position `held` went out at) and
+        // not published: the device cannot know it yet.
+        drv.add_slot(cycled.id, 0, true).unwrap();
+        dev.used(u16::MAX, u32::from(cycled.id), 4);
+        dev.used_idx(0);
+        assert_eq!(drv.pop_used_slot().unwrap_err().0, Error::UnknownUsedId);
+        // The held one is published, its position aliasing the window.
+        dev.used(0, u32::from(held.id), 4);
+        dev.used_idx(1);
+        let back = drv.pop_used_slot().unwrap().unwrap();
+        assert_eq!((back.id, back.len), (held.id, 4));
+        // Once published, the other comes back too.
+        let _ = drv.publish().unwrap();
+        dev.used(1, u32::from(cycled.id), 4);
+        dev.used_idx(2);
+        assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, cycled.id);
+        assert_eq!(drv.stats().failures.unknown_used_id(), 1);
+    });
+}
+
+#[test]
 fn length_overflow_hands_the_buffer_back() {
     with_region(Coherent, |shm| {
         let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
