@@ -22,6 +22,11 @@ use crate::doorbell::{Bell, BellRx, Doorbells};
 use crate::floor::join;
 use crate::window::Window;
 
+/// Ring tables, leaked: they live as long as the process.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// Entries per ring (buffers per direction).
 pub const NUM: usize = 16;
 /// Bytes per buffer.
@@ -118,9 +123,14 @@ pub fn open_remote<'m, 'd>(
 ) -> Result<(RemoteLink<'m, 'd>, Endpoint), Failure> {
     // SAFETY: the two buffer areas are the halves of the master's pool,
     // disjoint; this side builds no other buffer over them.
-    let rings =
-        unsafe { RemoteRings::<_, Legacy, NUM>::new(win.region(), remote_config(suppression)) }
-            .map_err(|e| link_err("remote rings", e))?;
+    let rings = unsafe {
+        RemoteRings::<_, Legacy, NUM>::new(
+            win.region(),
+            remote_config(suppression),
+            remote_tables(),
+        )
+    }
+    .map_err(|e| link_err("remote rings", e))?;
     let mut link = Link::new(rings, Bell::new(&bells.to_master), store);
     let ep = link
         .bind(ADDR_ANY)

@@ -75,6 +75,11 @@ mod soc;
 
 use soc::{Core, Doorbells, Soc, Wiring};
 
+/// Ring tables, leaked: they live as long as the process.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// Both cores run this stack: its doorbell conventions (the remote's and
 /// the master's returned buffers are not announced while the peer has
 /// transmit buffers, rpmsg-wire.md §2.1).
@@ -541,9 +546,10 @@ fn remote<const LINE: usize, N: Notify, T: NotifyRx>(
     // SAFETY: the two buffer areas are the halves of the master's pool,
     // disjoint; this core builds no buffer handle over them except through
     // these rings.
-    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&core, remote_config()) }
-        .and_then(|r| r.with_conventions(PROFILE.conventions()))
-        .map_err(|e| format!("attaching to the rings: {e}"))?;
+    let rings =
+        unsafe { RemoteRings::<_, Legacy, NUM>::new(&core, remote_config(), remote_tables()) }
+            .and_then(|r| r.with_conventions(PROFILE.conventions()))
+            .map_err(|e| format!("attaching to the rings: {e}"))?;
     let mut storage = Storage::<ENDPOINTS>::new();
     let mut link = Link::new(rings, ring, &mut storage);
     let ep = link.bind(ADDR_ANY).map_err(|e| e.to_string())?;

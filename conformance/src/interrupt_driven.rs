@@ -25,6 +25,11 @@ use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
 use crate::sim::{CacheConfig, SimMemory, WeakOrder, WeakStats};
 
+/// Ring tables, leaked: they live as long as the process.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 const PEER_BASE: u64 = 0x4000_0000;
 
 /// How many messages each direction moves.
@@ -210,8 +215,9 @@ pub fn event_idx_interrupt_driven_in<L: DoorbellLink>(
     };
     // SAFETY: the buffer areas are the master's pool halves, disjoint; the
     // remote's core builds no other buffer over them.
-    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&rcore, remote_config) }
-        .unwrap_or_else(|e| panic!("remote rings: {e}"));
+    let rings =
+        unsafe { RemoteRings::<_, Legacy, NUM>::new(&rcore, remote_config, remote_tables()) }
+            .unwrap_or_else(|e| panic!("remote rings: {e}"));
     let mut rs = Storage::<1>::new();
     let mut remote: RemoteLink<'_, L::Ring> = Link::new(rings, ring_a, &mut rs);
     let (maddr, raddr) = (1024, 40);

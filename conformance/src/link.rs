@@ -35,6 +35,11 @@ use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
 use crate::sim::{CacheConfig, SimCore, SimMemory, WeakOrder, WeakStats};
 
+/// Ring tables, leaked: they live as long as the process.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// Entries per ring.
 pub const NUM: usize = 16;
 /// Bytes per buffer.
@@ -120,7 +125,7 @@ pub fn remote_rings<const LINE: usize>(
     // SAFETY: the buffer areas are the master's pool halves, disjoint; the
     // caller's core builds no other buffer over them (one link per core
     // and session in every test).
-    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, remote_config()) }
+    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, remote_config(), remote_tables()) }
         .unwrap_or_else(|e| panic!("remote rings: {e}"))
 }
 

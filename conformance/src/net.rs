@@ -34,6 +34,11 @@ use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
 use crate::sim::{CacheConfig, SimCore, SimMemory};
 
+/// Ring tables, leaked: they live as long as the process.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// The rpmsg address both devices bind.
 pub const NET_ADDR: u32 = 1024;
 /// The master's IPv4 address.
@@ -150,7 +155,7 @@ fn master_rings<const L: usize>(core: &SimCore<L>) -> MasterRings<'_, SimCore<L>
 fn remote_rings<const L: usize>(core: &SimCore<L>) -> RemoteRings<'_, SimCore<L>, Legacy, NUM> {
     // SAFETY: the buffer areas are the master's pool halves, disjoint; this
     // core builds no other buffer over them.
-    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, remote_config()) }
+    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, remote_config(), remote_tables()) }
         .unwrap_or_else(|e| panic!("remote rings: {e}"))
 }
 

@@ -55,6 +55,11 @@ use crate::mailbox::{DoorbellFixture, DoorbellLink, PATIENCE};
 use crate::rng::SplitMix64;
 use crate::sim::{CacheConfig, SimCore, SimMemory, WeakOrder, WeakStats};
 
+/// Device tables, leaked: they live as long as the process.
+fn device_tables<const N: usize>() -> &'static rpmsg::vring::DeviceTables<N> {
+    Box::leak(Box::default())
+}
+
 /// Entries per ring.
 pub const NUM: usize = 16;
 /// Side A's cache line (and the layout's granule).
@@ -581,8 +586,10 @@ fn run_b<N: Notify, T: NotifyRx, Q: WakeRequests>(
     let unused = WakeLock::new();
     // SAFETY: region B's pool is this link's alone; region A's buffers are
     // reached only through the ring.
-    let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(&core, config(Side::B, &lock)) }
-        .unwrap_or_else(|e| panic!("side B rings: {e}"));
+    let rings = unsafe {
+        SplitRings::<_, Legacy, NUM>::new(&core, config(Side::B, &lock), device_tables())
+    }
+    .unwrap_or_else(|e| panic!("side B rings: {e}"));
     let mut storage = Storage::<1>::new();
     let mut link = Link::new(rings, parts.notify, &mut storage);
     let ep = link.bind(40).unwrap_or_else(|e| panic!("{e}"));
@@ -736,8 +743,10 @@ where
     let lock = WakeLock::new();
     let unused = WakeLock::new();
     // SAFETY: region A's pool is this link's alone.
-    let rings = unsafe { SplitRings::<_, Legacy, NUM>::new(&core, config(Side::A, &lock)) }
-        .unwrap_or_else(|e| panic!("side A rings: {e}"));
+    let rings = unsafe {
+        SplitRings::<_, Legacy, NUM>::new(&core, config(Side::A, &lock), device_tables())
+    }
+    .unwrap_or_else(|e| panic!("side A rings: {e}"));
     let mut storage = Storage::<1>::new();
     let mut link = Link::new(rings, parts_a.notify, &mut storage);
     let ep = link.bind(30).unwrap_or_else(|e| panic!("{e}"));

@@ -37,6 +37,11 @@ use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use rpmsg::Error;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 const NUM: usize = 16;
 const BUF: usize = 512;
 const ALIGN: usize = 64;
@@ -337,7 +342,7 @@ fn remote_rings(
     };
     // SAFETY: the host's two buffer halves, disjoint; the remote builds no
     // other buffer over them.
-    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, config) }.unwrap()
+    unsafe { RemoteRings::<_, Legacy, NUM>::new(core, config, remote_tables()) }.unwrap()
 }
 
 /// Brings the link up once the remote has the vrings: the remote announces

@@ -34,6 +34,11 @@ use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use rpmsg::Error;
 use vring::{Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 const NUM: usize = 16;
 const BUF: usize = 512;
 const ALIGN: usize = 64;
@@ -166,7 +171,7 @@ fn remote_rings(
     }
     let vrings = boot.wait(&w.remote, Spins::new(4))?;
     // SAFETY: the master's two buffer halves; no other handle on this core.
-    unsafe { boot.rings::<_, _, Legacy, NUM>(&w.remote, &w.remote, vrings) }
+    unsafe { boot.rings::<_, _, Legacy, NUM>(&w.remote, &w.remote, vrings, remote_tables()) }
 }
 
 /// The remote announces `echo`, the master sees it (on the remote's
@@ -313,9 +318,10 @@ fn remote_with_defaults_against_an_rpmsg_lite_master() {
     // The remote comes up on the start kick.
     assert!(!w.to_remote.take().is_empty());
     // SAFETY: the master's two buffer halves; no other handle on this core.
-    let rrings =
-        unsafe { remote_bare::<_, Legacy, NUM>(&w.remote, BARE, Profile::RpmsgLite, false) }
-            .unwrap();
+    let rrings = unsafe {
+        remote_bare::<_, Legacy, NUM>(&w.remote, BARE, Profile::RpmsgLite, false, remote_tables())
+    }
+    .unwrap();
     let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
     let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
     let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
@@ -344,8 +350,10 @@ fn bare_both_roles(profile: Profile, event_idx: bool) {
     assert_eq!(w.to_remote.counts(), [1, 0], "{profile:?}: start kick");
     assert!(!w.to_remote.take().is_empty());
     // SAFETY: as above.
-    let rrings =
-        unsafe { remote_bare::<_, Legacy, NUM>(&w.remote, BARE, profile, event_idx) }.unwrap();
+    let rrings = unsafe {
+        remote_bare::<_, Legacy, NUM>(&w.remote, BARE, profile, event_idx, remote_tables())
+    }
+    .unwrap();
     let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<1>::new());
     let mut master: MasterLink<'_> = Link::new(mrings, w.to_remote.clone(), &mut ms);
     let mut remote: RemoteLink<'_> = Link::new(rrings, w.to_master.clone(), &mut rs);
@@ -432,7 +440,9 @@ fn mis_set_profiles_fail_at_boot() {
         Some(Error::EventIdxUnsupported)
     );
     // SAFETY: no ring is built (the profile is refused first).
-    let bare = unsafe { remote_bare::<_, Legacy, NUM>(&w.remote, BARE, Profile::RpmsgLite, true) };
+    let bare = unsafe {
+        remote_bare::<_, Legacy, NUM>(&w.remote, BARE, Profile::RpmsgLite, true, remote_tables())
+    };
     assert_eq!(bare.err(), Some(Error::EventIdxUnsupported));
     // A table for an rpmsg-lite master; Linux as a remote.
     assert_eq!(

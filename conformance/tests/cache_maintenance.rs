@@ -33,6 +33,16 @@ use rpmsg::session::SessionWord;
 use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
+/// Device tables for the test's life.
+fn device_tables<const N: usize>() -> &'static rpmsg::vring::DeviceTables<N> {
+    Box::leak(Box::default())
+}
+
 /// The master's line (a Cortex-A) and the remote's (a Cortex-M7 or E907).
 const MASTER_LINE: usize = 64;
 const REMOTE_LINE: usize = 32;
@@ -103,7 +113,7 @@ fn remote_link<'m>(
         queues: QueueIds::DEFAULT,
     };
     // SAFETY: disjoint areas, reached only through these rings.
-    let rings = unsafe { RemoteRings::new(core, cfg) }
+    let rings = unsafe { RemoteRings::new(core, cfg, remote_tables()) }
         .unwrap()
         .notify_always(rpmsg_lite_compat);
     Link::new(rings, Quiet, storage)
@@ -438,7 +448,8 @@ fn split_link<'m>(
     cfg.wake = wake;
     // SAFETY: each side owns its pool; the peer's is reached only through
     // the ring.
-    let rings = unsafe { SplitRings::<_, Legacy, SPLIT_NUM>::new(core, cfg) }.unwrap();
+    let rings =
+        unsafe { SplitRings::<_, Legacy, SPLIT_NUM>::new(core, cfg, device_tables()) }.unwrap();
     Link::new(rings, bell, storage)
 }
 
@@ -727,7 +738,7 @@ fn links_with<'m>(
         .and_then(|x| x.with_conventions(conv))
         .unwrap();
     // SAFETY: disjoint areas, reached only through these rings.
-    let rrings = unsafe { RemoteRings::new(r, rcfg) }
+    let rrings = unsafe { RemoteRings::new(r, rcfg, remote_tables()) }
         .and_then(|x| x.with_conventions(conv))
         .unwrap();
     (Link::new(mrings, Quiet, ms), Link::new(rrings, Quiet, rs))

@@ -30,9 +30,14 @@ use conformance::sim::{CacheConfig, SimCore, SimMemory, WeakOrder};
 use ipc_traits::buf::{Clean, Dirty, Received, ShmBuf};
 use ipc_traits::shm::SharedMemory;
 use vring::{
-    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Layout, Legacy, Suppression,
-    Virtio1,
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian, Layout, Legacy,
+    Suppression, Virtio1,
 };
+
+/// Device tables for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
 
 const PEER_BASE: u64 = 0x4000_0000;
 const NUM: u16 = 16;
@@ -329,9 +334,11 @@ fn run_in<const LINE: usize, E: Endian>(
             };
             // SAFETY: the areas are disjoint; A's buffers over them are in
             // flight (owned by the rings) whenever B holds them.
-            let mut rxd = unsafe { Device::<_, E, 16>::new(core, l0, cfg(AREA0)) }.unwrap();
+            let mut rxd =
+                unsafe { Device::<_, E, 16>::new(core, l0, cfg(AREA0), tables()) }.unwrap();
             // SAFETY: as above.
-            let mut txd = unsafe { Device::<_, E, 16>::new(core, l1, cfg(AREA1)) }.unwrap();
+            let mut txd =
+                unsafe { Device::<_, E, 16>::new(core, l1, cfg(AREA1), tables()) }.unwrap();
             let (mut sent, mut recv) = (0u32, 0u32);
             loop {
                 let mut progress = false;
@@ -523,7 +530,8 @@ fn publish_rereads_the_device_flags() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, cfg) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     let buf = |k: usize| {
         // SAFETY: slot k, created once.
         let mut t =
@@ -568,7 +576,8 @@ fn publish_used_rereads_the_driver_flags() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     drv.disable_interrupts().unwrap();
     for k in 0..2 {
         // SAFETY: slot k, created once.
@@ -634,7 +643,7 @@ fn device_attach_discards_stale_used_ring_lines() {
         ..DeviceConfig::new(AREA0)
     };
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev = unsafe { Device::<_, Legacy, 16>::new(&b, l0, dcfg) }.unwrap();
+    let mut dev = unsafe { Device::<_, Legacy, 16>::new(&b, l0, dcfg, tables()) }.unwrap();
     // Nothing available: the device re-arms `avail_event` (a store into the
     // line of the last used entry) and cleans it.
     assert!(dev.pop_readable().unwrap().is_none());
@@ -687,7 +696,8 @@ fn device_invalidates_an_entry_line_again_after_each_index_fetch() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     let mut ids = Vec::new();
     for k in 0..15 {
         ids.push(drv.add_readable(slot_buf(&a, k)).unwrap());
@@ -736,7 +746,8 @@ fn driver_invalidates_a_used_line_again_after_each_index_fetch() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     for k in 0..16 {
         drv.add_readable(slot_buf(&a, k)).unwrap();
     }
@@ -792,7 +803,8 @@ fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     let mut buf = slot_buf(&a, 0);
     for pos in 0..20u16 {
         if pos == NUM {
@@ -841,7 +853,8 @@ fn an_unchanged_used_entry_is_not_written_back() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     let mut buf = slot_buf(&a, 0);
     for pos in 0..3 * NUM {
         let _ = drv.add_readable(buf).unwrap();
@@ -877,7 +890,8 @@ fn a_declined_publication_reads_the_flags_once_the_next_time() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     dev.disable_notifications().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(!drv.publish().unwrap(), "the device said no");
@@ -926,7 +940,8 @@ fn a_rejected_descriptor_comes_back_empty_and_is_written_again() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     // An honest round trip: descriptor 0 names slot 0.
     let id = round(&mut drv, slot_buf(&a, 0));
     let p = dev.pop_readable().unwrap().unwrap();
@@ -995,7 +1010,8 @@ fn the_drivers_last_look_reads_the_index_its_publication_loaded() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     dev.disable_notifications().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
@@ -1034,7 +1050,8 @@ fn the_devices_last_look_reads_the_index_its_publication_loaded() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     drv.disable_interrupts().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     let _ = drv.publish().unwrap();
@@ -1079,7 +1096,8 @@ fn a_look_after_the_suppression_field_changed_is_fresh() {
     let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
     // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
     let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0)) }.unwrap();
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
     dev.disable_notifications().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(!drv.publish().unwrap(), "the device said no (fenced read)");

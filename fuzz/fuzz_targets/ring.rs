@@ -10,8 +10,8 @@ use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
 use ipc_traits::shm::{check_range, ErrorType, RawRegion, SharedMemory, ShmError};
 use libfuzzer_sys::fuzz_target;
 use vring::{
-    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error, Layout, Legacy, Popped,
-    Suppression, Virtio1,
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian, Error, Layout,
+    Legacy, Popped, Suppression, Virtio1,
 };
 
 const BASE: u64 = 0x4000_0000;
@@ -197,8 +197,9 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
         first_avail: u16::from(input.byte().unwrap_or(0) % 4),
         ..DeviceConfig::new(AREA)
     };
+    let tables = DeviceTables::new();
     // SAFETY: no other buffer handle covers AREA (the pool is elsewhere).
-    let mut dev = unsafe { Device::<_, E, 8>::new(&shm, LV, dcfg) }.unwrap();
+    let mut dev = unsafe { Device::<_, E, 8>::new(&shm, LV, dcfg, &tables) }.unwrap();
 
     let mut pool: Vec<_> = (0..POOL_SLOTS)
         // SAFETY: slot k of the pool, created once.

@@ -26,7 +26,7 @@ use rpmsg::link::queues::{Endpoints, Queues};
 use rpmsg::link::restart::Announcements;
 use rpmsg::link::watch::Watchdog;
 use rpmsg::link::{Link, Storage};
-use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, RemoteTables};
 use rpmsg::wire::NS_ADDR;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
@@ -84,6 +84,9 @@ fuzz_target!(|data: &[u8]| {
         queues: QueueIds::DEFAULT,
     };
     let (mut mstore, mut rstore) = (Storage::<2>::new(), Storage::<2>::new());
+    // The remote's ring tables: free again once a session's rings are
+    // dropped (`release_session`), so the restart reuses them.
+    let rtables = RemoteTables::new();
     let mut queues = Queues::<_, 2, Q>::new();
     // SAFETY: the pool belongs to the master; the remote's areas are its
     // halves, reached only through the rings.
@@ -94,7 +97,7 @@ fuzz_target!(|data: &[u8]| {
     );
     // SAFETY: as above.
     let mut remote = Link::new(
-        unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc) }.unwrap(),
+        unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc, &rtables) }.unwrap(),
         Quiet,
         &mut rstore,
     );
@@ -212,8 +215,9 @@ fuzz_target!(|data: &[u8]| {
                 master = ended_master
                     .restart(unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, mc) }.unwrap());
                 // SAFETY: as above.
-                remote = ended_remote
-                    .restart(unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc) }.unwrap());
+                remote = ended_remote.restart(
+                    unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc, &rtables) }.unwrap(),
+                );
                 dir.on_peer_reset();
                 ann.on_restart();
                 mdog.on_restart();

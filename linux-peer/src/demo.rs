@@ -35,6 +35,11 @@ use crate::memory::SharedRegion;
 use crate::uml::{self, TempDir, Uml, UmlConfig};
 use crate::{pattern, remote_config, rpmsg_areas};
 
+/// Ring tables, leaked: they live as long as the process.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// The service our remote announces (`rpmsg_char` binds to it).
 pub const SERVICE: &str = "rpmsg-raw";
 /// Our endpoint's address.
@@ -295,7 +300,7 @@ fn device(
     let boot = started.elapsed();
     // SAFETY: the two buffer areas are Linux's two pools, disjoint (checked
     // by `rpmsg_areas`), and no other buffer handle over them exists.
-    let rings = unsafe { RemoteRings::<_, Virtio1, RING>::new(&mem, cfg) }
+    let rings = unsafe { RemoteRings::<_, Virtio1, RING>::new(&mem, cfg, remote_tables()) }
         .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
         .map_err(|e| format!("attaching to the rings: {e:?}"))?;
     let mut store = Storage::<1>::new();

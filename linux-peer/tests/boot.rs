@@ -21,7 +21,12 @@ use ipc_traits::mailbox::Notify;
 use linux_peer::protocol::{Request, VHOST_USER_F_PROTOCOL_FEATURES};
 use linux_peer::uml::{self, TempDir, Uml, UmlConfig};
 use linux_peer::{rpmsg_areas, BackendConfig, Server};
-use vring::{BufferArea, Device, DeviceConfig, Layout, Virtio1};
+use vring::{BufferArea, Device, DeviceConfig, DeviceTables, Layout, Virtio1};
+
+/// Device tables for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
 
 /// `/init`: waits for the tty our announcement creates, reports what Linux
 /// made of it as PASS/FAIL lines, dumps the rpmsg/virtio kernel log, and
@@ -111,7 +116,7 @@ fn announce(server: &Server, uml: &Uml, log: &mut String) -> Result<Seen, String
     config.first_avail = rx.base;
     // SAFETY: no other buffer handle over the receive area exists: this is
     // the only ring of this test, and the area is disjoint from every ring.
-    let mut dev = unsafe { Device::<_, Virtio1, 256>::new(&mem, layout, config) }
+    let mut dev = unsafe { Device::<_, Virtio1, 256>::new(&mem, layout, config, tables()) }
         .map_err(|e| format!("device ring: {e:?}"))?;
     let popped = dev
         .pop_writable()

@@ -33,6 +33,11 @@ use rpmsg::stream::embedded_io::{Read, Write};
 use rpmsg::stream::Stream;
 use vring::Virtio1;
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// Lines the guest writes.
 const LINES: u32 = 10_000;
 /// Read sizes, cycled (as the guest's).
@@ -102,7 +107,7 @@ fn device(boot: &Boot) -> Result<String, String> {
     let (mem, kicks, calls, cfg) = attach(&boot.server)?;
     // SAFETY: the two areas are disjoint (derived from Linux's pools) and
     // no other buffer handle over them exists.
-    let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg) }
+    let rings = unsafe { RemoteRings::<_, Virtio1, 256>::new(&mem, cfg, remote_tables()) }
         .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
         .map_err(|e| format!("rings: {e:?}"))?;
     let mut storage = Storage::<1>::new();

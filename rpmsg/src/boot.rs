@@ -45,7 +45,9 @@ use ipc_traits::shm::{RawRegion, SharedMemory, ShmError};
 use vring::notify::VIRTIO_RING_F_EVENT_IDX;
 use vring::{BufferArea, Endian, Layout, Suppression};
 
-use crate::rings::{Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings};
+use crate::rings::{
+    Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, RemoteTables,
+};
 use crate::rsc_table::{
     status, HostBoot, HostPoll, PollTiming, VdevInfo, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
@@ -349,7 +351,8 @@ impl RemoteBoot {
         remote_config(shared, vrings, s)
     }
 
-    /// The remote's rings, following the profile's conventions.
+    /// The remote's rings, following the profile's conventions, their
+    /// per-entry tables in `tables`.
     ///
     /// # Errors
     ///
@@ -364,6 +367,7 @@ impl RemoteBoot {
         table: &T,
         shared: &'m M,
         vrings: [VringSpec; 2],
+        tables: &'m RemoteTables<NUM>,
     ) -> Result<RemoteRings<'m, M, E, NUM>, Error>
     where
         T: SharedMemory<Error = ShmError>,
@@ -372,7 +376,7 @@ impl RemoteBoot {
     {
         let config = self.config(table, shared, vrings)?;
         // SAFETY: forwarded from this function's contract.
-        let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
+        let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config, tables) }?;
         rings.set_conventions(self.profile.conventions())?;
         Ok(rings)
     }
@@ -389,6 +393,7 @@ impl RemoteBoot {
         table: &T,
         shared: &'m mut RawRegion<C>,
         vrings: [VringSpec; 2],
+        tables: &'m RemoteTables<NUM>,
     ) -> Result<RemoteRings<'m, RawRegion<C>, E, NUM>, Error>
     where
         T: SharedMemory<Error = ShmError>,
@@ -400,7 +405,7 @@ impl RemoteBoot {
         // handle over it lives (one would borrow it) and none can be made
         // except through these rings; `RawRegion::new`'s contract rules
         // out any other access to its memory on this core.
-        unsafe { self.rings::<T, RawRegion<C>, E, NUM>(table, shared, vrings) }
+        unsafe { self.rings::<T, RawRegion<C>, E, NUM>(table, shared, vrings, tables) }
     }
 }
 
@@ -492,6 +497,7 @@ pub unsafe fn remote_bare<'m, M, E, const NUM: usize>(
     layout: BareLayout,
     profile: Profile,
     event_idx: bool,
+    tables: &'m RemoteTables<NUM>,
 ) -> Result<RemoteRings<'m, M, E, NUM>, Error>
 where
     M: SharedMemory<Error = ShmError>,
@@ -514,7 +520,7 @@ where
         queues: QueueIds::DEFAULT,
     };
     // SAFETY: forwarded from this function's contract.
-    let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config) }?;
+    let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config, tables) }?;
     rings.set_conventions(profile.conventions())?;
     Ok(rings)
 }

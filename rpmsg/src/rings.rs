@@ -17,8 +17,8 @@ use ipc_traits::mailbox::{QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory, ShmError};
 pub use vring::device::Returnable;
 use vring::{
-    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
-    Stats, Suppression,
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian,
+    Error as RingError, Layout, Stats, Suppression,
 };
 
 /// A received buffer, straight off the ring, as a plain record: the ring
@@ -577,6 +577,29 @@ pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     kick: bool,
 }
 
+/// The per-entry tables of a remote's two rings ([`vring::DeviceTables`]),
+/// declared once beside the link's [`crate::link::Storage`] (a `static`:
+/// `.bss`, no image bytes) and lent to [`RemoteRings::new`], so the rings
+/// themselves stay a few words. Rings attached again after a restart (or
+/// a fresh boot) reuse them once the old rings are dropped
+/// ([`crate::link::Link::end_session`], then
+/// [`crate::link::restart::Ended::restart`]).
+#[derive(Debug, Default)]
+pub struct RemoteTables<const NUM: usize> {
+    tx: DeviceTables<NUM>,
+    rx: DeviceTables<NUM>,
+}
+
+impl<const NUM: usize> RemoteTables<NUM> {
+    /// Tables for two rings of up to `NUM` entries, lent to no ring.
+    pub const fn new() -> Self {
+        Self {
+            tx: DeviceTables::new(),
+            rx: DeviceTables::new(),
+        }
+    }
+}
+
 /// Where the remote finds its rings and the master's buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteConfig {
@@ -597,19 +620,25 @@ pub struct RemoteConfig {
 }
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, M, E, NUM> {
-    /// Attaches to the rings the master initialised (writes nothing).
+    /// Attaches to the rings the master initialised (writes nothing), their
+    /// per-entry tables in `tables` (lent until the rings are dropped).
     ///
     /// # Errors
     ///
-    /// A layout that does not fit the window or the cache-line rules.
+    /// A layout that does not fit the window or the cache-line rules;
+    /// [`RingError::TablesInUse`]: rings still alive hold `tables`.
     ///
     /// # Safety
     ///
     /// The two buffer areas are disjoint, and no buffer handle over them
     /// exists on this core except those these rings hand out (see
     /// [`vring::Device::new`]).
-    pub unsafe fn new(mem: &'m M, config: RemoteConfig) -> Result<Self, RingError> {
-        let dev = |layout, buffers| {
+    pub unsafe fn new(
+        mem: &'m M,
+        config: RemoteConfig,
+        tables: &'m RemoteTables<NUM>,
+    ) -> Result<Self, RingError> {
+        let dev = |layout, buffers, tables| {
             let cfg = DeviceConfig {
                 suppression: config.suppression,
                 buffers,
@@ -617,11 +646,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             };
             // SAFETY: forwarded from this function's contract: the areas are
             // disjoint and hold no other handle.
-            unsafe { Device::new(mem, layout, cfg) }
+            unsafe { Device::new(mem, layout, cfg, tables) }
         };
         Ok(Self {
             tx: RemoteTx {
-                ring: dev(config.vring0, config.vring0_buffers)?,
+                ring: dev(config.vring0, config.vring0_buffers, &tables.tx)?,
                 mem,
                 spare: None,
                 queue: config.queues.vring0,
@@ -629,7 +658,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
                 quiet: false,
             },
             rx: RemoteRx {
-                ring: dev(config.vring1, config.vring1_buffers)?,
+                ring: dev(config.vring1, config.vring1_buffers, &tables.rx)?,
                 mem,
                 queue: config.queues.vring1,
                 conv: Conventions::UNTUNED,

@@ -119,8 +119,8 @@ use ipc_traits::mailbox::{QueueId, QueueSet};
 use ipc_traits::power::{MaybeWakeGuard, WakeGuard, WakeLock};
 use ipc_traits::shm::SharedMemory;
 use vring::{
-    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
-    Stats, Suppression,
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian,
+    Error as RingError, Layout, Stats, Suppression,
 };
 
 use crate::rings::{skipped_entry, Halves, QueueIds, RxRing, RxSlot, SendFailure, TxRing, TxSlot};
@@ -420,6 +420,8 @@ pub struct SplitRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Option<Device<'m, M, E, NUM>>,
     peer_ring: Layout,
     devcfg: DeviceConfig,
+    /// The device's per-entry tables.
+    tables: &'m DeviceTables<NUM>,
     /// The receive ring's statistics before it is attached.
     no_stats: Stats,
     queue: QueueId,
@@ -472,18 +474,24 @@ impl<M: SharedMemory + ?Sized, E: Endian, const NUM: usize> fmt::Debug for Split
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M, E, NUM> {
     /// Initialises this side's region (ring, consumed word, pool) and
-    /// attaches to the peer's ring (reading nothing yet).
+    /// attaches to the peer's ring (reading nothing yet), whose per-entry
+    /// tables live in `tables` (lent until these rings are dropped).
     ///
     /// # Errors
     ///
     /// A placement error ([`Error::PartOutside`] and the others) for a layout that does not fit the window
-    /// or this core's cache line; ring errors.
+    /// or this core's cache line; ring errors
+    /// ([`vring::Error::TablesInUse`]: rings still alive hold `tables`).
     ///
     /// # Safety
     ///
     /// This link alone owns both pools on this core: no other buffer handle
     /// covers them.
-    pub unsafe fn new(mem: &'m M, config: SplitConfig<'m>) -> Result<Self, Error> {
+    pub unsafe fn new(
+        mem: &'m M,
+        config: SplitConfig<'m>,
+        tables: &'m DeviceTables<NUM>,
+    ) -> Result<Self, Error> {
         let layout = &config.layout;
         let line = if M::LINE > layout.line {
             M::LINE
@@ -517,7 +525,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
             // SAFETY: the peer's pool is disjoint from ours (checked above)
             // and holds no other handle on this core (this function's
             // contract).
-            Some(unsafe { Device::<M, E, NUM>::new(mem, peer.ring, devcfg) }?)
+            Some(unsafe { Device::<M, E, NUM>::new(mem, peer.ring, devcfg, tables) }?)
         };
         mem.store_u32_release(own.consumed, 0)
             .map_err(|e| mem_err(&e))?;
@@ -566,6 +574,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> SplitRings<'m, M
                 ring: rx,
                 peer_ring: peer.ring,
                 devcfg,
+                tables,
                 no_stats: Stats::default(),
                 queue: rx_queue,
                 consumed_notify: config.consumed_notify,
@@ -917,7 +926,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
                 // pools on this core); the peer rang, so it is awake and its
                 // ring initialised.
                 let dev =
-                    unsafe { Device::<M, E, NUM>::new(self.mem, self.peer_ring, self.devcfg) }?;
+                    unsafe { Device::new(self.mem, self.peer_ring, self.devcfg, self.tables) }?;
                 self.ring.insert(dev)
             }
         };

@@ -666,15 +666,18 @@ mod tests {
         let mem = unsafe { RawRegion::new(base, 0x4000, 0x4000_0000, Coherent) }.unwrap();
         let (to_a, to_b) = (Bits::default(), Bits::default());
         let awake = Rc::new(Cell::new(false));
+        let (tablesa, tablesb) = (vring::DeviceTables::new(), vring::DeviceTables::new());
         // SAFETY: each link owns its pool; the peer's is reached through the
         // ring only.
-        let ra =
-            unsafe { SplitRings::<_, Legacy, 4>::new(&mem, SplitConfig::new(LAYOUT, Side::A)) }
-                .unwrap();
+        let ra = unsafe {
+            SplitRings::<_, Legacy, 4>::new(&mem, SplitConfig::new(LAYOUT, Side::A), &tablesa)
+        }
+        .unwrap();
         // SAFETY: as above.
-        let rb =
-            unsafe { SplitRings::<_, Legacy, 4>::new(&mem, SplitConfig::new(LAYOUT, Side::B)) }
-                .unwrap();
+        let rb = unsafe {
+            SplitRings::<_, Legacy, 4>::new(&mem, SplitConfig::new(LAYOUT, Side::B), &tablesb)
+        }
+        .unwrap();
         let bell = WakeNotify::new(to_b.clone(), Sleepy(awake.clone()), Spins::new(3));
         let (mut sa, mut sb) = (Storage::<1>::new(), Storage::<1>::new());
         let mut a = Link::new(ra, bell, &mut sa);

@@ -30,6 +30,11 @@ use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, Re
 use rpmsg::wire::ADDR_ANY;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 const NUM: usize = 4;
 const BUF: usize = 512;
 const V1: usize = 512;
@@ -179,7 +184,7 @@ fn async_two_receivers_and_a_sender() {
     let rings = unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, mc) }.unwrap();
     let mut master = Link::new(rings, Quiet, &mut ms);
     // SAFETY: the pool halves, reached only through the rings.
-    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc) }.unwrap();
+    let rings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rc, remote_tables()) }.unwrap();
     let mut remote = Link::new(rings, Bell(&wakers), &mut rs);
     let a = master.bind(ADDR_ANY).unwrap();
     let b = master.bind(ADDR_ANY).unwrap();

@@ -23,6 +23,11 @@ use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRing
 use rpmsg::wire::{NsAction, NsMessage, NS_ADDR, NS_MSG_LEN};
 use vring::{BufferArea, Layout, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// The images are little-endian (rpmsg-lite on x86-64). On a little-endian
 /// host that is the legacy (native) order rpmsg-lite uses; on a big-endian
 /// host the same bytes are read as virtio 1.x (little-endian) rings.
@@ -188,7 +193,7 @@ fn remote_rings<'m>(
 ) -> RemoteRings<'m, RawRegion<Coherent>, Legacy, NUM> {
     // SAFETY: the two buffer areas are disjoint and only the rings hand out
     // buffers over them.
-    unsafe { RemoteRings::<_, Legacy, NUM>::new(shm, remote_config(g)) }.unwrap()
+    unsafe { RemoteRings::<_, Legacy, NUM>::new(shm, remote_config(g), remote_tables()) }.unwrap()
 }
 
 fn remote_announces_over_master_init(g: &Geometry) {

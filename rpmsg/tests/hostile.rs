@@ -25,6 +25,11 @@ use rpmsg::wire::{
 use rpmsg::Error;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 const NUM: usize = 4;
 const BUF: usize = 512;
 const ALIGN: usize = 64;
@@ -84,7 +89,7 @@ fn with_pair(f: impl FnOnce(&M, &mut Master<'_>, &mut Remote<'_>)) {
     );
     // SAFETY: as above.
     let mut remote: Remote<'_> = Link::new(
-        unsafe { RemoteRings::new(&shm, rc) }.unwrap(),
+        unsafe { RemoteRings::new(&shm, rc, remote_tables()) }.unwrap(),
         Quiet,
         &mut rs,
     );

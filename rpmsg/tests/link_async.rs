@@ -26,6 +26,11 @@ use rpmsg::rings::{Halves, MasterConfig, MasterRings, QueueIds, RemoteConfig, Re
 use rpmsg::wire::ADDR_ANY;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 const NUM: usize = 8;
 const BUF: usize = 512;
 const V1: usize = 512;
@@ -114,7 +119,7 @@ fn remote_rings(shm: &RawRegion<Coherent>) -> RemoteRings<'_, RawRegion<Coherent
         queues: QueueIds::DEFAULT,
     };
     // SAFETY: disjoint areas reached only through the rings.
-    unsafe { RemoteRings::new(shm, rc) }.unwrap()
+    unsafe { RemoteRings::new(shm, rc, remote_tables()) }.unwrap()
 }
 
 static ECHO_MASTER: HalfWakers = HalfWakers::new();

@@ -30,6 +30,11 @@ use rpmsg::wire::{ADDR_ANY, NS_ADDR};
 use rpmsg::Error;
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 /// The address of the service `name` the peer announced, reading the
 /// receive half (messages to 53 go to the directory; others are not
 /// expected).
@@ -416,7 +421,7 @@ fn rings_from_vdev<'m>(shm: &'m M, view: &VdevView) -> RemoteRings<'m, M, Legacy
     };
     // SAFETY: disjoint areas reached only through the rings; the old
     // session's buffers are stale.
-    unsafe { RemoteRings::new(shm, cfg) }.unwrap()
+    unsafe { RemoteRings::new(shm, cfg, remote_tables()) }.unwrap()
 }
 
 /// A Linux-style master resets the vdev 100 times during traffic (status

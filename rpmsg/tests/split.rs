@@ -23,6 +23,11 @@ use rpmsg::split::{Region, Side, SplitConfig, SplitLayout, SplitRings};
 use rpmsg::Error;
 use vring::{Layout, Legacy};
 
+/// Device tables for the test's life.
+fn device_tables<const N: usize>() -> &'static rpmsg::vring::DeviceTables<N> {
+    Box::leak(Box::default())
+}
+
 const NUM: usize = 8;
 const LINE: usize = 64;
 const LAYOUT: SplitLayout = SplitLayout::checked(
@@ -76,7 +81,7 @@ fn rings<'m>(
     cfg.unresponsive_after = 5;
     // SAFETY: each link owns its pool; the peer's is reached only through
     // the ring.
-    unsafe { SplitRings::<_, Legacy, NUM>::new(mem, cfg) }.unwrap()
+    unsafe { SplitRings::<_, Legacy, NUM>::new(mem, cfg, device_tables()) }.unwrap()
 }
 
 fn open<'m>(
@@ -132,9 +137,14 @@ fn placement_errors_are_typed() {
     // SAFETY: leaked; used by this test alone.
     let small = unsafe { RawRegion::new(base, 0x2000, 0x4000_0000, Coherent) }.unwrap();
     // SAFETY: nothing else uses the window.
-    let err =
-        unsafe { SplitRings::<_, Legacy, NUM>::new(&small, SplitConfig::new(LAYOUT, Side::A)) }
-            .unwrap_err();
+    let err = unsafe {
+        SplitRings::<_, Legacy, NUM>::new(
+            &small,
+            SplitConfig::new(LAYOUT, Side::A),
+            device_tables(),
+        )
+    }
+    .unwrap_err();
     assert_eq!(err, Error::PartOutside);
 }
 

@@ -65,8 +65,10 @@
 //!   `# Safety` contract of [`Device::new`].
 #![allow(unsafe_code)]
 
+use core::cell::UnsafeCell;
 use core::fmt;
 use core::num::NonZeroU32;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf, Unwritten};
 use ipc_traits::shm::SharedMemory;
@@ -231,15 +233,72 @@ impl Held {
     }
 }
 
+/// A device's per-entry tables for up to `N` entries (which descriptor it
+/// holds, and the span each descriptor last named: see `Device::claim`),
+/// kept outside the [`Device`] so the ring value stays a few words and
+/// moves cheaply. Declare it once (a `static`, or a local that outlives
+/// the ring: embassy's `StackResources` pattern) and lend it to
+/// [`Device::new`]; a `static` of it is zero bytes of image (`.bss`).
+///
+/// One device at a time: [`Device::new`] takes a lease on the tables
+/// (refusing them with [`Error::TablesInUse`] while another device holds
+/// them) and resets them; dropping the device gives them back, so a ring
+/// attached again after a restart reuses them.
+pub struct DeviceTables<const N: usize> {
+    leased: AtomicBool,
+    held: UnsafeCell<[Held; N]>,
+    known: UnsafeCell<[Option<Span>; N]>,
+}
+
+// SAFETY: the cells are reached only through the `&mut` a device builds
+// after winning the lease (`Device::new`: an atomic swap of `leased` from
+// false to true) and drops before it gives the lease back (`Drop`), so at
+// most one device on any thread reaches them at a time.
+unsafe impl<const N: usize> Sync for DeviceTables<N> {}
+
+impl<const N: usize> DeviceTables<N> {
+    /// Tables for up to `N` entries, lent to no device.
+    pub const fn new() -> Self {
+        Self {
+            leased: AtomicBool::new(false),
+            held: UnsafeCell::new([Held::No; N]),
+            known: UnsafeCell::new([None; N]),
+        }
+    }
+
+    /// Whether a device holds the tables now.
+    pub fn is_leased(&self) -> bool {
+        self.leased.load(Ordering::Relaxed)
+    }
+}
+
+impl<const N: usize> Default for DeviceTables<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Debug for DeviceTables<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceTables")
+            .field("entries", &N)
+            .field("leased", &self.is_leased())
+            .finish()
+    }
+}
+
 /// The device side of one split virtqueue over `M`, in byte order `E`, for
-/// up to `N` entries. See [`crate::driver::Driver`] for an example with both
-/// sides.
+/// up to `N` entries, its per-entry tables lent by a [`DeviceTables`]. See
+/// [`crate::driver::Driver`] for an example with both sides.
 pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DeviceConfig,
-    held: [Held; N],
+    held: &'m mut [Held; N],
     /// The span each descriptor id last named (see [`Device::claim`]).
-    known: [Option<Span>; N],
+    known: &'m mut [Option<Span>; N],
+    /// The lease on the tables `held` and `known` live in, given back
+    /// when the device is dropped.
+    lease: &'m AtomicBool,
     held_count: u16,
     last_avail: u16,
     avail_seen: u16,
@@ -281,13 +340,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// nothing (rpmsg-lite's remote init writes nothing either: vectors
     /// README); takes `used.idx` from memory (rpmsg-lite's master pre-loads
     /// used entries: vector 01) and starts consuming at
-    /// `config.first_avail`.
+    /// `config.first_avail`. Leases `tables` (reset: no descriptor held or
+    /// known) until the device is dropped.
     ///
     /// # Errors
     ///
     /// A layout error ([`Error::RingOutsideWindow`] and the others): the layout does not fit the window or the cache
     /// line rule, has more than `N` entries, or the buffer area lies outside
-    /// the window or over the ring ([`Error::BadBufferArea`]).
+    /// the window or over the ring ([`Error::BadBufferArea`]);
+    /// [`Error::TablesInUse`]: another device holds `tables`.
     ///
     /// # Safety
     ///
@@ -295,7 +356,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// over `config.buffers` exists on this core except those this ring
     /// hands out: the areas of rings sharing `mem` are disjoint, and no pool
     /// of this core covers them.
-    pub unsafe fn new(mem: &'m M, layout: Layout, config: DeviceConfig) -> Result<Self, Error> {
+    pub unsafe fn new(
+        mem: &'m M,
+        layout: Layout,
+        config: DeviceConfig,
+        tables: &'m DeviceTables<N>,
+    ) -> Result<Self, Error> {
         let ring = RingMem::new(mem, layout, N)?;
         let area = config.buffers;
         let end = area
@@ -322,11 +388,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // is discarded.
         ring.invalidate(layout.used_offset(), used_size(usize::from(layout.num())))?;
         let used = ring.load_u16(Field::UsedIdx)?;
+        if tables.leased.swap(true, Ordering::Acquire) {
+            return Err(Error::TablesInUse);
+        }
+        // SAFETY: the swap above won the lease: no other device reaches
+        // the cells until this one, dropped, gives it back (`Drop`), and
+        // these references die with it.
+        let (held, known) = unsafe { (&mut *tables.held.get(), &mut *tables.known.get()) };
+        held.fill(Held::No);
+        known.fill(None);
         Ok(Self {
             ring,
             config,
-            held: [Held::No; N],
-            known: [None; N],
+            held,
+            known,
+            lease: &tables.leased,
             held_count: 0,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
@@ -775,14 +851,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         let overlaps = |k: &Span| lo < k.hi && k.lo < hi;
         // A held buffer's span is its id's known span.
-        for (j, (known, held)) in self.known.iter().zip(&self.held).enumerate() {
+        for (j, (known, held)) in self.known.iter().zip(self.held.iter()).enumerate() {
             if let (Some(k), false) = (known, *held == Held::No) {
                 if j != h && overlaps(k) {
                     return Err(Error::OverlappingBuffer);
                 }
             }
         }
-        for (j, (known, held)) in self.known.iter_mut().zip(&self.held).enumerate() {
+        for (j, (known, held)) in self.known.iter_mut().zip(self.held.iter()).enumerate() {
             if j != h && *held == Held::No && known.as_ref().is_some_and(overlaps) {
                 *known = None;
             }
@@ -1155,6 +1231,13 @@ struct Pop {
     /// (`span.len`).
     span: Span,
     capacity: usize,
+}
+
+impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> Drop for Device<'_, M, E, N> {
+    /// Gives the tables back ([`DeviceTables`]) for the next device.
+    fn drop(&mut self) {
+        self.lease.store(false, Ordering::Release);
+    }
 }
 
 impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<'_, M, E, N> {

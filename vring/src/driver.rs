@@ -201,7 +201,7 @@ struct Written {
 /// use ipc_traits::buf::{Dirty, ShmBuf};
 /// use ipc_traits::cache::Coherent;
 /// use ipc_traits::shm::RawRegion;
-/// use vring::{device::{BufferArea, Device, DeviceConfig}, driver::{Driver, DriverConfig}};
+/// use vring::{device::{BufferArea, Device, DeviceConfig, DeviceTables}, driver::{Driver, DriverConfig}};
 /// use vring::{endian::Legacy, layout::Layout};
 ///
 /// #[repr(align(64))]
@@ -215,8 +215,9 @@ struct Written {
 /// // SAFETY: every buffer below is built over `shm`, and the device's buffer
 /// // area (1024..2048) holds no other buffer handle.
 /// let mut drv = unsafe { Driver::<_, Legacy, 4>::new(&shm, L, DriverConfig::default()) }.unwrap();
+/// let tables = DeviceTables::<4>::new();
 /// let mut dev = unsafe {
-///     Device::<_, Legacy, 4>::new(&shm, L, DeviceConfig::new(BufferArea::new(1024, 1024)))
+///     Device::<_, Legacy, 4>::new(&shm, L, DeviceConfig::new(BufferArea::new(1024, 1024)), &tables)
 /// }.unwrap();
 ///
 /// // SAFETY: the slot 1024..1088 is owned by this test.

@@ -107,6 +107,9 @@ pub enum Error {
     /// Layout: a device's buffer area lies outside the window or overlaps
     /// the ring.
     BadBufferArea,
+    /// A device's per-entry tables ([`crate::DeviceTables`]) are lent to
+    /// another device that is still alive.
+    TablesInUse,
     /// A shared-memory access failed (only if the memory implementation
     /// breaks its contract or is unavailable: the ring checks every offset).
     Memory(ErrorKind),
@@ -170,6 +173,7 @@ impl fmt::Display for Error {
             Self::SharedCacheLine => "driver and device ring fields share a cache line",
             Self::TooManyEntries => "ring larger than its capacity",
             Self::BadBufferArea => "buffer area outside the window or over the ring",
+            Self::TablesInUse => "device tables lent to another device",
             Self::Memory(k) => return write!(f, "shared memory: {k}"),
         })
     }

@@ -12,7 +12,7 @@ use crate::endian::{Endian, Legacy, Virtio1};
 use crate::error::Error;
 use crate::layout::Layout;
 use crate::notify::{Suppression, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
-use crate::{BufferArea, Device, DeviceConfig, Driver, DriverConfig};
+use crate::{BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig};
 
 const BASE: u64 = 0x4000_0000;
 const WINDOW: usize = 4096;
@@ -46,10 +46,15 @@ fn with_region<C: CacheMaintenance, R>(cache: C, f: impl FnOnce(&RawRegion<C>) -
     f(&shm)
 }
 
+/// Tables for one device, for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
+
 fn device<'m, M: SharedMemory, E: Endian>(shm: &'m M) -> Device<'m, M, E, 8> {
     // SAFETY: the tests create buffer handles over AREA only through the
     // rings, and a hostile "driver" here only writes raw memory.
-    unsafe { Device::new(shm, L, DeviceConfig::new(AREA)) }.unwrap()
+    unsafe { Device::new(shm, L, DeviceConfig::new(AREA), tables()) }.unwrap()
 }
 
 fn driver<'m, M: SharedMemory, E: Endian>(shm: &'m M, s: Suppression) -> Driver<'m, M, E, 8> {
@@ -283,6 +288,59 @@ fn a_descriptor_posted_twice_is_in_flight() {
         assert_eq!(p.head, 0);
         dev.push_used(p.head, p.buf, 0).unwrap();
         assert_eq!(dev.stats().failures.descriptor_in_flight(), 1);
+    });
+}
+
+#[test]
+fn tables_serve_one_device_at_a_time_and_start_clean() {
+    with_region(Coherent, |shm| {
+        let tables = DeviceTables::<8>::new();
+        // A refused construction takes no lease.
+        // SAFETY: as in `device`; construction fails before any handle.
+        let bad = unsafe {
+            Device::<_, Legacy, 8>::new(shm, L, DeviceConfig::new(BufferArea::new(0, 64)), &tables)
+        };
+        assert_eq!(bad.unwrap_err(), Error::BadBufferArea);
+        assert!(!tables.is_leased());
+        // SAFETY: as in `device`.
+        let mut dev =
+            unsafe { Device::<_, Legacy, 8>::new(shm, L, DeviceConfig::new(AREA), &tables) }
+                .unwrap();
+        assert!(tables.is_leased());
+        let raw = RawDriver(shm);
+        raw.desc(0, addr(0), 64, 0);
+        raw.post(0, &[0]);
+        // Popped and never returned: descriptor 0 and its span stay held
+        // in the tables while this device lives.
+        let kept = dev.pop_readable_slot().unwrap().unwrap();
+        assert_eq!(kept.id, 0);
+        // SAFETY: as in `device`; construction fails before any handle.
+        let second =
+            unsafe { Device::<_, Legacy, 8>::new(shm, L, DeviceConfig::new(AREA), &tables) };
+        assert_eq!(second.unwrap_err(), Error::TablesInUse);
+        drop(dev);
+        assert!(!tables.is_leased());
+
+        // Attached again (as after a restart) over the same tables: nothing
+        // of the old device is held or known.
+        let cfg = DeviceConfig {
+            first_avail: 1,
+            ..DeviceConfig::new(AREA)
+        };
+        // SAFETY: as in `device`; the old device and its slot record are
+        // gone (a record is no handle).
+        let mut dev = unsafe { Device::<_, Legacy, 8>::new(shm, L, cfg, &tables) }.unwrap();
+        raw.desc(1, addr(0), 64, 0); // the bytes descriptor 0 named
+        raw.post(1, &[1]);
+        let p = dev.pop_readable_slot().unwrap().unwrap();
+        assert_eq!((p.id, p.offset), (1, AREA.offset()));
+        dev.push_used_slot(p.id, Some(0)).unwrap();
+        raw.desc(0, addr(1), 64, 0);
+        raw.post(2, &[0]);
+        let p = dev.pop_readable_slot().unwrap().unwrap();
+        assert_eq!((p.id, p.offset), (0, AREA.offset() + SLOT));
+        dev.push_used_slot(p.id, Some(0)).unwrap();
+        assert_eq!(dev.stats().failures.total(), 0);
     });
 }
 
@@ -530,18 +588,20 @@ fn device_construction_checks_area_and_layout() {
             BufferArea::new(usize::MAX, 2),
         ] {
             // SAFETY: construction fails before any handle exists.
-            let r = unsafe { Device::<_, Legacy, 8>::new(shm, L, DeviceConfig::new(area)) };
+            let r =
+                unsafe { Device::<_, Legacy, 8>::new(shm, L, DeviceConfig::new(area), tables()) };
             assert_eq!(r.unwrap_err(), Error::BadBufferArea);
         }
         // SAFETY: as above.
-        let r = unsafe { Device::<_, Legacy, 4>::new(shm, L, DeviceConfig::new(AREA)) };
+        let r = unsafe { Device::<_, Legacy, 4>::new(shm, L, DeviceConfig::new(AREA), tables()) };
         assert_eq!(r.unwrap_err(), Error::TooManyEntries);
     });
     with_region(Line32, |shm| {
         // avail ends at 294, used starts at 304: both in line 288..320.
         let small = Layout::legacy(16, 16);
         // SAFETY: as above.
-        let r = unsafe { Device::<_, Legacy, 16>::new(shm, small, DeviceConfig::new(AREA)) };
+        let r =
+            unsafe { Device::<_, Legacy, 16>::new(shm, small, DeviceConfig::new(AREA), tables()) };
         assert_eq!(r.unwrap_err(), Error::SharedCacheLine);
     });
 }
@@ -752,7 +812,7 @@ fn event_idx_costs_one_doorbell_per_batch() {
             ..DeviceConfig::new(AREA)
         };
         // SAFETY: as in `device`.
-        let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg) }.unwrap();
+        let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg, tables()) }.unwrap();
         assert!(!dev.enable_notifications().unwrap()); // avail_event = 0
                                                        // A batch of 4 crosses avail_event once: one doorbell.
         for k in 0..4 {
@@ -827,7 +887,7 @@ fn event_idx_disabled_stops_the_rearm() {
             ..DeviceConfig::new(AREA)
         };
         // SAFETY: as in `device`.
-        let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg) }.unwrap();
+        let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg, tables()) }.unwrap();
         dev.disable_notifications().unwrap();
         drv.disable_interrupts().unwrap();
         assert_eq!((avail_event(shm), used_event(shm)), (u16::MAX, u16::MAX));

@@ -25,7 +25,15 @@ use ipc_traits::cache::Coherent;
 use ipc_traits::shm::{RawRegion, SharedMemory};
 use serde_json::Value;
 use vring::layout::{rpmsg_lite, vring_size, Layout};
-use vring::{BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Suppression, Virtio1};
+use vring::{
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian, Suppression,
+    Virtio1,
+};
+
+/// Device tables for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
 
 const SHM_BASE: u64 = 0x4000_0000;
 const BUF_SIZE: usize = 512;
@@ -330,9 +338,9 @@ fn device_over_image<E: Endian>(set: &VectorSet, prefix: &str) -> (usize, usize)
         };
         // SAFETY: the two buffer areas are disjoint and this test creates no
         // other buffer handle over them.
-        let mut tx = unsafe { Device::<_, E, 16>::new(shm, g.l0, cfg0) }.unwrap();
+        let mut tx = unsafe { Device::<_, E, 16>::new(shm, g.l0, cfg0, tables()) }.unwrap();
         // SAFETY: as above.
-        let mut rx = unsafe { Device::<_, E, 16>::new(shm, g.l1, cfg1) }.unwrap();
+        let mut rx = unsafe { Device::<_, E, 16>::new(shm, g.l1, cfg1, tables()) }.unwrap();
 
         let want0 = expected_pops(d, 0, cfg0.first_avail);
         let mut held = Vec::new();
@@ -483,10 +491,12 @@ fn replay<E: Endian>(set: &VectorSet, hold: bool) {
         // master's, which are in flight (owned by the rings) whenever the
         // remote holds one.
         let mut r_tx =
-            unsafe { Device::<_, E, 16>::new(shm, g.l0, DeviceConfig::new(area0)) }.unwrap();
+            unsafe { Device::<_, E, 16>::new(shm, g.l0, DeviceConfig::new(area0), tables()) }
+                .unwrap();
         // SAFETY: as above.
         let mut r_rx =
-            unsafe { Device::<_, E, 16>::new(shm, g.l1, DeviceConfig::new(area1)) }.unwrap();
+            unsafe { Device::<_, E, 16>::new(shm, g.l1, DeviceConfig::new(area1), tables()) }
+                .unwrap();
         let p = r_tx.pop_writable().unwrap().unwrap();
         assert_eq!((p.head, p.len), (0, 512));
         let mut b = p.buf;

@@ -18,9 +18,14 @@ use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
 use ipc_traits::shm::{check_range, ErrorType, RawRegion, SharedMemory, ShmError};
 use proptest::prelude::*;
 use vring::{
-    BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error, Layout, Legacy,
-    Suppression, Virtio1,
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian, Error, Layout,
+    Legacy, Suppression, Virtio1,
 };
+
+/// Device tables for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
 
 const BASE: u64 = 0x4000_0000;
 const WINDOW: usize = 4096;
@@ -237,7 +242,8 @@ fn run_device<C: CacheMaintenance, E: Endian>(cache: C, ops: &[Op]) {
     with_watch(cache, |shm| {
         // SAFETY: this test creates no buffer handle over AREA except
         // through the ring.
-        let mut dev = unsafe { Device::<_, E, 8>::new(shm, L, DeviceConfig::new(AREA)) }.unwrap();
+        let mut dev =
+            unsafe { Device::<_, E, 8>::new(shm, L, DeviceConfig::new(AREA), tables()) }.unwrap();
         let mut readable = Vec::new();
         let mut writable = Vec::new();
         let mut peer_errors = 0u32;

@@ -40,7 +40,15 @@ use loom::sync::{Arc, Condvar, Mutex};
 
 use ipc_traits::buf::{Dirty, ShmBuf};
 use ipc_traits::shm::{ErrorType, SharedMemory, ShmError};
-use vring::{BufferArea, Device, DeviceConfig, Driver, DriverConfig, Layout, Legacy, Suppression};
+use vring::{
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Layout, Legacy,
+    Suppression,
+};
+
+/// Device tables for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
 
 const NUM: u16 = 2;
 /// desc 0..32, avail 32..42, used 44..66.
@@ -226,7 +234,7 @@ fn device(mem: &LoomMem, s: Suppression) -> Device<'_, LoomMem, Legacy, 2> {
     };
     // SAFETY: the driver's buffers over AREA are in flight whenever the
     // device holds them.
-    unsafe { Device::new(mem, L, cfg) }.unwrap()
+    unsafe { Device::new(mem, L, cfg, tables()) }.unwrap()
 }
 
 fn pop_and_check(dev: &mut Device<'_, LoomMem, Legacy, 2>, expect: &mut u8) -> bool {

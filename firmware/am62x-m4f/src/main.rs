@@ -59,6 +59,7 @@ use mbox_am62x::{
 };
 use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
+use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, FW_RSC_ADDR_ANY,
     VIRTIO_RPMSG_F_NS,
@@ -390,15 +391,18 @@ fn main() -> ! {
             }
         }
     };
+    /// The rings' per-entry tables (`.bss`), lent to the rings.
+    static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
     // SAFETY: the two buffer areas are Linux's receive and transmit halves
     // (disjoint), and this core builds no other buffer over them.
-    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
-        Ok(r) => r,
-        Err(e) => {
-            log.line(format_args!("am62x-m4f: {e}"));
-            park(&mut cp.SCB);
-        }
-    };
+    let rings =
+        match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings, &RING_TABLES) } {
+            Ok(r) => r,
+            Err(e) => {
+                log.line(format_args!("am62x-m4f: {e}"));
+                park(&mut cp.SCB);
+            }
+        };
     let kick = Patient::<_, RawId>::new(&to_linux, KICK_SPINS);
     let mut storage = Storage::<2>::new();
     let mut link = Link::new(rings, kick, &mut storage);

@@ -32,7 +32,7 @@ use ipc_traits::shm::{SharedMemory, ShmError};
 use rpmsg::boot::{master_table, reset_device, Placement, Profile, RemoteBoot};
 use rpmsg::link::restart::Ended;
 use rpmsg::link::{Link, RxStats, Storage};
-use rpmsg::rings::Halves;
+use rpmsg::rings::{Halves, RemoteTables};
 use rpmsg::rsc_table::{HostPoll, PollTiming, VdevEvent, VdevView, VdevWatch};
 use rpmsg::Error;
 use vring::Legacy;
@@ -318,6 +318,7 @@ where
     // Remote, out of reset: the host's DRIVER_OK is current (no remote has
     // used its rings), so it stays; attach, announce. The kick is only a
     // hint: the status byte decides.
+    let remote_tables = RemoteTables::<NUM>::new();
     let mut boot =
         RemoteBoot::start::<T, M, TABLE>(table, 0, shared, Profile::Native, REMOTE_TIMING, 0)?;
     if config.event_idx {
@@ -335,7 +336,8 @@ where
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // the remote builds no other buffer over them (this function's
     // contract).
-    let remote_rings = unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings) }?;
+    let remote_rings =
+        unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings, &remote_tables) }?;
     let mut remote_storage = Storage::<2>::new();
     let mut remote_link = Link::new(
         remote_rings,
@@ -384,7 +386,11 @@ where
                 let vrings = view.vrings(table)?;
                 // SAFETY: as at boot; the old rings' buffers belong to the
                 // ended session and were dropped with it.
-                let rings = unsafe { boot.rings::<T, M, Legacy, NUM>(table, shared, vrings) }?;
+                // The old rings were dropped with the session: their tables
+                // are free again.
+                let rings = unsafe {
+                    boot.rings::<T, M, Legacy, NUM>(table, shared, vrings, &remote_tables)
+                }?;
                 restarted += 1;
                 remote_busy = true;
                 moved = true;

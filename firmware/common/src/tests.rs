@@ -281,9 +281,10 @@ fn echo_asks_to_be_called_again_while_its_batch_ends_before_the_ring() {
     let Ok(HostPoll::Ready(vrings)) = boot.poll(&tw, 0) else {
         panic!("DRIVER_OK not seen");
     };
+    let tables = rpmsg::rings::RemoteTables::new();
     // SAFETY: the host's two buffer halves, disjoint; no other remote.
     let remote_rings =
-        unsafe { boot.rings::<_, _, Legacy, { pair::NUM }>(&tw, &sw, vrings) }.unwrap();
+        unsafe { boot.rings::<_, _, Legacy, { pair::NUM }>(&tw, &sw, vrings, &tables) }.unwrap();
     let (mut hs, mut rs) = (Storage::<1>::new(), Storage::<2>::new());
     let mut host = Link::new(host_rings, kick, &mut hs);
     let mut remote = Link::new(remote_rings, to_host.ringer(Polled), &mut rs);

@@ -55,6 +55,7 @@ use ipc_traits::shm::RawRegion;
 use mu_imx8::{Irq, Mu, RpmsgNotifyRx, TxChannel, RPMSG_CHANNEL};
 use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
+use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
@@ -349,15 +350,18 @@ fn main() -> ! {
             }
         }
     };
+    /// The rings' per-entry tables (`.bss`), lent to the rings.
+    static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
     // SAFETY: the two buffer areas are Linux's receive and transmit halves
     // (disjoint), and this core builds no other buffer over them.
-    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
-        Ok(r) => r,
-        Err(e) => {
-            log.line(format_args!("imx8mm-m4: {e}"));
-            park(&mut cp.SCB);
-        }
-    };
+    let rings =
+        match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings, &RING_TABLES) } {
+            Ok(r) => r,
+            Err(e) => {
+                log.line(format_args!("imx8mm-m4: {e}"));
+                park(&mut cp.SCB);
+            }
+        };
     let mut storage = Storage::<2>::new();
     let mut link = Link::new(rings, kick, &mut storage);
     let Ok(mut echo) = EchoService::new(&mut link) else {

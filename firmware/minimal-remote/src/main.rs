@@ -20,6 +20,7 @@ use rpmsg::ipc_traits::cache::Coherent;
 use rpmsg::ipc_traits::mailbox::Spins;
 use rpmsg::ipc_traits::shm::RawRegion;
 use rpmsg::link::{Link, Sent, Storage};
+use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
     table_size, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
@@ -49,6 +50,10 @@ static RESOURCE_TABLE: ResourceTable<TABLE> = TableBuilder::<TABLE>::new(1)
         ],
     )
     .finish();
+
+/// The rings' per-entry tables (`.bss`: no image bytes), lent to the
+/// rings so the ring values stay small.
+static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
 
 #[entry]
 fn main() -> ! {
@@ -85,7 +90,7 @@ fn echo() -> Result<(), Error> {
     };
     let boot = RemoteBoot::start::<_, _, TABLE>(&table, 0, &shm, Profile::Linux, timing, 0)?;
     let vrings = boot.wait(&table, Spins::new(u32::MAX))?;
-    let rings = boot.rings_in::<_, _, Legacy, NUM>(&table, &mut shm, vrings)?;
+    let rings = boot.rings_in::<_, _, Legacy, NUM>(&table, &mut shm, vrings, &RING_TABLES)?;
     let mut storage = Storage::<1>::new();
     let mut link = Link::new(rings, kick, &mut storage);
     let ep = link.bind(ADDR_ANY)?;

@@ -52,6 +52,7 @@ use mbox_octeon::registers::CIU_BASE;
 use mbox_octeon::{CoreId, Mbox, MboxIrq, RxQueues, TxQueues};
 use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
+use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -276,9 +277,12 @@ fn remote() -> Option<()> {
         passes += 1;
         idle(1, true);
     };
+    /// The rings' per-entry tables (`.bss`), lent to the rings.
+    static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // core 1 builds no other buffer over them.
-    let rings = unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) }.ok()?;
+    let rings =
+        unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings, &RING_TABLES) }.ok()?;
     let mut storage = Storage::<2>::new();
     let mut link = Link::new(rings, kick, &mut storage);
     let mut echo = EchoService::new(&mut link).ok()?;

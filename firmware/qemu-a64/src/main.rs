@@ -39,6 +39,7 @@ use ipc_traits::power::{MaybeWakeGuard, WakeLock};
 use ipc_traits::shm::RawRegion;
 use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot, F_EVENT_IDX};
 use rpmsg::link::{Link, Storage};
+use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
     VIRTIO_RPMSG_F_NS,
@@ -201,15 +202,18 @@ fn remote() -> RemoteFail {
             Err(_) => return RemoteFail::NeverReady,
         }
     };
+    /// The rings' per-entry tables (`.bss`), lent to the rings.
+    static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
     // SAFETY: the buffer areas are the host's two buffer halves, disjoint;
     // core 1 builds no other buffer over them.
-    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
-        Ok(r) => r,
-        Err(e) => {
-            log.line(format_args!("remote (core 1): boot failed: {e}"));
-            return RemoteFail::Boot;
-        }
-    };
+    let rings =
+        match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings, &RING_TABLES) } {
+            Ok(r) => r,
+            Err(e) => {
+                log.line(format_args!("remote (core 1): boot failed: {e}"));
+                return RemoteFail::Boot;
+            }
+        };
     let mut storage = Storage::<2>::new();
     let mut link = Link::new(rings, TO_HOST.ringer(wake_host), &mut storage);
     let Ok(mut echo) = EchoService::new(&mut link) else {

@@ -51,6 +51,7 @@ use msgbox_v853::{Interrupts, Msgbox, NotifyReceiver, RPMSG_CHANNEL};
 use riscv::interrupt::Interrupt;
 use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
+use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
     table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
 };
@@ -276,15 +277,18 @@ fn main() -> ! {
             }
         }
     };
+    /// The rings' per-entry tables (`.bss`), lent to the rings.
+    static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
     // SAFETY: the two buffer areas are Linux's receive and transmit halves
     // (disjoint), and this core builds no other buffer over them.
-    let rings = match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings) } {
-        Ok(r) => r,
-        Err(e) => {
-            log.line(format_args!("v853-e907: {e}"));
-            park();
-        }
-    };
+    let rings =
+        match unsafe { boot.rings::<_, _, Legacy, NUM>(&table, &shared, vrings, &RING_TABLES) } {
+            Ok(r) => r,
+            Err(e) => {
+                log.line(format_args!("v853-e907: {e}"));
+                park();
+            }
+        };
     let kick = Patient::<_, RawId>::new(parts.tx0, KICK_SPINS);
     let mut storage = Storage::<2>::new();
     let mut link = Link::new(rings, kick, &mut storage);

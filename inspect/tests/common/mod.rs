@@ -13,7 +13,14 @@ use ring_inspect::{LayoutOptions, Preset};
 use rpmsg::rsc_table::{table_size, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS};
 use rpmsg::wire::{Header, Name, NsAction, NsMessage};
 use vring::layout::{rpmsg_lite, Layout};
-use vring::{BufferArea, Device, DeviceConfig, Driver, DriverConfig, Suppression, Virtio1};
+use vring::{
+    BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Suppression, Virtio1,
+};
+
+/// Device tables for the test's life.
+fn tables<const N: usize>() -> &'static DeviceTables<N> {
+    Box::leak(Box::default())
+}
 
 /// Where the scripted links live.
 pub const BASE: u64 = 0x4000_0000;
@@ -247,9 +254,9 @@ impl<'m> Remote<'m> {
         };
         // SAFETY: disjoint buffer areas; the master's handles over them are
         // in flight whenever the remote holds one.
-        let tx = unsafe { Device::<_, Virtio1, 16>::new(shm, g.l0, c0) }.unwrap();
+        let tx = unsafe { Device::<_, Virtio1, 16>::new(shm, g.l0, c0, tables()) }.unwrap();
         // SAFETY: as above.
-        let rx = unsafe { Device::<_, Virtio1, 16>::new(shm, g.l1, c1) }.unwrap();
+        let rx = unsafe { Device::<_, Virtio1, 16>::new(shm, g.l1, c1, tables()) }.unwrap();
         Self {
             tx,
             rx,

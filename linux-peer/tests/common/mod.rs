@@ -24,6 +24,11 @@ use rpmsg::rings::{RemoteConfig, RemoteRings};
 use rpmsg::wire::HEADER_LEN;
 use vring::Virtio1;
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 static SKIPPED: AtomicU32 = AtomicU32::new(0);
 
 /// Set (to anything) where a missing kernel must fail instead of skip
@@ -195,7 +200,7 @@ pub fn attach(server: &Server) -> Result<(SharedRegion, Kicks, Calls, RemoteConf
 /// that they are Linux's two disjoint pools).
 pub unsafe fn rings(mem: &SharedRegion, cfg: RemoteConfig) -> Result<Rings<'_>, String> {
     // SAFETY: the caller's contract.
-    unsafe { RemoteRings::new(mem, cfg) }
+    unsafe { RemoteRings::new(mem, cfg, remote_tables()) }
         .and_then(|r| r.with_conventions(Profile::Linux.conventions()))
         .map_err(|e| format!("rings: {e:?}"))
 }

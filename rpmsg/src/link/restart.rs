@@ -113,6 +113,13 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
     /// The unconfirmed count reads the old rings' memory: a master that
     /// lays its rings out again in the same memory ends the session first
     /// ([`Link::end_session`]).
+    ///
+    /// The old rings hold their per-entry tables
+    /// ([`crate::rings::RemoteTables`], [`vring::DeviceTables`]) until
+    /// this returns, so `rings` were built over other tables; to build the
+    /// new rings over the same ones, end the session first
+    /// ([`Link::end_session`] or [`Link::release_session`], which drop the
+    /// old rings), then [`Ended::restart`].
     pub fn restart(&mut self, rings: R) -> RestartReport {
         let (tx, rx) = rings.into_halves();
         let old_tx = core::mem::replace(&mut self.tx.ring, tx);

@@ -17,6 +17,11 @@ use rpmsg::rings::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRing
 use rpmsg::session::{PeerWatch, SessionWord};
 use vring::{BufferArea, Layout, Legacy, Suppression};
 
+/// Ring tables for the test's life.
+fn remote_tables<const N: usize>() -> &'static rpmsg::rings::RemoteTables<N> {
+    Box::leak(Box::default())
+}
+
 pub const NUM: usize = 4;
 pub const BUF: usize = 512;
 const V1: usize = 512;
@@ -102,7 +107,7 @@ pub fn remote_rings(shm: &M) -> (PeerWatch, RemoteRings<'_, M, Legacy, NUM>) {
     // SAFETY: disjoint areas reached only through the rings.
     (
         PeerWatch::new(SessionWord::at(MASTER_WORD), master.session),
-        unsafe { RemoteRings::new(shm, cfg) }.unwrap(),
+        unsafe { RemoteRings::new(shm, cfg, remote_tables()) }.unwrap(),
     )
 }
 
