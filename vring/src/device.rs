@@ -617,7 +617,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[inline(always)]
     fn pop_readable_slot_inner(&mut self, reuse: bool) -> Result<Option<Slot>, Error> {
-        Ok(self.pop(false, reuse)?.map(|p| Slot {
+        self.pop_slot(false, reuse)
+    }
+
+    /// The pop behind every slot pop, readable or writable. With the
+    /// feature `small`, one out-of-line copy of the validation shared by a
+    /// remote's two rings (a call per pop); without it, inlined into each
+    /// caller (no call, a copy per call site).
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    fn pop_slot(&mut self, writable: bool, reuse: bool) -> Result<Option<Slot>, Error> {
+        Ok(self.pop(writable, reuse)?.map(|p| Slot {
             id: p.head,
             offset: p.span.lo,
             len: p.span.len.get(),
@@ -632,11 +642,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// As [`Device::pop_writable`].
     #[inline]
     pub fn pop_writable_slot(&mut self) -> Result<Option<Slot>, Error> {
-        Ok(self.pop(true, false)?.map(|p| Slot {
-            id: p.head,
-            offset: p.span.lo,
-            len: p.span.len.get(),
-        }))
+        self.pop_slot(true, false)
     }
 
     /// Returns a slot popped with [`Device::pop_readable_slot`] or
