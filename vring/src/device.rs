@@ -234,9 +234,9 @@ impl Held {
 }
 
 /// A device's per-entry tables for up to `N` entries (which descriptor it
-/// holds, and the span each descriptor last named: see `Device::claim`),
-/// kept outside the [`Device`] so the ring value stays a few words and
-/// moves cheaply. Declare it once (a `static`, or a local that outlives
+/// holds, and the span each descriptor last named: see `Device::claim`)
+/// and its statistics, kept outside the [`Device`] so the ring value stays
+/// small and moves cheaply. Declare it once (a `static`, or a local that outlives
 /// the ring: embassy's `StackResources` pattern) and lend it to
 /// [`Device::new`]; a `static` of it is zero bytes of image (`.bss`).
 ///
@@ -246,11 +246,20 @@ impl Held {
 /// attached again after a restart reuses them.
 pub struct DeviceTables<const N: usize> {
     leased: AtomicBool,
-    held: UnsafeCell<[Held; N]>,
-    known: UnsafeCell<[Option<Span>; N]>,
+    tables: UnsafeCell<Tables<N>>,
 }
 
-// SAFETY: the cells are reached only through the `&mut` a device builds
+/// What [`DeviceTables`] lends a device: its statistics (first: a short
+/// offset from the tables' address) and its per-entry tables.
+#[repr(C)]
+struct Tables<const N: usize> {
+    stats: Stats,
+    held: [Held; N],
+    /// The span each descriptor id last named (see [`Device::claim`]).
+    known: [Option<Span>; N],
+}
+
+// SAFETY: the cell is reached only through the `&mut` a device builds
 // after winning the lease (`Device::new`: an atomic swap of `leased` from
 // false to true) and drops before it gives the lease back (`Drop`), so at
 // most one device on any thread reaches them at a time.
@@ -261,8 +270,11 @@ impl<const N: usize> DeviceTables<N> {
     pub const fn new() -> Self {
         Self {
             leased: AtomicBool::new(false),
-            held: UnsafeCell::new([Held::No; N]),
-            known: UnsafeCell::new([None; N]),
+            tables: UnsafeCell::new(Tables {
+                stats: Stats::ZERO,
+                held: [Held::No; N],
+                known: [None; N],
+            }),
         }
     }
 
@@ -293,11 +305,11 @@ impl<const N: usize> fmt::Debug for DeviceTables<N> {
 pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DeviceConfig,
-    held: &'m mut [Held; N],
-    /// The span each descriptor id last named (see [`Device::claim`]).
-    known: &'m mut [Option<Span>; N],
-    /// The lease on the tables `held` and `known` live in, given back
-    /// when the device is dropped.
+    /// The leased tables: which descriptor is held, the span each last
+    /// named, the statistics.
+    t: &'m mut Tables<N>,
+    /// The lease on the tables `t` lives in, given back when the device
+    /// is dropped.
     lease: &'m AtomicBool,
     held_count: u16,
     last_avail: u16,
@@ -332,7 +344,6 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// the index's line already holding what was pushed are not written, nor cleaned).
     entries_dirty: bool,
     broken: bool,
-    stats: Stats,
 }
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N> {
@@ -392,16 +403,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::TablesInUse);
         }
         // SAFETY: the swap above won the lease: no other device reaches
-        // the cells until this one, dropped, gives it back (`Drop`), and
-        // these references die with it.
-        let (held, known) = unsafe { (&mut *tables.held.get(), &mut *tables.known.get()) };
-        held.fill(Held::No);
-        known.fill(None);
+        // the cell until this one, dropped, gives it back (`Drop`), and
+        // this reference dies with it.
+        let t = unsafe { &mut *tables.tables.get() };
+        t.stats = Stats::ZERO;
+        t.held.fill(Held::No);
+        t.known.fill(None);
         Ok(Self {
             ring,
             config,
-            held,
-            known,
+            t,
             lease: &tables.leased,
             held_count: 0,
             last_avail: config.first_avail,
@@ -417,7 +428,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             entries_dirty: false,
             fresh: Fresh::NONE,
             broken: false,
-            stats: Stats::default(),
         })
     }
 
@@ -428,7 +438,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// The statistics so far.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.t.stats
     }
 
     /// Whether an index jump broke the ring.
@@ -661,7 +671,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::Broken);
         }
         let h = usize::from(id);
-        match (self.held.get(h), self.known.get(h)) {
+        match (self.t.held.get(h), self.t.known.get(h)) {
             (Some(&held), Some(Some(k))) if held != Held::No => {
                 self.push_held(id, k.len.get(), len)
             }
@@ -671,7 +681,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[inline]
     fn release(&mut self, head: u16) {
-        if let Some(h) = self.held.get_mut(usize::from(head)) {
+        if let Some(h) = self.t.held.get_mut(usize::from(head)) {
             if *h != Held::No {
                 *h = Held::No;
                 self.held_count -= 1;
@@ -710,13 +720,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.last_avail = pos.wrapping_add(1);
         match self.check(head, writable) {
             Ok(p) => {
-                self.held[usize::from(head)] = if writable {
+                self.t.held[usize::from(head)] = if writable {
                     Held::Writable
                 } else {
                     Held::Readable
                 };
                 self.held_count += 1;
-                self.stats.completed = self.stats.completed.wrapping_add(1);
+                self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
                 Ok(Some(p))
             }
             Err(e) => Err(self.reject(head, e)),
@@ -754,7 +764,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 .is_ok()
         {
             self.used_idx = self.used_idx.wrapping_add(1);
-            self.stats.rejected_returned = self.stats.rejected_returned.wrapping_add(1);
+            self.t.stats.rejected_returned = self.t.stats.rejected_returned.wrapping_add(1);
         }
     }
 
@@ -764,7 +774,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let l = self.ring.layout;
         // `num <= N` (`new`), but the compiler does not know: `get` keeps
         // the bounds check (and its panic) out.
-        let (true, Some(&held)) = (head < l.num(), self.held.get(usize::from(head))) else {
+        let (true, Some(&held)) = (head < l.num(), self.t.held.get(usize::from(head))) else {
             return Err(Error::DescriptorIndexOutOfRange);
         };
         if held != Held::No {
@@ -785,7 +795,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::EmptyBuffer);
         }
         let line = M::LINE;
-        let span = match self.known[usize::from(head)] {
+        let span = match self.t.known[usize::from(head)] {
             // The span this descriptor named last time, validated then
             // (window, alignment, buffer area, overlap) and unchanged since:
             // it names the same bytes again.
@@ -849,27 +859,27 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        if let Some(k) = self.known[h] {
+        if let Some(k) = self.t.known[h] {
             if k.lo <= lo && hi <= k.hi {
-                self.known[h] = Some(span);
+                self.t.known[h] = Some(span);
                 return Ok(());
             }
         }
         let overlaps = |k: &Span| lo < k.hi && k.lo < hi;
         // A held buffer's span is its id's known span.
-        for (j, (known, held)) in self.known.iter().zip(self.held.iter()).enumerate() {
+        for (j, (known, held)) in self.t.known.iter().zip(self.t.held.iter()).enumerate() {
             if let (Some(k), false) = (known, *held == Held::No) {
                 if j != h && overlaps(k) {
                     return Err(Error::OverlappingBuffer);
                 }
             }
         }
-        for (j, (known, held)) in self.known.iter_mut().zip(self.held.iter()).enumerate() {
+        for (j, (known, held)) in self.t.known.iter_mut().zip(self.t.held.iter()).enumerate() {
             if j != h && *held == Held::No && known.as_ref().is_some_and(overlaps) {
                 *known = None;
             }
         }
-        self.known[h] = Some(span);
+        self.t.known[h] = Some(span);
         Ok(())
     }
 
@@ -935,7 +945,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err((buf, Error::Broken));
         }
         let h = usize::from(head);
-        let desc_len = match (self.held.get(h), self.known.get(h)) {
+        let desc_len = match (self.t.held.get(h), self.t.known.get(h)) {
             (Some(&held), Some(Some(k)))
                 if held != Held::No
                     && k.lo == buf.offset()
@@ -1043,7 +1053,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.ring.store_u16(Field::UsedIdx, new)?;
         self.ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
-        self.stats.published = self
+        self.t.stats.published = self
+            .t
             .stats
             .published
             .wrapping_add(u32::from(new.wrapping_sub(old)));
@@ -1091,10 +1102,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
-            self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
+            self.t.stats.notifications_sent = self.t.stats.notifications_sent.wrapping_add(1);
         } else {
-            self.stats.notifications_suppressed =
-                self.stats.notifications_suppressed.wrapping_add(1);
+            self.t.stats.notifications_suppressed =
+                self.t.stats.notifications_suppressed.wrapping_add(1);
         }
         notify
     }
@@ -1225,7 +1236,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[cold]
     fn fail(&mut self, e: Error) -> Error {
-        self.stats.failures.record(&e);
+        self.t.stats.failures.record(&e);
         e
     }
 }
@@ -1255,7 +1266,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("used_published", &self.used_published)
             .field("held", &self.held_count)
             .field("broken", &self.broken)
-            .field("stats", &self.stats)
+            .field("stats", &self.t.stats)
             .finish()
     }
 }

@@ -298,6 +298,20 @@ pub struct Stats {
     pub failures: Failures,
 }
 
+impl Stats {
+    /// Every count 0 (what `Default` gives, in a `const`).
+    pub(crate) const ZERO: Self = Self {
+        published: 0,
+        completed: 0,
+        notifications_sent: 0,
+        notifications_suppressed: 0,
+        rejected_returned: 0,
+        failures: Failures {
+            counts: [0; PEER_KINDS],
+        },
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

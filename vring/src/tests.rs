@@ -9,7 +9,7 @@ use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
 use ipc_traits::shm::{RawRegion, SharedMemory};
 
 use crate::endian::{Endian, Legacy, Virtio1};
-use crate::error::Error;
+use crate::error::{Error, Stats};
 use crate::layout::Layout;
 use crate::notify::{Suppression, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use crate::{BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig};
@@ -330,6 +330,7 @@ fn tables_serve_one_device_at_a_time_and_start_clean() {
         // SAFETY: as in `device`; the old device and its slot record are
         // gone (a record is no handle).
         let mut dev = unsafe { Device::<_, Legacy, 8>::new(shm, L, cfg, &tables) }.unwrap();
+        assert_eq!(*dev.stats(), Stats::default(), "counts start again");
         raw.desc(1, addr(0), 64, 0); // the bytes descriptor 0 named
         raw.post(1, &[1]);
         let p = dev.pop_readable_slot().unwrap().unwrap();
