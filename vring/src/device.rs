@@ -1083,7 +1083,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// Whether the driver asks to hear about used entries `old..new`: a
     /// fresh read of its `used_event` or `avail.flags`.
-    #[inline]
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline)]
     fn driver_wants(&self, new: u16, old: u16) -> Result<bool, Error> {
         let l = self.ring.layout;
         Ok(match self.config.suppression {
