@@ -67,7 +67,6 @@
 
 use core::cell::UnsafeCell;
 use core::fmt;
-use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf, Unwritten};
@@ -202,23 +201,83 @@ struct Span {
     lo: usize,
     hi: usize,
     addr: u64,
-    /// Never 0 ([`Error::EmptyBuffer`]): the niche keeps `Option<Span>` at
-    /// the span's size.
-    len: NonZeroU32,
+    /// Never 0 ([`Error::EmptyBuffer`]; an [`Entry`] of length 0 knows no
+    /// span).
+    len: u32,
 }
 
 /// Whether the device holds a descriptor's buffer, and as which kind of
-/// handle. A held descriptor's span is its `known` span (set when it was
+/// handle. A held descriptor's span is its known span (set when it was
 /// popped, and left alone while it is held: see [`Device::claim`]), so one
 /// byte per entry records it.
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Held {
-    /// Not popped, or pushed back.
-    No,
+    /// Not popped, or pushed back (0: an all-zero [`Entry`] holds nothing).
+    No = 0,
     /// Popped for reading: the handle covers the span's whole lines.
     Readable,
     /// Popped for writing: the handle covers the descriptor's bytes.
     Writable,
+}
+
+/// What the device knows of one descriptor id: the span it last named
+/// (see [`Device::claim`]; `len` 0: none) and whether the device holds it,
+/// in one record (the `Held` byte sits where `Option<Span>` had padding).
+/// All-zero bytes are "nothing known, not held" (`repr(C)`, plain integers,
+/// `Held::No` = 0), so tables reset with one clear.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Entry {
+    lo: usize,
+    hi: usize,
+    addr: u64,
+    /// The descriptor's length; 0 when no span is known.
+    len: u32,
+    held: Held,
+}
+
+impl Entry {
+    /// Nothing known, not held.
+    const NONE: Self = Self {
+        lo: 0,
+        hi: 0,
+        addr: 0,
+        len: 0,
+        held: Held::No,
+    };
+
+    /// The span this id last named, if any.
+    #[inline(always)]
+    fn span(&self) -> Option<Span> {
+        (self.len != 0).then_some(self.as_span())
+    }
+
+    /// The entry's fields as a span (known only when `len` is not 0).
+    #[inline(always)]
+    fn as_span(&self) -> Span {
+        Span {
+            lo: self.lo,
+            hi: self.hi,
+            addr: self.addr,
+            len: self.len,
+        }
+    }
+
+    /// Records `span` as known (whether held is left alone).
+    #[inline(always)]
+    fn know(&mut self, span: Span) {
+        self.lo = span.lo;
+        self.hi = span.hi;
+        self.addr = span.addr;
+        self.len = span.len;
+    }
+
+    /// Whether the device holds this id.
+    #[inline(always)]
+    fn is_held(&self) -> bool {
+        self.held != Held::No
+    }
 }
 
 impl Held {
@@ -226,7 +285,7 @@ impl Held {
     #[inline(always)]
     fn capacity(self, span: &Span) -> usize {
         if self == Self::Writable {
-            span.len.get() as usize
+            span.len as usize
         } else {
             span.hi - span.lo
         }
@@ -250,13 +309,13 @@ pub struct DeviceTables<const N: usize> {
 }
 
 /// What [`DeviceTables`] lends a device: its statistics (first: a short
-/// offset from the tables' address) and its per-entry tables.
+/// offset from the tables' address) and what it knows of each descriptor
+/// id.
 #[repr(C)]
 struct Tables<const N: usize> {
     stats: Stats,
-    held: [Held; N],
-    /// The span each descriptor id last named (see [`Device::claim`]).
-    known: [Option<Span>; N],
+    /// By descriptor id: the span it last named, whether it is held.
+    entries: [Entry; N],
 }
 
 // SAFETY: the cell is reached only through the `&mut` a device builds
@@ -272,8 +331,7 @@ impl<const N: usize> DeviceTables<N> {
             leased: AtomicBool::new(false),
             tables: UnsafeCell::new(Tables {
                 stats: Stats::ZERO,
-                held: [Held::No; N],
-                known: [None; N],
+                entries: [Entry::NONE; N],
             }),
         }
     }
@@ -407,8 +465,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // this reference dies with it.
         let t = unsafe { &mut *tables.tables.get() };
         t.stats = Stats::ZERO;
-        t.held.fill(Held::No);
-        t.known.fill(None);
+        t.entries.fill(Entry::NONE);
         Ok(Self {
             ring,
             config,
@@ -568,7 +625,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         Ok(Some(Popped {
             head: p.head,
-            len: p.span.len.get(),
+            len: p.span.len,
             buf,
         }))
     }
@@ -593,7 +650,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         };
         Ok(Some(Popped {
             head: p.head,
-            len: p.span.len.get(),
+            len: p.span.len,
             buf,
         }))
     }
@@ -640,7 +697,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Ok(self.pop(writable, reuse)?.map(|p| Slot {
             id: p.head,
             offset: p.span.lo,
-            len: p.span.len.get(),
+            len: p.span.len,
         }))
     }
 
@@ -670,20 +727,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        let h = usize::from(id);
-        match (self.t.held.get(h), self.t.known.get(h)) {
-            (Some(&held), Some(Some(k))) if held != Held::No => {
-                self.push_held(id, k.len.get(), len)
-            }
+        match self.t.entries.get(usize::from(id)) {
+            // A held entry's span is known (`len` not 0).
+            Some(e) if e.is_held() => self.push_held(id, e.len, len),
             _ => Err(Error::ForeignBuffer),
         }
     }
 
     #[inline]
     fn release(&mut self, head: u16) {
-        if let Some(h) = self.t.held.get_mut(usize::from(head)) {
-            if *h != Held::No {
-                *h = Held::No;
+        if let Some(e) = self.t.entries.get_mut(usize::from(head)) {
+            if e.is_held() {
+                e.held = Held::No;
                 self.held_count -= 1;
             }
         }
@@ -720,7 +775,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.last_avail = pos.wrapping_add(1);
         match self.check(head, writable) {
             Ok(p) => {
-                self.t.held[usize::from(head)] = if writable {
+                self.t.entries[usize::from(head)].held = if writable {
                     Held::Writable
                 } else {
                     Held::Readable
@@ -774,10 +829,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let l = self.ring.layout;
         // `num <= N` (`new`), but the compiler does not know: `get` keeps
         // the bounds check (and its panic) out.
-        let (true, Some(&held)) = (head < l.num(), self.t.held.get(usize::from(head))) else {
+        let (true, Some(entry)) = (head < l.num(), self.t.entries.get(usize::from(head))) else {
             return Err(Error::DescriptorIndexOutOfRange);
         };
-        if held != Held::No {
+        if entry.is_held() {
             return Err(Error::DescriptorInFlight);
         }
         self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
@@ -795,12 +850,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::EmptyBuffer);
         }
         let line = M::LINE;
-        let span = match self.t.known[usize::from(head)] {
-            // The span this descriptor named last time, validated then
-            // (window, alignment, buffer area, overlap) and unchanged since:
-            // it names the same bytes again.
-            Some(k) if k.addr == d.addr && k.len.get() == d.len => k,
-            _ => self.locate(head, d.addr, d.len, writable)?,
+        // The span this descriptor named last time, validated then (window,
+        // alignment, buffer area, overlap) and unchanged since: it names the
+        // same bytes again. (`d.len` is not 0, so an equal `len` is a known
+        // span.)
+        let span = if entry.len == d.len && entry.addr == d.addr {
+            entry.as_span()
+        } else {
+            self.locate(head, d.addr, d.len, writable)?
         };
         let len = d.len as usize;
         if writable && len % line != 0 {
@@ -820,6 +877,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// alignment, buffer area) and claims its span for `head`.
     #[inline(never)]
     fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
+        // `check` refused a length of 0 before; a known span is never empty.
+        if len32 == 0 {
+            return Err(Error::EmptyBuffer);
+        }
         let outside = Error::AddressOutsideWindow;
         let len = usize::try_from(len32).map_err(|_| outside)?;
         let offset = self.ring.mem.translate(addr, len).map_err(|_| outside)?;
@@ -836,8 +897,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             lo: offset,
             hi,
             addr,
-            // `check` refused a length of 0 before.
-            len: NonZeroU32::new(len32).ok_or(Error::EmptyBuffer)?,
+            len: len32,
         };
         self.claim(head, span)?;
         Ok(span)
@@ -846,7 +906,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// Claims the line span `lo..hi` for descriptor `head` (not held), or
     /// refuses it when it overlaps a buffer this device holds.
     ///
-    /// `known[id]` is the span descriptor `id` last named. Known spans are
+    /// The known span of `id` (its [`Entry`]) is the span it last named. Known spans are
     /// pairwise disjoint, and a held buffer's span is its id's known span
     /// (claimed when it was popped; an id is not claimed again while held).
     /// So a descriptor that names (part of) its own known span overlaps no
@@ -859,27 +919,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        if let Some(k) = self.t.known[h] {
+        if let Some(k) = self.t.entries[h].span() {
             if k.lo <= lo && hi <= k.hi {
-                self.t.known[h] = Some(span);
+                self.t.entries[h].know(span);
                 return Ok(());
             }
         }
-        let overlaps = |k: &Span| lo < k.hi && k.lo < hi;
+        // A known span (`len` not 0) overlapping `lo..hi`.
+        let overlaps = |e: &Entry| e.len != 0 && lo < e.hi && e.lo < hi;
         // A held buffer's span is its id's known span.
-        for (j, (known, held)) in self.t.known.iter().zip(self.t.held.iter()).enumerate() {
-            if let (Some(k), false) = (known, *held == Held::No) {
-                if j != h && overlaps(k) {
-                    return Err(Error::OverlappingBuffer);
-                }
+        for (j, e) in self.t.entries.iter().enumerate() {
+            if e.is_held() && j != h && overlaps(e) {
+                return Err(Error::OverlappingBuffer);
             }
         }
-        for (j, (known, held)) in self.t.known.iter_mut().zip(self.t.held.iter()).enumerate() {
-            if j != h && *held == Held::No && known.as_ref().is_some_and(overlaps) {
-                *known = None;
+        for (j, e) in self.t.entries.iter_mut().enumerate() {
+            if j != h && !e.is_held() && overlaps(e) {
+                e.len = 0;
             }
         }
-        self.t.known[h] = Some(span);
+        self.t.entries[h].know(span);
         Ok(())
     }
 
@@ -945,13 +1004,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err((buf, Error::Broken));
         }
         let h = usize::from(head);
-        let desc_len = match (self.t.held.get(h), self.t.known.get(h)) {
-            (Some(&held), Some(Some(k)))
+        let desc_len = match self
+            .t
+            .entries
+            .get(h)
+            .and_then(|e| Some((e.held, e.span()?)))
+        {
+            Some((held, k))
                 if held != Held::No
                     && k.lo == buf.offset()
-                    && held.capacity(k) == buf.capacity() =>
+                    && held.capacity(&k) == buf.capacity() =>
             {
-                k.len.get()
+                k.len
             }
             _ => return Err((buf, Error::ForeignBuffer)),
         };
