@@ -722,7 +722,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// [`Error::ForeignBuffer`] (`id` is not held), [`Error::InvalidLength`]
     /// (`len` beyond the descriptor), [`Error::Broken`], [`Error::Memory`].
-    #[inline]
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline)]
     pub fn push_used_slot(&mut self, id: u16, len: Option<u32>) -> Result<(), Error> {
         if self.broken {
             return Err(Error::Broken);
