@@ -6,9 +6,10 @@
 //! reference lives, so a peer that writes anyway (hostile, or buggy) could
 //! make a checked length be loaded again unchecked, or two reads of one
 //! byte disagree. Every access here is a volatile load or store, word-wise
-//! where the shared side is word-aligned and byte-wise at the unaligned
-//! head and tail: each byte is read exactly once per call, and accesses are
-//! neither merged, duplicated nor elided. Volatile word accesses compile to
+//! (on x86_64 from 256 bytes on, 16 bytes wide) where the shared side is
+//! aligned, and in the widest aligned pieces at an unaligned head and
+//! tail: each byte is read exactly once per call, and accesses are neither
+//! merged, duplicated nor elided. Volatile word accesses compile to
 //! plain loads and stores on every target of this family.
 //!
 //! | | what it gives |
@@ -138,23 +139,149 @@ const fn is_large(_len: usize) -> bool {
     false
 }
 
+/// One direction of a copy: the shared side is accessed with volatile
+/// loads or stores aligned to their width, the local side with plain
+/// unaligned ones. Both copies share one body per shape ([`words`],
+/// [`general`], `large::copy`) instead of a mirrored pair.
+trait Dir {
+    /// Moves the `T` at offset `at` between the sides.
+    ///
+    /// # Safety
+    ///
+    /// `shared + at` is aligned for `T`; `at..at + size_of::<T>()` is
+    /// valid on both sides (for writes on the side written: the local one
+    /// for [`FromShared`], the shared one for [`ToShared`]). `T` is a
+    /// plain integer or vector type (every bit pattern valid).
+    unsafe fn mv<T: Copy>(shared: *mut u8, local: *mut u8, at: usize);
+}
+
+/// Shared memory to local memory (the shared pointer is only read).
+struct FromShared;
+
+/// Local memory to shared memory (the local pointer is only read).
+struct ToShared;
+
+impl Dir for FromShared {
+    #[inline(always)]
+    unsafe fn mv<T: Copy>(shared: *mut u8, local: *mut u8, at: usize) {
+        // SAFETY: aligned and valid (caller); every bit pattern is a `T`.
+        unsafe {
+            local
+                .add(at)
+                .cast::<T>()
+                .write_unaligned(shared.add(at).cast::<T>().read_volatile());
+        }
+    }
+}
+
+impl Dir for ToShared {
+    #[inline(always)]
+    unsafe fn mv<T: Copy>(shared: *mut u8, local: *mut u8, at: usize) {
+        // SAFETY: as for `FromShared`, the other way.
+        unsafe {
+            shared
+                .add(at)
+                .cast::<T>()
+                .write_volatile(local.add(at).cast::<T>().read_unaligned());
+        }
+    }
+}
+
 /// Large copies: 16-byte volatile SSE2 moves on the shared side (each
-/// still one access, neither merged nor elided), after the pieces and
-/// words that align it to 16 and before those of the tail.
+/// still one access, neither merged nor elided), eight per loop step,
+/// after the pieces that align it to 16 and before those of the tail,
+/// both straight-line (one test per power of two, no piece loop).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod large {
-    use super::{
-        piece_from_shared, piece_to_shared, store_u8, store_word, words_from_shared,
-        words_to_shared, WORD,
-    };
+    use super::{store_u8, store_word, Dir, FromShared, ToShared, LARGE, WORD};
     use core::arch::x86_64::__m128i;
 
     const BLOCK: usize = core::mem::size_of::<__m128i>();
+    const STEP: usize = 8 * BLOCK;
+    const _: () = assert!(LARGE >= 2 * BLOCK);
 
-    /// Bytes from `p` to the next 16-byte boundary, at most `len`.
+    /// Moves `n` 16-byte blocks from offset `at` (`n` a constant: the
+    /// moves unroll).
+    ///
+    /// # Safety
+    ///
+    /// `shared + at` is 16-aligned; `at..at + n * BLOCK` valid on both
+    /// sides.
     #[inline(always)]
-    fn to_block(p: *const u8, len: usize) -> usize {
-        (p.addr().wrapping_neg() & (BLOCK - 1)).min(len)
+    unsafe fn blocks<D: Dir>(shared: *mut u8, local: *mut u8, at: usize, n: usize) {
+        for k in 0..n {
+            // SAFETY: inside the range, 16-aligned (caller).
+            unsafe { D::mv::<__m128i>(shared, local, at + k * BLOCK) };
+        }
+    }
+
+    /// The copy of `len >= LARGE` bytes, either way.
+    ///
+    /// # Safety
+    ///
+    /// `shared..shared + len` and `local..local + len` valid (for writes
+    /// on the side written) and not overlapping.
+    #[inline(always)]
+    unsafe fn copy<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+        // Up to the first 16-byte boundary: `head < 16 <= len`. Each
+        // piece lands aligned: `shared + head` is 16-aligned, so
+        // `shared + (head & (w - 1))` is `w`-aligned.
+        let head = shared.addr().wrapping_neg() & (BLOCK - 1);
+        // SAFETY: for the whole block, every access is aligned to its
+        // width on the shared side (above and below) and lies in `..len`:
+        // the head pieces cover `..head`, the blocks `head..` in whole
+        // steps, then the tail's powers of two the rest (`len - i < STEP`)
+        // exactly once.
+        unsafe {
+            if head != 0 {
+                if head & 1 != 0 {
+                    D::mv::<u8>(shared, local, 0);
+                }
+                if head & 2 != 0 {
+                    D::mv::<u16>(shared, local, head & 1);
+                }
+                if head & 4 != 0 {
+                    D::mv::<u32>(shared, local, head & 3);
+                }
+                if head & 8 != 0 {
+                    D::mv::<u64>(shared, local, head & 7);
+                }
+            }
+            let mut i = head;
+            let end = len - (len - head) % STEP;
+            while i < end {
+                blocks::<D>(shared, local, i, STEP / BLOCK);
+                i += STEP;
+            }
+            let left = len - i;
+            if left & (4 * BLOCK) != 0 {
+                blocks::<D>(shared, local, i, 4);
+                i += 4 * BLOCK;
+            }
+            if left & (2 * BLOCK) != 0 {
+                blocks::<D>(shared, local, i, 2);
+                i += 2 * BLOCK;
+            }
+            if left & BLOCK != 0 {
+                blocks::<D>(shared, local, i, 1);
+                i += BLOCK;
+            }
+            if left & 8 != 0 {
+                D::mv::<u64>(shared, local, i);
+                i += 8;
+            }
+            if left & 4 != 0 {
+                D::mv::<u32>(shared, local, i);
+                i += 4;
+            }
+            if left & 2 != 0 {
+                D::mv::<u16>(shared, local, i);
+                i += 2;
+            }
+            if left & 1 != 0 {
+                D::mv::<u8>(shared, local, i);
+            }
+        }
     }
 
     /// [`super::copy_from_shared`] for `dst.len() >= LARGE`.
@@ -164,51 +291,8 @@ mod large {
     /// As for [`super::copy_from_shared`].
     #[inline(never)]
     pub(super) unsafe fn from_shared(src: *const u8, dst: &mut [u8]) {
-        let len = dst.len();
-        let d = dst.as_mut_ptr();
-        let head = to_block(src, len);
-        let body = head + (len - head) / BLOCK * BLOCK;
-        // SAFETY: for the whole block, the pieces cover `..head` and the
-        // tail `body..len` exactly once, each aligned to its width on the
-        // shared side (`piece`, then whole words from a 16-aligned
-        // address); the blocks `head..body` start 16-aligned. All inside
-        // `src..+len` (caller) and `dst`.
-        unsafe {
-            let mut i = 0;
-            while i < head {
-                i += piece_from_shared(src, d, i, head);
-            }
-            while body - i >= 8 * BLOCK {
-                let s = src.add(i).cast::<__m128i>();
-                let t = d.add(i).cast::<__m128i>();
-                let v: [__m128i; 8] = core::array::from_fn(|k| s.add(k).read_volatile());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_unaligned(v);
-                }
-                i += 8 * BLOCK;
-            }
-            if body - i >= 4 * BLOCK {
-                let s = src.add(i).cast::<__m128i>();
-                let t = d.add(i).cast::<__m128i>();
-                let v: [__m128i; 4] = core::array::from_fn(|k| s.add(k).read_volatile());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_unaligned(v);
-                }
-                i += 4 * BLOCK;
-            }
-            while i < body {
-                d.add(i)
-                    .cast::<__m128i>()
-                    .write_unaligned(src.add(i).cast::<__m128i>().read_volatile());
-                i += BLOCK;
-            }
-            let words = i + (len - i) / super::WORD * super::WORD;
-            words_from_shared(src, d, i, words);
-            let mut i = words;
-            while i < len {
-                i += piece_from_shared(src, d, i, len);
-            }
-        }
+        // SAFETY: the caller's contract; `FromShared` only reads `src`.
+        unsafe { copy::<FromShared>(src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
     }
 
     /// [`super::copy_to_shared`] for `src.len() >= LARGE`.
@@ -218,90 +302,77 @@ mod large {
     /// As for [`super::copy_to_shared`].
     #[inline(never)]
     pub(super) unsafe fn to_shared(src: &[u8], dst: *mut u8) {
-        let len = src.len();
-        let s = src.as_ptr();
-        let head = to_block(dst, len);
-        let body = head + (len - head) / BLOCK * BLOCK;
-        // SAFETY: as in `from_shared`, the roles of the sides swapped.
-        unsafe {
-            let mut i = 0;
-            while i < head {
-                i += piece_to_shared(s, dst, i, head);
-            }
-            while body - i >= 8 * BLOCK {
-                let f = s.add(i).cast::<__m128i>();
-                let t = dst.add(i).cast::<__m128i>();
-                let v: [__m128i; 8] = core::array::from_fn(|k| f.add(k).read_unaligned());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_volatile(v);
-                }
-                i += 8 * BLOCK;
-            }
-            if body - i >= 4 * BLOCK {
-                let f = s.add(i).cast::<__m128i>();
-                let t = dst.add(i).cast::<__m128i>();
-                let v: [__m128i; 4] = core::array::from_fn(|k| f.add(k).read_unaligned());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_volatile(v);
-                }
-                i += 4 * BLOCK;
-            }
-            while i < body {
-                dst.add(i)
-                    .cast::<__m128i>()
-                    .write_volatile(s.add(i).cast::<__m128i>().read_unaligned());
-                i += BLOCK;
-            }
-            let words = i + (len - i) / super::WORD * super::WORD;
-            words_to_shared(s, dst, i, words);
-            let mut i = words;
-            while i < len {
-                i += piece_to_shared(s, dst, i, len);
-            }
-        }
+        // SAFETY: the caller's contract; `ToShared` only reads `src`.
+        unsafe { copy::<ToShared>(dst, src.as_ptr().cast_mut(), src.len()) }
     }
 
-    /// [`super::fill_shared`] for `len >= LARGE`: bytes up to the first
-    /// 16-byte boundary, 16-byte volatile stores four at a time, then
-    /// words and bytes.
+    /// [`super::fill_shared`] for `len >= LARGE`: as in `copy`, 16-byte
+    /// volatile stores between straight-line head and tail pieces.
     ///
     /// # Safety
     ///
     /// As for [`super::fill_shared`].
     #[inline(never)]
     pub(super) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
-        let head = to_block(dst, len);
-        let body = head + (len - head) / BLOCK * BLOCK;
         // SAFETY: every bit pattern of 16 bytes is an `__m128i`.
         let v: __m128i = unsafe { core::mem::transmute([byte; BLOCK]) };
         let word = usize::from_ne_bytes([byte; WORD]);
-        // SAFETY: `..head` byte by byte, `head..body` in 16-aligned
-        // blocks, the rest in aligned words, then bytes: each byte of
-        // `dst..dst + len` (caller) stored once.
+        let head = dst.addr().wrapping_neg() & (BLOCK - 1);
+        // SAFETY: for the whole block, as in `copy`: each byte of
+        // `dst..dst + len` (caller) stored once, every store aligned.
         unsafe {
-            let mut i = 0;
-            while i < head {
-                store_u8(dst.add(i), byte);
-                i += 1;
-            }
-            while body - i >= 4 * BLOCK {
-                let t = dst.add(i).cast::<__m128i>();
-                for k in 0..4 {
-                    t.add(k).write_volatile(v);
+            let put = |at: usize, n: usize| {
+                for k in 0..n {
+                    dst.add(at + k * BLOCK).cast::<__m128i>().write_volatile(v);
                 }
+            };
+            if head != 0 {
+                if head & 1 != 0 {
+                    store_u8(dst, byte);
+                }
+                if head & 2 != 0 {
+                    dst.add(head & 1).cast::<u16>().write_volatile(word as u16);
+                }
+                if head & 4 != 0 {
+                    dst.add(head & 3).cast::<u32>().write_volatile(word as u32);
+                }
+                if head & 8 != 0 {
+                    store_word(dst.add(head & 7), word);
+                }
+            }
+            let mut i = head;
+            let end = len - (len - head) % STEP;
+            while i < end {
+                put(i, STEP / BLOCK);
+                i += STEP;
+            }
+            let left = len - i;
+            if left & (4 * BLOCK) != 0 {
+                put(i, 4);
                 i += 4 * BLOCK;
             }
-            while i < body {
-                dst.add(i).cast::<__m128i>().write_volatile(v);
+            if left & (2 * BLOCK) != 0 {
+                put(i, 2);
+                i += 2 * BLOCK;
+            }
+            if left & BLOCK != 0 {
+                put(i, 1);
                 i += BLOCK;
             }
-            while len - i >= WORD {
+            if left & 8 != 0 {
                 store_word(dst.add(i), word);
-                i += WORD;
+                i += 8;
             }
-            while i < len {
+            if left & 4 != 0 {
+                dst.add(i).cast::<u32>().write_volatile(word as u32);
+                i += 4;
+            }
+            if left & 2 != 0 {
+                dst.add(i).cast::<u16>().write_volatile(word as u16);
+                i += 2;
+            }
+            if left & 1 != 0 {
                 store_u8(dst.add(i), byte);
-                i += 1;
             }
         }
     }
@@ -329,166 +400,91 @@ mod large {
     pub(super) unsafe fn fill_shared(_: *mut u8, _: u8, _: usize) {}
 }
 
-/// Copies the words of `src + i..src + end` to `d + i..` (unaligned on
-/// the local side), four at a time while it can.
+/// Moves the words of `i..end`, four at a time while it can, then a pair
+/// and a single one straight-line (a 16-byte payload or header is one
+/// pair, no loop).
 ///
 /// # Safety
 ///
-/// `src + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
-/// valid (the callers' contracts).
+/// `shared + i` is word-aligned, `end - i` a multiple of `WORD`, both
+/// ranges valid (the callers' contracts).
 #[inline(always)]
-unsafe fn words_from_shared(src: *const u8, d: *mut u8, mut i: usize, end: usize) {
+unsafe fn words<D: Dir>(shared: *mut u8, local: *mut u8, mut i: usize, end: usize) {
     // SAFETY: for the whole block, every word lies in `i..end` (caller),
-    // and `src + i` stays word-aligned.
+    // and `shared + i` stays word-aligned.
     unsafe {
         while end - i >= 4 * WORD {
-            let s = src.add(i);
-            let (a, b, c, e) = (
-                load_word(s),
-                load_word(s.add(WORD)),
-                load_word(s.add(2 * WORD)),
-                load_word(s.add(3 * WORD)),
-            );
-            let t = d.add(i).cast::<usize>();
-            t.write_unaligned(a);
-            t.add(1).write_unaligned(b);
-            t.add(2).write_unaligned(c);
-            t.add(3).write_unaligned(e);
-            i += 4 * WORD;
-        }
-        // Fewer than four words left: a pair, then one, straight-line (a
-        // 16-byte payload or header is one pair, no loop).
-        if end - i >= 2 * WORD {
-            let s = src.add(i);
-            let (a, b) = (load_word(s), load_word(s.add(WORD)));
-            let t = d.add(i).cast::<usize>();
-            t.write_unaligned(a);
-            t.add(1).write_unaligned(b);
-            i += 2 * WORD;
-        }
-        if i < end {
-            d.add(i)
-                .cast::<usize>()
-                .write_unaligned(load_word(src.add(i)));
-        }
-    }
-}
-
-/// [`words_from_shared`] in the other direction.
-///
-/// # Safety
-///
-/// `dst + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
-/// valid.
-#[inline(always)]
-unsafe fn words_to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) {
-    // SAFETY: as in `words_from_shared`.
-    unsafe {
-        while end - i >= 4 * WORD {
-            let f = s.add(i).cast::<usize>();
-            let (a, b, c, e) = (
-                f.read_unaligned(),
-                f.add(1).read_unaligned(),
-                f.add(2).read_unaligned(),
-                f.add(3).read_unaligned(),
-            );
-            let t = dst.add(i);
-            store_word(t, a);
-            store_word(t.add(WORD), b);
-            store_word(t.add(2 * WORD), c);
-            store_word(t.add(3 * WORD), e);
-            i += 4 * WORD;
-        }
-        // As in `words_from_shared`: a pair, then one.
-        if end - i >= 2 * WORD {
-            let f = s.add(i).cast::<usize>();
-            let (a, b) = (f.read_unaligned(), f.add(1).read_unaligned());
-            let t = dst.add(i);
-            store_word(t, a);
-            store_word(t.add(WORD), b);
-            i += 2 * WORD;
-        }
-        if i < end {
-            store_word(dst.add(i), s.add(i).cast::<usize>().read_unaligned());
-        }
-    }
-}
-
-/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
-/// byte read exactly once.
-///
-/// # Safety
-///
-/// `src..src + dst.len()` is valid for reads for the duration of the call
-/// and no Rust reference to it exists (it holds no Rust object); no thread
-/// of this program writes it during the call (the rings' acquire and
-/// release accesses hand it over). The peer, outside this program, may
-/// write it meanwhile: the copy then holds some mix of old and new values,
-/// which the caller validates like any other peer input.
-#[inline]
-pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
-    // Large copies go out of line with the unaligned ones (`LARGE`).
-    if small_units(src, len, WORD) {
-        // SAFETY: aligned whole words (checked), inside the caller's range.
-        unsafe { words_from_shared(src, dst.as_mut_ptr(), 0, len) };
-    } else if WORD > 4 && small_units(src, len, 4) {
-        // 32-bit fields on a 64-bit core (a used-ring element).
-        let d = dst.as_mut_ptr();
-        let mut i = 0;
-        while i < len {
-            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
-            unsafe {
-                d.add(i)
-                    .cast::<u32>()
-                    .write_unaligned(src.add(i).cast::<u32>().read_volatile());
+            for k in 0..4 {
+                D::mv::<usize>(shared, local, i + k * WORD);
             }
+            i += 4 * WORD;
+        }
+        if end - i >= 2 * WORD {
+            D::mv::<usize>(shared, local, i);
+            D::mv::<usize>(shared, local, i + WORD);
+            i += 2 * WORD;
+        }
+        if i < end {
+            D::mv::<usize>(shared, local, i);
+        }
+    }
+}
+
+/// A copy with an unaligned head or tail, either way: below a word the
+/// widest naturally aligned pieces; from a word on, the head and the tail
+/// in straight-line powers of two around the words (a used-ring element,
+/// 4-aligned and 8 bytes long, is two 32-bit accesses on a 64-bit core).
+///
+/// # Safety
+///
+/// `shared..shared + len` and `local..local + len` valid (for writes on
+/// the side written) and not overlapping.
+#[inline(always)]
+unsafe fn general<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+    // SAFETY: for the whole block, every access is aligned to its width
+    // on the shared side and the accesses cover `..len` exactly once:
+    // below a word, `piece` chooses each width from the address and what
+    // is left; from a word on, `head < WORD <= len` and `shared + head`
+    // is word-aligned, so `shared + (head & (w - 1))` is `w`-aligned, and
+    // after the words the tail (`< WORD`) goes down from 4 keeping the
+    // alignment.
+    unsafe {
+        if len < WORD {
+            let mut i = 0;
+            while i < len {
+                let w = piece(shared.add(i), len - i);
+                match w {
+                    4 => D::mv::<u32>(shared, local, i),
+                    2 => D::mv::<u16>(shared, local, i),
+                    _ => D::mv::<u8>(shared, local, i),
+                }
+                i += w;
+            }
+            return;
+        }
+        let head = shared.addr().wrapping_neg() & (WORD - 1);
+        if head & 1 != 0 {
+            D::mv::<u8>(shared, local, 0);
+        }
+        if head & 2 != 0 {
+            D::mv::<u16>(shared, local, head & 1);
+        }
+        if WORD > 4 && head & 4 != 0 {
+            D::mv::<u32>(shared, local, head & 3);
+        }
+        let body = head + (len - head) / WORD * WORD;
+        words::<D>(shared, local, head, body);
+        let (mut i, left) = (body, len - body);
+        if WORD > 4 && left & 4 != 0 {
+            D::mv::<u32>(shared, local, i);
             i += 4;
         }
-    } else if len == 2 && src.addr() & 1 == 0 {
-        // A 16-bit ring entry.
-        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
-        let v = unsafe { src.cast::<u16>().read_volatile() };
-        dst.copy_from_slice(&v.to_ne_bytes());
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { copy_from_shared_general(src, dst) };
-    }
-}
-
-/// [`copy_from_shared`] with an unaligned head or tail (out of line: it is
-/// the rarer case, and inlining it everywhere costs code size). The head
-/// and tail move in the widest naturally aligned pieces (a used-ring
-/// element, 4-aligned and 8 bytes long, is two 32-bit accesses on a 64-bit
-/// core).
-///
-/// # Safety
-///
-/// As for [`copy_from_shared`].
-#[inline(never)]
-unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
-    if is_large(len) {
-        // SAFETY: the caller's contract.
-        return unsafe { large::from_shared(src, dst) };
-    }
-    let d = dst.as_mut_ptr();
-    let head = head_len(src, len);
-    let body = head + (len - head) / WORD * WORD;
-    // SAFETY: for the whole block, the pieces cover `..head` and
-    // `body..len` exactly once, each naturally aligned on the shared side
-    // (`piece` chooses its width from the address and what is left), and
-    // the words `head..body` start at the aligned `src + head`: all inside
-    // `src..+len` (caller) and `dst`.
-    unsafe {
-        let mut i = 0;
-        while i < head {
-            i += piece_from_shared(src, d, i, head);
+        if left & 2 != 0 {
+            D::mv::<u16>(shared, local, i);
+            i += 2;
         }
-        words_from_shared(src, d, head, body);
-        let mut i = body;
-        while i < len {
-            i += piece_from_shared(src, d, i, len);
+        if left & 1 != 0 {
+            D::mv::<u8>(shared, local, i);
         }
     }
 }
@@ -507,66 +503,52 @@ fn piece(p: *const u8, left: usize) -> usize {
     }
 }
 
-/// Copies one piece at offset `i` (`i < end`); returns its width.
+/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
+/// byte read exactly once.
 ///
 /// # Safety
 ///
-/// `src + i..src + end` and `d + i..d + end` valid.
-#[inline(always)]
-unsafe fn piece_from_shared(src: *const u8, d: *mut u8, i: usize, end: usize) -> usize {
-    // SAFETY: for the whole block, the access is aligned to its width
-    // (`piece`) and lies in `i..end` (caller).
+/// `src..src + dst.len()` is valid for reads for the duration of the call
+/// and no Rust reference to it exists (it holds no Rust object); no thread
+/// of this program writes it during the call (the rings' acquire and
+/// release accesses hand it over). The peer, outside this program, may
+/// write it meanwhile: the copy then holds some mix of old and new values,
+/// which the caller validates like any other peer input.
+#[inline]
+pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    let (shared, local) = (src.cast_mut(), dst.as_mut_ptr());
+    // SAFETY: for the whole block, each branch stays inside the caller's
+    // ranges and meets the alignment it tests; `FromShared` only reads
+    // `src`.
     unsafe {
-        let s = src.add(i);
-        let t = d.add(i);
-        match piece(s, end - i) {
-            4 => {
-                t.cast::<u32>()
-                    .write_unaligned(s.cast::<u32>().read_volatile());
-                4
-            }
-            2 => {
-                t.cast::<u16>()
-                    .write_unaligned(s.cast::<u16>().read_volatile());
-                2
-            }
-            _ => {
-                *t = load_u8(s);
-                1
-            }
+        if small_units(src, len, WORD) {
+            // Aligned whole words, the common case, inline.
+            words::<FromShared>(shared, local, 0, len);
+        } else if is_large(len) {
+            large::from_shared(src, dst);
+        } else if WORD > 4 && len == 4 && src.addr() & 3 == 0 {
+            // A 32-bit field on a 64-bit core.
+            FromShared::mv::<u32>(shared, local, 0);
+        } else if len == 2 && src.addr() & 1 == 0 {
+            // A 16-bit ring entry.
+            FromShared::mv::<u16>(shared, local, 0);
+        } else {
+            copy_from_shared_general(src, dst);
         }
     }
 }
 
-/// Copies one piece to shared memory at offset `i` (`i < end`); returns
-/// its width.
+/// [`copy_from_shared`] with an unaligned head or tail (out of line: it is
+/// the rarer case, and inlining it everywhere costs code size).
 ///
 /// # Safety
 ///
-/// `s + i..s + end` and `dst + i..dst + end` valid.
-#[inline(always)]
-unsafe fn piece_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) -> usize {
-    // SAFETY: as in `piece_from_shared`.
-    unsafe {
-        let f = s.add(i);
-        let t = dst.add(i);
-        match piece(t, end - i) {
-            4 => {
-                t.cast::<u32>()
-                    .write_volatile(f.cast::<u32>().read_unaligned());
-                4
-            }
-            2 => {
-                t.cast::<u16>()
-                    .write_volatile(f.cast::<u16>().read_unaligned());
-                2
-            }
-            _ => {
-                store_u8(t, *f);
-                1
-            }
-        }
-    }
+/// As for [`copy_from_shared`].
+#[inline(never)]
+unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
+    // SAFETY: the caller's contract; `FromShared` only reads `src`.
+    unsafe { general::<FromShared>(src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
 }
 
 /// Copies `src` into shared memory at `dst`, each byte written once.
@@ -579,66 +561,40 @@ unsafe fn piece_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) -> u
 #[inline]
 pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     let len = src.len();
-    // Large copies go out of line with the unaligned ones (`LARGE`).
-    if small_units(dst, len, WORD) {
-        // SAFETY: aligned whole words (checked), inside the caller's range.
-        unsafe { words_to_shared(src.as_ptr(), dst, 0, len) };
-    } else if WORD > 4 && small_units(dst, len, 4) {
-        // 32-bit fields on a 64-bit core (a used-ring element).
-        let s = src.as_ptr();
-        let mut i = 0;
-        while i < len {
-            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
-            unsafe {
-                dst.add(i)
-                    .cast::<u32>()
-                    .write_volatile(s.add(i).cast::<u32>().read_unaligned());
-            }
-            i += 4;
+    let local = src.as_ptr().cast_mut();
+    // SAFETY: for the whole block, as in `copy_from_shared`; `ToShared`
+    // only reads `src`.
+    unsafe {
+        if small_units(dst, len, WORD) {
+            // Aligned whole words, the common case, inline.
+            words::<ToShared>(dst, local, 0, len);
+        } else if is_large(len) {
+            large::to_shared(src, dst);
+        } else if WORD > 4 && len == 4 && dst.addr() & 3 == 0 {
+            // A 32-bit field on a 64-bit core.
+            ToShared::mv::<u32>(dst, local, 0);
+        } else if len == 2 && dst.addr() & 1 == 0 {
+            // A 16-bit ring entry.
+            ToShared::mv::<u16>(dst, local, 0);
+        } else if len == 1 {
+            // One byte (a flag, a check byte): no head or tail to work out.
+            ToShared::mv::<u8>(dst, local, 0);
+        } else {
+            copy_to_shared_general(src, dst);
         }
-    } else if let (&[a, b], true) = (src, dst.addr() & 1 == 0) {
-        // A 16-bit ring entry.
-        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
-        unsafe { dst.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b])) };
-    } else if let &[a] = src {
-        // One byte (a flag, a check byte): no head or tail to work out.
-        // SAFETY: 1 byte, the caller's range.
-        unsafe { store_u8(dst, a) };
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { copy_to_shared_general(src, dst) };
     }
 }
 
-/// [`copy_to_shared`] with an unaligned head or tail (out of line, pieces
-/// as in `copy_from_shared_general`).
+/// [`copy_to_shared`] with an unaligned head or tail (out of line, as
+/// `copy_from_shared_general`).
 ///
 /// # Safety
 ///
 /// As for [`copy_to_shared`].
 #[inline(never)]
 unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
-    let len = src.len();
-    if is_large(len) {
-        // SAFETY: the caller's contract.
-        return unsafe { large::to_shared(src, dst) };
-    }
-    let s = src.as_ptr();
-    let head = head_len(dst, len);
-    let body = head + (len - head) / WORD * WORD;
-    // SAFETY: for the whole block, as in `copy_from_shared_general`, with
-    // the roles of the two sides swapped.
-    unsafe {
-        let mut i = 0;
-        while i < head {
-            i += piece_to_shared(s, dst, i, head);
-        }
-        words_to_shared(s, dst, head, body);
-        let mut i = body;
-        while i < len {
-            i += piece_to_shared(s, dst, i, len);
-        }
-    }
+    // SAFETY: the caller's contract; `ToShared` only reads `src`.
+    unsafe { general::<ToShared>(dst, src.as_ptr().cast_mut(), src.len()) }
 }
 
 /// Sets `len` bytes of shared memory at `dst` to `byte`.
@@ -1129,6 +1085,86 @@ mod tests {
                     assert_eq!(&out[local..local + len], src, "start {start} len {len}");
                     assert!(out[..local].iter().all(|&x| x == 0xCC), "no underrun");
                     assert_eq!(out.get(local + len).copied().unwrap_or(0xCC), 0xCC);
+                }
+            }
+        }
+    }
+
+    #[repr(align(64))]
+    struct Region([u8; 576]);
+
+    /// The cases of [`every_length_and_misalignment_both_sides`]: `(local
+    /// misalignment, length, shared misalignment)`. Every length up to
+    /// past the large threshold's first step and tail (`LARGE` on x86_64
+    /// is 256, a step 128: 0..=400 covers every head, block count and
+    /// tail bit) at every misalignment of the shared side modulo 16 and of
+    /// the local side modulo 8. Under Miri, every short length at every
+    /// shared misalignment, and each side of the thresholds at the
+    /// misalignments that take every head piece (0, 5, 8, 15).
+    fn cases() -> impl Iterator<Item = (usize, usize, usize)> {
+        #[cfg(not(miri))]
+        let it = (0..8).flat_map(|local| {
+            (0..=400)
+                .chain([511, 512])
+                .flat_map(move |len| (0..16).map(move |at| (local, len, at)))
+        });
+        #[cfg(miri)]
+        let it = [0, 3]
+            .into_iter()
+            .flat_map(|local| {
+                (0..=2 * WORD + 3).flat_map(move |len| (0..16).map(move |at| (local, len, at)))
+            })
+            .chain(
+                [127, 255, 256, 257, 399]
+                    .into_iter()
+                    .flat_map(|len| [0, 5, 8, 15].into_iter().map(move |at| (3, len, at))),
+            );
+        it
+    }
+
+    /// Every case of `cases`, both directions and the fill: the bytes
+    /// arrive, and nothing outside the range changes on either side (the
+    /// whole block; under Miri the 16 bytes past the range).
+    #[test]
+    fn every_length_and_misalignment_both_sides() {
+        let mut shared = Region([0; 576]);
+        let base = shared.0.as_mut_ptr();
+        let pattern: [u8; 528] = core::array::from_fn(|k| (k as u8).wrapping_mul(151) ^ 0x3C);
+        for (local, len, at) in cases() {
+            let src = &pattern[local..local + len];
+            let span = if cfg!(miri) { at + len + 16 } else { 576 };
+            // SAFETY: `span <= 16 + 512 + 16 <= 576`: inside `shared`,
+            // reached only through this module here.
+            unsafe {
+                fill_shared(base, 0xEE, span);
+                copy_to_shared(src, base.add(at));
+                assert!(eq_shared(base.add(at), src), "to: at {at} len {len}");
+                for k in (0..at).chain(at + len..span) {
+                    assert_eq!(load_u8(base.add(k)), 0xEE, "to {at}+{len}: byte {k}");
+                }
+            }
+            let mut out = [0xCCu8; 528];
+            let guard = if cfg!(miri) { local + len + 16 } else { 528 };
+            // SAFETY: as above.
+            unsafe { copy_from_shared(base.add(at), &mut out[local..local + len]) };
+            assert_eq!(&out[local..local + len], src, "from: at {at} len {len}");
+            assert!(
+                out[..local]
+                    .iter()
+                    .chain(&out[local + len..guard])
+                    .all(|&b| b == 0xCC),
+                "from {at}+{len}: local bytes outside written"
+            );
+            // SAFETY: as above.
+            unsafe {
+                fill_shared(base.add(at), 0x11, len);
+                for k in 0..span {
+                    let want = if (at..at + len).contains(&k) {
+                        0x11
+                    } else {
+                        0xEE
+                    };
+                    assert_eq!(load_u8(base.add(k)), want, "fill {at}+{len}: byte {k}");
                 }
             }
         }
