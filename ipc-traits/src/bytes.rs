@@ -194,46 +194,56 @@ impl Dir for ToShared {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod large {
     use super::{store_u8, store_word, Dir, FromShared, ToShared, LARGE, WORD};
-    use core::arch::x86_64::__m128i;
+    use core::arch::x86_64::{__m128i, __m256i};
+    use core::mem::size_of;
+    use core::sync::atomic::{AtomicU8, Ordering};
 
-    const BLOCK: usize = core::mem::size_of::<__m128i>();
-    const STEP: usize = 8 * BLOCK;
-    const _: () = assert!(LARGE >= 2 * BLOCK);
+    const BLOCK: usize = size_of::<__m128i>();
+    /// Bytes per loop step, either width (eight 16-byte or four 32-byte
+    /// blocks).
+    const STEP: usize = 128;
+    const _: () = assert!(LARGE >= 2 * STEP);
 
-    /// Moves `n` 16-byte blocks from offset `at` (`n` a constant: the
-    /// moves unroll).
+    /// Moves `n` blocks of `V` from offset `at` (`n` a constant: the moves
+    /// unroll).
     ///
     /// # Safety
     ///
-    /// `shared + at` is 16-aligned; `at..at + n * BLOCK` valid on both
-    /// sides.
+    /// `shared + at` is aligned for `V`; `at..at + n * size_of::<V>()`
+    /// valid on both sides; `V` is a vector type the caller's target
+    /// features allow.
     #[inline(always)]
-    unsafe fn blocks<D: Dir>(shared: *mut u8, local: *mut u8, at: usize, n: usize) {
+    unsafe fn blocks<D: Dir, V: Copy>(shared: *mut u8, local: *mut u8, at: usize, n: usize) {
         for k in 0..n {
-            // SAFETY: inside the range, 16-aligned (caller).
-            unsafe { D::mv::<__m128i>(shared, local, at + k * BLOCK) };
+            // SAFETY: inside the range, aligned (caller).
+            unsafe { D::mv::<V>(shared, local, at + k * size_of::<V>()) };
         }
     }
 
-    /// The copy of `len >= LARGE` bytes, either way.
+    /// The copy of `len >= LARGE` bytes, either way, in blocks of `V`
+    /// (16 or 32 bytes).
     ///
     /// # Safety
     ///
     /// `shared..shared + len` and `local..local + len` valid (for writes
-    /// on the side written) and not overlapping.
+    /// on the side written) and not overlapping; `V` is `__m128i`, or
+    /// `__m256i` in a function compiled with AVX.
     #[inline(always)]
-    unsafe fn copy<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
-        // Up to the first 16-byte boundary: `head < 16 <= len`. Each
-        // piece lands aligned: `shared + head` is 16-aligned, so
-        // `shared + (head & (w - 1))` is `w`-aligned.
-        let head = shared.addr().wrapping_neg() & (BLOCK - 1);
+    unsafe fn copy_in<D: Dir, V: Copy>(shared: *mut u8, local: *mut u8, len: usize) {
+        let w = size_of::<V>();
+        // Up to the first `w`-byte boundary: `head < w < len`. Each piece
+        // lands aligned: `shared + head` is `w`-aligned, so
+        // `shared + (head & (p - 1))` is `p`-aligned for a piece of `p`.
+        let head = shared.addr().wrapping_neg() & (w - 1);
         // SAFETY: for the whole block, every access is aligned to its
         // width on the shared side (above and below) and lies in `..len`:
         // the head pieces cover `..head`, the blocks `head..` in whole
         // steps, then the tail's powers of two the rest (`len - i < STEP`)
-        // exactly once.
+        // exactly once; a piece of 32 bytes only when `V` is `__m256i`.
         unsafe {
-            if head != 0 {
+            // A buffer's payload is 16-aligned (behind its 16-byte
+            // header): then only the 16-byte piece is to test.
+            if head & (BLOCK - 1) != 0 {
                 if head & 1 != 0 {
                     D::mv::<u8>(shared, local, 0);
                 }
@@ -247,41 +257,153 @@ mod large {
                     D::mv::<u64>(shared, local, head & 7);
                 }
             }
+            if w > BLOCK && head & BLOCK != 0 {
+                D::mv::<__m128i>(shared, local, head & (BLOCK - 1));
+            }
             let mut i = head;
             let end = len - (len - head) % STEP;
             while i < end {
-                blocks::<D>(shared, local, i, STEP / BLOCK);
+                blocks::<D, V>(shared, local, i, STEP / w);
                 i += STEP;
             }
             let left = len - i;
-            if left & (4 * BLOCK) != 0 {
-                blocks::<D>(shared, local, i, 4);
-                i += 4 * BLOCK;
+            for bit in [STEP / 2, STEP / 4, STEP / 8] {
+                if left & bit != 0 {
+                    if bit >= w {
+                        blocks::<D, V>(shared, local, i, bit / w);
+                    } else {
+                        blocks::<D, __m128i>(shared, local, i, bit / BLOCK);
+                    }
+                    i += bit;
+                }
             }
-            if left & (2 * BLOCK) != 0 {
-                blocks::<D>(shared, local, i, 2);
-                i += 2 * BLOCK;
-            }
-            if left & BLOCK != 0 {
-                blocks::<D>(shared, local, i, 1);
-                i += BLOCK;
-            }
-            if left & 8 != 0 {
-                D::mv::<u64>(shared, local, i);
-                i += 8;
-            }
-            if left & 4 != 0 {
-                D::mv::<u32>(shared, local, i);
-                i += 4;
-            }
-            if left & 2 != 0 {
-                D::mv::<u16>(shared, local, i);
-                i += 2;
-            }
-            if left & 1 != 0 {
-                D::mv::<u8>(shared, local, i);
+            // Likewise a length of whole 16-byte blocks has no more tail.
+            if left & (BLOCK - 1) != 0 {
+                if left & 8 != 0 {
+                    D::mv::<u64>(shared, local, i);
+                    i += 8;
+                }
+                if left & 4 != 0 {
+                    D::mv::<u32>(shared, local, i);
+                    i += 4;
+                }
+                if left & 2 != 0 {
+                    D::mv::<u16>(shared, local, i);
+                    i += 2;
+                }
+                if left & 1 != 0 {
+                    D::mv::<u8>(shared, local, i);
+                }
             }
         }
+    }
+
+    /// [`copy_in`] with 16-byte SSE2 blocks (every x86_64 core).
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`].
+    #[inline(always)]
+    pub(super) unsafe fn copy_sse2<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; SSE2 is baseline on x86_64.
+        unsafe { copy_in::<D, __m128i>(shared, local, len) }
+    }
+
+    /// [`copy_in`] with 32-byte AVX blocks.
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`], and the core supports AVX with the OS saving
+    /// its registers ([`avx`]).
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn copy_avx<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; compiled with AVX.
+        unsafe { copy_in::<D, __m256i>(shared, local, len) }
+    }
+
+    /// `avx()` not yet asked, asked and no, asked and yes.
+    const UNKNOWN: u8 = 0;
+    const NO: u8 = 1;
+    const YES: u8 = 2;
+
+    /// What [`avx`] found (a race only asks twice and finds the same).
+    static AVX: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// Whether this core runs AVX: at build time if the target has it,
+    /// else asked once (CPUID, XGETBV) and remembered. Never under Miri,
+    /// which runs no CPUID.
+    #[cfg(test)]
+    pub(super) fn avx() -> bool {
+        cfg!(target_feature = "avx")
+            || match AVX.load(Ordering::Relaxed) {
+                UNKNOWN => probe(),
+                v => v == YES,
+            }
+    }
+
+    /// [`copy_in`] at the widest blocks the core runs: one load and test
+    /// once [`avx`] has been asked, a tail call either way.
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`].
+    #[inline(always)]
+    unsafe fn dispatch<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; AVX only where the core runs it.
+        unsafe {
+            if cfg!(target_feature = "avx") {
+                return copy_avx::<D>(shared, local, len);
+            }
+            match AVX.load(Ordering::Relaxed) {
+                YES => copy_avx::<D>(shared, local, len),
+                NO => copy_sse2::<D>(shared, local, len),
+                _ => first::<D>(shared, local, len),
+            }
+        }
+    }
+
+    /// [`dispatch`] the first time: asks, then dispatches.
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn first<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+        probe();
+        // SAFETY: the caller's contract.
+        unsafe { dispatch::<D>(shared, local, len) }
+    }
+
+    /// Asks the core whether AVX can run and remembers the answer.
+    #[cold]
+    #[inline(never)]
+    fn probe() -> bool {
+        let yes = avx_usable();
+        AVX.store(if yes { YES } else { NO }, Ordering::Relaxed);
+        yes
+    }
+
+    /// AVX in CPUID leaf 1 (ECX bit 28), and the OS saving the YMM state:
+    /// OSXSAVE (ECX bit 27), then XCR0 bits 1 (SSE) and 2 (AVX) set.
+    #[cfg(not(miri))]
+    fn avx_usable() -> bool {
+        // `__cpuid` is an unsafe fn at the MSRV, a safe one in newer Rust.
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86_64 core.
+        let ecx = unsafe { core::arch::x86_64::__cpuid(1) }.ecx;
+        if ecx & (1 << 27) == 0 || ecx & (1 << 28) == 0 {
+            return false;
+        }
+        // SAFETY: OSXSAVE is set, so XGETBV runs and XCR0 is readable.
+        let xcr0 = unsafe { core::arch::x86_64::_xgetbv(0) };
+        xcr0 & 0b110 == 0b110
+    }
+
+    /// Miri runs no CPUID: the SSE2 blocks.
+    #[cfg(miri)]
+    fn avx_usable() -> bool {
+        false
     }
 
     /// [`super::copy_from_shared`] for `dst.len() >= LARGE`.
@@ -292,7 +414,7 @@ mod large {
     #[inline(never)]
     pub(super) unsafe fn from_shared(src: *const u8, dst: &mut [u8]) {
         // SAFETY: the caller's contract; `FromShared` only reads `src`.
-        unsafe { copy::<FromShared>(src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
+        unsafe { dispatch::<FromShared>(src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
     }
 
     /// [`super::copy_to_shared`] for `src.len() >= LARGE`.
@@ -303,7 +425,7 @@ mod large {
     #[inline(never)]
     pub(super) unsafe fn to_shared(src: &[u8], dst: *mut u8) {
         // SAFETY: the caller's contract; `ToShared` only reads `src`.
-        unsafe { copy::<ToShared>(dst, src.as_ptr().cast_mut(), src.len()) }
+        unsafe { dispatch::<ToShared>(dst, src.as_ptr().cast_mut(), src.len()) }
     }
 
     /// [`super::fill_shared`] for `len >= LARGE`: as in `copy`, 16-byte
@@ -1097,7 +1219,7 @@ mod tests {
     /// misalignment, length, shared misalignment)`. Every length up to
     /// past the large threshold's first step and tail (`LARGE` on x86_64
     /// is 256, a step 128: 0..=400 covers every head, block count and
-    /// tail bit) at every misalignment of the shared side modulo 16 and of
+    /// tail bit) at every misalignment of the shared side modulo 32 and of
     /// the local side modulo 8. Under Miri, every short length at every
     /// shared misalignment, and each side of the thresholds at the
     /// misalignments that take every head piece (0, 5, 8, 15).
@@ -1106,7 +1228,7 @@ mod tests {
         let it = (0..8).flat_map(|local| {
             (0..=400)
                 .chain([511, 512])
-                .flat_map(move |len| (0..16).map(move |at| (local, len, at)))
+                .flat_map(move |len| (0..32).map(move |at| (local, len, at)))
         });
         #[cfg(miri)]
         let it = [0, 3]
@@ -1165,6 +1287,83 @@ mod tests {
                         0xEE
                     };
                     assert_eq!(load_u8(base.add(k)), want, "fill {at}+{len}: byte {k}");
+                }
+            }
+        }
+    }
+
+    /// The large copy at both block widths (16-byte SSE2 always, 32-byte
+    /// AVX where the core runs it, never under Miri), whichever the public
+    /// functions pick: every length from the threshold to past a step and
+    /// a tail at every shared misalignment modulo 32.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[test]
+    fn large_copies_at_both_block_widths() {
+        type Copy = unsafe fn(*mut u8, *mut u8, usize);
+        let mut widths: [(&str, Copy, Copy); 2] = [
+            (
+                "sse2",
+                large::copy_sse2::<ToShared>,
+                large::copy_sse2::<FromShared>,
+            ),
+            (
+                "avx",
+                large::copy_sse2::<ToShared>,
+                large::copy_sse2::<FromShared>,
+            ),
+        ];
+        if large::avx() {
+            // SAFETY (for the calls below): `avx` found AVX on this core.
+            widths[1] = (
+                "avx",
+                large::copy_avx::<ToShared>,
+                large::copy_avx::<FromShared>,
+            );
+        }
+        #[cfg(not(miri))]
+        let (lens, ats, locals) = (LARGE..=LARGE + 144, 0..32, [0, 1, 3, 4]);
+        #[cfg(miri)]
+        let (lens, ats, locals) = (
+            [256, 257, 300, 399].into_iter(),
+            [0, 5, 16, 21, 31].into_iter(),
+            [3],
+        );
+        let mut shared = Region([0; 576]);
+        let base = shared.0.as_mut_ptr();
+        let pattern: [u8; 528] = core::array::from_fn(|k| (k as u8).wrapping_mul(73) ^ 0xC3);
+        for len in lens {
+            for at in ats.clone() {
+                for local in locals {
+                    for (name, to, from) in widths {
+                        let src = &pattern[local..local + len];
+                        let mut out = [0xCCu8; 528];
+                        // SAFETY: `at + len + 1 <= 32 + 400 + 1 < 576`:
+                        // inside `shared`, reached only through this module
+                        // here; `src` and `out` are other objects; AVX only
+                        // where the core runs it (above).
+                        unsafe {
+                            fill_shared(base, 0xEE, 576);
+                            to(base.add(at), src.as_ptr().cast_mut(), len);
+                            assert!(eq_shared(base.add(at), src), "{name} to: at {at} len {len}");
+                            assert_eq!(load_u8(base.add(at + len)), 0xEE, "{name} overrun");
+                            if at > 0 {
+                                assert_eq!(load_u8(base.add(at - 1)), 0xEE, "{name} underrun");
+                            }
+                            from(base.add(at), out.as_mut_ptr().add(local), len);
+                        }
+                        assert_eq!(
+                            &out[local..local + len],
+                            src,
+                            "{name} from: at {at} len {len}"
+                        );
+                        assert!(
+                            out[..local]
+                                .iter()
+                                .chain(&out[local + len..])
+                                .all(|&b| b == 0xCC),
+                            "{name} from {at}+{len}: local bytes outside written"
+                        );
+                    }
                 }
             }
         }
