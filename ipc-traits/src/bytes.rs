@@ -321,10 +321,11 @@ mod large {
         unsafe { copy_in::<D, __m256i>(shared, local, len) }
     }
 
-    /// `avx()` not yet asked, asked and no, asked and yes.
-    const UNKNOWN: u8 = 0;
+    /// [`avx`] asked and yes, asked and no, not yet asked (yes is 0: the
+    /// test of the hot path is against zero).
+    const YES: u8 = 0;
     const NO: u8 = 1;
-    const YES: u8 = 2;
+    const UNKNOWN: u8 = 2;
 
     /// What [`avx`] found (a race only asks twice and finds the same).
     static AVX: AtomicU8 = AtomicU8::new(UNKNOWN);
@@ -336,8 +337,9 @@ mod large {
     pub(super) fn avx() -> bool {
         cfg!(target_feature = "avx")
             || match AVX.load(Ordering::Relaxed) {
-                UNKNOWN => probe(),
-                v => v == YES,
+                YES => true,
+                NO => false,
+                _ => probe(),
             }
     }
 
@@ -406,26 +408,27 @@ mod large {
         false
     }
 
-    /// [`super::copy_from_shared`] for `dst.len() >= LARGE`.
+    /// [`super::copy_from_shared`] for `len >= LARGE` (the arguments in
+    /// the order of the copies it calls).
     ///
     /// # Safety
     ///
-    /// As for [`super::copy_from_shared`].
+    /// As for [`super::copy_from_shared`], for `dst..dst + len`.
     #[inline(never)]
-    pub(super) unsafe fn from_shared(src: *const u8, dst: &mut [u8]) {
+    pub(super) unsafe fn from_shared(src: *const u8, dst: *mut u8, len: usize) {
         // SAFETY: the caller's contract; `FromShared` only reads `src`.
-        unsafe { dispatch::<FromShared>(src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
+        unsafe { dispatch::<FromShared>(src.cast_mut(), dst, len) }
     }
 
-    /// [`super::copy_to_shared`] for `src.len() >= LARGE`.
+    /// [`super::copy_to_shared`] for `len >= LARGE`, as `from_shared`.
     ///
     /// # Safety
     ///
-    /// As for [`super::copy_to_shared`].
+    /// As for [`super::copy_to_shared`], for `src..src + len`.
     #[inline(never)]
-    pub(super) unsafe fn to_shared(src: &[u8], dst: *mut u8) {
+    pub(super) unsafe fn to_shared(dst: *mut u8, src: *const u8, len: usize) {
         // SAFETY: the caller's contract; `ToShared` only reads `src`.
-        unsafe { dispatch::<ToShared>(dst, src.as_ptr().cast_mut(), src.len()) }
+        unsafe { dispatch::<ToShared>(dst, src.cast_mut(), len) }
     }
 
     /// [`super::fill_shared`] for `len >= LARGE`: as in `copy`, 16-byte
@@ -507,13 +510,13 @@ mod large {
     ///
     /// None needed: touches nothing (never called).
     #[inline(always)]
-    pub(super) unsafe fn from_shared(_: *const u8, _: &mut [u8]) {}
+    pub(super) unsafe fn from_shared(_: *const u8, _: *mut u8, _: usize) {}
 
     /// # Safety
     ///
     /// None needed: touches nothing (never called).
     #[inline(always)]
-    pub(super) unsafe fn to_shared(_: &[u8], _: *mut u8) {}
+    pub(super) unsafe fn to_shared(_: *mut u8, _: *const u8, _: usize) {}
 
     /// # Safety
     ///
@@ -648,7 +651,7 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
             // Aligned whole words, the common case, inline.
             words::<FromShared>(shared, local, 0, len);
         } else if is_large(len) {
-            large::from_shared(src, dst);
+            large::from_shared(src, local, len);
         } else if WORD > 4 && len == 4 && src.addr() & 3 == 0 {
             // A 32-bit field on a 64-bit core.
             FromShared::mv::<u32>(shared, local, 0);
@@ -691,7 +694,7 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
             // Aligned whole words, the common case, inline.
             words::<ToShared>(dst, local, 0, len);
         } else if is_large(len) {
-            large::to_shared(src, dst);
+            large::to_shared(dst, local, len);
         } else if WORD > 4 && len == 4 && dst.addr() & 3 == 0 {
             // A 32-bit field on a 64-bit core.
             ToShared::mv::<u32>(dst, local, 0);
