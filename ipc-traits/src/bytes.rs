@@ -65,11 +65,12 @@ unsafe fn load_u8(p: *const u8) -> u8 {
     unsafe { p.read_volatile() }
 }
 
-/// Stores one byte of shared memory.
+/// Stores one byte of shared memory (the tests' tool).
 ///
 /// # Safety
 ///
 /// `p` is valid for writes.
+#[cfg(test)]
 #[inline(always)]
 unsafe fn store_u8(p: *mut u8, v: u8) {
     // SAFETY: as in `load_u8`, for writes.
@@ -85,17 +86,6 @@ unsafe fn store_u8(p: *mut u8, v: u8) {
 unsafe fn load_word(p: *const u8) -> usize {
     // SAFETY: aligned and valid (caller); every bit pattern is a `usize`.
     unsafe { p.cast::<usize>().read_volatile() }
-}
-
-/// Stores one word of shared memory.
-///
-/// # Safety
-///
-/// `p` is word-aligned and valid for writes of a word.
-#[inline(always)]
-unsafe fn store_word(p: *mut u8, v: usize) {
-    // SAFETY: aligned and valid (caller).
-    unsafe { p.cast::<usize>().write_volatile(v) }
 }
 
 /// Whether a range at `p` of `len` bytes is whole aligned `unit`s (a power
@@ -139,31 +129,40 @@ const fn is_large(_len: usize) -> bool {
     false
 }
 
-/// One direction of a copy: the shared side is accessed with volatile
-/// loads or stores aligned to their width, the local side with plain
-/// unaligned ones. Both copies share one body per shape ([`words`],
-/// [`general`], `large::copy`) instead of a mirrored pair.
-trait Dir {
-    /// Moves the `T` at offset `at` between the sides.
+/// One direction of a copy, or a fill: the shared side is accessed with
+/// volatile loads or stores aligned to their width, the local side (none
+/// for a fill) with plain unaligned ones. Copies and fills share one body
+/// per shape ([`words`], [`general`], `large::copy_in`) instead of a
+/// mirrored set.
+trait Dir: Copy {
+    /// Moves the `T` at offset `at` between the sides (or stores the fill
+    /// byte's `T` there).
     ///
     /// # Safety
     ///
     /// `shared + at` is aligned for `T`; `at..at + size_of::<T>()` is
     /// valid on both sides (for writes on the side written: the local one
-    /// for [`FromShared`], the shared one for [`ToShared`]). `T` is a
-    /// plain integer or vector type (every bit pattern valid).
-    unsafe fn mv<T: Copy>(shared: *mut u8, local: *mut u8, at: usize);
+    /// for [`FromShared`], the shared one for [`ToShared`] and [`Fill`],
+    /// which reaches no local side). `T` is a plain integer or vector type
+    /// of at most 32 bytes (every bit pattern valid).
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, local: *mut u8, at: usize);
 }
 
 /// Shared memory to local memory (the shared pointer is only read).
+#[derive(Clone, Copy)]
 struct FromShared;
 
 /// Local memory to shared memory (the local pointer is only read).
+#[derive(Clone, Copy)]
 struct ToShared;
+
+/// Shared memory set to one byte (no local side).
+#[derive(Clone, Copy)]
+struct Fill(u8);
 
 impl Dir for FromShared {
     #[inline(always)]
-    unsafe fn mv<T: Copy>(shared: *mut u8, local: *mut u8, at: usize) {
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, local: *mut u8, at: usize) {
         // SAFETY: aligned and valid (caller); every bit pattern is a `T`.
         unsafe {
             local
@@ -176,7 +175,7 @@ impl Dir for FromShared {
 
 impl Dir for ToShared {
     #[inline(always)]
-    unsafe fn mv<T: Copy>(shared: *mut u8, local: *mut u8, at: usize) {
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, local: *mut u8, at: usize) {
         // SAFETY: as for `FromShared`, the other way.
         unsafe {
             shared
@@ -187,13 +186,27 @@ impl Dir for ToShared {
     }
 }
 
+impl Dir for Fill {
+    #[inline(always)]
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, _: *mut u8, at: usize) {
+        let bytes = [self.0; 32];
+        const { assert!(core::mem::size_of::<T>() <= 32) };
+        // SAFETY: `T` is at most 32 bytes and every bit pattern is a `T`
+        // (caller), read from the array; the store as for `ToShared`.
+        unsafe {
+            let v: T = core::mem::transmute_copy(&bytes);
+            shared.add(at).cast::<T>().write_volatile(v);
+        }
+    }
+}
+
 /// Large copies: 16-byte volatile SSE2 moves on the shared side (each
 /// still one access, neither merged nor elided), eight per loop step,
 /// after the pieces that align it to 16 and before those of the tail,
 /// both straight-line (one test per power of two, no piece loop).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod large {
-    use super::{store_u8, store_word, Dir, FromShared, ToShared, LARGE, WORD};
+    use super::{Dir, Fill, FromShared, ToShared, LARGE};
     use core::arch::x86_64::{__m128i, __m256i};
     use core::mem::size_of;
     use core::sync::atomic::{AtomicU8, Ordering};
@@ -213,10 +226,10 @@ mod large {
     /// valid on both sides; `V` is a vector type the caller's target
     /// features allow.
     #[inline(always)]
-    unsafe fn blocks<D: Dir, V: Copy>(shared: *mut u8, local: *mut u8, at: usize, n: usize) {
+    unsafe fn blocks<D: Dir, V: Copy>(d: D, shared: *mut u8, local: *mut u8, at: usize, n: usize) {
         for k in 0..n {
             // SAFETY: inside the range, aligned (caller).
-            unsafe { D::mv::<V>(shared, local, at + k * size_of::<V>()) };
+            unsafe { d.mv::<V>(shared, local, at + k * size_of::<V>()) };
         }
     }
 
@@ -229,7 +242,7 @@ mod large {
     /// on the side written) and not overlapping; `V` is `__m128i`, or
     /// `__m256i` in a function compiled with AVX.
     #[inline(always)]
-    unsafe fn copy_in<D: Dir, V: Copy>(shared: *mut u8, local: *mut u8, len: usize) {
+    unsafe fn copy_in<D: Dir, V: Copy>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
         let w = size_of::<V>();
         // Up to the first `w`-byte boundary: `head < w < len`. Each piece
         // lands aligned: `shared + head` is `w`-aligned, so
@@ -245,34 +258,34 @@ mod large {
             // header): then only the 16-byte piece is to test.
             if head & (BLOCK - 1) != 0 {
                 if head & 1 != 0 {
-                    D::mv::<u8>(shared, local, 0);
+                    d.mv::<u8>(shared, local, 0);
                 }
                 if head & 2 != 0 {
-                    D::mv::<u16>(shared, local, head & 1);
+                    d.mv::<u16>(shared, local, head & 1);
                 }
                 if head & 4 != 0 {
-                    D::mv::<u32>(shared, local, head & 3);
+                    d.mv::<u32>(shared, local, head & 3);
                 }
                 if head & 8 != 0 {
-                    D::mv::<u64>(shared, local, head & 7);
+                    d.mv::<u64>(shared, local, head & 7);
                 }
             }
             if w > BLOCK && head & BLOCK != 0 {
-                D::mv::<__m128i>(shared, local, head & (BLOCK - 1));
+                d.mv::<__m128i>(shared, local, head & (BLOCK - 1));
             }
             let mut i = head;
             let end = len - (len - head) % STEP;
             while i < end {
-                blocks::<D, V>(shared, local, i, STEP / w);
+                blocks::<D, V>(d, shared, local, i, STEP / w);
                 i += STEP;
             }
             let left = len - i;
             for bit in [STEP / 2, STEP / 4, STEP / 8] {
                 if left & bit != 0 {
                     if bit >= w {
-                        blocks::<D, V>(shared, local, i, bit / w);
+                        blocks::<D, V>(d, shared, local, i, bit / w);
                     } else {
-                        blocks::<D, __m128i>(shared, local, i, bit / BLOCK);
+                        blocks::<D, __m128i>(d, shared, local, i, bit / BLOCK);
                     }
                     i += bit;
                 }
@@ -280,33 +293,34 @@ mod large {
             // Likewise a length of whole 16-byte blocks has no more tail.
             if left & (BLOCK - 1) != 0 {
                 if left & 8 != 0 {
-                    D::mv::<u64>(shared, local, i);
+                    d.mv::<u64>(shared, local, i);
                     i += 8;
                 }
                 if left & 4 != 0 {
-                    D::mv::<u32>(shared, local, i);
+                    d.mv::<u32>(shared, local, i);
                     i += 4;
                 }
                 if left & 2 != 0 {
-                    D::mv::<u16>(shared, local, i);
+                    d.mv::<u16>(shared, local, i);
                     i += 2;
                 }
                 if left & 1 != 0 {
-                    D::mv::<u8>(shared, local, i);
+                    d.mv::<u8>(shared, local, i);
                 }
             }
         }
     }
 
-    /// [`copy_in`] with 16-byte SSE2 blocks (every x86_64 core).
+    /// [`copy_in`] with 16-byte SSE2 blocks (every x86_64 core; out of
+    /// line like `copy_avx`, so the entries and `first` stay small).
     ///
     /// # Safety
     ///
     /// As for [`copy_in`].
-    #[inline(always)]
-    pub(super) unsafe fn copy_sse2<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+    #[inline(never)]
+    pub(super) unsafe fn copy_sse2<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
         // SAFETY: the caller's contract; SSE2 is baseline on x86_64.
-        unsafe { copy_in::<D, __m128i>(shared, local, len) }
+        unsafe { copy_in::<D, __m128i>(d, shared, local, len) }
     }
 
     /// [`copy_in`] with 32-byte AVX blocks.
@@ -316,9 +330,9 @@ mod large {
     /// As for [`copy_in`], and the core supports AVX with the OS saving
     /// its registers ([`avx`]).
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn copy_avx<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+    pub(super) unsafe fn copy_avx<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
         // SAFETY: the caller's contract; compiled with AVX.
-        unsafe { copy_in::<D, __m256i>(shared, local, len) }
+        unsafe { copy_in::<D, __m256i>(d, shared, local, len) }
     }
 
     /// [`avx`] asked and yes, asked and no, not yet asked (yes is 0: the
@@ -350,16 +364,16 @@ mod large {
     ///
     /// As for [`copy_in`].
     #[inline(always)]
-    unsafe fn dispatch<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+    unsafe fn dispatch<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
         // SAFETY: the caller's contract; AVX only where the core runs it.
         unsafe {
             if cfg!(target_feature = "avx") {
-                return copy_avx::<D>(shared, local, len);
+                return copy_avx::<D>(d, shared, local, len);
             }
             match AVX.load(Ordering::Relaxed) {
-                YES => copy_avx::<D>(shared, local, len),
-                NO => copy_sse2::<D>(shared, local, len),
-                _ => first::<D>(shared, local, len),
+                YES => copy_avx::<D>(d, shared, local, len),
+                NO => copy_sse2::<D>(d, shared, local, len),
+                _ => first::<D>(d, shared, local, len),
             }
         }
     }
@@ -371,10 +385,10 @@ mod large {
     /// As for [`copy_in`].
     #[cold]
     #[inline(never)]
-    unsafe fn first<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+    unsafe fn first<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
         probe();
         // SAFETY: the caller's contract.
-        unsafe { dispatch::<D>(shared, local, len) }
+        unsafe { dispatch::<D>(d, shared, local, len) }
     }
 
     /// Asks the core whether AVX can run and remembers the answer.
@@ -417,7 +431,7 @@ mod large {
     #[inline(never)]
     pub(super) unsafe fn from_shared(src: *const u8, dst: *mut u8, len: usize) {
         // SAFETY: the caller's contract; `FromShared` only reads `src`.
-        unsafe { dispatch::<FromShared>(src.cast_mut(), dst, len) }
+        unsafe { dispatch(FromShared, src.cast_mut(), dst, len) }
     }
 
     /// [`super::copy_to_shared`] for `len >= LARGE`, as `from_shared`.
@@ -428,78 +442,18 @@ mod large {
     #[inline(never)]
     pub(super) unsafe fn to_shared(dst: *mut u8, src: *const u8, len: usize) {
         // SAFETY: the caller's contract; `ToShared` only reads `src`.
-        unsafe { dispatch::<ToShared>(dst, src.cast_mut(), len) }
+        unsafe { dispatch(ToShared, dst, src.cast_mut(), len) }
     }
 
-    /// [`super::fill_shared`] for `len >= LARGE`: as in `copy`, 16-byte
-    /// volatile stores between straight-line head and tail pieces.
+    /// [`super::fill_shared`] for `len >= LARGE`, as `to_shared`.
     ///
     /// # Safety
     ///
     /// As for [`super::fill_shared`].
     #[inline(never)]
     pub(super) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
-        // SAFETY: every bit pattern of 16 bytes is an `__m128i`.
-        let v: __m128i = unsafe { core::mem::transmute([byte; BLOCK]) };
-        let word = usize::from_ne_bytes([byte; WORD]);
-        let head = dst.addr().wrapping_neg() & (BLOCK - 1);
-        // SAFETY: for the whole block, as in `copy`: each byte of
-        // `dst..dst + len` (caller) stored once, every store aligned.
-        unsafe {
-            let put = |at: usize, n: usize| {
-                for k in 0..n {
-                    dst.add(at + k * BLOCK).cast::<__m128i>().write_volatile(v);
-                }
-            };
-            if head != 0 {
-                if head & 1 != 0 {
-                    store_u8(dst, byte);
-                }
-                if head & 2 != 0 {
-                    dst.add(head & 1).cast::<u16>().write_volatile(word as u16);
-                }
-                if head & 4 != 0 {
-                    dst.add(head & 3).cast::<u32>().write_volatile(word as u32);
-                }
-                if head & 8 != 0 {
-                    store_word(dst.add(head & 7), word);
-                }
-            }
-            let mut i = head;
-            let end = len - (len - head) % STEP;
-            while i < end {
-                put(i, STEP / BLOCK);
-                i += STEP;
-            }
-            let left = len - i;
-            if left & (4 * BLOCK) != 0 {
-                put(i, 4);
-                i += 4 * BLOCK;
-            }
-            if left & (2 * BLOCK) != 0 {
-                put(i, 2);
-                i += 2 * BLOCK;
-            }
-            if left & BLOCK != 0 {
-                put(i, 1);
-                i += BLOCK;
-            }
-            if left & 8 != 0 {
-                store_word(dst.add(i), word);
-                i += 8;
-            }
-            if left & 4 != 0 {
-                dst.add(i).cast::<u32>().write_volatile(word as u32);
-                i += 4;
-            }
-            if left & 2 != 0 {
-                dst.add(i).cast::<u16>().write_volatile(word as u16);
-                i += 2;
-            }
-            if left & 1 != 0 {
-                store_u8(dst.add(i), byte);
-            }
-        }
+        // SAFETY: the caller's contract; `Fill` reaches no local side.
+        unsafe { dispatch(Fill(byte), dst, core::ptr::null_mut(), len) }
     }
 }
 
@@ -534,23 +488,23 @@ mod large {
 /// `shared + i` is word-aligned, `end - i` a multiple of `WORD`, both
 /// ranges valid (the callers' contracts).
 #[inline(always)]
-unsafe fn words<D: Dir>(shared: *mut u8, local: *mut u8, mut i: usize, end: usize) {
+unsafe fn words<D: Dir>(d: D, shared: *mut u8, local: *mut u8, mut i: usize, end: usize) {
     // SAFETY: for the whole block, every word lies in `i..end` (caller),
     // and `shared + i` stays word-aligned.
     unsafe {
         while end - i >= 4 * WORD {
             for k in 0..4 {
-                D::mv::<usize>(shared, local, i + k * WORD);
+                d.mv::<usize>(shared, local, i + k * WORD);
             }
             i += 4 * WORD;
         }
         if end - i >= 2 * WORD {
-            D::mv::<usize>(shared, local, i);
-            D::mv::<usize>(shared, local, i + WORD);
+            d.mv::<usize>(shared, local, i);
+            d.mv::<usize>(shared, local, i + WORD);
             i += 2 * WORD;
         }
         if i < end {
-            D::mv::<usize>(shared, local, i);
+            d.mv::<usize>(shared, local, i);
         }
     }
 }
@@ -565,7 +519,7 @@ unsafe fn words<D: Dir>(shared: *mut u8, local: *mut u8, mut i: usize, end: usiz
 /// `shared..shared + len` and `local..local + len` valid (for writes on
 /// the side written) and not overlapping.
 #[inline(always)]
-unsafe fn general<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
+unsafe fn general<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
     // SAFETY: for the whole block, every access is aligned to its width
     // on the shared side and the accesses cover `..len` exactly once:
     // below a word, `piece` chooses each width from the address and what
@@ -579,9 +533,9 @@ unsafe fn general<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
             while i < len {
                 let w = piece(shared.add(i), len - i);
                 match w {
-                    4 => D::mv::<u32>(shared, local, i),
-                    2 => D::mv::<u16>(shared, local, i),
-                    _ => D::mv::<u8>(shared, local, i),
+                    4 => d.mv::<u32>(shared, local, i),
+                    2 => d.mv::<u16>(shared, local, i),
+                    _ => d.mv::<u8>(shared, local, i),
                 }
                 i += w;
             }
@@ -589,27 +543,27 @@ unsafe fn general<D: Dir>(shared: *mut u8, local: *mut u8, len: usize) {
         }
         let head = shared.addr().wrapping_neg() & (WORD - 1);
         if head & 1 != 0 {
-            D::mv::<u8>(shared, local, 0);
+            d.mv::<u8>(shared, local, 0);
         }
         if head & 2 != 0 {
-            D::mv::<u16>(shared, local, head & 1);
+            d.mv::<u16>(shared, local, head & 1);
         }
         if WORD > 4 && head & 4 != 0 {
-            D::mv::<u32>(shared, local, head & 3);
+            d.mv::<u32>(shared, local, head & 3);
         }
         let body = head + (len - head) / WORD * WORD;
-        words::<D>(shared, local, head, body);
+        words::<D>(d, shared, local, head, body);
         let (mut i, left) = (body, len - body);
         if WORD > 4 && left & 4 != 0 {
-            D::mv::<u32>(shared, local, i);
+            d.mv::<u32>(shared, local, i);
             i += 4;
         }
         if left & 2 != 0 {
-            D::mv::<u16>(shared, local, i);
+            d.mv::<u16>(shared, local, i);
             i += 2;
         }
         if left & 1 != 0 {
-            D::mv::<u8>(shared, local, i);
+            d.mv::<u8>(shared, local, i);
         }
     }
 }
@@ -649,15 +603,15 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     unsafe {
         if small_units(src, len, WORD) {
             // Aligned whole words, the common case, inline.
-            words::<FromShared>(shared, local, 0, len);
+            words(FromShared, shared, local, 0, len);
         } else if is_large(len) {
             large::from_shared(src, local, len);
         } else if WORD > 4 && len == 4 && src.addr() & 3 == 0 {
             // A 32-bit field on a 64-bit core.
-            FromShared::mv::<u32>(shared, local, 0);
+            FromShared.mv::<u32>(shared, local, 0);
         } else if len == 2 && src.addr() & 1 == 0 {
             // A 16-bit ring entry.
-            FromShared::mv::<u16>(shared, local, 0);
+            FromShared.mv::<u16>(shared, local, 0);
         } else {
             copy_from_shared_general(src, dst);
         }
@@ -673,7 +627,7 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
 #[inline(never)]
 unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
     // SAFETY: the caller's contract; `FromShared` only reads `src`.
-    unsafe { general::<FromShared>(src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
+    unsafe { general(FromShared, src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
 }
 
 /// Copies `src` into shared memory at `dst`, each byte written once.
@@ -692,18 +646,18 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     unsafe {
         if small_units(dst, len, WORD) {
             // Aligned whole words, the common case, inline.
-            words::<ToShared>(dst, local, 0, len);
+            words(ToShared, dst, local, 0, len);
         } else if is_large(len) {
             large::to_shared(dst, local, len);
         } else if WORD > 4 && len == 4 && dst.addr() & 3 == 0 {
             // A 32-bit field on a 64-bit core.
-            ToShared::mv::<u32>(dst, local, 0);
+            ToShared.mv::<u32>(dst, local, 0);
         } else if len == 2 && dst.addr() & 1 == 0 {
             // A 16-bit ring entry.
-            ToShared::mv::<u16>(dst, local, 0);
+            ToShared.mv::<u16>(dst, local, 0);
         } else if len == 1 {
             // One byte (a flag, a check byte): no head or tail to work out.
-            ToShared::mv::<u8>(dst, local, 0);
+            ToShared.mv::<u8>(dst, local, 0);
         } else {
             copy_to_shared_general(src, dst);
         }
@@ -719,7 +673,7 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
 #[inline(never)]
 unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
     // SAFETY: the caller's contract; `ToShared` only reads `src`.
-    unsafe { general::<ToShared>(dst, src.as_ptr().cast_mut(), src.len()) }
+    unsafe { general(ToShared, dst, src.as_ptr().cast_mut(), src.len()) }
 }
 
 /// Sets `len` bytes of shared memory at `dst` to `byte`.
@@ -732,14 +686,9 @@ pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
     if small_units(dst, len, WORD) {
         // Aligned whole words (a payload behind the 16-byte header): the
         // word loop alone, inline.
-        let word = usize::from_ne_bytes([byte; WORD]);
-        let mut i = 0;
-        while i < len {
-            // SAFETY: `i + WORD <= len` (a multiple of WORD), aligned
-            // (checked), the caller's range.
-            unsafe { store_word(dst.add(i), word) };
-            i += WORD;
-        }
+        // SAFETY: aligned whole words (checked), the caller's range;
+        // `Fill` reaches no local side.
+        unsafe { words(Fill(byte), dst, core::ptr::null_mut(), 0, len) };
         return;
     }
     // SAFETY: the caller's contract.
@@ -754,27 +703,12 @@ pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
 /// As for [`fill_shared`].
 #[inline(never)]
 unsafe fn fill_shared_general(dst: *mut u8, byte: u8, len: usize) {
-    if is_large(len) {
-        // SAFETY: the caller's contract.
-        unsafe { large::fill_shared(dst, byte, len) };
-        return;
-    }
-    let word = usize::from_ne_bytes([byte; WORD]);
-    let head = head_len(dst, len);
-    let mut i = 0;
-    // SAFETY: for the whole block, as in `copy_to_shared`.
+    // SAFETY: the caller's contract; `Fill` reaches no local side.
     unsafe {
-        while i < head {
-            store_u8(dst.add(i), byte);
-            i += 1;
-        }
-        while i + WORD <= len {
-            store_word(dst.add(i), word);
-            i += WORD;
-        }
-        while i < len {
-            store_u8(dst.add(i), byte);
-            i += 1;
+        if is_large(len) {
+            large::fill_shared(dst, byte, len);
+        } else {
+            general(Fill(byte), dst, core::ptr::null_mut(), len);
         }
     }
 }
@@ -1295,33 +1229,23 @@ mod tests {
         }
     }
 
-    /// The large copy at both block widths (16-byte SSE2 always, 32-byte
-    /// AVX where the core runs it, never under Miri), whichever the public
-    /// functions pick: every length from the threshold to past a step and
-    /// a tail at every shared misalignment modulo 32.
+    /// The large copies and fill at both block widths (16-byte SSE2
+    /// always, 32-byte AVX where the core runs it, never under Miri),
+    /// whichever the public functions pick: every length from the
+    /// threshold to past a step and a tail at every shared misalignment
+    /// modulo 32.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[test]
-    fn large_copies_at_both_block_widths() {
-        type Copy = unsafe fn(*mut u8, *mut u8, usize);
-        let mut widths: [(&str, Copy, Copy); 2] = [
-            (
-                "sse2",
-                large::copy_sse2::<ToShared>,
-                large::copy_sse2::<FromShared>,
-            ),
-            (
-                "avx",
-                large::copy_sse2::<ToShared>,
-                large::copy_sse2::<FromShared>,
-            ),
-        ];
+    fn large_copies_and_fill_at_both_block_widths() {
+        type To = unsafe fn(ToShared, *mut u8, *mut u8, usize);
+        type From = unsafe fn(FromShared, *mut u8, *mut u8, usize);
+        type Set = unsafe fn(Fill, *mut u8, *mut u8, usize);
+        let sse2: (&str, To, From, Set) =
+            ("sse2", large::copy_sse2, large::copy_sse2, large::copy_sse2);
+        let mut widths = [sse2, sse2];
         if large::avx() {
             // SAFETY (for the calls below): `avx` found AVX on this core.
-            widths[1] = (
-                "avx",
-                large::copy_avx::<ToShared>,
-                large::copy_avx::<FromShared>,
-            );
+            widths[1] = ("avx", large::copy_avx, large::copy_avx, large::copy_avx);
         }
         #[cfg(not(miri))]
         let (lens, ats, locals) = (LARGE..=LARGE + 144, 0..32, [0, 1, 3, 4]);
@@ -1337,7 +1261,7 @@ mod tests {
         for len in lens {
             for at in ats.clone() {
                 for local in locals {
-                    for (name, to, from) in widths {
+                    for (name, to, from, set) in widths {
                         let src = &pattern[local..local + len];
                         let mut out = [0xCCu8; 528];
                         // SAFETY: `at + len + 1 <= 32 + 400 + 1 < 576`:
@@ -1345,14 +1269,20 @@ mod tests {
                         // here; `src` and `out` are other objects; AVX only
                         // where the core runs it (above).
                         unsafe {
-                            fill_shared(base, 0xEE, 576);
-                            to(base.add(at), src.as_ptr().cast_mut(), len);
+                            set(Fill(0xEE), base, core::ptr::null_mut(), 576);
+                            to(ToShared, base.add(at), src.as_ptr().cast_mut(), len);
                             assert!(eq_shared(base.add(at), src), "{name} to: at {at} len {len}");
                             assert_eq!(load_u8(base.add(at + len)), 0xEE, "{name} overrun");
                             if at > 0 {
                                 assert_eq!(load_u8(base.add(at - 1)), 0xEE, "{name} underrun");
                             }
-                            from(base.add(at), out.as_mut_ptr().add(local), len);
+                            from(FromShared, base.add(at), out.as_mut_ptr().add(local), len);
+                            set(Fill(0x11), base.add(at), core::ptr::null_mut(), len);
+                            assert!(eq_shared(base.add(at), &[0x11; 528][..len]), "{name} fill");
+                            assert_eq!(load_u8(base.add(at + len)), 0xEE, "{name} fill overrun");
+                            if at > 0 {
+                                assert_eq!(load_u8(base.add(at - 1)), 0xEE, "{name} fill underrun");
+                            }
                         }
                         assert_eq!(
                             &out[local..local + len],
