@@ -6,11 +6,12 @@
 //! reference lives, so a peer that writes anyway (hostile, or buggy) could
 //! make a checked length be loaded again unchecked, or two reads of one
 //! byte disagree. Every access here is a volatile load or store, word-wise
-//! (on x86_64 from 256 bytes on, 16 bytes wide) where the shared side is
-//! aligned, and in the widest aligned pieces at an unaligned head and
-//! tail: each byte is read exactly once per call, and accesses are neither
-//! merged, duplicated nor elided. Volatile word accesses compile to
-//! plain loads and stores on every target of this family.
+//! (on x86_64 from 256 bytes on, 32 bytes wide with AVX, else 16) where
+//! the shared side is aligned, and in the widest aligned pieces at an
+//! unaligned head and tail: each byte is read exactly once per call, and
+//! accesses are neither merged, duplicated nor elided. Volatile word
+//! accesses compile to plain loads and stores on every target of this
+//! family.
 //!
 //! | | what it gives |
 //! |---|---|
@@ -100,10 +101,10 @@ fn small_units(p: *const u8, len: usize, unit: usize) -> bool {
     (p.addr() & (unit - 1)) | (len & (large_bits | (unit - 1))) == 0
 }
 
-/// From this many bytes on, copies go out of line (through
-/// `copy_*_general`) to [`large`], which moves the widest blocks the target
-/// has for every program; below it (headers, short messages, ring fields)
-/// the word loops run inline. Only x86_64 (SSE2, 16-byte moves, what its
+/// From this many bytes on, copies and fills go out of line to [`large`],
+/// which moves the widest blocks the core has; below it (headers, short
+/// messages, ring fields) the word loops run inline. Only x86_64 (SSE2's
+/// 16-byte moves, AVX's 32-byte ones where the core runs AVX: what its
 /// memcpy uses) has such blocks; the firmware targets copy words
 /// everywhere, so the threshold is never met there and the test folds
 /// away. 256: below it the inline word loop costs less than a call and
@@ -200,10 +201,11 @@ impl Dir for Fill {
     }
 }
 
-/// Large copies: 16-byte volatile SSE2 moves on the shared side (each
-/// still one access, neither merged nor elided), eight per loop step,
-/// after the pieces that align it to 16 and before those of the tail,
-/// both straight-line (one test per power of two, no piece loop).
+/// Large copies and fills: 32-byte volatile AVX moves on the shared side
+/// where the core runs AVX, else 16-byte SSE2 ones (each still one access,
+/// neither merged nor elided), 128 bytes per loop step, after the pieces
+/// that align it to the block and before those of the tail, both
+/// straight-line (one test per power of two, no piece loop).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod large {
     use super::{Dir, Fill, FromShared, ToShared, LARGE};
@@ -328,20 +330,20 @@ mod large {
     /// # Safety
     ///
     /// As for [`copy_in`], and the core supports AVX with the OS saving
-    /// its registers ([`avx`]).
+    /// its registers ([`probe`]).
     #[target_feature(enable = "avx")]
     pub(super) unsafe fn copy_avx<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
         // SAFETY: the caller's contract; compiled with AVX.
         unsafe { copy_in::<D, __m256i>(d, shared, local, len) }
     }
 
-    /// [`avx`] asked and yes, asked and no, not yet asked (yes is 0: the
+    /// [`probe`] asked and yes, asked and no, not yet asked (yes is 0: the
     /// test of the hot path is against zero).
     const YES: u8 = 0;
     const NO: u8 = 1;
     const UNKNOWN: u8 = 2;
 
-    /// What [`avx`] found (a race only asks twice and finds the same).
+    /// What [`probe`] found (a race only asks twice and finds the same).
     static AVX: AtomicU8 = AtomicU8::new(UNKNOWN);
 
     /// Whether this core runs AVX: at build time if the target has it,
@@ -358,7 +360,7 @@ mod large {
     }
 
     /// [`copy_in`] at the widest blocks the core runs: one load and test
-    /// once [`avx`] has been asked, a tail call either way.
+    /// once [`probe`] has asked, a tail call either way.
     ///
     /// # Safety
     ///
