@@ -6,10 +6,12 @@
 //! reference lives, so a peer that writes anyway (hostile, or buggy) could
 //! make a checked length be loaded again unchecked, or two reads of one
 //! byte disagree. Every access here is a volatile load or store, word-wise
-//! where the shared side is word-aligned and byte-wise at the unaligned
-//! head and tail: each byte is read exactly once per call, and accesses are
-//! neither merged, duplicated nor elided. Volatile word accesses compile to
-//! plain loads and stores on every target of this family.
+//! (on x86_64 from 256 bytes on, 32 bytes wide with AVX, else 16) where
+//! the shared side is aligned, and in the widest aligned pieces at an
+//! unaligned head and tail: each byte is read exactly once per call, and
+//! accesses are neither merged, duplicated nor elided. Volatile word
+//! accesses compile to plain loads and stores on every target of this
+//! family.
 //!
 //! | | what it gives |
 //! |---|---|
@@ -64,11 +66,12 @@ unsafe fn load_u8(p: *const u8) -> u8 {
     unsafe { p.read_volatile() }
 }
 
-/// Stores one byte of shared memory.
+/// Stores one byte of shared memory (the tests' tool).
 ///
 /// # Safety
 ///
 /// `p` is valid for writes.
+#[cfg(test)]
 #[inline(always)]
 unsafe fn store_u8(p: *mut u8, v: u8) {
     // SAFETY: as in `load_u8`, for writes.
@@ -86,17 +89,6 @@ unsafe fn load_word(p: *const u8) -> usize {
     unsafe { p.cast::<usize>().read_volatile() }
 }
 
-/// Stores one word of shared memory.
-///
-/// # Safety
-///
-/// `p` is word-aligned and valid for writes of a word.
-#[inline(always)]
-unsafe fn store_word(p: *mut u8, v: usize) {
-    // SAFETY: aligned and valid (caller).
-    unsafe { p.cast::<usize>().write_volatile(v) }
-}
-
 /// Whether a range at `p` of `len` bytes is whole aligned `unit`s (a power
 /// of two, at most `WORD`) and shorter than [`LARGE`]: one mask test
 /// (`LARGE` is a power of two, or there is no large path and it is the
@@ -109,10 +101,10 @@ fn small_units(p: *const u8, len: usize, unit: usize) -> bool {
     (p.addr() & (unit - 1)) | (len & (large_bits | (unit - 1))) == 0
 }
 
-/// From this many bytes on, copies go out of line (through
-/// `copy_*_general`) to [`large`], which moves the widest blocks the target
-/// has for every program; below it (headers, short messages, ring fields)
-/// the word loops run inline. Only x86_64 (SSE2, 16-byte moves, what its
+/// From this many bytes on, copies and fills go out of line to [`large`],
+/// which moves the widest blocks the core has; below it (headers, short
+/// messages, ring fields) the word loops run inline. Only x86_64 (SSE2's
+/// 16-byte moves, AVX's 32-byte ones where the core runs AVX: what its
 /// memcpy uses) has such blocks; the firmware targets copy words
 /// everywhere, so the threshold is never met there and the test folds
 /// away. 256: below it the inline word loop costs less than a call and
@@ -138,172 +130,332 @@ const fn is_large(_len: usize) -> bool {
     false
 }
 
-/// Large copies: 16-byte volatile SSE2 moves on the shared side (each
-/// still one access, neither merged nor elided), after the pieces and
-/// words that align it to 16 and before those of the tail.
+/// One direction of a copy, or a fill: the shared side is accessed with
+/// volatile loads or stores aligned to their width, the local side (none
+/// for a fill) with plain unaligned ones. Copies and fills share one body
+/// per shape ([`words`], [`general`], `large::copy_in`) instead of a
+/// mirrored set.
+trait Dir: Copy {
+    /// Moves the `T` at offset `at` between the sides (or stores the fill
+    /// byte's `T` there).
+    ///
+    /// # Safety
+    ///
+    /// `shared + at` is aligned for `T`; `at..at + size_of::<T>()` is
+    /// valid on both sides (for writes on the side written: the local one
+    /// for [`FromShared`], the shared one for [`ToShared`] and [`Fill`],
+    /// which reaches no local side). `T` is a plain integer or vector type
+    /// of at most 32 bytes (every bit pattern valid).
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, local: *mut u8, at: usize);
+}
+
+/// Shared memory to local memory (the shared pointer is only read).
+#[derive(Clone, Copy)]
+struct FromShared;
+
+/// Local memory to shared memory (the local pointer is only read).
+#[derive(Clone, Copy)]
+struct ToShared;
+
+/// Shared memory set to one byte (no local side).
+#[derive(Clone, Copy)]
+struct Fill(u8);
+
+impl Dir for FromShared {
+    #[inline(always)]
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, local: *mut u8, at: usize) {
+        // SAFETY: aligned and valid (caller); every bit pattern is a `T`.
+        unsafe {
+            local
+                .add(at)
+                .cast::<T>()
+                .write_unaligned(shared.add(at).cast::<T>().read_volatile());
+        }
+    }
+}
+
+impl Dir for ToShared {
+    #[inline(always)]
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, local: *mut u8, at: usize) {
+        // SAFETY: as for `FromShared`, the other way.
+        unsafe {
+            shared
+                .add(at)
+                .cast::<T>()
+                .write_volatile(local.add(at).cast::<T>().read_unaligned());
+        }
+    }
+}
+
+impl Dir for Fill {
+    #[inline(always)]
+    unsafe fn mv<T: Copy>(self, shared: *mut u8, _: *mut u8, at: usize) {
+        let bytes = [self.0; 32];
+        const { assert!(core::mem::size_of::<T>() <= 32) };
+        // SAFETY: `T` is at most 32 bytes and every bit pattern is a `T`
+        // (caller), read from the array; the store as for `ToShared`.
+        unsafe {
+            let v: T = core::mem::transmute_copy(&bytes);
+            shared.add(at).cast::<T>().write_volatile(v);
+        }
+    }
+}
+
+/// Large copies and fills: 32-byte volatile AVX moves on the shared side
+/// where the core runs AVX, else 16-byte SSE2 ones (each still one access,
+/// neither merged nor elided), 128 bytes per loop step, after the pieces
+/// that align it to the block and before those of the tail, both
+/// straight-line (one test per power of two, no piece loop).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod large {
-    use super::{
-        piece_from_shared, piece_to_shared, store_u8, store_word, words_from_shared,
-        words_to_shared, WORD,
-    };
-    use core::arch::x86_64::__m128i;
+    use super::{Dir, Fill, FromShared, ToShared, LARGE};
+    use core::arch::x86_64::{__m128i, __m256i};
+    use core::mem::size_of;
+    use core::sync::atomic::{AtomicU8, Ordering};
 
-    const BLOCK: usize = core::mem::size_of::<__m128i>();
+    const BLOCK: usize = size_of::<__m128i>();
+    /// Bytes per loop step, either width (eight 16-byte or four 32-byte
+    /// blocks).
+    const STEP: usize = 128;
+    const _: () = assert!(LARGE >= 2 * STEP);
 
-    /// Bytes from `p` to the next 16-byte boundary, at most `len`.
+    /// Moves `n` blocks of `V` from offset `at` (`n` a constant: the moves
+    /// unroll).
+    ///
+    /// # Safety
+    ///
+    /// `shared + at` is aligned for `V`; `at..at + n * size_of::<V>()`
+    /// valid on both sides; `V` is a vector type the caller's target
+    /// features allow.
     #[inline(always)]
-    fn to_block(p: *const u8, len: usize) -> usize {
-        (p.addr().wrapping_neg() & (BLOCK - 1)).min(len)
+    unsafe fn blocks<D: Dir, V: Copy>(d: D, shared: *mut u8, local: *mut u8, at: usize, n: usize) {
+        for k in 0..n {
+            // SAFETY: inside the range, aligned (caller).
+            unsafe { d.mv::<V>(shared, local, at + k * size_of::<V>()) };
+        }
     }
 
-    /// [`super::copy_from_shared`] for `dst.len() >= LARGE`.
+    /// The copy of `len >= LARGE` bytes, either way, in blocks of `V`
+    /// (16 or 32 bytes).
     ///
     /// # Safety
     ///
-    /// As for [`super::copy_from_shared`].
-    #[inline(never)]
-    pub(super) unsafe fn from_shared(src: *const u8, dst: &mut [u8]) {
-        let len = dst.len();
-        let d = dst.as_mut_ptr();
-        let head = to_block(src, len);
-        let body = head + (len - head) / BLOCK * BLOCK;
-        // SAFETY: for the whole block, the pieces cover `..head` and the
-        // tail `body..len` exactly once, each aligned to its width on the
-        // shared side (`piece`, then whole words from a 16-aligned
-        // address); the blocks `head..body` start 16-aligned. All inside
-        // `src..+len` (caller) and `dst`.
+    /// `shared..shared + len` and `local..local + len` valid (for writes
+    /// on the side written) and not overlapping; `V` is `__m128i`, or
+    /// `__m256i` in a function compiled with AVX.
+    #[inline(always)]
+    unsafe fn copy_in<D: Dir, V: Copy>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+        let w = size_of::<V>();
+        // Up to the first `w`-byte boundary: `head < w < len`. Each piece
+        // lands aligned: `shared + head` is `w`-aligned, so
+        // `shared + (head & (p - 1))` is `p`-aligned for a piece of `p`.
+        let head = shared.addr().wrapping_neg() & (w - 1);
+        // SAFETY: for the whole block, every access is aligned to its
+        // width on the shared side (above and below) and lies in `..len`:
+        // the head pieces cover `..head`, the blocks `head..` in whole
+        // steps, then the tail's powers of two the rest (`len - i < STEP`)
+        // exactly once; a piece of 32 bytes only when `V` is `__m256i`.
         unsafe {
-            let mut i = 0;
-            while i < head {
-                i += piece_from_shared(src, d, i, head);
-            }
-            while body - i >= 8 * BLOCK {
-                let s = src.add(i).cast::<__m128i>();
-                let t = d.add(i).cast::<__m128i>();
-                let v: [__m128i; 8] = core::array::from_fn(|k| s.add(k).read_volatile());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_unaligned(v);
+            // A buffer's payload is 16-aligned (behind its 16-byte
+            // header): then only the 16-byte piece is to test.
+            if head & (BLOCK - 1) != 0 {
+                if head & 1 != 0 {
+                    d.mv::<u8>(shared, local, 0);
                 }
-                i += 8 * BLOCK;
-            }
-            if body - i >= 4 * BLOCK {
-                let s = src.add(i).cast::<__m128i>();
-                let t = d.add(i).cast::<__m128i>();
-                let v: [__m128i; 4] = core::array::from_fn(|k| s.add(k).read_volatile());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_unaligned(v);
+                if head & 2 != 0 {
+                    d.mv::<u16>(shared, local, head & 1);
                 }
-                i += 4 * BLOCK;
+                if head & 4 != 0 {
+                    d.mv::<u32>(shared, local, head & 3);
+                }
+                if head & 8 != 0 {
+                    d.mv::<u64>(shared, local, head & 7);
+                }
             }
-            while i < body {
-                d.add(i)
-                    .cast::<__m128i>()
-                    .write_unaligned(src.add(i).cast::<__m128i>().read_volatile());
-                i += BLOCK;
+            if w > BLOCK && head & BLOCK != 0 {
+                d.mv::<__m128i>(shared, local, head & (BLOCK - 1));
             }
-            let words = i + (len - i) / super::WORD * super::WORD;
-            words_from_shared(src, d, i, words);
-            let mut i = words;
-            while i < len {
-                i += piece_from_shared(src, d, i, len);
+            let mut i = head;
+            let end = len - (len - head) % STEP;
+            while i < end {
+                blocks::<D, V>(d, shared, local, i, STEP / w);
+                i += STEP;
+            }
+            let left = len - i;
+            for bit in [STEP / 2, STEP / 4, STEP / 8] {
+                if left & bit != 0 {
+                    if bit >= w {
+                        blocks::<D, V>(d, shared, local, i, bit / w);
+                    } else {
+                        blocks::<D, __m128i>(d, shared, local, i, bit / BLOCK);
+                    }
+                    i += bit;
+                }
+            }
+            // Likewise a length of whole 16-byte blocks has no more tail.
+            if left & (BLOCK - 1) != 0 {
+                if left & 8 != 0 {
+                    d.mv::<u64>(shared, local, i);
+                    i += 8;
+                }
+                if left & 4 != 0 {
+                    d.mv::<u32>(shared, local, i);
+                    i += 4;
+                }
+                if left & 2 != 0 {
+                    d.mv::<u16>(shared, local, i);
+                    i += 2;
+                }
+                if left & 1 != 0 {
+                    d.mv::<u8>(shared, local, i);
+                }
             }
         }
     }
 
-    /// [`super::copy_to_shared`] for `src.len() >= LARGE`.
+    /// [`copy_in`] with 16-byte SSE2 blocks (every x86_64 core; out of
+    /// line like `copy_avx`, so the entries and `first` stay small).
     ///
     /// # Safety
     ///
-    /// As for [`super::copy_to_shared`].
+    /// As for [`copy_in`].
     #[inline(never)]
-    pub(super) unsafe fn to_shared(src: &[u8], dst: *mut u8) {
-        let len = src.len();
-        let s = src.as_ptr();
-        let head = to_block(dst, len);
-        let body = head + (len - head) / BLOCK * BLOCK;
-        // SAFETY: as in `from_shared`, the roles of the sides swapped.
+    pub(super) unsafe fn copy_sse2<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; SSE2 is baseline on x86_64.
+        unsafe { copy_in::<D, __m128i>(d, shared, local, len) }
+    }
+
+    /// [`copy_in`] with 32-byte AVX blocks.
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`], and the core supports AVX with the OS saving
+    /// its registers ([`probe`]).
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn copy_avx<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; compiled with AVX.
+        unsafe { copy_in::<D, __m256i>(d, shared, local, len) }
+    }
+
+    /// [`probe`] asked and yes, asked and no, not yet asked (yes is 0: the
+    /// test of the hot path is against zero).
+    const YES: u8 = 0;
+    const NO: u8 = 1;
+    const UNKNOWN: u8 = 2;
+
+    /// What [`probe`] found (a race only asks twice and finds the same).
+    static AVX: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// Whether this core runs AVX: at build time if the target has it,
+    /// else asked once (CPUID, XGETBV) and remembered. Never under Miri,
+    /// which runs no CPUID.
+    #[cfg(test)]
+    pub(super) fn avx() -> bool {
+        cfg!(target_feature = "avx")
+            || match AVX.load(Ordering::Relaxed) {
+                YES => true,
+                NO => false,
+                _ => probe(),
+            }
+    }
+
+    /// [`copy_in`] at the widest blocks the core runs: one load and test
+    /// once [`probe`] has asked, a tail call either way.
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`].
+    #[inline(always)]
+    unsafe fn dispatch<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; AVX only where the core runs it.
         unsafe {
-            let mut i = 0;
-            while i < head {
-                i += piece_to_shared(s, dst, i, head);
+            if cfg!(target_feature = "avx") {
+                return copy_avx::<D>(d, shared, local, len);
             }
-            while body - i >= 8 * BLOCK {
-                let f = s.add(i).cast::<__m128i>();
-                let t = dst.add(i).cast::<__m128i>();
-                let v: [__m128i; 8] = core::array::from_fn(|k| f.add(k).read_unaligned());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_volatile(v);
-                }
-                i += 8 * BLOCK;
-            }
-            if body - i >= 4 * BLOCK {
-                let f = s.add(i).cast::<__m128i>();
-                let t = dst.add(i).cast::<__m128i>();
-                let v: [__m128i; 4] = core::array::from_fn(|k| f.add(k).read_unaligned());
-                for (k, v) in v.into_iter().enumerate() {
-                    t.add(k).write_volatile(v);
-                }
-                i += 4 * BLOCK;
-            }
-            while i < body {
-                dst.add(i)
-                    .cast::<__m128i>()
-                    .write_volatile(s.add(i).cast::<__m128i>().read_unaligned());
-                i += BLOCK;
-            }
-            let words = i + (len - i) / super::WORD * super::WORD;
-            words_to_shared(s, dst, i, words);
-            let mut i = words;
-            while i < len {
-                i += piece_to_shared(s, dst, i, len);
+            match AVX.load(Ordering::Relaxed) {
+                YES => copy_avx::<D>(d, shared, local, len),
+                NO => copy_sse2::<D>(d, shared, local, len),
+                _ => first::<D>(d, shared, local, len),
             }
         }
     }
 
-    /// [`super::fill_shared`] for `len >= LARGE`: bytes up to the first
-    /// 16-byte boundary, 16-byte volatile stores four at a time, then
-    /// words and bytes.
+    /// [`dispatch`] the first time: asks, then dispatches.
+    ///
+    /// # Safety
+    ///
+    /// As for [`copy_in`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn first<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+        probe();
+        // SAFETY: the caller's contract.
+        unsafe { dispatch::<D>(d, shared, local, len) }
+    }
+
+    /// Asks the core whether AVX can run and remembers the answer.
+    #[cold]
+    #[inline(never)]
+    fn probe() -> bool {
+        let yes = avx_usable();
+        AVX.store(if yes { YES } else { NO }, Ordering::Relaxed);
+        yes
+    }
+
+    /// AVX in CPUID leaf 1 (ECX bit 28), and the OS saving the YMM state:
+    /// OSXSAVE (ECX bit 27), then XCR0 bits 1 (SSE) and 2 (AVX) set.
+    #[cfg(not(miri))]
+    fn avx_usable() -> bool {
+        // `__cpuid` is an unsafe fn at the MSRV, a safe one in newer Rust.
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID exists on every x86_64 core.
+        let ecx = unsafe { core::arch::x86_64::__cpuid(1) }.ecx;
+        if ecx & (1 << 27) == 0 || ecx & (1 << 28) == 0 {
+            return false;
+        }
+        // SAFETY: OSXSAVE is set, so XGETBV runs and XCR0 is readable.
+        let xcr0 = unsafe { core::arch::x86_64::_xgetbv(0) };
+        xcr0 & 0b110 == 0b110
+    }
+
+    /// Miri runs no CPUID: the SSE2 blocks.
+    #[cfg(miri)]
+    fn avx_usable() -> bool {
+        false
+    }
+
+    /// [`super::copy_from_shared`] for `len >= LARGE` (the arguments in
+    /// the order of the copies it calls).
+    ///
+    /// # Safety
+    ///
+    /// As for [`super::copy_from_shared`], for `dst..dst + len`.
+    #[inline(never)]
+    pub(super) unsafe fn from_shared(src: *const u8, dst: *mut u8, len: usize) {
+        // SAFETY: the caller's contract; `FromShared` only reads `src`.
+        unsafe { dispatch(FromShared, src.cast_mut(), dst, len) }
+    }
+
+    /// [`super::copy_to_shared`] for `len >= LARGE`, as `from_shared`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`super::copy_to_shared`], for `src..src + len`.
+    #[inline(never)]
+    pub(super) unsafe fn to_shared(dst: *mut u8, src: *const u8, len: usize) {
+        // SAFETY: the caller's contract; `ToShared` only reads `src`.
+        unsafe { dispatch(ToShared, dst, src.cast_mut(), len) }
+    }
+
+    /// [`super::fill_shared`] for `len >= LARGE`, as `to_shared`.
     ///
     /// # Safety
     ///
     /// As for [`super::fill_shared`].
     #[inline(never)]
     pub(super) unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
-        let head = to_block(dst, len);
-        let body = head + (len - head) / BLOCK * BLOCK;
-        // SAFETY: every bit pattern of 16 bytes is an `__m128i`.
-        let v: __m128i = unsafe { core::mem::transmute([byte; BLOCK]) };
-        let word = usize::from_ne_bytes([byte; WORD]);
-        // SAFETY: `..head` byte by byte, `head..body` in 16-aligned
-        // blocks, the rest in aligned words, then bytes: each byte of
-        // `dst..dst + len` (caller) stored once.
-        unsafe {
-            let mut i = 0;
-            while i < head {
-                store_u8(dst.add(i), byte);
-                i += 1;
-            }
-            while body - i >= 4 * BLOCK {
-                let t = dst.add(i).cast::<__m128i>();
-                for k in 0..4 {
-                    t.add(k).write_volatile(v);
-                }
-                i += 4 * BLOCK;
-            }
-            while i < body {
-                dst.add(i).cast::<__m128i>().write_volatile(v);
-                i += BLOCK;
-            }
-            while len - i >= WORD {
-                store_word(dst.add(i), word);
-                i += WORD;
-            }
-            while i < len {
-                store_u8(dst.add(i), byte);
-                i += 1;
-            }
-        }
+        // SAFETY: the caller's contract; `Fill` reaches no local side.
+        unsafe { dispatch(Fill(byte), dst, core::ptr::null_mut(), len) }
     }
 }
 
@@ -314,13 +466,13 @@ mod large {
     ///
     /// None needed: touches nothing (never called).
     #[inline(always)]
-    pub(super) unsafe fn from_shared(_: *const u8, _: &mut [u8]) {}
+    pub(super) unsafe fn from_shared(_: *const u8, _: *mut u8, _: usize) {}
 
     /// # Safety
     ///
     /// None needed: touches nothing (never called).
     #[inline(always)]
-    pub(super) unsafe fn to_shared(_: &[u8], _: *mut u8) {}
+    pub(super) unsafe fn to_shared(_: *mut u8, _: *const u8, _: usize) {}
 
     /// # Safety
     ///
@@ -329,166 +481,91 @@ mod large {
     pub(super) unsafe fn fill_shared(_: *mut u8, _: u8, _: usize) {}
 }
 
-/// Copies the words of `src + i..src + end` to `d + i..` (unaligned on
-/// the local side), four at a time while it can.
+/// Moves the words of `i..end`, four at a time while it can, then a pair
+/// and a single one straight-line (a 16-byte payload or header is one
+/// pair, no loop).
 ///
 /// # Safety
 ///
-/// `src + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
-/// valid (the callers' contracts).
+/// `shared + i` is word-aligned, `end - i` a multiple of `WORD`, both
+/// ranges valid (the callers' contracts).
 #[inline(always)]
-unsafe fn words_from_shared(src: *const u8, d: *mut u8, mut i: usize, end: usize) {
+unsafe fn words<D: Dir>(d: D, shared: *mut u8, local: *mut u8, mut i: usize, end: usize) {
     // SAFETY: for the whole block, every word lies in `i..end` (caller),
-    // and `src + i` stays word-aligned.
+    // and `shared + i` stays word-aligned.
     unsafe {
         while end - i >= 4 * WORD {
-            let s = src.add(i);
-            let (a, b, c, e) = (
-                load_word(s),
-                load_word(s.add(WORD)),
-                load_word(s.add(2 * WORD)),
-                load_word(s.add(3 * WORD)),
-            );
-            let t = d.add(i).cast::<usize>();
-            t.write_unaligned(a);
-            t.add(1).write_unaligned(b);
-            t.add(2).write_unaligned(c);
-            t.add(3).write_unaligned(e);
-            i += 4 * WORD;
-        }
-        // Fewer than four words left: a pair, then one, straight-line (a
-        // 16-byte payload or header is one pair, no loop).
-        if end - i >= 2 * WORD {
-            let s = src.add(i);
-            let (a, b) = (load_word(s), load_word(s.add(WORD)));
-            let t = d.add(i).cast::<usize>();
-            t.write_unaligned(a);
-            t.add(1).write_unaligned(b);
-            i += 2 * WORD;
-        }
-        if i < end {
-            d.add(i)
-                .cast::<usize>()
-                .write_unaligned(load_word(src.add(i)));
-        }
-    }
-}
-
-/// [`words_from_shared`] in the other direction.
-///
-/// # Safety
-///
-/// `dst + i` is word-aligned, `end - i` a multiple of `WORD`, both ranges
-/// valid.
-#[inline(always)]
-unsafe fn words_to_shared(s: *const u8, dst: *mut u8, mut i: usize, end: usize) {
-    // SAFETY: as in `words_from_shared`.
-    unsafe {
-        while end - i >= 4 * WORD {
-            let f = s.add(i).cast::<usize>();
-            let (a, b, c, e) = (
-                f.read_unaligned(),
-                f.add(1).read_unaligned(),
-                f.add(2).read_unaligned(),
-                f.add(3).read_unaligned(),
-            );
-            let t = dst.add(i);
-            store_word(t, a);
-            store_word(t.add(WORD), b);
-            store_word(t.add(2 * WORD), c);
-            store_word(t.add(3 * WORD), e);
-            i += 4 * WORD;
-        }
-        // As in `words_from_shared`: a pair, then one.
-        if end - i >= 2 * WORD {
-            let f = s.add(i).cast::<usize>();
-            let (a, b) = (f.read_unaligned(), f.add(1).read_unaligned());
-            let t = dst.add(i);
-            store_word(t, a);
-            store_word(t.add(WORD), b);
-            i += 2 * WORD;
-        }
-        if i < end {
-            store_word(dst.add(i), s.add(i).cast::<usize>().read_unaligned());
-        }
-    }
-}
-
-/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
-/// byte read exactly once.
-///
-/// # Safety
-///
-/// `src..src + dst.len()` is valid for reads for the duration of the call
-/// and no Rust reference to it exists (it holds no Rust object); no thread
-/// of this program writes it during the call (the rings' acquire and
-/// release accesses hand it over). The peer, outside this program, may
-/// write it meanwhile: the copy then holds some mix of old and new values,
-/// which the caller validates like any other peer input.
-#[inline]
-pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
-    // Large copies go out of line with the unaligned ones (`LARGE`).
-    if small_units(src, len, WORD) {
-        // SAFETY: aligned whole words (checked), inside the caller's range.
-        unsafe { words_from_shared(src, dst.as_mut_ptr(), 0, len) };
-    } else if WORD > 4 && small_units(src, len, 4) {
-        // 32-bit fields on a 64-bit core (a used-ring element).
-        let d = dst.as_mut_ptr();
-        let mut i = 0;
-        while i < len {
-            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
-            unsafe {
-                d.add(i)
-                    .cast::<u32>()
-                    .write_unaligned(src.add(i).cast::<u32>().read_volatile());
+            for k in 0..4 {
+                d.mv::<usize>(shared, local, i + k * WORD);
             }
+            i += 4 * WORD;
+        }
+        if end - i >= 2 * WORD {
+            d.mv::<usize>(shared, local, i);
+            d.mv::<usize>(shared, local, i + WORD);
+            i += 2 * WORD;
+        }
+        if i < end {
+            d.mv::<usize>(shared, local, i);
+        }
+    }
+}
+
+/// A copy with an unaligned head or tail, either way: below a word the
+/// widest naturally aligned pieces; from a word on, the head and the tail
+/// in straight-line powers of two around the words (a used-ring element,
+/// 4-aligned and 8 bytes long, is two 32-bit accesses on a 64-bit core).
+///
+/// # Safety
+///
+/// `shared..shared + len` and `local..local + len` valid (for writes on
+/// the side written) and not overlapping.
+#[inline(always)]
+unsafe fn general<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+    // SAFETY: for the whole block, every access is aligned to its width
+    // on the shared side and the accesses cover `..len` exactly once:
+    // below a word, `piece` chooses each width from the address and what
+    // is left; from a word on, `head < WORD <= len` and `shared + head`
+    // is word-aligned, so `shared + (head & (w - 1))` is `w`-aligned, and
+    // after the words the tail (`< WORD`) goes down from 4 keeping the
+    // alignment.
+    unsafe {
+        if len < WORD {
+            let mut i = 0;
+            while i < len {
+                let w = piece(shared.add(i), len - i);
+                match w {
+                    4 => d.mv::<u32>(shared, local, i),
+                    2 => d.mv::<u16>(shared, local, i),
+                    _ => d.mv::<u8>(shared, local, i),
+                }
+                i += w;
+            }
+            return;
+        }
+        let head = shared.addr().wrapping_neg() & (WORD - 1);
+        if head & 1 != 0 {
+            d.mv::<u8>(shared, local, 0);
+        }
+        if head & 2 != 0 {
+            d.mv::<u16>(shared, local, head & 1);
+        }
+        if WORD > 4 && head & 4 != 0 {
+            d.mv::<u32>(shared, local, head & 3);
+        }
+        let body = head + (len - head) / WORD * WORD;
+        words::<D>(d, shared, local, head, body);
+        let (mut i, left) = (body, len - body);
+        if WORD > 4 && left & 4 != 0 {
+            d.mv::<u32>(shared, local, i);
             i += 4;
         }
-    } else if len == 2 && src.addr() & 1 == 0 {
-        // A 16-bit ring entry.
-        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
-        let v = unsafe { src.cast::<u16>().read_volatile() };
-        dst.copy_from_slice(&v.to_ne_bytes());
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { copy_from_shared_general(src, dst) };
-    }
-}
-
-/// [`copy_from_shared`] with an unaligned head or tail (out of line: it is
-/// the rarer case, and inlining it everywhere costs code size). The head
-/// and tail move in the widest naturally aligned pieces (a used-ring
-/// element, 4-aligned and 8 bytes long, is two 32-bit accesses on a 64-bit
-/// core).
-///
-/// # Safety
-///
-/// As for [`copy_from_shared`].
-#[inline(never)]
-unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
-    let len = dst.len();
-    if is_large(len) {
-        // SAFETY: the caller's contract.
-        return unsafe { large::from_shared(src, dst) };
-    }
-    let d = dst.as_mut_ptr();
-    let head = head_len(src, len);
-    let body = head + (len - head) / WORD * WORD;
-    // SAFETY: for the whole block, the pieces cover `..head` and
-    // `body..len` exactly once, each naturally aligned on the shared side
-    // (`piece` chooses its width from the address and what is left), and
-    // the words `head..body` start at the aligned `src + head`: all inside
-    // `src..+len` (caller) and `dst`.
-    unsafe {
-        let mut i = 0;
-        while i < head {
-            i += piece_from_shared(src, d, i, head);
+        if left & 2 != 0 {
+            d.mv::<u16>(shared, local, i);
+            i += 2;
         }
-        words_from_shared(src, d, head, body);
-        let mut i = body;
-        while i < len {
-            i += piece_from_shared(src, d, i, len);
+        if left & 1 != 0 {
+            d.mv::<u8>(shared, local, i);
         }
     }
 }
@@ -507,66 +584,52 @@ fn piece(p: *const u8, left: usize) -> usize {
     }
 }
 
-/// Copies one piece at offset `i` (`i < end`); returns its width.
+/// Copies `dst.len()` bytes of shared memory from `src` into `dst`, each
+/// byte read exactly once.
 ///
 /// # Safety
 ///
-/// `src + i..src + end` and `d + i..d + end` valid.
-#[inline(always)]
-unsafe fn piece_from_shared(src: *const u8, d: *mut u8, i: usize, end: usize) -> usize {
-    // SAFETY: for the whole block, the access is aligned to its width
-    // (`piece`) and lies in `i..end` (caller).
+/// `src..src + dst.len()` is valid for reads for the duration of the call
+/// and no Rust reference to it exists (it holds no Rust object); no thread
+/// of this program writes it during the call (the rings' acquire and
+/// release accesses hand it over). The peer, outside this program, may
+/// write it meanwhile: the copy then holds some mix of old and new values,
+/// which the caller validates like any other peer input.
+#[inline]
+pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let len = dst.len();
+    let (shared, local) = (src.cast_mut(), dst.as_mut_ptr());
+    // SAFETY: for the whole block, each branch stays inside the caller's
+    // ranges and meets the alignment it tests; `FromShared` only reads
+    // `src`.
     unsafe {
-        let s = src.add(i);
-        let t = d.add(i);
-        match piece(s, end - i) {
-            4 => {
-                t.cast::<u32>()
-                    .write_unaligned(s.cast::<u32>().read_volatile());
-                4
-            }
-            2 => {
-                t.cast::<u16>()
-                    .write_unaligned(s.cast::<u16>().read_volatile());
-                2
-            }
-            _ => {
-                *t = load_u8(s);
-                1
-            }
+        if small_units(src, len, WORD) {
+            // Aligned whole words, the common case, inline.
+            words(FromShared, shared, local, 0, len);
+        } else if is_large(len) {
+            large::from_shared(src, local, len);
+        } else if WORD > 4 && len == 4 && src.addr() & 3 == 0 {
+            // A 32-bit field on a 64-bit core.
+            FromShared.mv::<u32>(shared, local, 0);
+        } else if len == 2 && src.addr() & 1 == 0 {
+            // A 16-bit ring entry.
+            FromShared.mv::<u16>(shared, local, 0);
+        } else {
+            copy_from_shared_general(src, dst);
         }
     }
 }
 
-/// Copies one piece to shared memory at offset `i` (`i < end`); returns
-/// its width.
+/// [`copy_from_shared`] with an unaligned head or tail (out of line: it is
+/// the rarer case, and inlining it everywhere costs code size).
 ///
 /// # Safety
 ///
-/// `s + i..s + end` and `dst + i..dst + end` valid.
-#[inline(always)]
-unsafe fn piece_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) -> usize {
-    // SAFETY: as in `piece_from_shared`.
-    unsafe {
-        let f = s.add(i);
-        let t = dst.add(i);
-        match piece(t, end - i) {
-            4 => {
-                t.cast::<u32>()
-                    .write_volatile(f.cast::<u32>().read_unaligned());
-                4
-            }
-            2 => {
-                t.cast::<u16>()
-                    .write_volatile(f.cast::<u16>().read_unaligned());
-                2
-            }
-            _ => {
-                store_u8(t, *f);
-                1
-            }
-        }
-    }
+/// As for [`copy_from_shared`].
+#[inline(never)]
+unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
+    // SAFETY: the caller's contract; `FromShared` only reads `src`.
+    unsafe { general(FromShared, src.cast_mut(), dst.as_mut_ptr(), dst.len()) }
 }
 
 /// Copies `src` into shared memory at `dst`, each byte written once.
@@ -579,66 +642,40 @@ unsafe fn piece_to_shared(s: *const u8, dst: *mut u8, i: usize, end: usize) -> u
 #[inline]
 pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     let len = src.len();
-    // Large copies go out of line with the unaligned ones (`LARGE`).
-    if small_units(dst, len, WORD) {
-        // SAFETY: aligned whole words (checked), inside the caller's range.
-        unsafe { words_to_shared(src.as_ptr(), dst, 0, len) };
-    } else if WORD > 4 && small_units(dst, len, 4) {
-        // 32-bit fields on a 64-bit core (a used-ring element).
-        let s = src.as_ptr();
-        let mut i = 0;
-        while i < len {
-            // SAFETY: `i + 4 <= len` (a multiple of 4), 4-aligned (checked).
-            unsafe {
-                dst.add(i)
-                    .cast::<u32>()
-                    .write_volatile(s.add(i).cast::<u32>().read_unaligned());
-            }
-            i += 4;
+    let local = src.as_ptr().cast_mut();
+    // SAFETY: for the whole block, as in `copy_from_shared`; `ToShared`
+    // only reads `src`.
+    unsafe {
+        if small_units(dst, len, WORD) {
+            // Aligned whole words, the common case, inline.
+            words(ToShared, dst, local, 0, len);
+        } else if is_large(len) {
+            large::to_shared(dst, local, len);
+        } else if WORD > 4 && len == 4 && dst.addr() & 3 == 0 {
+            // A 32-bit field on a 64-bit core.
+            ToShared.mv::<u32>(dst, local, 0);
+        } else if len == 2 && dst.addr() & 1 == 0 {
+            // A 16-bit ring entry.
+            ToShared.mv::<u16>(dst, local, 0);
+        } else if len == 1 {
+            // One byte (a flag, a check byte): no head or tail to work out.
+            ToShared.mv::<u8>(dst, local, 0);
+        } else {
+            copy_to_shared_general(src, dst);
         }
-    } else if let (&[a, b], true) = (src, dst.addr() & 1 == 0) {
-        // A 16-bit ring entry.
-        // SAFETY: 2 bytes, 2-aligned (checked), the caller's range.
-        unsafe { dst.cast::<u16>().write_volatile(u16::from_ne_bytes([a, b])) };
-    } else if let &[a] = src {
-        // One byte (a flag, a check byte): no head or tail to work out.
-        // SAFETY: 1 byte, the caller's range.
-        unsafe { store_u8(dst, a) };
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { copy_to_shared_general(src, dst) };
     }
 }
 
-/// [`copy_to_shared`] with an unaligned head or tail (out of line, pieces
-/// as in `copy_from_shared_general`).
+/// [`copy_to_shared`] with an unaligned head or tail (out of line, as
+/// `copy_from_shared_general`).
 ///
 /// # Safety
 ///
 /// As for [`copy_to_shared`].
 #[inline(never)]
 unsafe fn copy_to_shared_general(src: &[u8], dst: *mut u8) {
-    let len = src.len();
-    if is_large(len) {
-        // SAFETY: the caller's contract.
-        return unsafe { large::to_shared(src, dst) };
-    }
-    let s = src.as_ptr();
-    let head = head_len(dst, len);
-    let body = head + (len - head) / WORD * WORD;
-    // SAFETY: for the whole block, as in `copy_from_shared_general`, with
-    // the roles of the two sides swapped.
-    unsafe {
-        let mut i = 0;
-        while i < head {
-            i += piece_to_shared(s, dst, i, head);
-        }
-        words_to_shared(s, dst, head, body);
-        let mut i = body;
-        while i < len {
-            i += piece_to_shared(s, dst, i, len);
-        }
-    }
+    // SAFETY: the caller's contract; `ToShared` only reads `src`.
+    unsafe { general(ToShared, dst, src.as_ptr().cast_mut(), src.len()) }
 }
 
 /// Sets `len` bytes of shared memory at `dst` to `byte`.
@@ -651,14 +688,9 @@ pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
     if small_units(dst, len, WORD) {
         // Aligned whole words (a payload behind the 16-byte header): the
         // word loop alone, inline.
-        let word = usize::from_ne_bytes([byte; WORD]);
-        let mut i = 0;
-        while i < len {
-            // SAFETY: `i + WORD <= len` (a multiple of WORD), aligned
-            // (checked), the caller's range.
-            unsafe { store_word(dst.add(i), word) };
-            i += WORD;
-        }
+        // SAFETY: aligned whole words (checked), the caller's range;
+        // `Fill` reaches no local side.
+        unsafe { words(Fill(byte), dst, core::ptr::null_mut(), 0, len) };
         return;
     }
     // SAFETY: the caller's contract.
@@ -673,27 +705,12 @@ pub unsafe fn fill_shared(dst: *mut u8, byte: u8, len: usize) {
 /// As for [`fill_shared`].
 #[inline(never)]
 unsafe fn fill_shared_general(dst: *mut u8, byte: u8, len: usize) {
-    if is_large(len) {
-        // SAFETY: the caller's contract.
-        unsafe { large::fill_shared(dst, byte, len) };
-        return;
-    }
-    let word = usize::from_ne_bytes([byte; WORD]);
-    let head = head_len(dst, len);
-    let mut i = 0;
-    // SAFETY: for the whole block, as in `copy_to_shared`.
+    // SAFETY: the caller's contract; `Fill` reaches no local side.
     unsafe {
-        while i < head {
-            store_u8(dst.add(i), byte);
-            i += 1;
-        }
-        while i + WORD <= len {
-            store_word(dst.add(i), word);
-            i += WORD;
-        }
-        while i < len {
-            store_u8(dst.add(i), byte);
-            i += 1;
+        if is_large(len) {
+            large::fill_shared(dst, byte, len);
+        } else {
+            general(Fill(byte), dst, core::ptr::null_mut(), len);
         }
     }
 }
@@ -1129,6 +1146,159 @@ mod tests {
                     assert_eq!(&out[local..local + len], src, "start {start} len {len}");
                     assert!(out[..local].iter().all(|&x| x == 0xCC), "no underrun");
                     assert_eq!(out.get(local + len).copied().unwrap_or(0xCC), 0xCC);
+                }
+            }
+        }
+    }
+
+    #[repr(align(64))]
+    struct Region([u8; 576]);
+
+    /// The cases of [`every_length_and_misalignment_both_sides`]: `(local
+    /// misalignment, length, shared misalignment)`. Every length up to
+    /// past the large threshold's first step and tail (`LARGE` on x86_64
+    /// is 256, a step 128: 0..=400 covers every head, block count and
+    /// tail bit) at every misalignment of the shared side modulo 32 and of
+    /// the local side modulo 8. Under Miri, every short length at every
+    /// shared misalignment, and each side of the thresholds at the
+    /// misalignments that take every head piece (0, 5, 8, 15).
+    fn cases() -> impl Iterator<Item = (usize, usize, usize)> {
+        #[cfg(not(miri))]
+        let it = (0..8).flat_map(|local| {
+            (0..=400)
+                .chain([511, 512])
+                .flat_map(move |len| (0..32).map(move |at| (local, len, at)))
+        });
+        #[cfg(miri)]
+        let it = [0, 3]
+            .into_iter()
+            .flat_map(|local| {
+                (0..=2 * WORD + 3).flat_map(move |len| (0..16).map(move |at| (local, len, at)))
+            })
+            .chain(
+                [127, 255, 256, 257, 399]
+                    .into_iter()
+                    .flat_map(|len| [0, 5, 8, 15].into_iter().map(move |at| (3, len, at))),
+            );
+        it
+    }
+
+    /// Every case of `cases`, both directions and the fill: the bytes
+    /// arrive, and nothing outside the range changes on either side (the
+    /// whole block; under Miri the 16 bytes past the range).
+    #[test]
+    fn every_length_and_misalignment_both_sides() {
+        let mut shared = Region([0; 576]);
+        let base = shared.0.as_mut_ptr();
+        let pattern: [u8; 528] = core::array::from_fn(|k| (k as u8).wrapping_mul(151) ^ 0x3C);
+        for (local, len, at) in cases() {
+            let src = &pattern[local..local + len];
+            let span = if cfg!(miri) { at + len + 16 } else { 576 };
+            // SAFETY: `span <= 16 + 512 + 16 <= 576`: inside `shared`,
+            // reached only through this module here.
+            unsafe {
+                fill_shared(base, 0xEE, span);
+                copy_to_shared(src, base.add(at));
+                assert!(eq_shared(base.add(at), src), "to: at {at} len {len}");
+                for k in (0..at).chain(at + len..span) {
+                    assert_eq!(load_u8(base.add(k)), 0xEE, "to {at}+{len}: byte {k}");
+                }
+            }
+            let mut out = [0xCCu8; 528];
+            let guard = if cfg!(miri) { local + len + 16 } else { 528 };
+            // SAFETY: as above.
+            unsafe { copy_from_shared(base.add(at), &mut out[local..local + len]) };
+            assert_eq!(&out[local..local + len], src, "from: at {at} len {len}");
+            assert!(
+                out[..local]
+                    .iter()
+                    .chain(&out[local + len..guard])
+                    .all(|&b| b == 0xCC),
+                "from {at}+{len}: local bytes outside written"
+            );
+            // SAFETY: as above.
+            unsafe {
+                fill_shared(base.add(at), 0x11, len);
+                for k in 0..span {
+                    let want = if (at..at + len).contains(&k) {
+                        0x11
+                    } else {
+                        0xEE
+                    };
+                    assert_eq!(load_u8(base.add(k)), want, "fill {at}+{len}: byte {k}");
+                }
+            }
+        }
+    }
+
+    /// The large copies and fill at both block widths (16-byte SSE2
+    /// always, 32-byte AVX where the core runs it, never under Miri),
+    /// whichever the public functions pick: every length from the
+    /// threshold to past a step and a tail at every shared misalignment
+    /// modulo 32.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[test]
+    fn large_copies_and_fill_at_both_block_widths() {
+        type To = unsafe fn(ToShared, *mut u8, *mut u8, usize);
+        type From = unsafe fn(FromShared, *mut u8, *mut u8, usize);
+        type Set = unsafe fn(Fill, *mut u8, *mut u8, usize);
+        let sse2: (&str, To, From, Set) =
+            ("sse2", large::copy_sse2, large::copy_sse2, large::copy_sse2);
+        let mut widths = [sse2, sse2];
+        if large::avx() {
+            // SAFETY (for the calls below): `avx` found AVX on this core.
+            widths[1] = ("avx", large::copy_avx, large::copy_avx, large::copy_avx);
+        }
+        #[cfg(not(miri))]
+        let (lens, ats, locals) = (LARGE..=LARGE + 144, 0..32, [0, 1, 3, 4]);
+        #[cfg(miri)]
+        let (lens, ats, locals) = (
+            [256, 257, 300, 399].into_iter(),
+            [0, 5, 16, 21, 31].into_iter(),
+            [3],
+        );
+        let mut shared = Region([0; 576]);
+        let base = shared.0.as_mut_ptr();
+        let pattern: [u8; 528] = core::array::from_fn(|k| (k as u8).wrapping_mul(73) ^ 0xC3);
+        for len in lens {
+            for at in ats.clone() {
+                for local in locals {
+                    for (name, to, from, set) in widths {
+                        let src = &pattern[local..local + len];
+                        let mut out = [0xCCu8; 528];
+                        // SAFETY: `at + len + 1 <= 32 + 400 + 1 < 576`:
+                        // inside `shared`, reached only through this module
+                        // here; `src` and `out` are other objects; AVX only
+                        // where the core runs it (above).
+                        unsafe {
+                            set(Fill(0xEE), base, core::ptr::null_mut(), 576);
+                            to(ToShared, base.add(at), src.as_ptr().cast_mut(), len);
+                            assert!(eq_shared(base.add(at), src), "{name} to: at {at} len {len}");
+                            assert_eq!(load_u8(base.add(at + len)), 0xEE, "{name} overrun");
+                            if at > 0 {
+                                assert_eq!(load_u8(base.add(at - 1)), 0xEE, "{name} underrun");
+                            }
+                            from(FromShared, base.add(at), out.as_mut_ptr().add(local), len);
+                            set(Fill(0x11), base.add(at), core::ptr::null_mut(), len);
+                            assert!(eq_shared(base.add(at), &[0x11; 528][..len]), "{name} fill");
+                            assert_eq!(load_u8(base.add(at + len)), 0xEE, "{name} fill overrun");
+                            if at > 0 {
+                                assert_eq!(load_u8(base.add(at - 1)), 0xEE, "{name} fill underrun");
+                            }
+                        }
+                        assert_eq!(
+                            &out[local..local + len],
+                            src,
+                            "{name} from: at {at} len {len}"
+                        );
+                        assert!(
+                            out[..local]
+                                .iter()
+                                .chain(&out[local + len..])
+                                .all(|&b| b == 0xCC),
+                            "{name} from {at}+{len}: local bytes outside written"
+                        );
+                    }
                 }
             }
         }
