@@ -28,10 +28,16 @@ use vring::{
 /// it goes back with [`RxRing::release`].
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a received buffer must go back to the ring, or the peer loses it"]
+// `repr(C)`, token first: in `Result<Option<RxSlot>, Error>` the error sits
+// where the slot's first field does, and the compiler then carries that
+// field in pieces (a byte or two apart from the rest) through every
+// inlined step; overlapping the small token, not the offset, that costs
+// nothing on the hot path (≈ 8 instructions per message otherwise).
+#[repr(C)]
 pub struct RxSlot {
     pub(crate) token: u16,
-    pub(crate) offset: usize,
     pub(crate) len: u32,
+    pub(crate) offset: usize,
 }
 
 impl RxSlot {
@@ -69,6 +75,8 @@ impl RxSlot {
 /// [`TxRing::send`] or [`TxRing::give_back`].
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a transmit buffer must be sent or given back, or it is lost"]
+// `repr(C)`, token first: see `RxSlot`.
+#[repr(C)]
 pub struct TxSlot {
     pub(crate) token: u16,
     pub(crate) offset: usize,
