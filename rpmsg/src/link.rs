@@ -635,8 +635,10 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         let Some(slot) = self.take()? else {
             return Ok(Sent::NoBuffer);
         };
-        let max = slot.room.saturating_sub(HEADER_LEN);
-        let (Ok(len16), true) = (u16::try_from(data.len()), data.len() <= max) else {
+        // One bounds check, the one `write_slot` makes (so the compiler
+        // folds it there; no overflow: a slice is at most `isize::MAX`).
+        let end = HEADER_LEN + data.len();
+        let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
             self.st.ring.give_back(slot);
             return Err(Error::TooLong);
         };
@@ -650,7 +652,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         let mem = self.st.ring.mem();
         let written = write_slot(mem, &slot, HEADER_LEN, data)
             .and_then(|()| write_slot(mem, &slot, 0, &header))
-            .and_then(|()| clean_slot(mem, &slot, HEADER_LEN + data.len()));
+            .and_then(|()| clean_slot(mem, &slot, end));
         if let Err(e) = written {
             self.st.ring.give_back(slot);
             return Err(mem_error(&e));
