@@ -856,13 +856,16 @@ where
     ///
     /// [`Error::TooLong`] beyond the capacity.
     pub fn payload_mut(&mut self, len: usize) -> Result<ShmSliceMut<'_>, Error> {
-        let cap = self.capacity();
         let too_long = Error::TooLong;
-        if len > cap {
-            return Err(too_long);
-        }
         let mem = self.st.ring.mem();
         let slot = self.slot.as_mut().ok_or(too_long)?;
+        // One bounds check, the one the views below make again (folded).
+        if HEADER_LEN
+            .checked_add(len)
+            .is_none_or(|end| end > slot.room)
+        {
+            return Err(too_long);
+        }
         if self.written < len {
             view_slot_mut(mem, slot, HEADER_LEN + self.written, len - self.written)
                 .ok_or(too_long)?
@@ -1214,8 +1217,30 @@ where
 }
 
 impl<'a, R: Halves<'a>, N: Notify> Drop for HeldMessage<'_, 'a, R, N> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // The message ends here: its slot goes back once.
-        give_back::<R, N>(self.st, self.bell, self.msg.slot.again());
+        // The message ends here: its slot goes back once. Its doorbell and
+        // failure out of line: what is left inlines where the message
+        // drops, so the message never goes through memory.
+        let st = &mut *self.st;
+        match st.ring.release(self.msg.slot.again()) {
+            Ok(false) => {}
+            Ok(true) => ring_for_return::<R, N>(st, self.bell),
+            Err(_) => return_failed::<R>(st),
+        }
     }
+}
+
+/// [`give_back`]'s doorbell, out of line.
+#[inline(never)]
+fn ring_for_return<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<N>) {
+    let k = bell.ring(bit(st.ring.queue()));
+    count_rx_kicks(&mut st.stats, k);
+}
+
+/// [`give_back`]'s failure, out of line.
+#[cold]
+fn return_failed<'a, R: Halves<'a>>(st: &mut RxState<'a, R>) {
+    st.stats.return_failures = st.stats.return_failures.wrapping_add(1);
+    st.return_failed = true;
 }
