@@ -178,7 +178,10 @@ impl Record {
 /// drops), or this core reads the table and finds other bytes (a stray
 /// write, a scribble reaching memory while the line is not cached here).
 /// A corrupted descriptor so costs one message, then is written again.
-/// Coherent memory writes it every time (there is no clean to save).
+/// Coherent memory writes it every time (there is no clean to save) and
+/// keeps the record only for [`Driver::add_readable`]'s recognition of a
+/// checked buffer ([`Driver::add_slot`] records nothing there: a lent id
+/// is bound to its buffer for good).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Written {
     addr: u64,
@@ -241,7 +244,9 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DriverConfig,
     slots: [Record; N],
-    /// What each descriptor was last written with (see [`Written`]).
+    /// What each descriptor was last written with (see [`Written`]; on
+    /// coherent memory, by [`Driver::add_readable`] or
+    /// [`Driver::add_writable`] only).
     written: [Option<Written>; N],
     free: [u16; N],
     free_len: usize,
@@ -449,10 +454,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
     }
 
-    /// Writes descriptor `id` in full and cleans it.
+    /// Writes descriptor `id` in full for `w` and cleans it. `w`'s fields
+    /// go by value (in registers: a reference would put them in memory
+    /// first, on the hot path of [`Driver::add_slot`]).
     #[inline]
-    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
-        self.ring.write_desc(id, &self.descriptor(id, w))?;
+    fn write_descriptor(&self, id: u16, addr: u64, len: u32, flags: u16) -> Result<(), Error> {
+        let w = Written {
+            addr,
+            capacity: 0,
+            len,
+            flags,
+            trusted: true,
+        };
+        self.ring.write_desc(id, &self.descriptor(id, &w))?;
         self.clean_descriptor(id)
     }
 
@@ -506,6 +520,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if let Err(e) = self.post(id, w) {
             return Err((buf, e));
         }
+        if M::COHERENT {
+            // The checked range, recognised next time (`post` records
+            // it only on non-coherent memory).
+            self.written[usize::from(id)] = Some(w);
+        }
         self.free_len -= 1;
         self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
@@ -530,7 +549,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let written = if unchanged {
             Ok(())
         } else {
-            self.write_descriptor(id, &w)
+            self.write_descriptor(id, w.addr, w.len, w.flags)
         }
         .and_then(|()| self.ring.update_avail_entry(pos, id));
         match written {
@@ -544,7 +563,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 return Err(e);
             }
         }
-        self.written[usize::from(id)] = Some(w);
+        if !M::COHERENT {
+            // Coherent memory writes every descriptor (the record is only
+            // `add`'s, which keeps it itself): nothing to record for a
+            // lent slot, bound to its buffer for good.
+            self.written[usize::from(id)] = Some(w);
+        }
         self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
         self.avail_idx = pos.wrapping_add(1);
         Ok(())
@@ -1032,7 +1056,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             trusted: true,
         };
         let written = self
-            .write_descriptor(id, &w)
+            .write_descriptor(id, w.addr, w.len, w.flags)
             .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
             .and_then(|()| {
                 self.ring
