@@ -102,7 +102,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::fmt;
 use core::marker::PhantomData;
 
-use critical_section::Mutex;
+use critical_section::{CriticalSection, Mutex};
 
 use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
@@ -254,30 +254,61 @@ impl<N: Notify> Bell<N> {
         critical_section::with(|cs| self.owed.borrow(cs).get() != 0)
     }
 
-    /// Rings the queues in `todo` and every doorbell owed.
-    fn ring(&self, todo: u32) -> Kicks {
+    /// Rings queue `q` and every doorbell owed: the per-message doorbell,
+    /// one notification when none is owed (the usual case), else as
+    /// [`Bell::ring`].
+    #[inline(always)]
+    fn ring_one(&self, q: QueueId) -> Kicks {
         critical_section::with(|cs| {
             let owed = self.owed.borrow(cs);
-            let mut kicks = Kicks::default();
-            let mut refused = 0;
-            let notify = self.notify.borrow(cs).get();
-            for q in QueueSet::from_bits(todo | owed.get()).iter() {
-                // SAFETY: `notify` is only reached inside a critical section
-                // (here), which no other context can enter meanwhile, and
-                // `Notify::notify` cannot reach this bell: the reference is
-                // unique while it lives.
-                #[allow(unsafe_code)]
-                let n = unsafe { &mut *notify };
-                if n.notify(q).is_ok() {
-                    kicks.rung = kicks.rung.wrapping_add(1);
-                } else {
-                    kicks.deferred = kicks.deferred.wrapping_add(1);
-                    refused |= 1 << q.index();
+            if owed.get() != 0 {
+                return self.ring_in(cs, bit(q));
+            }
+            // SAFETY: as in `ring_in`.
+            #[allow(unsafe_code)]
+            let n = unsafe { &mut *self.notify.borrow(cs).get() };
+            if n.notify(q).is_ok() {
+                Kicks {
+                    rung: 1,
+                    deferred: 0,
+                }
+            } else {
+                owed.set(bit(q));
+                Kicks {
+                    rung: 0,
+                    deferred: 1,
                 }
             }
-            owed.set(refused);
-            kicks
         })
+    }
+
+    /// Rings the queues in `todo` and every doorbell owed.
+    fn ring(&self, todo: u32) -> Kicks {
+        critical_section::with(|cs| self.ring_in(cs, todo))
+    }
+
+    /// [`Bell::ring`] inside the critical section `cs`.
+    fn ring_in(&self, cs: CriticalSection<'_>, todo: u32) -> Kicks {
+        let owed = self.owed.borrow(cs);
+        let mut kicks = Kicks::default();
+        let mut refused = 0;
+        let notify = self.notify.borrow(cs).get();
+        for q in QueueSet::from_bits(todo | owed.get()).iter() {
+            // SAFETY: `notify` is only reached inside a critical section
+            // (`cs`), which no other context can enter meanwhile, and
+            // `Notify::notify` cannot reach this bell: the reference is
+            // unique while it lives.
+            #[allow(unsafe_code)]
+            let n = unsafe { &mut *notify };
+            if n.notify(q).is_ok() {
+                kicks.rung = kicks.rung.wrapping_add(1);
+            } else {
+                kicks.deferred = kicks.deferred.wrapping_add(1);
+                refused |= 1 << q.index();
+            }
+        }
+        owed.set(refused);
+        kicks
     }
 }
 
@@ -657,9 +688,9 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
             self.st.ring.give_back(slot);
             return Err(mem_error(&e));
         }
-        let bits = finish_send::<R>(self.st, slot)?;
-        if bits != 0 {
-            self.kick(bits);
+        if finish_send::<R>(self.st, slot)? {
+            let k = self.bell.ring_one(self.st.ring.queue());
+            count_kicks(&mut self.st.stats, k);
         }
         Ok(Sent::Sent)
     }
@@ -673,14 +704,15 @@ fn count_kicks(stats: &mut TxStats, k: Kicks) {
 
 /// Hands a filled and cleaned `slot` to the ring (which publishes its
 /// whole room: rpmsg-lite keeps descriptor lengths at the buffer size, the
-/// header carries the payload length); returns the doorbell bits to ring.
-/// A slot the ring did not take is kept for the next send.
+/// header carries the payload length); returns whether the peer wants
+/// the ring's doorbell. A slot the ring did not take is kept for the next
+/// send.
 #[inline(always)]
-fn finish_send<'a, R: Halves<'a>>(st: &mut TxState<'a, R>, slot: TxSlot) -> Result<u32, Error> {
+fn finish_send<'a, R: Halves<'a>>(st: &mut TxState<'a, R>, slot: TxSlot) -> Result<bool, Error> {
     match st.ring.send(slot) {
         Ok(wanted) => {
             st.stats.messages = st.stats.messages.wrapping_add(1);
-            Ok(if wanted { bit(st.ring.queue()) } else { 0 })
+            Ok(wanted)
         }
         Err(SendFailure { slot, error }) => {
             if let Some(slot) = slot {
@@ -800,9 +832,8 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
         let Some(slot) = self.slot.take() else {
             return Ok(());
         };
-        let bits = send_lent::<R>(self.st, slot, src.addr, dst, self.len, self.written)?;
-        if bits != 0 {
-            let k = self.bell.ring(bits);
+        if send_lent::<R>(self.st, slot, src.addr, dst, self.len, self.written)? {
+            let k = self.bell.ring_one(self.st.ring.queue());
             count_kicks(&mut self.st.stats, k);
         }
         Ok(())
@@ -820,7 +851,7 @@ fn send_lent<'a, R: Halves<'a>>(
     dst: u32,
     len: usize,
     written: usize,
-) -> Result<u32, Error> {
+) -> Result<bool, Error> {
     let max = slot.room.saturating_sub(HEADER_LEN);
     let (Ok(len16), true) = (u16::try_from(len), len <= max) else {
         st.ring.give_back(slot);
@@ -1031,7 +1062,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         // (Virtio rings owe one only on non-coherent memory, for a return
         // the look published: `Conventions::return_with_next_look`.)
         if (slot.is_none() || !<R::Mem as SharedMemory>::COHERENT) && self.st.ring.take_kick() {
-            let k = self.bell.ring(bit(self.st.ring.queue()));
+            let k = self.bell.ring_one(self.st.ring.queue());
             count_rx_kicks(&mut self.st.stats, k);
         }
         Ok(slot)
@@ -1131,7 +1162,7 @@ fn give_back<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<
     match st.ring.release(slot) {
         Ok(false) => {}
         Ok(true) => {
-            let k = bell.ring(bit(st.ring.queue()));
+            let k = bell.ring_one(st.ring.queue());
             count_rx_kicks(&mut st.stats, k);
         }
         Err(_) => {
@@ -1234,7 +1265,7 @@ impl<'a, R: Halves<'a>, N: Notify> Drop for HeldMessage<'_, 'a, R, N> {
 /// [`give_back`]'s doorbell, out of line.
 #[inline(never)]
 fn ring_for_return<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<N>) {
-    let k = bell.ring(bit(st.ring.queue()));
+    let k = bell.ring_one(st.ring.queue());
     count_rx_kicks(&mut st.stats, k);
 }
 
