@@ -137,7 +137,10 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
 /// publication.
 #[inline(always)]
 fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: u16) -> bool {
-    pos.wrapping_sub(published) < added.wrapping_sub(published)
+    // Nothing added since the last publication (the usual case when a
+    // buffer comes back): the first test alone answers.
+    added != published
+        && pos.wrapping_sub(published) < added.wrapping_sub(published)
         && shadow.get(usize::from(pos & mask)).map(|&s| u32::from(s)) == Some(id)
 }
 
@@ -945,8 +948,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             _ => return Err((self.fail(Error::UnknownUsedId), None)),
         };
         let (offset, capacity) = rec;
-        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
-        if len > capacity {
+        // Compared as `usize` (every target has at least 32 bits): no
+        // conversion of the capacity on the way.
+        if usize::try_from(len).map_or(true, |l| l > capacity) {
             let error = self.fail(Error::LengthOverflow);
             return Err((error, Some(Slot { id, offset, len: 0 })));
         }
