@@ -109,8 +109,8 @@ use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory};
 
 use crate::rings::{
-    clean_slot, invalidate_slot, line_end, read_slot, view_slot, view_slot_mut, write_slot, Halves,
-    RxRing, RxSlot, SendFailure, TxRing, TxSlot,
+    clean_slot, invalidate_slot, line_end, read_header_words, read_slot, view_slot, view_slot_mut,
+    write_slot, Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
 };
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
@@ -1111,16 +1111,18 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         // Only the header's lines first: rpmsg-lite reports the whole buffer
         // as used (§2.3), and a 16-byte message in a 512-byte buffer should
         // cost the lines it occupies, not the buffer's.
-        let mut hb = [0u8; HEADER_LEN];
-        let read = invalidate_slot(mem, &slot, 0, HEADER_LEN)
-            .and_then(|()| read_slot(mem, &slot, 0, &mut hb));
-        if let Err(e) = read {
-            // Only a memory that breaks its contract gets here; the
-            // buffer still goes back to the peer.
-            self.give_back(slot);
-            return Err(mem_error(&e));
-        }
-        let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(&hb);
+        let read =
+            invalidate_slot(mem, &slot, 0, HEADER_LEN).and_then(|()| read_header_words(mem, &slot));
+        let (src, dst, len_flags) = match read {
+            Ok(w) => w,
+            Err(e) => {
+                // Only a memory that breaks its contract gets here; the
+                // buffer still goes back to the peer.
+                self.give_back(slot);
+                return Err(mem_error(&e));
+            }
+        };
+        let header = Header::decode_words::<<R::Rx as RxRing<'a>>::Order>(src, dst, len_flags);
         // `HEADER_LEN + len <= used <= capacity`.
         let Ok(len) = header.check_len(used, used) else {
             self.bad_header();

@@ -15,6 +15,8 @@ use ipc_traits::buf::{Dirty, ShmBuf};
 use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory, ShmError};
+
+use crate::wire::HEADER_LEN;
 pub use vring::device::Returnable;
 use vring::{
     BufferArea, Device, DeviceConfig, Driver, DriverConfig, Endian, Error as RingError, Layout,
@@ -135,6 +137,45 @@ pub(crate) fn read_slot<M: SharedMemory + ?Sized>(
             unsafe { mem.read_unchecked(slot.offset + at, dst) }
         }
         _ => Err(past_slot::<M>()),
+    }
+}
+
+/// The header words 0, 1 and 3 (`src`, `dst`, `len` and `flags`: what
+/// [`crate::wire::Header::decode_words`] takes) at the start of `slot`,
+/// each read once: one aligned 32-bit load each when the slot is 4-aligned
+/// in the window (a buffer the ring checked against a cache line always
+/// is; coherent memory checks no alignment), else copied as bytes. The
+/// caller checked that the peer reported at least a header.
+///
+/// # Errors
+///
+/// Past what the peer reported (nothing is read), or the memory's own
+/// failure.
+#[inline(always)]
+pub(crate) fn read_header_words<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &RxSlot,
+) -> Result<(u32, u32, u32), M::Error> {
+    if (slot.len as usize) < HEADER_LEN {
+        return Err(past_slot::<M>());
+    }
+    let at = slot.offset;
+    if at % 4 != 0 {
+        let mut b = [0u8; HEADER_LEN];
+        // SAFETY: the ring validated the slot against `mem`: `offset + len`
+        // lies inside the window, and `HEADER_LEN <= len` (checked above).
+        unsafe { mem.read_unchecked(at, &mut b) }?;
+        let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        return Ok((w(0), w(4), w(12)));
+    }
+    // SAFETY: as above, each word inside `..HEADER_LEN` of the slot, and
+    // `at` (so `at + 4`, `at + 12`) a multiple of 4.
+    unsafe {
+        Ok((
+            mem.load_u32_unchecked(at)?,
+            mem.load_u32_unchecked(at + 4)?,
+            mem.load_u32_unchecked(at + 12)?,
+        ))
     }
 }
 
