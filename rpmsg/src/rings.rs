@@ -1260,16 +1260,14 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         // lengths at the buffer size; the header carries the payload
         // length).
         let len = u32::try_from(slot.room).unwrap_or(u32::MAX);
-        if let Err(error) = self.ring.add_slot(slot.token, len, false) {
-            return Err(SendFailure {
+        match self.ring.add_slot_and_publish(slot.token, len, false) {
+            Ok(wanted) => Ok(wanted || self.conv.notify_always),
+            Err((error, false)) => Err(SendFailure {
                 slot: Some(slot),
                 error,
-            });
+            }),
+            Err((error, true)) => Err(SendFailure { slot: None, error }),
         }
-        self.ring
-            .publish()
-            .map(|wanted| wanted || self.conv.notify_always)
-            .map_err(|error| SendFailure { slot: None, error })
     }
 
     fn stats(&self) -> &Stats {

@@ -714,6 +714,38 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if old == new {
             return Ok(false);
         }
+        self.publish_new(old, new, rearm)
+    }
+
+    /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
+    /// writer that publishes every buffer it adds (the add's checks stand
+    /// for the publication's: the ring is not broken, an entry is new).
+    ///
+    /// # Errors
+    ///
+    /// `(error, false)`: as [`Driver::add_slot`], nothing added (the id
+    /// stays lent); `(error, true)`: added, the publication failed as
+    /// [`Driver::publish`] does.
+    #[must_use = "a publication the device wants to hear about needs a notification"]
+    #[inline(always)]
+    pub fn add_slot_and_publish(
+        &mut self,
+        id: u16,
+        len: u32,
+        writable: bool,
+    ) -> Result<bool, (Error, bool)> {
+        self.add_slot(id, len, writable).map_err(|e| (e, false))?;
+        // Not broken (`add_slot` checked, and only a fetch of `used.idx`
+        // breaks the ring) and `published_idx..avail_idx` holds the entry
+        // just added.
+        let (old, new) = (self.published_idx, self.avail_idx);
+        self.publish_new(old, new, false).map_err(|e| (e, true))
+    }
+
+    /// [`Driver::publish_inner`] of the new entries `old..new` (not empty)
+    /// of a ring that is not broken.
+    #[inline(always)]
+    fn publish_new(&mut self, old: u16, new: u16, rearm: bool) -> Result<bool, Error> {
         let l = self.ring.layout;
         if M::COHERENT || self.entries_dirty {
             for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
