@@ -243,27 +243,29 @@ pub(crate) fn clean_slot<M: SharedMemory + ?Sized>(
     mem.clean(slot.offset, line_end::<M>(end))
 }
 
-/// Bytes `at..at + len` of a received slot, within what the peer
-/// reported, as a view whose accessors copy or compare; `None` past it.
-/// `mem` is the memory of the ring that handed the slot out.
+/// Bytes `at..at + len` of a received slot, within what the peer reported
+/// (the caller checked), as a view whose accessors copy or compare.
+///
+/// # Safety
+///
+/// `at + len <= slot.len` (no overflow); `mem` is the memory of the ring
+/// that handed the slot out.
 #[inline(always)]
-pub(crate) fn view_slot<'s, M: DirectMemory + ?Sized>(
+pub(crate) unsafe fn view_slot_unchecked<'s, M: DirectMemory + ?Sized>(
     mem: &'s M,
     slot: &'s RxSlot,
     at: usize,
     len: usize,
-) -> Option<ShmSlice<'s>> {
-    if at.checked_add(len)? > slot.len as usize {
-        return None;
-    }
+) -> ShmSlice<'s> {
     // SAFETY: the ring validated the slot against `mem`: `offset + len`
     // (what the peer reported, at most the capacity) lies inside the
-    // window, and `at + len` is inside it (checked above). The window holds
-    // no Rust object (`DirectMemory`); the slot is this core's alone until
-    // it goes back to the ring, which takes it by value, and the view
-    // borrows it, so no write of this program reaches the range while the
-    // view lives (the peer's may: values change, soundness does not).
-    Some(unsafe { ShmSlice::new(mem.as_ptr().add(slot.offset + at), len) })
+    // window, and `at + len` is inside it (the caller's contract). The
+    // window holds no Rust object (`DirectMemory`); the slot is this core's
+    // alone until it goes back to the ring, which takes it by value, and
+    // the view borrows it, so no write of this program reaches the range
+    // while the view lives (the peer's may: values change, soundness does
+    // not).
+    unsafe { ShmSlice::new(mem.as_ptr().add(slot.offset + at), len) }
 }
 
 /// Bytes `at..at + len` of a transmit slot, within its room, as a writable
@@ -279,7 +281,7 @@ pub(crate) fn view_slot_mut<'s, M: DirectMemory + ?Sized>(
     if at.checked_add(len)? > slot.room {
         return None;
     }
-    // SAFETY: as in `view_slot`, within the room (at most the capacity);
+    // SAFETY: as in `view_slot_unchecked`, within the room (at most the capacity);
     // the transmit slot is this core's alone and the peer does not own it
     // until it is sent, and `&mut` on the slot keeps a second view away
     // while this one lives.
