@@ -102,15 +102,15 @@ use core::cell::{Cell, UnsafeCell};
 use core::fmt;
 use core::marker::PhantomData;
 
-use critical_section::Mutex;
+use critical_section::{CriticalSection, Mutex};
 
 use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory};
 
 use crate::rings::{
-    clean_slot, invalidate_slot, line_end, read_slot, view_slot, view_slot_mut, write_slot, Halves,
-    RxRing, RxSlot, SendFailure, TxRing, TxSlot,
+    clean_slot, invalidate_slot, line_end, read_header_words, read_slot, view_slot_mut,
+    view_slot_unchecked, write_slot, Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
 };
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
@@ -254,30 +254,61 @@ impl<N: Notify> Bell<N> {
         critical_section::with(|cs| self.owed.borrow(cs).get() != 0)
     }
 
-    /// Rings the queues in `todo` and every doorbell owed.
-    fn ring(&self, todo: u32) -> Kicks {
+    /// Rings queue `q` and every doorbell owed: the per-message doorbell,
+    /// one notification when none is owed (the usual case), else as
+    /// [`Bell::ring`].
+    #[inline(always)]
+    fn ring_one(&self, q: QueueId) -> Kicks {
         critical_section::with(|cs| {
             let owed = self.owed.borrow(cs);
-            let mut kicks = Kicks::default();
-            let mut refused = 0;
-            let notify = self.notify.borrow(cs).get();
-            for q in QueueSet::from_bits(todo | owed.get()).iter() {
-                // SAFETY: `notify` is only reached inside a critical section
-                // (here), which no other context can enter meanwhile, and
-                // `Notify::notify` cannot reach this bell: the reference is
-                // unique while it lives.
-                #[allow(unsafe_code)]
-                let n = unsafe { &mut *notify };
-                if n.notify(q).is_ok() {
-                    kicks.rung = kicks.rung.wrapping_add(1);
-                } else {
-                    kicks.deferred = kicks.deferred.wrapping_add(1);
-                    refused |= 1 << q.index();
+            if owed.get() != 0 {
+                return self.ring_in(cs, bit(q));
+            }
+            // SAFETY: as in `ring_in`.
+            #[allow(unsafe_code)]
+            let n = unsafe { &mut *self.notify.borrow(cs).get() };
+            if n.notify(q).is_ok() {
+                Kicks {
+                    rung: 1,
+                    deferred: 0,
+                }
+            } else {
+                owed.set(bit(q));
+                Kicks {
+                    rung: 0,
+                    deferred: 1,
                 }
             }
-            owed.set(refused);
-            kicks
         })
+    }
+
+    /// Rings the queues in `todo` and every doorbell owed.
+    fn ring(&self, todo: u32) -> Kicks {
+        critical_section::with(|cs| self.ring_in(cs, todo))
+    }
+
+    /// [`Bell::ring`] inside the critical section `cs`.
+    fn ring_in(&self, cs: CriticalSection<'_>, todo: u32) -> Kicks {
+        let owed = self.owed.borrow(cs);
+        let mut kicks = Kicks::default();
+        let mut refused = 0;
+        let notify = self.notify.borrow(cs).get();
+        for q in QueueSet::from_bits(todo | owed.get()).iter() {
+            // SAFETY: `notify` is only reached inside a critical section
+            // (`cs`), which no other context can enter meanwhile, and
+            // `Notify::notify` cannot reach this bell: the reference is
+            // unique while it lives.
+            #[allow(unsafe_code)]
+            let n = unsafe { &mut *notify };
+            if n.notify(q).is_ok() {
+                kicks.rung = kicks.rung.wrapping_add(1);
+            } else {
+                kicks.deferred = kicks.deferred.wrapping_add(1);
+                refused |= 1 << q.index();
+            }
+        }
+        owed.set(refused);
+        kicks
     }
 }
 
@@ -329,6 +360,23 @@ impl<M: SharedMemory + ?Sized> Msg<'_, M> {
     #[inline(always)]
     fn read(&self, mem: &M, at: usize, out: &mut [u8]) -> Result<(), Error> {
         read_slot(mem, &self.slot, HEADER_LEN + at, out).map_err(|e| mem_error(&e))
+    }
+
+    /// Copies the first `out.len()` payload bytes out of `mem`, the ring's
+    /// memory; [`Error::TooLong`] past the payload (the caller's own check,
+    /// which this one repeats and the compiler folds).
+    #[inline(always)]
+    fn read_head(&self, mem: &M, out: &mut [u8]) -> Result<(), Error> {
+        if out.len() > self.len {
+            return Err(Error::TooLong);
+        }
+        // SAFETY: the ring validated the slot against `mem` (`offset + len`
+        // inside the window), and `HEADER_LEN + self.len` is within what the
+        // peer reported (`Rx::frame` checked it when it made this message),
+        // so `HEADER_LEN..HEADER_LEN + out.len()` lies inside the slot.
+        #[allow(unsafe_code)]
+        let read = unsafe { mem.read_unchecked(self.slot.offset + HEADER_LEN, out) };
+        read.map_err(|e| mem_error(&e))
     }
 }
 
@@ -635,8 +683,10 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         let Some(slot) = self.take()? else {
             return Ok(Sent::NoBuffer);
         };
-        let max = slot.room.saturating_sub(HEADER_LEN);
-        let (Ok(len16), true) = (u16::try_from(data.len()), data.len() <= max) else {
+        // One bounds check, the one `write_slot` makes (so the compiler
+        // folds it there; no overflow: a slice is at most `isize::MAX`).
+        let end = HEADER_LEN + data.len();
+        let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
             self.st.ring.give_back(slot);
             return Err(Error::TooLong);
         };
@@ -650,14 +700,14 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         let mem = self.st.ring.mem();
         let written = write_slot(mem, &slot, HEADER_LEN, data)
             .and_then(|()| write_slot(mem, &slot, 0, &header))
-            .and_then(|()| clean_slot(mem, &slot, HEADER_LEN + data.len()));
+            .and_then(|()| clean_slot(mem, &slot, end));
         if let Err(e) = written {
             self.st.ring.give_back(slot);
             return Err(mem_error(&e));
         }
-        let bits = finish_send::<R>(self.st, slot)?;
-        if bits != 0 {
-            self.kick(bits);
+        if finish_send::<R>(self.st, slot)? {
+            let k = self.bell.ring_one(self.st.ring.queue());
+            count_kicks(&mut self.st.stats, k);
         }
         Ok(Sent::Sent)
     }
@@ -671,14 +721,15 @@ fn count_kicks(stats: &mut TxStats, k: Kicks) {
 
 /// Hands a filled and cleaned `slot` to the ring (which publishes its
 /// whole room: rpmsg-lite keeps descriptor lengths at the buffer size, the
-/// header carries the payload length); returns the doorbell bits to ring.
-/// A slot the ring did not take is kept for the next send.
+/// header carries the payload length); returns whether the peer wants
+/// the ring's doorbell. A slot the ring did not take is kept for the next
+/// send.
 #[inline(always)]
-fn finish_send<'a, R: Halves<'a>>(st: &mut TxState<'a, R>, slot: TxSlot) -> Result<u32, Error> {
+fn finish_send<'a, R: Halves<'a>>(st: &mut TxState<'a, R>, slot: TxSlot) -> Result<bool, Error> {
     match st.ring.send(slot) {
         Ok(wanted) => {
             st.stats.messages = st.stats.messages.wrapping_add(1);
-            Ok(if wanted { bit(st.ring.queue()) } else { 0 })
+            Ok(wanted)
         }
         Err(SendFailure { slot, error }) => {
             if let Some(slot) = slot {
@@ -798,9 +849,8 @@ impl<'a, R: Halves<'a>, N: Notify> TxBuffer<'_, 'a, R, N> {
         let Some(slot) = self.slot.take() else {
             return Ok(());
         };
-        let bits = send_lent::<R>(self.st, slot, src.addr, dst, self.len, self.written)?;
-        if bits != 0 {
-            let k = self.bell.ring(bits);
+        if send_lent::<R>(self.st, slot, src.addr, dst, self.len, self.written)? {
+            let k = self.bell.ring_one(self.st.ring.queue());
             count_kicks(&mut self.st.stats, k);
         }
         Ok(())
@@ -818,7 +868,7 @@ fn send_lent<'a, R: Halves<'a>>(
     dst: u32,
     len: usize,
     written: usize,
-) -> Result<u32, Error> {
+) -> Result<bool, Error> {
     let max = slot.room.saturating_sub(HEADER_LEN);
     let (Ok(len16), true) = (u16::try_from(len), len <= max) else {
         st.ring.give_back(slot);
@@ -854,13 +904,16 @@ where
     ///
     /// [`Error::TooLong`] beyond the capacity.
     pub fn payload_mut(&mut self, len: usize) -> Result<ShmSliceMut<'_>, Error> {
-        let cap = self.capacity();
         let too_long = Error::TooLong;
-        if len > cap {
-            return Err(too_long);
-        }
         let mem = self.st.ring.mem();
         let slot = self.slot.as_mut().ok_or(too_long)?;
+        // One bounds check, the one the views below make again (folded).
+        if HEADER_LEN
+            .checked_add(len)
+            .is_none_or(|end| end > slot.room)
+        {
+            return Err(too_long);
+        }
         if self.written < len {
             view_slot_mut(mem, slot, HEADER_LEN + self.written, len - self.written)
                 .ok_or(too_long)?
@@ -918,7 +971,9 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// whole ring's worth of undeliverable messages arrived during this
     /// call (counted; the ring is not idle: call again); ring and memory
     /// errors.
-    #[inline]
+    // Always inlined (one call site in a typical receive loop): out of line,
+    // its prologue and epilogue alone were 16 instructions per message.
+    #[inline(always)]
     pub fn try_recv(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
         match self.next()? {
             Some(m) => self.deliver(m, out).map(Some),
@@ -934,7 +989,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             self.st.kept = Some(m);
             return Err(Error::TooLong);
         };
-        let res = m.read(self.st.ring.mem(), 0, dst);
+        let res = m.read_head(self.st.ring.mem(), dst);
         let got = Received {
             dst: m.dst,
             src: m.src,
@@ -1024,7 +1079,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         // (Virtio rings owe one only on non-coherent memory, for a return
         // the look published: `Conventions::return_with_next_look`.)
         if (slot.is_none() || !<R::Mem as SharedMemory>::COHERENT) && self.st.ring.take_kick() {
-            let k = self.bell.ring(bit(self.st.ring.queue()));
+            let k = self.bell.ring_one(self.st.ring.queue());
             count_rx_kicks(&mut self.st.stats, k);
         }
         Ok(slot)
@@ -1073,16 +1128,18 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         // Only the header's lines first: rpmsg-lite reports the whole buffer
         // as used (§2.3), and a 16-byte message in a 512-byte buffer should
         // cost the lines it occupies, not the buffer's.
-        let mut hb = [0u8; HEADER_LEN];
-        let read = invalidate_slot(mem, &slot, 0, HEADER_LEN)
-            .and_then(|()| read_slot(mem, &slot, 0, &mut hb));
-        if let Err(e) = read {
-            // Only a memory that breaks its contract gets here; the
-            // buffer still goes back to the peer.
-            self.give_back(slot);
-            return Err(mem_error(&e));
-        }
-        let header = Header::decode::<<R::Rx as RxRing<'a>>::Order>(&hb);
+        let read =
+            invalidate_slot(mem, &slot, 0, HEADER_LEN).and_then(|()| read_header_words(mem, &slot));
+        let (src, dst, len_flags) = match read {
+            Ok(w) => w,
+            Err(e) => {
+                // Only a memory that breaks its contract gets here; the
+                // buffer still goes back to the peer.
+                self.give_back(slot);
+                return Err(mem_error(&e));
+            }
+        };
+        let header = Header::decode_words::<<R::Rx as RxRing<'a>>::Order>(src, dst, len_flags);
         // `HEADER_LEN + len <= used <= capacity`.
         let Ok(len) = header.check_len(used, used) else {
             self.bad_header();
@@ -1124,7 +1181,7 @@ fn give_back<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<
     match st.ring.release(slot) {
         Ok(false) => {}
         Ok(true) => {
-            let k = bell.ring(bit(st.ring.queue()));
+            let k = bell.ring_one(st.ring.queue());
             count_rx_kicks(&mut st.stats, k);
         }
         Err(_) => {
@@ -1203,15 +1260,41 @@ where
     /// [`Error::TooLong`] if the validated buffer does not cover the
     /// payload (never, for a message this module validated).
     pub fn payload(&self) -> Result<ShmSlice<'_>, Error> {
-        let too_long = Error::TooLong;
         let m = &self.msg;
-        view_slot(self.st.ring.mem(), &m.slot, HEADER_LEN, m.len).ok_or(too_long)
+        // SAFETY: `HEADER_LEN + m.len` is within what the peer reported
+        // (`Rx::frame` checked it when it made the message), and the slot
+        // came from this ring, over this memory.
+        #[allow(unsafe_code)]
+        let view = unsafe { view_slot_unchecked(self.st.ring.mem(), &m.slot, HEADER_LEN, m.len) };
+        Ok(view)
     }
 }
 
 impl<'a, R: Halves<'a>, N: Notify> Drop for HeldMessage<'_, 'a, R, N> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // The message ends here: its slot goes back once.
-        give_back::<R, N>(self.st, self.bell, self.msg.slot.again());
+        // The message ends here: its slot goes back once. Its doorbell and
+        // failure out of line: what is left inlines where the message
+        // drops, so the message never goes through memory.
+        let st = &mut *self.st;
+        match st.ring.release(self.msg.slot.again()) {
+            Ok(false) => {}
+            Ok(true) => ring_for_return::<R, N>(st, self.bell),
+            Err(_) => return_failed::<R>(st),
+        }
     }
+}
+
+/// [`give_back`]'s doorbell, out of line.
+#[inline(never)]
+fn ring_for_return<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<N>) {
+    let k = bell.ring_one(st.ring.queue());
+    count_rx_kicks(&mut st.stats, k);
+}
+
+/// [`give_back`]'s failure, out of line.
+#[cold]
+fn return_failed<'a, R: Halves<'a>>(st: &mut RxState<'a, R>) {
+    st.stats.return_failures = st.stats.return_failures.wrapping_add(1);
+    st.return_failed = true;
 }

@@ -55,6 +55,21 @@ impl Header {
         b
     }
 
+    /// [`Header::decode`] of the wire image's 32-bit words 0, 1 and 3, each
+    /// as memory holds it natively (word `i` is bytes `4i..4i + 4`;
+    /// `reserved` is not read): a header read word by word, with no byte
+    /// array in between.
+    #[inline(always)]
+    pub(crate) fn decode_words<O: Endian>(src: u32, dst: u32, len_flags: u32) -> Self {
+        let [l0, l1, f0, f1] = len_flags.to_ne_bytes();
+        Self {
+            src: O::u32_from(src.to_ne_bytes()),
+            dst: O::u32_from(dst.to_ne_bytes()),
+            len: O::u16_from([l0, l1]),
+            flags: O::u16_from([f0, f1]),
+        }
+    }
+
     /// Decodes a header; the `reserved` word is ignored (rpmsg-lite keeps
     /// bookkeeping there, §2.3).
     pub fn decode<O: Endian>(b: &[u8; HEADER_LEN]) -> Self {

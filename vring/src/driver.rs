@@ -137,7 +137,10 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
 /// publication.
 #[inline(always)]
 fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: u16) -> bool {
-    pos.wrapping_sub(published) < added.wrapping_sub(published)
+    // Nothing added since the last publication (the usual case when a
+    // buffer comes back): the first test alone answers.
+    added != published
+        && pos.wrapping_sub(published) < added.wrapping_sub(published)
         && shadow.get(usize::from(pos & mask)).map(|&s| u32::from(s)) == Some(id)
 }
 
@@ -178,7 +181,10 @@ impl Record {
 /// drops), or this core reads the table and finds other bytes (a stray
 /// write, a scribble reaching memory while the line is not cached here).
 /// A corrupted descriptor so costs one message, then is written again.
-/// Coherent memory writes it every time (there is no clean to save).
+/// Coherent memory writes it every time (there is no clean to save) and
+/// keeps the record only for [`Driver::add_readable`]'s recognition of a
+/// checked buffer ([`Driver::add_slot`] records nothing there: a lent id
+/// is bound to its buffer for good).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Written {
     addr: u64,
@@ -242,7 +248,9 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DriverConfig,
     slots: [Record; N],
-    /// What each descriptor was last written with (see [`Written`]).
+    /// What each descriptor was last written with (see [`Written`]; on
+    /// coherent memory, by [`Driver::add_readable`] or
+    /// [`Driver::add_writable`] only).
     written: [Option<Written>; N],
     free: [u16; N],
     free_len: usize,
@@ -450,10 +458,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
     }
 
-    /// Writes descriptor `id` in full and cleans it.
+    /// Writes descriptor `id` in full for `w` and cleans it. `w`'s fields
+    /// go by value (in registers: a reference would put them in memory
+    /// first, on the hot path of [`Driver::add_slot`]).
     #[inline]
-    fn write_descriptor(&self, id: u16, w: &Written) -> Result<(), Error> {
-        self.ring.write_desc(id, &self.descriptor(id, w))?;
+    fn write_descriptor(&self, id: u16, addr: u64, len: u32, flags: u16) -> Result<(), Error> {
+        let w = Written {
+            addr,
+            capacity: 0,
+            len,
+            flags,
+            trusted: true,
+        };
+        self.ring.write_desc(id, &self.descriptor(id, &w))?;
         self.clean_descriptor(id)
     }
 
@@ -507,6 +524,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if let Err(e) = self.post(id, w) {
             return Err((buf, e));
         }
+        if M::COHERENT {
+            // The checked range, recognised next time (`post` records
+            // it only on non-coherent memory).
+            self.written[usize::from(id)] = Some(w);
+        }
         self.free_len -= 1;
         self.slots[usize::from(id)] = Record {
             rec: Some(buf.into_published()),
@@ -531,7 +553,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let written = if unchanged {
             Ok(())
         } else {
-            self.write_descriptor(id, &w)
+            self.write_descriptor(id, w.addr, w.len, w.flags)
         }
         .and_then(|()| self.ring.update_avail_entry(pos, id));
         match written {
@@ -545,7 +567,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 return Err(e);
             }
         }
-        self.written[usize::from(id)] = Some(w);
+        if !M::COHERENT {
+            // Coherent memory writes every descriptor (the record is only
+            // `add`'s, which keeps it itself): nothing to record for a
+            // lent slot, bound to its buffer for good.
+            self.written[usize::from(id)] = Some(w);
+        }
         self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
         self.avail_idx = pos.wrapping_add(1);
         Ok(())
@@ -688,6 +715,38 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if old == new {
             return Ok(false);
         }
+        self.publish_new(old, new, rearm)
+    }
+
+    /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
+    /// writer that publishes every buffer it adds (the add's checks stand
+    /// for the publication's: the ring is not broken, an entry is new).
+    ///
+    /// # Errors
+    ///
+    /// `(error, false)`: as [`Driver::add_slot`], nothing added (the id
+    /// stays lent); `(error, true)`: added, the publication failed as
+    /// [`Driver::publish`] does.
+    #[must_use = "a publication the device wants to hear about needs a notification"]
+    #[inline(always)]
+    pub fn add_slot_and_publish(
+        &mut self,
+        id: u16,
+        len: u32,
+        writable: bool,
+    ) -> Result<bool, (Error, bool)> {
+        self.add_slot(id, len, writable).map_err(|e| (e, false))?;
+        // Not broken (`add_slot` checked, and only a fetch of `used.idx`
+        // breaks the ring) and `published_idx..avail_idx` holds the entry
+        // just added.
+        let (old, new) = (self.published_idx, self.avail_idx);
+        self.publish_new(old, new, false).map_err(|e| (e, true))
+    }
+
+    /// [`Driver::publish_inner`] of the new entries `old..new` (not empty)
+    /// of a ring that is not broken.
+    #[inline(always)]
+    fn publish_new(&mut self, old: u16, new: u16, rearm: bool) -> Result<bool, Error> {
         let l = self.ring.layout;
         if M::COHERENT || self.entries_dirty {
             for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
@@ -922,8 +981,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             _ => return Err((self.fail(Error::UnknownUsedId), None)),
         };
         let (offset, capacity) = rec;
-        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
-        if len > capacity {
+        // Compared as `usize` (every target has at least 32 bits): no
+        // conversion of the capacity on the way.
+        if usize::try_from(len).map_or(true, |l| l > capacity) {
             let error = self.fail(Error::LengthOverflow);
             return Err((error, Some(Slot { id, offset, len: 0 })));
         }
@@ -1033,7 +1093,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             trusted: true,
         };
         let written = self
-            .write_descriptor(id, &w)
+            .write_descriptor(id, w.addr, w.len, w.flags)
             .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
             .and_then(|()| {
                 self.ring

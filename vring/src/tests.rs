@@ -558,6 +558,41 @@ fn slot_records_go_back_by_id_and_only_once() {
 }
 
 #[test]
+fn add_slot_and_publish_adds_publishes_and_says_which_step_failed() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let lent = drv.lend(clean(shm, 0, b"ping")).unwrap();
+        // Not lent (an id never handed out): nothing added.
+        assert_eq!(
+            drv.add_slot_and_publish(lent.id + 1, 4, false),
+            Err((Error::ForeignBuffer, false))
+        );
+        assert_eq!((drv.unpublished(), drv.in_flight()), (0, 0));
+        // Beyond the buffer: nothing added, still lent.
+        assert_eq!(
+            drv.add_slot_and_publish(lent.id, 65, false),
+            Err((Error::InvalidLength, false))
+        );
+        // The device did not suppress notifications: it wants one.
+        assert_eq!(drv.add_slot_and_publish(lent.id, 4, false), Ok(true));
+        assert_eq!((drv.unpublished(), drv.in_flight()), (0, 1));
+        assert_eq!(drv.stats().published, 1);
+        let mut idx = [0u8; 2];
+        shm.read(L.avail_offset() + 2, &mut idx).unwrap();
+        assert_eq!(u16::from_ne_bytes(idx), 1, "avail.idx published");
+        let mut d = [0u8; 16];
+        shm.read(L.desc_entry_offset(lent.id), &mut d).unwrap();
+        assert_eq!(u64::from_ne_bytes(d[0..8].try_into().unwrap()), addr(0));
+        assert_eq!(u32::from_ne_bytes(d[8..12].try_into().unwrap()), 4);
+        // Taken: not lent any more.
+        assert_eq!(
+            drv.add_slot_and_publish(lent.id, 4, false),
+            Err((Error::ForeignBuffer, false))
+        );
+    });
+}
+
+#[test]
 fn a_used_length_past_the_buffer_still_returns_the_slot() {
     with_region(Coherent, |shm| {
         let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
