@@ -165,7 +165,9 @@ pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     // Checked arithmetic: the layout errors on an absurd `align`, and its
     // end does not overflow; then the whole ring must be inside the window.
     let layout = Layout::try_legacy_at(offset, num, align)?;
-    if layout.end() > shared.len() {
+    // The used ring is the legacy layout's last area, and the layout
+    // checked that its end does not overflow.
+    if layout.used_offset() + vring::layout::used_size(usize::from(num)) > shared.len() {
         return Err(outside);
     }
     Ok(layout)
