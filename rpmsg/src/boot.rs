@@ -146,10 +146,9 @@ impl Profile {
 ///
 /// # Errors
 ///
-/// [`Error::BadVring`] (`num` above 16 bits), [`Error::VringOutsideWindow`],
-/// a layout error ([`Error::Ring`]: `BadNum`, `BadAlign` for a zero or
-/// not-power-of-two value, `MisalignedArea`, `Overflow`). Never panics on
-/// any table content.
+/// [`Error::BadVring`] (`num` or `align` zero, not a power of two, or too
+/// large), [`Error::VringOutsideWindow`], a layout error ([`Error::Ring`]:
+/// `MisalignedArea`, `Overflow`). Never panics on any table content.
 pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     spec: VringSpec,
@@ -164,7 +163,10 @@ pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     let align = usize::try_from(spec.align).unwrap_or(0);
     // Checked arithmetic: the layout errors on an absurd `align`, and its
     // end does not overflow; then the whole ring must be inside the window.
-    let layout = Layout::try_legacy_at(offset, num, align)?;
+    let layout = Layout::try_legacy_at(offset, num, align).map_err(|e| match e {
+        vring::Error::BadNum | vring::Error::BadAlign => Error::BadVring,
+        e => Error::Ring(e),
+    })?;
     // The used ring is the legacy layout's last area, and the layout
     // checked that its end does not overflow.
     if layout.used_offset() + vring::layout::used_size(usize::from(num)) > shared.len() {
@@ -772,10 +774,11 @@ mod tests {
         let size = Layout::legacy(64, 4096).end();
         assert_eq!(at(BASE, 4096, 64), Ok(Layout::legacy_at(0, 64, 4096)));
         assert_eq!(at(BASE, 4096, 1 << 16), Err(Error::BadVring));
-        assert_eq!(at(BASE, 4096, 0), ring(vring::Error::BadNum));
-        assert_eq!(at(BASE, 4096, 48), ring(vring::Error::BadNum));
-        assert_eq!(at(BASE, 0, 64), ring(vring::Error::BadAlign));
-        assert_eq!(at(BASE, 3000, 64), ring(vring::Error::BadAlign));
+        assert_eq!(at(BASE, 4096, 0), Err(Error::BadVring));
+        assert_eq!(at(BASE, 4096, 48), Err(Error::BadVring));
+        assert_eq!(at(BASE, 0, 64), Err(Error::BadVring));
+        assert_eq!(at(BASE, 3000, 64), Err(Error::BadVring));
+        assert_eq!(at(BASE, 1 << 31, 64), Err(Error::VringOutsideWindow));
         assert_eq!(at(BASE + 16, 4096, 64), ring(vring::Error::MisalignedArea));
         assert_eq!(at(BASE - 16, 16, 4), Err(Error::VringOutsideWindow));
         assert_eq!(at(BASE + LEN as u64, 16, 4), Err(Error::VringOutsideWindow));
