@@ -149,18 +149,30 @@ impl Profile {
 /// [`Error::BadVring`] (`num` or `align` zero, not a power of two, or too
 /// large), [`Error::VringOutsideWindow`], a layout error ([`Error::Ring`]:
 /// `MisalignedArea`, `Overflow`). Never panics on any table content.
+#[inline]
 pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     spec: VringSpec,
 ) -> Result<Layout, Error> {
-    let num = u16::try_from(spec.num).map_err(|_| Error::BadVring)?;
+    legacy_in(shared, spec.da, spec.align, spec.num)
+}
+
+/// [`vring_layout`] with the entry's fields as scalars: one copy of the
+/// checks, its arguments in registers (a `VringSpec` by value goes
+/// through a copy on the stack).
+#[inline(never)]
+fn legacy_in<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    da: u32,
+    align: u32,
+    num: u32,
+) -> Result<Layout, Error> {
+    let num = u16::try_from(num).map_err(|_| Error::BadVring)?;
     let outside = Error::VringOutsideWindow;
-    let offset = shared
-        .translate(u64::from(spec.da), 0)
-        .map_err(|_| outside)?;
+    let offset = shared.translate(u64::from(da), 0).map_err(|_| outside)?;
     // `u32` fits `usize` on every target of this crate; a value that did
     // not would fail the layout's alignment check the same way.
-    let align = usize::try_from(spec.align).unwrap_or(0);
+    let align = usize::try_from(align).unwrap_or(0);
     // Checked arithmetic: the layout errors on an absurd `align`, and its
     // end does not overflow; then the whole ring must be inside the window.
     let layout = Layout::try_legacy_at(offset, num, align).map_err(|e| match e {
