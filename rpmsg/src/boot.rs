@@ -139,30 +139,51 @@ impl Profile {
 
 /// The layout of the vring `spec` describes, placed where the table says.
 ///
+/// One pass over the facts: `num` must fit 16 bits, the layout checks
+/// `num` and `align` (powers of two, `num <= 32768`) and its own
+/// arithmetic, the ring's start is translated once and its end compared
+/// with the window.
+///
 /// # Errors
 ///
-/// [`Error::BadVring`], [`Error::VringOutsideWindow`],
-/// a layout error ([`Error::Ring`]). Never panics on any table content.
+/// [`Error::BadVring`] (`num` or `align` zero, not a power of two, or too
+/// large), [`Error::VringOutsideWindow`], a layout error ([`Error::Ring`]:
+/// `MisalignedArea`, `Overflow`). Never panics on any table content.
+#[inline]
 pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     spec: VringSpec,
 ) -> Result<Layout, Error> {
-    let bad = Error::BadVring;
-    let num = u16::try_from(spec.num).map_err(|_| bad)?;
-    let align = usize::try_from(spec.align).map_err(|_| bad)?;
-    if num == 0 || !num.is_power_of_two() || align == 0 || !align.is_power_of_two() {
-        return Err(bad);
-    }
+    legacy_in(shared, spec.da, spec.align, spec.num)
+}
+
+/// [`vring_layout`] with the entry's fields as scalars: one copy of the
+/// checks, its arguments in registers (a `VringSpec` by value goes
+/// through a copy on the stack).
+#[inline(never)]
+fn legacy_in<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    da: u32,
+    align: u32,
+    num: u32,
+) -> Result<Layout, Error> {
+    let num = u16::try_from(num).map_err(|_| Error::BadVring)?;
     let outside = Error::VringOutsideWindow;
-    let offset = shared
-        .translate(u64::from(spec.da), 1)
-        .map_err(|_| outside)?;
-    // Checked arithmetic: the layout errors on an absurd `align`, then the
-    // whole ring must be inside the window.
-    let layout = Layout::try_legacy_at(offset, num, align)?;
-    shared
-        .translate(u64::from(spec.da), layout.end() - offset)
-        .map_err(|_| outside)?;
+    let offset = shared.translate(u64::from(da), 0).map_err(|_| outside)?;
+    // `u32` fits `usize` on every target of this crate; a value that did
+    // not would fail the layout's alignment check the same way.
+    let align = usize::try_from(align).unwrap_or(0);
+    // Checked arithmetic: the layout errors on an absurd `align`, and its
+    // end does not overflow; then the whole ring must be inside the window.
+    let layout = Layout::try_legacy_at(offset, num, align).map_err(|e| match e {
+        vring::Error::BadNum | vring::Error::BadAlign => Error::BadVring,
+        e => Error::Ring(e),
+    })?;
+    // The used ring is the legacy layout's last area, and the layout
+    // checked that its end does not overflow.
+    if layout.used_offset() + vring::layout::used_size(usize::from(num)) > shared.len() {
+        return Err(outside);
+    }
     Ok(layout)
 }
 
@@ -731,4 +752,56 @@ pub fn reset_device<T: SharedMemory<Error = ShmError>>(
     info: &VdevInfo,
 ) -> Result<(), ShmError> {
     put(table, info.offset + VDEV_STATUS, &[0])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use ipc_traits::cache::Coherent;
+    use ipc_traits::shm::RawRegion;
+    use vring::Layout;
+
+    use super::vring_layout;
+    use crate::rsc_table::VringSpec;
+    use crate::Error;
+
+    /// Every hostile `num`, `align` and `da` of a vring entry is a typed
+    /// error, and a ring that fits the window exactly is accepted.
+    #[test]
+    fn vring_layout_checks_every_field_of_the_entry() {
+        const BASE: u64 = 0x1000;
+        const LEN: usize = 8192;
+        let mut backing = vec![0u64; LEN / 8];
+        let ptr = core::ptr::NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the vector is reached only through this window while it
+        // lives.
+        let shm = unsafe { RawRegion::new(ptr, LEN, BASE, Coherent) }.unwrap();
+        let at = |da: u64, align: u32, num: u32| {
+            let da = u32::try_from(da).unwrap();
+            vring_layout(&shm, VringSpec::new(da, align, num, 0))
+        };
+        let ring = |e| Err(Error::Ring(e));
+        // A 64-entry ring with 4096 alignment: 6 KiB and a few bytes.
+        let size = Layout::legacy(64, 4096).end();
+        assert_eq!(at(BASE, 4096, 64), Ok(Layout::legacy_at(0, 64, 4096)));
+        assert_eq!(at(BASE, 4096, 1 << 16), Err(Error::BadVring));
+        assert_eq!(at(BASE, 4096, 0), Err(Error::BadVring));
+        assert_eq!(at(BASE, 4096, 48), Err(Error::BadVring));
+        assert_eq!(at(BASE, 0, 64), Err(Error::BadVring));
+        assert_eq!(at(BASE, 3000, 64), Err(Error::BadVring));
+        assert_eq!(at(BASE, 1 << 31, 64), Err(Error::VringOutsideWindow));
+        assert_eq!(at(BASE + 16, 4096, 64), ring(vring::Error::MisalignedArea));
+        assert_eq!(at(BASE - 16, 16, 4), Err(Error::VringOutsideWindow));
+        assert_eq!(at(BASE + LEN as u64, 16, 4), Err(Error::VringOutsideWindow));
+        // A small ring ending exactly at the window's end fits; one more
+        // aligned step does not.
+        let small = Layout::legacy(4, 16).end() as u64;
+        let last = (BASE + LEN as u64 - small) & !15;
+        assert!(at(last, 16, 4).is_ok_and(|l| l.end() <= LEN));
+        assert_eq!(at(last + 16, 16, 4), Err(Error::VringOutsideWindow));
+        assert!(size > LEN - 4096);
+        assert_eq!(at(BASE + 4096, 4096, 64), Err(Error::VringOutsideWindow));
+        drop(backing);
+    }
 }

@@ -580,7 +580,9 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     }
 
     fn ns_send(&mut self, ep: &Endpoint, name: &str, action: NsAction) -> Result<Sent, Error> {
-        let name = Name::new(name).ok_or(Error::BadName)?;
+        let Some(name) = Name::new(name) else {
+            return Err(Error::BadName);
+        };
         let bytes = NsMessage {
             name,
             addr: ep.addr,

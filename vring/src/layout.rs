@@ -368,18 +368,20 @@ impl Layout {
 
     /// One past the highest byte of the ring (for the legacy layout,
     /// `base + vring_size(num, align)`).
+    ///
+    /// Three sums and two comparisons (no array of the areas: smaller
+    /// code on a microcontroller).
     pub const fn end(&self) -> usize {
-        let areas = self.areas();
-        let mut end = 0;
-        let mut i = 0;
-        while i < 3 {
-            let e = areas[i].0 + areas[i].1;
-            if e > end {
-                end = e;
-            }
-            i += 1;
+        let n = self.num as usize;
+        let d = self.desc + desc_table_size(n);
+        let a = self.avail + avail_size(n);
+        let u = self.used + used_size(n);
+        let m = if d > a { d } else { a };
+        if m > u {
+            m
+        } else {
+            u
         }
-        end
     }
 
     /// Whether `offset..offset + len` touches any ring area.
