@@ -464,8 +464,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // the cell until this one, dropped, gives it back (`Drop`), and
         // this reference dies with it.
         let t = unsafe { &mut *tables.tables.get() };
-        t.stats = Stats::ZERO;
-        t.entries.fill(Entry::NONE);
+        // All-zero bytes are `Stats::ZERO` and `Entry::NONE` (`Tables`:
+        // `repr(C)` of plain integers and `Held::No` = 0). One volatile
+        // store per word: LLVM turns a plain zeroing loop (or `fill`) back
+        // into a `memset` call, which links compiler_builtins' memclr8
+        // (174 B on thumbv7em) for this one use.
+        let words = core::ptr::from_mut(t).cast::<u32>();
+        for i in 0..size_of::<Tables<N>>() / 4 {
+            // SAFETY: `t` is this device's exclusive reference (the lease
+            // above) to a `Tables<N>`, aligned to at least 4 (it holds
+            // `u32`s) and `size_of::<Tables<N>>()` bytes long, so word `i`
+            // lies inside it; zero is a valid value of every field.
+            unsafe { words.add(i).write_volatile(0) };
+        }
         Ok(Self {
             ring,
             config,
