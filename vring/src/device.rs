@@ -74,7 +74,9 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
 use crate::error::{Error, Stats};
-use crate::layout::{align_up, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE};
+use crate::layout::{
+    align_up, avail_size, desc_table_size, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE,
+};
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     USED_F_NO_NOTIFY,
@@ -439,13 +441,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             .filter(|&e| e <= mem.len())
             .ok_or(Error::BadBufferArea)?;
         let line = M::LINE;
-        for (off, len) in layout.areas() {
+        // Each area by its scalars (no array of the three on the stack: a
+        // loop over `Layout::areas` built one at each of the two inlined
+        // attaches of a small image).
+        let clear = |off: usize, len: usize| {
             let lo = off & !(line - 1);
             let hi = align_up(off + len, line).ok_or(Error::Overflow)?;
             if lo < end && area.offset < hi {
                 return Err(Error::BadBufferArea);
             }
-        }
+            Ok(())
+        };
+        let n = usize::from(layout.num());
+        clear(layout.desc_offset(), desc_table_size(n))?;
+        clear(layout.avail_offset(), avail_size(n))?;
+        clear(layout.used_offset(), used_size(n))?;
         // The whole used ring, not only `used.idx`: this core may hold stale
         // lines of it (a warm cache from before the driver laid the ring
         // out, or from a previous session), and the device's first partial
