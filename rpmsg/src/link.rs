@@ -677,8 +677,12 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
 
     /// The copying send in one pass: a free slot from the ring, the
     /// payload and then the header written straight into it, the lines
-    /// written cleaned, the slot published.
-    #[inline]
+    /// written cleaned, the slot published. Inlined into its callers (no
+    /// call, no register save and restore per message); with the feature
+    /// `small`, one out-of-line copy shared by [`Tx::try_send`] and
+    /// [`Tx::announce`].
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn send_copy(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<Sent, Error> {
         let Some(slot) = self.take()? else {
             return Ok(Sent::NoBuffer);
