@@ -1143,14 +1143,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
         if arm {
             self.store_avail_event(self.last_avail)?;
-        } else if !self.driver_declined && self.driver_wants(new, old)? {
+        } else if !self.driver_declined && self.driver_wants(new, old, false)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
         if arm {
             self.armed_at = u32::from(self.last_avail);
         }
-        let notify = self.driver_wants(new, old)?;
+        // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
+        let notify = self.driver_wants(new, old, arm)?;
         self.driver_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
@@ -1164,22 +1165,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Whether the driver asks to hear about used entries `old..new`: a
-    /// fresh read of its `used_event` or `avail.flags`.
+    /// fresh read of its `used_event` or `avail.flags`. `event_idx`: the
+    /// caller knows the ring uses `EVENT_IDX` (no test of the mode).
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline)]
-    fn driver_wants(&self, new: u16, old: u16) -> Result<bool, Error> {
+    fn driver_wants(&self, new: u16, old: u16, event_idx: bool) -> Result<bool, Error> {
         let l = self.ring.layout;
-        Ok(match self.config.suppression {
-            Suppression::EventIdx => {
+        Ok(
+            if event_idx || self.config.suppression == Suppression::EventIdx {
                 self.ring.invalidate(l.used_event_offset(), 2)?;
                 let event = self.ring.load_u16(Field::UsedEvent)?;
                 need_event(event, new, old)
-            }
-            Suppression::Flags => {
+            } else {
                 self.ring.invalidate(l.avail_offset(), 2)?;
                 self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
-            }
-        })
+            },
+        )
     }
 
     #[inline]
