@@ -373,7 +373,6 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// The lease on the tables `t` lives in, given back when the device
     /// is dropped.
     lease: &'m AtomicBool,
-    held_count: u16,
     last_avail: u16,
     avail_seen: u16,
     used_idx: u16,
@@ -478,7 +477,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             config,
             t,
             lease: &tables.leased,
-            held_count: 0,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
             used_idx: used,
@@ -510,9 +508,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.broken
     }
 
-    /// Buffers popped and not yet pushed back.
+    /// Buffers popped and not yet pushed back: a pass over the per-entry
+    /// table (O(`num`); the pop and push paths keep no count).
     pub fn held(&self) -> u16 {
-        self.held_count
+        let n = self.t.entries.iter().filter(|e| e.is_held()).count();
+        // Only ids below `num` (a `u16`) are ever held.
+        u16::try_from(n).unwrap_or(u16::MAX)
     }
 
     /// The next available position to consume.
@@ -748,7 +749,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if let Some(e) = self.t.entries.get_mut(usize::from(head)) {
             e.held = Held::No;
         }
-        self.held_count = self.held_count.wrapping_sub(1);
     }
 
     #[inline(always)]
@@ -783,7 +783,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         match self.check(head, writable) {
             // `check` marked `head` held.
             Ok(p) => {
-                self.held_count += 1;
                 self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
                 Ok(Some(p))
             }
@@ -1346,7 +1345,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("last_avail", &self.last_avail)
             .field("used_idx", &self.used_idx)
             .field("used_published", &self.used_published)
-            .field("held", &self.held_count)
+            .field("held", &self.held())
             .field("broken", &self.broken)
             .field("stats", &self.t.stats)
             .finish()
