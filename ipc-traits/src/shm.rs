@@ -326,6 +326,35 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
         unsafe { self.write_unchecked(offset, &value.to_ne_bytes()) }
     }
 
+    /// Stores `K` consecutive 32-bit ring fields at an offset the caller
+    /// has already checked: [`SharedMemory::store_u32_unchecked`] at
+    /// `offset`, `offset + 4`, ... in order (one plain access each, no
+    /// ordering). An implementation reaching the window through a base
+    /// pointer computes the address once for all `K` stores (a volatile
+    /// store does not let the compiler keep a base read before it).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::read_unchecked`]; a failed store leaves the
+    /// later words unstored.
+    ///
+    /// # Safety
+    ///
+    /// `offset + 4 * K <= self.len()` and `offset` is a multiple of 4.
+    #[inline(always)]
+    unsafe fn store_u32s_unchecked<const K: usize>(
+        &self,
+        offset: usize,
+        values: [u32; K],
+    ) -> Result<(), Self::Error> {
+        for (i, v) in values.into_iter().enumerate() {
+            // SAFETY: word `i` lies in `offset..offset + 4 * K`, covered by
+            // the caller's contract, and is 4-aligned.
+            unsafe { self.store_u32_unchecked(offset + 4 * i, v) }?;
+        }
+        Ok(())
+    }
+
     /// Writes back this core's cached copy of `offset..offset + len`.
     ///
     /// # Errors
@@ -441,6 +470,10 @@ macro_rules! forward_shm {
             #[inline] unsafe fn store_u32_unchecked(&self, o: usize, v: u32) -> Result<(), Self::Error> {
                 // SAFETY: as above.
                 unsafe { T::store_u32_unchecked(self, o, v) }
+            }
+            #[inline(always)] unsafe fn store_u32s_unchecked<const K: usize>(&self, o: usize, v: [u32; K]) -> Result<(), Self::Error> {
+                // SAFETY: as above.
+                unsafe { T::store_u32s_unchecked(self, o, v) }
             }
             #[inline] fn covering_lines(&self, o: usize, l: usize) -> Result<(usize, usize), Self::Error> { T::covering_lines(self, o, l) }
         }
@@ -683,6 +716,25 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         Ok(())
     }
 
+    #[inline(always)]
+    unsafe fn store_u32s_unchecked<const K: usize>(
+        &self,
+        offset: usize,
+        values: [u32; K],
+    ) -> Result<(), ShmError> {
+        // SAFETY: `offset..offset + 4 * K` is in the window and 4-aligned
+        // (caller's contract, base aligned to `BASE_ALIGN`); as in
+        // `store_u32_unchecked`, volatile stores, never a reference. The
+        // address is computed once: the base is read before the first
+        // store, not again after each.
+        let p = unsafe { self.base.as_ptr().add(offset).cast::<u32>() };
+        for (i, v) in values.into_iter().enumerate() {
+            // SAFETY: word `i < K` of the range above.
+            unsafe { p.add(i).write_volatile(v) };
+        }
+        Ok(())
+    }
+
     #[inline]
     fn load_u16_acquire(&self, offset: usize) -> Result<u16, ShmError> {
         check_align(offset, 2)?;
@@ -829,6 +881,31 @@ mod tests {
         }
         assert_eq!(b.0[4..6], 0x0102u16.to_ne_bytes());
         assert_eq!(&b.0[16..19], b"abc");
+    }
+
+    #[test]
+    fn word_batches_land_in_order_at_the_offset_and_nowhere_else() {
+        let mut b = Backing([0xee; 512]);
+        {
+            let shm = region(&mut b);
+            // SAFETY: 32..48 and 496..504 are inside the 512-byte window,
+            // 4-aligned.
+            unsafe {
+                shm.store_u32s_unchecked(32, [1, 2, 3, 0x0a0b_0c0d])
+                    .unwrap();
+                // Through the forwarding impl for `&T`.
+                <&RawRegion<Coherent> as SharedMemory>::store_u32s_unchecked(&&shm, 504, [7, 8])
+                    .unwrap();
+                shm.store_u32s_unchecked(100, [0u32; 0]).unwrap();
+            }
+        }
+        let word = |o: usize| u32::from_ne_bytes(b.0[o..o + 4].try_into().unwrap());
+        assert_eq!(
+            [word(32), word(36), word(40), word(44)],
+            [1, 2, 3, 0x0a0b_0c0d]
+        );
+        assert_eq!([word(504), word(508)], [7, 8]);
+        assert_eq!([b.0[31], b.0[48], b.0[503], b.0[100]], [0xee; 4]);
     }
 
     #[test]

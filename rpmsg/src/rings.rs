@@ -1038,6 +1038,9 @@ pub struct MasterTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     spare: Spares<NUM>,
     queue: QueueId,
     buf_size: usize,
+    /// `buf_size` as a descriptor length (checked to fit at `new`): what
+    /// every send publishes.
+    buf_len: u32,
     conv: Conventions,
     /// The ring asks the remote not to ring (`quiet_returns`).
     quiet: bool,
@@ -1109,6 +1112,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
         let mut fresh: [Option<TxSlot>; NUM] = [const { None }; NUM];
         let slot = |k: usize| config.pool.checked_add(k.checked_mul(config.buf_size)?);
         let bad_pool = RingError::BadBufferArea;
+        let buf_len = u32::try_from(config.buf_size).map_err(|_| bad_pool)?;
         for k in 0..2 * num {
             let offset = slot(k).ok_or(bad_pool)?;
             // SAFETY: slot k of the pool, owned by this link alone (this
@@ -1126,8 +1130,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
                 // (`Unwritten`): it is written back like every slot a ring
                 // takes.
                 let clean = buf.clean().map_err(|(_, e)| mem_err(&e))?;
-                let len = u32::try_from(config.buf_size).map_err(|_| bad_pool)?;
-                tx.preload_used(clean, len).map_err(|(_, e)| e)?;
+                tx.preload_used(clean, buf_len).map_err(|(_, e)| e)?;
             } else if let Some(at) = fresh.get_mut(k - num) {
                 // Bound to a descriptor id for good; written back whole now
                 // (nothing is known of what this core wrote there before),
@@ -1160,6 +1163,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> MasterRings<'m, 
                 spare,
                 queue: config.queues.vring1,
                 buf_size: config.buf_size,
+                buf_len,
                 conv: Conventions::UNTUNED,
                 quiet: false,
             },
@@ -1289,9 +1293,11 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure> {
         // The whole buffer is published (rpmsg-lite keeps descriptor
         // lengths at the buffer size; the header carries the payload
-        // length).
-        let len = u32::try_from(slot.room).unwrap_or(u32::MAX);
-        match self.ring.add_slot_and_publish(slot.token, len, false) {
+        // length): every slot of the pool is `buf_size` long.
+        match self
+            .ring
+            .add_slot_and_publish(slot.token, self.buf_len, false)
+        {
             Ok(wanted) => Ok(wanted || self.conv.notify_always),
             Err((error, false)) => Err(SendFailure {
                 slot: Some(slot),

@@ -359,6 +359,10 @@ impl<const N: usize> fmt::Debug for DeviceTables<N> {
     }
 }
 
+/// [`Device`]'s `armed_at` when `avail_event` is not known armed (no
+/// `u16` position).
+const NOT_ARMED: u32 = u32::MAX;
+
 /// The device side of one split virtqueue over `M`, in byte order `E`, for
 /// up to `N` entries, its per-entry tables lent by a [`DeviceTables`]. See
 /// [`crate::driver::Driver`] for an example with both sides.
@@ -371,20 +375,22 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// The lease on the tables `t` lives in, given back when the device
     /// is dropped.
     lease: &'m AtomicBool,
-    held_count: u16,
     last_avail: u16,
     avail_seen: u16,
     used_idx: u16,
     used_published: u16,
-    /// Whether the driver is asked to notify (cleared by
-    /// [`Device::disable_notifications`]). `EVENT_IDX`: while set,
-    /// `avail_event` is re-armed whenever the ring is found empty.
-    notify_on: bool,
+    /// `EVENT_IDX` and the driver is asked to notify (cleared by
+    /// [`Device::disable_notifications`]): while set, `avail_event` is
+    /// re-armed whenever the ring is found empty. One flag for both, so
+    /// the per-pass question (`Device::must_rearm`) is one test.
+    rearming: bool,
     /// `EVENT_IDX`: the position this device last stored in `avail_event`
     /// *and* executed a full fence after, so every later load of
     /// `avail.idx` is ordered after that store (the re-check a pop does on
-    /// an empty ring); `None` when unknown (at attach, after disabling).
-    armed_at: Option<u16>,
+    /// an empty ring); `NOT_ARMED` when unknown (at attach, after
+    /// disabling). A `u32` so the test against a `u16` position is one
+    /// compare.
+    armed_at: u32,
     /// Available-entry lines invalidated since the last fetch of
     /// `avail.idx` ([`RingMem::invalidate_entry`]).
     fresh: Fresh,
@@ -492,15 +498,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             config,
             t,
             lease: &tables.leased,
-            held_count: 0,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
             used_idx: used,
             used_published: used,
             // A zeroed ring asks for notifications (flags 0, event 0), and
             // so does a device that just attached.
-            notify_on: true,
-            armed_at: None,
+            rearming: config.suppression == Suppression::EventIdx,
+            armed_at: NOT_ARMED,
             driver_declined: false,
             idx_line_loaded: false,
             entries_dirty: false,
@@ -524,9 +529,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.broken
     }
 
-    /// Buffers popped and not yet pushed back.
+    /// Buffers popped and not yet pushed back: a pass over the per-entry
+    /// table (O(`num`); the pop and push paths keep no count).
     pub fn held(&self) -> u16 {
-        self.held_count
+        let n = self.t.entries.iter().filter(|e| e.is_held()).count();
+        // Only ids below `num` (a `u16`) are ever held.
+        u16::try_from(n).unwrap_or(u16::MAX)
     }
 
     /// The next available position to consume.
@@ -756,13 +764,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
     }
 
-    #[inline]
-    fn release(&mut self, head: u16) {
+    /// Releases descriptor `head`, which the caller found held.
+    #[inline(always)]
+    fn release_held(&mut self, head: u16) {
         if let Some(e) = self.t.entries.get_mut(usize::from(head)) {
-            if e.is_held() {
-                e.held = Held::No;
-                self.held_count -= 1;
-            }
+            e.held = Held::No;
         }
     }
 
@@ -796,13 +802,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let head = self.ring.read_avail_entry(pos)?;
         self.last_avail = pos.wrapping_add(1);
         match self.check(head, writable) {
+            // `check` marked `head` held.
             Ok(p) => {
-                self.t.entries[usize::from(head)].held = if writable {
-                    Held::Writable
-                } else {
-                    Held::Readable
-                };
-                self.held_count += 1;
                 self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
                 Ok(Some(p))
             }
@@ -845,25 +846,32 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
     }
 
-    /// Validates descriptor `head` (read once into a local).
+    /// Validates descriptor `head` (read once into a local) and, when it
+    /// passes, marks it held.
     #[inline(always)]
     fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = self.ring.layout;
-        // `num <= N` (`new`), but the compiler does not know: `get` keeps
-        // the bounds check (and its panic) out.
-        let (true, Some(entry)) = (head < l.num(), self.t.entries.get(usize::from(head))) else {
+        if head >= l.num() {
             return Err(Error::DescriptorIndexOutOfRange);
-        };
+        }
+        let h = usize::from(head);
+        // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`) refused
+        // a layout of more than `N` entries, and a device never changes its
+        // layout. (The compiler does not know `num <= N`: `get` would test
+        // against `N` a second time.)
+        let entry = unsafe { self.t.entries.get_unchecked(h) };
         if entry.is_held() {
             return Err(Error::DescriptorInFlight);
         }
         self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
         let d = self.ring.read_desc(head)?;
-        if d.flags & DESC_F_INDIRECT != 0 {
-            return Err(Error::UnexpectedIndirect);
-        }
-        if d.flags & DESC_F_NEXT != 0 {
-            return Err(Error::UnexpectedNext);
+        // One test for both chain flags; which one, only on the way out.
+        if d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
+            return Err(if d.flags & DESC_F_INDIRECT != 0 {
+                Error::UnexpectedIndirect
+            } else {
+                Error::UnexpectedNext
+            });
         }
         if writable && d.flags & DESC_F_WRITE == 0 {
             return Err(Error::NotDeviceWritable);
@@ -872,6 +880,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::EmptyBuffer);
         }
         let line = M::LINE;
+        let len = d.len as usize;
+        if writable && len % line != 0 {
+            return Err(Error::MisalignedBuffer);
+        }
+        let held = if writable {
+            Held::Writable
+        } else {
+            Held::Readable
+        };
         // The span this descriptor named last time, validated then (window,
         // alignment, buffer area, overlap) and unchanged since: it names the
         // same bytes again. (`d.len` is not 0, so an equal `len` is a known
@@ -881,10 +898,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         } else {
             self.locate(head, d.addr, d.len, writable)?
         };
-        let len = d.len as usize;
-        if writable && len % line != 0 {
-            return Err(Error::MisalignedBuffer);
-        }
+        // SAFETY: as above, `h < N`.
+        unsafe { self.t.entries.get_unchecked_mut(h) }.held = held;
         Ok(Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
@@ -1051,7 +1066,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Writes the used entry of held descriptor `head` (length `len`, or
-    /// its descriptor length `desc_len`) and releases it.
+    /// its descriptor length `desc_len`) and releases it. The caller found
+    /// `head` held.
     #[inline(always)]
     fn push_held(&mut self, head: u16, desc_len: u32, len: Option<u32>) -> Result<(), Error> {
         let len = len.unwrap_or(desc_len);
@@ -1065,7 +1081,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             self.entries_dirty |= wrote;
         }
         self.used_idx = self.used_idx.wrapping_add(1);
-        self.release(head);
+        self.release_held(head);
         Ok(())
     }
 
@@ -1147,14 +1163,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
         if arm {
             self.store_avail_event(self.last_avail)?;
-        } else if !self.driver_declined && self.driver_wants(new, old)? {
+        } else if !self.driver_declined && self.driver_wants(new, old, false)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
         if arm {
-            self.armed_at = Some(self.last_avail);
+            self.armed_at = u32::from(self.last_avail);
         }
-        let notify = self.driver_wants(new, old)?;
+        // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
+        let notify = self.driver_wants(new, old, arm)?;
         self.driver_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
@@ -1168,22 +1185,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Whether the driver asks to hear about used entries `old..new`: a
-    /// fresh read of its `used_event` or `avail.flags`.
+    /// fresh read of its `used_event` or `avail.flags`. `event_idx`: the
+    /// caller knows the ring uses `EVENT_IDX` (no test of the mode).
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline)]
-    fn driver_wants(&self, new: u16, old: u16) -> Result<bool, Error> {
+    fn driver_wants(&self, new: u16, old: u16, event_idx: bool) -> Result<bool, Error> {
         let l = self.ring.layout;
-        Ok(match self.config.suppression {
-            Suppression::EventIdx => {
+        Ok(
+            if event_idx || self.config.suppression == Suppression::EventIdx {
                 self.ring.invalidate(l.used_event_offset(), 2)?;
                 let event = self.ring.load_u16(Field::UsedEvent)?;
                 need_event(event, new, old)
-            }
-            Suppression::Flags => {
+            } else {
                 self.ring.invalidate(l.avail_offset(), 2)?;
                 self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
-            }
-        })
+            },
+        )
     }
 
     #[inline]
@@ -1214,7 +1231,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        self.notify_on = true;
+        self.rearming = self.config.suppression == Suppression::EventIdx;
         match self.config.suppression {
             Suppression::Flags => {
                 self.set_used_flags(0)?;
@@ -1238,14 +1255,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        self.notify_on = false;
+        self.rearming = false;
         match self.config.suppression {
             Suppression::Flags => self.set_used_flags(USED_F_NO_NOTIFY)?,
             Suppression::EventIdx => {
                 // Linux's `virtqueue_disable_cb_split` writes 0 ("a hack");
                 // one behind the consumer is the value no publication
                 // crosses soon. No fence: a late doorbell is harmless.
-                self.armed_at = None;
+                self.armed_at = NOT_ARMED;
                 self.store_avail_event(self.last_avail.wrapping_sub(1))?;
             }
         }
@@ -1268,9 +1285,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// pays none (`armed_at`).
     #[inline]
     fn must_rearm(&self) -> bool {
-        self.config.suppression == Suppression::EventIdx
-            && self.notify_on
-            && self.armed_at != Some(self.last_avail)
+        self.rearming && self.armed_at != u32::from(self.last_avail)
     }
 
     /// `EVENT_IDX`: `avail_event = last_avail`, written back, then
@@ -1282,7 +1297,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn rearm(&mut self) -> Result<(), Error> {
         self.store_avail_event(self.last_avail)?;
         self.ring.mem.full_fence();
-        self.armed_at = Some(self.last_avail);
+        self.armed_at = u32::from(self.last_avail);
         Ok(())
     }
 
@@ -1351,7 +1366,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("last_avail", &self.last_avail)
             .field("used_idx", &self.used_idx)
             .field("used_published", &self.used_published)
-            .field("held", &self.held_count)
+            .field("held", &self.held())
             .field("broken", &self.broken)
             .field("stats", &self.t.stats)
             .finish()

@@ -223,15 +223,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         unsafe { self.mem.load_u32_unchecked(offset) }.map_err(mem_err)
     }
 
-    /// Stores the 32-bit word at `offset` as given.
+    /// Stores `K` consecutive 32-bit words at `offset` as given, in
+    /// order, through one accessor call.
     ///
     /// # Safety
     ///
-    /// As [`RingMem::word`].
+    /// `offset` is 4-aligned and `offset + 4 * K` inside the ring.
     #[inline(always)]
-    unsafe fn set_word(&self, offset: usize, b: [u8; 4]) -> Result<(), Error> {
+    unsafe fn set_words<const K: usize>(
+        &self,
+        offset: usize,
+        w: [[u8; 4]; K],
+    ) -> Result<(), Error> {
         // SAFETY: the caller's contract is the accessor's.
-        unsafe { self.mem.store_u32_unchecked(offset, u32::from_ne_bytes(b)) }.map_err(mem_err)
+        unsafe {
+            self.mem
+                .store_u32s_unchecked(offset, w.map(u32::from_ne_bytes))
+        }
+        .map_err(mem_err)
     }
 
     /// Reads descriptor `i` (`i < num`) into a local: four 32-bit loads,
@@ -277,11 +286,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         let [n0, n1] = E::u16_to(d.next);
         let off = self.layout.desc_entry_offset(i & self.mask);
         // SAFETY: as in `read_desc`.
+        // One call for the four words: the window's base is read once.
         unsafe {
-            self.set_word(off, [a0, a1, a2, a3])?;
-            self.set_word(off + 4, [a4, a5, a6, a7])?;
-            self.set_word(off + 8, E::u32_to(d.len))?;
-            self.set_word(off + 12, [f0, f1, n0, n1])
+            self.set_words(
+                off,
+                [
+                    [a0, a1, a2, a3],
+                    [a4, a5, a6, a7],
+                    E::u32_to(d.len),
+                    [f0, f1, n0, n1],
+                ],
+            )
         }
     }
 
@@ -356,10 +371,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
         let off = self.layout.used_entry_offset(pos & self.mask);
         // SAFETY: as in `read_used_entry`.
-        unsafe {
-            self.set_word(off, E::u32_to(id))?;
-            self.set_word(off + 4, E::u32_to(len))
-        }
+        unsafe { self.set_words(off, [E::u32_to(id), E::u32_to(len)]) }
     }
 
     /// Makes `used.ring[pos & mask]` hold `(id, len)`; says whether it
