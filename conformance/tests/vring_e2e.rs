@@ -908,6 +908,77 @@ fn a_declined_publication_reads_the_flags_once_the_next_time() {
     assert!(drv.publish().unwrap(), "the device asks again: heard");
 }
 
+/// The unfenced first read of the peer's suppression field takes the line
+/// as the publisher's cache holds it: a peer waiting for a doorbell costs
+/// no line operation (the ping-pong of an echo), a stale "yes" can only
+/// make a doorbell spurious, and the line is current again at the next
+/// fetch of the index that shares it. Driver side (`used.flags`) first,
+/// then the device's mirror (`avail.flags`).
+#[test]
+fn the_unfenced_suppression_read_takes_the_cached_line() {
+    let l0 = Layout::legacy_at(RING0, NUM, 64);
+    let mem = SimMemory::new(WINDOW, PEER_BASE);
+    let (a, b) = pinned_pair::<32>(&mem);
+    // SAFETY: every buffer handed to it is built over `a`.
+    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let mut dev =
+        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
+            .unwrap();
+    // The first publication loads used.flags' line: the device waits.
+    drv.add_readable(slot_buf(&a, 0)).unwrap();
+    assert!(drv.publish().unwrap(), "the device waits: a doorbell");
+    let before = a.stats().invalidate_line_commands;
+    drv.add_readable(slot_buf(&a, 1)).unwrap();
+    assert!(drv.publish().unwrap(), "still waiting: a doorbell");
+    assert_eq!(
+        a.stats().invalidate_line_commands - before,
+        0,
+        "the answer came from the cached line"
+    );
+    // The device stops listening behind the driver's cached copy: the next
+    // doorbell is spurious (never a lost one) ...
+    dev.disable_notifications().unwrap();
+    drv.add_readable(slot_buf(&a, 2)).unwrap();
+    assert!(drv.publish().unwrap(), "stale yes: a spurious doorbell");
+    // ... until a fetch of used.idx reloads the line.
+    for _ in 0..3 {
+        let p = dev.pop_readable().unwrap().unwrap();
+        dev.push_used(p.head, p.buf, 0).unwrap();
+    }
+    let _ = dev.publish_used().unwrap();
+    for _ in 0..3 {
+        drop(drv.pop_used().unwrap().expect("returned"));
+    }
+    drv.add_readable(slot_buf(&a, 3)).unwrap();
+    assert!(!drv.publish().unwrap(), "the fetch refreshed the line: no");
+    // A stale "no" never loses a wake-up: the device listens again, and the
+    // driver's cached line (which says NO_NOTIFY) is read fresh after the
+    // fence.
+    assert!(dev.pop_readable().unwrap().is_some());
+    assert!(!dev.enable_notifications().unwrap());
+    drv.add_readable(slot_buf(&a, 4)).unwrap();
+    assert!(drv.publish().unwrap(), "the device listens again: heard");
+
+    // The device's mirror: the driver waits for its used buffers.
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    assert!(dev.publish_used().unwrap(), "the driver waits: a doorbell");
+    drv.add_readable(slot_buf(&a, 5)).unwrap();
+    let _ = drv.publish().unwrap();
+    let p = dev.pop_readable().unwrap().unwrap();
+    dev.push_used(p.head, p.buf, 0).unwrap();
+    let before = b.stats().invalidate_line_commands;
+    assert!(dev.publish_used().unwrap(), "still waiting: a doorbell");
+    assert_eq!(
+        b.stats().invalidate_line_commands - before,
+        0,
+        "the answer came from the cached line"
+    );
+    assert_eq!(drv.stats().failures.total(), 0);
+    assert_eq!(dev.stats().failures.total(), 0);
+}
+
 /// A reaped buffer back in the driver's hands, 16 bytes long again.
 fn again<'m>(buf: ShmBuf<'m, SimCore<64>, Received>) -> ShmBuf<'m, SimCore<64>, Clean> {
     let mut d = buf.recycle();

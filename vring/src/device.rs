@@ -1163,7 +1163,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
         if arm {
             self.store_avail_event(self.last_avail)?;
-        } else if !self.driver_declined && self.driver_wants(new, old, false)? {
+        } else if !self.driver_declined && self.driver_wants(new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
@@ -1171,7 +1171,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             self.armed_at = u32::from(self.last_avail);
         }
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
-        let notify = self.driver_wants(new, old, arm)?;
+        let notify = self.driver_wants(new, old, arm, true)?;
         self.driver_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
@@ -1185,19 +1185,36 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Whether the driver asks to hear about used entries `old..new`: a
-    /// fresh read of its `used_event` or `avail.flags`. `event_idx`: the
-    /// caller knows the ring uses `EVENT_IDX` (no test of the mode).
+    /// read of its `used_event` or `avail.flags`. `event_idx`: the caller
+    /// knows the ring uses `EVENT_IDX` (no test of the mode). `fresh`: the
+    /// line is invalidated first (the read after the fence). The unfenced
+    /// first read is not: unordered, it may be stale anyway, and a stale
+    /// answer can only be a spurious "yes" (a "no" goes on to the fence and
+    /// the fresh read), so it takes the line as this core's cache holds it
+    /// and spends no line operation when the driver is waiting, as it
+    /// usually is between messages. The line is current again at the next
+    /// fetch of `avail.idx`, which shares it in flags mode.
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline)]
-    fn driver_wants(&self, new: u16, old: u16, event_idx: bool) -> Result<bool, Error> {
+    fn driver_wants(
+        &self,
+        new: u16,
+        old: u16,
+        event_idx: bool,
+        fresh: bool,
+    ) -> Result<bool, Error> {
         let l = self.ring.layout;
         Ok(
             if event_idx || self.config.suppression == Suppression::EventIdx {
-                self.ring.invalidate(l.used_event_offset(), 2)?;
+                if fresh {
+                    self.ring.invalidate(l.used_event_offset(), 2)?;
+                }
                 let event = self.ring.load_u16(Field::UsedEvent)?;
                 need_event(event, new, old)
             } else {
-                self.ring.invalidate(l.avail_offset(), 2)?;
+                if fresh {
+                    self.ring.invalidate(l.avail_offset(), 2)?;
+                }
                 self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
             },
         )

@@ -319,6 +319,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             ring.zero(off, len)?;
             ring.clean(off, len)?;
         }
+        // The used ring is the device's from now on: drop the zeroed lines
+        // written back above, so the first unfenced read of `used.flags`
+        // (`device_wants`) loads what the device wrote since, not this
+        // core's zeroes (a spurious "notify me").
+        let (used, used_len) = layout.areas()[2];
+        ring.invalidate(used, used_len)?;
         let num = usize::from(layout.num());
         let mut free = [0u16; N];
         // A stack whose top is descriptor 0: buffers take ids 0, 1, 2, ...
@@ -767,14 +773,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
-        } else if !self.device_declined && self.device_wants(new, old)? {
+        } else if !self.device_declined && self.device_wants(new, old, false)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_used);
         }
-        let notify = self.device_wants(new, old)?;
+        let notify = self.device_wants(new, old, true)?;
         self.device_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `used.flags` and `used.idx` share a line (the used ring is
@@ -790,18 +796,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     }
 
     /// Whether the device asks to hear about available entries `old..new`:
-    /// a fresh read of its `avail_event` or `used.flags`.
+    /// a read of its `avail_event` or `used.flags`, from a freshly
+    /// invalidated line when `fresh` (the read after the fence); the
+    /// unfenced first read takes the cached line, as
+    /// `Device::driver_wants` explains.
     #[inline]
-    fn device_wants(&self, new: u16, old: u16) -> Result<bool, Error> {
+    fn device_wants(&self, new: u16, old: u16, fresh: bool) -> Result<bool, Error> {
         let l = self.ring.layout;
         Ok(match self.config.suppression {
             Suppression::EventIdx => {
-                self.ring.invalidate(l.avail_event_offset(), 2)?;
+                if fresh {
+                    self.ring.invalidate(l.avail_event_offset(), 2)?;
+                }
                 let event = self.ring.load_u16(Field::AvailEvent)?;
                 need_event(event, new, old)
             }
             Suppression::Flags => {
-                self.ring.invalidate(l.used_offset(), 2)?;
+                if fresh {
+                    self.ring.invalidate(l.used_offset(), 2)?;
+                }
                 self.ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
             }
         })
