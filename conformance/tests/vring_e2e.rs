@@ -572,12 +572,7 @@ fn publish_used_rereads_the_driver_flags() {
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let a: SimCore<64> = mem.core(CacheConfig::write_back(9).never_evict());
     let b: SimCore<64> = mem.core(CacheConfig::write_back(10).never_evict());
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     drv.disable_interrupts().unwrap();
     for k in 0..2 {
         // SAFETY: slot k, created once.
@@ -669,6 +664,24 @@ fn pinned_pair<const LINE: usize>(mem: &SimMemory) -> (SimCore<64>, SimCore<LINE
     )
 }
 
+/// Ring `l0` between `a` (the driver, default configuration) and `b` (the
+/// device, buffers in AREA0), as most of the pinned-cache tests use it.
+fn ring0_pair<'m, const LINE: usize>(
+    a: &'m SimCore<64>,
+    b: &'m SimCore<LINE>,
+    l0: Layout,
+) -> (
+    Driver<'m, SimCore<64>, Legacy, 16>,
+    Device<'m, SimCore<LINE>, Legacy, 16>,
+) {
+    // SAFETY: every buffer the tests hand the driver is built over `a`.
+    let drv = unsafe { Driver::<_, Legacy, 16>::new(a, l0, DriverConfig::default()) }.unwrap();
+    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
+    let dev =
+        unsafe { Device::<_, Legacy, 16>::new(b, l0, DeviceConfig::new(AREA0), tables()) }.unwrap();
+    (drv, dev)
+}
+
 fn slot_buf<M: SharedMemory>(a: &M, k: usize) -> ShmBuf<'_, M, Clean> {
     // SAFETY: slot k of AREA0, created once per test; afterwards it moves
     // only through the ring.
@@ -692,12 +705,7 @@ fn device_invalidates_an_entry_line_again_after_each_index_fetch() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     let mut ids = Vec::new();
     for k in 0..15 {
         ids.push(drv.add_readable(slot_buf(&a, k)).unwrap());
@@ -742,12 +750,7 @@ fn driver_invalidates_a_used_line_again_after_each_index_fetch() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<64>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     for k in 0..16 {
         drv.add_readable(slot_buf(&a, k)).unwrap();
     }
@@ -799,12 +802,7 @@ fn a_stray_write_under_an_unchanged_ring_entry_is_repaired() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<16>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     let mut buf = slot_buf(&a, 0);
     for pos in 0..20u16 {
         if pos == NUM {
@@ -849,12 +847,7 @@ fn an_unchanged_used_entry_is_not_written_back() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<16>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     let mut buf = slot_buf(&a, 0);
     for pos in 0..3 * NUM {
         let _ = drv.add_readable(buf).unwrap();
@@ -886,12 +879,7 @@ fn a_declined_publication_reads_the_flags_once_the_next_time() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     dev.disable_notifications().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(!drv.publish().unwrap(), "the device said no");
@@ -919,12 +907,7 @@ fn the_unfenced_suppression_read_takes_the_cached_line() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     // The first publication loads used.flags' line: the device waits.
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(drv.publish().unwrap(), "the device waits: a doorbell");
@@ -1007,12 +990,7 @@ fn a_rejected_descriptor_comes_back_empty_and_is_written_again() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     // An honest round trip: descriptor 0 names slot 0.
     let id = round(&mut drv, slot_buf(&a, 0));
     let p = dev.pop_readable().unwrap().unwrap();
@@ -1077,12 +1055,7 @@ fn the_drivers_last_look_reads_the_index_its_publication_loaded() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     dev.disable_notifications().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
@@ -1117,12 +1090,7 @@ fn the_devices_last_look_reads_the_index_its_publication_loaded() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     drv.disable_interrupts().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     let _ = drv.publish().unwrap();
@@ -1163,12 +1131,7 @@ fn a_look_after_the_suppression_field_changed_is_fresh() {
     let l0 = Layout::legacy_at(RING0, NUM, 64);
     let mem = SimMemory::new(WINDOW, PEER_BASE);
     let (a, b) = pinned_pair::<32>(&mem);
-    // SAFETY: every buffer handed to it is built over `a`.
-    let mut drv = unsafe { Driver::<_, Legacy, 16>::new(&a, l0, DriverConfig::default()) }.unwrap();
-    // SAFETY: A's buffers over AREA0 are in flight whenever B holds them.
-    let mut dev =
-        unsafe { Device::<_, Legacy, 16>::new(&b, l0, DeviceConfig::new(AREA0), tables()) }
-            .unwrap();
+    let (mut drv, mut dev) = ring0_pair(&a, &b, l0);
     dev.disable_notifications().unwrap();
     drv.add_readable(slot_buf(&a, 0)).unwrap();
     assert!(!drv.publish().unwrap(), "the device said no (fenced read)");
