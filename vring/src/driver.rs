@@ -517,7 +517,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// first, on the hot path of [`Driver::add_slot`]).
     #[inline]
     fn write_descriptor(
-        &self,
+        ring: &RingMem<'m, M, E>,
         id: u16,
         addr: u64,
         len: u32,
@@ -531,16 +531,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        self.ring.write_desc(id, &Self::descriptor(&w, next))?;
-        self.clean_descriptor(id)
-    }
-
-    #[inline]
-    fn clean_descriptor(&self, id: u16) -> Result<(), Error> {
-        self.ring.clean(
-            self.ring.layout.desc_entry_offset(id),
-            crate::layout::DESC_SIZE,
-        )
+        ring.write_desc(id, &Self::descriptor(&w, next))?;
+        ring.clean(ring.layout.desc_entry_offset(id), crate::layout::DESC_SIZE)
     }
 
     #[allow(clippy::type_complexity)]
@@ -583,7 +575,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         };
         let pos = self.avail_idx;
         let next = self.slots[usize::from(id)].next;
-        if let Err(e) = self.post(id, w, next) {
+        let ring = self.ring;
+        if let Err(e) = self.post(&ring, id, w, next) {
             return Err((buf, e));
         }
         if M::COHERENT {
@@ -599,21 +592,28 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// Writes descriptor `id` as `w` with `next` (unless it provably holds
     /// it already) and the next available entry; the caller records the id
     /// as taken.
+    /// `ring`: a copy of this ring's (see `RingMem`'s `Copy`), so nothing
+    /// of it is loaded again after each store.
     #[inline(always)]
-    fn post(&mut self, id: u16, w: Written, next: u16) -> Result<(), Error> {
+    fn post(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        id: u16,
+        w: Written,
+        next: u16,
+    ) -> Result<(), Error> {
         let pos = self.avail_idx;
         let unchanged = !M::COHERENT
             && self.written[usize::from(id)] == Some(w)
-            && self
-                .ring
+            && ring
                 .read_desc(id)
                 .is_ok_and(|d| d == Self::descriptor(&w, next));
         let written = if unchanged {
             Ok(())
         } else {
-            self.write_descriptor(id, w.addr, w.len, w.flags, next)
+            Self::write_descriptor(ring, id, w.addr, w.len, w.flags, next)
         }
-        .and_then(|()| self.ring.update_avail_entry(pos, id));
+        .and_then(|()| ring.update_avail_entry(pos, id));
         match written {
             Ok(wrote) => {
                 if !M::COHERENT {
@@ -631,7 +631,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // lent slot, bound to its buffer for good.
             self.written[usize::from(id)] = Some(w);
         }
-        self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
+        let at = usize::from(pos & ring.mask);
+        // SAFETY: `at <= mask < num <= N` (`RingMem::new` refused a layout
+        // of more than `N` entries): the masked position is in bounds, so
+        // the check `[]` would add is left out.
+        *unsafe { self.avail_shadow.get_unchecked_mut(at) } = id;
         self.avail_idx = pos.wrapping_add(1);
         Ok(())
     }
@@ -675,6 +679,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// id stays lent.
     #[inline(always)]
     pub fn add_slot(&mut self, id: u16, len: u32, writable: bool) -> Result<(), Error> {
+        let ring = self.ring;
+        self.add_slot_in(&ring, id, len, writable)
+    }
+
+    /// [`Driver::add_slot`] with a copy of this ring's `ring` (see
+    /// `RingMem`'s `Copy`).
+    #[inline(always)]
+    fn add_slot_in(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        id: u16,
+        len: u32,
+        writable: bool,
+    ) -> Result<(), Error> {
         if self.broken {
             return Err(Error::Broken);
         }
@@ -693,6 +711,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         };
         let pos = self.avail_idx;
         self.post(
+            ring,
             id,
             Written {
                 addr,
@@ -764,7 +783,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if old == new {
             return Ok(false);
         }
-        self.publish_new(old, new, rearm)
+        let ring = self.ring;
+        self.publish_new(&ring, old, new, rearm)
     }
 
     /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
@@ -784,31 +804,41 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         len: u32,
         writable: bool,
     ) -> Result<bool, (Error, bool)> {
-        self.add_slot(id, len, writable).map_err(|e| (e, false))?;
+        // One copy of the ring for both (see `RingMem`'s `Copy`).
+        let ring = self.ring;
+        self.add_slot_in(&ring, id, len, writable)
+            .map_err(|e| (e, false))?;
         // Not broken (`add_slot` checked, and only a fetch of `used.idx`
         // breaks the ring) and `published_idx..avail_idx` holds the entry
         // just added.
         let (old, new) = (self.published_idx, self.avail_idx);
-        self.publish_new(old, new, false).map_err(|e| (e, true))
+        self.publish_new(&ring, old, new, false)
+            .map_err(|e| (e, true))
     }
 
     /// [`Driver::publish_inner`] of the new entries `old..new` (not empty)
     /// of a ring that is not broken.
     #[inline(always)]
-    fn publish_new(&mut self, old: u16, new: u16, rearm: bool) -> Result<bool, Error> {
-        let l = self.ring.layout;
+    fn publish_new(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        old: u16,
+        new: u16,
+        rearm: bool,
+    ) -> Result<bool, Error> {
+        let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
-            for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
+            for (off, len) in ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
                 if len > 0 {
-                    self.ring.clean(off, len)?;
+                    ring.clean(off, len)?;
                 }
             }
             if !M::COHERENT {
                 self.entries_dirty = false;
             }
         }
-        self.ring.store_u16(Field::AvailIdx, new)?;
-        self.ring.clean(l.avail_offset() + 2, 2)?;
+        ring.store_u16(Field::AvailIdx, new)?;
+        ring.clean(l.avail_offset() + 2, 2)?;
         self.published_idx = new;
         let n = new.wrapping_sub(old);
         self.in_flight += n;
@@ -816,14 +846,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
-        } else if !self.device_declined && self.device_wants(new, old, false)? {
+        } else if !self.device_declined && self.device_wants(ring, new, old, false)? {
             return Ok(self.count_notification(true));
         }
-        self.ring.mem.full_fence();
+        ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_used);
         }
-        let notify = self.device_wants(new, old, true)?;
+        let notify = self.device_wants(ring, new, old, true)?;
         self.device_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `used.flags` and `used.idx` share a line (the used ring is
@@ -842,23 +872,29 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// a read of its `avail_event` or `used.flags`, from a freshly
     /// invalidated line when `fresh` (the read after the fence); the
     /// unfenced first read takes the cached line, as
-    /// `Device::driver_wants` explains.
+    /// `Device::driver_wants` explains. `ring`: this ring's (a copy).
     #[inline]
-    fn device_wants(&self, new: u16, old: u16, fresh: bool) -> Result<bool, Error> {
-        let l = self.ring.layout;
+    fn device_wants(
+        &self,
+        ring: &RingMem<'m, M, E>,
+        new: u16,
+        old: u16,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        let l = ring.layout;
         Ok(match self.config.suppression {
             Suppression::EventIdx => {
                 if fresh {
-                    self.ring.invalidate(l.avail_event_offset(), 2)?;
+                    ring.invalidate(l.avail_event_offset(), 2)?;
                 }
-                let event = self.ring.load_u16(Field::AvailEvent)?;
+                let event = ring.load_u16(Field::AvailEvent)?;
                 need_event(event, new, old)
             }
             Suppression::Flags => {
                 if fresh {
-                    self.ring.invalidate(l.used_offset(), 2)?;
+                    ring.invalidate(l.used_offset(), 2)?;
                 }
-                self.ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
+                ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
             }
         })
     }
@@ -1145,8 +1181,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        let written = self
-            .write_descriptor(id, w.addr, w.len, w.flags, self.slots[usize::from(id)].next)
+        let next = self.slots[usize::from(id)].next;
+        let written = Self::write_descriptor(&self.ring, id, w.addr, w.len, w.flags, next)
             .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
             .and_then(|()| {
                 self.ring

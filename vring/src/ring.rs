@@ -87,6 +87,20 @@ pub(crate) struct RingMem<'m, M: ?Sized, E> {
     _endian: PhantomData<E>,
 }
 
+// By hand: a derive would ask `M: Copy` and `E: Copy`.
+impl<M: ?Sized, E> Clone for RingMem<'_, M, E> {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+/// A copy is what the hot paths work on: a local copy of the fields stays
+/// in registers, where the fields of a ring object behind a reference are
+/// loaded again after every store into shared memory (the compiler cannot
+/// tell the window from the object).
+impl<M: ?Sized, E> Copy for RingMem<'_, M, E> {}
+
 #[inline]
 pub(crate) fn mem_err<T: ipc_traits::shm::Error>(e: T) -> Error {
     Error::Memory(e.kind())
