@@ -577,9 +577,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
+        // Read before the acquire load of the index, after which fields of
+        // `self` would be loaded again.
+        let (last, num) = (self.last_avail, self.ring.layout.num());
         let idx = self.fetch_avail_idx(reuse)?;
-        let pending = idx.wrapping_sub(self.last_avail);
-        if pending > self.ring.layout.num() {
+        let pending = idx.wrapping_sub(last);
+        if pending > num {
             self.broken = true;
             return Err(self.fail(Error::AvailIndexJump));
         }
@@ -757,18 +760,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        match self.t.entries.get(usize::from(id)) {
+        match self.t.entries.get_mut(usize::from(id)) {
             // A held entry's span is known (`len` not 0).
-            Some(e) if e.is_held() => self.push_held(id, e.len, len),
+            Some(e) if e.is_held() => Self::push_held(
+                &self.ring,
+                &mut self.used_idx,
+                &mut self.entries_dirty,
+                e,
+                id,
+                len,
+            ),
             _ => Err(Error::ForeignBuffer),
-        }
-    }
-
-    /// Releases descriptor `head`, which the caller found held.
-    #[inline(always)]
-    fn release_held(&mut self, head: u16) {
-        if let Some(e) = self.t.entries.get_mut(usize::from(head)) {
-            e.held = Held::No;
         }
     }
 
@@ -777,8 +779,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.broken {
             return Err(Error::Broken);
         }
-        let l = self.ring.layout;
-        if self.last_avail == self.avail_seen {
+        // A copy (see `RingMem`'s `Copy`) and the position, read before the
+        // acquire load of `avail.idx` (after which fields of `self` would be
+        // loaded again). Nothing below moves `last_avail` before the pop
+        // does.
+        let ring = self.ring;
+        let pos = self.last_avail;
+        if pos == self.avail_seen {
             let mut pending = self.pending_inner(reuse)?;
             if pending == 0 && self.must_rearm() {
                 // Going idle with notifications on: re-arm, then re-check,
@@ -787,21 +794,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 self.rearm()?;
                 pending = self.pending()?;
             }
-            self.avail_seen = self.last_avail.wrapping_add(pending);
+            self.avail_seen = pos.wrapping_add(pending);
             if pending == 0 {
                 return Ok(None);
             }
         }
-        let pos = self.last_avail;
-        self.ring.invalidate_entry(
+        let l = ring.layout;
+        ring.invalidate_entry(
             &mut self.fresh,
             l.avail_offset() + 2,
-            l.avail_entry_offset(pos & self.ring.mask),
+            l.avail_entry_offset(pos & ring.mask),
             2,
         )?;
-        let head = self.ring.read_avail_entry(pos)?;
+        let head = ring.read_avail_entry(pos)?;
         self.last_avail = pos.wrapping_add(1);
-        match self.check(head, writable) {
+        match self.check(&ring, head, writable) {
             // `check` marked `head` held.
             Ok(p) => {
                 self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
@@ -847,10 +854,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates descriptor `head` (read once into a local) and, when it
-    /// passes, marks it held.
+    /// passes, marks it held. `ring`: this ring's (a copy).
     #[inline(always)]
-    fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
-        let l = self.ring.layout;
+    fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
+        let l = ring.layout;
         if head >= l.num() {
             return Err(Error::DescriptorIndexOutOfRange);
         }
@@ -859,12 +866,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // a layout of more than `N` entries, and a device never changes its
         // layout. (The compiler does not know `num <= N`: `get` would test
         // against `N` a second time.)
-        let entry = unsafe { self.t.entries.get_unchecked(h) };
+        let entry = unsafe { self.t.entries.get_unchecked_mut(h) };
         if entry.is_held() {
             return Err(Error::DescriptorInFlight);
         }
-        self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
-        let d = self.ring.read_desc(head)?;
+        ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
+        let d = ring.read_desc(head)?;
         // One test for both chain flags; which one, only on the way out.
         if d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
             return Err(if d.flags & DESC_F_INDIRECT != 0 {
@@ -894,12 +901,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // same bytes again. (`d.len` is not 0, so an equal `len` is a known
         // span.)
         let span = if entry.len == d.len && entry.addr == d.addr {
+            // Marked held through the reference that found it.
+            entry.held = held;
             entry.as_span()
         } else {
-            self.locate(head, d.addr, d.len, writable)?
+            let span = self.locate(head, d.addr, d.len, writable)?;
+            // SAFETY: as above, `h < N`.
+            unsafe { self.t.entries.get_unchecked_mut(h) }.held = held;
+            span
         };
-        // SAFETY: as above, `h < N`.
-        unsafe { self.t.entries.get_unchecked_mut(h) }.held = held;
         Ok(Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
@@ -911,7 +921,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates a descriptor's buffer `addr..+len` the slow way (window,
-    /// alignment, buffer area) and claims its span for `head`.
+    /// alignment, buffer area) and claims its span for `head`. Cold: once
+    /// per descriptor while the driver keeps posting the same buffers
+    /// (`check` recognises them), so the recognised path is laid out
+    /// straight.
+    #[cold]
     #[inline(never)]
     fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
         // `check` refused a length of 0 before; a known span is never empty.
@@ -1041,22 +1055,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err((buf, Error::Broken));
         }
         let h = usize::from(head);
-        let desc_len = match self
-            .t
-            .entries
-            .get(h)
-            .and_then(|e| Some((e.held, e.span()?)))
-        {
-            Some((held, k))
-                if held != Held::No
-                    && k.lo == buf.offset()
-                    && held.capacity(&k) == buf.capacity() =>
+        let e = match self.t.entries.get_mut(h) {
+            // A held entry's span is known (`len` not 0).
+            Some(e)
+                if e.is_held()
+                    && e.lo == buf.offset()
+                    && e.held.capacity(&e.as_span()) == buf.capacity() =>
             {
-                k.len
+                e
             }
             _ => return Err((buf, Error::ForeignBuffer)),
         };
-        match self.push_held(head, desc_len, len) {
+        match Self::push_held(
+            &self.ring,
+            &mut self.used_idx,
+            &mut self.entries_dirty,
+            e,
+            head,
+            len,
+        ) {
             Ok(()) => {
                 drop(buf);
                 Ok(())
@@ -1065,23 +1082,41 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
     }
 
-    /// Writes the used entry of held descriptor `head` (length `len`, or
-    /// its descriptor length `desc_len`) and releases it. The caller found
-    /// `head` held.
+    /// Writes the used entry of held descriptor `head`, whose record is
+    /// `e` (length `len`, or its descriptor length), at `used_idx`, and
+    /// releases it. The caller found `head` held. The device's fields go
+    /// one by one (`ring`, `used_idx`, `entries_dirty`) beside `e`, which
+    /// borrows its tables: the record found by the caller's lookup is
+    /// released through the same reference, not looked up again.
     #[inline(always)]
-    fn push_held(&mut self, head: u16, desc_len: u32, len: Option<u32>) -> Result<(), Error> {
+    fn push_held(
+        ring: &RingMem<'m, M, E>,
+        used_idx: &mut u16,
+        entries_dirty: &mut bool,
+        e: &mut Entry,
+        head: u16,
+        len: Option<u32>,
+    ) -> Result<(), Error> {
+        let desc_len = e.len;
         let len = len.unwrap_or(desc_len);
         if len > desc_len {
             return Err(Error::InvalidLength);
         }
-        let wrote = self
-            .ring
-            .update_used_entry(self.used_idx, u32::from(head), len)?;
+        // Released before the entry is written (and held again if that
+        // fails): the record's address is then dead before the stores.
+        let held = core::mem::replace(&mut e.held, Held::No);
+        let at = *used_idx;
+        let wrote = match ring.update_used_entry(at, u32::from(head), len) {
+            Ok(w) => w,
+            Err(err) => {
+                e.held = held;
+                return Err(err);
+            }
+        };
         if !M::COHERENT {
-            self.entries_dirty |= wrote;
+            *entries_dirty |= wrote;
         }
-        self.used_idx = self.used_idx.wrapping_add(1);
-        self.release_held(head);
+        *used_idx = at.wrapping_add(1);
         Ok(())
     }
 
