@@ -56,7 +56,7 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::device::Slot;
 use crate::endian::Endian;
-use crate::error::{Error, Stats};
+use crate::error::{refuse, Error, Stats};
 use crate::layout::Layout;
 use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
@@ -694,16 +694,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         writable: bool,
     ) -> Result<(), Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return refuse(Error::Broken);
         }
         let (addr, capacity, next) = match self.slots.get(usize::from(id)) {
             Some(r) if r.state == State::Lent => (r.peer_addr, r.capacity, r.next),
-            _ => return Err(Error::ForeignBuffer),
+            _ => return refuse(Error::ForeignBuffer),
         };
         let (len, flags) = if writable {
             (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
         } else if len as usize > capacity {
-            return Err(Error::InvalidLength);
+            return refuse(Error::InvalidLength);
         } else if self.config.write_flag_on_readable {
             (len, DESC_F_WRITE)
         } else {
@@ -777,7 +777,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline(always)]
     fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return refuse(Error::Broken);
         }
         let (old, new) = (self.published_idx, self.avail_idx);
         if old == new {
@@ -942,7 +942,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline]
     fn pending_used_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return refuse(Error::Broken);
         }
         let idx = self.fetch_used_idx(reuse)?;
         let pending = idx.wrapping_sub(self.last_used);
@@ -1080,7 +1080,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline(always)]
     fn reap(&mut self, reuse: bool, then: State) -> Result<Option<Reaped>, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return refuse(Error::Broken);
         }
         let l = self.ring.layout;
         if self.last_used == self.used_seen {

@@ -312,6 +312,17 @@ impl Stats {
     };
 }
 
+/// `Err(e)`, returned from out of line and marked unlikely: an early
+/// error return through it (a misused or broken ring, never the steady
+/// state) costs the hot path nothing, where a plain `return Err(..)` lets
+/// the compiler load the error code into the return register ahead of the
+/// test to share one exit block.
+#[cold]
+#[inline(never)]
+pub(crate) fn refuse<T>(e: Error) -> Result<T, Error> {
+    Err(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
