@@ -787,17 +787,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let pos = self.last_avail;
         if pos == self.avail_seen {
             let mut pending = self.pending_inner(reuse)?;
-            if pending == 0 && self.must_rearm() {
-                // Going idle with notifications on: re-arm, then re-check,
-                // or an entry published before the driver saw the new
-                // `avail_event` would never be notified (see `rearm`).
-                self.rearm()?;
-                pending = self.pending()?;
+            // One test of `pending` when entries came (the usual case).
+            if pending == 0 {
+                if self.must_rearm() {
+                    // Going idle with notifications on: re-arm, then
+                    // re-check, or an entry published before the driver
+                    // saw the new `avail_event` would never be notified
+                    // (see `rearm`).
+                    self.rearm()?;
+                    pending = self.pending()?;
+                }
+                if pending == 0 {
+                    self.avail_seen = pos;
+                    return Ok(None);
+                }
             }
             self.avail_seen = pos.wrapping_add(pending);
-            if pending == 0 {
-                return Ok(None);
-            }
         }
         let l = ring.layout;
         ring.invalidate_entry(

@@ -944,9 +944,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.broken {
             return refuse(Error::Broken);
         }
+        // Read before the acquire load of the index, after which fields of
+        // `self` would be loaded again.
+        let (last, in_flight) = (self.last_used, self.in_flight);
         let idx = self.fetch_used_idx(reuse)?;
-        let pending = idx.wrapping_sub(self.last_used);
-        if pending > self.in_flight {
+        let pending = idx.wrapping_sub(last);
+        if pending > in_flight {
             self.broken = true;
             return Err(self.fail(Error::UsedIndexJump));
         }
@@ -1082,21 +1085,28 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.broken {
             return refuse(Error::Broken);
         }
-        let l = self.ring.layout;
-        if self.last_used == self.used_seen {
-            let mut pending = self.pending_used_inner(reuse)?;
-            if pending == 0 && self.must_rearm() {
-                // Going idle with interrupts on: re-arm, then re-check (see
-                // `rearm`).
-                self.rearm()?;
-                pending = self.pending_used()?;
-            }
-            self.used_seen = self.last_used.wrapping_add(pending);
-            if pending == 0 {
-                return Ok(None);
-            }
-        }
+        // The position, read before the acquire load of `used.idx` (after
+        // which fields of `self` would be loaded again); nothing below
+        // moves `last_used` before the reap does.
         let pos = self.last_used;
+        if pos == self.used_seen {
+            let mut pending = self.pending_used_inner(reuse)?;
+            // One test of `pending` when entries came (the usual case).
+            if pending == 0 {
+                if self.must_rearm() {
+                    // Going idle with interrupts on: re-arm, then re-check
+                    // (see `rearm`).
+                    self.rearm()?;
+                    pending = self.pending_used()?;
+                }
+                if pending == 0 {
+                    self.used_seen = pos;
+                    return Ok(None);
+                }
+            }
+            self.used_seen = pos.wrapping_add(pending);
+        }
+        let l = self.ring.layout;
         self.ring.invalidate_entry(
             &mut self.fresh,
             l.used_offset() + 2,
