@@ -316,11 +316,12 @@ impl Stats {
 /// error return through it (a misused or broken ring, never the steady
 /// state) costs the hot path nothing, where a plain `return Err(..)` lets
 /// the compiler load the error code into the return register ahead of the
-/// test to share one exit block.
+/// test to share one exit block. `black_box`: without it the optimiser
+/// sees that the call returns its argument and hoists the code again.
 #[cold]
 #[inline(never)]
 pub(crate) fn refuse<T>(e: Error) -> Result<T, Error> {
-    Err(e)
+    Err(core::hint::black_box(e))
 }
 
 #[cfg(test)]
