@@ -808,7 +808,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring.invalidate_entry(
             &mut self.fresh,
             l.avail_offset() + 2,
-            l.avail_entry_offset(pos & ring.mask),
+            l.avail_slot(ring.slot(pos)),
             2,
         )?;
         let head = ring.read_avail_entry(pos)?;

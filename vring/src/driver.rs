@@ -136,12 +136,12 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
 /// shadow there. O(1): the per-entry marking this replaces ran on every
 /// publication.
 #[inline(always)]
-fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: u16) -> bool {
+fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: usize) -> bool {
     // Nothing added since the last publication (the usual case when a
     // buffer comes back): the first test alone answers.
     added != published
         && pos.wrapping_sub(published) < added.wrapping_sub(published)
-        && shadow.get(usize::from(pos & mask)).map(|&s| u32::from(s)) == Some(id)
+        && shadow.get(usize::from(pos) & mask).map(|&s| u32::from(s)) == Some(id)
 }
 
 /// Where a descriptor id is in its life (one byte: what two flags and the
@@ -631,7 +631,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // lent slot, bound to its buffer for good.
             self.written[usize::from(id)] = Some(w);
         }
-        let at = usize::from(pos & ring.mask);
+        let at = ring.slot(pos);
         // SAFETY: `at <= mask < num <= N` (`RingMem::new` refused a layout
         // of more than `N` entries): the masked position is in bounds, so
         // the check `[]` would add is left out.
@@ -1110,7 +1110,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.ring.invalidate_entry(
             &mut self.fresh,
             l.used_offset() + 2,
-            l.used_entry_offset(pos & self.ring.mask),
+            l.used_slot(self.ring.slot(pos)),
             USED_ELEM_SIZE,
         )?;
         let (id, len) = self.ring.read_used_entry(pos)?;
@@ -1196,7 +1196,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
             .and_then(|()| {
                 self.ring
-                    .clean(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)
+                    .clean(l.used_slot(self.ring.slot(pos)), USED_ELEM_SIZE)
             })
             .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
             .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
