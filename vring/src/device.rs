@@ -1200,15 +1200,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             .stats
             .published
             .wrapping_add(u32::from(new.wrapping_sub(old)));
-        let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
+        // In a local: the fence would make the field load again.
+        let last = self.last_avail;
+        let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
-            self.store_avail_event(self.last_avail)?;
+            self.store_avail_event(last)?;
         } else if !self.driver_declined && self.driver_wants(new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
         self.ring.mem.full_fence();
         if arm {
-            self.armed_at = u32::from(self.last_avail);
+            self.armed_at = u32::from(last);
         }
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
         let notify = self.driver_wants(new, old, arm, true)?;
