@@ -73,7 +73,7 @@ use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, S
 use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
-use crate::error::{refuse, Error, Stats};
+use crate::error::{broken, foreign, Error, Stats};
 use crate::layout::{
     align_up, avail_size, desc_table_size, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE,
 };
@@ -575,7 +575,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn pending_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         // Read before the acquire load of the index, after which fields of
         // `self` would be loaded again.
@@ -758,7 +758,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[cfg_attr(not(feature = "small"), inline)]
     pub fn push_used_slot(&mut self, id: u16, len: Option<u32>) -> Result<(), Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         match self.t.entries.get_mut(usize::from(id)) {
             // A held entry's span is known (`len` not 0).
@@ -770,14 +770,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 id,
                 len,
             ),
-            _ => refuse(Error::ForeignBuffer),
+            _ => foreign(),
         }
     }
 
     #[inline(always)]
     fn pop(&mut self, writable: bool, reuse: bool) -> Result<Option<Pop>, Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         // A copy (see `RingMem`'s `Copy`) and the position, read before the
         // acquire load of `avail.idx` (after which fields of `self` would be
@@ -1172,7 +1172,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline(always)]
     fn publish(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         let (old, new) = (self.used_published, self.used_idx);
         if old == new {

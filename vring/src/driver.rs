@@ -56,7 +56,7 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::device::Slot;
 use crate::endian::Endian;
-use crate::error::{refuse, Error, Stats};
+use crate::error::{broken, foreign, invalid_length, Error, Stats};
 use crate::layout::Layout;
 use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
@@ -694,16 +694,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         writable: bool,
     ) -> Result<(), Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         let (addr, capacity, next) = match self.slots.get(usize::from(id)) {
             Some(r) if r.state == State::Lent => (r.peer_addr, r.capacity, r.next),
-            _ => return refuse(Error::ForeignBuffer),
+            _ => return foreign(),
         };
         let (len, flags) = if writable {
             (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
         } else if len as usize > capacity {
-            return refuse(Error::InvalidLength);
+            return invalid_length();
         } else if self.config.write_flag_on_readable {
             (len, DESC_F_WRITE)
         } else {
@@ -777,7 +777,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline(always)]
     fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         let (old, new) = (self.published_idx, self.avail_idx);
         if old == new {
@@ -942,7 +942,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline]
     fn pending_used_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         // Read before the acquire load of the index, after which fields of
         // `self` would be loaded again.
@@ -1083,7 +1083,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline(always)]
     fn reap(&mut self, reuse: bool, then: State) -> Result<Option<Reaped>, Error> {
         if self.broken {
-            return refuse(Error::Broken);
+            return broken();
         }
         // The position, read before the acquire load of `used.idx` (after
         // which fields of `self` would be loaded again); nothing below

@@ -312,16 +312,32 @@ impl Stats {
     };
 }
 
-/// `Err(e)`, returned from out of line and marked unlikely: an early
-/// error return through it (a misused or broken ring, never the steady
-/// state) costs the hot path nothing, where a plain `return Err(..)` lets
-/// the compiler load the error code into the return register ahead of the
-/// test to share one exit block. `black_box`: without it the optimiser
-/// sees that the call returns its argument and hoists the code again.
-#[cold]
-#[inline(never)]
-pub(crate) fn refuse<T>(e: Error) -> Result<T, Error> {
-    Err(core::hint::black_box(e))
+/// Early error returns of the hot paths (a broken ring, a foreign id, a
+/// length beyond the buffer: misuse or a broken peer, never the steady
+/// state), each a function of no argument kept out of line and marked
+/// unlikely. A plain `return Err(..)` lets the compiler load the error code
+/// into the return register ahead of the test (to share one exit block),
+/// and a shared function taking the code gets its argument hoisted the
+/// same way; `black_box` keeps the optimiser from folding the returned
+/// code back into the caller.
+macro_rules! cold_errors {
+    ($($(#[$m:meta])* $name:ident => $v:ident;)+) => {$(
+        $(#[$m])*
+        #[cold]
+        #[inline(never)]
+        pub(crate) fn $name<T>() -> Result<T, Error> {
+            Err(core::hint::black_box(Error::$v))
+        }
+    )+};
+}
+
+cold_errors! {
+    /// `Err(Error::Broken)`.
+    broken => Broken;
+    /// `Err(Error::ForeignBuffer)`.
+    foreign => ForeignBuffer;
+    /// `Err(Error::InvalidLength)`.
+    invalid_length => InvalidLength;
 }
 
 #[cfg(test)]
