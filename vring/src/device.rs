@@ -1178,22 +1178,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if old == new {
             return Ok(false);
         }
-        let l = self.ring.layout;
+        // A copy (see `RingMem`'s `Copy`): no reload after each store.
+        let ring = self.ring;
+        let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
-            for (off, len) in self
-                .ring
-                .entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new)
-            {
+            for (off, len) in ring.entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new) {
                 if len > 0 {
-                    self.ring.clean(off, len)?;
+                    ring.clean(off, len)?;
                 }
             }
             if !M::COHERENT {
                 self.entries_dirty = false;
             }
         }
-        self.ring.store_u16(Field::UsedIdx, new)?;
-        self.ring.clean(l.used_offset() + 2, 2)?;
+        ring.store_u16(Field::UsedIdx, new)?;
+        ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
         self.t.stats.published = self
             .t
@@ -1204,16 +1203,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let last = self.last_avail;
         let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
-            self.store_avail_event(last)?;
-        } else if !self.driver_declined && self.driver_wants(new, old, false, false)? {
+            Self::store_avail_event(&ring, last)?;
+        } else if !self.driver_declined && self.driver_wants(&ring, new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
-        self.ring.mem.full_fence();
+        ring.mem.full_fence();
         if arm {
             self.armed_at = u32::from(last);
         }
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
-        let notify = self.driver_wants(new, old, arm, true)?;
+        let notify = self.driver_wants(&ring, new, old, arm, true)?;
         self.driver_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
@@ -1240,24 +1239,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[cfg_attr(not(feature = "small"), inline)]
     fn driver_wants(
         &self,
+        ring: &RingMem<'m, M, E>,
         new: u16,
         old: u16,
         event_idx: bool,
         fresh: bool,
     ) -> Result<bool, Error> {
-        let l = self.ring.layout;
+        let l = ring.layout;
         Ok(
             if event_idx || self.config.suppression == Suppression::EventIdx {
                 if fresh {
-                    self.ring.invalidate(l.used_event_offset(), 2)?;
+                    ring.invalidate(l.used_event_offset(), 2)?;
                 }
-                let event = self.ring.load_u16(Field::UsedEvent)?;
+                let event = ring.load_u16(Field::UsedEvent)?;
                 need_event(event, new, old)
             } else {
                 if fresh {
-                    self.ring.invalidate(l.avail_offset(), 2)?;
+                    ring.invalidate(l.avail_offset(), 2)?;
                 }
-                self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
+                ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
             },
         )
     }
@@ -1322,7 +1322,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 // one behind the consumer is the value no publication
                 // crosses soon. No fence: a late doorbell is harmless.
                 self.armed_at = NOT_ARMED;
-                self.store_avail_event(self.last_avail.wrapping_sub(1))?;
+                Self::store_avail_event(&self.ring, self.last_avail.wrapping_sub(1))?;
             }
         }
         Ok(())
@@ -1354,17 +1354,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// re-read finds the entry) or reads the event after publishing and
     /// notifies (its own store, fence, load in [`crate::Driver::publish`]).
     fn rearm(&mut self) -> Result<(), Error> {
-        self.store_avail_event(self.last_avail)?;
+        Self::store_avail_event(&self.ring, self.last_avail)?;
         self.ring.mem.full_fence();
         self.armed_at = u32::from(self.last_avail);
         Ok(())
     }
 
-    /// Writes `avail_event` through to memory.
-    fn store_avail_event(&self, v: u16) -> Result<(), Error> {
-        let off = self.ring.layout.avail_event_offset();
-        self.ring.store_u16(Field::AvailEvent, v)?;
-        self.ring.clean(off, 2)
+    /// Writes `avail_event` through to memory (`ring`: this ring's).
+    fn store_avail_event(ring: &RingMem<'m, M, E>, v: u16) -> Result<(), Error> {
+        let off = ring.layout.avail_event_offset();
+        ring.store_u16(Field::AvailEvent, v)?;
+        ring.clean(off, 2)
     }
 
     /// Writes `used.flags` through to memory.
