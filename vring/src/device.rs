@@ -975,9 +975,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        if let Some(k) = self.t.entries[h].span() {
+        // `head < num <= N` (`check`); a lookup that cannot fail, written
+        // so that no panic path is compiled in where the compiler does not
+        // see the bound.
+        let Some(own) = self.t.entries.get_mut(h) else {
+            return Err(Error::DescriptorIndexOutOfRange);
+        };
+        if let Some(k) = own.span() {
             if k.lo <= lo && hi <= k.hi {
-                self.t.entries[h].know(span);
+                own.know(span);
                 return Ok(());
             }
         }
@@ -990,11 +996,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
         }
         for (j, e) in self.t.entries.iter_mut().enumerate() {
-            if j != h && !e.is_held() && overlaps(e) {
+            if j == h {
+                e.know(span);
+            } else if !e.is_held() && overlaps(e) {
                 e.len = 0;
             }
         }
-        self.t.entries[h].know(span);
         Ok(())
     }
 
@@ -1179,7 +1186,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Ok(false);
         }
         // A copy (see `RingMem`'s `Copy`): no reload after each store.
-        let ring = self.ring;
+        // With the feature `small`, the ring itself: a copy costs a
+        // Cortex-M4 remote registers and stack (and ~170 bytes).
+        #[cfg(not(feature = "small"))]
+        let copy = self.ring;
+        #[cfg(not(feature = "small"))]
+        let ring = &copy;
+        #[cfg(feature = "small")]
+        let ring = &self.ring;
         let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
             for (off, len) in ring.entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new) {
@@ -1203,8 +1217,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let last = self.last_avail;
         let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
-            Self::store_avail_event(&ring, last)?;
-        } else if !self.driver_declined && self.driver_wants(&ring, new, old, false, false)? {
+            Self::store_avail_event(ring, last)?;
+        } else if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
         ring.mem.full_fence();
@@ -1212,7 +1226,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             self.armed_at = u32::from(last);
         }
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
-        let notify = self.driver_wants(&ring, new, old, arm, true)?;
+        let notify = self.driver_wants(ring, new, old, arm, true)?;
         self.driver_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the

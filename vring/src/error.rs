@@ -319,14 +319,20 @@ impl Stats {
 /// into the return register ahead of the test (to share one exit block),
 /// and a shared function taking the code gets its argument hoisted the
 /// same way; `black_box` keeps the optimiser from folding the returned
-/// code back into the caller.
+/// code back into the caller. With the feature `small` they are plain
+/// `Err`s (inlined): the calls and the copies per result type cost a
+/// Cortex-M4 remote about 250 bytes.
 macro_rules! cold_errors {
     ($($(#[$m:meta])* $name:ident => $v:ident;)+) => {$(
         $(#[$m])*
-        #[cold]
-        #[inline(never)]
+        #[cfg_attr(not(feature = "small"), cold, inline(never))]
+        #[cfg_attr(feature = "small", inline(always))]
         pub(crate) fn $name<T>() -> Result<T, Error> {
-            Err(core::hint::black_box(Error::$v))
+            if cfg!(feature = "small") {
+                Err(Error::$v)
+            } else {
+                Err(core::hint::black_box(Error::$v))
+            }
         }
     )+};
 }
