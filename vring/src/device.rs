@@ -1249,9 +1249,44 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// and spends no line operation when the driver is waiting, as it
     /// usually is between messages. The line is current again at the next
     /// fetch of `avail.idx`, which shares it in flags mode.
-    #[cfg_attr(feature = "small", inline(never))]
-    #[cfg_attr(not(feature = "small"), inline)]
+    ///
+    /// `ring`: this ring's (a copy). With the feature `small`, one
+    /// out-of-line copy that reads the ring itself
+    /// (`driver_wants_out_of_line`: no ring argument to pass).
+    #[inline(always)]
     fn driver_wants(
+        &self,
+        ring: &RingMem<'m, M, E>,
+        new: u16,
+        old: u16,
+        event_idx: bool,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        #[cfg(feature = "small")]
+        {
+            let _ = ring;
+            self.driver_wants_out_of_line(new, old, event_idx, fresh)
+        }
+        #[cfg(not(feature = "small"))]
+        self.driver_wants_in(ring, new, old, event_idx, fresh)
+    }
+
+    /// [`Device::driver_wants`] with the feature `small`.
+    #[cfg(feature = "small")]
+    #[inline(never)]
+    fn driver_wants_out_of_line(
+        &self,
+        new: u16,
+        old: u16,
+        event_idx: bool,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        self.driver_wants_in(&self.ring, new, old, event_idx, fresh)
+    }
+
+    /// The body of [`Device::driver_wants`].
+    #[inline(always)]
+    fn driver_wants_in(
         &self,
         ring: &RingMem<'m, M, E>,
         new: u16,
