@@ -814,11 +814,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let head = ring.read_avail_entry(pos)?;
         self.last_avail = pos.wrapping_add(1);
         match self.check(&ring, head, writable) {
-            // `check` marked `head` held.
-            Ok(p) => {
-                self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
-                Ok(Some(p))
-            }
+            // `check` marked `head` held and counted it.
+            Ok(p) => Ok(Some(p)),
             Err(e) => Err(self.reject(head, e)),
         }
     }
@@ -859,7 +856,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates descriptor `head` (read once into a local) and, when it
-    /// passes, marks it held. `ring`: this ring's (a copy).
+    /// passes, marks it held and counts it ([`Stats::completed`]). `ring`:
+    /// this ring's (a copy).
     #[inline(always)]
     fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = ring.layout;
@@ -867,11 +865,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::DescriptorIndexOutOfRange);
         }
         let h = usize::from(head);
+        let t = &mut *self.t;
         // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`) refused
         // a layout of more than `N` entries, and a device never changes its
         // layout. (The compiler does not know `num <= N`: `get` would test
         // against `N` a second time.)
-        let entry = unsafe { self.t.entries.get_unchecked_mut(h) };
+        let entry = unsafe { t.entries.get_unchecked_mut(h) };
         if entry.is_held() {
             return Err(Error::DescriptorInFlight);
         }
@@ -905,14 +904,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // alignment, buffer area, overlap) and unchanged since: it names the
         // same bytes again. (`d.len` is not 0, so an equal `len` is a known
         // span.)
+        // Marked held (through the reference that found it when it is
+        // known) and counted here, with the tables at hand.
         let span = if entry.len == d.len && entry.addr == d.addr {
-            // Marked held through the reference that found it.
             entry.held = held;
+            t.stats.completed = t.stats.completed.wrapping_add(1);
             entry.as_span()
         } else {
             let span = self.locate(head, d.addr, d.len, writable)?;
+            let t = &mut *self.t;
             // SAFETY: as above, `h < N`.
-            unsafe { self.t.entries.get_unchecked_mut(h) }.held = held;
+            unsafe { t.entries.get_unchecked_mut(h) }.held = held;
+            t.stats.completed = t.stats.completed.wrapping_add(1);
             span
         };
         Ok(Pop {
