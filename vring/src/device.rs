@@ -73,7 +73,7 @@ use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, S
 use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
-use crate::error::{Error, Stats};
+use crate::error::{broken, foreign, Error, Stats};
 use crate::layout::{
     align_up, avail_size, desc_table_size, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE,
 };
@@ -575,11 +575,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn pending_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
+        // Read before the acquire load of the index, after which fields of
+        // `self` would be loaded again.
+        let (last, num) = (self.last_avail, self.ring.layout.num());
         let idx = self.fetch_avail_idx(reuse)?;
-        let pending = idx.wrapping_sub(self.last_avail);
-        if pending > self.ring.layout.num() {
+        let pending = idx.wrapping_sub(last);
+        if pending > num {
             self.broken = true;
             return Err(self.fail(Error::AvailIndexJump));
         }
@@ -755,58 +758,64 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[cfg_attr(not(feature = "small"), inline)]
     pub fn push_used_slot(&mut self, id: u16, len: Option<u32>) -> Result<(), Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
-        match self.t.entries.get(usize::from(id)) {
+        match self.t.entries.get_mut(usize::from(id)) {
             // A held entry's span is known (`len` not 0).
-            Some(e) if e.is_held() => self.push_held(id, e.len, len),
-            _ => Err(Error::ForeignBuffer),
-        }
-    }
-
-    /// Releases descriptor `head`, which the caller found held.
-    #[inline(always)]
-    fn release_held(&mut self, head: u16) {
-        if let Some(e) = self.t.entries.get_mut(usize::from(head)) {
-            e.held = Held::No;
+            Some(e) if e.is_held() => Self::push_held(
+                &self.ring,
+                &mut self.used_idx,
+                &mut self.entries_dirty,
+                e,
+                id,
+                len,
+            ),
+            _ => foreign(),
         }
     }
 
     #[inline(always)]
     fn pop(&mut self, writable: bool, reuse: bool) -> Result<Option<Pop>, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
-        let l = self.ring.layout;
-        if self.last_avail == self.avail_seen {
-            let mut pending = self.pending_inner(reuse)?;
-            if pending == 0 && self.must_rearm() {
-                // Going idle with notifications on: re-arm, then re-check,
-                // or an entry published before the driver saw the new
-                // `avail_event` would never be notified (see `rearm`).
-                self.rearm()?;
-                pending = self.pending()?;
-            }
-            self.avail_seen = self.last_avail.wrapping_add(pending);
-            if pending == 0 {
-                return Ok(None);
-            }
-        }
+        // A copy (see `RingMem`'s `Copy`) and the position, read before the
+        // acquire load of `avail.idx` (after which fields of `self` would be
+        // loaded again). Nothing below moves `last_avail` before the pop
+        // does.
+        let ring = self.ring;
         let pos = self.last_avail;
-        self.ring.invalidate_entry(
+        if pos == self.avail_seen {
+            let mut pending = self.pending_inner(reuse)?;
+            // One test of `pending` when entries came (the usual case).
+            if pending == 0 {
+                if self.must_rearm() {
+                    // Going idle with notifications on: re-arm, then
+                    // re-check, or an entry published before the driver
+                    // saw the new `avail_event` would never be notified
+                    // (see `rearm`).
+                    self.rearm()?;
+                    pending = self.pending()?;
+                }
+                if pending == 0 {
+                    self.avail_seen = pos;
+                    return Ok(None);
+                }
+            }
+            self.avail_seen = pos.wrapping_add(pending);
+        }
+        let l = ring.layout;
+        ring.invalidate_entry(
             &mut self.fresh,
             l.avail_offset() + 2,
-            l.avail_entry_offset(pos & self.ring.mask),
+            l.avail_slot(ring.slot(pos)),
             2,
         )?;
-        let head = self.ring.read_avail_entry(pos)?;
+        let head = ring.read_avail_entry(pos)?;
         self.last_avail = pos.wrapping_add(1);
-        match self.check(head, writable) {
-            // `check` marked `head` held.
-            Ok(p) => {
-                self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
-                Ok(Some(p))
-            }
+        match self.check(&ring, head, writable) {
+            // `check` marked `head` held and counted it.
+            Ok(p) => Ok(Some(p)),
             Err(e) => Err(self.reject(head, e)),
         }
     }
@@ -847,24 +856,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates descriptor `head` (read once into a local) and, when it
-    /// passes, marks it held.
+    /// passes, marks it held and counts it ([`Stats::completed`]). `ring`:
+    /// this ring's (a copy).
     #[inline(always)]
-    fn check(&mut self, head: u16, writable: bool) -> Result<Pop, Error> {
-        let l = self.ring.layout;
+    fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
+        let l = ring.layout;
         if head >= l.num() {
             return Err(Error::DescriptorIndexOutOfRange);
         }
         let h = usize::from(head);
+        let t = &mut *self.t;
         // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`) refused
         // a layout of more than `N` entries, and a device never changes its
         // layout. (The compiler does not know `num <= N`: `get` would test
         // against `N` a second time.)
-        let entry = unsafe { self.t.entries.get_unchecked(h) };
+        let entry = unsafe { t.entries.get_unchecked_mut(h) };
         if entry.is_held() {
             return Err(Error::DescriptorInFlight);
         }
-        self.ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
-        let d = self.ring.read_desc(head)?;
+        ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
+        let d = ring.read_desc(head)?;
         // One test for both chain flags; which one, only on the way out.
         if d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
             return Err(if d.flags & DESC_F_INDIRECT != 0 {
@@ -893,13 +904,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // alignment, buffer area, overlap) and unchanged since: it names the
         // same bytes again. (`d.len` is not 0, so an equal `len` is a known
         // span.)
+        // Marked held (through the reference that found it when it is
+        // known) and counted here, with the tables at hand.
         let span = if entry.len == d.len && entry.addr == d.addr {
+            entry.held = held;
+            t.stats.completed = t.stats.completed.wrapping_add(1);
             entry.as_span()
         } else {
-            self.locate(head, d.addr, d.len, writable)?
+            let span = self.locate(head, d.addr, d.len, writable)?;
+            let t = &mut *self.t;
+            // SAFETY: as above, `h < N`.
+            unsafe { t.entries.get_unchecked_mut(h) }.held = held;
+            t.stats.completed = t.stats.completed.wrapping_add(1);
+            span
         };
-        // SAFETY: as above, `h < N`.
-        unsafe { self.t.entries.get_unchecked_mut(h) }.held = held;
         Ok(Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
@@ -911,7 +929,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates a descriptor's buffer `addr..+len` the slow way (window,
-    /// alignment, buffer area) and claims its span for `head`.
+    /// alignment, buffer area) and claims its span for `head`. Cold: once
+    /// per descriptor while the driver keeps posting the same buffers
+    /// (`check` recognises them), so the recognised path is laid out
+    /// straight.
+    #[cold]
     #[inline(never)]
     fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
         // `check` refused a length of 0 before; a known span is never empty.
@@ -956,9 +978,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        if let Some(k) = self.t.entries[h].span() {
+        // `head < num <= N` (`check`); a lookup that cannot fail, written
+        // so that no panic path is compiled in where the compiler does not
+        // see the bound.
+        let Some(own) = self.t.entries.get_mut(h) else {
+            return Err(Error::DescriptorIndexOutOfRange);
+        };
+        if let Some(k) = own.span() {
             if k.lo <= lo && hi <= k.hi {
-                self.t.entries[h].know(span);
+                own.know(span);
                 return Ok(());
             }
         }
@@ -971,11 +999,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             }
         }
         for (j, e) in self.t.entries.iter_mut().enumerate() {
-            if j != h && !e.is_held() && overlaps(e) {
+            if j == h {
+                e.know(span);
+            } else if !e.is_held() && overlaps(e) {
                 e.len = 0;
             }
         }
-        self.t.entries[h].know(span);
         Ok(())
     }
 
@@ -1041,22 +1070,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err((buf, Error::Broken));
         }
         let h = usize::from(head);
-        let desc_len = match self
-            .t
-            .entries
-            .get(h)
-            .and_then(|e| Some((e.held, e.span()?)))
-        {
-            Some((held, k))
-                if held != Held::No
-                    && k.lo == buf.offset()
-                    && held.capacity(&k) == buf.capacity() =>
+        let e = match self.t.entries.get_mut(h) {
+            // A held entry's span is known (`len` not 0).
+            Some(e)
+                if e.is_held()
+                    && e.lo == buf.offset()
+                    && e.held.capacity(&e.as_span()) == buf.capacity() =>
             {
-                k.len
+                e
             }
             _ => return Err((buf, Error::ForeignBuffer)),
         };
-        match self.push_held(head, desc_len, len) {
+        match Self::push_held(
+            &self.ring,
+            &mut self.used_idx,
+            &mut self.entries_dirty,
+            e,
+            head,
+            len,
+        ) {
             Ok(()) => {
                 drop(buf);
                 Ok(())
@@ -1065,23 +1097,41 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
     }
 
-    /// Writes the used entry of held descriptor `head` (length `len`, or
-    /// its descriptor length `desc_len`) and releases it. The caller found
-    /// `head` held.
+    /// Writes the used entry of held descriptor `head`, whose record is
+    /// `e` (length `len`, or its descriptor length), at `used_idx`, and
+    /// releases it. The caller found `head` held. The device's fields go
+    /// one by one (`ring`, `used_idx`, `entries_dirty`) beside `e`, which
+    /// borrows its tables: the record found by the caller's lookup is
+    /// released through the same reference, not looked up again.
     #[inline(always)]
-    fn push_held(&mut self, head: u16, desc_len: u32, len: Option<u32>) -> Result<(), Error> {
+    fn push_held(
+        ring: &RingMem<'m, M, E>,
+        used_idx: &mut u16,
+        entries_dirty: &mut bool,
+        e: &mut Entry,
+        head: u16,
+        len: Option<u32>,
+    ) -> Result<(), Error> {
+        let desc_len = e.len;
         let len = len.unwrap_or(desc_len);
         if len > desc_len {
             return Err(Error::InvalidLength);
         }
-        let wrote = self
-            .ring
-            .update_used_entry(self.used_idx, u32::from(head), len)?;
+        // Released before the entry is written (and held again if that
+        // fails): the record's address is then dead before the stores.
+        let held = core::mem::replace(&mut e.held, Held::No);
+        let at = *used_idx;
+        let wrote = match ring.update_used_entry(at, u32::from(head), len) {
+            Ok(w) => w,
+            Err(err) => {
+                e.held = held;
+                return Err(err);
+            }
+        };
         if !M::COHERENT {
-            self.entries_dirty |= wrote;
+            *entries_dirty |= wrote;
         }
-        self.used_idx = self.used_idx.wrapping_add(1);
-        self.release_held(head);
+        *used_idx = at.wrapping_add(1);
         Ok(())
     }
 
@@ -1132,46 +1182,54 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline(always)]
     fn publish(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
         let (old, new) = (self.used_published, self.used_idx);
         if old == new {
             return Ok(false);
         }
-        let l = self.ring.layout;
+        // A copy (see `RingMem`'s `Copy`): no reload after each store.
+        // With the feature `small`, the ring itself: a copy costs a
+        // Cortex-M4 remote registers and stack (and ~170 bytes).
+        #[cfg(not(feature = "small"))]
+        let copy = self.ring;
+        #[cfg(not(feature = "small"))]
+        let ring = &copy;
+        #[cfg(feature = "small")]
+        let ring = &self.ring;
+        let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
-            for (off, len) in self
-                .ring
-                .entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new)
-            {
+            for (off, len) in ring.entry_spans(l.used_offset() + 4, USED_ELEM_SIZE, old, new) {
                 if len > 0 {
-                    self.ring.clean(off, len)?;
+                    ring.clean(off, len)?;
                 }
             }
             if !M::COHERENT {
                 self.entries_dirty = false;
             }
         }
-        self.ring.store_u16(Field::UsedIdx, new)?;
-        self.ring.clean(l.used_offset() + 2, 2)?;
+        ring.store_u16(Field::UsedIdx, new)?;
+        ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
         self.t.stats.published = self
             .t
             .stats
             .published
             .wrapping_add(u32::from(new.wrapping_sub(old)));
-        let arm = rearm && self.last_avail == self.avail_seen && self.must_rearm();
+        // In a local: the fence would make the field load again.
+        let last = self.last_avail;
+        let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
-            self.store_avail_event(self.last_avail)?;
-        } else if !self.driver_declined && self.driver_wants(new, old, false, false)? {
+            Self::store_avail_event(ring, last)?;
+        } else if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
-        self.ring.mem.full_fence();
+        ring.mem.full_fence();
         if arm {
-            self.armed_at = u32::from(self.last_avail);
+            self.armed_at = u32::from(last);
         }
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
-        let notify = self.driver_wants(new, old, arm, true)?;
+        let notify = self.driver_wants(ring, new, old, arm, true)?;
         self.driver_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
@@ -1194,28 +1252,64 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// and spends no line operation when the driver is waiting, as it
     /// usually is between messages. The line is current again at the next
     /// fetch of `avail.idx`, which shares it in flags mode.
-    #[cfg_attr(feature = "small", inline(never))]
-    #[cfg_attr(not(feature = "small"), inline)]
+    ///
+    /// `ring`: this ring's (a copy). With the feature `small`, one
+    /// out-of-line copy that reads the ring itself
+    /// (`driver_wants_out_of_line`: no ring argument to pass).
+    #[inline(always)]
     fn driver_wants(
+        &self,
+        ring: &RingMem<'m, M, E>,
+        new: u16,
+        old: u16,
+        event_idx: bool,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        #[cfg(feature = "small")]
+        {
+            let _ = ring;
+            self.driver_wants_out_of_line(new, old, event_idx, fresh)
+        }
+        #[cfg(not(feature = "small"))]
+        self.driver_wants_in(ring, new, old, event_idx, fresh)
+    }
+
+    /// [`Device::driver_wants`] with the feature `small`.
+    #[cfg(feature = "small")]
+    #[inline(never)]
+    fn driver_wants_out_of_line(
         &self,
         new: u16,
         old: u16,
         event_idx: bool,
         fresh: bool,
     ) -> Result<bool, Error> {
-        let l = self.ring.layout;
+        self.driver_wants_in(&self.ring, new, old, event_idx, fresh)
+    }
+
+    /// The body of [`Device::driver_wants`].
+    #[inline(always)]
+    fn driver_wants_in(
+        &self,
+        ring: &RingMem<'m, M, E>,
+        new: u16,
+        old: u16,
+        event_idx: bool,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        let l = ring.layout;
         Ok(
             if event_idx || self.config.suppression == Suppression::EventIdx {
                 if fresh {
-                    self.ring.invalidate(l.used_event_offset(), 2)?;
+                    ring.invalidate(l.used_event_offset(), 2)?;
                 }
-                let event = self.ring.load_u16(Field::UsedEvent)?;
+                let event = ring.load_u16(Field::UsedEvent)?;
                 need_event(event, new, old)
             } else {
                 if fresh {
-                    self.ring.invalidate(l.avail_offset(), 2)?;
+                    ring.invalidate(l.avail_offset(), 2)?;
                 }
-                self.ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
+                ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
             },
         )
     }
@@ -1280,7 +1374,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 // one behind the consumer is the value no publication
                 // crosses soon. No fence: a late doorbell is harmless.
                 self.armed_at = NOT_ARMED;
-                self.store_avail_event(self.last_avail.wrapping_sub(1))?;
+                Self::store_avail_event(&self.ring, self.last_avail.wrapping_sub(1))?;
             }
         }
         Ok(())
@@ -1312,17 +1406,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// re-read finds the entry) or reads the event after publishing and
     /// notifies (its own store, fence, load in [`crate::Driver::publish`]).
     fn rearm(&mut self) -> Result<(), Error> {
-        self.store_avail_event(self.last_avail)?;
+        Self::store_avail_event(&self.ring, self.last_avail)?;
         self.ring.mem.full_fence();
         self.armed_at = u32::from(self.last_avail);
         Ok(())
     }
 
-    /// Writes `avail_event` through to memory.
-    fn store_avail_event(&self, v: u16) -> Result<(), Error> {
-        let off = self.ring.layout.avail_event_offset();
-        self.ring.store_u16(Field::AvailEvent, v)?;
-        self.ring.clean(off, 2)
+    /// Writes `avail_event` through to memory (`ring`: this ring's).
+    fn store_avail_event(ring: &RingMem<'m, M, E>, v: u16) -> Result<(), Error> {
+        let off = ring.layout.avail_event_offset();
+        ring.store_u16(Field::AvailEvent, v)?;
+        ring.clean(off, 2)
     }
 
     /// Writes `used.flags` through to memory.

@@ -2,7 +2,7 @@
 //!
 //! This is Linux's side of a remoteproc vring and rpmsg-lite's master side.
 //! The driver keeps a trusted shadow of everything it published (the
-//! [`PublishedSlot`] of each descriptor, the available-ring entries) and
+//! [`PublishedSlot`] fields of each descriptor, the available-ring entries) and
 //! never reads its own fields back from shared memory; everything it reads
 //! (used index, used entries, the device's flags and `avail_event`) is
 //! checked against that shadow.
@@ -56,7 +56,7 @@ use ipc_traits::shm::SharedMemory;
 
 use crate::device::Slot;
 use crate::endian::Endian;
-use crate::error::{Error, Stats};
+use crate::error::{broken, foreign, invalid_length, Error, Stats};
 use crate::layout::Layout;
 use crate::layout::USED_ELEM_SIZE;
 use crate::notify::{
@@ -136,38 +136,84 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
 /// shadow there. O(1): the per-entry marking this replaces ran on every
 /// publication.
 #[inline(always)]
-fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: u16) -> bool {
+fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: usize) -> bool {
     // Nothing added since the last publication (the usual case when a
     // buffer comes back): the first test alone answers.
     added != published
         && pos.wrapping_sub(published) < added.wrapping_sub(published)
-        && shadow.get(usize::from(pos & mask)).map(|&s| u32::from(s)) == Some(id)
+        && shadow.get(usize::from(pos) & mask).map(|&s| u32::from(s)) == Some(id)
 }
 
-/// The driver's record of one descriptor id.
+/// Where a descriptor id is in its life (one byte: what two flags and the
+/// `Option` of the buffer's record said before, in one compare).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum State {
+    /// On the free stack: bound to no buffer (the record's buffer fields
+    /// are stale).
+    Free,
+    /// Bound to its buffer and in the rings (added, perhaps not yet
+    /// published, or parked in the used ring). Only such an id may come
+    /// back, and only once published: see [`unpublished`].
+    InFlight,
+    /// Bound to its buffer and lent out as a [`Slot`]
+    /// ([`Driver::pop_used_slot`], [`Driver::lend`]): not on the free stack
+    /// until [`Driver::add_slot`] adds it again.
+    Lent,
+}
+
+/// The driver's record of one descriptor id: the fields of the
+/// [`PublishedSlot`] the id is bound to (while it is not free), where it
+/// was last added, and its fixed `next` field. Plain fields rather than an
+/// `Option<PublishedSlot>`: no discriminant word and no `len` (which the
+/// driver never reads), so a record is 32 bytes on a 64-bit target (an
+/// index is a shift) and every check of the hot paths reads one byte.
+#[derive(Clone, Copy)]
 struct Record {
-    /// The buffer, while the id is taken (added or in flight).
-    rec: Option<PublishedSlot>,
-    /// Whether it is in the rings (added, perhaps not yet published, or
-    /// parked in the used ring). Only such an id may come back, and only
-    /// once published: see [`Driver::unpublished`].
-    in_flight: bool,
+    /// The buffer's peer address (what goes into the descriptor).
+    peer_addr: u64,
+    /// The buffer's window offset.
+    offset: usize,
+    /// The buffer's capacity.
+    capacity: usize,
     /// The available position it was last added at (for the
     /// `unpublished` test; a preloaded id keeps a stale one).
     pos: u16,
-    /// Lent out as a [`Slot`] ([`Driver::pop_used_slot`],
-    /// [`Driver::lend`]): the id stays bound to `rec` (not on the free
-    /// stack) until [`Driver::add_slot`] adds it again.
-    lent: bool,
+    /// The descriptor's `next` field: `id + 1`, or [`DESC_CHAIN_END`] for
+    /// the last id (the same for every write: computed once, in
+    /// [`Driver::new`]).
+    next: u16,
+    state: State,
 }
 
 impl Record {
     const FREE: Self = Self {
-        rec: None,
-        in_flight: false,
+        peer_addr: 0,
+        offset: 0,
+        capacity: 0,
         pos: 0,
-        lent: false,
+        next: DESC_CHAIN_END,
+        state: State::Free,
     };
+
+    /// Binds the record to `slot` in `state`, added at `pos`.
+    #[inline(always)]
+    fn bind(&mut self, slot: &PublishedSlot, state: State, pos: u16) {
+        self.peer_addr = slot.peer_addr();
+        self.offset = slot.offset();
+        self.capacity = slot.capacity();
+        self.pos = pos;
+        self.state = state;
+    }
+}
+
+/// A used entry [`Driver::reap`] accepted: the id, the length the device
+/// reported (not yet checked against the capacity) and the id's buffer.
+struct Reaped {
+    id: u16,
+    len: u32,
+    offset: usize,
+    capacity: usize,
 }
 
 /// What this driver last wrote into descriptor `id`, for a buffer it had
@@ -332,10 +378,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         for (slot, id) in free.iter_mut().zip((0..layout.num()).rev()) {
             *slot = id;
         }
+        let mut slots = [const { Record::FREE }; N];
+        // Every id below `num` but the last chains to the next (`FREE`
+        // holds the end of the chain).
+        for (r, next) in slots.iter_mut().zip(1..layout.num()) {
+            r.next = next;
+        }
         Ok(Self {
             ring,
             config,
-            slots: [const { Record::FREE }; N],
+            slots,
             written: [None; N],
             free,
             free_len: num,
@@ -448,14 +500,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         u32::try_from(len).map_err(|_| Error::InvalidLength)
     }
 
-    /// Descriptor `id` as this driver writes it for `w`.
+    /// The descriptor this driver writes for `w`, with the id's `next`
+    /// field ([`Record::next`]).
     #[inline]
-    fn descriptor(&self, id: u16, w: &Written) -> Desc {
-        let next = if id + 1 < self.ring.layout.num() {
-            id + 1
-        } else {
-            DESC_CHAIN_END
-        };
+    fn descriptor(w: &Written, next: u16) -> Desc {
         Desc {
             addr: w.addr,
             len: w.len,
@@ -468,7 +516,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// go by value (in registers: a reference would put them in memory
     /// first, on the hot path of [`Driver::add_slot`]).
     #[inline]
-    fn write_descriptor(&self, id: u16, addr: u64, len: u32, flags: u16) -> Result<(), Error> {
+    fn write_descriptor(
+        ring: &RingMem<'m, M, E>,
+        id: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        next: u16,
+    ) -> Result<(), Error> {
         let w = Written {
             addr,
             capacity: 0,
@@ -476,16 +531,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        self.ring.write_desc(id, &self.descriptor(id, &w))?;
-        self.clean_descriptor(id)
-    }
-
-    #[inline]
-    fn clean_descriptor(&self, id: u16) -> Result<(), Error> {
-        self.ring.clean(
-            self.ring.layout.desc_entry_offset(id),
-            crate::layout::DESC_SIZE,
-        )
+        ring.write_desc(id, &Self::descriptor(&w, next))?;
+        ring.clean(ring.layout.desc_entry_offset(id), crate::layout::DESC_SIZE)
     }
 
     #[allow(clippy::type_complexity)]
@@ -527,7 +574,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             trusted: true,
         };
         let pos = self.avail_idx;
-        if let Err(e) = self.post(id, w) {
+        let next = self.slots[usize::from(id)].next;
+        let ring = self.ring;
+        if let Err(e) = self.post(&ring, id, w, next) {
             return Err((buf, e));
         }
         if M::COHERENT {
@@ -536,32 +585,35 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.written[usize::from(id)] = Some(w);
         }
         self.free_len -= 1;
-        self.slots[usize::from(id)] = Record {
-            rec: Some(buf.into_published()),
-            in_flight: true,
-            pos,
-            lent: false,
-        };
+        self.slots[usize::from(id)].bind(&buf.into_published(), State::InFlight, pos);
         Ok(id)
     }
 
-    /// Writes descriptor `id` as `w` (unless it provably holds it already)
-    /// and the next available entry; the caller records the id as taken.
+    /// Writes descriptor `id` as `w` with `next` (unless it provably holds
+    /// it already) and the next available entry; the caller records the id
+    /// as taken.
+    /// `ring`: a copy of this ring's (see `RingMem`'s `Copy`), so nothing
+    /// of it is loaded again after each store.
     #[inline(always)]
-    fn post(&mut self, id: u16, w: Written) -> Result<(), Error> {
+    fn post(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        id: u16,
+        w: Written,
+        next: u16,
+    ) -> Result<(), Error> {
         let pos = self.avail_idx;
         let unchanged = !M::COHERENT
             && self.written[usize::from(id)] == Some(w)
-            && self
-                .ring
+            && ring
                 .read_desc(id)
-                .is_ok_and(|d| d == self.descriptor(id, &w));
+                .is_ok_and(|d| d == Self::descriptor(&w, next));
         let written = if unchanged {
             Ok(())
         } else {
-            self.write_descriptor(id, w.addr, w.len, w.flags)
+            Self::write_descriptor(ring, id, w.addr, w.len, w.flags, next)
         }
-        .and_then(|()| self.ring.update_avail_entry(pos, id));
+        .and_then(|()| ring.update_avail_entry(pos, id));
         match written {
             Ok(wrote) => {
                 if !M::COHERENT {
@@ -579,7 +631,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // lent slot, bound to its buffer for good.
             self.written[usize::from(id)] = Some(w);
         }
-        self.avail_shadow[usize::from(pos & self.ring.mask)] = id;
+        let at = ring.slot(pos);
+        // SAFETY: `at <= mask < num <= N` (`RingMem::new` refused a layout
+        // of more than `N` entries): the masked position is in bounds, so
+        // the check `[]` would add is left out.
+        *unsafe { self.avail_shadow.get_unchecked_mut(at) } = id;
         self.avail_idx = pos.wrapping_add(1);
         Ok(())
     }
@@ -606,12 +662,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.free_len -= 1;
         let id = self.free[self.free_len];
         let offset = buf.offset();
-        self.slots[usize::from(id)] = Record {
-            rec: Some(buf.into_published()),
-            in_flight: false,
-            pos: 0,
-            lent: true,
-        };
+        self.slots[usize::from(id)].bind(&buf.into_published(), State::Lent, 0);
         Ok(Slot { id, offset, len })
     }
 
@@ -628,21 +679,31 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// id stays lent.
     #[inline(always)]
     pub fn add_slot(&mut self, id: u16, len: u32, writable: bool) -> Result<(), Error> {
+        let ring = self.ring;
+        self.add_slot_in(&ring, id, len, writable)
+    }
+
+    /// [`Driver::add_slot`] with a copy of this ring's `ring` (see
+    /// `RingMem`'s `Copy`).
+    #[inline(always)]
+    fn add_slot_in(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        id: u16,
+        len: u32,
+        writable: bool,
+    ) -> Result<(), Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
-        let (addr, capacity) = match self.slots.get(usize::from(id)) {
-            Some(Record {
-                rec: Some(r),
-                lent: true,
-                ..
-            }) => (r.peer_addr(), r.capacity()),
-            _ => return Err(Error::ForeignBuffer),
+        let (addr, capacity, next) = match self.slots.get(usize::from(id)) {
+            Some(r) if r.state == State::Lent => (r.peer_addr, r.capacity, r.next),
+            _ => return foreign(),
         };
         let (len, flags) = if writable {
             (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
         } else if len as usize > capacity {
-            return Err(Error::InvalidLength);
+            return invalid_length();
         } else if self.config.write_flag_on_readable {
             (len, DESC_F_WRITE)
         } else {
@@ -650,6 +711,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         };
         let pos = self.avail_idx;
         self.post(
+            ring,
             id,
             Written {
                 addr,
@@ -658,10 +720,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 flags,
                 trusted: true,
             },
+            next,
         )?;
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
-            r.lent = false;
-            r.in_flight = true;
+            r.state = State::InFlight;
             r.pos = pos;
         }
         Ok(())
@@ -715,13 +777,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline(always)]
     fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
         let (old, new) = (self.published_idx, self.avail_idx);
         if old == new {
             return Ok(false);
         }
-        self.publish_new(old, new, rearm)
+        let ring = self.ring;
+        self.publish_new(&ring, old, new, rearm)
     }
 
     /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
@@ -741,31 +804,41 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         len: u32,
         writable: bool,
     ) -> Result<bool, (Error, bool)> {
-        self.add_slot(id, len, writable).map_err(|e| (e, false))?;
+        // One copy of the ring for both (see `RingMem`'s `Copy`).
+        let ring = self.ring;
+        self.add_slot_in(&ring, id, len, writable)
+            .map_err(|e| (e, false))?;
         // Not broken (`add_slot` checked, and only a fetch of `used.idx`
         // breaks the ring) and `published_idx..avail_idx` holds the entry
         // just added.
         let (old, new) = (self.published_idx, self.avail_idx);
-        self.publish_new(old, new, false).map_err(|e| (e, true))
+        self.publish_new(&ring, old, new, false)
+            .map_err(|e| (e, true))
     }
 
     /// [`Driver::publish_inner`] of the new entries `old..new` (not empty)
     /// of a ring that is not broken.
     #[inline(always)]
-    fn publish_new(&mut self, old: u16, new: u16, rearm: bool) -> Result<bool, Error> {
-        let l = self.ring.layout;
+    fn publish_new(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        old: u16,
+        new: u16,
+        rearm: bool,
+    ) -> Result<bool, Error> {
+        let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
-            for (off, len) in self.ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
+            for (off, len) in ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
                 if len > 0 {
-                    self.ring.clean(off, len)?;
+                    ring.clean(off, len)?;
                 }
             }
             if !M::COHERENT {
                 self.entries_dirty = false;
             }
         }
-        self.ring.store_u16(Field::AvailIdx, new)?;
-        self.ring.clean(l.avail_offset() + 2, 2)?;
+        ring.store_u16(Field::AvailIdx, new)?;
+        ring.clean(l.avail_offset() + 2, 2)?;
         self.published_idx = new;
         let n = new.wrapping_sub(old);
         self.in_flight += n;
@@ -773,14 +846,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
-        } else if !self.device_declined && self.device_wants(new, old, false)? {
+        } else if !self.device_declined && self.device_wants(ring, new, old, false)? {
             return Ok(self.count_notification(true));
         }
-        self.ring.mem.full_fence();
+        ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_used);
         }
-        let notify = self.device_wants(new, old, true)?;
+        let notify = self.device_wants(ring, new, old, true)?;
         self.device_declined = !notify;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `used.flags` and `used.idx` share a line (the used ring is
@@ -799,23 +872,29 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// a read of its `avail_event` or `used.flags`, from a freshly
     /// invalidated line when `fresh` (the read after the fence); the
     /// unfenced first read takes the cached line, as
-    /// `Device::driver_wants` explains.
+    /// `Device::driver_wants` explains. `ring`: this ring's (a copy).
     #[inline]
-    fn device_wants(&self, new: u16, old: u16, fresh: bool) -> Result<bool, Error> {
-        let l = self.ring.layout;
+    fn device_wants(
+        &self,
+        ring: &RingMem<'m, M, E>,
+        new: u16,
+        old: u16,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        let l = ring.layout;
         Ok(match self.config.suppression {
             Suppression::EventIdx => {
                 if fresh {
-                    self.ring.invalidate(l.avail_event_offset(), 2)?;
+                    ring.invalidate(l.avail_event_offset(), 2)?;
                 }
-                let event = self.ring.load_u16(Field::AvailEvent)?;
+                let event = ring.load_u16(Field::AvailEvent)?;
                 need_event(event, new, old)
             }
             Suppression::Flags => {
                 if fresh {
-                    self.ring.invalidate(l.used_offset(), 2)?;
+                    ring.invalidate(l.used_offset(), 2)?;
                 }
-                self.ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
+                ring.load_u16(Field::UsedFlags)? & USED_F_NO_NOTIFY == 0
             }
         })
     }
@@ -863,11 +942,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline]
     fn pending_used_inner(&mut self, reuse: bool) -> Result<u16, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
         }
+        // Read before the acquire load of the index, after which fields of
+        // `self` would be loaded again.
+        let (last, in_flight) = (self.last_used, self.in_flight);
         let idx = self.fetch_used_idx(reuse)?;
-        let pending = idx.wrapping_sub(self.last_used);
-        if pending > self.in_flight {
+        let pending = idx.wrapping_sub(last);
+        if pending > in_flight {
             self.broken = true;
             return Err(self.fail(Error::UsedIndexJump));
         }
@@ -915,33 +997,28 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     #[inline(always)]
     fn pop_used_inner(&mut self, reuse: bool) -> Result<Option<Used<'m, M>>, ReapError<'m, M>> {
-        let Some((id, len)) = self.reap(reuse)? else {
+        let Some(Reaped {
+            id,
+            len,
+            offset,
+            capacity,
+        }) = self.reap(reuse, State::Free)?
+        else {
             return Ok(None);
-        };
-        let Some(slot) = self.slots.get_mut(usize::from(id)).and_then(|s| {
-            s.lent = false;
-            s.rec.take()
-        }) else {
-            return Err(self.fail(Error::UnknownUsedId).into());
         };
         self.free[self.free_len] = id;
         self.free_len += 1;
-        // SAFETY: `slot` is the record of a `ShmBuf<Clean>` built over
-        // `self.ring.mem` (`new`'s contract) and consumed by
+        // SAFETY: `offset..+capacity` is the record of a `ShmBuf<Clean>`
+        // built over `self.ring.mem` (`new`'s contract) and consumed by
         // `into_published` in `add`/`preload_used`/`lend`: no other handle
-        // covers it since. The record has just been taken out of the shadow
-        // (state `InFlight` -> `Free`), so this slot is handed out exactly
-        // once until it is added again.
+        // covers it since. `reap` has just set the record `InFlight` ->
+        // `Free`, so this slot is handed out exactly once until it is added
+        // again.
         // The record's range is that of the handle it came from, checked
         // against the window and the line when that handle was built.
-        let buf = unsafe {
-            ShmBuf::<_, Received>::from_validated_slot(
-                self.ring.mem,
-                slot.offset(),
-                slot.capacity(),
-            )
-        };
-        let capacity = u32::try_from(slot.capacity()).unwrap_or(u32::MAX);
+        let buf =
+            unsafe { ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, offset, capacity) };
+        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
         if len > capacity {
             let error = self.fail(Error::LengthOverflow);
             return Err(ReapError {
@@ -981,19 +1058,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     #[inline(always)]
     fn pop_used_slot_inner(&mut self, reuse: bool) -> Result<Option<Slot>, (Error, Option<Slot>)> {
-        let Some((id, len)) = self.reap(reuse).map_err(|e| (e, None))? else {
+        let Some(Reaped {
+            id,
+            len,
+            offset,
+            capacity,
+        }) = self.reap(reuse, State::Lent).map_err(|e| (e, None))?
+        else {
             return Ok(None);
         };
-        let rec = match self.slots.get_mut(usize::from(id)) {
-            Some(Record {
-                rec: Some(r), lent, ..
-            }) => {
-                *lent = true;
-                (r.offset(), r.capacity())
-            }
-            _ => return Err((self.fail(Error::UnknownUsedId), None)),
-        };
-        let (offset, capacity) = rec;
         // Compared as `usize` (every target has at least 32 bits): no
         // conversion of the capacity on the way.
         if usize::try_from(len).map_or(true, |l| l > capacity) {
@@ -1004,33 +1077,40 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(Some(Slot { id, offset, len }))
     }
 
-    /// The next used entry `(id, len)`, its id checked in flight (and no
-    /// longer so); `None` when the ring is empty (re-armed as
-    /// [`Driver::pop_used`] says).
+    /// The next used entry, its id checked in flight and set to `then`
+    /// (`Free` or `Lent`), with its buffer's range; `None` when the ring is
+    /// empty (re-armed as [`Driver::pop_used`] says).
     #[inline(always)]
-    fn reap(&mut self, reuse: bool) -> Result<Option<(u16, u32)>, Error> {
+    fn reap(&mut self, reuse: bool, then: State) -> Result<Option<Reaped>, Error> {
         if self.broken {
-            return Err(Error::Broken);
+            return broken();
+        }
+        // The position, read before the acquire load of `used.idx` (after
+        // which fields of `self` would be loaded again); nothing below
+        // moves `last_used` before the reap does.
+        let pos = self.last_used;
+        if pos == self.used_seen {
+            let mut pending = self.pending_used_inner(reuse)?;
+            // One test of `pending` when entries came (the usual case).
+            if pending == 0 {
+                if self.must_rearm() {
+                    // Going idle with interrupts on: re-arm, then re-check
+                    // (see `rearm`).
+                    self.rearm()?;
+                    pending = self.pending_used()?;
+                }
+                if pending == 0 {
+                    self.used_seen = pos;
+                    return Ok(None);
+                }
+            }
+            self.used_seen = pos.wrapping_add(pending);
         }
         let l = self.ring.layout;
-        if self.last_used == self.used_seen {
-            let mut pending = self.pending_used_inner(reuse)?;
-            if pending == 0 && self.must_rearm() {
-                // Going idle with interrupts on: re-arm, then re-check (see
-                // `rearm`).
-                self.rearm()?;
-                pending = self.pending_used()?;
-            }
-            self.used_seen = self.last_used.wrapping_add(pending);
-            if pending == 0 {
-                return Ok(None);
-            }
-        }
-        let pos = self.last_used;
         self.ring.invalidate_entry(
             &mut self.fresh,
             l.used_offset() + 2,
-            l.used_entry_offset(pos & self.ring.mask),
+            l.used_slot(self.ring.slot(pos)),
             USED_ELEM_SIZE,
         )?;
         let (id, len) = self.ring.read_used_entry(pos)?;
@@ -1040,17 +1120,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let (published, added) = (self.published_idx, self.avail_idx);
         let shadow = &self.avail_shadow;
         let mask = self.ring.mask;
-        let id = match usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
-            Some(s)
-                if s.in_flight
-                    && s.rec.is_some()
-                    && !unpublished(s.pos, id, published, added, shadow, mask) =>
-            {
-                s.in_flight = false;
-                id as u16
-            }
-            _ => return Err(self.fail(Error::UnknownUsedId)),
-        };
+        let (id, offset, capacity) =
+            match usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
+                // `InFlight`: bound to a buffer, in the rings.
+                Some(s)
+                    if s.state == State::InFlight
+                        && !unpublished(s.pos, id, published, added, shadow, mask) =>
+                {
+                    s.state = then;
+                    (id as u16, s.offset, s.capacity)
+                }
+                _ => return Err(self.fail(Error::UnknownUsedId)),
+            };
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
             if let Some(w) = &mut self.written[usize::from(id)] {
@@ -1058,7 +1139,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
         }
         self.in_flight -= 1;
-        Ok(Some((id, len)))
+        Ok(Some(Reaped {
+            id,
+            len,
+            offset,
+            capacity,
+        }))
     }
 
     /// rpmsg-lite master compatibility: parks a buffer in the *used* ring at
@@ -1105,12 +1191,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        let written = self
-            .write_descriptor(id, w.addr, w.len, w.flags)
+        let next = self.slots[usize::from(id)].next;
+        let written = Self::write_descriptor(&self.ring, id, w.addr, w.len, w.flags, next)
             .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
             .and_then(|()| {
                 self.ring
-                    .clean(l.used_entry_offset(pos & self.ring.mask), USED_ELEM_SIZE)
+                    .clean(l.used_slot(self.ring.slot(pos)), USED_ELEM_SIZE)
             })
             .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
             .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
@@ -1124,12 +1210,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.in_flight += 1;
         // Its position stays out of the unpublished window: an alias
         // there (a later add at the same position) has another id.
-        self.slots[usize::from(id)] = Record {
-            rec: Some(buf.into_published()),
-            in_flight: true,
-            pos: self.published_idx.wrapping_sub(1),
-            lent: false,
-        };
+        let pos = self.published_idx.wrapping_sub(1);
+        self.slots[usize::from(id)].bind(&buf.into_published(), State::InFlight, pos);
         Ok(id)
     }
 

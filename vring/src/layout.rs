@@ -329,19 +329,38 @@ impl Layout {
     /// Offset of descriptor `i` (no bound check: `i` must be `< num`).
     #[inline]
     pub const fn desc_entry_offset(&self, i: u16) -> usize {
-        self.desc + DESC_SIZE * i as usize
+        self.desc_slot(i as usize)
     }
 
     /// Offset of `avail.ring[pos]` (`pos < num`).
     #[inline]
     pub const fn avail_entry_offset(&self, pos: u16) -> usize {
-        self.avail + 4 + 2 * pos as usize
+        self.avail_slot(pos as usize)
     }
 
     /// Offset of `used.ring[pos]` (`pos < num`).
     #[inline]
     pub const fn used_entry_offset(&self, pos: u16) -> usize {
-        self.used + 4 + USED_ELEM_SIZE * pos as usize
+        self.used_slot(pos as usize)
+    }
+
+    /// [`Layout::desc_entry_offset`] of an index already widened (the
+    /// rings mask positions as `usize`: no zero extension after the mask).
+    #[inline(always)]
+    pub(crate) const fn desc_slot(&self, i: usize) -> usize {
+        self.desc + DESC_SIZE * i
+    }
+
+    /// [`Layout::avail_entry_offset`] of an index already widened.
+    #[inline(always)]
+    pub(crate) const fn avail_slot(&self, i: usize) -> usize {
+        self.avail + 4 + 2 * i
+    }
+
+    /// [`Layout::used_entry_offset`] of an index already widened.
+    #[inline(always)]
+    pub(crate) const fn used_slot(&self, i: usize) -> usize {
+        self.used + 4 + USED_ELEM_SIZE * i
     }
 
     /// The three areas as `(offset, len)`: descriptors, available ring (with

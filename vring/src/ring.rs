@@ -83,9 +83,25 @@ impl Field {
 pub(crate) struct RingMem<'m, M: ?Sized, E> {
     pub mem: &'m M,
     pub layout: Layout,
-    pub mask: u16,
+    /// `num - 1`, as a `usize`: a position masked with it is an index
+    /// with no zero extension left to do ([`RingMem::slot`]).
+    pub mask: usize,
     _endian: PhantomData<E>,
 }
+
+// By hand: a derive would ask `M: Copy` and `E: Copy`.
+impl<M: ?Sized, E> Clone for RingMem<'_, M, E> {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+/// A copy is what the hot paths work on: a local copy of the fields stays
+/// in registers, where the fields of a ring object behind a reference are
+/// loaded again after every store into shared memory (the compiler cannot
+/// tell the window from the object).
+impl<M: ?Sized, E> Copy for RingMem<'_, M, E> {}
 
 #[inline]
 pub(crate) fn mem_err<T: ipc_traits::shm::Error>(e: T) -> Error {
@@ -102,9 +118,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         Ok(Self {
             mem,
             layout,
-            mask: layout.num() - 1,
+            mask: usize::from(layout.num() - 1),
             _endian: PhantomData,
         })
+    }
+
+    /// The index of ring position `pos`: `pos & (num - 1)`, `< num`.
+    #[inline(always)]
+    pub fn slot(&self, pos: u16) -> usize {
+        usize::from(pos) & self.mask
     }
 
     /// Writes back the lines covering `offset..offset + len`.
@@ -247,7 +269,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// each field read once.
     #[inline]
     pub fn read_desc(&self, i: u16) -> Result<Desc, Error> {
-        let off = self.layout.desc_entry_offset(i & self.mask);
+        let off = self.layout.desc_slot(self.slot(i));
         // SAFETY: the masked index is `< num`, so the entry lies in the
         // descriptor table, inside the window (`new`); the table is
         // 16-aligned (`Layout`), so each word is 4-aligned.
@@ -284,7 +306,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         let [a0, a1, a2, a3, a4, a5, a6, a7] = E::u64_to(d.addr);
         let [f0, f1] = E::u16_to(d.flags);
         let [n0, n1] = E::u16_to(d.next);
-        let off = self.layout.desc_entry_offset(i & self.mask);
+        let off = self.layout.desc_slot(self.slot(i));
         // SAFETY: as in `read_desc`.
         // One call for the four words: the window's base is read once.
         unsafe {
@@ -303,7 +325,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Reads `avail.ring[pos & mask]`: one 16-bit load.
     #[inline]
     pub fn read_avail_entry(&self, pos: u16) -> Result<u16, Error> {
-        let off = self.layout.avail_entry_offset(pos & self.mask);
+        let off = self.layout.avail_slot(self.slot(pos));
         // SAFETY: the masked position is `< num`: inside the available
         // ring, inside the window (`new`), 2-aligned (`Layout`).
         unsafe { self.mem.load_u16_unchecked(off) }
@@ -314,7 +336,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Writes `avail.ring[pos & mask]`: one 16-bit store.
     #[inline]
     pub fn write_avail_entry(&self, pos: u16, head: u16) -> Result<(), Error> {
-        let off = self.layout.avail_entry_offset(pos & self.mask);
+        let off = self.layout.avail_slot(self.slot(pos));
         // SAFETY: as in `read_avail_entry`.
         unsafe {
             self.mem
@@ -343,7 +365,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// every entry on coherent memory, is stored.
     #[inline]
     pub fn update_avail_entry(&self, pos: u16, head: u16) -> Result<bool, Error> {
-        let off = self.layout.avail_entry_offset(pos & self.mask);
+        let off = self.layout.avail_slot(self.slot(pos));
         if !M::COHERENT
             && Self::in_index_line(self.layout.avail_offset() + 2, off, 2)
             && self.read_avail_entry(pos)? == head
@@ -356,7 +378,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Reads `used.ring[pos & mask]` as `(id, len)`: two 32-bit loads.
     #[inline]
     pub fn read_used_entry(&self, pos: u16) -> Result<(u32, u32), Error> {
-        let off = self.layout.used_entry_offset(pos & self.mask);
+        let off = self.layout.used_slot(self.slot(pos));
         // SAFETY: the masked position is `< num`: inside the used ring,
         // inside the window (`new`); the ring is 4-aligned (`Layout`).
         let (id, len) = unsafe { (self.word(off)?, self.word(off + 4)?) };
@@ -369,7 +391,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Writes `used.ring[pos & mask]`: two 32-bit stores.
     #[inline]
     pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
-        let off = self.layout.used_entry_offset(pos & self.mask);
+        let off = self.layout.used_slot(self.slot(pos));
         // SAFETY: as in `read_used_entry`.
         unsafe { self.set_words(off, [E::u32_to(id), E::u32_to(len)]) }
     }
@@ -408,7 +430,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         to: u16,
     ) -> [(usize, usize); 2] {
         let n = usize::from(to.wrapping_sub(from)).min(usize::from(self.layout.num()));
-        let start = usize::from(from & self.mask);
+        let start = self.slot(from);
         let num = usize::from(self.layout.num());
         let first = n.min(num - start);
         [
