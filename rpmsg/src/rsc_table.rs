@@ -411,10 +411,20 @@ impl VdevView {
     ///
     /// A shared-memory error.
     pub fn status<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u8, Error> {
-        let at = self.fresh(mem, 24, 1)?;
-        let mut b = [0u8; 1];
-        mem.read(at, &mut b)?;
-        Ok(b[0])
+        // The word holding the status byte (and, after it, the vring count
+        // and the reserved bytes, which are not used): one load.
+        let [status, ..] = self.word(mem, 24)?.to_ne_bytes();
+        Ok(status)
+    }
+
+    /// The vdev's word at `at` (a multiple of 4), read fresh with one load.
+    fn word<M: SharedMemory<Error = ShmError>>(&self, mem: &M, at: usize) -> Result<u32, Error> {
+        let at = self.fresh(mem, at, 4)?;
+        check_range(mem.len(), at, 4)?;
+        check_align(at, 4)?;
+        // SAFETY: `at..at + 4` is in the window and `at` 4-aligned (both
+        // checked above).
+        Ok(unsafe { mem.load_u32_unchecked(at) }?)
     }
 
     /// The features the host negotiated (`gfeatures`), as it last wrote
@@ -424,10 +434,7 @@ impl VdevView {
     ///
     /// A shared-memory error.
     pub fn gfeatures<M: SharedMemory<Error = ShmError>>(&self, mem: &M) -> Result<u32, Error> {
-        let at = self.fresh(mem, 16, 4)?;
-        let mut b = [0u8; 4];
-        mem.read(at, &mut b)?;
-        Ok(u32::from_ne_bytes(b))
+        self.word(mem, 16)
     }
 
     /// Whether the host has set `DRIVER_OK` (and not `NEEDS_RESET`/`FAILED`).
