@@ -56,7 +56,8 @@ pub enum Error {
     BadVersion,
     /// Resource table: the reserved header words are not 0.
     ReservedNotZero,
-    /// Resource table: an entry offset points outside the table.
+    /// Resource table: an entry offset points outside the table, or is not
+    /// a multiple of 4 (the table is read a word at a time).
     EntryOutOfBounds,
     /// Resource table: no rpmsg vdev entry (type 3, id 7).
     NoRpmsgVdev,

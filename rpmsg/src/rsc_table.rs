@@ -293,65 +293,89 @@ fn u32_at(bytes: &[u8], at: usize) -> Result<u32, Error> {
         .ok_or(Error::Truncated)
 }
 
-/// The two vring entries of a vdev (`2 * VRING_LEN` bytes: `da`, `align`,
-/// `num`, `notifyid`, reserved each), for [`parse`]. Infallible.
-fn vring_specs(b: &[u8; 2 * VRING_LEN]) -> [VringSpec; 2] {
-    let word = |at: usize| {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(&b[at..at + 4]);
-        u32::from_ne_bytes(w)
-    };
-    let spec = |o: usize| VringSpec::new(word(o), word(o + 4), word(o + 8), word(o + 12));
-    [spec(0), spec(VRING_LEN)]
-}
-
 /// Parses a table image and finds the rpmsg vdev, checking what Linux checks
 /// (§3: version 1, reserved words 0, offsets inside the table) plus the
-/// vring count.
+/// vring count, and that every entry offset is a multiple of 4 (all fields
+/// are `u32`s: the table is read a word at a time).
 ///
 /// # Errors
 ///
 /// [`Error`] for every inconsistency; never panics on any input.
 pub fn parse(bytes: &[u8]) -> Result<VdevInfo, Error> {
-    let ver = u32_at(bytes, 0)?;
-    if ver != 1 {
+    parse_words(bytes.len(), |at| u32_at(bytes, at))
+}
+
+/// [`parse`] over a table of `len` bytes whose word at byte `at` is
+/// `word(at)`: called only with `at` a multiple of 4 and `at + 4 <= len`
+/// (checked here), once per word it needs (a table in shared memory is
+/// read in place, each field once).
+#[inline(always)]
+fn parse_words(len: usize, word: impl Fn(usize) -> Result<u32, Error>) -> Result<VdevInfo, Error> {
+    // Whether `at..at + n` lies in the table.
+    let inside = |at: usize, n: usize| at.checked_add(n).is_some_and(|end| end <= len);
+    // A header word: the table is too short without it.
+    let head = |at: usize| {
+        if inside(at, 4) {
+            word(at)
+        } else {
+            Err(Error::Truncated)
+        }
+    };
+    if head(0)? != 1 {
         return Err(Error::BadVersion);
     }
-    let num = u32_at(bytes, 4)?;
-    if u32_at(bytes, 8)? != 0 || u32_at(bytes, 12)? != 0 {
+    let num = head(4)?;
+    if head(8)? != 0 || head(12)? != 0 {
         return Err(Error::ReservedNotZero);
     }
     for i in 0..num as usize {
-        let off = u32_at(
-            bytes,
+        let off = head(
             HEADER
                 .checked_add(i.checked_mul(4).ok_or(Error::Truncated)?)
                 .ok_or(Error::Truncated)?,
         )?;
         let at = off as usize;
-        let kind = u32_at(bytes, at).map_err(|_| Error::EntryOutOfBounds)?;
-        if kind != RSC_VDEV
-            || u32_at(bytes, at + 4).map_err(|_| Error::EntryOutOfBounds)? != VIRTIO_ID_RPMSG
-        {
+        // Each bound is checked once, before the words it covers are read.
+        if at % 4 != 0 || !inside(at, 4) {
+            return Err(Error::EntryOutOfBounds);
+        }
+        if word(at)? != RSC_VDEV {
             continue;
         }
-        let head = bytes
-            .get(at..at + VDEV_LEN)
-            .ok_or(Error::EntryOutOfBounds)?;
-        let nvrings = head[25];
+        if !inside(at, 8) {
+            return Err(Error::EntryOutOfBounds);
+        }
+        if word(at + 4)? != VIRTIO_ID_RPMSG {
+            continue;
+        }
+        if !inside(at, VDEV_LEN) {
+            return Err(Error::EntryOutOfBounds);
+        }
+        // The status byte, then the vring count (and two reserved bytes).
+        let [status, nvrings, ..] = word(at + 24)?.to_ne_bytes();
         if nvrings != 2 {
             return Err(Error::BadVringCount);
         }
-        let vrings = bytes
-            .get(at + VDEV_LEN..)
-            .and_then(<[u8]>::first_chunk::<{ 2 * VRING_LEN }>)
-            .ok_or(Error::EntryOutOfBounds)?;
+        if !inside(at, VDEV_LEN + 2 * VRING_LEN) {
+            return Err(Error::EntryOutOfBounds);
+        }
+        let dfeatures = word(at + 12)?;
+        let gfeatures = word(at + 16)?;
+        let spec = |o: usize| -> Result<VringSpec, Error> {
+            let o = at + VDEV_LEN + o;
+            Ok(VringSpec::new(
+                word(o)?,
+                word(o + 4)?,
+                word(o + 8)?,
+                word(o + 12)?,
+            ))
+        };
         return Ok(VdevInfo {
             offset: at,
-            dfeatures: u32_at(head, 12)?,
-            gfeatures: u32_at(head, 16)?,
-            status: head[24],
-            vrings: vring_specs(vrings),
+            dfeatures,
+            gfeatures,
+            status,
+            vrings: [spec(0)?, spec(VRING_LEN)?],
         });
     }
     Err(Error::NoRpmsgVdev)
@@ -374,16 +398,25 @@ impl VdevView {
     ///
     /// # Errors
     ///
-    /// As for [`parse`], or a shared-memory error.
+    /// As for [`parse`], or a shared-memory error (`Misaligned` for a
+    /// `table_offset` that is not a multiple of 4).
     pub fn locate<M: SharedMemory<Error = ShmError>, const N: usize>(
         mem: &M,
         table_offset: usize,
     ) -> Result<(Self, VdevInfo), Error> {
-        let mut bytes = [0u8; N];
         let (start, len) = mem.covering_lines(table_offset, N)?;
         mem.invalidate(start, len)?;
-        mem.read(table_offset, &mut bytes)?;
-        let info = parse(&bytes)?;
+        // Read in place, a word at a time (no copy through a zeroed
+        // buffer): the whole table is checked to be in the window once,
+        // and `table_offset` to be word-aligned.
+        check_range(mem.len(), table_offset, N)?;
+        check_align(table_offset, 4)?;
+        let info = parse_words(N, |at| {
+            // SAFETY: `at + 4 <= N` and `at` a multiple of 4
+            // (`parse_words`' promise), so the word is inside the table,
+            // which is inside the window, and 4-aligned (checked above).
+            Ok(unsafe { mem.load_u32_unchecked(table_offset + at) }?)
+        })?;
         Ok((
             Self {
                 table_offset,
@@ -595,6 +628,13 @@ mod tests {
         let mut bad = b;
         bad[24..28].copy_from_slice(&0xFFFF_FF00u32.to_ne_bytes());
         assert_eq!(parse(&bad), Err(Error::EntryOutOfBounds));
+        let mut bad = b;
+        bad[24..28].copy_from_slice(&133u32.to_ne_bytes());
+        assert_eq!(
+            parse(&bad),
+            Err(Error::EntryOutOfBounds),
+            "an entry offset is a multiple of 4"
+        );
         let mut bad = b;
         bad[132 + 25] = 3;
         assert_eq!(parse(&bad), Err(Error::BadVringCount));
