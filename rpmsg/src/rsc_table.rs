@@ -1087,7 +1087,11 @@ fn used_index<M: SharedMemory<Error = ShmError>>(
     let at = layout.used_offset() + 2;
     let (start, len) = rings.covering_lines(at, 2)?;
     rings.invalidate(start, len)?;
-    Ok(Some(rings.load_u16_acquire(at)?))
+    // SAFETY: `vring_layout` checked that the whole ring, used ring
+    // included, lies in the window (`used_offset + used_size(num) <=
+    // len`, and `used_size` counts `flags` and `idx`), and the used ring
+    // starts at a multiple of `align >= 4`, so `at` is 2-aligned.
+    Ok(Some(unsafe { rings.load_u16_acquire_unchecked(at) }?))
 }
 
 impl VdevView {

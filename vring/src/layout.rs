@@ -217,7 +217,9 @@ impl Layout {
         } else {
             DESC_ALIGN
         };
-        if base % need != 0 {
+        // `need` is a power of two (checked above, or `DESC_ALIGN`): a mask,
+        // not a division.
+        if base & (need - 1) != 0 {
             return Err(Error::MisalignedArea);
         }
         let n = num as usize;
