@@ -728,9 +728,14 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         // address is computed once: the base is read before the first
         // store, not again after each.
         let p = unsafe { self.base.as_ptr().add(offset).cast::<u32>() };
-        for (i, v) in values.into_iter().enumerate() {
+        // By index, not `into_iter`: the array's by-value iterator keeps
+        // its own copy and bounds on the stack where the loop is not
+        // unrolled (opt-level "s").
+        let mut i = 0;
+        while i < K {
             // SAFETY: word `i < K` of the range above.
-            unsafe { p.add(i).write_volatile(v) };
+            unsafe { p.add(i).write_volatile(values[i]) };
+            i += 1;
         }
         Ok(())
     }
