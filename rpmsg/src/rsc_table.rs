@@ -1007,7 +1007,7 @@ impl HostBoot {
                 Err(e) => return Err(e),
             };
             let mut used = false;
-            for spec in vrings {
+            for &spec in &vrings {
                 used |= used_index(rings, spec)?.is_some_and(|idx| idx != 0);
             }
             if used {
