@@ -339,7 +339,13 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// An available entry was written since the last publication (an entry in
     /// the index's line already holding the id added is not written, nor cleaned).
     entries_dirty: bool,
-    broken: bool,
+    /// The ring's `num` while it works; 0 once an index jump broke it
+    /// ([`Driver::is_broken`]). [`Driver::add_slot`] tests the id against
+    /// it, so that one compare also refuses every id of a broken ring (no
+    /// test of a separate flag first); breaking also leaves the driver
+    /// with no used entry known (`used_seen`), so a reap reaches the fetch
+    /// of `used.idx`, where it tests for a broken ring.
+    live_num: u16,
     stats: Stats,
 }
 
@@ -405,7 +411,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
-            broken: false,
+            live_num: layout.num(),
             stats: Stats::default(),
         })
     }
@@ -422,7 +428,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// Whether an index jump broke the ring.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.live_num == 0
     }
 
     /// Free descriptors.
@@ -482,7 +488,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     }
 
     fn check_buffer(&self, buf: &ShmBuf<'m, M, Clean>, len: usize) -> Result<u32, Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         if self.free_len == 0 {
@@ -544,7 +550,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         flags: u16,
     ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
         let Some(&id) = self.free.get(self.free_len.wrapping_sub(1)) else {
-            let e = if self.broken {
+            let e = if self.is_broken() {
                 Error::Broken
             } else {
                 Error::Full
@@ -557,7 +563,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // handle range, nothing to check again.
         let known =
             self.written[usize::from(id)].is_some_and(|w| w.addr == addr && w.capacity == capacity);
-        let len = if known && !self.broken {
+        let len = if known && !self.is_broken() {
             u32::try_from(len).map_err(|_| Error::InvalidLength)
         } else {
             self.check_buffer(&buf, len)
@@ -693,13 +699,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         len: u32,
         writable: bool,
     ) -> Result<(), Error> {
-        if self.broken {
-            return broken();
+        // `live_num` is 0 on a broken ring: one compare refuses both.
+        if id >= self.live_num {
+            return self.refuse_slot();
         }
-        let (addr, capacity, next) = match self.slots.get(usize::from(id)) {
-            Some(r) if r.state == State::Lent => (r.peer_addr, r.capacity, r.next),
-            _ => return foreign(),
-        };
+        // SAFETY: `id < live_num <= num <= N` (`RingMem::new` refused a
+        // layout of more than `N` entries).
+        let r = unsafe { self.slots.get_unchecked(usize::from(id)) };
+        if r.state != State::Lent {
+            return foreign();
+        }
+        let (addr, capacity, next) = (r.peer_addr, r.capacity, r.next);
         let (len, flags) = if writable {
             (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
         } else if len as usize > capacity {
@@ -776,7 +786,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     #[inline(always)]
     fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
-        if self.broken {
+        if self.is_broken() {
             return broken();
         }
         let (old, new) = (self.published_idx, self.avail_idx);
@@ -941,7 +951,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// publication loaded, if that is still current (`idx_line_loaded`).
     #[inline]
     fn pending_used_inner(&mut self, reuse: bool) -> Result<u16, Error> {
-        if self.broken {
+        if self.is_broken() {
             return broken();
         }
         // Read before the acquire load of the index, after which fields of
@@ -950,7 +960,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let idx = self.fetch_used_idx(reuse)?;
         let pending = idx.wrapping_sub(last);
         if pending > in_flight {
-            self.broken = true;
+            // Nothing left known to reap: see `reap`.
+            self.live_num = 0;
+            self.used_seen = self.last_used;
             return Err(self.fail(Error::UsedIndexJump));
         }
         Ok(pending)
@@ -1082,13 +1094,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// empty (re-armed as [`Driver::pop_used`] says).
     #[inline(always)]
     fn reap(&mut self, reuse: bool, then: State) -> Result<Option<Reaped>, Error> {
-        if self.broken {
-            return broken();
-        }
         // The position, read before the acquire load of `used.idx` (after
         // which fields of `self` would be loaded again); nothing below
         // moves `last_used` before the reap does.
         let pos = self.last_used;
+        // A broken ring knows no used entry (`used_seen`, set when it
+        // broke): every reap of one gets here, where `pending_used_inner`
+        // says it is broken.
         if pos == self.used_seen {
             let mut pending = self.pending_used_inner(reuse)?;
             // One test of `pending` when entries came (the usual case).
@@ -1229,7 +1241,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     pub fn enable_interrupts(&mut self) -> Result<bool, Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         self.interrupts_on = true;
@@ -1254,7 +1266,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     pub fn disable_interrupts(&mut self) -> Result<(), Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         self.interrupts_on = false;
@@ -1336,6 +1348,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.stats.failures.record(&e);
         e
     }
+
+    /// [`Driver::add_slot`] of an id at or beyond `live_num`:
+    /// [`Error::Broken`] on a broken ring, else [`Error::ForeignBuffer`].
+    #[cfg_attr(not(feature = "small"), cold, inline(never))]
+    fn refuse_slot(&self) -> Result<(), Error> {
+        Err(if self.is_broken() {
+            Error::Broken
+        } else {
+            Error::ForeignBuffer
+        })
+    }
 }
 
 impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<'_, M, E, N> {
@@ -1347,7 +1370,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<
             .field("last_used", &self.last_used)
             .field("in_flight", &self.in_flight)
             .field("free", &self.free_len)
-            .field("broken", &self.broken)
+            .field("broken", &self.is_broken())
             .field("stats", &self.stats)
             .finish()
     }
