@@ -310,14 +310,20 @@ pub struct DeviceTables<const N: usize> {
     tables: UnsafeCell<Tables<N>>,
 }
 
-/// What [`DeviceTables`] lends a device: its statistics (first: a short
-/// offset from the tables' address) and what it knows of each descriptor
-/// id.
+/// What [`DeviceTables`] lends a device: what it knows of each descriptor
+/// id and its statistics. The entries come first (an entry's address is
+/// the tables' plus the scaled id, with no offset to add on the hot
+/// paths); with the feature `small`, the statistics (a short offset from
+/// the tables' address: 16-bit Thumb loads and stores reach them, where
+/// they would lie behind `N` entries otherwise).
 #[repr(C)]
 struct Tables<const N: usize> {
+    #[cfg(feature = "small")]
     stats: Stats,
     /// By descriptor id: the span it last named, whether it is held.
     entries: [Entry; N],
+    #[cfg(not(feature = "small"))]
+    stats: Stats,
 }
 
 // SAFETY: the cell is reached only through the `&mut` a device builds
@@ -958,7 +964,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::DescriptorInFlight);
         }
         ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
-        let d = ring.read_desc(head)?;
+        // SAFETY: `h < num` (tested above): no mask to apply again.
+        let d = unsafe { ring.read_desc_below_num(h) }?;
         // One test for both chain flags; which one, only on the way out.
         if d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
             return Err(if d.flags & DESC_F_INDIRECT != 0 {

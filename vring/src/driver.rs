@@ -521,8 +521,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// Writes descriptor `id` in full for `w` and cleans it. `w`'s fields
     /// go by value (in registers: a reference would put them in memory
     /// first, on the hot path of [`Driver::add_slot`]).
+    ///
+    /// # Safety
+    ///
+    /// `id < num` (no mask is applied: every id this driver hands out
+    /// comes from its free stack, which holds the ids below `num`).
     #[inline]
-    fn write_descriptor(
+    unsafe fn write_descriptor(
         ring: &RingMem<'m, M, E>,
         id: u16,
         addr: u64,
@@ -537,7 +542,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        ring.write_desc(id, &Self::descriptor(&w, next))?;
+        // SAFETY: `id < num` (the caller's contract).
+        unsafe { ring.write_desc_below_num(usize::from(id), &Self::descriptor(&w, next)) }?;
         ring.clean(ring.layout.desc_entry_offset(id), crate::layout::DESC_SIZE)
     }
 
@@ -582,7 +588,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let pos = self.avail_idx;
         let next = self.slots[usize::from(id)].next;
         let ring = self.ring;
-        if let Err(e) = self.post(&ring, id, w, next) {
+        // SAFETY: `id` came off the free stack, which holds ids below
+        // `num` only (`new` fills it with `0..num`; an id goes back only
+        // from a record bound when it was taken off).
+        if let Err(e) = unsafe { self.post(&ring, id, w, next) } {
             return Err((buf, e));
         }
         if M::COHERENT {
@@ -600,8 +609,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// as taken.
     /// `ring`: a copy of this ring's (see `RingMem`'s `Copy`), so nothing
     /// of it is loaded again after each store.
+    ///
+    /// # Safety
+    ///
+    /// `id < num` (see `write_descriptor`).
     #[inline(always)]
-    fn post(
+    unsafe fn post(
         &mut self,
         ring: &RingMem<'m, M, E>,
         id: u16,
@@ -617,7 +630,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let written = if unchanged {
             Ok(())
         } else {
-            Self::write_descriptor(ring, id, w.addr, w.len, w.flags, next)
+            // SAFETY: `id < num` (the caller's contract).
+            unsafe { Self::write_descriptor(ring, id, w.addr, w.len, w.flags, next) }
         }
         .and_then(|()| ring.update_avail_entry(pos, id));
         match written {
@@ -720,18 +734,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             (len, 0)
         };
         let pos = self.avail_idx;
-        self.post(
-            ring,
-            id,
-            Written {
-                addr,
-                capacity,
-                len,
-                flags,
-                trusted: true,
-            },
-            next,
-        )?;
+        // SAFETY: `id < live_num <= num` (tested above).
+        unsafe {
+            self.post(
+                ring,
+                id,
+                Written {
+                    addr,
+                    capacity,
+                    len,
+                    flags,
+                    trusted: true,
+                },
+                next,
+            )
+        }?;
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
             r.state = State::InFlight;
             r.pos = pos;
@@ -1204,14 +1221,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             trusted: true,
         };
         let next = self.slots[usize::from(id)].next;
-        let written = Self::write_descriptor(&self.ring, id, w.addr, w.len, w.flags, next)
-            .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
-            .and_then(|()| {
-                self.ring
-                    .clean(l.used_slot(self.ring.slot(pos)), USED_ELEM_SIZE)
-            })
-            .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
-            .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
+        // SAFETY: `id` came off the free stack (see `add`).
+        let written =
+            unsafe { Self::write_descriptor(&self.ring, id, w.addr, w.len, w.flags, next) }
+                .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
+                .and_then(|()| {
+                    self.ring
+                        .clean(l.used_slot(self.ring.slot(pos)), USED_ELEM_SIZE)
+                })
+                .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
+                .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
         if let Err(e) = written {
             self.written[usize::from(id)] = None;
             return Err((buf, e));
