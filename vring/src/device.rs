@@ -857,7 +857,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // Otherwise no loop (the re-check after re-arming has its own
             // copy, off the hot path, which then needs no loop header).
             #[cfg_attr(not(feature = "small"), allow(clippy::never_loop))]
-            let pending = loop {
+            let seen = loop {
                 // Checked against `live_num`: an index jump breaks the
                 // ring, and on a broken ring (`live_num` 0) any entry at
                 // all is refused (`jump`); the empty case tests for a
@@ -871,9 +871,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 if pending > bound {
                     return Err(self.jump());
                 }
-                // One test of `pending` when entries came (the usual case).
-                if pending != 0 {
-                    break pending;
+                // One test when entries came (the usual case): the index
+                // itself is what `avail_seen` becomes.
+                if idx != pos {
+                    break idx;
                 }
                 if self.is_broken() {
                     return broken();
@@ -888,10 +889,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 #[cfg(not(feature = "small"))]
                 match self.pending()? {
                     0 => return Ok(None),
-                    p => break p,
+                    p => break pos.wrapping_add(p),
                 }
             };
-            self.avail_seen = pos.wrapping_add(pending);
+            self.avail_seen = seen;
         }
         let l = ring.layout;
         ring.invalidate_entry(

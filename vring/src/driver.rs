@@ -324,11 +324,16 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// Used-entry lines invalidated since the last fetch of `used.idx`
     /// ([`RingMem::invalidate_entry`]).
     fresh: Fresh,
-    /// The device's last answer ([`Driver::publish`]) was "no
-    /// notification": the next publication skips the unfenced first read
-    /// (it would most likely say "no" again and be read once more after
-    /// the fence) and goes straight to the fence.
-    device_declined: bool,
+    /// The next publication takes the unfenced first read of
+    /// `avail_event` (`EVENT_IDX`) or of `used.flags` (flags mode). Both
+    /// false when the device's last answer ([`Driver::publish`]) was "no
+    /// notification": the next publication skips that read, which would
+    /// most likely say "no" again and be read once more after the fence,
+    /// and goes straight to the fence. One flag per mode, so the usual
+    /// case is one test (not one of the answer and one of the mode).
+    look_event: bool,
+    /// See `look_event`.
+    look_flags: bool,
     /// Non-coherent memory, flags mode: the fenced read of `used.flags` at
     /// the last publication loaded the line that also holds `used.idx`, and
     /// nothing was stored into this driver's suppression field since. A
@@ -407,7 +412,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // The zeroed ring asks for interrupts (flags 0, event 0).
             interrupts_on: true,
             armed_at: None,
-            device_declined: false,
+            look_event: config.suppression == Suppression::EventIdx,
+            look_flags: config.suppression == Suppression::Flags,
             idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
@@ -873,15 +879,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
-        } else if !self.device_declined && self.device_wants(ring, new, old, false)? {
-            return Ok(self.count_notification(true));
+        } else {
+            let yes = if self.look_event {
+                self.device_wants(ring, new, old, Suppression::EventIdx, false)?
+            } else if self.look_flags {
+                self.device_wants(ring, new, old, Suppression::Flags, false)?
+            } else {
+                false
+            };
+            if yes {
+                return Ok(self.count_notification(true));
+            }
         }
         ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_used);
         }
-        let notify = self.device_wants(ring, new, old, true)?;
-        self.device_declined = !notify;
+        let mode = self.config.suppression;
+        let notify = self.device_wants(ring, new, old, mode, true)?;
+        self.look_event = notify && mode == Suppression::EventIdx;
+        self.look_flags = notify && mode == Suppression::Flags;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `used.flags` and `used.idx` share a line (the used ring is
             // 4-aligned; checked all the same): the read above left the
@@ -899,17 +916,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// a read of its `avail_event` or `used.flags`, from a freshly
     /// invalidated line when `fresh` (the read after the fence); the
     /// unfenced first read takes the cached line, as
-    /// `Device::driver_wants` explains. `ring`: this ring's (a copy).
+    /// `Device::driver_wants` explains. `ring`: this ring's (a copy);
+    /// `mode`: its suppression mode.
     #[inline]
     fn device_wants(
         &self,
         ring: &RingMem<'m, M, E>,
         new: u16,
         old: u16,
+        mode: Suppression,
         fresh: bool,
     ) -> Result<bool, Error> {
         let l = ring.layout;
-        Ok(match self.config.suppression {
+        Ok(match mode {
             Suppression::EventIdx => {
                 if fresh {
                     ring.invalidate(l.avail_event_offset(), 2)?;
