@@ -995,20 +995,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // alignment, buffer area, overlap) and unchanged since: it names the
         // same bytes again. (`d.len` is not 0, so an equal `len` is a known
         // span.)
-        // Marked held (through the reference that found it when it is
-        // known) and counted here, with the tables at hand.
-        let span = if entry.len == d.len && entry.addr == d.addr {
-            entry.held = held;
-            t.stats.completed = t.stats.completed.wrapping_add(1);
-            entry.as_span()
+        // Otherwise `locate` validates it and records it as the id's
+        // known span. Either way marked held and counted here, with the
+        // tables at hand.
+        let entry = if entry.len == d.len && entry.addr == d.addr {
+            entry
         } else {
-            let span = self.locate(head, d.addr, d.len, writable)?;
-            let t = &mut *self.t;
+            // SAFETY: `head < num` (tested above).
+            unsafe { self.locate(head, d.addr, d.len, writable) }?;
             // SAFETY: as above, `h < N`.
-            unsafe { t.entries.get_unchecked_mut(h) }.held = held;
-            t.stats.completed = t.stats.completed.wrapping_add(1);
-            span
+            unsafe { self.t.entries.get_unchecked_mut(h) }
         };
+        entry.held = held;
+        let span = entry.as_span();
+        self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
         Ok(Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
@@ -1020,13 +1020,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates a descriptor's buffer `addr..+len` the slow way (window,
-    /// alignment, buffer area) and claims its span for `head`. Cold: once
+    /// alignment, buffer area) and claims its span for `head` (its entry
+    /// knows it from then on). Cold: once
     /// per descriptor while the driver keeps posting the same buffers
     /// (`check` recognises them), so the recognised path is laid out
     /// straight.
+    ///
+    /// # Safety
+    ///
+    /// `head < num` (`claim` indexes the tables with it unchecked).
     #[cold]
     #[inline(never)]
-    fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
+    unsafe fn locate(
+        &mut self,
+        head: u16,
+        addr: u64,
+        len32: u32,
+        writable: bool,
+    ) -> Result<(), Error> {
         // `check` refused a length of 0 before; a known span is never empty.
         if len32 == 0 {
             return Err(Error::EmptyBuffer);
@@ -1049,8 +1060,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             addr,
             len: len32,
         };
-        self.claim(head, span)?;
-        Ok(span)
+        // SAFETY: `head < num` (this function's contract).
+        unsafe { self.claim(head, span) }
     }
 
     /// Claims the line span `lo..hi` for descriptor `head` (not held), or
@@ -1066,15 +1077,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// known spans: one of a held buffer overlapping it is an
     /// [`Error::OverlappingBuffer`] (nothing changes); the others give way
     /// (forgotten).
-    fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
+    ///
+    /// # Safety
+    ///
+    /// `head < num`.
+    unsafe fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        // `head < num <= N` (`check`); a lookup that cannot fail, written
-        // so that no panic path is compiled in where the compiler does not
-        // see the bound.
-        let Some(own) = self.t.entries.get_mut(h) else {
-            return Err(Error::DescriptorIndexOutOfRange);
-        };
+        // SAFETY: `head < num` (this function's contract) `<= N`
+        // (`RingMem::new` refused a layout of more than `N` entries).
+        let own = unsafe { self.t.entries.get_unchecked_mut(h) };
         if let Some(k) = own.span() {
             if k.lo <= lo && hi <= k.hi {
                 own.know(span);
