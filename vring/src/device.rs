@@ -951,10 +951,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline(always)]
     fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = ring.layout;
-        if head >= l.num() {
+        let h = usize::from(head);
+        // `h < num`, tested against the mask (`num - 1`), which the pop
+        // holds already for the entry's position.
+        if h > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
         }
-        let h = usize::from(head);
         let t = &mut *self.t;
         // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`) refused
         // a layout of more than `N` entries, and a device never changes its
@@ -998,17 +1000,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // Otherwise `locate` validates it and records it as the id's
         // known span. Either way marked held and counted here, with the
         // tables at hand.
-        let entry = if entry.len == d.len && entry.addr == d.addr {
-            entry
-        } else {
+        if entry.len != d.len || entry.addr != d.addr {
             // SAFETY: `head < num` (tested above).
             unsafe { self.locate(head, d.addr, d.len, writable) }?;
-            // SAFETY: as above, `h < N`.
-            unsafe { self.t.entries.get_unchecked_mut(h) }
-        };
+        }
+        let t = &mut *self.t;
+        // Counted before the entry is marked: the store through the
+        // entry would make the tables' address load again.
+        t.stats.completed = t.stats.completed.wrapping_add(1);
+        // SAFETY: as above, `h < N`.
+        let entry = unsafe { t.entries.get_unchecked_mut(h) };
         entry.held = held;
         let span = entry.as_span();
-        self.t.stats.completed = self.t.stats.completed.wrapping_add(1);
         Ok(Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
