@@ -73,7 +73,7 @@ use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, S
 use ipc_traits::shm::SharedMemory;
 
 use crate::endian::Endian;
-use crate::error::{broken, foreign, Error, Stats};
+use crate::error::{broken, Error, Stats};
 use crate::layout::{
     align_up, avail_size, desc_table_size, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE,
 };
@@ -310,14 +310,20 @@ pub struct DeviceTables<const N: usize> {
     tables: UnsafeCell<Tables<N>>,
 }
 
-/// What [`DeviceTables`] lends a device: its statistics (first: a short
-/// offset from the tables' address) and what it knows of each descriptor
-/// id.
+/// What [`DeviceTables`] lends a device: what it knows of each descriptor
+/// id and its statistics. The entries come first (an entry's address is
+/// the tables' plus the scaled id, with no offset to add on the hot
+/// paths); with the feature `small`, the statistics (a short offset from
+/// the tables' address: 16-bit Thumb loads and stores reach them, where
+/// they would lie behind `N` entries otherwise).
 #[repr(C)]
 struct Tables<const N: usize> {
+    #[cfg(feature = "small")]
     stats: Stats,
     /// By descriptor id: the span it last named, whether it is held.
     entries: [Entry; N],
+    #[cfg(not(feature = "small"))]
+    stats: Stats,
 }
 
 // SAFETY: the cell is reached only through the `&mut` a device builds
@@ -368,7 +374,11 @@ const NOT_ARMED: u32 = u32::MAX;
 /// [`crate::driver::Driver`] for an example with both sides.
 pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
-    config: DeviceConfig,
+    /// [`DeviceConfig::suppression`].
+    suppression: Suppression,
+    /// [`DeviceConfig::buffers`] (its `first_avail` lives on as
+    /// `last_avail`).
+    buffers: BufferArea,
     /// The leased tables: which descriptor is held, the span each last
     /// named, the statistics.
     t: &'m mut Tables<N>,
@@ -409,7 +419,13 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// A used entry was written since the last publication (entries in
     /// the index's line already holding what was pushed are not written, nor cleaned).
     entries_dirty: bool,
-    broken: bool,
+    /// The ring's `num` while it works; 0 once an index jump broke it
+    /// ([`Device::is_broken`]). The hot paths test ids and index jumps
+    /// against it, so that one compare also refuses everything on a broken
+    /// ring (no test of a separate flag first); breaking also leaves the
+    /// device with nothing known to pop or pushed to publish
+    /// (`Device::break_ring`), so every path reaches such a compare.
+    live_num: u16,
 }
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N> {
@@ -495,7 +511,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         Ok(Self {
             ring,
-            config,
+            suppression: config.suppression,
+            buffers: config.buffers,
             t,
             lease: &tables.leased,
             last_avail: config.first_avail,
@@ -510,7 +527,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
-            broken: false,
+            live_num: layout.num(),
         })
     }
 
@@ -526,7 +543,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// Whether an index jump broke the ring.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.live_num == 0
     }
 
     /// Buffers popped and not yet pushed back: a pass over the per-entry
@@ -545,7 +562,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// The notification suppression this ring was set up with.
     #[inline]
     pub fn suppression(&self) -> Suppression {
-        self.config.suppression
+        self.suppression
     }
 
     /// Whether every entry the last read of `avail.idx` revealed was
@@ -574,19 +591,54 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// publication loaded, if that is still current (`idx_line_loaded`).
     #[inline]
     fn pending_inner(&mut self, reuse: bool) -> Result<u16, Error> {
-        if self.broken {
+        if self.is_broken() {
             return broken();
         }
         // Read before the acquire load of the index, after which fields of
         // `self` would be loaded again.
-        let (last, num) = (self.last_avail, self.ring.layout.num());
+        let last = self.last_avail;
         let idx = self.fetch_avail_idx(reuse)?;
         let pending = idx.wrapping_sub(last);
-        if pending > num {
-            self.broken = true;
-            return Err(self.fail(Error::AvailIndexJump));
+        if pending > self.ring.layout.num() {
+            return Err(self.jump());
         }
         Ok(pending)
+    }
+
+    /// A failed fetch of `avail.idx`: `e`, or on a broken ring
+    /// [`Error::Broken`] (what a broken ring answers before touching
+    /// memory elsewhere).
+    #[cold]
+    fn refuse_fetch(&self, e: Error) -> Error {
+        if self.is_broken() {
+            Error::Broken
+        } else {
+            e
+        }
+    }
+
+    /// `avail.idx` moved more than `live_num` past `last_avail`: on a
+    /// working ring an index jump, which breaks it (counted); on a broken
+    /// one, [`Error::Broken`].
+    #[cfg_attr(not(feature = "small"), cold, inline(never))]
+    fn jump(&mut self) -> Error {
+        if self.is_broken() {
+            return Error::Broken;
+        }
+        self.break_ring();
+        self.fail(Error::AvailIndexJump)
+    }
+
+    /// Marks the ring broken. Nothing is left known to pop
+    /// (`avail_seen`), so every pop fetches the index and compares it
+    /// against `live_num`, now 0; nothing is left to publish
+    /// (`used_idx`), so a publication finds no entry and says the ring is
+    /// broken. (Entries pushed and not published stay invisible to the
+    /// driver, as every later call fails.)
+    fn break_ring(&mut self) {
+        self.live_num = 0;
+        self.avail_seen = self.last_avail;
+        self.used_idx = self.used_published;
     }
 
     /// Pops the next buffer to read (driver to device).
@@ -757,52 +809,90 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline)]
     pub fn push_used_slot(&mut self, id: u16, len: Option<u32>) -> Result<(), Error> {
-        if self.broken {
-            return broken();
-        }
-        match self.t.entries.get_mut(usize::from(id)) {
+        // `live_num` is 0 on a broken ring: one compare refuses both.
+        if id < self.live_num {
+            // SAFETY: `id < live_num <= num <= N`: `RingMem::new` (in
+            // `Device::new`) refused a layout of more than `N` entries.
+            let e = unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) };
             // A held entry's span is known (`len` not 0).
-            Some(e) if e.is_held() => Self::push_held(
-                &self.ring,
-                &mut self.used_idx,
-                &mut self.entries_dirty,
-                e,
-                id,
-                len,
-            ),
-            _ => foreign(),
+            if e.is_held() {
+                return Self::push_held(
+                    &self.ring,
+                    &mut self.used_idx,
+                    &mut self.entries_dirty,
+                    e,
+                    id,
+                    len,
+                );
+            }
+        }
+        Err(self.refuse_push())
+    }
+
+    /// A push of an id this device does not hold: [`Error::Broken`] on a
+    /// broken ring, else [`Error::ForeignBuffer`].
+    #[cfg_attr(not(feature = "small"), cold, inline(never))]
+    fn refuse_push(&self) -> Error {
+        if self.is_broken() {
+            Error::Broken
+        } else {
+            Error::ForeignBuffer
         }
     }
 
     #[inline(always)]
     fn pop(&mut self, writable: bool, reuse: bool) -> Result<Option<Pop>, Error> {
-        if self.broken {
-            return broken();
-        }
         // A copy (see `RingMem`'s `Copy`) and the position, read before the
         // acquire load of `avail.idx` (after which fields of `self` would be
         // loaded again). Nothing below moves `last_avail` before the pop
         // does.
         let ring = self.ring;
         let pos = self.last_avail;
+        // A broken ring knows no entry (`break_ring`): it gets here, where
+        // `fetch_pending` refuses any entry and the empty case below says
+        // it is broken.
         if pos == self.avail_seen {
-            let mut pending = self.pending_inner(reuse)?;
-            // One test of `pending` when entries came (the usual case).
-            if pending == 0 {
-                if self.must_rearm() {
-                    // Going idle with notifications on: re-arm, then
-                    // re-check, or an entry published before the driver
-                    // saw the new `avail_event` would never be notified
-                    // (see `rearm`).
-                    self.rearm()?;
-                    pending = self.pending()?;
+            // With the feature `small`, a loop that runs at most twice
+            // (re-arming makes `must_rearm` false): one copy of the fetch.
+            // Otherwise no loop (the re-check after re-arming has its own
+            // copy, off the hot path, which then needs no loop header).
+            #[cfg_attr(not(feature = "small"), allow(clippy::never_loop))]
+            let seen = loop {
+                // Checked against `live_num`: an index jump breaks the
+                // ring, and on a broken ring (`live_num` 0) any entry at
+                // all is refused (`jump`); the empty case tests for a
+                // broken ring.
+                let bound = self.live_num;
+                let idx = match self.fetch_avail_idx(reuse) {
+                    Ok(i) => i,
+                    Err(e) => return Err(self.refuse_fetch(e)),
+                };
+                let pending = idx.wrapping_sub(pos);
+                if pending > bound {
+                    return Err(self.jump());
                 }
-                if pending == 0 {
-                    self.avail_seen = pos;
+                // One test when entries came (the usual case): the index
+                // itself is what `avail_seen` becomes.
+                if idx != pos {
+                    break idx;
+                }
+                if self.is_broken() {
+                    return broken();
+                }
+                if !self.must_rearm() {
                     return Ok(None);
                 }
-            }
-            self.avail_seen = pos.wrapping_add(pending);
+                // Going idle with notifications on: re-arm, then re-check,
+                // or an entry published before the driver saw the new
+                // `avail_event` would never be notified (see `rearm`).
+                self.rearm()?;
+                #[cfg(not(feature = "small"))]
+                match self.pending()? {
+                    0 => return Ok(None),
+                    p => break pos.wrapping_add(p),
+                }
+            };
+            self.avail_seen = seen;
         }
         let l = ring.layout;
         ring.invalidate_entry(
@@ -861,10 +951,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline(always)]
     fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
         let l = ring.layout;
-        if head >= l.num() {
+        let h = usize::from(head);
+        // `h < num`, tested against the mask (`num - 1`), which the pop
+        // holds already for the entry's position.
+        if h > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
         }
-        let h = usize::from(head);
         let t = &mut *self.t;
         // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`) refused
         // a layout of more than `N` entries, and a device never changes its
@@ -875,7 +967,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::DescriptorInFlight);
         }
         ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
-        let d = ring.read_desc(head)?;
+        // SAFETY: `h < num` (tested above): no mask to apply again.
+        let d = unsafe { ring.read_desc_below_num(h) }?;
         // One test for both chain flags; which one, only on the way out.
         if d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
             return Err(if d.flags & DESC_F_INDIRECT != 0 {
@@ -904,20 +997,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // alignment, buffer area, overlap) and unchanged since: it names the
         // same bytes again. (`d.len` is not 0, so an equal `len` is a known
         // span.)
-        // Marked held (through the reference that found it when it is
-        // known) and counted here, with the tables at hand.
-        let span = if entry.len == d.len && entry.addr == d.addr {
-            entry.held = held;
-            t.stats.completed = t.stats.completed.wrapping_add(1);
-            entry.as_span()
-        } else {
-            let span = self.locate(head, d.addr, d.len, writable)?;
-            let t = &mut *self.t;
-            // SAFETY: as above, `h < N`.
-            unsafe { t.entries.get_unchecked_mut(h) }.held = held;
-            t.stats.completed = t.stats.completed.wrapping_add(1);
-            span
-        };
+        // Otherwise `locate` validates it and records it as the id's
+        // known span. Either way marked held and counted here, with the
+        // tables at hand.
+        if entry.len != d.len || entry.addr != d.addr {
+            // SAFETY: `head < num` (tested above).
+            unsafe { self.locate(head, d.addr, d.len, writable) }?;
+        }
+        let t = &mut *self.t;
+        // Counted before the entry is marked: the store through the
+        // entry would make the tables' address load again.
+        t.stats.completed = t.stats.completed.wrapping_add(1);
+        // SAFETY: as above, `h < N`.
+        let entry = unsafe { t.entries.get_unchecked_mut(h) };
+        entry.held = held;
+        let span = entry.as_span();
         Ok(Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
@@ -929,13 +1023,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     }
 
     /// Validates a descriptor's buffer `addr..+len` the slow way (window,
-    /// alignment, buffer area) and claims its span for `head`. Cold: once
+    /// alignment, buffer area) and claims its span for `head` (its entry
+    /// knows it from then on). Cold: once
     /// per descriptor while the driver keeps posting the same buffers
     /// (`check` recognises them), so the recognised path is laid out
     /// straight.
+    ///
+    /// # Safety
+    ///
+    /// `head < num` (`claim` indexes the tables with it unchecked).
     #[cold]
     #[inline(never)]
-    fn locate(&mut self, head: u16, addr: u64, len32: u32, writable: bool) -> Result<Span, Error> {
+    unsafe fn locate(
+        &mut self,
+        head: u16,
+        addr: u64,
+        len32: u32,
+        writable: bool,
+    ) -> Result<(), Error> {
         // `check` refused a length of 0 before; a known span is never empty.
         if len32 == 0 {
             return Err(Error::EmptyBuffer);
@@ -948,7 +1053,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::MisalignedBuffer);
         }
         let hi = align_up(offset + len, line).ok_or(outside)?;
-        let area = self.config.buffers;
+        let area = self.buffers;
         if offset < area.offset || hi > area.offset + area.len {
             return Err(Error::OutsideBufferArea);
         }
@@ -958,8 +1063,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             addr,
             len: len32,
         };
-        self.claim(head, span)?;
-        Ok(span)
+        // SAFETY: `head < num` (this function's contract).
+        unsafe { self.claim(head, span) }
     }
 
     /// Claims the line span `lo..hi` for descriptor `head` (not held), or
@@ -975,15 +1080,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// known spans: one of a held buffer overlapping it is an
     /// [`Error::OverlappingBuffer`] (nothing changes); the others give way
     /// (forgotten).
-    fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
+    ///
+    /// # Safety
+    ///
+    /// `head < num`.
+    unsafe fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        // `head < num <= N` (`check`); a lookup that cannot fail, written
-        // so that no panic path is compiled in where the compiler does not
-        // see the bound.
-        let Some(own) = self.t.entries.get_mut(h) else {
-            return Err(Error::DescriptorIndexOutOfRange);
-        };
+        // SAFETY: `head < num` (this function's contract) `<= N`
+        // (`RingMem::new` refused a layout of more than `N` entries).
+        let own = unsafe { self.t.entries.get_unchecked_mut(h) };
         if let Some(k) = own.span() {
             if k.lo <= lo && hi <= k.hi {
                 own.know(span);
@@ -1066,20 +1172,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         buf: ShmBuf<'m, M, S>,
         len: Option<u32>,
     ) -> Result<(), (ShmBuf<'m, M, S>, Error)> {
-        if self.broken {
-            return Err((buf, Error::Broken));
-        }
         let h = usize::from(head);
         let e = match self.t.entries.get_mut(h) {
-            // A held entry's span is known (`len` not 0).
+            // A held entry's span is known (`len` not 0). On a broken ring
+            // (`live_num` 0) no id passes.
             Some(e)
-                if e.is_held()
+                if head < self.live_num
+                    && e.is_held()
                     && e.lo == buf.offset()
                     && e.held.capacity(&e.as_span()) == buf.capacity() =>
             {
                 e
             }
-            _ => return Err((buf, Error::ForeignBuffer)),
+            _ => {
+                return Err((buf, self.refuse_push()));
+            }
         };
         match Self::push_held(
             &self.ring,
@@ -1181,12 +1288,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[inline(always)]
     fn publish(&mut self, rearm: bool) -> Result<bool, Error> {
-        if self.broken {
-            return broken();
-        }
         let (old, new) = (self.used_published, self.used_idx);
+        // A broken ring has nothing to publish (`break_ring`).
         if old == new {
-            return Ok(false);
+            return if self.is_broken() {
+                broken()
+            } else {
+                Ok(false)
+            };
         }
         // A copy (see `RingMem`'s `Copy`): no reload after each store.
         // With the feature `small`, the ring itself: a copy costs a
@@ -1231,7 +1340,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
         let notify = self.driver_wants(ring, new, old, arm, true)?;
         self.driver_declined = !notify;
-        if !M::COHERENT && self.config.suppression == Suppression::Flags {
+        if !M::COHERENT && self.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
             // read above left the index loaded after the fence, for the
             // look that straight follows (`pop_readable_after_publish`;
@@ -1298,20 +1407,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         fresh: bool,
     ) -> Result<bool, Error> {
         let l = ring.layout;
-        Ok(
-            if event_idx || self.config.suppression == Suppression::EventIdx {
-                if fresh {
-                    ring.invalidate(l.used_event_offset(), 2)?;
-                }
-                let event = ring.load_u16(Field::UsedEvent)?;
-                need_event(event, new, old)
-            } else {
-                if fresh {
-                    ring.invalidate(l.avail_offset(), 2)?;
-                }
-                ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
-            },
-        )
+        Ok(if event_idx || self.suppression == Suppression::EventIdx {
+            if fresh {
+                ring.invalidate(l.used_event_offset(), 2)?;
+            }
+            let event = ring.load_u16(Field::UsedEvent)?;
+            need_event(event, new, old)
+        } else {
+            if fresh {
+                ring.invalidate(l.avail_offset(), 2)?;
+            }
+            ring.load_u16(Field::AvailFlags)? & AVAIL_F_NO_INTERRUPT == 0
+        })
     }
 
     #[inline]
@@ -1339,11 +1446,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     pub fn enable_notifications(&mut self) -> Result<bool, Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.rearming = self.config.suppression == Suppression::EventIdx;
-        match self.config.suppression {
+        self.rearming = self.suppression == Suppression::EventIdx;
+        match self.suppression {
             Suppression::Flags => {
                 self.set_used_flags(0)?;
                 self.ring.mem.full_fence();
@@ -1363,11 +1470,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     pub fn disable_notifications(&mut self) -> Result<(), Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         self.rearming = false;
-        match self.config.suppression {
+        match self.suppression {
             Suppression::Flags => self.set_used_flags(USED_F_NO_NOTIFY)?,
             Suppression::EventIdx => {
                 // Linux's `virtqueue_disable_cb_split` writes 0 ("a hack");
@@ -1478,7 +1585,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("used_idx", &self.used_idx)
             .field("used_published", &self.used_published)
             .field("held", &self.held())
-            .field("broken", &self.broken)
+            .field("broken", &self.is_broken())
             .field("stats", &self.t.stats)
             .finish()
     }

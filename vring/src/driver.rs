@@ -324,11 +324,16 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// Used-entry lines invalidated since the last fetch of `used.idx`
     /// ([`RingMem::invalidate_entry`]).
     fresh: Fresh,
-    /// The device's last answer ([`Driver::publish`]) was "no
-    /// notification": the next publication skips the unfenced first read
-    /// (it would most likely say "no" again and be read once more after
-    /// the fence) and goes straight to the fence.
-    device_declined: bool,
+    /// The next publication takes the unfenced first read of
+    /// `avail_event` (`EVENT_IDX`) or of `used.flags` (flags mode). Both
+    /// false when the device's last answer ([`Driver::publish`]) was "no
+    /// notification": the next publication skips that read, which would
+    /// most likely say "no" again and be read once more after the fence,
+    /// and goes straight to the fence. One flag per mode, so the usual
+    /// case is one test (not one of the answer and one of the mode).
+    look_event: bool,
+    /// See `look_event`.
+    look_flags: bool,
     /// Non-coherent memory, flags mode: the fenced read of `used.flags` at
     /// the last publication loaded the line that also holds `used.idx`, and
     /// nothing was stored into this driver's suppression field since. A
@@ -339,7 +344,13 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// An available entry was written since the last publication (an entry in
     /// the index's line already holding the id added is not written, nor cleaned).
     entries_dirty: bool,
-    broken: bool,
+    /// The ring's `num` while it works; 0 once an index jump broke it
+    /// ([`Driver::is_broken`]). [`Driver::add_slot`] tests the id against
+    /// it, so that one compare also refuses every id of a broken ring (no
+    /// test of a separate flag first); breaking also leaves the driver
+    /// with no used entry known (`used_seen`), so a reap reaches the fetch
+    /// of `used.idx`, where it tests for a broken ring.
+    live_num: u16,
     stats: Stats,
 }
 
@@ -401,11 +412,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // The zeroed ring asks for interrupts (flags 0, event 0).
             interrupts_on: true,
             armed_at: None,
-            device_declined: false,
+            look_event: config.suppression == Suppression::EventIdx,
+            look_flags: config.suppression == Suppression::Flags,
             idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
-            broken: false,
+            live_num: layout.num(),
             stats: Stats::default(),
         })
     }
@@ -422,7 +434,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// Whether an index jump broke the ring.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.live_num == 0
     }
 
     /// Free descriptors.
@@ -482,7 +494,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     }
 
     fn check_buffer(&self, buf: &ShmBuf<'m, M, Clean>, len: usize) -> Result<u32, Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         if self.free_len == 0 {
@@ -515,8 +527,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// Writes descriptor `id` in full for `w` and cleans it. `w`'s fields
     /// go by value (in registers: a reference would put them in memory
     /// first, on the hot path of [`Driver::add_slot`]).
+    ///
+    /// # Safety
+    ///
+    /// `id < num` (no mask is applied: every id this driver hands out
+    /// comes from its free stack, which holds the ids below `num`).
     #[inline]
-    fn write_descriptor(
+    unsafe fn write_descriptor(
         ring: &RingMem<'m, M, E>,
         id: u16,
         addr: u64,
@@ -531,7 +548,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        ring.write_desc(id, &Self::descriptor(&w, next))?;
+        // SAFETY: `id < num` (the caller's contract).
+        unsafe { ring.write_desc_below_num(usize::from(id), &Self::descriptor(&w, next)) }?;
         ring.clean(ring.layout.desc_entry_offset(id), crate::layout::DESC_SIZE)
     }
 
@@ -544,7 +562,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         flags: u16,
     ) -> Result<u16, (ShmBuf<'m, M, Clean>, Error)> {
         let Some(&id) = self.free.get(self.free_len.wrapping_sub(1)) else {
-            let e = if self.broken {
+            let e = if self.is_broken() {
                 Error::Broken
             } else {
                 Error::Full
@@ -557,7 +575,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // handle range, nothing to check again.
         let known =
             self.written[usize::from(id)].is_some_and(|w| w.addr == addr && w.capacity == capacity);
-        let len = if known && !self.broken {
+        let len = if known && !self.is_broken() {
             u32::try_from(len).map_err(|_| Error::InvalidLength)
         } else {
             self.check_buffer(&buf, len)
@@ -576,7 +594,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let pos = self.avail_idx;
         let next = self.slots[usize::from(id)].next;
         let ring = self.ring;
-        if let Err(e) = self.post(&ring, id, w, next) {
+        // SAFETY: `id` came off the free stack, which holds ids below
+        // `num` only (`new` fills it with `0..num`; an id goes back only
+        // from a record bound when it was taken off).
+        if let Err(e) = unsafe { self.post(&ring, id, w, next) } {
             return Err((buf, e));
         }
         if M::COHERENT {
@@ -594,8 +615,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// as taken.
     /// `ring`: a copy of this ring's (see `RingMem`'s `Copy`), so nothing
     /// of it is loaded again after each store.
+    ///
+    /// # Safety
+    ///
+    /// `id < num` (see `write_descriptor`).
     #[inline(always)]
-    fn post(
+    unsafe fn post(
         &mut self,
         ring: &RingMem<'m, M, E>,
         id: u16,
@@ -611,7 +636,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let written = if unchanged {
             Ok(())
         } else {
-            Self::write_descriptor(ring, id, w.addr, w.len, w.flags, next)
+            // SAFETY: `id < num` (the caller's contract).
+            unsafe { Self::write_descriptor(ring, id, w.addr, w.len, w.flags, next) }
         }
         .and_then(|()| ring.update_avail_entry(pos, id));
         match written {
@@ -693,13 +719,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         len: u32,
         writable: bool,
     ) -> Result<(), Error> {
-        if self.broken {
-            return broken();
+        // `live_num` is 0 on a broken ring: one compare refuses both.
+        if id >= self.live_num {
+            return self.refuse_slot();
         }
-        let (addr, capacity, next) = match self.slots.get(usize::from(id)) {
-            Some(r) if r.state == State::Lent => (r.peer_addr, r.capacity, r.next),
-            _ => return foreign(),
-        };
+        // SAFETY: `id < live_num <= num <= N` (`RingMem::new` refused a
+        // layout of more than `N` entries).
+        let r = unsafe { self.slots.get_unchecked(usize::from(id)) };
+        if r.state != State::Lent {
+            return foreign();
+        }
+        let (addr, capacity, next) = (r.peer_addr, r.capacity, r.next);
         let (len, flags) = if writable {
             (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
         } else if len as usize > capacity {
@@ -710,18 +740,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             (len, 0)
         };
         let pos = self.avail_idx;
-        self.post(
-            ring,
-            id,
-            Written {
-                addr,
-                capacity,
-                len,
-                flags,
-                trusted: true,
-            },
-            next,
-        )?;
+        // SAFETY: `id < live_num <= num` (tested above).
+        unsafe {
+            self.post(
+                ring,
+                id,
+                Written {
+                    addr,
+                    capacity,
+                    len,
+                    flags,
+                    trusted: true,
+                },
+                next,
+            )
+        }?;
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
             r.state = State::InFlight;
             r.pos = pos;
@@ -776,7 +809,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     #[inline(always)]
     fn publish_inner(&mut self, rearm: bool) -> Result<bool, Error> {
-        if self.broken {
+        if self.is_broken() {
             return broken();
         }
         let (old, new) = (self.published_idx, self.avail_idx);
@@ -846,15 +879,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
-        } else if !self.device_declined && self.device_wants(ring, new, old, false)? {
-            return Ok(self.count_notification(true));
+        } else {
+            let yes = if self.look_event {
+                self.device_wants(ring, new, old, Suppression::EventIdx, false)?
+            } else if self.look_flags {
+                self.device_wants(ring, new, old, Suppression::Flags, false)?
+            } else {
+                false
+            };
+            if yes {
+                return Ok(self.count_notification(true));
+            }
         }
         ring.mem.full_fence();
         if arm {
             self.armed_at = Some(self.last_used);
         }
-        let notify = self.device_wants(ring, new, old, true)?;
-        self.device_declined = !notify;
+        let mode = self.config.suppression;
+        let notify = self.device_wants(ring, new, old, mode, true)?;
+        self.look_event = notify && mode == Suppression::EventIdx;
+        self.look_flags = notify && mode == Suppression::Flags;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
             // `used.flags` and `used.idx` share a line (the used ring is
             // 4-aligned; checked all the same): the read above left the
@@ -872,17 +916,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// a read of its `avail_event` or `used.flags`, from a freshly
     /// invalidated line when `fresh` (the read after the fence); the
     /// unfenced first read takes the cached line, as
-    /// `Device::driver_wants` explains. `ring`: this ring's (a copy).
+    /// `Device::driver_wants` explains. `ring`: this ring's (a copy);
+    /// `mode`: its suppression mode.
     #[inline]
     fn device_wants(
         &self,
         ring: &RingMem<'m, M, E>,
         new: u16,
         old: u16,
+        mode: Suppression,
         fresh: bool,
     ) -> Result<bool, Error> {
         let l = ring.layout;
-        Ok(match self.config.suppression {
+        Ok(match mode {
             Suppression::EventIdx => {
                 if fresh {
                     ring.invalidate(l.avail_event_offset(), 2)?;
@@ -941,7 +987,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// publication loaded, if that is still current (`idx_line_loaded`).
     #[inline]
     fn pending_used_inner(&mut self, reuse: bool) -> Result<u16, Error> {
-        if self.broken {
+        if self.is_broken() {
             return broken();
         }
         // Read before the acquire load of the index, after which fields of
@@ -950,7 +996,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let idx = self.fetch_used_idx(reuse)?;
         let pending = idx.wrapping_sub(last);
         if pending > in_flight {
-            self.broken = true;
+            // Nothing left known to reap: see `reap`.
+            self.live_num = 0;
+            self.used_seen = self.last_used;
             return Err(self.fail(Error::UsedIndexJump));
         }
         Ok(pending)
@@ -1082,13 +1130,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// empty (re-armed as [`Driver::pop_used`] says).
     #[inline(always)]
     fn reap(&mut self, reuse: bool, then: State) -> Result<Option<Reaped>, Error> {
-        if self.broken {
-            return broken();
-        }
         // The position, read before the acquire load of `used.idx` (after
         // which fields of `self` would be loaded again); nothing below
         // moves `last_used` before the reap does.
         let pos = self.last_used;
+        // A broken ring knows no used entry (`used_seen`, set when it
+        // broke): every reap of one gets here, where `pending_used_inner`
+        // says it is broken.
         if pos == self.used_seen {
             let mut pending = self.pending_used_inner(reuse)?;
             // One test of `pending` when entries came (the usual case).
@@ -1192,14 +1240,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             trusted: true,
         };
         let next = self.slots[usize::from(id)].next;
-        let written = Self::write_descriptor(&self.ring, id, w.addr, w.len, w.flags, next)
-            .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
-            .and_then(|()| {
-                self.ring
-                    .clean(l.used_slot(self.ring.slot(pos)), USED_ELEM_SIZE)
-            })
-            .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
-            .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
+        // SAFETY: `id` came off the free stack (see `add`).
+        let written =
+            unsafe { Self::write_descriptor(&self.ring, id, w.addr, w.len, w.flags, next) }
+                .and_then(|()| self.ring.write_used_entry(pos, u32::from(id), len))
+                .and_then(|()| {
+                    self.ring
+                        .clean(l.used_slot(self.ring.slot(pos)), USED_ELEM_SIZE)
+                })
+                .and_then(|()| self.ring.store_u16(Field::UsedIdx, pos.wrapping_add(1)))
+                .and_then(|()| self.ring.clean(l.used_offset() + 2, 2));
         if let Err(e) = written {
             self.written[usize::from(id)] = None;
             return Err((buf, e));
@@ -1229,7 +1279,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     pub fn enable_interrupts(&mut self) -> Result<bool, Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         self.interrupts_on = true;
@@ -1254,7 +1304,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ///
     /// [`Error::Broken`], [`Error::Memory`].
     pub fn disable_interrupts(&mut self) -> Result<(), Error> {
-        if self.broken {
+        if self.is_broken() {
             return Err(Error::Broken);
         }
         self.interrupts_on = false;
@@ -1336,6 +1386,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.stats.failures.record(&e);
         e
     }
+
+    /// [`Driver::add_slot`] of an id at or beyond `live_num`:
+    /// [`Error::Broken`] on a broken ring, else [`Error::ForeignBuffer`].
+    #[cfg_attr(not(feature = "small"), cold, inline(never))]
+    fn refuse_slot(&self) -> Result<(), Error> {
+        Err(if self.is_broken() {
+            Error::Broken
+        } else {
+            Error::ForeignBuffer
+        })
+    }
 }
 
 impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<'_, M, E, N> {
@@ -1347,7 +1408,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<
             .field("last_used", &self.last_used)
             .field("in_flight", &self.in_flight)
             .field("free", &self.free_len)
-            .field("broken", &self.broken)
+            .field("broken", &self.is_broken())
             .field("stats", &self.stats)
             .finish()
     }

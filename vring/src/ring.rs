@@ -267,11 +267,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
 
     /// Reads descriptor `i` (`i < num`) into a local: four 32-bit loads,
     /// each field read once.
-    #[inline]
+    #[inline(always)]
     pub fn read_desc(&self, i: u16) -> Result<Desc, Error> {
-        let off = self.layout.desc_slot(self.slot(i));
-        // SAFETY: the masked index is `< num`, so the entry lies in the
-        // descriptor table, inside the window (`new`); the table is
+        // SAFETY: the masked index is `< num`.
+        unsafe { self.read_desc_below_num(self.slot(i)) }
+    }
+
+    /// [`RingMem::read_desc`] of an index the caller checked against
+    /// `num` already (no mask to apply again).
+    ///
+    /// # Safety
+    ///
+    /// `i < num`.
+    #[inline(always)]
+    pub unsafe fn read_desc_below_num(&self, i: usize) -> Result<Desc, Error> {
+        let off = self.layout.desc_slot(i);
+        // SAFETY: `i < num` (the caller's contract), so the entry lies in
+        // the descriptor table, inside the window (`new`); the table is
         // 16-aligned (`Layout`), so each word is 4-aligned.
         // The words stay `u32` until decoded (a `Result` of byte arrays
         // is packed into registers with shifts the compiler keeps).
@@ -301,13 +313,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     }
 
     /// Writes descriptor `i` (`i < num`): four 32-bit stores.
-    #[inline]
+    #[cfg(test)]
     pub fn write_desc(&self, i: u16, d: &Desc) -> Result<(), Error> {
+        // SAFETY: the masked index is `< num`.
+        unsafe { self.write_desc_below_num(self.slot(i), d) }
+    }
+
+    /// [`RingMem::write_desc`] of an index the caller checked against
+    /// `num` already (no mask to apply again).
+    ///
+    /// # Safety
+    ///
+    /// `i < num`.
+    #[inline]
+    pub unsafe fn write_desc_below_num(&self, i: usize, d: &Desc) -> Result<(), Error> {
         let [a0, a1, a2, a3, a4, a5, a6, a7] = E::u64_to(d.addr);
         let [f0, f1] = E::u16_to(d.flags);
         let [n0, n1] = E::u16_to(d.next);
-        let off = self.layout.desc_slot(self.slot(i));
-        // SAFETY: as in `read_desc`.
+        let off = self.layout.desc_slot(i);
+        // SAFETY: as in `read_desc_below_num`.
         // One call for the four words: the window's base is read once.
         unsafe {
             self.set_words(
@@ -389,11 +413,29 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     }
 
     /// Writes `used.ring[pos & mask]`: two 32-bit stores.
+    ///
+    /// One accessor call for both words (the window's base is read once);
+    /// with the feature `small`, one call per word: the two-word call
+    /// comes out as a copy loop through the stack at `opt-level = "s"`,
+    /// 14 bytes larger on a Cortex-M4 per call site.
     #[inline]
     pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
         let off = self.layout.used_slot(self.slot(pos));
+        #[cfg(not(feature = "small"))]
         // SAFETY: as in `read_used_entry`.
-        unsafe { self.set_words(off, [E::u32_to(id), E::u32_to(len)]) }
+        let written = unsafe { self.set_words(off, [E::u32_to(id), E::u32_to(len)]) };
+        #[cfg(feature = "small")]
+        // SAFETY: as in `read_used_entry`: both words lie in the entry.
+        let written = unsafe {
+            self.mem
+                .store_u32_unchecked(off, u32::from_ne_bytes(E::u32_to(id)))
+                .and_then(|()| {
+                    self.mem
+                        .store_u32_unchecked(off + 4, u32::from_ne_bytes(E::u32_to(len)))
+                })
+                .map_err(mem_err)
+        };
+        written
     }
 
     /// Makes `used.ring[pos & mask]` hold `(id, len)`; says whether it
