@@ -33,8 +33,13 @@ import sys
 
 
 def parse(path):
-    """Returns {address: Ir}, {address: function symbol} and {address: object file}."""
-    fn_names, ob_names, cost, fn_of, ob_of = {}, {}, collections.Counter(), {}, {}
+    """Returns {(object, address): Ir} and {(object, address): function symbol}.
+
+    Keyed by object and address: callgrind gives the addresses of a shared
+    library relative to that library, so they can equal addresses of the
+    executable (counted once under both, a hot instruction of ours was
+    taken for libc's and its cost went to `other`)."""
+    fn_names, ob_names, cost, fn_of = {}, {}, collections.Counter(), {}
     fn = ob = None
     positions = ["line"]
     skip_next = False
@@ -102,13 +107,13 @@ def parse(path):
             if positions[0] != "instr":
                 sys.exit("profile has no instruction addresses: run callgrind with --dump-instr=yes")
             ir = int(parts[len(positions)]) if len(parts) > len(positions) else 0
-            cost[vals[0]] += ir
-            fn_of.setdefault(vals[0], fn)
-            ob_of.setdefault(vals[0], ob)
-    return cost, fn_of, ob_of
+            key = (ob, vals[0])
+            cost[key] += ir
+            fn_of.setdefault(key, fn)
+    return cost, fn_of
 
 
-def load_base(binary, cost, fn_of):
+def load_base(binary, fn_of, mine):
     """Runtime address minus file address (PIE executables are relocated)."""
     out = subprocess.run(["nm", binary], capture_output=True, text=True).stdout
     file_main = None
@@ -116,7 +121,8 @@ def load_base(binary, cost, fn_of):
         p = l.split()
         if len(p) == 3 and p[2] == "main" and p[1] in "Tt":
             file_main = int(p[0], 16)
-    runtime_main = min((a for a, f in fn_of.items() if f == "main"), default=None)
+    runtime_main = min((k[1] for k, f in fn_of.items() if f == "main" and k in mine),
+                       default=None)
     if file_main is None or runtime_main is None:
         return 0
     # A relocation moves the image by whole pages. The lowest address the
@@ -231,7 +237,7 @@ class Profile:
 
     def __init__(self, path, binary, root):
         self.root = root
-        self.cost, self.fn_of, ob_of = parse(path)
+        self.cost, self.fn_of = parse(path)
         self.total = sum(self.cost.values())
         self.summary = self.total
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -242,13 +248,14 @@ class Profile:
         # Only addresses in the binary are resolved against it (libc and the
         # loader are other objects; profiles without `ob=` lines: all).
         exe = os.path.realpath(binary)
-        self.mine_addr = {a for a in self.cost
-                          if ob_of.get(a) is None or os.path.realpath(ob_of[a]) == exe}
-        self.base = load_base(binary, self.cost, self.fn_of)
-        self.frames = resolve(binary, [a - self.base for a in self.mine_addr])
+        self.mine_addr = {k for k in self.cost
+                          if k[0] is None or os.path.realpath(k[0]) == exe}
+        self.base = load_base(binary, self.fn_of, self.mine_addr)
+        self.frames = resolve(binary, [k[1] - self.base for k in self.mine_addr])
 
     def chain(self, a):
-        return self.frames.get(a - self.base, []) if a in self.mine_addr else []
+        """Inlined frames of profile key `a` ((object, address)), innermost first."""
+        return self.frames.get(a[1] - self.base, []) if a in self.mine_addr else []
 
     def mine(self, a):
         """The innermost frame that lies in this repository, or None."""
@@ -280,7 +287,7 @@ class Profile:
     def fences(self, fence_at):
         """Executions of full fences (see `is_full_fence`) in the binary."""
         return sum(ir for a, ir in self.cost.items()
-                   if a in self.mine_addr and is_full_fence(fence_at.get(a - self.base)))
+                   if a in self.mine_addr and is_full_fence(fence_at.get(a[1] - self.base)))
 
 
 def main():
@@ -352,7 +359,7 @@ def main():
         print(f"below: {prof.total / msgs:.1f} per message over {msgs} messages (set-up included)")
     by_fence = collections.Counter()
     for a, ir in prof.cost.items():
-        mn = fence_at.get(a - prof.base) if a in prof.mine_addr else None
+        mn = fence_at.get(a[1] - prof.base) if a in prof.mine_addr else None
         if mn is None:
             continue
         mine = prof.mine(a)
