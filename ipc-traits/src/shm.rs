@@ -29,6 +29,7 @@
 //! construction, which is what lets buffer handles validate a range once.
 #![allow(unsafe_code)]
 
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
@@ -109,6 +110,14 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
     /// range. Implementations whose maintenance does anything (a simulated
     /// cache, a real one) keep the default `false`.
     const COHERENT: bool = false;
+
+    /// Whether [`SharedMemory::direct_base`] returns the window's base,
+    /// known at compile time so that callers which keep that base in a
+    /// register (ring accessors) drop the trait path altogether. `true`
+    /// promises nothing by itself: a caller still needs the
+    /// [`DirectBase`] (and treats its absence as an error), so a wrong
+    /// `true` costs an error, never soundness.
+    const DIRECT: bool = false;
 
     /// The window length in bytes.
     fn len(&self) -> usize;
@@ -355,6 +364,17 @@ pub trait SharedMemory: ErrorType<Error: From<ShmError>> {
         Ok(())
     }
 
+    /// The window's base, when the `_unchecked` accesses are plain
+    /// accesses at `base + offset` that need nothing else (no simulated
+    /// cache to tell, no state to update): a caller may then make them
+    /// itself from a base it keeps in a register, where a call through
+    /// `&self` reloads the base after every store into the window (the
+    /// compiler cannot tell the window from the object holding the base).
+    /// `None` (the default) keeps every access going through the trait.
+    fn direct_base(&self) -> Option<DirectBase<'_>> {
+        None
+    }
+
     /// Writes back this core's cached copy of `offset..offset + len`.
     ///
     /// # Errors
@@ -423,6 +443,8 @@ macro_rules! forward_shm {
         impl<T: SharedMemory + ?Sized> SharedMemory for $($ref)+ T {
             const LINE: usize = T::LINE;
             const COHERENT: bool = T::COHERENT;
+            const DIRECT: bool = T::DIRECT;
+            #[inline(always)] fn direct_base(&self) -> Option<DirectBase<'_>> { T::direct_base(self) }
             #[inline] fn len(&self) -> usize { T::len(self) }
             #[inline(always)] fn release_fence(&self) { T::release_fence(self) }
             #[inline(always)] fn acquire_fence(&self) { T::acquire_fence(self) }
@@ -481,6 +503,136 @@ macro_rules! forward_shm {
 }
 forward_shm!(&);
 forward_shm!(&mut);
+
+/// The base address of a window whose ring-field accesses are plain
+/// memory accesses ([`SharedMemory::direct_base`]), with the accesses
+/// themselves. Only `unsafe` code makes one, so holding one proves the
+/// contract of [`DirectBase::new`] for as long as `'a`.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectBase<'a> {
+    base: NonNull<u8>,
+    _window: PhantomData<&'a ()>,
+}
+
+// SAFETY: a `DirectBase` is an address with `new`'s promise about the
+// memory behind it: memory shared with another core, which every access
+// method treats as changing under it (volatile or atomic accesses, never a
+// reference), from whichever thread makes them. Handing the address to
+// another thread gives access to nothing the window does not already share
+// across cores; each access is `unsafe`, its caller keeps to its range.
+unsafe impl Send for DirectBase<'_> {}
+// SAFETY: as for `Send`: the methods take the value by copy and share no
+// state of their own.
+unsafe impl Sync for DirectBase<'_> {}
+
+impl<'a> DirectBase<'a> {
+    /// The base of a window.
+    ///
+    /// # Safety
+    ///
+    /// For the lifetime `'a`: `base..base + len` (`len` being the window's
+    /// [`SharedMemory::len`]) is memory valid for reads and writes that
+    /// holds no Rust object and is reached on this core only through the
+    /// window; `base` is aligned to 4; and the window's `_unchecked`
+    /// accesses at offset `o` are exactly the accesses of the methods
+    /// below at `base + o` (so making them here instead changes nothing).
+    #[inline(always)]
+    pub const unsafe fn new(base: NonNull<u8>) -> Self {
+        Self {
+            base,
+            _window: PhantomData,
+        }
+    }
+
+    /// The base address.
+    #[inline(always)]
+    pub const fn as_ptr(self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// [`SharedMemory::load_u16_acquire_unchecked`], directly.
+    ///
+    /// # Safety
+    ///
+    /// `offset + 2 <= len` and `offset` is a multiple of 2.
+    #[inline(always)]
+    pub unsafe fn load_u16_acquire(self, offset: usize) -> u16 {
+        // SAFETY: in the window and 2-aligned (caller's contract, base
+        // 4-aligned: `new`'s contract), valid for `'a`; the peer accesses
+        // it with atomic-width accesses. Never a reference.
+        unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(offset).cast()) }
+            .load(Ordering::Acquire)
+    }
+
+    /// [`SharedMemory::store_u16_release_unchecked`], directly.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectBase::load_u16_acquire`].
+    #[inline(always)]
+    pub unsafe fn store_u16_release(self, offset: usize, value: u16) {
+        // SAFETY: as in `load_u16_acquire`.
+        unsafe { AtomicU16::from_ptr(self.base.as_ptr().add(offset).cast()) }
+            .store(value, Ordering::Release);
+    }
+
+    /// [`SharedMemory::load_u16_unchecked`], directly: a volatile load.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectBase::load_u16_acquire`].
+    #[inline(always)]
+    pub unsafe fn load_u16(self, offset: usize) -> u16 {
+        // SAFETY: in the window, 2-aligned, holding no Rust object (`new`'s
+        // and the caller's contracts): a volatile load, read once.
+        unsafe { self.base.as_ptr().add(offset).cast::<u16>().read_volatile() }
+    }
+
+    /// [`SharedMemory::store_u16_unchecked`], directly: a volatile store.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectBase::load_u16_acquire`].
+    #[inline(always)]
+    pub unsafe fn store_u16(self, offset: usize, value: u16) {
+        // SAFETY: as in `load_u16`, a volatile store.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<u16>()
+                .write_volatile(value);
+        }
+    }
+
+    /// [`SharedMemory::load_u32_unchecked`], directly: a volatile load.
+    ///
+    /// # Safety
+    ///
+    /// `offset + 4 <= len` and `offset` is a multiple of 4.
+    #[inline(always)]
+    pub unsafe fn load_u32(self, offset: usize) -> u32 {
+        // SAFETY: as in `load_u16`, 4-aligned.
+        unsafe { self.base.as_ptr().add(offset).cast::<u32>().read_volatile() }
+    }
+
+    /// [`SharedMemory::store_u32_unchecked`], directly: a volatile store.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectBase::load_u32`].
+    #[inline(always)]
+    pub unsafe fn store_u32(self, offset: usize, value: u32) {
+        // SAFETY: as in `load_u32`, a volatile store.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(offset)
+                .cast::<u32>()
+                .write_volatile(value);
+        }
+    }
+}
 
 /// Shared memory the CPU can address directly, for zero-copy slices.
 ///
@@ -608,6 +760,16 @@ impl<C> ErrorType for RawRegion<C> {
 impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
     const LINE: usize = C::LINE;
     const COHERENT: bool = C::COHERENT;
+    const DIRECT: bool = true;
+
+    #[inline(always)]
+    fn direct_base(&self) -> Option<DirectBase<'_>> {
+        // SAFETY: `RawRegion::new`'s contract (valid, no Rust object, only
+        // through this value, base aligned to `BASE_ALIGN` >= 4, checked),
+        // for as long as `&self`; the `_unchecked` methods below are the
+        // same volatile and atomic accesses at `base + offset`.
+        Some(unsafe { DirectBase::new(self.base) })
+    }
 
     #[inline]
     fn len(&self) -> usize {

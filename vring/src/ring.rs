@@ -9,7 +9,7 @@
 
 use core::marker::PhantomData;
 
-use ipc_traits::shm::SharedMemory;
+use ipc_traits::shm::{DirectBase, SharedMemory, ShmError};
 
 use crate::endian::Endian;
 use crate::error::Error;
@@ -86,6 +86,12 @@ pub(crate) struct RingMem<'m, M: ?Sized, E> {
     /// `num - 1`, as a `usize`: a position masked with it is an index
     /// with no zero extension left to do ([`RingMem::slot`]).
     pub mask: usize,
+    /// The window's base when `M::DIRECT` (always `Some` then: `new`),
+    /// for the field accessors: a copy of it stays in a register across
+    /// the stores of a hot path, where the base inside `*mem` is loaded
+    /// again after each. `None` for any other memory, whose accesses all
+    /// go through the trait (a simulated cache sees every one).
+    direct: Option<DirectBase<'m>>,
     _endian: PhantomData<E>,
 }
 
@@ -115,12 +121,32 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
             return Err(Error::TooManyEntries);
         }
         layout.check(mem.len(), M::LINE)?;
+        let direct = if M::DIRECT {
+            // A memory that says it is direct but gives no base is
+            // refused here, so that the accessors need not test for one.
+            Some(
+                mem.direct_base()
+                    .ok_or_else(|| mem_err(M::Error::from(ShmError::Unavailable)))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             mem,
             layout,
             mask: usize::from(layout.num() - 1),
+            direct,
             _endian: PhantomData,
         })
+    }
+
+    /// The window's base, for an access when `M::DIRECT`.
+    #[inline(always)]
+    fn base(&self) -> DirectBase<'m> {
+        // SAFETY: called only under `M::DIRECT`, and `new` (the only
+        // constructor; the field is private to this module) stored
+        // `Some` then.
+        unsafe { self.direct.unwrap_unchecked() }
     }
 
     /// The index of ring position `pos`: `pos & (num - 1)`, `< num`.
@@ -215,6 +241,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     #[inline]
     pub fn load_u16(&self, field: Field) -> Result<u16, Error> {
         let offset = field.offset(&self.layout);
+        if M::DIRECT {
+            // SAFETY: as below; the base's accesses are the window's.
+            return Ok(E::u16_from_stored(unsafe {
+                self.base().load_u16_acquire(offset)
+            }));
+        }
         // SAFETY: a `Field` offset is 2-aligned and inside the ring, which
         // lies inside the window (`new` checked the layout's end).
         unsafe { self.mem.load_u16_acquire_unchecked(offset) }
@@ -226,6 +258,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     #[inline]
     pub fn store_u16(&self, field: Field, v: u16) -> Result<(), Error> {
         let offset = field.offset(&self.layout);
+        if M::DIRECT {
+            // SAFETY: as in `load_u16`.
+            unsafe {
+                self.base().store_u16_release(offset, E::u16_to_stored(v));
+            }
+            return Ok(());
+        }
         // SAFETY: as in `load_u16`.
         unsafe {
             self.mem
@@ -241,6 +280,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// `offset` is 4-aligned and `offset + 4` inside the ring.
     #[inline(always)]
     unsafe fn word(&self, offset: usize) -> Result<u32, Error> {
+        if M::DIRECT {
+            // SAFETY: the caller's contract is the access's.
+            return Ok(unsafe { self.base().load_u32(offset) });
+        }
         // SAFETY: the caller's contract is the accessor's.
         unsafe { self.mem.load_u32_unchecked(offset) }.map_err(mem_err)
     }
@@ -257,6 +300,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         offset: usize,
         w: [[u8; 4]; K],
     ) -> Result<(), Error> {
+        if M::DIRECT {
+            let base = self.base();
+            // By index (see `store_u32s_unchecked` of `RawRegion`).
+            let mut i = 0;
+            while i < K {
+                // SAFETY: word `i < K` of the caller's range: 4-aligned,
+                // inside the ring.
+                unsafe { base.store_u32(offset + 4 * i, u32::from_ne_bytes(w[i])) };
+                i += 1;
+            }
+            return Ok(());
+        }
         // SAFETY: the caller's contract is the accessor's.
         unsafe {
             self.mem
@@ -350,6 +405,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     #[inline]
     pub fn read_avail_entry(&self, pos: u16) -> Result<u16, Error> {
         let off = self.layout.avail_slot(self.slot(pos));
+        if M::DIRECT {
+            // SAFETY: as below.
+            let v = unsafe { self.base().load_u16(off) };
+            return Ok(E::u16_from(v.to_ne_bytes()));
+        }
         // SAFETY: the masked position is `< num`: inside the available
         // ring, inside the window (`new`), 2-aligned (`Layout`).
         unsafe { self.mem.load_u16_unchecked(off) }
@@ -361,6 +421,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     #[inline]
     pub fn write_avail_entry(&self, pos: u16, head: u16) -> Result<(), Error> {
         let off = self.layout.avail_slot(self.slot(pos));
+        if M::DIRECT {
+            // SAFETY: as in `read_avail_entry`.
+            unsafe {
+                self.base()
+                    .store_u16(off, u16::from_ne_bytes(E::u16_to(head)))
+            };
+            return Ok(());
+        }
         // SAFETY: as in `read_avail_entry`.
         unsafe {
             self.mem
@@ -421,6 +489,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     #[inline]
     pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
         let off = self.layout.used_slot(self.slot(pos));
+        if M::DIRECT {
+            let base = self.base();
+            // SAFETY: as in `read_used_entry`: both words lie in the entry.
+            unsafe {
+                base.store_u32(off, u32::from_ne_bytes(E::u32_to(id)));
+                base.store_u32(off + 4, u32::from_ne_bytes(E::u32_to(len)));
+            }
+            return Ok(());
+        }
         #[cfg(not(feature = "small"))]
         // SAFETY: as in `read_used_entry`.
         let written = unsafe { self.set_words(off, [E::u32_to(id), E::u32_to(len)]) };
