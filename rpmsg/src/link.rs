@@ -482,6 +482,8 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
             Rx {
                 st: &mut self.rx,
                 bell: &self.bell,
+                #[cfg(not(feature = "small"))]
+                first: first_bound(self.eps),
                 eps: self.eps,
             },
         )
@@ -529,6 +531,16 @@ fn bound_slot(eps: &[u32], dst: u32) -> Option<usize> {
         return None;
     }
     eps.iter().position(|a| *a == dst)
+}
+
+/// The first address bound in `eps` as a `u64`, or `u64::MAX` (which no
+/// address equals) when none is: a message whose widened `dst` equals it
+/// is for a bound endpoint, with no test for the free mark.
+#[cfg(not(feature = "small"))]
+fn first_bound(eps: &[u32]) -> u64 {
+    eps.iter()
+        .find(|a| **a != FREE)
+        .map_or(u64::MAX, |a| u64::from(*a))
 }
 
 fn bit(q: QueueId) -> u32 {
@@ -943,6 +955,12 @@ impl<'a, R: Halves<'a>, N: Notify> Drop for TxBuffer<'_, 'a, R, N> {
 pub struct Rx<'l, 'a, R: Halves<'a>, N> {
     st: &'l mut RxState<'a, R>,
     bell: &'l Bell<N>,
+    /// The first bound address, widened ([`first_bound`]): the endpoints
+    /// cannot change while the halves live (the link is borrowed), so the
+    /// usual message, for the first endpoint, is told bound by one compare
+    /// (with the feature `small`, every message scans the endpoints).
+    #[cfg(not(feature = "small"))]
+    first: u64,
     eps: &'l [u32],
 }
 
@@ -1108,7 +1126,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
                 return Ok(None);
             };
             if let Some(m) = self.frame(slot)? {
-                if bound_slot(self.eps, m.dst).is_some() {
+                if self.is_bound(m.dst) {
                     return Ok(Some(m));
                 }
                 self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
@@ -1169,6 +1187,16 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
             len,
             _mem: PhantomData,
         }))
+    }
+
+    /// Whether `dst` is bound on this link.
+    #[inline(always)]
+    fn is_bound(&self, dst: u32) -> bool {
+        #[cfg(not(feature = "small"))]
+        if u64::from(dst) == self.first {
+            return true;
+        }
+        bound_slot(self.eps, dst).is_some()
     }
 
     #[cold]
