@@ -108,6 +108,8 @@ use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory};
 
+#[cfg(not(feature = "small"))]
+use crate::rings::write_header_words;
 use crate::rings::{
     clean_slot, invalidate_slot, line_end, read_header_words, read_slot, view_slot_mut,
     view_slot_unchecked, write_slot, Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
@@ -713,11 +715,12 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
             dst,
             len: len16,
             flags: 0,
-        }
-        .encode::<<R::Tx as TxRing<'a>>::Order>();
+        };
+        #[cfg(feature = "small")]
+        let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
         let mem = self.st.ring.mem();
         let written = write_slot(mem, &slot, HEADER_LEN, data)
-            .and_then(|()| write_slot(mem, &slot, 0, &header))
+            .and_then(|()| write_header::<R, _>(mem, &slot, &header))
             .and_then(|()| clean_slot(mem, &slot, end));
         if let Err(e) = written {
             self.st.ring.give_back(slot);
@@ -729,6 +732,35 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         }
         Ok(Sent::Sent)
     }
+}
+
+/// Writes `header` at the start of `slot` in the transmit ring's byte
+/// order, as four native words stored one by one (no byte array on the
+/// stack: ≈3 instructions per message fewer than the bytes). With the
+/// feature `small` the header comes encoded as bytes and goes through the
+/// payload's shared copy (smaller).
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+fn write_header<'a, R: Halves<'a>, M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    header: &Header,
+) -> Result<(), M::Error> {
+    write_header_words(
+        mem,
+        slot,
+        header.encode_words::<<R::Tx as TxRing<'a>>::Order>(),
+    )
+}
+
+#[cfg(feature = "small")]
+#[inline(always)]
+fn write_header<'a, R: Halves<'a>, M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    header: &[u8; HEADER_LEN],
+) -> Result<(), M::Error> {
+    write_slot(mem, slot, 0, header)
 }
 
 #[inline]
@@ -897,11 +929,13 @@ fn send_lent<'a, R: Halves<'a>>(
         dst,
         len: len16,
         flags: 0,
-    }
-    .encode::<<R::Tx as TxRing<'a>>::Order>();
+    };
+    #[cfg(feature = "small")]
+    let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
     let mem = st.ring.mem();
     let end = HEADER_LEN + written.max(len).min(max);
-    let sealed = write_slot(mem, &slot, 0, &header).and_then(|()| clean_slot(mem, &slot, end));
+    let sealed =
+        write_header::<R, _>(mem, &slot, &header).and_then(|()| clean_slot(mem, &slot, end));
     if let Err(e) = sealed {
         st.ring.give_back(slot);
         return Err(mem_error(&e));

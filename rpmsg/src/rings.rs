@@ -179,6 +179,41 @@ pub(crate) fn read_header_words<M: SharedMemory + ?Sized>(
     }
 }
 
+/// Writes the header `words` ([`crate::wire::Header::encode_words`]) at
+/// the start of `slot`: one aligned 32-bit store each when the slot is
+/// 4-aligned in the window (a buffer the ring checked against a cache line
+/// always is; coherent memory checks no alignment), else as bytes.
+///
+/// # Errors
+///
+/// A room shorter than a header (nothing is written), or the memory's own
+/// failure.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+pub(crate) fn write_header_words<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    words: [u32; 4],
+) -> Result<(), M::Error> {
+    if slot.room < HEADER_LEN {
+        return Err(past_slot::<M>());
+    }
+    let at = slot.offset;
+    if at % 4 != 0 {
+        let mut b = [0u8; HEADER_LEN];
+        for (chunk, w) in b.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+        // SAFETY: the ring validated the slot against `mem`: `offset +
+        // room` lies inside the window, and `HEADER_LEN <= room` (checked
+        // above).
+        return unsafe { mem.write_unchecked(at, &b) };
+    }
+    // SAFETY: as above, the four words inside `..HEADER_LEN` of the slot,
+    // and `at` a multiple of 4.
+    unsafe { mem.store_u32s_unchecked(at, words) }
+}
+
 /// Invalidates the lines of `slot` from `from` (line-aligned) up to the
 /// lines covering `..to` (nothing if that is not past `from`): what the
 /// peer wrote, before it is read.
