@@ -259,6 +259,15 @@ impl<N: Notify> Bell<N> {
     /// Rings queue `q` and every doorbell owed: the per-message doorbell,
     /// one notification when none is owed (the usual case), else as
     /// [`Bell::ring`].
+    /// With the feature `small`, [`Bell::ring`] itself (one copy of the
+    /// notification in the image, not a second one for this path).
+    #[cfg(feature = "small")]
+    #[inline(always)]
+    fn ring_one(&self, q: QueueId) -> Kicks {
+        self.ring(bit(q))
+    }
+
+    #[cfg(not(feature = "small"))]
     #[inline(always)]
     fn ring_one(&self, q: QueueId) -> Kicks {
         critical_section::with(|cs| {
