@@ -324,24 +324,44 @@ pub(crate) fn view_slot_mut<'s, M: DirectMemory + ?Sized>(
 }
 
 /// Transmit buffers taken and not sent, kept for the next send: a stack,
-/// so taking and returning cost one step whatever the ring size.
+/// so taking and returning cost one step whatever the ring size. Kept as
+/// their fields (`..len` valid), not as `Option<TxSlot>`: a slot rebuilt
+/// field by field carries no padding bytes to copy from memory, so the
+/// send that pops one keeps it in registers.
 pub(crate) struct Spares<const NUM: usize> {
-    slots: [Option<TxSlot>; NUM],
+    slots: [SpareSlot; NUM],
     len: usize,
+}
+
+#[derive(Clone, Copy)]
+struct SpareSlot {
+    token: u16,
+    offset: usize,
+    room: usize,
 }
 
 impl<const NUM: usize> Spares<NUM> {
     pub(crate) const fn new() -> Self {
         Self {
-            slots: [const { None }; NUM],
+            slots: [SpareSlot {
+                token: 0,
+                offset: 0,
+                room: 0,
+            }; NUM],
             len: 0,
         }
     }
 
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<TxSlot> {
-        self.len = self.len.checked_sub(1)?;
-        self.slots.get_mut(self.len).and_then(Option::take)
+        let len = self.len.checked_sub(1)?;
+        let s = self.slots.get(len)?;
+        self.len = len;
+        Some(TxSlot {
+            token: s.token,
+            offset: s.offset,
+            room: s.room,
+        })
     }
 
     /// Keeps `slot`; at most NUM buffers exist per ring, so there is always
@@ -349,7 +369,11 @@ impl<const NUM: usize> Spares<NUM> {
     #[inline(always)]
     pub(crate) fn push(&mut self, slot: TxSlot) {
         if let Some(free) = self.slots.get_mut(self.len) {
-            *free = Some(slot);
+            *free = SpareSlot {
+                token: slot.token,
+                offset: slot.offset,
+                room: slot.room,
+            };
             self.len += 1;
         }
     }
