@@ -709,14 +709,20 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline(always))]
     fn send_copy(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<Sent, Error> {
-        let Some(slot) = self.take()? else {
+        // The state and the bell reached once (the stores into shared
+        // memory below would otherwise make the compiler fetch them again
+        // through `self`).
+        let (st, bell) = (&mut *self.st, self.bell);
+        let slot = st.ring.take()?;
+        let Some(slot) = slot else {
+            st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
             return Ok(Sent::NoBuffer);
         };
         // One bounds check, the one `write_slot` makes (so the compiler
         // folds it there; no overflow: a slice is at most `isize::MAX`).
         let end = HEADER_LEN + data.len();
         let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
-            self.st.ring.give_back(slot);
+            st.ring.give_back(slot);
             return Err(Error::TooLong);
         };
         let header = Header {
@@ -727,17 +733,17 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         };
         #[cfg(feature = "small")]
         let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
-        let mem = self.st.ring.mem();
+        let mem = st.ring.mem();
         let written = write_slot(mem, &slot, HEADER_LEN, data)
             .and_then(|()| write_header::<R, _>(mem, &slot, &header))
             .and_then(|()| clean_slot(mem, &slot, end));
         if let Err(e) = written {
-            self.st.ring.give_back(slot);
+            st.ring.give_back(slot);
             return Err(mem_error(&e));
         }
-        if finish_send::<R>(self.st, slot)? {
-            let k = self.bell.ring_one(self.st.ring.queue());
-            count_kicks(&mut self.st.stats, k);
+        if finish_send::<R>(st, slot)? {
+            let k = bell.ring_one(st.ring.queue());
+            count_kicks(&mut st.stats, k);
         }
         Ok(Sent::Sent)
     }
