@@ -179,6 +179,41 @@ pub(crate) fn read_header_words<M: SharedMemory + ?Sized>(
     }
 }
 
+/// Writes the header `words` ([`crate::wire::Header::encode_words`]) at
+/// the start of `slot`: one aligned 32-bit store each when the slot is
+/// 4-aligned in the window (a buffer the ring checked against a cache line
+/// always is; coherent memory checks no alignment), else as bytes.
+///
+/// # Errors
+///
+/// A room shorter than a header (nothing is written), or the memory's own
+/// failure.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+pub(crate) fn write_header_words<M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    words: [u32; 4],
+) -> Result<(), M::Error> {
+    if slot.room < HEADER_LEN {
+        return Err(past_slot::<M>());
+    }
+    let at = slot.offset;
+    if at % 4 != 0 {
+        let mut b = [0u8; HEADER_LEN];
+        for (chunk, w) in b.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+        // SAFETY: the ring validated the slot against `mem`: `offset +
+        // room` lies inside the window, and `HEADER_LEN <= room` (checked
+        // above).
+        return unsafe { mem.write_unchecked(at, &b) };
+    }
+    // SAFETY: as above, the four words inside `..HEADER_LEN` of the slot,
+    // and `at` a multiple of 4.
+    unsafe { mem.store_u32s_unchecked(at, words) }
+}
+
 /// Invalidates the lines of `slot` from `from` (line-aligned) up to the
 /// lines covering `..to` (nothing if that is not past `from`): what the
 /// peer wrote, before it is read.
@@ -289,24 +324,44 @@ pub(crate) fn view_slot_mut<'s, M: DirectMemory + ?Sized>(
 }
 
 /// Transmit buffers taken and not sent, kept for the next send: a stack,
-/// so taking and returning cost one step whatever the ring size.
+/// so taking and returning cost one step whatever the ring size. Kept as
+/// their fields (`..len` valid), not as `Option<TxSlot>`: a slot rebuilt
+/// field by field carries no padding bytes to copy from memory, so the
+/// send that pops one keeps it in registers.
 pub(crate) struct Spares<const NUM: usize> {
-    slots: [Option<TxSlot>; NUM],
+    slots: [SpareSlot; NUM],
     len: usize,
+}
+
+#[derive(Clone, Copy)]
+struct SpareSlot {
+    token: u16,
+    offset: usize,
+    room: usize,
 }
 
 impl<const NUM: usize> Spares<NUM> {
     pub(crate) const fn new() -> Self {
         Self {
-            slots: [const { None }; NUM],
+            slots: [SpareSlot {
+                token: 0,
+                offset: 0,
+                room: 0,
+            }; NUM],
             len: 0,
         }
     }
 
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<TxSlot> {
-        self.len = self.len.checked_sub(1)?;
-        self.slots.get_mut(self.len).and_then(Option::take)
+        let len = self.len.checked_sub(1)?;
+        let s = self.slots.get(len)?;
+        self.len = len;
+        Some(TxSlot {
+            token: s.token,
+            offset: s.offset,
+            room: s.room,
+        })
     }
 
     /// Keeps `slot`; at most NUM buffers exist per ring, so there is always
@@ -314,7 +369,11 @@ impl<const NUM: usize> Spares<NUM> {
     #[inline(always)]
     pub(crate) fn push(&mut self, slot: TxSlot) {
         if let Some(free) = self.slots.get_mut(self.len) {
-            *free = Some(slot);
+            *free = SpareSlot {
+                token: slot.token,
+                offset: slot.offset,
+                room: slot.room,
+            };
             self.len += 1;
         }
     }
@@ -946,7 +1005,12 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         Ok(None)
     }
 
-    #[inline]
+    // Inlined into the copying receive (a call, its register saves and
+    // its result's tests were ≈13 instructions per message); the held
+    // message's drop calls it through one out-of-line copy
+    // (`link::release_held`). With the feature `small`, out of line.
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    #[cfg_attr(feature = "small", inline)]
     fn release(&mut self, slot: RxSlot) -> Result<bool, RingError> {
         // The used length of a buffer the remote only read: its descriptor
         // length (`Device::push_used_whole`). rpmsg-lite's remote reports

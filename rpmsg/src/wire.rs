@@ -55,6 +55,22 @@ impl Header {
         b
     }
 
+    /// [`Header::encode`] as the wire image's four 32-bit words, each as
+    /// memory holds it natively (word `i` is bytes `4i..4i + 4`): a header
+    /// written word by word, with no byte array in between.
+    #[cfg(not(feature = "small"))]
+    #[inline(always)]
+    pub(crate) fn encode_words<O: Endian>(&self) -> [u32; 4] {
+        let [l0, l1] = O::u16_to(self.len);
+        let [f0, f1] = O::u16_to(self.flags);
+        [
+            u32::from_ne_bytes(O::u32_to(self.src)),
+            u32::from_ne_bytes(O::u32_to(self.dst)),
+            0,
+            u32::from_ne_bytes([l0, l1, f0, f1]),
+        ]
+    }
+
     /// [`Header::decode`] of the wire image's 32-bit words 0, 1 and 3, each
     /// as memory holds it natively (word `i` is bytes `4i..4i + 4`;
     /// `reserved` is not read): a header read word by word, with no byte
@@ -259,6 +275,29 @@ mod tests {
         assert_eq!(
             Header::decode::<vring::Legacy>(&h.encode::<vring::Legacy>()),
             h
+        );
+    }
+
+    /// The header stored word by word is the same bytes as the encoded one.
+    #[cfg(not(feature = "small"))]
+    #[test]
+    fn header_words_are_the_encoded_bytes() {
+        let h = Header {
+            src: 0x0102_0304,
+            dst: 0x0506_0708,
+            len: 0x090A,
+            flags: 0x0B0C,
+        };
+        fn bytes(w: [u32; 4]) -> Vec<u8> {
+            w.iter().flat_map(|w| w.to_ne_bytes()).collect()
+        }
+        assert_eq!(
+            bytes(h.encode_words::<vring::Virtio1>()),
+            h.encode::<vring::Virtio1>()
+        );
+        assert_eq!(
+            bytes(h.encode_words::<vring::Legacy>()),
+            h.encode::<vring::Legacy>()
         );
     }
 

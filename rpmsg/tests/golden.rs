@@ -521,6 +521,41 @@ fn a_message_at_an_unaligned_address_is_read_byte_wise() {
 }
 
 #[test]
+fn a_message_sent_into_an_unaligned_buffer_is_written_byte_wise() {
+    // The transmit side of the test above: the master posts its first
+    // receive buffer one byte up; the header cannot be stored word by
+    // word and must still land whole, in the ring's byte order.
+    let g = &MCU;
+    let mut region = Region::new(&image(g, "01_master_init"));
+    let shm = region.shm();
+    let avail = 16 * NUM;
+    let mut id = [0u8; 2];
+    shm.read(avail + 4, &mut id).unwrap();
+    let desc = 16 * usize::from(u16::from_le_bytes(id));
+    let mut addr = [0u8; 8];
+    shm.read(desc, &mut addr).unwrap();
+    let at = (u64::from_le_bytes(addr) - BASE) as usize + 1;
+    shm.write(desc, &(BASE + at as u64).to_le_bytes()).unwrap();
+    shm.write(desc + 8, &(BUF as u32 - 16).to_le_bytes())
+        .unwrap();
+    let mut storage = Storage::<1>::new();
+    let mut link: RemoteLink<'_> = Link::new(remote_rings(&shm, g), Kicks::default(), &mut storage);
+    let ep = link.bind(30).unwrap();
+    let (mut tx, _rx) = link.split();
+    assert_eq!(tx.try_send(&ep, 0x0403_0201, b"odd"), Ok(Sent::Sent));
+    let mut got = [0u8; 19];
+    shm.read(at, &mut got).unwrap();
+    let mut want = Vec::new();
+    want.extend_from_slice(&30u32.to_ne_bytes());
+    want.extend_from_slice(&0x0403_0201u32.to_ne_bytes());
+    want.extend_from_slice(&[0; 4]);
+    want.extend_from_slice(&3u16.to_ne_bytes());
+    want.extend_from_slice(&[0, 0]);
+    want.extend_from_slice(b"odd");
+    assert_eq!(got[..], want[..]);
+}
+
+#[test]
 fn descriptor_out_of_range_is_counted_by_kind_and_skipped() {
     let g = &MCU;
     let mut region = Region::new(&image(g, "03_master_sent_three"));
