@@ -1172,3 +1172,65 @@ fn descriptor_addresses_keep_both_halves_in_each_byte_order() {
     round_trip::<Virtio1>(u64::to_le_bytes);
     round_trip::<Legacy>(u64::to_ne_bytes);
 }
+
+/// A memory that says its accesses are direct (`SharedMemory::DIRECT`) but
+/// gives no base is refused when a ring is attached, before any access:
+/// the ring accessors take the direct path without testing for a base.
+#[test]
+fn a_direct_memory_without_a_base_is_refused_at_attach() {
+    struct NoBase<'a>(&'a RawRegion<Coherent>);
+    impl ipc_traits::shm::ErrorType for NoBase<'_> {
+        type Error = ipc_traits::shm::ShmError;
+    }
+    impl SharedMemory for NoBase<'_> {
+        const LINE: usize = 1;
+        const DIRECT: bool = true;
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn peer_base(&self) -> u64 {
+            self.0.peer_base()
+        }
+        fn read(&self, o: usize, d: &mut [u8]) -> Result<(), Self::Error> {
+            self.0.read(o, d)
+        }
+        fn write(&self, o: usize, s: &[u8]) -> Result<(), Self::Error> {
+            self.0.write(o, s)
+        }
+        fn load_u16_acquire(&self, o: usize) -> Result<u16, Self::Error> {
+            self.0.load_u16_acquire(o)
+        }
+        fn store_u16_release(&self, o: usize, v: u16) -> Result<(), Self::Error> {
+            self.0.store_u16_release(o, v)
+        }
+        fn load_u32_acquire(&self, o: usize) -> Result<u32, Self::Error> {
+            self.0.load_u32_acquire(o)
+        }
+        fn store_u32_release(&self, o: usize, v: u32) -> Result<(), Self::Error> {
+            self.0.store_u32_release(o, v)
+        }
+        fn clean(&self, o: usize, l: usize) -> Result<(), Self::Error> {
+            self.0.clean(o, l)
+        }
+        fn invalidate(&self, o: usize, l: usize) -> Result<(), Self::Error> {
+            self.0.invalidate(o, l)
+        }
+    }
+    with_region(Coherent, |shm| {
+        let mem = NoBase(shm);
+        let unavailable = Error::Memory(ipc_traits::shm::Error::kind(
+            &ipc_traits::shm::ShmError::Unavailable,
+        ));
+        // SAFETY: no buffer handle is made over AREA here.
+        let dev =
+            unsafe { Device::<_, Legacy, 8>::new(&mem, L, DeviceConfig::new(AREA), tables()) };
+        assert_eq!(dev.err(), Some(unavailable));
+        let cfg = DriverConfig {
+            suppression: Suppression::Flags,
+            write_flag_on_readable: false,
+        };
+        // SAFETY: no buffer is handed to it.
+        let drv = unsafe { Driver::<_, Legacy, 8>::new(&mem, L, cfg) };
+        assert_eq!(drv.err(), Some(unavailable));
+    });
+}
