@@ -1022,7 +1022,7 @@ impl<'a, R: Halves<'a>, N> fmt::Debug for Rx<'_, 'a, R, N> {
     }
 }
 
-impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
+impl<'l, 'a, R: Halves<'a>, N: Notify> Rx<'l, 'a, R, N> {
     /// Takes the next message for a bound address off the ring, copies its
     /// payload into `out` and gives the buffer back to the peer, in one
     /// pass. `Ok(None)`: the ring is empty and (with notifications on)
@@ -1056,13 +1056,51 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         if self.st.kept.is_some() {
             return self.deliver_kept(out);
         }
+        let mut p = self.pass();
         #[cfg(not(feature = "small"))]
-        let next = self.next_off_ring()?;
+        let next = p.next_off_ring()?;
         #[cfg(feature = "small")]
-        let next = self.next()?;
+        let next = p.next()?;
         match next {
-            Some(m) => self.deliver(m, out).map(Some),
+            Some(m) => p.deliver(m, out).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// [`Pass::give_back`], for the queue layer.
+    #[inline(always)]
+    fn give_back(&mut self, slot: RxSlot) {
+        self.pass().give_back(slot);
+    }
+
+    /// [`Pass::take_slot`], for the queue layer.
+    #[inline(always)]
+    fn take_slot(&mut self) -> Result<Option<RxSlot>, Error> {
+        self.pass().take_slot()
+    }
+
+    /// [`Pass::frame`], for the queue layer.
+    #[inline(always)]
+    fn frame(&mut self, slot: RxSlot) -> Result<Option<Msg<'a, R::Mem>>, Error> {
+        self.pass().frame(slot)
+    }
+
+    /// The receive state, reached once: see [`Pass`].
+    #[inline(always)]
+    fn pass(&mut self) -> Pass<'_, 'l, 'a, R, N> {
+        let Rx {
+            st,
+            bell,
+            #[cfg(not(feature = "small"))]
+            first,
+            eps,
+        } = self;
+        Pass {
+            st: &mut **st,
+            bell,
+            #[cfg(not(feature = "small"))]
+            first,
+            eps,
         }
     }
 
@@ -1070,32 +1108,11 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     #[cfg(not(feature = "small"))]
     #[inline(never)]
     fn deliver_kept(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
-        match self.st.kept.take() {
-            Some(m) => self.deliver(m, out).map(Some),
+        let mut p = self.pass();
+        match p.st.kept.take() {
+            Some(m) => p.deliver(m, out).map(Some),
             None => Ok(None),
         }
-    }
-
-    /// Copies the payload of `m` into `out` and gives its buffer back (or
-    /// keeps `m` for the next call when `out` is too short).
-    #[inline(always)]
-    fn deliver(&mut self, m: Msg<'a, R::Mem>, out: &mut [u8]) -> Result<Received, Error> {
-        let Some(dst) = out.get_mut(..m.len) else {
-            self.st.kept = Some(m);
-            return Err(Error::TooLong);
-        };
-        let res = m.read_head(self.st.ring.mem(), dst);
-        let got = Received {
-            dst: m.dst,
-            src: m.src,
-            len: m.len,
-        };
-        // A failed return is counted and breaks the link (`give_back`); the
-        // message was copied and is delivered all the same.
-        self.give_back(m.slot);
-        res?;
-        self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
-        Ok(got)
     }
 
     /// As [`Rx::try_recv`], but lends the buffer instead of copying: it goes
@@ -1106,13 +1123,14 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// As [`Rx::try_recv`] (never [`Error::TooLong`]).
     #[inline(always)]
     pub fn try_recv_held(&mut self) -> Result<Option<HeldMessage<'_, 'a, R, N>>, Error> {
-        let Some(m) = self.next()? else {
+        let mut p = self.pass();
+        let Some(m) = p.next()? else {
             return Ok(None);
         };
-        self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+        p.st.stats.messages = p.st.stats.messages.wrapping_add(1);
         Ok(Some(HeldMessage {
-            st: &mut *self.st,
-            bell: self.bell,
+            st: p.st,
+            bell: *p.bell,
             msg: m,
         }))
     }
@@ -1158,6 +1176,43 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     /// This half's counters.
     pub fn stats(&self) -> RxStats {
         self.st.stats
+    }
+}
+
+/// The receive path's view of an [`Rx`]: the receive state reached once,
+/// into a local, and the half's other fields by reference (read where
+/// used). Through `&mut Rx`, each use of the state after a store into the
+/// ring's bookkeeping reloaded it (the compiler cannot tell those stores
+/// from the half's own fields).
+struct Pass<'v, 'l, 'a, R: Halves<'a>, N> {
+    st: &'v mut RxState<'a, R>,
+    bell: &'v &'l Bell<N>,
+    #[cfg(not(feature = "small"))]
+    first: &'v u64,
+    eps: &'v &'l [u32],
+}
+
+impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
+    /// Copies the payload of `m` into `out` and gives its buffer back (or
+    /// keeps `m` for the next call when `out` is too short).
+    #[inline(always)]
+    fn deliver(&mut self, m: Msg<'a, R::Mem>, out: &mut [u8]) -> Result<Received, Error> {
+        let Some(dst) = out.get_mut(..m.len) else {
+            self.st.kept = Some(m);
+            return Err(Error::TooLong);
+        };
+        let res = m.read_head(self.st.ring.mem(), dst);
+        let got = Received {
+            dst: m.dst,
+            src: m.src,
+            len: m.len,
+        };
+        // A failed return is counted and breaks the link (`give_back`); the
+        // message was copied and is delivered all the same.
+        self.give_back(m.slot);
+        res?;
+        self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+        Ok(got)
     }
 
     #[inline(always)]
@@ -1270,7 +1325,7 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
     #[inline(always)]
     fn is_bound(&self, dst: u32) -> bool {
         #[cfg(not(feature = "small"))]
-        if u64::from(dst) == self.first {
+        if u64::from(dst) == *self.first {
             return true;
         }
         bound_slot(self.eps, dst).is_some()

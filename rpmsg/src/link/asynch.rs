@@ -173,10 +173,11 @@ impl<'a, R: Halves<'a>, N: Notify> Rx<'_, 'a, R, N> {
         if self.st.kept.is_some() {
             return Ok(true);
         }
-        match self.next()? {
+        let mut p = self.pass();
+        match p.next()? {
             None => Ok(false),
             Some(m) => {
-                self.st.kept = Some(m);
+                p.st.kept = Some(m);
                 Ok(true)
             }
         }
