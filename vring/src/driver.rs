@@ -309,10 +309,15 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     last_used: u16,
     /// The last `used.idx` observed.
     used_seen: u16,
-    /// Slots visible to the device and not reaped.
-    in_flight: u16,
-    /// Used entries written by [`Driver::preload_used`].
-    preloaded: u16,
+    /// Used positions that took no published entry back: the entries
+    /// written by [`Driver::preload_used`] (which come back without being
+    /// published; before anything is reaped, this is their count and so the
+    /// next preload position) plus the entries skipped with
+    /// [`Error::UnknownUsedId`]. The slots in flight (visible to the device,
+    /// not reaped) are then `published_idx + credit - last_used`
+    /// ([`Driver::in_flight`]): no count to keep per publication and per
+    /// reap.
+    credit: u16,
     /// Whether the device is asked to interrupt (cleared by
     /// [`Driver::disable_interrupts`]). `EVENT_IDX`: while set, `used_event`
     /// is re-armed whenever the used ring is found empty.
@@ -407,8 +412,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             published_idx: 0,
             last_used: 0,
             used_seen: 0,
-            in_flight: 0,
-            preloaded: 0,
+            credit: 0,
             // The zeroed ring asks for interrupts (flags 0, event 0).
             interrupts_on: true,
             armed_at: None,
@@ -444,7 +448,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// Buffers the device holds (published, not yet reaped).
     pub fn in_flight(&self) -> u16 {
-        self.in_flight
+        self.published_idx
+            .wrapping_add(self.credit)
+            .wrapping_sub(self.last_used)
     }
 
     /// Buffers added but not yet published.
@@ -874,7 +880,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         ring.clean(l.avail_offset() + 2, 2)?;
         self.published_idx = new;
         let n = new.wrapping_sub(old);
-        self.in_flight += n;
         self.stats.published = self.stats.published.wrapping_add(u32::from(n));
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
@@ -992,7 +997,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         // Read before the acquire load of the index, after which fields of
         // `self` would be loaded again.
-        let (last, in_flight) = (self.last_used, self.in_flight);
+        let (last, in_flight) = (self.last_used, self.in_flight());
         let idx = self.fetch_used_idx(reuse)?;
         let pending = idx.wrapping_sub(last);
         if pending > in_flight {
@@ -1178,7 +1183,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                     s.state = then;
                     (id as u16, s.offset, s.capacity)
                 }
-                _ => return Err(self.fail(Error::UnknownUsedId)),
+                _ => {
+                    // Still in flight: the position taken is none of its.
+                    self.credit = self.credit.wrapping_add(1);
+                    return Err(self.fail(Error::UnknownUsedId));
+                }
             };
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
@@ -1186,7 +1195,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 w.trusted = false;
             }
         }
-        self.in_flight -= 1;
         Ok(Some(Reaped {
             id,
             len,
@@ -1231,7 +1239,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         };
         let id = self.free[self.free_len - 1];
         let l = self.ring.layout;
-        let pos = self.preloaded;
+        // Nothing reaped yet (tested above): `credit` counts the preloads.
+        let pos = self.credit;
         let w = Written {
             addr: buf.peer_addr(),
             capacity: buf.capacity(),
@@ -1255,9 +1264,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             return Err((buf, e));
         }
         self.written[usize::from(id)] = Some(w);
-        self.preloaded = pos.wrapping_add(1);
+        self.credit = pos.wrapping_add(1);
         self.free_len -= 1;
-        self.in_flight += 1;
         // Its position stays out of the unpublished window: an alias
         // there (a later add at the same position) has another id.
         let pos = self.published_idx.wrapping_sub(1);
@@ -1406,7 +1414,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<
             .field("avail_idx", &self.avail_idx)
             .field("published_idx", &self.published_idx)
             .field("last_used", &self.last_used)
-            .field("in_flight", &self.in_flight)
+            .field("in_flight", &self.in_flight())
             .field("free", &self.free_len)
             .field("broken", &self.is_broken())
             .field("stats", &self.stats)
