@@ -176,8 +176,10 @@ struct Record {
     offset: usize,
     /// The buffer's capacity.
     capacity: usize,
-    /// The available position it was last added at (for the
-    /// `unpublished` test; a preloaded id keeps a stale one).
+    /// The available position it was last added at, while that entry is
+    /// unpublished (for the `unpublished` test; once published it may be
+    /// stale: a preloaded id keeps one, and so does an id
+    /// [`Driver::add_slot_and_publish`] published at once).
     pos: u16,
     /// The descriptor's `next` field: `id + 1`, or [`DESC_CHAIN_END`] for
     /// the last id (the same for every write: computed once, in
@@ -301,10 +303,12 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     free: [u16; N],
     free_len: usize,
     avail_shadow: [u16; N],
-    /// Next available position to write (includes unpublished entries).
-    avail_idx: u16,
-    /// What `avail.idx` holds in memory.
-    published_idx: u16,
+    /// Entries added so far (wrapping; unpublished ones included): its low
+    /// 16 bits are the next available position to write. What `avail.idx`
+    /// holds in memory is the low 16 bits of `stats.published`, the entries
+    /// published so far ([`Driver::published_idx`]): a publication stores
+    /// this count there, one store for both the index and the statistic.
+    avail_idx: u32,
     /// Next used position to read.
     last_used: u16,
     /// The last `used.idx` observed.
@@ -409,7 +413,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             free_len: num,
             avail_shadow: [0; N],
             avail_idx: 0,
-            published_idx: 0,
             last_used: 0,
             used_seen: 0,
             credit: 0,
@@ -448,14 +451,27 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// Buffers the device holds (published, not yet reaped).
     pub fn in_flight(&self) -> u16 {
-        self.published_idx
+        self.published_idx()
             .wrapping_add(self.credit)
             .wrapping_sub(self.last_used)
     }
 
     /// Buffers added but not yet published.
     pub fn unpublished(&self) -> u16 {
-        self.avail_idx.wrapping_sub(self.published_idx)
+        self.avail_pos().wrapping_sub(self.published_idx())
+    }
+
+    /// What `avail.idx` holds in memory: the low 16 bits of the entries
+    /// published so far (see `avail_idx`).
+    #[inline(always)]
+    fn published_idx(&self) -> u16 {
+        self.stats.published as u16
+    }
+
+    /// The next available position to write (see `avail_idx`).
+    #[inline(always)]
+    fn avail_pos(&self) -> u16 {
+        self.avail_idx as u16
     }
 
     /// Makes a buffer available for the device to read: `buf.len()` bytes.
@@ -597,7 +613,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        let pos = self.avail_idx;
+        let pos = self.avail_pos();
         let next = self.slots[usize::from(id)].next;
         let ring = self.ring;
         // SAFETY: `id` came off the free stack, which holds ids below
@@ -633,7 +649,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         w: Written,
         next: u16,
     ) -> Result<(), Error> {
-        let pos = self.avail_idx;
+        let added = self.avail_idx;
+        let pos = added as u16;
         let unchanged = !M::COHERENT
             && self.written[usize::from(id)] == Some(w)
             && ring
@@ -668,7 +685,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // of more than `N` entries): the masked position is in bounds, so
         // the check `[]` would add is left out.
         *unsafe { self.avail_shadow.get_unchecked_mut(at) } = id;
-        self.avail_idx = pos.wrapping_add(1);
+        self.avail_idx = added.wrapping_add(1);
         Ok(())
     }
 
@@ -712,11 +729,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline(always)]
     pub fn add_slot(&mut self, id: u16, len: u32, writable: bool) -> Result<(), Error> {
         let ring = self.ring;
-        self.add_slot_in(&ring, id, len, writable)
+        self.add_slot_in(&ring, id, len, writable, false)
     }
 
     /// [`Driver::add_slot`] with a copy of this ring's `ring` (see
-    /// `RingMem`'s `Copy`).
+    /// `RingMem`'s `Copy`). `published`: the caller publishes the entry
+    /// straight after (its failure path records the position, see
+    /// [`Driver::add_slot_and_publish`]), so the record's `pos` is left
+    /// as it is.
     #[inline(always)]
     fn add_slot_in(
         &mut self,
@@ -724,6 +744,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         id: u16,
         len: u32,
         writable: bool,
+        published: bool,
     ) -> Result<(), Error> {
         // `live_num` is 0 on a broken ring: one compare refuses both.
         if id >= self.live_num {
@@ -745,7 +766,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         } else {
             (len, 0)
         };
-        let pos = self.avail_idx;
+        let pos = self.avail_pos();
         // SAFETY: `id < live_num <= num` (tested above).
         unsafe {
             self.post(
@@ -763,7 +784,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }?;
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
             r.state = State::InFlight;
-            r.pos = pos;
+            if !published {
+                r.pos = pos;
+            }
         }
         Ok(())
     }
@@ -818,12 +841,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.is_broken() {
             return broken();
         }
-        let (old, new) = (self.published_idx, self.avail_idx);
-        if old == new {
+        let (old, added) = (self.stats.published, self.avail_idx);
+        if old == added {
             return Ok(false);
         }
         let ring = self.ring;
-        self.publish_new(&ring, old, new, rearm)
+        self.publish_new(&ring, old as u16, added, rearm)
     }
 
     /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
@@ -845,26 +868,37 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     ) -> Result<bool, (Error, bool)> {
         // One copy of the ring for both (see `RingMem`'s `Copy`).
         let ring = self.ring;
-        self.add_slot_in(&ring, id, len, writable)
+        self.add_slot_in(&ring, id, len, writable, true)
             .map_err(|e| (e, false))?;
         // Not broken (`add_slot` checked, and only a fetch of `used.idx`
         // breaks the ring) and `published_idx..avail_idx` holds the entry
         // just added.
-        let (old, new) = (self.published_idx, self.avail_idx);
-        self.publish_new(&ring, old, new, false)
-            .map_err(|e| (e, true))
+        let (old, added) = (self.published_idx(), self.avail_idx);
+        self.publish_new(&ring, old, added, false).map_err(|e| {
+            // The entry may still be unpublished: its record learns where
+            // it lies, for `unpublished`. On success the record keeps a
+            // stale position, which `unpublished` answers soundly once the
+            // entry is published: the id is in flight, so an alias of that
+            // position in a later window holds another id in the shadow.
+            if let Some(r) = self.slots.get_mut(usize::from(id)) {
+                r.pos = added.wrapping_sub(1) as u16;
+            }
+            (e, true)
+        })
     }
 
-    /// [`Driver::publish_inner`] of the new entries `old..new` (not empty)
-    /// of a ring that is not broken.
+    /// [`Driver::publish_inner`] of the new entries `old..added` (not
+    /// empty; `old` the published index, `added` the count of entries
+    /// added, see `avail_idx`) of a ring that is not broken.
     #[inline(always)]
     fn publish_new(
         &mut self,
         ring: &RingMem<'m, M, E>,
         old: u16,
-        new: u16,
+        added: u32,
         rearm: bool,
     ) -> Result<bool, Error> {
+        let new = added as u16;
         let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
             for (off, len) in ring.entry_spans(l.avail_offset() + 4, 2, old, new) {
@@ -878,9 +912,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         ring.store_u16(Field::AvailIdx, new)?;
         ring.clean(l.avail_offset() + 2, 2)?;
-        self.published_idx = new;
-        let n = new.wrapping_sub(old);
-        self.stats.published = self.stats.published.wrapping_add(u32::from(n));
+        // The published index and the statistic in one store.
+        self.stats.published = added;
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
@@ -1170,7 +1203,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.last_used = pos.wrapping_add(1);
         // Ids at or beyond `num` are never taken (their record is free),
         // so the one lookup bounds the id.
-        let (published, added) = (self.published_idx, self.avail_idx);
+        let (published, added) = (self.published_idx(), self.avail_pos());
         let shadow = &self.avail_shadow;
         let mask = self.ring.mask;
         let (id, offset, capacity) =
@@ -1268,7 +1301,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.free_len -= 1;
         // Its position stays out of the unpublished window: an alias
         // there (a later add at the same position) has another id.
-        let pos = self.published_idx.wrapping_sub(1);
+        let pos = self.published_idx().wrapping_sub(1);
         self.slots[usize::from(id)].bind(&buf.into_published(), State::InFlight, pos);
         Ok(id)
     }
@@ -1412,7 +1445,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<
         f.debug_struct("Driver")
             .field("layout", &self.ring.layout)
             .field("avail_idx", &self.avail_idx)
-            .field("published_idx", &self.published_idx)
+            .field("published_idx", &self.published_idx())
             .field("last_used", &self.last_used)
             .field("in_flight", &self.in_flight())
             .field("free", &self.free_len)
