@@ -354,11 +354,11 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// the index's line already holding the id added is not written, nor cleaned).
     entries_dirty: bool,
     /// The ring's `num` while it works; 0 once an index jump broke it
-    /// ([`Driver::is_broken`]). [`Driver::add_slot`] tests the id against
-    /// it, so that one compare also refuses every id of a broken ring (no
-    /// test of a separate flag first); breaking also leaves the driver
-    /// with no used entry known (`used_seen`), so a reap reaches the fetch
-    /// of `used.idx`, where it tests for a broken ring.
+    /// ([`Driver::is_broken`]). Breaking also frees every record, so
+    /// [`Driver::add_slot`]'s test of the record refuses every id of a
+    /// broken ring (no test of a separate flag first), and leaves the
+    /// driver with no used entry known (`used_seen`), so a reap reaches the
+    /// fetch of `used.idx`, where it tests for a broken ring.
     live_num: u16,
     stats: Stats,
 }
@@ -619,7 +619,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // SAFETY: `id` came off the free stack, which holds ids below
         // `num` only (`new` fills it with `0..num`; an id goes back only
         // from a record bound when it was taken off).
-        if let Err(e) = unsafe { self.post(&ring, id, w, next) } {
+        if let Err(e) = unsafe { self.post(&ring, id, w, next, false) } {
             return Err((buf, e));
         }
         if M::COHERENT {
@@ -636,7 +636,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// it already) and the next available entry; the caller records the id
     /// as taken.
     /// `ring`: a copy of this ring's (see `RingMem`'s `Copy`), so nothing
-    /// of it is loaded again after each store.
+    /// of it is loaded again after each store; `published`: the entry is
+    /// published straight after (no shadow entry, see `shadow`).
     ///
     /// # Safety
     ///
@@ -648,6 +649,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         id: u16,
         w: Written,
         next: u16,
+        published: bool,
     ) -> Result<(), Error> {
         let added = self.avail_idx;
         let pos = added as u16;
@@ -680,13 +682,26 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // lent slot, bound to its buffer for good.
             self.written[usize::from(id)] = Some(w);
         }
+        if !published {
+            self.shadow(ring, pos, id);
+        }
+        self.avail_idx = added.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Records `id` as added at `pos`, for `unpublished`. Only entries
+    /// that stay unpublished need it: `unpublished` reads the shadow at
+    /// positions of the unpublished window only, and each of those was
+    /// written by the add at that position (the window is shorter than
+    /// the ring), so an add published at once ([`Driver::add_slot_and_publish`],
+    /// whose failure path records it) leaves it alone.
+    #[inline(always)]
+    fn shadow(&mut self, ring: &RingMem<'m, M, E>, pos: u16, id: u16) {
         let at = ring.slot(pos);
         // SAFETY: `at <= mask < num <= N` (`RingMem::new` refused a layout
         // of more than `N` entries): the masked position is in bounds, so
         // the check `[]` would add is left out.
         *unsafe { self.avail_shadow.get_unchecked_mut(at) } = id;
-        self.avail_idx = added.wrapping_add(1);
-        Ok(())
     }
 
     /// Binds a buffer to a free descriptor id for good and lends it back
@@ -735,8 +750,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// [`Driver::add_slot`] with a copy of this ring's `ring` (see
     /// `RingMem`'s `Copy`). `published`: the caller publishes the entry
     /// straight after (its failure path records the position, see
-    /// [`Driver::add_slot_and_publish`]), so the record's `pos` is left
-    /// as it is.
+    /// [`Driver::add_slot_and_publish`]), so neither the record's `pos`
+    /// nor the shadow entry is written.
     #[inline(always)]
     fn add_slot_in(
         &mut self,
@@ -746,15 +761,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         writable: bool,
         published: bool,
     ) -> Result<(), Error> {
-        // `live_num` is 0 on a broken ring: one compare refuses both.
-        if id >= self.live_num {
+        // Only ids below `num` are ever lent (`lend` takes them off the
+        // free stack, a reap lends only an id in flight), and breaking the
+        // ring frees every record (`break_ring`): the one test of the
+        // record refuses a foreign id and a broken ring alike.
+        let Some(r) = self.slots.get(usize::from(id)) else {
             return self.refuse_slot();
-        }
-        // SAFETY: `id < live_num <= num <= N` (`RingMem::new` refused a
-        // layout of more than `N` entries).
-        let r = unsafe { self.slots.get_unchecked(usize::from(id)) };
+        };
         if r.state != State::Lent {
-            return foreign();
+            return self.refuse_slot();
         }
         let (addr, capacity, next) = (r.peer_addr, r.capacity, r.next);
         let (len, flags) = if writable {
@@ -767,7 +782,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             (len, 0)
         };
         let pos = self.avail_pos();
-        // SAFETY: `id < live_num <= num` (tested above).
+        // SAFETY: `id < num`: it is lent (tested above).
         unsafe {
             self.post(
                 ring,
@@ -780,6 +795,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                     trusted: true,
                 },
                 next,
+                published,
             )
         }?;
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
@@ -880,9 +896,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // stale position, which `unpublished` answers soundly once the
             // entry is published: the id is in flight, so an alias of that
             // position in a later window holds another id in the shadow.
+            let pos = added.wrapping_sub(1) as u16;
             if let Some(r) = self.slots.get_mut(usize::from(id)) {
-                r.pos = added.wrapping_sub(1) as u16;
+                r.pos = pos;
             }
+            self.shadow(&ring, pos, id);
             (e, true)
         })
     }
@@ -1034,9 +1052,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let idx = self.fetch_used_idx(reuse)?;
         let pending = idx.wrapping_sub(last);
         if pending > in_flight {
-            // Nothing left known to reap: see `reap`.
-            self.live_num = 0;
-            self.used_seen = self.last_used;
+            self.break_ring();
             return Err(self.fail(Error::UsedIndexJump));
         }
         Ok(pending)
@@ -1428,15 +1444,27 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         e
     }
 
-    /// [`Driver::add_slot`] of an id at or beyond `live_num`:
-    /// [`Error::Broken`] on a broken ring, else [`Error::ForeignBuffer`].
+    /// Breaks the ring for good (an index jump): no used entry is known to
+    /// reap any more (see `reap`), and no record is lent (see
+    /// `add_slot_in`), nor in flight.
+    #[cold]
+    fn break_ring(&mut self) {
+        self.live_num = 0;
+        self.used_seen = self.last_used;
+        for r in &mut self.slots {
+            r.state = State::Free;
+        }
+    }
+
+    /// [`Driver::add_slot`] of an id not lent: [`Error::Broken`] on a
+    /// broken ring, else [`Error::ForeignBuffer`].
     #[cfg_attr(not(feature = "small"), cold, inline(never))]
     fn refuse_slot(&self) -> Result<(), Error> {
-        Err(if self.is_broken() {
-            Error::Broken
+        if self.is_broken() {
+            broken()
         } else {
-            Error::ForeignBuffer
-        })
+            foreign()
+        }
     }
 }
 

@@ -1234,3 +1234,86 @@ fn a_direct_memory_without_a_base_is_refused_at_attach() {
         assert_eq!(drv.err(), Some(unavailable));
     });
 }
+
+// ------------------------------------------- driver bookkeeping (wip/drv8)
+
+#[test]
+#[cfg_attr(miri, ignore = "65 536 publications: minutes under Miri")]
+fn an_id_published_at_once_keeps_a_stale_position_soundly() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let dev = RawDevice(shm);
+        let held = drv.lend(clean(shm, 0, b"")).unwrap();
+        let cycled = drv.lend(clean(shm, 1, b"")).unwrap();
+        // `held` goes out at position 0 the long way (its position and
+        // shadow entry recorded), comes back, then goes out at position 1
+        // published at once (the record keeps position 0) and stays out.
+        drv.add_slot(held.id, 0, true).unwrap();
+        let _ = drv.publish().unwrap();
+        dev.used(0, u32::from(held.id), 0);
+        dev.used_idx(1);
+        assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, held.id);
+        let _ = drv.add_slot_and_publish(held.id, 0, true).unwrap();
+        assert_eq!((drv.unpublished(), drv.in_flight()), (0, 1));
+        // `cycled` goes round, published at once, until `avail.idx` wraps
+        // to 0 again.
+        for pos in 2..=u16::MAX {
+            let _ = drv.add_slot_and_publish(cycled.id, 0, true).unwrap();
+            dev.used(pos - 1, u32::from(cycled.id), 4);
+            dev.used_idx(pos);
+            assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, cycled.id);
+        }
+        // Added at position 0 (`held`'s stale one) and not published.
+        drv.add_slot(cycled.id, 0, true).unwrap();
+        assert_eq!((drv.unpublished(), drv.in_flight()), (1, 1));
+        dev.used(u16::MAX, u32::from(cycled.id), 4);
+        dev.used_idx(0);
+        assert_eq!(drv.pop_used_slot().unwrap_err().0, Error::UnknownUsedId);
+        // `held` is published: its stale position in the window finds the
+        // other id in the shadow.
+        dev.used(0, u32::from(held.id), 4);
+        dev.used_idx(1);
+        let back = drv.pop_used_slot().unwrap().unwrap();
+        assert_eq!((back.id, back.len), (held.id, 4));
+        assert_eq!(drv.in_flight(), 0);
+        let _ = drv.publish().unwrap();
+        assert_eq!(drv.in_flight(), 1);
+        dev.used(1, u32::from(cycled.id), 4);
+        dev.used_idx(2);
+        assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, cycled.id);
+        assert_eq!(drv.stats().failures.unknown_used_id(), 1);
+        assert_eq!(drv.stats().published, 65_537);
+        assert_eq!(drv.stats().completed, 65_537);
+    });
+}
+
+#[test]
+fn a_broken_ring_refuses_every_lent_id() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let out = drv.lend(clean(shm, 0, b"")).unwrap();
+        let kept = drv.lend(clean(shm, 1, b"")).unwrap();
+        assert_eq!(drv.add_slot_and_publish(out.id, 0, true), Ok(true));
+        // Not lent, below and beyond `num`, beyond `N`: foreign.
+        for id in [out.id, 7, 8, 9, u16::MAX] {
+            assert_eq!(drv.add_slot(id, 0, true), Err(Error::ForeignBuffer));
+        }
+        RawDevice(shm).used_idx(2); // 2 > 1 in flight
+        assert_eq!(
+            drv.pop_used_slot().unwrap_err(),
+            (Error::UsedIndexJump, None)
+        );
+        assert!(drv.is_broken());
+        assert_eq!(drv.in_flight(), 1);
+        for id in [kept.id, out.id, 7, 8, u16::MAX] {
+            assert_eq!(drv.add_slot(id, 0, true), Err(Error::Broken));
+            assert_eq!(
+                drv.add_slot_and_publish(id, 0, true),
+                Err((Error::Broken, false))
+            );
+        }
+        assert_eq!(drv.publish(), Err(Error::Broken));
+        assert_eq!(drv.unpublished(), 0);
+        assert_eq!(drv.stats().published, 1);
+    });
+}
