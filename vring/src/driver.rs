@@ -144,6 +144,17 @@ fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], ma
         && shadow.get(usize::from(pos) & mask).map(|&s| u32::from(s)) == Some(id)
 }
 
+/// The `desc_keys` entry of a descriptor holding `len` and `flags` (never
+/// [`UNKNOWN_DESC`]).
+#[inline(always)]
+fn desc_key(len: u32, flags: u16) -> u64 {
+    u64::from(flags) << 32 | u64::from(len)
+}
+
+/// The `desc_keys` entry of a descriptor whose bytes are not known (no
+/// `desc_key`: its top 16 bits are 0).
+const UNKNOWN_DESC: u64 = u64::MAX;
+
 /// Where a descriptor id is in its life (one byte: what two flags and the
 /// `Option` of the buffer's record said before, in one compare).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -300,6 +311,15 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// coherent memory, by [`Driver::add_readable`] or
     /// [`Driver::add_writable`] only).
     written: [Option<Written>; N],
+    /// Coherent memory, lent ids ([`Driver::add_slot`]): the length and
+    /// flags descriptor `id` holds for its bound buffer (see `desc_key`). The address and `next` of a lent id are those of
+    /// its binding, so an add with the same length and flags writes
+    /// nothing: the device reads the descriptor (the driver never does),
+    /// and a device that finds it changed returns it with length 0, which
+    /// clears the key (as `Written::trusted` on non-coherent memory).
+    /// Every binding (`bind_record`) clears it too. Cleared is
+    /// [`UNKNOWN_DESC`].
+    desc_keys: [u64; N],
     free: [u16; N],
     free_len: usize,
     avail_shadow: [u16; N],
@@ -409,6 +429,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             config,
             slots,
             written: [None; N],
+            desc_keys: [UNKNOWN_DESC; N],
             free,
             free_len: num,
             avail_shadow: [0; N],
@@ -619,7 +640,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // SAFETY: `id` came off the free stack, which holds ids below
         // `num` only (`new` fills it with `0..num`; an id goes back only
         // from a record bound when it was taken off).
-        if let Err(e) = unsafe { self.post(&ring, id, w, next, false) } {
+        if let Err(e) = unsafe { self.post(&ring, id, w, next, false, false) } {
             return Err((buf, e));
         }
         if M::COHERENT {
@@ -628,8 +649,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.written[usize::from(id)] = Some(w);
         }
         self.free_len -= 1;
-        self.slots[usize::from(id)].bind(&buf.into_published(), State::InFlight, pos);
+        self.bind_record(id, &buf.into_published(), State::InFlight, pos);
         Ok(id)
+    }
+
+    /// Binds record `id` to `slot` (see [`Record::bind`]); what its
+    /// descriptor was known to hold for the last binding is forgotten.
+    #[inline(always)]
+    fn bind_record(&mut self, id: u16, slot: &PublishedSlot, state: State, pos: u16) {
+        self.slots[usize::from(id)].bind(slot, state, pos);
+        if M::COHERENT {
+            self.desc_keys[usize::from(id)] = UNKNOWN_DESC;
+        }
     }
 
     /// Writes descriptor `id` as `w` with `next` (unless it provably holds
@@ -637,7 +668,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// as taken.
     /// `ring`: a copy of this ring's (see `RingMem`'s `Copy`), so nothing
     /// of it is loaded again after each store; `published`: the entry is
-    /// published straight after (no shadow entry, see `shadow`).
+    /// published straight after (no shadow entry, see `shadow`); `known`:
+    /// the descriptor is known to hold `w` and `next` already (see
+    /// `desc_keys`).
     ///
     /// # Safety
     ///
@@ -650,14 +683,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         w: Written,
         next: u16,
         published: bool,
+        known: bool,
     ) -> Result<(), Error> {
         let added = self.avail_idx;
         let pos = added as u16;
-        let unchanged = !M::COHERENT
-            && self.written[usize::from(id)] == Some(w)
-            && ring
-                .read_desc(id)
-                .is_ok_and(|d| d == Self::descriptor(&w, next));
+        let unchanged = known
+            || !M::COHERENT
+                && self.written[usize::from(id)] == Some(w)
+                && ring
+                    .read_desc(id)
+                    .is_ok_and(|d| d == Self::descriptor(&w, next));
         let written = if unchanged {
             Ok(())
         } else {
@@ -673,6 +708,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
             Err(e) => {
                 self.written[usize::from(id)] = None;
+                if M::COHERENT {
+                    // Perhaps written in part.
+                    self.desc_keys[usize::from(id)] = UNKNOWN_DESC;
+                }
                 return Err(e);
             }
         }
@@ -726,7 +765,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.free_len -= 1;
         let id = self.free[self.free_len];
         let offset = buf.offset();
-        self.slots[usize::from(id)].bind(&buf.into_published(), State::Lent, 0);
+        self.bind_record(id, &buf.into_published(), State::Lent, 0);
         Ok(Slot { id, offset, len })
     }
 
@@ -782,6 +821,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             (len, 0)
         };
         let pos = self.avail_pos();
+        let key = desc_key(len, flags);
+        // SAFETY: `id < num <= N`: it is lent (tested above).
+        let known = M::COHERENT && *unsafe { self.desc_keys.get_unchecked(usize::from(id)) } == key;
         // SAFETY: `id < num`: it is lent (tested above).
         unsafe {
             self.post(
@@ -796,8 +838,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 },
                 next,
                 published,
+                known,
             )
         }?;
+        if M::COHERENT && !known {
+            // SAFETY: `id < num <= N` (see above).
+            *unsafe { self.desc_keys.get_unchecked_mut(usize::from(id)) } = key;
+        }
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
             r.state = State::InFlight;
             if !published {
@@ -1170,10 +1217,23 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             return Ok(None);
         };
         // Compared as `usize` (every target has at least 32 bits): no
-        // conversion of the capacity on the way.
-        if usize::try_from(len).map_or(true, |l| l > capacity) {
-            let error = self.fail(Error::LengthOverflow);
-            return Err((error, Some(Slot { id, offset, len: 0 })));
+        // conversion of the capacity on the way. Coherent memory: one test
+        // for a length of 0 too (see `desc_keys`).
+        let l = usize::try_from(len).unwrap_or(usize::MAX);
+        let unusual = if M::COHERENT {
+            l.wrapping_sub(1) >= capacity
+        } else {
+            l > capacity
+        };
+        if unusual {
+            if l > capacity {
+                let error = self.fail(Error::LengthOverflow);
+                return Err((error, Some(Slot { id, offset, len: 0 })));
+            }
+            // Perhaps a rejected descriptor: written again at its next add.
+            if let Some(k) = self.desc_keys.get_mut(usize::from(id)) {
+                *k = UNKNOWN_DESC;
+            }
         }
         self.stats.completed = self.stats.completed.wrapping_add(1);
         Ok(Some(Slot { id, offset, len }))
@@ -1318,7 +1378,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // Its position stays out of the unpublished window: an alias
         // there (a later add at the same position) has another id.
         let pos = self.published_idx().wrapping_sub(1);
-        self.slots[usize::from(id)].bind(&buf.into_published(), State::InFlight, pos);
+        self.bind_record(id, &buf.into_published(), State::InFlight, pos);
         Ok(id)
     }
 

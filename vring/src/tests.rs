@@ -1317,3 +1317,54 @@ fn a_broken_ring_refuses_every_lent_id() {
         assert_eq!(drv.stats().published, 1);
     });
 }
+
+#[test]
+fn a_lent_descriptor_on_coherent_memory_is_written_when_it_may_have_changed() {
+    with_region(Coherent, |shm| {
+        let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
+        let dev = RawDevice(shm);
+        let raw = RawDriver(shm);
+        let lent = drv.lend(clean(shm, 0, b"")).unwrap();
+        let desc = |shm: &RawRegion<Coherent>| {
+            let mut d = [0u8; 16];
+            shm.read(L.desc_entry_offset(lent.id), &mut d).unwrap();
+            (
+                u64::from_ne_bytes(d[0..8].try_into().unwrap()),
+                u32::from_ne_bytes(d[8..12].try_into().unwrap()),
+                u16::from_ne_bytes(d[12..14].try_into().unwrap()),
+            )
+        };
+        let mut pos = 0;
+        let mut round =
+            |drv: &mut Driver<'_, _, Legacy, 8>, len: u32, writable: bool, back: u32| {
+                let _ = drv.add_slot_and_publish(lent.id, len, writable).unwrap();
+                let d = desc(shm);
+                dev.used(pos, u32::from(lent.id), back);
+                pos += 1;
+                dev.used_idx(pos);
+                assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, lent.id);
+                d
+            };
+        assert_eq!(round(&mut drv, 4, false, 4), (addr(0), 4, 0));
+        // Another length, then writable: written each time.
+        assert_eq!(round(&mut drv, 9, false, 9), (addr(0), 9, 0));
+        assert_eq!(round(&mut drv, 0, true, 64), (addr(0), 64, DESC_F_WRITE));
+        // A scribble the device does not reject stays (the driver never
+        // reads the table); one it returns with length 0 is written over
+        // at the next add.
+        raw.desc(lent.id, 0xdead, 1, 0);
+        assert_eq!(round(&mut drv, 0, true, 0), (0xdead, 1, 0));
+        assert_eq!(round(&mut drv, 0, true, 64), (addr(0), 64, DESC_F_WRITE));
+        // Rebound to another buffer: written for it.
+        let _ = drv.add_slot_and_publish(lent.id, 4, false).unwrap();
+        dev.used(pos, u32::from(lent.id), 4);
+        dev.used_idx(pos + 1);
+        let u = drv.pop_used().unwrap().unwrap();
+        assert_eq!(u.id, lent.id);
+        drop(u);
+        let again = drv.lend(clean(shm, 1, b"")).unwrap();
+        assert_eq!(again.id, lent.id);
+        let _ = drv.add_slot_and_publish(again.id, 4, false).unwrap();
+        assert_eq!(desc(shm), (addr(1), 4, 0));
+    });
+}
