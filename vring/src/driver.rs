@@ -128,22 +128,6 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
     }
 }
 
-/// Whether the id recorded as added at `pos` is still behind the
-/// published `avail.idx`: its entry lies in `published..added` and was not
-/// overwritten since. An id in flight is never added again before it
-/// comes back, so a stale `pos` (an id the device held for 65 536 adds, or
-/// a preloaded one) that wraps into the window finds another id in the
-/// shadow there. O(1): the per-entry marking this replaces ran on every
-/// publication.
-#[inline(always)]
-fn unpublished(pos: u16, id: u32, published: u16, added: u16, shadow: &[u16], mask: usize) -> bool {
-    // Nothing added since the last publication (the usual case when a
-    // buffer comes back): the first test alone answers.
-    added != published
-        && pos.wrapping_sub(published) < added.wrapping_sub(published)
-        && shadow.get(usize::from(pos) & mask).map(|&s| u32::from(s)) == Some(id)
-}
-
 /// The `desc_keys` entry of a descriptor holding `len` and `flags` (never
 /// [`UNKNOWN_DESC`]).
 #[inline(always)]
@@ -163,9 +147,13 @@ enum State {
     /// On the free stack: bound to no buffer (the record's buffer fields
     /// are stale).
     Free,
-    /// Bound to its buffer and in the rings (added, perhaps not yet
-    /// published, or parked in the used ring). Only such an id may come
-    /// back, and only once published: see [`unpublished`].
+    /// Bound to its buffer and added, not yet published: the device
+    /// cannot know it (a used entry naming it is refused). The
+    /// publication makes it `InFlight` (`publish_new`, from the shadow of
+    /// the available ring).
+    Added,
+    /// Bound to its buffer, published (or parked in the used ring) and not
+    /// reaped: only such an id may come back.
     InFlight,
     /// Bound to its buffer and lent out as a [`Slot`]
     /// ([`Driver::pop_used_slot`], [`Driver::lend`]): not on the free stack
@@ -174,8 +162,8 @@ enum State {
 }
 
 /// The driver's record of one descriptor id: the fields of the
-/// [`PublishedSlot`] the id is bound to (while it is not free), where it
-/// was last added, and its fixed `next` field. Plain fields rather than an
+/// [`PublishedSlot`] the id is bound to (while it is not free), and its
+/// fixed `next` field. Plain fields rather than an
 /// `Option<PublishedSlot>`: no discriminant word and no `len` (which the
 /// driver never reads), so a record is 32 bytes on a 64-bit target (an
 /// index is a shift) and every check of the hot paths reads one byte.
@@ -187,11 +175,6 @@ struct Record {
     offset: usize,
     /// The buffer's capacity.
     capacity: usize,
-    /// The available position it was last added at, while that entry is
-    /// unpublished (for the `unpublished` test; once published it may be
-    /// stale: a preloaded id keeps one, and so does an id
-    /// [`Driver::add_slot_and_publish`] published at once).
-    pos: u16,
     /// The descriptor's `next` field: `id + 1`, or [`DESC_CHAIN_END`] for
     /// the last id (the same for every write: computed once, in
     /// [`Driver::new`]).
@@ -204,18 +187,16 @@ impl Record {
         peer_addr: 0,
         offset: 0,
         capacity: 0,
-        pos: 0,
         next: DESC_CHAIN_END,
         state: State::Free,
     };
 
-    /// Binds the record to `slot` in `state`, added at `pos`.
+    /// Binds the record to `slot` in `state`.
     #[inline(always)]
-    fn bind(&mut self, slot: &PublishedSlot, state: State, pos: u16) {
+    fn bind(&mut self, slot: &PublishedSlot, state: State) {
         self.peer_addr = slot.peer_addr();
         self.offset = slot.offset();
         self.capacity = slot.capacity();
-        self.pos = pos;
         self.state = state;
     }
 }
@@ -634,7 +615,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             flags,
             trusted: true,
         };
-        let pos = self.avail_pos();
         let next = self.slots[usize::from(id)].next;
         let ring = self.ring;
         // SAFETY: `id` came off the free stack, which holds ids below
@@ -649,15 +629,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.written[usize::from(id)] = Some(w);
         }
         self.free_len -= 1;
-        self.bind_record(id, &buf.into_published(), State::InFlight, pos);
+        self.bind_record(id, &buf.into_published(), State::Added);
         Ok(id)
     }
 
     /// Binds record `id` to `slot` (see [`Record::bind`]); what its
     /// descriptor was known to hold for the last binding is forgotten.
     #[inline(always)]
-    fn bind_record(&mut self, id: u16, slot: &PublishedSlot, state: State, pos: u16) {
-        self.slots[usize::from(id)].bind(slot, state, pos);
+    fn bind_record(&mut self, id: u16, slot: &PublishedSlot, state: State) {
+        self.slots[usize::from(id)].bind(slot, state);
         if M::COHERENT {
             self.desc_keys[usize::from(id)] = UNKNOWN_DESC;
         }
@@ -728,12 +708,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(())
     }
 
-    /// Records `id` as added at `pos`, for `unpublished`. Only entries
-    /// that stay unpublished need it: `unpublished` reads the shadow at
-    /// positions of the unpublished window only, and each of those was
-    /// written by the add at that position (the window is shorter than
-    /// the ring), so an add published at once ([`Driver::add_slot_and_publish`],
-    /// whose failure path records it) leaves it alone.
+    /// Records `id` as added at `pos`, for the publication to mark it
+    /// `InFlight` (`mark_published`, which reads the shadow at the
+    /// positions published, each written by the add there). An add
+    /// published at once ([`Driver::add_slot_and_publish`], whose failure
+    /// path records it) is marked as it is added and needs no entry.
     #[inline(always)]
     fn shadow(&mut self, ring: &RingMem<'m, M, E>, pos: u16, id: u16) {
         let at = ring.slot(pos);
@@ -765,7 +744,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.free_len -= 1;
         let id = self.free[self.free_len];
         let offset = buf.offset();
-        self.bind_record(id, &buf.into_published(), State::Lent, 0);
+        self.bind_record(id, &buf.into_published(), State::Lent);
         Ok(Slot { id, offset, len })
     }
 
@@ -788,9 +767,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// [`Driver::add_slot`] with a copy of this ring's `ring` (see
     /// `RingMem`'s `Copy`). `published`: the caller publishes the entry
-    /// straight after (its failure path records the position, see
-    /// [`Driver::add_slot_and_publish`]), so neither the record's `pos`
-    /// nor the shadow entry is written.
+    /// straight after (its failure path undoes this, see
+    /// [`Driver::add_slot_and_publish`]), so the id is `InFlight` at once
+    /// and no shadow entry is written.
     #[inline(always)]
     fn add_slot_in(
         &mut self,
@@ -820,7 +799,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         } else {
             (len, 0)
         };
-        let pos = self.avail_pos();
         let key = desc_key(len, flags);
         // SAFETY: `id < num <= N`: it is lent (tested above).
         let known = M::COHERENT && *unsafe { self.desc_keys.get_unchecked(usize::from(id)) } == key;
@@ -846,10 +824,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             *unsafe { self.desc_keys.get_unchecked_mut(usize::from(id)) } = key;
         }
         if let Some(r) = self.slots.get_mut(usize::from(id)) {
-            r.state = State::InFlight;
-            if !published {
-                r.pos = pos;
-            }
+            r.state = if published {
+                State::InFlight
+            } else {
+                State::Added
+            };
         }
         Ok(())
     }
@@ -909,7 +888,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             return Ok(false);
         }
         let ring = self.ring;
-        self.publish_new(&ring, old as u16, added, rearm)
+        self.publish_new(&ring, old as u16, added, rearm, false)
     }
 
     /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
@@ -937,24 +916,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // breaks the ring) and `published_idx..avail_idx` holds the entry
         // just added.
         let (old, added) = (self.published_idx(), self.avail_idx);
-        self.publish_new(&ring, old, added, false).map_err(|e| {
-            // The entry may still be unpublished: its record learns where
-            // it lies, for `unpublished`. On success the record keeps a
-            // stale position, which `unpublished` answers soundly once the
-            // entry is published: the id is in flight, so an alias of that
-            // position in a later window holds another id in the shadow.
-            let pos = added.wrapping_sub(1) as u16;
-            if let Some(r) = self.slots.get_mut(usize::from(id)) {
-                r.pos = pos;
-            }
-            self.shadow(&ring, pos, id);
-            (e, true)
-        })
+        self.publish_new(&ring, old, added, false, true)
+            .map_err(|e| {
+                if self.stats.published != added {
+                    // Still unpublished: recorded as `add_slot` does.
+                    if let Some(r) = self.slots.get_mut(usize::from(id)) {
+                        r.state = State::Added;
+                    }
+                    self.shadow(&ring, added.wrapping_sub(1) as u16, id);
+                }
+                (e, true)
+            })
     }
 
     /// [`Driver::publish_inner`] of the new entries `old..added` (not
     /// empty; `old` the published index, `added` the count of entries
-    /// added, see `avail_idx`) of a ring that is not broken.
+    /// added, see `avail_idx`) of a ring that is not broken; `last_marked`:
+    /// the last of them is `InFlight` already (added and published at
+    /// once).
     #[inline(always)]
     fn publish_new(
         &mut self,
@@ -962,6 +941,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         old: u16,
         added: u32,
         rearm: bool,
+        last_marked: bool,
     ) -> Result<bool, Error> {
         let new = added as u16;
         let l = ring.layout;
@@ -979,6 +959,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         ring.clean(l.avail_offset() + 2, 2)?;
         // The published index and the statistic in one store.
         self.stats.published = added;
+        // The ids added since the last publication may come back now.
+        // One test when the only new entry is the one just published
+        // (`new - old`: what `need_event` compares against as well).
+        if new.wrapping_sub(old) != u16::from(last_marked) {
+            self.mark_published(old, new.wrapping_sub(u16::from(last_marked)));
+        }
         let arm = rearm && self.last_used == self.used_seen && self.must_rearm();
         if arm {
             self.store_used_event(self.last_used)?;
@@ -1013,6 +999,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.idx_line_loaded = off & !(M::LINE - 1) == (off + 2) & !(M::LINE - 1);
         }
         Ok(self.count_notification(notify))
+    }
+
+    /// Makes the ids added at positions `from..to` (their shadow entries)
+    /// `InFlight`. Out of line and cold for placement: the path that
+    /// publishes each entry as it adds it (a transmit ring) never comes
+    /// here, and keeps its registers; a ring that publishes in batches
+    /// pays one call per batch (and no test per reap).
+    #[cold]
+    #[inline(never)]
+    fn mark_published(&mut self, from: u16, to: u16) {
+        let mask = self.ring.mask;
+        let mut pos = from;
+        while pos != to {
+            let id = self.avail_shadow.get(usize::from(pos) & mask).copied();
+            if let Some(r) = id.and_then(|id| self.slots.get_mut(usize::from(id))) {
+                r.state = State::InFlight;
+            }
+            pos = pos.wrapping_add(1);
+        }
     }
 
     /// Whether the device asks to hear about available entries `old..new`:
@@ -1279,16 +1284,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.last_used = pos.wrapping_add(1);
         // Ids at or beyond `num` are never taken (their record is free),
         // so the one lookup bounds the id.
-        let (published, added) = (self.published_idx(), self.avail_pos());
-        let shadow = &self.avail_shadow;
-        let mask = self.ring.mask;
         let (id, offset, capacity) =
             match usize::try_from(id).ok().and_then(|i| self.slots.get_mut(i)) {
                 // `InFlight`: bound to a buffer, in the rings.
-                Some(s)
-                    if s.state == State::InFlight
-                        && !unpublished(s.pos, id, published, added, shadow, mask) =>
-                {
+                Some(s) if s.state == State::InFlight => {
                     s.state = then;
                     (id as u16, s.offset, s.capacity)
                 }
@@ -1375,10 +1374,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.written[usize::from(id)] = Some(w);
         self.credit = pos.wrapping_add(1);
         self.free_len -= 1;
-        // Its position stays out of the unpublished window: an alias
-        // there (a later add at the same position) has another id.
-        let pos = self.published_idx().wrapping_sub(1);
-        self.bind_record(id, &buf.into_published(), State::InFlight, pos);
+        self.bind_record(id, &buf.into_published(), State::InFlight);
         Ok(id)
     }
 
