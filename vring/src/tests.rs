@@ -1239,15 +1239,15 @@ fn a_direct_memory_without_a_base_is_refused_at_attach() {
 
 #[test]
 #[cfg_attr(miri, ignore = "65 536 publications: minutes under Miri")]
-fn an_id_published_at_once_keeps_a_stale_position_soundly() {
+fn an_id_published_at_once_comes_back_while_another_waits_unpublished() {
     with_region(Coherent, |shm| {
         let mut drv = driver::<_, Legacy>(shm, Suppression::Flags);
         let dev = RawDevice(shm);
         let held = drv.lend(clean(shm, 0, b"")).unwrap();
         let cycled = drv.lend(clean(shm, 1, b"")).unwrap();
-        // `held` goes out at position 0 the long way (its position and
-        // shadow entry recorded), comes back, then goes out at position 1
-        // published at once (the record keeps position 0) and stays out.
+        // `held` goes out at position 0 the long way (added, then marked
+        // by the publication), comes back, then goes out at position 1
+        // published at once (marked as it is added) and stays out.
         drv.add_slot(held.id, 0, true).unwrap();
         let _ = drv.publish().unwrap();
         dev.used(0, u32::from(held.id), 0);
@@ -1263,14 +1263,14 @@ fn an_id_published_at_once_keeps_a_stale_position_soundly() {
             dev.used_idx(pos);
             assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, cycled.id);
         }
-        // Added at position 0 (`held`'s stale one) and not published.
+        // Added at position 0 (where `held` went out first), not
+        // published.
         drv.add_slot(cycled.id, 0, true).unwrap();
         assert_eq!((drv.unpublished(), drv.in_flight()), (1, 1));
         dev.used(u16::MAX, u32::from(cycled.id), 4);
         dev.used_idx(0);
         assert_eq!(drv.pop_used_slot().unwrap_err().0, Error::UnknownUsedId);
-        // `held` is published: its stale position in the window finds the
-        // other id in the shadow.
+        // `held` is published: it comes back, the other one does not.
         dev.used(0, u32::from(held.id), 4);
         dev.used_idx(1);
         let back = drv.pop_used_slot().unwrap().unwrap();
