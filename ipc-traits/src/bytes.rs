@@ -6,7 +6,8 @@
 //! reference lives, so a peer that writes anyway (hostile, or buggy) could
 //! make a checked length be loaded again unchecked, or two reads of one
 //! byte disagree. Every access here is a volatile load or store, word-wise
-//! (on x86_64 from 256 bytes on, 32 bytes wide with AVX, else 16) where
+//! (on x86_64 16 bytes wide for whole 16-aligned blocks, and from 256
+//! bytes on 32 bytes wide with AVX, else 16) where
 //! the shared side is aligned, and in the widest aligned pieces at an
 //! unaligned head and tail: each byte is read exactly once per call, and
 //! accesses are neither merged, duplicated nor elided. Volatile word
@@ -120,6 +121,75 @@ const LARGE: usize = 256;
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 const LARGE: usize = usize::MAX;
 const _: () = assert!(LARGE == usize::MAX || (LARGE.is_power_of_two() && LARGE > WORD));
+
+/// The 16-byte SSE2 block of x86_64: below [`LARGE`], a range of whole
+/// blocks at a 16-aligned shared address (a payload behind its 16-byte
+/// header in a line-aligned buffer, a multiple of 16 long) is copied in
+/// them, one load and one store per block ([`blocks`]). Other targets have
+/// no such block (`BLOCK` is never a unit there).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+const BLOCK: usize = 16;
+
+/// Moves the 16-byte blocks of `0..len`, two per turn, then a single one
+/// straight-line (a 16-byte payload is one block, no loop turn and no
+/// index to advance).
+///
+/// # Safety
+///
+/// `shared` is 16-aligned, `len` a multiple of 16, both ranges valid (the
+/// callers' contracts).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+unsafe fn blocks<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
+    use core::arch::x86_64::__m128i;
+    // SAFETY: for the whole block, every block lies in `..len` and
+    // `shared + i` stays 16-aligned (caller); SSE2 is baseline on x86_64.
+    unsafe {
+        let mut i = 0;
+        while len - i >= 2 * BLOCK {
+            d.mv::<__m128i>(shared, local, i);
+            d.mv::<__m128i>(shared, local, i + BLOCK);
+            i += 2 * BLOCK;
+        }
+        if i < len {
+            d.mv::<__m128i>(shared, local, i);
+        }
+    }
+}
+
+/// The widest unit the inline copies move: [`BLOCK`] on x86_64, else a
+/// word.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+const UNIT: usize = BLOCK;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+const UNIT: usize = WORD;
+
+/// What keeps a copy of `len` bytes at `p` (below [`LARGE`]: the caller
+/// tested [`is_large`] first) from the inline paths, as one value: the
+/// address's and `len`'s bits below [`UNIT`]. 0: whole aligned units (the
+/// 16-byte blocks on x86_64, else words); nothing but the `WORD` bit on
+/// x86_64 ([`Fit::words`]): whole aligned words. One mask test each.
+#[derive(Clone, Copy)]
+struct Fit(usize);
+
+impl Fit {
+    #[inline(always)]
+    fn new(p: *const u8, len: usize) -> Self {
+        Self((p.addr() | len) & (UNIT - 1))
+    }
+
+    /// Whole aligned units.
+    #[inline(always)]
+    fn units(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whole aligned words.
+    #[inline(always)]
+    fn words(self) -> bool {
+        self.0 & !(UNIT - WORD) == 0
+    }
+}
 
 /// Whether a copy of `len` bytes takes the out-of-line wide path.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -618,7 +688,10 @@ fn piece(p: *const u8, left: usize) -> usize {
 /// release accesses hand it over). The peer, outside this program, may
 /// write it meanwhile: the copy then holds some mix of old and new values,
 /// which the caller validates like any other peer input.
-#[inline]
+// Always inline without the feature `small`: the fast paths are a few
+// instructions, and a call costs about as many.
+#[cfg_attr(not(feature = "small"), inline(always))]
+#[cfg_attr(feature = "small", inline)]
 pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
     let len = dst.len();
     let (shared, local) = (src.cast_mut(), dst.as_mut_ptr());
@@ -629,11 +702,15 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
         if cfg!(feature = "small") {
             // Size first: every copy is the one out-of-line body.
             copy_from_shared_general(src, dst);
-        } else if small_units(src, len, WORD) {
-            // Aligned whole words, the common case, inline.
-            words(FromShared, shared, local, 0, len);
         } else if is_large(len) {
             large::from_shared(src, local, len);
+        } else if UNIT > WORD && Fit::new(src, len).units() {
+            // Aligned whole 16-byte blocks (x86_64), inline.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            blocks(FromShared, shared, local, len);
+        } else if Fit::new(src, len).words() {
+            // Aligned whole words, the common case, inline.
+            words(FromShared, shared, local, 0, len);
         } else if WORD > 4 && len == 4 && src.addr() & 3 == 0 {
             // A 32-bit field on a 64-bit core.
             FromShared.mv::<u32>(shared, local, 0);
@@ -665,7 +742,10 @@ unsafe fn copy_from_shared_general(src: *const u8, dst: &mut [u8]) {
 /// `dst..dst + src.len()` is valid for writes for the duration of the
 /// call, holds no Rust object and no Rust reference to it exists; no other
 /// thread of this program accesses it during the call.
-#[inline]
+// Always inline without the feature `small`: the fast paths are a few
+// instructions, and a call costs about as many.
+#[cfg_attr(not(feature = "small"), inline(always))]
+#[cfg_attr(feature = "small", inline)]
 pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
     let len = src.len();
     let local = src.as_ptr().cast_mut();
@@ -675,11 +755,15 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
         if cfg!(feature = "small") {
             // Size first, as in `copy_from_shared`.
             copy_to_shared_general(src, dst);
-        } else if small_units(dst, len, WORD) {
-            // Aligned whole words, the common case, inline.
-            words(ToShared, dst, local, 0, len);
         } else if is_large(len) {
             large::to_shared(dst, local, len);
+        } else if UNIT > WORD && Fit::new(dst, len).units() {
+            // Aligned whole 16-byte blocks (x86_64), inline.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            blocks(ToShared, dst, local, len);
+        } else if Fit::new(dst, len).words() {
+            // Aligned whole words, the common case, inline.
+            words(ToShared, dst, local, 0, len);
         } else if WORD > 4 && len == 4 && dst.addr() & 3 == 0 {
             // A 32-bit field on a 64-bit core.
             ToShared.mv::<u32>(dst, local, 0);

@@ -801,7 +801,9 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         Ok(())
     }
 
-    #[inline]
+    // Always inline without the feature `small`, as the copies it makes.
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    #[cfg_attr(feature = "small", inline)]
     unsafe fn read_unchecked(&self, offset: usize, dst: &mut [u8]) -> Result<(), ShmError> {
         // SAFETY: the caller guarantees `offset + dst.len() <= len`, so the
         // range is inside the allocation of `new`'s contract; otherwise as
@@ -810,7 +812,9 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
         Ok(())
     }
 
-    #[inline]
+    // Always inline without the feature `small`, as the copies it makes.
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    #[cfg_attr(feature = "small", inline)]
     unsafe fn write_unchecked(&self, offset: usize, src: &[u8]) -> Result<(), ShmError> {
         // SAFETY: as in `read_unchecked`, in the other direction.
         unsafe { copy_to_shared(src, self.base.as_ptr().add(offset)) };

@@ -143,16 +143,21 @@ impl DeviceConfig {
 /// [`crate::Driver::pop_used_slot`] return, and what goes back by `id`.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a popped slot must go back to its ring, or the peer loses it"]
+// `repr(C)`, id first: in `Result<Option<Slot>, Error>` the error sits where
+// the slot's first field does, and the compiler then carries that field in
+// pieces (a byte apart from the rest) through every inlined step; the
+// small id, not the offset, costs nothing there (as rpmsg's `RxSlot`).
+#[repr(C)]
 pub struct Slot {
     /// The descriptor id.
     pub id: u16,
-    /// The buffer's window offset (line-aligned, checked against the
-    /// window and the buffer area).
-    pub offset: usize,
     /// The length the peer reported (a readable buffer's descriptor length
     /// or a used length, at most the buffer's capacity), or for a buffer to
     /// fill the room offered.
     pub len: u32,
+    /// The buffer's window offset (line-aligned, checked against the
+    /// window and the buffer area).
+    pub offset: usize,
 }
 
 /// A buffer popped from the available ring.
@@ -228,6 +233,11 @@ enum Held {
 /// in one record (the `Held` byte sits where `Option<Span>` had padding).
 /// All-zero bytes are "nothing known, not held" (`repr(C)`, plain integers,
 /// `Held::No` = 0), so tables reset with one clear.
+///
+/// Without the feature `small`, `held`, `known` and `_zero` side by side
+/// are one 32-bit value ([`Entry::state`]): one compare says "known, not
+/// held" (the pop's usual case; with the feature, the pop tests `held` and
+/// `len`, and no store keeps a `known` byte).
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Entry {
@@ -237,6 +247,13 @@ struct Entry {
     /// The descriptor's length; 0 when no span is known.
     len: u32,
     held: Held,
+    /// Whether a span is known: `len != 0`, as a byte beside `held`.
+    #[cfg(not(feature = "small"))]
+    known: bool,
+    /// Always 0: with `held` and `known`, one 32-bit word
+    /// ([`Entry::state`]).
+    #[cfg(not(feature = "small"))]
+    _zero: u16,
 }
 
 impl Entry {
@@ -247,7 +264,42 @@ impl Entry {
         addr: 0,
         len: 0,
         held: Held::No,
+        #[cfg(not(feature = "small"))]
+        known: false,
+        #[cfg(not(feature = "small"))]
+        _zero: 0,
     };
+
+    /// `held`, `known` and `_zero` as one 32-bit value, as
+    /// [`Entry::IDLE`] gives them for a known entry not held.
+    #[cfg(not(feature = "small"))]
+    #[inline(always)]
+    fn state(&self) -> u32 {
+        const AT: usize = core::mem::offset_of!(Entry, held);
+        const {
+            assert!(
+                AT % 4 == 0
+                    && core::mem::offset_of!(Entry, known) == AT + 1
+                    && core::mem::offset_of!(Entry, _zero) == AT + 2
+            )
+        };
+        // SAFETY: `Entry` is `repr(C)` with the bytes `held`, `known` and
+        // `_zero` side by side at a 4-aligned offset (checked above; the
+        // struct is 8-aligned), all initialised integers (a `Held` and a
+        // `bool` are bytes); the pointer comes from `self`, whose bytes it
+        // reads.
+        unsafe {
+            core::ptr::from_ref(self)
+                .cast::<u8>()
+                .add(AT)
+                .cast::<u32>()
+                .read()
+        }
+    }
+
+    /// [`Entry::state`] of a known entry not held.
+    #[cfg(not(feature = "small"))]
+    const IDLE: u32 = u32::from_ne_bytes([Held::No as u8, 1, 0, 0]);
 
     /// The span this id last named, if any.
     #[inline(always)]
@@ -273,6 +325,20 @@ impl Entry {
         self.hi = span.hi;
         self.addr = span.addr;
         self.len = span.len;
+        #[cfg(not(feature = "small"))]
+        {
+            self.known = true;
+        }
+    }
+
+    /// Forgets the known span (an entry not held).
+    #[inline(always)]
+    fn forget(&mut self) {
+        self.len = 0;
+        #[cfg(not(feature = "small"))]
+        {
+            self.known = false;
+        }
     }
 
     /// Whether the device holds this id.
@@ -868,16 +934,31 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                     Err(e) => return Err(self.refuse_fetch(e)),
                 };
                 let pending = idx.wrapping_sub(pos);
-                if pending > bound {
-                    return Err(self.jump());
-                }
-                // One test when entries came (the usual case): the index
-                // itself is what `avail_seen` becomes.
-                if idx != pos {
-                    break idx;
+                // When entries came, the index itself is what `avail_seen`
+                // becomes.
+                if cfg!(feature = "small") {
+                    // Two tests (smaller code on a Cortex-M4 remote).
+                    if pending > bound {
+                        return Err(self.jump());
+                    }
+                    if pending != 0 {
+                        break idx;
+                    }
+                } else {
+                    // One test when entries came (the usual case: 1 to
+                    // `bound`, wrapping 0 below them).
+                    if pending.wrapping_sub(1) < bound {
+                        break idx;
+                    }
+                    if pending != 0 {
+                        return Err(self.jump());
+                    }
                 }
                 if self.is_broken() {
-                    return broken();
+                    // Through `Result<()>`: a `Result<Option<Pop>>` out of
+                    // line puts the error byte over the span's offset,
+                    // which the hot path then carries in pieces.
+                    return broken::<()>().map(|()| None);
                 }
                 if !self.must_rearm() {
                     return Ok(None);
@@ -948,78 +1029,171 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// Validates descriptor `head` (read once into a local) and, when it
     /// passes, marks it held and counts it ([`Stats::completed`]). `ring`:
     /// this ring's (a copy).
+    ///
+    /// On coherent direct memory (no maintenance to order, no access that
+    /// can fail), without the feature `small`: the descriptor is read
+    /// first, and the usual case (the id idle, the descriptor naming its
+    /// known span again, no chain flag) takes a few compares; anything
+    /// else goes out of line to the tests one by one, in the order of
+    /// `check_in_order`, on the values read (no second fetch).
     #[inline(always)]
     fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
-        let l = ring.layout;
         let h = usize::from(head);
         // `h < num`, tested against the mask (`num - 1`), which the pop
         // holds already for the entry's position.
         if h > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
         }
-        let t = &mut *self.t;
-        // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`) refused
-        // a layout of more than `N` entries, and a device never changes its
-        // layout. (The compiler does not know `num <= N`: `get` would test
-        // against `N` a second time.)
-        let entry = unsafe { t.entries.get_unchecked_mut(h) };
-        if entry.is_held() {
+        #[cfg(feature = "small")]
+        return self.check_in_order(ring, head, writable);
+        #[cfg(not(feature = "small"))]
+        {
+            if !(M::COHERENT && M::DIRECT) {
+                return self.check_in_order(ring, head, writable);
+            }
+            // SAFETY: `h < num` (tested above): no mask to apply again. No
+            // maintenance or memory error to order before the read
+            // (coherent, direct).
+            let d = unsafe { ring.read_desc_below_num(h) }?;
+            let t = &mut *self.t;
+            // SAFETY: `h < num <= N`: `RingMem::new` (in `Device::new`)
+            // refused a layout of more than `N` entries.
+            let entry = unsafe { t.entries.get_unchecked_mut(h) };
+            // Known and not held, the same length and address (validated
+            // then: window, alignment, buffer area, overlap, and unchanged
+            // since), no chain flag; writable: the flag, and whole lines (a
+            // span known from a readable pop need not be).
+            let usual = entry.len == d.len
+                && entry.state() == Entry::IDLE
+                && d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) == 0
+                && entry.addr == d.addr
+                && (!writable || (d.flags & DESC_F_WRITE != 0 && d.len as usize % M::LINE == 0));
+            let entry = if usual {
+                t.stats.completed = t.stats.completed.wrapping_add(1);
+                entry
+            } else {
+                self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
+                // SAFETY: as above.
+                unsafe { self.t.entries.get_unchecked_mut(h) }
+            };
+            Ok(Self::take(entry, head, writable))
+        }
+    }
+
+    /// [`Device::check`] test by test: the id not held, the descriptor
+    /// read (after its invalidation), then [`Device::validate`].
+    #[inline(always)]
+    fn check_in_order(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        head: u16,
+        writable: bool,
+    ) -> Result<Pop, Error> {
+        let l = ring.layout;
+        let h = usize::from(head);
+        // SAFETY: `h < num <= N` (`check`'s test; `RingMem::new` refused a
+        // layout of more than `N` entries). (The compiler does not know
+        // `num <= N`: `get` would test against `N` a second time.)
+        if unsafe { self.t.entries.get_unchecked(h) }.is_held() {
             return Err(Error::DescriptorInFlight);
         }
         ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
-        // SAFETY: `h < num` (tested above): no mask to apply again.
+        // SAFETY: `h < num` (tested by `check`): no mask to apply again.
         let d = unsafe { ring.read_desc_below_num(h) }?;
+        self.validate(head, d.addr, d.len, d.flags, writable)?;
+        // SAFETY: as above.
+        let entry = unsafe { self.t.entries.get_unchecked_mut(h) };
+        Ok(Self::take(entry, head, writable))
+    }
+
+    /// [`Device::check`]'s case other than the usual one: the tests one
+    /// by one, on the descriptor's fields read there.
+    #[cfg(not(feature = "small"))]
+    #[cold]
+    #[inline(never)]
+    fn check_unusual(
+        &mut self,
+        head: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        writable: bool,
+    ) -> Result<(), Error> {
+        // SAFETY: `head < num <= N` (`check`'s test and `RingMem::new`).
+        if unsafe { self.t.entries.get_unchecked(usize::from(head)) }.is_held() {
+            return Err(Error::DescriptorInFlight);
+        }
+        self.validate(head, addr, len, flags, writable)
+    }
+
+    /// Validates descriptor `head` (not held, `head < num`), read into
+    /// `addr`, `len`, `flags`: the flags, the length, then its span (the
+    /// known one again, or located and claimed); counted when it passes
+    /// ([`Device::take`] then marks it).
+    #[inline(always)]
+    fn validate(
+        &mut self,
+        head: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        writable: bool,
+    ) -> Result<(), Error> {
         // One test for both chain flags; which one, only on the way out.
-        if d.flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
-            return Err(if d.flags & DESC_F_INDIRECT != 0 {
+        if flags & (DESC_F_INDIRECT | DESC_F_NEXT) != 0 {
+            return Err(if flags & DESC_F_INDIRECT != 0 {
                 Error::UnexpectedIndirect
             } else {
                 Error::UnexpectedNext
             });
         }
-        if writable && d.flags & DESC_F_WRITE == 0 {
+        if writable && flags & DESC_F_WRITE == 0 {
             return Err(Error::NotDeviceWritable);
         }
-        if d.len == 0 {
+        if len == 0 {
             return Err(Error::EmptyBuffer);
         }
-        let line = M::LINE;
-        let len = d.len as usize;
-        if writable && len % line != 0 {
+        if writable && len as usize % M::LINE != 0 {
             return Err(Error::MisalignedBuffer);
         }
+        // SAFETY: `head < num <= N` (the caller's test; `RingMem::new`).
+        let entry = unsafe { self.t.entries.get_unchecked(usize::from(head)) };
+        // The span this descriptor named last time, validated then (window,
+        // alignment, buffer area, overlap) and unchanged since: it names the
+        // same bytes again. (`len` is not 0, so an equal `len` is a known
+        // span.)
+        // Otherwise `locate` validates it and records it as the id's
+        // known span.
+        if entry.len != len || entry.addr != addr {
+            // SAFETY: `head < num` (the caller's test).
+            unsafe { self.locate(head, addr, len, writable) }?;
+        }
+        let t = &mut *self.t;
+        // Counted here, before `take` marks the entry: the store through
+        // the entry would make the tables' address load again.
+        t.stats.completed = t.stats.completed.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Marks `entry` (descriptor `head`'s, validated and counted) held and
+    /// describes it.
+    #[inline(always)]
+    fn take(entry: &mut Entry, head: u16, writable: bool) -> Pop {
         let held = if writable {
             Held::Writable
         } else {
             Held::Readable
         };
-        // The span this descriptor named last time, validated then (window,
-        // alignment, buffer area, overlap) and unchanged since: it names the
-        // same bytes again. (`d.len` is not 0, so an equal `len` is a known
-        // span.)
-        // Otherwise `locate` validates it and records it as the id's
-        // known span. Either way marked held and counted here, with the
-        // tables at hand.
-        if entry.len != d.len || entry.addr != d.addr {
-            // SAFETY: `head < num` (tested above).
-            unsafe { self.locate(head, d.addr, d.len, writable) }?;
-        }
-        let t = &mut *self.t;
-        // Counted before the entry is marked: the store through the
-        // entry would make the tables' address load again.
-        t.stats.completed = t.stats.completed.wrapping_add(1);
-        // SAFETY: as above, `h < N`.
-        let entry = unsafe { t.entries.get_unchecked_mut(h) };
         entry.held = held;
         let span = entry.as_span();
-        Ok(Pop {
+        Pop {
             head,
             // A readable buffer's handle covers whole lines (invalidation
             // never splits a line); that is no length the driver posted, so
             // it never goes back as a used length (`push_used_whole`).
-            capacity: if writable { len } else { span.hi - span.lo },
+            capacity: held.capacity(&span),
             span,
-        })
+        }
     }
 
     /// Validates a descriptor's buffer `addr..+len` the slow way (window,
@@ -1108,7 +1282,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             if j == h {
                 e.know(span);
             } else if !e.is_held() && overlaps(e) {
-                e.len = 0;
+                e.forget();
             }
         }
         Ok(())

@@ -1368,3 +1368,48 @@ fn a_lent_descriptor_on_coherent_memory_is_written_when_it_may_have_changed() {
         assert_eq!(desc(shm), (addr(1), 4, 0));
     });
 }
+
+/// The pop's usual case on coherent direct memory (one compare of a
+/// known span named again) refuses what the tests one by one refuse: an
+/// id whose span is unknown posted as address 0 and length 0 (what an
+/// all-zero entry records), a chain flag or a length of 0 on a known
+/// span, a held id, and a writable pop without the flag.
+#[test]
+fn a_known_span_named_again_is_checked_like_a_new_one() {
+    with_region(Coherent, |shm| {
+        let mut dev = device::<_, Legacy>(shm);
+        let raw = RawDriver(shm);
+        raw.desc(1, 0, 0, 0);
+        raw.desc(0, addr(0), 64, 0);
+        raw.post(0, &[1, 0]);
+        assert_eq!(dev.pop_readable().unwrap_err(), Error::EmptyBuffer);
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!((p.head, p.len), (0, 64));
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        let mut pos = 2;
+        for (flags, len, want) in [
+            (DESC_F_NEXT, 64, Error::UnexpectedNext),
+            (DESC_F_INDIRECT, 64, Error::UnexpectedIndirect),
+            (0, 0, Error::EmptyBuffer),
+        ] {
+            raw.desc(0, addr(0), len, flags);
+            raw.post(pos, &[0]);
+            pos += 1;
+            assert_eq!(dev.pop_readable().unwrap_err(), want);
+        }
+        raw.desc(0, addr(0), 64, 0);
+        raw.post(pos, &[0, 0]);
+        pos += 2;
+        let p = dev.pop_readable().unwrap().unwrap();
+        assert_eq!((p.head, p.len), (0, 64));
+        assert_eq!(dev.pop_readable().unwrap_err(), Error::DescriptorInFlight);
+        dev.push_used(p.head, p.buf, 0).unwrap();
+        raw.post(pos, &[0]);
+        assert_eq!(
+            dev.pop_writable().map(|p| p.map(|p| p.head)).unwrap_err(),
+            Error::NotDeviceWritable
+        );
+        assert_eq!(dev.stats().failures.total(), 6);
+        assert_eq!(dev.stats().completed, 2);
+    });
+}
