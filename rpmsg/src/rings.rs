@@ -663,7 +663,6 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
 /// not sent.
 pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
-    mem: &'m M,
     /// The buffer taken and not sent, for the next send: one place, since
     /// a take hands it out first and the link lends one transmit buffer at
     /// a time ([`TxRing::give_back`]).
@@ -677,7 +676,6 @@ pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
 /// The remote's receive part: vring1 (device side).
 pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
-    mem: &'m M,
     queue: QueueId,
     conv: Conventions,
     /// A buffer given back and withheld for the next look
@@ -761,7 +759,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
         Ok(Self {
             tx: RemoteTx {
                 ring: dev(config.vring0, config.vring0_buffers, &tables.tx)?,
-                mem,
                 spare: None,
                 queue: config.queues.vring0,
                 conv: Conventions::UNTUNED,
@@ -769,7 +766,6 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             },
             rx: RemoteRx {
                 ring: dev(config.vring1, config.vring1_buffers, &tables.rx)?,
-                mem,
                 queue: config.queues.vring1,
                 conv: Conventions::UNTUNED,
                 returns: false,
@@ -843,7 +839,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
 
     #[inline(always)]
     fn mem(&self) -> &'m M {
-        self.mem
+        self.ring.mem()
     }
 
     #[inline]
@@ -975,7 +971,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline(always)]
     fn mem(&self) -> &'m M {
-        self.mem
+        self.ring.mem()
     }
 
     #[inline(always)]

@@ -531,6 +531,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         })
     }
 
+    /// The window the ring and its buffers lie in.
+    #[inline(always)]
+    pub fn mem(&self) -> &'m M {
+        self.ring.mem
+    }
+
     /// The ring's layout.
     pub fn layout(&self) -> &Layout {
         &self.ring.layout
