@@ -42,11 +42,13 @@
 use ipc_traits::cache::CacheMaintenance;
 use ipc_traits::mailbox::{Budget, Notify, QueueId};
 use ipc_traits::shm::{check_align, check_range, RawRegion, SharedMemory, ShmError};
+use vring::layout::InWindow;
 use vring::notify::VIRTIO_RING_F_EVENT_IDX;
 use vring::{BufferArea, Endian, Layout, Suppression};
 
 use crate::rings::{
-    Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, RemoteTables,
+    CheckedConfig, Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings,
+    RemoteTables,
 };
 use crate::rsc_table::{
     status, HostBoot, HostPoll, PollTiming, VdevInfo, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
@@ -148,25 +150,29 @@ impl Profile {
 ///
 /// [`Error::BadVring`] (`num` or `align` zero, not a power of two, or too
 /// large), [`Error::VringOutsideWindow`], a layout error ([`Error::Ring`]:
-/// `MisalignedArea`, `Overflow`). Never panics on any table content.
+/// `MisalignedArea`, `Overflow`; on memory that is not coherent,
+/// `SharedCacheLine`: [`Layout::check`]). Never panics on any table
+/// content.
 #[inline]
 pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     spec: VringSpec,
 ) -> Result<Layout, Error> {
-    legacy_in(shared, spec.da, spec.align, spec.num)
+    legacy_in(shared, spec.da, spec.align, spec.num).map(|w| w.layout())
 }
 
 /// [`vring_layout`] with the entry's fields as scalars: one copy of the
 /// checks, its arguments in registers (a `VringSpec` by value goes
-/// through a copy on the stack).
+/// through a copy on the stack). The layout comes checked against
+/// `shared` as [`Layout::check`] does, so the rings attach to it without
+/// a second check ([`InWindow`]).
 #[inline(never)]
 fn legacy_in<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     da: u32,
     align: u32,
     num: u32,
-) -> Result<Layout, Error> {
+) -> Result<InWindow<'_, M>, Error> {
     let num = u16::try_from(num).map_err(|_| Error::BadVring)?;
     let outside = Error::VringOutsideWindow;
     let offset = shared.translate(u64::from(da), 0).map_err(|_| outside)?;
@@ -184,7 +190,15 @@ fn legacy_in<M: SharedMemory<Error = ShmError>>(
     if layout.used_offset() + vring::layout::used_size(usize::from(num)) > shared.len() {
         return Err(outside);
     }
-    Ok(layout)
+    // The cache-line rule of the window's memory (nothing to check when it
+    // is coherent).
+    if M::LINE > 1 {
+        layout.check(shared.len(), M::LINE)?;
+    }
+    // SAFETY: the ring ends inside the window (checked above: its end is
+    // the used ring's), which is `Layout::check`'s first rule, and the
+    // second (cache lines) was checked above whenever it applies.
+    Ok(unsafe { InWindow::new_unchecked(layout, shared) })
 }
 
 /// The queue id a vring's notify id stands for.
@@ -224,12 +238,22 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     vrings: [VringSpec; 2],
     suppression: Suppression,
 ) -> Result<RemoteConfig, Error> {
-    let vring0 = vring_layout(shared, vrings[0])?;
-    let vring1 = vring_layout(shared, vrings[1])?;
-    let per = usize::from(vring0.num()).min(MAX_BUFS_PER_DIRECTION);
+    remote_config_in(shared, vrings, suppression).map(|c| c.config())
+}
+
+/// [`remote_config`], the layouts kept as checked against `shared`.
+#[inline(always)]
+fn remote_config_in<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    vrings: [VringSpec; 2],
+    suppression: Suppression,
+) -> Result<CheckedConfig<'_, M>, Error> {
+    let spec = |v: VringSpec| legacy_in(shared, v.da, v.align, v.num);
+    let (vring0, vring1) = (spec(vrings[0])?, spec(vrings[1])?);
+    let per = usize::from(vring0.layout().num()).min(MAX_BUFS_PER_DIRECTION);
     // The host wrote the descriptors before DRIVER_OK; read them from
     // memory, not from a stale line. The remote has written nothing there.
-    let table = vring0.desc_offset();
+    let table = vring0.layout().desc_offset();
     let (start, len) = shared.covering_lines(table, per * 16)?;
     shared.invalidate(start, len)?;
     // The descriptors' range is checked once (the layout put the ring in
@@ -257,7 +281,7 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     let offset = shared
         .translate(lowest, 2 * half)
         .map_err(|_| Error::BuffersOutsideWindow)?;
-    Ok(RemoteConfig {
+    Ok(CheckedConfig {
         vring0,
         vring1,
         vring0_buffers: BufferArea::new(offset, half),
@@ -380,9 +404,25 @@ impl RemoteBoot {
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
     {
+        self.config_in(table, shared, vrings).map(|c| c.config())
+    }
+
+    /// [`RemoteBoot::config`], the layouts kept as checked against
+    /// `shared`.
+    #[inline(always)]
+    fn config_in<'m, T, M>(
+        &self,
+        table: &T,
+        shared: &'m M,
+        vrings: [VringSpec; 2],
+    ) -> Result<CheckedConfig<'m, M>, Error>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
         let negotiated = self.host.view().gfeatures(table)?;
         let s = suppression(self.profile, self.event_idx, negotiated)?;
-        remote_config(shared, vrings, s)
+        remote_config_in(shared, vrings, s)
     }
 
     /// The remote's rings, following the profile's conventions, their
@@ -408,9 +448,9 @@ impl RemoteBoot {
         M: SharedMemory<Error = ShmError>,
         E: Endian,
     {
-        let config = self.config(table, shared, vrings)?;
+        let config = self.config_in(table, shared, vrings)?;
         // SAFETY: forwarded from this function's contract.
-        let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config, tables) }?;
+        let mut rings = unsafe { RemoteRings::<M, E, NUM>::attach(config, tables) }?;
         rings.set_conventions(self.profile.conventions())?;
         Ok(rings)
     }
