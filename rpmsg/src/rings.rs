@@ -397,7 +397,15 @@ fn mem_err<E: ipc_traits::shm::Error>(e: &E) -> RingError {
 }
 
 /// Whether a ring error consumed one bad entry and left the ring usable.
-pub(crate) const fn skipped_entry(e: &RingError) -> bool {
+#[inline(always)]
+pub(crate) fn skipped_entry(e: &RingError) -> bool {
+    skipped(*e)
+}
+
+/// [`skipped_entry`] by value; with the feature `small`, one out-of-line
+/// copy for every take loop (an error path: no cost per message).
+#[cfg_attr(feature = "small", inline(never))]
+fn skipped(e: RingError) -> bool {
     e.is_peer_error()
         && !matches!(
             e,
