@@ -1332,8 +1332,10 @@ fn count_rx_kicks(stats: &mut RxStats, k: Kicks) {
 /// Gives a received buffer back to the peer (publication and re-arm under
 /// one fence, in the ring) and rings if the peer asked. A failure is never
 /// silent: counted ([`RxStats::return_failures`]) and the link is broken
-/// from then on.
-#[inline(always)]
+/// from then on. With the feature `small`, one out-of-line copy for the
+/// receive path's two returns (the delivered message's, the skipped one's).
+#[cfg_attr(not(feature = "small"), inline(always))]
+#[cfg_attr(feature = "small", inline(never))]
 fn give_back<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<N>, slot: RxSlot) {
     match st.ring.release(slot) {
         Ok(false) => {}
