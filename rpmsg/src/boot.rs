@@ -50,8 +50,11 @@ use crate::rings::{
     CheckedConfig, Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings,
     RemoteTables,
 };
+#[cfg(doc)]
+use crate::rsc_table::TableBuilder;
 use crate::rsc_table::{
-    status, HostBoot, HostPoll, PollTiming, VdevInfo, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
+    status, HostBoot, HostPoll, PollTiming, VdevAt, VdevInfo, VringSpec, FW_RSC_ADDR_ANY,
+    VIRTIO_RPMSG_F_NS,
 };
 use crate::wire::DEFAULT_BUF_SIZE;
 use crate::Error;
@@ -331,6 +334,38 @@ impl RemoteBoot {
         }
         Ok(Self {
             host: HostBoot::start::<T, M, N>(table, table_offset, rings, timing, now)?,
+            profile,
+            event_idx: false,
+        })
+    }
+
+    /// [`RemoteBoot::start`] for this firmware's own table: `vdev` comes
+    /// from the builder of the table at `table_offset` of `table`
+    /// ([`TableBuilder::vdev_at`]), so the table is not parsed
+    /// ([`HostBoot::start_at`]); the host's writes are read and checked as
+    /// after [`RemoteBoot::start`], with the same errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteBoot::start`], but never a parse error.
+    pub fn start_at<T, M, const N: usize>(
+        table: &T,
+        table_offset: usize,
+        vdev: VdevAt<N>,
+        rings: &M,
+        profile: Profile,
+        timing: PollTiming,
+        now: u64,
+    ) -> Result<Self, Error>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
+        if !profile.uses_table() {
+            return Err(Error::WrongProfile);
+        }
+        Ok(Self {
+            host: HostBoot::start_at(table, table_offset, vdev, rings, timing, now)?,
             profile,
             event_idx: false,
         })
@@ -856,5 +891,151 @@ mod tests {
         assert!(size > LEN - 4096);
         assert_eq!(at(BASE + 4096, 4096, 64), Err(Error::VringOutsideWindow));
         drop(backing);
+    }
+
+    /// A boot from the builder's vdev ([`RemoteBoot::start_at`]) reads what
+    /// the host wrote as the parsing boot does, and refuses the same bad
+    /// values with the same errors.
+    #[test]
+    fn typed_boot_reads_and_refuses_as_the_parsing_boot() {
+        use crate::rsc_table::{
+            parse, status, table_size, PollTiming, TableBuilder, VdevAt, VIRTIO_RPMSG_F_NS,
+        };
+        use ipc_traits::mailbox::Spins;
+        use ipc_traits::shm::SharedMemory;
+
+        use super::{Profile, RemoteBoot, F_EVENT_IDX};
+
+        // A vdev behind a carveout and a trace, so that its offset is not
+        // the first entry's.
+        const SIZE: usize = table_size(1, 1, 1, 2);
+        const BUILT: TableBuilder<SIZE> = TableBuilder::<SIZE>::new(3)
+            .carveout(0x1000, 0, 0x2000, 0, "vdev0buffer")
+            .trace(0x3000, 0x100, "trace0")
+            .rpmsg_vdev(
+                VIRTIO_RPMSG_F_NS | F_EVENT_IDX,
+                [
+                    VringSpec::new(FW_ANY, 16, 4, 0),
+                    VringSpec::new(FW_ANY, 16, 4, 1),
+                ],
+            );
+        const VDEV: VdevAt<SIZE> = BUILT.vdev_at();
+        const FW_ANY: u32 = crate::rsc_table::FW_RSC_ADDR_ANY;
+        const BASE: u64 = 0x1000;
+        const LEN: usize = 8192;
+        let image = BUILT.finish().bytes();
+        let info = parse(&image).unwrap();
+        assert_eq!(info, VDEV.info(), "the builder's vdev is the parsed one");
+
+        let mut tbacking = vec![0u64; SIZE.div_ceil(8)];
+        let tptr = core::ptr::NonNull::new(tbacking.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the vector is reached only through this window while it
+        // lives.
+        let table = unsafe { RawRegion::new(tptr, SIZE, 0, Coherent) }.unwrap();
+        table.write(0, &image).unwrap();
+        let mut rbacking = vec![0u64; LEN / 8];
+        let rptr = core::ptr::NonNull::new(rbacking.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: as above.
+        let rings = unsafe { RawRegion::new(rptr, LEN, BASE, Coherent) }.unwrap();
+        // The host's receive buffers, posted on vring 0: 4 of 512 bytes
+        // per direction from window offset 4096.
+        for i in 0..4u64 {
+            let at = 16 * i as usize;
+            rings
+                .write(at, &(BASE + 4096 + 512 * i).to_ne_bytes())
+                .unwrap();
+        }
+
+        let timing = PollTiming {
+            interval: 1,
+            patience: 10,
+        };
+        let boots = || {
+            let parsed =
+                RemoteBoot::start::<_, _, SIZE>(&table, 0, &rings, Profile::Linux, timing, 0);
+            let typed = RemoteBoot::start_at(&table, 0, VDEV, &rings, Profile::Linux, timing, 0);
+            (parsed.unwrap(), typed.unwrap())
+        };
+        let (parsed, typed) = boots();
+        assert_eq!(parsed.host().info(), &info);
+        assert_eq!(typed.host().info(), &info);
+        // Before the host: both wait.
+        let spins = || Spins::new(3);
+        assert_eq!(parsed.wait(&table, spins()), Err(Error::NotReady));
+        assert_eq!(typed.wait(&table, spins()), Err(Error::NotReady));
+
+        // The host's writes (rpmsg-wire.md §3.2, §3.3).
+        let vdev = info.offset;
+        let put = |at: usize, v: u32| table.write(vdev + at, &v.to_ne_bytes()).unwrap();
+        let set_status = |s: u8| table.write(vdev + 24, &[s]).unwrap();
+        let host = |da0: u32, da1: u32, id0: u32, id1: u32, gfeatures: u32| {
+            put(28, da0);
+            put(40, id0);
+            put(48, da1);
+            put(60, id1);
+            put(16, gfeatures);
+        };
+        let all = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+        host(0x1000, 0x1400, 0, 1, F_EVENT_IDX);
+        set_status(all | status::DRIVER_OK);
+        let parsed_v = parsed.wait(&table, spins()).unwrap();
+        let typed_v = typed.wait(&table, spins()).unwrap();
+        assert_eq!(parsed_v, typed_v);
+        assert_eq!(typed_v[1], VringSpec::new(0x1400, 16, 4, 1));
+        let config = |b: &RemoteBoot, v| b.config(&table, &rings, v);
+        let good = config(&parsed, parsed_v).unwrap();
+        assert_eq!(config(&typed, typed_v), Ok(good));
+        let with_idx = |b: RemoteBoot| b.with_event_idx().unwrap();
+        assert_eq!(
+            config(&with_idx(typed), typed_v),
+            config(&with_idx(parsed), parsed_v)
+        );
+
+        // Bad status bits: neither sees DRIVER_OK.
+        for bad in [status::NEEDS_RESET, status::FAILED] {
+            set_status(all | status::DRIVER_OK | bad);
+            assert_eq!(parsed.wait(&table, spins()), Err(Error::NotReady));
+            assert_eq!(typed.wait(&table, spins()), Err(Error::NotReady));
+        }
+        set_status(all | status::DRIVER_OK);
+
+        // Each bad value the host may write: the same error from both.
+        // (The negotiated features are checked first: EVENT_IDX is
+        // accepted in all but the last.)
+        const E: u32 = F_EVENT_IDX;
+        let cases: [([u32; 5], Error); 6] = [
+            ([0x1000 + 8192, 0x1400, 0, 1, E], Error::VringOutsideWindow),
+            ([0x1000, 0x0800, 0, 1, E], Error::VringOutsideWindow),
+            ([FW_ANY, 0x1400, 0, 1, E], Error::VringOutsideWindow),
+            (
+                [0x1008, 0x1400, 0, 1, E],
+                Error::Ring(vring::Error::MisalignedArea),
+            ),
+            ([0x1000, 0x1400, 0, 300, E], Error::BadNotifyId),
+            ([0x1000, 0x1400, 0, 1, 0], Error::EventIdxNotOffered),
+        ];
+        for ([da0, da1, id0, id1, g], e) in cases {
+            host(da0, da1, id0, id1, g);
+            let (parsed, typed) = boots();
+            let (parsed, typed) = (with_idx(parsed), with_idx(typed));
+            let pv = parsed.wait(&table, spins()).unwrap();
+            let tv = typed.wait(&table, spins()).unwrap();
+            assert_eq!(pv, tv);
+            assert_eq!(config(&parsed, pv), Err(e), "{da0:x} {da1:x} {id1}");
+            assert_eq!(config(&typed, tv), Err(e), "{da0:x} {da1:x} {id1}");
+        }
+
+        // Only the host's fields are read back: a `num` rewritten in the
+        // table is the parsing boot's to check, while the typed boot keeps
+        // the one it built (the host never writes it).
+        host(0x1000, 0x1400, 0, 1, 0);
+        put(36, 48);
+        let (parsed, typed) = boots();
+        let pv = parsed.wait(&table, spins()).unwrap();
+        assert_eq!(config(&parsed, pv), Err(Error::BadVring));
+        let tv = typed.wait(&table, spins()).unwrap();
+        assert_eq!(tv[0].num, 4);
+        assert!(config(&typed, tv).is_ok());
+        drop((tbacking, rbacking));
     }
 }

@@ -22,7 +22,7 @@ use rpmsg::ipc_traits::shm::RawRegion;
 use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
-    table_size, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
+    table_size, PollTiming, ResourceTable, TableBuilder, VdevAt, VringSpec, VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::soc::imx8::backend::Mu;
 use rpmsg::vring::Legacy;
@@ -39,17 +39,21 @@ const SHARED_LEN: usize = 0x50_0000;
 const NUM: usize = 256;
 const TABLE: usize = table_size(0, 0, 1, 2);
 
+const BUILT: TableBuilder<TABLE> = TableBuilder::<TABLE>::new(1).rpmsg_vdev(
+    VIRTIO_RPMSG_F_NS,
+    [
+        VringSpec::new(0xB800_0000, 0x1000, NUM as u32, 0),
+        VringSpec::new(0xB800_8000, 0x1000, NUM as u32, 1),
+    ],
+);
+
 #[link_section = ".resource_table"]
 #[used]
-static RESOURCE_TABLE: ResourceTable<TABLE> = TableBuilder::<TABLE>::new(1)
-    .rpmsg_vdev(
-        VIRTIO_RPMSG_F_NS,
-        [
-            VringSpec::new(0xB800_0000, 0x1000, NUM as u32, 0),
-            VringSpec::new(0xB800_8000, 0x1000, NUM as u32, 1),
-        ],
-    )
-    .finish();
+static RESOURCE_TABLE: ResourceTable<TABLE> = BUILT.finish();
+
+/// Where the build put the vdev: the boot reads only what Linux writes
+/// into it, without parsing the table.
+const VDEV: VdevAt<TABLE> = BUILT.vdev_at();
 
 /// The rings' per-entry tables (`.bss`: no image bytes), lent to the
 /// rings so the ring values stay small.
@@ -88,7 +92,7 @@ fn echo() -> Result<(), Error> {
         interval: 1,
         patience: u64::MAX,
     };
-    let boot = RemoteBoot::start::<_, _, TABLE>(&table, 0, &shm, Profile::Linux, timing, 0)?;
+    let boot = RemoteBoot::start_at(&table, 0, VDEV, &shm, Profile::Linux, timing, 0)?;
     #[expect(
         clippy::question_mark,
         reason = "`?` moves the vrings through a byte-aligned temporary: a memcpy call, which links memcpy"
