@@ -12,7 +12,9 @@
 #![no_std]
 #![no_main]
 
+use core::cell::UnsafeCell;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::entry;
 use rpmsg::boot::{Profile, RemoteBoot};
@@ -59,6 +61,46 @@ const VDEV: VdevAt<TABLE> = BUILT.vdev_at();
 /// rings so the ring values stay small.
 static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
 
+/// The receive buffer: a `static`, so it sits in `.bss`, which the reset
+/// code zeroes (a local `[0u8; 496]` is zeroed at run time by a `memset`
+/// call, the code of which this image otherwise does without).
+static RX_BUF: Lent<[u8; 496]> = Lent::new([0; 496]);
+
+/// A `static` value lent once, as `&'static mut` (no `static mut`).
+struct Lent<T> {
+    taken: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached only through the one `&mut` that `take`
+// hands out (its swap lets a single caller through), so sharing the cell
+// shares no access to the value; `T: Send` because that reference may go
+// to another context.
+unsafe impl<T: Send> Sync for Lent<T> {}
+
+impl<T> Lent<T> {
+    const fn new(value: T) -> Self {
+        Self {
+            taken: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// The value, the first time; `None` after.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "the swap hands the one `&mut` out once, whoever asks"
+    )]
+    fn take(&'static self) -> Option<&'static mut T> {
+        if self.taken.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: the swap above found the value not lent and marked it
+        // lent, for good: this is the only reference to it ever made.
+        Some(unsafe { &mut *self.value.get() })
+    }
+}
+
 #[entry]
 fn main() -> ! {
     // Whatever fails, the core stops: Linux sees no announcement.
@@ -69,10 +111,11 @@ fn main() -> ! {
 }
 
 fn echo() -> Result<(), Error> {
-    let (Some(mu), Some(shared), Some(table)) = (
+    let (Some(mu), Some(shared), Some(table), Some(buf)) = (
         NonNull::new(MU_B_BASE as *mut u32),
         NonNull::new(SHARED_BASE as *mut u8),
         NonNull::new(RESOURCE_TABLE.as_ptr()),
+        RX_BUF.take(),
     ) else {
         return Ok(());
     };
@@ -109,9 +152,8 @@ fn echo() -> Result<(), Error> {
     // Announced once a transmit buffer is free (Linux posts them all at
     // DRIVER_OK, so at once).
     while tx.announce(&ep, "rpmsg-tty")? == Sent::NoBuffer {}
-    let mut buf = [0u8; 496];
     loop {
-        let Some(m) = rx.try_recv(&mut buf)? else {
+        let Some(m) = rx.try_recv(buf)? else {
             continue;
         };
         if m.dst != ep.addr() {
