@@ -42,14 +42,19 @@
 use ipc_traits::cache::CacheMaintenance;
 use ipc_traits::mailbox::{Budget, Notify, QueueId};
 use ipc_traits::shm::{check_align, check_range, RawRegion, SharedMemory, ShmError};
+use vring::layout::InWindow;
 use vring::notify::VIRTIO_RING_F_EVENT_IDX;
 use vring::{BufferArea, Endian, Layout, Suppression};
 
 use crate::rings::{
-    Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, RemoteTables,
+    CheckedConfig, Conventions, MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings,
+    RemoteTables,
 };
+#[cfg(doc)]
+use crate::rsc_table::TableBuilder;
 use crate::rsc_table::{
-    status, HostBoot, HostPoll, PollTiming, VdevInfo, VringSpec, FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
+    status, HostBoot, HostPoll, PollTiming, VdevAt, VdevInfo, VringSpec, FW_RSC_ADDR_ANY,
+    VIRTIO_RPMSG_F_NS,
 };
 use crate::wire::DEFAULT_BUF_SIZE;
 use crate::Error;
@@ -148,25 +153,29 @@ impl Profile {
 ///
 /// [`Error::BadVring`] (`num` or `align` zero, not a power of two, or too
 /// large), [`Error::VringOutsideWindow`], a layout error ([`Error::Ring`]:
-/// `MisalignedArea`, `Overflow`). Never panics on any table content.
+/// `MisalignedArea`, `Overflow`; on memory that is not coherent,
+/// `SharedCacheLine`: [`Layout::check`]). Never panics on any table
+/// content.
 #[inline]
 pub fn vring_layout<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     spec: VringSpec,
 ) -> Result<Layout, Error> {
-    legacy_in(shared, spec.da, spec.align, spec.num)
+    legacy_in(shared, spec.da, spec.align, spec.num).map(|w| w.layout())
 }
 
 /// [`vring_layout`] with the entry's fields as scalars: one copy of the
 /// checks, its arguments in registers (a `VringSpec` by value goes
-/// through a copy on the stack).
+/// through a copy on the stack). The layout comes checked against
+/// `shared` as [`Layout::check`] does, so the rings attach to it without
+/// a second check ([`InWindow`]).
 #[inline(never)]
 fn legacy_in<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     da: u32,
     align: u32,
     num: u32,
-) -> Result<Layout, Error> {
+) -> Result<InWindow<'_, M>, Error> {
     let num = u16::try_from(num).map_err(|_| Error::BadVring)?;
     let outside = Error::VringOutsideWindow;
     let offset = shared.translate(u64::from(da), 0).map_err(|_| outside)?;
@@ -184,7 +193,15 @@ fn legacy_in<M: SharedMemory<Error = ShmError>>(
     if layout.used_offset() + vring::layout::used_size(usize::from(num)) > shared.len() {
         return Err(outside);
     }
-    Ok(layout)
+    // The cache-line rule of the window's memory (nothing to check when it
+    // is coherent).
+    if M::LINE > 1 {
+        layout.check(shared.len(), M::LINE)?;
+    }
+    // SAFETY: the ring ends inside the window (checked above: its end is
+    // the used ring's), which is `Layout::check`'s first rule, and the
+    // second (cache lines) was checked above whenever it applies.
+    Ok(unsafe { InWindow::new_unchecked(layout, shared) })
 }
 
 /// The queue id a vring's notify id stands for.
@@ -224,12 +241,22 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     vrings: [VringSpec; 2],
     suppression: Suppression,
 ) -> Result<RemoteConfig, Error> {
-    let vring0 = vring_layout(shared, vrings[0])?;
-    let vring1 = vring_layout(shared, vrings[1])?;
-    let per = usize::from(vring0.num()).min(MAX_BUFS_PER_DIRECTION);
+    remote_config_in(shared, vrings, suppression).map(|c| c.config())
+}
+
+/// [`remote_config`], the layouts kept as checked against `shared`.
+#[inline(always)]
+fn remote_config_in<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    vrings: [VringSpec; 2],
+    suppression: Suppression,
+) -> Result<CheckedConfig<'_, M>, Error> {
+    let spec = |v: VringSpec| legacy_in(shared, v.da, v.align, v.num);
+    let (vring0, vring1) = (spec(vrings[0])?, spec(vrings[1])?);
+    let per = usize::from(vring0.layout().num()).min(MAX_BUFS_PER_DIRECTION);
     // The host wrote the descriptors before DRIVER_OK; read them from
     // memory, not from a stale line. The remote has written nothing there.
-    let table = vring0.desc_offset();
+    let table = vring0.layout().desc_offset();
     let (start, len) = shared.covering_lines(table, per * 16)?;
     shared.invalidate(start, len)?;
     // The descriptors' range is checked once (the layout put the ring in
@@ -257,7 +284,7 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     let offset = shared
         .translate(lowest, 2 * half)
         .map_err(|_| Error::BuffersOutsideWindow)?;
-    Ok(RemoteConfig {
+    Ok(CheckedConfig {
         vring0,
         vring1,
         vring0_buffers: BufferArea::new(offset, half),
@@ -307,6 +334,38 @@ impl RemoteBoot {
         }
         Ok(Self {
             host: HostBoot::start::<T, M, N>(table, table_offset, rings, timing, now)?,
+            profile,
+            event_idx: false,
+        })
+    }
+
+    /// [`RemoteBoot::start`] for this firmware's own table: `vdev` comes
+    /// from the builder of the table at `table_offset` of `table`
+    /// ([`TableBuilder::vdev_at`]), so the table is not parsed
+    /// ([`HostBoot::start_at`]); the host's writes are read and checked as
+    /// after [`RemoteBoot::start`], with the same errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteBoot::start`], but never a parse error.
+    pub fn start_at<T, M, const N: usize>(
+        table: &T,
+        table_offset: usize,
+        vdev: VdevAt<N>,
+        rings: &M,
+        profile: Profile,
+        timing: PollTiming,
+        now: u64,
+    ) -> Result<Self, Error>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
+        if !profile.uses_table() {
+            return Err(Error::WrongProfile);
+        }
+        Ok(Self {
+            host: HostBoot::start_at(table, table_offset, vdev, rings, timing, now)?,
             profile,
             event_idx: false,
         })
@@ -380,9 +439,25 @@ impl RemoteBoot {
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
     {
+        self.config_in(table, shared, vrings).map(|c| c.config())
+    }
+
+    /// [`RemoteBoot::config`], the layouts kept as checked against
+    /// `shared`.
+    #[inline(always)]
+    fn config_in<'m, T, M>(
+        &self,
+        table: &T,
+        shared: &'m M,
+        vrings: [VringSpec; 2],
+    ) -> Result<CheckedConfig<'m, M>, Error>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
         let negotiated = self.host.view().gfeatures(table)?;
         let s = suppression(self.profile, self.event_idx, negotiated)?;
-        remote_config(shared, vrings, s)
+        remote_config_in(shared, vrings, s)
     }
 
     /// The remote's rings, following the profile's conventions, their
@@ -408,9 +483,9 @@ impl RemoteBoot {
         M: SharedMemory<Error = ShmError>,
         E: Endian,
     {
-        let config = self.config(table, shared, vrings)?;
+        let config = self.config_in(table, shared, vrings)?;
         // SAFETY: forwarded from this function's contract.
-        let mut rings = unsafe { RemoteRings::<M, E, NUM>::new(shared, config, tables) }?;
+        let mut rings = unsafe { RemoteRings::<M, E, NUM>::attach(config, tables) }?;
         rings.set_conventions(self.profile.conventions())?;
         Ok(rings)
     }
@@ -816,5 +891,151 @@ mod tests {
         assert!(size > LEN - 4096);
         assert_eq!(at(BASE + 4096, 4096, 64), Err(Error::VringOutsideWindow));
         drop(backing);
+    }
+
+    /// A boot from the builder's vdev ([`RemoteBoot::start_at`]) reads what
+    /// the host wrote as the parsing boot does, and refuses the same bad
+    /// values with the same errors.
+    #[test]
+    fn typed_boot_reads_and_refuses_as_the_parsing_boot() {
+        use crate::rsc_table::{
+            parse, status, table_size, PollTiming, TableBuilder, VdevAt, VIRTIO_RPMSG_F_NS,
+        };
+        use ipc_traits::mailbox::Spins;
+        use ipc_traits::shm::SharedMemory;
+
+        use super::{Profile, RemoteBoot, F_EVENT_IDX};
+
+        // A vdev behind a carveout and a trace, so that its offset is not
+        // the first entry's.
+        const SIZE: usize = table_size(1, 1, 1, 2);
+        const BUILT: TableBuilder<SIZE> = TableBuilder::<SIZE>::new(3)
+            .carveout(0x1000, 0, 0x2000, 0, "vdev0buffer")
+            .trace(0x3000, 0x100, "trace0")
+            .rpmsg_vdev(
+                VIRTIO_RPMSG_F_NS | F_EVENT_IDX,
+                [
+                    VringSpec::new(FW_ANY, 16, 4, 0),
+                    VringSpec::new(FW_ANY, 16, 4, 1),
+                ],
+            );
+        const VDEV: VdevAt<SIZE> = BUILT.vdev_at();
+        const FW_ANY: u32 = crate::rsc_table::FW_RSC_ADDR_ANY;
+        const BASE: u64 = 0x1000;
+        const LEN: usize = 8192;
+        let image = BUILT.finish().bytes();
+        let info = parse(&image).unwrap();
+        assert_eq!(info, VDEV.info(), "the builder's vdev is the parsed one");
+
+        let mut tbacking = vec![0u64; SIZE.div_ceil(8)];
+        let tptr = core::ptr::NonNull::new(tbacking.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the vector is reached only through this window while it
+        // lives.
+        let table = unsafe { RawRegion::new(tptr, SIZE, 0, Coherent) }.unwrap();
+        table.write(0, &image).unwrap();
+        let mut rbacking = vec![0u64; LEN / 8];
+        let rptr = core::ptr::NonNull::new(rbacking.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: as above.
+        let rings = unsafe { RawRegion::new(rptr, LEN, BASE, Coherent) }.unwrap();
+        // The host's receive buffers, posted on vring 0: 4 of 512 bytes
+        // per direction from window offset 4096.
+        for i in 0..4u64 {
+            let at = 16 * i as usize;
+            rings
+                .write(at, &(BASE + 4096 + 512 * i).to_ne_bytes())
+                .unwrap();
+        }
+
+        let timing = PollTiming {
+            interval: 1,
+            patience: 10,
+        };
+        let boots = || {
+            let parsed =
+                RemoteBoot::start::<_, _, SIZE>(&table, 0, &rings, Profile::Linux, timing, 0);
+            let typed = RemoteBoot::start_at(&table, 0, VDEV, &rings, Profile::Linux, timing, 0);
+            (parsed.unwrap(), typed.unwrap())
+        };
+        let (parsed, typed) = boots();
+        assert_eq!(parsed.host().info(), &info);
+        assert_eq!(typed.host().info(), &info);
+        // Before the host: both wait.
+        let spins = || Spins::new(3);
+        assert_eq!(parsed.wait(&table, spins()), Err(Error::NotReady));
+        assert_eq!(typed.wait(&table, spins()), Err(Error::NotReady));
+
+        // The host's writes (rpmsg-wire.md §3.2, §3.3).
+        let vdev = info.offset;
+        let put = |at: usize, v: u32| table.write(vdev + at, &v.to_ne_bytes()).unwrap();
+        let set_status = |s: u8| table.write(vdev + 24, &[s]).unwrap();
+        let host = |da0: u32, da1: u32, id0: u32, id1: u32, gfeatures: u32| {
+            put(28, da0);
+            put(40, id0);
+            put(48, da1);
+            put(60, id1);
+            put(16, gfeatures);
+        };
+        let all = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+        host(0x1000, 0x1400, 0, 1, F_EVENT_IDX);
+        set_status(all | status::DRIVER_OK);
+        let parsed_v = parsed.wait(&table, spins()).unwrap();
+        let typed_v = typed.wait(&table, spins()).unwrap();
+        assert_eq!(parsed_v, typed_v);
+        assert_eq!(typed_v[1], VringSpec::new(0x1400, 16, 4, 1));
+        let config = |b: &RemoteBoot, v| b.config(&table, &rings, v);
+        let good = config(&parsed, parsed_v).unwrap();
+        assert_eq!(config(&typed, typed_v), Ok(good));
+        let with_idx = |b: RemoteBoot| b.with_event_idx().unwrap();
+        assert_eq!(
+            config(&with_idx(typed), typed_v),
+            config(&with_idx(parsed), parsed_v)
+        );
+
+        // Bad status bits: neither sees DRIVER_OK.
+        for bad in [status::NEEDS_RESET, status::FAILED] {
+            set_status(all | status::DRIVER_OK | bad);
+            assert_eq!(parsed.wait(&table, spins()), Err(Error::NotReady));
+            assert_eq!(typed.wait(&table, spins()), Err(Error::NotReady));
+        }
+        set_status(all | status::DRIVER_OK);
+
+        // Each bad value the host may write: the same error from both.
+        // (The negotiated features are checked first: EVENT_IDX is
+        // accepted in all but the last.)
+        const E: u32 = F_EVENT_IDX;
+        let cases: [([u32; 5], Error); 6] = [
+            ([0x1000 + 8192, 0x1400, 0, 1, E], Error::VringOutsideWindow),
+            ([0x1000, 0x0800, 0, 1, E], Error::VringOutsideWindow),
+            ([FW_ANY, 0x1400, 0, 1, E], Error::VringOutsideWindow),
+            (
+                [0x1008, 0x1400, 0, 1, E],
+                Error::Ring(vring::Error::MisalignedArea),
+            ),
+            ([0x1000, 0x1400, 0, 300, E], Error::BadNotifyId),
+            ([0x1000, 0x1400, 0, 1, 0], Error::EventIdxNotOffered),
+        ];
+        for ([da0, da1, id0, id1, g], e) in cases {
+            host(da0, da1, id0, id1, g);
+            let (parsed, typed) = boots();
+            let (parsed, typed) = (with_idx(parsed), with_idx(typed));
+            let pv = parsed.wait(&table, spins()).unwrap();
+            let tv = typed.wait(&table, spins()).unwrap();
+            assert_eq!(pv, tv);
+            assert_eq!(config(&parsed, pv), Err(e), "{da0:x} {da1:x} {id1}");
+            assert_eq!(config(&typed, tv), Err(e), "{da0:x} {da1:x} {id1}");
+        }
+
+        // Only the host's fields are read back: a `num` rewritten in the
+        // table is the parsing boot's to check, while the typed boot keeps
+        // the one it built (the host never writes it).
+        host(0x1000, 0x1400, 0, 1, 0);
+        put(36, 48);
+        let (parsed, typed) = boots();
+        let pv = parsed.wait(&table, spins()).unwrap();
+        assert_eq!(config(&parsed, pv), Err(Error::BadVring));
+        let tv = typed.wait(&table, spins()).unwrap();
+        assert_eq!(tv[0].num, 4);
+        assert!(config(&typed, tv).is_ok());
+        drop((tbacking, rbacking));
     }
 }

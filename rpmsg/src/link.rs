@@ -219,6 +219,55 @@ pub struct RxStats {
     pub doorbells_deferred: u32,
 }
 
+/// `v`, hidden from the optimiser with the feature `small` (see
+/// [`TxStats`]'s `zero`), as it is otherwise.
+#[inline(always)]
+fn hide(v: u32) -> u32 {
+    if cfg!(feature = "small") {
+        core::hint::black_box(v)
+    } else {
+        v
+    }
+}
+
+impl TxStats {
+    /// All counters at zero, with the feature `small` one the compiler
+    /// cannot see as zero ([`hide`]): it would otherwise fuse them with a
+    /// neighbouring zero field into a zeroing of more than 16 bytes, which
+    /// is a `memset` call on a microcontroller (more than four stores) and
+    /// links `memset` into an image that otherwise does without
+    /// (firmware/README.md "Size"); the larger images came out smaller
+    /// without it.
+    #[inline(always)]
+    fn zero() -> Self {
+        Self {
+            messages: hide(0),
+            buffer_waits: 0,
+            doorbells: 0,
+            doorbells_deferred: 0,
+        }
+    }
+}
+
+impl RxStats {
+    /// All counters at zero, with the feature `small` as two halves the
+    /// compiler cannot fuse ([`hide`]): a
+    /// 24-byte zeroing is a `memset` call on a microcontroller (more than
+    /// four stores), the only one a small image would have ([`TxStats`]'s
+    /// `zero`).
+    #[inline(always)]
+    fn zero() -> Self {
+        Self {
+            messages: 0,
+            unbound: 0,
+            bad_header: hide(0),
+            return_failures: 0,
+            doorbells: 0,
+            doorbells_deferred: 0,
+        }
+    }
+}
+
 /// Doorbells rung and refused by one [`Bell`] call.
 #[derive(Clone, Copy, Default)]
 struct Kicks {
@@ -410,11 +459,11 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
         Self {
             tx: TxState {
                 ring: tx,
-                stats: TxStats::default(),
+                stats: TxStats::zero(),
             },
             rx: RxState {
                 ring: rx,
-                stats: RxStats::default(),
+                stats: RxStats::zero(),
                 kept: None,
                 return_failed: false,
             },
@@ -1332,8 +1381,10 @@ fn count_rx_kicks(stats: &mut RxStats, k: Kicks) {
 /// Gives a received buffer back to the peer (publication and re-arm under
 /// one fence, in the ring) and rings if the peer asked. A failure is never
 /// silent: counted ([`RxStats::return_failures`]) and the link is broken
-/// from then on.
-#[inline(always)]
+/// from then on. With the feature `small`, one out-of-line copy for the
+/// receive path's two returns (the delivered message's, the skipped one's).
+#[cfg_attr(not(feature = "small"), inline(always))]
+#[cfg_attr(feature = "small", inline(never))]
 fn give_back<'a, R: Halves<'a>, N: Notify>(st: &mut RxState<'a, R>, bell: &Bell<N>, slot: RxSlot) {
     match st.ring.release(slot) {
         Ok(false) => {}

@@ -18,6 +18,7 @@ use ipc_traits::shm::{DirectMemory, SharedMemory, ShmError};
 
 use crate::wire::HEADER_LEN;
 pub use vring::device::Returnable;
+use vring::layout::InWindow;
 use vring::{
     BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian,
     Error as RingError, Layout, Stats, Suppression,
@@ -396,7 +397,15 @@ fn mem_err<E: ipc_traits::shm::Error>(e: &E) -> RingError {
 }
 
 /// Whether a ring error consumed one bad entry and left the ring usable.
-pub(crate) const fn skipped_entry(e: &RingError) -> bool {
+#[inline(always)]
+pub(crate) fn skipped_entry(e: &RingError) -> bool {
+    skipped(*e)
+}
+
+/// [`skipped_entry`] by value; with the feature `small`, one out-of-line
+/// copy for every take loop (an error path: no cost per message).
+#[cfg_attr(feature = "small", inline(never))]
+fn skipped(e: RingError) -> bool {
     e.is_peer_error()
         && !matches!(
             e,
@@ -663,7 +672,6 @@ pub struct RemoteRings<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize
 /// not sent.
 pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
-    mem: &'m M,
     /// The buffer taken and not sent, for the next send: one place, since
     /// a take hands it out first and the link lends one transmit buffer at
     /// a time ([`TxRing::give_back`]).
@@ -677,7 +685,6 @@ pub struct RemoteTx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
 /// The remote's receive part: vring1 (device side).
 pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
     ring: Device<'m, M, E, NUM>,
-    mem: &'m M,
     queue: QueueId,
     conv: Conventions,
     /// A buffer given back and withheld for the next look
@@ -729,6 +736,32 @@ pub struct RemoteConfig {
     pub queues: QueueIds,
 }
 
+/// A [`RemoteConfig`] whose layouts were checked against the window
+/// ([`vring::layout::InWindow`]): what the boot path hands
+/// [`RemoteRings::attach`].
+pub(crate) struct CheckedConfig<'m, M: ?Sized> {
+    pub(crate) vring0: InWindow<'m, M>,
+    pub(crate) vring1: InWindow<'m, M>,
+    pub(crate) vring0_buffers: BufferArea,
+    pub(crate) vring1_buffers: BufferArea,
+    pub(crate) suppression: Suppression,
+    pub(crate) queues: QueueIds,
+}
+
+impl<M: ?Sized> CheckedConfig<'_, M> {
+    /// The configuration, the layouts as plain data.
+    pub(crate) fn config(&self) -> RemoteConfig {
+        RemoteConfig {
+            vring0: self.vring0.layout(),
+            vring1: self.vring1.layout(),
+            vring0_buffers: self.vring0_buffers,
+            vring1_buffers: self.vring1_buffers,
+            suppression: self.suppression,
+            queues: self.queues,
+        }
+    }
+}
+
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, M, E, NUM> {
     /// Attaches to the rings the master initialised (writes nothing), their
     /// per-entry tables in `tables` (lent until the rings are dropped).
@@ -758,24 +791,60 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
             // disjoint and hold no other handle.
             unsafe { Device::new(mem, layout, cfg, tables) }
         };
-        Ok(Self {
+        let tx = dev(config.vring0, config.vring0_buffers, &tables.tx)?;
+        let rx = dev(config.vring1, config.vring1_buffers, &tables.rx)?;
+        Ok(Self::of(tx, rx, config.queues))
+    }
+
+    /// [`RemoteRings::new`] on layouts already checked against the window
+    /// they hold (the boot path's), which are not checked again.
+    ///
+    /// # Errors
+    ///
+    /// As [`RemoteRings::new`], less the layouts' own window and
+    /// cache-line errors.
+    ///
+    /// # Safety
+    ///
+    /// As [`RemoteRings::new`].
+    pub(crate) unsafe fn attach(
+        config: CheckedConfig<'m, M>,
+        tables: &'m RemoteTables<NUM>,
+    ) -> Result<Self, RingError> {
+        let dev = |layout, buffers, tables| {
+            let cfg = DeviceConfig {
+                suppression: config.suppression,
+                buffers,
+                first_avail: 0,
+            };
+            // SAFETY: forwarded from this function's contract: the areas are
+            // disjoint and hold no other handle.
+            unsafe { Device::in_window(layout, cfg, tables) }
+        };
+        let tx = dev(config.vring0, config.vring0_buffers, &tables.tx)?;
+        let rx = dev(config.vring1, config.vring1_buffers, &tables.rx)?;
+        Ok(Self::of(tx, rx, config.queues))
+    }
+
+    /// The pair over two attached devices, conventions untuned.
+    #[inline(always)]
+    fn of(tx: Device<'m, M, E, NUM>, rx: Device<'m, M, E, NUM>, queues: QueueIds) -> Self {
+        Self {
             tx: RemoteTx {
-                ring: dev(config.vring0, config.vring0_buffers, &tables.tx)?,
-                mem,
+                ring: tx,
                 spare: None,
-                queue: config.queues.vring0,
+                queue: queues.vring0,
                 conv: Conventions::UNTUNED,
                 quiet: false,
             },
             rx: RemoteRx {
-                ring: dev(config.vring1, config.vring1_buffers, &tables.rx)?,
-                mem,
-                queue: config.queues.vring1,
+                ring: rx,
+                queue: queues.vring1,
                 conv: Conventions::UNTUNED,
                 returns: false,
                 kick: false,
             },
-        })
+        }
     }
 
     /// Follows `conv` from now on; with [`Conventions::quiet_returns`] the
@@ -843,7 +912,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
 
     #[inline(always)]
     fn mem(&self) -> &'m M {
-        self.mem
+        self.ring.mem()
     }
 
     #[inline]
@@ -975,7 +1044,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
 
     #[inline(always)]
     fn mem(&self) -> &'m M {
-        self.mem
+        self.ring.mem()
     }
 
     #[inline(always)]

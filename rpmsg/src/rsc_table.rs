@@ -128,6 +128,9 @@ pub struct TableBuilder<const N: usize> {
     declared: usize,
     added: usize,
     cursor: usize,
+    /// The first rpmsg vdev (the one [`parse`] finds), 0 before one is
+    /// added (offset 0 is the header, never an entry).
+    vdev: VdevAt<N>,
 }
 
 const fn put_u32<const N: usize>(bytes: &mut [u8; N], at: usize, value: u32) {
@@ -166,6 +169,11 @@ impl<const N: usize> TableBuilder<N> {
             declared: entries,
             added: 0,
             cursor: HEADER + 4 * entries,
+            vdev: VdevAt {
+                offset: 0,
+                dfeatures: 0,
+                vrings: [VringSpec::new(0, 0, 0, 0); 2],
+            },
         }
     }
 
@@ -219,7 +227,45 @@ impl<const N: usize> TableBuilder<N> {
             put_u32(&mut s.bytes, o + 12, v.notifyid);
             i += 1;
         }
+        // The first rpmsg vdev is the one every reader finds; only one
+        // with two vrings is usable (a reader refuses any other count).
+        if s.vdev.offset == 0 && V == 2 {
+            s.vdev = VdevAt {
+                offset: at,
+                dfeatures,
+                vrings: [vrings[0], vrings[1]],
+            };
+        }
         s
+    }
+
+    /// The rpmsg vdev as built, for booting from this table without
+    /// parsing it ([`HostBoot::start_at`],
+    /// [`crate::boot::RemoteBoot::start_at`]). Use it in a `const` item
+    /// next to the table's `static`, from the same builder:
+    ///
+    /// ```
+    /// use rpmsg::rsc_table::{table_size, ResourceTable, TableBuilder, VdevAt, VringSpec};
+    ///
+    /// const SIZE: usize = table_size(0, 0, 1, 2);
+    /// const BUILT: TableBuilder<SIZE> = TableBuilder::<SIZE>::new(1).rpmsg_vdev(
+    ///     rpmsg::rsc_table::VIRTIO_RPMSG_F_NS,
+    ///     [VringSpec::new(0xB800_0000, 4096, 256, 0), VringSpec::new(0xB800_8000, 4096, 256, 1)],
+    /// );
+    /// #[cfg_attr(target_os = "none", link_section = ".resource_table")]
+    /// #[used]
+    /// static RESOURCE_TABLE: ResourceTable<SIZE> = BUILT.finish();
+    /// const VDEV: VdevAt<SIZE> = BUILT.vdev_at();
+    ///
+    /// let info = rpmsg::rsc_table::parse(&RESOURCE_TABLE.bytes()).unwrap();
+    /// assert_eq!(info, VDEV.info());
+    /// ```
+    ///
+    /// Like the rest of the builder, it fails the build (in a `const`)
+    /// when there is no rpmsg vdev with two vrings.
+    pub const fn vdev_at(&self) -> VdevAt<N> {
+        assert!(self.vdev.offset != 0, "no rpmsg vdev with two vrings");
+        self.vdev
     }
 
     /// The finished table; fails the build if an entry is missing or bytes
@@ -283,6 +329,40 @@ pub struct VdevInfo {
     pub status: u8,
     /// The two vrings.
     pub vrings: [VringSpec; 2],
+}
+
+/// The rpmsg vdev of a table this firmware built ([`TableBuilder::vdev_at`]):
+/// where it sits in the `N`-byte table and what the firmware put in it,
+/// known at build time.
+///
+/// The host writes only some fields of it in place (rpmsg-wire.md §3.2,
+/// §3.3): the status byte, the negotiated features, each vring's `da` and
+/// notify id. A boot from this value ([`VdevView::at`]) reads just those,
+/// each checked as the general path checks it, and takes the table's
+/// structure (entry offsets, types, vring count) and each vring's `num`
+/// and `align` from the build instead of parsing them back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VdevAt<const N: usize> {
+    /// Offset of the vdev entry (its type word) in the table: a multiple
+    /// of 4 with the entry and its two vrings inside the `N` bytes (the
+    /// builder's layout).
+    offset: usize,
+    dfeatures: u32,
+    vrings: [VringSpec; 2],
+}
+
+impl<const N: usize> VdevAt<N> {
+    /// The vdev as built: what [`parse`] reads from the table's image
+    /// before the host wrote into it.
+    pub const fn info(&self) -> VdevInfo {
+        VdevInfo {
+            offset: self.offset,
+            dfeatures: self.dfeatures,
+            gfeatures: 0,
+            status: 0,
+            vrings: self.vrings,
+        }
+    }
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Result<u32, Error> {
@@ -390,6 +470,10 @@ fn parse_words(len: usize, word: impl Fn(usize) -> Result<u32, Error>) -> Result
 pub struct VdevView {
     table_offset: usize,
     vdev_offset: usize,
+    /// Each vring's `align` and `num` as this firmware built them, for a
+    /// view of its own table ([`VdevView::at`]): no host writes them, so
+    /// they are not read back.
+    built: Option<[(u32, u32); 2]>,
 }
 
 impl VdevView {
@@ -421,9 +505,37 @@ impl VdevView {
             Self {
                 table_offset,
                 vdev_offset: info.offset,
+                built: None,
             },
             info,
         ))
+    }
+
+    /// The rpmsg vdev of this firmware's own table (`vdev`, from the
+    /// builder of the `N`-byte table at `table_offset` of `mem`): nothing
+    /// is parsed, the vdev is where the build put it. The reads that
+    /// follow take only what the host writes from memory (status,
+    /// negotiated features, each vring's `da` and notify id), checked as
+    /// for a located view.
+    ///
+    /// # Errors
+    ///
+    /// As [`VdevView::locate`] for the table's place: a shared-memory
+    /// error (`Misaligned` for a `table_offset` that is not a multiple of
+    /// 4).
+    pub fn at<M: SharedMemory<Error = ShmError>, const N: usize>(
+        mem: &M,
+        table_offset: usize,
+        vdev: VdevAt<N>,
+    ) -> Result<Self, Error> {
+        check_range(mem.len(), table_offset, N)?;
+        check_align(table_offset, 4)?;
+        let [v0, v1] = vdev.vrings;
+        Ok(Self {
+            table_offset,
+            vdev_offset: vdev.offset,
+            built: Some([(v0.align, v0.num), (v1.align, v1.num)]),
+        })
     }
 
     fn fresh<M: SharedMemory<Error = ShmError>>(
@@ -523,6 +635,7 @@ impl VdevView {
     /// # Errors
     ///
     /// A shared-memory error.
+    #[inline(always)]
     pub fn vrings<M: SharedMemory<Error = ShmError>>(
         &self,
         mem: &M,
@@ -540,15 +653,21 @@ impl VdevView {
             // (both checked above).
             unsafe { mem.load_u32_unchecked(at + 4 * i) }
         };
-        let spec = |o: usize| -> Result<VringSpec, Error> {
-            Ok(VringSpec::new(
-                word(o)?,
-                word(o + 1)?,
-                word(o + 2)?,
-                word(o + 3)?,
-            ))
+        // `align` and `num` from the build when the table is this
+        // firmware's own, else as the table holds them.
+        let spec = |o: usize, built: Option<(u32, u32)>| -> Result<VringSpec, Error> {
+            let da = word(o)?;
+            let (align, num) = match built {
+                Some(b) => b,
+                None => (word(o + 1)?, word(o + 2)?),
+            };
+            Ok(VringSpec::new(da, align, num, word(o + 3)?))
         };
-        Ok([spec(0)?, spec(VRING_LEN / 4)?])
+        let (b0, b1) = match self.built {
+            Some([b0, b1]) => (Some(b0), Some(b1)),
+            None => (None, None),
+        };
+        Ok([spec(0, b0)?, spec(VRING_LEN / 4, b1)?])
     }
 }
 
@@ -994,6 +1113,48 @@ impl HostBoot {
         M: SharedMemory<Error = ShmError>,
     {
         let (view, info) = VdevView::locate::<T, N>(table, table_offset)?;
+        Self::started(view, info, table, rings, timing, now)
+    }
+
+    /// [`HostBoot::start`] for this firmware's own table (`vdev`, from its
+    /// builder: [`TableBuilder::vdev_at`]): the vdev is where the build put
+    /// it ([`VdevView::at`]), so nothing is parsed; what the host writes is
+    /// read and checked as [`HostBoot::start`] does. [`HostBoot::info`]
+    /// then holds the vdev as built ([`VdevAt::info`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`VdevView::at`]; a shared-memory error.
+    pub fn start_at<T, M, const N: usize>(
+        table: &T,
+        table_offset: usize,
+        vdev: VdevAt<N>,
+        rings: &M,
+        timing: PollTiming,
+        now: u64,
+    ) -> Result<Self, Error>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
+        let view = VdevView::at(table, table_offset, vdev)?;
+        Self::started(view, vdev.info(), table, rings, timing, now)
+    }
+
+    /// The boot's look at the status (type docs), `view` found.
+    #[inline(always)]
+    fn started<T, M>(
+        view: VdevView,
+        info: VdevInfo,
+        table: &T,
+        rings: &M,
+        timing: PollTiming,
+        now: u64,
+    ) -> Result<Self, Error>
+    where
+        T: SharedMemory<Error = ShmError>,
+        M: SharedMemory<Error = ShmError>,
+    {
         let found = if view.driver_ok(table)? {
             // The status before the rings: the host zeroes them before it
             // writes DRIVER_OK.
@@ -1039,7 +1200,7 @@ impl HostBoot {
     }
 
     /// The vdev as read at boot (its offset in the table, the features the
-    /// firmware offered).
+    /// firmware offered), or as built after [`HostBoot::start_at`].
     pub const fn info(&self) -> &VdevInfo {
         &self.info
     }

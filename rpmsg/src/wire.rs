@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 use core::fmt;
+use core::mem::MaybeUninit;
 
 use vring::Endian;
 
@@ -131,15 +132,28 @@ impl Name {
         if src.len() >= NAME_LEN {
             return None;
         }
-        let mut bytes = [0u8; NAME_LEN];
+        // Every byte written once, the padding too, over no zeroed array: a
+        // 32-byte zeroing is a `memset` call on a microcontroller, which
+        // the smallest image otherwise does without.
+        let mut bytes = [const { MaybeUninit::<u8>::uninit() }; NAME_LEN];
         let mut i = 0;
-        while i < src.len() {
-            if src[i] == 0 {
-                return None;
-            }
-            bytes[i] = src[i];
+        while i < NAME_LEN {
+            let b = if i < src.len() {
+                if src[i] == 0 {
+                    return None;
+                }
+                src[i]
+            } else {
+                0
+            };
+            bytes[i] = MaybeUninit::new(b);
             i += 1;
         }
+        // SAFETY: the loop above initialised every element, and
+        // `MaybeUninit<u8>` has `u8`'s size and layout.
+        #[allow(unsafe_code)]
+        let bytes =
+            unsafe { core::mem::transmute::<[MaybeUninit<u8>; NAME_LEN], [u8; NAME_LEN]>(bytes) };
         Some(Self {
             bytes,
             len: src.len() as u8,

@@ -75,7 +75,7 @@ use ipc_traits::shm::SharedMemory;
 use crate::endian::Endian;
 use crate::error::{broken, Error, Stats};
 use crate::layout::{
-    align_up, avail_size, desc_table_size, used_size, Layout, DESC_SIZE, USED_ELEM_SIZE,
+    align_up, avail_size, desc_table_size, used_size, InWindow, Layout, DESC_SIZE, USED_ELEM_SIZE,
 };
 use crate::notify::{
     need_event, Suppression, AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
@@ -522,6 +522,44 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         tables: &'m DeviceTables<N>,
     ) -> Result<Self, Error> {
         let ring = RingMem::new(mem, layout, N)?;
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::attach(ring, config, tables) }
+    }
+
+    /// [`Device::new`] on a layout already checked against its window
+    /// ([`Layout::check_in`]), which is not checked again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::new`], less the layout's own window and cache-line
+    /// errors.
+    ///
+    /// # Safety
+    ///
+    /// As [`Device::new`], for the window `layout` holds.
+    pub unsafe fn in_window(
+        layout: InWindow<'m, M>,
+        config: DeviceConfig,
+        tables: &'m DeviceTables<N>,
+    ) -> Result<Self, Error> {
+        let ring = RingMem::checked(layout, N)?;
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::attach(ring, config, tables) }
+    }
+
+    /// The rest of [`Device::new`] and [`Device::in_window`], over the
+    /// ring's checked memory.
+    ///
+    /// # Safety
+    ///
+    /// As [`Device::new`].
+    #[inline(always)]
+    unsafe fn attach(
+        ring: RingMem<'m, M, E>,
+        config: DeviceConfig,
+        tables: &'m DeviceTables<N>,
+    ) -> Result<Self, Error> {
+        let (mem, layout) = (ring.mem, ring.layout);
         let area = config.buffers;
         let end = area
             .offset
@@ -595,6 +633,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             fresh: Fresh::NONE,
             live_num: layout.num(),
         })
+    }
+
+    /// The window the ring and its buffers lie in.
+    #[inline(always)]
+    pub fn mem(&self) -> &'m M {
+        self.ring.mem
     }
 
     /// The ring's layout.

@@ -27,6 +27,8 @@
 //! ```
 #![deny(unsafe_code)]
 
+use ipc_traits::shm::SharedMemory;
+
 use crate::Error;
 
 /// Size of one descriptor (`struct vring_desc`, rpmsg-wire.md §1.1).
@@ -156,8 +158,13 @@ pub mod rpmsg_lite {
 ///
 /// Plain data: building one checks only the ring's own rules (sizes,
 /// alignment, no overlap); the ring objects check it again against the
-/// window and the cache line when they are created.
+/// window and the cache line when they are created, unless it comes as
+/// [`InWindow`] (checked already).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// `repr(C)`, `num` first: in `Result<InWindow, _>` an error sits where the
+// first field does, and a small one there is carried whole (the offsets
+// behind it would otherwise be moved in pieces).
+#[repr(C)]
 pub struct Layout {
     num: u16,
     desc: usize,
@@ -458,6 +465,72 @@ impl Layout {
             }
         }
         Ok(())
+    }
+}
+
+/// A [`Layout`] checked against one window ([`Layout::check_in`]): the
+/// ring lies inside it and keeps the cache-line rule of its memory. Only
+/// that check makes one, and it holds the window it was checked against,
+/// so a ring built from it ([`crate::Device::in_window`]) does not check
+/// again: a boot path that checked the layout once (rpmsg's resource-table
+/// boot) attaches without a second pass over the same arithmetic.
+#[derive(Debug)]
+// `repr(C)`, layout first: see `Layout`.
+#[repr(C)]
+pub struct InWindow<'m, M: ?Sized> {
+    layout: Layout,
+    mem: &'m M,
+}
+
+// By hand: a derive would ask `M: Clone`.
+impl<M: ?Sized> Clone for InWindow<'_, M> {
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: ?Sized> Copy for InWindow<'_, M> {}
+
+impl<'m, M: ?Sized> InWindow<'m, M> {
+    /// `layout` as checked against `mem`, taking the caller's word for it
+    /// (a caller that made the same checks its own way, cheaper for the
+    /// layouts it builds).
+    ///
+    /// # Safety
+    ///
+    /// `layout.check(mem.len(), M::LINE)` returns `Ok` (the ring constructors
+    /// access the ring's fields without bounds checks).
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    pub const unsafe fn new_unchecked(layout: Layout, mem: &'m M) -> Self {
+        Self { layout, mem }
+    }
+
+    /// The layout.
+    #[inline(always)]
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The window it was checked against.
+    #[inline(always)]
+    pub fn mem(&self) -> &'m M {
+        self.mem
+    }
+}
+
+impl Layout {
+    /// [`Layout::check`] against `mem` (its length and cache line), kept
+    /// as proof with the window.
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::check`].
+    #[inline]
+    pub fn check_in<M: SharedMemory + ?Sized>(self, mem: &M) -> Result<InWindow<'_, M>, Error> {
+        self.check(mem.len(), M::LINE)?;
+        Ok(InWindow { layout: self, mem })
     }
 }
 

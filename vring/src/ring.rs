@@ -13,7 +13,7 @@ use ipc_traits::shm::{DirectBase, SharedMemory, ShmError};
 
 use crate::endian::Endian;
 use crate::error::Error;
-use crate::layout::Layout;
+use crate::layout::{InWindow, Layout};
 
 /// A decoded descriptor (read once into a local, then validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         if usize::from(layout.num()) > capacity {
             return Err(Error::TooManyEntries);
         }
-        layout.check(mem.len(), M::LINE)?;
+        // The capacity test again in `checked` is this one (folded).
+        Self::checked(layout.check_in(mem)?, capacity)
+    }
+
+    /// [`RingMem::new`] for a layout already checked against its window:
+    /// only the capacity is checked.
+    pub fn checked(w: InWindow<'m, M>, capacity: usize) -> Result<Self, Error> {
+        let (mem, layout) = (w.mem(), w.layout());
+        if usize::from(layout.num()) > capacity {
+            return Err(Error::TooManyEntries);
+        }
         let direct = if M::DIRECT {
             // A memory that says it is direct but gives no base is
             // refused here, so that the accessors need not test for one.

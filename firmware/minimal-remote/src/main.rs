@@ -12,7 +12,9 @@
 #![no_std]
 #![no_main]
 
+use core::cell::UnsafeCell;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::entry;
 use rpmsg::boot::{Profile, RemoteBoot};
@@ -22,7 +24,7 @@ use rpmsg::ipc_traits::shm::RawRegion;
 use rpmsg::link::{Link, Sent, Storage};
 use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
-    table_size, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
+    table_size, PollTiming, ResourceTable, TableBuilder, VdevAt, VringSpec, VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::soc::imx8::backend::Mu;
 use rpmsg::vring::Legacy;
@@ -39,21 +41,65 @@ const SHARED_LEN: usize = 0x50_0000;
 const NUM: usize = 256;
 const TABLE: usize = table_size(0, 0, 1, 2);
 
+const BUILT: TableBuilder<TABLE> = TableBuilder::<TABLE>::new(1).rpmsg_vdev(
+    VIRTIO_RPMSG_F_NS,
+    [
+        VringSpec::new(0xB800_0000, 0x1000, NUM as u32, 0),
+        VringSpec::new(0xB800_8000, 0x1000, NUM as u32, 1),
+    ],
+);
+
 #[link_section = ".resource_table"]
 #[used]
-static RESOURCE_TABLE: ResourceTable<TABLE> = TableBuilder::<TABLE>::new(1)
-    .rpmsg_vdev(
-        VIRTIO_RPMSG_F_NS,
-        [
-            VringSpec::new(0xB800_0000, 0x1000, NUM as u32, 0),
-            VringSpec::new(0xB800_8000, 0x1000, NUM as u32, 1),
-        ],
-    )
-    .finish();
+static RESOURCE_TABLE: ResourceTable<TABLE> = BUILT.finish();
+
+/// Where the build put the vdev: the boot reads only what Linux writes
+/// into it, without parsing the table.
+const VDEV: VdevAt<TABLE> = BUILT.vdev_at();
 
 /// The rings' per-entry tables (`.bss`: no image bytes), lent to the
 /// rings so the ring values stay small.
 static RING_TABLES: RemoteTables<NUM> = RemoteTables::new();
+
+/// The receive buffer: a `static`, so it sits in `.bss`, which the reset
+/// code zeroes (a local `[0u8; 496]` is zeroed at run time by a `memset`
+/// call, the code of which this image otherwise does without).
+static RX_BUF: Lent<[u8; 496]> = Lent::new([0; 496]);
+
+/// A `static` value lent once, as `&'static mut` (no `static mut`).
+struct Lent<T> {
+    taken: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached only through the one `&mut` that `take`
+// hands out (its swap lets a single caller through), so sharing the cell
+// shares no access to the value; `T: Send` because that reference may go
+// to another context.
+unsafe impl<T: Send> Sync for Lent<T> {}
+
+impl<T> Lent<T> {
+    const fn new(value: T) -> Self {
+        Self {
+            taken: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// The value, the first time; `None` after.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "the swap hands the one `&mut` out once, whoever asks"
+    )]
+    fn take(&'static self) -> Option<&'static mut T> {
+        if self.taken.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: the swap above found the value not lent and marked it
+        // lent, for good: this is the only reference to it ever made.
+        Some(unsafe { &mut *self.value.get() })
+    }
+}
 
 #[entry]
 fn main() -> ! {
@@ -65,10 +111,11 @@ fn main() -> ! {
 }
 
 fn echo() -> Result<(), Error> {
-    let (Some(mu), Some(shared), Some(table)) = (
+    let (Some(mu), Some(shared), Some(table), Some(buf)) = (
         NonNull::new(MU_B_BASE as *mut u32),
         NonNull::new(SHARED_BASE as *mut u8),
         NonNull::new(RESOURCE_TABLE.as_ptr()),
+        RX_BUF.take(),
     ) else {
         return Ok(());
     };
@@ -88,7 +135,7 @@ fn echo() -> Result<(), Error> {
         interval: 1,
         patience: u64::MAX,
     };
-    let boot = RemoteBoot::start::<_, _, TABLE>(&table, 0, &shm, Profile::Linux, timing, 0)?;
+    let boot = RemoteBoot::start_at(&table, 0, VDEV, &shm, Profile::Linux, timing, 0)?;
     #[expect(
         clippy::question_mark,
         reason = "`?` moves the vrings through a byte-aligned temporary: a memcpy call, which links memcpy"
@@ -105,9 +152,8 @@ fn echo() -> Result<(), Error> {
     // Announced once a transmit buffer is free (Linux posts them all at
     // DRIVER_OK, so at once).
     while tx.announce(&ep, "rpmsg-tty")? == Sent::NoBuffer {}
-    let mut buf = [0u8; 496];
     loop {
-        let Some(m) = rx.try_recv(&mut buf)? else {
+        let Some(m) = rx.try_recv(buf)? else {
             continue;
         };
         if m.dst != ep.addr() {

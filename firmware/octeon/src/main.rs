@@ -54,7 +54,7 @@ use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
-    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevAt, VringSpec,
     FW_RSC_ADDR_ANY, VIRTIO_RPMSG_F_NS,
 };
 use vring::Legacy;
@@ -85,24 +85,28 @@ const PLACEMENT: Placement = Placement {
 const TRACE_LEN: usize = 4096;
 const TABLE: usize = table_size(0, 1, 1, 2);
 
+/// The resource table as built (its image and where its vdev is).
+const BUILT: TableBuilder<TABLE> = TableBuilder::<TABLE>::new(2)
+    .trace(FW_RSC_ADDR_ANY, TRACE_LEN as u32, "trace0")
+    .rpmsg_vdev(
+        VIRTIO_RPMSG_F_NS,
+        [
+            VringSpec::new(FW_RSC_ADDR_ANY, 4096, NUM as u32, 0),
+            VringSpec::new(FW_RSC_ADDR_ANY, 4096, NUM as u32, 1),
+        ],
+    );
+
 /// The remote's resource table: here the boot contract between the two
 /// cores (DESIGN.md: the table, or the layout for a bare-metal peer). The
 /// trace entry's address is that of [`TRACE`]'s physical location; as a
 /// bare-metal peer reads [`TRACE`] directly, it is informational.
 #[link_section = ".resource_table"]
 #[used]
-static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(
-    TableBuilder::<TABLE>::new(2)
-        .trace(FW_RSC_ADDR_ANY, TRACE_LEN as u32, "trace0")
-        .rpmsg_vdev(
-            VIRTIO_RPMSG_F_NS,
-            [
-                VringSpec::new(FW_RSC_ADDR_ANY, 4096, NUM as u32, 0),
-                VringSpec::new(FW_RSC_ADDR_ANY, 4096, NUM as u32, 1),
-            ],
-        )
-        .finish(),
-);
+static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(BUILT.finish());
+
+/// Where the build put the vdev: the boot reads only what the host
+/// writes into it, without parsing the table.
+const VDEV: VdevAt<TABLE> = BUILT.vdev_at();
 
 static SHARED: SharedArea<AREA> = SharedArea::new();
 static TRACE: SharedArea<TRACE_LEN> = SharedArea::new();
@@ -259,8 +263,7 @@ fn remote() -> Option<()> {
     let mut log = TraceLog::new(&trace);
     // A stale status (a previous session's) is cleared, a current one kept.
     let mut boot =
-        RemoteBoot::start::<_, _, TABLE>(&table, 0, &shared, Profile::Native, HOST_TIMING, 0)
-            .ok()?;
+        RemoteBoot::start_at(&table, 0, VDEV, &shared, Profile::Native, HOST_TIMING, 0).ok()?;
     let kick = doorbells(1, CoreId::new(0)?)?;
     log.line(format_args!(
         "octeon remote (core 1): up, waiting for DRIVER_OK"
@@ -336,7 +339,7 @@ fn host() -> Option<bool> {
             window(SHARED.as_ptr(), AREA)?,
         )
     };
-    let (_, info) = VdevView::locate::<_, TABLE>(&table, 0).ok()?;
+    let info = VDEV.info();
     let mut kick = kick;
     // SAFETY: the pool is the host's alone.
     let rings = unsafe {

@@ -41,7 +41,7 @@ use rpmsg::boot::{master_table, Placement, Profile, RemoteBoot, F_EVENT_IDX};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
-    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevView, VringSpec,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevAt, VringSpec,
     VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::Error;
@@ -72,20 +72,24 @@ const TRACE_DA: u32 = 0x4008_0000;
 const TRACE_LEN: usize = 4096;
 const TABLE: usize = table_size(0, 1, 1, 2);
 
+/// The resource table as built (its image and where its vdev is).
+const BUILT: TableBuilder<TABLE> = TableBuilder::<TABLE>::new(2)
+    .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
+    .rpmsg_vdev(
+        VIRTIO_RPMSG_F_NS | F_EVENT_IDX,
+        [
+            VringSpec::new(SHARED_BASE, 4096, NUM as u32, 0),
+            VringSpec::new(SHARED_BASE + 0x8000, 4096, NUM as u32, 1),
+        ],
+    );
+
 #[link_section = ".resource_table"]
 #[used]
-static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(
-    TableBuilder::<TABLE>::new(2)
-        .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
-        .rpmsg_vdev(
-            VIRTIO_RPMSG_F_NS | F_EVENT_IDX,
-            [
-                VringSpec::new(SHARED_BASE, 4096, NUM as u32, 0),
-                VringSpec::new(SHARED_BASE + 0x8000, 4096, NUM as u32, 1),
-            ],
-        )
-        .finish(),
-);
+static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(BUILT.finish());
+
+/// Where the build put the vdev: the boot reads only what the host
+/// writes into it, without parsing the table.
+const VDEV: VdevAt<TABLE> = BUILT.vdev_at();
 
 #[link_section = ".shared"]
 static SHARED: SharedArea<AREA> = SharedArea::new();
@@ -178,9 +182,10 @@ fn remote() -> RemoteFail {
     // EVENT_IDX (the table offers it, the host accepts it): each core
     // rings once per idle period of the other, never again while the
     // other has not looked at its ring.
-    let Ok(mut boot) = RemoteBoot::start::<_, _, TABLE>(
+    let Ok(mut boot) = RemoteBoot::start_at(
         &table,
         0,
+        VDEV,
         &shared,
         Profile::Native,
         timing,
@@ -308,7 +313,7 @@ fn host() -> Result<(), &'static str> {
     }) else {
         return Err("window");
     };
-    let (_, info) = VdevView::locate::<_, TABLE>(&table, 0).map_err(|_| "resource table")?;
+    let info = VDEV.info();
     let mut ring = TO_REMOTE.ringer(arch::sev);
     // SAFETY: the pool (PLACEMENT.pool, 2 * NUM buffers) is the host's.
     let rings = unsafe {

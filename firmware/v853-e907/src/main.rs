@@ -53,7 +53,8 @@ use rpmsg::boot::{Profile, RemoteBoot};
 use rpmsg::link::{Link, Storage};
 use rpmsg::rings::RemoteTables;
 use rpmsg::rsc_table::{
-    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VringSpec, VIRTIO_RPMSG_F_NS,
+    table_size, HostPoll, PollTiming, ResourceTable, TableBuilder, VdevAt, VringSpec,
+    VIRTIO_RPMSG_F_NS,
 };
 use rpmsg::Error;
 use vring::Legacy;
@@ -93,20 +94,24 @@ const DRAIN: u32 = 8;
 
 const TABLE: usize = table_size(0, 1, 1, 2);
 
+/// The resource table as built (its image and where its vdev is).
+const BUILT: TableBuilder<TABLE> = TableBuilder::<TABLE>::new(2)
+    .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
+    .rpmsg_vdev(
+        VIRTIO_RPMSG_F_NS,
+        [
+            VringSpec::new(VRING0_DA, VRING_ALIGN, VRING_NUM, 0),
+            VringSpec::new(VRING1_DA, VRING_ALIGN, VRING_NUM, 1),
+        ],
+    );
+
 #[link_section = ".resource_table"]
 #[used]
-static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(
-    TableBuilder::<TABLE>::new(2)
-        .trace(TRACE_DA, TRACE_LEN as u32, "trace0")
-        .rpmsg_vdev(
-            VIRTIO_RPMSG_F_NS,
-            [
-                VringSpec::new(VRING0_DA, VRING_ALIGN, VRING_NUM, 0),
-                VringSpec::new(VRING1_DA, VRING_ALIGN, VRING_NUM, 1),
-            ],
-        )
-        .finish(),
-);
+static RESOURCE_TABLE: LineAligned<ResourceTable<TABLE>> = LineAligned(BUILT.finish());
+
+/// Where the build put the vdev: the boot reads only what the host
+/// writes into it, without parsing the table.
+const VDEV: VdevAt<TABLE> = BUILT.vdev_at();
 
 #[link_section = ".trace_buffer"]
 static TRACE: SharedArea<TRACE_LEN> = SharedArea::new();
@@ -208,20 +213,14 @@ fn main() -> ! {
     };
     let mut log = TraceLog::new(&trace);
     log.line(format_args!("v853-e907: up, rpmsg over msgbox channel 0"));
-    let mut boot = match RemoteBoot::start::<_, _, TABLE>(
-        &table,
-        0,
-        &shared,
-        Profile::Linux,
-        HOST_TIMING,
-        0,
-    ) {
-        Ok(boot) => boot,
-        Err(e) => {
-            log.line(format_args!("v853-e907: resource table: {e}"));
-            park();
-        }
-    };
+    let mut boot =
+        match RemoteBoot::start_at(&table, 0, VDEV, &shared, Profile::Linux, HOST_TIMING, 0) {
+            Ok(boot) => boot,
+            Err(e) => {
+                log.line(format_args!("v853-e907: resource table: {e}"));
+                park();
+            }
+        };
     log.line(format_args!(
         "v853-e907: status at boot: {:?}",
         boot.host().found()
