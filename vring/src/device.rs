@@ -1695,7 +1695,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// Writes `avail_event` through to memory (`ring`: this ring's).
     fn store_avail_event(ring: &RingMem<'m, M, E>, v: u16) -> Result<(), Error> {
-        let off = ring.layout.avail_event_offset();
+        let off = ring.avail_event_offset();
         ring.store_u16(Field::AvailEvent, v)?;
         ring.clean(off, 2)
     }

@@ -1461,7 +1461,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// Writes `used_event` through to memory.
     fn store_used_event(&self, v: u16) -> Result<(), Error> {
-        let off = self.ring.layout.used_event_offset();
+        let off = self.ring.used_event_offset();
         self.ring.store_u16(Field::UsedEvent, v)?;
         self.ring.clean(off, 2)
     }
