@@ -1041,7 +1041,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let h = usize::from(head);
         // `h < num`, tested against the mask (`num - 1`), which the pop
         // holds already for the entry's position.
-        if h > ring.mask {
+        if u32::from(head) > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
         }
         #[cfg(feature = "small")]

@@ -1012,7 +1012,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let mask = self.ring.mask;
         let mut pos = from;
         while pos != to {
-            let id = self.avail_shadow.get(usize::from(pos) & mask).copied();
+            let id = self
+                .avail_shadow
+                .get((u32::from(pos) & mask) as usize)
+                .copied();
             if let Some(r) = id.and_then(|id| self.slots.get_mut(usize::from(id))) {
                 r.state = State::InFlight;
             }

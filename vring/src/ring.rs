@@ -84,9 +84,11 @@ impl Field {
 pub(crate) struct RingMem<'m, M: ?Sized, E> {
     pub mem: &'m M,
     pub layout: Layout,
-    /// `num - 1`, as a `usize`: a position masked with it is an index
-    /// with no zero extension left to do ([`RingMem::slot`]).
-    pub mask: usize,
+    /// `num - 1`, as a `u32`: a position is masked in 32 bits, whose
+    /// result a 64-bit target has zero-extended already (a 32-bit
+    /// operation clears the upper half), so the index costs no extension
+    /// of its own ([`RingMem::slot`]).
+    pub mask: u32,
     /// The window's base when `M::DIRECT` (always `Some` then: `new`),
     /// for the field accessors: a copy of it stays in a register across
     /// the stores of a hot path, where the base inside `*mem` is loaded
@@ -164,7 +166,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         Ok(Self {
             mem,
             layout,
-            mask: usize::from(layout.num() - 1),
+            mask: u32::from(layout.num() - 1),
             direct,
             #[cfg(not(feature = "small"))]
             used_event: layout.used_event_offset(),
@@ -186,7 +188,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// The index of ring position `pos`: `pos & (num - 1)`, `< num`.
     #[inline(always)]
     pub fn slot(&self, pos: u16) -> usize {
-        usize::from(pos) & self.mask
+        // `u32` to `usize` is lossless on every target this crate builds
+        // for (16-bit targets have no `u32`-wide `usize`, and no ring here).
+        (u32::from(pos) & self.mask) as usize
     }
 
     /// Writes back the lines covering `offset..offset + len`.
