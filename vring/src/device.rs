@@ -1085,7 +1085,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let h = usize::from(head);
         // `h < num`, tested against the mask (`num - 1`), which the pop
         // holds already for the entry's position.
-        if h > ring.mask {
+        if u32::from(head) > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
         }
         #[cfg(feature = "small")]
@@ -1739,7 +1739,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// Writes `avail_event` through to memory (`ring`: this ring's).
     fn store_avail_event(ring: &RingMem<'m, M, E>, v: u16) -> Result<(), Error> {
-        let off = ring.layout.avail_event_offset();
+        let off = ring.avail_event_offset();
         ring.store_u16(Field::AvailEvent, v)?;
         ring.clean(off, 2)
     }

@@ -1012,7 +1012,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let mask = self.ring.mask;
         let mut pos = from;
         while pos != to {
-            let id = self.avail_shadow.get(usize::from(pos) & mask).copied();
+            let id = self
+                .avail_shadow
+                .get((u32::from(pos) & mask) as usize)
+                .copied();
             if let Some(r) = id.and_then(|id| self.slots.get_mut(usize::from(id))) {
                 r.state = State::InFlight;
             }
@@ -1461,7 +1464,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
 
     /// Writes `used_event` through to memory.
     fn store_used_event(&self, v: u16) -> Result<(), Error> {
-        let off = self.ring.layout.used_event_offset();
+        let off = self.ring.used_event_offset();
         self.ring.store_u16(Field::UsedEvent, v)?;
         self.ring.clean(off, 2)
     }

@@ -57,15 +57,16 @@ pub(crate) enum Field {
 impl Field {
     /// The field's offset in the window: 2-aligned (the areas' alignment,
     /// `Layout`'s constructors) and inside the ring.
-    #[inline]
-    pub fn offset(self, l: &Layout) -> usize {
+    #[inline(always)]
+    fn offset<M: ?Sized, E>(self, r: &RingMem<'_, M, E>) -> usize {
+        let l = &r.layout;
         match self {
             Self::AvailFlags => l.avail_offset(),
             Self::AvailIdx => l.avail_offset() + 2,
-            Self::UsedEvent => l.used_event_offset(),
+            Self::UsedEvent => r.used_event_offset(),
             Self::UsedFlags => l.used_offset(),
             Self::UsedIdx => l.used_offset() + 2,
-            Self::AvailEvent => l.avail_event_offset(),
+            Self::AvailEvent => r.avail_event_offset(),
         }
     }
 }
@@ -83,15 +84,26 @@ impl Field {
 pub(crate) struct RingMem<'m, M: ?Sized, E> {
     pub mem: &'m M,
     pub layout: Layout,
-    /// `num - 1`, as a `usize`: a position masked with it is an index
-    /// with no zero extension left to do ([`RingMem::slot`]).
-    pub mask: usize,
+    /// `num - 1`, as a `u32`: a position is masked in 32 bits, whose
+    /// result a 64-bit target has zero-extended already (a 32-bit
+    /// operation clears the upper half), so the index costs no extension
+    /// of its own ([`RingMem::slot`]).
+    pub mask: u32,
     /// The window's base when `M::DIRECT` (always `Some` then: `new`),
     /// for the field accessors: a copy of it stays in a register across
     /// the stores of a hot path, where the base inside `*mem` is loaded
     /// again after each. `None` for any other memory, whose accesses all
     /// go through the trait (a simulated cache sees every one).
     direct: Option<DirectBase<'m>>,
+    /// `layout.used_event_offset()`, computed once: every check for a
+    /// notification reads it (a load, not a load of `num`, a shift and
+    /// two adds). Not with the feature `small`, where the field costs
+    /// more code than it saves.
+    #[cfg(not(feature = "small"))]
+    used_event: usize,
+    /// `layout.avail_event_offset()`, computed once (as `used_event`).
+    #[cfg(not(feature = "small"))]
+    avail_event: usize,
     _endian: PhantomData<E>,
 }
 
@@ -112,6 +124,26 @@ impl<M: ?Sized, E> Copy for RingMem<'_, M, E> {}
 #[inline]
 pub(crate) fn mem_err<T: ipc_traits::shm::Error>(e: T) -> Error {
     Error::Memory(e.kind())
+}
+
+impl<M: ?Sized, E> RingMem<'_, M, E> {
+    /// The offset of `used_event` ([`Layout::used_event_offset`]).
+    #[inline(always)]
+    pub fn used_event_offset(&self) -> usize {
+        #[cfg(not(feature = "small"))]
+        return self.used_event;
+        #[cfg(feature = "small")]
+        self.layout.used_event_offset()
+    }
+
+    /// The offset of `avail_event` ([`Layout::avail_event_offset`]).
+    #[inline(always)]
+    pub fn avail_event_offset(&self) -> usize {
+        #[cfg(not(feature = "small"))]
+        return self.avail_event;
+        #[cfg(feature = "small")]
+        self.layout.avail_event_offset()
+    }
 }
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
@@ -144,8 +176,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         Ok(Self {
             mem,
             layout,
-            mask: usize::from(layout.num() - 1),
+            mask: u32::from(layout.num() - 1),
             direct,
+            #[cfg(not(feature = "small"))]
+            used_event: layout.used_event_offset(),
+            #[cfg(not(feature = "small"))]
+            avail_event: layout.avail_event_offset(),
             _endian: PhantomData,
         })
     }
@@ -162,7 +198,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// The index of ring position `pos`: `pos & (num - 1)`, `< num`.
     #[inline(always)]
     pub fn slot(&self, pos: u16) -> usize {
-        usize::from(pos) & self.mask
+        // `u32` to `usize` is lossless on every target this crate builds
+        // for (16-bit targets have no `u32`-wide `usize`, and no ring here).
+        (u32::from(pos) & self.mask) as usize
     }
 
     /// Writes back the lines covering `offset..offset + len`.
@@ -250,7 +288,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Loads an index, flags or event field with acquire ordering.
     #[inline]
     pub fn load_u16(&self, field: Field) -> Result<u16, Error> {
-        let offset = field.offset(&self.layout);
+        let offset = field.offset(self);
         if M::DIRECT {
             // SAFETY: as below; the base's accesses are the window's.
             return Ok(E::u16_from_stored(unsafe {
@@ -267,7 +305,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Stores an index, flags or event field with release ordering.
     #[inline]
     pub fn store_u16(&self, field: Field, v: u16) -> Result<(), Error> {
-        let offset = field.offset(&self.layout);
+        let offset = field.offset(self);
         if M::DIRECT {
             // SAFETY: as in `load_u16`.
             unsafe {
