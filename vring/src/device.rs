@@ -1082,8 +1082,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// `check_in_order`, on the values read (no second fetch).
     #[inline(always)]
     fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
-        let h = usize::from(head);
-        // `h < num`, tested against the mask (`num - 1`), which the pop
+        // `head < num`, tested against the mask (`num - 1`), which the pop
         // holds already for the entry's position.
         if u32::from(head) > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
@@ -1092,6 +1091,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         return self.check_in_order(ring, head, writable);
         #[cfg(not(feature = "small"))]
         {
+            let h = usize::from(head);
             if !(M::COHERENT && M::DIRECT) {
                 return self.check_in_order(ring, head, writable);
             }
