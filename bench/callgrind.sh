@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Instructions per message of the rpmsg stack, counted by callgrind on the
 # single-threaded variant (`bench instr`): the master sends one message, the
-# remote polls its doorbell and receives it, 100 000 times.
+# remote polls its doorbell and receives it, 100 000 times; in the `-up`
+# cases the remote sends and the master receives (the other two rings'
+# paths: the device side filling offered buffers, the driver side reaping
+# and posting receive buffers again).
 #
 # Each case runs twice, with 0 and with N messages; the difference divided by
 # N is the figure (set-up and exit cost nothing). Callgrind counts are exact
@@ -45,7 +48,7 @@ ir() {
 }
 
 echo "# instructions per message (send + receive), callgrind, single thread, $N messages, suppression=$SUPP"
-for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 64-copy floor-16 floor-512; do
+for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 64-copy 16-copy-up 16-zerocopy-up floor-16 floor-512; do
   base=$(ir "$case" 0)
   full=$(ir "$case" "$N")
   per=$(awk -v a="$full" -v b="$base" -v n="$N" 'BEGIN { printf "%.0f", (a - b) / n }')
@@ -82,7 +85,7 @@ done
 # memory (SeqCst stores); x86 makes every one of them a full fence whatever
 # the ordering in the source, so all count. lfence/sfence do not.
 if [ "$BREAKDOWN" = 1 ]; then
-  for case in 16-copy 496-copy 16-zerocopy 496-zerocopy; do
+  for case in 16-copy 496-copy 16-zerocopy 496-zerocopy 16-copy-up; do
     echo
     echo "## where the instructions go: $case"
     ir "$case" 0 --dump-instr=yes >/dev/null

@@ -23,7 +23,8 @@
 //!
 //! `instr` runs the single-threaded variant (`CASE`: `16-copy`, `64-copy`,
 //! `496-copy`, `16-zerocopy`, `64-zerocopy`, `496-zerocopy` over the link's
-//! halves, `floor-16`, `floor-512`; and `copy-shared-LEN` /
+//! halves, the master sending; the same with `-up` appended, e.g.
+//! `16-copy-up`, the remote sending; `floor-16`, `floor-512`; and `copy-shared-LEN` /
 //! `copy-memcpy-LEN`, the sound shared-memory copy against memcpy) for
 //! `callgrind.sh`.
 #![deny(unsafe_code)]
@@ -435,6 +436,10 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
             copies::run(how, number("CASE", Some(len.into()))?, count)?
         }
         c => {
+            let (c, way) = match c.strip_suffix("-up") {
+                Some(c) => (c, ours::Way::Up),
+                None => (c, ours::Way::Down),
+            };
             let (len, api) = c
                 .split_once('-')
                 .ok_or_else(|| Failure::new(format!("unknown case {c:?}")))?;
@@ -444,7 +449,7 @@ fn instr(mut args: impl Iterator<Item = String>) -> Result<(), Failure> {
                 "zerocopy" => Api::ZeroCopy,
                 _ => return Err(Failure::new(format!("unknown case {c:?}"))),
             };
-            ours::single(len, api, count, suppression)?
+            ours::single(len, api, count, suppression, way)?
         }
     };
     println!(

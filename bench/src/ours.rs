@@ -459,15 +459,35 @@ fn clean_stats<'m, R: Halves<'m>, N: Notify>(
     Ok(())
 }
 
-/// The single-threaded variant for instruction counting: the master's
-/// transmit half sends one message, the remote takes its doorbell and its
-/// receive half receives the message; `count` times. Returns the messages
-/// checked.
+/// Which way [`single`] sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// The master sends, the remote receives: the master's transmit ring
+    /// (driver side reaps and publishes) and the remote's receive ring
+    /// (device side pops and returns).
+    Down,
+    /// The remote sends, the master receives: the remote's transmit ring
+    /// (device side takes an offered buffer and returns it filled) and the
+    /// master's receive ring (driver side reaps and posts the buffer
+    /// again).
+    Up,
+}
+
+/// The single-threaded variant for instruction counting: one side's
+/// transmit half sends one message (`way`: the master's, or the remote's),
+/// the other side takes its doorbell and its receive half receives the
+/// message; `count` times. Returns the messages checked.
 ///
 /// # Errors
 ///
-/// A sequence error or a stack error.
-pub fn single(len: usize, api: Api, count: u32, suppression: Suppression) -> Result<u32, Failure> {
+/// A payload outside `5..=MAX_PAYLOAD`, a sequence error or a stack error.
+pub fn single(
+    len: usize,
+    api: Api,
+    count: u32,
+    suppression: Suppression,
+    way: Way,
+) -> Result<u32, Failure> {
     if !(5..=MAX_PAYLOAD).contains(&len) {
         return Err(Failure::new(format!(
             "payload {len} outside 5..={MAX_PAYLOAD}"
@@ -481,49 +501,54 @@ pub fn single(len: usize, api: Api, count: u32, suppression: Suppression) -> Res
     let mut mbell = BellRx::new(&bells.to_master);
     let mut rbell = BellRx::new(&bells.to_remote);
     let n = {
-        let (mut tx, _) = master.split();
-        let (_, mut rx) = remote.split();
-        single_loop(
-            (&mut tx, &mep, &mut mbell),
-            (&mut rx, &rep, &mut rbell),
-            len,
-            api,
-            count,
-        )?
+        let (mut mtx, mut mrx) = master.split();
+        let (mut rtx, mut rrx) = remote.split();
+        match way {
+            Way::Down => single_loop(
+                (&mut mtx, &mep, &mut mbell),
+                (&mut rrx, &rep, &mut rbell),
+                len,
+                api,
+                count,
+            )?,
+            Way::Up => single_loop(
+                (&mut rtx, &rep, &mut rbell),
+                (&mut mrx, &mep, &mut mbell),
+                len,
+                api,
+                count,
+            )?,
+        }
     };
     clean_stats("master", &master)?;
     clean_stats("remote", &remote)?;
     Ok(n)
 }
 
-/// The measured loop of [`single`] (kept out of line so a profile shows it
-/// as one function).
+/// The measured loop of [`single`]: `s` sends, `r` receives (kept out of
+/// line so a profile shows it as one function).
 #[inline(never)]
-fn single_loop<'l, 'm, 'd>(
-    m: (
-        &mut Tx<'l, 'm, MRings<'m>, Bell<'d>>,
-        &Endpoint,
-        &mut BellRx<'_>,
-    ),
-    r: (
-        &mut Rx<'l, 'm, RRings<'m>, Bell<'d>>,
-        &Endpoint,
-        &mut BellRx<'_>,
-    ),
+fn single_loop<'l, 'm, 'd, S: Halves<'m>, R: Halves<'m>>(
+    s: (&mut Tx<'l, 'm, S, Bell<'d>>, &Endpoint, &mut BellRx<'_>),
+    r: (&mut Rx<'l, 'm, R, Bell<'d>>, &Endpoint, &mut BellRx<'_>),
     len: usize,
     api: Api,
     count: u32,
-) -> Result<u32, Failure> {
-    let (tx, mep, mbell) = m;
+) -> Result<u32, Failure>
+where
+    S::Mem: DirectMemory,
+    R::Mem: DirectMemory,
+{
+    let (tx, sep, sbell) = s;
     let (rx, rep, rbell) = r;
     let mut msg = [0xA5u8; MAX_PAYLOAD];
     let msg = &mut msg[..len];
     let mut out = [0u8; MAX_PAYLOAD];
     let mut check = SeqCheck::new(len);
-    let (dst, src) = (rep.addr(), mep.addr());
+    let (dst, src) = (rep.addr(), sep.addr());
     for seq in 0..count {
-        ack(mbell);
-        if !send(tx, mep, dst, api, msg, seq)? {
+        ack(sbell);
+        if !send(tx, sep, dst, api, msg, seq)? {
             return Err(Failure::new(format!("message {seq}: no transmit buffer")));
         }
         ack(rbell);
@@ -543,7 +568,10 @@ mod tests {
         for supp in [Suppression::Flags, Suppression::EventIdx] {
             for api in [Api::Copy, Api::ZeroCopy] {
                 for len in [16, 64, MAX_PAYLOAD] {
-                    assert_eq!(single(len, api, 2000, supp).unwrap(), 2000, "{len} {api:?}");
+                    for way in [Way::Down, Way::Up] {
+                        let n = single(len, api, 2000, supp, way).unwrap();
+                        assert_eq!(n, 2000, "{len} {api:?} {way:?}");
+                    }
                 }
             }
         }
@@ -575,7 +603,7 @@ mod tests {
 
     #[test]
     fn payload_sizes_outside_the_buffer_are_refused() {
-        assert!(single(4, Api::Copy, 1, Suppression::Flags).is_err());
-        assert!(single(MAX_PAYLOAD + 1, Api::Copy, 1, Suppression::Flags).is_err());
+        assert!(single(4, Api::Copy, 1, Suppression::Flags, Way::Down).is_err());
+        assert!(single(MAX_PAYLOAD + 1, Api::Copy, 1, Suppression::Flags, Way::Up).is_err());
     }
 }
