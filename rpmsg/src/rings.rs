@@ -915,7 +915,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.ring.mem()
     }
 
-    #[inline]
+    #[cfg_attr(feature = "small", inline)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn take(&mut self) -> Result<Option<TxSlot>, RingError> {
         if let Some(slot) = self.spare.take() {
             return Ok(Some(slot));
@@ -965,7 +966,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         self.spare = Some(slot);
     }
 
-    #[inline]
+    #[cfg_attr(feature = "small", inline)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure> {
         // rpmsg-lite reports the whole buffer as used (§2.3, vector 02);
         // Linux accepts any used length from header + payload up to the
@@ -1477,7 +1479,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         self.mem
     }
 
-    #[inline]
+    #[cfg_attr(feature = "small", inline)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn take(&mut self) -> Result<Option<RxSlot>, RingError> {
         // As `RemoteRx::take`: a withheld return goes out first, and the
         // look reads `used.idx` from the line that publication loaded.
@@ -1521,7 +1524,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         Ok(None)
     }
 
-    #[inline]
+    #[cfg_attr(feature = "small", inline)]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn release(&mut self, slot: RxSlot) -> Result<bool, RingError> {
         // No clean (it wrote nothing, and cost a write-back walk over the
         // slot per message): a receive buffer was posted clean and this
