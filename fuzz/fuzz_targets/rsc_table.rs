@@ -7,6 +7,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(info) = rpmsg::rsc_table::parse(data) {
-        assert!(info.offset + 28 + 40 <= data.len(), "vdev and its vrings lie inside the table");
+        assert!(
+            info.offset + 28 + 40 <= data.len(),
+            "vdev and its vrings lie inside the table"
+        );
     }
 });
