@@ -1247,7 +1247,9 @@ impl HostBoot {
 
 /// The used index of the vring `spec` describes, read fresh from `rings`;
 /// `None` when the vring does not map into the window as a legacy layout.
-#[inline(always)]
+/// Inlined with the feature `small`, so that the built `align` and `num`
+/// fold into its checks ([`crate::boot::vring_in`]).
+#[cfg_attr(feature = "small", inline(always))]
 fn used_index<M: SharedMemory<Error = ShmError>>(
     rings: &M,
     spec: VringSpec,
