@@ -497,7 +497,13 @@ impl RemoteBoot {
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
     {
-        let negotiated = self.host.view().gfeatures(table)?;
+        // The negotiated features matter only for `EVENT_IDX`: without it,
+        // not read (a load an image without it never uses).
+        let negotiated = if self.event_idx {
+            self.host.view().gfeatures(table)?
+        } else {
+            0
+        };
         let s = suppression(self.profile, self.event_idx, negotiated)?;
         remote_config_in(shared, vrings, self.host.view().built(), s)
     }
