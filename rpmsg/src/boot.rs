@@ -176,6 +176,45 @@ fn legacy_in<M: SharedMemory<Error = ShmError>>(
     align: u32,
     num: u32,
 ) -> Result<InWindow<'_, M>, Error> {
+    legacy_checks(shared, da, align, num)
+}
+
+/// The layout of a vring of this firmware's own table (`built`: its
+/// `align` and `num` as the build put them, [`crate::rsc_table::VdevAt`]),
+/// from `spec` as read back: when `spec` carries the built `align` and
+/// `num` (always, for the vrings [`crate::rsc_table::VdevView::vrings`]
+/// read), the checks are inlined with the built values, which are
+/// constants where the boot is inlined, so the layout arithmetic folds at
+/// build time and only the host's `da` is checked at run time; otherwise
+/// (no build values, or other ones) the general check, [`legacy_in`].
+/// The same errors either way.
+///
+/// With the feature `small` only: each inlined copy is smaller than a
+/// call in an image whose errors all end alike (firmware/minimal-remote),
+/// but larger in one that reports each (about 800 bytes more in
+/// firmware/imx8mm-m4), where the out-of-line check stays.
+#[inline(always)]
+pub(crate) fn vring_in<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    spec: VringSpec,
+    built: Option<(u32, u32)>,
+) -> Result<InWindow<'_, M>, Error> {
+    match built {
+        Some((align, num)) if cfg!(feature = "small") && align == spec.align && num == spec.num => {
+            legacy_checks(shared, spec.da, align, num)
+        }
+        _ => legacy_in(shared, spec.da, spec.align, spec.num),
+    }
+}
+
+/// The body of [`legacy_in`] and [`vring_in`].
+#[inline(always)]
+fn legacy_checks<M: SharedMemory<Error = ShmError>>(
+    shared: &M,
+    da: u32,
+    align: u32,
+    num: u32,
+) -> Result<InWindow<'_, M>, Error> {
     let num = u16::try_from(num).map_err(|_| Error::BadVring)?;
     let outside = Error::VringOutsideWindow;
     let offset = shared.translate(u64::from(da), 0).map_err(|_| outside)?;
@@ -241,7 +280,7 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
     vrings: [VringSpec; 2],
     suppression: Suppression,
 ) -> Result<RemoteConfig, Error> {
-    remote_config_in(shared, vrings, suppression).map(|c| c.config())
+    remote_config_in(shared, vrings, [None; 2], suppression).map(|c| c.config())
 }
 
 /// [`remote_config`], the layouts kept as checked against `shared`.
@@ -249,10 +288,13 @@ pub fn remote_config<M: SharedMemory<Error = ShmError>>(
 fn remote_config_in<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     vrings: [VringSpec; 2],
+    built: [Option<(u32, u32)>; 2],
     suppression: Suppression,
 ) -> Result<CheckedConfig<'_, M>, Error> {
-    let spec = |v: VringSpec| legacy_in(shared, v.da, v.align, v.num);
-    let (vring0, vring1) = (spec(vrings[0])?, spec(vrings[1])?);
+    let (vring0, vring1) = (
+        vring_in(shared, vrings[0], built[0])?,
+        vring_in(shared, vrings[1], built[1])?,
+    );
     let per = usize::from(vring0.layout().num()).min(MAX_BUFS_PER_DIRECTION);
     // The host wrote the descriptors before DRIVER_OK; read them from
     // memory, not from a stale line. The remote has written nothing there.
@@ -455,9 +497,15 @@ impl RemoteBoot {
         T: SharedMemory<Error = ShmError>,
         M: SharedMemory<Error = ShmError>,
     {
-        let negotiated = self.host.view().gfeatures(table)?;
+        // The negotiated features matter only for `EVENT_IDX`: without it,
+        // not read (a load an image without it never uses).
+        let negotiated = if self.event_idx {
+            self.host.view().gfeatures(table)?
+        } else {
+            0
+        };
         let s = suppression(self.profile, self.event_idx, negotiated)?;
-        remote_config_in(shared, vrings, s)
+        remote_config_in(shared, vrings, self.host.view().built(), s)
     }
 
     /// The remote's rings, following the profile's conventions, their
@@ -1036,6 +1084,15 @@ mod tests {
         let tv = typed.wait(&table, spins()).unwrap();
         assert_eq!(tv[0].num, 4);
         assert!(config(&typed, tv).is_ok());
+        // Vrings handed to the typed boot with another `align` or `num`
+        // than it built are checked the general way, as the parsing boot
+        // checks them.
+        assert_eq!(config(&typed, pv), Err(Error::BadVring));
+        let mut other = tv;
+        other[1].align = 24;
+        assert_eq!(config(&typed, other), Err(Error::BadVring));
+        other[1].align = 64;
+        assert_eq!(config(&typed, other), config(&parsed, other));
         drop((tbacking, rbacking));
     }
 }

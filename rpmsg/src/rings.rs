@@ -161,7 +161,9 @@ pub(crate) fn read_header_words<M: SharedMemory + ?Sized>(
         return Err(past_slot::<M>());
     }
     let at = slot.offset;
-    if at % 4 != 0 {
+    // With the feature `small`, always the copy: one call instead of a
+    // second, word-loading form.
+    if cfg!(feature = "small") || at % 4 != 0 {
         let mut b = [0u8; HEADER_LEN];
         // SAFETY: the ring validated the slot against `mem`: `offset + len`
         // lies inside the window, and `HEADER_LEN <= len` (checked above).

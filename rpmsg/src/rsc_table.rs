@@ -538,6 +538,16 @@ impl VdevView {
         })
     }
 
+    /// Each vring's `align` and `num` as built, for a view of this
+    /// firmware's own table ([`VdevView::at`]).
+    #[inline(always)]
+    pub(crate) fn built(&self) -> [Option<(u32, u32)>; 2] {
+        match self.built {
+            Some([b0, b1]) => [Some(b0), Some(b1)],
+            None => [None, None],
+        }
+    }
+
     fn fresh<M: SharedMemory<Error = ShmError>>(
         &self,
         mem: &M,
@@ -1167,10 +1177,11 @@ impl HostBoot {
                 Ok(v) => v,
                 Err(e) => return Err(e),
             };
-            let mut used = false;
-            for &spec in &vrings {
-                used |= used_index(rings, spec)?.is_some_and(|idx| idx != 0);
-            }
+            // Each vring on its own (no loop): the built `align` and `num`
+            // stay constants for `used_index`'s checks.
+            let [b0, b1] = view.built();
+            let used0 = used_index(rings, vrings[0], b0)?.is_some_and(|idx| idx != 0);
+            let used = used_index(rings, vrings[1], b1)?.is_some_and(|idx| idx != 0) || used0;
             if used {
                 view.clear_status(table)?;
                 FoundAtBoot::StaleCleared
@@ -1236,12 +1247,17 @@ impl HostBoot {
 
 /// The used index of the vring `spec` describes, read fresh from `rings`;
 /// `None` when the vring does not map into the window as a legacy layout.
+/// Inlined with the feature `small`, so that the built `align` and `num`
+/// fold into its checks ([`crate::boot::vring_in`]).
+#[cfg_attr(feature = "small", inline(always))]
 fn used_index<M: SharedMemory<Error = ShmError>>(
     rings: &M,
     spec: VringSpec,
+    built: Option<(u32, u32)>,
 ) -> Result<Option<u16>, Error> {
-    // The boot path's own check (the whole ring inside the window).
-    let Ok(layout) = crate::boot::vring_layout(rings, spec) else {
+    // The boot path's own check (the whole ring inside the window), with
+    // the built `align` and `num` of this firmware's own table (`built`).
+    let Ok(layout) = crate::boot::vring_in(rings, spec, built).map(|w| w.layout()) else {
         return Ok(None);
     };
     // `used.idx` follows `used.flags`, inside the ring.

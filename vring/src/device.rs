@@ -1504,7 +1504,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.publish(true)
     }
 
-    #[inline(always)]
+    // With the feature `small`, one out-of-line copy for both rings'
+    // publications (the remote's send and its receive returns).
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline(always))]
     fn publish(&mut self, rearm: bool) -> Result<bool, Error> {
         let (old, new) = (self.used_published, self.used_idx);
         // A broken ring has nothing to publish (`break_ring`).
