@@ -219,20 +219,14 @@ enum State {
 }
 
 /// The driver's record of one descriptor id: the fields of the
-/// [`PublishedSlot`] the id is bound to (while it is not free), and its
-/// fixed `next` field. Plain fields rather than an
-/// `Option<PublishedSlot>`: no discriminant word and no `len` (which the
-/// driver never reads), so a record is 32 bytes on a 64-bit target (an
-/// index is a shift). The id's [`State`] is in `tags`, beside what its
+/// [`PublishedSlot`] the id is bound to (while it is not free) that only
+/// a descriptor write reads, and its fixed `next` field. The buffer's
+/// range is in `spans`, the id's [`State`] in `tags`, beside what its
 /// descriptor holds.
 #[derive(Clone, Copy)]
 struct Record {
     /// The buffer's peer address (what goes into the descriptor).
     peer_addr: u64,
-    /// The buffer's window offset.
-    offset: usize,
-    /// The buffer's capacity.
-    capacity: usize,
     /// The descriptor's `next` field: `id + 1`, or [`DESC_CHAIN_END`] for
     /// the last id (the same for every write: computed once, in
     /// [`Driver::new`]).
@@ -242,17 +236,49 @@ struct Record {
 impl Record {
     const FREE: Self = Self {
         peer_addr: 0,
-        offset: 0,
-        capacity: 0,
         next: DESC_CHAIN_END,
     };
+}
 
-    /// Binds the record to `slot`.
+/// The window range of the buffer an id is bound to, in 32 bits: 8 bytes,
+/// so that a reap indexes it by the id scaled (no shift of its own), and
+/// reads both fields from it. Every bound buffer lies in the first 4 GiB
+/// of its window (`Driver::check_buffer`), so the fields are exact.
+#[derive(Clone, Copy)]
+struct Span {
+    offset: u32,
+    capacity: u32,
+}
+
+impl Span {
+    const NONE: Self = Self {
+        offset: 0,
+        capacity: 0,
+    };
+
+    /// `slot`'s range. `slot` passed `Driver::check_buffer` (its range
+    /// ends within 4 GiB), or is the same range as a handle that did
+    /// (`Driver::add`'s recognition of a recycled buffer by its address
+    /// and capacity): the conversions are exact.
     #[inline(always)]
-    fn bind(&mut self, slot: &PublishedSlot) {
-        self.peer_addr = slot.peer_addr();
-        self.offset = slot.offset();
-        self.capacity = slot.capacity();
+    fn of(slot: &PublishedSlot) -> Self {
+        Self {
+            offset: slot.offset() as u32,
+            capacity: slot.capacity() as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn offset(self) -> usize {
+        // Lossless: every target this crate builds for has a `usize` of at
+        // least 32 bits (see `RingMem::slot`).
+        self.offset as usize
+    }
+
+    #[inline(always)]
+    fn capacity(self) -> usize {
+        // Lossless (see `offset`).
+        self.capacity as usize
     }
 }
 
@@ -356,6 +382,8 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     config: DriverConfig,
     slots: [Record; N],
+    /// The range of the buffer each id is bound to (while it is not free).
+    spans: [Span; N],
     /// What each descriptor was last written with (see [`Written`]; on
     /// coherent memory, by [`Driver::add_readable`] or
     /// [`Driver::add_writable`] only).
@@ -489,6 +517,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             ring,
             config,
             slots,
+            spans: [Span::NONE; N],
             written: [None; N],
             tags: [Tag::new(State::Free, UNKNOWN_DESC); N],
             readable_lent: tag(
@@ -567,7 +596,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// # Errors
     ///
     /// [`Error::Full`], [`Error::Broken`], [`Error::ForeignBuffer`] (the
-    /// buffer overlaps this ring's areas), [`Error::InvalidLength`] (larger
+    /// buffer overlaps this ring's areas, or ends beyond the first 4 GiB of
+    /// its window), [`Error::InvalidLength`] (larger
     /// than a descriptor can say), [`Error::Memory`]; the buffer is handed
     /// back.
     #[allow(clippy::type_complexity)]
@@ -608,8 +638,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // construction checked that), so its range is already whole lines:
         // only the ring's own areas and the window's identity (same peer
         // base) are left to compare, without re-deriving anything.
+        // The range must also end within 4 GiB of the window's base: the
+        // driver keeps it in 32 bits (`Span`). The end cannot overflow (the
+        // handle lies inside its window).
         if self.ring.layout.overlaps(buf.offset(), buf.capacity())
             || buf.peer_addr().wrapping_sub(buf.offset() as u64) != self.ring.mem.peer_base()
+            || u32::try_from(buf.offset() + buf.capacity()).is_err()
         {
             return Err(Error::ForeignBuffer);
         }
@@ -713,11 +747,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         Ok(id)
     }
 
-    /// Binds record `id` to `slot` (see [`Record::bind`]); what its
+    /// Binds record `id` to `slot` (its record and span); what its
     /// descriptor was known to hold for the last binding is forgotten.
     #[inline(always)]
     fn bind_record(&mut self, id: u16, slot: &PublishedSlot, state: State) {
-        self.slots[usize::from(id)].bind(slot);
+        self.slots[usize::from(id)].peer_addr = slot.peer_addr();
+        self.spans[usize::from(id)] = Span::of(slot);
         self.tags[usize::from(id)] = Tag::new(state, UNKNOWN_DESC);
     }
 
@@ -892,9 +927,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if (t >> STATE_SHIFT) as u8 != State::Lent as u8 {
             return self.refuse_slot();
         }
-        // SAFETY: `i < N`: `tags` has `N` entries, as `slots`.
+        // SAFETY: `i < N`: `tags` has `N` entries, as `slots` and `spans`.
         let r = unsafe { self.slots.get_unchecked(i) };
-        let (addr, capacity, next) = (r.peer_addr, r.capacity, r.next);
+        let (addr, next) = (r.peer_addr, r.next);
+        // SAFETY: as above.
+        let capacity = unsafe { self.spans.get_unchecked(i) }.capacity();
         let (len, flags) = if writable {
             (u32::try_from(capacity).unwrap_or(u32::MAX), DESC_F_WRITE)
         } else if len as usize > capacity {
@@ -1338,8 +1375,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // covers it since. `reap` has just set the record `InFlight` ->
         // `Free`, so this slot is handed out exactly once until it is added
         // again.
-        // The record's range is that of the handle it came from, checked
-        // against the window and the line when that handle was built.
+        // The record's range (its `Span`, exact: every bound handle ends
+        // within 4 GiB, `check_buffer`) is that of the handle it came from,
+        // checked against the window and the line when that handle was
+        // built.
         let buf =
             unsafe { ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, offset, capacity) };
         let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
@@ -1462,9 +1501,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             }
         };
         self.set_state(i, then);
-        // SAFETY: `i < N`: `tags` has `N` entries, as `slots`.
-        let s = unsafe { self.slots.get_unchecked(i) };
-        let (id, offset, capacity) = (id as u16, s.offset, s.capacity);
+        // SAFETY: `i < N`: `tags` has `N` entries, as `spans`.
+        let s = unsafe { *self.spans.get_unchecked(i) };
+        let (id, offset, capacity) = (id as u16, s.offset(), s.capacity());
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
             if let Some(w) = &mut self.written[usize::from(id)] {
