@@ -1533,7 +1533,6 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         // slot per message): a receive buffer was posted clean and this
         // side never writes it, so none of its lines is dirty; the
         // remote's next message in it is invalidated before it is read.
-        self.ring.add_slot(slot.token, 0, true)?;
         if !M::COHERENT
             && self.conv.return_with_next_look
             && NUM >= 2
@@ -1542,6 +1541,7 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             && self.ring.suppression() == Suppression::Flags
         {
             // The pass's last: published by the next look (`take`).
+            self.ring.add_slot(slot.token, 0, true)?;
             self.returns = true;
             return Ok(false);
         }
@@ -1549,8 +1549,13 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.returns = false;
         }
         // Messages are work: going idle re-arms under the publication's
-        // fence (`Driver::publish_and_rearm`).
-        let wanted = self.ring.publish_and_rearm()? || self.conv.notify_always;
+        // fence (`Driver::publish_and_rearm`); added and published in one
+        // call (with an earlier withheld return, if any).
+        let wanted = self
+            .ring
+            .add_slot_and_publish_rearm(slot.token, 0, true)
+            .map_err(|(e, _)| e)?
+            || self.conv.notify_always;
         Ok(wanted && self.conv.announce_returns)
     }
 

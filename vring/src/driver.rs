@@ -1056,7 +1056,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         writable: bool,
     ) -> Result<bool, (Error, bool)> {
         if !M::COHERENT {
-            return self.add_slot_and_publish_any(id, len, writable);
+            return self.add_slot_and_publish_any(id, len, writable, false);
         }
         // Coherent memory: the usual case here, all else out of line (the
         // fewer values the inlined path keeps, the fewer its caller's
@@ -1103,16 +1103,38 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         len: u32,
         writable: bool,
     ) -> Result<bool, (Error, bool)> {
-        self.add_slot_and_publish_any(id, len, writable)
+        self.add_slot_and_publish_any(id, len, writable, false)
     }
 
-    /// [`Driver::add_slot_and_publish`] in every case.
+    /// [`Driver::add_slot`] and then [`Driver::publish_and_rearm`]: one
+    /// call for the ring whose used entries are work (a receive ring
+    /// posting each buffer back as it is read), with the add's checks
+    /// standing for the publication's, as in
+    /// [`Driver::add_slot_and_publish`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::add_slot_and_publish`].
+    #[must_use = "a publication the device wants to hear about needs a notification"]
+    #[inline(always)]
+    pub fn add_slot_and_publish_rearm(
+        &mut self,
+        id: u16,
+        len: u32,
+        writable: bool,
+    ) -> Result<bool, (Error, bool)> {
+        self.add_slot_and_publish_any(id, len, writable, true)
+    }
+
+    /// [`Driver::add_slot_and_publish`] (`rearm`: as
+    /// [`Driver::publish_and_rearm`]) in every case.
     #[inline(always)]
     fn add_slot_and_publish_any(
         &mut self,
         id: u16,
         len: u32,
         writable: bool,
+        rearm: bool,
     ) -> Result<bool, (Error, bool)> {
         // One copy of the ring for both (see `RingMem`'s `Copy`).
         let ring = self.ring;
@@ -1122,7 +1144,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // breaks the ring) and `published_idx..avail_idx` holds the
         // entries added before (if any) and, last, the one just added.
         let (old, added) = (self.published_idx(), self.avail_idx);
-        self.publish_new(&ring, old, added, false, true)
+        self.publish_new(&ring, old, added, rearm, true)
             .map_err(|e| {
                 if self.stats.published != added {
                     // Still unpublished: recorded as `add_slot` does.

@@ -1413,3 +1413,70 @@ fn a_known_span_named_again_is_checked_like_a_new_one() {
         assert_eq!(dev.stats().completed, 2);
     });
 }
+
+/// A receive ring posting each buffer back as it reads it: the fused
+/// `add_slot_and_publish_rearm` does what `add_slot` then
+/// `publish_and_rearm` do (the same doorbell answers, the same `avail.idx`
+/// and `used_event` in memory, the same statistics), with `EVENT_IDX` and
+/// with flags, whether the device returns one buffer or a batch.
+#[test]
+fn add_slot_and_publish_rearm_does_what_add_then_publish_and_rearm_do() {
+    fn run(suppression: Suppression, fused: bool) -> Vec<(bool, u16, u16, u32, u32)> {
+        with_region(Coherent, |shm| {
+            let mut drv = driver::<_, Virtio1>(shm, suppression);
+            let cfg = DeviceConfig {
+                suppression,
+                ..DeviceConfig::new(AREA)
+            };
+            // SAFETY: as in `device`.
+            let mut dev = unsafe { Device::<_, Virtio1, 8>::new(shm, L, cfg, tables()) }.unwrap();
+            let mut trace = Vec::new();
+            let mut note = |wanted: bool, drv: &Driver<'_, _, Virtio1, 8>| {
+                let mut idx = [0u8; 2];
+                shm.read(L.avail_offset() + 2, &mut idx).unwrap();
+                let s = drv.stats();
+                trace.push((
+                    wanted,
+                    u16::from_le_bytes(idx),
+                    used_event(shm),
+                    s.notifications_sent,
+                    s.notifications_suppressed,
+                ));
+            };
+            // Four receive buffers posted.
+            for k in 0..4 {
+                let lent = drv.lend(clean(shm, k, b"")).unwrap();
+                drv.add_slot(lent.id, 0, true).unwrap();
+            }
+            let wanted = drv.publish_and_rearm().unwrap();
+            note(wanted, &drv);
+            // Rounds of 1, 3, 2 and 1 messages: the device fills and
+            // returns them, the driver reads each and posts it back.
+            for batch in [1, 3, 2, 1, 4] {
+                for _ in 0..batch {
+                    let p = dev.pop_writable_slot().unwrap().unwrap();
+                    dev.push_used_slot(p.id, Some(8)).unwrap();
+                }
+                let _ = dev.publish_used().unwrap();
+                while let Some(u) = drv.pop_used_slot().unwrap() {
+                    let wanted = if fused {
+                        drv.add_slot_and_publish_rearm(u.id, 0, true).unwrap()
+                    } else {
+                        drv.add_slot(u.id, 0, true).unwrap();
+                        drv.publish_and_rearm().unwrap()
+                    };
+                    note(wanted, &drv);
+                }
+                // The device re-arms when it runs dry, as a remote would.
+                let _ = dev.enable_notifications().unwrap();
+            }
+            assert_eq!(drv.in_flight(), 4, "every buffer posted again");
+            trace
+        })
+    }
+    for s in [Suppression::EventIdx, Suppression::Flags] {
+        let (apart, fused) = (run(s, false), run(s, true));
+        assert_eq!(apart.len(), 12, "{s:?}: one publication per buffer");
+        assert_eq!(fused, apart, "{s:?}");
+    }
+}
