@@ -1177,11 +1177,23 @@ impl HostBoot {
                 Ok(v) => v,
                 Err(e) => return Err(e),
             };
-            // Each vring on its own (no loop): the built `align` and `num`
-            // stay constants for `used_index`'s checks.
-            let [b0, b1] = view.built();
-            let used0 = used_index(rings, vrings[0], b0)?.is_some_and(|idx| idx != 0);
-            let used = used_index(rings, vrings[1], b1)?.is_some_and(|idx| idx != 0) || used0;
+            // With the feature `small`, each vring on its own (no loop):
+            // the built `align` and `num` stay constants for `used_index`'s
+            // checks ([`crate::boot::vring_in`], which uses them only then).
+            #[cfg(feature = "small")]
+            let used = {
+                let [b0, b1] = view.built();
+                let used0 = used_index(rings, vrings[0], b0)?.is_some_and(|idx| idx != 0);
+                used_index(rings, vrings[1], b1)?.is_some_and(|idx| idx != 0) || used0
+            };
+            #[cfg(not(feature = "small"))]
+            let used = {
+                let mut used = false;
+                for &spec in &vrings {
+                    used |= used_index(rings, spec, None)?.is_some_and(|idx| idx != 0);
+                }
+                used
+            };
             if used {
                 view.clear_status(table)?;
                 FoundAtBoot::StaleCleared
