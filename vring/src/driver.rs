@@ -131,9 +131,16 @@ impl<M: ?Sized> From<Error> for ReapError<'_, M> {
 /// The key part of a `tags` entry for a descriptor holding `len` and
 /// `flags` (never [`UNKNOWN_DESC`]: `flags` is never `0xffff`).
 #[inline(always)]
-fn desc_key(len: u32, flags: u16) -> u64 {
-    u64::from(flags) << 32 | u64::from(len)
+const fn desc_key(len: u32, flags: u16) -> u64 {
+    (flags as u64) << 32 | len as u64
 }
+
+/// A bit of a key's flags that no descriptor has (virtio uses the low
+/// three): the descriptor was written writable, its length the whole
+/// buffer, so a key whose upper half says "writable, whole" needs no
+/// length to compare (a readable descriptor may carry `DESC_F_WRITE` too,
+/// see [`DriverConfig::write_flag_on_readable`], with a shorter length).
+const WHOLE_WRITABLE: u16 = 0x8000;
 
 /// Where a `tags` entry holds its [`State`]: the bits above the key.
 const STATE_SHIFT: u32 = 48;
@@ -916,9 +923,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let Some(t) = self.tags.get(i).map(|t| t.word()) else {
             return self.refuse_slot();
         };
-        // Coherent memory, readable, the usual case: one compare with
-        // "lent, its descriptor holding this length" (see `tags`).
-        if M::COHERENT && !writable && t == self.readable_lent | u64::from(len) {
+        // Coherent memory, the usual case: one compare with "lent, its
+        // descriptor holding this length" (see `tags`); for a writable
+        // buffer, "lent, its descriptor writable" (the upper half of the
+        // word: a writable key's length is always the buffer's capacity,
+        // and every binding clears the key).
+        let usual = if writable {
+            (t >> 32) as u32
+                == (tag(State::Lent, desc_key(0, DESC_F_WRITE | WHOLE_WRITABLE)) >> 32) as u32
+        } else {
+            t == self.readable_lent | u64::from(len)
+        };
+        if M::COHERENT && usual {
             // SAFETY: `id < num`: it is lent (the tag says so).
             unsafe { self.post(ring, id, Written::KNOWN, 0, published, true) }?;
             self.set_state(i, Self::added_state(published));
@@ -939,7 +955,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         } else {
             (len, readable_flags(self.config.write_flag_on_readable))
         };
-        let key = desc_key(len, flags);
+        // A writable key is marked apart from a readable one with the same
+        // flags (`write_flag_on_readable`), whose length may be shorter.
+        let key = desc_key(len, flags | if writable { WHOLE_WRITABLE } else { 0 });
         let known = M::COHERENT && t & KEY_MASK == key;
         // SAFETY: `id < num`: it is lent (tested above).
         unsafe {
@@ -1905,6 +1923,10 @@ mod tests_drv9 {
                     (64, false, (a, 64, readable)),
                     (64, false, (a, 64, readable)),
                     (0, true, (a, 64, DESC_F_WRITE)),
+                    (0, true, (a, 64, DESC_F_WRITE)),
+                    (7, true, (a, 64, DESC_F_WRITE)),
+                    (7, false, (a, 7, readable)),
+                    (0, true, (a, 64, DESC_F_WRITE)),
                 ]
                 .into_iter()
                 .enumerate()
@@ -1916,6 +1938,37 @@ mod tests_drv9 {
                 }
             });
         }
+    }
+
+    /// The writable fast path (a lent id whose descriptor is known to be
+    /// writable) still refuses an id in flight, a foreign id and a broken
+    /// ring, and a buffer lent again after a new binding is written whole.
+    #[test]
+    fn a_known_writable_descriptor_is_still_checked_for_state() {
+        with_region(|shm| {
+            let mut drv = driver(shm, false);
+            let id = lend(&mut drv, shm, 0);
+            let a = BASE + AREA as u64;
+            let mut pos = 0;
+            for round in 0..3 {
+                let _ = drv.add_slot_and_publish_rearm(id, 0, true).unwrap();
+                assert_eq!(desc(shm, id), (a, 64, DESC_F_WRITE), "{round}");
+                assert_eq!(drv.add_slot(id, 0, true), Err(Error::ForeignBuffer));
+                assert_eq!(
+                    drv.add_slot_and_publish_rearm(id, 0, true),
+                    Err((Error::ForeignBuffer, false))
+                );
+                used(shm, pos, id, 10);
+                pos += 1;
+                let back = drv.pop_used_slot().unwrap().unwrap();
+                assert_eq!((back.id, back.len), (id, 10));
+            }
+            assert_eq!(drv.add_slot(8, 0, true), Err(Error::ForeignBuffer));
+            assert_eq!(drv.stats().failures.total(), 0);
+            shm.store_u16_release(L.used_offset() + 2, pos + 9).unwrap();
+            assert_eq!(drv.pop_used_slot().unwrap_err().0, Error::UsedIndexJump);
+            assert_eq!(drv.add_slot(id, 0, true), Err(Error::Broken));
+        });
     }
 
     #[test]
