@@ -920,8 +920,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     #[cfg_attr(feature = "small", inline)]
     #[cfg_attr(not(feature = "small"), inline(always))]
     fn take(&mut self) -> Result<Option<TxSlot>, RingError> {
-        if let Some(slot) = self.spare.take() {
-            return Ok(Some(slot));
+        // Tested before it is taken: `Option::take` would load the whole
+        // slot and store `None` back on every call, spare or not.
+        if self.spare.is_some() {
+            return Ok(self.spare.take());
         }
         // A bad entry is consumed and counted and the next may be fine; at
         // most NUM of them are looked at per call, so a peer that keeps
