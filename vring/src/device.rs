@@ -377,19 +377,34 @@ pub struct DeviceTables<const N: usize> {
 }
 
 /// What [`DeviceTables`] lends a device: what it knows of each descriptor
-/// id and its statistics. The entries come first (an entry's address is
-/// the tables' plus the scaled id, with no offset to add on the hot
-/// paths); with the feature `small`, the statistics (a short offset from
-/// the tables' address: 16-bit Thumb loads and stores reach them, where
-/// they would lie behind `N` entries otherwise).
+/// id and, with the feature `small`, its statistics, first (a short offset
+/// from the tables' address: 16-bit Thumb loads and stores reach them,
+/// where they would lie behind `N` entries otherwise). Without the
+/// feature, the statistics live in the [`Device`] (a publication counts
+/// without loading the tables' address). The entries come first otherwise
+/// (an entry's address is the tables' plus the scaled id, with no offset
+/// to add on the hot paths).
 #[repr(C)]
 struct Tables<const N: usize> {
     #[cfg(feature = "small")]
     stats: Stats,
     /// By descriptor id: the span it last named, whether it is held.
     entries: [Entry; N],
-    #[cfg(not(feature = "small"))]
-    stats: Stats,
+}
+
+/// The device's statistics: in the [`Device`] without the feature `small`,
+/// in its [`Tables`] with it.
+#[cfg(not(feature = "small"))]
+macro_rules! stats {
+    ($d:expr) => {
+        $d.stats
+    };
+}
+#[cfg(feature = "small")]
+macro_rules! stats {
+    ($d:expr) => {
+        $d.t.stats
+    };
 }
 
 // SAFETY: the cell is reached only through the `&mut` a device builds
@@ -404,6 +419,7 @@ impl<const N: usize> DeviceTables<N> {
         Self {
             leased: AtomicBool::new(false),
             tables: UnsafeCell::new(Tables {
+                #[cfg(feature = "small")]
                 stats: Stats::ZERO,
                 entries: [Entry::NONE; N],
             }),
@@ -446,8 +462,11 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `last_avail`).
     buffers: BufferArea,
     /// The leased tables: which descriptor is held, the span each last
-    /// named, the statistics.
+    /// named (with the feature `small`, the statistics).
     t: &'m mut Tables<N>,
+    /// The statistics (with the feature `small`, in `t`).
+    #[cfg(not(feature = "small"))]
+    stats: Stats,
     /// The lease on the tables `t` lives in, given back when the device
     /// is dropped.
     lease: &'m AtomicBool,
@@ -618,6 +637,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             suppression: config.suppression,
             buffers: config.buffers,
             t,
+            #[cfg(not(feature = "small"))]
+            stats: Stats::ZERO,
             lease: &tables.leased,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
@@ -648,7 +669,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// The statistics so far.
     pub fn stats(&self) -> &Stats {
-        &self.t.stats
+        &stats!(self)
     }
 
     /// Whether an index jump broke the ring.
@@ -1066,7 +1087,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 .is_ok()
         {
             self.used_idx = self.used_idx.wrapping_add(1);
-            self.t.stats.rejected_returned = self.t.stats.rejected_returned.wrapping_add(1);
+            stats!(self).rejected_returned = stats!(self).rejected_returned.wrapping_add(1);
         }
     }
 
@@ -1113,7 +1134,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 && entry.addr == d.addr
                 && (!writable || (d.flags & DESC_F_WRITE != 0 && d.len as usize % M::LINE == 0));
             let entry = if usual {
-                t.stats.completed = t.stats.completed.wrapping_add(1);
+                self.stats.completed = self.stats.completed.wrapping_add(1);
                 entry
             } else {
                 self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
@@ -1212,10 +1233,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // SAFETY: `head < num` (the caller's test).
             unsafe { self.locate(head, addr, len, writable) }?;
         }
-        let t = &mut *self.t;
         // Counted here, before `take` marks the entry: the store through
         // the entry would make the tables' address load again.
-        t.stats.completed = t.stats.completed.wrapping_add(1);
+        stats!(self).completed = stats!(self).completed.wrapping_add(1);
         Ok(())
     }
 
@@ -1538,9 +1558,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring.store_u16(Field::UsedIdx, new)?;
         ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
-        self.t.stats.published = self
-            .t
-            .stats
+        stats!(self).published = stats!(self)
             .published
             .wrapping_add(u32::from(new.wrapping_sub(old)));
         // In a local: the fence would make the field load again.
@@ -1642,10 +1660,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
-            self.t.stats.notifications_sent = self.t.stats.notifications_sent.wrapping_add(1);
+            stats!(self).notifications_sent = stats!(self).notifications_sent.wrapping_add(1);
         } else {
-            self.t.stats.notifications_suppressed =
-                self.t.stats.notifications_suppressed.wrapping_add(1);
+            stats!(self).notifications_suppressed =
+                stats!(self).notifications_suppressed.wrapping_add(1);
         }
         notify
     }
@@ -1774,7 +1792,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[cold]
     fn fail(&mut self, e: Error) -> Error {
-        self.t.stats.failures.record(&e);
+        stats!(self).failures.record(&e);
         e
     }
 }
@@ -1804,7 +1822,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("used_published", &self.used_published)
             .field("held", &self.held())
             .field("broken", &self.is_broken())
-            .field("stats", &self.t.stats)
+            .field("stats", &stats!(self))
             .finish()
     }
 }
