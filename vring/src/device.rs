@@ -447,9 +447,15 @@ impl<const N: usize> fmt::Debug for DeviceTables<N> {
     }
 }
 
-/// [`Device`]'s `armed_at` when `avail_event` is not known armed (no
-/// `u16` position).
-const NOT_ARMED: u32 = u32::MAX;
+/// [`Device`]'s `armed_at` while re-arming with `avail_event` not known
+/// armed (no `u16` position; positive as an `i32` after an xor with
+/// one, see [`Device::must_rearm`]).
+const NOT_ARMED: u32 = 1 << 16;
+
+/// [`Device`]'s `armed_at` while not re-arming (flags mode, or
+/// notifications disabled): negative as an `i32` after an xor with any
+/// `u16` position.
+const NO_REARM: u32 = 1 << 31;
 
 /// The device side of one split virtqueue over `M`, in byte order `E`, for
 /// up to `N` entries, its per-entry tables lent by a [`DeviceTables`]. See
@@ -474,17 +480,14 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     avail_seen: u16,
     used_idx: u16,
     used_published: u16,
-    /// `EVENT_IDX` and the driver is asked to notify (cleared by
-    /// [`Device::disable_notifications`]): while set, `avail_event` is
-    /// re-armed whenever the ring is found empty. One flag for both, so
+    /// Whether `avail_event` is re-armed whenever the ring is found empty
+    /// (`EVENT_IDX` and the driver is asked to notify; `NO_REARM` after
+    /// [`Device::disable_notifications`] and in flags mode), and if so
+    /// the position this device last stored in `avail_event` *and*
+    /// executed a full fence after, so every later load of `avail.idx` is
+    /// ordered after that store (the re-check a pop does on an empty
+    /// ring); `NOT_ARMED` when unknown (at attach). One `u32` for both, so
     /// the per-pass question (`Device::must_rearm`) is one test.
-    rearming: bool,
-    /// `EVENT_IDX`: the position this device last stored in `avail_event`
-    /// *and* executed a full fence after, so every later load of
-    /// `avail.idx` is ordered after that store (the re-check a pop does on
-    /// an empty ring); `NOT_ARMED` when unknown (at attach, after
-    /// disabling). A `u32` so the test against a `u16` position is one
-    /// compare.
     armed_at: u32,
     /// Available-entry lines invalidated since the last fetch of
     /// `avail.idx` ([`RingMem::invalidate_entry`]).
@@ -646,8 +649,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             used_published: used,
             // A zeroed ring asks for notifications (flags 0, event 0), and
             // so does a device that just attached.
-            rearming: config.suppression == Suppression::EventIdx,
-            armed_at: NOT_ARMED,
+            armed_at: if config.suppression == Suppression::EventIdx {
+                NOT_ARMED
+            } else {
+                NO_REARM
+            },
             driver_declined: false,
             idx_line_loaded: false,
             entries_dirty: false,
@@ -1685,7 +1691,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.rearming = self.suppression == Suppression::EventIdx;
+        self.armed_at = if self.suppression == Suppression::EventIdx {
+            NOT_ARMED
+        } else {
+            NO_REARM
+        };
         match self.suppression {
             Suppression::Flags => {
                 self.set_used_flags(0)?;
@@ -1709,14 +1719,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.rearming = false;
+        self.armed_at = NO_REARM;
         match self.suppression {
             Suppression::Flags => self.set_used_flags(USED_F_NO_NOTIFY)?,
             Suppression::EventIdx => {
                 // Linux's `virtqueue_disable_cb_split` writes 0 ("a hack");
                 // one behind the consumer is the value no publication
                 // crosses soon. No fence: a late doorbell is harmless.
-                self.armed_at = NOT_ARMED;
                 Self::store_avail_event(&self.ring, self.last_avail.wrapping_sub(1))?;
             }
         }
@@ -1737,9 +1746,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// store and one full fence per idle transition instead of per entry, so
     /// a batch of k entries pays one fence, and polling an empty ring again
     /// pays none (`armed_at`).
+    ///
+    /// One test: `armed_at ^ last_avail` is 0 when armed at this position,
+    /// positive when re-arming and not armed here (another position, or
+    /// `NOT_ARMED`), negative when not re-arming (`NO_REARM`).
     #[inline]
     fn must_rearm(&self) -> bool {
-        self.rearming && self.armed_at != u32::from(self.last_avail)
+        (self.armed_at ^ u32::from(self.last_avail)) as i32 > 0
     }
 
     /// `EVENT_IDX`: `avail_event = last_avail`, written back, then
