@@ -985,6 +985,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // does.
         let ring = self.ring;
         let pos = self.last_avail;
+        // What `last_avail` becomes; also the fetch's test below
+        // (`idx - next` is the count of entries beyond this one).
+        let next = pos.wrapping_add(1);
         // A broken ring knows no entry (`break_ring`): it gets here, where
         // `fetch_pending` refuses any entry and the empty case below says
         // it is broken.
@@ -1018,7 +1021,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 } else {
                     // One test when entries came (the usual case: 1 to
                     // `bound`, wrapping 0 below them).
-                    if pending.wrapping_sub(1) < bound {
+                    if idx.wrapping_sub(next) < bound {
                         break idx;
                     }
                     if pending != 0 {
@@ -1054,7 +1057,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             2,
         )?;
         let head = ring.read_avail_entry(pos)?;
-        self.last_avail = pos.wrapping_add(1);
+        self.last_avail = next;
         match self.check(&ring, head, writable) {
             // `check` marked `head` held and counted it.
             Ok(p) => Ok(Some(p)),
@@ -1141,7 +1144,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 && (!writable || (d.flags & DESC_F_WRITE != 0 && d.len as usize % M::LINE == 0));
             let entry = if usual {
                 self.stats.completed = self.stats.completed.wrapping_add(1);
-                entry
+                // The entry's length and address are the descriptor's
+                // (compared above): taken from there, not loaded again
+                // after the count's store (which may alias the entry).
+                return Ok(Self::take_as(entry, head, writable, d.addr, d.len));
             } else {
                 self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
                 // SAFETY: as above.
@@ -1261,6 +1267,30 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // A readable buffer's handle covers whole lines (invalidation
             // never splits a line); that is no length the driver posted, so
             // it never goes back as a used length (`push_used_whole`).
+            capacity: held.capacity(&span),
+            span,
+        }
+    }
+
+    /// [`Device::take`] of an entry whose known span is `addr`, `len`
+    /// (the descriptor's, found equal).
+    #[cfg(not(feature = "small"))]
+    #[inline(always)]
+    fn take_as(entry: &mut Entry, head: u16, writable: bool, addr: u64, len: u32) -> Pop {
+        let held = if writable {
+            Held::Writable
+        } else {
+            Held::Readable
+        };
+        entry.held = held;
+        let span = Span {
+            lo: entry.lo,
+            hi: entry.hi,
+            addr,
+            len,
+        };
+        Pop {
+            head,
             capacity: held.capacity(&span),
             span,
         }
@@ -1541,14 +1571,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 Ok(false)
             };
         }
-        // A copy (see `RingMem`'s `Copy`): no reload after each store.
-        // With the feature `small`, the ring itself: a copy costs a
-        // Cortex-M4 remote registers and stack (and ~170 bytes).
-        #[cfg(not(feature = "small"))]
-        let copy = self.ring;
-        #[cfg(not(feature = "small"))]
-        let ring = &copy;
-        #[cfg(feature = "small")]
+        // The ring itself, not a copy: each field access is one load of an
+        // area's address (`RingMem`), loaded where a branch uses it (a
+        // copy loads every address up front, the unused mode's too); with
+        // the feature `small`, a copy would cost a Cortex-M4 remote
+        // registers and stack (and ~170 bytes).
         let ring = &self.ring;
         let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
