@@ -495,7 +495,11 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// The driver's last answer ([`Device::publish_used`]) was "no
     /// notification": the next publication skips the unfenced first read
     /// (it would most likely say "no" again and be read once more after
-    /// the fence) and goes straight to the fence.
+    /// the fence) and goes straight to the fence. Without the feature
+    /// `small`, the last answer to a publication that did not re-arm (one
+    /// that re-arms reads no first answer, and leaves this as it was). A
+    /// hint only: either way the answer comes from the fenced read when
+    /// the first read says "no".
     driver_declined: bool,
     /// Non-coherent memory, flags mode: the fenced read of `avail.flags` at
     /// the last publication loaded the line that also holds `avail.idx`,
@@ -1599,6 +1603,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
             Self::store_avail_event(ring, last)?;
+            // Without the feature `small`, the re-arming pass's own copy of
+            // the fenced read: it knows the mode (re-arming is `EVENT_IDX`
+            // only), and leaves `driver_declined` (read only by a
+            // publication that does not re-arm) as the last of those set it.
+            #[cfg(not(feature = "small"))]
+            {
+                ring.mem.full_fence();
+                self.armed_at = u32::from(last);
+                let notify = self.driver_wants(ring, new, old, true, true)?;
+                return Ok(self.count_notification(notify));
+            }
         } else if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
