@@ -131,8 +131,9 @@ const _: () = assert!(LARGE == usize::MAX || (LARGE.is_power_of_two() && LARGE >
 const BLOCK: usize = 16;
 
 /// Moves the 16-byte blocks of `0..len`, two per turn, then a single one
-/// straight-line (a 16-byte payload is one block, no loop turn and no
-/// index to advance).
+/// straight-line (the loop's first turn untested). Below two blocks (a 16-byte payload or header, or
+/// nothing) no loop and no index: one test of the length for one block,
+/// one for none.
 ///
 /// # Safety
 ///
@@ -145,11 +146,22 @@ unsafe fn blocks<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
     // SAFETY: for the whole block, every block lies in `..len` and
     // `shared + i` stays 16-aligned (caller); SSE2 is baseline on x86_64.
     unsafe {
+        if len < 2 * BLOCK {
+            // 0 or 16 (a multiple of 16).
+            if len != 0 {
+                d.mv::<__m128i>(shared, local, 0);
+            }
+            return;
+        }
+        // At least two blocks: the first turn needs no test.
         let mut i = 0;
-        while len - i >= 2 * BLOCK {
+        loop {
             d.mv::<__m128i>(shared, local, i);
             d.mv::<__m128i>(shared, local, i + BLOCK);
             i += 2 * BLOCK;
+            if len - i < 2 * BLOCK {
+                break;
+            }
         }
         if i < len {
             d.mv::<__m128i>(shared, local, i);

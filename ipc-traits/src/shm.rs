@@ -632,6 +632,115 @@ impl<'a> DirectBase<'a> {
                 .write_volatile(value);
         }
     }
+
+    /// The part of the window from `offset` on, for accesses relative to
+    /// it ([`DirectPart`]): its address is computed here, once, where an
+    /// access through the base adds the part's offset each time.
+    ///
+    /// # Safety
+    ///
+    /// `offset <= len` (the window's).
+    #[inline(always)]
+    pub const unsafe fn part(self, offset: usize) -> DirectPart<'a> {
+        DirectPart {
+            // SAFETY: `offset <= len` (caller's contract): inside the
+            // window's memory or one past its end, whose address keeps the
+            // base's provenance.
+            at: unsafe { self.base.add(offset) },
+            _window: PhantomData,
+        }
+    }
+}
+
+/// The address of one place in a window of a [`DirectBase`] (an area of a
+/// ring, say), with accesses relative to it. Only
+/// [`DirectBase::part`] makes one, so it lies in (or just past) a window
+/// with that contract, for as long as `'a`.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectPart<'a> {
+    at: NonNull<u8>,
+    _window: PhantomData<&'a ()>,
+}
+
+// SAFETY: as for `DirectBase` (an address inside such a window).
+unsafe impl Send for DirectPart<'_> {}
+// SAFETY: as for `DirectBase`.
+unsafe impl Sync for DirectPart<'_> {}
+
+impl DirectPart<'_> {
+    /// [`DirectBase::load_u16_acquire`] at `at` bytes past this part.
+    ///
+    /// # Safety
+    ///
+    /// `self + at .. self + at + 2` lies in the window this part was made
+    /// from, and `self + at` is 2-aligned (an address, not an offset: a
+    /// part is only as aligned as its offset in the window).
+    #[inline(always)]
+    pub unsafe fn load_u16_acquire(self, at: usize) -> u16 {
+        // SAFETY: in the window and 2-aligned (caller's contract), valid
+        // for `'a` (`DirectBase::new`'s contract); the peer accesses it
+        // with atomic-width accesses. Never a reference.
+        unsafe { AtomicU16::from_ptr(self.at.as_ptr().add(at).cast()) }.load(Ordering::Acquire)
+    }
+
+    /// [`DirectBase::store_u16_release`] at `at` bytes past this part.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectPart::load_u16_acquire`].
+    #[inline(always)]
+    pub unsafe fn store_u16_release(self, at: usize, value: u16) {
+        // SAFETY: as in `load_u16_acquire`.
+        unsafe { AtomicU16::from_ptr(self.at.as_ptr().add(at).cast()) }
+            .store(value, Ordering::Release);
+    }
+
+    /// [`DirectBase::load_u16`] at `at` bytes past this part.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectPart::load_u16_acquire`].
+    #[inline(always)]
+    pub unsafe fn load_u16(self, at: usize) -> u16 {
+        // SAFETY: in the window, 2-aligned (caller's contract), holding no
+        // Rust object (`DirectBase::new`'s contract): a volatile load, read
+        // once.
+        unsafe { self.at.as_ptr().add(at).cast::<u16>().read_volatile() }
+    }
+
+    /// [`DirectBase::store_u16`] at `at` bytes past this part.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectPart::load_u16_acquire`].
+    #[inline(always)]
+    pub unsafe fn store_u16(self, at: usize, value: u16) {
+        // SAFETY: as in `load_u16`, a volatile store.
+        unsafe { self.at.as_ptr().add(at).cast::<u16>().write_volatile(value) }
+    }
+
+    /// [`DirectBase::load_u32`] at `at` bytes past this part.
+    ///
+    /// # Safety
+    ///
+    /// `self + at .. self + at + 4` lies in the window this part was made
+    /// from, and `self + at` is 4-aligned.
+    #[inline(always)]
+    pub unsafe fn load_u32(self, at: usize) -> u32 {
+        // SAFETY: as in `load_u16`, 4-aligned.
+        unsafe { self.at.as_ptr().add(at).cast::<u32>().read_volatile() }
+    }
+
+    /// [`DirectBase::store_u32`] at `at` bytes past this part.
+    ///
+    /// # Safety
+    ///
+    /// As [`DirectPart::load_u32`].
+    #[inline(always)]
+    pub unsafe fn store_u32(self, at: usize, value: u32) {
+        // SAFETY: as in `load_u32`, a volatile store.
+        unsafe { self.at.as_ptr().add(at).cast::<u32>().write_volatile(value) }
+    }
 }
 
 /// Shared memory the CPU can address directly, for zero-copy slices.
@@ -1110,5 +1219,47 @@ mod tests {
             )
         };
         assert!(matches!(bad, Err(ShmError::Misaligned)));
+    }
+}
+
+#[cfg(test)]
+mod tests_dev9 {
+    use super::*;
+    use crate::cache::Coherent;
+
+    #[repr(align(64))]
+    struct Backing([u8; 256]);
+
+    /// A part's accesses are the window's at the part's offset plus theirs.
+    #[test]
+    fn part_accesses_are_the_windows_at_the_sum() {
+        let mut b = Backing([0; 256]);
+        let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+        // SAFETY: the backing outlives the region and is only used
+        // through it.
+        let shm = unsafe { RawRegion::new(base, 256, 0x4000_0000, Coherent) }.unwrap();
+        let direct = shm.direct_base().unwrap();
+        // SAFETY: 6 and 256 are `<= len`.
+        let (p, end) = unsafe { (direct.part(6), direct.part(256)) };
+        // SAFETY: each access lies in the window, aligned to its width
+        // (6 + 2 and 6 + 10: 8 and 16).
+        unsafe {
+            p.store_u16_release(2, 0x1234);
+            p.store_u32(10, 0xdead_beef);
+            p.store_u16(0, 7);
+        }
+        assert_eq!(shm.load_u16_acquire(8), Ok(0x1234));
+        assert_eq!(shm.load_u32_acquire(16), Ok(0xdead_beef));
+        assert_eq!(shm.load_u16_acquire(6), Ok(7));
+        shm.store_u16_release(8, 9).unwrap();
+        shm.store_u32_release(16, 5).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(p.load_u16_acquire(2), 9);
+            assert_eq!(p.load_u16(2), 9);
+            assert_eq!(p.load_u32(10), 5);
+        }
+        // One past the end is a part too (nothing may be accessed there).
+        let _ = end;
     }
 }

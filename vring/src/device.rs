@@ -377,19 +377,34 @@ pub struct DeviceTables<const N: usize> {
 }
 
 /// What [`DeviceTables`] lends a device: what it knows of each descriptor
-/// id and its statistics. The entries come first (an entry's address is
-/// the tables' plus the scaled id, with no offset to add on the hot
-/// paths); with the feature `small`, the statistics (a short offset from
-/// the tables' address: 16-bit Thumb loads and stores reach them, where
-/// they would lie behind `N` entries otherwise).
+/// id and, with the feature `small`, its statistics, first (a short offset
+/// from the tables' address: 16-bit Thumb loads and stores reach them,
+/// where they would lie behind `N` entries otherwise). Without the
+/// feature, the statistics live in the [`Device`] (a publication counts
+/// without loading the tables' address). The entries come first otherwise
+/// (an entry's address is the tables' plus the scaled id, with no offset
+/// to add on the hot paths).
 #[repr(C)]
 struct Tables<const N: usize> {
     #[cfg(feature = "small")]
     stats: Stats,
     /// By descriptor id: the span it last named, whether it is held.
     entries: [Entry; N],
-    #[cfg(not(feature = "small"))]
-    stats: Stats,
+}
+
+/// The device's statistics: in the [`Device`] without the feature `small`,
+/// in its [`Tables`] with it.
+#[cfg(not(feature = "small"))]
+macro_rules! stats {
+    ($d:expr) => {
+        $d.stats
+    };
+}
+#[cfg(feature = "small")]
+macro_rules! stats {
+    ($d:expr) => {
+        $d.t.stats
+    };
 }
 
 // SAFETY: the cell is reached only through the `&mut` a device builds
@@ -404,6 +419,7 @@ impl<const N: usize> DeviceTables<N> {
         Self {
             leased: AtomicBool::new(false),
             tables: UnsafeCell::new(Tables {
+                #[cfg(feature = "small")]
                 stats: Stats::ZERO,
                 entries: [Entry::NONE; N],
             }),
@@ -431,9 +447,15 @@ impl<const N: usize> fmt::Debug for DeviceTables<N> {
     }
 }
 
-/// [`Device`]'s `armed_at` when `avail_event` is not known armed (no
-/// `u16` position).
-const NOT_ARMED: u32 = u32::MAX;
+/// [`Device`]'s `armed_at` while re-arming with `avail_event` not known
+/// armed (no `u16` position; positive as an `i32` after an xor with
+/// one, see [`Device::must_rearm`]).
+const NOT_ARMED: u32 = 1 << 16;
+
+/// [`Device`]'s `armed_at` while not re-arming (flags mode, or
+/// notifications disabled): negative as an `i32` after an xor with any
+/// `u16` position.
+const NO_REARM: u32 = 1 << 31;
 
 /// The device side of one split virtqueue over `M`, in byte order `E`, for
 /// up to `N` entries, its per-entry tables lent by a [`DeviceTables`]. See
@@ -446,8 +468,11 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `last_avail`).
     buffers: BufferArea,
     /// The leased tables: which descriptor is held, the span each last
-    /// named, the statistics.
+    /// named (with the feature `small`, the statistics).
     t: &'m mut Tables<N>,
+    /// The statistics (with the feature `small`, in `t`).
+    #[cfg(not(feature = "small"))]
+    stats: Stats,
     /// The lease on the tables `t` lives in, given back when the device
     /// is dropped.
     lease: &'m AtomicBool,
@@ -455,17 +480,14 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     avail_seen: u16,
     used_idx: u16,
     used_published: u16,
-    /// `EVENT_IDX` and the driver is asked to notify (cleared by
-    /// [`Device::disable_notifications`]): while set, `avail_event` is
-    /// re-armed whenever the ring is found empty. One flag for both, so
+    /// Whether `avail_event` is re-armed whenever the ring is found empty
+    /// (`EVENT_IDX` and the driver is asked to notify; `NO_REARM` after
+    /// [`Device::disable_notifications`] and in flags mode), and if so
+    /// the position this device last stored in `avail_event` *and*
+    /// executed a full fence after, so every later load of `avail.idx` is
+    /// ordered after that store (the re-check a pop does on an empty
+    /// ring); `NOT_ARMED` when unknown (at attach). One `u32` for both, so
     /// the per-pass question (`Device::must_rearm`) is one test.
-    rearming: bool,
-    /// `EVENT_IDX`: the position this device last stored in `avail_event`
-    /// *and* executed a full fence after, so every later load of
-    /// `avail.idx` is ordered after that store (the re-check a pop does on
-    /// an empty ring); `NOT_ARMED` when unknown (at attach, after
-    /// disabling). A `u32` so the test against a `u16` position is one
-    /// compare.
     armed_at: u32,
     /// Available-entry lines invalidated since the last fetch of
     /// `avail.idx` ([`RingMem::invalidate_entry`]).
@@ -473,7 +495,11 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// The driver's last answer ([`Device::publish_used`]) was "no
     /// notification": the next publication skips the unfenced first read
     /// (it would most likely say "no" again and be read once more after
-    /// the fence) and goes straight to the fence.
+    /// the fence) and goes straight to the fence. Without the feature
+    /// `small`, the last answer to a publication that did not re-arm (one
+    /// that re-arms reads no first answer, and leaves this as it was). A
+    /// hint only: either way the answer comes from the fenced read when
+    /// the first read says "no".
     driver_declined: bool,
     /// Non-coherent memory, flags mode: the fenced read of `avail.flags` at
     /// the last publication loaded the line that also holds `avail.idx`,
@@ -618,6 +644,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             suppression: config.suppression,
             buffers: config.buffers,
             t,
+            #[cfg(not(feature = "small"))]
+            stats: Stats::ZERO,
             lease: &tables.leased,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
@@ -625,8 +653,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             used_published: used,
             // A zeroed ring asks for notifications (flags 0, event 0), and
             // so does a device that just attached.
-            rearming: config.suppression == Suppression::EventIdx,
-            armed_at: NOT_ARMED,
+            armed_at: if config.suppression == Suppression::EventIdx {
+                NOT_ARMED
+            } else {
+                NO_REARM
+            },
             driver_declined: false,
             idx_line_loaded: false,
             entries_dirty: false,
@@ -648,7 +679,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     /// The statistics so far.
     pub fn stats(&self) -> &Stats {
-        &self.t.stats
+        &stats!(self)
     }
 
     /// Whether an index jump broke the ring.
@@ -958,6 +989,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // does.
         let ring = self.ring;
         let pos = self.last_avail;
+        // What `last_avail` becomes; also the fetch's test below
+        // (`idx - next` is the count of entries beyond this one).
+        let next = pos.wrapping_add(1);
         // A broken ring knows no entry (`break_ring`): it gets here, where
         // `fetch_pending` refuses any entry and the empty case below says
         // it is broken.
@@ -991,7 +1025,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 } else {
                     // One test when entries came (the usual case: 1 to
                     // `bound`, wrapping 0 below them).
-                    if pending.wrapping_sub(1) < bound {
+                    if idx.wrapping_sub(next) < bound {
                         break idx;
                     }
                     if pending != 0 {
@@ -1027,7 +1061,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             2,
         )?;
         let head = ring.read_avail_entry(pos)?;
-        self.last_avail = pos.wrapping_add(1);
+        self.last_avail = next;
         match self.check(&ring, head, writable) {
             // `check` marked `head` held and counted it.
             Ok(p) => Ok(Some(p)),
@@ -1066,7 +1100,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 .is_ok()
         {
             self.used_idx = self.used_idx.wrapping_add(1);
-            self.t.stats.rejected_returned = self.t.stats.rejected_returned.wrapping_add(1);
+            stats!(self).rejected_returned = stats!(self).rejected_returned.wrapping_add(1);
         }
     }
 
@@ -1113,8 +1147,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 && entry.addr == d.addr
                 && (!writable || (d.flags & DESC_F_WRITE != 0 && d.len as usize % M::LINE == 0));
             let entry = if usual {
-                t.stats.completed = t.stats.completed.wrapping_add(1);
-                entry
+                self.stats.completed = self.stats.completed.wrapping_add(1);
+                // The entry's length and address are the descriptor's
+                // (compared above): taken from there, not loaded again
+                // after the count's store (which may alias the entry).
+                return Ok(Self::take_as(entry, head, writable, d.addr, d.len));
             } else {
                 self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
                 // SAFETY: as above.
@@ -1212,10 +1249,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // SAFETY: `head < num` (the caller's test).
             unsafe { self.locate(head, addr, len, writable) }?;
         }
-        let t = &mut *self.t;
         // Counted here, before `take` marks the entry: the store through
         // the entry would make the tables' address load again.
-        t.stats.completed = t.stats.completed.wrapping_add(1);
+        stats!(self).completed = stats!(self).completed.wrapping_add(1);
         Ok(())
     }
 
@@ -1235,6 +1271,30 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // A readable buffer's handle covers whole lines (invalidation
             // never splits a line); that is no length the driver posted, so
             // it never goes back as a used length (`push_used_whole`).
+            capacity: held.capacity(&span),
+            span,
+        }
+    }
+
+    /// [`Device::take`] of an entry whose known span is `addr`, `len`
+    /// (the descriptor's, found equal).
+    #[cfg(not(feature = "small"))]
+    #[inline(always)]
+    fn take_as(entry: &mut Entry, head: u16, writable: bool, addr: u64, len: u32) -> Pop {
+        let held = if writable {
+            Held::Writable
+        } else {
+            Held::Readable
+        };
+        entry.held = held;
+        let span = Span {
+            lo: entry.lo,
+            hi: entry.hi,
+            addr,
+            len,
+        };
+        Pop {
+            head,
             capacity: held.capacity(&span),
             span,
         }
@@ -1518,14 +1578,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 Ok(false)
             };
         }
-        // A copy (see `RingMem`'s `Copy`): no reload after each store.
-        // With the feature `small`, the ring itself: a copy costs a
-        // Cortex-M4 remote registers and stack (and ~170 bytes).
-        #[cfg(not(feature = "small"))]
-        let copy = self.ring;
-        #[cfg(not(feature = "small"))]
-        let ring = &copy;
-        #[cfg(feature = "small")]
+        // The ring itself, not a copy: each field access is one load of an
+        // area's address (`RingMem`), loaded where a branch uses it (a
+        // copy loads every address up front, the unused mode's too); with
+        // the feature `small`, a copy would cost a Cortex-M4 remote
+        // registers and stack (and ~170 bytes).
         let ring = &self.ring;
         let l = ring.layout;
         if M::COHERENT || self.entries_dirty {
@@ -1541,9 +1598,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring.store_u16(Field::UsedIdx, new)?;
         ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
-        self.t.stats.published = self
-            .t
-            .stats
+        stats!(self).published = stats!(self)
             .published
             .wrapping_add(u32::from(new.wrapping_sub(old)));
         // In a local: the fence would make the field load again.
@@ -1551,6 +1606,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
             Self::store_avail_event(ring, last)?;
+            // Without the feature `small`, the re-arming pass's own copy of
+            // the fenced read: it knows the mode (re-arming is `EVENT_IDX`
+            // only), and leaves `driver_declined` (read only by a
+            // publication that does not re-arm) as the last of those set it.
+            #[cfg(not(feature = "small"))]
+            {
+                ring.mem.full_fence();
+                self.armed_at = u32::from(last);
+                let notify = self.driver_wants(ring, new, old, true, true)?;
+                return Ok(self.count_notification(notify));
+            }
         } else if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
             return Ok(self.count_notification(true));
         }
@@ -1645,10 +1711,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
-            self.t.stats.notifications_sent = self.t.stats.notifications_sent.wrapping_add(1);
+            stats!(self).notifications_sent = stats!(self).notifications_sent.wrapping_add(1);
         } else {
-            self.t.stats.notifications_suppressed =
-                self.t.stats.notifications_suppressed.wrapping_add(1);
+            stats!(self).notifications_suppressed =
+                stats!(self).notifications_suppressed.wrapping_add(1);
         }
         notify
     }
@@ -1670,7 +1736,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.rearming = self.suppression == Suppression::EventIdx;
+        self.armed_at = if self.suppression == Suppression::EventIdx {
+            NOT_ARMED
+        } else {
+            NO_REARM
+        };
         match self.suppression {
             Suppression::Flags => {
                 self.set_used_flags(0)?;
@@ -1694,14 +1764,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.rearming = false;
+        self.armed_at = NO_REARM;
         match self.suppression {
             Suppression::Flags => self.set_used_flags(USED_F_NO_NOTIFY)?,
             Suppression::EventIdx => {
                 // Linux's `virtqueue_disable_cb_split` writes 0 ("a hack");
                 // one behind the consumer is the value no publication
                 // crosses soon. No fence: a late doorbell is harmless.
-                self.armed_at = NOT_ARMED;
                 Self::store_avail_event(&self.ring, self.last_avail.wrapping_sub(1))?;
             }
         }
@@ -1722,9 +1791,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// store and one full fence per idle transition instead of per entry, so
     /// a batch of k entries pays one fence, and polling an empty ring again
     /// pays none (`armed_at`).
+    ///
+    /// One test: `armed_at ^ last_avail` is 0 when armed at this position,
+    /// positive when re-arming and not armed here (another position, or
+    /// `NOT_ARMED`), negative when not re-arming (`NO_REARM`).
     #[inline]
     fn must_rearm(&self) -> bool {
-        self.rearming && self.armed_at != u32::from(self.last_avail)
+        (self.armed_at ^ u32::from(self.last_avail)) as i32 > 0
     }
 
     /// `EVENT_IDX`: `avail_event = last_avail`, written back, then
@@ -1777,7 +1850,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[cold]
     fn fail(&mut self, e: Error) -> Error {
-        self.t.stats.failures.record(&e);
+        stats!(self).failures.record(&e);
         e
     }
 }
@@ -1807,7 +1880,7 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("used_published", &self.used_published)
             .field("held", &self.held())
             .field("broken", &self.is_broken())
-            .field("stats", &self.t.stats)
+            .field("stats", &stats!(self))
             .finish()
     }
 }

@@ -9,11 +9,13 @@
 
 use core::marker::PhantomData;
 
-use ipc_traits::shm::{DirectBase, SharedMemory, ShmError};
+#[cfg(feature = "small")]
+use ipc_traits::shm::DirectBase;
+use ipc_traits::shm::{DirectPart, SharedMemory, ShmError};
 
 use crate::endian::Endian;
 use crate::error::Error;
-use crate::layout::{InWindow, Layout};
+use crate::layout::{InWindow, Layout, DESC_SIZE, USED_ELEM_SIZE};
 
 /// A decoded descriptor (read once into a local, then validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,20 +57,52 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    /// The field's offset in the window: 2-aligned (the areas' alignment,
-    /// `Layout`'s constructors) and inside the ring.
+    /// The field as an area and an offset in it (each area's start
+    /// 2-aligned: the areas' alignment, `Layout`'s constructors; the
+    /// field inside the ring).
     #[inline(always)]
-    fn offset<M: ?Sized, E>(self, r: &RingMem<'_, M, E>) -> usize {
-        let l = &r.layout;
+    fn at(self) -> (Area, usize) {
         match self {
-            Self::AvailFlags => l.avail_offset(),
-            Self::AvailIdx => l.avail_offset() + 2,
-            Self::UsedEvent => r.used_event_offset(),
-            Self::UsedFlags => l.used_offset(),
-            Self::UsedIdx => l.used_offset() + 2,
-            Self::AvailEvent => r.avail_event_offset(),
+            Self::AvailFlags => (Area::Avail, 0),
+            Self::AvailIdx => (Area::Avail, 2),
+            Self::UsedEvent => (Area::UsedEvent, 0),
+            Self::UsedFlags => (Area::Used, 0),
+            Self::UsedIdx => (Area::Used, 2),
+            Self::AvailEvent => (Area::AvailEvent, 0),
         }
     }
+}
+
+/// A part of the ring an access is relative to: an area (descriptor
+/// table, available ring, used ring) or one of the two event fields, which
+/// lie behind the rings (their offsets depend on `num`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    /// The whole window (offsets are window offsets): with the feature
+    /// `small`, the descriptor accesses, whose offset the Cortex-M4 code
+    /// computes in fewer instructions from the window's base.
+    #[cfg(feature = "small")]
+    Window,
+    Desc,
+    Avail,
+    Used,
+    UsedEvent,
+    AvailEvent,
+}
+
+/// Where each [`Area`] of a ring on direct memory lies, computed once
+/// ([`RingMem::checked`]): an access is then one address and a constant or
+/// a scaled index, with no window base and area offset to load and add
+/// first. Not with the feature `small`, where the five addresses cost more
+/// code (a larger ring to copy and pass) than they save.
+#[cfg(not(feature = "small"))]
+#[derive(Clone, Copy)]
+struct Parts<'m> {
+    desc: DirectPart<'m>,
+    avail: DirectPart<'m>,
+    used: DirectPart<'m>,
+    used_event: DirectPart<'m>,
+    avail_event: DirectPart<'m>,
 }
 
 /// The memory and offsets of one ring, with its byte order.
@@ -93,8 +127,13 @@ pub(crate) struct RingMem<'m, M: ?Sized, E> {
     /// for the field accessors: a copy of it stays in a register across
     /// the stores of a hot path, where the base inside `*mem` is loaded
     /// again after each. `None` for any other memory, whose accesses all
-    /// go through the trait (a simulated cache sees every one).
+    /// go through the trait (a simulated cache sees every one). Without
+    /// the feature `small`, the address of each area instead ([`Parts`]).
+    #[cfg(feature = "small")]
     direct: Option<DirectBase<'m>>,
+    /// As with the feature `small`, each area's address.
+    #[cfg(not(feature = "small"))]
+    direct: Option<Parts<'m>>,
     /// `layout.used_event_offset()`, computed once: every check for a
     /// notification reads it (a load, not a load of `num`, a shift and
     /// two adds). Not with the feature `small`, where the field costs
@@ -166,10 +205,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         let direct = if M::DIRECT {
             // A memory that says it is direct but gives no base is
             // refused here, so that the accessors need not test for one.
-            Some(
-                mem.direct_base()
-                    .ok_or_else(|| mem_err(M::Error::from(ShmError::Unavailable)))?,
-            )
+            let base = mem
+                .direct_base()
+                .ok_or_else(|| mem_err(M::Error::from(ShmError::Unavailable)))?;
+            #[cfg(feature = "small")]
+            let direct = base;
+            #[cfg(not(feature = "small"))]
+            // SAFETY: every offset lies in the ring, which ends inside the
+            // window (`check_in` made `w`), so each is `<= len`.
+            let direct = unsafe {
+                Parts {
+                    desc: base.part(layout.desc_offset()),
+                    avail: base.part(layout.avail_offset()),
+                    used: base.part(layout.used_offset()),
+                    used_event: base.part(layout.used_event_offset()),
+                    avail_event: base.part(layout.avail_event_offset()),
+                }
+            };
+            Some(direct)
         } else {
             None
         };
@@ -186,13 +239,46 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         })
     }
 
-    /// The window's base, for an access when `M::DIRECT`.
+    /// The window offset of `area`.
     #[inline(always)]
-    fn base(&self) -> DirectBase<'m> {
+    fn area_offset(&self, area: Area) -> usize {
+        let l = &self.layout;
+        match area {
+            #[cfg(feature = "small")]
+            Area::Window => 0,
+            Area::Desc => l.desc_offset(),
+            Area::Avail => l.avail_offset(),
+            Area::Used => l.used_offset(),
+            Area::UsedEvent => self.used_event_offset(),
+            Area::AvailEvent => self.avail_event_offset(),
+        }
+    }
+
+    /// Where an access `at` bytes into `area` goes when `M::DIRECT`: an
+    /// address and the offset from it. Without the feature `small`, the
+    /// area's address and `at`; with it, the window's base and the whole
+    /// offset (the area's offset added to `at` first, as a Cortex-M4 keeps
+    /// it in fewer instructions).
+    #[inline(always)]
+    fn direct_at(&self, area: Area, at: usize) -> (DirectPart<'m>, usize) {
         // SAFETY: called only under `M::DIRECT`, and `new` (the only
         // constructor; the field is private to this module) stored
         // `Some` then.
-        unsafe { self.direct.unwrap_unchecked() }
+        let direct = unsafe { self.direct.unwrap_unchecked() };
+        #[cfg(feature = "small")]
+        // SAFETY: offset 0 is `<= len`.
+        return (unsafe { direct.part(0) }, self.area_offset(area) + at);
+        #[cfg(not(feature = "small"))]
+        (
+            match area {
+                Area::Desc => direct.desc,
+                Area::Avail => direct.avail,
+                Area::Used => direct.used,
+                Area::UsedEvent => direct.used_event,
+                Area::AvailEvent => direct.avail_event,
+            },
+            at,
+        )
     }
 
     /// The index of ring position `pos`: `pos & (num - 1)`, `< num`.
@@ -288,13 +374,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Loads an index, flags or event field with acquire ordering.
     #[inline]
     pub fn load_u16(&self, field: Field) -> Result<u16, Error> {
-        let offset = field.offset(self);
+        let (area, at) = field.at();
         if M::DIRECT {
-            // SAFETY: as below; the base's accesses are the window's.
-            return Ok(E::u16_from_stored(unsafe {
-                self.base().load_u16_acquire(offset)
-            }));
+            let (p, at) = self.direct_at(area, at);
+            // SAFETY: as below; the part's accesses are the window's, and
+            // an area's address is 2-aligned (its offset is, and the
+            // window's base is 4-aligned: `DirectBase::new`).
+            return Ok(E::u16_from_stored(unsafe { p.load_u16_acquire(at) }));
         }
+        let offset = self.area_offset(area) + at;
         // SAFETY: a `Field` offset is 2-aligned and inside the ring, which
         // lies inside the window (`new` checked the layout's end).
         unsafe { self.mem.load_u16_acquire_unchecked(offset) }
@@ -305,14 +393,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Stores an index, flags or event field with release ordering.
     #[inline]
     pub fn store_u16(&self, field: Field, v: u16) -> Result<(), Error> {
-        let offset = field.offset(self);
+        let (area, at) = field.at();
         if M::DIRECT {
+            let (p, at) = self.direct_at(area, at);
             // SAFETY: as in `load_u16`.
-            unsafe {
-                self.base().store_u16_release(offset, E::u16_to_stored(v));
-            }
+            unsafe { p.store_u16_release(at, E::u16_to_stored(v)) };
             return Ok(());
         }
+        let offset = self.area_offset(area) + at;
         // SAFETY: as in `load_u16`.
         unsafe {
             self.mem
@@ -321,41 +409,45 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         .map_err(mem_err)
     }
 
-    /// Loads the 32-bit word at `offset` as stored.
+    /// Loads the 32-bit word at `at` bytes into `area` as stored.
     ///
     /// # Safety
     ///
-    /// `offset` is 4-aligned and `offset + 4` inside the ring.
+    /// `area` is 4-aligned (the descriptor table, the used ring or the
+    /// window), `at` is 4-aligned and `at + 4` inside the area.
     #[inline(always)]
-    unsafe fn word(&self, offset: usize) -> Result<u32, Error> {
+    unsafe fn word(&self, area: Area, at: usize) -> Result<u32, Error> {
         if M::DIRECT {
-            // SAFETY: the caller's contract is the access's.
-            return Ok(unsafe { self.base().load_u32(offset) });
+            let (p, at) = self.direct_at(area, at);
+            // SAFETY: the caller's contract is the access's (the window's
+            // base is 4-aligned: `DirectBase::new`).
+            return Ok(unsafe { p.load_u32(at) });
         }
         // SAFETY: the caller's contract is the accessor's.
-        unsafe { self.mem.load_u32_unchecked(offset) }.map_err(mem_err)
+        unsafe { self.mem.load_u32_unchecked(self.area_offset(area) + at) }.map_err(mem_err)
     }
 
-    /// Stores `K` consecutive 32-bit words at `offset` as given, in
-    /// order, through one accessor call.
+    /// Stores `K` consecutive 32-bit words at `at` bytes into `area` as
+    /// given, in order, through one accessor call.
     ///
     /// # Safety
     ///
-    /// `offset` is 4-aligned and `offset + 4 * K` inside the ring.
+    /// As [`RingMem::word`], for `at + 4 * K`.
     #[inline(always)]
     unsafe fn set_words<const K: usize>(
         &self,
-        offset: usize,
+        area: Area,
+        at: usize,
         w: [[u8; 4]; K],
     ) -> Result<(), Error> {
         if M::DIRECT {
-            let base = self.base();
+            let (part, at) = self.direct_at(area, at);
             // By index (see `store_u32s_unchecked` of `RawRegion`).
             let mut i = 0;
             while i < K {
                 // SAFETY: word `i < K` of the caller's range: 4-aligned,
                 // inside the ring.
-                unsafe { base.store_u32(offset + 4 * i, u32::from_ne_bytes(w[i])) };
+                unsafe { part.store_u32(at + 4 * i, u32::from_ne_bytes(w[i])) };
                 i += 1;
             }
             return Ok(());
@@ -363,7 +455,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         // SAFETY: the caller's contract is the accessor's.
         unsafe {
             self.mem
-                .store_u32s_unchecked(offset, w.map(u32::from_ne_bytes))
+                .store_u32s_unchecked(self.area_offset(area) + at, w.map(u32::from_ne_bytes))
         }
         .map_err(mem_err)
     }
@@ -384,7 +476,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// `i < num`.
     #[inline(always)]
     pub unsafe fn read_desc_below_num(&self, i: usize) -> Result<Desc, Error> {
-        let off = self.layout.desc_slot(i);
+        #[cfg(not(feature = "small"))]
+        let (area, off) = (Area::Desc, DESC_SIZE * i);
+        #[cfg(feature = "small")]
+        let (area, off) = (Area::Window, self.layout.desc_slot(i));
         // SAFETY: `i < num` (the caller's contract), so the entry lies in
         // the descriptor table, inside the window (`new`); the table is
         // 16-aligned (`Layout`), so each word is 4-aligned.
@@ -392,10 +487,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         // is packed into registers with shifts the compiler keeps).
         let (a, b, len, fl) = unsafe {
             (
-                self.word(off)?,
-                self.word(off + 4)?,
-                self.word(off + 8)?,
-                self.word(off + 12)?,
+                self.word(area, off)?,
+                self.word(area, off + 4)?,
+                self.word(area, off + 8)?,
+                self.word(area, off + 12)?,
             )
         };
         let [f0, f1, n0, n1] = fl.to_ne_bytes();
@@ -433,11 +528,12 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
         let [a0, a1, a2, a3, a4, a5, a6, a7] = E::u64_to(d.addr);
         let [f0, f1] = E::u16_to(d.flags);
         let [n0, n1] = E::u16_to(d.next);
-        let off = self.layout.desc_slot(i);
+        let off = DESC_SIZE * i;
         // SAFETY: as in `read_desc_below_num`.
         // One call for the four words: the window's base is read once.
         unsafe {
             self.set_words(
+                Area::Desc,
                 off,
                 [
                     [a0, a1, a2, a3],
@@ -452,12 +548,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Reads `avail.ring[pos & mask]`: one 16-bit load.
     #[inline]
     pub fn read_avail_entry(&self, pos: u16) -> Result<u16, Error> {
-        let off = self.layout.avail_slot(self.slot(pos));
+        let at = 4 + 2 * self.slot(pos);
         if M::DIRECT {
-            // SAFETY: as below.
-            let v = unsafe { self.base().load_u16(off) };
+            let (p, at) = self.direct_at(Area::Avail, at);
+            // SAFETY: as below (the ring's address is 2-aligned, as its
+            // offset and the window's base).
+            let v = unsafe { p.load_u16(at) };
             return Ok(E::u16_from(v.to_ne_bytes()));
         }
+        let off = self.layout.avail_offset() + at;
         // SAFETY: the masked position is `< num`: inside the available
         // ring, inside the window (`new`), 2-aligned (`Layout`).
         unsafe { self.mem.load_u16_unchecked(off) }
@@ -468,15 +567,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Writes `avail.ring[pos & mask]`: one 16-bit store.
     #[inline]
     pub fn write_avail_entry(&self, pos: u16, head: u16) -> Result<(), Error> {
-        let off = self.layout.avail_slot(self.slot(pos));
+        let at = 4 + 2 * self.slot(pos);
         if M::DIRECT {
+            let (p, at) = self.direct_at(Area::Avail, at);
             // SAFETY: as in `read_avail_entry`.
-            unsafe {
-                self.base()
-                    .store_u16(off, u16::from_ne_bytes(E::u16_to(head)))
-            };
+            unsafe { p.store_u16(at, u16::from_ne_bytes(E::u16_to(head))) };
             return Ok(());
         }
+        let off = self.layout.avail_offset() + at;
         // SAFETY: as in `read_avail_entry`.
         unsafe {
             self.mem
@@ -518,10 +616,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// Reads `used.ring[pos & mask]` as `(id, len)`: two 32-bit loads.
     #[inline]
     pub fn read_used_entry(&self, pos: u16) -> Result<(u32, u32), Error> {
-        let off = self.layout.used_slot(self.slot(pos));
+        let at = 4 + USED_ELEM_SIZE * self.slot(pos);
         // SAFETY: the masked position is `< num`: inside the used ring,
         // inside the window (`new`); the ring is 4-aligned (`Layout`).
-        let (id, len) = unsafe { (self.word(off)?, self.word(off + 4)?) };
+        let (id, len) = unsafe { (self.word(Area::Used, at)?, self.word(Area::Used, at + 4)?) };
         Ok((
             E::u32_from(id.to_ne_bytes()),
             E::u32_from(len.to_ne_bytes()),
@@ -536,19 +634,21 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian> RingMem<'m, M, E> {
     /// 14 bytes larger on a Cortex-M4 per call site.
     #[inline]
     pub fn write_used_entry(&self, pos: u16, id: u32, len: u32) -> Result<(), Error> {
-        let off = self.layout.used_slot(self.slot(pos));
+        let at = 4 + USED_ELEM_SIZE * self.slot(pos);
         if M::DIRECT {
-            let base = self.base();
+            let (part, at) = self.direct_at(Area::Used, at);
             // SAFETY: as in `read_used_entry`: both words lie in the entry.
             unsafe {
-                base.store_u32(off, u32::from_ne_bytes(E::u32_to(id)));
-                base.store_u32(off + 4, u32::from_ne_bytes(E::u32_to(len)));
+                part.store_u32(at, u32::from_ne_bytes(E::u32_to(id)));
+                part.store_u32(at + 4, u32::from_ne_bytes(E::u32_to(len)));
             }
             return Ok(());
         }
         #[cfg(not(feature = "small"))]
         // SAFETY: as in `read_used_entry`.
-        let written = unsafe { self.set_words(off, [E::u32_to(id), E::u32_to(len)]) };
+        let written = unsafe { self.set_words(Area::Used, at, [E::u32_to(id), E::u32_to(len)]) };
+        #[cfg(feature = "small")]
+        let off = self.layout.used_offset() + at;
         #[cfg(feature = "small")]
         // SAFETY: as in `read_used_entry`: both words lie in the entry.
         let written = unsafe {
