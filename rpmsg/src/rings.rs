@@ -1547,17 +1547,16 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             self.returns = true;
             return Ok(false);
         }
-        if !M::COHERENT {
-            self.returns = false;
-        }
         // Messages are work: going idle re-arms under the publication's
         // fence (`Driver::publish_and_rearm`); added and published in one
         // call (with an earlier withheld return, if any).
-        let wanted = self
-            .ring
-            .add_slot_and_publish_rearm(slot.token, 0, true)
-            .map_err(|(e, _)| e)?
-            || self.conv.notify_always;
+        let published = self.ring.add_slot_and_publish_rearm(slot.token, 0, true);
+        if !M::COHERENT && !matches!(published, Err((_, false))) {
+            // Added: no withheld return is left for the next look (a
+            // refused add leaves one, as before the call).
+            self.returns = false;
+        }
+        let wanted = published.map_err(|(e, _)| e)? || self.conv.notify_always;
         Ok(wanted && self.conv.announce_returns)
     }
 
