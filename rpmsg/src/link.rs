@@ -187,11 +187,15 @@ pub enum Sent {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TxStats {
-    /// Messages sent (name-service messages included).
+    /// Messages sent (name-service messages included). With the feature
+    /// `stats`.
+    #[cfg(feature = "stats")]
     pub messages: u32,
     /// Send attempts that found no free transmit buffer.
     pub buffer_waits: u32,
-    /// Doorbells rung by this half (its own and those the other half left).
+    /// Doorbells rung by this half (its own and those the other half
+    /// left). With the feature `stats`.
+    #[cfg(feature = "stats")]
     pub doorbells: u32,
     /// Doorbells the mailbox refused, kept owed for a retry.
     pub doorbells_deferred: u32,
@@ -201,7 +205,8 @@ pub struct TxStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RxStats {
-    /// Messages delivered.
+    /// Messages delivered. With the feature `stats`.
+    #[cfg(feature = "stats")]
     pub messages: u32,
     /// Messages to an address nobody bound: buffer given back, not
     /// delivered.
@@ -213,7 +218,9 @@ pub struct RxStats {
     /// Received buffers the ring refused to take back (each is lost to the
     /// peer's pool; the first makes [`Link::is_broken`] true).
     pub return_failures: u32,
-    /// Doorbells rung by this half (its own and those the other half left).
+    /// Doorbells rung by this half (its own and those the other half
+    /// left). With the feature `stats`.
+    #[cfg(feature = "stats")]
     pub doorbells: u32,
     /// Doorbells the mailbox refused, kept owed for a retry.
     pub doorbells_deferred: u32,
@@ -241,8 +248,10 @@ impl TxStats {
     #[inline(always)]
     fn zero() -> Self {
         Self {
-            messages: hide(0),
-            buffer_waits: 0,
+            #[cfg(feature = "stats")]
+            messages: 0,
+            buffer_waits: hide(0),
+            #[cfg(feature = "stats")]
             doorbells: 0,
             doorbells_deferred: 0,
         }
@@ -258,10 +267,12 @@ impl RxStats {
     #[inline(always)]
     fn zero() -> Self {
         Self {
+            #[cfg(feature = "stats")]
             messages: 0,
             unbound: 0,
             bad_header: hide(0),
             return_failures: 0,
+            #[cfg(feature = "stats")]
             doorbells: 0,
             doorbells_deferred: 0,
         }
@@ -833,7 +844,7 @@ fn write_header<'a, R: Halves<'a>, M: SharedMemory + ?Sized>(
 
 #[inline]
 fn count_kicks(stats: &mut TxStats, k: Kicks) {
-    stats.doorbells = stats.doorbells.wrapping_add(k.rung);
+    vring::count!(stats.doorbells, k.rung);
     stats.doorbells_deferred = stats.doorbells_deferred.wrapping_add(k.deferred);
 }
 
@@ -846,7 +857,7 @@ fn count_kicks(stats: &mut TxStats, k: Kicks) {
 fn finish_send<'a, R: Halves<'a>>(st: &mut TxState<'a, R>, slot: TxSlot) -> Result<bool, Error> {
     match st.ring.send(slot) {
         Ok(wanted) => {
-            st.stats.messages = st.stats.messages.wrapping_add(1);
+            vring::count!(st.stats.messages);
             Ok(wanted)
         }
         Err(SendFailure { slot, error }) => {
@@ -1162,7 +1173,7 @@ impl<'l, 'a, R: Halves<'a>, N: Notify> Rx<'l, 'a, R, N> {
         let Some(m) = p.next()? else {
             return Ok(None);
         };
-        p.st.stats.messages = p.st.stats.messages.wrapping_add(1);
+        vring::count!(p.st.stats.messages);
         Ok(Some(HeldMessage {
             st: p.st,
             bell: *p.bell,
@@ -1246,7 +1257,7 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
         // message was copied and is delivered all the same.
         self.give_back(m.slot);
         res?;
-        self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+        vring::count!(self.st.stats.messages);
         Ok(got)
     }
 
@@ -1374,7 +1385,7 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
 
 #[inline]
 fn count_rx_kicks(stats: &mut RxStats, k: Kicks) {
-    stats.doorbells = stats.doorbells.wrapping_add(k.rung);
+    vring::count!(stats.doorbells, k.rung);
     stats.doorbells_deferred = stats.doorbells_deferred.wrapping_add(k.deferred);
 }
 

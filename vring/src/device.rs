@@ -1147,7 +1147,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 && entry.addr == d.addr
                 && (!writable || (d.flags & DESC_F_WRITE != 0 && d.len as usize % M::LINE == 0));
             let entry = if usual {
-                self.stats.completed = self.stats.completed.wrapping_add(1);
+                count!(self.stats.completed);
                 // The entry's length and address are the descriptor's
                 // (compared above): taken from there, not loaded again
                 // after the count's store (which may alias the entry).
@@ -1251,7 +1251,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         // Counted here, before `take` marks the entry: the store through
         // the entry would make the tables' address load again.
-        stats!(self).completed = stats!(self).completed.wrapping_add(1);
+        count!(stats!(self).completed);
         Ok(())
     }
 
@@ -1598,9 +1598,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring.store_u16(Field::UsedIdx, new)?;
         ring.clean(l.used_offset() + 2, 2)?;
         self.used_published = new;
-        stats!(self).published = stats!(self)
-            .published
-            .wrapping_add(u32::from(new.wrapping_sub(old)));
+        count!(stats!(self).published, u32::from(new.wrapping_sub(old)));
         // In a local: the fence would make the field load again.
         let last = self.last_avail;
         let arm = rearm && last == self.avail_seen && self.must_rearm();
@@ -1711,10 +1709,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[inline]
     fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
-            stats!(self).notifications_sent = stats!(self).notifications_sent.wrapping_add(1);
+            count!(stats!(self).notifications_sent);
         } else {
-            stats!(self).notifications_suppressed =
-                stats!(self).notifications_suppressed.wrapping_add(1);
+            count!(stats!(self).notifications_suppressed);
         }
         notify
     }

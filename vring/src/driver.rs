@@ -421,10 +421,11 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     avail_shadow: [u16; N],
     /// Entries added so far (wrapping; unpublished ones included): its low
     /// 16 bits are the next available position to write. What `avail.idx`
-    /// holds in memory is the low 16 bits of `stats.published`, the entries
-    /// published so far ([`Driver::published_idx`]): a publication stores
-    /// this count there, one store for both the index and the statistic.
+    /// holds in memory is the low 16 bits of `published`.
     avail_idx: u32,
+    /// Entries published so far (wrapping): its low 16 bits are what
+    /// `avail.idx` holds in memory ([`Driver::published_idx`]).
+    published: u32,
     /// Next used position to read.
     last_used: u16,
     /// The last `used.idx` observed.
@@ -535,6 +536,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             free_len: num,
             avail_shadow: [0; N],
             avail_idx: 0,
+            published: 0,
             last_used: 0,
             used_seen: 0,
             credit: 0,
@@ -587,7 +589,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// published so far (see `avail_idx`).
     #[inline(always)]
     fn published_idx(&self) -> u16 {
-        self.stats.published as u16
+        self.published as u16
     }
 
     /// The next available position to write (see `avail_idx`).
@@ -1048,7 +1050,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         if self.is_broken() {
             return broken();
         }
-        let (old, added) = (self.stats.published, self.avail_idx);
+        let (old, added) = (self.published, self.avail_idx);
         if old == added {
             return Ok(false);
         }
@@ -1079,7 +1081,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // Coherent memory: the usual case here, all else out of line (the
         // fewer values the inlined path keeps, the fewer its caller's
         // registers it takes).
-        let (old, added) = (self.stats.published, self.avail_idx);
+        let (old, added) = (self.published, self.avail_idx);
         let i = usize::from(id);
         let known = !writable
             && old == added
@@ -1102,7 +1104,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let added = old.wrapping_add(1);
         self.publish_new(&ring, old as u16, added, false, true)
             .map_err(|e| {
-                if self.stats.published != added {
+                if self.published != added {
                     // Still unpublished: recorded as `add_slot` does.
                     self.set_state(i, State::Added);
                     self.shadow(&ring, old as u16, id);
@@ -1164,7 +1166,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         let (old, added) = (self.published_idx(), self.avail_idx);
         self.publish_new(&ring, old, added, rearm, true)
             .map_err(|e| {
-                if self.stats.published != added {
+                if self.published != added {
                     // Still unpublished: recorded as `add_slot` does.
                     self.set_state(usize::from(id), State::Added);
                     self.shadow(&ring, added.wrapping_sub(1) as u16, id);
@@ -1201,8 +1203,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         ring.store_u16(Field::AvailIdx, new)?;
         ring.clean(l.avail_offset() + 2, 2)?;
-        // The published index and the statistic in one store.
-        self.stats.published = added;
+        // The published index (and, with `stats`, the statistic).
+        self.published = added;
+        count!(self.stats.published, u32::from(new.wrapping_sub(old)));
         // The ids added since the last publication may come back now.
         // One test when the only new entry is the one just published
         // (`new - old`: what `need_event` compares against as well).
@@ -1303,10 +1306,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     #[inline]
     fn count_notification(&mut self, notify: bool) -> bool {
         if notify {
-            self.stats.notifications_sent = self.stats.notifications_sent.wrapping_add(1);
+            count!(self.stats.notifications_sent);
         } else {
-            self.stats.notifications_suppressed =
-                self.stats.notifications_suppressed.wrapping_add(1);
+            count!(self.stats.notifications_suppressed);
         }
         notify
     }
@@ -1429,7 +1431,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 buf: Some(buf),
             });
         }
-        self.stats.completed = self.stats.completed.wrapping_add(1);
+        count!(self.stats.completed);
         Ok(Some(Used { id, len, buf }))
     }
 
@@ -1487,7 +1489,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             // Perhaps a rejected descriptor: written again at its next add.
             self.forget_desc(usize::from(id));
         }
-        self.stats.completed = self.stats.completed.wrapping_add(1);
+        count!(self.stats.completed);
         Ok(Some(Slot { id, offset, len }))
     }
 

@@ -275,20 +275,27 @@ impl Failures {
     }
 }
 
-/// Ring statistics.
+/// Ring statistics: the peer-error counters always, the success counters
+/// (`published`, `completed`, `notifications_*`) with the feature `stats`
+/// (each is a store per message on the data path, paid only when asked
+/// for).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Entries made visible to the peer (driver: available entries; device:
     /// used entries).
+    #[cfg(feature = "stats")]
     pub published: u32,
     /// Entries taken back from the peer and accepted (driver: used entries
     /// reaped; device: available entries popped).
+    #[cfg(feature = "stats")]
     pub completed: u32,
     /// Publications after which the peer asked to be notified.
+    #[cfg(feature = "stats")]
     pub notifications_sent: u32,
     /// Publications after which the peer's flags or event index said not
     /// to notify.
+    #[cfg(feature = "stats")]
     pub notifications_suppressed: u32,
     /// Device: rejected descriptors handed back to the driver as used
     /// entries of length 0 (see [`crate::Device::pop_readable`]; each also
@@ -301,9 +308,13 @@ pub struct Stats {
 impl Stats {
     /// Every count 0 (what `Default` gives, in a `const`).
     pub(crate) const ZERO: Self = Self {
+        #[cfg(feature = "stats")]
         published: 0,
+        #[cfg(feature = "stats")]
         completed: 0,
+        #[cfg(feature = "stats")]
         notifications_sent: 0,
+        #[cfg(feature = "stats")]
         notifications_suppressed: 0,
         rejected_returned: 0,
         failures: Failures {

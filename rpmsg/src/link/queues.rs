@@ -455,7 +455,7 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
     fn next_slot(&mut self) -> Result<Option<Slotted<'a, R::Mem>>, Error> {
         if let Some(m) = self.st.kept.take() {
             if let Some(s) = bound_slot(self.eps, m.dst) {
-                self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+                vring::count!(self.st.stats.messages);
                 return Ok(Some((s, m)));
             }
             self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
@@ -467,7 +467,7 @@ impl<'a, R: Halves<'a>, N: ipc_traits::mailbox::Notify> Rx<'_, 'a, R, N> {
             };
             if let Some(m) = self.frame(slot)? {
                 if let Some(s) = bound_slot(self.eps, m.dst) {
-                    self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+                    vring::count!(self.st.stats.messages);
                     return Ok(Some((s, m)));
                 }
                 self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
