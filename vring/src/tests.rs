@@ -1235,7 +1235,7 @@ fn a_direct_memory_without_a_base_is_refused_at_attach() {
     });
 }
 
-// ------------------------------------------- driver bookkeeping (wip/drv8)
+// ------------------------------------------- driver bookkeeping (publication marks)
 
 #[test]
 #[cfg_attr(miri, ignore = "65 536 publications: minutes under Miri")]
