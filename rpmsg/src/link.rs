@@ -455,8 +455,7 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
     /// `storage`.
     pub fn new<const EPS: usize>(rings: R, notify: N, storage: &'a mut Storage<EPS>) -> Self {
         let (tx, rx) = rings.into_halves();
-        storage.addrs = [FREE; EPS];
-        Self {
+        let link = Self {
             tx: TxState {
                 ring: tx,
                 stats: TxStats::zero(),
@@ -470,7 +469,13 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
             bell: Bell::new(notify),
             eps: &mut storage.addrs,
             next_dynamic: RESERVED_ADDRESSES,
-        }
+        };
+        // Freed after the fields are set: the stores stay next to a
+        // `bind` that follows, which then reads them back at build time
+        // (nothing the compiler must assume writes memory in between, such
+        // as the counters' `hide`), with no search of the storage.
+        link.eps.fill(FREE);
+        link
     }
 
     /// The rings and the notifier back (a message kept by a too-short
