@@ -207,9 +207,10 @@ pub(crate) fn vring_in<M: SharedMemory<Error = ShmError>>(
     }
 }
 
-/// The body of [`legacy_in`] and [`vring_in`].
+/// The body of [`legacy_in`], [`vring_in`] and, with the feature `small`,
+/// the boot's look at the used indices (`rsc_table::used_index_of`).
 #[inline(always)]
-fn legacy_checks<M: SharedMemory<Error = ShmError>>(
+pub(crate) fn legacy_checks<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     da: u32,
     align: u32,

@@ -605,8 +605,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             Ok(())
         };
         let n = usize::from(layout.num());
-        clear(layout.desc_offset(), desc_table_size(n))?;
-        clear(layout.avail_offset(), avail_size(n))?;
+        let (desc, avail) = (layout.desc_offset(), layout.avail_offset());
+        if cfg!(feature = "small") && avail == desc + desc_table_size(n) {
+            // The available ring right behind the descriptors (every
+            // legacy layout: known at build time where the layout is): the
+            // lines of the two are one run, and a range clear of the run
+            // is clear of both.
+            clear(desc, desc_table_size(n) + avail_size(n))?;
+        } else {
+            clear(desc, desc_table_size(n))?;
+            clear(avail, avail_size(n))?;
+        }
         clear(layout.used_offset(), used_size(n))?;
         // The whole used ring, not only `used.idx`: this core may hold stale
         // lines of it (a warm cache from before the driver laid the ring
@@ -1882,5 +1891,107 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("broken", &self.is_broken())
             .field("stats", &stats!(self))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests_size10 {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use core::ptr::NonNull;
+
+    use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
+    use ipc_traits::shm::RawRegion;
+
+    use super::{BufferArea, Device, DeviceConfig, DeviceTables};
+    use crate::endian::Legacy;
+    use crate::layout::{avail_size, desc_table_size, used_size, Layout};
+    use crate::Error;
+
+    const WINDOW: usize = 8192;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Chunk([u8; 64]);
+
+    /// A no-op cache with 32-byte lines (line-granular checks on the host).
+    #[derive(Debug, Default)]
+    struct Line32;
+
+    impl CacheMaintenance for Line32 {
+        const LINE: usize = 32;
+        fn clean(&self, _: LineRange<Self>) {}
+        unsafe fn invalidate(&self, _: LineRange<Self>) {}
+        fn clean_invalidate(&self, _: LineRange<Self>) {}
+    }
+
+    /// Whether `offset..offset + len` touches the lines of any of the
+    /// ring's three areas: the rule the attach enforces, area by area.
+    fn touches(l: &Layout, line: usize, offset: usize, len: usize) -> bool {
+        let n = usize::from(l.num());
+        [
+            (l.desc_offset(), desc_table_size(n)),
+            (l.avail_offset(), avail_size(n)),
+            (l.used_offset(), used_size(n)),
+        ]
+        .iter()
+        .any(|&(o, s)| {
+            let lo = o / line * line;
+            let hi = (o + s).div_ceil(line) * line;
+            lo < offset + len && offset < hi
+        })
+    }
+
+    /// Every buffer area around a ring (on each area, across the gap
+    /// between the available and used rings, between areas of a split
+    /// layout) is refused exactly when it touches a line of the ring,
+    /// legacy layouts (whose first two areas the feature `small` checks as
+    /// one run) and split ones alike.
+    fn sweep<C: CacheMaintenance>(cache: C) {
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through
+        // it; no handle over it is made (the devices are only attached).
+        let shm = unsafe { RawRegion::new(base, WINDOW, 0x1000, cache) }.unwrap();
+        let layouts = [
+            Layout::legacy(8, 64),
+            Layout::legacy(16, 512),
+            Layout::legacy_at(1024, 4, 16),
+            // The available ring first, the descriptors after a gap.
+            Layout::split(8, 1024, 512, 2048).unwrap(),
+            // Adjacent in the other order.
+            Layout::split(4, 64, 32, 512).unwrap(),
+        ];
+        let tables = DeviceTables::<16>::new();
+        let mut refused = 0;
+        // Layouts that break the cache-line rule are refused before the
+        // area is looked at.
+        for l in layouts.iter().filter(|l| l.check(WINDOW, C::LINE).is_ok()) {
+            for offset in (0..3000).step_by(8) {
+                for len in [1, 8, 30, 64, 200] {
+                    let area = BufferArea::new(offset, len);
+                    // SAFETY: no buffer handle exists over the window, and
+                    // the device is dropped at once.
+                    let r = unsafe {
+                        Device::<_, Legacy, 16>::new(&shm, *l, DeviceConfig::new(area), &tables)
+                    };
+                    let bad = touches(l, C::LINE, offset, len);
+                    assert_eq!(
+                        r.err(),
+                        bad.then_some(Error::BadBufferArea),
+                        "{l:?} {offset} {len}"
+                    );
+                    refused += usize::from(bad);
+                }
+            }
+        }
+        assert!(refused > 100);
+        drop(backing);
+    }
+
+    #[test]
+    fn a_buffer_area_on_any_ring_line_is_refused() {
+        sweep(Coherent);
+        sweep(Line32);
     }
 }
