@@ -1365,8 +1365,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// descriptor a fixed buffer (Linux, rpmsg-lite, ours); the known span
     /// becomes the part named. A new or moved span takes one pass over the
     /// known spans: one of a held buffer overlapping it is an
-    /// [`Error::OverlappingBuffer`] (nothing changes); the others give way
-    /// (forgotten).
+    /// [`Error::OverlappingBuffer`] (nothing changes; with the feature
+    /// `small`, spans of ids not held met before it are forgotten
+    /// already); the others give way (forgotten).
     ///
     /// # Safety
     ///
@@ -1385,6 +1386,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         // A known span (`len` not 0) overlapping `lo..hi`.
         let overlaps = |e: &Entry| e.len != 0 && lo < e.hi && e.lo < hi;
+        if cfg!(feature = "small") {
+            // One pass with the feature `small`: the known spans of ids
+            // not held give way as they are met, so a refusal may leave
+            // some of them forgotten (each is located again when next
+            // posted; the known spans stay disjoint, and no held one
+            // changes).
+            for (j, e) in self.t.entries.iter_mut().enumerate() {
+                if j != h && overlaps(e) {
+                    if e.is_held() {
+                        return Err(Error::OverlappingBuffer);
+                    }
+                    e.forget();
+                }
+            }
+            // SAFETY: `head < num <= N`, as above.
+            unsafe { self.t.entries.get_unchecked_mut(h) }.know(span);
+            return Ok(());
+        }
         // A held buffer's span is its id's known span.
         for (j, e) in self.t.entries.iter().enumerate() {
             if e.is_held() && j != h && overlaps(e) {
@@ -1901,7 +1920,7 @@ mod tests_size10 {
     use core::ptr::NonNull;
 
     use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
-    use ipc_traits::shm::RawRegion;
+    use ipc_traits::shm::{RawRegion, SharedMemory};
 
     use super::{BufferArea, Device, DeviceConfig, DeviceTables};
     use crate::endian::Legacy;
@@ -1993,5 +2012,69 @@ mod tests_size10 {
     fn a_buffer_area_on_any_ring_line_is_refused() {
         sweep(Coherent);
         sweep(Line32);
+    }
+
+    /// A new span over a buffer held and a span known but not held (met
+    /// first by the overlap scan) is refused; either way the feature
+    /// `small` goes (the idle span forgotten on the way, or kept), the id
+    /// that knew it is accepted again, and the held buffer is never handed
+    /// out twice.
+    #[test]
+    fn a_refused_span_leaves_every_id_usable() {
+        const BASE: u64 = 0x1000;
+        let l = Layout::legacy(8, 64);
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through
+        // it; the test makes no buffer handle (slots only).
+        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, Coherent) }.unwrap();
+        let tables = DeviceTables::<8>::new();
+        let area = BufferArea::new(2048, 2048);
+        // SAFETY: as above.
+        let mut dev =
+            unsafe { Device::<_, Legacy, 8>::new(&shm, l, DeviceConfig::new(area), &tables) }
+                .unwrap();
+        let desc = |i: u16, off: usize, len: u32| {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&(BASE + off as u64).to_ne_bytes());
+            b[8..12].copy_from_slice(&len.to_ne_bytes());
+            b[12..14].copy_from_slice(&crate::notify::DESC_F_WRITE.to_ne_bytes());
+            shm.write(l.desc_entry_offset(i), &b).unwrap();
+        };
+        let mut idx = 0u16;
+        let mut post = |head: u16| {
+            shm.write(l.avail_entry_offset(idx % 8), &head.to_ne_bytes())
+                .unwrap();
+            idx = idx.wrapping_add(1);
+            shm.write(l.avail_offset() + 2, &idx.to_ne_bytes()).unwrap();
+        };
+        // Id 0 knows 2112..2176 (returned), id 1 holds 2048..2112.
+        desc(0, 2112, 64);
+        desc(1, 2048, 64);
+        post(0);
+        post(1);
+        let zero = dev.pop_writable_slot().unwrap().unwrap();
+        let one = dev.pop_writable_slot().unwrap().unwrap();
+        assert_eq!((zero.id, one.id, one.offset), (0, 1, 2048));
+        dev.push_used_slot(0, Some(0)).unwrap();
+        // Id 2 over both: id 0's idle span comes first in the scan, id 1's
+        // held one refuses it.
+        desc(2, 2048, 128);
+        post(2);
+        assert_eq!(dev.pop_writable_slot(), Err(Error::OverlappingBuffer));
+        // Id 0 again: accepted, its own bytes.
+        post(0);
+        let again = dev.pop_writable_slot().unwrap().unwrap();
+        assert_eq!((again.id, again.offset), (0, 2112));
+        // Id 2 over the held buffers again: refused; elsewhere: accepted.
+        post(2);
+        assert_eq!(dev.pop_writable_slot(), Err(Error::OverlappingBuffer));
+        desc(2, 2176, 128);
+        post(2);
+        let two = dev.pop_writable_slot().unwrap().unwrap();
+        assert_eq!((two.id, two.offset), (2, 2176));
+        assert_eq!(dev.stats().failures.overlapping_buffer(), 2);
+        drop(dev);
+        drop(backing);
     }
 }
