@@ -514,6 +514,10 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
         Ok(Endpoint { addr })
     }
 
+    #[allow(
+        clippy::search_is_some,
+        reason = "`position` is read through at build time where `any` and `contains` are not"
+    )]
     fn free_dynamic(&mut self) -> Result<u32, Error> {
         // At most len + 1 probes: only len addresses can be taken.
         for _ in 0..=self.eps.len() {
@@ -522,7 +526,11 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
                 Some(n) if n != ADDR_ANY => n,
                 _ => RESERVED_ADDRESSES,
             };
-            if !self.eps.contains(&candidate) {
+            // `position`, not `contains`: the compiler reads the search
+            // through when the storage is known (a bind right after
+            // `Link::new`), as it does `bind`'s search for a free slot,
+            // where the slice `contains` stays a loop.
+            if self.eps.iter().position(|a| *a == candidate).is_none() {
                 return Ok(candidate);
             }
         }
