@@ -208,7 +208,7 @@ pub(crate) fn vring_in<M: SharedMemory<Error = ShmError>>(
 }
 
 /// The body of [`legacy_in`], [`vring_in`] and, with the feature `small`,
-/// the boot's look at the used indices (`rsc_table::used_index_of`).
+/// the boot's look at the used indices (`rsc_table::ring_was_used`).
 #[inline(always)]
 pub(crate) fn legacy_checks<M: SharedMemory<Error = ShmError>>(
     shared: &M,

@@ -1179,12 +1179,12 @@ impl HostBoot {
             };
             // With the feature `small`, each vring on its own (no loop):
             // the built `align` and `num` stay constants at both calls of
-            // `used_index_of`, which folds them into its one copy.
+            // `ring_was_used`, which folds them into its one copy.
             #[cfg(feature = "small")]
             let used = {
-                let at = |s: VringSpec| used_index_of(rings, s.da, s.align, s.num);
-                let used0 = at(vrings[0])?.is_some_and(|idx| idx != 0);
-                at(vrings[1])?.is_some_and(|idx| idx != 0) || used0
+                let at = |s: VringSpec| ring_was_used(rings, s.da, s.align, s.num);
+                let used0 = at(vrings[0])?;
+                at(vrings[1])? || used0
             };
             #[cfg(not(feature = "small"))]
             let used = {
@@ -1257,9 +1257,10 @@ impl HostBoot {
     }
 }
 
-/// The used index of the vring at `da` (a legacy layout of `num` entries
-/// aligned to `align`), read fresh from `rings`; `None` when the vring
-/// does not map into the window as a legacy layout.
+/// Whether the used index of the vring at `da` (a legacy layout of `num`
+/// entries aligned to `align`), read fresh from `rings`, is not 0 (a
+/// previous session's ring); `false` when the vring does not map into the
+/// window as a legacy layout.
 ///
 /// With the feature `small`: one copy for both vrings, out of line, the
 /// entry's fields as scalars; the built `align` and `num` (the same
@@ -1267,16 +1268,17 @@ impl HostBoot {
 /// all the same, where a copy inlined per vring cost more.
 #[cfg(feature = "small")]
 #[inline(never)]
-fn used_index_of<M: SharedMemory<Error = ShmError>>(
+fn ring_was_used<M: SharedMemory<Error = ShmError>>(
     rings: &M,
     da: u32,
     align: u32,
     num: u32,
-) -> Result<Option<u16>, Error> {
+) -> Result<bool, Error> {
     let Ok(layout) = crate::boot::legacy_checks(rings, da, align, num).map(|w| w.layout()) else {
-        return Ok(None);
+        return Ok(false);
     };
-    used_index_in(rings, layout)
+    // (The answer as one flag: the caller tests no `Option` of it.)
+    Ok(used_index_in(rings, layout)?.is_some_and(|idx| idx != 0))
 }
 
 /// The used index of the vring `spec` describes, read fresh from `rings`;
