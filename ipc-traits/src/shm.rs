@@ -804,8 +804,9 @@ impl<C: CacheMaintenance> RawRegion<C> {
     /// to 4 ([`RawRegion::BASE_ALIGN`]: an offset aligned to an index's width
     /// is then an aligned address), or `len` is not aligned to `C::LINE`
     /// (maintenance of the window's first or last line would then touch
-    /// memory outside it); [`ShmError::AddressOutsideWindow`] if
-    /// `peer_base + len` overflows.
+    /// memory outside it); [`ShmError::OffsetOutsideWindow`] if `len`
+    /// exceeds `isize::MAX` (no pointer offset reaches that far);
+    /// [`ShmError::AddressOutsideWindow`] if `peer_base + len` overflows.
     ///
     /// # Safety
     ///
@@ -824,6 +825,11 @@ impl<C: CacheMaintenance> RawRegion<C> {
     ) -> Result<Self, ShmError> {
         check_align(base.as_ptr() as usize, Self::BASE_ALIGN)?;
         check_align(len, C::LINE)?;
+        // No object reaches past `isize::MAX` bytes (`pointer::add` counts
+        // offsets in `isize`): a longer window could not be reached whole.
+        if len > isize::MAX as usize {
+            return Err(ShmError::OffsetOutsideWindow);
+        }
         if peer_base.checked_add(len as u64).is_none() {
             return Err(ShmError::AddressOutsideWindow);
         }
@@ -841,7 +847,7 @@ impl<C: CacheMaintenance> RawRegion<C> {
     }
 
     fn ptr(&self, offset: usize, len: usize) -> Result<*mut u8, ShmError> {
-        check_range(self.len, offset, len)?;
+        check_range(self.len(), offset, len)?;
         // SAFETY: offset + len <= self.len (checked), so the result stays
         // inside the allocation described in `new`'s contract.
         Ok(unsafe { self.base.as_ptr().add(offset) })
@@ -882,6 +888,11 @@ impl<C: CacheMaintenance> SharedMemory for RawRegion<C> {
 
     #[inline]
     fn len(&self) -> usize {
+        // SAFETY: `new` refused a longer window, and `len` never changes.
+        // Told to the compiler, an offset inside the window plus a small
+        // constant (a ring's size at a checked offset) cannot overflow,
+        // and such overflow tests go.
+        unsafe { core::hint::assert_unchecked(self.len <= isize::MAX as usize) };
         self.len
     }
 
@@ -1261,5 +1272,43 @@ mod tests_dev9 {
         }
         // One past the end is a part too (nothing may be accessed there).
         let _ = end;
+    }
+}
+
+#[cfg(test)]
+mod tests_size10 {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use core::ptr::NonNull;
+
+    use super::{RawRegion, SharedMemory, ShmError};
+    use crate::cache::Coherent;
+
+    /// A window longer than any pointer offset reaches is refused; up to
+    /// `isize::MAX` bytes is a window (its length then bounds every
+    /// offset the window hands out, which the compiler is told).
+    #[test]
+    fn a_window_past_isize_max_is_refused() {
+        let mut b = [0u64; 8];
+        let base = NonNull::new(b.as_mut_ptr().cast::<u8>()).unwrap();
+        for len in [isize::MAX as usize + 1, usize::MAX - 3] {
+            // SAFETY: refused before anything is accessed, and no value
+            // that could reach the memory is made.
+            let r = unsafe { RawRegion::new(base, len, 0, Coherent) };
+            assert_eq!(r.err(), Some(ShmError::OffsetOutsideWindow), "{len}");
+        }
+        // SAFETY: the array outlives the region and is only used through
+        // it.
+        let shm = unsafe { RawRegion::new(base, 64, 0x1000, Coherent) }.unwrap();
+        assert_eq!(shm.len(), 64);
+        assert_eq!(shm.translate(0x1000 + 60, 4), Ok(60));
+        assert_eq!(
+            shm.translate(0x1000 + 61, 4),
+            Err(ShmError::AddressOutsideWindow)
+        );
+        assert_eq!(
+            shm.translate(u64::MAX, 1),
+            Err(ShmError::AddressOutsideWindow)
+        );
     }
 }

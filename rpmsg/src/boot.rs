@@ -207,9 +207,10 @@ pub(crate) fn vring_in<M: SharedMemory<Error = ShmError>>(
     }
 }
 
-/// The body of [`legacy_in`] and [`vring_in`].
+/// The body of [`legacy_in`], [`vring_in`] and, with the feature `small`,
+/// the boot's look at the used indices (`rsc_table::ring_was_used`).
 #[inline(always)]
-fn legacy_checks<M: SharedMemory<Error = ShmError>>(
+pub(crate) fn legacy_checks<M: SharedMemory<Error = ShmError>>(
     shared: &M,
     da: u32,
     align: u32,
@@ -243,12 +244,24 @@ fn legacy_checks<M: SharedMemory<Error = ShmError>>(
     Ok(unsafe { InWindow::new_unchecked(layout, shared) })
 }
 
-/// The queue id a vring's notify id stands for.
-fn queue_id(id: u32) -> Result<QueueId, Error> {
-    u8::try_from(id)
-        .ok()
-        .and_then(QueueId::new)
-        .ok_or(Error::BadNotifyId)
+/// The queue ids the two vrings' notify ids stand for.
+///
+/// Both tested before either is built: one compare and branch each
+/// ([`Error::BadNotifyId`] for either), where a `?` on each id's own
+/// `Result` packed and unpacked its tag.
+#[inline(always)]
+fn queue_ids(ids: [u32; 2]) -> Result<QueueIds, Error> {
+    let max = u32::from(QueueId::MAX);
+    if ids[0] >= max || ids[1] >= max {
+        return Err(Error::BadNotifyId);
+    }
+    match (
+        u8::try_from(ids[0]).ok().and_then(QueueId::new),
+        u8::try_from(ids[1]).ok().and_then(QueueId::new),
+    ) {
+        (Some(vring0), Some(vring1)) => Ok(QueueIds { vring0, vring1 }),
+        _ => Err(Error::BadNotifyId),
+    }
 }
 
 /// Flags, or `EVENT_IDX` when asked for and allowed by `profile` and
@@ -326,16 +339,14 @@ fn remote_config_in<M: SharedMemory<Error = ShmError>>(
     let offset = shared
         .translate(lowest, 2 * half)
         .map_err(|_| Error::BuffersOutsideWindow)?;
+    let queues = queue_ids([vrings[0].notifyid, vrings[1].notifyid])?;
     Ok(CheckedConfig {
         vring0,
         vring1,
         vring0_buffers: BufferArea::new(offset, half),
         vring1_buffers: BufferArea::new(offset + half, half),
         suppression,
-        queues: QueueIds {
-            vring0: queue_id(vrings[0].notifyid)?,
-            vring1: queue_id(vrings[1].notifyid)?,
-        },
+        queues,
     })
 }
 

@@ -466,8 +466,7 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
     /// `storage`.
     pub fn new<const EPS: usize>(rings: R, notify: N, storage: &'a mut Storage<EPS>) -> Self {
         let (tx, rx) = rings.into_halves();
-        storage.addrs = [FREE; EPS];
-        Self {
+        let link = Self {
             tx: TxState {
                 ring: tx,
                 stats: TxStats::zero(),
@@ -481,7 +480,13 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
             bell: Bell::new(notify),
             eps: &mut storage.addrs,
             next_dynamic: RESERVED_ADDRESSES,
-        }
+        };
+        // Freed after the fields are set: the stores stay next to a
+        // `bind` that follows, which then reads them back at build time
+        // (nothing the compiler must assume writes memory in between, such
+        // as the counters' `hide`), with no search of the storage.
+        link.eps.fill(FREE);
+        link
     }
 
     /// The rings and the notifier back (a message kept by a too-short
@@ -520,6 +525,10 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
         Ok(Endpoint { addr })
     }
 
+    #[allow(
+        clippy::search_is_some,
+        reason = "`position` is read through at build time where `any` and `contains` are not"
+    )]
     fn free_dynamic(&mut self) -> Result<u32, Error> {
         // At most len + 1 probes: only len addresses can be taken.
         for _ in 0..=self.eps.len() {
@@ -528,7 +537,11 @@ impl<'a, R: Halves<'a>, N: Notify> Link<'a, R, N> {
                 Some(n) if n != ADDR_ANY => n,
                 _ => RESERVED_ADDRESSES,
             };
-            if !self.eps.contains(&candidate) {
+            // `position`, not `contains`: the compiler reads the search
+            // through when the storage is known (a bind right after
+            // `Link::new`), as it does `bind`'s search for a free slot,
+            // where the slice `contains` stays a loop.
+            if self.eps.iter().position(|a| *a == candidate).is_none() {
                 return Ok(candidate);
             }
         }

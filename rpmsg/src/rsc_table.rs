@@ -1178,13 +1178,13 @@ impl HostBoot {
                 Err(e) => return Err(e),
             };
             // With the feature `small`, each vring on its own (no loop):
-            // the built `align` and `num` stay constants for `used_index`'s
-            // checks ([`crate::boot::vring_in`], which uses them only then).
+            // the built `align` and `num` stay constants at both calls of
+            // `ring_was_used`, which folds them into its one copy.
             #[cfg(feature = "small")]
             let used = {
-                let [b0, b1] = view.built();
-                let used0 = used_index(rings, vrings[0], b0)?.is_some_and(|idx| idx != 0);
-                used_index(rings, vrings[1], b1)?.is_some_and(|idx| idx != 0) || used0
+                let at = |s: VringSpec| ring_was_used(rings, s.da, s.align, s.num);
+                let used0 = at(vrings[0])?;
+                at(vrings[1])? || used0
             };
             #[cfg(not(feature = "small"))]
             let used = {
@@ -1257,11 +1257,33 @@ impl HostBoot {
     }
 }
 
+/// Whether the used index of the vring at `da` (a legacy layout of `num`
+/// entries aligned to `align`), read fresh from `rings`, is not 0 (a
+/// previous session's ring); `false` when the vring does not map into the
+/// window as a legacy layout.
+///
+/// With the feature `small`: one copy for both vrings, out of line, the
+/// entry's fields as scalars; the built `align` and `num` (the same
+/// constants at both calls of [`HostBoot::start_at`]) fold into its checks
+/// all the same, where a copy inlined per vring cost more.
+#[cfg(feature = "small")]
+#[inline(never)]
+fn ring_was_used<M: SharedMemory<Error = ShmError>>(
+    rings: &M,
+    da: u32,
+    align: u32,
+    num: u32,
+) -> Result<bool, Error> {
+    let Ok(layout) = crate::boot::legacy_checks(rings, da, align, num).map(|w| w.layout()) else {
+        return Ok(false);
+    };
+    // (The answer as one flag: the caller tests no `Option` of it.)
+    Ok(used_index_in(rings, layout)?.is_some_and(|idx| idx != 0))
+}
+
 /// The used index of the vring `spec` describes, read fresh from `rings`;
 /// `None` when the vring does not map into the window as a legacy layout.
-/// Inlined with the feature `small`, so that the built `align` and `num`
-/// fold into its checks ([`crate::boot::vring_in`]).
-#[cfg_attr(feature = "small", inline(always))]
+#[cfg(not(feature = "small"))]
 fn used_index<M: SharedMemory<Error = ShmError>>(
     rings: &M,
     spec: VringSpec,
@@ -1272,6 +1294,15 @@ fn used_index<M: SharedMemory<Error = ShmError>>(
     let Ok(layout) = crate::boot::vring_in(rings, spec, built).map(|w| w.layout()) else {
         return Ok(None);
     };
+    used_index_in(rings, layout)
+}
+
+/// `used.idx` of the ring at `layout`, checked inside `rings`.
+#[inline(always)]
+fn used_index_in<M: SharedMemory<Error = ShmError>>(
+    rings: &M,
+    layout: vring::Layout,
+) -> Result<Option<u16>, Error> {
     // `used.idx` follows `used.flags`, inside the ring.
     let at = layout.used_offset() + 2;
     let (start, len) = rings.covering_lines(at, 2)?;

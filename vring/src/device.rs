@@ -605,8 +605,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             Ok(())
         };
         let n = usize::from(layout.num());
-        clear(layout.desc_offset(), desc_table_size(n))?;
-        clear(layout.avail_offset(), avail_size(n))?;
+        let (desc, avail) = (layout.desc_offset(), layout.avail_offset());
+        if cfg!(feature = "small") && avail == desc + desc_table_size(n) {
+            // The available ring right behind the descriptors (every
+            // legacy layout: known at build time where the layout is): the
+            // lines of the two are one run, and a range clear of the run
+            // is clear of both.
+            clear(desc, desc_table_size(n) + avail_size(n))?;
+        } else {
+            clear(desc, desc_table_size(n))?;
+            clear(avail, avail_size(n))?;
+        }
         clear(layout.used_offset(), used_size(n))?;
         // The whole used ring, not only `used.idx`: this core may hold stale
         // lines of it (a warm cache from before the driver laid the ring
@@ -1356,8 +1365,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// descriptor a fixed buffer (Linux, rpmsg-lite, ours); the known span
     /// becomes the part named. A new or moved span takes one pass over the
     /// known spans: one of a held buffer overlapping it is an
-    /// [`Error::OverlappingBuffer`] (nothing changes); the others give way
-    /// (forgotten).
+    /// [`Error::OverlappingBuffer`] (nothing changes; with the feature
+    /// `small`, spans of ids not held met before it are forgotten
+    /// already); the others give way (forgotten).
     ///
     /// # Safety
     ///
@@ -1376,6 +1386,24 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         // A known span (`len` not 0) overlapping `lo..hi`.
         let overlaps = |e: &Entry| e.len != 0 && lo < e.hi && e.lo < hi;
+        if cfg!(feature = "small") {
+            // One pass with the feature `small`: the known spans of ids
+            // not held give way as they are met, so a refusal may leave
+            // some of them forgotten (each is located again when next
+            // posted; the known spans stay disjoint, and no held one
+            // changes).
+            for (j, e) in self.t.entries.iter_mut().enumerate() {
+                if j != h && overlaps(e) {
+                    if e.is_held() {
+                        return Err(Error::OverlappingBuffer);
+                    }
+                    e.forget();
+                }
+            }
+            // SAFETY: `head < num <= N`, as above.
+            unsafe { self.t.entries.get_unchecked_mut(h) }.know(span);
+            return Ok(());
+        }
         // A held buffer's span is its id's known span.
         for (j, e) in self.t.entries.iter().enumerate() {
             if e.is_held() && j != h && overlaps(e) {
@@ -1879,5 +1907,171 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Device<
             .field("broken", &self.is_broken())
             .field("stats", &stats!(self))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests_size10 {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use core::ptr::NonNull;
+
+    use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
+    use ipc_traits::shm::{RawRegion, SharedMemory};
+
+    use super::{BufferArea, Device, DeviceConfig, DeviceTables};
+    use crate::endian::Legacy;
+    use crate::layout::{avail_size, desc_table_size, used_size, Layout};
+    use crate::Error;
+
+    const WINDOW: usize = 8192;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Chunk([u8; 64]);
+
+    /// A no-op cache with 32-byte lines (line-granular checks on the host).
+    #[derive(Debug, Default)]
+    struct Line32;
+
+    impl CacheMaintenance for Line32 {
+        const LINE: usize = 32;
+        fn clean(&self, _: LineRange<Self>) {}
+        unsafe fn invalidate(&self, _: LineRange<Self>) {}
+        fn clean_invalidate(&self, _: LineRange<Self>) {}
+    }
+
+    /// Whether `offset..offset + len` touches the lines of any of the
+    /// ring's three areas: the rule the attach enforces, area by area.
+    fn touches(l: &Layout, line: usize, offset: usize, len: usize) -> bool {
+        let n = usize::from(l.num());
+        [
+            (l.desc_offset(), desc_table_size(n)),
+            (l.avail_offset(), avail_size(n)),
+            (l.used_offset(), used_size(n)),
+        ]
+        .iter()
+        .any(|&(o, s)| {
+            let lo = o / line * line;
+            let hi = (o + s).div_ceil(line) * line;
+            lo < offset + len && offset < hi
+        })
+    }
+
+    /// Every buffer area around a ring (on each area, across the gap
+    /// between the available and used rings, between areas of a split
+    /// layout) is refused exactly when it touches a line of the ring,
+    /// legacy layouts (whose first two areas the feature `small` checks as
+    /// one run) and split ones alike.
+    fn sweep<C: CacheMaintenance>(cache: C) {
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through
+        // it; no handle over it is made (the devices are only attached).
+        let shm = unsafe { RawRegion::new(base, WINDOW, 0x1000, cache) }.unwrap();
+        let layouts = [
+            Layout::legacy(8, 64),
+            Layout::legacy(16, 512),
+            Layout::legacy_at(1024, 4, 16),
+            // The available ring first, the descriptors after a gap.
+            Layout::split(8, 1024, 512, 2048).unwrap(),
+            // Adjacent in the other order.
+            Layout::split(4, 64, 32, 512).unwrap(),
+        ];
+        let tables = DeviceTables::<16>::new();
+        let mut refused = 0;
+        // Layouts that break the cache-line rule are refused before the
+        // area is looked at.
+        for l in layouts.iter().filter(|l| l.check(WINDOW, C::LINE).is_ok()) {
+            for offset in (0..3000).step_by(8) {
+                for len in [1, 8, 30, 64, 200] {
+                    let area = BufferArea::new(offset, len);
+                    // SAFETY: no buffer handle exists over the window, and
+                    // the device is dropped at once.
+                    let r = unsafe {
+                        Device::<_, Legacy, 16>::new(&shm, *l, DeviceConfig::new(area), &tables)
+                    };
+                    let bad = touches(l, C::LINE, offset, len);
+                    assert_eq!(
+                        r.err(),
+                        bad.then_some(Error::BadBufferArea),
+                        "{l:?} {offset} {len}"
+                    );
+                    refused += usize::from(bad);
+                }
+            }
+        }
+        assert!(refused > 100);
+        drop(backing);
+    }
+
+    #[test]
+    fn a_buffer_area_on_any_ring_line_is_refused() {
+        sweep(Coherent);
+        sweep(Line32);
+    }
+
+    /// A new span over a buffer held and a span known but not held (met
+    /// first by the overlap scan) is refused; either way the feature
+    /// `small` goes (the idle span forgotten on the way, or kept), the id
+    /// that knew it is accepted again, and the held buffer is never handed
+    /// out twice.
+    #[test]
+    fn a_refused_span_leaves_every_id_usable() {
+        const BASE: u64 = 0x1000;
+        let l = Layout::legacy(8, 64);
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through
+        // it; the test makes no buffer handle (slots only).
+        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, Coherent) }.unwrap();
+        let tables = DeviceTables::<8>::new();
+        let area = BufferArea::new(2048, 2048);
+        // SAFETY: as above.
+        let mut dev =
+            unsafe { Device::<_, Legacy, 8>::new(&shm, l, DeviceConfig::new(area), &tables) }
+                .unwrap();
+        let desc = |i: u16, off: usize, len: u32| {
+            let mut b = [0u8; 16];
+            b[0..8].copy_from_slice(&(BASE + off as u64).to_ne_bytes());
+            b[8..12].copy_from_slice(&len.to_ne_bytes());
+            b[12..14].copy_from_slice(&crate::notify::DESC_F_WRITE.to_ne_bytes());
+            shm.write(l.desc_entry_offset(i), &b).unwrap();
+        };
+        let mut idx = 0u16;
+        let mut post = |head: u16| {
+            shm.write(l.avail_entry_offset(idx % 8), &head.to_ne_bytes())
+                .unwrap();
+            idx = idx.wrapping_add(1);
+            shm.write(l.avail_offset() + 2, &idx.to_ne_bytes()).unwrap();
+        };
+        // Id 0 knows 2112..2176 (returned), id 1 holds 2048..2112.
+        desc(0, 2112, 64);
+        desc(1, 2048, 64);
+        post(0);
+        post(1);
+        let zero = dev.pop_writable_slot().unwrap().unwrap();
+        let one = dev.pop_writable_slot().unwrap().unwrap();
+        assert_eq!((zero.id, one.id, one.offset), (0, 1, 2048));
+        dev.push_used_slot(0, Some(0)).unwrap();
+        // Id 2 over both: id 0's idle span comes first in the scan, id 1's
+        // held one refuses it.
+        desc(2, 2048, 128);
+        post(2);
+        assert_eq!(dev.pop_writable_slot(), Err(Error::OverlappingBuffer));
+        // Id 0 again: accepted, its own bytes.
+        post(0);
+        let again = dev.pop_writable_slot().unwrap().unwrap();
+        assert_eq!((again.id, again.offset), (0, 2112));
+        // Id 2 over the held buffers again: refused; elsewhere: accepted.
+        post(2);
+        assert_eq!(dev.pop_writable_slot(), Err(Error::OverlappingBuffer));
+        desc(2, 2176, 128);
+        post(2);
+        let two = dev.pop_writable_slot().unwrap().unwrap();
+        assert_eq!((two.id, two.offset), (2, 2176));
+        assert_eq!(dev.stats().failures.overlapping_buffer(), 2);
+        drop(dev);
+        drop(backing);
     }
 }

@@ -230,25 +230,30 @@ impl Layout {
             return Err(Error::MisalignedArea);
         }
         let n = num as usize;
-        let avail = match base.checked_add(desc_table_size(n)) {
-            Some(a) => a,
+        // The ring's shape from offset 0 first: with `num` and `align`
+        // constants (a firmware's own resource table) it is all folded at
+        // build time, and `base` costs one sum checked for overflow, not
+        // one per area. The same errors as placing each area at `base`:
+        // `base` is a multiple of `align`, so rounding `base + x` up to
+        // `align` is `base` plus `x` rounded up, and that overflows exactly
+        // when the ring's end does.
+        let avail = desc_table_size(n);
+        let used = match align_up(avail + avail_size(n), align) {
+            Some(u) => u,
             None => return Err(Error::Overflow),
         };
-        let used = match avail.checked_add(avail_size(n)) {
-            Some(e) => match align_up(e, align) {
-                Some(u) => u,
-                None => return Err(Error::Overflow),
-            },
+        let end = match used.checked_add(used_size(n)) {
+            Some(e) => e,
             None => return Err(Error::Overflow),
         };
-        if used.checked_add(used_size(n)).is_none() {
+        if base.checked_add(end).is_none() {
             return Err(Error::Overflow);
         }
         Ok(Self {
             num,
             desc: base,
-            avail,
-            used,
+            avail: base + avail,
+            used: base + used,
         })
     }
 
@@ -591,5 +596,86 @@ mod tests {
         assert_eq!(big.check(4096, 64), Ok(()));
         assert!(big.overlaps(big.used_offset() + 10, 1));
         assert!(!big.overlaps(big.end(), 64));
+    }
+}
+
+#[cfg(test)]
+mod tests_size10 {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    /// The legacy placement computed area by area, each sum checked: what
+    /// [`Layout::try_legacy_at`] did before it placed the shape from
+    /// offset 0, kept as the reference it must agree with.
+    fn per_area(base: usize, num: u16, align: usize) -> Result<Layout, Error> {
+        if !align.is_power_of_two() || align < USED_ALIGN {
+            return Err(Error::BadAlign);
+        }
+        if !num.is_power_of_two() || num > MAX_NUM {
+            return Err(Error::BadNum);
+        }
+        if base % align.max(DESC_ALIGN) != 0 {
+            return Err(Error::MisalignedArea);
+        }
+        let n = usize::from(num);
+        let avail = base
+            .checked_add(desc_table_size(n))
+            .ok_or(Error::Overflow)?;
+        let used = avail
+            .checked_add(avail_size(n))
+            .and_then(|e| align_up(e, align))
+            .ok_or(Error::Overflow)?;
+        used.checked_add(used_size(n)).ok_or(Error::Overflow)?;
+        Ok(Layout {
+            num,
+            desc: base,
+            avail,
+            used,
+        })
+    }
+
+    /// Every shape and base, the edges of the address space included
+    /// (where one area's sum overflows and the next would not), gives the
+    /// reference's layout or error.
+    #[test]
+    fn legacy_placement_agrees_with_the_per_area_sums() {
+        let nums = [0u16, 1, 2, 3, 4, 16, 48, 256, 4096, 32768, 65535];
+        let mut aligns = vec![0usize, 1, 2, 3, 4, 8, 16, 24, 64, 4096, 1 << 20];
+        aligns.push(1 << (usize::BITS - 1));
+        let (mut checked, mut overflows) = (0, 0);
+        for &num in &nums {
+            for &align in &aligns {
+                let mut bases = vec![0usize, 8, 16, 4096, 1 << 20];
+                let step = align.max(DESC_ALIGN);
+                // Aligned bases whose ring ends just below, at, and just
+                // past the end of the address space.
+                for k in 0..4 {
+                    for back in [0usize, 1, 2, 3] {
+                        let b = (usize::MAX - k * 1000).wrapping_sub(back.wrapping_mul(step))
+                            & !(step - 1);
+                        bases.push(b);
+                        bases.push(b | 8);
+                    }
+                }
+                if let Ok(shape) = per_area(0, num, align) {
+                    let end = shape.end();
+                    for d in [0usize, 1, 16, step, step.wrapping_mul(2)] {
+                        let b = (usize::MAX - end + 1).wrapping_sub(d) & !(step - 1);
+                        bases.extend([b, b.wrapping_add(step), b.wrapping_sub(step)]);
+                    }
+                }
+                for &base in &bases {
+                    assert_eq!(
+                        Layout::try_legacy_at(base, num, align),
+                        per_area(base, num, align),
+                        "base {base:#x} num {num} align {align:#x}"
+                    );
+                    checked += 1;
+                    overflows += usize::from(per_area(base, num, align) == Err(Error::Overflow));
+                }
+            }
+        }
+        assert!(checked > 1000 && overflows > 100, "{checked} {overflows}");
     }
 }
