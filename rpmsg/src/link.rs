@@ -1107,6 +1107,12 @@ impl<'l, 'a, R: Halves<'a>, N: Notify> Rx<'l, 'a, R, N> {
         // message on the host but cost 1-3 KB in each SoC image, where the
         // receive loop is inlined at several call sites.
         let mut p = self.pass();
+        // On coherent memory with no message kept, the ring's one-pass
+        // receive ([`RxRing::take_with`]).
+        #[cfg(not(feature = "small"))]
+        if <R::Mem as SharedMemory>::COHERENT && p.st.kept.is_none() {
+            return p.recv_with(out);
+        }
         match p.next()? {
             Some(m) => p.deliver(m, out).map(Some),
             None => Ok(None),
@@ -1356,6 +1362,72 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
         }))
     }
 
+    /// [`Rx::try_recv`] with no message kept, on coherent memory: each
+    /// slot taken, read ([`read_message`]) and given back in one ring call
+    /// ([`RxRing::take_with`]), the message kept only when `out` is too
+    /// short. What [`Pass::next`] and [`Pass::deliver`] do, in the same
+    /// order, with the same counts and errors.
+    #[cfg(not(feature = "small"))]
+    #[inline(always)]
+    fn recv_with(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
+        let mut skipped = 0;
+        loop {
+            let (first, eps) = (self.first, *self.eps);
+            let st = &mut *self.st;
+            let mem = st.ring.mem();
+            let kept = &mut st.kept;
+            let taken = st.ring.take_with(
+                #[inline(always)]
+                |slot| {
+                    let (got, r) = read_message::<R>(mem, slot, first, eps, out);
+                    if let Got::Kept = got {
+                        // The slot stays taken (the ring does not give it
+                        // back): this copy is the one left.
+                        *kept = Some(Msg {
+                            slot: slot.again(),
+                            dst: r.dst,
+                            src: r.src,
+                            len: r.len,
+                            _mem: PhantomData,
+                        });
+                        return ((got, r), false);
+                    }
+                    ((got, r), true)
+                },
+            )?;
+            let Some(((got, r), back)) = taken else {
+                // As `take_slot` when the ring is empty.
+                if self.st.ring.take_kick() {
+                    let k = self.bell.ring_one(self.st.ring.queue());
+                    count_rx_kicks(&mut self.st.stats, k);
+                }
+                return Ok(None);
+            };
+            // As `give_back`, the doorbell and the failure out of line.
+            match back {
+                None | Some(Ok(false)) => {}
+                Some(Ok(true)) => ring_for_return::<R, N>(self.st, self.bell),
+                Some(Err(_)) => return_failed::<R>(self.st),
+            }
+            match got {
+                Got::Delivered => {
+                    self.st.stats.messages = self.st.stats.messages.wrapping_add(1);
+                    return Ok(Some(r));
+                }
+                Got::Kept => return Err(Error::TooLong),
+                Got::Failed(e) => return Err(e),
+                Got::BadHeader => self.bad_header(),
+                Got::Unbound => {
+                    self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
+                }
+            }
+            skipped += 1;
+            if skipped > <R::Rx as RxRing<'a>>::NUM {
+                return Err(Error::WouldBlock);
+            }
+        }
+    }
+
     /// Whether `dst` is bound on this link.
     #[inline(always)]
     fn is_bound(&self, dst: u32) -> bool {
@@ -1369,6 +1441,85 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
     #[cold]
     fn bad_header(&mut self) {
         self.st.stats.bad_header = self.st.stats.bad_header.wrapping_add(1);
+    }
+}
+
+/// What [`read_message`] made of a slot (the message's addresses and
+/// length beside it, in a plain record: variants carrying them would
+/// overlap them with other fields, which the compiler then carries in
+/// pieces).
+#[cfg(not(feature = "small"))]
+enum Got {
+    /// Copied out: the slot goes back.
+    Delivered,
+    /// Bound, but `out` is too short: to keep (the slot stays taken).
+    Kept,
+    /// What the peer reported holds no header, or the header asks for more:
+    /// counted, the slot goes back.
+    BadHeader,
+    /// For an address nobody bound: counted, the slot goes back.
+    Unbound,
+    /// The memory failed: the slot goes back.
+    Failed(Error),
+}
+
+/// [`Pass::frame`], [`Pass::is_bound`] and [`Pass::deliver`]'s copy on
+/// one taken `slot` of `mem` (the ring's memory), for
+/// [`Pass::recv_with`]: the same checks in the same order; the slot goes
+/// back unless the message is kept.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+fn read_message<'a, R: Halves<'a>>(
+    mem: &R::Mem,
+    slot: &RxSlot,
+    first: &u64,
+    eps: &[u32],
+    out: &mut [u8],
+) -> (Got, Received) {
+    let none = Received {
+        dst: 0,
+        src: 0,
+        len: 0,
+    };
+    let used = slot.len as usize;
+    if used < HEADER_LEN {
+        return (Got::BadHeader, none);
+    }
+    let read =
+        invalidate_slot(mem, slot, 0, HEADER_LEN).and_then(|()| read_header_words(mem, slot));
+    let (src, dst, len_flags) = match read {
+        Ok(w) => w,
+        Err(e) => return (Got::Failed(mem_error(&e)), none),
+    };
+    let header = Header::decode_words::<<R::Rx as RxRing<'a>>::Order>(src, dst, len_flags);
+    // `HEADER_LEN + len <= used <= capacity`.
+    let Ok(len) = header.check_len(used, used) else {
+        return (Got::BadHeader, none);
+    };
+    let head = line_end::<R::Mem>(HEADER_LEN);
+    if let Err(e) = invalidate_slot(mem, slot, head, HEADER_LEN + len) {
+        return (Got::Failed(mem_error(&e)), none);
+    }
+    if u64::from(header.dst) != *first && bound_slot(eps, header.dst).is_none() {
+        return (Got::Unbound, none);
+    }
+    let r = Received {
+        dst: header.dst,
+        src: header.src,
+        len,
+    };
+    let Some(to) = out.get_mut(..len) else {
+        return (Got::Kept, r);
+    };
+    // SAFETY: the ring validated the slot against `mem` (`offset + len`
+    // inside the window), and `HEADER_LEN + len` is within what the peer
+    // reported (checked above), so `HEADER_LEN..HEADER_LEN + to.len()` lies
+    // inside the slot.
+    #[allow(unsafe_code)]
+    let copied = unsafe { mem.read_unchecked(slot.offset + HEADER_LEN, to) };
+    match copied {
+        Ok(()) => (Got::Delivered, r),
+        Err(e) => (Got::Failed(mem_error(&e)), none),
     }
 }
 

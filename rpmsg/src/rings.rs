@@ -601,6 +601,26 @@ pub trait RxRing<'m>: sealed::Sealed {
     ///
     /// A ring error.
     fn release(&mut self, slot: RxSlot) -> Result<bool, RingError>;
+    /// [`RxRing::take`], then `read` on the slot taken, then (when `read`
+    /// says it goes back: `true`) [`RxRing::release`], in one call: a
+    /// receive that copies out. Returns what `read` returned and, for a
+    /// slot that went back, what the release returned. A slot `read` keeps
+    /// (`false`, holding a copy of it) goes back later with
+    /// [`RxRing::release`]. The same errors, statistics and ring contents
+    /// as those calls; a ring may do it in one pass (the remote's receive
+    /// ring on coherent memory: [`vring::Device::pop_readable_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RxRing::take`] (nothing taken, `read` not called).
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    fn take_with<T>(
+        &mut self,
+        read: impl FnMut(&RxSlot) -> (T, bool),
+    ) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+        take_then_release(self, read)
+    }
     /// The ring's statistics.
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
@@ -629,6 +649,24 @@ pub trait RxRing<'m>: sealed::Sealed {
     fn take_kick(&mut self) -> bool {
         false
     }
+}
+
+/// [`RxRing::take_with`] as its three steps.
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn take_then_release<'m, R: RxRing<'m> + ?Sized, T>(
+    ring: &mut R,
+    mut read: impl FnMut(&RxSlot) -> (T, bool),
+) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    let Some(slot) = ring.take()? else {
+        return Ok(None);
+    };
+    let (t, back) = read(&slot);
+    if !back {
+        return Ok(Some((t, None)));
+    }
+    let released = ring.release(slot);
+    Ok(Some((t, Some(released))))
 }
 
 /// A ring pair that comes apart into a transmit part and a receive part,
@@ -1111,6 +1149,47 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         // fence (`Device::publish_used_and_rearm`).
         let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
         Ok(wanted && self.conv.announce_returns)
+    }
+
+    // On coherent memory (no withheld return), without the feature
+    // `small`: the device's one-pass receive, the skipping loop of `take`
+    // around it.
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    fn take_with<T>(
+        &mut self,
+        mut read: impl FnMut(&RxSlot) -> (T, bool),
+    ) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+        if !M::COHERENT || cfg!(feature = "small") {
+            return take_then_release(self, read);
+        }
+        for _ in 0..NUM + 1 {
+            let got = self.ring.pop_readable_with(
+                #[inline(always)]
+                |p| {
+                    read(&RxSlot {
+                        token: p.id,
+                        offset: p.offset,
+                        len: p.len,
+                    })
+                },
+            );
+            match got {
+                // As `release`: the publication's answer, or the
+                // conventions' own.
+                Ok(Some((t, back))) => {
+                    let conv = self.conv;
+                    let back = back.map(|r| {
+                        r.map(|wanted| (wanted || conv.notify_always) && conv.announce_returns)
+                    });
+                    return Ok(Some((t, back)));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if skipped_entry(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     fn stats(&self) -> &Stats {
