@@ -762,40 +762,105 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         // memory below would otherwise make the compiler fetch them again
         // through `self`).
         let (st, bell) = (&mut *self.st, self.bell);
-        let slot = st.ring.take()?;
-        let Some(slot) = slot else {
-            st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
-            return Ok(Sent::NoBuffer);
-        };
-        // One bounds check, the one `write_slot` makes (so the compiler
-        // folds it there; no overflow: a slice is at most `isize::MAX`).
-        let end = HEADER_LEN + data.len();
-        let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
-            st.ring.give_back(slot);
-            return Err(Error::TooLong);
-        };
-        let header = Header {
-            src,
-            dst,
-            len: len16,
-            flags: 0,
-        };
+        // Without the feature `small`: taken, written and sent in one ring
+        // call ([`TxRing::take_with`]).
+        #[cfg(not(feature = "small"))]
+        {
+            let mem = st.ring.mem();
+            // Beside the ring's result, not in it (nested in it, its
+            // variants cost tests and moves per message).
+            let mut written = Ok(());
+            let taken = st.ring.take_with(
+                #[inline(always)]
+                |slot| {
+                    written = write_message::<R, _>(mem, slot, src, dst, data);
+                    ((), written.is_ok())
+                },
+            )?;
+            let Some(((), sent)) = taken else {
+                st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
+                return Ok(Sent::NoBuffer);
+            };
+            written?;
+            if let Some(sent) = sent {
+                // As `finish_send`.
+                let wanted = sent.map_err(Error::Ring)?;
+                st.stats.messages = st.stats.messages.wrapping_add(1);
+                if wanted {
+                    let k = bell.ring_one(st.ring.queue());
+                    count_kicks(&mut st.stats, k);
+                }
+            }
+            Ok(Sent::Sent)
+        }
         #[cfg(feature = "small")]
-        let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
-        let mem = st.ring.mem();
-        let written = write_slot(mem, &slot, HEADER_LEN, data)
-            .and_then(|()| write_header::<R, _>(mem, &slot, &header))
-            .and_then(|()| clean_slot(mem, &slot, end));
-        if let Err(e) = written {
-            st.ring.give_back(slot);
-            return Err(mem_error(&e));
+        {
+            let slot = st.ring.take()?;
+            let Some(slot) = slot else {
+                st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
+                return Ok(Sent::NoBuffer);
+            };
+            // One bounds check, the one `write_slot` makes (so the compiler
+            // folds it there; no overflow: a slice is at most `isize::MAX`).
+            let end = HEADER_LEN + data.len();
+            let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
+                st.ring.give_back(slot);
+                return Err(Error::TooLong);
+            };
+            let header = Header {
+                src,
+                dst,
+                len: len16,
+                flags: 0,
+            };
+            #[cfg(feature = "small")]
+            let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
+            let mem = st.ring.mem();
+            let written = write_slot(mem, &slot, HEADER_LEN, data)
+                .and_then(|()| write_header::<R, _>(mem, &slot, &header))
+                .and_then(|()| clean_slot(mem, &slot, end));
+            if let Err(e) = written {
+                st.ring.give_back(slot);
+                return Err(mem_error(&e));
+            }
+            if finish_send::<R>(st, slot)? {
+                let k = bell.ring_one(st.ring.queue());
+                count_kicks(&mut st.stats, k);
+            }
+            Ok(Sent::Sent)
         }
-        if finish_send::<R>(st, slot)? {
-            let k = bell.ring_one(st.ring.queue());
-            count_kicks(&mut st.stats, k);
-        }
-        Ok(Sent::Sent)
     }
+}
+
+/// [`Tx::send_copy`]'s writing, for [`TxRing::take_with`]: the payload,
+/// then the header written into `slot` of `mem` (the ring's memory), the
+/// lines written cleaned; [`Error::TooLong`] (nothing written) when the
+/// message does not fit the slot.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+fn write_message<'a, R: Halves<'a>, M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    src: u32,
+    dst: u32,
+    data: &[u8],
+) -> Result<(), Error> {
+    // One bounds check, the one `write_slot` makes (so the compiler folds
+    // it there; no overflow: a slice is at most `isize::MAX`).
+    let end = HEADER_LEN + data.len();
+    let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
+        return Err(Error::TooLong);
+    };
+    let header = Header {
+        src,
+        dst,
+        len: len16,
+        flags: 0,
+    };
+    write_slot(mem, slot, HEADER_LEN, data)
+        .and_then(|()| write_header::<R, _>(mem, slot, &header))
+        .and_then(|()| clean_slot(mem, slot, end))
+        .map_err(|e| mem_error(&e))
 }
 
 /// Writes `header` at the start of `slot` in the transmit ring's byte
@@ -1376,10 +1441,18 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
             let st = &mut *self.st;
             let mem = st.ring.mem();
             let kept = &mut st.kept;
+            // What was read, beside the ring's result (nested in it, its
+            // variants cost tests and moves per message).
+            let mut got = Got::Delivered;
+            let mut r = Received {
+                dst: 0,
+                src: 0,
+                len: 0,
+            };
             let taken = st.ring.take_with(
                 #[inline(always)]
                 |slot| {
-                    let (got, r) = read_message::<R>(mem, slot, first, eps, out);
+                    (got, r) = read_message::<R>(mem, slot, first, eps, out);
                     if let Got::Kept = got {
                         // The slot stays taken (the ring does not give it
                         // back): this copy is the one left.
@@ -1390,12 +1463,12 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
                             len: r.len,
                             _mem: PhantomData,
                         });
-                        return ((got, r), false);
+                        return ((), false);
                     }
-                    ((got, r), true)
+                    ((), true)
                 },
             )?;
-            let Some(((got, r), back)) = taken else {
+            let Some(((), back)) = taken else {
                 // As `take_slot` when the ring is empty.
                 if self.st.ring.take_kick() {
                     let k = self.bell.ring_one(self.st.ring.queue());

@@ -1038,6 +1038,68 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Ok(Some((t, Some(returned))))
     }
 
+    /// [`Device::pop_writable_slot`], then `write` on the slot, then (when
+    /// `write` says the buffer goes back: `true`) [`Device::push_used_slot`]
+    /// of the descriptor's whole length and [`Device::publish_used`], in
+    /// one call: a send that copies in. Returns what `write` returned and,
+    /// for a buffer that went back, what the push and the publication
+    /// returned (whether the driver wants a notification). A buffer `write`
+    /// keeps (`false`) stays held: it goes back later with
+    /// [`Device::push_used_slot`]. A writer cleans what it wrote before it
+    /// says `true`.
+    ///
+    /// As [`Device::pop_readable_with`]: the same errors, statistics and
+    /// ring contents as the split calls; one pass without the feature
+    /// `small` on coherent direct memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_writable`] (nothing popped, `write` not called).
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    pub fn pop_writable_with<T>(
+        &mut self,
+        write: impl FnOnce(&Slot) -> (T, bool),
+    ) -> Result<Option<(T, Option<Result<bool, Error>>)>, Error> {
+        #[cfg(not(feature = "small"))]
+        if M::COHERENT && M::DIRECT {
+            let Some(p) = self.pop(true, false, false)? else {
+                return Ok(None);
+            };
+            let slot = Slot {
+                id: p.head,
+                len: p.span.len,
+                offset: p.span.lo,
+            };
+            let (t, back) = write(&slot);
+            let id = slot.id;
+            if !back {
+                // SAFETY: as in `pop_readable_with`.
+                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = Held::Writable;
+                return Ok(Some((t, None)));
+            }
+            // As in `pop_readable_with`.
+            let at = self.used_idx;
+            if let Err(e) = self.ring.write_used_entry(at, u32::from(id), slot.len) {
+                return Ok(Some((t, Some(Err(e)))));
+            }
+            self.used_idx = at.wrapping_add(1);
+            let published = self.publish(false);
+            return Ok(Some((t, Some(published))));
+        }
+        let Some(slot) = self.pop_writable_slot()? else {
+            return Ok(None);
+        };
+        let (t, back) = write(&slot);
+        if !back {
+            return Ok(Some((t, None)));
+        }
+        let returned = self
+            .push_used_slot(slot.id, None)
+            .and_then(|()| self.publish_used());
+        Ok(Some((t, Some(returned))))
+    }
+
     /// A push of an id this device does not hold: [`Error::Broken`] on a
     /// broken ring, else [`Error::ForeignBuffer`].
     #[cfg_attr(not(feature = "small"), cold, inline(never))]
@@ -1989,7 +2051,7 @@ mod tests_fast10 {
     use crate::endian::Legacy;
     use crate::error::Error;
     use crate::layout::Layout;
-    use crate::notify::{Suppression, DESC_F_NEXT};
+    use crate::notify::{Suppression, DESC_F_NEXT, DESC_F_WRITE};
 
     const BASE: u64 = 0x4000_0000;
     const WINDOW: usize = 4096;
@@ -2127,6 +2189,131 @@ mod tests_fast10 {
         shm.read(0, &mut ring).unwrap();
         drop(dev);
         (steps, stats, ring)
+    }
+
+    /// As `run`, for the writable pops: every descriptor writable, the
+    /// writer keeps ids 2 and 6 once and fills the rest.
+    fn run_writable<C: CacheMaintenance + Default>(
+        suppression: Suppression,
+        fused: bool,
+    ) -> (Vec<Step>, String, Vec<u8>) {
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through it.
+        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, C::default()) }.unwrap();
+        let tables: &'static DeviceTables<8> = Box::leak(Box::default());
+        let cfg = DeviceConfig {
+            suppression,
+            ..DeviceConfig::new(AREA)
+        };
+        // SAFETY: no buffer handle over AREA exists but the ring's.
+        let mut dev = unsafe { Device::<_, Legacy, 8>::new(&shm, L, cfg, tables) }.unwrap();
+        let mut steps = Vec::new();
+        let mut pos = 0u16;
+        let mut kept: Vec<u16> = Vec::new();
+        let mut seen_keep = [false; 8];
+        for batch in BATCHES {
+            for &(id, flags) in *batch {
+                if usize::from(id) < 8 {
+                    let mut b = [0u8; 16];
+                    let addr = BASE + (AREA.offset() + SLOT * usize::from(id)) as u64;
+                    b[0..8].copy_from_slice(&addr.to_ne_bytes());
+                    b[8..12].copy_from_slice(&64u32.to_ne_bytes());
+                    // Id 5 once without the write flag: refused.
+                    let w = if id == 5 && pos < 8 { 0 } else { DESC_F_WRITE };
+                    b[12..14].copy_from_slice(&(flags | w).to_ne_bytes());
+                    shm.write(L.desc_entry_offset(id), &b).unwrap();
+                }
+                shm.write(L.avail_entry_offset(pos % 8), &id.to_ne_bytes())
+                    .unwrap();
+                pos = pos.wrapping_add(1);
+            }
+            shm.store_u16_release(L.avail_offset() + 2, pos).unwrap();
+            for id in kept.drain(..) {
+                let r = dev
+                    .push_used_slot(id, None)
+                    .and_then(|()| dev.publish_used());
+                steps.push(Step::Late(r));
+            }
+            for _ in 0..=batch.len() {
+                let mut keep = |s: &Slot| {
+                    let k = (s.id == 2 || s.id == 6) && !seen_keep[usize::from(s.id)];
+                    if k {
+                        seen_keep[usize::from(s.id)] = true;
+                    } else {
+                        shm.write(s.offset, &s.id.to_ne_bytes()).unwrap();
+                    }
+                    k
+                };
+                let step = if fused {
+                    match dev.pop_writable_with(|s| {
+                        let k = keep(s);
+                        (
+                            Slot {
+                                id: s.id,
+                                len: s.len,
+                                offset: s.offset,
+                            },
+                            !k,
+                        )
+                    }) {
+                        Ok(None) => Step::Empty,
+                        Err(e) => Step::Refused(e),
+                        Ok(Some((s, r))) => Step::Read(s, r),
+                    }
+                } else {
+                    match dev.pop_writable_slot() {
+                        Ok(None) => Step::Empty,
+                        Err(e) => Step::Refused(e),
+                        Ok(Some(s)) => {
+                            if keep(&s) {
+                                Step::Read(s, None)
+                            } else {
+                                let r = dev
+                                    .push_used_slot(s.id, None)
+                                    .and_then(|()| dev.publish_used());
+                                Step::Read(s, Some(r))
+                            }
+                        }
+                    }
+                };
+                if let Step::Read(s, None) = &step {
+                    kept.push(s.id);
+                }
+                steps.push(step);
+            }
+        }
+        steps.push(Step::Late(dev.push_used_slot(0, None).map(|()| false)));
+        let stats = format!("{:?} held {}", dev.stats(), dev.held());
+        let mut ring = vec![0u8; WINDOW];
+        shm.read(0, &mut ring).unwrap();
+        drop(dev);
+        (steps, stats, ring)
+    }
+
+    #[test]
+    fn pop_writable_with_does_what_pop_push_publish_do() {
+        for s in [Suppression::EventIdx, Suppression::Flags] {
+            let apart = run_writable::<Coherent>(s, false);
+            let fused = run_writable::<Coherent>(s, true);
+            assert!(
+                apart
+                    .0
+                    .iter()
+                    .any(|x| matches!(x, Step::Refused(Error::NotDeviceWritable))),
+                "{s:?}: refusals exercised"
+            );
+            assert!(
+                apart.0.iter().any(|x| matches!(x, Step::Late(Ok(_)))),
+                "{s:?}: kept buffers exercised"
+            );
+            assert_eq!(fused, apart, "{s:?} coherent");
+            assert_eq!(
+                run_writable::<Line32>(s, true),
+                run_writable::<Line32>(s, false),
+                "{s:?} 32-byte lines"
+            );
+        }
     }
 
     #[test]
