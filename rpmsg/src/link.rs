@@ -108,12 +108,12 @@ use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory};
 
-#[cfg(not(feature = "small"))]
-use crate::rings::write_header_words;
 use crate::rings::{
     clean_slot, invalidate_slot, line_end, read_header_words, read_slot, view_slot_mut,
     view_slot_unchecked, write_slot, Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
 };
+#[cfg(not(feature = "small"))]
+use crate::rings::{write_header_words, Passed};
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
 use crate::wire::{
@@ -770,26 +770,28 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
             // Beside the ring's result, not in it (nested in it, its
             // variants cost tests and moves per message).
             let mut written = Ok(());
-            let taken = st.ring.take_with(
+            let passed = st.ring.take_with(
                 #[inline(always)]
                 |slot| {
                     written = write_message::<R, _>(mem, slot, src, dst, data);
-                    ((), written.is_ok())
+                    written.is_ok()
                 },
             )?;
-            let Some(((), sent)) = taken else {
-                st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
-                return Ok(Sent::NoBuffer);
-            };
-            written?;
-            if let Some(sent) = sent {
-                // As `finish_send`.
-                let wanted = sent.map_err(Error::Ring)?;
-                st.stats.messages = st.stats.messages.wrapping_add(1);
-                if wanted {
-                    let k = bell.ring_one(st.ring.queue());
-                    count_kicks(&mut st.stats, k);
+            // As `finish_send`.
+            let wanted = match passed {
+                Passed::Returned(wanted) => wanted,
+                Passed::Empty => {
+                    st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
+                    return Ok(Sent::NoBuffer);
                 }
+                // Not sent (kept for the next send): what the write said.
+                Passed::Kept => return written.map(|()| Sent::Sent),
+                Passed::NotReturned(e) => return Err(Error::Ring(e)),
+            };
+            st.stats.messages = st.stats.messages.wrapping_add(1);
+            if wanted {
+                let k = bell.ring_one(st.ring.queue());
+                count_kicks(&mut st.stats, k);
             }
             Ok(Sent::Sent)
         }
@@ -1449,7 +1451,7 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
                 src: 0,
                 len: 0,
             };
-            let taken = st.ring.take_with(
+            let passed = st.ring.take_with(
                 #[inline(always)]
                 |slot| {
                     (got, r) = read_message::<R>(mem, slot, first, eps, out);
@@ -1463,24 +1465,24 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
                             len: r.len,
                             _mem: PhantomData,
                         });
-                        return ((), false);
+                        return false;
                     }
-                    ((), true)
+                    true
                 },
             )?;
-            let Some(((), back)) = taken else {
-                // As `take_slot` when the ring is empty.
-                if self.st.ring.take_kick() {
-                    let k = self.bell.ring_one(self.st.ring.queue());
-                    count_rx_kicks(&mut self.st.stats, k);
-                }
-                return Ok(None);
-            };
             // As `give_back`, the doorbell and the failure out of line.
-            match back {
-                None | Some(Ok(false)) => {}
-                Some(Ok(true)) => ring_for_return::<R, N>(self.st, self.bell),
-                Some(Err(_)) => return_failed::<R>(self.st),
+            match passed {
+                Passed::Empty => {
+                    // As `take_slot` when the ring is empty.
+                    if self.st.ring.take_kick() {
+                        let k = self.bell.ring_one(self.st.ring.queue());
+                        count_rx_kicks(&mut self.st.stats, k);
+                    }
+                    return Ok(None);
+                }
+                Passed::Kept | Passed::Returned(false) => {}
+                Passed::Returned(true) => ring_for_return::<R, N>(self.st, self.bell),
+                Passed::NotReturned(_) => return_failed::<R>(self.st),
             }
             match got {
                 Got::Delivered => {

@@ -19,6 +19,7 @@ use ipc_traits::shm::{DirectMemory, SharedMemory, ShmError};
 use crate::wire::HEADER_LEN;
 pub use vring::device::Returnable;
 use vring::layout::InWindow;
+pub use vring::Passed;
 use vring::{
     BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian,
     Error as RingError, Layout, Stats, Suppression,
@@ -536,22 +537,22 @@ pub trait TxRing<'m>: sealed::Sealed {
     fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure>;
     /// [`TxRing::take`], then `write` on the slot taken, then (when
     /// `write` says it goes out: `true`) [`TxRing::send`], in one call: a
-    /// send that copies in. A slot `write` does not send is kept for the
-    /// next send ([`TxRing::give_back`]), as is one the ring did not take.
-    /// Returns what `write` returned and, for a slot sent, what the send
-    /// returned. The same errors, statistics and ring contents as those
-    /// calls; a ring may do it in one pass (the remote's transmit ring on
-    /// coherent memory: [`vring::Device::pop_writable_with`]).
+    /// send that copies in (what went wrong writing, `write` keeps in its
+    /// captures). A slot `write` does not send is kept for the next send
+    /// ([`TxRing::give_back`]), as is one the ring did not take. Returns
+    /// [`Passed::Empty`] when no buffer is free, [`Passed::Kept`] for a
+    /// slot not sent, [`Passed::Returned`] for one sent (whether the peer
+    /// wants a notification, or the conventions ring anyway) and
+    /// [`Passed::NotReturned`] when the send failed. The same errors,
+    /// statistics and ring contents as those calls; a ring may do it in
+    /// one pass (the remote's transmit ring on coherent memory:
+    /// [`vring::Device::pop_writable_with`]).
     ///
     /// # Errors
     ///
     /// As [`TxRing::take`] (nothing taken, `write` not called).
-    #[allow(clippy::type_complexity)]
     #[inline(always)]
-    fn take_with<T>(
-        &mut self,
-        write: impl FnMut(&TxSlot) -> (T, bool),
-    ) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    fn take_with(&mut self, write: impl FnMut(&TxSlot) -> bool) -> Result<Passed, RingError> {
         take_then_send(self, write)
     }
     /// The ring's statistics.
@@ -623,22 +624,20 @@ pub trait RxRing<'m>: sealed::Sealed {
     fn release(&mut self, slot: RxSlot) -> Result<bool, RingError>;
     /// [`RxRing::take`], then `read` on the slot taken, then (when `read`
     /// says it goes back: `true`) [`RxRing::release`], in one call: a
-    /// receive that copies out. Returns what `read` returned and, for a
-    /// slot that went back, what the release returned. A slot `read` keeps
-    /// (`false`, holding a copy of it) goes back later with
-    /// [`RxRing::release`]. The same errors, statistics and ring contents
-    /// as those calls; a ring may do it in one pass (the remote's receive
-    /// ring on coherent memory: [`vring::Device::pop_readable_with`]).
+    /// receive that copies out (what it read, `read` keeps in its
+    /// captures). A slot `read` keeps (`false`, holding a copy of it) goes
+    /// back later with [`RxRing::release`]. Returns [`Passed::Empty`]
+    /// when nothing was taken, [`Passed::Kept`], [`Passed::Returned`]
+    /// with what the release returned, or [`Passed::NotReturned`] with its
+    /// error. The same errors, statistics and ring contents as those
+    /// calls; a ring may do it in one pass (the remote's receive ring on
+    /// coherent memory: [`vring::Device::pop_readable_with`]).
     ///
     /// # Errors
     ///
     /// As [`RxRing::take`] (nothing taken, `read` not called).
-    #[allow(clippy::type_complexity)]
     #[inline(always)]
-    fn take_with<T>(
-        &mut self,
-        read: impl FnMut(&RxSlot) -> (T, bool),
-    ) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    fn take_with(&mut self, read: impl FnMut(&RxSlot) -> bool) -> Result<Passed, RingError> {
         take_then_release(self, read)
     }
     /// The ring's statistics.
@@ -672,47 +671,45 @@ pub trait RxRing<'m>: sealed::Sealed {
 }
 
 /// [`TxRing::take_with`] as its three steps.
-#[allow(clippy::type_complexity)]
 #[inline(always)]
-fn take_then_send<'m, R: TxRing<'m> + ?Sized, T>(
+fn take_then_send<'m, R: TxRing<'m> + ?Sized>(
     ring: &mut R,
-    mut write: impl FnMut(&TxSlot) -> (T, bool),
-) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    mut write: impl FnMut(&TxSlot) -> bool,
+) -> Result<Passed, RingError> {
     let Some(slot) = ring.take()? else {
-        return Ok(None);
+        return Ok(Passed::Empty);
     };
-    let (t, send) = write(&slot);
-    if !send {
+    if !write(&slot) {
         ring.give_back(slot);
-        return Ok(Some((t, None)));
+        return Ok(Passed::Kept);
     }
-    match ring.send(slot) {
-        Ok(wanted) => Ok(Some((t, Some(Ok(wanted))))),
+    Ok(match ring.send(slot) {
+        Ok(wanted) => Passed::Returned(wanted),
         Err(SendFailure { slot, error }) => {
             if let Some(slot) = slot {
                 ring.give_back(slot);
             }
-            Ok(Some((t, Some(Err(error)))))
+            Passed::NotReturned(error)
         }
-    }
+    })
 }
 
 /// [`RxRing::take_with`] as its three steps.
-#[allow(clippy::type_complexity)]
 #[inline(always)]
-fn take_then_release<'m, R: RxRing<'m> + ?Sized, T>(
+fn take_then_release<'m, R: RxRing<'m> + ?Sized>(
     ring: &mut R,
-    mut read: impl FnMut(&RxSlot) -> (T, bool),
-) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    mut read: impl FnMut(&RxSlot) -> bool,
+) -> Result<Passed, RingError> {
     let Some(slot) = ring.take()? else {
-        return Ok(None);
+        return Ok(Passed::Empty);
     };
-    let (t, back) = read(&slot);
-    if !back {
-        return Ok(Some((t, None)));
+    if !read(&slot) {
+        return Ok(Passed::Kept);
     }
-    let released = ring.release(slot);
-    Ok(Some((t, Some(released))))
+    Ok(match ring.release(slot) {
+        Ok(wanted) => Passed::Returned(wanted),
+        Err(e) => Passed::NotReturned(e),
+    })
 }
 
 /// A ring pair that comes apart into a transmit part and a receive part,
@@ -1075,12 +1072,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
     // On coherent memory with no spare and no quiet returns, without the
     // feature `small`: the device's one-pass send, the skipping loop of
     // `take` around it.
-    #[allow(clippy::type_complexity)]
     #[inline(always)]
-    fn take_with<T>(
-        &mut self,
-        mut write: impl FnMut(&TxSlot) -> (T, bool),
-    ) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    fn take_with(&mut self, mut write: impl FnMut(&TxSlot) -> bool) -> Result<Passed, RingError> {
         if !M::COHERENT
             || cfg!(feature = "small")
             || self.spare.is_some()
@@ -1100,33 +1093,32 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
                         offset: p.offset,
                         room: p.len as usize,
                     };
-                    let (t, send) = write(&slot);
+                    let send = write(&slot);
                     if !send {
                         unsent = Some(slot);
                     }
-                    (t, send)
+                    send
                 },
             );
             match got {
                 // Not sent: the device holds it; kept for the next send.
-                Ok(Some((t, None))) => {
+                Ok(Passed::Kept) => {
                     if let Some(slot) = unsent {
                         self.give_back(slot);
                     }
-                    return Ok(Some((t, None)));
+                    return Ok(Passed::Kept);
                 }
                 // As `send`: the publication's answer, or the conventions'
                 // own.
-                Ok(Some((t, Some(r)))) => {
-                    let always = self.conv.notify_always;
-                    return Ok(Some((t, Some(r.map(|wanted| wanted || always)))));
+                Ok(Passed::Returned(wanted)) => {
+                    return Ok(Passed::Returned(wanted || self.conv.notify_always));
                 }
-                Ok(None) => return Ok(None),
+                Ok(p) => return Ok(p),
                 Err(e) if skipped_entry(&e) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(None)
+        Ok(Passed::Empty)
     }
 
     fn stats(&self) -> &Stats {
@@ -1257,12 +1249,8 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
     // On coherent memory (no withheld return), without the feature
     // `small`: the device's one-pass receive, the skipping loop of `take`
     // around it.
-    #[allow(clippy::type_complexity)]
     #[inline(always)]
-    fn take_with<T>(
-        &mut self,
-        mut read: impl FnMut(&RxSlot) -> (T, bool),
-    ) -> Result<Option<(T, Option<Result<bool, RingError>>)>, RingError> {
+    fn take_with(&mut self, mut read: impl FnMut(&RxSlot) -> bool) -> Result<Passed, RingError> {
         if !M::COHERENT || cfg!(feature = "small") {
             return take_then_release(self, read);
         }
@@ -1280,19 +1268,18 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
             match got {
                 // As `release`: the publication's answer, or the
                 // conventions' own.
-                Ok(Some((t, back))) => {
+                Ok(Passed::Returned(wanted)) => {
                     let conv = self.conv;
-                    let back = back.map(|r| {
-                        r.map(|wanted| (wanted || conv.notify_always) && conv.announce_returns)
-                    });
-                    return Ok(Some((t, back)));
+                    return Ok(Passed::Returned(
+                        (wanted || conv.notify_always) && conv.announce_returns,
+                    ));
                 }
-                Ok(None) => return Ok(None),
+                Ok(p) => return Ok(p),
                 Err(e) if skipped_entry(&e) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(None)
+        Ok(Passed::Empty)
     }
 
     fn stats(&self) -> &Stats {

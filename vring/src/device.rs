@@ -160,6 +160,23 @@ pub struct Slot {
     pub offset: usize,
 }
 
+/// What a one-pass pop ([`Device::pop_readable_with`],
+/// [`Device::pop_writable_with`]) did: one flat value (a nested
+/// `Option<Result<..>>` costs its caller tests and moves per message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passed {
+    /// The ring was empty (a pop's `Ok(None)`): nothing was read.
+    Empty,
+    /// The buffer was read and kept: it stays held.
+    Kept,
+    /// The buffer was read and went back, published; whether the driver
+    /// wants a notification.
+    Returned(bool),
+    /// The buffer was read; giving it back failed (the push's or the
+    /// publication's error).
+    NotReturned(Error),
+}
+
 /// A buffer popped from the available ring.
 #[must_use = "a popped buffer must go back with `push_used`, or the driver loses it"]
 pub struct Popped<'m, M: ?Sized, S: BufState> {
@@ -974,10 +991,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// `read` says the buffer goes back: `true`) [`Device::push_used_slot`]
     /// of the descriptor's whole length and
     /// [`Device::publish_used_and_rearm`], in one call: a receive that
-    /// copies out. Returns what `read` returned and, for a buffer that went
-    /// back, what the push and the publication returned (whether the driver
-    /// wants a notification). A buffer `read` keeps (`false`) stays held:
-    /// it goes back later with [`Device::push_used_slot`].
+    /// copies out (what it read, `read` keeps in its captures). A buffer
+    /// `read` keeps (`false`) stays held: it goes back later with
+    /// [`Device::push_used_slot`]. See [`Passed`].
     ///
     /// The same errors, statistics and ring contents as those calls in
     /// that order. Without the feature `small`, on coherent direct memory,
@@ -989,64 +1005,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// # Errors
     ///
     /// As [`Device::pop_readable`] (nothing popped, `read` not called).
-    #[allow(clippy::type_complexity)]
     #[inline(always)]
-    pub fn pop_readable_with<T>(
-        &mut self,
-        read: impl FnOnce(&Slot) -> (T, bool),
-    ) -> Result<Option<(T, Option<Result<bool, Error>>)>, Error> {
-        #[cfg(not(feature = "small"))]
-        if M::COHERENT && M::DIRECT {
-            let Some(p) = self.pop(false, false, false)? else {
-                return Ok(None);
-            };
-            let slot = Slot {
-                id: p.head,
-                len: p.span.len,
-                offset: p.span.lo,
-            };
-            let (t, back) = read(&slot);
-            let id = slot.id;
-            if !back {
-                // SAFETY: `id < num <= N` (`check` tested it; `RingMem::new`
-                // refused a layout of more than `N` entries).
-                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = Held::Readable;
-                return Ok(Some((t, None)));
-            }
-            // `push_held` of the id just popped (in range, on a working
-            // ring, not held: `pop` would have refused it) with its
-            // descriptor length; on coherent direct memory the entry's
-            // stores cannot fail, and no line is dirty to record.
-            let at = self.used_idx;
-            if let Err(e) = self.ring.write_used_entry(at, u32::from(id), slot.len) {
-                return Ok(Some((t, Some(Err(e)))));
-            }
-            self.used_idx = at.wrapping_add(1);
-            let published = self.publish(true);
-            return Ok(Some((t, Some(published))));
-        }
-        let Some(slot) = self.pop_readable_slot()? else {
-            return Ok(None);
-        };
-        let (t, back) = read(&slot);
-        if !back {
-            return Ok(Some((t, None)));
-        }
-        let returned = self
-            .push_used_slot(slot.id, None)
-            .and_then(|()| self.publish_used_and_rearm());
-        Ok(Some((t, Some(returned))))
+    pub fn pop_readable_with(&mut self, read: impl FnOnce(&Slot) -> bool) -> Result<Passed, Error> {
+        self.pop_with(false, read)
     }
 
     /// [`Device::pop_writable_slot`], then `write` on the slot, then (when
     /// `write` says the buffer goes back: `true`) [`Device::push_used_slot`]
     /// of the descriptor's whole length and [`Device::publish_used`], in
-    /// one call: a send that copies in. Returns what `write` returned and,
-    /// for a buffer that went back, what the push and the publication
-    /// returned (whether the driver wants a notification). A buffer `write`
-    /// keeps (`false`) stays held: it goes back later with
-    /// [`Device::push_used_slot`]. A writer cleans what it wrote before it
-    /// says `true`.
+    /// one call: a send that copies in. A buffer `write` keeps (`false`)
+    /// stays held: it goes back later with [`Device::push_used_slot`]. A
+    /// writer cleans what it wrote before it says `true`. See [`Passed`].
     ///
     /// As [`Device::pop_readable_with`]: the same errors, statistics and
     /// ring contents as the split calls; one pass without the feature
@@ -1055,49 +1024,71 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// # Errors
     ///
     /// As [`Device::pop_writable`] (nothing popped, `write` not called).
-    #[allow(clippy::type_complexity)]
     #[inline(always)]
-    pub fn pop_writable_with<T>(
+    pub fn pop_writable_with(
         &mut self,
-        write: impl FnOnce(&Slot) -> (T, bool),
-    ) -> Result<Option<(T, Option<Result<bool, Error>>)>, Error> {
+        write: impl FnOnce(&Slot) -> bool,
+    ) -> Result<Passed, Error> {
+        self.pop_with(true, write)
+    }
+
+    /// [`Device::pop_readable_with`] (re-arming: the publication of a
+    /// receive pass) or [`Device::pop_writable_with`].
+    #[inline(always)]
+    fn pop_with(&mut self, writable: bool, f: impl FnOnce(&Slot) -> bool) -> Result<Passed, Error> {
         #[cfg(not(feature = "small"))]
         if M::COHERENT && M::DIRECT {
-            let Some(p) = self.pop(true, false, false)? else {
-                return Ok(None);
+            let Some(p) = self.pop(writable, false, false)? else {
+                return Ok(Passed::Empty);
             };
             let slot = Slot {
                 id: p.head,
                 len: p.span.len,
                 offset: p.span.lo,
             };
-            let (t, back) = write(&slot);
+            let back = f(&slot);
             let id = slot.id;
             if !back {
-                // SAFETY: as in `pop_readable_with`.
-                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = Held::Writable;
-                return Ok(Some((t, None)));
+                // SAFETY: `id < num <= N` (`check` tested it; `RingMem::new`
+                // refused a layout of more than `N` entries).
+                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = if writable {
+                    Held::Writable
+                } else {
+                    Held::Readable
+                };
+                return Ok(Passed::Kept);
             }
-            // As in `pop_readable_with`.
+            // `push_held` of the id just popped (in range, on a working
+            // ring, not held: `pop` would have refused it) with its
+            // descriptor length; on coherent direct memory the entry's
+            // stores cannot fail, and no line is dirty to record.
             let at = self.used_idx;
             if let Err(e) = self.ring.write_used_entry(at, u32::from(id), slot.len) {
-                return Ok(Some((t, Some(Err(e)))));
+                return Ok(Passed::NotReturned(e));
             }
             self.used_idx = at.wrapping_add(1);
-            let published = self.publish(false);
-            return Ok(Some((t, Some(published))));
+            return Ok(match self.publish(!writable) {
+                Ok(wanted) => Passed::Returned(wanted),
+                Err(e) => Passed::NotReturned(e),
+            });
         }
-        let Some(slot) = self.pop_writable_slot()? else {
-            return Ok(None);
+        let Some(slot) = self.pop_slot(writable, false)? else {
+            return Ok(Passed::Empty);
         };
-        let (t, back) = write(&slot);
-        if !back {
-            return Ok(Some((t, None)));
+        if !f(&slot) {
+            return Ok(Passed::Kept);
         }
-        let returned = self
-            .push_used_slot(slot.id, None)
-            .and_then(|()| self.publish_used());
-        Ok(Some((t, Some(returned))))
+        let returned = self.push_used_slot(slot.id, None).and_then(|()| {
+            if writable {
+                self.publish_used()
+            } else {
+                self.publish_used_and_rearm()
+            }
+        });
+        Ok(match returned {
+            Ok(wanted) => Passed::Returned(wanted),
+            Err(e) => Passed::NotReturned(e),
+        })
     }
 
     /// A push of an id this device does not hold: [`Error::Broken`] on a
@@ -2047,7 +2038,7 @@ mod tests_fast10 {
     use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
     use ipc_traits::shm::{RawRegion, SharedMemory};
 
-    use super::{BufferArea, Device, DeviceConfig, DeviceTables, Slot};
+    use super::{BufferArea, Device, DeviceConfig, DeviceTables, Passed, Slot};
     use crate::endian::Legacy;
     use crate::error::Error;
     use crate::layout::Layout;
@@ -2145,20 +2136,21 @@ mod tests_fast10 {
                     k
                 };
                 let step = if fused {
-                    match dev.pop_readable_with(|s| {
-                        let k = keep(s);
-                        (
-                            Slot {
-                                id: s.id,
-                                len: s.len,
-                                offset: s.offset,
-                            },
-                            !k,
-                        )
-                    }) {
-                        Ok(None) => Step::Empty,
+                    let mut seen = None;
+                    let passed = dev.pop_readable_with(|s| {
+                        seen = Some(Slot {
+                            id: s.id,
+                            len: s.len,
+                            offset: s.offset,
+                        });
+                        !keep(s)
+                    });
+                    match passed {
+                        Ok(Passed::Empty) => Step::Empty,
                         Err(e) => Step::Refused(e),
-                        Ok(Some((s, r))) => Step::Read(s, r),
+                        Ok(Passed::Kept) => Step::Read(seen.unwrap(), None),
+                        Ok(Passed::Returned(w)) => Step::Read(seen.unwrap(), Some(Ok(w))),
+                        Ok(Passed::NotReturned(e)) => Step::Read(seen.unwrap(), Some(Err(e))),
                     }
                 } else {
                     match dev.pop_readable_slot() {
@@ -2246,20 +2238,21 @@ mod tests_fast10 {
                     k
                 };
                 let step = if fused {
-                    match dev.pop_writable_with(|s| {
-                        let k = keep(s);
-                        (
-                            Slot {
-                                id: s.id,
-                                len: s.len,
-                                offset: s.offset,
-                            },
-                            !k,
-                        )
-                    }) {
-                        Ok(None) => Step::Empty,
+                    let mut seen = None;
+                    let passed = dev.pop_writable_with(|s| {
+                        seen = Some(Slot {
+                            id: s.id,
+                            len: s.len,
+                            offset: s.offset,
+                        });
+                        !keep(s)
+                    });
+                    match passed {
+                        Ok(Passed::Empty) => Step::Empty,
                         Err(e) => Step::Refused(e),
-                        Ok(Some((s, r))) => Step::Read(s, r),
+                        Ok(Passed::Kept) => Step::Read(seen.unwrap(), None),
+                        Ok(Passed::Returned(w)) => Step::Read(seen.unwrap(), Some(Ok(w))),
+                        Ok(Passed::NotReturned(e)) => Step::Read(seen.unwrap(), Some(Err(e))),
                     }
                 } else {
                     match dev.pop_writable_slot() {
