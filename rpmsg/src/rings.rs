@@ -1081,7 +1081,10 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
         {
             return take_then_send(self, write);
         }
-        for _ in 0..NUM + 1 {
+        // At most NUM + 1 entries looked at, as `take`; counted on the
+        // skipping path only (no counter on the usual one).
+        let mut skipped = 0;
+        loop {
             let mut unsent = None;
             let got = self.ring.pop_writable_with(
                 #[inline(always)]
@@ -1114,11 +1117,15 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
                     return Ok(Passed::Returned(wanted || self.conv.notify_always));
                 }
                 Ok(p) => return Ok(p),
-                Err(e) if skipped_entry(&e) => {}
+                Err(e) if skipped_entry(&e) => {
+                    skipped += 1;
+                    if skipped > NUM {
+                        return Ok(Passed::Empty);
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
-        Ok(Passed::Empty)
     }
 
     fn stats(&self) -> &Stats {
@@ -1254,7 +1261,9 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         if !M::COHERENT || cfg!(feature = "small") {
             return take_then_release(self, read);
         }
-        for _ in 0..NUM + 1 {
+        // As in `RemoteTx::take_with`.
+        let mut skipped = 0;
+        loop {
             let got = self.ring.pop_readable_with(
                 #[inline(always)]
                 |p| {
@@ -1275,11 +1284,15 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
                     ));
                 }
                 Ok(p) => return Ok(p),
-                Err(e) if skipped_entry(&e) => {}
+                Err(e) if skipped_entry(&e) => {
+                    skipped += 1;
+                    if skipped > NUM {
+                        return Ok(Passed::Empty);
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
-        Ok(Passed::Empty)
     }
 
     fn stats(&self) -> &Stats {
