@@ -1470,7 +1470,7 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
                     true
                 },
             )?;
-            // As `give_back`, the doorbell and the failure out of line.
+            // As `give_back` (the failure out of line).
             match passed {
                 Passed::Empty => {
                     // As `take_slot` when the ring is empty.
@@ -1481,7 +1481,10 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
                     return Ok(None);
                 }
                 Passed::Kept | Passed::Returned(false) => {}
-                Passed::Returned(true) => ring_for_return::<R, N>(self.st, self.bell),
+                Passed::Returned(true) => {
+                    let k = self.bell.ring_one(self.st.ring.queue());
+                    count_rx_kicks(&mut self.st.stats, k);
+                }
                 Passed::NotReturned(_) => return_failed::<R>(self.st),
             }
             match got {
