@@ -108,12 +108,12 @@ use ipc_traits::bytes::{ShmSlice, ShmSliceMut};
 use ipc_traits::mailbox::{Notify, QueueId, QueueSet};
 use ipc_traits::shm::{DirectMemory, SharedMemory};
 
-#[cfg(not(feature = "small"))]
-use crate::rings::write_header_words;
 use crate::rings::{
     clean_slot, invalidate_slot, line_end, read_header_words, read_slot, view_slot_mut,
     view_slot_unchecked, write_slot, Halves, RxRing, RxSlot, SendFailure, TxRing, TxSlot,
 };
+#[cfg(not(feature = "small"))]
+use crate::rings::{write_header_words, Passed};
 #[cfg(doc)]
 use crate::wire::NS_ADDR;
 use crate::wire::{
@@ -786,40 +786,107 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
         // memory below would otherwise make the compiler fetch them again
         // through `self`).
         let (st, bell) = (&mut *self.st, self.bell);
-        let slot = st.ring.take()?;
-        let Some(slot) = slot else {
-            st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
-            return Ok(Sent::NoBuffer);
-        };
-        // One bounds check, the one `write_slot` makes (so the compiler
-        // folds it there; no overflow: a slice is at most `isize::MAX`).
-        let end = HEADER_LEN + data.len();
-        let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
-            st.ring.give_back(slot);
-            return Err(Error::TooLong);
-        };
-        let header = Header {
-            src,
-            dst,
-            len: len16,
-            flags: 0,
-        };
+        // Without the feature `small`: taken, written and sent in one ring
+        // call ([`TxRing::take_with`]).
+        #[cfg(not(feature = "small"))]
+        {
+            let mem = st.ring.mem();
+            // Beside the ring's result, not in it (nested in it, its
+            // variants cost tests and moves per message).
+            let mut written = Ok(());
+            let passed = st.ring.take_with(
+                #[inline(always)]
+                |slot| {
+                    written = write_message::<R, _>(mem, slot, src, dst, data);
+                    written.is_ok()
+                },
+            )?;
+            // As `finish_send`.
+            let wanted = match passed {
+                Passed::Returned(wanted) => wanted,
+                Passed::Empty => {
+                    st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
+                    return Ok(Sent::NoBuffer);
+                }
+                // Not sent (kept for the next send): what the write said.
+                Passed::Kept => return written.map(|()| Sent::Sent),
+                Passed::NotReturned(e) => return Err(Error::Ring(e)),
+            };
+            vring::count!(st.stats.messages);
+            if wanted {
+                let k = bell.ring_one(st.ring.queue());
+                count_kicks(&mut st.stats, k);
+            }
+            Ok(Sent::Sent)
+        }
         #[cfg(feature = "small")]
-        let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
-        let mem = st.ring.mem();
-        let written = write_slot(mem, &slot, HEADER_LEN, data)
-            .and_then(|()| write_header::<R, _>(mem, &slot, &header))
-            .and_then(|()| clean_slot(mem, &slot, end));
-        if let Err(e) = written {
-            st.ring.give_back(slot);
-            return Err(mem_error(&e));
+        {
+            let slot = st.ring.take()?;
+            let Some(slot) = slot else {
+                st.stats.buffer_waits = st.stats.buffer_waits.wrapping_add(1);
+                return Ok(Sent::NoBuffer);
+            };
+            // One bounds check, the one `write_slot` makes (so the compiler
+            // folds it there; no overflow: a slice is at most `isize::MAX`).
+            let end = HEADER_LEN + data.len();
+            let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
+                st.ring.give_back(slot);
+                return Err(Error::TooLong);
+            };
+            let header = Header {
+                src,
+                dst,
+                len: len16,
+                flags: 0,
+            };
+            #[cfg(feature = "small")]
+            let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
+            let mem = st.ring.mem();
+            let written = write_slot(mem, &slot, HEADER_LEN, data)
+                .and_then(|()| write_header::<R, _>(mem, &slot, &header))
+                .and_then(|()| clean_slot(mem, &slot, end));
+            if let Err(e) = written {
+                st.ring.give_back(slot);
+                return Err(mem_error(&e));
+            }
+            if finish_send::<R>(st, slot)? {
+                let k = bell.ring_one(st.ring.queue());
+                count_kicks(&mut st.stats, k);
+            }
+            Ok(Sent::Sent)
         }
-        if finish_send::<R>(st, slot)? {
-            let k = bell.ring_one(st.ring.queue());
-            count_kicks(&mut st.stats, k);
-        }
-        Ok(Sent::Sent)
     }
+}
+
+/// [`Tx::send_copy`]'s writing, for [`TxRing::take_with`]: the payload,
+/// then the header written into `slot` of `mem` (the ring's memory), the
+/// lines written cleaned; [`Error::TooLong`] (nothing written) when the
+/// message does not fit the slot.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+fn write_message<'a, R: Halves<'a>, M: SharedMemory + ?Sized>(
+    mem: &M,
+    slot: &TxSlot,
+    src: u32,
+    dst: u32,
+    data: &[u8],
+) -> Result<(), Error> {
+    // One bounds check, the one `write_slot` makes (so the compiler folds
+    // it there; no overflow: a slice is at most `isize::MAX`).
+    let end = HEADER_LEN + data.len();
+    let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
+        return Err(Error::TooLong);
+    };
+    let header = Header {
+        src,
+        dst,
+        len: len16,
+        flags: 0,
+    };
+    write_slot(mem, slot, HEADER_LEN, data)
+        .and_then(|()| write_header::<R, _>(mem, slot, &header))
+        .and_then(|()| clean_slot(mem, slot, end))
+        .map_err(|e| mem_error(&e))
 }
 
 /// Writes `header` at the start of `slot` in the transmit ring's byte
@@ -1131,6 +1198,12 @@ impl<'l, 'a, R: Halves<'a>, N: Notify> Rx<'l, 'a, R, N> {
         // message on the host but cost 1-3 KB in each SoC image, where the
         // receive loop is inlined at several call sites.
         let mut p = self.pass();
+        // On coherent memory with no message kept, the ring's one-pass
+        // receive ([`RxRing::take_with`]).
+        #[cfg(not(feature = "small"))]
+        if <R::Mem as SharedMemory>::COHERENT && p.st.kept.is_none() {
+            return p.recv_with(out);
+        }
         match p.next()? {
             Some(m) => p.deliver(m, out).map(Some),
             None => Ok(None),
@@ -1380,6 +1453,83 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
         }))
     }
 
+    /// [`Rx::try_recv`] with no message kept, on coherent memory: each
+    /// slot taken, read ([`read_message`]) and given back in one ring call
+    /// ([`RxRing::take_with`]), the message kept only when `out` is too
+    /// short. What [`Pass::next`] and [`Pass::deliver`] do, in the same
+    /// order, with the same counts and errors.
+    #[cfg(not(feature = "small"))]
+    #[inline(always)]
+    fn recv_with(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
+        let mut skipped = 0;
+        loop {
+            let (first, eps) = (self.first, *self.eps);
+            let st = &mut *self.st;
+            let mem = st.ring.mem();
+            let kept = &mut st.kept;
+            // What was read, beside the ring's result (nested in it, its
+            // variants cost tests and moves per message).
+            let mut got = Got::Delivered;
+            let mut r = Received {
+                dst: 0,
+                src: 0,
+                len: 0,
+            };
+            let passed = st.ring.take_with(
+                #[inline(always)]
+                |slot| {
+                    (got, r) = read_message::<R>(mem, slot, first, eps, out);
+                    if let Got::Kept = got {
+                        // The slot stays taken (the ring does not give it
+                        // back): this copy is the one left.
+                        *kept = Some(Msg {
+                            slot: slot.again(),
+                            dst: r.dst,
+                            src: r.src,
+                            len: r.len,
+                            _mem: PhantomData,
+                        });
+                        return false;
+                    }
+                    true
+                },
+            )?;
+            // As `give_back` (the failure out of line).
+            match passed {
+                Passed::Empty => {
+                    // As `take_slot` when the ring is empty.
+                    if self.st.ring.take_kick() {
+                        let k = self.bell.ring_one(self.st.ring.queue());
+                        count_rx_kicks(&mut self.st.stats, k);
+                    }
+                    return Ok(None);
+                }
+                Passed::Kept | Passed::Returned(false) => {}
+                Passed::Returned(true) => {
+                    let k = self.bell.ring_one(self.st.ring.queue());
+                    count_rx_kicks(&mut self.st.stats, k);
+                }
+                Passed::NotReturned(_) => return_failed::<R>(self.st),
+            }
+            match got {
+                Got::Delivered => {
+                    vring::count!(self.st.stats.messages);
+                    return Ok(Some(r));
+                }
+                Got::Kept => return Err(Error::TooLong),
+                Got::Failed(e) => return Err(e),
+                Got::BadHeader => self.bad_header(),
+                Got::Unbound => {
+                    self.st.stats.unbound = self.st.stats.unbound.wrapping_add(1);
+                }
+            }
+            skipped += 1;
+            if skipped > <R::Rx as RxRing<'a>>::NUM {
+                return Err(Error::WouldBlock);
+            }
+        }
+    }
+
     /// Whether `dst` is bound on this link.
     #[inline(always)]
     fn is_bound(&self, dst: u32) -> bool {
@@ -1393,6 +1543,85 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
     #[cold]
     fn bad_header(&mut self) {
         self.st.stats.bad_header = self.st.stats.bad_header.wrapping_add(1);
+    }
+}
+
+/// What [`read_message`] made of a slot (the message's addresses and
+/// length beside it, in a plain record: variants carrying them would
+/// overlap them with other fields, which the compiler then carries in
+/// pieces).
+#[cfg(not(feature = "small"))]
+enum Got {
+    /// Copied out: the slot goes back.
+    Delivered,
+    /// Bound, but `out` is too short: to keep (the slot stays taken).
+    Kept,
+    /// What the peer reported holds no header, or the header asks for more:
+    /// counted, the slot goes back.
+    BadHeader,
+    /// For an address nobody bound: counted, the slot goes back.
+    Unbound,
+    /// The memory failed: the slot goes back.
+    Failed(Error),
+}
+
+/// [`Pass::frame`], [`Pass::is_bound`] and [`Pass::deliver`]'s copy on
+/// one taken `slot` of `mem` (the ring's memory), for
+/// [`Pass::recv_with`]: the same checks in the same order; the slot goes
+/// back unless the message is kept.
+#[cfg(not(feature = "small"))]
+#[inline(always)]
+fn read_message<'a, R: Halves<'a>>(
+    mem: &R::Mem,
+    slot: &RxSlot,
+    first: &u64,
+    eps: &[u32],
+    out: &mut [u8],
+) -> (Got, Received) {
+    let none = Received {
+        dst: 0,
+        src: 0,
+        len: 0,
+    };
+    let used = slot.len as usize;
+    if used < HEADER_LEN {
+        return (Got::BadHeader, none);
+    }
+    let read =
+        invalidate_slot(mem, slot, 0, HEADER_LEN).and_then(|()| read_header_words(mem, slot));
+    let (src, dst, len_flags) = match read {
+        Ok(w) => w,
+        Err(e) => return (Got::Failed(mem_error(&e)), none),
+    };
+    let header = Header::decode_words::<<R::Rx as RxRing<'a>>::Order>(src, dst, len_flags);
+    // `HEADER_LEN + len <= used <= capacity`.
+    let Ok(len) = header.check_len(used, used) else {
+        return (Got::BadHeader, none);
+    };
+    let head = line_end::<R::Mem>(HEADER_LEN);
+    if let Err(e) = invalidate_slot(mem, slot, head, HEADER_LEN + len) {
+        return (Got::Failed(mem_error(&e)), none);
+    }
+    if u64::from(header.dst) != *first && bound_slot(eps, header.dst).is_none() {
+        return (Got::Unbound, none);
+    }
+    let r = Received {
+        dst: header.dst,
+        src: header.src,
+        len,
+    };
+    let Some(to) = out.get_mut(..len) else {
+        return (Got::Kept, r);
+    };
+    // SAFETY: the ring validated the slot against `mem` (`offset + len`
+    // inside the window), and `HEADER_LEN + len` is within what the peer
+    // reported (checked above), so `HEADER_LEN..HEADER_LEN + to.len()` lies
+    // inside the slot.
+    #[allow(unsafe_code)]
+    let copied = unsafe { mem.read_unchecked(slot.offset + HEADER_LEN, to) };
+    match copied {
+        Ok(()) => (Got::Delivered, r),
+        Err(e) => (Got::Failed(mem_error(&e)), none),
     }
 }
 

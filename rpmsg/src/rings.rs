@@ -19,6 +19,7 @@ use ipc_traits::shm::{DirectMemory, SharedMemory, ShmError};
 use crate::wire::HEADER_LEN;
 pub use vring::device::Returnable;
 use vring::layout::InWindow;
+pub use vring::Passed;
 use vring::{
     BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian,
     Error as RingError, Layout, Stats, Suppression,
@@ -534,6 +535,26 @@ pub trait TxRing<'m>: sealed::Sealed {
     ///
     /// A ring error; the buffer is handed back if the ring did not take it.
     fn send(&mut self, slot: TxSlot) -> Result<bool, SendFailure>;
+    /// [`TxRing::take`], then `write` on the slot taken, then (when
+    /// `write` says it goes out: `true`) [`TxRing::send`], in one call: a
+    /// send that copies in (what went wrong writing, `write` keeps in its
+    /// captures). A slot `write` does not send is kept for the next send
+    /// ([`TxRing::give_back`]), as is one the ring did not take. Returns
+    /// [`Passed::Empty`] when no buffer is free, [`Passed::Kept`] for a
+    /// slot not sent, [`Passed::Returned`] for one sent (whether the peer
+    /// wants a notification, or the conventions ring anyway) and
+    /// [`Passed::NotReturned`] when the send failed. The same errors,
+    /// statistics and ring contents as those calls; a ring may do it in
+    /// one pass (the remote's transmit ring on coherent memory:
+    /// [`vring::Device::pop_writable_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`TxRing::take`] (nothing taken, `write` not called).
+    #[inline(always)]
+    fn take_with(&mut self, write: impl FnMut(&TxSlot) -> bool) -> Result<Passed, RingError> {
+        take_then_send(self, write)
+    }
     /// The ring's statistics.
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
@@ -601,6 +622,24 @@ pub trait RxRing<'m>: sealed::Sealed {
     ///
     /// A ring error.
     fn release(&mut self, slot: RxSlot) -> Result<bool, RingError>;
+    /// [`RxRing::take`], then `read` on the slot taken, then (when `read`
+    /// says it goes back: `true`) [`RxRing::release`], in one call: a
+    /// receive that copies out (what it read, `read` keeps in its
+    /// captures). A slot `read` keeps (`false`, holding a copy of it) goes
+    /// back later with [`RxRing::release`]. Returns [`Passed::Empty`]
+    /// when nothing was taken, [`Passed::Kept`], [`Passed::Returned`]
+    /// with what the release returned, or [`Passed::NotReturned`] with its
+    /// error. The same errors, statistics and ring contents as those
+    /// calls; a ring may do it in one pass (the remote's receive ring on
+    /// coherent memory: [`vring::Device::pop_readable_with`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RxRing::take`] (nothing taken, `read` not called).
+    #[inline(always)]
+    fn take_with(&mut self, read: impl FnMut(&RxSlot) -> bool) -> Result<Passed, RingError> {
+        take_then_release(self, read)
+    }
     /// The ring's statistics.
     fn stats(&self) -> &Stats;
     /// Whether the ring is broken (the peer corrupted its indices).
@@ -629,6 +668,48 @@ pub trait RxRing<'m>: sealed::Sealed {
     fn take_kick(&mut self) -> bool {
         false
     }
+}
+
+/// [`TxRing::take_with`] as its three steps.
+#[inline(always)]
+fn take_then_send<'m, R: TxRing<'m> + ?Sized>(
+    ring: &mut R,
+    mut write: impl FnMut(&TxSlot) -> bool,
+) -> Result<Passed, RingError> {
+    let Some(slot) = ring.take()? else {
+        return Ok(Passed::Empty);
+    };
+    if !write(&slot) {
+        ring.give_back(slot);
+        return Ok(Passed::Kept);
+    }
+    Ok(match ring.send(slot) {
+        Ok(wanted) => Passed::Returned(wanted),
+        Err(SendFailure { slot, error }) => {
+            if let Some(slot) = slot {
+                ring.give_back(slot);
+            }
+            Passed::NotReturned(error)
+        }
+    })
+}
+
+/// [`RxRing::take_with`] as its three steps.
+#[inline(always)]
+fn take_then_release<'m, R: RxRing<'m> + ?Sized>(
+    ring: &mut R,
+    mut read: impl FnMut(&RxSlot) -> bool,
+) -> Result<Passed, RingError> {
+    let Some(slot) = ring.take()? else {
+        return Ok(Passed::Empty);
+    };
+    if !read(&slot) {
+        return Ok(Passed::Kept);
+    }
+    Ok(match ring.release(slot) {
+        Ok(wanted) => Passed::Returned(wanted),
+        Err(e) => Passed::NotReturned(e),
+    })
 }
 
 /// A ring pair that comes apart into a transmit part and a receive part,
@@ -988,6 +1069,65 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> TxRing<'m>
             .map_err(|error| SendFailure { slot: None, error })
     }
 
+    // On coherent memory with no spare and no quiet returns, without the
+    // feature `small`: the device's one-pass send, the skipping loop of
+    // `take` around it.
+    #[inline(always)]
+    fn take_with(&mut self, mut write: impl FnMut(&TxSlot) -> bool) -> Result<Passed, RingError> {
+        if !M::COHERENT
+            || cfg!(feature = "small")
+            || self.spare.is_some()
+            || self.conv.quiet_returns
+        {
+            return take_then_send(self, write);
+        }
+        // At most NUM + 1 entries looked at, as `take`; counted on the
+        // skipping path only (no counter on the usual one).
+        let mut skipped = 0;
+        loop {
+            let mut unsent = None;
+            let got = self.ring.pop_writable_with(
+                #[inline(always)]
+                |p| {
+                    // A writable buffer's room is its descriptor length,
+                    // its whole capacity (`Device::pop_writable_slot`).
+                    let slot = TxSlot {
+                        token: p.id,
+                        offset: p.offset,
+                        room: p.len as usize,
+                    };
+                    let send = write(&slot);
+                    if !send {
+                        unsent = Some(slot);
+                    }
+                    send
+                },
+            );
+            match got {
+                // Not sent: the device holds it; kept for the next send.
+                Ok(Passed::Kept) => {
+                    if let Some(slot) = unsent {
+                        self.give_back(slot);
+                    }
+                    return Ok(Passed::Kept);
+                }
+                // As `send`: the publication's answer, or the conventions'
+                // own.
+                Ok(Passed::Returned(wanted)) => {
+                    return Ok(Passed::Returned(wanted || self.conv.notify_always));
+                }
+                Ok(p) => return Ok(p),
+                Err(e) if skipped_entry(&e) => {
+                    skipped += 1;
+                    if skipped > NUM {
+                        return Ok(Passed::Empty);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn stats(&self) -> &Stats {
         self.ring.stats()
     }
@@ -1111,6 +1251,48 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> RxRing<'m>
         // fence (`Device::publish_used_and_rearm`).
         let wanted = self.ring.publish_used_and_rearm()? || self.conv.notify_always;
         Ok(wanted && self.conv.announce_returns)
+    }
+
+    // On coherent memory (no withheld return), without the feature
+    // `small`: the device's one-pass receive, the skipping loop of `take`
+    // around it.
+    #[inline(always)]
+    fn take_with(&mut self, mut read: impl FnMut(&RxSlot) -> bool) -> Result<Passed, RingError> {
+        if !M::COHERENT || cfg!(feature = "small") {
+            return take_then_release(self, read);
+        }
+        // As in `RemoteTx::take_with`.
+        let mut skipped = 0;
+        loop {
+            let got = self.ring.pop_readable_with(
+                #[inline(always)]
+                |p| {
+                    read(&RxSlot {
+                        token: p.id,
+                        offset: p.offset,
+                        len: p.len,
+                    })
+                },
+            );
+            match got {
+                // As `release`: the publication's answer, or the
+                // conventions' own.
+                Ok(Passed::Returned(wanted)) => {
+                    let conv = self.conv;
+                    return Ok(Passed::Returned(
+                        (wanted || conv.notify_always) && conv.announce_returns,
+                    ));
+                }
+                Ok(p) => return Ok(p),
+                Err(e) if skipped_entry(&e) => {
+                    skipped += 1;
+                    if skipped > NUM {
+                        return Ok(Passed::Empty);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn stats(&self) -> &Stats {
@@ -1618,5 +1800,135 @@ impl<'m, M: SharedMemory + ?Sized + 'm, E: Endian, const NUM: usize> Halves<'m>
 
     fn untaken_rx(&mut self) -> u32 {
         self.rx.ring.pending_used().map_or(0, u32::from)
+    }
+}
+
+#[cfg(test)]
+mod tests_fast10 {
+    //! The one-pass copying send and receive ([`TxRing::take_with`],
+    //! [`RxRing::take_with`]) on the paths beside the usual one: a
+    //! message too long for its buffer (kept as the spare, then sent), a
+    //! receive buffer too short (the message kept, then delivered), an
+    //! unbound address (skipped, counted), in both directions.
+    use core::ptr::NonNull;
+
+    use ipc_traits::cache::Coherent;
+    use ipc_traits::mailbox::{ErrorType, Notify, QueueId};
+    use ipc_traits::shm::RawRegion;
+    use vring::{BufferArea, Layout, Legacy, Suppression};
+
+    use super::{MasterConfig, MasterRings, QueueIds, RemoteConfig, RemoteRings, RemoteTables};
+    use crate::link::{Link, Sent, Storage};
+    use crate::wire::ADDR_ANY;
+    use crate::Error;
+
+    const NUM: usize = 4;
+    const BUF: usize = 512;
+    const V1: usize = 512;
+    const POOL: usize = 1024;
+    const SIZE: usize = POOL + 2 * NUM * BUF;
+
+    #[derive(Clone, Copy, Default)]
+    struct Quiet;
+    impl ErrorType for Quiet {
+        type Error = core::convert::Infallible;
+    }
+    impl Notify for Quiet {
+        fn notify(&mut self, _: QueueId) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    #[repr(C, align(4096))]
+    struct Backing([u8; SIZE]);
+
+    #[test]
+    fn one_pass_send_and_receive_keep_what_does_not_fit() {
+        for suppression in [Suppression::Flags, Suppression::EventIdx] {
+            let mut b = Box::new(Backing([0; SIZE]));
+            let base = NonNull::new(b.0.as_mut_ptr()).unwrap();
+            // SAFETY: the backing outlives the region; only it is used.
+            let shm = unsafe { RawRegion::new(base, SIZE, 0x4000_0000, Coherent) }.unwrap();
+            let (vring0, vring1) = (
+                Layout::legacy_at(0, NUM as u16, 64),
+                Layout::legacy_at(V1, NUM as u16, 64),
+            );
+            let mcfg = MasterConfig {
+                vring0,
+                vring1,
+                pool: POOL,
+                buf_size: BUF,
+                suppression,
+                queues: QueueIds::DEFAULT,
+                rpmsg_lite_compat: false,
+            };
+            // SAFETY: the pool belongs to the master.
+            let mrings = unsafe { MasterRings::<_, Legacy, NUM>::new(&shm, mcfg) }.unwrap();
+            let rcfg = RemoteConfig {
+                vring0,
+                vring1,
+                vring0_buffers: BufferArea::new(POOL, NUM * BUF),
+                vring1_buffers: BufferArea::new(POOL + NUM * BUF, NUM * BUF),
+                suppression,
+                queues: QueueIds::DEFAULT,
+            };
+            let tables: &'static RemoteTables<NUM> = Box::leak(Box::default());
+            // SAFETY: disjoint areas reached only through the rings.
+            let rrings = unsafe { RemoteRings::<_, Legacy, NUM>::new(&shm, rcfg, tables) }.unwrap();
+            let (mut ms, mut rs) = (Storage::<2>::new(), Storage::<2>::new());
+            let mut master = Link::new(mrings, Quiet, &mut ms);
+            let mut remote = Link::new(rrings, Quiet, &mut rs);
+            let mep = master.bind(ADDR_ANY).unwrap();
+            let rep = remote.bind(ADDR_ANY).unwrap();
+            let (mut mtx, mut mrx) = master.split();
+            let (mut rtx, mut rrx) = remote.split();
+            let mut out = [0u8; 496];
+            for round in 0..3u8 {
+                // Each way: too long, then a full ring's worth.
+                assert_eq!(
+                    rtx.try_send(&rep, mep.addr(), &[0; 497]),
+                    Err(Error::TooLong)
+                );
+                assert_eq!(
+                    mtx.try_send(&mep, rep.addr(), &[0; 497]),
+                    Err(Error::TooLong)
+                );
+                for k in 0..NUM as u8 {
+                    let msg = [round, k, 7];
+                    assert_eq!(rtx.try_send(&rep, mep.addr(), &msg), Ok(Sent::Sent));
+                    assert_eq!(mtx.try_send(&mep, rep.addr(), &msg), Ok(Sent::Sent));
+                }
+                // To nobody: skipped on the way to the next.
+                assert_eq!(rtx.try_send(&rep, 999, b"x"), Ok(Sent::NoBuffer));
+                for k in 0..NUM as u8 {
+                    let msg = [round, k, 7];
+                    assert_eq!(rrx.try_recv(&mut out[..2]), Err(Error::TooLong));
+                    assert_eq!(mrx.try_recv(&mut out[..2]), Err(Error::TooLong));
+                    let r = rrx.try_recv(&mut out).unwrap().unwrap();
+                    assert_eq!(
+                        (r.src, r.dst, &out[..r.len]),
+                        (mep.addr(), rep.addr(), &msg[..])
+                    );
+                    let r = mrx.try_recv(&mut out).unwrap().unwrap();
+                    assert_eq!(
+                        (r.src, r.dst, &out[..r.len]),
+                        (rep.addr(), mep.addr(), &msg[..])
+                    );
+                }
+                assert_eq!(rrx.try_recv(&mut out).unwrap(), None);
+                assert_eq!(mrx.try_recv(&mut out).unwrap(), None);
+                // One to an unbound address, then one bound: the first is
+                // skipped and counted.
+                assert_eq!(rtx.try_send(&rep, 999, b"x"), Ok(Sent::Sent));
+                assert_eq!(rtx.try_send(&rep, mep.addr(), b"y"), Ok(Sent::Sent));
+                let r = mrx.try_recv(&mut out).unwrap().unwrap();
+                assert_eq!(&out[..r.len], b"y");
+                assert_eq!(mrx.stats().unbound, u32::from(round) + 1);
+            }
+            assert_eq!(rtx.stats().messages, 3 * (NUM as u32 + 2));
+            assert_eq!(mrx.stats().messages, 3 * (NUM as u32 + 1));
+            assert_eq!(rrx.stats().messages, 3 * NUM as u32);
+            assert_eq!(rtx.stats().buffer_waits, 3);
+        }
     }
 }

@@ -160,6 +160,23 @@ pub struct Slot {
     pub offset: usize,
 }
 
+/// What a one-pass pop ([`Device::pop_readable_with`],
+/// [`Device::pop_writable_with`]) did: one flat value (a nested
+/// `Option<Result<..>>` costs its caller tests and moves per message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passed {
+    /// The ring was empty (a pop's `Ok(None)`): nothing was read.
+    Empty,
+    /// The buffer was read and kept: it stays held.
+    Kept,
+    /// The buffer was read and went back, published; whether the driver
+    /// wants a notification.
+    Returned(bool),
+    /// The buffer was read; giving it back failed (the push's or the
+    /// publication's error).
+    NotReturned(Error),
+}
+
 /// A buffer popped from the available ring.
 #[must_use = "a popped buffer must go back with `push_used`, or the driver loses it"]
 pub struct Popped<'m, M: ?Sized, S: BufState> {
@@ -844,7 +861,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         reuse: bool,
     ) -> Result<Option<Popped<'m, M, Received>>, Error> {
-        let Some(p) = self.pop(false, reuse)? else {
+        let Some(p) = self.pop(false, reuse, true)? else {
             return Ok(None);
         };
         // SAFETY: `pop` recorded `p.offset..+p.capacity` (rounded to whole
@@ -873,7 +890,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_writable(&mut self) -> Result<Option<Popped<'m, M, Dirty>>, Error> {
-        let Some(p) = self.pop(true, false)? else {
+        let Some(p) = self.pop(true, false, true)? else {
             return Ok(None);
         };
         // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
@@ -928,7 +945,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline(always))]
     fn pop_slot(&mut self, writable: bool, reuse: bool) -> Result<Option<Slot>, Error> {
-        Ok(self.pop(writable, reuse)?.map(|p| Slot {
+        Ok(self.pop(writable, reuse, true)?.map(|p| Slot {
             id: p.head,
             offset: p.span.lo,
             len: p.span.len,
@@ -979,6 +996,110 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Err(self.refuse_push())
     }
 
+    /// [`Device::pop_readable_slot`], then `read` on the slot, then (when
+    /// `read` says the buffer goes back: `true`) [`Device::push_used_slot`]
+    /// of the descriptor's whole length and
+    /// [`Device::publish_used_and_rearm`], in one call: a receive that
+    /// copies out (what it read, `read` keeps in its captures). A buffer
+    /// `read` keeps (`false`) stays held: it goes back later with
+    /// [`Device::push_used_slot`]. See [`Passed`].
+    ///
+    /// The same errors, statistics and ring contents as those calls in
+    /// that order. Without the feature `small`, on coherent direct memory,
+    /// one pass: the entry is marked held only when `read` keeps it
+    /// (nothing can look at the device while `read` runs: it holds
+    /// `&mut self`), and the used entry of the id just popped is written
+    /// without looking the id up and testing it again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_readable`] (nothing popped, `read` not called).
+    #[inline(always)]
+    pub fn pop_readable_with(&mut self, read: impl FnOnce(&Slot) -> bool) -> Result<Passed, Error> {
+        self.pop_with(false, read)
+    }
+
+    /// [`Device::pop_writable_slot`], then `write` on the slot, then (when
+    /// `write` says the buffer goes back: `true`) [`Device::push_used_slot`]
+    /// of the descriptor's whole length and [`Device::publish_used`], in
+    /// one call: a send that copies in. A buffer `write` keeps (`false`)
+    /// stays held: it goes back later with [`Device::push_used_slot`]. A
+    /// writer cleans what it wrote before it says `true`. See [`Passed`].
+    ///
+    /// As [`Device::pop_readable_with`]: the same errors, statistics and
+    /// ring contents as the split calls; one pass without the feature
+    /// `small` on coherent direct memory.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::pop_writable`] (nothing popped, `write` not called).
+    #[inline(always)]
+    pub fn pop_writable_with(
+        &mut self,
+        write: impl FnOnce(&Slot) -> bool,
+    ) -> Result<Passed, Error> {
+        self.pop_with(true, write)
+    }
+
+    /// [`Device::pop_readable_with`] (re-arming: the publication of a
+    /// receive pass) or [`Device::pop_writable_with`].
+    #[inline(always)]
+    fn pop_with(&mut self, writable: bool, f: impl FnOnce(&Slot) -> bool) -> Result<Passed, Error> {
+        #[cfg(not(feature = "small"))]
+        if M::COHERENT && M::DIRECT {
+            let Some(p) = self.pop(writable, false, false)? else {
+                return Ok(Passed::Empty);
+            };
+            let slot = Slot {
+                id: p.head,
+                len: p.span.len,
+                offset: p.span.lo,
+            };
+            let back = f(&slot);
+            let id = slot.id;
+            if !back {
+                // SAFETY: `id < num <= N` (`check` tested it; `RingMem::new`
+                // refused a layout of more than `N` entries).
+                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = if writable {
+                    Held::Writable
+                } else {
+                    Held::Readable
+                };
+                return Ok(Passed::Kept);
+            }
+            // `push_held` of the id just popped (in range, on a working
+            // ring, not held: `pop` would have refused it) with its
+            // descriptor length; on coherent direct memory the entry's
+            // stores cannot fail, and no line is dirty to record.
+            let at = self.used_idx;
+            if let Err(e) = self.ring.write_used_entry(at, u32::from(id), slot.len) {
+                return Ok(Passed::NotReturned(e));
+            }
+            self.used_idx = at.wrapping_add(1);
+            return Ok(match self.publish(!writable) {
+                Ok(wanted) => Passed::Returned(wanted),
+                Err(e) => Passed::NotReturned(e),
+            });
+        }
+        let Some(slot) = self.pop_slot(writable, false)? else {
+            return Ok(Passed::Empty);
+        };
+        if !f(&slot) {
+            return Ok(Passed::Kept);
+        }
+        let returned = self.push_used_slot(slot.id, None).and_then(|()| {
+            if writable {
+                self.publish_used()
+            } else {
+                self.publish_used_and_rearm()
+            }
+        });
+        Ok(match returned {
+            Ok(wanted) => Passed::Returned(wanted),
+            Err(e) => Passed::NotReturned(e),
+        })
+    }
+
     /// A push of an id this device does not hold: [`Error::Broken`] on a
     /// broken ring, else [`Error::ForeignBuffer`].
     #[cfg_attr(not(feature = "small"), cold, inline(never))]
@@ -990,8 +1111,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
     }
 
+    /// The pop behind every pop. `mark`: the entry popped is marked held
+    /// (`false`: the caller returns it before it gives up `&mut self`, or
+    /// marks it then: [`Device::pop_readable_with`]).
     #[inline(always)]
-    fn pop(&mut self, writable: bool, reuse: bool) -> Result<Option<Pop>, Error> {
+    fn pop(&mut self, writable: bool, reuse: bool, mark: bool) -> Result<Option<Pop>, Error> {
         // A copy (see `RingMem`'s `Copy`) and the position, read before the
         // acquire load of `avail.idx` (after which fields of `self` would be
         // loaded again). Nothing below moves `last_avail` before the pop
@@ -1071,8 +1195,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         )?;
         let head = ring.read_avail_entry(pos)?;
         self.last_avail = next;
-        match self.check(&ring, head, writable) {
-            // `check` marked `head` held and counted it.
+        match self.check(&ring, head, writable, mark) {
+            // `check` marked `head` held (`mark`) and counted it.
             Ok(p) => Ok(Some(p)),
             Err(e) => Err(self.reject(head, e)),
         }
@@ -1123,20 +1247,29 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// known span again, no chain flag) takes a few compares; anything
     /// else goes out of line to the tests one by one, in the order of
     /// `check_in_order`, on the values read (no second fetch).
+    ///
+    /// `mark`: marks the entry held (else the caller does, or returns it
+    /// before anything can look).
     #[inline(always)]
-    fn check(&mut self, ring: &RingMem<'m, M, E>, head: u16, writable: bool) -> Result<Pop, Error> {
+    fn check(
+        &mut self,
+        ring: &RingMem<'m, M, E>,
+        head: u16,
+        writable: bool,
+        mark: bool,
+    ) -> Result<Pop, Error> {
         // `head < num`, tested against the mask (`num - 1`), which the pop
         // holds already for the entry's position.
         if u32::from(head) > ring.mask {
             return Err(Error::DescriptorIndexOutOfRange);
         }
         #[cfg(feature = "small")]
-        return self.check_in_order(ring, head, writable);
+        return self.check_in_order(ring, head, writable, mark);
         #[cfg(not(feature = "small"))]
         {
             let h = usize::from(head);
             if !(M::COHERENT && M::DIRECT) {
-                return self.check_in_order(ring, head, writable);
+                return self.check_in_order(ring, head, writable, mark);
             }
             // SAFETY: `h < num` (tested above): no mask to apply again. No
             // maintenance or memory error to order before the read
@@ -1160,13 +1293,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 // The entry's length and address are the descriptor's
                 // (compared above): taken from there, not loaded again
                 // after the count's store (which may alias the entry).
-                return Ok(Self::take_as(entry, head, writable, d.addr, d.len));
+                return Ok(Self::take_as(entry, head, writable, d.addr, d.len, mark));
             } else {
                 self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
                 // SAFETY: as above.
                 unsafe { self.t.entries.get_unchecked_mut(h) }
             };
-            Ok(Self::take(entry, head, writable))
+            Ok(Self::take(entry, head, writable, mark))
         }
     }
 
@@ -1178,6 +1311,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring: &RingMem<'m, M, E>,
         head: u16,
         writable: bool,
+        mark: bool,
     ) -> Result<Pop, Error> {
         let l = ring.layout;
         let h = usize::from(head);
@@ -1193,7 +1327,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         self.validate(head, d.addr, d.len, d.flags, writable)?;
         // SAFETY: as above.
         let entry = unsafe { self.t.entries.get_unchecked_mut(h) };
-        Ok(Self::take(entry, head, writable))
+        Ok(Self::take(entry, head, writable, mark))
     }
 
     /// [`Device::check`]'s case other than the usual one: the tests one
@@ -1264,16 +1398,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Ok(())
     }
 
-    /// Marks `entry` (descriptor `head`'s, validated and counted) held and
-    /// describes it.
+    /// Marks `entry` (descriptor `head`'s, validated and counted) held
+    /// (`mark`) and describes it.
     #[inline(always)]
-    fn take(entry: &mut Entry, head: u16, writable: bool) -> Pop {
+    fn take(entry: &mut Entry, head: u16, writable: bool, mark: bool) -> Pop {
         let held = if writable {
             Held::Writable
         } else {
             Held::Readable
         };
-        entry.held = held;
+        if mark {
+            entry.held = held;
+        }
         let span = entry.as_span();
         Pop {
             head,
@@ -1289,13 +1425,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// (the descriptor's, found equal).
     #[cfg(not(feature = "small"))]
     #[inline(always)]
-    fn take_as(entry: &mut Entry, head: u16, writable: bool, addr: u64, len: u32) -> Pop {
+    fn take_as(
+        entry: &mut Entry,
+        head: u16,
+        writable: bool,
+        addr: u64,
+        len: u32,
+        mark: bool,
+    ) -> Pop {
         let held = if writable {
             Held::Writable
         } else {
             Held::Readable
         };
-        entry.held = held;
+        if mark {
+            entry.held = held;
+        }
         let span = Span {
             lo: entry.lo,
             hi: entry.hi,
@@ -2073,5 +2218,308 @@ mod tests_size10 {
         assert_eq!(dev.stats().failures.overlapping_buffer(), 2);
         drop(dev);
         drop(backing);
+    }
+}
+
+#[cfg(test)]
+mod tests_fast10 {
+    use core::ptr::NonNull;
+    use std::vec::Vec;
+
+    use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
+    use ipc_traits::shm::{RawRegion, SharedMemory};
+
+    use super::{BufferArea, Device, DeviceConfig, DeviceTables, Passed, Slot};
+    use crate::endian::Legacy;
+    use crate::error::Error;
+    use crate::layout::Layout;
+    use crate::notify::{Suppression, DESC_F_NEXT, DESC_F_WRITE};
+
+    const BASE: u64 = 0x4000_0000;
+    const WINDOW: usize = 4096;
+    const L: Layout = Layout::legacy(8, 64);
+    const AREA: BufferArea = BufferArea::new(2048, 2048);
+    const SLOT: usize = 64;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Chunk([u8; 64]);
+
+    /// A no-op cache with 32-byte lines: the split path (not coherent).
+    #[derive(Debug, Default)]
+    struct Line32;
+
+    impl CacheMaintenance for Line32 {
+        const LINE: usize = 32;
+        fn clean(&self, _: LineRange<Self>) {}
+        unsafe fn invalidate(&self, _: LineRange<Self>) {}
+        fn clean_invalidate(&self, _: LineRange<Self>) {}
+    }
+
+    /// One step's outcome, as the test compares it.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Step {
+        Empty,
+        Refused(Error),
+        Read(Slot, Option<Result<bool, Error>>),
+        Late(Result<bool, Error>),
+    }
+
+    /// The driver's posts: (descriptor id, flags of its descriptor) per
+    /// entry, batches published at once; ids 2 and 6 are kept by the
+    /// reader the first time and go back one batch later.
+    const BATCHES: &[&[(u16, u16)]] = &[
+        &[(0, 0)],
+        &[(1, 0), (2, 0), (3, 0)],
+        &[(9, 0), (4, DESC_F_NEXT), (2, 0), (5, 0)],
+        &[(6, 0), (7, 0)],
+        &[(0, 0), (1, 0), (3, 0), (5, 0), (6, 0), (4, 0)],
+    ];
+
+    fn run<C: CacheMaintenance + Default>(
+        suppression: Suppression,
+        fused: bool,
+    ) -> (Vec<Step>, String, Vec<u8>) {
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through it.
+        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, C::default()) }.unwrap();
+        let tables: &'static DeviceTables<8> = Box::leak(Box::default());
+        let cfg = DeviceConfig {
+            suppression,
+            ..DeviceConfig::new(AREA)
+        };
+        // SAFETY: no buffer handle over AREA exists but the ring's.
+        let mut dev = unsafe { Device::<_, Legacy, 8>::new(&shm, L, cfg, tables) }.unwrap();
+        let mut steps = Vec::new();
+        let mut pos = 0u16;
+        let mut kept: Vec<u16> = Vec::new();
+        let mut seen_keep = [false; 8];
+        for batch in BATCHES {
+            for &(id, flags) in *batch {
+                if usize::from(id) < 8 {
+                    let mut b = [0u8; 16];
+                    let addr = BASE + (AREA.offset() + SLOT * usize::from(id)) as u64;
+                    b[0..8].copy_from_slice(&addr.to_ne_bytes());
+                    b[8..12].copy_from_slice(&48u32.to_ne_bytes());
+                    b[12..14].copy_from_slice(&flags.to_ne_bytes());
+                    shm.write(L.desc_entry_offset(id), &b).unwrap();
+                }
+                shm.write(L.avail_entry_offset(pos % 8), &id.to_ne_bytes())
+                    .unwrap();
+                pos = pos.wrapping_add(1);
+            }
+            shm.store_u16_release(L.avail_offset() + 2, pos).unwrap();
+            // The kept ones of the last batch go back first.
+            for id in kept.drain(..) {
+                let r = dev
+                    .push_used_slot(id, None)
+                    .and_then(|()| dev.publish_used());
+                steps.push(Step::Late(r));
+            }
+            // One more look than entries: the last finds the ring empty.
+            for _ in 0..=batch.len() {
+                let mut keep = |s: &Slot| {
+                    let k = (s.id == 2 || s.id == 6) && !seen_keep[usize::from(s.id)];
+                    if k {
+                        seen_keep[usize::from(s.id)] = true;
+                    }
+                    k
+                };
+                let step = if fused {
+                    let mut seen = None;
+                    let passed = dev.pop_readable_with(|s| {
+                        seen = Some(Slot {
+                            id: s.id,
+                            len: s.len,
+                            offset: s.offset,
+                        });
+                        !keep(s)
+                    });
+                    match passed {
+                        Ok(Passed::Empty) => Step::Empty,
+                        Err(e) => Step::Refused(e),
+                        Ok(Passed::Kept) => Step::Read(seen.unwrap(), None),
+                        Ok(Passed::Returned(w)) => Step::Read(seen.unwrap(), Some(Ok(w))),
+                        Ok(Passed::NotReturned(e)) => Step::Read(seen.unwrap(), Some(Err(e))),
+                    }
+                } else {
+                    match dev.pop_readable_slot() {
+                        Ok(None) => Step::Empty,
+                        Err(e) => Step::Refused(e),
+                        Ok(Some(s)) => {
+                            if keep(&s) {
+                                Step::Read(s, None)
+                            } else {
+                                let r = dev
+                                    .push_used_slot(s.id, None)
+                                    .and_then(|()| dev.publish_used_and_rearm());
+                                Step::Read(s, Some(r))
+                            }
+                        }
+                    }
+                };
+                if let Step::Read(s, None) = &step {
+                    kept.push(s.id);
+                }
+                steps.push(step);
+            }
+        }
+        // A foreign push and a double push are refused alike.
+        steps.push(Step::Late(dev.push_used_slot(0, None).map(|()| false)));
+        let stats = format!("{:?} held {}", dev.stats(), dev.held());
+        let mut ring = vec![0u8; L.end()];
+        shm.read(0, &mut ring).unwrap();
+        drop(dev);
+        (steps, stats, ring)
+    }
+
+    /// As `run`, for the writable pops: every descriptor writable, the
+    /// writer keeps ids 2 and 6 once and fills the rest.
+    fn run_writable<C: CacheMaintenance + Default>(
+        suppression: Suppression,
+        fused: bool,
+    ) -> (Vec<Step>, String, Vec<u8>) {
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through it.
+        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, C::default()) }.unwrap();
+        let tables: &'static DeviceTables<8> = Box::leak(Box::default());
+        let cfg = DeviceConfig {
+            suppression,
+            ..DeviceConfig::new(AREA)
+        };
+        // SAFETY: no buffer handle over AREA exists but the ring's.
+        let mut dev = unsafe { Device::<_, Legacy, 8>::new(&shm, L, cfg, tables) }.unwrap();
+        let mut steps = Vec::new();
+        let mut pos = 0u16;
+        let mut kept: Vec<u16> = Vec::new();
+        let mut seen_keep = [false; 8];
+        for batch in BATCHES {
+            for &(id, flags) in *batch {
+                if usize::from(id) < 8 {
+                    let mut b = [0u8; 16];
+                    let addr = BASE + (AREA.offset() + SLOT * usize::from(id)) as u64;
+                    b[0..8].copy_from_slice(&addr.to_ne_bytes());
+                    b[8..12].copy_from_slice(&64u32.to_ne_bytes());
+                    // Id 5 once without the write flag: refused.
+                    let w = if id == 5 && pos < 8 { 0 } else { DESC_F_WRITE };
+                    b[12..14].copy_from_slice(&(flags | w).to_ne_bytes());
+                    shm.write(L.desc_entry_offset(id), &b).unwrap();
+                }
+                shm.write(L.avail_entry_offset(pos % 8), &id.to_ne_bytes())
+                    .unwrap();
+                pos = pos.wrapping_add(1);
+            }
+            shm.store_u16_release(L.avail_offset() + 2, pos).unwrap();
+            for id in kept.drain(..) {
+                let r = dev
+                    .push_used_slot(id, None)
+                    .and_then(|()| dev.publish_used());
+                steps.push(Step::Late(r));
+            }
+            for _ in 0..=batch.len() {
+                let mut keep = |s: &Slot| {
+                    let k = (s.id == 2 || s.id == 6) && !seen_keep[usize::from(s.id)];
+                    if k {
+                        seen_keep[usize::from(s.id)] = true;
+                    } else {
+                        shm.write(s.offset, &s.id.to_ne_bytes()).unwrap();
+                    }
+                    k
+                };
+                let step = if fused {
+                    let mut seen = None;
+                    let passed = dev.pop_writable_with(|s| {
+                        seen = Some(Slot {
+                            id: s.id,
+                            len: s.len,
+                            offset: s.offset,
+                        });
+                        !keep(s)
+                    });
+                    match passed {
+                        Ok(Passed::Empty) => Step::Empty,
+                        Err(e) => Step::Refused(e),
+                        Ok(Passed::Kept) => Step::Read(seen.unwrap(), None),
+                        Ok(Passed::Returned(w)) => Step::Read(seen.unwrap(), Some(Ok(w))),
+                        Ok(Passed::NotReturned(e)) => Step::Read(seen.unwrap(), Some(Err(e))),
+                    }
+                } else {
+                    match dev.pop_writable_slot() {
+                        Ok(None) => Step::Empty,
+                        Err(e) => Step::Refused(e),
+                        Ok(Some(s)) => {
+                            if keep(&s) {
+                                Step::Read(s, None)
+                            } else {
+                                let r = dev
+                                    .push_used_slot(s.id, None)
+                                    .and_then(|()| dev.publish_used());
+                                Step::Read(s, Some(r))
+                            }
+                        }
+                    }
+                };
+                if let Step::Read(s, None) = &step {
+                    kept.push(s.id);
+                }
+                steps.push(step);
+            }
+        }
+        steps.push(Step::Late(dev.push_used_slot(0, None).map(|()| false)));
+        let stats = format!("{:?} held {}", dev.stats(), dev.held());
+        let mut ring = vec![0u8; WINDOW];
+        shm.read(0, &mut ring).unwrap();
+        drop(dev);
+        (steps, stats, ring)
+    }
+
+    #[test]
+    fn pop_writable_with_does_what_pop_push_publish_do() {
+        for s in [Suppression::EventIdx, Suppression::Flags] {
+            let apart = run_writable::<Coherent>(s, false);
+            let fused = run_writable::<Coherent>(s, true);
+            assert!(
+                apart
+                    .0
+                    .iter()
+                    .any(|x| matches!(x, Step::Refused(Error::NotDeviceWritable))),
+                "{s:?}: refusals exercised"
+            );
+            assert!(
+                apart.0.iter().any(|x| matches!(x, Step::Late(Ok(_)))),
+                "{s:?}: kept buffers exercised"
+            );
+            assert_eq!(fused, apart, "{s:?} coherent");
+            assert_eq!(
+                run_writable::<Line32>(s, true),
+                run_writable::<Line32>(s, false),
+                "{s:?} 32-byte lines"
+            );
+        }
+    }
+
+    #[test]
+    fn pop_readable_with_does_what_pop_push_publish_do() {
+        for s in [Suppression::EventIdx, Suppression::Flags] {
+            let apart = run::<Coherent>(s, false);
+            let fused = run::<Coherent>(s, true);
+            assert!(
+                apart.0.iter().any(|x| matches!(x, Step::Refused(_))),
+                "{s:?}: refusals exercised"
+            );
+            assert!(
+                apart.0.iter().any(|x| matches!(x, Step::Late(Ok(_)))),
+                "{s:?}: kept buffers exercised"
+            );
+            assert_eq!(fused, apart, "{s:?} coherent");
+            // Not coherent: the split calls themselves.
+            assert_eq!(
+                run::<Line32>(s, true),
+                run::<Line32>(s, false),
+                "{s:?} 32-byte lines"
+            );
+        }
     }
 }

@@ -33,7 +33,7 @@ mod ring;
 #[cfg(test)]
 mod tests;
 
-pub use device::{BufferArea, Device, DeviceConfig, DeviceTables, Popped, Slot};
+pub use device::{BufferArea, Device, DeviceConfig, DeviceTables, Passed, Popped, Slot};
 pub use driver::{Driver, DriverConfig, ReapError, Used};
 pub use endian::{Endian, Legacy, Virtio1};
 pub use error::{Error, Failures, Stats};
