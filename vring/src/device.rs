@@ -2015,11 +2015,19 @@ struct Pop {
     capacity: usize,
 }
 
+/// Gives one count of a tables' lease back. With the feature `small`, one
+/// out-of-line copy for the devices of a pair (dropped apart, each drop is
+/// inlined where its device dies: the read-modify-write loop twice).
+#[cfg_attr(feature = "small", inline(never))]
+fn release(lease: &AtomicU8) {
+    lease.fetch_sub(1, Ordering::Release);
+}
+
 impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> Drop for Device<'_, M, E, N> {
     /// Gives its count of the tables' lease back ([`DeviceTables`]): the
     /// last device of a lease frees them for the next.
     fn drop(&mut self) {
-        self.lease.fetch_sub(1, Ordering::Release);
+        release(self.lease);
     }
 }
 
