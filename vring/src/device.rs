@@ -632,7 +632,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ///
     /// # Errors
     ///
-    /// As [`Device::new`], the first ring's checks before the second's,
+    /// As [`Device::new`]: the first ring's layout and buffer area, the
+    /// second's, then a memory error reading either used index,
     /// [`Error::TablesInUse`] last.
     ///
     /// # Safety
@@ -646,9 +647,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         tables: &'m DeviceTables<N, 2>,
     ) -> Result<(Self, Self), Error> {
         let r0 = RingMem::new(mem, layouts[0], N)?;
-        let u0 = Self::ready(&r0, &configs[0])?;
+        Self::areas_clear(&r0, &configs[0])?;
         let r1 = RingMem::new(mem, layouts[1], N)?;
-        let u1 = Self::ready(&r1, &configs[1])?;
+        Self::areas_clear(&r1, &configs[1])?;
+        let (u0, u1) = (Self::fresh_used(&r0)?, Self::fresh_used(&r1)?);
         Self::pair_of([r0, r1], configs, [u0, u1], tables)
     }
 
@@ -674,14 +676,19 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     ) -> Result<(Self, Self), Error> {
         let [l0, l1] = layouts;
         let r0 = RingMem::checked(l0, N)?;
-        let u0 = Self::ready(&r0, &configs[0])?;
+        Self::areas_clear(&r0, &configs[0])?;
         let r1 = RingMem::checked(l1, N)?;
-        let u1 = Self::ready(&r1, &configs[1])?;
+        Self::areas_clear(&r1, &configs[1])?;
+        // Both rings' buffer areas checked before either ring is read: the
+        // window's length is still known then (the reads' fences make the
+        // compiler load it again for the second check).
+        let (u0, u1) = (Self::fresh_used(&r0)?, Self::fresh_used(&r1)?);
         Self::pair_of([r0, r1], configs, [u0, u1], tables)
     }
 
-    /// The two devices of [`Device::new_pair`] over rings `ready` checked
-    /// (`used`: what it returned for each), on one lease of `tables`.
+    /// The two devices of [`Device::new_pair`] over rings checked
+    /// ([`Device::areas_clear`]; `used`: [`Device::fresh_used`] of each),
+    /// on one lease of `tables`.
     #[inline(always)]
     fn pair_of(
         rings: [RingMem<'m, M, E>; 2],
@@ -708,16 +715,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         config: DeviceConfig,
         tables: &'m DeviceTables<N>,
     ) -> Result<Self, Error> {
-        let used = Self::ready(&ring, &config)?;
+        Self::areas_clear(&ring, &config)?;
+        let used = Self::fresh_used(&ring)?;
         let [t] = tables.lease()?;
         Ok(Self::with(ring, config, used, t, &tables.leased))
     }
 
-    /// The checks of an attach before the tables are leased: the buffer
-    /// area against the window and the ring's lines; then the used ring
-    /// read afresh. Returns `used.idx`.
+    /// The buffer area of `config` inside the window and on no line of the
+    /// ring.
     #[inline(always)]
-    fn ready(ring: &RingMem<'m, M, E>, config: &DeviceConfig) -> Result<u16, Error> {
+    fn areas_clear(ring: &RingMem<'m, M, E>, config: &DeviceConfig) -> Result<(), Error> {
         let (mem, layout) = (ring.mem, ring.layout);
         let area = config.buffers;
         let end = area
@@ -749,7 +756,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             clear(desc, desc_table_size(n))?;
             clear(avail, avail_size(n))?;
         }
-        clear(layout.used_offset(), used_size(n))?;
+        clear(layout.used_offset(), used_size(n))
+    }
+
+    /// `used.idx`, the whole used ring invalidated first.
+    #[inline(always)]
+    fn fresh_used(ring: &RingMem<'m, M, E>) -> Result<u16, Error> {
+        let layout = ring.layout;
         // The whole used ring, not only `used.idx`: this core may hold stale
         // lines of it (a warm cache from before the driver laid the ring
         // out, or from a previous session), and the device's first partial
