@@ -227,7 +227,7 @@ pub struct RxStats {
 }
 
 /// `v`, hidden from the optimiser with the feature `small` (see
-/// [`TxStats`]'s `zero`), as it is otherwise.
+/// [`RxStats`]'s `zero`), as it is otherwise.
 #[inline(always)]
 fn hide(v: u32) -> u32 {
     if cfg!(feature = "small") {
@@ -238,19 +238,16 @@ fn hide(v: u32) -> u32 {
 }
 
 impl TxStats {
-    /// All counters at zero, with the feature `small` one the compiler
-    /// cannot see as zero ([`hide`]): it would otherwise fuse them with a
-    /// neighbouring zero field into a zeroing of more than 16 bytes, which
-    /// is a `memset` call on a microcontroller (more than four stores) and
-    /// links `memset` into an image that otherwise does without
-    /// (firmware/README.md "Size"); the larger images came out smaller
-    /// without it.
+    /// All counters at zero. Nothing hidden (unlike [`RxStats`]'s
+    /// `zero`): the one hidden receive counter already splits the link's
+    /// zero fields into runs short of a `memset` call, and a second
+    /// hidden value only costs its own stores (minimal-remote: 6 bytes).
     #[inline(always)]
     fn zero() -> Self {
         Self {
             #[cfg(feature = "stats")]
             messages: 0,
-            buffer_waits: hide(0),
+            buffer_waits: 0,
             #[cfg(feature = "stats")]
             doorbells: 0,
             doorbells_deferred: 0,
@@ -259,11 +256,13 @@ impl TxStats {
 }
 
 impl RxStats {
-    /// All counters at zero, with the feature `small` as two halves the
-    /// compiler cannot fuse ([`hide`]): a
-    /// 24-byte zeroing is a `memset` call on a microcontroller (more than
-    /// four stores), the only one a small image would have ([`TxStats`]'s
-    /// `zero`).
+    /// All counters at zero, with the feature `small` one the compiler
+    /// cannot see as zero ([`hide`]): it would otherwise fuse them with
+    /// the neighbouring zero fields (the transmit counters, the rings'
+    /// marks) into a zeroing of more than 16 bytes, which is a `memset`
+    /// call on a microcontroller (more than four stores) and links
+    /// `memclr` into an image that otherwise does without
+    /// (firmware/README.md "Size"; minimal-remote: 160 bytes more).
     #[inline(always)]
     fn zero() -> Self {
         Self {

@@ -784,18 +784,20 @@ pub struct RemoteRx<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> {
 /// a fresh boot) reuse them once the old rings are dropped
 /// ([`crate::link::Link::end_session`], then
 /// [`crate::link::restart::Ended::restart`]).
+///
+/// The two rings take them on one lease ([`vring::Device::new_pair`]),
+/// given back when both are dropped.
 #[derive(Debug, Default)]
 pub struct RemoteTables<const NUM: usize> {
-    tx: DeviceTables<NUM>,
-    rx: DeviceTables<NUM>,
+    /// vring0's table first, vring1's second.
+    pair: DeviceTables<NUM, 2>,
 }
 
 impl<const NUM: usize> RemoteTables<NUM> {
     /// Tables for two rings of up to `NUM` entries, lent to no ring.
     pub const fn new() -> Self {
         Self {
-            tx: DeviceTables::new(),
-            rx: DeviceTables::new(),
+            pair: DeviceTables::new(),
         }
     }
 }
@@ -864,18 +866,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
         config: RemoteConfig,
         tables: &'m RemoteTables<NUM>,
     ) -> Result<Self, RingError> {
-        let dev = |layout, buffers, tables| {
-            let cfg = DeviceConfig {
-                suppression: config.suppression,
-                buffers,
-                first_avail: 0,
-            };
-            // SAFETY: forwarded from this function's contract: the areas are
-            // disjoint and hold no other handle.
-            unsafe { Device::new(mem, layout, cfg, tables) }
+        let cfg = |buffers| DeviceConfig {
+            suppression: config.suppression,
+            buffers,
+            first_avail: 0,
         };
-        let tx = dev(config.vring0, config.vring0_buffers, &tables.tx)?;
-        let rx = dev(config.vring1, config.vring1_buffers, &tables.rx)?;
+        let configs = [cfg(config.vring0_buffers), cfg(config.vring1_buffers)];
+        let layouts = [config.vring0, config.vring1];
+        // SAFETY: forwarded from this function's contract: the areas are
+        // disjoint and hold no other handle.
+        let (tx, rx) = unsafe { Device::new_pair(mem, layouts, configs, &tables.pair) }?;
         Ok(Self::of(tx, rx, config.queues))
     }
 
@@ -894,18 +894,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const NUM: usize> RemoteRings<'m, 
         config: CheckedConfig<'m, M>,
         tables: &'m RemoteTables<NUM>,
     ) -> Result<Self, RingError> {
-        let dev = |layout, buffers, tables| {
-            let cfg = DeviceConfig {
-                suppression: config.suppression,
-                buffers,
-                first_avail: 0,
-            };
-            // SAFETY: forwarded from this function's contract: the areas are
-            // disjoint and hold no other handle.
-            unsafe { Device::in_window(layout, cfg, tables) }
+        let cfg = |buffers| DeviceConfig {
+            suppression: config.suppression,
+            buffers,
+            first_avail: 0,
         };
-        let tx = dev(config.vring0, config.vring0_buffers, &tables.tx)?;
-        let rx = dev(config.vring1, config.vring1_buffers, &tables.rx)?;
+        let configs = [cfg(config.vring0_buffers), cfg(config.vring1_buffers)];
+        let layouts = [config.vring0, config.vring1];
+        // SAFETY: forwarded from this function's contract: the areas are
+        // disjoint and hold no other handle.
+        let (tx, rx) = unsafe { Device::pair_in_window(layouts, configs, &tables.pair) }?;
         Ok(Self::of(tx, rx, config.queues))
     }
 

@@ -67,7 +67,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use ipc_traits::buf::{BufState, Clean, Dirty, Invalidated, Readable, Received, ShmBuf, Unwritten};
 use ipc_traits::shm::SharedMemory;
@@ -388,9 +388,16 @@ impl Held {
 /// (refusing them with [`Error::TablesInUse`] while another device holds
 /// them) and resets them; dropping the device gives them back, so a ring
 /// attached again after a restart reuses them.
-pub struct DeviceTables<const N: usize> {
-    leased: AtomicBool,
-    tables: UnsafeCell<Tables<N>>,
+///
+/// `K` tables side by side for `K` devices attached together
+/// ([`Device::pair_in_window`] for `K` = 2): one lease and one reset for
+/// all of them, given back when the last of the `K` devices is dropped
+/// (they may be dropped apart).
+pub struct DeviceTables<const N: usize, const K: usize = 1> {
+    /// How many devices hold the tables: 0 when lent to none, set to `K`
+    /// by the lease, one less per device dropped.
+    leased: AtomicU8,
+    tables: UnsafeCell<[Tables<N>; K]>,
 }
 
 /// What [`DeviceTables`] lends a device: what it knows of each descriptor
@@ -424,41 +431,86 @@ macro_rules! stats {
     };
 }
 
-// SAFETY: the cell is reached only through the `&mut` a device builds
-// after winning the lease (`Device::new`: an atomic swap of `leased` from
-// false to true) and drops before it gives the lease back (`Drop`), so at
-// most one device on any thread reaches them at a time.
-unsafe impl<const N: usize> Sync for DeviceTables<N> {}
+// SAFETY: the cell is reached only through the `&mut`s the devices of
+// one lease build after winning it (`DeviceTables::lease`: an atomic
+// compare-exchange of `leased` from 0 to `K`), one disjoint table each,
+// and drop before they give it back (`Drop`: the last one brings the
+// count to 0), so at most one device on any thread reaches each table at
+// a time.
+unsafe impl<const N: usize, const K: usize> Sync for DeviceTables<N, K> {}
 
-impl<const N: usize> DeviceTables<N> {
-    /// Tables for up to `N` entries, lent to no device.
+impl<const N: usize, const K: usize> DeviceTables<N, K> {
+    /// `K` tables for up to `N` entries each, lent to no device.
     pub const fn new() -> Self {
         Self {
-            leased: AtomicBool::new(false),
-            tables: UnsafeCell::new(Tables {
-                #[cfg(feature = "small")]
-                stats: Stats::ZERO,
-                entries: [Entry::NONE; N],
-            }),
+            leased: AtomicU8::new(0),
+            tables: UnsafeCell::new(
+                [const {
+                    Tables {
+                        #[cfg(feature = "small")]
+                        stats: Stats::ZERO,
+                        entries: [Entry::NONE; N],
+                    }
+                }; K],
+            ),
         }
     }
 
     /// Whether a device holds the tables now.
     pub fn is_leased(&self) -> bool {
-        self.leased.load(Ordering::Relaxed)
+        self.leased.load(Ordering::Relaxed) != 0
+    }
+
+    /// Leases the `K` tables to as many devices, reset (nothing known, not
+    /// held, statistics zero), or [`Error::TablesInUse`] while devices of
+    /// an earlier lease live. Each device built on one of them takes one
+    /// count of the lease with it ([`Device`]'s `Drop` gives it back).
+    #[inline(always)]
+    #[expect(clippy::mut_from_ref, reason = "the lease hands the tables out once")]
+    fn lease(&self) -> Result<&mut [Tables<N>; K], Error> {
+        const { assert!(K >= 1 && K <= u8::MAX as usize) };
+        // `K` fits a `u8` (asserted above).
+        #[expect(clippy::cast_possible_truncation, reason = "asserted above")]
+        let k = K as u8;
+        if self
+            .leased
+            .compare_exchange(0, k, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(Error::TablesInUse);
+        }
+        // SAFETY: the exchange above won the lease: no other device
+        // reaches the cell until the `K` devices built on it, dropped,
+        // give it back (`Drop`), and these references die with them.
+        let t = unsafe { &mut *self.tables.get() };
+        // All-zero bytes are `Stats::ZERO` and `Entry::NONE` (`Tables`:
+        // `repr(C)` of plain integers and `Held::No` = 0). One volatile
+        // store per word, all `K` tables in one loop: LLVM turns a plain
+        // zeroing loop (or `fill`) back into a `memset` call, which links
+        // compiler_builtins' memclr8 (174 B on thumbv7em) for this one use.
+        let words = core::ptr::from_mut(t).cast::<u32>();
+        for i in 0..size_of::<[Tables<N>; K]>() / 4 {
+            // SAFETY: `t` is the lease's exclusive reference (above) to
+            // `[Tables<N>; K]`, aligned to at least 4 (it holds `u32`s) and
+            // `size_of::<[Tables<N>; K]>()` bytes long, so word `i` lies
+            // inside it; zero is a valid value of every field.
+            unsafe { words.add(i).write_volatile(0) };
+        }
+        Ok(t)
     }
 }
 
-impl<const N: usize> Default for DeviceTables<N> {
+impl<const N: usize, const K: usize> Default for DeviceTables<N, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> fmt::Debug for DeviceTables<N> {
+impl<const N: usize, const K: usize> fmt::Debug for DeviceTables<N, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceTables")
             .field("entries", &N)
+            .field("tables", &K)
             .field("leased", &self.is_leased())
             .finish()
     }
@@ -490,9 +542,9 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// The statistics (with the feature `small`, in `t`).
     #[cfg(not(feature = "small"))]
     stats: Stats,
-    /// The lease on the tables `t` lives in, given back when the device
-    /// is dropped.
-    lease: &'m AtomicBool,
+    /// The lease on the tables `t` lives in: one count of it, given back
+    /// when the device is dropped.
+    lease: &'m AtomicU8,
     last_avail: u16,
     avail_seen: u16,
     used_idx: u16,
@@ -590,6 +642,84 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         unsafe { Self::attach(ring, config, tables) }
     }
 
+    /// Two devices, as [`Device::new`] each, on one lease of the two
+    /// tables of `tables` (the first device gets the first): both rings
+    /// are checked before the lease is taken, so an error leaves `tables`
+    /// as it was. The tables go back once both devices are dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::new`]: the first ring's layout and buffer area, the
+    /// second's, then a memory error reading either used index,
+    /// [`Error::TablesInUse`] last.
+    ///
+    /// # Safety
+    ///
+    /// As [`Device::new`], for both rings; the two buffer areas are
+    /// disjoint.
+    pub unsafe fn new_pair(
+        mem: &'m M,
+        layouts: [Layout; 2],
+        configs: [DeviceConfig; 2],
+        tables: &'m DeviceTables<N, 2>,
+    ) -> Result<(Self, Self), Error> {
+        let r0 = RingMem::new(mem, layouts[0], N)?;
+        Self::areas_clear(&r0, &configs[0])?;
+        let r1 = RingMem::new(mem, layouts[1], N)?;
+        Self::areas_clear(&r1, &configs[1])?;
+        let (u0, u1) = (Self::fresh_used(&r0)?, Self::fresh_used(&r1)?);
+        Self::pair_of([r0, r1], configs, [u0, u1], tables)
+    }
+
+    /// [`Device::new_pair`] on layouts already checked against their
+    /// window ([`Layout::check_in`]), which are not checked again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Device::new_pair`], less the layouts' own window and
+    /// cache-line errors.
+    ///
+    /// # Safety
+    ///
+    /// As [`Device::new_pair`].
+    // Inlined: the boot's one call site then keeps the pair's fields in
+    // registers up to the link's stores (a `Result` of two devices out of
+    // line comes back through the stack: minimal-remote 94 bytes more).
+    #[cfg_attr(feature = "small", inline(always))]
+    pub unsafe fn pair_in_window(
+        layouts: [InWindow<'m, M>; 2],
+        configs: [DeviceConfig; 2],
+        tables: &'m DeviceTables<N, 2>,
+    ) -> Result<(Self, Self), Error> {
+        let [l0, l1] = layouts;
+        let r0 = RingMem::checked(l0, N)?;
+        Self::areas_clear(&r0, &configs[0])?;
+        let r1 = RingMem::checked(l1, N)?;
+        Self::areas_clear(&r1, &configs[1])?;
+        // Both rings' buffer areas checked before either ring is read: the
+        // window's length is still known then (the reads' fences make the
+        // compiler load it again for the second check).
+        let (u0, u1) = (Self::fresh_used(&r0)?, Self::fresh_used(&r1)?);
+        Self::pair_of([r0, r1], configs, [u0, u1], tables)
+    }
+
+    /// The two devices of [`Device::new_pair`] over rings checked
+    /// ([`Device::areas_clear`]; `used`: [`Device::fresh_used`] of each),
+    /// on one lease of `tables`.
+    #[inline(always)]
+    fn pair_of(
+        rings: [RingMem<'m, M, E>; 2],
+        configs: [DeviceConfig; 2],
+        used: [u16; 2],
+        tables: &'m DeviceTables<N, 2>,
+    ) -> Result<(Self, Self), Error> {
+        let [t0, t1] = tables.lease()?;
+        Ok((
+            Self::with(rings[0], configs[0], used[0], t0, &tables.leased),
+            Self::with(rings[1], configs[1], used[1], t1, &tables.leased),
+        ))
+    }
+
     /// The rest of [`Device::new`] and [`Device::in_window`], over the
     /// ring's checked memory.
     ///
@@ -602,6 +732,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         config: DeviceConfig,
         tables: &'m DeviceTables<N>,
     ) -> Result<Self, Error> {
+        Self::areas_clear(&ring, &config)?;
+        let used = Self::fresh_used(&ring)?;
+        let [t] = tables.lease()?;
+        Ok(Self::with(ring, config, used, t, &tables.leased))
+    }
+
+    /// The buffer area of `config` inside the window and on no line of the
+    /// ring.
+    #[inline(always)]
+    fn areas_clear(ring: &RingMem<'m, M, E>, config: &DeviceConfig) -> Result<(), Error> {
         let (mem, layout) = (ring.mem, ring.layout);
         let area = config.buffers;
         let end = area
@@ -633,7 +773,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             clear(desc, desc_table_size(n))?;
             clear(avail, avail_size(n))?;
         }
-        clear(layout.used_offset(), used_size(n))?;
+        clear(layout.used_offset(), used_size(n))
+    }
+
+    /// `used.idx`, the whole used ring invalidated first.
+    #[inline(always)]
+    fn fresh_used(ring: &RingMem<'m, M, E>) -> Result<u16, Error> {
+        let layout = ring.layout;
         // The whole used ring, not only `used.idx`: this core may hold stale
         // lines of it (a warm cache from before the driver laid the ring
         // out, or from a previous session), and the device's first partial
@@ -644,35 +790,28 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         // At attach this core has published nothing, so nothing of its own
         // is discarded.
         ring.invalidate(layout.used_offset(), used_size(usize::from(layout.num())))?;
-        let used = ring.load_u16(Field::UsedIdx)?;
-        if tables.leased.swap(true, Ordering::Acquire) {
-            return Err(Error::TablesInUse);
-        }
-        // SAFETY: the swap above won the lease: no other device reaches
-        // the cell until this one, dropped, gives it back (`Drop`), and
-        // this reference dies with it.
-        let t = unsafe { &mut *tables.tables.get() };
-        // All-zero bytes are `Stats::ZERO` and `Entry::NONE` (`Tables`:
-        // `repr(C)` of plain integers and `Held::No` = 0). One volatile
-        // store per word: LLVM turns a plain zeroing loop (or `fill`) back
-        // into a `memset` call, which links compiler_builtins' memclr8
-        // (174 B on thumbv7em) for this one use.
-        let words = core::ptr::from_mut(t).cast::<u32>();
-        for i in 0..size_of::<Tables<N>>() / 4 {
-            // SAFETY: `t` is this device's exclusive reference (the lease
-            // above) to a `Tables<N>`, aligned to at least 4 (it holds
-            // `u32`s) and `size_of::<Tables<N>>()` bytes long, so word `i`
-            // lies inside it; zero is a valid value of every field.
-            unsafe { words.add(i).write_volatile(0) };
-        }
-        Ok(Self {
+        ring.load_u16(Field::UsedIdx)
+    }
+
+    /// The device over `ring`, attached with `used` as `used.idx`, on the
+    /// leased (reset) table `t`, holding one count of `lease`.
+    #[inline(always)]
+    fn with(
+        ring: RingMem<'m, M, E>,
+        config: DeviceConfig,
+        used: u16,
+        t: &'m mut Tables<N>,
+        lease: &'m AtomicU8,
+    ) -> Self {
+        let num = ring.layout.num();
+        Self {
             ring,
             suppression: config.suppression,
             buffers: config.buffers,
             t,
             #[cfg(not(feature = "small"))]
             stats: Stats::ZERO,
-            lease: &tables.leased,
+            lease,
             last_avail: config.first_avail,
             avail_seen: config.first_avail,
             used_idx: used,
@@ -688,8 +827,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             idx_line_loaded: false,
             entries_dirty: false,
             fresh: Fresh::NONE,
-            live_num: layout.num(),
-        })
+            live_num: num,
+        }
     }
 
     /// The window the ring and its buffers lie in.
@@ -1211,7 +1350,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// driver one message, not its buffer for good; ours writes a
     /// descriptor returned that way afresh on its next add. Golden
     /// exchanges never get here: honest drivers post valid descriptors.
+    ///
+    /// With the feature `small`, inlined into its one caller (the pop):
+    /// minimal-remote 58 bytes smaller than the call and its own frame.
     #[cold]
+    #[cfg_attr(feature = "small", inline(always))]
     fn reject(&mut self, head: u16, e: Error) -> Error {
         self.hand_back(head, &e);
         self.fail(e)
@@ -2034,10 +2177,19 @@ struct Pop {
     capacity: usize,
 }
 
+/// Gives one count of a tables' lease back. With the feature `small`, one
+/// out-of-line copy for the devices of a pair (dropped apart, each drop is
+/// inlined where its device dies: the read-modify-write loop twice).
+#[cfg_attr(feature = "small", inline(never))]
+fn release(lease: &AtomicU8) {
+    lease.fetch_sub(1, Ordering::Release);
+}
+
 impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> Drop for Device<'_, M, E, N> {
-    /// Gives the tables back ([`DeviceTables`]) for the next device.
+    /// Gives its count of the tables' lease back ([`DeviceTables`]): the
+    /// last device of a lease frees them for the next.
     fn drop(&mut self) {
-        self.lease.store(false, Ordering::Release);
+        release(self.lease);
     }
 }
 
@@ -2521,5 +2673,66 @@ mod tests_fast10 {
                 "{s:?} 32-byte lines"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests_size11 {
+    use core::ptr::NonNull;
+
+    use ipc_traits::cache::Coherent;
+    use ipc_traits::shm::RawRegion;
+
+    use super::{BufferArea, Device, DeviceConfig, DeviceTables};
+    use crate::endian::Legacy;
+    use crate::error::Error;
+    use crate::layout::Layout;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Chunk([u8; 64]);
+
+    /// Two rings on one lease: an error of either takes none, the lease
+    /// outlives the first device dropped (either one), and both tables
+    /// start clean on the next lease.
+    #[test]
+    fn a_pair_lease_ends_with_the_last_device() {
+        const WINDOW: usize = 4096;
+        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `backing` outlives the region and is only used through
+        // it; the test makes no buffer handle.
+        let shm = unsafe { RawRegion::new(base, WINDOW, 0x1000, Coherent) }.unwrap();
+        let layouts = [Layout::legacy_at(0, 8, 64), Layout::legacy_at(512, 8, 64)];
+        let configs = [
+            DeviceConfig::new(BufferArea::new(2048, 1024)),
+            DeviceConfig::new(BufferArea::new(3072, 1024)),
+        ];
+        let tables = DeviceTables::<8, 2>::new();
+        // The second ring's buffer area over the first ring: refused, no
+        // lease taken.
+        let bad = [configs[0], DeviceConfig::new(BufferArea::new(512, 64))];
+        // SAFETY: the areas are disjoint, and no buffer handle is made.
+        let r = unsafe { Device::<_, Legacy, 8>::new_pair(&shm, layouts, bad, &tables) };
+        assert_eq!(r.err(), Some(Error::BadBufferArea));
+        assert!(!tables.is_leased());
+        for first_dropped in 0..2 {
+            // SAFETY: as above.
+            let (a, b) =
+                unsafe { Device::<_, Legacy, 8>::new_pair(&shm, layouts, configs, &tables) }
+                    .unwrap();
+            assert_eq!((a.held(), b.held()), (0, 0));
+            assert_eq!(a.layout().desc_offset(), 0);
+            assert_eq!(b.layout().desc_offset(), 512);
+            let (gone, kept) = if first_dropped == 0 { (a, b) } else { (b, a) };
+            drop(gone);
+            assert!(tables.is_leased());
+            // SAFETY: as above.
+            let r = unsafe { Device::<_, Legacy, 8>::new_pair(&shm, layouts, configs, &tables) };
+            assert_eq!(r.err(), Some(Error::TablesInUse));
+            drop(kept);
+            assert!(!tables.is_leased());
+        }
+        drop(backing);
     }
 }
