@@ -684,7 +684,10 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
             action,
         }
         .encode::<<R::Tx as TxRing<'a>>::Order>();
-        self.send_copy(ep.addr, NS, &bytes)
+        // The split send, out of line: a name-service message is rare, and
+        // the one-pass form inlined here too (with its split fallback)
+        // cost a SoC image about 900 bytes.
+        self.send_split(ep.addr, NS, &bytes)
     }
 
     /// Lends a transmit buffer to fill in place; `Ok(None)` when none is
@@ -776,10 +779,9 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     /// payload and then the header written straight into it, the lines
     /// written cleaned, the slot published. Inlined into its callers (no
     /// call, no register save and restore per message); with the feature
-    /// `small`, one out-of-line copy shared by [`Tx::try_send`] and
-    /// [`Tx::announce`].
-    #[cfg_attr(feature = "small", inline(never))]
-    #[cfg_attr(not(feature = "small"), inline(always))]
+    /// `small`, the out-of-line [`Tx::send_split`] that [`Tx::announce`]
+    /// uses as well.
+    #[inline(always)]
     fn send_copy(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<Sent, Error> {
         // The state and the bell reached once (the stores into shared
         // memory below would otherwise make the compiler fetch them again
@@ -819,6 +821,18 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
             Ok(Sent::Sent)
         }
         #[cfg(feature = "small")]
+        {
+            let _ = (st, bell);
+            self.send_split(src, dst, data)
+        }
+    }
+
+    /// The copying send as take, write, send (the form of the feature
+    /// `small`, and of the rare name-service messages in every form): out
+    /// of line, one copy shared by its callers.
+    #[inline(never)]
+    fn send_split(&mut self, src: u32, dst: u32, data: &[u8]) -> Result<Sent, Error> {
+        let (st, bell) = (&mut *self.st, self.bell);
         {
             let slot = st.ring.take()?;
             let Some(slot) = slot else {
