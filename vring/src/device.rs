@@ -2415,6 +2415,9 @@ mod tests_fast10 {
         Refused(Error),
         Read(Slot, Option<Result<bool, Error>>),
         Late(Result<bool, Error>),
+        /// What the device's fields in memory hold after a step:
+        /// `used.flags`, `used.idx`, `avail_event`.
+        Mem(u16, u16, u16),
     }
 
     /// The driver's posts: (descriptor id, flags of its descriptor) per
@@ -2428,8 +2431,14 @@ mod tests_fast10 {
         &[(0, 0), (1, 0), (3, 0), (5, 0), (6, 0), (4, 0)],
     ];
 
+    /// The posts of `BATCHES` popped one by one, by the one-pass call
+    /// (`fused`) or the split calls, readable or `writable` (then every
+    /// descriptor carries the write flag but id 5's first post, which is
+    /// refused, and the writer fills what it does not keep); what each
+    /// step gave, the statistics and the memory after.
     fn run<C: CacheMaintenance + Default>(
         suppression: Suppression,
+        writable: bool,
         fused: bool,
     ) -> (Vec<Step>, String, Vec<u8>) {
         let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
@@ -2453,8 +2462,13 @@ mod tests_fast10 {
                     let mut b = [0u8; 16];
                     let addr = BASE + (AREA.offset() + SLOT * usize::from(id)) as u64;
                     b[0..8].copy_from_slice(&addr.to_ne_bytes());
-                    b[8..12].copy_from_slice(&48u32.to_ne_bytes());
-                    b[12..14].copy_from_slice(&flags.to_ne_bytes());
+                    let (len, w) = match (writable, id == 5 && pos < 8) {
+                        (false, _) => (48u32, 0),
+                        (true, true) => (64, 0),
+                        (true, false) => (64, DESC_F_WRITE),
+                    };
+                    b[8..12].copy_from_slice(&len.to_ne_bytes());
+                    b[12..14].copy_from_slice(&(flags | w).to_ne_bytes());
                     shm.write(L.desc_entry_offset(id), &b).unwrap();
                 }
                 shm.write(L.avail_entry_offset(pos % 8), &id.to_ne_bytes())
@@ -2475,121 +2489,26 @@ mod tests_fast10 {
                     let k = (s.id == 2 || s.id == 6) && !seen_keep[usize::from(s.id)];
                     if k {
                         seen_keep[usize::from(s.id)] = true;
-                    }
-                    k
-                };
-                let step = if fused {
-                    let mut seen = None;
-                    let passed = dev.pop_readable_with(|s| {
-                        seen = Some(Slot {
-                            id: s.id,
-                            len: s.len,
-                            offset: s.offset,
-                        });
-                        !keep(s)
-                    });
-                    match passed {
-                        Ok(Passed::Empty) => Step::Empty,
-                        Err(e) => Step::Refused(e),
-                        Ok(Passed::Kept) => Step::Read(seen.unwrap(), None),
-                        Ok(Passed::Returned(w)) => Step::Read(seen.unwrap(), Some(Ok(w))),
-                        Ok(Passed::NotReturned(e)) => Step::Read(seen.unwrap(), Some(Err(e))),
-                    }
-                } else {
-                    match dev.pop_readable_slot() {
-                        Ok(None) => Step::Empty,
-                        Err(e) => Step::Refused(e),
-                        Ok(Some(s)) => {
-                            if keep(&s) {
-                                Step::Read(s, None)
-                            } else {
-                                let r = dev
-                                    .push_used_slot(s.id, None)
-                                    .and_then(|()| dev.publish_used_and_rearm());
-                                Step::Read(s, Some(r))
-                            }
-                        }
-                    }
-                };
-                if let Step::Read(s, None) = &step {
-                    kept.push(s.id);
-                }
-                steps.push(step);
-            }
-        }
-        // A foreign push and a double push are refused alike.
-        steps.push(Step::Late(dev.push_used_slot(0, None).map(|()| false)));
-        let stats = format!("{:?} held {}", dev.stats(), dev.held());
-        let mut ring = vec![0u8; L.end()];
-        shm.read(0, &mut ring).unwrap();
-        drop(dev);
-        (steps, stats, ring)
-    }
-
-    /// As `run`, for the writable pops: every descriptor writable, the
-    /// writer keeps ids 2 and 6 once and fills the rest.
-    fn run_writable<C: CacheMaintenance + Default>(
-        suppression: Suppression,
-        fused: bool,
-    ) -> (Vec<Step>, String, Vec<u8>) {
-        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
-        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
-        // SAFETY: `backing` outlives the region and is only used through it.
-        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, C::default()) }.unwrap();
-        let tables: &'static DeviceTables<8> = Box::leak(Box::default());
-        let cfg = DeviceConfig {
-            suppression,
-            ..DeviceConfig::new(AREA)
-        };
-        // SAFETY: no buffer handle over AREA exists but the ring's.
-        let mut dev = unsafe { Device::<_, Legacy, 8>::new(&shm, L, cfg, tables) }.unwrap();
-        let mut steps = Vec::new();
-        let mut pos = 0u16;
-        let mut kept: Vec<u16> = Vec::new();
-        let mut seen_keep = [false; 8];
-        for batch in BATCHES {
-            for &(id, flags) in *batch {
-                if usize::from(id) < 8 {
-                    let mut b = [0u8; 16];
-                    let addr = BASE + (AREA.offset() + SLOT * usize::from(id)) as u64;
-                    b[0..8].copy_from_slice(&addr.to_ne_bytes());
-                    b[8..12].copy_from_slice(&64u32.to_ne_bytes());
-                    // Id 5 once without the write flag: refused.
-                    let w = if id == 5 && pos < 8 { 0 } else { DESC_F_WRITE };
-                    b[12..14].copy_from_slice(&(flags | w).to_ne_bytes());
-                    shm.write(L.desc_entry_offset(id), &b).unwrap();
-                }
-                shm.write(L.avail_entry_offset(pos % 8), &id.to_ne_bytes())
-                    .unwrap();
-                pos = pos.wrapping_add(1);
-            }
-            shm.store_u16_release(L.avail_offset() + 2, pos).unwrap();
-            for id in kept.drain(..) {
-                let r = dev
-                    .push_used_slot(id, None)
-                    .and_then(|()| dev.publish_used());
-                steps.push(Step::Late(r));
-            }
-            for _ in 0..=batch.len() {
-                let mut keep = |s: &Slot| {
-                    let k = (s.id == 2 || s.id == 6) && !seen_keep[usize::from(s.id)];
-                    if k {
-                        seen_keep[usize::from(s.id)] = true;
-                    } else {
+                    } else if writable {
                         shm.write(s.offset, &s.id.to_ne_bytes()).unwrap();
                     }
                     k
                 };
                 let step = if fused {
                     let mut seen = None;
-                    let passed = dev.pop_writable_with(|s| {
+                    let mut look = |s: &Slot| {
                         seen = Some(Slot {
                             id: s.id,
                             len: s.len,
                             offset: s.offset,
                         });
                         !keep(s)
-                    });
+                    };
+                    let passed = if writable {
+                        dev.pop_writable_with(look)
+                    } else {
+                        dev.pop_readable_with(&mut look)
+                    };
                     match passed {
                         Ok(Passed::Empty) => Step::Empty,
                         Err(e) => Step::Refused(e),
@@ -2598,16 +2517,25 @@ mod tests_fast10 {
                         Ok(Passed::NotReturned(e)) => Step::Read(seen.unwrap(), Some(Err(e))),
                     }
                 } else {
-                    match dev.pop_writable_slot() {
+                    let popped = if writable {
+                        dev.pop_writable_slot()
+                    } else {
+                        dev.pop_readable_slot()
+                    };
+                    match popped {
                         Ok(None) => Step::Empty,
                         Err(e) => Step::Refused(e),
                         Ok(Some(s)) => {
                             if keep(&s) {
                                 Step::Read(s, None)
                             } else {
-                                let r = dev
-                                    .push_used_slot(s.id, None)
-                                    .and_then(|()| dev.publish_used());
+                                let r = dev.push_used_slot(s.id, None).and_then(|()| {
+                                    if writable {
+                                        dev.publish_used()
+                                    } else {
+                                        dev.publish_used_and_rearm()
+                                    }
+                                });
                                 Step::Read(s, Some(r))
                             }
                         }
@@ -2617,8 +2545,17 @@ mod tests_fast10 {
                     kept.push(s.id);
                 }
                 steps.push(step);
+                // After each step, not only at the end: a later pop
+                // re-arming in place of a publication would hide it there.
+                let field = |o: usize| shm.load_u16_acquire(o).unwrap();
+                steps.push(Step::Mem(
+                    field(L.used_offset()),
+                    field(L.used_offset() + 2),
+                    field(L.avail_event_offset()),
+                ));
             }
         }
+        // A foreign push and a double push are refused alike.
         steps.push(Step::Late(dev.push_used_slot(0, None).map(|()| false)));
         let stats = format!("{:?} held {}", dev.stats(), dev.held());
         let mut ring = vec![0u8; WINDOW];
@@ -2630,8 +2567,8 @@ mod tests_fast10 {
     #[test]
     fn pop_writable_with_does_what_pop_push_publish_do() {
         for s in [Suppression::EventIdx, Suppression::Flags] {
-            let apart = run_writable::<Coherent>(s, false);
-            let fused = run_writable::<Coherent>(s, true);
+            let apart = run::<Coherent>(s, true, false);
+            let fused = run::<Coherent>(s, true, true);
             assert!(
                 apart
                     .0
@@ -2645,8 +2582,8 @@ mod tests_fast10 {
             );
             assert_eq!(fused, apart, "{s:?} coherent");
             assert_eq!(
-                run_writable::<Line32>(s, true),
-                run_writable::<Line32>(s, false),
+                run::<Line32>(s, true, true),
+                run::<Line32>(s, true, false),
                 "{s:?} 32-byte lines"
             );
         }
@@ -2655,8 +2592,8 @@ mod tests_fast10 {
     #[test]
     fn pop_readable_with_does_what_pop_push_publish_do() {
         for s in [Suppression::EventIdx, Suppression::Flags] {
-            let apart = run::<Coherent>(s, false);
-            let fused = run::<Coherent>(s, true);
+            let apart = run::<Coherent>(s, false, false);
+            let fused = run::<Coherent>(s, false, true);
             assert!(
                 apart.0.iter().any(|x| matches!(x, Step::Refused(_))),
                 "{s:?}: refusals exercised"
@@ -2668,8 +2605,8 @@ mod tests_fast10 {
             assert_eq!(fused, apart, "{s:?} coherent");
             // Not coherent: the split calls themselves.
             assert_eq!(
-                run::<Line32>(s, true),
-                run::<Line32>(s, false),
+                run::<Line32>(s, false, true),
+                run::<Line32>(s, false, false),
                 "{s:?} 32-byte lines"
             );
         }
