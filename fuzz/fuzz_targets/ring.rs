@@ -11,7 +11,7 @@ use ipc_traits::shm::{check_range, ErrorType, RawRegion, SharedMemory, ShmError}
 use libfuzzer_sys::fuzz_target;
 use vring::{
     BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig, Endian, Error, Layout,
-    Legacy, Popped, Suppression, Virtio1,
+    Legacy, Passed, Popped, Suppression, Virtio1,
 };
 
 const BASE: u64 = 0x4000_0000;
@@ -209,10 +209,13 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
     let mut out: Vec<usize> = Vec::new();
     let mut readable: Vec<Popped<'_, _, ipc_traits::buf::Received>> = Vec::new();
     let mut writable: Vec<Popped<'_, _, Dirty>> = Vec::new();
+    // Ids a one-pass pop kept (held, returned by `push_used_slot`): id,
+    // offset, length.
+    let mut kept: Vec<(u16, usize, usize)> = Vec::new();
     let broken_ok = |e: &Error| e.is_peer_error() || *e == Error::Broken;
 
     while let Some(op) = input.byte() {
-        match op % 14 {
+        match op % 17 {
             0 => {
                 let (Some(o), Some(n)) = (input.u16(), input.byte()) else {
                     break;
@@ -227,7 +230,7 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                 let (Some(k), Some(a), Some(b)) = (input.byte(), input.u16(), input.u32()) else {
                     break;
                 };
-                plausible(raw, if op % 14 == 1 { &LD } else { &LV }, k, a, b);
+                plausible(raw, if op % 17 == 1 { &LD } else { &LV }, k, a, b);
             }
             3 => match dev.pop_readable() {
                 Ok(Some(p)) => readable.push(p),
@@ -297,7 +300,7 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                 b.write(0, b"data").unwrap();
                 let off = b.offset();
                 let c = b.clean().unwrap();
-                let r = if op % 14 == 9 {
+                let r = if op % 17 == 9 {
                     drv.add_readable(c)
                 } else {
                     drv.add_writable(c)
@@ -331,6 +334,38 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
                     pool.push(b.recycle());
                 }
             }
+            14 | 15 => {
+                // The one-pass pops: the slot read or written, kept or
+                // returned at once as the input says.
+                let Some(k) = input.byte() else { break };
+                let mut seen = None;
+                let look = |s: &vring::Slot| {
+                    seen = Some((s.id, s.offset, s.len as usize));
+                    k & 1 == 0
+                };
+                let r = if op % 17 == 14 {
+                    dev.pop_readable_with(look)
+                } else {
+                    dev.pop_writable_with(look)
+                };
+                match r {
+                    Ok(Passed::Kept) => kept.push(seen.expect("a kept slot was looked at")),
+                    Ok(Passed::Empty) => assert!(seen.is_none()),
+                    Ok(Passed::Returned(_)) => assert!(seen.is_some()),
+                    Ok(Passed::NotReturned(e)) => assert!(broken_ok(&e), "{e:?}"),
+                    Err(e) => assert!(broken_ok(&e), "{e:?}"),
+                }
+            }
+            16 => {
+                let Some(k) = input.byte() else { break };
+                if !kept.is_empty() {
+                    let (id, _, _) = kept[usize::from(k) % kept.len()];
+                    match dev.push_used_slot(id, None) {
+                        Ok(()) => kept.retain(|&(i, _, _)| i != id),
+                        Err(e) => assert_eq!(e, Error::Broken),
+                    }
+                }
+            }
             12 => {
                 let r = drv.publish();
                 assert!(r.as_ref().map_or_else(broken_ok, |_| true), "{r:?}");
@@ -357,6 +392,7 @@ fn run<C: CacheMaintenance + Default, E: Endian>(s: Suppression, mut input: Inpu
             .iter()
             .map(|p| (p.buf.offset(), p.buf.capacity()))
             .chain(writable.iter().map(|p| (p.buf.offset(), p.buf.capacity())))
+            .chain(kept.iter().map(|&(_, o, l)| (o, l)))
             .map(|(o, c)| (o, (o + c).next_multiple_of(line)))
             .collect();
         spans.sort_unstable();
