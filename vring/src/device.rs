@@ -2213,30 +2213,16 @@ mod tests_size10 {
 
     use core::ptr::NonNull;
 
-    use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
+    use ipc_traits::cache::{CacheMaintenance, Coherent};
     use ipc_traits::shm::{RawRegion, SharedMemory};
 
     use super::{BufferArea, Device, DeviceConfig, DeviceTables};
     use crate::endian::Legacy;
     use crate::layout::{avail_size, desc_table_size, used_size, Layout};
+    use crate::tests::{Chunk, Line32};
     use crate::Error;
 
     const WINDOW: usize = 8192;
-
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Chunk([u8; 64]);
-
-    /// A no-op cache with 32-byte lines (line-granular checks on the host).
-    #[derive(Debug, Default)]
-    struct Line32;
-
-    impl CacheMaintenance for Line32 {
-        const LINE: usize = 32;
-        fn clean(&self, _: LineRange<Self>) {}
-        unsafe fn invalidate(&self, _: LineRange<Self>) {}
-        fn clean_invalidate(&self, _: LineRange<Self>) {}
-    }
 
     /// Whether `offset..offset + len` touches the lines of any of the
     /// ring's three areas: the rule the attach enforces, area by area.
@@ -2378,35 +2364,14 @@ mod tests_fast10 {
     use core::ptr::NonNull;
     use std::vec::Vec;
 
-    use ipc_traits::cache::{CacheMaintenance, Coherent, LineRange};
+    use ipc_traits::cache::{CacheMaintenance, Coherent};
     use ipc_traits::shm::{RawRegion, SharedMemory};
 
-    use super::{BufferArea, Device, DeviceConfig, DeviceTables, Passed, Slot};
+    use super::{Device, DeviceConfig, DeviceTables, Passed, Slot};
     use crate::endian::Legacy;
     use crate::error::Error;
-    use crate::layout::Layout;
     use crate::notify::{Suppression, DESC_F_NEXT, DESC_F_WRITE};
-
-    const BASE: u64 = 0x4000_0000;
-    const WINDOW: usize = 4096;
-    const L: Layout = Layout::legacy(8, 64);
-    const AREA: BufferArea = BufferArea::new(2048, 2048);
-    const SLOT: usize = 64;
-
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Chunk([u8; 64]);
-
-    /// A no-op cache with 32-byte lines: the split path (not coherent).
-    #[derive(Debug, Default)]
-    struct Line32;
-
-    impl CacheMaintenance for Line32 {
-        const LINE: usize = 32;
-        fn clean(&self, _: LineRange<Self>) {}
-        unsafe fn invalidate(&self, _: LineRange<Self>) {}
-        fn clean_invalidate(&self, _: LineRange<Self>) {}
-    }
+    use crate::tests::{Chunk, Line32, AREA, BASE, L, SLOT, WINDOW};
 
     /// One step's outcome, as the test compares it.
     #[derive(Debug, PartialEq, Eq)]
@@ -2624,10 +2589,7 @@ mod tests_size11 {
     use crate::endian::Legacy;
     use crate::error::Error;
     use crate::layout::Layout;
-
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Chunk([u8; 64]);
+    use crate::tests::Chunk;
 
     /// Two rings on one lease: an error of either takes none, the lease
     /// outlives the first device dropped (either one), and both tables

@@ -14,22 +14,24 @@ use crate::layout::Layout;
 use crate::notify::{Suppression, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 use crate::{BufferArea, Device, DeviceConfig, DeviceTables, Driver, DriverConfig};
 
-const BASE: u64 = 0x4000_0000;
-const WINDOW: usize = 4096;
+pub(crate) const BASE: u64 = 0x4000_0000;
+pub(crate) const WINDOW: usize = 4096;
 /// 8 entries, 64-byte alignment: desc 0..128, avail 128..150, used 192..262.
-const L: Layout = Layout::legacy(8, 64);
+pub(crate) const L: Layout = Layout::legacy(8, 64);
 /// Buffers live in the upper half.
-const AREA: BufferArea = BufferArea::new(2048, 2048);
-const SLOT: usize = 64;
+pub(crate) const AREA: BufferArea = BufferArea::new(2048, 2048);
+pub(crate) const SLOT: usize = 64;
 
+/// Backing memory for a test window, 64-byte aligned (also used by the
+/// test modules of `device.rs`).
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
-struct Chunk([u8; 64]);
+pub(crate) struct Chunk(pub(crate) [u8; 64]);
 
 /// A no-op cache with 32-byte lines, to exercise line-granular checks on
 /// the host.
 #[derive(Debug, Default)]
-struct Line32;
+pub(crate) struct Line32;
 
 impl CacheMaintenance for Line32 {
     const LINE: usize = 32;
