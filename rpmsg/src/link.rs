@@ -630,8 +630,18 @@ fn first_bound(eps: &[u32]) -> u64 {
         .map_or(u64::MAX, |a| u64::from(*a))
 }
 
+/// The queue's bit in a [`QueueSet`]'s bits.
+#[inline(always)]
 fn bit(q: QueueId) -> u32 {
-    1 << q.index()
+    let i = q.index();
+    // SAFETY: a `QueueId` is below `QueueId::MAX` (32), which its
+    // constructor checks: said here, the shift needs no masking of its
+    // count (a 32-bit shift by a register would not mask it).
+    #[allow(unsafe_code)]
+    unsafe {
+        core::hint::assert_unchecked(i < QueueId::MAX);
+    }
+    1 << i
 }
 
 /// The transmit half (from [`Link::split`]).
