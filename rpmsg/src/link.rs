@@ -396,6 +396,10 @@ struct TxState<'a, R: Halves<'a>> {
     stats: TxStats,
 }
 
+// `repr(C)`, the ring first: the fields the receive path reaches through
+// one base register stay at short offsets (minimal-remote: 2 bytes; the
+// rings' own small fields lead for the same reason).
+#[repr(C)]
 struct RxState<'a, R: Halves<'a>> {
     ring: R::Rx,
     stats: RxStats,
@@ -626,8 +630,18 @@ fn first_bound(eps: &[u32]) -> u64 {
         .map_or(u64::MAX, |a| u64::from(*a))
 }
 
+/// The queue's bit in a [`QueueSet`]'s bits.
+#[inline(always)]
 fn bit(q: QueueId) -> u32 {
-    1 << q.index()
+    let i = q.index();
+    // SAFETY: a `QueueId` is below `QueueId::MAX` (32), which its
+    // constructor checks: said here, the shift needs no masking of its
+    // count (a 32-bit shift by a register would not mask it).
+    #[allow(unsafe_code)]
+    unsafe {
+        core::hint::assert_unchecked(i < QueueId::MAX);
+    }
+    1 << i
 }
 
 /// The transmit half (from [`Link::split`]).
@@ -841,32 +855,45 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
             };
             // One bounds check, the one `write_slot` makes (so the compiler
             // folds it there; no overflow: a slice is at most `isize::MAX`).
-            let end = HEADER_LEN + data.len();
-            let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
-                st.ring.give_back(slot);
-                return Err(Error::TooLong);
+            // Every failure that leaves the slot ours ends in one place,
+            // which keeps it for the next send.
+            let (slot, e) = 'unsent: {
+                let end = HEADER_LEN + data.len();
+                let (Ok(len16), true) = (u16::try_from(data.len()), end <= slot.room) else {
+                    break 'unsent (slot, Error::TooLong);
+                };
+                let header = Header {
+                    src,
+                    dst,
+                    len: len16,
+                    flags: 0,
+                };
+                #[cfg(feature = "small")]
+                let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
+                let mem = st.ring.mem();
+                let written = write_slot(mem, &slot, HEADER_LEN, data)
+                    .and_then(|()| write_header::<R, _>(mem, &slot, &header))
+                    .and_then(|()| clean_slot(mem, &slot, end));
+                if let Err(e) = written {
+                    break 'unsent (slot, mem_error(&e));
+                }
+                let wanted = match st.ring.send(slot) {
+                    Ok(wanted) => wanted,
+                    Err(SendFailure {
+                        slot: Some(slot),
+                        error,
+                    }) => break 'unsent (slot, Error::Ring(error)),
+                    Err(SendFailure { slot: None, error }) => return Err(Error::Ring(error)),
+                };
+                vring::count!(st.stats.messages);
+                if wanted {
+                    let k = bell.ring_one(st.ring.queue());
+                    count_kicks(&mut st.stats, k);
+                }
+                return Ok(Sent::Sent);
             };
-            let header = Header {
-                src,
-                dst,
-                len: len16,
-                flags: 0,
-            };
-            #[cfg(feature = "small")]
-            let header = header.encode::<<R::Tx as TxRing<'a>>::Order>();
-            let mem = st.ring.mem();
-            let written = write_slot(mem, &slot, HEADER_LEN, data)
-                .and_then(|()| write_header::<R, _>(mem, &slot, &header))
-                .and_then(|()| clean_slot(mem, &slot, end));
-            if let Err(e) = written {
-                st.ring.give_back(slot);
-                return Err(mem_error(&e));
-            }
-            if finish_send::<R>(st, slot)? {
-                let k = bell.ring_one(st.ring.queue());
-                count_kicks(&mut st.stats, k);
-            }
-            Ok(Sent::Sent)
+            st.ring.give_back(slot);
+            Err(e)
         }
     }
 }
@@ -1217,6 +1244,9 @@ impl<'l, 'a, R: Halves<'a>, N: Notify> Rx<'l, 'a, R, N> {
         if <R::Mem as SharedMemory>::COHERENT && p.st.kept.is_none() {
             return p.recv_with(out);
         }
+        #[cfg(feature = "small")]
+        return p.recv_in_place(out);
+        #[cfg(not(feature = "small"))]
         match p.next()? {
             Some(m) => p.deliver(m, out).map(Some),
             None => Ok(None),
@@ -1340,6 +1370,7 @@ struct Pass<'v, 'l, 'a, R: Halves<'a>, N> {
 impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
     /// Copies the payload of `m` into `out` and gives its buffer back (or
     /// keeps `m` for the next call when `out` is too short).
+    #[cfg(not(feature = "small"))]
     #[inline(always)]
     fn deliver(&mut self, m: Msg<'a, R::Mem>, out: &mut [u8]) -> Result<Received, Error> {
         let Some(dst) = out.get_mut(..m.len) else {
@@ -1358,6 +1389,41 @@ impl<'a, R: Halves<'a>, N: Notify> Pass<'_, '_, 'a, R, N> {
         res?;
         vring::count!(self.st.stats.messages);
         Ok(got)
+    }
+
+    /// [`Rx::try_recv`] with the feature `small`: a message off the ring
+    /// is put where a kept one waits, and delivered from there, so a kept
+    /// message and a fresh one share one delivery and a too-short `out`
+    /// leaves the message where it is (no move out and back). What
+    /// [`Pass::next`] and [`Pass::deliver`] do, with the same counts and
+    /// errors.
+    #[cfg(feature = "small")]
+    #[inline(always)]
+    fn recv_in_place(&mut self, out: &mut [u8]) -> Result<Option<Received>, Error> {
+        if self.st.kept.is_none() {
+            let Some(m) = self.next_off_ring()? else {
+                return Ok(None);
+            };
+            self.st.kept = Some(m);
+        }
+        let Some(m) = &self.st.kept else {
+            return Ok(None);
+        };
+        let Some(dst) = out.get_mut(..m.len) else {
+            return Err(Error::TooLong);
+        };
+        let res = m.read_head(self.st.ring.mem(), dst);
+        let got = Received {
+            dst: m.dst,
+            src: m.src,
+            len: m.len,
+        };
+        let slot = m.slot.again();
+        self.st.kept = None;
+        self.give_back(slot);
+        res?;
+        vring::count!(self.st.stats.messages);
+        Ok(Some(got))
     }
 
     #[inline(always)]
