@@ -121,6 +121,24 @@ impl QueueId {
     pub const fn index(self) -> u8 {
         self.0
     }
+
+    /// The queue's bit in a [`QueueSet`]'s representation (`1 << index`).
+    ///
+    /// The shift needs no masking of its count: said to the compiler here,
+    /// where the bound is kept, it saves the mask at every caller.
+    #[must_use]
+    #[inline(always)]
+    #[allow(
+        unsafe_code,
+        reason = "the one unsafe of this module: a bound the type keeps"
+    )]
+    pub const fn bit(self) -> u32 {
+        // SAFETY: `new` is the only constructor and refuses an index of
+        // `MAX` (32) or more, and the field is private: the bound holds for
+        // every value of the type.
+        unsafe { core::hint::assert_unchecked(self.0 < Self::MAX) };
+        1 << self.0
+    }
 }
 
 impl fmt::Display for QueueId {
@@ -152,12 +170,12 @@ impl QueueSet {
     /// Whether `queue` is in the set.
     #[must_use]
     pub const fn contains(self, queue: QueueId) -> bool {
-        self.0 & (1 << queue.0) != 0
+        self.0 & queue.bit() != 0
     }
 
     /// Adds `queue`.
     pub fn insert(&mut self, queue: QueueId) {
-        self.0 |= 1 << queue.0;
+        self.0 |= queue.bit();
     }
 
     /// The union of two sets.
@@ -688,6 +706,19 @@ mod tests {
             [0, 2, 31]
         );
         assert_eq!(QueueSet::EMPTY.iter().count(), 0);
+    }
+
+    #[test]
+    fn queue_bit_is_its_set_member() {
+        for i in 0..QueueId::MAX {
+            let q = q(i);
+            assert_eq!(q.bit(), 1u32 << i);
+            let mut set = QueueSet::EMPTY;
+            set.insert(q);
+            assert_eq!(set.bits(), q.bit());
+            assert!(set.contains(q));
+            assert!(!QueueSet::from_bits(!q.bit()).contains(q));
+        }
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl<N: Notify> Bell<N> {
     #[cfg(feature = "small")]
     #[inline(always)]
     fn ring_one(&self, q: QueueId) -> Kicks {
-        self.ring(bit(q))
+        self.ring(q.bit())
     }
 
     #[cfg(not(feature = "small"))]
@@ -332,7 +332,7 @@ impl<N: Notify> Bell<N> {
         critical_section::with(|cs| {
             let owed = self.owed.borrow(cs);
             if owed.get() != 0 {
-                return self.ring_in(cs, bit(q));
+                return self.ring_in(cs, q.bit());
             }
             // SAFETY: as in `ring_in`.
             #[allow(unsafe_code)]
@@ -343,7 +343,7 @@ impl<N: Notify> Bell<N> {
                     deferred: 0,
                 }
             } else {
-                owed.set(bit(q));
+                owed.set(q.bit());
                 Kicks {
                     rung: 0,
                     deferred: 1,
@@ -374,7 +374,7 @@ impl<N: Notify> Bell<N> {
                 kicks.rung = kicks.rung.wrapping_add(1);
             } else {
                 kicks.deferred = kicks.deferred.wrapping_add(1);
-                refused |= 1 << q.index();
+                refused |= q.bit();
             }
         }
         owed.set(refused);
@@ -630,20 +630,6 @@ fn first_bound(eps: &[u32]) -> u64 {
         .map_or(u64::MAX, |a| u64::from(*a))
 }
 
-/// The queue's bit in a [`QueueSet`]'s bits.
-#[inline(always)]
-fn bit(q: QueueId) -> u32 {
-    let i = q.index();
-    // SAFETY: a `QueueId` is below `QueueId::MAX` (32), which its
-    // constructor checks: said here, the shift needs no masking of its
-    // count (a 32-bit shift by a register would not mask it).
-    #[allow(unsafe_code)]
-    unsafe {
-        core::hint::assert_unchecked(i < QueueId::MAX);
-    }
-    1 << i
-}
-
 /// The transmit half (from [`Link::split`]).
 pub struct Tx<'l, 'a, R: Halves<'a>, N> {
     st: &'l mut TxState<'a, R>,
@@ -758,7 +744,7 @@ impl<'a, R: Halves<'a>, N: Notify> Tx<'_, 'a, R, N> {
     /// A ring error.
     pub fn on_notify(&mut self, queues: QueueSet) -> Result<(), Error> {
         if self.st.ring.on_notify(queues)? {
-            self.kick(bit(self.st.ring.queue()));
+            self.kick(self.st.ring.queue().bit());
         }
         Ok(())
     }
