@@ -290,12 +290,14 @@ impl Span {
 }
 
 /// A used entry [`Driver::reap`] accepted: the id, the length the device
-/// reported (not yet checked against the capacity) and the id's buffer.
+/// reported (not yet checked against the capacity) and the id's buffer
+/// (its capacity as its `Span` holds it: 32 bits, exact, so the length
+/// check is one 32-bit compare with no conversion).
 struct Reaped {
     id: u16,
     len: u32,
     offset: usize,
-    capacity: usize,
+    capacity: u32,
 }
 
 /// What this driver last wrote into descriptor `id`, for a buffer it had
@@ -1096,6 +1098,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // the buffer, see `tags`), and no entry waiting: the entry is the
         // only one published. Not broken (lent, see `add_slot_in`).
         let ring = self.ring;
+        // SAFETY: `mask` is `num - 1` of a `u16` `num` (`RingMem::new`,
+        // the only place it is set). Told, a masked 16-bit position needs
+        // no truncation of its own.
+        unsafe { core::hint::assert_unchecked(ring.mask <= u32::from(u16::MAX)) };
         // SAFETY: `id < num`: it is lent.
         unsafe { self.post(&ring, id, Written::KNOWN, 0, true, true) }.map_err(|e| (e, false))?;
         self.set_state(i, State::InFlight);
@@ -1217,9 +1223,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.store_used_event(self.last_used)?;
         } else {
             let yes = if self.look_event {
-                self.device_wants(ring, new, old, Suppression::EventIdx, false)?
+                self.device_wants(new, old, Suppression::EventIdx, false)?
             } else if self.look_flags {
-                self.device_wants(ring, new, old, Suppression::Flags, false)?
+                self.device_wants(new, old, Suppression::Flags, false)?
             } else {
                 false
             };
@@ -1232,7 +1238,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.armed_at = Some(self.last_used);
         }
         let mode = self.config.suppression;
-        let notify = self.device_wants(ring, new, old, mode, true)?;
+        let notify = self.device_wants(new, old, mode, true)?;
         self.look_event = notify && mode == Suppression::EventIdx;
         self.look_flags = notify && mode == Suppression::Flags;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
@@ -1274,17 +1280,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// a read of its `avail_event` or `used.flags`, from a freshly
     /// invalidated line when `fresh` (the read after the fence); the
     /// unfenced first read takes the cached line, as
-    /// `Device::driver_wants` explains. `ring`: this ring's (a copy);
-    /// `mode`: its suppression mode.
+    /// `Device::driver_wants` explains. `mode`: its suppression mode.
+    /// The ring's fields are read here, not taken from a caller's copy: a
+    /// copy made ahead loads the field of either mode before the test of
+    /// the mode (the used ring's address on every event-index
+    /// publication).
     #[inline]
     fn device_wants(
         &self,
-        ring: &RingMem<'m, M, E>,
         new: u16,
         old: u16,
         mode: Suppression,
         fresh: bool,
     ) -> Result<bool, Error> {
+        let ring = self.ring;
         let l = ring.layout;
         Ok(match mode {
             Suppression::EventIdx => {
@@ -1421,9 +1430,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // within 4 GiB, `check_buffer`) is that of the handle it came from,
         // checked against the window and the line when that handle was
         // built.
-        let buf =
-            unsafe { ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, offset, capacity) };
-        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+        let buf = unsafe {
+            ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, offset, capacity as usize)
+        };
         if len > capacity {
             let error = self.fail(Error::LengthOverflow);
             return Err(ReapError {
@@ -1472,17 +1481,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         else {
             return Ok(None);
         };
-        // Compared as `usize` (every target has at least 32 bits): no
-        // conversion of the capacity on the way. Coherent memory: one test
-        // for a length of 0 too (see `tags`).
-        let l = usize::try_from(len).unwrap_or(usize::MAX);
+        // Compared in 32 bits, as both are held. Coherent memory: one test
+        // for a length of 0 too (see `tags`; a capacity is never above
+        // `u32::MAX`, so 0 wraps to at least it).
         let unusual = if M::COHERENT {
-            l.wrapping_sub(1) >= capacity
+            len.wrapping_sub(1) >= capacity
         } else {
-            l > capacity
+            len > capacity
         };
         if unusual {
-            if l > capacity {
+            if len > capacity {
                 let error = self.fail(Error::LengthOverflow);
                 return Err((error, Some(Slot { id, offset, len: 0 })));
             }
@@ -1545,7 +1553,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.set_state(i, then);
         // SAFETY: `i < N`: `tags` has `N` entries, as `spans`.
         let s = unsafe { *self.spans.get_unchecked(i) };
-        let (id, offset, capacity) = (id as u16, s.offset(), s.capacity());
+        let (id, offset, capacity) = (id as u16, s.offset(), s.capacity);
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
             if let Some(w) = &mut self.written[usize::from(id)] {
