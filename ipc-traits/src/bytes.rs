@@ -202,6 +202,22 @@ impl Fit {
     }
 }
 
+/// Whether a copy of `len` bytes at `p` is one aligned 16-byte block (a
+/// 16-byte payload behind its header, the commonest message): tested
+/// before all else, one compare of the length and one of the address.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn one_block(p: *const u8, len: usize) -> bool {
+    len == BLOCK && p.addr() & (BLOCK - 1) == 0
+}
+
+/// Never: other targets have no 16-byte block.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn one_block(_p: *const u8, _len: usize) -> bool {
+    false
+}
+
 /// Whether a copy of `len` bytes takes the out-of-line wide path.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
@@ -716,6 +732,10 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
         if cfg!(feature = "small") {
             // Size first: every copy is the one out-of-line body.
             copy_from_shared_general(src, dst);
+        } else if one_block(src, len) {
+            // One aligned 16-byte block (x86_64), inline.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            FromShared.mv::<core::arch::x86_64::__m128i>(shared, local, 0);
         } else if is_large(len) {
             large::from_shared(src, local, len);
         } else if UNIT > WORD && Fit::new(src, len).units() {
@@ -769,6 +789,10 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
         if cfg!(feature = "small") {
             // Size first, as in `copy_from_shared`.
             copy_to_shared_general(src, dst);
+        } else if one_block(dst, len) {
+            // One aligned 16-byte block (x86_64), inline.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            ToShared.mv::<core::arch::x86_64::__m128i>(dst, local, 0);
         } else if is_large(len) {
             large::to_shared(dst, local, len);
         } else if UNIT > WORD && Fit::new(dst, len).units() {
