@@ -130,10 +130,10 @@ const _: () = assert!(LARGE == usize::MAX || (LARGE.is_power_of_two() && LARGE >
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 const BLOCK: usize = 16;
 
-/// Moves the 16-byte blocks of `0..len`, two per turn, then a single one
-/// straight-line (the loop's first turn untested). Below two blocks (a 16-byte payload or header, or
-/// nothing) no loop and no index: one test of the length for one block,
-/// one for none.
+/// Moves the 16-byte blocks of `0..len`: one block (a 16-byte payload or
+/// header) with one compare and no index; else four per loop turn, then
+/// two and one straight-line, each tested by its bit of `len` (what the
+/// loop leaves is `len` modulo 64).
 ///
 /// # Safety
 ///
@@ -146,24 +146,23 @@ unsafe fn blocks<D: Dir>(d: D, shared: *mut u8, local: *mut u8, len: usize) {
     // SAFETY: for the whole block, every block lies in `..len` and
     // `shared + i` stays 16-aligned (caller); SSE2 is baseline on x86_64.
     unsafe {
-        if len < 2 * BLOCK {
-            // 0 or 16 (a multiple of 16).
-            if len != 0 {
-                d.mv::<__m128i>(shared, local, 0);
-            }
+        if len == BLOCK {
+            d.mv::<__m128i>(shared, local, 0);
             return;
         }
-        // At least two blocks: the first turn needs no test.
         let mut i = 0;
-        loop {
+        while len - i >= 4 * BLOCK {
+            for k in 0..4 {
+                d.mv::<__m128i>(shared, local, i + k * BLOCK);
+            }
+            i += 4 * BLOCK;
+        }
+        if len & (2 * BLOCK) != 0 {
             d.mv::<__m128i>(shared, local, i);
             d.mv::<__m128i>(shared, local, i + BLOCK);
             i += 2 * BLOCK;
-            if len - i < 2 * BLOCK {
-                break;
-            }
         }
-        if i < len {
+        if len & BLOCK != 0 {
             d.mv::<__m128i>(shared, local, i);
         }
     }
@@ -201,6 +200,22 @@ impl Fit {
     fn words(self) -> bool {
         self.0 & !(UNIT - WORD) == 0
     }
+}
+
+/// Whether a copy of `len` bytes at `p` is one aligned 16-byte block (a
+/// 16-byte payload behind its header, the commonest message): tested
+/// before all else, one compare of the length and one of the address.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn one_block(p: *const u8, len: usize) -> bool {
+    len == BLOCK && p.addr() & (BLOCK - 1) == 0
+}
+
+/// Never: other targets have no 16-byte block.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn one_block(_p: *const u8, _len: usize) -> bool {
+    false
 }
 
 /// Whether a copy of `len` bytes takes the out-of-line wide path.
@@ -363,13 +378,16 @@ mod large {
             if w > BLOCK && head & BLOCK != 0 {
                 d.mv::<__m128i>(shared, local, head & (BLOCK - 1));
             }
+            // What the loop leaves, worked out ahead: the tail's tests
+            // need nothing of the loop but its end.
+            let left = (len - head) % STEP;
+            let end = len - left;
             let mut i = head;
-            let end = len - (len - head) % STEP;
             while i < end {
                 blocks::<D, V>(d, shared, local, i, STEP / w);
                 i += STEP;
             }
-            let left = len - i;
+            let mut i = end;
             for bit in [STEP / 2, STEP / 4, STEP / 8] {
                 if left & bit != 0 {
                     if bit >= w {
@@ -714,6 +732,10 @@ pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
         if cfg!(feature = "small") {
             // Size first: every copy is the one out-of-line body.
             copy_from_shared_general(src, dst);
+        } else if one_block(src, len) {
+            // One aligned 16-byte block (x86_64), inline.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            FromShared.mv::<core::arch::x86_64::__m128i>(shared, local, 0);
         } else if is_large(len) {
             large::from_shared(src, local, len);
         } else if UNIT > WORD && Fit::new(src, len).units() {
@@ -767,6 +789,10 @@ pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
         if cfg!(feature = "small") {
             // Size first, as in `copy_from_shared`.
             copy_to_shared_general(src, dst);
+        } else if one_block(dst, len) {
+            // One aligned 16-byte block (x86_64), inline.
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            ToShared.mv::<core::arch::x86_64::__m128i>(dst, local, 0);
         } else if is_large(len) {
             large::to_shared(dst, local, len);
         } else if UNIT > WORD && Fit::new(dst, len).units() {
@@ -1454,5 +1480,89 @@ mod tests {
         assert!(r.subslice(7, 2).is_err());
         assert_eq!(format!("{sub:?}"), "[98, 120]");
         assert_eq!(r.bytes().len(), 8);
+    }
+}
+
+#[cfg(test)]
+mod tests_fast12 {
+    use super::*;
+
+    #[repr(align(64))]
+    struct Region([u8; 1152]);
+
+    /// Copies `len` bytes of a pattern to `shared + at` and back with the
+    /// public copies, and checks against a plain copy that the bytes
+    /// arrive and nothing else on either side changes.
+    fn round_trip(region: &mut Region, at: usize, len: usize, local: usize) {
+        let base = region.0.as_mut_ptr();
+        let pattern: [u8; 1100] = core::array::from_fn(|k| (k as u8).wrapping_mul(89) ^ 0x6B);
+        let src = &pattern[local..local + len];
+        let mut reference = [0xEEu8; 1152];
+        reference[at..at + len].copy_from_slice(src);
+        // SAFETY: `at + len <= 1152`: inside `region`, reached only through
+        // this function here; `src` is another object.
+        unsafe {
+            fill_shared(base, 0xEE, 1152);
+            copy_to_shared(src, base.add(at));
+            for (k, want) in reference.iter().enumerate() {
+                assert_eq!(load_u8(base.add(k)), *want, "to {at}+{len}: byte {k}");
+            }
+        }
+        let mut out = [0xCCu8; 1100];
+        // SAFETY: as above; `out` is another object.
+        unsafe { copy_from_shared(base.add(at), &mut out[local..local + len]) };
+        assert_eq!(&out[local..local + len], src, "from {at}+{len}");
+        assert!(
+            out[..local]
+                .iter()
+                .chain(&out[local + len..])
+                .all(|&b| b == 0xCC),
+            "from {at}+{len}: local bytes outside written"
+        );
+    }
+
+    /// The one-block test and the four-block loop with its two- and
+    /// one-block tails (x86_64): every whole number of 16-byte blocks
+    /// below the large threshold, none and one included, at 16-aligned
+    /// shared addresses of both 32-alignments and an unaligned local side;
+    /// and one byte more or less (the other paths), against a plain copy.
+    #[test]
+    fn whole_blocks_and_their_neighbours_match_a_plain_copy() {
+        let mut region = Region([0; 1152]);
+        let lens: core::ops::RangeInclusive<usize> = if cfg!(miri) { 0..=4 } else { 0..=16 };
+        for blocks in lens {
+            for len in [
+                16 * blocks,
+                (16 * blocks).saturating_sub(1),
+                16 * blocks + 1,
+            ] {
+                for at in [0, 16, 48, 64] {
+                    for local in [0, 3] {
+                        round_trip(&mut region, at, len, local);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The large copies' loop end and tail, worked out before the loop:
+    /// lengths from the threshold to past several loop steps (one to
+    /// seven turns) and every tail bit, at every shared misalignment
+    /// modulo 32 (so every head), against a plain copy.
+    #[test]
+    fn large_copies_over_several_steps_match_a_plain_copy() {
+        let mut region = Region([0; 1152]);
+        #[cfg(not(miri))]
+        let (lens, ats): (Vec<usize>, Vec<usize>) = (
+            (256..=1056).step_by(7).chain([512, 768, 1024]).collect(),
+            (0..32).collect(),
+        );
+        #[cfg(miri)]
+        let (lens, ats): (Vec<usize>, Vec<usize>) = (vec![256, 401, 512], vec![0, 7, 16]);
+        for len in lens {
+            for &at in &ats {
+                round_trip(&mut region, at, len, 1);
+            }
+        }
     }
 }

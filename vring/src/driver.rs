@@ -165,6 +165,11 @@ const STATE_BYTE: usize = if cfg!(target_endian = "little") {
     7 - STATE_SHIFT as usize / 8
 };
 
+/// The byte of a [`Tag`] above the state's: no `tags` entry has a bit
+/// of it set (states are below 256, keys below `STATE_SHIFT`), so a word
+/// with it set matches none (`Driver::send_key`).
+const PENDING_BYTE: usize = if cfg!(target_endian = "little") { 7 } else { 0 };
+
 /// One `tags` entry: a `tag` word in native byte order. Bytes, so that
 /// the state is a byte of its own to test and to store (the compiler
 /// keeps a masked update of a `u64` as a load, two masks and a store),
@@ -290,12 +295,14 @@ impl Span {
 }
 
 /// A used entry [`Driver::reap`] accepted: the id, the length the device
-/// reported (not yet checked against the capacity) and the id's buffer.
+/// reported (not yet checked against the capacity) and the id's buffer
+/// (its capacity as its `Span` holds it: 32 bits, exact, so the length
+/// check is one 32-bit compare with no conversion).
 struct Reaped {
     id: u16,
     len: u32,
     offset: usize,
-    capacity: usize,
+    capacity: u32,
 }
 
 /// What this driver last wrote into descriptor `id`, for a buffer it had
@@ -416,6 +423,15 @@ pub struct Driver<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `tags` holds for a lent id whose descriptor is readable, but for
     /// the length (fixed at creation).
     readable_lent: u64,
+    /// `readable_lent` while every entry added is published (`published
+    /// == avail_idx`); with the byte at `PENDING_BYTE` set (matching no
+    /// tag) whenever entries wait (set by every add that does not publish
+    /// at once and by a failed publication; cleared by `publish_inner`
+    /// and `add_slot_and_publish_any` once published). So the usual
+    /// [`Driver::add_slot_and_publish`] tests "nothing waiting" and "lent,
+    /// holding this length" in its one compare. Set while nothing waits
+    /// only costs that add the general path.
+    send_key: Tag,
     free: [u16; N],
     free_len: usize,
     avail_shadow: [u16; N],
@@ -532,6 +548,11 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
                 State::Lent,
                 desc_key(0, readable_flags(config.write_flag_on_readable)),
             ),
+            send_key: Tag(tag(
+                State::Lent,
+                desc_key(0, readable_flags(config.write_flag_on_readable)),
+            )
+            .to_ne_bytes()),
             free,
             free_len: num,
             avail_shadow: [0; N],
@@ -841,6 +862,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         }
         if !published {
             self.shadow(ring, pos, id);
+            self.send_key.0[PENDING_BYTE] = 1;
         }
         self.avail_idx = added.wrapping_add(1);
         Ok(())
@@ -1055,7 +1077,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             return Ok(false);
         }
         let ring = self.ring;
-        self.publish_new(&ring, old as u16, added, rearm, false)
+        self.publish_new(&ring, old as u16, added, rearm, false, true)
     }
 
     /// [`Driver::add_slot`] and then [`Driver::publish`]: one call for a
@@ -1081,14 +1103,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // Coherent memory: the usual case here, all else out of line (the
         // fewer values the inlined path keeps, the fewer its caller's
         // registers it takes).
-        let (old, added) = (self.published, self.avail_idx);
         let i = usize::from(id);
+        // One compare: lent, holding this length, and no entry waiting
+        // (`send_key`: then `published == avail_idx`).
         let known = !writable
-            && old == added
             && self
                 .tags
                 .get(i)
-                .is_some_and(|t| t.word() == self.readable_lent | u64::from(len));
+                .is_some_and(|t| t.word() == self.send_key.word() | u64::from(len));
         if !known {
             return self.add_slot_and_publish_out(id, len, writable);
         }
@@ -1096,18 +1118,25 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // the buffer, see `tags`), and no entry waiting: the entry is the
         // only one published. Not broken (lent, see `add_slot_in`).
         let ring = self.ring;
+        // SAFETY: `mask` is `num - 1` of a `u16` `num` (`RingMem::new`,
+        // the only place it is set). Told, a masked 16-bit position needs
+        // no truncation of its own.
+        unsafe { core::hint::assert_unchecked(ring.mask <= u32::from(u16::MAX)) };
+        // Nothing waits: the published index is where this entry goes.
+        let old = self.avail_idx;
         // SAFETY: `id < num`: it is lent.
         unsafe { self.post(&ring, id, Written::KNOWN, 0, true, true) }.map_err(|e| (e, false))?;
         self.set_state(i, State::InFlight);
         // `old + 1`: the compiler then folds the marking's test and
         // `need_event` (to `avail_event == old`).
         let added = old.wrapping_add(1);
-        self.publish_new(&ring, old as u16, added, false, true)
+        self.publish_new(&ring, old as u16, added, false, true, false)
             .map_err(|e| {
                 if self.published != added {
                     // Still unpublished: recorded as `add_slot` does.
                     self.set_state(i, State::Added);
                     self.shadow(&ring, old as u16, id);
+                    self.send_key.0[PENDING_BYTE] = 1;
                 }
                 (e, true)
             })
@@ -1164,12 +1193,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // breaks the ring) and `published_idx..avail_idx` holds the
         // entries added before (if any) and, last, the one just added.
         let (old, added) = (self.published_idx(), self.avail_idx);
-        self.publish_new(&ring, old, added, rearm, true)
+        self.publish_new(&ring, old, added, rearm, true, true)
             .map_err(|e| {
                 if self.published != added {
                     // Still unpublished: recorded as `add_slot` does.
                     self.set_state(usize::from(id), State::Added);
                     self.shadow(&ring, added.wrapping_sub(1) as u16, id);
+                    self.send_key.0[PENDING_BYTE] = 1;
                 }
                 (e, true)
             })
@@ -1179,7 +1209,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// empty; `old` the published index, `added` the count of entries
     /// added, see `avail_idx`) of a ring that is not broken; `last_marked`:
     /// the last of them is `InFlight` already (added and published at
-    /// once).
+    /// once); `settle`: clear `send_key`'s pending byte with the
+    /// publication (`added` is `avail_idx`: nothing waits after it), which
+    /// only the usual [`Driver::add_slot_and_publish`] leaves (it found
+    /// the byte clear).
     #[inline(always)]
     fn publish_new(
         &mut self,
@@ -1188,6 +1221,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         added: u32,
         rearm: bool,
         last_marked: bool,
+        settle: bool,
     ) -> Result<bool, Error> {
         let new = added as u16;
         let l = ring.layout;
@@ -1205,6 +1239,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         ring.clean(l.avail_offset() + 2, 2)?;
         // The published index (and, with `stats`, the statistic).
         self.published = added;
+        if settle {
+            self.send_key.0[PENDING_BYTE] = 0;
+        }
         count!(self.stats.published, u32::from(new.wrapping_sub(old)));
         // The ids added since the last publication may come back now.
         // One test when the only new entry is the one just published
@@ -1217,9 +1254,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.store_used_event(self.last_used)?;
         } else {
             let yes = if self.look_event {
-                self.device_wants(ring, new, old, Suppression::EventIdx, false)?
+                self.device_wants(new, old, Suppression::EventIdx, false)?
             } else if self.look_flags {
-                self.device_wants(ring, new, old, Suppression::Flags, false)?
+                self.device_wants(new, old, Suppression::Flags, false)?
             } else {
                 false
             };
@@ -1232,7 +1269,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
             self.armed_at = Some(self.last_used);
         }
         let mode = self.config.suppression;
-        let notify = self.device_wants(ring, new, old, mode, true)?;
+        let notify = self.device_wants(new, old, mode, true)?;
         self.look_event = notify && mode == Suppression::EventIdx;
         self.look_flags = notify && mode == Suppression::Flags;
         if !M::COHERENT && self.config.suppression == Suppression::Flags {
@@ -1274,17 +1311,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
     /// a read of its `avail_event` or `used.flags`, from a freshly
     /// invalidated line when `fresh` (the read after the fence); the
     /// unfenced first read takes the cached line, as
-    /// `Device::driver_wants` explains. `ring`: this ring's (a copy);
-    /// `mode`: its suppression mode.
+    /// `Device::driver_wants` explains. `mode`: its suppression mode.
+    /// The ring's fields are read here, not taken from a caller's copy: a
+    /// copy made ahead loads the field of either mode before the test of
+    /// the mode (the used ring's address on every event-index
+    /// publication).
     #[inline]
     fn device_wants(
         &self,
-        ring: &RingMem<'m, M, E>,
         new: u16,
         old: u16,
         mode: Suppression,
         fresh: bool,
     ) -> Result<bool, Error> {
+        let ring = self.ring;
         let l = ring.layout;
         Ok(match mode {
             Suppression::EventIdx => {
@@ -1421,9 +1461,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         // within 4 GiB, `check_buffer`) is that of the handle it came from,
         // checked against the window and the line when that handle was
         // built.
-        let buf =
-            unsafe { ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, offset, capacity) };
-        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+        let buf = unsafe {
+            ShmBuf::<_, Received>::from_validated_slot(self.ring.mem, offset, capacity as usize)
+        };
         if len > capacity {
             let error = self.fail(Error::LengthOverflow);
             return Err(ReapError {
@@ -1472,17 +1512,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         else {
             return Ok(None);
         };
-        // Compared as `usize` (every target has at least 32 bits): no
-        // conversion of the capacity on the way. Coherent memory: one test
-        // for a length of 0 too (see `tags`).
-        let l = usize::try_from(len).unwrap_or(usize::MAX);
+        // Compared in 32 bits, as both are held. Coherent memory: one test
+        // for a length of 0 too (see `tags`; a capacity is never above
+        // `u32::MAX`, so 0 wraps to at least it).
         let unusual = if M::COHERENT {
-            l.wrapping_sub(1) >= capacity
+            len.wrapping_sub(1) >= capacity
         } else {
-            l > capacity
+            len > capacity
         };
         if unusual {
-            if l > capacity {
+            if len > capacity {
                 let error = self.fail(Error::LengthOverflow);
                 return Err((error, Some(Slot { id, offset, len: 0 })));
             }
@@ -1545,7 +1584,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Driver<'m, M, E, N
         self.set_state(i, then);
         // SAFETY: `i < N`: `tags` has `N` entries, as `spans`.
         let s = unsafe { *self.spans.get_unchecked(i) };
-        let (id, offset, capacity) = (id as u16, s.offset(), s.capacity());
+        let (id, offset, capacity) = (id as u16, s.offset(), s.capacity);
         if !M::COHERENT && len == 0 {
             // Perhaps a rejected descriptor (see `Written`): write it again.
             if let Some(w) = &mut self.written[usize::from(id)] {
@@ -2008,5 +2047,167 @@ mod tests_drv9 {
             assert_eq!(drv.pop_used_slot().unwrap().unwrap().id, b);
             assert_eq!(drv.stats().failures.total(), 0);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests_fast12 {
+    //! `send_key` (the usual `add_slot_and_publish` tests "nothing
+    //! waiting" in its compare of the tag) and the 32-bit length check of
+    //! a reaped slot, against a model of the ring.
+    use core::ptr::NonNull;
+
+    use ipc_traits::buf::{Dirty, ShmBuf};
+    use ipc_traits::cache::Coherent;
+    use ipc_traits::shm::{RawRegion, SharedMemory};
+
+    use super::{Driver, DriverConfig};
+    use crate::endian::Legacy;
+    use crate::error::Error;
+    use crate::layout::Layout;
+    use crate::notify::Suppression;
+
+    const BASE: u64 = 0x4000_0000;
+    const WINDOW: usize = 4096;
+    const L: Layout = Layout::legacy(8, 64);
+    const AREA: usize = 2048;
+    const SLOT: usize = 64;
+
+    #[repr(C, align(64))]
+    #[derive(Clone, Copy)]
+    struct Chunk([u8; 64]);
+
+    fn u16_at(shm: &RawRegion<Coherent>, off: usize) -> u16 {
+        let mut b = [0u8; 2];
+        shm.read(off, &mut b).unwrap();
+        u16::from_ne_bytes(b)
+    }
+
+    /// Returns `id` as used entry `pos` with `len`.
+    fn used(shm: &RawRegion<Coherent>, pos: u16, id: u32, len: u32) {
+        let mut b = [0u8; 8];
+        b[0..4].copy_from_slice(&id.to_ne_bytes());
+        b[4..8].copy_from_slice(&len.to_ne_bytes());
+        shm.write(L.used_entry_offset(pos % L.num()), &b).unwrap();
+        shm.store_u16_release(L.used_offset() + 2, pos.wrapping_add(1))
+            .unwrap();
+    }
+
+    /// The available entries from position `from` on name `ids`, in order.
+    fn check_batch(shm: &RawRegion<Coherent>, from: u16, ids: &[u16]) {
+        for (k, &id) in ids.iter().enumerate() {
+            let pos = from.wrapping_add(k as u16) % L.num();
+            assert_eq!(u16_at(shm, L.avail_entry_offset(pos)), id, "entry {pos}");
+        }
+    }
+
+    /// Random adds (waiting or published at once, readable and writable),
+    /// publications and returns (in any order, with lengths around the
+    /// capacity and ids out of flight), both suppression modes: what the
+    /// ring holds and what the driver answers match the model after every
+    /// step.
+    #[test]
+    fn adds_publications_and_reaps_match_a_model() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for suppression in [Suppression::EventIdx, Suppression::Flags] {
+            let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
+            let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: `backing` outlives the region and is only used
+            // through it.
+            let shm = unsafe { RawRegion::new(base, WINDOW, BASE, Coherent) }.unwrap();
+            let cfg = DriverConfig {
+                suppression,
+                write_flag_on_readable: false,
+            };
+            // SAFETY: every buffer handed to it is built over `shm`.
+            let mut drv = unsafe { Driver::<_, Legacy, 8>::new(&shm, L, cfg) }.unwrap();
+            let mut lent: Vec<u16> = (0..8)
+                .map(|k| {
+                    // SAFETY: slot `k` of the pool, built once.
+                    let b =
+                        unsafe { ShmBuf::<_, Dirty>::new_unchecked(&shm, AREA + SLOT * k, SLOT) }
+                            .unwrap();
+                    drv.lend(b.clean().unwrap()).unwrap().id
+                })
+                .collect();
+            // The model: ids added and waiting, ids in flight (published,
+            // not reaped), entries published, used entries written.
+            let (mut waiting, mut flight) = (Vec::<u16>::new(), Vec::<u16>::new());
+            let (mut published, mut used_pos, mut failures) = (0u16, 0u16, 0u32);
+            for step in 0..4000 {
+                match next(6) {
+                    0 | 1 if !lent.is_empty() => {
+                        let id = lent.swap_remove(next(lent.len() as u64) as usize);
+                        let len = [4, 64, 1][next(3) as usize];
+                        let writable = next(4) == 0;
+                        if next(2) == 0 {
+                            drv.add_slot(id, len, writable).unwrap();
+                            waiting.push(id);
+                        } else {
+                            let _ = drv.add_slot_and_publish(id, len, writable).unwrap();
+                            waiting.push(id);
+                            check_batch(&shm, published, &waiting);
+                            published = published.wrapping_add(waiting.len() as u16);
+                            flight.append(&mut waiting);
+                        }
+                    }
+                    2 => {
+                        let _ = drv.publish().unwrap();
+                        check_batch(&shm, published, &waiting);
+                        published = published.wrapping_add(waiting.len() as u16);
+                        flight.append(&mut waiting);
+                    }
+                    3 if !flight.is_empty() => {
+                        let k = next(flight.len() as u64) as usize;
+                        let id = flight[k];
+                        let len = [0, 1, 64, 65, u32::MAX][next(5) as usize];
+                        used(&shm, used_pos, u32::from(id), len);
+                        used_pos = used_pos.wrapping_add(1);
+                        match drv.pop_used_slot() {
+                            Ok(Some(s)) => {
+                                assert!(len <= 64, "{step}: {len} accepted");
+                                assert_eq!((s.id, s.len), (id, len), "{step}");
+                            }
+                            Err((Error::LengthOverflow, Some(s))) => {
+                                assert!(len > 64, "{step}: {len} refused");
+                                assert_eq!((s.id, s.len), (id, 0), "{step}");
+                                failures += 1;
+                            }
+                            other => panic!("{step}: {other:?}"),
+                        }
+                        flight.swap_remove(k);
+                        lent.push(id);
+                    }
+                    4 if !flight.is_empty() => {
+                        // An id not in flight (lent, waiting, or past
+                        // `num`): skipped, counted; the entry is used up.
+                        let id = [8, 0x1_0000, u32::MAX]
+                            .into_iter()
+                            .chain(lent.iter().chain(&waiting).map(|&i| u32::from(i)))
+                            .nth(next(3 + (lent.len() + waiting.len()) as u64) as usize)
+                            .unwrap();
+                        used(&shm, used_pos, id, 4);
+                        used_pos = used_pos.wrapping_add(1);
+                        assert_eq!(
+                            drv.pop_used_slot().map_err(|e| e.0),
+                            Err(Error::UnknownUsedId),
+                            "{step}: id {id}"
+                        );
+                        failures += 1;
+                    }
+                    _ => assert!(drv.pop_used_slot().unwrap().is_none(), "{step}"),
+                }
+                assert_eq!(u16_at(&shm, L.avail_offset() + 2), published, "{step}");
+                assert_eq!(drv.unpublished(), waiting.len() as u16, "{step}");
+                assert_eq!(drv.in_flight(), flight.len() as u16, "{step}");
+                assert_eq!(drv.stats().failures.total(), failures, "{step}");
+            }
+        }
     }
 }
