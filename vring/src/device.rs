@@ -319,6 +319,7 @@ impl Entry {
     const IDLE: u32 = u32::from_ne_bytes([Held::No as u8, 1, 0, 0]);
 
     /// The span this id last named, if any.
+    #[cfg(not(feature = "small"))]
     #[inline(always)]
     fn span(&self) -> Option<Span> {
         (self.len != 0).then_some(self.as_span())
@@ -1367,12 +1368,17 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             e,
             Error::DescriptorIndexOutOfRange | Error::DescriptorInFlight | Error::Memory(_)
         );
+        // A contents error comes from `validate`, after `check` found
+        // `head < num` (its first test, `DescriptorIndexOutOfRange`).
         if contents
-            && head < self.ring.layout.num()
             && self
                 .ring
                 .update_used_entry(self.used_idx, u32::from(head), 0)
-                .map(|wrote| self.entries_dirty |= wrote)
+                .map(|wrote| {
+                    if !M::COHERENT {
+                        self.entries_dirty |= wrote;
+                    }
+                })
                 .is_ok()
         {
             self.used_idx = self.used_idx.wrapping_add(1);
@@ -1616,10 +1622,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         len32: u32,
         writable: bool,
     ) -> Result<(), Error> {
-        // `check` refused a length of 0 before; a known span is never empty.
-        if len32 == 0 {
-            return Err(Error::EmptyBuffer);
-        }
+        // `validate` (the one caller) refused a length of 0 before: a known
+        // span is never empty.
         let outside = Error::AddressOutsideWindow;
         let len = usize::try_from(len32).map_err(|_| outside)?;
         let offset = self.ring.mem.translate(addr, len).map_err(|_| outside)?;
@@ -1663,13 +1667,20 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     unsafe fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        // SAFETY: `head < num` (this function's contract) `<= N`
-        // (`RingMem::new` refused a layout of more than `N` entries).
-        let own = unsafe { self.t.entries.get_unchecked_mut(h) };
-        if let Some(k) = own.span() {
-            if k.lo <= lo && hi <= k.hi {
-                own.know(span);
-                return Ok(());
+        // Without the feature `small`, O(1) when the span lies in the id's
+        // own known span (no other known span overlaps it then). With the
+        // feature, the pass below gets there too (it finds no overlap and
+        // forgets nothing), in O(`N`) on this cold path, with less code.
+        #[cfg(not(feature = "small"))]
+        {
+            // SAFETY: `head < num` (this function's contract) `<= N`
+            // (`RingMem::new` refused a layout of more than `N` entries).
+            let own = unsafe { self.t.entries.get_unchecked_mut(h) };
+            if let Some(k) = own.span() {
+                if k.lo <= lo && hi <= k.hi {
+                    own.know(span);
+                    return Ok(());
+                }
             }
         }
         // A known span (`len` not 0) overlapping `lo..hi`.
@@ -1919,25 +1930,29 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let last = self.last_avail;
         let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
-            Self::store_avail_event(ring, last)?;
-            // Without the feature `small`, the re-arming pass's own copy of
-            // the fenced read: it knows the mode (re-arming is `EVENT_IDX`
-            // only), and leaves `driver_declined` (read only by a
-            // publication that does not re-arm) as the last of those set it.
+            // With the feature `small`, the one out-of-line re-arm (store,
+            // fence, `armed_at`) the pop and `enable_notifications` call too.
+            #[cfg(feature = "small")]
+            self.rearm()?;
+            // Without it, the re-arming pass's own copy of the fenced read:
+            // it knows the mode (re-arming is `EVENT_IDX` only), and leaves
+            // `driver_declined` (read only by a publication that does not
+            // re-arm) as the last of those set it.
             #[cfg(not(feature = "small"))]
             {
+                Self::store_avail_event(ring, last)?;
                 ring.mem.full_fence();
                 self.armed_at = u32::from(last);
                 let notify = self.driver_wants(ring, new, old, true, true)?;
                 return Ok(self.count_notification(notify));
             }
-        } else if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
-            return Ok(self.count_notification(true));
+        } else {
+            if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
+                return Ok(self.count_notification(true));
+            }
+            ring.mem.full_fence();
         }
-        ring.mem.full_fence();
-        if arm {
-            self.armed_at = u32::from(last);
-        }
+        let ring = &self.ring;
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
         let notify = self.driver_wants(ring, new, old, arm, true)?;
         self.driver_declined = !notify;
@@ -2119,10 +2134,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// driver either published before it could see the new event (the
     /// re-read finds the entry) or reads the event after publishing and
     /// notifies (its own store, fence, load in [`crate::Driver::publish`]).
+    ///
+    /// With the feature `small`, one out-of-line copy for the pop's
+    /// re-arm, the re-arming publication and `enable_notifications`.
+    #[cfg_attr(feature = "small", inline(never))]
     fn rearm(&mut self) -> Result<(), Error> {
-        Self::store_avail_event(&self.ring, self.last_avail)?;
+        // In a local: the fences would make the field load again.
+        let last = self.last_avail;
+        Self::store_avail_event(&self.ring, last)?;
         self.ring.mem.full_fence();
-        self.armed_at = u32::from(self.last_avail);
+        self.armed_at = u32::from(last);
         Ok(())
     }
 
