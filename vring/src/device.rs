@@ -569,7 +569,8 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `small`, the last answer to a publication that did not re-arm (one
     /// that re-arms reads no first answer, and leaves this as it was). A
     /// hint only: either way the answer comes from the fenced read when
-    /// the first read says "no".
+    /// the first read says "no". Unused with the feature `small` on
+    /// coherent memory, where every publication reads after the fence.
     driver_declined: bool,
     /// Non-coherent memory, flags mode: the fenced read of `avail.flags` at
     /// the last publication loaded the line that also holds `avail.idx`,
@@ -591,6 +592,10 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
 }
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N> {
+    /// A publication reads the driver's answer only after its fence (no
+    /// unfenced first read): with the feature `small` on coherent memory.
+    const FENCED_READ_ONLY: bool = cfg!(feature = "small") && M::COHERENT;
+
     /// Attaches to the ring at `layout`, which the driver initialised. Writes
     /// nothing (rpmsg-lite's remote init writes nothing either: vectors
     /// README); takes `used.idx` from memory (rpmsg-lite's master pre-loads
@@ -1122,6 +1127,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // `Device::new`) refused a layout of more than `N` entries.
             let e = unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) };
             // A held entry's span is known (`len` not 0).
+            #[cfg(feature = "small")]
+            if e.is_held() {
+                // Released before the entry is written (held again if that
+                // fails), as `push_held` does; the write is `add_used`'s.
+                let desc_len = e.len;
+                let len = len.unwrap_or(desc_len);
+                if len > desc_len {
+                    return Err(Error::InvalidLength);
+                }
+                let held = core::mem::replace(&mut e.held, Held::No);
+                return self.add_used(id, len).inspect_err(|_| {
+                    // SAFETY: as above.
+                    unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = held;
+                });
+            }
+            #[cfg(not(feature = "small"))]
             if e.is_held() {
                 return Self::push_held(
                     &self.ring,
@@ -1370,18 +1391,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         );
         // A contents error comes from `validate`, after `check` found
         // `head < num` (its first test, `DescriptorIndexOutOfRange`).
-        if contents
-            && self
-                .ring
-                .update_used_entry(self.used_idx, u32::from(head), 0)
-                .map(|wrote| {
-                    if !M::COHERENT {
-                        self.entries_dirty |= wrote;
-                    }
-                })
-                .is_ok()
-        {
-            self.used_idx = self.used_idx.wrapping_add(1);
+        if contents && self.add_used(head, 0).is_ok() {
             stats!(self).rejected_returned = stats!(self).rejected_returned.wrapping_add(1);
         }
     }
@@ -1450,6 +1460,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             };
             Ok(Self::take(entry, head, writable, mark))
         }
+    }
+
+    /// Writes the used entry `head`, `len` at `used_idx` and moves
+    /// `used_idx` past it (the entry marked for the next publication's
+    /// clean). With the feature `small`, one out-of-line copy for the
+    /// pop's hand-back and `push_used_slot`.
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    fn add_used(&mut self, head: u16, len: u32) -> Result<(), Error> {
+        let at = self.used_idx;
+        let wrote = self.ring.update_used_entry(at, u32::from(head), len)?;
+        if !M::COHERENT {
+            self.entries_dirty |= wrote;
+        }
+        self.used_idx = at.wrapping_add(1);
+        Ok(())
     }
 
     /// [`Device::check`] test by test: the id not held, the descriptor
@@ -1683,16 +1709,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 }
             }
         }
-        // A known span (`len` not 0) overlapping `lo..hi`.
-        let overlaps = |e: &Entry| e.len != 0 && lo < e.hi && e.lo < hi;
+        // An entry whose span overlaps `lo..hi`: known (`len` not 0), or
+        // forgotten (its `lo`, `hi` left as they were; all-zero bytes
+        // overlap nothing). A forgotten entry is never held (only an entry
+        // not held is forgotten, and a pop makes its span known before it
+        // is held), so no test of `len`: whether held, and forgetting one
+        // again, come out the same.
+        let overlaps = |e: &Entry| lo < e.hi && e.lo < hi;
         if cfg!(feature = "small") {
             // One pass with the feature `small`: the known spans of ids
             // not held give way as they are met, so a refusal may leave
             // some of them forgotten (each is located again when next
             // posted; the known spans stay disjoint, and no held one
-            // changes).
-            for (j, e) in self.t.entries.iter_mut().enumerate() {
-                if j != h && overlaps(e) {
+            // changes). The id's own entry is not held (`check`): it
+            // gives way as well, and takes the new span below.
+            for e in &mut self.t.entries {
+                if overlaps(e) {
                     if e.is_held() {
                         return Err(Error::OverlappingBuffer);
                     }
@@ -1947,7 +1979,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 return Ok(self.count_notification(notify));
             }
         } else {
-            if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
+            // The unfenced first read (see `publish_used`), except with the
+            // feature `small` on coherent memory: there the fenced read
+            // alone, the same answer from less code (a fence on every
+            // publication, where the first read only saves that fence).
+            if !Self::FENCED_READ_ONLY
+                && !self.driver_declined
+                && self.driver_wants(ring, new, old, false, false)?
+            {
                 return Ok(self.count_notification(true));
             }
             ring.mem.full_fence();
@@ -1955,7 +1994,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let ring = &self.ring;
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
         let notify = self.driver_wants(ring, new, old, arm, true)?;
-        self.driver_declined = !notify;
+        if !Self::FENCED_READ_ONLY {
+            self.driver_declined = !notify;
+        }
         if !M::COHERENT && self.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
             // read above left the index loaded after the fence, for the
@@ -1978,9 +2019,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// usually is between messages. The line is current again at the next
     /// fetch of `avail.idx`, which shares it in flags mode.
     ///
-    /// `ring`: this ring's (a copy). With the feature `small`, one
-    /// out-of-line copy that reads the ring itself
-    /// (`driver_wants_out_of_line`: no ring argument to pass).
+    /// `ring`: this ring's.
     #[inline(always)]
     fn driver_wants(
         &self,
@@ -1990,16 +2029,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         event_idx: bool,
         fresh: bool,
     ) -> Result<bool, Error> {
+        // Two calls per publication (the first read, the fenced one): with
+        // the feature `small`, one out-of-line copy for both.
         #[cfg(feature = "small")]
-        {
+        if !Self::FENCED_READ_ONLY {
             let _ = ring;
-            self.driver_wants_out_of_line(new, old, event_idx, fresh)
+            return self.driver_wants_out_of_line(new, old, event_idx, fresh);
         }
-        #[cfg(not(feature = "small"))]
         self.driver_wants_in(ring, new, old, event_idx, fresh)
     }
 
-    /// [`Device::driver_wants`] with the feature `small`.
+    /// [`Device::driver_wants`] out of line, with the feature `small`
+    /// where a publication reads twice.
     #[cfg(feature = "small")]
     #[inline(never)]
     fn driver_wants_out_of_line(
