@@ -534,9 +534,12 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     /// [`DeviceConfig::suppression`].
     suppression: Suppression,
-    /// [`DeviceConfig::buffers`] (its `first_avail` lives on as
+    /// [`DeviceConfig::buffers`] as the range `area_lo..area_end` (the end
+    /// computed once: the attach checked it; `first_avail` lives on as
     /// `last_avail`).
-    buffers: BufferArea,
+    area_lo: usize,
+    /// The end of [`DeviceConfig::buffers`].
+    area_end: usize,
     /// The leased tables: which descriptor is held, the span each last
     /// named (with the feature `small`, the statistics).
     t: &'m mut Tables<N>,
@@ -813,7 +816,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Self {
             ring,
             suppression: config.suppression,
-            buffers: config.buffers,
+            area_lo: config.buffers.offset,
+            // Checked not to overflow by `areas_clear`.
+            area_end: config.buffers.offset.wrapping_add(config.buffers.len),
             t,
             #[cfg(not(feature = "small"))]
             stats: Stats::ZERO,
@@ -1006,7 +1011,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         reuse: bool,
     ) -> Result<Option<Popped<'m, M, Received>>, Error> {
-        let Some(p) = self.pop(false, reuse, true)? else {
+        let Some(p) = self.pop(Held::Readable, reuse, true)? else {
             return Ok(None);
         };
         // SAFETY: `pop` recorded `p.offset..+p.capacity` (rounded to whole
@@ -1035,7 +1040,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_writable(&mut self) -> Result<Option<Popped<'m, M, Dirty>>, Error> {
-        let Some(p) = self.pop(true, false, true)? else {
+        let Some(p) = self.pop(Held::Writable, false, true)? else {
             return Ok(None);
         };
         // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
@@ -1080,7 +1085,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[inline(always)]
     fn pop_readable_slot_inner(&mut self, reuse: bool) -> Result<Option<Slot>, Error> {
-        self.pop_slot(false, reuse)
+        self.pop_slot(Held::Readable, reuse)
     }
 
     /// The pop behind every slot pop, readable or writable. With the
@@ -1089,8 +1094,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// caller (no call, a copy per call site).
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline(always))]
-    fn pop_slot(&mut self, writable: bool, reuse: bool) -> Result<Option<Slot>, Error> {
-        Ok(self.pop(writable, reuse, true)?.map(|p| Slot {
+    fn pop_slot(&mut self, kind: Held, reuse: bool) -> Result<Option<Slot>, Error> {
+        Ok(self.pop(kind, reuse, true)?.map(|p| Slot {
             id: p.head,
             offset: p.span.lo,
             len: p.span.len,
@@ -1105,7 +1110,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// As [`Device::pop_writable`].
     #[inline]
     pub fn pop_writable_slot(&mut self) -> Result<Option<Slot>, Error> {
-        self.pop_slot(true, false)
+        self.pop_slot(Held::Writable, false)
     }
 
     /// Returns a slot popped with [`Device::pop_readable_slot`] or
@@ -1206,9 +1211,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// receive pass) or [`Device::pop_writable_with`].
     #[inline(always)]
     fn pop_with(&mut self, writable: bool, f: impl FnOnce(&Slot) -> bool) -> Result<Passed, Error> {
+        let kind = if writable {
+            Held::Writable
+        } else {
+            Held::Readable
+        };
         #[cfg(not(feature = "small"))]
         if M::COHERENT && M::DIRECT {
-            let Some(p) = self.pop(writable, false, false)? else {
+            let Some(p) = self.pop(kind, false, false)? else {
                 return Ok(Passed::Empty);
             };
             let slot = Slot {
@@ -1221,11 +1231,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             if !back {
                 // SAFETY: `id < num <= N` (`check` tested it; `RingMem::new`
                 // refused a layout of more than `N` entries).
-                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = if writable {
-                    Held::Writable
-                } else {
-                    Held::Readable
-                };
+                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = kind;
                 return Ok(Passed::Kept);
             }
             // `push_held` of the id just popped (in range, on a working
@@ -1242,7 +1248,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 Err(e) => Passed::NotReturned(e),
             });
         }
-        let Some(slot) = self.pop_slot(writable, false)? else {
+        let Some(slot) = self.pop_slot(kind, false)? else {
             return Ok(Passed::Empty);
         };
         if !f(&slot) {
@@ -1276,7 +1282,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// (`false`: the caller returns it before it gives up `&mut self`, or
     /// marks it then: [`Device::pop_readable_with`]).
     #[inline(always)]
-    fn pop(&mut self, writable: bool, reuse: bool, mark: bool) -> Result<Option<Pop>, Error> {
+    fn pop(&mut self, kind: Held, reuse: bool, mark: bool) -> Result<Option<Pop>, Error> {
         // A copy (see `RingMem`'s `Copy`) and the position, read before the
         // acquire load of `avail.idx` (after which fields of `self` would be
         // loaded again). Nothing below moves `last_avail` before the pop
@@ -1356,7 +1362,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         )?;
         let head = ring.read_avail_entry(pos)?;
         self.last_avail = next;
-        match self.check(&ring, head, writable, mark) {
+        match self.check(&ring, head, kind, mark) {
             // `check` marked `head` held (`mark`) and counted it.
             Ok(p) => Ok(Some(p)),
             Err(e) => Err(self.reject(head, e)),
@@ -1414,7 +1420,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         ring: &RingMem<'m, M, E>,
         head: u16,
-        writable: bool,
+        kind: Held,
         mark: bool,
     ) -> Result<Pop, Error> {
         // `head < num`, tested against the mask (`num - 1`), which the pop
@@ -1423,12 +1429,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::DescriptorIndexOutOfRange);
         }
         #[cfg(feature = "small")]
-        return self.check_in_order(ring, head, writable, mark);
+        return self.check_in_order(ring, head, kind, mark);
         #[cfg(not(feature = "small"))]
         {
             let h = usize::from(head);
+            let writable = kind == Held::Writable;
             if !(M::COHERENT && M::DIRECT) {
-                return self.check_in_order(ring, head, writable, mark);
+                return self.check_in_order(ring, head, kind, mark);
             }
             // SAFETY: `h < num` (tested above): no mask to apply again. No
             // maintenance or memory error to order before the read
@@ -1452,13 +1459,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 // The entry's length and address are the descriptor's
                 // (compared above): taken from there, not loaded again
                 // after the count's store (which may alias the entry).
-                return Ok(Self::take_as(entry, head, writable, d.addr, d.len, mark));
+                return Ok(Self::take_as(entry, head, kind, d.addr, d.len, mark));
             } else {
                 self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
                 // SAFETY: as above.
                 unsafe { self.t.entries.get_unchecked_mut(h) }
             };
-            Ok(Self::take(entry, head, writable, mark))
+            Ok(Self::take(entry, head, kind, mark))
         }
     }
 
@@ -1485,7 +1492,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         ring: &RingMem<'m, M, E>,
         head: u16,
-        writable: bool,
+        kind: Held,
         mark: bool,
     ) -> Result<Pop, Error> {
         let l = ring.layout;
@@ -1499,10 +1506,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
         // SAFETY: `h < num` (tested by `check`): no mask to apply again.
         let d = unsafe { ring.read_desc_below_num(h) }?;
-        self.validate(head, d.addr, d.len, d.flags, writable)?;
+        self.validate(head, d.addr, d.len, d.flags, kind == Held::Writable)?;
         // SAFETY: as above.
         let entry = unsafe { self.t.entries.get_unchecked_mut(h) };
-        Ok(Self::take(entry, head, writable, mark))
+        Ok(Self::take(entry, head, kind, mark))
     }
 
     /// [`Device::check`]'s case other than the usual one: the tests one
@@ -1576,12 +1583,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// Marks `entry` (descriptor `head`'s, validated and counted) held
     /// (`mark`) and describes it.
     #[inline(always)]
-    fn take(entry: &mut Entry, head: u16, writable: bool, mark: bool) -> Pop {
-        let held = if writable {
-            Held::Writable
-        } else {
-            Held::Readable
-        };
+    fn take(entry: &mut Entry, head: u16, held: Held, mark: bool) -> Pop {
         if mark {
             entry.held = held;
         }
@@ -1600,19 +1602,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// (the descriptor's, found equal).
     #[cfg(not(feature = "small"))]
     #[inline(always)]
-    fn take_as(
-        entry: &mut Entry,
-        head: u16,
-        writable: bool,
-        addr: u64,
-        len: u32,
-        mark: bool,
-    ) -> Pop {
-        let held = if writable {
-            Held::Writable
-        } else {
-            Held::Readable
-        };
+    fn take_as(entry: &mut Entry, head: u16, held: Held, addr: u64, len: u32, mark: bool) -> Pop {
         if mark {
             entry.held = held;
         }
@@ -1634,13 +1624,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// knows it from then on). Cold: once
     /// per descriptor while the driver keeps posting the same buffers
     /// (`check` recognises them), so the recognised path is laid out
-    /// straight.
+    /// straight. With the feature `small`, inlined (with `claim`) into the
+    /// one out-of-line pop, its one caller: no call, frame or result to
+    /// pass (minimal-remote 38 bytes smaller).
     ///
     /// # Safety
     ///
     /// `head < num` (`claim` indexes the tables with it unchecked).
-    #[cold]
-    #[inline(never)]
+    #[cfg_attr(not(feature = "small"), cold, inline(never))]
+    #[cfg_attr(feature = "small", inline(always))]
     unsafe fn locate(
         &mut self,
         head: u16,
@@ -1658,8 +1650,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::MisalignedBuffer);
         }
         let hi = align_up(offset + len, line).ok_or(outside)?;
-        let area = self.buffers;
-        if offset < area.offset || hi > area.offset + area.len {
+        if offset < self.area_lo || hi > self.area_end {
             return Err(Error::OutsideBufferArea);
         }
         let span = Span {
@@ -1690,6 +1681,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// # Safety
     ///
     /// `head < num`.
+    #[cfg_attr(feature = "small", inline(always))]
     unsafe fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
