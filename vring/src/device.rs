@@ -409,12 +409,34 @@ pub struct DeviceTables<const N: usize, const K: usize = 1> {
 /// without loading the tables' address). The entries come first otherwise
 /// (an entry's address is the tables' plus the scaled id, with no offset
 /// to add on the hot paths).
+///
+/// With the feature `small`, also the device's `fresh` (see [`Device`]),
+/// which only non-coherent memory uses: a remote on coherent memory then
+/// neither stores nor moves its two words (minimal-remote 16 bytes
+/// smaller). All-zero bytes are [`Fresh::NONE`], what the attach sets.
 #[repr(C)]
 struct Tables<const N: usize> {
     #[cfg(feature = "small")]
     stats: Stats,
+    #[cfg(feature = "small")]
+    fresh: Fresh,
     /// By descriptor id: the span it last named, whether it is held.
     entries: [Entry; N],
+}
+
+/// The device's `fresh` (non-coherent memory only): in the [`Device`]
+/// without the feature `small`, in its [`Tables`] with it.
+#[cfg(not(feature = "small"))]
+macro_rules! nc {
+    ($d:expr) => {
+        $d
+    };
+}
+#[cfg(feature = "small")]
+macro_rules! nc {
+    ($d:expr) => {
+        $d.t
+    };
 }
 
 /// The device's statistics: in the [`Device`] without the feature `small`,
@@ -450,6 +472,8 @@ impl<const N: usize, const K: usize> DeviceTables<N, K> {
                     Tables {
                         #[cfg(feature = "small")]
                         stats: Stats::ZERO,
+                        #[cfg(feature = "small")]
+                        fresh: Fresh::NONE,
                         entries: [Entry::NONE; N],
                     }
                 }; K],
@@ -484,7 +508,7 @@ impl<const N: usize, const K: usize> DeviceTables<N, K> {
         // reaches the cell until the `K` devices built on it, dropped,
         // give it back (`Drop`), and these references die with them.
         let t = unsafe { &mut *self.tables.get() };
-        // All-zero bytes are `Stats::ZERO` and `Entry::NONE` (`Tables`:
+        // All-zero bytes are `Stats::ZERO`, `Fresh::NONE` and `Entry::NONE` (`Tables`:
         // `repr(C)` of plain integers and `Held::No` = 0). One volatile
         // store per word, all `K` tables in one loop: LLVM turns a plain
         // zeroing loop (or `fill`) back into a `memset` call, which links
@@ -563,7 +587,9 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// the per-pass question (`Device::must_rearm`) is one test.
     armed_at: u32,
     /// Available-entry lines invalidated since the last fetch of
-    /// `avail.idx` ([`RingMem::invalidate_entry`]).
+    /// `avail.idx` ([`RingMem::invalidate_entry`]). With the feature
+    /// `small`, in the tables.
+    #[cfg(not(feature = "small"))]
     fresh: Fresh,
     /// The driver's last answer ([`Device::publish_used`]) was "no
     /// notification": the next publication skips the unfenced first read
@@ -837,6 +863,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             driver_declined: false,
             idx_line_loaded: false,
             entries_dirty: false,
+            #[cfg(not(feature = "small"))]
             fresh: Fresh::NONE,
             live_num: num,
         }
@@ -1355,7 +1382,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         let l = ring.layout;
         ring.invalidate_entry(
-            &mut self.fresh,
+            &mut nc!(self).fresh,
             l.avail_offset() + 2,
             l.avail_slot(ring.slot(pos)),
             2,
@@ -2206,7 +2233,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn fetch_avail_idx(&mut self, reuse: bool) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
         if !M::COHERENT {
-            self.fresh = Fresh::NONE;
+            nc!(self).fresh = Fresh::NONE;
             let loaded = core::mem::replace(&mut self.idx_line_loaded, false);
             if !(reuse && loaded) {
                 self.ring.invalidate(off, 2)?;
