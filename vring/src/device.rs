@@ -2124,17 +2124,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.armed_at = if self.suppression == Suppression::EventIdx {
-            NOT_ARMED
-        } else {
-            NO_REARM
-        };
         match self.suppression {
             Suppression::Flags => {
+                self.armed_at = NO_REARM;
                 self.set_used_flags(0)?;
                 self.ring.mem.full_fence();
             }
-            Suppression::EventIdx => self.rearm()?,
+            Suppression::EventIdx => {
+                self.armed_at = NOT_ARMED;
+                self.rearm()?;
+            }
         }
         Ok(self.fetch_avail_idx(false)? != self.last_avail)
     }
