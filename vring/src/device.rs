@@ -1908,7 +1908,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// never lose one), and no fence is paid: the interrupt wakes the
     /// driver whatever it stored meanwhile. Otherwise `fence(SeqCst)` (the
     /// index store and the second read must not be reordered: the lost
-    /// wake-up of the publish-then-check pattern) and the read again.
+    /// wake-up of the publish-then-check pattern) and the read again. With
+    /// the feature `small` on coherent memory, only the fenced read (the
+    /// same answer from less code; a fence on every publication).
     ///
     /// # Errors
     ///
