@@ -319,6 +319,7 @@ impl Entry {
     const IDLE: u32 = u32::from_ne_bytes([Held::No as u8, 1, 0, 0]);
 
     /// The span this id last named, if any.
+    #[cfg(not(feature = "small"))]
     #[inline(always)]
     fn span(&self) -> Option<Span> {
         (self.len != 0).then_some(self.as_span())
@@ -408,12 +409,34 @@ pub struct DeviceTables<const N: usize, const K: usize = 1> {
 /// without loading the tables' address). The entries come first otherwise
 /// (an entry's address is the tables' plus the scaled id, with no offset
 /// to add on the hot paths).
+///
+/// With the feature `small`, also the device's `fresh` (see [`Device`]),
+/// which only non-coherent memory uses: a remote on coherent memory then
+/// neither stores nor moves its two words (minimal-remote 16 bytes
+/// smaller). All-zero bytes are [`Fresh::NONE`], what the attach sets.
 #[repr(C)]
 struct Tables<const N: usize> {
     #[cfg(feature = "small")]
     stats: Stats,
+    #[cfg(feature = "small")]
+    fresh: Fresh,
     /// By descriptor id: the span it last named, whether it is held.
     entries: [Entry; N],
+}
+
+/// The device's `fresh` (non-coherent memory only): in the [`Device`]
+/// without the feature `small`, in its [`Tables`] with it.
+#[cfg(not(feature = "small"))]
+macro_rules! nc {
+    ($d:expr) => {
+        $d
+    };
+}
+#[cfg(feature = "small")]
+macro_rules! nc {
+    ($d:expr) => {
+        $d.t
+    };
 }
 
 /// The device's statistics: in the [`Device`] without the feature `small`,
@@ -449,6 +472,8 @@ impl<const N: usize, const K: usize> DeviceTables<N, K> {
                     Tables {
                         #[cfg(feature = "small")]
                         stats: Stats::ZERO,
+                        #[cfg(feature = "small")]
+                        fresh: Fresh::NONE,
                         entries: [Entry::NONE; N],
                     }
                 }; K],
@@ -483,7 +508,7 @@ impl<const N: usize, const K: usize> DeviceTables<N, K> {
         // reaches the cell until the `K` devices built on it, dropped,
         // give it back (`Drop`), and these references die with them.
         let t = unsafe { &mut *self.tables.get() };
-        // All-zero bytes are `Stats::ZERO` and `Entry::NONE` (`Tables`:
+        // All-zero bytes are `Stats::ZERO`, `Fresh::NONE` and `Entry::NONE` (`Tables`:
         // `repr(C)` of plain integers and `Held::No` = 0). One volatile
         // store per word, all `K` tables in one loop: LLVM turns a plain
         // zeroing loop (or `fill`) back into a `memset` call, which links
@@ -533,9 +558,12 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     ring: RingMem<'m, M, E>,
     /// [`DeviceConfig::suppression`].
     suppression: Suppression,
-    /// [`DeviceConfig::buffers`] (its `first_avail` lives on as
+    /// [`DeviceConfig::buffers`] as the range `area_lo..area_end` (the end
+    /// computed once: the attach checked it; `first_avail` lives on as
     /// `last_avail`).
-    buffers: BufferArea,
+    area_lo: usize,
+    /// The end of [`DeviceConfig::buffers`].
+    area_end: usize,
     /// The leased tables: which descriptor is held, the span each last
     /// named (with the feature `small`, the statistics).
     t: &'m mut Tables<N>,
@@ -559,7 +587,9 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// the per-pass question (`Device::must_rearm`) is one test.
     armed_at: u32,
     /// Available-entry lines invalidated since the last fetch of
-    /// `avail.idx` ([`RingMem::invalidate_entry`]).
+    /// `avail.idx` ([`RingMem::invalidate_entry`]). With the feature
+    /// `small`, in the tables.
+    #[cfg(not(feature = "small"))]
     fresh: Fresh,
     /// The driver's last answer ([`Device::publish_used`]) was "no
     /// notification": the next publication skips the unfenced first read
@@ -568,7 +598,8 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
     /// `small`, the last answer to a publication that did not re-arm (one
     /// that re-arms reads no first answer, and leaves this as it was). A
     /// hint only: either way the answer comes from the fenced read when
-    /// the first read says "no".
+    /// the first read says "no". Unused with the feature `small` on
+    /// coherent memory, where every publication reads after the fence.
     driver_declined: bool,
     /// Non-coherent memory, flags mode: the fenced read of `avail.flags` at
     /// the last publication loaded the line that also holds `avail.idx`,
@@ -590,6 +621,10 @@ pub struct Device<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> {
 }
 
 impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N> {
+    /// A publication reads the driver's answer only after its fence (no
+    /// unfenced first read): with the feature `small` on coherent memory.
+    const FENCED_READ_ONLY: bool = cfg!(feature = "small") && M::COHERENT;
+
     /// Attaches to the ring at `layout`, which the driver initialised. Writes
     /// nothing (rpmsg-lite's remote init writes nothing either: vectors
     /// README); takes `used.idx` from memory (rpmsg-lite's master pre-loads
@@ -807,7 +842,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         Self {
             ring,
             suppression: config.suppression,
-            buffers: config.buffers,
+            area_lo: config.buffers.offset,
+            // Checked not to overflow by `areas_clear`.
+            area_end: config.buffers.offset.wrapping_add(config.buffers.len),
             t,
             #[cfg(not(feature = "small"))]
             stats: Stats::ZERO,
@@ -826,6 +863,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             driver_declined: false,
             idx_line_loaded: false,
             entries_dirty: false,
+            #[cfg(not(feature = "small"))]
             fresh: Fresh::NONE,
             live_num: num,
         }
@@ -1000,7 +1038,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         reuse: bool,
     ) -> Result<Option<Popped<'m, M, Received>>, Error> {
-        let Some(p) = self.pop(false, reuse, true)? else {
+        let Some(p) = self.pop(Held::Readable, reuse, true)? else {
             return Ok(None);
         };
         // SAFETY: `pop` recorded `p.offset..+p.capacity` (rounded to whole
@@ -1029,7 +1067,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn pop_writable(&mut self) -> Result<Option<Popped<'m, M, Dirty>>, Error> {
-        let Some(p) = self.pop(true, false, true)? else {
+        let Some(p) = self.pop(Held::Writable, false, true)? else {
             return Ok(None);
         };
         // SAFETY: as in `pop_readable`; a writable buffer covers exactly the
@@ -1074,7 +1112,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
 
     #[inline(always)]
     fn pop_readable_slot_inner(&mut self, reuse: bool) -> Result<Option<Slot>, Error> {
-        self.pop_slot(false, reuse)
+        self.pop_slot(Held::Readable, reuse)
     }
 
     /// The pop behind every slot pop, readable or writable. With the
@@ -1083,8 +1121,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// caller (no call, a copy per call site).
     #[cfg_attr(feature = "small", inline(never))]
     #[cfg_attr(not(feature = "small"), inline(always))]
-    fn pop_slot(&mut self, writable: bool, reuse: bool) -> Result<Option<Slot>, Error> {
-        Ok(self.pop(writable, reuse, true)?.map(|p| Slot {
+    fn pop_slot(&mut self, kind: Held, reuse: bool) -> Result<Option<Slot>, Error> {
+        Ok(self.pop(kind, reuse, true)?.map(|p| Slot {
             id: p.head,
             offset: p.span.lo,
             len: p.span.len,
@@ -1099,7 +1137,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// As [`Device::pop_writable`].
     #[inline]
     pub fn pop_writable_slot(&mut self) -> Result<Option<Slot>, Error> {
-        self.pop_slot(true, false)
+        self.pop_slot(Held::Writable, false)
     }
 
     /// Returns a slot popped with [`Device::pop_readable_slot`] or
@@ -1121,6 +1159,22 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             // `Device::new`) refused a layout of more than `N` entries.
             let e = unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) };
             // A held entry's span is known (`len` not 0).
+            #[cfg(feature = "small")]
+            if e.is_held() {
+                // Released before the entry is written (held again if that
+                // fails), as `push_held` does; the write is `add_used`'s.
+                let desc_len = e.len;
+                let len = len.unwrap_or(desc_len);
+                if len > desc_len {
+                    return Err(Error::InvalidLength);
+                }
+                let held = core::mem::replace(&mut e.held, Held::No);
+                return self.add_used(id, len).inspect_err(|_| {
+                    // SAFETY: as above.
+                    unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = held;
+                });
+            }
+            #[cfg(not(feature = "small"))]
             if e.is_held() {
                 return Self::push_held(
                     &self.ring,
@@ -1184,9 +1238,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// receive pass) or [`Device::pop_writable_with`].
     #[inline(always)]
     fn pop_with(&mut self, writable: bool, f: impl FnOnce(&Slot) -> bool) -> Result<Passed, Error> {
+        let kind = if writable {
+            Held::Writable
+        } else {
+            Held::Readable
+        };
         #[cfg(not(feature = "small"))]
         if M::COHERENT && M::DIRECT {
-            let Some(p) = self.pop(writable, false, false)? else {
+            let Some(p) = self.pop(kind, false, false)? else {
                 return Ok(Passed::Empty);
             };
             let slot = Slot {
@@ -1199,11 +1258,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             if !back {
                 // SAFETY: `id < num <= N` (`check` tested it; `RingMem::new`
                 // refused a layout of more than `N` entries).
-                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = if writable {
-                    Held::Writable
-                } else {
-                    Held::Readable
-                };
+                unsafe { self.t.entries.get_unchecked_mut(usize::from(id)) }.held = kind;
                 return Ok(Passed::Kept);
             }
             // `push_held` of the id just popped (in range, on a working
@@ -1220,7 +1275,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 Err(e) => Passed::NotReturned(e),
             });
         }
-        let Some(slot) = self.pop_slot(writable, false)? else {
+        let Some(slot) = self.pop_slot(kind, false)? else {
             return Ok(Passed::Empty);
         };
         if !f(&slot) {
@@ -1254,7 +1309,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// (`false`: the caller returns it before it gives up `&mut self`, or
     /// marks it then: [`Device::pop_readable_with`]).
     #[inline(always)]
-    fn pop(&mut self, writable: bool, reuse: bool, mark: bool) -> Result<Option<Pop>, Error> {
+    fn pop(&mut self, kind: Held, reuse: bool, mark: bool) -> Result<Option<Pop>, Error> {
         // A copy (see `RingMem`'s `Copy`) and the position, read before the
         // acquire load of `avail.idx` (after which fields of `self` would be
         // loaded again). Nothing below moves `last_avail` before the pop
@@ -1327,14 +1382,14 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         }
         let l = ring.layout;
         ring.invalidate_entry(
-            &mut self.fresh,
+            &mut nc!(self).fresh,
             l.avail_offset() + 2,
             l.avail_slot(ring.slot(pos)),
             2,
         )?;
         let head = ring.read_avail_entry(pos)?;
         self.last_avail = next;
-        match self.check(&ring, head, writable, mark) {
+        match self.check(&ring, head, kind, mark) {
             // `check` marked `head` held (`mark`) and counted it.
             Ok(p) => Ok(Some(p)),
             Err(e) => Err(self.reject(head, e)),
@@ -1367,15 +1422,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             e,
             Error::DescriptorIndexOutOfRange | Error::DescriptorInFlight | Error::Memory(_)
         );
-        if contents
-            && head < self.ring.layout.num()
-            && self
-                .ring
-                .update_used_entry(self.used_idx, u32::from(head), 0)
-                .map(|wrote| self.entries_dirty |= wrote)
-                .is_ok()
-        {
-            self.used_idx = self.used_idx.wrapping_add(1);
+        // A contents error comes from `validate`, after `check` found
+        // `head < num` (its first test, `DescriptorIndexOutOfRange`).
+        if contents && self.add_used(head, 0).is_ok() {
             stats!(self).rejected_returned = stats!(self).rejected_returned.wrapping_add(1);
         }
     }
@@ -1398,7 +1447,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         ring: &RingMem<'m, M, E>,
         head: u16,
-        writable: bool,
+        kind: Held,
         mark: bool,
     ) -> Result<Pop, Error> {
         // `head < num`, tested against the mask (`num - 1`), which the pop
@@ -1407,12 +1456,13 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::DescriptorIndexOutOfRange);
         }
         #[cfg(feature = "small")]
-        return self.check_in_order(ring, head, writable, mark);
+        return self.check_in_order(ring, head, kind, mark);
         #[cfg(not(feature = "small"))]
         {
             let h = usize::from(head);
+            let writable = kind == Held::Writable;
             if !(M::COHERENT && M::DIRECT) {
-                return self.check_in_order(ring, head, writable, mark);
+                return self.check_in_order(ring, head, kind, mark);
             }
             // SAFETY: `h < num` (tested above): no mask to apply again. No
             // maintenance or memory error to order before the read
@@ -1436,14 +1486,30 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
                 // The entry's length and address are the descriptor's
                 // (compared above): taken from there, not loaded again
                 // after the count's store (which may alias the entry).
-                return Ok(Self::take_as(entry, head, writable, d.addr, d.len, mark));
+                return Ok(Self::take_as(entry, head, kind, d.addr, d.len, mark));
             } else {
                 self.check_unusual(head, d.addr, d.len, d.flags, writable)?;
                 // SAFETY: as above.
                 unsafe { self.t.entries.get_unchecked_mut(h) }
             };
-            Ok(Self::take(entry, head, writable, mark))
+            Ok(Self::take(entry, head, kind, mark))
         }
+    }
+
+    /// Writes the used entry `head`, `len` at `used_idx` and moves
+    /// `used_idx` past it (the entry marked for the next publication's
+    /// clean). With the feature `small`, one out-of-line copy for the
+    /// pop's hand-back and `push_used_slot`.
+    #[cfg_attr(feature = "small", inline(never))]
+    #[cfg_attr(not(feature = "small"), inline(always))]
+    fn add_used(&mut self, head: u16, len: u32) -> Result<(), Error> {
+        let at = self.used_idx;
+        let wrote = self.ring.update_used_entry(at, u32::from(head), len)?;
+        if !M::COHERENT {
+            self.entries_dirty |= wrote;
+        }
+        self.used_idx = at.wrapping_add(1);
+        Ok(())
     }
 
     /// [`Device::check`] test by test: the id not held, the descriptor
@@ -1453,7 +1519,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         &mut self,
         ring: &RingMem<'m, M, E>,
         head: u16,
-        writable: bool,
+        kind: Held,
         mark: bool,
     ) -> Result<Pop, Error> {
         let l = ring.layout;
@@ -1467,10 +1533,10 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         ring.invalidate(l.desc_entry_offset(head), DESC_SIZE)?;
         // SAFETY: `h < num` (tested by `check`): no mask to apply again.
         let d = unsafe { ring.read_desc_below_num(h) }?;
-        self.validate(head, d.addr, d.len, d.flags, writable)?;
+        self.validate(head, d.addr, d.len, d.flags, kind == Held::Writable)?;
         // SAFETY: as above.
         let entry = unsafe { self.t.entries.get_unchecked_mut(h) };
-        Ok(Self::take(entry, head, writable, mark))
+        Ok(Self::take(entry, head, kind, mark))
     }
 
     /// [`Device::check`]'s case other than the usual one: the tests one
@@ -1544,12 +1610,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// Marks `entry` (descriptor `head`'s, validated and counted) held
     /// (`mark`) and describes it.
     #[inline(always)]
-    fn take(entry: &mut Entry, head: u16, writable: bool, mark: bool) -> Pop {
-        let held = if writable {
-            Held::Writable
-        } else {
-            Held::Readable
-        };
+    fn take(entry: &mut Entry, head: u16, held: Held, mark: bool) -> Pop {
         if mark {
             entry.held = held;
         }
@@ -1568,19 +1629,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// (the descriptor's, found equal).
     #[cfg(not(feature = "small"))]
     #[inline(always)]
-    fn take_as(
-        entry: &mut Entry,
-        head: u16,
-        writable: bool,
-        addr: u64,
-        len: u32,
-        mark: bool,
-    ) -> Pop {
-        let held = if writable {
-            Held::Writable
-        } else {
-            Held::Readable
-        };
+    fn take_as(entry: &mut Entry, head: u16, held: Held, addr: u64, len: u32, mark: bool) -> Pop {
         if mark {
             entry.held = held;
         }
@@ -1602,13 +1651,15 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// knows it from then on). Cold: once
     /// per descriptor while the driver keeps posting the same buffers
     /// (`check` recognises them), so the recognised path is laid out
-    /// straight.
+    /// straight. With the feature `small`, inlined (with `claim`) into the
+    /// one out-of-line pop, its one caller: no call, frame or result to
+    /// pass (minimal-remote 38 bytes smaller).
     ///
     /// # Safety
     ///
     /// `head < num` (`claim` indexes the tables with it unchecked).
-    #[cold]
-    #[inline(never)]
+    #[cfg_attr(not(feature = "small"), cold, inline(never))]
+    #[cfg_attr(feature = "small", inline(always))]
     unsafe fn locate(
         &mut self,
         head: u16,
@@ -1616,10 +1667,8 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         len32: u32,
         writable: bool,
     ) -> Result<(), Error> {
-        // `check` refused a length of 0 before; a known span is never empty.
-        if len32 == 0 {
-            return Err(Error::EmptyBuffer);
-        }
+        // `validate` (the one caller) refused a length of 0 before: a known
+        // span is never empty.
         let outside = Error::AddressOutsideWindow;
         let len = usize::try_from(len32).map_err(|_| outside)?;
         let offset = self.ring.mem.translate(addr, len).map_err(|_| outside)?;
@@ -1628,8 +1677,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
             return Err(Error::MisalignedBuffer);
         }
         let hi = align_up(offset + len, line).ok_or(outside)?;
-        let area = self.buffers;
-        if offset < area.offset || hi > area.offset + area.len {
+        if offset < self.area_lo || hi > self.area_end {
             return Err(Error::OutsideBufferArea);
         }
         let span = Span {
@@ -1660,28 +1708,42 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// # Safety
     ///
     /// `head < num`.
+    #[cfg_attr(feature = "small", inline(always))]
     unsafe fn claim(&mut self, head: u16, span: Span) -> Result<(), Error> {
         let Span { lo, hi, .. } = span;
         let h = usize::from(head);
-        // SAFETY: `head < num` (this function's contract) `<= N`
-        // (`RingMem::new` refused a layout of more than `N` entries).
-        let own = unsafe { self.t.entries.get_unchecked_mut(h) };
-        if let Some(k) = own.span() {
-            if k.lo <= lo && hi <= k.hi {
-                own.know(span);
-                return Ok(());
+        // Without the feature `small`, O(1) when the span lies in the id's
+        // own known span (no other known span overlaps it then). With the
+        // feature, the pass below gets there too (it finds no overlap and
+        // forgets nothing), in O(`N`) on this cold path, with less code.
+        #[cfg(not(feature = "small"))]
+        {
+            // SAFETY: `head < num` (this function's contract) `<= N`
+            // (`RingMem::new` refused a layout of more than `N` entries).
+            let own = unsafe { self.t.entries.get_unchecked_mut(h) };
+            if let Some(k) = own.span() {
+                if k.lo <= lo && hi <= k.hi {
+                    own.know(span);
+                    return Ok(());
+                }
             }
         }
-        // A known span (`len` not 0) overlapping `lo..hi`.
-        let overlaps = |e: &Entry| e.len != 0 && lo < e.hi && e.lo < hi;
+        // An entry whose span overlaps `lo..hi`: known (`len` not 0), or
+        // forgotten (its `lo`, `hi` left as they were; all-zero bytes
+        // overlap nothing). A forgotten entry is never held (only an entry
+        // not held is forgotten, and a pop makes its span known before it
+        // is held), so no test of `len`: whether held, and forgetting one
+        // again, come out the same.
+        let overlaps = |e: &Entry| lo < e.hi && e.lo < hi;
         if cfg!(feature = "small") {
             // One pass with the feature `small`: the known spans of ids
             // not held give way as they are met, so a refusal may leave
             // some of them forgotten (each is located again when next
             // posted; the known spans stay disjoint, and no held one
-            // changes).
-            for (j, e) in self.t.entries.iter_mut().enumerate() {
-                if j != h && overlaps(e) {
+            // changes). The id's own entry is not held (`check`): it
+            // gives way as well, and takes the new span below.
+            for e in &mut self.t.entries {
+                if overlaps(e) {
                     if e.is_held() {
                         return Err(Error::OverlappingBuffer);
                     }
@@ -1846,7 +1908,9 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// never lose one), and no fence is paid: the interrupt wakes the
     /// driver whatever it stored meanwhile. Otherwise `fence(SeqCst)` (the
     /// index store and the second read must not be reordered: the lost
-    /// wake-up of the publish-then-check pattern) and the read again.
+    /// wake-up of the publish-then-check pattern) and the read again. With
+    /// the feature `small` on coherent memory, only the fenced read (the
+    /// same answer from less code; a fence on every publication).
     ///
     /// # Errors
     ///
@@ -1919,28 +1983,41 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         let last = self.last_avail;
         let arm = rearm && last == self.avail_seen && self.must_rearm();
         if arm {
-            Self::store_avail_event(ring, last)?;
-            // Without the feature `small`, the re-arming pass's own copy of
-            // the fenced read: it knows the mode (re-arming is `EVENT_IDX`
-            // only), and leaves `driver_declined` (read only by a
-            // publication that does not re-arm) as the last of those set it.
+            // With the feature `small`, the one out-of-line re-arm (store,
+            // fence, `armed_at`) the pop and `enable_notifications` call too.
+            #[cfg(feature = "small")]
+            self.rearm()?;
+            // Without it, the re-arming pass's own copy of the fenced read:
+            // it knows the mode (re-arming is `EVENT_IDX` only), and leaves
+            // `driver_declined` (read only by a publication that does not
+            // re-arm) as the last of those set it.
             #[cfg(not(feature = "small"))]
             {
+                Self::store_avail_event(ring, last)?;
                 ring.mem.full_fence();
                 self.armed_at = u32::from(last);
                 let notify = self.driver_wants(ring, new, old, true, true)?;
                 return Ok(self.count_notification(notify));
             }
-        } else if !self.driver_declined && self.driver_wants(ring, new, old, false, false)? {
-            return Ok(self.count_notification(true));
+        } else {
+            // The unfenced first read (see `publish_used`), except with the
+            // feature `small` on coherent memory: there the fenced read
+            // alone, the same answer from less code (a fence on every
+            // publication, where the first read only saves that fence).
+            if !Self::FENCED_READ_ONLY
+                && !self.driver_declined
+                && self.driver_wants(ring, new, old, false, false)?
+            {
+                return Ok(self.count_notification(true));
+            }
+            ring.mem.full_fence();
         }
-        ring.mem.full_fence();
-        if arm {
-            self.armed_at = u32::from(last);
-        }
+        let ring = &self.ring;
         // Re-arming happens only with `EVENT_IDX` (`must_rearm`).
         let notify = self.driver_wants(ring, new, old, arm, true)?;
-        self.driver_declined = !notify;
+        if !Self::FENCED_READ_ONLY {
+            self.driver_declined = !notify;
+        }
         if !M::COHERENT && self.suppression == Suppression::Flags {
             // `avail.flags` and `avail.idx` share a line (checked): the
             // read above left the index loaded after the fence, for the
@@ -1963,9 +2040,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// usually is between messages. The line is current again at the next
     /// fetch of `avail.idx`, which shares it in flags mode.
     ///
-    /// `ring`: this ring's (a copy). With the feature `small`, one
-    /// out-of-line copy that reads the ring itself
-    /// (`driver_wants_out_of_line`: no ring argument to pass).
+    /// `ring`: this ring's.
     #[inline(always)]
     fn driver_wants(
         &self,
@@ -1975,16 +2050,18 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         event_idx: bool,
         fresh: bool,
     ) -> Result<bool, Error> {
+        // Two calls per publication (the first read, the fenced one): with
+        // the feature `small`, one out-of-line copy for both.
         #[cfg(feature = "small")]
-        {
+        if !Self::FENCED_READ_ONLY {
             let _ = ring;
-            self.driver_wants_out_of_line(new, old, event_idx, fresh)
+            return self.driver_wants_out_of_line(new, old, event_idx, fresh);
         }
-        #[cfg(not(feature = "small"))]
         self.driver_wants_in(ring, new, old, event_idx, fresh)
     }
 
-    /// [`Device::driver_wants`] with the feature `small`.
+    /// [`Device::driver_wants`] out of line, with the feature `small`
+    /// where a publication reads twice.
     #[cfg(feature = "small")]
     #[inline(never)]
     fn driver_wants_out_of_line(
@@ -2049,17 +2126,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
         if self.is_broken() {
             return Err(Error::Broken);
         }
-        self.armed_at = if self.suppression == Suppression::EventIdx {
-            NOT_ARMED
-        } else {
-            NO_REARM
-        };
         match self.suppression {
             Suppression::Flags => {
+                self.armed_at = NO_REARM;
                 self.set_used_flags(0)?;
                 self.ring.mem.full_fence();
             }
-            Suppression::EventIdx => self.rearm()?,
+            Suppression::EventIdx => {
+                self.armed_at = NOT_ARMED;
+                self.rearm()?;
+            }
         }
         Ok(self.fetch_avail_idx(false)? != self.last_avail)
     }
@@ -2119,10 +2195,16 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     /// driver either published before it could see the new event (the
     /// re-read finds the entry) or reads the event after publishing and
     /// notifies (its own store, fence, load in [`crate::Driver::publish`]).
+    ///
+    /// With the feature `small`, one out-of-line copy for the pop's
+    /// re-arm, the re-arming publication and `enable_notifications`.
+    #[cfg_attr(feature = "small", inline(never))]
     fn rearm(&mut self) -> Result<(), Error> {
-        Self::store_avail_event(&self.ring, self.last_avail)?;
+        // In a local: the fences would make the field load again.
+        let last = self.last_avail;
+        Self::store_avail_event(&self.ring, last)?;
         self.ring.mem.full_fence();
-        self.armed_at = u32::from(self.last_avail);
+        self.armed_at = u32::from(last);
         Ok(())
     }
 
@@ -2152,7 +2234,7 @@ impl<'m, M: SharedMemory + ?Sized, E: Endian, const N: usize> Device<'m, M, E, N
     fn fetch_avail_idx(&mut self, reuse: bool) -> Result<u16, Error> {
         let off = self.ring.layout.avail_offset() + 2;
         if !M::COHERENT {
-            self.fresh = Fresh::NONE;
+            nc!(self).fresh = Fresh::NONE;
             let loaded = core::mem::replace(&mut self.idx_line_loaded, false);
             if !(reuse && loaded) {
                 self.ring.invalidate(off, 2)?;
