@@ -1827,8 +1827,6 @@ impl<M: SharedMemory + ?Sized, E: Endian, const N: usize> fmt::Debug for Driver<
 mod tests_drv9 {
     //! The lent-id fast path of `add_slot` (one compare of the id's tag)
     //! refuses what the full checks refuse.
-    use core::ptr::NonNull;
-
     use ipc_traits::buf::{Dirty, ShmBuf};
     use ipc_traits::cache::Coherent;
     use ipc_traits::shm::{RawRegion, SharedMemory};
@@ -1836,26 +1834,9 @@ mod tests_drv9 {
     use super::{Driver, DriverConfig};
     use crate::endian::Legacy;
     use crate::error::Error;
-    use crate::layout::Layout;
     use crate::notify::{Suppression, DESC_F_WRITE};
 
-    const BASE: u64 = 0x4000_0000;
-    const WINDOW: usize = 4096;
-    const L: Layout = Layout::legacy(8, 64);
-    const AREA: usize = 2048;
-    const SLOT: usize = 64;
-
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Chunk([u8; 64]);
-
-    fn with_region<R>(f: impl FnOnce(&RawRegion<Coherent>) -> R) -> R {
-        let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
-        let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
-        // SAFETY: `backing` outlives the region and is only used through it.
-        let shm = unsafe { RawRegion::new(base, WINDOW, BASE, Coherent) }.unwrap();
-        f(&shm)
-    }
+    use crate::tests::{with_region, AREA_AT as AREA, BASE, L, SLOT};
 
     fn driver(
         shm: &RawRegion<Coherent>,
@@ -1901,7 +1882,7 @@ mod tests_drv9 {
 
     #[test]
     fn a_known_descriptor_is_still_checked_for_state_and_length() {
-        with_region(|shm| {
+        with_region(Coherent, |shm| {
             let mut drv = driver(shm, false);
             let id = lend(&mut drv, shm, 0);
             let other = lend(&mut drv, shm, 1);
@@ -1953,7 +1934,7 @@ mod tests_drv9 {
     #[test]
     fn the_key_tells_readable_from_writable_flags() {
         for write_flag in [false, true] {
-            with_region(|shm| {
+            with_region(Coherent, |shm| {
                 let mut drv = driver(shm, write_flag);
                 let id = lend(&mut drv, shm, 0);
                 let readable = if write_flag { DESC_F_WRITE } else { 0 };
@@ -1986,7 +1967,7 @@ mod tests_drv9 {
     /// ring, and a buffer lent again after a new binding is written whole.
     #[test]
     fn a_known_writable_descriptor_is_still_checked_for_state() {
-        with_region(|shm| {
+        with_region(Coherent, |shm| {
             let mut drv = driver(shm, false);
             let id = lend(&mut drv, shm, 0);
             let a = BASE + AREA as u64;
@@ -2014,7 +1995,7 @@ mod tests_drv9 {
 
     #[test]
     fn an_add_and_publish_publishes_the_entries_added_before_it() {
-        with_region(|shm| {
+        with_region(Coherent, |shm| {
             let mut drv = driver(shm, false);
             let (a, b) = (lend(&mut drv, shm, 0), lend(&mut drv, shm, 1));
             let mut pos = 0;
@@ -2064,18 +2045,9 @@ mod tests_fast12 {
     use super::{Driver, DriverConfig};
     use crate::endian::Legacy;
     use crate::error::Error;
-    use crate::layout::Layout;
     use crate::notify::Suppression;
 
-    const BASE: u64 = 0x4000_0000;
-    const WINDOW: usize = 4096;
-    const L: Layout = Layout::legacy(8, 64);
-    const AREA: usize = 2048;
-    const SLOT: usize = 64;
-
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Chunk([u8; 64]);
+    use crate::tests::{Chunk, AREA_AT as AREA, BASE, L, SLOT, WINDOW};
 
     fn u16_at(shm: &RawRegion<Coherent>, off: usize) -> u16 {
         let mut b = [0u8; 2];

@@ -18,12 +18,14 @@ pub(crate) const BASE: u64 = 0x4000_0000;
 pub(crate) const WINDOW: usize = 4096;
 /// 8 entries, 64-byte alignment: desc 0..128, avail 128..150, used 192..262.
 pub(crate) const L: Layout = Layout::legacy(8, 64);
+/// Where the buffers start: the upper half.
+pub(crate) const AREA_AT: usize = 2048;
 /// Buffers live in the upper half.
-pub(crate) const AREA: BufferArea = BufferArea::new(2048, 2048);
+pub(crate) const AREA: BufferArea = BufferArea::new(AREA_AT, WINDOW - AREA_AT);
 pub(crate) const SLOT: usize = 64;
 
 /// Backing memory for a test window, 64-byte aligned (also used by the
-/// test modules of `device.rs`).
+/// test modules of `device.rs` and `driver.rs`).
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 pub(crate) struct Chunk(pub(crate) [u8; 64]);
@@ -40,7 +42,10 @@ impl CacheMaintenance for Line32 {
     fn clean_invalidate(&self, _: LineRange<Self>) {}
 }
 
-fn with_region<C: CacheMaintenance, R>(cache: C, f: impl FnOnce(&RawRegion<C>) -> R) -> R {
+pub(crate) fn with_region<C: CacheMaintenance, R>(
+    cache: C,
+    f: impl FnOnce(&RawRegion<C>) -> R,
+) -> R {
     let mut backing = vec![Chunk([0; 64]); WINDOW / 64];
     let base = NonNull::new(backing.as_mut_ptr().cast::<u8>()).unwrap();
     // SAFETY: `backing` outlives the region and is only used through it.
